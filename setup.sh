@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Set up Bascule on a Debian 12 machine (as root) and start it with a working demo.
+#
+#   ./setup.sh            install everything, start the daemon and the demo
+#   ./setup.sh --no-demo  install everything, start nothing
+#   ./setup.sh --dev      also install the development and test tools (used by ./test.sh)
+#
+# Idempotent: running it again only installs what changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+demo=1
+dev=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-demo) demo=0 ;;
+    --dev) dev=1 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run me as root (Bascule manages HAProxy, nftables and addresses)" >&2
+  exit 1
+fi
+
+# --- Debian packages -------------------------------------------------------------------------
+packages=(haproxy nftables iproute2 python3 python3-venv python3-pip curl procps ca-certificates)
+if [ "$dev" = 1 ]; then
+  packages+=(wrk nginx-light tcpdump iputils-ping)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's haproxy package enables its own service; Bascule starts HAProxy itself.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled haproxy >/dev/null 2>&1; then
+  systemctl disable --now haproxy >/dev/null 2>&1 || true
+fi
+
+# --- Python environment from the lock files --------------------------------------------------
+lock=requirements.lock
+[ "$dev" = 1 ] && lock=requirements-dev.lock
+stamp=".venv/.installed-$(sha256sum "$lock" pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating the virtual environment in .venv"
+  python3 -m venv .venv
+fi
+if [ ! -e "$stamp" ]; then
+  echo "==> installing Python dependencies from $lock"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q --require-hashes -r "$lock"
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+ln -sf "$(pwd)/.venv/bin/bascule" /usr/local/bin/bascule
+
+if [ "$demo" = 1 ]; then
+  echo "==> starting Bascule with the demo"
+  exec /usr/local/bin/bascule demo
+fi

@@ -1,0 +1,171 @@
+"""Errors at the API's edge: every failure leaves as one JSON shape, ``ErrorOut``.
+
+The service layer raises the hierarchy of bascule/errors.py; here each error becomes a status
+code and a ``kind`` that says who is at fault, so clients switch on ``kind`` and show
+``message`` and ``fields``::
+
+    InvalidConfiguration   422  invalid_configuration  fields: the document's own paths
+    EngineRejected         422  engine_rejected        message: the engine checker's words
+    NotFound               404  not_found
+    Conflict               409  conflict               current_revision, and its ETag
+    ApplyFailed, EngineError 500 apply_failed
+    StoreError             500  store_error
+    request validation     422  bad_request            fields: query.limit, header.If-Match, body
+    no such route / method 404 not_found / 405 bad_request
+
+Bad input never yields a 500; anything unexpected does, as ``internal_error``, and is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from bascule.api.etags import etag
+from bascule.api.schemas import ErrorDetail, ErrorKind, ErrorOut, FieldProblem
+from bascule.errors import (
+    ApplyFailed,
+    BasculeError,
+    Conflict,
+    EngineError,
+    EngineRejected,
+    InvalidConfiguration,
+    NotFound,
+    StoreError,
+)
+
+log = logging.getLogger("bascule.api")
+
+#: For OpenAPI: the error responses every route may give.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "Not found"},
+    409: {"model": ErrorOut, "description": "The If-Match revision is stale"},
+    422: {"model": ErrorOut, "description": "Invalid configuration, request, or engine refusal"},
+    500: {"model": ErrorOut, "description": "The engine or the store failed"},
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(BasculeError, _bascule_error)
+    app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def error_response(
+    status: int,
+    kind: ErrorKind,
+    message: str,
+    *,
+    fields: Sequence[FieldProblem] = (),
+    current_revision: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorOut(
+        error=ErrorDetail(
+            kind=kind, message=message, fields=list(fields), current_revision=current_revision
+        )
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+async def _bascule_error(request: Request, exc: Exception) -> JSONResponse:
+    match exc:
+        case InvalidConfiguration():
+            fields = [FieldProblem(path=e.path, message=e.message) for e in exc.errors]
+            return error_response(422, "invalid_configuration", str(exc), fields=fields)
+        case NotFound():
+            return error_response(404, "not_found", str(exc))
+        case Conflict():
+            return error_response(
+                409,
+                "conflict",
+                str(exc),
+                current_revision=exc.current,
+                headers={"ETag": etag(exc.current)},
+            )
+        case EngineRejected():
+            return error_response(422, "engine_rejected", exc.checker_message)
+        case ApplyFailed() | EngineError():
+            log.error("engine failure", extra={"error": str(exc), "path": request.url.path})
+            return error_response(500, "apply_failed", str(exc))
+        case StoreError():
+            log.error("store failure", extra={"error": str(exc), "path": request.url.path})
+            return error_response(500, "store_error", str(exc))
+    return await _unexpected(request, exc)
+
+
+async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    fields = [_field_problem(error) for error in errors]
+    message = "the request is invalid: " + "; ".join(f"{f.path}: {f.message}" for f in fields)
+    return error_response(422, "bad_request", message, fields=fields)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, HTTPException):  # pragma: no cover (registered for HTTPException)
+        return await _unexpected(request, exc)
+    if exc.status_code == 404:
+        message = f"there is no API resource at {request.url.path}"
+        return error_response(404, "not_found", message, headers=exc.headers)
+    if exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+        return error_response(405, "bad_request", message, headers=exc.headers)
+    kind: ErrorKind = "bad_request" if exc.status_code < 500 else "internal_error"
+    return error_response(exc.status_code, kind, str(exc.detail), headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=exc, extra={"path": request.url.path})
+    return error_response(500, "internal_error", f"internal error: {type(exc).__name__}: {exc}")
+
+
+# -- request validation, in readable words ------------------------------------------------------
+
+_MESSAGES: dict[str, str] = {
+    "missing": "is required",
+    "dict_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+}
+
+
+def _field_problem(error: Mapping[str, Any]) -> FieldProblem:
+    location = tuple(error.get("loc", ()))
+    kind = str(error.get("type", ""))
+    context: Mapping[str, Any] = error.get("ctx") or {}
+    if kind == "json_invalid":
+        # loc is ("body", <character offset>): the body as a whole is at fault.
+        detail = context.get("error", "")
+        where = f" at character {location[1]}" if len(location) > 1 else ""
+        return FieldProblem(path="body", message=f"is not valid JSON ({detail}{where})")
+    if kind == "greater_than_equal":
+        message = f"must be at least {context.get('ge')}"
+    elif kind == "less_than_equal":
+        message = f"must be at most {context.get('le')}"
+    elif kind == "string_too_long":
+        message = f"must be at most {context.get('max_length')} characters"
+    else:
+        message = _MESSAGES.get(kind) or str(error.get("msg", "is invalid"))
+    return FieldProblem(path=_path(location), message=message)
+
+
+def _path(location: Sequence[Any]) -> str:
+    """``("query", "limit")`` -> ``query.limit``; ``("body", "a", 0)`` -> ``body.a[0]``."""
+    parts: list[str] = []
+    for item in location:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(f".{item}" if parts else str(item))
+    return "".join(parts)

@@ -1,0 +1,1 @@
+"""The API's routers, one per noun; ``app.create_app`` mounts them under /api/v1."""

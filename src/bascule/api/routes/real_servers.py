@@ -1,0 +1,161 @@
+"""/virtual-services/{name}/real-servers: the back ends of one service (``bascule rs ...``).
+
+A real server is named by its key ``address:port`` (``198.18.0.4:80``, ``[2001:db8::1]:80``,
+URL-encoded by clients). Weight and state changes are runtime-only in the flow of a change:
+the reconciler turns them into runtime commands, with no engine reload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from bascule.api import documents
+from bascule.api.deps import (
+    Author,
+    BaseRevision,
+    ChangesBody,
+    ConfigServiceDep,
+    DryRun,
+    Message,
+    RealServerBody,
+)
+from bascule.api.etags import answer_change, tag
+from bascule.api.schemas import ApplyResultOut, ItemsOut
+from bascule.model import RealServerState, edits
+
+router = APIRouter(prefix="/virtual-services/{name}/real-servers", tags=["real servers"])
+
+
+@router.get("", summary="The real servers of a virtual service")
+async def list_real_servers(name: str, config: ConfigServiceDep, response: Response) -> ItemsOut:
+    revision, document = config.document()
+    tag(response, revision)
+    return ItemsOut(revision=revision, items=documents.real_servers(document, name))
+
+
+@router.post("", status_code=201, summary="Add a real server to a virtual service")
+async def add_real_server(
+    name: str,
+    server: RealServerBody,
+    config: ConfigServiceDep,
+    base: BaseRevision,
+    author: Author,
+    response: Response,
+    dry_run: DryRun = False,
+    message: Message = None,
+) -> ApplyResultOut:
+    result = await config.edit(
+        lambda doc: edits.add_real_server(doc, name, server),
+        base=base,
+        author=author,
+        message=message
+        or f"add real server {edits.server_key(server.get('address'), server.get('port'))}"
+        f" to {name}",
+        dry_run=dry_run,
+    )
+    answer_change(response, result, creates=True)
+    return ApplyResultOut.of(result)
+
+
+@router.get("/{key}", summary="One real server, as in the document")
+async def read_real_server(
+    name: str, key: str, config: ConfigServiceDep, response: Response
+) -> dict[str, Any]:
+    revision, document = config.document()
+    tag(response, revision)
+    return documents.real_server(document, name, key)
+
+
+@router.patch("/{key}", summary="Change some fields of a real server (merge)")
+async def update_real_server(
+    name: str,
+    key: str,
+    changes: ChangesBody,
+    config: ConfigServiceDep,
+    base: BaseRevision,
+    author: Author,
+    response: Response,
+    dry_run: DryRun = False,
+    message: Message = None,
+) -> ApplyResultOut:
+    result = await config.edit(
+        lambda doc: edits.update_real_server(doc, name, key, changes),
+        base=base,
+        author=author,
+        message=message or f"change real server {key} of {name}",
+        dry_run=dry_run,
+    )
+    answer_change(response, result)
+    return ApplyResultOut.of(result)
+
+
+@router.delete("/{key}", summary="Remove a real server")
+async def delete_real_server(
+    name: str,
+    key: str,
+    config: ConfigServiceDep,
+    base: BaseRevision,
+    author: Author,
+    response: Response,
+    dry_run: DryRun = False,
+    message: Message = None,
+) -> ApplyResultOut:
+    result = await config.edit(
+        lambda doc: edits.delete_real_server(doc, name, key),
+        base=base,
+        author=author,
+        message=message or f"remove real server {key} from {name}",
+        dry_run=dry_run,
+    )
+    answer_change(response, result)
+    return ApplyResultOut.of(result)
+
+
+@router.post("/{key}/enable", summary="Send new connections to a real server again")
+async def enable_real_server(
+    name: str,
+    key: str,
+    config: ConfigServiceDep,
+    base: BaseRevision,
+    author: Author,
+    response: Response,
+) -> ApplyResultOut:
+    result = await config.set_real_server_state(
+        name, key, RealServerState.enabled.value, base=base, author=author
+    )
+    answer_change(response, result)
+    return ApplyResultOut.of(result)
+
+
+@router.post("/{key}/disable", summary="Take a real server out of service")
+async def disable_real_server(
+    name: str,
+    key: str,
+    config: ConfigServiceDep,
+    base: BaseRevision,
+    author: Author,
+    response: Response,
+) -> ApplyResultOut:
+    result = await config.set_real_server_state(
+        name, key, RealServerState.disabled.value, base=base, author=author
+    )
+    answer_change(response, result)
+    return ApplyResultOut.of(result)
+
+
+@router.post("/{key}/drain", summary="Let connections finish; send new ones elsewhere")
+async def drain_real_server(
+    name: str,
+    key: str,
+    config: ConfigServiceDep,
+    base: BaseRevision,
+    author: Author,
+    response: Response,
+) -> ApplyResultOut:
+    result = await config.set_real_server_state(
+        name, key, RealServerState.drain.value, base=base, author=author
+    )
+    answer_change(response, result)
+    return ApplyResultOut.of(result)

@@ -1,0 +1,129 @@
+"""/virtual-services: one virtual service at a time (``bascule vs ...``).
+
+Each write is a pure edit of the current document (model/edits.py) that the service layer
+validates as a whole, exactly as if the user had applied the edited file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from bascule.api import documents
+from bascule.api.deps import (
+    Author,
+    BaseRevision,
+    ChangesBody,
+    ConfigServiceDep,
+    DryRun,
+    Message,
+    VirtualServiceBody,
+)
+from bascule.api.etags import answer_change, tag
+from bascule.api.schemas import ApplyResultOut, ItemsOut
+from bascule.model import edits
+
+router = APIRouter(prefix="/virtual-services", tags=["virtual services"])
+
+
+@router.get("", summary="Every virtual service of the current revision")
+async def list_virtual_services(config: ConfigServiceDep, response: Response) -> ItemsOut:
+    revision, document = config.document()
+    tag(response, revision)
+    return ItemsOut(revision=revision, items=document["virtual_services"])
+
+
+@router.post("", status_code=201, summary="Add a virtual service")
+async def add_virtual_service(
+    service: VirtualServiceBody,
+    config: ConfigServiceDep,
+    base: BaseRevision,
+    author: Author,
+    response: Response,
+    dry_run: DryRun = False,
+    message: Message = None,
+) -> ApplyResultOut:
+    result = await config.edit(
+        lambda doc: edits.add_virtual_service(doc, service),
+        base=base,
+        author=author,
+        message=message or f"add virtual service {service.get('name')}",
+        dry_run=dry_run,
+    )
+    answer_change(response, result, creates=True)
+    return ApplyResultOut.of(result)
+
+
+@router.get("/{name}", summary="One virtual service, as in the document")
+async def read_virtual_service(
+    name: str, config: ConfigServiceDep, response: Response
+) -> dict[str, Any]:
+    revision, document = config.document()
+    tag(response, revision)
+    return documents.virtual_service(document, name)
+
+
+@router.put("/{name}", summary="Replace a virtual service")
+async def replace_virtual_service(
+    name: str,
+    service: VirtualServiceBody,
+    config: ConfigServiceDep,
+    base: BaseRevision,
+    author: Author,
+    response: Response,
+    dry_run: DryRun = False,
+    message: Message = None,
+) -> ApplyResultOut:
+    result = await config.edit(
+        lambda doc: edits.replace_virtual_service(doc, name, service),
+        base=base,
+        author=author,
+        message=message or f"replace virtual service {name}",
+        dry_run=dry_run,
+    )
+    answer_change(response, result)
+    return ApplyResultOut.of(result)
+
+
+@router.patch("/{name}", summary="Change some fields of a virtual service (merge)")
+async def update_virtual_service(
+    name: str,
+    changes: ChangesBody,
+    config: ConfigServiceDep,
+    base: BaseRevision,
+    author: Author,
+    response: Response,
+    dry_run: DryRun = False,
+    message: Message = None,
+) -> ApplyResultOut:
+    result = await config.edit(
+        lambda doc: edits.update_virtual_service(doc, name, changes),
+        base=base,
+        author=author,
+        message=message or f"change virtual service {name}",
+        dry_run=dry_run,
+    )
+    answer_change(response, result)
+    return ApplyResultOut.of(result)
+
+
+@router.delete("/{name}", summary="Remove a virtual service")
+async def delete_virtual_service(
+    name: str,
+    config: ConfigServiceDep,
+    base: BaseRevision,
+    author: Author,
+    response: Response,
+    dry_run: DryRun = False,
+    message: Message = None,
+) -> ApplyResultOut:
+    result = await config.edit(
+        lambda doc: edits.delete_virtual_service(doc, name),
+        base=base,
+        author=author,
+        message=message or f"remove virtual service {name}",
+        dry_run=dry_run,
+    )
+    answer_change(response, result)
+    return ApplyResultOut.of(result)

@@ -1,0 +1,246 @@
+"""The API's request and response shapes, kept apart from ``bascule.model``.
+
+The configuration document itself crosses the API as a plain JSON object: the service layer
+validates it with ``parse_document`` so every error names the document's own field path. What
+is defined here is the envelope around it (revisions, results of a change, status, errors),
+converted from the service layer's frozen values by the ``of`` constructors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bascule.daemon.results import ApplyResult
+from bascule.reconcile.diff import DiffItem, diff_to_json, format_diff
+from bascule.store.revisions import Revision, RevisionSummary
+
+ErrorKind = Literal[
+    "invalid_configuration",
+    "not_found",
+    "conflict",
+    "engine_rejected",
+    "apply_failed",
+    "store_error",
+    "bad_request",
+    "internal_error",
+]
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+class FieldProblem(BaseModel):
+    """One problem and where: ``virtual_services[0].real_servers[0].weight``, ``query.limit``."""
+
+    path: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    kind: ErrorKind
+    message: str
+    fields: list[FieldProblem] = Field(default_factory=list)
+    current_revision: int | None = None
+
+
+class ErrorOut(BaseModel):
+    """The one shape of every error the API returns."""
+
+    error: ErrorDetail
+
+
+# -- changes ------------------------------------------------------------------------------------
+
+
+class DiffItemOut(BaseModel):
+    """One difference; ``old`` is null for an add, ``new`` is null for a remove."""
+
+    op: Literal["add", "remove", "change"]
+    path: str
+    old: Any
+    new: Any
+
+    @classmethod
+    def of_all(cls, items: Iterable[DiffItem]) -> list[DiffItemOut]:
+        return [cls.model_validate(item) for item in diff_to_json(items)]
+
+
+class ApplyResultOut(BaseModel):
+    """The outcome of a change. ``applied`` false with a committed ``revision``: the change is
+    the desired state but the engine could not apply it (``message`` says why)."""
+
+    revision: int | None
+    changed: bool
+    diff: list[DiffItemOut]
+    diff_text: str
+    actions: list[str]
+    reloads: bool
+    applied: bool
+    message: str
+    dry_run: bool
+
+    @classmethod
+    def of(cls, result: ApplyResult) -> ApplyResultOut:
+        return cls(
+            revision=result.revision,
+            changed=result.changed,
+            diff=DiffItemOut.of_all(result.diff),
+            diff_text=format_diff(result.diff),
+            actions=list(result.actions),
+            reloads=result.reloads,
+            applied=result.applied,
+            message=result.message,
+            dry_run=result.dry_run,
+        )
+
+
+# -- the document -------------------------------------------------------------------------------
+
+
+class ConfigOut(BaseModel):
+    """The current configuration; ``revision`` is null while nothing was ever committed."""
+
+    revision: int | None
+    document: dict[str, Any]
+
+
+class ItemsOut(BaseModel):
+    """Virtual services or real servers of the current revision, as document objects."""
+
+    revision: int | None
+    items: list[dict[str, Any]]
+
+
+# -- revisions ----------------------------------------------------------------------------------
+
+
+class RevisionSummaryOut(BaseModel):
+    number: int
+    created_at: datetime
+    author: str
+    message: str
+    changes: int
+    rolled_back_from: int | None
+
+    @classmethod
+    def of(cls, summary: RevisionSummary) -> RevisionSummaryOut:
+        return cls(
+            number=summary.number,
+            created_at=summary.created_at,
+            author=summary.author,
+            message=summary.message,
+            changes=summary.changes,
+            rolled_back_from=summary.rolled_back_from,
+        )
+
+
+class RevisionPage(BaseModel):
+    """Newest first; pass ``next_before`` as ``before`` for the next page (null: no more)."""
+
+    items: list[RevisionSummaryOut]
+    next_before: int | None
+
+    @classmethod
+    def of(cls, summaries: Sequence[RevisionSummary], *, limit: int) -> RevisionPage:
+        """``summaries`` holds up to ``limit + 1`` rows: one more means another page exists."""
+        page = summaries[:limit]
+        more = len(summaries) > limit
+        return cls(
+            items=[RevisionSummaryOut.of(s) for s in page],
+            next_before=page[-1].number if more and page else None,
+        )
+
+
+class RevisionOut(BaseModel):
+    """One revision with its document and the diff from the revision before it."""
+
+    number: int
+    created_at: datetime
+    author: str
+    message: str
+    changes: int
+    rolled_back_from: int | None
+    document: dict[str, Any]
+    diff: list[DiffItemOut]
+    diff_text: str
+
+    @classmethod
+    def of(cls, revision: Revision) -> RevisionOut:
+        return cls(
+            number=revision.number,
+            created_at=revision.created_at,
+            author=revision.author,
+            message=revision.message,
+            changes=len(revision.diff),
+            rolled_back_from=revision.rolled_back_from,
+            document=revision.document,
+            diff=DiffItemOut.of_all(revision.diff),
+            diff_text=format_diff(revision.diff),
+        )
+
+
+class DiffOut(BaseModel):
+    diff: list[DiffItemOut]
+    text: str
+
+    @classmethod
+    def of(cls, items: Sequence[DiffItem]) -> DiffOut:
+        return cls(diff=DiffItemOut.of_all(items), text=format_diff(items))
+
+
+# -- status -------------------------------------------------------------------------------------
+# Mirrors of daemon.results, read from its dataclasses by attribute.
+
+
+class _FromAttributes(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class RealServerStatusOut(_FromAttributes):
+    key: str
+    address: str
+    port: int
+    weight: int
+    engine_weight: int | None
+    state: str
+    status: str
+    check_result: str | None
+    check_code: int | None
+    check_duration_ms: int | None
+    check_detail: str | None
+    critical: bool
+    current_connections: int
+    total_connections: int
+    bytes_in: int
+    bytes_out: int
+
+
+class VirtualServiceStatusOut(_FromAttributes):
+    name: str
+    address: str
+    ports: str
+    protocol: str
+    type: str
+    mode: str
+    scheduler: str
+    status: str
+    message: str
+    up: int
+    total: int
+    current_connections: int
+    total_connections: int
+    bytes_in: int
+    bytes_out: int
+    real_servers: list[RealServerStatusOut]
+
+
+class StatusOut(_FromAttributes):
+    revision: int | None
+    applied_revision: int | None
+    apply_ok: bool
+    apply_message: str
+    engine: dict[str, Any]
+    virtual_services: list[VirtualServiceStatusOut]

@@ -1,0 +1,304 @@
+"""The API client the CLI speaks through: one method per route of ``/api/v1``.
+
+It sits at the CLI's edge of the flow of a change: commands build documents and edits, this
+module sends them to the daemon and turns every failure into a ``CliError`` whose lines are
+ready to print, one problem per line (a field path and its message, a stale revision, a daemon
+that does not answer). The answers are the API's JSON, returned as plain dicts.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from bascule.errors import BasculeError
+
+API = "/api/v1"
+AUTHOR_HEADER = "X-Bascule-Author"
+
+#: Applying a change may reload an engine; reading is quick. Connecting must be.
+DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=5.0)
+
+
+class CliError(BasculeError):
+    """A problem to report to the user: each line is printed as ``error: <line>``."""
+
+    def __init__(self, *lines: str) -> None:
+        self.lines: tuple[str, ...] = lines or ("unknown error",)
+        super().__init__("\n".join(self.lines))
+
+
+def login_author() -> str:
+    """``<login user>@cli``, the author every write is recorded under."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name: a container without /etc/passwd entry
+        user = "unknown"
+    return f"{user}@cli"
+
+
+def server_key(address: str, port: object) -> str:
+    """A real server's key as the API names it: ``198.18.0.4:80``, ``[2001:db8::1]:80``."""
+    host = address.strip("[]")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def error_lines(response: httpx.Response) -> list[str]:
+    """The problems an error answer reports, one per line.
+
+    The API answers ``{"error": {"kind", "message", "fields": [{"path", "message"}]}}``; every
+    field error is its own line. Anything else (a proxy's page, FastAPI's own ``detail``) is
+    reported with the HTTP status so it is never silently lost.
+    """
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        lines = [_field_line(f) for f in error.get("fields") or () if isinstance(f, dict)]
+        if lines:
+            return lines
+        if error.get("message"):
+            return [str(error["message"])]
+    if isinstance(body, dict) and body.get("detail"):
+        return _detail_lines(body["detail"])
+    text = response.text.strip().splitlines()
+    reason = text[0] if text else response.reason_phrase
+    return [f"the daemon answered HTTP {response.status_code}: {reason}"]
+
+
+def _field_line(field: Mapping[str, Any]) -> str:
+    path, message = field.get("path") or "", field.get("message") or "invalid"
+    return f"{path}: {message}" if path else str(message)
+
+
+def _detail_lines(detail: Any) -> list[str]:
+    if isinstance(detail, list):
+        lines = []
+        for item in detail:
+            if isinstance(item, dict):
+                where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+                lines.append(
+                    f"{where}: {item.get('msg', 'invalid')}"
+                    if where
+                    else str(item.get("msg", "invalid"))
+                )
+            else:
+                lines.append(str(item))
+        return lines or ["invalid request"]
+    return [str(detail)]
+
+
+class BasculeClient:
+    """The daemon's REST API over its unix socket, answers as JSON dicts."""
+
+    def __init__(
+        self,
+        socket: Path,
+        *,
+        author: str,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.socket = socket
+        self.author = author
+        self._check_socket = transport is None
+        self._http = httpx.Client(
+            transport=transport or httpx.HTTPTransport(uds=str(socket)),
+            base_url="http://bascule",
+            timeout=timeout,
+        )
+
+    def __enter__(self) -> BasculeClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        return self._get("/config")
+
+    def put_config(
+        self,
+        document: Any,
+        *,
+        dry_run: bool = False,
+        message: str = "",
+        base: int | None = None,
+    ) -> dict[str, Any]:
+        """Apply a whole document; with ``base``, refuse it if the head is no longer ``base``."""
+        headers = {"If-Match": f'"{base}"'} if base is not None else {}
+        params = {"dry_run": "true" if dry_run else "false", "message": message}
+        return self._write("PUT", "/config", params=params, body=document, headers=headers)
+
+    def plan(self, document: Any) -> dict[str, Any]:
+        return self._write("POST", "/config/plan", body=document)
+
+    # -- virtual services ------------------------------------------------------------------
+
+    def list_virtual_services(self) -> dict[str, Any]:
+        return self._get("/virtual-services")
+
+    def get_virtual_service(self, name: str) -> dict[str, Any]:
+        return self._get(_vs(name))
+
+    def add_virtual_service(self, service: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("POST", "/virtual-services", body=service)
+
+    def replace_virtual_service(self, name: str, service: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("PUT", _vs(name), body=service)
+
+    def update_virtual_service(self, name: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("PATCH", _vs(name), body=changes)
+
+    def delete_virtual_service(self, name: str) -> dict[str, Any]:
+        return self._write("DELETE", _vs(name))
+
+    # -- real servers ----------------------------------------------------------------------
+
+    def add_real_server(self, service: str, server: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("POST", f"{_vs(service)}/real-servers", body=server)
+
+    def get_real_server(self, service: str, key: str) -> dict[str, Any]:
+        return self._get(_rs(service, key))
+
+    def update_real_server(
+        self, service: str, key: str, changes: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return self._write("PATCH", _rs(service, key), body=changes)
+
+    def delete_real_server(self, service: str, key: str) -> dict[str, Any]:
+        return self._write("DELETE", _rs(service, key))
+
+    def set_real_server_state(self, service: str, key: str, verb: str) -> dict[str, Any]:
+        """``verb`` is ``enable``, ``disable`` or ``drain``."""
+        return self._write("POST", f"{_rs(service, key)}/{verb}")
+
+    # -- status and history ----------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return self._get("/status")
+
+    def revisions(self, *, limit: int = 50, before: int | None = None) -> dict[str, Any]:
+        params: dict[str, int] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        return self._get("/revisions", params=params)
+
+    def revision(self, number: int) -> dict[str, Any]:
+        return self._get(f"/revisions/{number}")
+
+    def diff(self, a: int, b: int) -> dict[str, Any]:
+        return self._get(f"/revisions/{a}/diff/{b}")
+
+    def rollback(self, number: int) -> dict[str, Any]:
+        return self._write("POST", f"/revisions/{number}/rollback")
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _socket_exists(self) -> None:
+        try:
+            exists = self.socket.is_socket()
+        except OSError as exc:
+            raise self._unreachable(exc) from exc
+        if not exists:
+            raise self._unreachable()
+
+    def _unreachable(self, exc: BaseException | None = None) -> CliError:
+        """The daemon is not there, or this user may not talk to it."""
+        while exc is not None and not isinstance(exc, PermissionError):
+            exc = exc.__cause__ or exc.__context__
+        if exc is not None:
+            return CliError(
+                f"cannot reach the Bascule daemon at {self.socket}: permission denied "
+                "(run as root, or as a user the daemon's socket lets in)"
+            )
+        return CliError(
+            f"cannot reach the Bascule daemon at {self.socket}: is `bascule run` running?"
+        )
+
+    def _get(self, path: str, *, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self._request("GET", path, params=params)
+
+    def _write(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        all_headers = {AUTHOR_HEADER: self.author, **(headers or {})}
+        return self._request(method, path, params=params, body=body, headers=all_headers)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        # Checked first because httpcore leaks its socket object when a unix-socket connect
+        # fails (httpcore/_backends/sync.py: connect_unix_socket never closes it), and because
+        # a missing socket needs no round trip to say the daemon is not running.
+        if self._check_socket:
+            self._socket_exists()
+        try:
+            response = self._http.request(
+                method, API + path, params=params, json=body, headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            raise CliError(
+                f"the Bascule daemon at {self.socket} did not answer in time ({_reason(exc)})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        if response.is_error:
+            raise CliError(*error_lines(response))
+        return _json_object(response)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    if not response.content:
+        return {}
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise CliError(
+            f"the daemon answered HTTP {response.status_code} with something that is not JSON"
+        ) from exc
+    if not isinstance(data, dict):
+        raise CliError("the daemon answered with JSON that is not an object")
+    return data
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _vs(name: str) -> str:
+    return f"/virtual-services/{quote(name, safe='')}"
+
+
+def _rs(service: str, key: str) -> str:
+    return f"{_vs(service)}/real-servers/{quote(key, safe='')}"

@@ -1,0 +1,93 @@
+"""The ``bascule`` command line: the typer app, its global options and ``main()``.
+
+Every command except the daemon's own is a client of the daemon's API (see ``client``). Errors
+meant for the user are ``CliError``: the root group prints each of its lines as
+``error: <line>`` on stderr and exits 1; usage errors exit 2 as click does.
+
+The daemon's own commands (``run``, ``demo``) are added by the composition root,
+``bascule.main``, which is the console script: it is the one module allowed to wire the
+daemon to the API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from bascule.cli import config, history, rs, status, vs
+from bascule.cli.client import CliError
+from bascule.cli.session import DEFAULT_DATA_DIR, Session
+
+
+class BasculeGroup(TyperGroup):
+    """The root group: turns a ``CliError`` raised by any command into lines on stderr."""
+
+    # ``ctx`` is typer's vendored click Context, which typer does not export under a public name.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CliError as exc:
+            for line in exc.lines:
+                typer.echo(f"error: {line}", err=True)
+            raise typer.Exit(1) from exc
+
+
+app = typer.Typer(
+    name="bascule",
+    cls=BasculeGroup,
+    help="Bascule load balancer: configure and watch it through its daemon.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir",
+            envvar="BASCULE_DATA_DIR",
+            help="The daemon's data directory (its socket is bascule.sock there).",
+        ),
+    ] = DEFAULT_DATA_DIR,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the API's JSON instead of tables.")
+    ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="A remote Bascule (HTTPS); comes with the management listener."),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="API token for --url.", show_default=False)
+    ] = None,
+) -> None:
+    """Bascule load balancer: configure and watch it through its daemon."""
+    ctx.obj = Session(data_dir=data_dir, json=json, url=url, token=token)
+
+
+app.command("apply")(config.apply)
+app.command("export")(config.export)
+app.command("status")(status.status)
+app.add_typer(vs.app, name="vs")
+app.add_typer(rs.app, name="rs")
+app.add_typer(history.app, name="history")
+app.command("show-revision")(history.show)
+app.command("diff")(history.diff)
+app.command("rollback")(history.rollback)
+
+
+
+
+def main() -> None:
+    """The console script ``bascule``."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

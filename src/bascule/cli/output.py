@@ -1,0 +1,139 @@
+"""How the CLI shows the API's answers: rich tables and coloured diffs for people, or the
+API's JSON unchanged with ``--json`` for scripts.
+
+User data (names, messages, diff paths such as ``real_servers[198.18.0.4:80]``) is always
+wrapped in ``rich.text.Text`` so square brackets are never read as rich markup.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bascule.cli.client import CliError
+
+STATUS_STYLES: Mapping[str, str] = {
+    "up": "green",
+    "degraded": "yellow",
+    "down": "red",
+    "sorry": "magenta",
+    "disabled": "bright_black",
+    "unchecked": "cyan",
+    "drain": "yellow",
+    "apply_error": "bold red",
+}
+
+DIFF_STYLES: Mapping[str, str] = {"+": "green", "-": "red", "~": "yellow"}
+
+
+def console() -> Console:
+    """A console on the current stdout (created per use so test runners can capture it)."""
+    return Console(highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """The API's JSON, as it came, indented."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def text(value: Any, style: str = "") -> Text:
+    """A table cell: ``None`` shows as a dash, booleans as yes/no."""
+    if value is None:
+        return Text("-", style="bright_black")
+    if isinstance(value, bool):
+        value = "yes" if value else "no"
+    return Text(str(value), style=style)
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def diff_text(diff: str) -> Text:
+    """A ``format_diff`` text coloured by its first character (``+``, ``-``, ``~``)."""
+    result = Text()
+    for line in diff.splitlines():
+        result.append(line, style=DIFF_STYLES.get(line[:1], ""))
+        result.append("\n")
+    result.rstrip()
+    return result
+
+
+def print_diff(diff: str) -> None:
+    if diff:
+        console().print(diff_text(diff), soft_wrap=True)
+
+
+def print_change(result: Mapping[str, Any], *, as_json: bool) -> None:
+    """Show an ApplyResult: the diff, the engine's actions, then what happened.
+
+    Raises ``CliError`` (exit 1) when the revision was committed but the engine could not
+    apply it: the previous working state is still running and the user must act.
+    """
+    if as_json:
+        print_json(result)
+    else:
+        out = console()
+        print_diff(str(result.get("diff_text") or ""))
+        actions = list(result.get("actions") or ())
+        if actions:
+            out.print(Text("actions:", style="bold"))
+            for action in actions:
+                out.print(Text(f"  {action}"), soft_wrap=True)
+        out.print(Text(outcome(result)), soft_wrap=True)
+    if not result.get("dry_run") and result.get("changed") and not result.get("applied", True):
+        raise CliError(
+            f"revision {result.get('revision')} is committed but the engine could not apply it "
+            f"(the previous working state is still running): {result.get('message') or '?'}"
+        )
+
+
+def outcome(result: Mapping[str, Any]) -> str:
+    """One line: ``revision 7 applied``, ``no change``, or what a dry run would do."""
+    revision = result.get("revision")
+    if result.get("dry_run"):
+        if not result.get("changed"):
+            return "dry run: no change"
+        return f"dry run: nothing was changed (the current revision is still {revision})"
+    if not result.get("changed"):
+        return "no change" if revision is None else f"no change (revision {revision})"
+    if result.get("applied"):
+        return f"revision {revision} applied"
+    return f"revision {revision} committed, not applied"
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    grid = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    return grid
+
+
+def properties(rows: Iterable[tuple[str, Any]]) -> Table:
+    """A two-column ``key  value`` list."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(Text(key), text(value))
+    return grid
+
+
+def flatten(document: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested mappings as dotted keys (``check.interval``), as ``vs set`` accepts them."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            rows.extend(flatten(value, f"{name}."))
+        elif isinstance(value, list | dict):
+            rows.append((name, json.dumps(value, ensure_ascii=False)))
+        else:
+            rows.append((name, value))
+    return rows

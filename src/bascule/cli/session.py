@@ -1,0 +1,55 @@
+"""The global options of one ``bascule`` invocation, shared by every command.
+
+The root callback in ``main`` builds a ``Session`` from ``--data-dir``, ``--json``, ``--url`` and
+``--token`` and stores it on the click context; commands (the daemon's ``run`` and ``demo``
+too) read it back with ``Session.of(ctx)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bascule.cli.client import BasculeClient, CliError, login_author
+
+DEFAULT_DATA_DIR = Path("/var/lib/bascule")
+SOCKET_NAME = "bascule.sock"
+
+#: ``--json`` on a command, for those who put it after the command rather than before.
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of tables.")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Session:
+    """Where the daemon is and how to print."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    json: bool = False
+    url: str | None = None
+    token: str | None = None
+
+    @classmethod
+    def of(cls, ctx: typer.Context, *, json: bool = False) -> Session:
+        """The session of this invocation; ``json`` turns machine output on for one command."""
+        session = ctx.find_object(Session)
+        if session is None:  # a command invoked without the root callback (tests, embedding)
+            data_dir = os.environ.get("BASCULE_DATA_DIR")
+            session = Session(data_dir=Path(data_dir) if data_dir else DEFAULT_DATA_DIR)
+        return replace(session, json=True) if json and not session.json else session
+
+    @property
+    def socket(self) -> Path:
+        return self.data_dir / SOCKET_NAME
+
+    def client(self) -> BasculeClient:
+        """A client of the local daemon; remote access (``--url``) is not there yet."""
+        if self.url is not None or self.token is not None:
+            raise CliError(
+                "--url/--token: remote access comes with the management listener; "
+                "use the local socket (--data-dir) for now"
+            )
+        return BasculeClient(self.socket, author=login_author())

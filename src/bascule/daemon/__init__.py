@@ -1,0 +1,5 @@
+"""The I/O shell: the only code that executes a Plan.
+
+It owns the reconcile loop, engine supervision, VIP addresses, startup adoption and shutdown,
+and the one service layer (service.py) that every door (API, WUI, CLI) goes through.
+"""

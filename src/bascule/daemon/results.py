@@ -1,0 +1,72 @@
+"""What the service layer returns to the doors: frozen values, serialisable as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bascule.reconcile.diff import DiffItem
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplyResult:
+    """The outcome of a change: the new revision, what changed, what the engine did."""
+
+    revision: int | None
+    changed: bool
+    diff: tuple[DiffItem, ...]
+    actions: tuple[str, ...]
+    reloads: bool
+    applied: bool
+    message: str
+    dry_run: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealServerStatus:
+    key: str
+    address: str
+    port: int
+    weight: int
+    engine_weight: int | None
+    state: str  # the configured state: enabled | disabled | drain
+    status: str  # up | down | drain | disabled | unchecked
+    check_result: str | None
+    check_code: int | None
+    check_duration_ms: int | None
+    check_detail: str | None
+    critical: bool
+    current_connections: int
+    total_connections: int
+    bytes_in: int
+    bytes_out: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class VirtualServiceStatus:
+    name: str
+    address: str
+    ports: str
+    protocol: str
+    type: str
+    mode: str
+    scheduler: str
+    status: str  # up | degraded | down | disabled | unchecked | apply_error
+    message: str
+    up: int
+    total: int
+    current_connections: int
+    total_connections: int
+    bytes_in: int
+    bytes_out: int
+    real_servers: tuple[RealServerStatus, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusReport:
+    revision: int | None
+    applied_revision: int | None
+    apply_ok: bool
+    apply_message: str
+    engine: dict[str, Any] = field(default_factory=dict)
+    virtual_services: tuple[VirtualServiceStatus, ...] = ()

@@ -1,0 +1,188 @@
+"""``bascule run``: the appliance in the foreground.
+
+Startup: take the data dir's lock, open the store, adopt a running HAProxy left by a previous
+daemon (or start one), reconcile on the current revision, then serve the API on the unix
+socket (mode 0600) and re-reconcile every few seconds to repair drift (a dead engine is
+restarted). SIGTERM and SIGINT stop the API, let HAProxy drain for ``shutdown_grace`` seconds,
+stop it and remove the VIPs Bascule added. If the daemon is killed outright nothing of this
+runs: HAProxy lives in its own session and keeps serving, and the next start adopts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import resource
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from bascule import __version__
+from bascule.daemon.service import ConfigService
+from bascule.daemon.vips import IpVipManager
+from bascule.engines.haproxy.driver import HaproxyDriver
+from bascule.errors import BasculeError, StoreError
+from bascule.model import parse_document
+from bascule.settings import Settings
+from bascule.store.revisions import RevisionStore
+
+log = logging.getLogger("bascule.daemon")
+
+
+def haproxy_maxconn(nofile: int | None = None) -> int:
+    """The largest global maxconn HAProxy can honour with the descriptors it may open.
+
+    Each proxied connection holds two descriptors (client and server side); keep a margin for
+    listeners, checks, sockets and logs. HAProxy refuses to start when maxconn needs more
+    descriptors than ``ulimit -n`` allows.
+    """
+    if nofile is None:
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if nofile == resource.RLIM_INFINITY:
+            nofile = 1_048_576
+    return max(100, (nofile - 500) // 2)
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """One daemon per data dir."""
+    handle = (data_dir / "bascule.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise BasculeError(f"another bascule daemon is running on {data_dir}") from None
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    (data_dir / "haproxy").mkdir(exist_ok=True)
+    (data_dir / "haproxy").chmod(0o700)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def install_signal_handlers(self) -> None:  # older uvicorn
+        return
+
+
+SystemInfo = Callable[[], Awaitable[dict[str, Any]]]
+AppFactory = Callable[[ConfigService, SystemInfo], Any]
+"""Builds the ASGI app the daemon serves; given by the composition root (bascule.main) so
+the daemon does not import the API, which sits above it."""
+
+
+class Daemon:
+    def __init__(self, settings: Settings, *, make_app: AppFactory) -> None:
+        self.settings = settings
+        self.make_app = make_app
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        settings = self.settings
+        prepare_data_dir(settings.data_dir)
+        with data_dir_lock(settings.data_dir):
+            (settings.data_dir / "bascule.pid").write_text(f"{os.getpid()}\n")
+            store = RevisionStore(settings.database_path)
+            try:
+                await self._run(store)
+            finally:
+                store.close()
+                with contextlib.suppress(FileNotFoundError):
+                    (settings.data_dir / "bascule.pid").unlink()
+
+    async def _run(self, store: RevisionStore) -> None:
+        settings = self.settings
+        engine = HaproxyDriver(
+            settings.haproxy_dir,
+            binary=settings.haproxy_binary,
+            maxconn=haproxy_maxconn(),
+            nbthread=os.cpu_count() or 1,
+        )
+        vips = IpVipManager(settings.data_dir / "vips.json")
+        service = ConfigService(store=store, engine=engine, vips=vips)
+        if await engine.adopt():
+            service.adopt(_last_good(store))
+            log.info("adopted the running HAProxy", extra={"pids": await engine.worker_pids()})
+        ok, error = await service.reconcile()
+        log.info("started", extra={"version": __version__, "applied": ok, "error": error})
+
+        async def system() -> dict[str, Any]:
+            return {
+                "engines": {"haproxy": await engine.info()},
+                "data_dir": str(settings.data_dir),
+                "pid": os.getpid(),
+            }
+
+        app = self.make_app(service, system)
+        socket_path = settings.socket_path
+        with contextlib.suppress(FileNotFoundError):
+            socket_path.unlink()
+        server = _Server(
+            uvicorn.Config(app, uds=str(socket_path), log_config=None, access_log=False)
+        )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop.set)
+        old_umask = os.umask(0o177)  # the socket is created 0600
+        try:
+            api = asyncio.create_task(server.serve(), name="api")
+            while not server.started and not api.done():  # noqa: ASYNC110  (uvicorn has no event)
+                await asyncio.sleep(0.02)
+        finally:
+            os.umask(old_umask)
+        if api.done():
+            api.result()
+        socket_path.chmod(0o600)
+        log.info("serving the API", extra={"socket": str(socket_path)})
+        reconciler = asyncio.create_task(self._reconcile_forever(service), name="reconcile")
+        await self._stop.wait()
+        log.info("stopping: draining connections", extra={"grace_s": settings.shutdown_grace})
+        reconciler.cancel()
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await reconciler
+        await api
+        await engine.stop(grace=settings.shutdown_grace)
+        await vips.remove_all()
+        with contextlib.suppress(FileNotFoundError):
+            socket_path.unlink()
+        log.info("stopped")
+
+    async def _reconcile_forever(self, service: ConfigService) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reconcile_interval)
+            try:
+                await service.reconcile(retry_failed=False)
+            except (BasculeError, OSError) as exc:
+                log.error("reconcile failed", extra={"error": str(exc)})
+
+
+def _last_good(store: RevisionStore) -> Any:
+    applied = store.applied()
+    if applied is None or applied.last_good is None:
+        return None
+    try:
+        return parse_document(store.get(applied.last_good).document)
+    except (BasculeError, StoreError):
+        return None
+
+
+def run(settings: Settings, *, make_app: AppFactory) -> None:
+    asyncio.run(Daemon(settings, make_app=make_app).run())

@@ -1,0 +1,306 @@
+"""The one service layer: every change from every door (API, WUI, CLI, YAML) goes through it.
+
+A change runs the flow of DESIGN.md under one lock, so changes are serialised::
+
+    parse_document (model) -> VIP placement -> engine check (haproxy -c) -> base revision check
+    -> store.commit (a new revision) -> reconcile (plan, execute) -> record the apply outcome
+
+Nothing is committed unless the whole document validates and the engine's own checker accepts
+it. A failed apply leaves the previous working state running (the engine rolls back) and is
+reported in the status as ``apply_error``; the revision stays committed as the desired state
+so the user can fix it forward or roll back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from bascule.daemon.results import ApplyResult, StatusReport
+from bascule.daemon.status import build_status
+from bascule.daemon.vips import VipManager
+from bascule.engines.base import Engine, EngineObservation
+from bascule.errors import ApplyFailed, Conflict, EngineError, FieldError, InvalidConfiguration
+from bascule.model import Configuration, edits, parse_document
+from bascule.reconcile.actions import (
+    Action,
+    EnsureVip,
+    RemoveVip,
+    ReplaceConfig,
+    SetState,
+    SetWeight,
+)
+from bascule.reconcile.diff import DiffItem, diff_documents
+from bascule.reconcile.planner import Observed, Plan, plan
+from bascule.store.revisions import Revision, RevisionStore, RevisionSummary
+
+log = logging.getLogger("bascule.service")
+
+
+class _Unchecked:
+    """The writer did not name a base revision (a single edit applied to the current head)."""
+
+    def __repr__(self) -> str:
+        return "UNCHECKED"
+
+
+UNCHECKED: Final = _Unchecked()
+Base = int | None | _Unchecked
+
+
+def describe(action: Action) -> str:
+    """One line per action, as the CLI and the WUI show a plan."""
+    match action:
+        case EnsureVip(address=address, interface=interface):
+            return f"add VIP {address}" + (f" on {interface}" if interface else "")
+        case RemoveVip(address=address):
+            return f"remove VIP {address}"
+        case ReplaceConfig(reason=reason):
+            return f"reload the engine configuration ({reason})"
+        case SetWeight(vs=vs, server=server, weight=weight):
+            return f"set weight of {vs}/{server} to {weight} (runtime, no reload)"
+        case SetState(vs=vs, server=server, state=state):
+            return f"set {vs}/{server} {state.value} (runtime, no reload)"
+    raise AssertionError(f"unknown action {action!r}")  # pragma: no cover
+
+
+class ConfigService:
+    """Configuration changes, history and status over one store, one engine and the VIPs."""
+
+    def __init__(self, *, store: RevisionStore, engine: Engine, vips: VipManager) -> None:
+        self.store = store
+        self.engine = engine
+        self.vips = vips
+        self._lock = asyncio.Lock()
+        self._applied: Configuration | None = None
+        self._last_observation = EngineObservation(running=False)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def document(self) -> tuple[int | None, dict[str, Any]]:
+        """The current revision number and its document (an empty one before the first)."""
+        head = self.store.head()
+        if head is None:
+            return None, Configuration().to_document()
+        return head.number, dict(head.document)
+
+    def desired(self) -> Configuration:
+        head = self.store.head()
+        return parse_document(head.document) if head else Configuration()
+
+    def history(self, *, limit: int = 50, before: int | None = None) -> list[RevisionSummary]:
+        return self.store.history(limit=limit, before=before)
+
+    def revision(self, number: int) -> Revision:
+        return self.store.get(number)
+
+    def diff(self, a: int, b: int) -> tuple[DiffItem, ...]:
+        return self.store.diff(a, b)
+
+    # -- changing -----------------------------------------------------------------------------
+
+    async def apply(
+        self,
+        data: Any,
+        *,
+        base: Base = UNCHECKED,
+        author: str,
+        message: str = "",
+        dry_run: bool = False,
+    ) -> ApplyResult:
+        """Validate, check, commit and apply a whole document."""
+        async with self._lock:
+            return await self._apply_locked(
+                lambda _current: data, base=base, author=author, message=message, dry_run=dry_run
+            )
+
+    async def edit(
+        self,
+        change: Callable[[Mapping[str, Any]], dict[str, Any]],
+        *,
+        base: Base = UNCHECKED,
+        author: str,
+        message: str,
+        dry_run: bool = False,
+    ) -> ApplyResult:
+        """Apply ``change`` (a pure edit from model.edits) to the current document."""
+        async with self._lock:
+            return await self._apply_locked(
+                change, base=base, author=author, message=message, dry_run=dry_run
+            )
+
+    async def set_real_server_state(
+        self, service: str, key: str, state: str, *, base: Base = UNCHECKED, author: str
+    ) -> ApplyResult:
+        return await self.edit(
+            lambda doc: edits.update_real_server(doc, service, key, {"state": state}),
+            base=base,
+            author=author,
+            message=f"{state} real server {key} of {service}",
+        )
+
+    async def rollback(self, to: int, *, base: Base = UNCHECKED, author: str) -> ApplyResult:
+        """Make revision ``to`` current again, as a new revision."""
+        target = self.store.get(to)
+        async with self._lock:
+            return await self._apply_locked(
+                lambda _current: target.document,
+                base=base,
+                author=author,
+                message=f"roll back to revision {to}",
+                dry_run=False,
+                rolled_back_from=to,
+            )
+
+    async def _apply_locked(
+        self,
+        change: Callable[[Mapping[str, Any]], Any],
+        *,
+        base: Base,
+        author: str,
+        message: str,
+        dry_run: bool,
+        rolled_back_from: int | None = None,
+    ) -> ApplyResult:
+        head = self.store.head()
+        head_number = head.number if head else None
+        if not isinstance(base, _Unchecked) and base != head_number:
+            raise Conflict(base=base, current=head_number)
+        current_document = dict(head.document) if head else Configuration().to_document()
+        config = parse_document(change(current_document))
+        self._check_vips(config)
+        document = config.to_document()
+        diff = diff_documents(head.document if head else None, document)
+        await self.engine.check(config)
+        preview = await self._plan(config)
+        actions = tuple(describe(a) for a in preview.actions)
+        if dry_run or not diff:
+            return ApplyResult(
+                revision=head_number,
+                changed=bool(diff),
+                diff=diff,
+                actions=actions if diff else (),
+                reloads=preview.reloads and bool(diff),
+                applied=not diff,
+                message="dry run: nothing was changed" if dry_run else "no change",
+                dry_run=dry_run,
+            )
+        revision = self.store.commit(
+            document,
+            base=head_number,
+            author=author,
+            message=message,
+            rolled_back_from=rolled_back_from,
+        )
+        log.info(
+            "committed revision",
+            extra={"revision": revision.number, "author": author, "changes": len(diff)},
+        )
+        ok, error = await self._reconcile_locked()
+        return ApplyResult(
+            revision=revision.number,
+            changed=True,
+            diff=diff,
+            actions=actions,
+            reloads=preview.reloads,
+            applied=ok,
+            message=error,
+            dry_run=False,
+        )
+
+    def _check_vips(self, config: Configuration) -> None:
+        problems = []
+        for index, vs in enumerate(config.virtual_services):
+            reason = self.vips.placement_problem(vs.address, vs.interface)
+            if reason is not None:
+                field = "interface" if vs.interface else "address"
+                problems.append(
+                    FieldError(path=f"virtual_services[{index}].{field}", message=reason)
+                )
+        if problems:
+            raise InvalidConfiguration(problems)
+
+    # -- reconciling ----------------------------------------------------------------------------
+
+    async def reconcile(self, *, retry_failed: bool = True) -> tuple[bool, str]:
+        """Converge the engine on the current revision; returns (ok, error message).
+
+        The periodic repair loop passes ``retry_failed=False``: a revision the engine could
+        not apply is not retried again and again (each failed attempt means a reload and a
+        rollback); a new change, a rollback or a restart retries it.
+        """
+        async with self._lock:
+            if not retry_failed:
+                head, applied = self.store.head_number(), self.store.applied()
+                if applied is not None and applied.last_attempt == head and not applied.ok:
+                    return False, applied.message
+            return await self._reconcile_locked()
+
+    async def _plan(self, desired: Configuration) -> Plan:
+        observation = await self.engine.observe(self._applied)
+        self._last_observation = observation
+        applied = self._applied if observation.running else None
+        observed = Observed(applied=applied, servers=observation.runtime(), vips=self.vips.owned())
+        return plan(desired, observed, max_weight=self.engine.max_weight)
+
+    async def _reconcile_locked(self) -> tuple[bool, str]:
+        head = self.store.head()
+        desired = parse_document(head.document) if head else Configuration()
+        try:
+            # A reload renders every weight and state; a second pass corrects any drift the
+            # engine reports afterwards (for instance a server it did not know before).
+            for _ in range(3):
+                current = await self._plan(desired)
+                if current.empty:
+                    break
+                lines = [describe(a) for a in current.actions]
+                log.info("executing plan", extra={"actions": lines})
+                await self._execute(current, desired)
+        except (ApplyFailed, EngineError, OSError) as exc:
+            message = str(exc)
+            log.error("apply failed", extra={"error": message})
+            if head is not None:
+                self.store.record_applied(head.number, ok=False, message=message)
+            return False, message
+        if head is not None:
+            applied = self.store.applied()
+            if applied is None or applied.last_attempt != head.number or not applied.ok:
+                self.store.record_applied(head.number, ok=True, message="")
+        return True, ""
+
+    async def _execute(self, current: Plan, desired: Configuration) -> None:
+        for action in current.actions:
+            if isinstance(action, EnsureVip):
+                await self.vips.ensure(action.address, action.interface)
+        engine_actions = [a for a in current.actions if not isinstance(a, EnsureVip | RemoveVip)]
+        if engine_actions:
+            await self.engine.execute(engine_actions, self._applied)
+            if any(isinstance(a, ReplaceConfig) for a in engine_actions):
+                self._applied = desired
+        for action in current.actions:
+            if isinstance(action, RemoveVip):
+                await self.vips.remove(action.address)
+
+    def adopt(self, applied: Configuration | None) -> None:
+        """Tell the service which document the running engine was started from."""
+        self._applied = applied
+
+    # -- status ----------------------------------------------------------------------------------
+
+    async def status(self) -> StatusReport:
+        head = self.store.head()
+        applied = self.store.applied()
+        observation = await self.engine.observe(self._applied)
+        desired = parse_document(head.document) if head else Configuration()
+        apply_ok = applied is None or applied.ok
+        return build_status(
+            desired,
+            observation,
+            revision=head.number if head else None,
+            applied_revision=applied.last_good if applied else None,
+            apply_ok=apply_ok,
+            apply_message="" if apply_ok or applied is None else applied.message,
+            engine={self.engine.name: await self.engine.info()},
+        )

@@ -1,0 +1,133 @@
+"""Status as the API and the WUI report it, built from the document and the engine's view.
+
+Pure: takes the running configuration, the engine's observation and the last apply outcome,
+returns a StatusReport. The control plane's status (``apply_error``) and the data plane's
+(``up``/``down``...) are kept apart as DESIGN.md asks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bascule.daemon.results import RealServerStatus, StatusReport, VirtualServiceStatus
+from bascule.engines.base import EngineObservation, ServerObservation
+from bascule.model import Configuration, RealServer, RealServerState, VirtualService
+
+
+def build_status(
+    config: Configuration,
+    observation: EngineObservation,
+    *,
+    revision: int | None,
+    applied_revision: int | None,
+    apply_ok: bool,
+    apply_message: str,
+    engine: dict[str, Any],
+) -> StatusReport:
+    services = tuple(
+        _service_status(vs, observation, apply_ok=apply_ok, apply_message=apply_message)
+        for vs in config.virtual_services
+    )
+    return StatusReport(
+        revision=revision,
+        applied_revision=applied_revision,
+        apply_ok=apply_ok,
+        apply_message=apply_message,
+        engine=engine,
+        virtual_services=services,
+    )
+
+
+def _service_status(
+    vs: VirtualService, observation: EngineObservation, *, apply_ok: bool, apply_message: str
+) -> VirtualServiceStatus:
+    servers = tuple(
+        _server_status(vs, rs, observation.servers.get((vs.name, rs.key))) for rs in vs.real_servers
+    )
+    up = sum(1 for s in servers if s.status == "up")
+    counters = observation.services.get(vs.name)
+    status, message = _service_verdict(vs, servers, observation)
+    if not apply_ok:
+        status, message = "apply_error", apply_message
+    return VirtualServiceStatus(
+        name=vs.name,
+        address=vs.address,
+        ports=",".join(str(r) for r in vs.port_ranges),
+        protocol=vs.protocol.value,
+        type=vs.type.value,
+        mode=vs.mode.value,
+        scheduler=vs.scheduler.value,
+        status=status,
+        message=message,
+        up=up,
+        total=len(servers),
+        current_connections=counters.current_connections if counters else 0,
+        total_connections=counters.total_connections if counters else 0,
+        bytes_in=counters.bytes_in if counters else 0,
+        bytes_out=counters.bytes_out if counters else 0,
+        real_servers=servers,
+    )
+
+
+def _service_verdict(
+    vs: VirtualService, servers: tuple[RealServerStatus, ...], observation: EngineObservation
+) -> tuple[str, str]:
+    if not vs.enabled:
+        return "disabled", "the virtual service is disabled"
+    if not observation.running:
+        return "down", observation.detail or "the engine is not running"
+    for status in servers:
+        if status.critical and status.status not in {"up", "unchecked"}:
+            return "down", f"critical real server {status.key} is {status.status}"
+    serving = [s for s in servers if s.state == RealServerState.enabled.value]
+    if not serving:
+        return "down", "no enabled real server"
+    if not vs.checked:
+        return "unchecked", "no health check"
+    healthy = [s for s in serving if s.status == "up"]
+    if len(healthy) == len(serving):
+        return "up", ""
+    if healthy:
+        return "degraded", f"{len(serving) - len(healthy)} of {len(serving)} real servers down"
+    return "down", "no real server is up"
+
+
+def _server_status(
+    vs: VirtualService, rs: RealServer, seen: ServerObservation | None
+) -> RealServerStatus:
+    if rs.state is RealServerState.disabled:
+        status = "disabled"
+    elif seen is None:
+        status = "down" if vs.enabled else "disabled"
+    elif not vs.checked:
+        status = "drain" if rs.state is RealServerState.drain else "unchecked"
+    elif seen.health == "down":
+        status = "down"
+    elif rs.state is RealServerState.drain:
+        status = "drain"
+    elif seen.health in {"up", "drain"}:
+        status = "up"
+    elif seen.health == "unchecked":
+        status = "unchecked"
+    else:
+        # The engine holds the server in maintenance although the document enables it
+        # (drift the reconciler is about to repair): it takes no traffic.
+        status = "down"
+    return RealServerStatus(
+        key=rs.key,
+        address=rs.address,
+        port=rs.port,
+        weight=rs.weight,
+        engine_weight=seen.weight if seen else None,
+        state=rs.state.value,
+        status=status,
+        check_result=seen.check_result if seen else None,
+        check_code=seen.check_code if seen else None,
+        check_duration_ms=seen.check_duration_ms if seen else None,
+        check_detail=seen.check_detail if seen else None,
+        critical=rs.critical,
+        current_connections=seen.current_connections if seen else 0,
+        total_connections=seen.total_connections if seen else 0,
+        bytes_in=seen.bytes_in if seen else 0,
+        bytes_out=seen.bytes_out if seen else 0,
+    )

@@ -1,0 +1,139 @@
+"""The Engine contract the daemon drives, and a FakeEngine that records what it is asked.
+
+An engine is a data plane (HAProxy, nftables) seen by the daemon through four verbs:
+``check`` a desired configuration with the engine's own checker, ``execute`` the engine's
+share of a plan, ``observe`` what is running, and ``stop``. The FakeEngine keeps everything in
+memory so the reconciler, the service layer and the API are tested without root; it is not a
+substitute for the engine tests, which run the real binaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from bascule.errors import ApplyFailed, EngineRejected
+from bascule.model import Configuration, RealServerState
+from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
+from bascule.reconcile.planner import ServerRef, ServerRuntime, desired_runtime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerObservation:
+    """One real server as the engine sees it: runtime state, health and counters."""
+
+    weight: int
+    state: RealServerState
+    health: str  # up | down | unchecked | maint | drain (the engine's view of health)
+    check_result: str | None = None  # e.g. "L7OK", "L4CON"
+    check_code: int | None = None
+    check_duration_ms: int | None = None
+    check_detail: str | None = None
+    current_connections: int = 0
+    total_connections: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    rate: int = 0
+
+    @property
+    def runtime(self) -> ServerRuntime:
+        return ServerRuntime(weight=self.weight, state=self.state)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceObservation:
+    """One virtual service's front-end counters."""
+
+    current_connections: int = 0
+    total_connections: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    rate: int = 0
+    requests_rate: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineObservation:
+    running: bool
+    servers: Mapping[ServerRef, ServerObservation] = field(default_factory=dict)
+    services: Mapping[str, ServiceObservation] = field(default_factory=dict)
+    detail: str = ""
+
+    def runtime(self) -> dict[ServerRef, ServerRuntime]:
+        return {ref: obs.runtime for ref, obs in self.servers.items()}
+
+
+class Engine(Protocol):
+    """What the daemon needs from a data plane."""
+
+    name: str
+    max_weight: int
+
+    async def check(self, config: Configuration) -> None:
+        """Render ``config`` and run the engine's own checker; raise EngineRejected."""
+
+    async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
+        """Carry out the engine's actions of a plan; raise ApplyFailed (state restored)."""
+
+    async def observe(self, applied: Configuration | None) -> EngineObservation:
+        """Report what runs, keyed by the names of ``applied`` (the running document)."""
+
+    async def stop(self, *, grace: float) -> None:
+        """Let connections finish for up to ``grace`` seconds, then stop the data plane."""
+
+    async def info(self) -> dict[str, Any]:
+        """Version and state of the data plane, for status and the System page."""
+
+
+class FakeEngine:
+    """An in-memory engine that records every action; failures can be injected."""
+
+    name = "fake"
+    max_weight = 256
+
+    def __init__(self) -> None:
+        self.executed: list[Action] = []
+        self.reloads = 0
+        self.running: Configuration | None = None
+        self.servers: dict[ServerRef, ServerRuntime] = {}
+        self.reject_with: str | None = None
+        self.fail_apply_with: str | None = None
+        self.stopped = False
+
+    async def check(self, config: Configuration) -> None:
+        if self.reject_with is not None:
+            raise EngineRejected("fake", self.reject_with)
+
+    async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
+        for action in actions:
+            if isinstance(action, ReplaceConfig):
+                if self.fail_apply_with is not None:
+                    raise ApplyFailed(f"fake apply failed: {self.fail_apply_with}")
+                self.running = action.config
+                self.servers = desired_runtime(action.config, max_weight=self.max_weight)
+                self.reloads += 1
+            elif isinstance(action, SetWeight):
+                ref = (action.vs, action.server)
+                self.servers[ref] = replace(self.servers[ref], weight=action.weight)
+            elif isinstance(action, SetState):
+                ref = (action.vs, action.server)
+                self.servers[ref] = replace(self.servers[ref], state=action.state)
+            else:
+                continue
+            self.executed.append(action)
+
+    async def observe(self, applied: Configuration | None) -> EngineObservation:
+        servers = {
+            ref: ServerObservation(weight=rt.weight, state=rt.state, health="unchecked")
+            for ref, rt in self.servers.items()
+        }
+        return EngineObservation(running=self.running is not None, servers=servers)
+
+    async def info(self) -> dict[str, Any]:
+        return {"version": "fake", "running": self.running is not None, "reloads": self.reloads}
+
+    async def stop(self, *, grace: float) -> None:
+        self.stopped = True
+        self.running = None
+        self.servers = {}

@@ -1,0 +1,1 @@
+"""The HAProxy engine: view (decisions) -> render (text) -> engine (apply) + runtime API."""

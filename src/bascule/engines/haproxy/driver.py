@@ -1,0 +1,166 @@
+"""The HAProxy engine as the daemon sees it: the Engine contract over view, render, runtime.
+
+Sits between the daemon's executor and the HAProxy shell (engine.py): it turns a desired
+``Configuration`` into config text (view.py, render.py), a plan's runtime actions into
+runtime-API commands (runtime.py), and HAProxy's own reports (``show servers state``,
+``show stat``) back into observations keyed by virtual service and real server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bascule.engines.base import EngineObservation, ServerObservation, ServiceObservation
+from bascule.engines.haproxy import runtime
+from bascule.engines.haproxy.engine import HaproxyEngine, HaproxyPaths
+from bascule.engines.haproxy.render import render
+from bascule.engines.haproxy.view import (
+    MAX_WEIGHT,
+    HaproxyGlobals,
+    build_view,
+    proxy_name,
+    server_name,
+)
+from bascule.errors import EngineError
+from bascule.model import Configuration, RealServerState
+from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
+from bascule.reconcile.planner import ServerRef
+
+ADMIN_STATE = {
+    RealServerState.enabled: runtime.AdminState.READY,
+    RealServerState.drain: runtime.AdminState.DRAIN,
+    RealServerState.disabled: runtime.AdminState.MAINT,
+}
+
+
+class HaproxyDriver:
+    """Engine contract implementation for HAProxy (see engines/base.py)."""
+
+    name = "haproxy"
+    max_weight = MAX_WEIGHT
+
+    def __init__(self, run_dir: Path, *, binary: str, maxconn: int, nbthread: int) -> None:
+        self.paths = HaproxyPaths.under(run_dir)
+        self.shell = HaproxyEngine(self.paths, binary=binary)
+        self.globals = HaproxyGlobals(
+            stats_socket=str(self.paths.stats_socket), maxconn=maxconn, nbthread=nbthread
+        )
+
+    def render(self, config: Configuration) -> str:
+        return render(build_view(config, self.globals))
+
+    async def check(self, config: Configuration) -> None:
+        await self.shell.check(self.render(config))
+
+    async def adopt(self) -> bool:
+        return await self.shell.adopt()
+
+    async def worker_pids(self) -> list[int]:
+        return await self.shell.worker_pids()
+
+    async def info(self) -> dict[str, Any]:
+        running = await self.shell.is_running()
+        return {
+            "version": await self.shell.version(),
+            "running": running,
+            "worker_pids": await self.shell.worker_pids() if running else [],
+            "config": str(self.paths.config),
+        }
+
+    async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
+        commands: list[str] = []
+        for action in actions:
+            if isinstance(action, ReplaceConfig):
+                await self._flush(commands)
+                await self.shell.apply(self.render(action.config))
+                applied = action.config
+            elif isinstance(action, SetWeight):
+                backend, server = _names(applied, action.vs, action.server)
+                commands.append(runtime.set_weight(backend, server, action.weight))
+            elif isinstance(action, SetState):
+                backend, server = _names(applied, action.vs, action.server)
+                commands.append(runtime.set_state(backend, server, ADMIN_STATE[action.state]))
+        await self._flush(commands)
+
+    async def _flush(self, commands: list[str]) -> None:
+        if commands:
+            await self.shell.runtime_many(list(commands))
+            commands.clear()
+
+    async def observe(self, applied: Configuration | None) -> EngineObservation:
+        if not await self.shell.is_running():
+            return EngineObservation(running=False, detail="HAProxy is not running")
+        if applied is None:
+            return EngineObservation(running=True)
+        index: dict[tuple[str, str], ServerRef] = {}
+        for vs in applied.virtual_services:
+            for rs in vs.real_servers:
+                index[(proxy_name(vs), server_name(rs))] = (vs.name, rs.key)
+        states = {(s.backend, s.server): s for s in await self.shell.show_servers_state()}
+        servers: dict[ServerRef, ServerObservation] = {}
+        services: dict[str, ServiceObservation] = {}
+        for stat in await self.shell.show_stat():
+            if stat.kind is runtime.StatKind.FRONTEND:
+                services[stat.proxy] = ServiceObservation(
+                    current_connections=stat.scur,
+                    total_connections=stat.stot,
+                    bytes_in=stat.bin,
+                    bytes_out=stat.bout,
+                    rate=stat.rate,
+                )
+                continue
+            if stat.kind is not runtime.StatKind.SERVER:
+                continue
+            ref = index.get((stat.proxy, stat.server))
+            state = states.get((stat.proxy, stat.server))
+            if ref is None or state is None:
+                continue
+            servers[ref] = ServerObservation(
+                weight=state.uweight,
+                state=_admin_state(state),
+                health=_health(stat.status),
+                check_result=stat.check_status or None,
+                check_code=stat.check_code,
+                check_duration_ms=stat.check_duration,
+                check_detail=stat.last_chk or None,
+                current_connections=stat.scur,
+                total_connections=stat.stot,
+                bytes_in=stat.bin,
+                bytes_out=stat.bout,
+                rate=stat.rate,
+            )
+        return EngineObservation(running=True, servers=servers, services=services)
+
+    async def stop(self, *, grace: float) -> None:
+        await self.shell.stop(grace=grace)
+
+
+def _names(applied: Configuration | None, vs_name: str, key: str) -> tuple[str, str]:
+    vs = applied.virtual_service(vs_name) if applied else None
+    rs = vs.real_server(key) if vs else None
+    if vs is None or rs is None:
+        raise EngineError(f"HAProxy runs no real server {key} in {vs_name}")
+    return proxy_name(vs), server_name(rs)
+
+
+def _admin_state(state: runtime.ServerRuntimeState) -> RealServerState:
+    if state.maint:
+        return RealServerState.disabled
+    if state.drain or state.uweight == 0:
+        return RealServerState.drain
+    return RealServerState.enabled
+
+
+def _health(status: str) -> str:
+    """HAProxy's status column -> up | down | unchecked | maint."""
+    word = status.split(" ", 1)[0].upper()
+    if word in {"UP", "NOLB", "DRAIN", "OPEN"}:
+        # "UP 1/3" is up and counting failures; DRAIN is up but drained.
+        return "up"
+    if word == "DOWN":
+        return "down"
+    if word == "MAINT":
+        return "maint"
+    return "unchecked"  # "no check"

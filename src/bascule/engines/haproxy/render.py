@@ -1,0 +1,32 @@
+"""HAProxy view -> configuration text, through one dumb Jinja2 template.
+
+Where this sits in the flow of a change: the HAProxy engine calls ``build_view`` (view.py,
+where every decision lives) and then ``render`` here; the text it returns is what the engine
+writes to ``haproxy.cfg.new``, checks with ``haproxy -c`` and applies. The template only loops
+over pre-decided lines: no logic, no filters, no HTML autoescaping (a config file is not
+HTML), and StrictUndefined so a misspelt field fails loudly instead of printing nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from bascule.engines.haproxy.view import HaproxyView
+
+TEMPLATE_NAME = "haproxy.cfg.j2"
+
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=False,  # noqa: S701 - HAProxy config, not HTML; quoting is done in view.py
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def render(view: HaproxyView) -> str:
+    """The HAProxy configuration file for ``view``."""
+    return _ENVIRONMENT.get_template(TEMPLATE_NAME).render(view=view)

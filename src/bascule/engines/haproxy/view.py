@@ -1,0 +1,511 @@
+"""Model -> HAProxy view: every decision about the HAProxy configuration, as frozen values.
+
+Where this sits in the flow of a change: the reconciler hands a validated ``Configuration``
+(a store revision) to the HAProxy engine, which calls ``build_view`` here, then
+``render.render`` (a dumb Jinja template) to get the text it checks with ``haproxy -c`` and
+applies. Nothing here does I/O or reads settings: the values that are not in the model come
+in as ``HaproxyGlobals`` or are constants of this module. The daemon and ``runtime.py`` use
+``proxy_name``/``server_name`` so runtime commands name exactly what the file declares.
+
+Injection safety: every free-text user string (paths, hosts, header names and values,
+regular expressions, POST bodies, file paths) is emitted through ``quote`` (HAProxy strong
+quoting, manual section 2.2); log-format arguments go through ``quote_log_format`` (which also
+doubles ``%``, manual section 8.2.6). Identifiers the model constrains to a safe alphabet
+(service names, IP addresses, hex strings) go through ``_token``, which re-checks that
+alphabet and refuses anything else. Section numbers below refer to HAProxy 2.6's
+``configuration.txt``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from bascule.model import (
+    CheckType,
+    Configuration,
+    HealthCheck,
+    RealServer,
+    RealServerState,
+    Scheduler,
+    ServiceType,
+    VirtualService,
+)
+from bascule.model.weights import engine_weights
+
+# Section 5.2 "weight": "The default weight is 1, and the maximal value is 256. A value of 0
+# means the server will not participate in load-balancing but will still accept persistent
+# connections."
+MAX_WEIGHT = 256
+DRAIN_WEIGHT = 0
+
+# Section 4.2 "balance". fixed_weighting is roundrobin over a single active server, the others
+# being "backup" servers (see _fixed_weighting_order).
+BALANCE: dict[Scheduler, str] = {
+    Scheduler.round_robin: "roundrobin",
+    Scheduler.weighted_round_robin: "roundrobin",
+    Scheduler.least_connection: "leastconn",
+    Scheduler.weighted_least_connection: "leastconn",
+    Scheduler.fixed_weighting: "roundrobin",
+    Scheduler.source_ip_hash: "source",
+    Scheduler.url_hash: "uri",
+}
+
+# Section 4.2 "hash-type": "consistent" keeps weights dynamic (runtime `set weight` works) and
+# moves only the failed server's clients when one goes down; "map-based" would reshuffle all.
+HASH_TYPE: dict[Scheduler, str] = {
+    Scheduler.source_ip_hash: "consistent",
+    Scheduler.url_hash: "consistent",
+}
+
+# Global section, 3.2 "Performance tuning". tune.bufsize is the default, spelled out because
+# two features depend on it: retry-on buffers the whole request (requests larger than one
+# buffer are never retried) and http-check expect rstring only sees the first buffer of the
+# body.
+TUNE: tuple[tuple[str, str], ...] = (
+    ("tune.bufsize", "16384"),
+    ("tune.ssl.default-dh-param", "2048"),
+)
+
+# Defaults section (4.2 "timeout ..."). http-request bounds slowloris; tunnel covers
+# WebSocket and CONNECT once upgraded; client-fin/server-fin stop half-closed connections
+# from lingering for the full client/server timeout.
+DEFAULT_TIMEOUTS: tuple[tuple[str, str], ...] = (
+    ("connect", "5s"),
+    ("client", "60s"),
+    ("server", "60s"),
+    ("http-request", "10s"),
+    ("http-keep-alive", "10s"),
+    ("queue", "30s"),
+    ("tunnel", "1h"),
+    ("client-fin", "30s"),
+    ("server-fin", "30s"),
+)
+
+# 4.2 "retries" and "option redispatch <interval>": retry a failed connection 3 times and
+# redispatch to another server on every retry (interval 1), so a just-dead server costs the
+# client a delay, not an error.
+RETRIES = 3
+REDISPATCH_INTERVAL = 1
+
+# 4.2 "retry-on": the failure classes where the request either never reached the server
+# (conn-failure) or the server vanished without answering (empty-response, and
+# response-timeout for a server that died silently). junk-response and status codes are left
+# out: those are answers, and replaying them usually hurts. 2.6 retries any method, so
+# non-idempotent requests are excluded with "http-request disable-l7-retry" (4.2), which
+# still allows the always-safe conn-failure retry.
+RETRY_ON: tuple[str, ...] = ("conn-failure", "empty-response", "response-timeout")
+# RFC 9110 section 9.2.2 idempotent methods, as HAProxy's predefined ACLs (7.4);
+# METH_GET also matches HEAD.
+IDEMPOTENT_METHOD_ACLS: tuple[str, ...] = (
+    "METH_GET",
+    "METH_OPTIONS",
+    "METH_PUT",
+    "METH_DELETE",
+    "METH_TRACE",
+)
+
+# 4.2 "http-reuse": "safe" is HAProxy's recommended strategy: only a client's second and later
+# requests may ride an idle server connection, so a race with a server closing it is
+# retried by the client itself. Spelled out so a later change to it is a visible decision.
+HTTP_REUSE = "safe"
+
+# Banner checks (4.2 "tcp-check expect"): anchored regexes on what the server says first.
+BANNER_CHECKS: dict[CheckType, str] = {
+    CheckType.ftp: r"^220",
+    CheckType.pop3: r"^\+OK",
+    CheckType.imap: r"^\* OK",
+}
+
+HTTP_DEFAULT_PORTS: dict[CheckType, int] = {CheckType.http: 80, CheckType.https: 443}
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What may appear unquoted: HAProxy's own name alphabet (letters, digits, '.', ':', '_',
+# '-') plus '[', ']' and '/' for bracketed IPv6 addresses and "proxy/server" references.
+# No space, quote, '#', '\\' or '$', the characters section 2.2 gives a meaning to.
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:\[\]/-]+$")
+
+
+# --------------------------------------------------------------------------- quoting
+
+
+def quote(text: str) -> str:
+    """``text`` as one HAProxy word in strong quoting (section 2.2).
+
+    Inside single quotes nothing is interpreted (spaces, '#', '$', '"', '\\' are literal);
+    a literal single quote, which has no representation there, closes the quotes, is
+    escaped, and reopens them: ``it's`` -> ``'it'\\''s'``. LF and CR cannot be represented
+    at all, so control characters raise ValueError (the model refuses them earlier).
+    """
+    if _CONTROL.search(text):
+        raise ValueError(f"control characters cannot be written to an HAProxy config: {text!r}")
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def quote_log_format(text: str) -> str:
+    """``text`` as a literal log-format argument: '%' doubled (section 8.2.6), then quoted.
+
+    Without the doubling, ``%[src]`` in a header value would be evaluated by HAProxy.
+    """
+    return quote(text.replace("%", "%%"))
+
+
+def _token(text: str) -> str:
+    """A model-validated identifier emitted unquoted; anything outside the alphabet raises."""
+    if not _TOKEN.fullmatch(text):
+        raise ValueError(f"{text!r} is not a safe HAProxy identifier")
+    return text
+
+
+# --------------------------------------------------------------------------- names
+
+
+def proxy_name(vs: VirtualService) -> str:
+    """The ``listen`` section of a virtual service: its name (the model allows [a-z0-9-])."""
+    return _token(vs.name)
+
+
+def server_name(rs: RealServer) -> str:
+    """The HAProxy server name of a real server: ``<address>:<port>``.
+
+    HAProxy names accept letters, digits, '.', ':', '_' and '-' only, so an IPv6 address is
+    written without brackets (``2001:db8::4:80``). The name stays unique inside a service:
+    the port never contains ':', so the last ':' always separates it from the address.
+    """
+    return _token(f"{rs.address}:{rs.port}")
+
+
+def _host_port(address: str, port: int | str) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:{port}"
+
+
+# --------------------------------------------------------------------------- the view
+
+
+@dataclass(frozen=True, kw_only=True)
+class HaproxyGlobals:
+    """Settings of the HAProxy process that are not in the model (from the daemon's settings).
+
+    ``server_state_file``, when set, makes a reload restore servers' health and runtime
+    state from the file the engine saves with ``show servers state`` just before reloading.
+    """
+
+    stats_socket: str
+    maxconn: int
+    nbthread: int
+    hard_stop_after_s: int = 30
+    server_state_file: str | None = None
+
+    def __post_init__(self) -> None:
+        for field, value in (
+            ("maxconn", self.maxconn),
+            ("nbthread", self.nbthread),
+            ("hard_stop_after_s", self.hard_stop_after_s),
+        ):
+            if value < 1:
+                raise ValueError(f"{field} must be at least 1, got {value}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthCheckView:
+    """A health check: proxy-level directives and the keywords added to every server line."""
+
+    directives: tuple[str, ...] = ()
+    server_keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerView:
+    """One ``server`` line. ``weight`` is HAProxy's 0..256; 0 means drain."""
+
+    name: str
+    address: str
+    weight: int
+    backup: bool = False
+    disabled: bool = False
+    maxconn: int | None = None
+    check_keywords: tuple[str, ...] = ()
+
+    @property
+    def line(self) -> str:
+        # Section 5.2 server keywords.
+        words = ["server", self.name, self.address, "weight", str(self.weight)]
+        if self.backup:
+            words.append("backup")
+        if self.disabled:
+            words.append("disabled")
+        if self.maxconn is not None:
+            words += ["maxconn", str(self.maxconn)]
+        words += self.check_keywords
+        return " ".join(words)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProxyView:
+    """One ``listen`` section: a virtual service. Lines are grouped the way the file reads."""
+
+    name: str
+    disabled: bool
+    mode: str
+    binds: tuple[str, ...]
+    balance: str
+    hash_type: str | None
+    options: tuple[str, ...]
+    rules: tuple[str, ...]
+    check: HealthCheckView
+    servers: tuple[ServerView, ...]
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        """What the section is: its state and mode (printed before the binds)."""
+        return ("disabled", f"mode {self.mode}") if self.disabled else (f"mode {self.mode}",)
+
+    @property
+    def directives(self) -> tuple[str, ...]:
+        """How it balances and proxies (printed after the binds)."""
+        lines = [f"balance {self.balance}"]
+        if self.hash_type is not None:
+            lines.append(f"hash-type {self.hash_type}")
+        return (*lines, *self.options)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HaproxyView:
+    """The whole HAProxy configuration, decided; ``render`` only prints it."""
+
+    global_settings: tuple[str, ...]
+    defaults: tuple[str, ...]
+    proxies: tuple[ProxyView, ...]
+
+
+def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
+    """Translate a validated configuration into the HAProxy view (pure)."""
+    return HaproxyView(
+        global_settings=_global_settings(globals_),
+        defaults=_defaults(globals_),
+        proxies=tuple(_proxy(vs) for vs in config.virtual_services),
+    )
+
+
+def _global_settings(globals_: HaproxyGlobals) -> tuple[str, ...]:
+    # Section 3.1: "expose-fd listeners" lets a new process take over the listening sockets
+    # on reload (seamless reload); "level admin" is needed for weights and states.
+    lines = [
+        f"stats socket {quote(globals_.stats_socket)} mode 600 level admin expose-fd listeners",
+        f"maxconn {globals_.maxconn}",
+        f"nbthread {globals_.nbthread}",
+        f"hard-stop-after {globals_.hard_stop_after_s}s",
+    ]
+    if globals_.server_state_file is not None:
+        lines.append(f"server-state-file {quote(globals_.server_state_file)}")
+    lines += [f"{name} {value}" for name, value in TUNE]
+    return tuple(lines)
+
+
+def _defaults(globals_: HaproxyGlobals) -> tuple[str, ...]:
+    lines = ["mode tcp"]
+    lines += [f"timeout {name} {value}" for name, value in DEFAULT_TIMEOUTS]
+    lines += [f"retries {RETRIES}", f"option redispatch {REDISPATCH_INTERVAL}"]
+    if globals_.server_state_file is not None:
+        lines.append("load-server-state-from-file global")
+    return tuple(lines)
+
+
+def _proxy(vs: VirtualService) -> ProxyView:
+    name = proxy_name(vs)
+    http = _is_http(vs)
+    balance = BALANCE.get(vs.scheduler)
+    if balance is None:
+        raise ValueError(f"scheduler {vs.scheduler.value} has no HAProxy translation")
+    options: tuple[str, ...] = ()
+    idempotent_only: tuple[str, ...] = ()
+    if http:
+        # 4.2: keep-alive on both sides (the 2.x default, stated), connection reuse, the
+        # client address for the real servers, and no idle client connection cut during a
+        # soft stop (reload) before it has had a response.
+        options = (
+            "option http-keep-alive",
+            f"http-reuse {HTTP_REUSE}",
+            "option forwardfor",
+            "option idle-close-on-response",
+            f"retry-on {' '.join(RETRY_ON)}",
+        )
+        idempotent_only = (
+            f"http-request disable-l7-retry unless {' || '.join(IDEMPOTENT_METHOD_ACLS)}",
+        )
+    check = health_check_view(vs)
+    return ProxyView(
+        name=name,
+        disabled=not vs.enabled,
+        mode="http" if http else "tcp",
+        binds=_binds(vs),
+        balance=balance,
+        hash_type=HASH_TYPE.get(vs.scheduler),
+        options=options,
+        rules=(*_critical_rules(vs, http), *idempotent_only),
+        check=check,
+        servers=_servers(vs, check.server_keywords),
+    )
+
+
+def _is_http(vs: VirtualService) -> bool:
+    if vs.type is ServiceType.http:
+        return True
+    if vs.type is ServiceType.generic:
+        return False
+    raise ValueError(f"service type {vs.type.value} has no HAProxy translation")
+
+
+def _binds(vs: VirtualService) -> tuple[str, ...]:
+    # Section 4.2 "bind": "<address>:<port_range>"; IPv6 in brackets. A wildcard IPv6 VIP
+    # gets "v6only" so it does not also take the IPv4 wildcard, a different VIP in the model.
+    suffix = " v6only" if ipaddress.ip_address(vs.address) == ipaddress.IPv6Address("::") else ""
+    return tuple(
+        _token(_host_port(vs.address, str(port_range))) + suffix for port_range in vs.port_ranges
+    )
+
+
+def _critical_rules(vs: VirtualService, http: bool) -> tuple[str, ...]:
+    # LoadMaster "critical": the service answers as down while that server is down.
+    # srv_is_up (7.3.2) is false when the server is DOWN or in maintenance.
+    action = "http-request return status 503" if http else "tcp-request content reject"
+    return tuple(
+        f"{action} if !{{ srv_is_up({proxy_name(vs)}/{server_name(rs)}) }}"
+        for rs in vs.real_servers
+        if rs.critical
+    )
+
+
+def _servers(vs: VirtualService, check_keywords: tuple[str, ...]) -> tuple[ServerView, ...]:
+    weights = engine_weights(
+        vs.scheduler, {rs.key: rs.weight for rs in vs.real_servers}, MAX_WEIGHT
+    )
+    if vs.scheduler is Scheduler.fixed_weighting:
+        ordered = _fixed_weighting_order(vs.real_servers)
+        backups = {rs.key for rs in ordered[1:]}
+    else:
+        ordered = tuple(vs.real_servers)
+        backups = set()
+    return tuple(
+        ServerView(
+            name=server_name(rs),
+            address=_token(_host_port(rs.address, rs.port)),
+            weight=DRAIN_WEIGHT if rs.state is RealServerState.drain else weights[rs.key],
+            backup=rs.key in backups,
+            disabled=rs.state is RealServerState.disabled,
+            maxconn=rs.max_connections or None,
+            check_keywords=check_keywords,
+        )
+        for rs in ordered
+    )
+
+
+def _fixed_weighting_order(servers: list[RealServer]) -> tuple[RealServer, ...]:
+    """Highest LoadMaster weight first, document order on ties.
+
+    The first is the only active server, the rest are backups in this order: without
+    "option allbackups", HAProxy sends everything to "the first backup server in the list"
+    that is operational (4.2 "option redispatch", "option allbackups"; 5.2 "backup").
+    The order uses the model's weights, not the scaled ones, which may tie after rounding.
+    The order does not depend on states: a disabled or drained active server (weight 0 takes
+    it out of load balancing) hands over to the first backup, exactly as a failed one does,
+    so state changes stay runtime operations; a weight change that reorders needs a reload.
+    """
+    return tuple(sorted(servers, key=lambda rs: -rs.weight))
+
+
+# --------------------------------------------------------------------------- health checks
+
+
+def health_check_view(vs: VirtualService) -> HealthCheckView:
+    """The health check of a virtual service as proxy directives and server keywords."""
+    check = vs.check
+    if check.type is CheckType.none:
+        return HealthCheckView()
+    # 5.2 "check", "inter", "rise", "fall", "port"; 4.2 "timeout check".
+    keywords = ["check", "inter", f"{check.interval}s", "rise", str(check.rise)]
+    keywords += ["fall", str(check.fall)]
+    if check.port is not None:
+        keywords += ["port", str(check.port)]
+    directives = [f"timeout check {check.timeout}s"]
+    if check.type in (CheckType.http, CheckType.https):
+        directives += _http_check(vs, check)
+        if check.type is CheckType.https:
+            # 5.2 "check-ssl", "verify", "check-sni". Only the check is ciphered (no "ssl"),
+            # and a health check has no CA to verify against.
+            keywords += ["check-ssl", "verify", "none"]
+            sni = _sni(check.host)
+            if sni is not None:
+                keywords += ["check-sni", quote(sni)]
+    elif check.type is CheckType.smtp:
+        directives.append("option smtpchk")  # 4.2: "HELO localhost", expects 2xx
+    elif check.type is CheckType.ldap:
+        directives.append("option ldap-check")  # 4.2: LDAPv3 anonymous bind
+    elif check.type in BANNER_CHECKS:
+        # 4.2 "option tcp-check": an expect-only ruleset tests the banner (an implicit
+        # connect opens it).
+        banner = quote(BANNER_CHECKS[check.type])
+        directives += ["option tcp-check", f"tcp-check expect rstring {banner}"]
+    elif check.type is CheckType.binary:
+        directives.append("option tcp-check")
+        if check.send_hex:
+            directives.append(f"tcp-check send-binary {_token(check.send_hex)}")
+        if check.expect_hex:
+            directives.append(f"tcp-check expect binary {_token(check.expect_hex)}")
+    elif check.type is not CheckType.tcp:
+        raise ValueError(f"check type {check.type.value} has no HAProxy translation")
+    return HealthCheckView(directives=tuple(directives), server_keywords=tuple(keywords))
+
+
+def _http_check(vs: VirtualService, check: HealthCheck) -> list[str]:
+    # 4.2 "http-check send": "uri" and "body" are plain strings; each "hdr" value is a
+    # log-format string (hence quote_log_format); the header name is plain. HTTP/1.1 needs a
+    # Host header, which HAProxy does not add by itself.
+    host = check.host if check.host is not None else _vip_host(vs, check.type)
+    send = [
+        "http-check send",
+        f"meth {check.method.value}",
+        f"uri {quote(check.path)}",
+        "ver HTTP/1.1",
+        f"hdr Host {quote_log_format(host)}",
+    ]
+    send += [f"hdr {quote(name)} {quote_log_format(value)}" for name, value in _headers(check)]
+    if check.post_data:
+        send.append(f"body {quote(check.post_data)}")
+    # 4.2 "http-check expect status": "a comma-separated list of status codes or range
+    # codes"; a second expect rule is evaluated on the same response.
+    statuses = ",".join(str(r) for r in check.status_ranges)
+    lines = ["option httpchk", " ".join(send), f"http-check expect status {statuses}"]
+    if check.expect_body is not None:
+        lines.append(f"http-check expect rstring {quote(check.expect_body)}")
+    return lines
+
+
+def _headers(check: HealthCheck) -> tuple[tuple[str, str], ...]:
+    for name, value in check.headers.items():
+        # HAProxy silently drops a check header whose value is empty (and refuses '' as an
+        # argument), so an empty value cannot be honoured.
+        if not value:
+            raise ValueError(f"check header {name!r} has an empty value")
+    return tuple(check.headers.items())
+
+
+def _vip_host(vs: VirtualService, check_type: CheckType) -> str:
+    # What a client of the VIP sends: the address, with the port unless it is the default.
+    host = f"[{vs.address}]" if ":" in vs.address else vs.address
+    return host if vs.port == HTTP_DEFAULT_PORTS[check_type] else f"{host}:{vs.port}"
+
+
+def _sni(host: str | None) -> str | None:
+    # RFC 6066 section 3: a host name without port or trailing dot, never an IP literal.
+    if host is None:
+        return None
+    name = host.rsplit(":", 1)[0] if ":" in host else host
+    name = name.rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name
+    return None

@@ -1,0 +1,86 @@
+"""One error hierarchy for Bascule; every layer raises these, doors translate them.
+
+The hierarchy says who is at fault::
+
+    BasculeError
+    ├── InvalidConfiguration     your desired state is invalid (carries FieldError values)
+    ├── NotFound                 the thing you named does not exist (a revision, a service...)
+    ├── Conflict                 you edited a stale revision; carries the current one
+    ├── EngineError              an engine refused or failed
+    │   ├── EngineRejected       the engine's own checker refused the rendered config
+    │   └── ApplyFailed          applying failed; the previous working state was restored
+    ├── StoreError               the configuration store could not be read or written
+    └── DaemonUnavailable        the CLI could not reach the daemon
+
+Lower-layer exceptions (sqlite3, OSError, subprocess) are translated at the boundary with
+``raise ... from exc`` so that callers only ever handle these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldError:
+    """One problem in a document: where (``virtual_services[0].port``) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class BasculeError(Exception):
+    """Base of every error Bascule raises on purpose."""
+
+
+class InvalidConfiguration(BasculeError):
+    """The desired state is invalid; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: list[FieldError] | tuple[FieldError, ...]) -> None:
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+        super().__init__("; ".join(str(e) for e in self.errors) or "invalid configuration")
+
+
+class NotFound(BasculeError):
+    """A named object (revision, virtual service, real server) does not exist."""
+
+
+class Conflict(BasculeError):
+    """A write named a revision that is no longer the current one."""
+
+    def __init__(self, *, base: int | None, current: int | None) -> None:
+        self.base = base
+        self.current = current
+        super().__init__(
+            f"revision {base} is stale: the current revision is {current}; "
+            "re-read the configuration and apply your change again"
+        )
+
+
+class EngineError(BasculeError):
+    """An engine refused a configuration or failed to apply it."""
+
+
+class EngineRejected(EngineError):
+    """The engine's own checker (``haproxy -c``, ``nft -c``) refused the rendered config."""
+
+    def __init__(self, engine: str, message: str, *, rejected_path: str | None = None) -> None:
+        self.engine = engine
+        self.checker_message = message
+        self.rejected_path = rejected_path
+        super().__init__(f"{engine} refused the configuration: {message}")
+
+
+class ApplyFailed(EngineError):
+    """Applying to the running engine failed; the last good state was restored."""
+
+
+class StoreError(BasculeError):
+    """The configuration store could not be read or written."""
+
+
+class DaemonUnavailable(BasculeError):
+    """The CLI could not reach the daemon's API."""

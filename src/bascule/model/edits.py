@@ -1,0 +1,143 @@
+"""Edits of a configuration document, as pure functions on its JSON form.
+
+The CLI's and the API's fine-grained commands (``vs add``, ``rs drain``...) are expressed as
+edits of the current document; the service layer then validates the whole result with
+``parse_document`` exactly as if the user had applied a file. Each function returns a new
+document and never mutates its argument.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+from bascule.errors import FieldError, InvalidConfiguration, NotFound
+
+Document = dict[str, Any]
+
+
+def add_virtual_service(document: Mapping[str, Any], service: Mapping[str, Any]) -> Document:
+    result = _copy(document)
+    name = service.get("name")
+    if _find_service(result, name) is not None:
+        raise InvalidConfiguration(
+            [FieldError(path="name", message=f"a virtual service named {name!r} already exists")]
+        )
+    result["virtual_services"].append(copy.deepcopy(dict(service)))
+    return result
+
+
+def replace_virtual_service(
+    document: Mapping[str, Any], name: str, service: Mapping[str, Any]
+) -> Document:
+    result = _copy(document)
+    index = _service_index(result, name)
+    result["virtual_services"][index] = copy.deepcopy(dict(service))
+    return result
+
+
+def update_virtual_service(
+    document: Mapping[str, Any], name: str, changes: Mapping[str, Any]
+) -> Document:
+    """Merge ``changes`` into a service (nested mappings merge; lists replace)."""
+    result = _copy(document)
+    index = _service_index(result, name)
+    result["virtual_services"][index] = _merge(result["virtual_services"][index], changes)
+    return result
+
+
+def delete_virtual_service(document: Mapping[str, Any], name: str) -> Document:
+    result = _copy(document)
+    del result["virtual_services"][_service_index(result, name)]
+    return result
+
+
+def add_real_server(
+    document: Mapping[str, Any], service: str, server: Mapping[str, Any]
+) -> Document:
+    result = _copy(document)
+    vs = result["virtual_services"][_service_index(result, service)]
+    servers = vs.setdefault("real_servers", [])
+    key = server_key(server.get("address"), server.get("port"))
+    if any(server_key(rs.get("address"), rs.get("port")) == key for rs in servers):
+        raise InvalidConfiguration(
+            [FieldError(path="address", message=f"{key} is already a real server of {service}")]
+        )
+    servers.append(copy.deepcopy(dict(server)))
+    return result
+
+
+def update_real_server(
+    document: Mapping[str, Any], service: str, key: str, changes: Mapping[str, Any]
+) -> Document:
+    result = _copy(document)
+    vs = result["virtual_services"][_service_index(result, service)]
+    index = _server_index(vs, service, key)
+    vs["real_servers"][index] = _merge(vs["real_servers"][index], changes)
+    return result
+
+
+def delete_real_server(document: Mapping[str, Any], service: str, key: str) -> Document:
+    result = _copy(document)
+    vs = result["virtual_services"][_service_index(result, service)]
+    del vs["real_servers"][_server_index(vs, service, key)]
+    return result
+
+
+def server_key(address: Any, port: Any) -> str:
+    """``address:port`` as RealServer.key spells it (IPv6 in brackets, address normalised)."""
+    text = str(address)
+    try:
+        parsed = ipaddress.ip_address(text.strip("[]"))
+        text = f"[{parsed}]" if parsed.version == 6 else str(parsed)
+    except ValueError:
+        pass
+    return f"{text}:{port}"
+
+
+def normalise_key(key: str) -> str:
+    """Accept ``198.18.0.4:80``, ``[2001:db8::1]:80`` (and unbracketed v6) as a server key."""
+    host, _, port = key.rpartition(":")
+    if not host or not port.isdigit():
+        raise NotFound(f"{key!r} is not a real server address:port")
+    return server_key(host, int(port))
+
+
+def _copy(document: Mapping[str, Any]) -> Document:
+    result = copy.deepcopy(dict(document))
+    result.setdefault("virtual_services", [])
+    return result
+
+
+def _find_service(document: Document, name: object) -> int | None:
+    for index, vs in enumerate(document["virtual_services"]):
+        if isinstance(vs, Mapping) and vs.get("name") == name:
+            return index
+    return None
+
+
+def _service_index(document: Document, name: str) -> int:
+    index = _find_service(document, name)
+    if index is None:
+        raise NotFound(f"there is no virtual service named {name!r}")
+    return index
+
+
+def _server_index(vs: Mapping[str, Any], service: str, key: str) -> int:
+    wanted = normalise_key(key)
+    for index, rs in enumerate(vs.get("real_servers", [])):
+        if server_key(rs.get("address"), rs.get("port")) == wanted:
+            return index
+    raise NotFound(f"virtual service {service!r} has no real server {wanted}")
+
+
+def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged

@@ -1,0 +1,54 @@
+"""Persistence ("stickiness"): how a client is kept on the real server it first reached."""
+
+from __future__ import annotations
+
+import enum
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from bascule.model.types import CookieName, HeaderName
+from bascule.model.types import bounded as _bounded
+
+
+class PersistenceMethod(enum.StrEnum):
+    none = "none"
+    source_ip = "source_ip"
+    super_http = "super_http"
+    server_cookie = "server_cookie"
+    active_cookie = "active_cookie"
+    hash_all_cookies = "hash_all_cookies"
+    url_hash = "url_hash"
+    host_header = "host_header"
+    query_item = "query_item"
+    selected_header = "selected_header"
+    ssl_session_id = "ssl_session_id"
+    rdp_cookie = "rdp_cookie"
+
+
+class PersistenceFallback(enum.StrEnum):
+    none = "none"
+    source_ip = "source_ip"
+
+
+class Persistence(BaseModel):
+    """LoadMaster's persistence options; ``timeout`` in seconds (1 minute to 28 days)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: PersistenceMethod = PersistenceMethod.none
+    timeout: _bounded(60, 2419200) = 3600  # type: ignore[valid-type]
+    cookie: CookieName = "BASCULEID"
+    header: HeaderName = "X-Session"
+    query_item: CookieName = "session"
+    fallback: PersistenceFallback = PersistenceFallback.none
+    source_mask: _bounded(1, 128) = 32  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.fallback is PersistenceFallback.source_ip and self.method in {
+            PersistenceMethod.none,
+            PersistenceMethod.source_ip,
+        }:
+            raise ValueError("fallback: source_ip is a fallback for the other methods")
+        return self

@@ -1,0 +1,160 @@
+"""Constrained value types shared by the configuration model (pure; no I/O).
+
+Everything a user types that ends up inside a generated engine configuration (names, paths,
+hosts, header names and values, regular expressions, hex strings) is constrained here so that
+no input can inject configuration: control characters (newlines included) are refused
+everywhere, and the renderers quote what remains (see engines/haproxy/view.py).
+Each validator raises ``ValueError`` with a message meant for a person; document.py turns it
+into a ``FieldError`` that names the field path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?(?::[0-9]{1,5})?$"
+)
+# RFC 9110 token characters: the only ones allowed in a header name or a cookie name.
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_COOKIE_NAME = re.compile(r"^[A-Za-z0-9!#$%&*+.^_`|~-]{1,64}$")
+# An HTTP path: visible ASCII only, no spaces (percent-encode them), starting with '/'.
+_PATH = re.compile(r"^/[\x21-\x7e]{0,1023}$")
+_HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
+
+
+def _strict_int(value: Any) -> Any:
+    # YAML and JSON both give real integers; a bool is not a number here even though
+    # Python thinks it is one.
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not true/false")
+    return value
+
+
+def bounded(low: int, high: int) -> Any:
+    """An integer in ``low..high`` whose error names both bounds."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return Annotated[
+        int,
+        BeforeValidator(_strict_int),
+        AfterValidator(check),
+        WithJsonSchema({"type": "integer", "minimum": low, "maximum": high}),
+    ]
+
+
+Port = bounded(1, 65535)
+Weight = bounded(1, 65535)
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (newlines, tabs, NUL...)")
+    return value
+
+
+def _name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError(
+            "must be 1 to 63 characters of a-z, 0-9 and '-', starting and ending "
+            "with a letter or digit"
+        )
+    return value
+
+
+def _address(value: str) -> str:
+    try:
+        parsed = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+    return str(parsed)
+
+
+def _hostname(value: str) -> str:
+    if not _HOSTNAME.fullmatch(value):
+        raise ValueError("must be a host name such as www.example.com (optionally :port)")
+    return value
+
+
+def _path(value: str) -> str:
+    _no_control(value)
+    if not _PATH.fullmatch(value):
+        raise ValueError(
+            "must start with '/' and contain only visible ASCII characters "
+            "(percent-encode spaces and others), at most 1024 characters"
+        )
+    return value
+
+
+def _header_name(value: str) -> str:
+    if not _TOKEN.fullmatch(value) or len(value) > 128:
+        raise ValueError("must be an HTTP header name (letters, digits and !#$%&'*+.^_`|~-)")
+    return value
+
+
+def _header_value(value: str) -> str:
+    _no_control(value)
+    if not value:
+        # An engine cannot send an empty header (HAProxy drops it from health checks).
+        raise ValueError("must not be empty")
+    if len(value) > 1024:
+        raise ValueError("must be at most 1024 characters")
+    return value
+
+
+def _cookie_name(value: str) -> str:
+    if not _COOKIE_NAME.fullmatch(value):
+        raise ValueError(
+            "must be a cookie name: 1 to 64 letters, digits or !#$%&*+.^_`|~- "
+            "(no spaces, quotes, commas or semicolons)"
+        )
+    return value
+
+
+def _regex(value: str) -> str:
+    _no_control(value)
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > 1024:
+        raise ValueError("must be at most 1024 characters")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"is not a valid regular expression: {exc}") from None
+    return value
+
+
+def _hex(value: str) -> str:
+    if not _HEX.fullmatch(value) or len(value) > 2048:
+        raise ValueError("must be pairs of hexadecimal digits, e.g. '0a1b2c', at most 1024 bytes")
+    return value.lower()
+
+
+def _text(value: str) -> str:
+    _no_control(value)
+    if len(value) > 4096:
+        raise ValueError("must be at most 4096 characters")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name), Field(json_schema_extra={"pattern": _NAME.pattern})]
+IPAddress = Annotated[str, AfterValidator(_address)]
+Hostname = Annotated[str, AfterValidator(_hostname)]
+HttpPath = Annotated[str, AfterValidator(_path)]
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+HeaderValue = Annotated[str, AfterValidator(_header_value)]
+CookieName = Annotated[str, AfterValidator(_cookie_name)]
+Regex = Annotated[str, AfterValidator(_regex)]
+Hex = Annotated[str, AfterValidator(_hex)]
+SafeText = Annotated[str, AfterValidator(_text)]

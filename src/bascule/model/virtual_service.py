@@ -1,0 +1,184 @@
+"""Virtual services: a VIP and port (plus extra ports) that clients connect to."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Self
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from bascule.model.check import CheckType, HealthCheck
+from bascule.model.persistence import Persistence
+from bascule.model.real_server import Forwarding, RealServer
+from bascule.model.types import HttpPath, IPAddress, Name, Port
+from bascule.model.types import bounded as _bounded
+
+
+class Protocol(enum.StrEnum):
+    tcp = "tcp"
+    udp = "udp"
+
+
+class ServiceType(enum.StrEnum):
+    auto = "auto"
+    http = "http"
+    generic = "generic"
+    remote_terminal = "remote_terminal"
+
+
+class Mode(enum.StrEnum):
+    l7 = "l7"
+    l4 = "l4"
+
+
+class Scheduler(enum.StrEnum):
+    round_robin = "round_robin"
+    weighted_round_robin = "weighted_round_robin"
+    least_connection = "least_connection"
+    weighted_least_connection = "weighted_least_connection"
+    fixed_weighting = "fixed_weighting"
+    source_ip_hash = "source_ip_hash"
+    url_hash = "url_hash"
+    weighted_response_time = "weighted_response_time"
+    adaptive = "adaptive"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortRange:
+    """An inclusive port range; a single port has ``first == last``."""
+
+    first: int
+    last: int
+
+    def overlaps(self, other: PortRange) -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+    def __str__(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+
+
+_RANGE = re.compile(r"^([0-9]{1,5})-([0-9]{1,5})$")
+_INTERFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+
+
+def parse_port_spec(value: int | str) -> PortRange:
+    """``8080`` or ``"9000-9010"`` as a PortRange; raise ValueError for anything else."""
+    if isinstance(value, bool):
+        raise ValueError('must be a port (1-65535) or a range like "9000-9010"')
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        port = int(value)
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} must be between 1 and 65535")
+        return PortRange(first=port, last=port)
+    match = _RANGE.match(value.strip())
+    if not match:
+        raise ValueError(f'{value!r} must be a port (1-65535) or a range like "9000-9010"')
+    first, last = int(match[1]), int(match[2])
+    if not (1 <= first <= 65535 and 1 <= last <= 65535):
+        raise ValueError(f"range {value!r}: ports must be between 1 and 65535")
+    if first > last:
+        raise ValueError(f"range {value!r}: the first port must not be above the last")
+    return PortRange(first=first, last=last)
+
+
+def _no_booleans(values: Any) -> Any:
+    # pydantic's lax int would turn `true` into port 1 before _port_specs could see it.
+    if isinstance(values, list):
+        for index, value in enumerate(values):
+            if isinstance(value, bool):
+                raise ValueError(f'[{index}]: must be a port (1-65535) or a range like "9000-9010"')
+    return values
+
+
+def _port_specs(values: list[int | str]) -> list[int | str]:
+    normalised: list[int | str] = []
+    for index, value in enumerate(values):
+        try:
+            spec = parse_port_spec(value)
+        except ValueError as exc:
+            raise ValueError(f"[{index}]: {exc}") from None
+        normalised.append(spec.first if spec.first == spec.last else str(spec))
+    return normalised
+
+
+def _interface(value: str) -> str:
+    if not _INTERFACE.fullmatch(value):
+        raise ValueError("must be a network interface name such as eth0")
+    return value
+
+
+class Adaptive(BaseModel):
+    """The real-server agent polled by the ``adaptive`` scheduler (LoadMaster-compatible)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: HttpPath = "/load"
+    port: Port = 80
+    interval: _bounded(1, 3600) = 7  # type: ignore[valid-type]
+    min_percent: _bounded(0, 100) = 5  # type: ignore[valid-type]
+
+
+class VirtualService(BaseModel):
+    """A VIP, its ports and protocol, and how it spreads clients over its real servers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    address: IPAddress
+    port: Port
+    extra_ports: Annotated[
+        list[int | str], BeforeValidator(_no_booleans), AfterValidator(_port_specs)
+    ] = Field(default_factory=list)
+    protocol: Protocol = Protocol.tcp
+    type: ServiceType = ServiceType.http
+    mode: Mode = Mode.l7
+    forwarding: Forwarding = Forwarding.nat
+    transparent: bool = False
+    enabled: bool = True
+    interface: Annotated[str, AfterValidator(_interface)] | None = None
+    scheduler: Scheduler = Scheduler.round_robin
+    adaptive: Adaptive | None = None
+    persistence: Persistence = Field(default_factory=Persistence)
+    check: HealthCheck = Field(default_factory=HealthCheck)
+    real_servers: list[RealServer] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_that_depend_on_others(cls, data: Any) -> Any:
+        # mode defaults to l7 for tcp and l4 for udp; an http service is checked with an
+        # HTTP GET unless told otherwise (LoadMaster's defaults).
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("mode") is None:
+            data["mode"] = "l4" if data.get("protocol") == "udp" else "l7"
+        check = data.get("check")
+        if check is None or (isinstance(check, dict) and "type" not in check):
+            service_type = data.get("type", "http")
+            default_type = "http" if service_type == "http" else "tcp"
+            data["check"] = {**(check or {}), "type": default_type}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.adaptive is not None and self.scheduler is not Scheduler.adaptive:
+            raise ValueError("adaptive: only used with scheduler: adaptive")
+        if self.protocol is Protocol.udp and self.mode is Mode.l7:
+            # the L7 engine (HAProxy) proxies TCP only; UDP is forwarded by the kernel
+            raise ValueError("mode: l7 proxies tcp only; a udp service needs mode l4")
+        return self
+
+    @property
+    def port_ranges(self) -> tuple[PortRange, ...]:
+        """The main port followed by every extra port or range."""
+        extra = tuple(parse_port_spec(spec) for spec in self.extra_ports)
+        return (PortRange(first=self.port, last=self.port), *extra)
+
+    @property
+    def checked(self) -> bool:
+        return self.check.type is not CheckType.none
+
+    def real_server(self, key: str) -> RealServer | None:
+        return next((rs for rs in self.real_servers if rs.key == key), None)

@@ -1,0 +1,57 @@
+"""The actions of a plan: frozen, keyword-only values that the daemon executes in order.
+
+The planner (planner.py) decides; the daemon's executor translates each action into engine
+calls. A test can assert on a plan directly::
+
+    assert plan.actions == (SetWeight(vs="web", server="198.18.0.4:80", weight=3),)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bascule.model import Configuration, RealServerState
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnsureVip:
+    """Add a VIP address to the interface whose subnet holds it (or the named one)."""
+
+    address: str
+    interface: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoveVip:
+    """Remove a VIP address that no virtual service uses any more."""
+
+    address: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplaceConfig:
+    """Render the whole document, validate it, swap it in and reload seamlessly."""
+
+    config: Configuration
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetWeight:
+    """Change a real server's engine weight at runtime (no reload)."""
+
+    vs: str
+    server: str
+    weight: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetState:
+    """Enable, disable or drain a real server at runtime (no reload)."""
+
+    vs: str
+    server: str
+    state: RealServerState
+
+
+Action = EnsureVip | RemoveVip | ReplaceConfig | SetWeight | SetState

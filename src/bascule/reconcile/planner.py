@@ -1,0 +1,155 @@
+"""Desired vs observed -> a Plan of actions (pure; the daemon executes it).
+
+Detect and decide, never act: ``plan`` compares the desired ``Configuration`` with what the
+engine reports and returns the smallest set of actions that converges them:
+
+* a *structural* change (anything but real-server weights and states) needs the engine's
+  configuration replaced (render, check, swap, seamless reload); the rendered config carries
+  every weight and state, so no runtime action follows it in the same plan;
+* otherwise weights, enable/disable and drain go through the runtime API, with no reload;
+* VIP addresses are added before the engine needs them and removed after it stops using them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bascule.model import Configuration, RealServerState, Scheduler, VirtualService
+from bascule.model.weights import engine_weights
+from bascule.reconcile.actions import (
+    Action,
+    EnsureVip,
+    RemoveVip,
+    ReplaceConfig,
+    SetState,
+    SetWeight,
+)
+
+ServerRef = tuple[str, str]
+"""(virtual service name, real server key ``address:port``)"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerRuntime:
+    """A real server's runtime state in engine terms: engine weight and admin state."""
+
+    weight: int
+    state: RealServerState
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observed:
+    """What is running: the document the engine's config came from, its servers, our VIPs."""
+
+    applied: Configuration | None
+    servers: Mapping[ServerRef, ServerRuntime] = field(default_factory=dict)
+    vips: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    actions: tuple[Action, ...]
+
+    @property
+    def reloads(self) -> bool:
+        return any(isinstance(a, ReplaceConfig) for a in self.actions)
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+
+def plan(desired: Configuration, observed: Observed, *, max_weight: int) -> Plan:
+    """The actions that take the engine from ``observed`` to ``desired``."""
+    wanted_vips = desired_vips(desired)
+    actions: list[Action] = [
+        EnsureVip(address=address, interface=interface)
+        for address, interface in wanted_vips.items()
+        if address not in observed.vips
+    ]
+    reason = _structural_reason(desired, observed)
+    if reason is not None:
+        actions.append(ReplaceConfig(config=desired, reason=reason))
+    else:
+        actions.extend(_runtime_actions(desired, observed, max_weight=max_weight))
+    actions.extend(
+        RemoveVip(address=address)
+        for address in sorted(observed.vips)
+        if address not in wanted_vips
+    )
+    return Plan(actions=tuple(actions))
+
+
+def desired_vips(config: Configuration) -> dict[str, str | None]:
+    """Every VIP the configuration listens on, with its named interface if any."""
+    vips: dict[str, str | None] = {}
+    for vs in config.virtual_services:
+        if ipaddress.ip_address(vs.address).is_unspecified:
+            continue
+        if vs.address not in vips or vips[vs.address] is None:
+            vips[vs.address] = vs.interface
+    return vips
+
+
+def desired_runtime(config: Configuration, *, max_weight: int) -> dict[ServerRef, ServerRuntime]:
+    """The runtime state every real server of an enabled service should have."""
+    result: dict[ServerRef, ServerRuntime] = {}
+    for vs in config.virtual_services:
+        if not vs.enabled:
+            continue
+        weights = engine_weights(
+            vs.scheduler.value, {rs.key: rs.weight for rs in vs.real_servers}, max_weight
+        )
+        for rs in vs.real_servers:
+            result[(vs.name, rs.key)] = ServerRuntime(weight=weights[rs.key], state=rs.state)
+    return result
+
+
+def structural_signature(config: Configuration) -> dict[str, Any]:
+    """The document without what the runtime API can change (weights, states).
+
+    Under ``fixed_weighting`` the weight *order* decides which server is active and which are
+    backups, which the runtime API cannot change, so that order is part of the signature.
+    """
+    document = config.to_document()
+    for vs_doc, vs in zip(document["virtual_services"], config.virtual_services, strict=True):
+        for rs_doc in vs_doc["real_servers"]:
+            rs_doc.pop("weight")
+            rs_doc.pop("state")
+        if vs.scheduler is Scheduler.fixed_weighting:
+            vs_doc["fixed_weighting_order"] = fixed_weighting_order(vs)
+    return document
+
+
+def fixed_weighting_order(vs: VirtualService) -> list[str]:
+    """Real server keys by descending weight, document order on ties: active first."""
+    ranked = sorted(enumerate(vs.real_servers), key=lambda item: (-item[1].weight, item[0]))
+    return [rs.key for _, rs in ranked]
+
+
+def _structural_reason(desired: Configuration, observed: Observed) -> str | None:
+    if observed.applied is None:
+        return "no configuration is running yet"
+    if structural_signature(desired) != structural_signature(observed.applied):
+        return "the configuration changed beyond weights and states"
+    for ref in desired_runtime(desired, max_weight=1):
+        if ref not in observed.servers:
+            return f"the engine does not know real server {ref[1]} of {ref[0]}"
+    return None
+
+
+def _runtime_actions(
+    desired: Configuration, observed: Observed, *, max_weight: int
+) -> list[Action]:
+    actions: list[Action] = []
+    for (vs, server), want in desired_runtime(desired, max_weight=max_weight).items():
+        have = observed.servers[(vs, server)]
+        if want.state is not have.state:
+            actions.append(SetState(vs=vs, server=server, state=want.state))
+        # A weight only matters to a server that takes new traffic.
+        if want.state is RealServerState.enabled and want.weight != have.weight:
+            actions.append(SetWeight(vs=vs, server=server, weight=want.weight))
+    return actions

@@ -1,0 +1,130 @@
+"""Opening ``bascule.db``: file mode, pragmas and the schema migrations.
+
+Every table of the store lives in one file and one schema version (``PRAGMA user_version``):
+the version is the number of entries of ``MIGRATIONS`` applied. A new table or column is a new
+entry appended at the end; entries are never edited once released.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bascule.errors import StoreError
+
+DATABASE_FILENAME = "bascule.db"
+
+#: Waiting for another connection's write lock before giving up (seconds).
+BUSY_TIMEOUT = 10.0
+
+#: Each entry takes the schema from version ``i`` to ``i + 1``, in one transaction.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE revisions (
+            number           INTEGER PRIMARY KEY CHECK (number >= 1),
+            created_at       TEXT    NOT NULL,
+            author           TEXT    NOT NULL,
+            message          TEXT    NOT NULL,
+            document         TEXT    NOT NULL,
+            diff             TEXT    NOT NULL,
+            changes          INTEGER NOT NULL,
+            rolled_back_from INTEGER REFERENCES revisions (number)
+        ) STRICT
+        """,
+        """
+        CREATE TABLE applied_state (
+            singleton    INTEGER PRIMARY KEY CHECK (singleton = 1),
+            last_good    INTEGER REFERENCES revisions (number),
+            last_attempt INTEGER NOT NULL REFERENCES revisions (number),
+            ok           INTEGER NOT NULL CHECK (ok IN (0, 1)),
+            message      TEXT    NOT NULL,
+            attempted_at TEXT    NOT NULL
+        ) STRICT
+        """,
+    ),
+)
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open (creating it 0600 if needed) and migrate the store at ``path``.
+
+    The connection is in autocommit mode: callers open their own ``BEGIN IMMEDIATE``
+    transactions (see ``transaction``). WAL with ``synchronous=FULL`` makes every committed
+    transaction durable across a power cut, and a process killed mid-transaction leaves the
+    previous state.
+    """
+    try:
+        # Create the file ourselves so it is never readable by others, even for an instant;
+        # SQLite gives its -wal and -shm files the database file's mode.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        connection = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open the store {path}: {exc}") from exc
+    try:
+        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"the store {path} cannot use write-ahead logging (mode {mode})")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        _migrate(connection, path)
+    except sqlite3.Error as exc:
+        connection.close()
+        raise StoreError(f"cannot prepare the store {path}: {exc}") from exc
+    except StoreError:
+        connection.close()
+        raise
+    return connection
+
+
+def _migrate(connection: sqlite3.Connection, path: Path) -> None:
+    with transaction(connection):
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the store {path} has schema version {version}, newer than this Bascule "
+                f"knows ({len(MIGRATIONS)}); upgrade Bascule"
+            )
+        for target, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in statements:
+                connection.execute(statement)
+            # user_version lives in the database header, so it changes within the transaction.
+            connection.execute(f"PRAGMA user_version = {target:d}")
+
+
+@contextmanager
+def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error.
+
+    IMMEDIATE takes the write lock at the start, so a read-then-write (check the head, insert
+    the next revision) cannot interleave with another writer's.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        # SQLite may already have rolled back by itself (SQLITE_FULL, SQLITE_IOERR...).
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    try:
+        connection.execute("COMMIT")
+    except sqlite3.Error:
+        # A failed COMMIT can leave the transaction open; never keep it for the next caller.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def schema_version(connection: sqlite3.Connection) -> int:
+    """The schema version of an open store."""
+    return int(connection.execute("PRAGMA user_version").fetchone()[0])

@@ -1,0 +1,384 @@
+"""Numbered revisions of the configuration document, and which one is running.
+
+Sits after validation in the flow of a change: the service layer commits a validated document
+as a new revision (with its author, message and the diff from the previous head), the
+reconciler reads the head, and the daemon records here what it applied. A revision is never
+changed or deleted; a rollback is a new revision carrying an old document.
+
+Writes are optimistic: every write names the revision it was based on (``base``) and fails with
+``Conflict`` when another write got there first, so no edit silently overwrites another.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bascule.errors import Conflict, NotFound, StoreError
+from bascule.reconcile.diff import DiffItem, diff_documents, diff_from_json, diff_to_json
+from bascule.store.database import open_database, transaction
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The default clock: the current time, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Revision:
+    """One committed configuration document and how it came to be.
+
+    ``diff`` turns the previous revision's document into this one's (from the empty document
+    for revision 1). ``rolled_back_from`` is the older revision whose document a rollback
+    restored, ``None`` for an ordinary commit.
+    """
+
+    number: int
+    created_at: datetime
+    author: str
+    message: str
+    document: dict[str, Any]
+    diff: tuple[DiffItem, ...]
+    rolled_back_from: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevisionSummary:
+    """A line of the history: a revision without its document; ``changes`` counts its diff."""
+
+    number: int
+    created_at: datetime
+    author: str
+    message: str
+    changes: int
+    rolled_back_from: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppliedState:
+    """What the daemon last did with the engines.
+
+    ``last_good`` is the last revision applied successfully (``None`` before any success, the
+    state traffic flows on); ``last_attempt`` the last revision tried, ``ok`` and ``message``
+    that attempt's outcome, ``attempted_at`` its time.
+    """
+
+    last_good: int | None
+    last_attempt: int
+    ok: bool
+    message: str
+    attempted_at: datetime
+
+
+_REVISION_COLUMNS = "number, created_at, author, message, document, diff, rolled_back_from"
+
+
+class RevisionStore:
+    """The revision history in a SQLite file (normally ``<data dir>/bascule.db``).
+
+    One connection, shared by threads (the daemon calls from its event loop and through
+    ``asyncio.to_thread``): a lock serializes every use of it, reads included, because a
+    connection has one transaction and a read must not land inside another thread's write.
+    Several stores (processes) on one file are safe too: each write is a ``BEGIN IMMEDIATE``
+    transaction, and SQLite makes it all-or-nothing even if the process is killed mid-way.
+    """
+
+    def __init__(self, path: Path, *, clock: Clock = utc_now) -> None:
+        self._path = path
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = open_database(path)
+
+    def __enter__(self) -> RevisionStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file; later calls raise ``StoreError``. Closing twice is harmless."""
+        with self._lock:
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                try:
+                    connection.close()
+                except sqlite3.Error as exc:
+                    raise StoreError(f"cannot close the store {self._path}: {exc}") from exc
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def head(self) -> Revision | None:
+        """The current revision, ``None`` while the store is empty."""
+        with self._use("read the head revision") as db:
+            return _head(db)
+
+    def head_number(self) -> int | None:
+        """The current revision's number (they start at 1), ``None`` while empty."""
+        with self._use("read the head revision") as db:
+            return _head_number(db)
+
+    def get(self, number: int) -> Revision:
+        """Revision ``number``; ``NotFound`` if there is none."""
+        with self._use(f"read revision {number}") as db:
+            return _get(db, number)
+
+    def history(self, *, limit: int = 50, before: int | None = None) -> list[RevisionSummary]:
+        """Up to ``limit`` revisions, newest first, all older than ``before`` when given.
+
+        To page, pass the last number of a page as ``before`` of the next.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        query = "SELECT number, created_at, author, message, changes, rolled_back_from"
+        query += " FROM revisions"
+        parameters: tuple[int, ...] = (limit,)
+        if before is not None:
+            query += " WHERE number < ?"
+            parameters = (before, limit)
+        query += " ORDER BY number DESC LIMIT ?"
+        with self._use("read the history") as db:
+            rows = db.execute(query, parameters).fetchall()
+        return [
+            RevisionSummary(
+                number=number,
+                created_at=_parse_time(created_at),
+                author=author,
+                message=message,
+                changes=changes,
+                rolled_back_from=rolled_back_from,
+            )
+            for number, created_at, author, message, changes, rolled_back_from in rows
+        ]
+
+    def diff(self, a: int, b: int) -> tuple[DiffItem, ...]:
+        """The changes from revision ``a``'s document to revision ``b``'s (either order)."""
+        with self._use(f"compare revisions {a} and {b}") as db:
+            old, new = _get(db, a), _get(db, b)
+        return diff_documents(old.document, new.document)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def commit(
+        self,
+        document: Mapping[str, Any],
+        *,
+        base: int | None,
+        author: str,
+        message: str,
+        rolled_back_from: int | None = None,
+    ) -> Revision:
+        """Store ``document`` as the next revision, if ``base`` is still the head.
+
+        ``base`` is the revision the change was made on (``None`` on an empty store);
+        ``Conflict`` carries the current head when it is not. A document with no change from
+        the head commits nothing: the head is returned unchanged, so the history holds no
+        empty revisions (the first revision is committed even if its document is empty). The
+        order of virtual services and real servers is not a change (see ``reconcile.diff``).
+        """
+        text = _encode(document)
+        with self._use("commit a revision") as db, transaction(db):
+            return self._commit(db, text, base, author, message, rolled_back_from)
+
+    def rollback(
+        self, to: int, *, base: int | None, author: str, message: str | None = None
+    ) -> Revision:
+        """Commit revision ``to``'s document again, as a new revision; rules as ``commit``.
+
+        Returns the head unchanged when its document already is revision ``to``'s.
+        """
+        with self._use(f"roll back to revision {to}") as db, transaction(db):
+            _check_base(db, base)
+            target = _get(db, to)
+            text = _encode(target.document)
+            message = f"roll back to revision {to}" if message is None else message
+            return self._commit(db, text, base, author, message, to)
+
+    def record_applied(self, number: int, *, ok: bool, message: str) -> None:
+        """Record that the daemon tried to apply revision ``number`` and how it went."""
+        with self._use(f"record the application of revision {number}") as db, transaction(db):
+            _get(db, number)  # NotFound rather than a foreign-key error
+            row = db.execute("SELECT last_good FROM applied_state WHERE singleton = 1").fetchone()
+            last_good = number if ok else (None if row is None else row[0])
+            db.execute(
+                "INSERT OR REPLACE INTO applied_state"
+                " (singleton, last_good, last_attempt, ok, message, attempted_at)"
+                " VALUES (1, ?, ?, ?, ?, ?)",
+                (last_good, number, int(ok), message, self._now().isoformat()),
+            )
+
+    def applied(self) -> AppliedState | None:
+        """The last application recorded, ``None`` before the first."""
+        with self._use("read the applied state") as db:
+            row = db.execute(
+                "SELECT last_good, last_attempt, ok, message, attempted_at"
+                " FROM applied_state WHERE singleton = 1"
+            ).fetchone()
+        if row is None:
+            return None
+        last_good, last_attempt, ok, message, attempted_at = row
+        return AppliedState(
+            last_good=last_good,
+            last_attempt=last_attempt,
+            ok=bool(ok),
+            message=message,
+            attempted_at=_parse_time(attempted_at),
+        )
+
+    # -- inside ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _use(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The connection, held alone; sqlite3 errors become ``StoreError``."""
+        with self._lock:
+            if self._connection is None:
+                raise StoreError(f"cannot {action}: the store {self._path} is closed")
+            try:
+                yield self._connection
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot {action} in {self._path}: {exc}") from exc
+
+    def _commit(
+        self,
+        db: sqlite3.Connection,
+        text: str,
+        base: int | None,
+        author: str,
+        message: str,
+        rolled_back_from: int | None,
+    ) -> Revision:
+        head = _check_base(db, base)
+        document = _decode_document(text)
+        diff = diff_documents(None if head is None else head.document, document)
+        if head is not None and not diff:
+            return head
+        if rolled_back_from is not None:
+            _get(db, rolled_back_from)
+        number = 1 if head is None else head.number + 1
+        created_at = self._now()
+        db.execute(
+            f"INSERT INTO revisions ({_REVISION_COLUMNS}, changes)"  # noqa: S608 (a constant)
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                number,
+                created_at.isoformat(),
+                author,
+                message,
+                text,
+                _encode_diff(diff),
+                rolled_back_from,
+                len(diff),
+            ),
+        )
+        return Revision(
+            number=number,
+            created_at=created_at,
+            author=author,
+            message=message,
+            document=document,
+            diff=diff,
+            rolled_back_from=rolled_back_from,
+        )
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise StoreError("the store's clock returned a time without a time zone")
+        return now.astimezone(UTC)
+
+
+def _check_base(db: sqlite3.Connection, base: int | None) -> Revision | None:
+    head = _head(db)
+    current = None if head is None else head.number
+    if base != current:
+        raise Conflict(base=base, current=current)
+    return head
+
+
+def _head_number(db: sqlite3.Connection) -> int | None:
+    number: int | None = db.execute("SELECT MAX(number) FROM revisions").fetchone()[0]
+    return number
+
+
+def _head(db: sqlite3.Connection) -> Revision | None:
+    row = db.execute(
+        f"SELECT {_REVISION_COLUMNS} FROM revisions"  # noqa: S608 (a constant)
+        " ORDER BY number DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else _revision_from_row(row)
+
+
+def _get(db: sqlite3.Connection, number: int) -> Revision:
+    row = db.execute(
+        f"SELECT {_REVISION_COLUMNS} FROM revisions WHERE number = ?",  # noqa: S608 (a constant)
+        (number,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"revision {number} does not exist")
+    return _revision_from_row(row)
+
+
+def _revision_from_row(row: tuple[Any, ...]) -> Revision:
+    number, created_at, author, message, document, diff, rolled_back_from = row
+    try:
+        decoded_diff = diff_from_json(json.loads(diff))
+    except ValueError as exc:
+        raise StoreError(f"revision {number} has an unreadable diff: {exc}") from exc
+    return Revision(
+        number=number,
+        created_at=_parse_time(created_at),
+        author=author,
+        message=message,
+        document=_decode_document(document),
+        diff=decoded_diff,
+        rolled_back_from=rolled_back_from,
+    )
+
+
+def _encode(document: Mapping[str, Any]) -> str:
+    """The stored form of a document: compact JSON, key order kept."""
+    try:
+        return json.dumps(
+            document,
+            ensure_ascii=False,
+            separators=(",", ":"),
+            allow_nan=False,
+            default=_mapping_as_dict,
+        )
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"the document cannot be stored as JSON: {exc}") from exc
+
+
+def _mapping_as_dict(value: object) -> dict[Any, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _encode_diff(diff: tuple[DiffItem, ...]) -> str:
+    return json.dumps(diff_to_json(diff), ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode_document(text: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise StoreError(f"a stored document is not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise StoreError("a stored document is not a JSON object")
+    return document
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise StoreError(f"a stored time is unreadable: {text!r}") from exc
