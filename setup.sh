@@ -4,6 +4,7 @@
 #   ./setup.sh            install everything, start the daemon and the demo
 #   ./setup.sh --no-demo  install everything, start nothing
 #   ./setup.sh --dev      also install the development and test tools (used by ./test.sh)
+#   ./setup.sh --no-link  do not link bascule into /usr/local/bin (used by ./test.sh)
 #
 # Idempotent: running it again only installs what changed.
 set -euo pipefail
@@ -11,11 +12,13 @@ cd "$(dirname "$0")"
 
 demo=1
 dev=0
+link=1
 for arg in "$@"; do
   case "$arg" in
     --no-demo) demo=0 ;;
     --dev) dev=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --no-link) link=0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -55,15 +58,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -e "$stamp" ]; then
   echo "==> installing Python dependencies from $lock"
-  .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q --require-hashes -r "$lock"
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
-ln -sf "$(pwd)/.venv/bin/bascule" /usr/local/bin/bascule
+if [ "$link" = 1 ]; then
+  ln -sf "$(pwd)/.venv/bin/bascule" /usr/local/bin/bascule
+fi
 
 if [ "$demo" = 1 ]; then
   echo "==> starting Bascule with the demo"
-  exec /usr/local/bin/bascule demo
+  exec .venv/bin/bascule demo
 fi

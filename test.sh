@@ -5,7 +5,7 @@
 #   ./test.sh -k drain   extra arguments go to pytest
 set -euo pipefail
 cd "$(dirname "$0")"
-./setup.sh --no-demo --dev
+./setup.sh --no-demo --dev --no-link
 echo "==> ruff"
 .venv/bin/ruff check src tests bench
 echo "==> mypy --strict"

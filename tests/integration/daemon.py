@@ -35,15 +35,15 @@ class BasculeDaemon:
 
     def start(self, timeout: float = 15.0) -> BasculeDaemon:
         env = {**os.environ, "BASCULE_RECONCILE_INTERVAL": "1", "BASCULE_SHUTDOWN_GRACE": "3"}
-        log = self.log_path.open("a")
-        self.process = self.topology.popen(
-            "lb",
-            [BASCULE, "--data-dir", str(self.data_dir), "run"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            text=True,
-        )
+        with self.log_path.open("a") as log:
+            self.process = self.topology.popen(
+                "lb",
+                [BASCULE, "--data-dir", str(self.data_dir), "run"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                text=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -154,6 +154,7 @@ class BasculeDaemon:
     def haproxy(self, command: str) -> str:
         path = self.data_dir / "haproxy" / "haproxy.sock"
         with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
             s.connect(str(path))
             s.sendall(command.encode() + b"\n")
             chunks = []
@@ -164,8 +165,11 @@ class BasculeDaemon:
     def worker_pids(self) -> list[int]:
         path = self.data_dir / "haproxy" / "master.sock"
         with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
             s.connect(str(path))
             s.sendall(b"show proc\n")
+            # The master CLI keeps a non-interactive connection open until it reads EOF.
+            s.shutdown(socket.SHUT_WR)
             chunks = []
             while chunk := s.recv(65536):
                 chunks.append(chunk)

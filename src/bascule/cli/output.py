@@ -34,7 +34,12 @@ DIFF_STYLES: Mapping[str, str] = {"+": "green", "-": "red", "~": "yellow"}
 
 def console() -> Console:
     """A console on the current stdout (created per use so test runners can capture it)."""
-    return Console(highlight=False)
+    out = Console(highlight=False)
+    if not out.is_terminal:
+        # Piped or captured output has no width to respect; 80 columns would fold addresses
+        # and status words mid-token. A terminal keeps its own width.
+        out = Console(highlight=False, width=200)
+    return out
 
 
 def print_json(data: Any) -> None:

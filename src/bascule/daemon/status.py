@@ -77,7 +77,9 @@ def _service_verdict(
     if not observation.running:
         return "down", observation.detail or "the engine is not running"
     for status in servers:
-        if status.critical and status.status not in {"up", "unchecked"}:
+        # HAProxy's srv_is_up (the critical rule, see engines/haproxy/view.py) is true for a
+        # drained server whose checks pass: draining a critical server keeps the service up.
+        if status.critical and status.status not in {"up", "unchecked", "drain"}:
             return "down", f"critical real server {status.key} is {status.status}"
     serving = [s for s in servers if s.state == RealServerState.enabled.value]
     if not serving:

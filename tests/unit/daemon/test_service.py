@@ -655,6 +655,14 @@ STATUS_CASES: list[
         ("down", f"critical real server {B} is disabled", ["up", "disabled"]),
     ),
     (
+        "critical server drained",
+        {},
+        observe(seen("up"), seen("up", weight=0, state="drain")),
+        {},
+        {"critical": True, "state": "drain"},
+        ("up", "", ["up", "drain"]),
+    ),
+    (
         "critical server unchecked",
         {"check": {"type": "none"}},
         observe(seen("unchecked"), seen("unchecked")),
