@@ -29,7 +29,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------------------------
-packages=(haproxy nftables iproute2 python3 python3-venv python3-pip curl procps ca-certificates)
+packages=(haproxy nftables conntrack iproute2 python3 python3-venv python3-pip curl procps ca-certificates)
 if [ "$dev" = 1 ]; then
   packages+=(wrk nginx-light tcpdump iputils-ping)
 fi

@@ -39,7 +39,10 @@ def _make_app(service: ConfigService, system: runner.SystemInfo) -> Any:
 
 def run(
     ctx: typer.Context,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning or error [default: BASCULE_LOG_LEVEL or info]"),
+    ] = None,
 ) -> None:
     """Run the appliance in the foreground: engines, VIPs and the API on the unix socket."""
     from bascule.daemon import runner
@@ -47,9 +50,12 @@ def run(
     session = Session.of(ctx)
     if os.geteuid() != 0:
         raise CliError("bascule run needs root: it manages HAProxy, addresses and nftables")
-    logs.configure(log_level)
+    settings = Settings(data_dir=session.data_dir)
+    if log_level is not None:
+        settings = settings.model_copy(update={"log_level": log_level})
+    logs.configure(settings.log_level)
     try:
-        runner.run(Settings(data_dir=session.data_dir, log_level=log_level), make_app=_make_app)
+        runner.run(settings, make_app=_make_app)
     except BasculeError as exc:
         raise CliError(str(exc)) from exc
 

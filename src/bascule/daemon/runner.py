@@ -109,11 +109,15 @@ class Daemon:
 
     async def _run(self, store: RevisionStore) -> None:
         settings = self.settings
+        # One HAProxy thread per CPU this process may run on (its affinity, not the machine's
+        # count: under taskset or a cpuset, extra threads would only fight over the same CPUs).
+        cpus = tuple(sorted(os.sched_getaffinity(0)))
         engine = HaproxyDriver(
             settings.haproxy_dir,
             binary=settings.haproxy_binary,
             maxconn=haproxy_maxconn(),
-            nbthread=os.cpu_count() or 1,
+            nbthread=len(cpus),
+            cpus=cpus,
         )
         vips = IpVipManager(settings.data_dir / "vips.json")
         service = ConfigService(store=store, engine=engine, vips=vips)

@@ -229,14 +229,36 @@ class ConfigService:
 
         The periodic repair loop passes ``retry_failed=False``: a revision the engine could
         not apply is not retried again and again (each failed attempt means a reload and a
-        rollback); a new change, a rollback or a restart retries it.
+        rollback); instead the loop keeps the last good revision running — it restarts a
+        dead engine and repairs drift towards it — until a new change, a rollback or a
+        restart of the daemon tries the current revision again.
         """
         async with self._lock:
             if not retry_failed:
                 head, applied = self.store.head_number(), self.store.applied()
                 if applied is not None and applied.last_attempt == head and not applied.ok:
+                    if applied.last_good is not None:
+                        await self._converge_on_last_good(applied.last_good)
                     return False, applied.message
             return await self._reconcile_locked()
+
+    async def _converge_on_last_good(self, number: int) -> None:
+        try:
+            last_good = parse_document(self.store.get(number).document)
+            await self._converge(last_good)
+        except (ApplyFailed, EngineError, OSError, InvalidConfiguration) as exc:
+            log.error("could not restore the last good revision", extra={"error": str(exc)})
+
+    async def _converge(self, desired: Configuration) -> None:
+        # A reload renders every weight and state; a second pass corrects any drift the
+        # engine reports afterwards (for instance a state restored from the state file).
+        for _ in range(3):
+            current = await self._plan(desired)
+            if current.empty:
+                break
+            lines = [describe(a) for a in current.actions]
+            log.info("executing plan", extra={"actions": lines})
+            await self._execute(current, desired)
 
     async def _plan(self, desired: Configuration) -> Plan:
         observation = await self.engine.observe(self._applied)
@@ -249,20 +271,17 @@ class ConfigService:
         head = self.store.head()
         desired = parse_document(head.document) if head else Configuration()
         try:
-            # A reload renders every weight and state; a second pass corrects any drift the
-            # engine reports afterwards (for instance a server it did not know before).
-            for _ in range(3):
-                current = await self._plan(desired)
-                if current.empty:
-                    break
-                lines = [describe(a) for a in current.actions]
-                log.info("executing plan", extra={"actions": lines})
-                await self._execute(current, desired)
+            await self._converge(desired)
         except (ApplyFailed, EngineError, OSError) as exc:
             message = str(exc)
             log.error("apply failed", extra={"error": message})
             if head is not None:
                 self.store.record_applied(head.number, ok=False, message=message)
+                # Nothing may be running at all (a daemon restarted on a revision HAProxy
+                # refuses): make sure the last good revision serves meanwhile.
+                applied = self.store.applied()
+                if applied is not None and applied.last_good is not None:
+                    await self._converge_on_last_good(applied.last_good)
             return False, message
         if head is not None:
             applied = self.store.applied()

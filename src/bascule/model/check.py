@@ -84,6 +84,14 @@ class HealthCheck(BaseModel):
     send_hex: Hex | None = None
     expect_hex: Hex | None = None
 
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _status_number_as_text(cls, value: object) -> object:
+        # YAML reads `expect_status: 200` as a number; it means the list "200".
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
     @field_validator("expect_status")
     @classmethod
     def _valid_status_list(cls, value: str) -> str:

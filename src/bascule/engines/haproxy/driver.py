@@ -41,11 +41,24 @@ class HaproxyDriver:
     name = "haproxy"
     max_weight = MAX_WEIGHT
 
-    def __init__(self, run_dir: Path, *, binary: str, maxconn: int, nbthread: int) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        binary: str,
+        maxconn: int,
+        nbthread: int,
+        cpus: tuple[int, ...] = (),
+    ) -> None:
         self.paths = HaproxyPaths.under(run_dir)
         self.shell = HaproxyEngine(self.paths, binary=binary)
+        self.server_state = self.paths.run_dir / "server-state"
         self.globals = HaproxyGlobals(
-            stats_socket=str(self.paths.stats_socket), maxconn=maxconn, nbthread=nbthread
+            stats_socket=str(self.paths.stats_socket),
+            maxconn=maxconn,
+            nbthread=nbthread,
+            server_state_file=str(self.server_state),
+            cpus=cpus,
         )
 
     def render(self, config: Configuration) -> str:
@@ -74,6 +87,7 @@ class HaproxyDriver:
         for action in actions:
             if isinstance(action, ReplaceConfig):
                 await self._flush(commands)
+                await self._save_server_state()
                 await self.shell.apply(self.render(action.config))
                 applied = action.config
             elif isinstance(action, SetWeight):
@@ -83,6 +97,25 @@ class HaproxyDriver:
                 backend, server = _names(applied, action.vs, action.server)
                 commands.append(runtime.set_state(backend, server, ADMIN_STATE[action.state]))
         await self._flush(commands)
+
+    async def _save_server_state(self) -> None:
+        """Save health and runtime state so the reloaded worker starts from it.
+
+        configuration.txt, ``load-server-state-from-file``: without it a reload forgets
+        which servers are down (a dead server would take traffic until ``fall`` checks fail
+        again) and every runtime change. Weights and states the new document changes are set
+        by the reconciler's next pass.
+        """
+        if not await self.shell.is_running():
+            return
+        try:
+            state = await self.shell.runtime("show servers state")
+        except EngineError:
+            return
+        tmp = self.server_state.with_suffix(".tmp")
+        tmp.write_text(state if state.endswith("\n") else state + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(self.server_state)
 
     async def _flush(self, commands: list[str]) -> None:
         if commands:

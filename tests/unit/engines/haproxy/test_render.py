@@ -188,6 +188,12 @@ CASES: dict[str, Case] = {
     "two_services": Case(
         services=[service(), generic(25, {"type": "smtp"}, scheduler="source_ip_hash")]
     ),
+    "cpu_map": Case(
+        services=[service(check={"type": "tcp"})],
+        globals_=HaproxyGlobals(
+            stats_socket="/run/bascule/haproxy.sock", maxconn=4096, nbthread=2, cpus=(0, 1)
+        ),
+    ),
     "server_state_file": Case(
         services=[service(check={"type": "tcp"})],
         globals_=HaproxyGlobals(

@@ -353,6 +353,25 @@ def test_globals() -> None:
         HaproxyGlobals(stats_socket="/s", maxconn=1, nbthread=0)
 
 
+def cpu_maps(**fields: Any) -> list[str]:
+    globals_ = HaproxyGlobals(stats_socket="/s", maxconn=100, **fields)
+    lines = build_view(parse_document({}), globals_).global_settings
+    return [line for line in lines if line.startswith("cpu-map")]
+
+
+def test_threads_are_bound_one_per_cpu() -> None:
+    assert cpu_maps(nbthread=2, cpus=(0, 1)) == ["cpu-map auto:1/1-2 0 1"]
+    assert cpu_maps(nbthread=3, cpus=(2, 5, 7)) == ["cpu-map auto:1/1-3 2 5 7"]
+    # one thread keeps the process's affinity; no CPUs given, no binding; 2.6 names 0..63
+    assert cpu_maps(nbthread=1, cpus=(3,)) == []
+    assert cpu_maps(nbthread=2) == []
+    assert cpu_maps(nbthread=2, cpus=(63, 64)) == []
+    with pytest.raises(ValueError, match="one CPU per thread"):
+        HaproxyGlobals(stats_socket="/s", maxconn=1, nbthread=2, cpus=(0,))
+    with pytest.raises(ValueError, match="distinct"):
+        HaproxyGlobals(stats_socket="/s", maxconn=1, nbthread=2, cpus=(1, 1))
+
+
 @pytest.mark.parametrize("name", ["web\n", "web listen", "web'", ""])
 def test_names_outside_the_safe_alphabet_are_refused(name: str) -> None:
     # model_construct skips validation: the view's own check is the last line of defence.

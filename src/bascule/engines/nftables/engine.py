@@ -1,0 +1,318 @@
+"""The nftables engine's thin shell: ``nft -c``, one-transaction apply, counters, conntrack.
+
+Where this sits in the flow of a change: the daemon builds a ``Ruleset`` with ``view.py`` (pure)
+and hands it here. ``apply`` reads our tables (``nft -j list table``), lets the view turn the
+ruleset into a transaction against what runs (``view.transaction``), checks it with
+``nft -c -j -f -`` and applies it with ``nft -j -f -``: nft runs a whole file as one kernel
+transaction, so on any error nothing changes. Every other verb reads or cuts state:
+``counters`` (named counters and conntrack), ``flush_connections`` (cut a removed server's
+flows), ``remove`` (delete our tables), ``mac_of`` / ``interface_mac`` (DSR's facts).
+
+Every command goes through ``Runner`` (argv, stdin) -> ``Completed``, so the parsers are tested
+without root and the integration tests run the real binaries inside a network namespace
+(``netns``: commands are prefixed with ``ip netns exec``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bascule.engines.nftables.nft import TABLE, Json
+from bascule.engines.nftables.view import Ruleset, transaction
+from bascule.errors import ApplyFailed, EngineError, EngineRejected
+from bascule.model import Configuration, VirtualService
+
+FAMILIES = ("ip", "ip6", "netdev")
+COMMAND_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+Runner = Callable[[Sequence[str], str | None], Awaitable[Completed]]
+
+
+def subprocess_runner(netns: str | None = None) -> Runner:
+    """A Runner that executes commands (inside ``netns`` when given)."""
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+
+    async def run(argv: Sequence[str], stdin: str | None) -> Completed:
+        proc = await asyncio.create_subprocess_exec(
+            *prefix,
+            *argv,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(
+                proc.communicate(stdin.encode() if stdin is not None else None), COMMAND_TIMEOUT
+            )
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise EngineError(f"{' '.join(argv)}: no answer within {COMMAND_TIMEOUT}s") from None
+        return Completed(returncode=proc.returncode or 0, stdout=out.decode(), stderr=err.decode())
+
+    return run
+
+
+# -- pure parsers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CounterValue:
+    packets: int
+    bytes: int
+
+
+def parse_counters(listing: Json) -> dict[tuple[str, str], CounterValue]:
+    """(family, counter name) -> value, from ``nft -j list ...`` output of our tables."""
+    found: dict[tuple[str, str], CounterValue] = {}
+    for item in listing.get("nftables", []):
+        body = item.get("counter") if isinstance(item, dict) else None
+        if isinstance(body, dict) and body.get("table") == TABLE:
+            found[(body["family"], body["name"])] = CounterValue(
+                packets=int(body.get("packets", 0)), bytes=int(body.get("bytes", 0))
+            )
+    return found
+
+
+@dataclass(frozen=True, kw_only=True)
+class Connection:
+    """One conntrack entry: the original direction (client -> VIP) and the reply's source."""
+
+    protocol: str
+    state: str | None  # TCP state; None for UDP
+    source: str
+    destination: str
+    source_port: int
+    destination_port: int
+    reply_source: str
+    reply_source_port: int
+
+
+_TUPLE = re.compile(r"(src|dst|sport|dport)=(\S+)")
+_TCP_STATES = {
+    "SYN_SENT",
+    "SYN_RECV",
+    "ESTABLISHED",
+    "FIN_WAIT",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "TIME_WAIT",
+    "CLOSE",
+    "SYN_SENT2",
+}
+ACTIVE_TCP_STATES = {"SYN_RECV", "ESTABLISHED"}
+
+
+def parse_conntrack(text: str) -> list[Connection]:
+    """Entries of ``/proc/net/nf_conntrack`` or ``conntrack -L`` (TCP and UDP only)."""
+    found: list[Connection] = []
+    for line in text.splitlines():
+        words = line.split()
+        protocol = next((w for w in words[:4] if w in {"tcp", "udp"}), None)
+        if protocol is None:
+            continue
+        state = next((w for w in words if w in _TCP_STATES), None) if protocol == "tcp" else None
+        pairs = _TUPLE.findall(line)
+        if len(pairs) < 8:
+            continue
+        original, reply = dict(pairs[:4]), dict(pairs[4:8])
+        try:
+            found.append(
+                Connection(
+                    protocol=protocol,
+                    state=state,
+                    source=original["src"],
+                    destination=original["dst"],
+                    source_port=int(original["sport"]),
+                    destination_port=int(original["dport"]),
+                    reply_source=reply["src"],
+                    reply_source_port=int(reply["sport"]),
+                )
+            )
+        except (KeyError, ValueError):
+            continue
+    return found
+
+
+def _same(a: str, b: str) -> bool:
+    return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+
+
+def active_connections(
+    connections: Iterable[Connection], services: Iterable[VirtualService]
+) -> dict[tuple[str, str], int]:
+    """(vs name, rs key) -> open connections NATed to it (TCP SYN_RECV/ESTABLISHED, any UDP).
+
+    DSR services have no conntrack entries on the load balancer: they count 0 here.
+    """
+    counts: dict[tuple[str, str], int] = {}
+    services = list(services)
+    for vs in services:
+        for rs in vs.real_servers:
+            counts[(vs.name, rs.key)] = 0
+    for conn in connections:
+        if conn.protocol == "tcp" and conn.state not in ACTIVE_TCP_STATES:
+            continue
+        for vs in services:
+            if conn.protocol != vs.protocol.value or not _same(conn.destination, vs.address):
+                continue
+            if not any(r.first <= conn.destination_port <= r.last for r in vs.port_ranges):
+                continue
+            for rs in vs.real_servers:
+                if _same(conn.reply_source, rs.address):
+                    counts[(vs.name, rs.key)] += 1
+    return counts
+
+
+def parse_neighbour(text: str, address: str) -> str | None:
+    """The MAC of ``address`` in ``ip -j neigh show`` output, if it is resolved."""
+    try:
+        entries = json.loads(text or "[]")
+    except json.JSONDecodeError:
+        return None
+    for entry in entries:
+        if entry.get("dst") != address or "lladdr" not in entry:
+            continue
+        if set(entry.get("state", [])) & {"FAILED", "INCOMPLETE"}:
+            continue
+        return str(entry["lladdr"])
+    return None
+
+
+# -- the shell ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Counters:
+    """What ``counters`` read: named counters and conntrack's open connections."""
+
+    values: Mapping[tuple[str, str], CounterValue]  # (table family, counter name)
+    active: Mapping[tuple[str, str], int]  # (vs name, rs key)
+
+    def service(self, ruleset: Ruleset, name: str) -> dict[tuple[str, str], CounterValue]:
+        """(rs key or "" for the service, kind) -> value for one service of ``ruleset``."""
+        view = ruleset.services[name]
+        return {
+            ref: self.values[(view.table, counter)]
+            for counter, ref in view.counters.items()
+            if (view.table, counter) in self.values
+        }
+
+
+class NftablesEngine:
+    """Runs nft, conntrack and ip for the L4 engine; see the module docstring."""
+
+    def __init__(self, *, runner: Runner | None = None, netns: str | None = None) -> None:
+        self._run = runner or subprocess_runner(netns)
+
+    async def _nft(self, *args: str, stdin: str | None = None) -> Completed:
+        return await self._run(["nft", *args], stdin)
+
+    async def listing(self) -> Json:
+        """Our tables as ``nft -j list table`` shows them (those that exist)."""
+        items: list[Any] = []
+        for family in FAMILIES:
+            done = await self._nft("-j", "list", "table", family, TABLE)
+            if done.returncode == 0 and done.stdout.strip():
+                items += json.loads(done.stdout).get("nftables", [])
+        return {"nftables": items}
+
+    async def check(self, document: Json) -> None:
+        """``nft -c``: raise EngineRejected with nft's message when it refuses ``document``."""
+        done = await self._nft("-c", "-j", "-f", "-", stdin=json.dumps(document))
+        if done.returncode != 0:
+            raise EngineRejected("nft", done.stderr.strip())
+
+    async def apply(self, ruleset: Ruleset) -> Json:
+        """Bring our tables to ``ruleset`` in one transaction; return what was sent.
+
+        Raise EngineRejected when ``nft -c`` refuses it, ApplyFailed when the apply itself
+        fails (nft's transaction is all or nothing, so the previous state still runs).
+        """
+        document = transaction(ruleset, await self.listing())
+        await self.check(document)
+        done = await self._nft("-j", "-f", "-", stdin=json.dumps(document))
+        if done.returncode != 0:
+            raise ApplyFailed(f"nft could not apply the ruleset: {done.stderr.strip()}")
+        return document
+
+    async def remove(self) -> None:
+        """Delete our tables (add + delete: never fails for a table that is not there)."""
+        commands: list[Json] = []
+        for family in FAMILIES:
+            ref = {"family": family, "name": TABLE}
+            commands += [{"add": {"table": ref}}, {"delete": {"table": ref}}]
+        done = await self._nft("-j", "-f", "-", stdin=json.dumps({"nftables": commands}))
+        if done.returncode != 0:
+            raise ApplyFailed(f"nft could not remove Bascule's tables: {done.stderr.strip()}")
+
+    async def counters(self, config: Configuration | None = None) -> Counters:
+        """Named counters of our tables and, for ``config``'s services, open connections."""
+        values = parse_counters(await self.listing())
+        active: dict[tuple[str, str], int] = {}
+        if config is not None:
+            active = active_connections(await self.connections(), config.virtual_services)
+        return Counters(values=values, active=active)
+
+    async def connections(self) -> list[Connection]:
+        """conntrack's table: /proc/net/nf_conntrack, else ``conntrack -L``."""
+        done = await self._run(["cat", "/proc/net/nf_conntrack"], None)
+        if done.returncode != 0:
+            done = await self._run(["conntrack", "-L"], None)
+        if done.returncode != 0:
+            raise EngineError(f"cannot read conntrack: {done.stderr.strip()}")
+        return parse_conntrack(done.stdout)
+
+    async def flush_connections(
+        self, vip: str, port: int, real_server: str, protocol: str = "tcp"
+    ) -> None:
+        """Cut the conntrack entries of ``vip:port`` that were NATed to ``real_server``."""
+        argv = [
+            "conntrack",
+            "-D",
+            "-p",
+            protocol,
+            "--orig-dst",
+            vip,
+            "--dport",
+            str(port),
+            "--reply-src",
+            real_server,
+        ]
+        done = await self._run(argv, None)
+        # conntrack exits 1 when nothing matched ("0 flow entries have been deleted")
+        if done.returncode != 0 and "0 flow entries" not in done.stderr:
+            raise EngineError(f"conntrack -D failed: {done.stderr.strip()}")
+
+    async def mac_of(self, address: str, interface: str) -> str | None:
+        """The MAC of a neighbour on ``interface`` (one ping first fills the neighbour table)."""
+        done = await self._run(["ip", "-j", "neigh", "show", "to", address, "dev", interface], None)
+        mac = parse_neighbour(done.stdout, address)
+        if mac is None:
+            await self._run(["ping", "-c", "1", "-W", "1", "-I", interface, address], None)
+            done = await self._run(
+                ["ip", "-j", "neigh", "show", "to", address, "dev", interface], None
+            )
+            mac = parse_neighbour(done.stdout, address)
+        return mac
+
+    async def interface_mac(self, interface: str) -> str:
+        done = await self._run(["ip", "-j", "link", "show", "dev", interface], None)
+        try:
+            return str(json.loads(done.stdout)[0]["address"])
+        except (json.JSONDecodeError, IndexError, KeyError) as exc:
+            raise EngineError(f"no MAC address for {interface}: {done.stderr.strip()}") from exc

@@ -1,0 +1,649 @@
+"""Model + health + environment facts -> the nft JSON ruleset of Bascule's L4 tables, as data.
+
+Where this sits in the flow of a change: the reconciler hands a validated ``Configuration``
+to the nftables engine, together with the health of every real server and the facts of the
+machine that are not in the model (the MAC addresses of DSR real servers, the load balancer's
+own MAC and source address). ``build_ruleset`` turns them into one nft transaction (the
+``nft -j`` schema, libnftables-json(5)) that ``engine.py`` checks with ``nft -c`` and applies
+with ``nft -f``. Nothing here does I/O, reads settings or the clock.
+
+What the ruleset looks like (one table per family that is needed, all named ``bascule``)::
+
+    table ip bascule                         NAT for IPv4 VIPs (ip6 bascule for IPv6)
+      chain prerouting   nat, dstnat          ip daddr VIP tcp dport {80, 8000-8010} goto vs/web
+      chain vs/web                            persistence hits, then the scheduler's vmap
+      chain rs/web/198.18.0.11/80             forget other servers' persistence, count, dnat
+      chain postrouting  nat, srcnat          one-armed: snat the server side to the LB
+      chain traffic      filter, forward      per real server packets and bytes (conntrack)
+      chain ingress      filter, prerouting   per virtual service packets and bytes
+    table netdev bascule                      DSR, both families
+      chain ingress/eth0 filter, ingress      ip daddr VIP tcp dport 80 goto vs/web
+      chain vs/web                            persistence hits, then jhash(flow) -> Maglev
+      chain rs/web/...                        ether saddr/daddr set, fwd to eth0
+
+Atomicity and ownership: each table is brought to its desired state inside the one
+transaction by ``add table`` (idempotent), ``flush table`` (drops every rule, keeps sets and
+counters), then re-adding declarations and rules; static maps are flushed and refilled.
+Persistence sets are only declared, never flushed, so clients stay on their server across
+applies; counters keep counting. A family that is not needed is removed by ``add table`` +
+``delete table``. Objects of a service that left are removed by ``prune``, which needs the
+current listing (the engine reads it). No other table is ever named.
+
+Scheduling (NAT, where conntrack remembers each connection's choice): ``numgen inc`` over a
+smooth weighted sequence for the round robin family and the least connection family (whose
+weights the daemon derives from conntrack counts and passes in), the single highest-weight
+server for ``fixed_weighting``, Maglev on the source address for ``source_ip_hash``. DSR has no
+connection tracking at the ingress hook, so every method becomes weighted Maglev on a hash of
+the flow (``DSR_SCHEDULING`` says which, and ``ServiceView.method`` carries it to the status).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bascule.engines.nftables.maglev import DEFAULT_TABLE_SIZE, lookup_table
+from bascule.engines.nftables.nft import (
+    TABLE,
+    Json,
+    TableCommands,
+    counter_name,
+    goto,
+    match,
+    payload,
+    persistence_set,
+    rs_chain,
+    vs_chain,
+)
+from bascule.model import (
+    Configuration,
+    Forwarding,
+    Mode,
+    PersistenceMethod,
+    RealServer,
+    RealServerState,
+    Scheduler,
+    VirtualService,
+)
+from bascule.model.weights import engine_weights
+
+# Hook priorities, nft(8) "CHAINS": dstnat -100, srcnat 100, mangle -150. DSR runs at the
+# ingress hook before anything else on the interface.
+PRIORITY_DSTNAT = -100
+PRIORITY_SRCNAT = 100
+PRIORITY_COUNT = -150
+PRIORITY_INGRESS = -500
+
+# The numgen sequence of the round robin family is at most this long; weights are scaled
+# (keeping their ratios, see model/weights.py) so that their sum fits.
+MAX_SEQUENCE = 4096
+
+
+class NatTopology(enum.StrEnum):
+    """How replies from NAT real servers come back to the load balancer.
+
+    ``routed``: the real servers route through the load balancer (it is their gateway), so
+    only the destination is rewritten and they see the client's address. ``one_armed``: they
+    may answer the client directly, so the source is rewritten to the load balancer's
+    address too (LoadMaster's "subnet originating requests"); they see the load balancer.
+    """
+
+    routed = "routed"
+    one_armed = "one_armed"
+
+
+class Selection(enum.StrEnum):
+    """How a service picks a real server, as the status shows it."""
+
+    round_robin = "numgen inc over the weighted sequence"
+    fixed = "the highest-weight real server that is up"
+    source_maglev = "Maglev on jhash(source address)"
+    flow_maglev = "Maglev on jhash(source address, source port, destination port)"
+
+
+# DSR has no conntrack at the ingress hook: a choice must be a pure function of the flow.
+# Every scheduler becomes weighted Maglev; "weighted" says whether the real servers' weights
+# count (they do not for plain round robin and least connection, as in LoadMaster).
+DSR_SCHEDULING: dict[Scheduler, Selection] = {
+    Scheduler.source_ip_hash: Selection.source_maglev,
+    Scheduler.round_robin: Selection.flow_maglev,
+    Scheduler.weighted_round_robin: Selection.flow_maglev,
+    Scheduler.least_connection: Selection.flow_maglev,
+    Scheduler.weighted_least_connection: Selection.flow_maglev,
+    Scheduler.fixed_weighting: Selection.fixed,
+}
+NAT_SCHEDULING: dict[Scheduler, Selection] = {
+    Scheduler.round_robin: Selection.round_robin,
+    Scheduler.weighted_round_robin: Selection.round_robin,
+    Scheduler.least_connection: Selection.round_robin,
+    Scheduler.weighted_least_connection: Selection.round_robin,
+    Scheduler.fixed_weighting: Selection.fixed,
+    Scheduler.source_ip_hash: Selection.source_maglev,
+}
+PERSISTENCE_METHODS = {PersistenceMethod.none, PersistenceMethod.source_ip}
+
+
+class ViewError(ValueError):
+    """The desired L4 state cannot be expressed (an L7-only method, a missing fact...)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Environment:
+    """Facts of the machine that are not in the model, found by the engine shell.
+
+    ``interface``: the load balancer's interface on the real servers' segment (DSR ingress
+    and egress), unless a service names its own. ``lb_mac``: that interface's MAC (the DSR
+    frames' new source). ``server_macs``: real server address -> MAC (DSR destinations; a
+    server without one is left out and reported). ``source_addresses``: family (4 or 6) ->
+    the load balancer's address for one-armed NAT; without one, ``masquerade`` picks the
+    outgoing interface's address. ``maglev_size``: a prime, 65537 in production.
+    """
+
+    interface: str = "eth0"
+    lb_mac: str | None = None
+    server_macs: Mapping[str, str] = field(default_factory=dict)
+    source_addresses: Mapping[int, str] = field(default_factory=dict)
+    maglev_size: int = DEFAULT_TABLE_SIZE
+
+
+@dataclass(frozen=True, kw_only=True)
+class L4Inputs:
+    """Everything ``build_ruleset`` needs besides the model.
+
+    ``health``: (virtual service name, real server key) -> up; a pair that is missing counts
+    as up (an unchecked server). ``weights``: (vs, rs key) -> weight overriding the model's
+    for the least connection family (the daemon turns conntrack counts into these).
+    ``nat_topology``: virtual service name -> topology (default routed) until the model has
+    its own field.
+    """
+
+    environment: Environment = field(default_factory=Environment)
+    health: Mapping[tuple[str, str], bool] = field(default_factory=dict)
+    weights: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    nat_topology: Mapping[str, NatTopology] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceView:
+    """What the status shows about one L4 service: how it picks, whom, and who is left out."""
+
+    name: str
+    family: str  # "ip" | "ip6"
+    forwarding: Forwarding
+    table: str  # "ip" | "ip6" | "netdev": the family of the table holding it
+    selection: Selection
+    weights: Mapping[str, int]  # rs key -> effective weight of the servers in the maps
+    excluded: Mapping[str, str]  # rs key -> why it is not in the maps
+    counters: Mapping[str, tuple[str, str]]  # counter name -> (rs key or "", kind)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ruleset:
+    """The transaction that brings Bascule's tables to the desired state, and its summary."""
+
+    commands: tuple[Json, ...]
+    services: Mapping[str, ServiceView]
+    tables: tuple[str, ...]  # families of the tables kept ("ip", "netdev"...)
+
+    def document(self) -> Json:
+        """The ``nft -j -f`` input."""
+        return {"nftables": list(self.commands)}
+
+    def objects(self) -> set[tuple[str, str, str]]:
+        """(family, kind, name) of every set, map, counter and chain the ruleset declares."""
+        found = set()
+        for command in self.commands:
+            for kind, body in command.get("add", {}).items():
+                if kind in {"set", "map", "counter", "chain"}:
+                    found.add((body["family"], kind, body["name"]))
+        return found
+
+
+def _ports(vs: VirtualService) -> Any:
+    ranges = vs.port_ranges
+    items: list[Any] = [
+        r.first if r.first == r.last else {"range": [r.first, r.last]} for r in ranges
+    ]
+    return items[0] if len(items) == 1 else {"set": items}
+
+
+def _family(address: str) -> str:
+    return "ip" if ipaddress.ip_address(address).version == 4 else "ip6"
+
+
+def _source_key(vs: VirtualService, family: str) -> Any:
+    """The client address as persistence sees it: masked to ``source_mask`` bits."""
+    bits = 32 if family == "ip" else 128
+    prefix = min(vs.persistence.source_mask, bits)
+    saddr = payload(family, "saddr")
+    if prefix == bits:
+        return saddr
+    network = ipaddress.ip_network(f"{'0.0.0.0' if family == 'ip' else '::'}/{prefix}")
+    return {"&": [saddr, str(network.netmask)]}
+
+
+def _seed(vs: VirtualService) -> int:
+    # jhash's seed: fixed per service so every apply (and every process) hashes alike.
+    return int.from_bytes(hashlib.blake2b(vs.name.encode(), digest_size=4).digest(), "big")
+
+
+_CounterRefs = dict[str, tuple[str, str]]  # counter name -> (rs key or "", kind)
+_CountersByService = dict[str, _CounterRefs]
+
+
+# -- decisions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Service:
+    vs: VirtualService
+    family: str
+    table: str
+    selection: Selection
+    live: tuple[RealServer, ...]  # in the maps, in document order
+    weights: Mapping[str, int]
+    excluded: Mapping[str, str]
+
+
+def l4_services(config: Configuration) -> tuple[VirtualService, ...]:
+    """The enabled ``mode: l4`` services, in document order."""
+    return tuple(vs for vs in config.virtual_services if vs.mode is Mode.l4 and vs.enabled)
+
+
+def _decide(vs: VirtualService, inputs: L4Inputs) -> _Service:
+    if vs.persistence.method not in PERSISTENCE_METHODS:
+        raise ViewError(
+            f"{vs.name}: persistence {vs.persistence.method.value} needs L7; "
+            "an l4 service offers none or source_ip"
+        )
+    table_of = {Forwarding.nat: _family(vs.address), Forwarding.dsr: "netdev"}
+    selections = NAT_SCHEDULING if vs.forwarding is Forwarding.nat else DSR_SCHEDULING
+    selection = selections.get(vs.scheduler)
+    if selection is None:
+        raise ViewError(f"{vs.name}: scheduler {vs.scheduler.value} needs L7")
+    family = _family(vs.address)
+    excluded: dict[str, str] = {}
+    candidates: list[RealServer] = []
+    env = inputs.environment
+    for rs in vs.real_servers:
+        reason = _exclusion(vs, rs, family, inputs)
+        if reason is None and vs.forwarding is Forwarding.dsr and rs.address not in env.server_macs:
+            reason = "no MAC address known for it (DSR needs the server on the same segment)"
+        if reason is None:
+            candidates.append(rs)
+        else:
+            excluded[rs.key] = reason
+    if vs.forwarding is Forwarding.dsr and candidates and env.lb_mac is None:
+        raise ViewError(f"{vs.name}: DSR needs the load balancer's MAC address")
+    weights = _effective_weights(vs, candidates, inputs)
+    live = tuple(rs for rs in candidates if rs.key in weights)
+    for rs in candidates:
+        if rs.key not in weights:
+            excluded[rs.key] = "fixed_weighting: a higher-weight server is up"
+    return _Service(
+        vs=vs,
+        family=family,
+        table=table_of[vs.forwarding],
+        selection=selection,
+        live=live,
+        weights=weights,
+        excluded=excluded,
+    )
+
+
+def _exclusion(vs: VirtualService, rs: RealServer, family: str, inputs: L4Inputs) -> str | None:
+    if rs.state is not RealServerState.enabled:
+        # Drain: conntrack keeps existing NAT connections on it; new ones go elsewhere.
+        return rs.state.value
+    if not inputs.health.get((vs.name, rs.key), True):
+        return "down"
+    if _family(rs.address) != family:
+        return "its address family differs from the VIP's"
+    if vs.forwarding is Forwarding.dsr and rs.port != vs.port:
+        return "DSR cannot change the port: the real server port must be the VIP's"
+    return None
+
+
+def _effective_weights(
+    vs: VirtualService, servers: Sequence[RealServer], inputs: L4Inputs
+) -> dict[str, int]:
+    if not servers:
+        return {}
+    given = {rs.key: inputs.weights.get((vs.name, rs.key), rs.weight) for rs in servers}
+    if vs.scheduler is Scheduler.fixed_weighting:
+        top = max(servers, key=lambda rs: rs.weight)  # first in document order among equals
+        return {top.key: 1}
+    least = {Scheduler.least_connection, Scheduler.weighted_least_connection}
+    # The least connection family is weighted by the daemon's conntrack-derived weights,
+    # so both members honour ``given``; the others follow LoadMaster's weighted/unweighted split.
+    scheduler = "weighted_round_robin" if vs.scheduler in least else vs.scheduler.value
+    ceiling = max(1, MAX_SEQUENCE // len(servers))
+    return engine_weights(scheduler, given, ceiling)
+
+
+def smooth_sequence(weights: Mapping[str, int]) -> tuple[str, ...]:
+    """Smooth weighted round robin (nginx's): weights 5,1,1 give a a b a c a a, not a a a a a b c.
+
+    The sequence is as long as the sum of the weights; every name appears ``weight`` times.
+    """
+    current = dict.fromkeys(weights, 0)
+    total = sum(weights.values())
+    order: list[str] = []
+    for _ in range(total):
+        for name, weight in weights.items():
+            current[name] += weight
+        chosen = max(current, key=lambda name: current[name])  # first among equals
+        current[chosen] -= total
+        order.append(chosen)
+    return tuple(order)
+
+
+def _vmap_elements(sequence: Sequence[str], chains: Mapping[str, str]) -> list[Any]:
+    # One element per slot, never ranges: nft 1.0.6 needs minutes to load a 65537-slot
+    # Maglev table as an interval map, and under a second as a plain (hash) one.
+    return [[slot, goto(chains[key])] for slot, key in enumerate(sequence)]
+
+
+# -- rules --------------------------------------------------------------------------------------
+
+
+def _dispatchmatch(service: _Service) -> list[Json]:
+    vs = service.vs
+    proto = vs.protocol.value
+    return [
+        match(payload(service.family, "daddr"), str(ipaddress.ip_address(vs.address))),
+        match(payload(proto, "dport"), _ports(vs)),
+    ]
+
+
+def _selector(service: _Service, size: int) -> Json | None:
+    """The rule that picks a real server for a client that has none yet."""
+    vs, live = service.vs, service.live
+    chains = {rs.key: rs_chain(vs, rs) for rs in live}
+    if not live:
+        return None
+    if service.selection is Selection.fixed or len(live) == 1:
+        return goto(chains[live[0].key])
+    if service.selection is Selection.round_robin:
+        sequence = smooth_sequence({rs.key: service.weights[rs.key] for rs in live})
+        key: Json = {"numgen": {"mode": "inc", "mod": len(sequence), "offset": 0}}
+    else:
+        sequence = lookup_table({rs.key: service.weights[rs.key] for rs in live}, size)
+        proto = vs.protocol.value
+        fields: list[Json] = [payload(service.family, "saddr")]
+        if service.selection is Selection.flow_maglev:
+            fields += [payload(proto, "sport"), payload(proto, "dport")]
+        hashed = fields[0] if len(fields) == 1 else {"concat": fields}
+        key = {"jhash": {"mod": size, "seed": _seed(vs), "offset": 0, "expr": hashed}}
+    return {"vmap": {"key": key, "data": {"set": _vmap_elements(sequence, chains)}}}
+
+
+def _service_rules(table: TableCommands, service: _Service, env: Environment) -> _CounterRefs:
+    """Declare and fill the service's chains; return its counters (name -> (rs key, kind))."""
+    vs = service.vs
+    persistent = vs.persistence.method is PersistenceMethod.source_ip
+    key_type = "ipv4_addr" if service.family == "ip" else "ipv6_addr"
+    source = _source_key(vs, service.family)
+    counters: dict[str, tuple[str, str]] = {}
+    chain = vs_chain(vs)
+    table.chain(chain)
+    if persistent:
+        for rs in vs.real_servers:  # declared for every server: entries outlive a down spell
+            table.persistence_set(persistence_set(vs, rs), key_type)
+    for rs in service.live:
+        if persistent:
+            hit = match(source, f"@{persistence_set(vs, rs)}")
+            table.rule(chain, hit, goto(rs_chain(vs, rs)))
+    selector = _selector(service, env.maglev_size)
+    if selector is not None:
+        table.rule(chain, selector)
+    for rs in service.live:
+        name = rs_chain(vs, rs)
+        table.chain(name)
+        if persistent:
+            for other in vs.real_servers:
+                if other is not rs:
+                    table.rule(
+                        name,
+                        {
+                            "set": {
+                                "op": "delete",
+                                "elem": source,
+                                "set": f"@{persistence_set(vs, other)}",
+                            }
+                        },
+                    )
+            elem = {"elem": {"val": source, "timeout": vs.persistence.timeout}}
+            table.rule(
+                name, {"set": {"op": "update", "elem": elem, "set": f"@{persistence_set(vs, rs)}"}}
+            )
+        new = counter_name(vs, rs, "new")
+        if vs.forwarding is Forwarding.nat:
+            # the nat chains see the first packet of a connection only (conntrack)
+            table.counter(new)
+            counters[new] = (rs.key, "new")
+            table.rule(name, {"counter": new})
+            table.rules.extend(_dnat(table, name, vs, rs))
+        else:
+            traffic = counter_name(vs, rs, "traffic")
+            table.counter(traffic)
+            counters[traffic] = (rs.key, "traffic")
+            if vs.protocol.value == "tcp":  # UDP has no connection start to count at ingress
+                table.counter(new)
+                counters[new] = (rs.key, "new")
+                syn_only = match({"&": [payload("tcp", "flags"), ["syn", "ack"]]}, "syn")
+                table.rule(name, syn_only, {"counter": new})
+            interface = vs.interface or env.interface
+            table.rule(
+                name,
+                {"counter": traffic},
+                {"mangle": {"key": payload("ether", "saddr"), "value": env.lb_mac}},
+                {
+                    "mangle": {
+                        "key": payload("ether", "daddr"),
+                        "value": env.server_macs[rs.address],
+                    }
+                },
+                {"fwd": {"dev": interface}},
+            )
+    return counters
+
+
+def _dnat(table: TableCommands, chain: str, vs: VirtualService, rs: RealServer) -> list[Json]:
+    """DNAT to the server: the main port onto the server's port, extra ports kept as they are."""
+    ref = {"family": table.family, "table": TABLE, "chain": chain}
+    address = str(ipaddress.ip_address(rs.address))
+    rules: list[Json] = []
+    if rs.port != vs.port:
+        main = match(payload(vs.protocol.value, "dport"), vs.port)
+        nat = {"dnat": {"addr": address, "port": rs.port}}
+        rules.append({"add": {"rule": {**ref, "expr": [main, nat]}}})
+        if len(vs.port_ranges) == 1:
+            return rules
+    rules.append({"add": {"rule": {**ref, "expr": [{"dnat": {"addr": address}}]}}})
+    return rules
+
+
+def _server_ports(vs: VirtualService, rs: RealServer) -> Any:
+    """The ports a NAT real server receives on: its own for the main port, extras unchanged."""
+    extras = [
+        r.first if r.first == r.last else {"range": [r.first, r.last]} for r in vs.port_ranges[1:]
+    ]
+    if not extras:
+        return rs.port
+    if any(r.first <= rs.port <= r.last for r in vs.port_ranges[1:]):
+        return {"set": extras}  # an extra range already holds it (nft refuses overlaps)
+    return {"set": [rs.port, *extras]}
+
+
+def _nat_table(
+    family: str, services: Sequence[_Service], inputs: L4Inputs
+) -> tuple[TableCommands, _CountersByService]:
+    table = TableCommands(family)
+    for name, kind, hook, prio in (
+        ("prerouting", "nat", "prerouting", PRIORITY_DSTNAT),
+        ("postrouting", "nat", "postrouting", PRIORITY_SRCNAT),
+        ("clients", "filter", "prerouting", PRIORITY_COUNT),
+        ("traffic", "filter", "forward", PRIORITY_COUNT),
+    ):
+        table.chain(name, type=kind, hook=hook, prio=prio, policy="accept")
+    counters: _CountersByService = {}
+    for service in services:
+        vs = service.vs
+        dispatch = _dispatchmatch(service)
+        served = counter_name(vs, None, "in")
+        table.counter(served)
+        table.rule("clients", *dispatch, {"counter": served})
+        table.rule("prerouting", *dispatch, goto(vs_chain(vs)))
+        found = {served: ("", "in")}
+        found.update(_service_rules(table, service, inputs.environment))
+        one_armed = inputs.nat_topology.get(vs.name, NatTopology.routed) is NatTopology.one_armed
+        version = 4 if family == "ip" else 6
+        source = inputs.environment.source_addresses.get(version)
+        snat: Json = {"snat": {"addr": source}} if source else {"masquerade": None}
+        from_vip = [
+            match({"ct": {"key": "status"}}, "dnat", op="in"),
+            match({"ct": {"key": "daddr", "dir": "original", "family": family}}, vs.address),
+        ]
+        for rs in service.live:
+            # Matched on the packets' own (translated) headers: the server's address and the
+            # ports it listens on, plus conntrack's memory of the VIP they were sent to.
+            ports = _server_ports(vs, rs)
+            proto = vs.protocol.value
+            address = str(ipaddress.ip_address(rs.address))
+            to_server = [
+                match(payload(family, "daddr"), address),
+                match(payload(proto, "dport"), ports),
+                *from_vip,
+            ]
+            from_server = [
+                match(payload(family, "saddr"), address),
+                match(payload(proto, "sport"), ports),
+                *from_vip,
+            ]
+            traffic = counter_name(vs, rs, "traffic")
+            table.counter(traffic)
+            found[traffic] = (rs.key, "traffic")
+            table.rule("traffic", *to_server, {"counter": traffic})
+            table.rule("traffic", *from_server, {"counter": traffic})
+            if one_armed:
+                table.rule("postrouting", *to_server, snat)
+        counters[vs.name] = found
+    return table, counters
+
+
+def _dsr_table(
+    services: Sequence[_Service], env: Environment
+) -> tuple[TableCommands, _CountersByService]:
+    table = TableCommands("netdev")
+    counters: _CountersByService = {}
+    interfaces = sorted({service.vs.interface or env.interface for service in services})
+    for interface in interfaces:
+        table.chain(
+            f"ingress/{interface}",
+            type="filter",
+            hook="ingress",
+            dev=interface,
+            prio=PRIORITY_INGRESS,
+            policy="accept",
+        )
+    for service in services:
+        vs = service.vs
+        served = counter_name(vs, None, "in")
+        table.counter(served)
+        chain = f"ingress/{vs.interface or env.interface}"
+        table.rule(chain, *_dispatchmatch(service), {"counter": served}, goto(vs_chain(vs)))
+        found = {served: ("", "in")}
+        found.update(_service_rules(table, service, env))
+        counters[vs.name] = found
+    return table, counters
+
+
+def build_ruleset(config: Configuration, inputs: L4Inputs) -> Ruleset:
+    """The whole transaction for the L4 services of ``config``; raise ViewError when it cannot."""
+    services = [_decide(vs, inputs) for vs in l4_services(config)]
+    commands: list[Json] = []
+    views: dict[str, ServiceView] = {}
+    kept: list[str] = []
+    for family in ("ip", "ip6", "netdev"):
+        mine = [s for s in services if s.table == family]
+        ref = {"family": family, "name": TABLE}
+        if not mine:
+            # add + delete: removes the table if an earlier apply made it, and never fails
+            commands += [{"add": {"table": ref}}, {"delete": {"table": ref}}]
+            continue
+        if family == "netdev":
+            table, counters = _dsr_table(mine, inputs.environment)
+        else:
+            table, counters = _nat_table(family, mine, inputs)
+        commands += table.commands()
+        kept.append(family)
+        for service in mine:
+            views[service.vs.name] = ServiceView(
+                name=service.vs.name,
+                family=service.family,
+                forwarding=service.vs.forwarding,
+                table=family,
+                selection=service.selection,
+                weights=dict(service.weights),
+                excluded=dict(service.excluded),
+                counters=counters[service.vs.name],
+            )
+    return Ruleset(commands=tuple(commands), services=views, tables=tuple(kept))
+
+
+def transaction(ruleset: Ruleset, listing: Json) -> Json:
+    """The ``nft -j -f`` input that brings the running tables, as ``listing`` shows them, to
+    ``ruleset``.
+
+    ``listing`` is ``nft -j list table <family> bascule`` output for our tables (empty when
+    there are none). Two differences from ``ruleset.document()``:
+
+    - a persistence set that exists already is not declared again: nft 1.0.6's JSON cannot
+      spell the ``dynamic`` flag that the set acquired from its ``update`` rules, so the
+      kernel would refuse the declaration as a different set (EEXIST); keeping it keeps its
+      clients too;
+    - objects of our tables that the ruleset no longer declares are deleted at the end (the
+      flush has emptied every chain by then, so nothing refers to them); chains before sets.
+    """
+    existing = {
+        (body["family"], kind, body["name"])
+        for item in _listed(listing)
+        for kind, body in item.items()
+        if kind in _PRUNE_ORDER and body.get("table") == TABLE
+    }
+    commands = [
+        command
+        for command in ruleset.commands
+        if not (
+            "set" in command.get("add", {}) and _identity("set", command["add"]["set"]) in existing
+        )
+    ]
+    wanted = ruleset.objects()
+    stale = sorted(
+        (
+            identity
+            for identity in existing
+            if identity[0] in ruleset.tables and identity not in wanted
+        ),
+        key=lambda identity: (_PRUNE_ORDER[identity[1]], identity),
+    )
+    for family, kind, name in stale:
+        commands.append({"delete": {kind: {"family": family, "table": TABLE, "name": name}}})
+    return {"nftables": commands}
+
+
+_PRUNE_ORDER = {"chain": 0, "map": 1, "set": 1, "counter": 2}
+
+
+def _identity(kind: str, body: Json) -> tuple[str, str, str]:
+    return (body["family"], kind, body["name"])
+
+
+def _listed(listing: Json) -> Iterable[Json]:
+    items = listing.get("nftables", [])
+    return [item for item in items if isinstance(item, dict)]

@@ -1,0 +1,148 @@
+"""engines/nftables/engine.py with a fake Runner: parsers and the commands it sends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from bascule.engines.nftables.engine import (
+    Completed,
+    NftablesEngine,
+    active_connections,
+    parse_conntrack,
+    parse_counters,
+    parse_neighbour,
+)
+from bascule.engines.nftables.view import L4Inputs, build_ruleset
+from bascule.errors import ApplyFailed, EngineRejected
+from bascule.model import Configuration
+
+PROC = """\
+ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport=40000 \
+dport=80 src=198.18.0.11 dst=198.18.0.10 sport=80 dport=40000 [ASSURED] mark=0 zone=0 use=2
+ipv4     2 tcp      6 119 TIME_WAIT src=198.18.0.10 dst=198.18.0.100 sport=40001 dport=80 \
+src=198.18.0.12 dst=198.18.0.10 sport=80 dport=40001 [ASSURED] mark=0 zone=0 use=2
+ipv4     2 udp      17 29 src=198.18.0.10 dst=198.18.0.100 sport=5000 dport=53 \
+src=198.18.0.12 dst=198.18.0.10 sport=53 dport=5000 mark=0 zone=0 use=2
+ipv4     2 icmp     1 29 src=198.18.0.10 dst=198.18.0.11 type=8 code=0 id=1 src=198.18.0.11 \
+dst=198.18.0.10 type=0 code=0 id=1 mark=0 use=1
+"""
+
+
+class FakeRunner:
+    def __init__(self, answers: dict[str, Completed]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[list[str], str | None]] = []
+
+    async def __call__(self, argv: Sequence[str], stdin: str | None) -> Completed:
+        self.calls.append((list(argv), stdin))
+        for prefix, answer in self.answers.items():
+            if " ".join(argv).startswith(prefix):
+                return answer
+        return Completed(returncode=0, stdout="", stderr="")
+
+
+def config(**fields: object) -> Configuration:
+    service = {
+        "name": "web",
+        "address": "198.18.0.100",
+        "port": 80,
+        "mode": "l4",
+        "real_servers": [
+            {"address": "198.18.0.11", "port": 80},
+            {"address": "198.18.0.12", "port": 80},
+        ],
+        **fields,
+    }
+    return Configuration.model_validate({"virtual_services": [service]})
+
+
+def test_parse_conntrack_and_count_active() -> None:
+    connections = parse_conntrack(PROC)
+    assert [c.protocol for c in connections] == ["tcp", "tcp", "udp"]
+    assert connections[0].state == "ESTABLISHED"
+    assert connections[0].reply_source == "198.18.0.11"
+    tcp = active_connections(connections, config().virtual_services)
+    assert tcp == {("web", "198.18.0.11:80"): 1, ("web", "198.18.0.12:80"): 0}
+    udp = config(protocol="udp", port=53)
+    assert active_connections(connections, udp.virtual_services)[("web", "198.18.0.12:80")] == 1
+
+
+def test_parse_counters_keeps_our_tables_only() -> None:
+    listing = {
+        "nftables": [
+            {
+                "counter": {
+                    "family": "ip",
+                    "table": "bascule",
+                    "name": "in/web",
+                    "packets": 3,
+                    "bytes": 180,
+                }
+            },
+            {"counter": {"family": "ip", "table": "other", "name": "x", "packets": 1, "bytes": 1}},
+        ]
+    }
+    values = parse_counters(listing)
+    assert list(values) == [("ip", "in/web")]
+    assert values[("ip", "in/web")].bytes == 180
+
+
+def test_parse_neighbour() -> None:
+    text = json.dumps(
+        [
+            {
+                "dst": "198.18.0.11",
+                "dev": "eth0",
+                "lladdr": "02:aa:00:00:00:11",
+                "state": ["REACHABLE"],
+            },
+            {"dst": "198.18.0.12", "dev": "eth0", "state": ["FAILED"]},
+        ]
+    )
+    assert parse_neighbour(text, "198.18.0.11") == "02:aa:00:00:00:11"
+    assert parse_neighbour(text, "198.18.0.12") is None
+    assert parse_neighbour("", "198.18.0.12") is None
+
+
+def test_apply_checks_then_applies_one_transaction() -> None:
+    runner = FakeRunner({"nft -j list": Completed(returncode=1, stdout="", stderr="no table")})
+    engine = NftablesEngine(runner=runner)
+    ruleset = build_ruleset(config(), L4Inputs())
+    sent = asyncio.run(engine.apply(ruleset))
+    nft = [argv for argv, _ in runner.calls if "-f" in argv]
+    assert nft == [["nft", "-c", "-j", "-f", "-"], ["nft", "-j", "-f", "-"]]
+    assert json.loads(runner.calls[-1][1] or "") == sent
+
+
+def test_refusal_and_failure_are_told_apart() -> None:
+    ruleset = build_ruleset(config(), L4Inputs())
+    refused = FakeRunner({"nft -c": Completed(returncode=1, stdout="", stderr="Error: bad")})
+    with pytest.raises(EngineRejected, match="bad"):
+        asyncio.run(NftablesEngine(runner=refused).apply(ruleset))
+    assert not [argv for argv, _ in refused.calls if argv[:3] == ["nft", "-j", "-f"]]
+    failing = FakeRunner({"nft -j -f": Completed(returncode=1, stdout="", stderr="Error: busy")})
+    with pytest.raises(ApplyFailed, match="busy"):
+        asyncio.run(NftablesEngine(runner=failing).apply(ruleset))
+
+
+def test_flush_connections_names_the_flows() -> None:
+    runner = FakeRunner(
+        {"conntrack": Completed(returncode=1, stdout="", stderr="0 flow entries have been deleted")}
+    )
+    asyncio.run(NftablesEngine(runner=runner).flush_connections("198.18.0.100", 80, "198.18.0.11"))
+    assert runner.calls[0][0] == [
+        "conntrack",
+        "-D",
+        "-p",
+        "tcp",
+        "--orig-dst",
+        "198.18.0.100",
+        "--dport",
+        "80",
+        "--reply-src",
+        "198.18.0.11",
+    ]
