@@ -216,7 +216,7 @@ FIELD_CASES: list[tuple[str, Document, str, str]] = [
     ),
     (
         "expect_status not a string",
-        doc(service(check={"expect_status": 200})),
+        doc(service(check={"expect_status": [200, 302]})),
         f"{CHECK}.expect_status",
         "must be a string",
     ),
@@ -1057,3 +1057,8 @@ def test_to_document_round_trips_through_parse_document(document: Document) -> N
     exported = config.to_document()
     assert parse_document(exported) == config
     assert parse_document(exported).to_document() == exported
+
+
+def test_a_single_expected_status_may_be_a_yaml_number() -> None:
+    config = parse_document(doc(service(check={"expect_status": 204})))
+    assert config.virtual_services[0].check.expect_status == "204"
