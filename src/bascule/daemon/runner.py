@@ -28,7 +28,8 @@ from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import IpVipManager
 from bascule.engines.haproxy.driver import HaproxyDriver
 from bascule.errors import BasculeError, StoreError
-from bascule.model import parse_document
+from bascule.model import Configuration, parse_document
+from bascule.model.document import for_mode
 from bascule.settings import Settings
 from bascule.store.revisions import RevisionStore
 
@@ -120,9 +121,10 @@ class Daemon:
             cpus=cpus,
         )
         vips = IpVipManager(settings.data_dir / "vips.json")
-        service = ConfigService(store=store, engine=engine, vips=vips)
+        service = ConfigService(store=store, engines=[engine], vips=vips)
         if await engine.adopt():
-            service.adopt(_last_good(store))
+            last_good = _last_good(store)
+            service.adopt(engine.name, for_mode(last_good, engine.mode) if last_good else None)
             log.info("adopted the running HAProxy", extra={"pids": await engine.worker_pids()})
         ok, error = await service.reconcile()
         log.info("started", extra={"version": __version__, "applied": ok, "error": error})
@@ -178,7 +180,7 @@ class Daemon:
                 log.error("reconcile failed", extra={"error": str(exc)})
 
 
-def _last_good(store: RevisionStore) -> Any:
+def _last_good(store: RevisionStore) -> Configuration | None:
     applied = store.applied()
     if applied is None or applied.last_good is None:
         return None

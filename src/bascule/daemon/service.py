@@ -2,8 +2,12 @@
 
 A change runs the flow of DESIGN.md under one lock, so changes are serialised::
 
-    parse_document (model) -> VIP placement -> engine check (haproxy -c) -> base revision check
-    -> store.commit (a new revision) -> reconcile (plan, execute) -> record the apply outcome
+    parse_document (model) -> VIP placement -> each engine's check (haproxy -c, nft -c)
+    -> base revision check -> store.commit (a new revision) -> reconcile (plan, execute)
+    -> record the apply outcome
+
+Each engine runs the services of its mode (HAProxy l7, nftables l4); the planner is run once
+per engine on that engine's share of the document, and VIPs are planned for the whole.
 
 Nothing is committed unless the whole document validates and the engine's own checker accepts
 it. A failed apply leaves the previous working state running (the engine rolls back) and is
@@ -15,15 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from bascule.daemon.results import ApplyResult, StatusReport
 from bascule.daemon.status import build_status
 from bascule.daemon.vips import VipManager
-from bascule.engines.base import Engine, EngineObservation
+from bascule.engines.base import Engine, merge_observations
 from bascule.errors import ApplyFailed, Conflict, EngineError, FieldError, InvalidConfiguration
 from bascule.model import Configuration, edits, parse_document
+from bascule.model.document import for_mode
 from bascule.reconcile.actions import (
     Action,
     EnsureVip,
@@ -33,7 +39,7 @@ from bascule.reconcile.actions import (
     SetWeight,
 )
 from bascule.reconcile.diff import DiffItem, diff_documents
-from bascule.reconcile.planner import Observed, Plan, plan
+from bascule.reconcile.planner import Observed, Plan, plan_engine, plan_vips
 from bascule.store.revisions import Revision, RevisionStore, RevisionSummary
 
 log = logging.getLogger("bascule.service")
@@ -58,7 +64,7 @@ def describe(action: Action) -> str:
         case RemoveVip(address=address):
             return f"remove VIP {address}"
         case ReplaceConfig(reason=reason):
-            return f"reload the engine configuration ({reason})"
+            return f"replace the configuration and reload ({reason})"
         case SetWeight(vs=vs, server=server, weight=weight):
             return f"set weight of {vs}/{server} to {weight} (runtime, no reload)"
         case SetState(vs=vs, server=server, state=state):
@@ -67,15 +73,18 @@ def describe(action: Action) -> str:
 
 
 class ConfigService:
-    """Configuration changes, history and status over one store, one engine and the VIPs."""
+    """Configuration changes, history and status over one store, the engines and the VIPs."""
 
-    def __init__(self, *, store: RevisionStore, engine: Engine, vips: VipManager) -> None:
+    def __init__(
+        self, *, store: RevisionStore, engines: Sequence[Engine], vips: VipManager
+    ) -> None:
+        if not engines:
+            raise ValueError("ConfigService needs at least one engine")
         self.store = store
-        self.engine = engine
+        self.engines = tuple(engines)
         self.vips = vips
         self._lock = asyncio.Lock()
-        self._applied: Configuration | None = None
-        self._last_observation = EngineObservation(running=False)
+        self._applied: dict[str, Configuration | None] = {e.name: None for e in self.engines}
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -173,9 +182,10 @@ class ConfigService:
         self._check_vips(config)
         document = config.to_document()
         diff = diff_documents(head.document if head else None, document)
-        await self.engine.check(config)
+        for engine in self.engines:
+            await engine.check(for_mode(config, engine.mode))
         preview = await self._plan(config)
-        actions = tuple(describe(a) for a in preview.actions)
+        actions = preview.descriptions()
         if dry_run or not diff:
             return ApplyResult(
                 revision=head_number,
@@ -256,16 +266,19 @@ class ConfigService:
             current = await self._plan(desired)
             if current.empty:
                 break
-            lines = [describe(a) for a in current.actions]
-            log.info("executing plan", extra={"actions": lines})
+            log.info("executing plan", extra={"actions": list(current.descriptions())})
             await self._execute(current, desired)
 
-    async def _plan(self, desired: Configuration) -> Plan:
-        observation = await self.engine.observe(self._applied)
-        self._last_observation = observation
-        applied = self._applied if observation.running else None
-        observed = Observed(applied=applied, servers=observation.runtime(), vips=self.vips.owned())
-        return plan(desired, observed, max_weight=self.engine.max_weight)
+    async def _plan(self, desired: Configuration) -> _FullPlan:
+        ensure, remove = plan_vips(desired, self.vips.owned())
+        per_engine: list[tuple[Engine, Plan]] = []
+        for engine in self.engines:
+            observation = await engine.observe(self._applied[engine.name])
+            applied = self._applied[engine.name] if observation.running else None
+            observed = Observed(applied=applied, servers=observation.runtime())
+            part = for_mode(desired, engine.mode)
+            per_engine.append((engine, plan_engine(part, observed, max_weight=engine.max_weight)))
+        return _FullPlan(ensure=ensure, engines=tuple(per_engine), remove=remove)
 
     async def _reconcile_locked(self) -> tuple[bool, str]:
         head = self.store.head()
@@ -289,37 +302,66 @@ class ConfigService:
                 self.store.record_applied(head.number, ok=True, message="")
         return True, ""
 
-    async def _execute(self, current: Plan, desired: Configuration) -> None:
-        for action in current.actions:
-            if isinstance(action, EnsureVip):
-                await self.vips.ensure(action.address, action.interface)
-        engine_actions = [a for a in current.actions if not isinstance(a, EnsureVip | RemoveVip)]
-        if engine_actions:
-            await self.engine.execute(engine_actions, self._applied)
-            if any(isinstance(a, ReplaceConfig) for a in engine_actions):
-                self._applied = desired
-        for action in current.actions:
-            if isinstance(action, RemoveVip):
-                await self.vips.remove(action.address)
+    async def _execute(self, current: _FullPlan, desired: Configuration) -> None:
+        for ensure in current.ensure:
+            await self.vips.ensure(ensure.address, ensure.interface)
+        for engine, engine_plan in current.engines:
+            if engine_plan.empty:
+                continue
+            await engine.execute(engine_plan.actions, self._applied[engine.name])
+            if engine_plan.reloads:
+                self._applied[engine.name] = for_mode(desired, engine.mode)
+        for remove in current.remove:
+            await self.vips.remove(remove.address)
 
-    def adopt(self, applied: Configuration | None) -> None:
-        """Tell the service which document the running engine was started from."""
-        self._applied = applied
+    def adopt(self, engine: str, applied: Configuration | None) -> None:
+        """Tell the service which document a running engine was started from."""
+        self._applied[engine] = applied
 
     # -- status ----------------------------------------------------------------------------------
 
     async def status(self) -> StatusReport:
         head = self.store.head()
         applied = self.store.applied()
-        observation = await self.engine.observe(self._applied)
         desired = parse_document(head.document) if head else Configuration()
+        observations = []
+        engine_info: dict[str, Any] = {}
+        for engine in self.engines:
+            observation = await engine.observe(self._applied[engine.name])
+            has_services = bool(for_mode(desired, engine.mode).virtual_services)
+            observations.append((observation, has_services))
+            engine_info[engine.name] = await engine.info()
         apply_ok = applied is None or applied.ok
         return build_status(
             desired,
-            observation,
+            merge_observations(observations),
             revision=head.number if head else None,
             applied_revision=applied.last_good if applied else None,
             apply_ok=apply_ok,
             apply_message="" if apply_ok or applied is None else applied.message,
-            engine={self.engine.name: await self.engine.info()},
+            engine=engine_info,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _FullPlan:
+    """VIPs to add, each engine's plan, VIPs to remove: executed in that order."""
+
+    ensure: tuple[EnsureVip, ...]
+    engines: tuple[tuple[Engine, Plan], ...]
+    remove: tuple[RemoveVip, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.ensure and not self.remove and all(p.empty for _, p in self.engines)
+
+    @property
+    def reloads(self) -> bool:
+        return any(p.reloads for _, p in self.engines)
+
+    def descriptions(self) -> tuple[str, ...]:
+        lines = [describe(a) for a in self.ensure]
+        for engine, engine_plan in self.engines:
+            lines.extend(f"{engine.name}: {describe(a)}" for a in engine_plan.actions)
+        lines.extend(describe(a) for a in self.remove)
+        return tuple(lines)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bascule.errors import ApplyFailed, EngineRejected
-from bascule.model import Configuration, RealServerState
+from bascule.model import Configuration, Mode, RealServerState
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import ServerRef, ServerRuntime, desired_runtime
 
@@ -64,10 +64,33 @@ class EngineObservation:
         return {ref: obs.runtime for ref, obs in self.servers.items()}
 
 
+def merge_observations(
+    observations: Sequence[tuple[EngineObservation, bool]],
+) -> EngineObservation:
+    """One view over several engines; ``bool`` says whether the engine has services to run.
+
+    Names do not clash: virtual service names are unique across engines.
+    """
+    servers: dict[ServerRef, ServerObservation] = {}
+    services: dict[str, ServiceObservation] = {}
+    down = [
+        o.detail or "an engine is not running"
+        for o, needed in observations
+        if needed and not o.running
+    ]
+    for observation, _ in observations:
+        servers.update(observation.servers)
+        services.update(observation.services)
+    return EngineObservation(
+        running=not down, servers=servers, services=services, detail="; ".join(down)
+    )
+
+
 class Engine(Protocol):
     """What the daemon needs from a data plane."""
 
     name: str
+    mode: Mode  # the virtual services it runs
     max_weight: int
 
     async def check(self, config: Configuration) -> None:
@@ -90,6 +113,7 @@ class FakeEngine:
     """An in-memory engine that records every action; failures can be injected."""
 
     name = "fake"
+    mode = Mode.l7
     max_weight = 256
 
     def __init__(self) -> None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bascule.errors import FieldError, InvalidConfiguration
 from bascule.model.support import unsupported
-from bascule.model.virtual_service import Protocol, VirtualService
+from bascule.model.virtual_service import Mode, Protocol, VirtualService
 
 
 class Configuration(BaseModel):
@@ -34,6 +34,13 @@ class Configuration(BaseModel):
     def to_document(self) -> dict[str, Any]:
         """The JSON-ready document (every default spelled out), as ``bascule export`` shows."""
         return self.model_dump(mode="json")
+
+
+def for_mode(config: Configuration, mode: Mode) -> Configuration:
+    """The services one kind of engine runs (HAProxy l7, nftables l4), as a configuration."""
+    return Configuration.model_construct(
+        virtual_services=[vs for vs in config.virtual_services if vs.mode is mode]
+    )
 
 
 def parse_document(data: Any) -> Configuration:

@@ -63,24 +63,32 @@ class Plan:
 
 
 def plan(desired: Configuration, observed: Observed, *, max_weight: int) -> Plan:
-    """The actions that take the engine from ``observed`` to ``desired``."""
-    wanted_vips = desired_vips(desired)
-    actions: list[Action] = [
-        EnsureVip(address=address, interface=interface)
-        for address, interface in wanted_vips.items()
-        if address not in observed.vips
-    ]
+    """The actions that take one engine and the VIPs from ``observed`` to ``desired``."""
+    ensure, remove = plan_vips(desired, observed.vips)
+    engine = plan_engine(desired, observed, max_weight=max_weight)
+    return Plan(actions=(*ensure, *engine.actions, *remove))
+
+
+def plan_engine(desired: Configuration, observed: Observed, *, max_weight: int) -> Plan:
+    """The engine's actions: replace its configuration, or change weights and states."""
     reason = _structural_reason(desired, observed)
     if reason is not None:
-        actions.append(ReplaceConfig(config=desired, reason=reason))
-    else:
-        actions.extend(_runtime_actions(desired, observed, max_weight=max_weight))
-    actions.extend(
-        RemoveVip(address=address)
-        for address in sorted(observed.vips)
-        if address not in wanted_vips
+        return Plan(actions=(ReplaceConfig(config=desired, reason=reason),))
+    return Plan(actions=tuple(_runtime_actions(desired, observed, max_weight=max_weight)))
+
+
+def plan_vips(
+    desired: Configuration, held: frozenset[str]
+) -> tuple[tuple[EnsureVip, ...], tuple[RemoveVip, ...]]:
+    """VIPs to add before the engines change, and VIPs to remove after."""
+    wanted = desired_vips(desired)
+    ensure = tuple(
+        EnsureVip(address=address, interface=interface)
+        for address, interface in wanted.items()
+        if address not in held
     )
-    return Plan(actions=tuple(actions))
+    remove = tuple(RemoveVip(address=a) for a in sorted(held) if a not in wanted)
+    return ensure, remove
 
 
 def desired_vips(config: Configuration) -> dict[str, str | None]:

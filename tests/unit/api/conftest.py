@@ -32,7 +32,7 @@ def store(tmp_path: Path) -> Iterator[RevisionStore]:
 
 @pytest.fixture
 def service(store: RevisionStore, engine: FakeEngine) -> ConfigService:
-    return ConfigService(store=store, engine=engine, vips=NullVipManager())
+    return ConfigService(store=store, engines=[engine], vips=NullVipManager())
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ def daemon() -> Iterator[Daemon]:
     data_dir = Path(tempfile.mkdtemp(dir="/tmp", prefix="bascule-cli-"))
     store = RevisionStore(data_dir / "bascule.db")
     engine = FakeEngine()
-    service = ConfigService(store=store, engine=engine, vips=NullVipManager())
+    service = ConfigService(store=store, engines=[engine], vips=NullVipManager())
     api = create_app(ApiServices(config=service, system=_system))
     server = uvicorn.Server(
         uvicorn.Config(
@@ -144,7 +144,7 @@ def test_apply_then_export_round_trips(daemon: Daemon, tmp_path: Path) -> None:
     applied = ok(run(daemon, "apply", "-f", str(source), "-m", "first web"))
 
     assert applied.stdout.startswith('+ virtual_services: [{"name": "web"')
-    assert "reload the engine configuration" in applied.stdout
+    assert "replace the configuration and reload" in applied.stdout
     assert applied.stdout.rstrip().endswith("revision 1 applied")
     assert daemon.engine.reloads == 1
 

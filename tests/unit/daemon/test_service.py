@@ -64,7 +64,7 @@ def vips() -> NullVipManager:
 
 @pytest.fixture
 def service(store: RevisionStore, engine: FakeEngine, vips: NullVipManager) -> ConfigService:
-    return ConfigService(store=store, engine=engine, vips=vips)
+    return ConfigService(store=store, engines=[engine], vips=vips)
 
 
 # -- apply ------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ async def test_apply_commits_a_revision_and_replaces_the_engine_config(
     assert result.message == ""
     assert result.actions == (
         "add VIP 198.18.0.100",
-        "reload the engine configuration (no configuration is running yet)",
+        "fake: replace the configuration and reload (no configuration is running yet)",
     )
     assert engine.executed == [
         ReplaceConfig(config=config, reason="no configuration is running yet")
@@ -197,7 +197,7 @@ async def test_a_dry_run_commits_nothing_but_shows_the_diff_and_actions(
             new=3000,
         ),
     )
-    assert result.actions == ("set weight of web/198.18.0.4:80 to 3 (runtime, no reload)",)
+    assert result.actions == ("fake: set weight of web/198.18.0.4:80 to 3 (runtime, no reload)",)
     assert store.head_number() == 1
     assert engine.executed == [
         ReplaceConfig(config=parse_document(doc()), reason="no configuration is running yet")
@@ -216,7 +216,7 @@ async def test_a_dry_run_of_a_first_apply(
     )
     assert result.actions == (
         "add VIP 198.18.0.100",
-        "reload the engine configuration (no configuration is running yet)",
+        "fake: replace the configuration and reload (no configuration is running yet)",
     )
     assert store.head() is None
     assert engine.executed == []
@@ -248,7 +248,7 @@ async def test_a_structural_change_reloads(service: ConfigService, engine: FakeE
     assert result.reloads
     assert engine.reloads == 2
     assert result.actions == (
-        "reload the engine configuration (the configuration changed beyond weights and states)",
+        "fake: replace the configuration and reload (the configuration changed beyond weights and states)",
     )
 
 
@@ -391,7 +391,7 @@ async def test_drain_a_real_server_at_runtime(
     await service.apply(doc(), author="alice")
     result = await service.set_real_server_state("web", "198.18.0.5:80", "drain", author="bob")
     assert (result.revision, result.applied, result.reloads) == (2, True, False)
-    assert result.actions == ("set web/198.18.0.5:80 drain (runtime, no reload)",)
+    assert result.actions == ("fake: set web/198.18.0.5:80 drain (runtime, no reload)",)
     assert engine.executed[1:] == [
         SetState(vs="web", server="198.18.0.5:80", state=RealServerState.drain)
     ]
@@ -467,7 +467,7 @@ def test_describe_every_action() -> None:
         "add VIP 198.18.0.100 on eth1",
         "add VIP 198.18.0.100",
         "remove VIP 198.18.0.100",
-        "reload the engine configuration (why)",
+        "replace the configuration and reload (why)",
         "set weight of web/198.18.0.4:80 to 3 (runtime, no reload)",
         "set web/198.18.0.4:80 disabled (runtime, no reload)",
     ]

@@ -24,7 +24,7 @@ from bascule.engines.haproxy.view import (
     server_name,
 )
 from bascule.errors import EngineError
-from bascule.model import Configuration, RealServerState
+from bascule.model import Configuration, Mode, RealServerState
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import ServerRef
 
@@ -39,6 +39,7 @@ class HaproxyDriver:
     """Engine contract implementation for HAProxy (see engines/base.py)."""
 
     name = "haproxy"
+    mode = Mode.l7
     max_weight = MAX_WEIGHT
 
     def __init__(
