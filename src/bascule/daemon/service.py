@@ -222,6 +222,16 @@ class ConfigService:
 
     def _check_vips(self, config: Configuration) -> None:
         problems = []
+        modes = {engine.mode for engine in self.engines}
+        for index, vs in enumerate(config.virtual_services):
+            if vs.mode not in modes:
+                problems.append(
+                    FieldError(
+                        path=f"virtual_services[{index}].mode",
+                        message=f"{vs.mode.value} is not available: this daemon runs no "
+                        f"{vs.mode.value} engine",
+                    )
+                )
         for index, vs in enumerate(config.virtual_services):
             reason = self.vips.placement_problem(vs.address, vs.interface)
             if reason is not None:

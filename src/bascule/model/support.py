@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from bascule.errors import FieldError
 from bascule.model.check import CheckType
 from bascule.model.persistence import PersistenceMethod
-from bascule.model.virtual_service import Mode, Scheduler, ServiceType
+from bascule.model.real_server import Forwarding
+from bascule.model.virtual_service import Mode, Protocol, Scheduler, ServiceType, VirtualService
 
 if TYPE_CHECKING:
     from bascule.model.document import Configuration
@@ -22,46 +23,114 @@ _LATER = "is not supported yet"
 
 UNSUPPORTED_SCHEDULERS = {Scheduler.adaptive, Scheduler.weighted_response_time}
 UNSUPPORTED_TYPES = {ServiceType.auto, ServiceType.remote_terminal}
+# checks HAProxy does not do; the L4 checker (health/) runs them for l4 services
 UNSUPPORTED_CHECKS = {CheckType.icmp, CheckType.dns, CheckType.rdp}
 SUPPORTED_PERSISTENCE = {PersistenceMethod.none}
 
 
 def unsupported(config: Configuration) -> Iterator[FieldError]:
-    """One FieldError per value this release cannot honour."""
+    """One FieldError per value this release cannot honour, or that its mode cannot."""
     for index, vs in enumerate(config.virtual_services):
         where = f"virtual_services[{index}]"
-        if vs.mode is Mode.l4:
-            reason = " (udp services need it)" if vs.protocol.value == "udp" else ""
-            yield FieldError(path=f"{where}.mode", message=f"l4 {_LATER}{reason}")
-            continue
-        if vs.forwarding.value != "nat":
-            yield FieldError(
-                path=f"{where}.forwarding",
-                message="applies to mode l4 only; an l7 service is always a full proxy",
-            )
         if vs.type in UNSUPPORTED_TYPES:
             yield FieldError(path=f"{where}.type", message=f"{vs.type.value} {_LATER}")
-        if vs.transparent:
-            yield FieldError(path=f"{where}.transparent", message=f"L7 transparency {_LATER}")
         if vs.scheduler in UNSUPPORTED_SCHEDULERS:
             yield FieldError(path=f"{where}.scheduler", message=f"{vs.scheduler.value} {_LATER}")
-        if vs.scheduler is Scheduler.url_hash and vs.type is not ServiceType.http:
+        if vs.mode is Mode.l4:
+            yield from _l4(vs, where)
+        else:
+            yield from _l7(vs, where)
+
+
+def _l7(vs: VirtualService, where: str) -> Iterator[FieldError]:
+    if vs.forwarding is not Forwarding.nat:
+        yield FieldError(
+            path=f"{where}.forwarding",
+            message="applies to mode l4 only; an l7 service is always a full proxy",
+        )
+    for field in ("subnet_originating", "drop_on_failure"):
+        if getattr(vs, field):
+            yield FieldError(path=f"{where}.{field}", message="applies to mode l4 only")
+    if vs.transparent:
+        yield FieldError(path=f"{where}.transparent", message=f"L7 transparency {_LATER}")
+    if vs.scheduler is Scheduler.url_hash and vs.type is not ServiceType.http:
+        yield FieldError(
+            path=f"{where}.scheduler", message="url_hash needs type: http (it reads the URL)"
+        )
+    if vs.persistence.method not in SUPPORTED_PERSISTENCE:
+        yield FieldError(
+            path=f"{where}.persistence.method",
+            message=f"{vs.persistence.method.value} {_LATER}",
+        )
+    if vs.check.type in UNSUPPORTED_CHECKS:
+        yield FieldError(
+            path=f"{where}.check.type",
+            message=f"{vs.check.type.value} {_LATER} on l7 services",
+        )
+    for rs_index, rs in enumerate(vs.real_servers):
+        if rs.forwarding is not None:
             yield FieldError(
-                path=f"{where}.scheduler", message="url_hash needs type: http (it reads the URL)"
+                path=f"{where}.real_servers[{rs_index}].forwarding",
+                message="applies to mode l4 only",
             )
-        if vs.persistence.method not in SUPPORTED_PERSISTENCE:
+
+
+_L7_ONLY = " needs mode l7: an l4 service forwards packets and does not read requests"
+L4_SCHEDULERS = {
+    Scheduler.round_robin,
+    Scheduler.weighted_round_robin,
+    Scheduler.least_connection,
+    Scheduler.weighted_least_connection,
+    Scheduler.fixed_weighting,
+    Scheduler.source_ip_hash,
+}
+L4_PERSISTENCE = {PersistenceMethod.none, PersistenceMethod.source_ip}
+UDP_CHECKS = {CheckType.none, CheckType.icmp, CheckType.dns}
+
+
+def _l4(vs: VirtualService, where: str) -> Iterator[FieldError]:
+    if vs.type is not ServiceType.generic and vs.type not in UNSUPPORTED_TYPES:
+        yield FieldError(path=f"{where}.type", message=f"{vs.type.value}{_L7_ONLY}")
+    if vs.transparent:
+        yield FieldError(
+            path=f"{where}.transparent",
+            message="applies to mode l7 only (l4 nat keeps the client's address anyway)",
+        )
+    if vs.subnet_originating and vs.forwarding is Forwarding.dsr:
+        yield FieldError(
+            path=f"{where}.subnet_originating",
+            message="applies to forwarding nat only (dsr never changes the source)",
+        )
+    if vs.scheduler not in L4_SCHEDULERS and vs.scheduler not in UNSUPPORTED_SCHEDULERS:
+        yield FieldError(path=f"{where}.scheduler", message=f"{vs.scheduler.value}{_L7_ONLY}")
+    if vs.persistence.method not in L4_PERSISTENCE:
+        yield FieldError(
+            path=f"{where}.persistence.method",
+            message=f"{vs.persistence.method.value}{_L7_ONLY}; l4 offers none or source_ip",
+        )
+    if vs.protocol is Protocol.udp and vs.check.type not in UDP_CHECKS and vs.check.port is None:
+        yield FieldError(
+            path=f"{where}.check.type",
+            message=f"{vs.check.type.value} checks a TCP service; a udp service is checked "
+            "with icmp, dns or none (or give check.port for a TCP port on the server)",
+        )
+    if vs.protocol is Protocol.tcp and vs.check.type is CheckType.dns:
+        yield FieldError(path=f"{where}.check.type", message="dns checks are for udp services")
+    for rs_index, rs in enumerate(vs.real_servers):
+        rs_where = f"{where}.real_servers[{rs_index}]"
+        if rs.forwarding is not None and rs.forwarding is not vs.forwarding:
             yield FieldError(
-                path=f"{where}.persistence.method",
-                message=f"{vs.persistence.method.value} {_LATER}",
+                path=f"{rs_where}.forwarding",
+                message=f"a real server forwarding unlike its service {_LATER}; "
+                "set forwarding on the virtual service",
             )
-        if vs.check.type in UNSUPPORTED_CHECKS:
+        if vs.forwarding is Forwarding.dsr and rs.port != vs.port:
             yield FieldError(
-                path=f"{where}.check.type",
-                message=f"{vs.check.type.value} {_LATER} on l7 services",
+                path=f"{rs_where}.port",
+                message=f"must be the VIP's port {vs.port}: direct server return cannot "
+                "change the port (the real server answers the client itself)",
             )
-        for rs_index, rs in enumerate(vs.real_servers):
-            if rs.forwarding is not None:
-                yield FieldError(
-                    path=f"{where}.real_servers[{rs_index}].forwarding",
-                    message="applies to mode l4 only",
-                )
+        if rs.max_connections:
+            yield FieldError(path=f"{rs_where}.max_connections", message=f"on l4 services {_LATER}")
+        if rs.critical:
+            yield FieldError(path=f"{rs_where}.critical", message=f"on l4 services {_LATER}")

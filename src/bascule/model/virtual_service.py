@@ -136,6 +136,12 @@ class VirtualService(BaseModel):
     mode: Mode = Mode.l7
     forwarding: Forwarding = Forwarding.nat
     transparent: bool = False
+    # l4 nat: real servers that do not route back through the load balancer get the
+    # connection from the load balancer's own address (LoadMaster's "subnet originating").
+    subnet_originating: bool = False
+    # l4: when a real server fails its check, cut its established connections (conntrack
+    # entries removed) instead of letting them run on (LoadMaster's "drop on RS failure").
+    drop_on_failure: bool = False
     enabled: bool = True
     interface: Annotated[str, AfterValidator(_interface)] | None = None
     scheduler: Scheduler = Scheduler.round_robin
@@ -147,17 +153,25 @@ class VirtualService(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _defaults_that_depend_on_others(cls, data: Any) -> Any:
-        # mode defaults to l7 for tcp and l4 for udp; an http service is checked with an
-        # HTTP GET unless told otherwise (LoadMaster's defaults).
+        # mode defaults to l7 for tcp and l4 for udp; an l4 service forwards packets, so its
+        # type defaults to generic; an http service is checked with an HTTP GET, a udp one
+        # with ICMP, anything else with a TCP connect unless told otherwise (LoadMaster's
+        # defaults).
         if not isinstance(data, dict):
             return data
         data = dict(data)
         if data.get("mode") is None:
             data["mode"] = "l4" if data.get("protocol") == "udp" else "l7"
+        if data.get("type") is None:
+            data["type"] = "generic" if data["mode"] == "l4" else "http"
         check = data.get("check")
         if check is None or (isinstance(check, dict) and "type" not in check):
-            service_type = data.get("type", "http")
-            default_type = "http" if service_type == "http" else "tcp"
+            if data["type"] == "http":
+                default_type = "http"
+            elif data.get("protocol") == "udp":
+                default_type = "icmp"
+            else:
+                default_type = "tcp"
             data["check"] = {**(check or {}), "type": default_type}
         return data
 

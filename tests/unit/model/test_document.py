@@ -526,8 +526,8 @@ def test_every_invariant_and_unsupported_problem_is_listed() -> None:
         "virtual_services[1].name: 'web' is already the name of virtual_services[0]",
         "virtual_services[1].port: 198.18.0.100 tcp port 80 is already used by virtual "
         "service 'web' (port 80)",
-        "virtual_services[1].transparent: L7 transparency is not supported yet",
         "virtual_services[1].scheduler: adaptive is not supported yet",
+        "virtual_services[1].transparent: L7 transparency is not supported yet",
     ]
 
 
@@ -695,24 +695,50 @@ def test_no_clash(document: Document) -> None:
 
 
 def test_same_port_on_another_protocol_is_no_clash() -> None:
-    # udp is refused as "not supported yet" (it needs l4), but not as a port clash.
-    document = doc(service(), service(name="dns", protocol="udp"))
-    assert [str(e) for e in errors_of(document)] == [
-        "virtual_services[1].mode: l4 is not supported yet (udp services need it)"
-    ]
-    config = Configuration.model_validate(document)
+    document = doc(service(), service(name="dns", protocol="udp", check={"type": "dns"}))
+    config = parse_document(document)
     assert list(invariant_errors(config)) == []
+    assert config.virtual_services[1].mode is Mode.l4
 
 
 # -- what this release does not support yet ----------------------------------------------------
 
 UNSUPPORTED_CASES: list[tuple[str, Document, str, str]] = [
-    ("mode l4", doc(service(mode="l4")), f"{VS}.mode", "l4 is not supported yet"),
     (
-        "udp",
-        doc(service(protocol="udp")),
-        f"{VS}.mode",
-        "l4 is not supported yet (udp services need it)",
+        "http on l4",
+        doc(service(mode="l4", type="http")),
+        f"{VS}.type",
+        "http needs mode l7",
+    ),
+    (
+        "url_hash on l4",
+        doc(service(mode="l4", scheduler="url_hash")),
+        f"{VS}.scheduler",
+        "url_hash needs mode l7",
+    ),
+    (
+        "L7-only persistence on l4",
+        doc(service(mode="l4", persistence={"method": "active_cookie"})),
+        f"{VS}.persistence.method",
+        "active_cookie needs mode l7",
+    ),
+    (
+        "dsr with another real server port",
+        doc(service(mode="l4", forwarding="dsr", real_servers=[server(port=8080)])),
+        f"{VS}.real_servers[0].port",
+        "must be the VIP's port 80",
+    ),
+    (
+        "tcp check on a udp service",
+        doc(service(protocol="udp", check={"type": "tcp"})),
+        f"{VS}.check.type",
+        "a udp service is checked with icmp, dns or none",
+    ),
+    (
+        "subnet_originating on l7",
+        doc(service(subnet_originating=True)),
+        f"{VS}.subnet_originating",
+        "applies to mode l4 only",
     ),
     (
         "udp on l7",
