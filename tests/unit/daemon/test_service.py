@@ -248,7 +248,8 @@ async def test_a_structural_change_reloads(service: ConfigService, engine: FakeE
     assert result.reloads
     assert engine.reloads == 2
     assert result.actions == (
-        "fake: replace the configuration and reload (the configuration changed beyond weights and states)",
+        "fake: replace the configuration and reload "
+        "(the configuration changed beyond weights and states)",
     )
 
 
