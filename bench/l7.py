@@ -1,0 +1,616 @@
+"""L7 benchmark: Bascule against direct access, a hand-written HAProxy and nginx (issue 2).
+
+One command, as root, from the repository root::
+
+    .venv/bin/python bench/l7.py                 # 3 rounds x 5 s, both workloads
+    .venv/bin/python bench/l7.py --rounds 5 --duration 10 --pin none
+
+It builds a throwaway network (tests/integration/netns.py: a client, a load balancer and
+three real servers in their own namespaces, 198.18.0.0/24) and measures, with ``wrk
+--latency``, requests per second and p99 latency of four targets, side by side:
+
+    direct    the client straight to one real server (nginx ``return 200``)
+    bascule   a real ``bascule run`` daemon in the lb namespace; the virtual service over the
+              three real servers is made with the CLI (``vs add``, ``rs add``) as a user would
+    haproxy   the same haproxy binary with a short hand-written config (``balance
+              roundrobin``, ``option http-keep-alive``, ``option forwardfor``, ``check``)
+    nginx     nginx as a reverse proxy: ``upstream`` with ``keepalive``, HTTP/1.1 upstream,
+              X-Forwarded-For, ``worker_processes auto``
+
+under two workloads: ``keepalive`` (wrk's default: persistent connections) and ``close``
+(``Connection: close``: one new TCP connection per request). Runs are interleaved
+(direct, bascule, haproxy, nginx, then again, rotating who goes first) and each figure is the
+median of the rounds, because the machine is small and shared. Results go to
+``bench/results/l7-<time>.json`` (git-ignored) and a table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+from netns import Topology, cleanup_stale, netns_available  # noqa: E402
+
+BASCULE = str(Path(sys.executable).with_name("bascule"))
+RESULTS_DIR = ROOT / "bench" / "results"
+TARGETS = ("direct", "bascule", "haproxy", "nginx")
+WORKLOADS = {
+    "keepalive": (),
+    "close": ("-H", "Connection: close"),
+}
+VIP_OCTET = 100
+HAPROXY_PORT = 8081
+NGINX_PORT = 8082
+# Every process of the bench runs in a session of its own, as separate services or hosts
+# would. With kernel.sched_autogroup_enabled=1 (Debian's default) the scheduler shares CPU
+# between sessions first, then between the tasks of a session: Bascule starts HAProxy in its
+# own session (it must outlive the daemon), so a proxy left in the bench's session would
+# share one autogroup with wrk and the real servers and get a different share of the CPUs.
+OWN_SESSION: dict[str, Any] = {"start_new_session": True}
+# Per-namespace sysctls: many short connections per second (the "close" workload) would
+# otherwise run the client and the lb out of ephemeral ports (TIME_WAIT) within seconds.
+SYSCTLS = (
+    "net.ipv4.ip_local_port_range=1024 65000",
+    "net.ipv4.tcp_tw_reuse=1",
+    "net.core.somaxconn=4096",
+    "net.ipv4.tcp_max_syn_backlog=4096",
+)
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def real_server_nginx(name: str, address: str, prefix: Path) -> str:
+    """A real server that is as cheap as it gets: one nginx worker, a fixed small answer."""
+    return f"""\
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen {address}:80 backlog=4096;
+        location / {{
+            default_type text/plain;
+            return 200 "{name}\\n";
+        }}
+    }}
+}}
+"""
+
+
+def hand_haproxy(address: str, servers: Sequence[str]) -> str:
+    """What a person writes for "round robin over these three, keep-alive, X-F-F"."""
+    lines = [
+        "global",
+        "    maxconn 8000",
+        "",
+        "defaults",
+        "    mode http",
+        "    timeout connect 5s",
+        "    timeout client 30s",
+        "    timeout server 30s",
+        "    option http-keep-alive",
+        "    option forwardfor",
+        "",
+        "listen web",
+        f"    bind {address}:{HAPROXY_PORT}",
+        "    balance roundrobin",
+    ]
+    lines += [f"    server rs{i} {server}:80 check" for i, server in enumerate(servers, 1)]
+    return "\n".join(lines) + "\n"
+
+
+def proxy_nginx(address: str, servers: Sequence[str], prefix: Path) -> str:
+    """nginx as a competent admin sets it up as a reverse proxy."""
+    upstream = "\n".join(f"        server {server}:80;" for server in servers)
+    return f"""\
+worker_processes auto;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    keepalive_requests 100000;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    upstream web {{
+{upstream}
+        keepalive 64;
+        keepalive_requests 100000;
+    }}
+    server {{
+        listen {address}:{NGINX_PORT} backlog=4096;
+        location / {{
+            proxy_pass http://web;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+    }}
+}}
+"""
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """One wrk run: a target under a workload in one round."""
+
+    target: str
+    workload: str
+    round: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    non_2xx: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"unknown wrk duration {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """Requests/sec, p50 and p99 (ms), requests, socket errors and non-2xx from wrk's text."""
+
+    def find(pattern: str) -> re.Match[str] | None:
+        return re.search(pattern, output, re.MULTILINE)
+
+    rps = find(r"^Requests/sec:\s+([\d.]+)")
+    p50 = find(r"^\s+50%\s+(\S+)")
+    p99 = find(r"^\s+99%\s+(\S+)")
+    total = find(r"^\s+(\d+) requests in")
+    if not (rps and p50 and p99 and total):
+        raise RuntimeError(f"cannot read wrk's output:\n{output}")
+    errors = find(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+    non_2xx = find(r"Non-2xx or 3xx responses: (\d+)")
+    return {
+        "rps": float(rps.group(1)),
+        "p50_ms": _ms(p50.group(1)),
+        "p99_ms": _ms(p99.group(1)),
+        "requests": int(total.group(1)),
+        "errors": sum(int(n) for n in errors.groups()) if errors else 0,
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+    }
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pinning:
+    """CPU lists (taskset -c) for the load generator, the proxies and the real servers."""
+
+    wrk: str | None
+    proxy: str | None
+    servers: str | None
+
+    @classmethod
+    def named(cls, name: str) -> Pinning:
+        if name == "none":
+            return cls(wrk=None, proxy=None, servers=None)
+        if name == "split":
+            # wrk and the (cheap) real servers share CPU 0, the proxy under test has CPU 1.
+            return cls(wrk="0", proxy="1", servers="0")
+        raise ValueError(f"unknown pinning {name!r}")
+
+
+def _pinned(cpus: str | None, argv: Sequence[str]) -> list[str]:
+    return ["taskset", "-c", cpus, *argv] if cpus else list(argv)
+
+
+class Bench:
+    def __init__(self, topology: Topology, args: argparse.Namespace) -> None:
+        self.topology = topology
+        self.args = args
+        self.pin = Pinning.named(args.pin)
+        if topology.workdir is None:
+            raise RuntimeError("the topology is not built")
+        self.workdir = topology.workdir
+        self.servers = [host.address for host in topology.real_servers]
+        self.vip = topology.vip(VIP_OCTET)
+        self.urls = {
+            "direct": f"http://{self.servers[0]}/",
+            "bascule": f"http://{self.vip}/",
+            "haproxy": f"http://{topology.lb.address}:{HAPROXY_PORT}/",
+            "nginx": f"http://{topology.lb.address}:{NGINX_PORT}/",
+        }
+        self.configs: dict[str, str] = {}
+        self.bascule_dir = Path(tempfile.mkdtemp(prefix="bsc-bench-", dir="/tmp"))
+        self.bascule: subprocess.Popen[str] | None = None
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        for host in self.topology.hosts:
+            for sysctl in SYSCTLS:
+                self.topology.run(host, ["sysctl", "-qw", sysctl])
+        for host in self.topology.real_servers:
+            prefix = self.workdir / host.name
+            text = real_server_nginx(host.name, host.address, prefix)
+            self._start_nginx(host.name, prefix, text, self.pin.servers)
+        for address in self.servers:
+            self.topology.wait_tcp("client", address, 80)
+        targets = self.args.targets
+        if "haproxy" in targets:
+            self._start_hand_haproxy()
+        if "nginx" in targets:
+            prefix = self.workdir / "nginx-proxy"
+            text = proxy_nginx(self.topology.lb.address, self.servers, prefix)
+            self.configs["nginx"] = text
+            self._start_nginx("lb", prefix, text, self.pin.proxy)
+            self.topology.wait_tcp("client", self.topology.lb.address, NGINX_PORT)
+        if "bascule" in targets:
+            self._start_bascule()
+
+    def _start_nginx(self, host: str, prefix: Path, text: str, cpus: str | None) -> None:
+        prefix.mkdir(parents=True)
+        conf = prefix / "nginx.conf"
+        conf.write_text(text)
+        argv = ["nginx", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")]
+        self.topology.popen(host, _pinned(cpus, argv), stdout=subprocess.DEVNULL, **OWN_SESSION)
+
+    def _start_hand_haproxy(self) -> None:
+        text = hand_haproxy(self.topology.lb.address, self.servers)
+        self.configs["haproxy"] = text
+        conf = self.workdir / "hand-haproxy.cfg"
+        conf.write_text(text)
+        self.topology.run("lb", ["haproxy", "-c", "-q", "-f", str(conf)])
+        argv = ["haproxy", "-db", "-f", str(conf)]
+        self.topology.popen(
+            "lb", _pinned(self.pin.proxy, argv), stdout=subprocess.DEVNULL, **OWN_SESSION
+        )
+        self.topology.wait_tcp("client", self.topology.lb.address, HAPROXY_PORT)
+
+    def _start_bascule(self) -> None:
+        log = (self.workdir / "bascule.log").open("w")
+        try:
+            argv = [BASCULE, "--data-dir", str(self.bascule_dir), "run"]
+            self.bascule = self.topology.popen(
+                "lb",
+                _pinned(self.pin.proxy, argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                **OWN_SESSION,
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + 30
+        while not self._bascule_answers():
+            if self.bascule.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"bascule run did not start: {self._bascule_log()}")
+            time.sleep(0.1)
+        # Configured as a user would, through the CLI.
+        self._cli(
+            "vs",
+            "add",
+            "web",
+            "--address",
+            self.vip,
+            "--port",
+            "80",
+            "--type",
+            "http",
+            "--scheduler",
+            "round_robin",
+            "--check",
+            "http",
+        )
+        for address in self.servers:
+            self._cli("rs", "add", "web", f"{address}:80")
+        deadline = time.monotonic() + 30
+        while True:
+            status = json.loads(self._cli("--json", "status"))
+            services = status["virtual_services"]
+            if services and services[0]["status"] == "up":
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the virtual service is not up: {status}")
+            time.sleep(0.2)
+        self.configs["bascule"] = (self.bascule_dir / "haproxy" / "haproxy.cfg").read_text()
+
+    def _bascule_answers(self) -> bool:
+        path = self.bascule_dir / "bascule.sock"
+        if not path.exists():
+            return False
+        with socket.socket(socket.AF_UNIX) as sock:
+            try:
+                sock.connect(str(path))
+            except OSError:
+                return False
+        return True
+
+    def _bascule_log(self) -> str:
+        with contextlib.suppress(OSError):
+            return (self.workdir / "bascule.log").read_text()[-4000:]
+        return ""
+
+    def _cli(self, *args: str) -> str:
+        proc = subprocess.run(
+            [BASCULE, "--data-dir", str(self.bascule_dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"bascule {' '.join(args)}: {proc.stdout}{proc.stderr}\n{self._bascule_log()}"
+            )
+        return proc.stdout
+
+    def teardown(self) -> None:
+        if self.bascule is not None and self.bascule.poll() is None:
+            self.bascule.terminate()
+            try:
+                self.bascule.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.bascule.kill()
+                self.bascule.wait(timeout=5)
+        # Whatever HAProxy the daemon left behind dies with the lb namespace (Topology.close).
+        shutil.rmtree(self.bascule_dir, ignore_errors=True)
+
+    # -- measuring -----------------------------------------------------------------------
+
+    def wrk(self, target: str, workload: str, duration: float) -> dict[str, float]:
+        argv = [
+            "wrk",
+            "--latency",
+            "-t",
+            str(self.args.threads),
+            "-c",
+            str(self.args.connections),
+            "-d",
+            f"{duration:g}s",
+            "--timeout",
+            "5s",
+            *WORKLOADS[workload],
+            self.urls[target],
+        ]
+        proc = self.topology.run(
+            "client",
+            _pinned(self.pin.wrk, argv),
+            timeout=duration + 60,
+            check=False,
+            **OWN_SESSION,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
+        return parse_wrk(proc.stdout)
+
+    def measure(self) -> list[Run]:
+        targets, workloads = self.args.targets, self.args.workloads
+        for target in targets:  # warm up: connection pools, caches, page faults
+            for workload in workloads:
+                self.wrk(target, workload, 1)
+        runs = []
+        for round_ in range(self.args.rounds):
+            for workload in workloads:
+                # Rotate who goes first so no target always follows the same neighbour.
+                shift = round_ % len(targets)
+                for target in (*targets[shift:], *targets[:shift]):
+                    figures = self.wrk(target, workload, self.args.duration)
+                    run = Run(target=target, workload=workload, round=round_ + 1, **figures)
+                    print(
+                        f"  round {run.round} {workload:9} {target:8} {run.rps:10.0f} req/s"
+                        f"  p99 {run.p99_ms:7.2f} ms  errors {run.errors} non-2xx {run.non_2xx}",
+                        file=sys.stderr,
+                    )
+                    runs.append(run)
+        return runs
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def summarize(runs: Sequence[Run]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per workload and target: medians, and the spread between rounds ((max-min)/median)."""
+    summary: dict[str, dict[str, dict[str, Any]]] = {}
+    for run in runs:
+        summary.setdefault(run.workload, {}).setdefault(run.target, {"runs": []})
+        summary[run.workload][run.target]["runs"].append(run)
+    for targets in summary.values():
+        for entry in targets.values():
+            rounds: list[Run] = entry.pop("runs")
+            for key in ("rps", "p50_ms", "p99_ms"):
+                values = [getattr(run, key) for run in rounds]
+                median = statistics.median(values)
+                entry[key] = median
+                entry[f"{key}_rounds"] = values
+                entry[f"{key}_spread"] = (max(values) - min(values)) / median if median else 0.0
+            entry["errors"] = sum(run.errors for run in rounds)
+            entry["non_2xx"] = sum(run.non_2xx for run in rounds)
+    return summary
+
+
+RATIOS = (
+    ("bascule", "direct"),
+    ("haproxy", "direct"),
+    ("nginx", "direct"),
+    ("bascule", "haproxy"),
+    ("bascule", "nginx"),
+)
+
+
+def table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
+    lines = []
+    for workload, targets in summary.items():
+        lines.append(f"\n{workload} (median of rounds; spread = (max-min)/median)")
+        lines.append(
+            f"  {'target':<9}{'req/s':>10}{'spread':>8}{'p99 ms':>9}{'spread':>8}{'errors':>8}"
+        )
+        for target, entry in targets.items():
+            lines.append(
+                f"  {target:<9}{entry['rps']:>10.0f}{entry['rps_spread']:>8.0%}"
+                f"{entry['p99_ms']:>9.2f}{entry['p99_ms_spread']:>8.0%}"
+                f"{entry['errors'] + entry['non_2xx']:>8}"
+            )
+        for a, b in RATIOS:
+            if a in targets and b in targets:
+                rps = targets[a]["rps"] / targets[b]["rps"]
+                p99 = targets[a]["p99_ms"] / targets[b]["p99_ms"]
+                lines.append(f"  {a + ' / ' + b:<19} req/s x{rps:5.2f}   p99 x{p99:5.2f}")
+    return "\n".join(lines)
+
+
+def _first_line(*argv: str) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "kernel": platform.release(),
+        "loadavg": os.getloadavg(),
+        "haproxy": _first_line("haproxy", "-v"),
+        "nginx": _first_line("nginx", "-v"),
+        "wrk": _first_line("wrk", "--version"),
+        "git": _first_line("git", "-C", str(ROOT), "describe", "--always", "--dirty"),
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=50, help="wrk -c")
+    parser.add_argument("--threads", type=int, default=2, help="wrk -t")
+    parser.add_argument(
+        "--pin",
+        choices=("none", "split"),
+        default="none",
+        help="none: let the scheduler place everything (default); split: wrk and the real "
+        "servers on CPU 0, the proxy under test on CPU 1",
+    )
+    parser.add_argument(
+        "--targets",
+        type=lambda s: tuple(s.split(",")),
+        default=TARGETS,
+        help=f"comma-separated subset of {','.join(TARGETS)}",
+    )
+    parser.add_argument(
+        "--workloads",
+        type=lambda s: tuple(s.split(",")),
+        default=tuple(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)}",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    for name in args.targets:
+        if name not in TARGETS:
+            parser.error(f"unknown target {name!r}")
+    for name in args.workloads:
+        if name not in WORKLOADS:
+            parser.error(f"unknown workload {name!r}")
+    return args
+
+
+@contextlib.contextmanager
+def _bench(args: argparse.Namespace) -> Iterator[Bench]:
+    with Topology(real_servers=3) as topology:
+        bench = Bench(topology, args)
+        try:
+            bench.setup()
+            yield bench
+        finally:
+            bench.teardown()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("bench/l7.py needs root: it builds network namespaces")
+    reason = netns_available()
+    if reason is not None:
+        sys.exit(reason)
+    for tool in ("wrk", "nginx", "haproxy", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed")
+    cleanup_stale()
+    started = datetime.datetime.now(datetime.UTC)
+    env_before = environment()
+    print(
+        f"{args.rounds} rounds x {args.duration:g} s, wrk -t{args.threads} "
+        f"-c{args.connections}, pinning {args.pin}, load {env_before['loadavg']}",
+        file=sys.stderr,
+    )
+    with _bench(args) as bench:
+        runs = bench.measure()
+        configs = bench.configs
+    summary = summarize(runs)
+    report = {
+        "started": started.isoformat(timespec="seconds"),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "environment": env_before,
+        "loadavg_after": os.getloadavg(),
+        "summary": summary,
+        "runs": [asdict(run) for run in runs],
+        "configs": configs,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"l7-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(summary))
+    print(f"\nresults: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
