@@ -5,6 +5,7 @@ The hierarchy says who is at fault::
     BasculeError
     ├── InvalidConfiguration     your desired state is invalid (carries FieldError values)
     ├── NotFound                 the thing you named does not exist (a revision, a service...)
+    ├── NotApplicable            what you asked for does not apply to it (DSR help for NAT)
     ├── Conflict                 you edited a stale revision; carries the current one
     ├── EngineError              an engine refused or failed
     │   ├── EngineRejected       the engine's own checker refused the rendered config
@@ -46,6 +47,10 @@ class InvalidConfiguration(BasculeError):
 
 class NotFound(BasculeError):
     """A named object (revision, virtual service, real server) does not exist."""
+
+
+class NotApplicable(BasculeError):
+    """The request does not apply to the object named (e.g. DSR help for a NAT service)."""
 
 
 class Conflict(BasculeError):

@@ -17,23 +17,28 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bascule.api.app import create_app
-from bascule.api.deps import ApiServices
 from bascule.cli.client import CliError
 from bascule.cli.main import app
 from bascule.cli.session import Session
-from bascule.daemon import logs, runner
-from bascule.daemon.service import ConfigService
 from bascule.demo import DEMO_BACKENDS, DEMO_VIP, demo_document
 from bascule.errors import BasculeError
-from bascule.settings import Settings
+
+if TYPE_CHECKING:
+    from bascule.daemon import runner
+    from bascule.daemon.service import ConfigService
+
+# The daemon and the API (FastAPI, uvicorn, the engines) are imported only by `bascule run`:
+# importing them costs more than half a second, which every client command would pay.
 
 
 def _make_app(service: ConfigService, system: runner.SystemInfo) -> Any:
+    from bascule.api.app import create_app
+    from bascule.api.deps import ApiServices
+
     return create_app(ApiServices(config=service, system=system))
 
 
@@ -45,7 +50,8 @@ def run(
     ] = None,
 ) -> None:
     """Run the appliance in the foreground: engines, VIPs and the API on the unix socket."""
-    from bascule.daemon import runner
+    from bascule.daemon import logs, runner
+    from bascule.settings import Settings
 
     session = Session.of(ctx)
     if os.geteuid() != 0:

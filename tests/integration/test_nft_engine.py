@@ -22,7 +22,6 @@ from bascule.engines.nftables.engine import NftablesEngine
 from bascule.engines.nftables.view import (
     Environment,
     L4Inputs,
-    NatTopology,
     Ruleset,
     Selection,
     build_ruleset,
@@ -218,11 +217,13 @@ def test_nat_one_armed_and_persistence(make_topology: Callable[..., Topology]) -
     topo = make_topology(real_servers=3, client_extra_addresses=6)
     engine = prepare_lb(topo)  # no routes back: the servers would answer the client directly
     topo.start_real_servers()
-    inputs = L4Inputs(
-        nat_topology={"web": NatTopology.one_armed},
-        environment=Environment(source_addresses={4: topo.lb.address}),
+    inputs = L4Inputs(environment=Environment(source_addresses={4: topo.lb.address}))
+    service = l4_service(
+        topo,
+        "nat",
+        subnet_originating=True,
+        persistence={"method": "source_ip", "timeout": 600},
     )
-    service = l4_service(topo, "nat", persistence={"method": "source_ip", "timeout": 600})
     ruleset = apply(engine, configuration(service), inputs)
     assert ruleset.services["web"].selection is Selection.round_robin
 

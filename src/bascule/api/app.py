@@ -12,7 +12,15 @@ from fastapi import APIRouter, FastAPI
 import bascule
 from bascule.api.deps import ApiServices
 from bascule.api.errors import ERROR_RESPONSES, install_error_handlers
-from bascule.api.routes import config, real_servers, revisions, status, system, virtual_services
+from bascule.api.routes import (
+    config,
+    dsr,
+    real_servers,
+    revisions,
+    status,
+    system,
+    virtual_services,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -29,7 +37,7 @@ def create_app(services: ApiServices) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    for module in (config, virtual_services, real_servers, revisions, status, system):
+    for module in (config, virtual_services, real_servers, dsr, revisions, status, system):
         api.include_router(module.router)
     app.include_router(api)
     return app

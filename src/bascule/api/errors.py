@@ -7,6 +7,7 @@ code and a ``kind`` that says who is at fault, so clients switch on ``kind`` and
     InvalidConfiguration   422  invalid_configuration  fields: the document's own paths
     EngineRejected         422  engine_rejected        message: the engine checker's words
     NotFound               404  not_found
+    NotApplicable          422  not_applicable         e.g. DSR help for a NAT service
     Conflict               409  conflict               current_revision, and its ETag
     ApplyFailed, EngineError 500 apply_failed
     StoreError             500  store_error
@@ -36,6 +37,7 @@ from bascule.errors import (
     EngineError,
     EngineRejected,
     InvalidConfiguration,
+    NotApplicable,
     NotFound,
     StoreError,
 )
@@ -82,6 +84,8 @@ async def _bascule_error(request: Request, exc: Exception) -> JSONResponse:
             return error_response(422, "invalid_configuration", str(exc), fields=fields)
         case NotFound():
             return error_response(404, "not_found", str(exc))
+        case NotApplicable():
+            return error_response(422, "not_applicable", str(exc))
         case Conflict():
             return error_response(
                 409,

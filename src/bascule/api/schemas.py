@@ -21,6 +21,7 @@ from bascule.store.revisions import Revision, RevisionSummary
 ErrorKind = Literal[
     "invalid_configuration",
     "not_found",
+    "not_applicable",
     "conflict",
     "engine_rejected",
     "apply_failed",
@@ -216,6 +217,7 @@ class RealServerStatusOut(_FromAttributes):
     total_connections: int
     bytes_in: int
     bytes_out: int
+    packets: int = 0
 
 
 class VirtualServiceStatusOut(_FromAttributes):
@@ -234,6 +236,7 @@ class VirtualServiceStatusOut(_FromAttributes):
     total_connections: int
     bytes_in: int
     bytes_out: int
+    packets: int = 0
     real_servers: list[RealServerStatusOut]
 
 

@@ -191,6 +191,16 @@ class BasculeClient:
         """``verb`` is ``enable``, ``disable`` or ``drain``."""
         return self._write("POST", f"{_rs(service, key)}/{verb}")
 
+    # -- DSR real-server help --------------------------------------------------------------
+
+    def dsr_script(self, name: str, os: str = "linux") -> dict[str, Any]:
+        """``{"script": ...}``: the commands a real server of the DSR service ``name`` needs."""
+        return self._get(f"{_vs(name)}/dsr/script", params={"os": os})
+
+    def dsr_verify(self, name: str) -> dict[str, Any]:
+        """Check each real server of the DSR service ``name`` (a few seconds)."""
+        return self._request("POST", f"{_vs(name)}/dsr/verify")
+
     # -- status and history ----------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:

@@ -49,6 +49,7 @@ def status(
     out.print(_services_table(services))
     for vs in services:
         out.print()
+        _print_l4_scheduling(out, report, vs)
         _print_servers(out, vs)
 
 
@@ -104,6 +105,18 @@ def _services_table(services: list[Mapping[str, Any]]) -> Any:
             output.text(vs.get("message") or "", MESSAGE_STYLES.get(str(vs.get("status")), "")),
         )
     return grid
+
+
+def _print_l4_scheduling(out: Console, report: Mapping[str, Any], vs: Mapping[str, Any]) -> None:
+    """How the kernel picks for an L4 service: DSR maps every scheduler onto Maglev."""
+    engine = (report.get("engine") or {}).get("nftables")
+    if vs.get("mode") != "l4" or not isinstance(engine, Mapping):
+        return
+    seen = (engine.get("services") or {}).get(vs.get("name"))
+    if not isinstance(seen, Mapping):
+        return
+    line = f"{vs.get('name')}: {seen.get('forwarding')}, {vs.get('scheduler')} runs as "
+    out.print(Text(line + str(seen.get("selection")), style="dim"), soft_wrap=True)
 
 
 def _print_servers(out: Console, vs: Mapping[str, Any]) -> None:

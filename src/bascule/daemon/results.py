@@ -40,6 +40,7 @@ class RealServerStatus:
     total_connections: int
     bytes_in: int
     bytes_out: int
+    packets: int = 0  # L4 (nftables) only
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +61,7 @@ class VirtualServiceStatus:
     bytes_in: int
     bytes_out: int
     real_servers: tuple[RealServerStatus, ...]
+    packets: int = 0  # L4 (nftables) only
 
 
 @dataclass(frozen=True, kw_only=True)

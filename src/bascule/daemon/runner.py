@@ -1,11 +1,17 @@
 """``bascule run``: the appliance in the foreground.
 
-Startup: take the data dir's lock, open the store, adopt a running HAProxy left by a previous
-daemon (or start one), reconcile on the current revision, then serve the API on the unix
-socket (mode 0600) and re-reconcile every few seconds to repair drift (a dead engine is
-restarted). SIGTERM and SIGINT stop the API, let HAProxy drain for ``shutdown_grace`` seconds,
-stop it and remove the VIPs Bascule added. If the daemon is killed outright nothing of this
-runs: HAProxy lives in its own session and keeps serving, and the next start adopts it.
+Startup: take the data dir's lock, open the store, adopt a running HAProxy and Bascule's
+nftables tables left by a previous daemon (or start afresh), reconcile on the current
+revision, then serve the API on the unix socket (mode 0600) and re-reconcile every few seconds
+to repair drift (a dead engine is restarted, missing tables are re-applied). The L4 health
+checker and the nftables driver's tick run once a second (daemon/l4.py).
+
+SIGTERM and SIGINT stop the API and the health checks, let HAProxy and the L4 NAT connections
+drain for ``shutdown_grace`` seconds (no new connection is taken meanwhile), stop HAProxy,
+delete Bascule's nftables tables — L4 traffic stops with the daemon, as L7 traffic does — and
+remove the VIPs Bascule added. If the daemon is killed outright nothing of this runs: HAProxy
+lives in its own session and the tables stay in the kernel, so traffic keeps flowing on the
+last applied state, and the next start adopts both (adopted L4 servers start up).
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from typing import Any
 import uvicorn
 
 from bascule import __version__
+from bascule.daemon.l4 import L4Supervisor
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import IpVipManager
+from bascule.engines.base import Engine
 from bascule.engines.haproxy.driver import HaproxyDriver
+from bascule.engines.nftables.driver import NftablesDriver
 from bascule.errors import BasculeError, StoreError
-from bascule.model import Configuration, parse_document
+from bascule.model import Configuration, Mode, parse_document
 from bascule.model.document import for_mode
 from bascule.settings import Settings
 from bascule.store.revisions import RevisionStore
@@ -120,18 +129,27 @@ class Daemon:
             nbthread=len(cpus),
             cpus=cpus,
         )
+        nftables = NftablesDriver()
+        l4 = L4Supervisor(nftables)
+        engines: list[Engine] = [engine, nftables]
         vips = IpVipManager(settings.data_dir / "vips.json")
-        service = ConfigService(store=store, engines=[engine], vips=vips)
+        service = ConfigService(store=store, engines=engines, vips=vips, after_reconcile=l4.follow)
+        last_good = _last_good(store)
         if await engine.adopt():
-            last_good = _last_good(store)
             service.adopt(engine.name, for_mode(last_good, engine.mode) if last_good else None)
             log.info("adopted the running HAProxy", extra={"pids": await engine.worker_pids()})
+        if await nftables.adopt():
+            l4_part = for_mode(last_good, Mode.l4) if last_good else None
+            service.adopt(nftables.name, l4_part)
+            if l4_part is not None:
+                await l4.adopted(l4_part)
+            log.info("adopting Bascule's nftables tables")
         ok, error = await service.reconcile()
         log.info("started", extra={"version": __version__, "applied": ok, "error": error})
 
         async def system() -> dict[str, Any]:
             return {
-                "engines": {"haproxy": await engine.info()},
+                "engines": {e.name: await e.info() for e in engines},
                 "data_dir": str(settings.data_dir),
                 "pid": os.getpid(),
             }
@@ -158,14 +176,25 @@ class Daemon:
         socket_path.chmod(0o600)
         log.info("serving the API", extra={"socket": str(socket_path)})
         reconciler = asyncio.create_task(self._reconcile_forever(service), name="reconcile")
+        l4_loop = asyncio.create_task(l4.run(service.desired), name="l4")
         await self._stop.wait()
         log.info("stopping: draining connections", extra={"grace_s": settings.shutdown_grace})
-        reconciler.cancel()
+        for task in (reconciler, l4_loop):
+            task.cancel()
         server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await reconciler
+        for task in (reconciler, l4_loop):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await api
-        await engine.stop(grace=settings.shutdown_grace)
+        await l4.stop()
+        results = await asyncio.gather(
+            *(e.stop(grace=settings.shutdown_grace) for e in engines), return_exceptions=True
+        )
+        for stopped, result in zip(engines, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "engine did not stop", extra={"engine": stopped.name, "error": str(result)}
+                )
         await vips.remove_all()
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()

@@ -19,16 +19,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from bascule.daemon.dsr import DsrReport, DsrVerifier, PacketDsrVerifier
 from bascule.daemon.results import ApplyResult, StatusReport
 from bascule.daemon.status import build_status
 from bascule.daemon.vips import VipManager
 from bascule.engines.base import Engine, merge_observations
-from bascule.errors import ApplyFailed, Conflict, EngineError, FieldError, InvalidConfiguration
-from bascule.model import Configuration, edits, parse_document
+from bascule.engines.nftables.dsr import TargetOs, is_dsr, script
+from bascule.errors import (
+    ApplyFailed,
+    Conflict,
+    EngineError,
+    FieldError,
+    InvalidConfiguration,
+    NotApplicable,
+    NotFound,
+)
+from bascule.model import Configuration, VirtualService, edits, parse_document
 from bascule.model.document import for_mode
 from bascule.reconcile.actions import (
     Action,
@@ -75,12 +85,23 @@ def describe(action: Action) -> str:
 class ConfigService:
     """Configuration changes, history and status over one store, the engines and the VIPs."""
 
+    # DSR real-server checks on the wire; tests put a fake in its place.
+    dsr_verifier: DsrVerifier = PacketDsrVerifier()
+
     def __init__(
-        self, *, store: RevisionStore, engines: Sequence[Engine], vips: VipManager
+        self,
+        *,
+        store: RevisionStore,
+        engines: Sequence[Engine],
+        vips: VipManager,
+        after_reconcile: Callable[[Configuration], Awaitable[None]] | None = None,
     ) -> None:
+        """``after_reconcile`` is awaited with the desired document after every reconcile
+        (the daemon points the L4 health checker at its real servers)."""
         if not engines:
             raise ValueError("ConfigService needs at least one engine")
         self.store = store
+        self._after_reconcile = after_reconcile
         self.engines = tuple(engines)
         self.vips = vips
         self._lock = asyncio.Lock()
@@ -294,6 +315,15 @@ class ConfigService:
         head = self.store.head()
         desired = parse_document(head.document) if head else Configuration()
         try:
+            return await self._reconcile_on(head, desired)
+        finally:
+            if self._after_reconcile is not None:
+                await self._after_reconcile(desired)
+
+    async def _reconcile_on(
+        self, head: Revision | None, desired: Configuration
+    ) -> tuple[bool, str]:
+        try:
             await self._converge(desired)
         except (ApplyFailed, EngineError, OSError) as exc:
             message = str(exc)
@@ -327,6 +357,28 @@ class ConfigService:
     def adopt(self, engine: str, applied: Configuration | None) -> None:
         """Tell the service which document a running engine was started from."""
         self._applied[engine] = applied
+
+    # -- DSR real-server help ----------------------------------------------------------------------
+
+    def dsr_service(self, name: str) -> VirtualService:
+        """The current revision's service ``name``; NotApplicable unless it forwards by DSR."""
+        vs = next((vs for vs in self.desired().virtual_services if vs.name == name), None)
+        if vs is None:
+            raise NotFound(f"there is no virtual service named {name!r}")
+        if not is_dsr(vs):
+            raise NotApplicable(
+                f"virtual service {name!r} is mode {vs.mode.value}, forwarding "
+                f"{vs.forwarding.value}: DSR help is for mode: l4 with forwarding: dsr"
+            )
+        return vs
+
+    def dsr_script(self, name: str, target: TargetOs = TargetOs.linux) -> str:
+        """The commands ``target``'s real servers of the DSR service ``name`` need."""
+        return script(self.dsr_service(name), target)
+
+    async def dsr_verify(self, name: str) -> DsrReport:
+        """Check on the wire that each real server of ``name`` is ready for DSR."""
+        return await self.dsr_verifier.verify(self.dsr_service(name))
 
     # -- status ----------------------------------------------------------------------------------
 

@@ -65,6 +65,7 @@ def _service_status(
         total_connections=counters.total_connections if counters else 0,
         bytes_in=counters.bytes_in if counters else 0,
         bytes_out=counters.bytes_out if counters else 0,
+        packets=counters.packets if counters else 0,
         real_servers=servers,
     )
 
@@ -132,4 +133,5 @@ def _server_status(
         total_connections=seen.total_connections if seen else 0,
         bytes_in=seen.bytes_in if seen else 0,
         bytes_out=seen.bytes_out if seen else 0,
+        packets=seen.packets if seen else 0,
     )

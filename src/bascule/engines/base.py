@@ -9,7 +9,7 @@ substitute for the engine tests, which run the real binaries.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -35,6 +35,7 @@ class ServerObservation:
     bytes_in: int = 0
     bytes_out: int = 0
     rate: int = 0
+    packets: int = 0  # L4 engines: packets both ways (HAProxy counts none)
 
     @property
     def runtime(self) -> ServerRuntime:
@@ -51,6 +52,28 @@ class ServiceObservation:
     bytes_out: int = 0
     rate: int = 0
     requests_rate: int = 0
+    packets: int = 0  # L4 engines: packets from clients
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthReport:
+    """A health checker's last word on one real server, as an engine shows it in ``observe``.
+
+    Engines run with a checker they may not import (bascule.health is their sibling): the
+    daemon adapts the checker's status into these and hands the engine a ``HealthSource``.
+    ``result`` is a short word ("tcp ok", "http failed"), ``code`` the HTTP status or DNS
+    RCODE when there is one.
+    """
+
+    up: bool
+    result: str | None = None
+    code: int | None = None
+    duration_ms: int | None = None
+    detail: str | None = None
+
+
+HealthSource = Callable[[tuple[str, str]], "HealthReport | None"]
+"""(virtual service name, real server key) -> the last report, None when not checked yet."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,6 +8,9 @@ runtime-API commands (runtime.py), and HAProxy's own reports (``show servers sta
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from bascule.engines.haproxy.view import (
     proxy_name,
     server_name,
 )
-from bascule.errors import EngineError
+from bascule.errors import EngineError, EngineRejected
 from bascule.model import Configuration, Mode, RealServerState
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import ServerRef
@@ -67,6 +70,13 @@ class HaproxyDriver:
 
     async def check(self, config: Configuration) -> None:
         await self.shell.check(self.render(config))
+        busy = await asyncio.to_thread(unbindable_listeners, config)
+        if busy:
+            raise EngineRejected(
+                "haproxy",
+                "; ".join(f"cannot bind {where}: {why}" for where, why in busy)
+                + " (another program holds it; HAProxy could not listen there)",
+            )
 
     async def adopt(self) -> bool:
         return await self.shell.adopt()
@@ -169,6 +179,36 @@ class HaproxyDriver:
 
     async def stop(self, *, grace: float) -> None:
         await self.shell.stop(grace=grace)
+
+
+def unbindable_listeners(config: Configuration) -> list[tuple[str, str]]:
+    """Listeners of ``config`` that HAProxy could not bind: (address:port, reason).
+
+    ``haproxy -c`` does not bind, and a reload that meets EADDRINUSE makes HAProxy 2.6 pause
+    every listener of the running worker while it retries (haproxy.c, protocol_bind_all), so
+    new connections to *every* service are refused for about two seconds before it gives
+    up. Trying each bind first, the way HAProxy does it (SO_REUSEADDR and SO_REUSEPORT, which
+    HAProxy's own listeners also carry, so the ports it already holds bind fine), refuses such
+    a change before anything is touched. An address not on the machine yet is skipped: the
+    daemon adds the VIP before reloading.
+    """
+    busy: list[tuple[str, str]] = []
+    for vs in config.virtual_services:
+        if not vs.enabled or vs.mode is not Mode.l7:
+            continue
+        family = socket.AF_INET6 if ":" in vs.address else socket.AF_INET
+        for ports in vs.port_ranges:
+            for port in range(ports.first, ports.last + 1):
+                with socket.socket(family, socket.SOCK_STREAM) as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                    try:
+                        probe.bind((vs.address, port))
+                    except OSError as exc:
+                        if exc.errno == errno.EADDRINUSE:
+                            host = f"[{vs.address}]" if family == socket.AF_INET6 else vs.address
+                            busy.append((f"{host}:{port}", "address already in use"))
+    return busy
 
 
 def _names(applied: Configuration | None, vs_name: str, key: str) -> tuple[str, str]:

@@ -250,6 +250,51 @@ class NftablesEngine:
             raise ApplyFailed(f"nft could not apply the ruleset: {done.stderr.strip()}")
         return document
 
+    async def version(self) -> str:
+        done = await self._nft("--version")
+        return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+    async def tables(self) -> tuple[str, ...]:
+        """The families of our tables that exist (``nft -j list tables``)."""
+        done = await self._nft("-j", "list", "tables")
+        if done.returncode != 0:
+            raise EngineError(f"nft list tables failed: {done.stderr.strip()}")
+        found = {
+            item["table"]["family"]
+            for item in json.loads(done.stdout or "{}").get("nftables", [])
+            if isinstance(item, dict)
+            and isinstance(item.get("table"), dict)
+            and item["table"].get("name") == TABLE
+        }
+        return tuple(family for family in FAMILIES if family in found)
+
+    async def counter_values(self) -> dict[tuple[str, str], CounterValue]:
+        """Our named counters only (``nft -j list counters``): unlike ``listing`` it does not
+        dump the maps, which hold 65537 Maglev slots per DSR service."""
+        done = await self._nft("-j", "list", "counters")
+        if done.returncode != 0:
+            raise EngineError(f"nft list counters failed: {done.stderr.strip()}")
+        return parse_counters(json.loads(done.stdout or "{}"))
+
+    async def set_sysctls(self, values: Mapping[str, str]) -> None:
+        """``sysctl -w`` in the namespace the engine runs in (/proc/sys is per netns)."""
+        argv = ["sysctl", "-q", "-w", *(f"{key}={value}" for key, value in values.items())]
+        done = await self._run(argv, None)
+        if done.returncode != 0:
+            raise EngineError(f"sysctl failed: {done.stderr.strip()}")
+
+    async def route_to(self, address: str) -> Json:
+        """``ip -j route get``: the device and gateway (if any) towards ``address``."""
+        done = await self._run(["ip", "-j", "route", "get", address], None)
+        try:
+            routes = json.loads(done.stdout or "[]")
+        except json.JSONDecodeError:
+            routes = []
+        if done.returncode != 0 or not routes:
+            return {}
+        route: Json = routes[0]
+        return route
+
     async def remove(self) -> None:
         """Delete our tables (add + delete: never fails for a table that is not there)."""
         commands: list[Json] = []
@@ -278,21 +323,13 @@ class NftablesEngine:
         return parse_conntrack(done.stdout)
 
     async def flush_connections(
-        self, vip: str, port: int, real_server: str, protocol: str = "tcp"
+        self, vip: str, port: int | None, real_server: str, protocol: str = "tcp"
     ) -> None:
-        """Cut the conntrack entries of ``vip:port`` that were NATed to ``real_server``."""
-        argv = [
-            "conntrack",
-            "-D",
-            "-p",
-            protocol,
-            "--orig-dst",
-            vip,
-            "--dport",
-            str(port),
-            "--reply-src",
-            real_server,
-        ]
+        """Cut the conntrack entries of ``vip:port`` (any port: None) NATed to ``real_server``."""
+        argv = ["conntrack", "-D", "-p", protocol, "--orig-dst", vip]
+        if port is not None:
+            argv += ["--dport", str(port)]
+        argv += ["--reply-src", real_server]
         done = await self._run(argv, None)
         # conntrack exits 1 when nothing matched ("0 flow entries have been deleted")
         if done.returncode != 0 and "0 flow entries" not in done.stderr:

@@ -39,7 +39,8 @@ def persistence_set(vs: VirtualService, rs: RealServer) -> str:
 
 
 def counter_name(vs: VirtualService, rs: RealServer | None, kind: str) -> str:
-    """``in/web`` (service traffic), ``new/web/addr/port``, ``traffic/web/addr/port``."""
+    """``in/web`` (service traffic), ``new/…``, ``traffic/…`` (to the server), ``reply/…``
+    (from it), ``…`` being ``web/addr/port``."""
     return f"{kind}/{vs.name}" if rs is None else f"{kind}/{_rs_id(vs, rs)}"
 
 

@@ -96,6 +96,11 @@ class NatTopology(enum.StrEnum):
     one_armed = "one_armed"
 
 
+def nat_topology(vs: VirtualService) -> NatTopology:
+    """The model says it: ``subnet_originating: true`` is the one-armed case."""
+    return NatTopology.one_armed if vs.subnet_originating else NatTopology.routed
+
+
 class Selection(enum.StrEnum):
     """How a service picks a real server, as the status shows it."""
 
@@ -157,14 +162,12 @@ class L4Inputs:
     ``health``: (virtual service name, real server key) -> up; a pair that is missing counts
     as up (an unchecked server). ``weights``: (vs, rs key) -> weight overriding the model's
     for the least connection family (the daemon turns conntrack counts into these).
-    ``nat_topology``: virtual service name -> topology (default routed) until the model has
-    its own field.
+    The NAT topology is the model's: ``subnet_originating`` means one-armed (``nat_topology``).
     """
 
     environment: Environment = field(default_factory=Environment)
     health: Mapping[tuple[str, str], bool] = field(default_factory=dict)
     weights: Mapping[tuple[str, str], int] = field(default_factory=dict)
-    nat_topology: Mapping[str, NatTopology] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -501,7 +504,7 @@ def _nat_table(
         table.rule("prerouting", *dispatch, goto(vs_chain(vs)))
         found = {served: ("", "in")}
         found.update(_service_rules(table, service, inputs.environment))
-        one_armed = inputs.nat_topology.get(vs.name, NatTopology.routed) is NatTopology.one_armed
+        one_armed = nat_topology(vs) is NatTopology.one_armed
         version = 4 if family == "ip" else 6
         source = inputs.environment.source_addresses.get(version)
         snat: Json = {"snat": {"addr": source}} if source else {"masquerade": None}
@@ -525,11 +528,14 @@ def _nat_table(
                 match(payload(proto, "sport"), ports),
                 *from_vip,
             ]
-            traffic = counter_name(vs, rs, "traffic")
+            # two counters: what the clients send (bytes in) and what the server answers
+            traffic, reply = counter_name(vs, rs, "traffic"), counter_name(vs, rs, "reply")
             table.counter(traffic)
+            table.counter(reply)
             found[traffic] = (rs.key, "traffic")
+            found[reply] = (rs.key, "reply")
             table.rule("traffic", *to_server, {"counter": traffic})
-            table.rule("traffic", *from_server, {"counter": traffic})
+            table.rule("traffic", *from_server, {"counter": reply})
             if one_armed:
                 table.rule("postrouting", *to_server, snat)
         counters[vs.name] = found

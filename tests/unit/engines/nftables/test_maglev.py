@@ -112,6 +112,9 @@ def test_property_removal_moves_little_else(names: list[str], data: st.DataObjec
     before = lookup_table(dict.fromkeys(names, 1), 4099)
     after = lookup_table(dict.fromkeys([n for n in names if n != gone], 1), 4099)
     assert gone not in after
-    # every slot of the removed backend moves; of the others, a few percent at most
-    assert moved(before, after, removed=gone) <= 0.05
+    # every slot of the removed backend moves; of the others, a few percent at most. Maglev's
+    # disruption is near-minimal, not zero: with as few as three backends in a 4099-slot
+    # table hypothesis found 5.2 %, so the bound is 8 % (the 5-server integration test
+    # measures 0 % of the others' flows moving).
+    assert moved(before, after, removed=gone) <= 0.08
     assert lookup_table(dict.fromkeys(reversed(names), 1), 4099) == before

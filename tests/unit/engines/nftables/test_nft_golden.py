@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bascule.engines.nftables.view import Environment, L4Inputs, NatTopology, build_ruleset
+from bascule.engines.nftables.view import Environment, L4Inputs, build_ruleset
 from bascule.model import Configuration
 
 GOLDEN_DIR = Path(__file__).resolve().parents[3] / "golden" / "nftables"
@@ -50,6 +50,7 @@ ENVIRONMENT = Environment(
 
 def service(mode: str, scheduler: str, persistence: str, protocol: str = "tcp") -> dict[str, Any]:
     dsr = mode == "dsr"
+    one_armed = {"subnet_originating": True} if mode == "nat_one_armed" else {}
     return {
         "name": "web",
         "address": "198.18.0.100",
@@ -65,12 +66,12 @@ def service(mode: str, scheduler: str, persistence: str, protocol: str = "tcp") 
             {"address": "198.18.0.12", "port": 80 if dsr else 8080, "weight": 1000},
             {"address": "198.18.0.13", "port": 80, "weight": 1000},
         ],
+        **one_armed,
     }
 
 
 def inputs_for(mode: str, **extra: Any) -> L4Inputs:
-    topology = NatTopology.one_armed if mode == "nat_one_armed" else NatTopology.routed
-    return L4Inputs(environment=ENVIRONMENT, nat_topology={"web": topology}, **extra)
+    return L4Inputs(environment=ENVIRONMENT, **extra)
 
 
 def cases() -> dict[str, dict[str, Any]]:

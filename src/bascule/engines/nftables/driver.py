@@ -1,0 +1,608 @@
+"""The nftables engine as the daemon sees it: the Engine contract over view.py and engine.py.
+
+Where it sits in the flow of a change: the daemon's executor hands it the ``mode: l4`` share
+of a plan. It keeps what it applied (the document, every real server's runtime weight and
+state) together with what the model does not hold: health verdicts (from Bascule's checker,
+through ``health_changed`` and a ``HealthSource``), least-connection weights (from conntrack,
+once a second in ``tick``) and the machine's facts (interface, MAC addresses for DSR). Any
+change of these rebuilds the ruleset with ``view.build_ruleset`` and applies it in one nft
+transaction (``NftablesEngine.apply``): the maps change, conntrack keeps every established
+NAT connection where it is, and no connection is reset.
+
+Weights. ``max_weight`` is 65535, the model's own range: ``engine_weights`` then only divides
+a service's weights by their common divisor (3000:1000 -> 3:1, exactly, never rounded), so
+runtime weights keep the document's ratios and fixed_weighting's order. The view scales them
+once more into its numgen sequence or Maglev table; the planner compares the numbers here.
+
+Least connection (NAT): every tick reads conntrack's open connections per real server
+(``active``: TCP SYN_RECV/ESTABLISHED, any UDP entry) and passes the view these weights::
+
+    least_connection           w = round(LC_SCALE / (1 + active))            (at least 1)
+    weighted_least_connection  w = round(LC_SCALE * weight / (1 + active))   (at least 1)
+
+where ``weight`` is the server's runtime weight. New connections are then spread in inverse
+proportion to the open ones; the weights are re-applied only when they change.
+
+DSR real servers' MAC addresses are resolved on the load balancer's interface towards them
+(ping, then the neighbour table) when a configuration is applied and refreshed every
+``MAC_REFRESH`` seconds. A server whose MAC cannot be found is not refused: it is left out of
+the maps, shown down in the status with the reason in ``check_detail``, and joins as soon as
+a refresh finds it. A DSR real server that is not on a directly connected subnet is refused
+by ``check`` (EngineRejected naming it): no refresh can fix that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bascule.engines.base import (
+    EngineObservation,
+    HealthReport,
+    HealthSource,
+    ServerObservation,
+    ServiceObservation,
+)
+from bascule.engines.nftables.engine import (
+    FAMILIES,
+    CounterValue,
+    NftablesEngine,
+    Runner,
+    active_connections,
+)
+from bascule.engines.nftables.maglev import DEFAULT_TABLE_SIZE
+from bascule.engines.nftables.view import (
+    DSR_SCHEDULING,
+    NAT_SCHEDULING,
+    Environment,
+    L4Inputs,
+    Ruleset,
+    ViewError,
+    build_ruleset,
+    l4_services,
+    transaction,
+)
+from bascule.errors import ApplyFailed, EngineError, EngineRejected
+from bascule.model import Configuration, Forwarding, Mode, RealServerState, Scheduler
+from bascule.model import VirtualService as VirtualServiceModel
+from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
+from bascule.reconcile.planner import ServerRef, ServerRuntime, desired_runtime
+
+log = logging.getLogger("bascule.nftables")
+
+MAX_WEIGHT = 65535
+LC_SCALE = 1000
+MAC_REFRESH = 10.0  # seconds between two resolutions of the DSR real servers' MACs
+DRAIN_POLL = 0.2
+LEAST_CONNECTION = {Scheduler.least_connection, Scheduler.weighted_least_connection}
+# The reasons view.py gives for leaving a server out that are not a fault of the server's.
+_NORMAL_EXCLUSIONS = {"drain", "disabled", "down"}
+
+
+def least_connection_weight(vs: VirtualServiceModel, weight: int, active: int) -> int:
+    """The module docstring's formula: inverse to open connections, times the weight if any."""
+    base = LC_SCALE * (weight if vs.scheduler is Scheduler.weighted_least_connection else 1)
+    return max(1, round(base / (1 + active)))
+
+
+def with_runtime(
+    config: Configuration, runtime: Mapping[ServerRef, ServerRuntime]
+) -> Configuration:
+    """``config`` with every real server's weight and state replaced by its runtime one."""
+    services = []
+    for vs in config.virtual_services:
+        servers = []
+        for rs in vs.real_servers:
+            now = runtime.get((vs.name, rs.key))
+            if now is not None and (now.weight, now.state) != (rs.weight, rs.state):
+                rs = rs.model_copy(update={"weight": now.weight, "state": now.state})
+            servers.append(rs)
+        services.append(vs.model_copy(update={"real_servers": servers}))
+    return config.model_copy(update={"virtual_services": services})
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Applied:
+    """What runs in the kernel and what it was built from (to skip an apply that changes
+    nothing)."""
+
+    config: Configuration  # with runtime weights and states
+    inputs: L4Inputs
+    ruleset: Ruleset
+
+
+class NftablesDriver:
+    """Engine contract implementation for nftables (see engines/base.py)."""
+
+    name = "nftables"
+    mode = Mode.l4
+    max_weight = MAX_WEIGHT
+
+    def __init__(
+        self,
+        *,
+        runner: Runner | None = None,
+        netns: str | None = None,
+        interface: str | None = None,
+        maglev_size: int = DEFAULT_TABLE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.shell = NftablesEngine(runner=runner, netns=netns)
+        self._interface = interface  # None: the device of the route to the DSR servers
+        self._maglev_size = maglev_size
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+        self._config: Configuration | None = None  # the l4 document applied (or adopted)
+        self._runtime: dict[ServerRef, ServerRuntime] = {}
+        self._health_source: HealthSource | None = None
+        self._health: dict[ServerRef, bool] = {}  # verdicts given through health_changed
+        self._lc_weights: dict[ServerRef, int] = {}
+        self._macs: dict[str, str] = {}  # DSR real server address -> MAC
+        self._lb_macs: dict[str, str] = {}  # interface -> its MAC
+        self._dsr_interface: str | None = None
+        self._macs_at: float | None = None
+        self._sysctls_done: set[str] = set()
+        self._applied: _Applied | None = None
+
+    # -- the daemon's extra verbs ---------------------------------------------------------------
+
+    def set_health_source(self, source: HealthSource | None) -> None:
+        """Where ``observe`` and the maps read each real server's last check (the daemon's
+        adapter over Bascule's health checker)."""
+        self._health_source = source
+
+    async def health_changed(self, ref: ServerRef, up: bool) -> None:
+        """A real server's verdict flipped: rebuild the maps; cut its flows if so configured.
+
+        The conntrack entries are cut after the server has left the maps, so that the next
+        packet of a cut flow is not sent to it again.
+        """
+        was_down = self._health.get(ref) is False
+        self._health[ref] = up
+        async with self._lock:
+            if self._config is None:
+                return
+            await self._refresh()
+            vs = self._config.virtual_service(ref[0])
+        if (
+            up
+            or was_down
+            or vs is None
+            or not vs.drop_on_failure
+            or vs.forwarding is not Forwarding.nat
+        ):
+            return
+        rs = vs.real_server(ref[1])
+        if rs is None:
+            return
+        # conntrack -D takes one port: each single port, or any port of the VIP for ranges
+        ports: list[int | None] = [r.first for r in vs.port_ranges]
+        if any(r.first != r.last for r in vs.port_ranges):
+            ports = [None]
+        for port in ports:
+            try:
+                await self.shell.flush_connections(vs.address, port, rs.address, vs.protocol.value)
+            except EngineError as exc:
+                log.error("could not cut connections", extra={"server": rs.key, "error": str(exc)})
+        log.info("cut the connections of a failed real server", extra={"vs": vs.name, "rs": rs.key})
+
+    async def tick(self) -> None:
+        """About once a second: least-connection weights from conntrack, DSR MACs when due;
+        re-apply only when something changed."""
+        async with self._lock:
+            if self._config is None:
+                return
+            config = self._config
+            try:
+                await self._count_connections(config)
+                now = self._clock()
+                if self._macs_at is None or now - self._macs_at >= MAC_REFRESH:
+                    await self._resolve_macs(config, refresh=True)
+                await self._refresh()
+            except (EngineError, OSError) as exc:
+                log.error("nftables refresh failed", extra={"error": str(exc)})
+
+    async def adopt(self) -> bool:
+        """Our tables exist: a previous daemon left them serving; the next observe with the
+        adopted document takes them over."""
+        return bool(await self._present())
+
+    async def _present(self) -> set[str]:
+        """The families of our tables; none when nft cannot be asked (an L7-only machine
+        without nftables must still run: only an L4 service needs nft)."""
+        try:
+            return set(await self.shell.tables())
+        except (EngineError, OSError) as exc:
+            log.debug("cannot list nftables tables", extra={"error": str(exc)})
+            return set()
+
+    # -- the Engine contract ----------------------------------------------------------------------
+
+    async def check(self, config: Configuration) -> None:
+        if not l4_services(config):
+            return  # nothing of ours to check: the tables only go away
+        await self._check_segments(config)
+        async with self._lock:
+            await self._resolve_macs(config, refresh=False)
+            inputs = self._inputs(config)
+        try:
+            ruleset = build_ruleset(config, inputs)
+        except ViewError as exc:
+            raise EngineRejected("nftables", str(exc)) from exc
+        await self.shell.check(transaction(ruleset, await self.shell.listing()))
+
+    async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
+        async with self._lock:
+            config = self._config or applied
+            runtime = dict(self._runtime) if self._config is not None else None
+            if runtime is None and config is not None:
+                runtime = desired_runtime(config, max_weight=self.max_weight)
+            replaced = False
+            for action in actions:
+                if isinstance(action, ReplaceConfig):
+                    config, replaced = action.config, True
+                    runtime = desired_runtime(config, max_weight=self.max_weight)
+                elif isinstance(action, SetWeight | SetState) and runtime is not None:
+                    ref = (action.vs, action.server)
+                    if ref not in runtime:
+                        raise EngineError(f"nftables runs no real server {ref[1]} in {ref[0]}")
+                    if isinstance(action, SetWeight):
+                        runtime[ref] = replace(runtime[ref], weight=action.weight)
+                    else:
+                        runtime[ref] = replace(runtime[ref], state=action.state)
+            if config is None or runtime is None:
+                return
+            if not l4_services(config) and not await self._present():
+                # Nothing to run and nothing to remove: no nft call at all.
+                self._config, self._runtime, self._applied = config, runtime, None
+                return
+            if replaced:
+                await self._resolve_macs(config, refresh=False)
+            await self._apply(config, runtime, force=replaced)
+
+    async def observe(self, applied: Configuration | None) -> EngineObservation:
+        tables = await self._present()
+        async with self._lock:
+            if self._config is None and applied is not None and tables:
+                self._config = applied  # adopted: the previous daemon's document runs
+                self._runtime = desired_runtime(applied, max_weight=self.max_weight)
+                log.info("adopted Bascule's nftables tables", extra={"tables": sorted(tables)})
+            config = self._config
+            if config is None:
+                return EngineObservation(running=False, detail="no L4 ruleset applied yet")
+            ruleset = self._ruleset_now(config)
+        missing = sorted(set(ruleset.tables) - tables) if ruleset else []
+        if not l4_services(config):
+            return EngineObservation(running=True)
+        if missing:
+            return EngineObservation(
+                running=False,
+                detail=f"Bascule's nftables table(s) {', '.join(missing)} are missing",
+            )
+        values = await self.shell.counter_values()
+        active = await self._active(config)
+        servers: dict[ServerRef, ServerObservation] = {}
+        services: dict[str, ServiceObservation] = {}
+        for vs in l4_services(config):
+            view = ruleset.services.get(vs.name) if ruleset else None
+            counted = _by_server(view.counters, view.table, values) if view else {}
+            excluded = view.excluded if view else {}
+            total_active = 0
+            for rs in vs.real_servers:
+                ref = (vs.name, rs.key)
+                own = counted.get(rs.key, {})
+                report = self._report(ref)
+                health, detail = self._health_word(vs, ref, report)
+                reason = excluded.get(rs.key)
+                if _faulty(reason):
+                    health, detail = "down", f"not forwarded: {reason}"
+                runtime = self._runtime.get(ref, ServerRuntime(weight=1, state=rs.state))
+                current = active.get(ref, 0)
+                total_active += current
+                servers[ref] = ServerObservation(
+                    weight=runtime.weight,
+                    state=runtime.state,
+                    health=health,
+                    check_result=report.result if report else None,
+                    check_code=report.code if report else None,
+                    check_duration_ms=report.duration_ms if report else None,
+                    check_detail=detail,
+                    current_connections=current,
+                    total_connections=_packets(own, "new"),
+                    bytes_in=_bytes(own, "traffic"),
+                    bytes_out=_bytes(own, "reply"),
+                    packets=_packets(own, "traffic") + _packets(own, "reply"),
+                )
+            mine = counted.get("", {})
+            services[vs.name] = ServiceObservation(
+                current_connections=total_active,
+                total_connections=sum(_packets(c, "new") for c in counted.values()),
+                bytes_in=_bytes(mine, "in"),
+                bytes_out=sum(_bytes(c, "reply") for c in counted.values()),
+                packets=_packets(mine, "in"),
+            )
+        return EngineObservation(running=True, servers=servers, services=services)
+
+    async def stop(self, *, grace: float) -> None:
+        """Take no new connections, let open NAT ones finish for up to ``grace`` seconds,
+        then delete our tables (L4 traffic stops: the VIPs leave with the daemon too)."""
+        async with self._lock:
+            config = self._config
+            present = await self._present()
+            if not present:
+                self._config, self._runtime, self._applied = None, {}, None
+                return
+            if config is not None and grace > 0:
+                drained = {
+                    ref: replace(rt, state=RealServerState.drain)
+                    for ref, rt in self._runtime.items()
+                }
+                with contextlib.suppress(EngineError, OSError):
+                    await self._apply(config, drained, force=True)
+                    deadline = self._clock() + grace
+                    while self._clock() < deadline and any((await self._active(config)).values()):
+                        await self._sleep(DRAIN_POLL)
+            await self.shell.remove()
+            self._config, self._runtime, self._applied = None, {}, None
+            log.info("removed Bascule's nftables tables")
+
+    async def info(self) -> dict[str, Any]:
+        tables = [family for family in FAMILIES if family in await self._present()]
+        ruleset = self._applied.ruleset if self._applied else None
+        try:
+            version = await self.shell.version()
+        except OSError:
+            version = "not installed"
+        return {
+            "version": version,
+            "running": bool(tables),
+            "tables": [f"{family} bascule" for family in tables],
+            "dsr_scheduling": {s.value: sel.value for s, sel in DSR_SCHEDULING.items()},
+            "nat_scheduling": {s.value: sel.value for s, sel in NAT_SCHEDULING.items()},
+            "services": {
+                name: {
+                    "forwarding": view.forwarding.value,
+                    "selection": view.selection.value,
+                    "table": view.table,
+                    "excluded": dict(view.excluded),
+                }
+                for name, view in (ruleset.services.items() if ruleset else ())
+            },
+        }
+
+    # -- building and applying --------------------------------------------------------------------
+
+    def _report(self, ref: ServerRef) -> HealthReport | None:
+        return self._health_source(ref) if self._health_source is not None else None
+
+    def _verdict(self, ref: ServerRef) -> bool:
+        """Up for the maps. Without any word yet: up when no checker is attached (the driver
+        alone), down when one is (in the kernel a server proves itself before it gets
+        traffic, see health/results.py; the daemon starts adopted servers up)."""
+        report = self._report(ref)
+        if report is not None:
+            return report.up
+        return self._health.get(ref, self._health_source is None)
+
+    def _health_word(
+        self, vs: VirtualServiceModel, ref: ServerRef, report: HealthReport | None
+    ) -> tuple[str, str | None]:
+        if not vs.checked:
+            return "unchecked", None
+        if report is None and ref not in self._health and self._health_source is not None:
+            return "down", "waiting for its first checks"
+        return ("up" if self._verdict(ref) else "down"), report.detail if report else None
+
+    def _inputs(self, config: Configuration) -> L4Inputs:
+        health: dict[ServerRef, bool] = {}
+        weights: dict[ServerRef, int] = {}
+        for vs in l4_services(config):
+            for rs in vs.real_servers:
+                ref = (vs.name, rs.key)
+                if vs.checked:
+                    health[ref] = self._verdict(ref)
+                if vs.scheduler in LEAST_CONNECTION and ref in self._lc_weights:
+                    weights[ref] = self._lc_weights[ref]
+        interface = self._dsr_interface or self._interface or "eth0"
+        environment = Environment(
+            interface=interface,
+            lb_mac=self._lb_macs.get(interface),
+            server_macs=dict(self._macs),
+            maglev_size=self._maglev_size,
+        )
+        return L4Inputs(environment=environment, health=health, weights=weights)
+
+    def _ruleset_now(self, config: Configuration) -> Ruleset | None:
+        """The ruleset that runs: the last applied, or (adopted) the one the document makes."""
+        if self._applied is not None:
+            return self._applied.ruleset
+        try:
+            return build_ruleset(with_runtime(config, self._runtime), self._inputs(config))
+        except ViewError:
+            return None
+
+    async def _refresh(self) -> None:
+        """Re-apply when health, weights or facts changed (the lock is held)."""
+        if self._config is not None:
+            await self._apply(self._config, self._runtime, force=False)
+
+    async def _apply(
+        self,
+        config: Configuration,
+        runtime: dict[ServerRef, ServerRuntime],
+        *,
+        force: bool,
+    ) -> None:
+        """Build and apply; on success this becomes the state (the lock is held)."""
+        effective = with_runtime(config, runtime)
+        inputs = self._inputs(config)
+        if (
+            not force
+            and self._applied is not None
+            and self._applied.config == effective
+            and self._applied.inputs == inputs
+        ):
+            return
+        try:
+            ruleset = build_ruleset(effective, inputs)
+        except ViewError as exc:
+            raise ApplyFailed(f"nftables: {exc}") from exc
+        await self._set_sysctls(config)
+        await self.shell.apply(ruleset)
+        self._config, self._runtime = config, runtime
+        self._applied = _Applied(config=effective, inputs=inputs, ruleset=ruleset)
+        log.info(
+            "applied the L4 ruleset",
+            extra={
+                "services": len(ruleset.services),
+                "excluded": {
+                    name: dict(view.excluded)
+                    for name, view in ruleset.services.items()
+                    if view.excluded
+                },
+            },
+        )
+
+    async def _set_sysctls(self, config: Configuration) -> None:
+        """NAT forwards packets: IP forwarding on, ICMP redirects off (they would send the
+        client straight to a real server, which has no VIP) — in this network namespace."""
+        nat = [vs for vs in l4_services(config) if vs.forwarding is Forwarding.nat]
+        if not nat:
+            return
+        wanted = {
+            "net.ipv4.conf.all.send_redirects": "0",
+            "net.ipv4.conf.default.send_redirects": "0",
+        }
+        if any(ipaddress.ip_address(vs.address).version == 4 for vs in nat):
+            wanted["net.ipv4.ip_forward"] = "1"
+        if any(ipaddress.ip_address(vs.address).version == 6 for vs in nat):
+            wanted["net.ipv6.conf.all.forwarding"] = "1"
+        for vs in nat:
+            for rs in vs.real_servers:
+                device = vs.interface or (await self.shell.route_to(rs.address)).get("dev")
+                if device:
+                    # the effective value is "all" OR the interface's (IN_DEV_ORCONF)
+                    wanted[f"net.ipv4.conf.{device}.send_redirects"] = "0"
+        todo = {key: value for key, value in wanted.items() if key not in self._sysctls_done}
+        if not todo:
+            return
+        await self.shell.set_sysctls(todo)
+        self._sysctls_done.update(todo)
+        log.info("set the network prerequisites of L4 NAT", extra={"sysctls": todo})
+
+    # -- facts: DSR MACs, conntrack ---------------------------------------------------------------
+
+    async def _check_segments(self, config: Configuration) -> None:
+        """DSR rewrites MACs only: every DSR real server must be on a connected subnet."""
+        for vs in l4_services(config):
+            if vs.forwarding is not Forwarding.dsr:
+                continue
+            for rs in vs.real_servers:
+                route = await self.shell.route_to(rs.address)
+                if not route or "gateway" in route:
+                    via = f"routed via {route['gateway']}" if route else "no route to it"
+                    raise EngineRejected(
+                        "nftables",
+                        f"{vs.name}: DSR real server {rs.key} is not on a directly connected "
+                        f"subnet ({via}); DSR needs it on the load balancer's own segment",
+                    )
+
+    async def _resolve_macs(self, config: Configuration, *, refresh: bool) -> None:
+        """The load balancer's and the DSR real servers' MACs (the lock is held); ``refresh``
+        asks again for the known ones too."""
+        dsr = [vs for vs in l4_services(config) if vs.forwarding is Forwarding.dsr]
+        if not dsr:
+            return
+        if self._dsr_interface is None:
+            self._dsr_interface = self._interface
+            if self._dsr_interface is None:
+                first = next((rs for vs in dsr for rs in vs.real_servers), None)
+                route = await self.shell.route_to(first.address) if first else {}
+                self._dsr_interface = str(route.get("dev", "eth0"))
+        interfaces = {vs.interface or self._dsr_interface for vs in dsr}
+        for interface in interfaces | {self._dsr_interface}:
+            if interface not in self._lb_macs:
+                self._lb_macs[interface] = await self.shell.interface_mac(interface)
+        for vs in dsr:
+            for rs in vs.real_servers:
+                if rs.address in self._macs and not refresh:
+                    continue
+                mac = await self.shell.mac_of(rs.address, vs.interface or self._dsr_interface)
+                if mac is None:
+                    if self._macs.pop(rs.address, None) is not None or not refresh:
+                        log.warning(
+                            "no MAC address for a DSR real server",
+                            extra={"vs": vs.name, "rs": rs.key},
+                        )
+                else:
+                    self._macs[rs.address] = mac
+        if refresh:
+            self._macs_at = self._clock()
+
+    async def _active(self, config: Configuration) -> dict[ServerRef, int]:
+        nat = [vs for vs in l4_services(config) if vs.forwarding is Forwarding.nat]
+        if not nat:
+            return {}
+        try:
+            return active_connections(await self.shell.connections(), nat)
+        except EngineError:
+            return {}
+
+    async def _count_connections(self, config: Configuration) -> None:
+        """Least-connection weights from conntrack (the lock is held)."""
+        least = [
+            vs
+            for vs in l4_services(config)
+            if vs.scheduler in LEAST_CONNECTION and vs.forwarding is Forwarding.nat
+        ]
+        if not least:
+            self._lc_weights = {}
+            return
+        active = active_connections(await self.shell.connections(), least)
+        weights = {}
+        for vs in least:
+            for rs in vs.real_servers:
+                ref = (vs.name, rs.key)
+                runtime = self._runtime.get(ref)
+                weight = runtime.weight if runtime else 1
+                weights[ref] = least_connection_weight(vs, weight, active.get(ref, 0))
+        self._lc_weights = weights
+
+
+def _faulty(reason: str | None) -> bool:
+    """Left out of the maps for a fact of the machine (no MAC...), not a state or health?"""
+    if reason is None or reason in _NORMAL_EXCLUSIONS:
+        return False
+    return not reason.startswith("fixed_weighting")  # a standby server is healthy
+
+
+def _by_server(
+    counters: Mapping[str, tuple[str, str]],
+    table: str,
+    values: Mapping[tuple[str, str], CounterValue],
+) -> dict[str, dict[str, CounterValue]]:
+    """rs key ("" for the service) -> kind -> value."""
+    found: dict[str, dict[str, CounterValue]] = {}
+    for counter, (key, kind) in counters.items():
+        value = values.get((table, counter))
+        if value is not None:
+            found.setdefault(key, {})[kind] = value
+    return found
+
+
+def _packets(values: Mapping[str, CounterValue], kind: str) -> int:
+    value = values.get(kind)
+    return value.packets if value else 0
+
+
+def _bytes(values: Mapping[str, CounterValue], kind: str) -> int:
+    value = values.get(kind)
+    return value.bytes if value else 0

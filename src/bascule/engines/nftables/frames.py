@@ -1,0 +1,400 @@
+"""Ethernet frames for checking DSR real servers: ARP, TCP SYN/RST and ICMP echo (pure).
+
+Where it sits: ``bascule dsr verify`` (daemon/dsr.py) sends these frames from the load
+balancer's interface on a packet socket, exactly as the DSR ingress rules would forward a
+client's packet (the VIP as destination, the real server's MAC as Ethernet destination), and
+asks this module to read what comes back. Nothing here touches a socket or the clock: values
+in, bytes out; bytes in, a frozen value (or None for a frame of another kind) out.
+
+Formats: Ethernet II, ARP for IPv4 over Ethernet (RFC 826, probes as in RFC 5227), IPv4
+(RFC 791), TCP (RFC 9293), ICMP echo (RFC 792). IPv4 only: IPv6 would need neighbour
+discovery.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+ETH_P_IP = 0x0800
+ETH_P_ARP = 0x0806
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+MIN_FRAME = 60  # an Ethernet frame without its FCS is at least 60 octets (padded)
+
+ARP_REQUEST = 1
+ARP_REPLY = 2
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+
+_ETHERNET = struct.Struct("!6s6sH")
+_ARP = struct.Struct("!HHBBH6s4s6s4s")  # htype, ptype, hlen, plen, oper, sha, spa, tha, tpa
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, length, id, flags/frag, ttl, proto, sum
+_TCP = struct.Struct("!HHIIBBHHH")  # sport, dport, seq, ack, offset, flags, window, sum, urg
+_ICMP_ECHO = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
+_PSEUDO = struct.Struct("!4s4sBBH")  # source, destination, zero, protocol, length
+
+_IP_DONT_FRAGMENT = 0x4000
+_TTL = 64
+_TCP_WINDOW = 64240
+_TCP_MSS = 1460
+_ICMP_ECHO_REPLY = 0
+_ICMP_ECHO_REQUEST = 8
+
+
+class TcpFlag(enum.IntFlag):
+    fin = 0x01
+    syn = 0x02
+    rst = 0x04
+    psh = 0x08
+    ack = 0x10
+
+
+NO_FLAGS = TcpFlag(0)
+
+
+# -- addresses and checksums ------------------------------------------------------------------
+
+
+def mac_bytes(mac: str) -> bytes:
+    """``02:00:c6:12:00:0b`` -> 6 octets; ValueError for anything else."""
+    parts = mac.split(":")
+    if len(parts) != 6 or not all(len(part) == 2 for part in parts):
+        raise ValueError(f"{mac!r} is not a MAC address like 02:00:c6:12:00:0b")
+    try:
+        return bytes(int(part, 16) for part in parts)
+    except ValueError:
+        raise ValueError(f"{mac!r} is not a MAC address like 02:00:c6:12:00:0b") from None
+
+
+def mac_text(raw: bytes) -> str:
+    return ":".join(f"{octet:02x}" for octet in raw)
+
+
+def _ipv4(address: str) -> bytes:
+    return ipaddress.IPv4Address(address).packed
+
+
+def _ipv4_text(raw: bytes) -> str:
+    return str(ipaddress.IPv4Address(raw))
+
+
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071): one's complement of the one's complement sum."""
+    if len(data) % 2:
+        data += b"\x00"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _ethernet(destination: str, source: str, ethertype: int, payload: bytes) -> bytes:
+    frame = _ETHERNET.pack(mac_bytes(destination), mac_bytes(source), ethertype) + payload
+    return frame.ljust(MIN_FRAME, b"\x00")
+
+
+def _ip_packet(source: str, destination: str, protocol: int, ident: int, payload: bytes) -> bytes:
+    fields = [0x45, 0, _IPV4.size + len(payload), ident & 0xFFFF, _IP_DONT_FRAGMENT, _TTL]
+    header = _IPV4.pack(*fields, protocol, 0, _ipv4(source), _ipv4(destination))
+    header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
+    return header + payload
+
+
+# -- ARP ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arp:
+    """One ARP message: ``sender_mac`` says it holds ``sender_ip``."""
+
+    operation: int  # ARP_REQUEST | ARP_REPLY
+    sender_mac: str
+    sender_ip: str
+    target_mac: str
+    target_ip: str
+    source_mac: str  # the Ethernet source (normally the sender's MAC)
+
+
+def arp_probe(source_mac: str, target_ip: str) -> bytes:
+    """A broadcast "who has ``target_ip``?" with sender address 0.0.0.0 (an RFC 5227 probe).
+
+    A probe teaches no host anything about the asker (there is no sender address to put in a
+    neighbour table), yet every host that would claim ``target_ip`` answers it, to
+    ``source_mac``: Linux answers probes under the same ``arp_ignore`` rule as other requests
+    (net/ipv4/arp.c, "IPv4 duplicate address detection packet").
+    """
+    body = _ARP.pack(
+        1,  # Ethernet
+        ETH_P_IP,
+        6,
+        4,
+        ARP_REQUEST,
+        mac_bytes(source_mac),
+        bytes(4),
+        bytes(6),
+        _ipv4(target_ip),
+    )
+    return _ethernet(BROADCAST, source_mac, ETH_P_ARP, body)
+
+
+def arp_reply(sender_mac: str, sender_ip: str, target_mac: str, target_ip: str) -> bytes:
+    """An ARP reply: ``sender_ip`` is at ``sender_mac``, unicast to ``target_mac``."""
+    body = _ARP.pack(
+        1,
+        ETH_P_IP,
+        6,
+        4,
+        ARP_REPLY,
+        mac_bytes(sender_mac),
+        _ipv4(sender_ip),
+        mac_bytes(target_mac),
+        _ipv4(target_ip),
+    )
+    return _ethernet(target_mac, sender_mac, ETH_P_ARP, body)
+
+
+def parse_arp(frame: bytes) -> Arp | None:
+    """The ARP message of an Ethernet frame; None for any other frame."""
+    if len(frame) < _ETHERNET.size + _ARP.size:
+        return None
+    _, source, ethertype = _ETHERNET.unpack_from(frame)
+    if ethertype != ETH_P_ARP:
+        return None
+    htype, ptype, hlen, plen, operation, sha, spa, tha, tpa = _ARP.unpack_from(
+        frame, _ETHERNET.size
+    )
+    if (htype, ptype, hlen, plen) != (1, ETH_P_IP, 6, 4):
+        return None
+    return Arp(
+        operation=operation,
+        sender_mac=mac_text(sha),
+        sender_ip=_ipv4_text(spa),
+        target_mac=mac_text(tha),
+        target_ip=_ipv4_text(tpa),
+        source_mac=mac_text(source),
+    )
+
+
+# -- IPv4: TCP and ICMP -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Segment:
+    """What ``parse_ipv4`` read from a frame: the addresses and, for TCP or ICMP, its header."""
+
+    source_mac: str
+    destination_mac: str
+    source: str
+    destination: str
+    protocol: int
+    source_port: int = 0  # TCP
+    destination_port: int = 0  # TCP
+    seq: int = 0  # TCP; ICMP echo: the sequence number
+    ack: int = 0  # TCP; ICMP echo: the identifier
+    flags: TcpFlag = NO_FLAGS  # TCP
+    icmp_type: int = -1  # ICMP
+
+
+def tcp_segment(
+    *,
+    source_mac: str,
+    destination_mac: str,
+    source: str,
+    destination: str,
+    source_port: int,
+    destination_port: int,
+    seq: int,
+    ack: int = 0,
+    flags: TcpFlag,
+    ident: int = 0,
+) -> bytes:
+    """An Ethernet frame holding one TCP segment without data; a SYN carries an MSS option."""
+    options = struct.pack("!BBH", 2, 4, _TCP_MSS) if flags & TcpFlag.syn else b""
+    offset = (_TCP.size + len(options)) // 4
+    window = 0 if flags & TcpFlag.rst else _TCP_WINDOW
+    header = _TCP.pack(
+        source_port, destination_port, seq, ack, offset << 4, int(flags), window, 0, 0
+    )
+    segment = header + options
+    pseudo = _PSEUDO.pack(_ipv4(source), _ipv4(destination), 0, IPPROTO_TCP, len(segment))
+    segment = segment[:16] + struct.pack("!H", checksum(pseudo + segment)) + segment[18:]
+    packet = _ip_packet(source, destination, IPPROTO_TCP, ident, segment)
+    return _ethernet(destination_mac, source_mac, ETH_P_IP, packet)
+
+
+def icmp_echo(
+    *,
+    source_mac: str,
+    destination_mac: str,
+    source: str,
+    destination: str,
+    identifier: int,
+    sequence: int,
+    reply: bool = False,
+) -> bytes:
+    """An ICMP echo request (or reply) with a short payload."""
+    kind = _ICMP_ECHO_REPLY if reply else _ICMP_ECHO_REQUEST
+    payload = b"bascule dsr verify"
+    message = _ICMP_ECHO.pack(kind, 0, 0, identifier & 0xFFFF, sequence & 0xFFFF) + payload
+    message = message[:2] + struct.pack("!H", checksum(message)) + message[4:]
+    packet = _ip_packet(source, destination, IPPROTO_ICMP, identifier, message)
+    return _ethernet(destination_mac, source_mac, ETH_P_IP, packet)
+
+
+def parse_ipv4(frame: bytes) -> Segment | None:
+    """The IPv4 header of a frame, with its TCP or ICMP echo header; None for other frames.
+
+    Checksums are not verified: the sender's NIC may leave them to offload, and a packet
+    socket sees the frame before the stack would check them.
+    """
+    if len(frame) < _ETHERNET.size + _IPV4.size:
+        return None
+    destination_mac, source_mac, ethertype = _ETHERNET.unpack_from(frame)
+    if ethertype != ETH_P_IP:
+        return None
+    start = _ETHERNET.size
+    version_ihl, _, length, _, fragment, _, protocol, _, source, destination = _IPV4.unpack_from(
+        frame, start
+    )
+    header_length = (version_ihl & 0x0F) * 4
+    if version_ihl >> 4 != 4 or header_length < _IPV4.size:
+        return None
+    base = Segment(
+        source_mac=mac_text(source_mac),
+        destination_mac=mac_text(destination_mac),
+        source=_ipv4_text(source),
+        destination=_ipv4_text(destination),
+        protocol=protocol,
+    )
+    payload = frame[start + header_length : start + max(length, header_length)]
+    if fragment & 0x1FFF:  # a later fragment has no transport header
+        return base
+    if protocol == IPPROTO_TCP and len(payload) >= _TCP.size:
+        sport, dport, seq, ack, _, flags, _, _, _ = _TCP.unpack_from(payload)
+        return Segment(
+            source_mac=base.source_mac,
+            destination_mac=base.destination_mac,
+            source=base.source,
+            destination=base.destination,
+            protocol=protocol,
+            source_port=sport,
+            destination_port=dport,
+            seq=seq,
+            ack=ack,
+            flags=TcpFlag(flags & 0x1F),
+        )
+    if protocol == IPPROTO_ICMP and len(payload) >= _ICMP_ECHO.size:
+        kind, _, _, identifier, sequence = _ICMP_ECHO.unpack_from(payload)
+        return Segment(
+            source_mac=base.source_mac,
+            destination_mac=base.destination_mac,
+            source=base.source,
+            destination=base.destination,
+            protocol=protocol,
+            seq=sequence,
+            ack=identifier,
+            icmp_type=kind,
+        )
+    return base
+
+
+# -- the probes of ``dsr verify`` ---------------------------------------------------------------
+
+
+class Answer(enum.Enum):
+    """What a real server said to a probe sent to the VIP through its MAC."""
+
+    accepted = "accepted"  # TCP SYN-ACK, or ICMP echo reply, from the VIP
+    refused = "refused"  # TCP RST from the VIP: the server holds the VIP, nothing listens
+    foreign = "foreign"  # an answer from the VIP, but from another MAC than the server's
+
+
+@dataclass(frozen=True, kw_only=True)
+class VipProbe:
+    """One test packet to ``vip:port`` sent straight to ``server_mac``, as DSR forwards it.
+
+    ``source``/``source_port``: the load balancer's own address and a port it reserved, so the
+    answer comes back to it. ``isn``: the SYN's sequence number (the echo identifier for
+    ICMP). ``tcp`` false: an ICMP echo to the VIP (UDP services have no handshake to test).
+    """
+
+    lb_mac: str
+    server_mac: str
+    source: str
+    source_port: int
+    vip: str
+    port: int
+    isn: int
+    tcp: bool = True
+
+    def request(self) -> bytes:
+        """The SYN (or echo request)."""
+        if not self.tcp:
+            return icmp_echo(
+                source_mac=self.lb_mac,
+                destination_mac=self.server_mac,
+                source=self.source,
+                destination=self.vip,
+                identifier=self.isn,
+                sequence=1,
+            )
+        return tcp_segment(
+            source_mac=self.lb_mac,
+            destination_mac=self.server_mac,
+            source=self.source,
+            destination=self.vip,
+            source_port=self.source_port,
+            destination_port=self.port,
+            seq=self.isn,
+            flags=TcpFlag.syn,
+            ident=self.isn,
+        )
+
+    def reset(self) -> bytes:
+        """The RST that ends the half-open connection on the server after its SYN-ACK."""
+        return tcp_segment(
+            source_mac=self.lb_mac,
+            destination_mac=self.server_mac,
+            source=self.source,
+            destination=self.vip,
+            source_port=self.source_port,
+            destination_port=self.port,
+            seq=(self.isn + 1) & 0xFFFFFFFF,
+            flags=TcpFlag.rst,
+            ident=self.isn + 1,
+        )
+
+    def answer(self, frame: bytes) -> tuple[Answer, str] | None:
+        """(what it says, the MAC it came from) when ``frame`` answers this probe, else None."""
+        segment = parse_ipv4(frame)
+        if segment is None or segment.source != self.vip or segment.destination != self.source:
+            return None
+        if self.tcp:
+            ours = (
+                segment.protocol == IPPROTO_TCP
+                and segment.source_port == self.port
+                and segment.destination_port == self.source_port
+                and segment.ack == (self.isn + 1) & 0xFFFFFFFF
+            )
+            if not ours:
+                return None
+            if segment.flags & TcpFlag.rst:
+                verdict = Answer.refused
+            elif segment.flags & (TcpFlag.syn | TcpFlag.ack) == TcpFlag.syn | TcpFlag.ack:
+                verdict = Answer.accepted
+            else:
+                return None
+        else:
+            echo = (
+                segment.protocol == IPPROTO_ICMP
+                and segment.icmp_type == _ICMP_ECHO_REPLY
+                and segment.ack == self.isn & 0xFFFF
+            )
+            if not echo:
+                return None
+            verdict = Answer.accepted
+        if segment.source_mac != self.server_mac:
+            return Answer.foreign, segment.source_mac
+        return verdict, segment.source_mac

@@ -1,0 +1,360 @@
+"""engines/nftables/driver.py with a fake Runner that plays nft, conntrack, ip and sysctl.
+
+The driver must report back exactly what it applied, so that the planner converges: after
+every ``execute`` the engine's share of the plan is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+import pytest
+
+from bascule.engines.base import HealthReport
+from bascule.engines.nftables.driver import (
+    LC_SCALE,
+    MAX_WEIGHT,
+    NftablesDriver,
+    least_connection_weight,
+)
+from bascule.engines.nftables.engine import Completed
+from bascule.errors import EngineRejected
+from bascule.model import Configuration, RealServerState
+from bascule.reconcile.actions import ReplaceConfig, SetState, SetWeight
+from bascule.reconcile.planner import Observed, plan_engine
+
+T = TypeVar("T")
+RS1, RS2, RS3 = "198.18.0.11:80", "198.18.0.12:80", "198.18.0.13:80"
+OK = Completed(returncode=0, stdout="", stderr="")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+class FakeKernel:
+    """Answers the commands the driver runs, keeping the tables that exist."""
+
+    def __init__(self) -> None:
+        self.tables: set[str] = set()
+        self.applied: list[dict[str, Any]] = []
+        self.calls: list[list[str]] = []
+        self.conntrack = ""
+        self.counters: list[dict[str, Any]] = []
+        self.macs = {"198.18.0.11": "02:00:00:00:00:11", "198.18.0.12": "02:00:00:00:00:12"}
+        self.gateway: str | None = None
+
+    async def __call__(self, argv: Sequence[str], stdin: str | None) -> Completed:
+        argv = list(argv)
+        self.calls.append(argv)
+        line = " ".join(argv)
+        if line == "nft -j -f -":
+            document = json.loads(stdin or "{}")
+            self.applied.append(document)
+            for command in document["nftables"]:
+                for verb, body in command.items():
+                    if "table" in body and verb == "add":
+                        self.tables.add(body["table"]["family"])
+                    elif "table" in body and verb == "delete":
+                        self.tables.discard(body["table"]["family"])
+            return OK
+        if line.startswith("nft -j list tables"):
+            items = [{"table": {"family": f, "name": "bascule"}} for f in sorted(self.tables)]
+            return Completed(returncode=0, stdout=json.dumps({"nftables": items}), stderr="")
+        if line.startswith("nft -j list counters"):
+            items = [{"counter": c} for c in self.counters]
+            return Completed(returncode=0, stdout=json.dumps({"nftables": items}), stderr="")
+        if line.startswith("nft -j list table"):
+            return Completed(returncode=1, stdout="", stderr="No such file or directory")
+        if line.startswith("nft --version"):
+            return Completed(returncode=0, stdout="nftables v1.0.6", stderr="")
+        if line.startswith("cat /proc/net/nf_conntrack"):
+            return Completed(returncode=0, stdout=self.conntrack, stderr="")
+        if line.startswith("ip -j route get"):
+            route: dict[str, Any] = {"dst": argv[-1], "dev": "eth0"}
+            if self.gateway:
+                route["gateway"] = self.gateway
+            return Completed(returncode=0, stdout=json.dumps([route]), stderr="")
+        if line.startswith("ip -j neigh show to"):
+            address = argv[5]
+            mac = self.macs.get(address)
+            found = [{"dst": address, "lladdr": mac, "state": ["REACHABLE"]}] if mac else []
+            return Completed(returncode=0, stdout=json.dumps(found), stderr="")
+        if line.startswith("ip -j link show"):
+            return Completed(returncode=0, stdout='[{"address": "02:00:00:00:00:02"}]', stderr="")
+        return OK  # nft -c, sysctl, conntrack -D, ping
+
+    def ran(self, prefix: str) -> list[list[str]]:
+        return [argv for argv in self.calls if " ".join(argv).startswith(prefix)]
+
+
+def config(*, weights: Sequence[int] = (3000, 1000, 1000), **fields: Any) -> Configuration:
+    service: dict[str, Any] = {
+        "name": "web",
+        "address": "198.18.0.100",
+        "port": 80,
+        "mode": "l4",
+        "scheduler": "weighted_round_robin",
+        "check": {"type": "tcp"},
+        "real_servers": [
+            {"address": f"198.18.0.1{i + 1}", "port": 80, "weight": w}
+            for i, w in enumerate(weights)
+        ],
+        **fields,
+    }
+    return Configuration.model_validate({"virtual_services": [service]})
+
+
+def driver() -> tuple[NftablesDriver, FakeKernel]:
+    kernel = FakeKernel()
+    return NftablesDriver(runner=kernel), kernel
+
+
+async def converged(engine: NftablesDriver, desired: Configuration, applied: Configuration) -> bool:
+    observation = await engine.observe(applied)
+    observed = Observed(applied=applied, servers=observation.runtime())
+    return plan_engine(desired, observed, max_weight=engine.max_weight).empty
+
+
+def weights_of(engine: NftablesDriver) -> dict[str, int]:
+    assert engine._applied is not None
+    return dict(engine._applied.ruleset.services["web"].weights)
+
+
+def test_replace_config_applies_once_and_observe_reports_what_runs() -> None:
+    engine, kernel = driver()
+    desired = config()
+    run(engine.execute([ReplaceConfig(config=desired, reason="new")], None))
+    assert len(kernel.applied) == 1
+    assert kernel.tables == {"ip"}
+    assert run(converged(engine, desired, desired))
+    observation = run(engine.observe(desired))
+    assert observation.running
+    assert observation.servers[("web", RS1)].weight == 3  # 3000:1000 reduced exactly
+    assert weights_of(engine) == {RS1: 3, RS2: 1, RS3: 1}
+    # NAT needs forwarding and no redirects, set once in this namespace
+    sysctls = kernel.ran("sysctl")
+    assert len(sysctls) == 1 and "net.ipv4.ip_forward=1" in sysctls[0]
+    assert "net.ipv4.conf.eth0.send_redirects=0" in sysctls[0]
+    run(engine.execute([ReplaceConfig(config=desired, reason="again")], desired))
+    assert len(kernel.ran("sysctl")) == 1
+
+
+def test_weight_and_state_changes_are_map_updates_and_converge() -> None:
+    engine, kernel = driver()
+    first = config()
+    run(engine.execute([ReplaceConfig(config=first, reason="new")], None))
+    second = config(weights=(3000, 2000, 1000))
+    observation = run(engine.observe(first))
+    plan = plan_engine(
+        second, Observed(applied=first, servers=observation.runtime()), max_weight=MAX_WEIGHT
+    )
+    assert plan.actions == (SetWeight(vs="web", server=RS2, weight=2),)
+    run(engine.execute(plan.actions, first))
+    assert len(kernel.applied) == 2
+    assert weights_of(engine) == {RS1: 3, RS2: 2, RS3: 1}
+    assert run(converged(engine, second, first))
+
+    drained = Configuration.model_validate(
+        {
+            "virtual_services": [
+                {
+                    **second.virtual_services[0].model_dump(mode="json"),
+                    "real_servers": [
+                        {**rs.model_dump(mode="json"), "state": "drain"}
+                        if rs.key == RS3
+                        else rs.model_dump(mode="json")
+                        for rs in second.virtual_services[0].real_servers
+                    ],
+                }
+            ]
+        }
+    )
+    run(engine.execute([SetState(vs="web", server=RS3, state=RealServerState.drain)], first))
+    assert engine._applied is not None
+    assert engine._applied.ruleset.services["web"].excluded == {RS3: "drain"}
+    assert run(converged(engine, drained, first))
+    # the transaction flushes the rules of the ip table, it deletes nothing of it
+    last = kernel.applied[-1]["nftables"]
+    assert not [c for c in last if c.get("delete", {}).get("table", {}).get("family") == "ip"]
+    assert [c["delete"]["table"]["family"] for c in last if "delete" in c] == ["ip6", "netdev"]
+
+
+def test_health_changes_reapply_and_cut_flows_when_configured() -> None:
+    engine, kernel = driver()
+    desired = config(drop_on_failure=True)
+    run(engine.execute([ReplaceConfig(config=desired, reason="new")], None))
+    run(engine.health_changed(("web", RS2), False))
+    assert len(kernel.applied) == 2
+    assert engine._applied is not None
+    assert engine._applied.ruleset.services["web"].excluded == {RS2: "down"}
+    assert kernel.ran("conntrack -D") == [
+        [
+            "conntrack",
+            "-D",
+            "-p",
+            "tcp",
+            "--orig-dst",
+            "198.18.0.100",
+            "--dport",
+            "80",
+            "--reply-src",
+            "198.18.0.12",
+        ]
+    ]
+    observation = run(engine.observe(desired))
+    assert observation.servers[("web", RS2)].health == "down"
+    run(engine.health_changed(("web", RS2), False))  # no change: no apply
+    assert len(kernel.applied) == 2
+    run(engine.health_changed(("web", RS2), True))
+    assert len(kernel.applied) == 3
+    assert len(kernel.ran("conntrack -D")) == 1
+
+
+def test_health_source_decides_and_reports() -> None:
+    engine, _ = driver()
+    reports = {("web", RS1): HealthReport(up=True, result="ok", duration_ms=2, detail="connected")}
+    engine.set_health_source(reports.get)
+    desired = config()
+    run(engine.execute([ReplaceConfig(config=desired, reason="new")], None))
+    assert engine._applied is not None
+    excluded = engine._applied.ruleset.services["web"].excluded
+    assert excluded == {RS2: "down", RS3: "down"}  # not checked yet: a server proves itself
+    servers = run(engine.observe(desired)).servers
+    assert servers[("web", RS1)].health == "up"
+    assert servers[("web", RS1)].check_result == "ok"
+    assert servers[("web", RS1)].check_duration_ms == 2
+    assert servers[("web", RS2)].health == "down"
+    assert servers[("web", RS2)].check_detail == "waiting for its first checks"
+
+
+def test_tick_reapplies_only_when_least_connection_weights_change() -> None:
+    engine, kernel = driver()
+    desired = config(scheduler="least_connection", weights=(1000, 1000, 1000))
+    run(engine.execute([ReplaceConfig(config=desired, reason="new")], None))
+    run(engine.tick())
+    assert len(kernel.applied) == 2  # first counts (all idle): the weights are now explicit
+    assert weights_of(engine) == {RS1: 1, RS2: 1, RS3: 1}
+    run(engine.tick())
+    assert len(kernel.applied) == 2
+    entry = (
+        "ipv4 2 tcp 6 431999 ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport={port} "
+        "dport=80 src=198.18.0.11 dst=198.18.0.10 sport=80 dport={port} [ASSURED] use=2\n"
+    )
+    kernel.conntrack = "".join(entry.format(port=40000 + n) for n in range(3))
+    run(engine.tick())
+    assert len(kernel.applied) == 3
+    assert weights_of(engine) == {RS1: 1, RS2: 4, RS3: 4}  # 1000/4 : 1000 : 1000
+    run(engine.tick())
+    assert len(kernel.applied) == 3
+    # the planner still sees the document's weights: least connection is the engine's business
+    assert run(converged(engine, desired, desired))
+
+
+def test_least_connection_formula() -> None:
+    plain = config(scheduler="least_connection").virtual_services[0]
+    weighted = config(scheduler="weighted_least_connection").virtual_services[0]
+    assert least_connection_weight(plain, 3, 0) == LC_SCALE
+    assert least_connection_weight(plain, 3, 3) == LC_SCALE // 4
+    assert least_connection_weight(weighted, 3, 1) == LC_SCALE * 3 // 2
+    assert least_connection_weight(plain, 1, 10**9) == 1
+
+
+def test_dsr_server_without_mac_is_left_out_and_reported() -> None:
+    engine, kernel = driver()
+    desired = config(forwarding="dsr", scheduler="source_ip_hash")
+    run(engine.check(desired))
+    run(engine.execute([ReplaceConfig(config=desired, reason="new")], None))
+    assert kernel.tables == {"netdev"}
+    servers = run(engine.observe(desired)).servers
+    assert servers[("web", RS1)].health == "up"
+    assert servers[("web", RS3)].health == "down"
+    detail = servers[("web", RS3)].check_detail
+    assert detail is not None and "no MAC address" in detail
+    assert run(converged(engine, desired, desired))
+    # a refresh that finds it puts it in the maps
+    kernel.macs["198.18.0.13"] = "02:00:00:00:00:13"
+    engine._macs_at = -1e9
+    run(engine.tick())
+    assert run(engine.observe(desired)).servers[("web", RS3)].health == "up"
+    info = run(engine.info())
+    assert info["dsr_scheduling"]["round_robin"].startswith("Maglev")
+    assert info["services"]["web"]["forwarding"] == "dsr"
+
+
+def test_check_refuses_a_dsr_server_behind_a_gateway() -> None:
+    engine, kernel = driver()
+    kernel.gateway = "198.18.0.1"
+    with pytest.raises(EngineRejected, match=r"198.18.0.11:80 is not on a directly connected"):
+        run(engine.check(config(forwarding="dsr")))
+    run(engine.check(config()))  # NAT routes anywhere
+
+
+def test_adoption_takes_over_without_a_reload_and_stop_removes_the_tables() -> None:
+    engine, kernel = driver()
+    assert not run(engine.adopt())
+    assert not run(engine.observe(None)).running
+    kernel.tables = {"ip"}
+    desired = config()
+    assert run(engine.adopt())
+    assert run(converged(engine, desired, desired))
+    assert kernel.applied == []
+    run(engine.tick())  # the first tick re-applies with this daemon's own inputs
+    assert len(kernel.applied) == 1
+    run(engine.stop(grace=0))
+    assert kernel.tables == set()
+    assert not run(engine.observe(None)).running
+
+
+def test_missing_tables_are_reported_so_the_planner_reapplies() -> None:
+    engine, kernel = driver()
+    desired = config()
+    run(engine.execute([ReplaceConfig(config=desired, reason="new")], None))
+    kernel.tables.clear()  # someone ran `nft flush ruleset`
+    observation = run(engine.observe(desired))
+    assert not observation.running
+    assert "missing" in observation.detail
+
+
+def test_counters_per_server_and_service() -> None:
+    engine, kernel = driver()
+    desired = config()
+    run(engine.execute([ReplaceConfig(config=desired, reason="new")], None))
+
+    def counter(name: str, packets: int, size: int) -> dict[str, Any]:
+        return {"family": "ip", "table": "bascule", "name": name, "packets": packets, "bytes": size}
+
+    kernel.counters = [
+        counter("in/web", 30, 3000),
+        counter("new/web/198.18.0.11/80", 5, 300),
+        counter("traffic/web/198.18.0.11/80", 20, 2000),
+        counter("reply/web/198.18.0.11/80", 10, 9000),
+    ]
+    kernel.conntrack = (
+        "ipv4 2 tcp 6 431999 ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport=40000 "
+        "dport=80 src=198.18.0.11 dst=198.18.0.10 sport=80 dport=40000 [ASSURED] use=2\n"
+    )
+    observation = run(engine.observe(desired))
+    rs1 = observation.servers[("web", RS1)]
+    assert (rs1.total_connections, rs1.current_connections) == (5, 1)
+    assert (rs1.packets, rs1.bytes_in, rs1.bytes_out) == (30, 2000, 9000)
+    web = observation.services["web"]
+    assert (web.packets, web.bytes_in, web.bytes_out) == (30, 3000, 9000)
+    assert (web.total_connections, web.current_connections) == (5, 1)
+
+
+def test_no_l4_service_and_no_table_means_no_nft_apply() -> None:
+    engine, kernel = driver()
+    empty = Configuration()
+    run(engine.check(empty))
+    run(engine.execute([ReplaceConfig(config=empty, reason="new")], None))
+    assert kernel.applied == [] and kernel.ran("nft -c") == []
+    assert run(engine.observe(empty)).running
+    assert run(converged(engine, empty, empty))
+    # the last L4 service leaves: its tables go in the same kind of transaction
+    run(engine.execute([ReplaceConfig(config=config(), reason="new")], empty))
+    run(engine.execute([ReplaceConfig(config=empty, reason="gone")], config()))
+    assert kernel.tables == set()
