@@ -29,9 +29,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------------------------
-packages=(haproxy nftables conntrack iproute2 python3 python3-venv python3-pip curl procps ca-certificates)
+packages=(haproxy nftables conntrack iproute2 iputils-ping python3 python3-venv python3-pip curl procps ca-certificates)
 if [ "$dev" = 1 ]; then
-  packages+=(wrk nginx-light tcpdump iputils-ping)
+  packages+=(wrk nginx-light tcpdump)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -27,7 +27,11 @@ BASCULE = str(Path(sys.executable).with_name("bascule"))
 class BasculeDaemon:
     def __init__(self, topology: Topology, *, data_dir: Path | None = None) -> None:
         self.topology = topology
-        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="bsc-", dir="/tmp"))
+        # Inside the topology's work dir, removed with the topology (short enough for the
+        # 108-byte limit of unix socket paths).
+        self.data_dir = data_dir or Path(
+            tempfile.mkdtemp(prefix="d", dir=topology.workdir or "/tmp")
+        )
         self.process: subprocess.Popen[str] | None = None
         self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
 

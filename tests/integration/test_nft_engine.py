@@ -196,7 +196,13 @@ def test_nat_routed_schedulers_see_the_client(make_topology: Callable[..., Topol
 
     # least connection: the daemon passes conntrack-derived weights in
     lc = l4_service(topo, "nat", scheduler="least_connection")
-    busy = L4Inputs(weights={("web", f"{topo.real_servers[0].address}:80"): 2000})
+    counted = (2000, 1000, 1000)  # what the driver derives from conntrack, one per server
+    busy = L4Inputs(
+        weights={
+            ("web", f"{rs.address}:80"): weight
+            for rs, weight in zip(topo.real_servers, counted, strict=True)
+        }
+    )
     apply(engine, configuration(lc), busy)
     result = http(topo, "--requests", "400")
     assert_shares(result["counts"], {"rs1": 0.5, "rs2": 0.25, "rs3": 0.25})

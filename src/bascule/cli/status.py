@@ -125,6 +125,10 @@ def _print_servers(out: Console, vs: Mapping[str, Any]) -> None:
     if not servers:
         out.print(Text(f"{title}: none", style="bold"))
         return
+    # L4 rows add the kernel's own counters per real server (nftables: new connections,
+    # packets, bytes); L7 rows keep their documented columns (HAProxy counts no packets).
+    l4 = vs.get("mode") == "l4"
+    counters = ("new", "packets", "bytes in", "bytes out") if l4 else ()
     grid = output.table(
         "real server",
         "status",
@@ -134,6 +138,7 @@ def _print_servers(out: Console, vs: Mapping[str, Any]) -> None:
         "code",
         "duration",
         "connections",
+        *counters,
         "critical",
         title=title,
     )
@@ -142,6 +147,14 @@ def _print_servers(out: Console, vs: Mapping[str, Any]) -> None:
         check = rs.get("check_result")
         if rs.get("check_detail"):
             check = f"{check or ''} {rs['check_detail']}".strip()
+        traffic = (
+            [
+                output.text(rs.get(key, 0))
+                for key in ("total_connections", "packets", "bytes_in", "bytes_out")
+            ]
+            if l4
+            else []
+        )
         grid.add_row(
             output.text(rs.get("key"), "bold"),
             output.status_text(str(rs.get("status"))),
@@ -151,6 +164,7 @@ def _print_servers(out: Console, vs: Mapping[str, Any]) -> None:
             output.text(rs.get("check_code")),
             output.text(None if duration is None else f"{duration} ms"),
             output.text(rs.get("current_connections", 0)),
+            *traffic,
             output.text(rs.get("critical")),
         )
     out.print(grid)

@@ -7,6 +7,7 @@ yet", never silently ignored.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -95,6 +96,17 @@ def _l4(vs: VirtualService, where: str) -> Iterator[FieldError]:
         yield FieldError(
             path=f"{where}.transparent",
             message="applies to mode l7 only (l4 nat keeps the client's address anyway)",
+        )
+    if ipaddress.ip_address(vs.address).is_unspecified:
+        yield FieldError(
+            path=f"{where}.address",
+            message="an l4 service needs its own VIP (the kernel rewrites packets sent to it); "
+            "0.0.0.0 and :: are for l7 services",
+        )
+    if vs.drop_on_failure and vs.forwarding is Forwarding.dsr:
+        yield FieldError(
+            path=f"{where}.drop_on_failure",
+            message="applies to forwarding nat only (dsr keeps no connection state to cut)",
         )
     if vs.subnet_originating and vs.forwarding is Forwarding.dsr:
         yield FieldError(

@@ -316,7 +316,13 @@ def _effective_weights(
 ) -> dict[str, int]:
     if not servers:
         return {}
-    given = {rs.key: inputs.weights.get((vs.name, rs.key), rs.weight) for rs in servers}
+    # LoadMaster's plain least_connection ignores configured weights: until the daemon's
+    # conntrack counts arrive (and always in DSR, which has none) every server counts 1.
+    unweighted = vs.scheduler is Scheduler.least_connection
+    given = {
+        rs.key: inputs.weights.get((vs.name, rs.key), 1 if unweighted else rs.weight)
+        for rs in servers
+    }
     if vs.scheduler is Scheduler.fixed_weighting:
         top = max(servers, key=lambda rs: rs.weight)  # first in document order among equals
         return {top.key: 1}

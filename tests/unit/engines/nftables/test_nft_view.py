@@ -93,9 +93,27 @@ def test_down_drained_and_disabled_servers_leave_the_maps() -> None:
 
 
 def test_least_connection_uses_the_given_weights() -> None:
-    inputs = L4Inputs(weights={("web", "198.18.0.11:80"): 2000})
+    given = {"198.18.0.11:80": 2000, "198.18.0.12:80": 1000, "198.18.0.13:80": 1000}
+    inputs = L4Inputs(weights={("web", key): weight for key, weight in given.items()})
     view = build_ruleset(config(scheduler="least_connection"), inputs).services["web"]
     assert view.weights == {"198.18.0.11:80": 2, "198.18.0.12:80": 1, "198.18.0.13:80": 1}
+
+
+def test_plain_least_connection_ignores_configured_weights_until_counts_arrive() -> None:
+    servers = [
+        {"address": "198.18.0.11", "port": 80, "weight": 3000},
+        {"address": "198.18.0.12", "port": 80, "weight": 1000},
+    ]
+    plain = config(scheduler="least_connection", real_servers=servers)
+    assert build_ruleset(plain, L4Inputs()).services["web"].weights == {
+        "198.18.0.11:80": 1,
+        "198.18.0.12:80": 1,
+    }
+    weighted = config(scheduler="weighted_least_connection", real_servers=servers)
+    assert build_ruleset(weighted, L4Inputs()).services["web"].weights == {
+        "198.18.0.11:80": 3,
+        "198.18.0.12:80": 1,
+    }
 
 
 def test_fixed_weighting_keeps_the_heaviest_server_that_is_up() -> None:
