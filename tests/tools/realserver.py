@@ -12,6 +12,8 @@ http (default)
     GET /echo...        200, JSON: server, client address/port, local address/port,
                         method, path, version, headers, x_forwarded_for, body length
     GET /slow?ms=N      waits N ms, then answers like /
+    GET /set-cookie?name=N  answers like /, with Set-Cookie N=<name>-<random> (default
+                        APPSESSION); --tls-session-ids: TLS 1.2, no tickets (session IDs)
     GET /health         200 "up", or --health-status, or what the control file says
     GET /status/NNN     answers with status NNN
     GET /bytes?n=N      N bytes of body
@@ -39,6 +41,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import secrets
 import signal
 import ssl
 import sys
@@ -147,6 +150,11 @@ class HttpServer:
                 "body_length": len(body),
             }
             return 200, (json.dumps(doc) + "\n").encode(), {"Content-Type": "application/json"}
+        if path.startswith("/set-cookie"):
+            # An application cookie, new at every answer (what server_cookie persistence learns).
+            name = query.get("name", ["APPSESSION"])[0]
+            value = f"{self.name}-{secrets.token_hex(4)}"
+            return 200, f"{self.name}\n".encode(), {**plain, "Set-Cookie": f"{name}={value}"}
         if path.startswith("/slow"):
             await asyncio.sleep(int(query.get("ms", ["1000"])[0]) / 1000)
             return 200, f"{self.name}\n".encode(), plain
@@ -337,6 +345,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reply-hex", default="")
     parser.add_argument("--tls-cert", help="serve TLS with this PEM certificate chain")
     parser.add_argument("--tls-key", help="... and this PEM key")
+    parser.add_argument(
+        "--tls-session-ids",
+        action="store_true",
+        help="TLS 1.2 without tickets: sessions resume by session ID (cached by this server)",
+    )
     return parser.parse_args(argv)
 
 
@@ -352,6 +365,9 @@ async def serve(args: argparse.Namespace) -> None:
     if args.tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_session_ids:
+            tls.maximum_version = ssl.TLSVersion.TLSv1_2
+            tls.options |= ssl.OP_NO_TICKET
     server = await asyncio.start_server(
         handler, args.bind, args.port, reuse_address=True, backlog=1024, limit=MAX_HEADER, ssl=tls
     )

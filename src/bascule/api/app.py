@@ -15,6 +15,7 @@ from bascule.api.errors import ERROR_RESPONSES, install_error_handlers
 from bascule.api.routes import (
     config,
     dsr,
+    persistence,
     real_servers,
     revisions,
     status,
@@ -37,7 +38,16 @@ def create_app(services: ApiServices) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    for module in (config, virtual_services, real_servers, dsr, revisions, status, system):
+    for module in (
+        config,
+        virtual_services,
+        real_servers,
+        dsr,
+        persistence,
+        revisions,
+        status,
+        system,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     return app

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bascule.daemon.results import ApplyResult
+from bascule.daemon.results import ApplyResult, Detection
 from bascule.reconcile.diff import DiffItem, diff_to_json, format_diff
 from bascule.store.revisions import Revision, RevisionSummary
 
@@ -69,9 +69,31 @@ class DiffItemOut(BaseModel):
         return [cls.model_validate(item) for item in diff_to_json(items)]
 
 
+class DetectionOut(BaseModel):
+    """What ``type: auto`` made of a virtual service: the type and check it now has, the
+    evidence (``detected: http — "HTTP/1.1 200" from 198.18.0.11:80``) and any compromise."""
+
+    virtual_service: str
+    type: str
+    check: str
+    evidence: str
+    notes: list[str]
+
+    @classmethod
+    def of(cls, detection: Detection) -> DetectionOut:
+        return cls(
+            virtual_service=detection.virtual_service,
+            type=detection.type,
+            check=detection.check,
+            evidence=detection.evidence,
+            notes=list(detection.notes),
+        )
+
+
 class ApplyResultOut(BaseModel):
     """The outcome of a change. ``applied`` false with a committed ``revision``: the change is
-    the desired state but the engine could not apply it (``message`` says why)."""
+    the desired state but the engine could not apply it (``message`` says why). ``detections``
+    lists what ``type: auto`` services were detected as."""
 
     revision: int | None
     changed: bool
@@ -82,6 +104,7 @@ class ApplyResultOut(BaseModel):
     applied: bool
     message: str
     dry_run: bool
+    detections: list[DetectionOut] = Field(default_factory=list)
 
     @classmethod
     def of(cls, result: ApplyResult) -> ApplyResultOut:
@@ -95,6 +118,7 @@ class ApplyResultOut(BaseModel):
             applied=result.applied,
             message=result.message,
             dry_run=result.dry_run,
+            detections=[DetectionOut.of(d) for d in result.detections],
         )
 
 
@@ -218,6 +242,12 @@ class RealServerStatusOut(_FromAttributes):
     bytes_in: int
     bytes_out: int
     packets: int = 0
+    effective_weight: int | None = Field(
+        default=None, description="adaptive / weighted_response_time: the weight decided now"
+    )
+    weight_reason: str | None = Field(
+        default=None, description='why, e.g. "agent load 80 %" or "check time 12 ms (EWMA)"'
+    )
 
 
 class VirtualServiceStatusOut(_FromAttributes):

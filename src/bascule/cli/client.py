@@ -201,6 +201,16 @@ class BasculeClient:
         """Check each real server of the DSR service ``name`` (a few seconds)."""
         return self._request("POST", f"{_vs(name)}/dsr/verify")
 
+    # -- persistence tables ----------------------------------------------------------------
+
+    def persistence(self, name: str) -> dict[str, Any]:
+        """``{"service", "entries": [{"table", "key", "real_server", "expires_in_s"}]}``."""
+        return self._get(f"{_vs(name)}/persistence")
+
+    def clear_persistence(self, name: str) -> dict[str, Any]:
+        """Empty the persistence tables of ``name``: ``{"service", "cleared": N}``."""
+        return self._write("DELETE", f"{_vs(name)}/persistence")
+
     # -- status and history ----------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:

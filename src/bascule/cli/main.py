@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from bascule.cli import config, dsr, history, rs, status, vs
+from bascule.cli import agent, config, detect, dsr, history, persistence, rs, status, vs
 from bascule.cli.client import CliError
 from bascule.cli.session import DEFAULT_DATA_DIR, Session
 
@@ -74,9 +74,12 @@ def root(
 app.command("apply")(config.apply)
 app.command("export")(config.export)
 app.command("status")(status.status)
+app.command("agent")(agent.agent)
+app.command("detect")(detect.detect)
 app.add_typer(vs.app, name="vs")
 app.add_typer(rs.app, name="rs")
 app.add_typer(dsr.app, name="dsr")
+app.add_typer(persistence.app, name="persistence")
 app.add_typer(history.app, name="history")
 app.command("show-revision")(history.show)
 app.command("diff")(history.diff)

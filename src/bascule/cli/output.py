@@ -91,12 +91,24 @@ def print_change(result: Mapping[str, Any], *, as_json: bool) -> None:
             out.print(Text("actions:", style="bold"))
             for action in actions:
                 out.print(Text(f"  {action}"), soft_wrap=True)
+        for line in detection_lines(result.get("detections") or ()):
+            out.print(Text(line), soft_wrap=True)
         out.print(Text(outcome(result)), soft_wrap=True)
     if not result.get("dry_run") and result.get("changed") and not result.get("applied", True):
         raise CliError(
             f"revision {result.get('revision')} is committed but the engine could not apply it "
             f"(the previous working state is still running): {result.get('message') or '?'}"
         )
+
+
+def detection_lines(detections: Iterable[Mapping[str, Any]]) -> list[str]:
+    """``web: detected: http — "HTTP/1.1 200" from 198.18.0.11:80``, then its notes."""
+    lines: list[str] = []
+    for detection in detections:
+        name = detection.get("virtual_service", "?")
+        lines.append(f"{name}: {detection.get('evidence', '')}")
+        lines.extend(f"{name}: note: {note}" for note in detection.get("notes") or ())
+    return lines
 
 
 def outcome(result: Mapping[str, Any]) -> str:

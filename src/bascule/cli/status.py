@@ -51,6 +51,7 @@ def status(
         out.print()
         _print_l4_scheduling(out, report, vs)
         _print_servers(out, vs)
+        _print_effective_weights(out, vs)
 
 
 def _print_control_plane(out: Console, report: Mapping[str, Any]) -> None:
@@ -166,5 +167,25 @@ def _print_servers(out: Console, vs: Mapping[str, Any]) -> None:
             output.text(rs.get("current_connections", 0)),
             *traffic,
             output.text(rs.get("critical")),
+        )
+    out.print(grid)
+
+
+def _print_effective_weights(out: Console, vs: Mapping[str, Any]) -> None:
+    """adaptive / weighted_response_time: the weight each server gets now, and why."""
+    servers = [rs for rs in vs.get("real_servers") or [] if rs.get("weight_reason")]
+    if not servers:
+        return
+    grid = output.table(
+        "real server",
+        "effective weight",
+        "why",
+        title=f"{vs.get('name')}: effective weights ({vs.get('scheduler')})",
+    )
+    for rs in servers:
+        grid.add_row(
+            output.text(rs.get("key"), "bold"),
+            output.text(rs.get("effective_weight")),
+            output.text(rs.get("weight_reason")),
         )
     out.print(grid)

@@ -20,6 +20,18 @@ class ApplyResult:
     applied: bool
     message: str
     dry_run: bool
+    detections: tuple[Detection, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Detection:
+    """What ``type: auto`` made of a virtual service, and the evidence for it."""
+
+    virtual_service: str
+    type: str
+    check: str
+    evidence: str
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +53,9 @@ class RealServerStatus:
     bytes_in: int
     bytes_out: int
     packets: int = 0  # L4 (nftables) only
+    # adaptive / weighted_response_time: the engine weight the scheduler decided, and why
+    effective_weight: int | None = None
+    weight_reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,6 +30,7 @@ from typing import Any
 import uvicorn
 
 from bascule import __version__
+from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.l4 import L4Supervisor
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import IpVipManager
@@ -133,7 +134,15 @@ class Daemon:
         l4 = L4Supervisor(nftables)
         engines: list[Engine] = [engine, nftables]
         vips = IpVipManager(settings.data_dir / "vips.json")
-        service = ConfigService(store=store, engines=engines, vips=vips, after_reconcile=l4.follow)
+        # adaptive and weighted_response_time: weights decided at run time (daemon/dynamic.py)
+        dynamic = DynamicScheduler(ceiling=engine.max_weight)
+        service = ConfigService(
+            store=store,
+            engines=engines,
+            vips=vips,
+            after_reconcile=l4.follow,
+            overrides=dynamic.overrides,
+        )
         last_good = _last_good(store)
         if await engine.adopt():
             service.adopt(engine.name, for_mode(last_good, engine.mode) if last_good else None)
@@ -177,12 +186,13 @@ class Daemon:
         log.info("serving the API", extra={"socket": str(socket_path)})
         reconciler = asyncio.create_task(self._reconcile_forever(service), name="reconcile")
         l4_loop = asyncio.create_task(l4.run(service.desired), name="l4")
+        dynamic_loop = asyncio.create_task(dynamic.run(service), name="dynamic")
         await self._stop.wait()
         log.info("stopping: draining connections", extra={"grace_s": settings.shutdown_grace})
-        for task in (reconciler, l4_loop):
+        for task in (reconciler, l4_loop, dynamic_loop):
             task.cancel()
         server.should_exit = True
-        for task in (reconciler, l4_loop):
+        for task in (reconciler, l4_loop, dynamic_loop):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await api

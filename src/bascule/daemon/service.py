@@ -24,10 +24,17 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bascule.daemon.dsr import DsrReport, DsrVerifier, PacketDsrVerifier
-from bascule.daemon.results import ApplyResult, StatusReport
+from bascule.daemon.results import ApplyResult, Detection, StatusReport
 from bascule.daemon.status import build_status
 from bascule.daemon.vips import VipManager
-from bascule.engines.base import Engine, merge_observations
+from bascule.detect import ServiceProber, check_given, choose, rewrite
+from bascule.engines.base import (
+    Engine,
+    EngineObservation,
+    PersistenceEntry,
+    PersistenceTables,
+    merge_observations,
+)
 from bascule.engines.nftables.dsr import TargetOs, is_dsr, script
 from bascule.errors import (
     ApplyFailed,
@@ -38,7 +45,7 @@ from bascule.errors import (
     NotApplicable,
     NotFound,
 )
-from bascule.model import Configuration, VirtualService, edits, parse_document
+from bascule.model import Configuration, ServiceType, VirtualService, edits, parse_document
 from bascule.model.document import for_mode
 from bascule.reconcile.actions import (
     Action,
@@ -49,7 +56,7 @@ from bascule.reconcile.actions import (
     SetWeight,
 )
 from bascule.reconcile.diff import DiffItem, diff_documents
-from bascule.reconcile.planner import Observed, Plan, plan_engine, plan_vips
+from bascule.reconcile.planner import Observed, Overrides, Plan, plan_engine, plan_vips
 from bascule.store.revisions import Revision, RevisionStore, RevisionSummary
 
 log = logging.getLogger("bascule.service")
@@ -87,6 +94,8 @@ class ConfigService:
 
     # DSR real-server checks on the wire; tests put a fake in its place.
     dsr_verifier: DsrVerifier = PacketDsrVerifier()
+    # type: auto probes real servers; tests put a fake in its place.
+    detector: ServiceProber = ServiceProber()
 
     def __init__(
         self,
@@ -95,13 +104,16 @@ class ConfigService:
         engines: Sequence[Engine],
         vips: VipManager,
         after_reconcile: Callable[[Configuration], Awaitable[None]] | None = None,
+        overrides: Callable[[], Overrides] | None = None,
     ) -> None:
         """``after_reconcile`` is awaited with the desired document after every reconcile
-        (the daemon points the L4 health checker at its real servers)."""
+        (the daemon points the L4 health checker at its real servers). ``overrides`` gives
+        the weights dynamic schedulers decided (daemon/dynamic.py): the planner keeps them."""
         if not engines:
             raise ValueError("ConfigService needs at least one engine")
         self.store = store
         self._after_reconcile = after_reconcile
+        self._overrides = overrides or dict
         self.engines = tuple(engines)
         self.vips = vips
         self._lock = asyncio.Lock()
@@ -199,7 +211,7 @@ class ConfigService:
         if not isinstance(base, _Unchecked) and base != head_number:
             raise Conflict(base=base, current=head_number)
         current_document = dict(head.document) if head else Configuration().to_document()
-        config = parse_document(change(current_document))
+        config, detections = await self._detect_types(change(current_document))
         self._check_vips(config)
         document = config.to_document()
         diff = diff_documents(head.document if head else None, document)
@@ -217,6 +229,7 @@ class ConfigService:
                 applied=not diff,
                 message="dry run: nothing was changed" if dry_run else "no change",
                 dry_run=dry_run,
+                detections=detections,
             )
         revision = self.store.commit(
             document,
@@ -239,7 +252,52 @@ class ConfigService:
             applied=ok,
             message=error,
             dry_run=False,
+            detections=detections,
         )
+
+    async def _detect_types(self, data: Any) -> tuple[Configuration, tuple[Detection, ...]]:
+        """Parse ``data``, probing the real servers of every ``type: auto`` service so the
+        document names the detected type (and check, unless the user chose one).
+
+        Probes run concurrently and each is bounded (detect/probes.py): an apply never hangs
+        on a real server that does not answer.
+        """
+        config = parse_document(data)
+        auto = [i for i, vs in enumerate(config.virtual_services) if vs.type is ServiceType.auto]
+        if not auto:
+            return config, ()
+        verdicts = await asyncio.gather(
+            *(self.detector.detect(config.virtual_services[i]) for i in auto)
+        )
+        choices = {
+            i: choose(verdict, config.virtual_services[i], keep_check=check_given(data, i))
+            for i, verdict in zip(auto, verdicts, strict=True)
+        }
+        try:
+            detected = parse_document(rewrite(data, choices))
+        except InvalidConfiguration as exc:
+            # say what was detected next to what it made invalid
+            evidence = [
+                FieldError(path=f"virtual_services[{i}].type", message=f"auto: {v.evidence}")
+                for i, v in zip(auto, verdicts, strict=True)
+            ]
+            raise InvalidConfiguration([*evidence, *exc.errors]) from None
+        detections = tuple(
+            Detection(
+                virtual_service=detected.virtual_services[i].name,
+                type=detected.virtual_services[i].type.value,
+                check=detected.virtual_services[i].check.type.value,
+                evidence=verdict.evidence,
+                notes=choices[i].notes,
+            )
+            for i, verdict in zip(auto, verdicts, strict=True)
+        )
+        for detection in detections:
+            log.info(
+                "type auto detected",
+                extra={"service": detection.virtual_service, "evidence": detection.evidence},
+            )
+        return detected, detections
 
     def _check_vips(self, config: Configuration) -> None:
         problems = []
@@ -308,7 +366,10 @@ class ConfigService:
             applied = self._applied[engine.name] if observation.running else None
             observed = Observed(applied=applied, servers=observation.runtime())
             part = for_mode(desired, engine.mode)
-            per_engine.append((engine, plan_engine(part, observed, max_weight=engine.max_weight)))
+            engine_plan = plan_engine(
+                part, observed, max_weight=engine.max_weight, overrides=self._overrides()
+            )
+            per_engine.append((engine, engine_plan))
         return _FullPlan(ensure=ensure, engines=tuple(per_engine), remove=remove)
 
     async def _reconcile_locked(self) -> tuple[bool, str]:
@@ -380,7 +441,40 @@ class ConfigService:
         """Check on the wire that each real server of ``name`` is ready for DSR."""
         return await self.dsr_verifier.verify(self.dsr_service(name))
 
+    # -- persistence tables ----------------------------------------------------------------------
+
+    def _persistence_engine(self, name: str) -> tuple[PersistenceTables, Configuration | None]:
+        vs = next((vs for vs in self.desired().virtual_services if vs.name == name), None)
+        if vs is None:
+            raise NotFound(f"there is no virtual service named {name!r}")
+        for engine in self.engines:
+            if engine.mode is vs.mode and isinstance(engine, PersistenceTables):
+                return engine, self._applied[engine.name]
+        raise NotApplicable(
+            f"virtual service {name!r} is mode {vs.mode.value}: persistence tables are listed "
+            "for mode l7 services"
+        )
+
+    async def persistence(self, name: str) -> list[PersistenceEntry]:
+        """The clients ``name`` keeps on a real server (its stick-table entries)."""
+        engine, applied = self._persistence_engine(name)
+        return await engine.persistence(applied, name)
+
+    async def clear_persistence(self, name: str) -> int:
+        """Forget every persisted client of ``name``; how many entries there were."""
+        engine, applied = self._persistence_engine(name)
+        async with self._lock:
+            return await engine.clear_persistence(applied, name)
+
     # -- status ----------------------------------------------------------------------------------
+
+    async def observe(self) -> EngineObservation:
+        """What every engine reports now (health, check times, counters), merged."""
+        observations = []
+        for engine in self.engines:
+            observation = await engine.observe(self._applied[engine.name])
+            observations.append((observation, False))
+        return merge_observations(observations)
 
     async def status(self) -> StatusReport:
         head = self.store.head()
@@ -402,6 +496,7 @@ class ConfigService:
             apply_ok=apply_ok,
             apply_message="" if apply_ok or applied is None else applied.message,
             engine=engine_info,
+            overrides=self._overrides(),
         )
 
 

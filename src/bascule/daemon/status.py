@@ -7,11 +7,13 @@ returns a StatusReport. The control plane's status (``apply_error``) and the dat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from bascule.daemon.results import RealServerStatus, StatusReport, VirtualServiceStatus
 from bascule.engines.base import EngineObservation, ServerObservation
 from bascule.model import Configuration, RealServer, RealServerState, VirtualService
+from bascule.reconcile.planner import ServerRef, WeightOverride
 
 
 def build_status(
@@ -23,9 +25,17 @@ def build_status(
     apply_ok: bool,
     apply_message: str,
     engine: dict[str, Any],
+    overrides: Mapping[ServerRef, WeightOverride] | None = None,
 ) -> StatusReport:
+    """``overrides``: the weights dynamic schedulers decided, shown with their reasons."""
     services = tuple(
-        _service_status(vs, observation, apply_ok=apply_ok, apply_message=apply_message)
+        _service_status(
+            vs,
+            observation,
+            apply_ok=apply_ok,
+            apply_message=apply_message,
+            overrides=overrides or {},
+        )
         for vs in config.virtual_services
     )
     return StatusReport(
@@ -39,10 +49,21 @@ def build_status(
 
 
 def _service_status(
-    vs: VirtualService, observation: EngineObservation, *, apply_ok: bool, apply_message: str
+    vs: VirtualService,
+    observation: EngineObservation,
+    *,
+    apply_ok: bool,
+    apply_message: str,
+    overrides: Mapping[ServerRef, WeightOverride],
 ) -> VirtualServiceStatus:
     servers = tuple(
-        _server_status(vs, rs, observation.servers.get((vs.name, rs.key))) for rs in vs.real_servers
+        _server_status(
+            vs,
+            rs,
+            observation.servers.get((vs.name, rs.key)),
+            overrides.get((vs.name, rs.key)),
+        )
+        for rs in vs.real_servers
     )
     up = sum(1 for s in servers if s.status == "up")
     counters = observation.services.get(vs.name)
@@ -96,7 +117,10 @@ def _service_verdict(
 
 
 def _server_status(
-    vs: VirtualService, rs: RealServer, seen: ServerObservation | None
+    vs: VirtualService,
+    rs: RealServer,
+    seen: ServerObservation | None,
+    override: WeightOverride | None = None,
 ) -> RealServerStatus:
     if rs.state is RealServerState.disabled:
         status = "disabled"
@@ -116,6 +140,8 @@ def _server_status(
         # The engine holds the server in maintenance although the document enables it
         # (drift the reconciler is about to repair): it takes no traffic.
         status = "down"
+    if override is not None and override.out and rs.state is RealServerState.enabled:
+        status = override.out  # the agent took it out (101 down, 102 disabled)
     return RealServerStatus(
         key=rs.key,
         address=rs.address,
@@ -134,4 +160,6 @@ def _server_status(
         bytes_in=seen.bytes_in if seen else 0,
         bytes_out=seen.bytes_out if seen else 0,
         packets=seen.packets if seen else 0,
+        effective_weight=override.weight if override else None,
+        weight_reason=override.reason if override else None,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bascule.errors import ApplyFailed, EngineRejected
 from bascule.model import Configuration, Mode, RealServerState
@@ -132,6 +132,33 @@ class Engine(Protocol):
         """Version and state of the data plane, for status and the System page."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class PersistenceEntry:
+    """One client the data plane keeps on a real server (a stick-table entry).
+
+    ``table`` is "primary" (the service's method) or "fallback" (source_ip when the method's
+    key is absent); ``key`` is shown as the engine prints it (hex for hashed keys).
+    """
+
+    table: str
+    key: str
+    real_server: str | None
+    expires_in_s: float
+
+
+@runtime_checkable
+class PersistenceTables(Protocol):
+    """An engine that keeps persistence tables the daemon can list and clear."""
+
+    async def persistence(
+        self, applied: Configuration | None, vs_name: str
+    ) -> list[PersistenceEntry]:
+        """The entries of ``vs_name``'s persistence tables."""
+
+    async def clear_persistence(self, applied: Configuration | None, vs_name: str) -> int:
+        """Empty ``vs_name``'s persistence tables; how many entries there were."""
+
+
 class FakeEngine:
     """An in-memory engine that records every action; failures can be injected."""
 
@@ -147,6 +174,8 @@ class FakeEngine:
         self.reject_with: str | None = None
         self.fail_apply_with: str | None = None
         self.stopped = False
+        # persistence entries by virtual service, as a test puts them there
+        self.persisted: dict[str, list[PersistenceEntry]] = {}
 
     async def check(self, config: Configuration) -> None:
         if self.reject_with is not None:
@@ -184,3 +213,11 @@ class FakeEngine:
         self.stopped = True
         self.running = None
         self.servers = {}
+
+    async def persistence(
+        self, applied: Configuration | None, vs_name: str
+    ) -> list[PersistenceEntry]:
+        return list(self.persisted.get(vs_name, []))
+
+    async def clear_persistence(self, applied: Configuration | None, vs_name: str) -> int:
+        return len(self.persisted.pop(vs_name, []))

@@ -22,11 +22,27 @@ if TYPE_CHECKING:
 
 _LATER = "is not supported yet"
 
-UNSUPPORTED_SCHEDULERS = {Scheduler.adaptive, Scheduler.weighted_response_time}
-UNSUPPORTED_TYPES = {ServiceType.auto, ServiceType.remote_terminal}
+UNSUPPORTED_SCHEDULERS: set[Scheduler] = set()
+# decided at run time by the daemon (agents, check times) through HAProxy's runtime API
+DYNAMIC_SCHEDULERS = {Scheduler.adaptive, Scheduler.weighted_response_time}
+UNSUPPORTED_TYPES: set[ServiceType] = set()
 # checks HAProxy does not do; the L4 checker (health/) runs them for l4 services
 UNSUPPORTED_CHECKS = {CheckType.icmp, CheckType.dns, CheckType.rdp}
-SUPPORTED_PERSISTENCE = {PersistenceMethod.none}
+SUPPORTED_PERSISTENCE = set(PersistenceMethod)
+# The service type a persistence method reads its key from (HTTP requests, a TLS ClientHello,
+# an RDP connection request).
+PERSISTENCE_TYPES = {
+    PersistenceMethod.active_cookie: ServiceType.http,
+    PersistenceMethod.server_cookie: ServiceType.http,
+    PersistenceMethod.super_http: ServiceType.http,
+    PersistenceMethod.hash_all_cookies: ServiceType.http,
+    PersistenceMethod.url_hash: ServiceType.http,
+    PersistenceMethod.host_header: ServiceType.http,
+    PersistenceMethod.query_item: ServiceType.http,
+    PersistenceMethod.selected_header: ServiceType.http,
+    PersistenceMethod.ssl_session_id: ServiceType.generic,
+    PersistenceMethod.rdp_cookie: ServiceType.remote_terminal,
+}
 
 
 def unsupported(config: Configuration) -> Iterator[FieldError]:
@@ -54,7 +70,13 @@ def _l7(vs: VirtualService, where: str) -> Iterator[FieldError]:
             yield FieldError(path=f"{where}.{field}", message="applies to mode l4 only")
     if vs.transparent:
         yield FieldError(path=f"{where}.transparent", message=f"L7 transparency {_LATER}")
-    if vs.scheduler is Scheduler.url_hash and vs.type is not ServiceType.http:
+    if vs.scheduler is Scheduler.weighted_response_time and not vs.checked:
+        yield FieldError(
+            path=f"{where}.check.type",
+            message="weighted_response_time follows the health checks' response times: "
+            "it needs a health check (not none)",
+        )
+    if vs.scheduler is Scheduler.url_hash and vs.type not in (ServiceType.http, ServiceType.auto):
         yield FieldError(
             path=f"{where}.scheduler", message="url_hash needs type: http (it reads the URL)"
         )
@@ -62,6 +84,13 @@ def _l7(vs: VirtualService, where: str) -> Iterator[FieldError]:
         yield FieldError(
             path=f"{where}.persistence.method",
             message=f"{vs.persistence.method.value} {_LATER}",
+        )
+    needs = PERSISTENCE_TYPES.get(vs.persistence.method)
+    if needs is not None and vs.type not in (needs, ServiceType.auto):
+        yield FieldError(
+            path=f"{where}.persistence.method",
+            message=f"{vs.persistence.method.value} needs type: {needs.value} "
+            f"(this service is type: {vs.type.value})",
         )
     if vs.check.type in UNSUPPORTED_CHECKS:
         yield FieldError(
@@ -90,7 +119,8 @@ UDP_CHECKS = {CheckType.none, CheckType.icmp, CheckType.dns}
 
 
 def _l4(vs: VirtualService, where: str) -> Iterator[FieldError]:
-    if vs.type is not ServiceType.generic and vs.type not in UNSUPPORTED_TYPES:
+    # A `type: auto` service is resolved by the service layer (detect/) before anything runs it
+    if vs.type not in (ServiceType.generic, ServiceType.auto) and vs.type not in UNSUPPORTED_TYPES:
         yield FieldError(path=f"{where}.type", message=f"{vs.type.value}{_L7_ONLY}")
     if vs.transparent:
         yield FieldError(
@@ -113,7 +143,12 @@ def _l4(vs: VirtualService, where: str) -> Iterator[FieldError]:
             path=f"{where}.subnet_originating",
             message="applies to forwarding nat only (dsr never changes the source)",
         )
-    if vs.scheduler not in L4_SCHEDULERS and vs.scheduler not in UNSUPPORTED_SCHEDULERS:
+    if vs.scheduler in DYNAMIC_SCHEDULERS:
+        yield FieldError(
+            path=f"{where}.scheduler",
+            message=f"{vs.scheduler.value} {_LATER} on l4 services (it runs on l7 services)",
+        )
+    elif vs.scheduler not in L4_SCHEDULERS and vs.scheduler not in UNSUPPORTED_SCHEDULERS:
         yield FieldError(path=f"{where}.scheduler", message=f"{vs.scheduler.value}{_L7_ONLY}")
     if vs.persistence.method not in L4_PERSISTENCE:
         yield FieldError(

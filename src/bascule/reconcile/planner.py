@@ -8,6 +8,11 @@ engine reports and returns the smallest set of actions that converges them:
   every weight and state, so no runtime action follows it in the same plan;
 * otherwise weights, enable/disable and drain go through the runtime API, with no reload;
 * VIP addresses are added before the engine needs them and removed after it stops using them.
+
+Dynamic schedulers (``adaptive``, ``weighted_response_time``) decide weights at run time. Their
+decisions reach the planner as ``overrides`` (``WeightOverride`` per real server): the desired
+runtime state is the document's with those weights, so the reconcile loop keeps them instead
+of setting the document's weights back, and converges on them when they change.
 """
 
 from __future__ import annotations
@@ -41,6 +46,24 @@ class ServerRuntime:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WeightOverride:
+    """A real server's weight as a dynamic scheduler decided it at run time.
+
+    ``weight`` is in engine units (1..max_weight). ``out`` takes the server out of rotation
+    at runtime (the engine disables it) without changing the document: ``"down"`` or
+    ``"disabled"``, the status the server then shows. ``reason`` says why, for the status.
+    Overrides apply to servers the document enables; drain and disabled in the document win.
+    """
+
+    weight: int
+    out: str | None = None
+    reason: str = ""
+
+
+Overrides = Mapping[ServerRef, WeightOverride]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Observed:
     """What is running: the document the engine's config came from, its servers, our VIPs."""
 
@@ -62,19 +85,35 @@ class Plan:
         return not self.actions
 
 
-def plan(desired: Configuration, observed: Observed, *, max_weight: int) -> Plan:
+def plan(
+    desired: Configuration,
+    observed: Observed,
+    *,
+    max_weight: int,
+    overrides: Overrides | None = None,
+) -> Plan:
     """The actions that take one engine and the VIPs from ``observed`` to ``desired``."""
     ensure, remove = plan_vips(desired, observed.vips)
-    engine = plan_engine(desired, observed, max_weight=max_weight)
+    engine = plan_engine(desired, observed, max_weight=max_weight, overrides=overrides)
     return Plan(actions=(*ensure, *engine.actions, *remove))
 
 
-def plan_engine(desired: Configuration, observed: Observed, *, max_weight: int) -> Plan:
+def plan_engine(
+    desired: Configuration,
+    observed: Observed,
+    *,
+    max_weight: int,
+    overrides: Overrides | None = None,
+) -> Plan:
     """The engine's actions: replace its configuration, or change weights and states."""
     reason = _structural_reason(desired, observed)
     if reason is not None:
         return Plan(actions=(ReplaceConfig(config=desired, reason=reason),))
-    return Plan(actions=tuple(_runtime_actions(desired, observed, max_weight=max_weight)))
+    return Plan(
+        actions=tuple(
+            _runtime_actions(desired, observed, max_weight=max_weight, overrides=overrides)
+        )
+    )
 
 
 def plan_vips(
@@ -102,8 +141,15 @@ def desired_vips(config: Configuration) -> dict[str, str | None]:
     return vips
 
 
-def desired_runtime(config: Configuration, *, max_weight: int) -> dict[ServerRef, ServerRuntime]:
-    """The runtime state every real server of an enabled service should have."""
+def desired_runtime(
+    config: Configuration, *, max_weight: int, overrides: Overrides | None = None
+) -> dict[ServerRef, ServerRuntime]:
+    """The runtime state every real server of an enabled service should have.
+
+    ``overrides`` (dynamic schedulers) replace the weight of servers the document enables,
+    and take out (runtime disabled) those marked ``out``.
+    """
+    overrides = overrides or {}
     result: dict[ServerRef, ServerRuntime] = {}
     for vs in config.virtual_services:
         if not vs.enabled:
@@ -112,7 +158,12 @@ def desired_runtime(config: Configuration, *, max_weight: int) -> dict[ServerRef
             vs.scheduler.value, {rs.key: rs.weight for rs in vs.real_servers}, max_weight
         )
         for rs in vs.real_servers:
-            result[(vs.name, rs.key)] = ServerRuntime(weight=weights[rs.key], state=rs.state)
+            runtime = ServerRuntime(weight=weights[rs.key], state=rs.state)
+            override = overrides.get((vs.name, rs.key))
+            if override is not None and rs.state is RealServerState.enabled:
+                state = RealServerState.disabled if override.out else rs.state
+                runtime = ServerRuntime(weight=min(override.weight, max_weight), state=state)
+            result[(vs.name, rs.key)] = runtime
     return result
 
 
@@ -150,10 +201,11 @@ def _structural_reason(desired: Configuration, observed: Observed) -> str | None
 
 
 def _runtime_actions(
-    desired: Configuration, observed: Observed, *, max_weight: int
+    desired: Configuration, observed: Observed, *, max_weight: int, overrides: Overrides | None
 ) -> list[Action]:
     actions: list[Action] = []
-    for (vs, server), want in desired_runtime(desired, max_weight=max_weight).items():
+    wanted = desired_runtime(desired, max_weight=max_weight, overrides=overrides)
+    for (vs, server), want in wanted.items():
         have = observed.servers[(vs, server)]
         if want.state is not have.state:
             actions.append(SetState(vs=vs, server=server, state=want.state))

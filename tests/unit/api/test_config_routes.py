@@ -14,7 +14,7 @@ Document = dict[str, Any]
 CONFIG = "/api/v1/config"
 APPLY_RESULT_KEYS = {
     "revision", "changed", "diff", "diff_text", "actions", "reloads", "applied", "message",
-    "dry_run",
+    "dry_run", "detections",
 }  # fmt: skip
 
 

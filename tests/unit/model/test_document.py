@@ -362,6 +362,12 @@ FIELD_CASES: list[tuple[str, Document, str, str]] = [
         "cookie name",
     ),
     (
+        "query_item empty",
+        doc(service(persistence={"query_item": ""})),
+        f"{PERSIST}.query_item",
+        "1 to 64",
+    ),
+    (
         "source_mask 0",
         doc(service(persistence={"source_mask": 0})),
         f"{PERSIST}.source_mask",
@@ -520,14 +526,15 @@ def test_every_problem_is_listed_with_its_exact_path() -> None:
 def test_every_invariant_and_unsupported_problem_is_listed() -> None:
     document = doc(
         service(),
-        service(scheduler="adaptive", transparent=True),  # same name, same port
-    )
+        service(scheduler="weighted_response_time", check={"type": "none"}, transparent=True),
+    )  # same name, same port
     assert [str(e) for e in errors_of(document)] == [
         "virtual_services[1].name: 'web' is already the name of virtual_services[0]",
         "virtual_services[1].port: 198.18.0.100 tcp port 80 is already used by virtual "
         "service 'web' (port 80)",
-        "virtual_services[1].scheduler: adaptive is not supported yet",
         "virtual_services[1].transparent: L7 transparency is not supported yet",
+        "virtual_services[1].check.type: weighted_response_time follows the health checks' "
+        "response times: it needs a health check (not none)",
     ]
 
 
@@ -746,12 +753,11 @@ UNSUPPORTED_CASES: list[tuple[str, Document, str, str]] = [
         f"{VS}.mode",
         "l7 proxies tcp only; a udp service needs mode l4",
     ),
-    ("type auto", doc(service(type="auto")), f"{VS}.type", "auto is not supported yet"),
     (
-        "type remote_terminal",
-        doc(service(type="remote_terminal")),
+        "type remote_terminal on l4",
+        doc(service(mode="l4", type="remote_terminal", check={"type": "tcp"})),
         f"{VS}.type",
-        "remote_terminal is not supported yet",
+        "remote_terminal needs mode l7",
     ),
     (
         "transparent",
@@ -760,22 +766,23 @@ UNSUPPORTED_CASES: list[tuple[str, Document, str, str]] = [
         "L7 transparency is not supported yet",
     ),
     (
-        "scheduler adaptive",
-        doc(service(scheduler="adaptive")),
+        "scheduler adaptive on l4",
+        doc(service(mode="l4", type="generic", scheduler="adaptive", adaptive={})),
         f"{VS}.scheduler",
-        "adaptive is not supported yet",
+        "adaptive is not supported yet on l4 services (it runs on l7 services)",
     ),
     (
-        "scheduler adaptive with its agent",
-        doc(service(scheduler="adaptive", adaptive={})),
+        "scheduler weighted_response_time on l4",
+        doc(service(mode="l4", type="generic", scheduler="weighted_response_time")),
         f"{VS}.scheduler",
-        "adaptive is not supported yet",
+        "weighted_response_time is not supported yet on l4 services (it runs on l7 services)",
     ),
     (
-        "scheduler weighted_response_time",
-        doc(service(scheduler="weighted_response_time")),
-        f"{VS}.scheduler",
-        "weighted_response_time is not supported yet",
+        "weighted_response_time without a check",
+        doc(service(scheduler="weighted_response_time", check={"type": "none"})),
+        f"{CHECK}.type",
+        "weighted_response_time follows the health checks' response times: it needs a "
+        "health check (not none)",
     ),
     (
         "check icmp",
@@ -811,23 +818,22 @@ UNSUPPORTED_CASES: list[tuple[str, Document, str, str]] = [
     ),
 ] + [
     (
-        f"persistence {method}",
-        doc(service(persistence={"method": method})),
+        f"persistence {method} on type {kind}",
+        doc(service(type=kind, check={"type": "tcp"}, persistence={"method": method})),
         f"{PERSIST}.method",
-        f"{method} is not supported yet",
+        f"{method} needs type: {needs} (this service is type: {kind})",
     )
-    for method in (
-        "source_ip",
-        "super_http",
-        "server_cookie",
-        "active_cookie",
-        "hash_all_cookies",
-        "url_hash",
-        "host_header",
-        "query_item",
-        "selected_header",
-        "ssl_session_id",
-        "rdp_cookie",
+    for method, kind, needs in (
+        ("active_cookie", "generic", "http"),
+        ("server_cookie", "remote_terminal", "http"),
+        ("super_http", "generic", "http"),
+        ("hash_all_cookies", "generic", "http"),
+        ("url_hash", "generic", "http"),
+        ("host_header", "generic", "http"),
+        ("query_item", "generic", "http"),
+        ("selected_header", "generic", "http"),
+        ("ssl_session_id", "http", "generic"),
+        ("rdp_cookie", "generic", "remote_terminal"),
     )
 ]
 
@@ -880,6 +886,20 @@ def test_supported_checks(check: Document) -> None:
 
 def test_source_ip_hash_on_generic_is_fine() -> None:
     parse_document(doc(service(type="generic", scheduler="source_ip_hash")))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"scheduler": "url_hash"},
+        {"persistence": {"method": "ssl_session_id"}},
+        {"mode": "l4"},
+    ],
+)
+def test_type_auto_is_accepted_for_the_service_layer_to_resolve(fields: Document) -> None:
+    vs = parse_document(doc(service(type="auto", **fields))).virtual_services[0]
+    assert vs.type is ServiceType.auto
 
 
 # -- defaults -------------------------------------------------------------------------------

@@ -15,21 +15,37 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bascule.engines.base import EngineObservation, ServerObservation, ServiceObservation
+from bascule.engines.base import (
+    EngineObservation,
+    PersistenceEntry,
+    ServerObservation,
+    ServiceObservation,
+)
 from bascule.engines.haproxy import runtime
 from bascule.engines.haproxy.engine import HaproxyEngine, HaproxyPaths
+from bascule.engines.haproxy.persistence import table_names
 from bascule.engines.haproxy.render import render
 from bascule.engines.haproxy.view import (
     MAX_WEIGHT,
+    PEERS,
     HaproxyGlobals,
     build_view,
     proxy_name,
     server_name,
 )
 from bascule.errors import EngineError, EngineRejected
-from bascule.model import Configuration, Mode, RealServerState
+from bascule.model import Configuration, Mode, RealServerState, VirtualService
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import ServerRef
+
+# Where HAProxy's local peer listens (on the load balancer's loopback): during a reload the old
+# worker connects there to hand its stick tables (persistence) to the new one (configuration.txt
+# 3.5 "Peers").
+LOCAL_PEER = "127.0.0.1:7785"
+
+# The longest a reload waits for the running worker's initial stick-table resync (two 5 s
+# steps: from the previous worker, then from remote peers, of which there are none).
+PEERS_RESYNC_WAIT = 11.0
 
 ADMIN_STATE = {
     RealServerState.enabled: runtime.AdminState.READY,
@@ -53,6 +69,7 @@ class HaproxyDriver:
         maxconn: int,
         nbthread: int,
         cpus: tuple[int, ...] = (),
+        local_peer: str | None = LOCAL_PEER,
     ) -> None:
         self.paths = HaproxyPaths.under(run_dir)
         self.shell = HaproxyEngine(self.paths, binary=binary)
@@ -63,6 +80,7 @@ class HaproxyDriver:
             nbthread=nbthread,
             server_state_file=str(self.server_state),
             cpus=cpus,
+            local_peer=local_peer,
         )
 
     def render(self, config: Configuration) -> str:
@@ -98,6 +116,7 @@ class HaproxyDriver:
         for action in actions:
             if isinstance(action, ReplaceConfig):
                 await self._flush(commands)
+                await self._wait_tables_handed_over(applied)
                 await self._save_server_state()
                 await self.shell.apply(self.render(action.config))
                 applied = action.config
@@ -108,6 +127,30 @@ class HaproxyDriver:
                 backend, server = _names(applied, action.vs, action.server)
                 commands.append(runtime.set_state(backend, server, ADMIN_STATE[action.state]))
         await self._flush(commands)
+
+    async def _wait_tables_handed_over(self, applied: Configuration | None) -> None:
+        """Before a reload, wait (bounded) until the running worker can hand its stick tables on.
+
+        A worker first tries to learn the tables of the worker before it, for up to 5 s per
+        step (configuration.txt 3.5; "resync_timeout" in ``show peers``), and only a worker
+        that finished that can teach the next one: a reload sooner would start the new worker
+        with empty tables (every persisted client balanced afresh). Checked with HAProxy 2.6.12.
+        """
+        if self.globals.local_peer is None or applied is None:
+            return
+        if not any(table_names(vs) for vs in applied.virtual_services):
+            return
+        deadline = asyncio.get_running_loop().time() + PEERS_RESYNC_WAIT
+        while True:
+            try:
+                shown = await self.shell.runtime(runtime.SHOW_PEERS)
+            except EngineError:
+                return
+            if runtime.peers_resynced(shown, PEERS) is not False:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.2)
 
     async def _save_server_state(self) -> None:
         """Save health and runtime state so the reloaded worker starts from it.
@@ -179,6 +222,51 @@ class HaproxyDriver:
 
     async def stop(self, *, grace: float) -> None:
         await self.shell.stop(grace=grace)
+
+    async def persistence(
+        self, applied: Configuration | None, vs_name: str
+    ) -> list[PersistenceEntry]:
+        vs = _running_service(applied, vs_name)
+        servers = {server_name(rs): rs.key for rs in vs.real_servers}
+        # HAProxy numbers servers in the order of the section (5.2 "id"), which the view decides.
+        declared = build_view(_alone(vs), self.globals).proxies[0].servers
+        by_id = {number: servers.get(view.name) for number, view in enumerate(declared, 1)}
+        entries: list[PersistenceEntry] = []
+        for table in table_names(vs):
+            text = await self.shell.runtime(runtime.show_table(table))
+            for entry in runtime.parse_show_table(text):
+                key = servers.get(entry.server_key or "")
+                if key is None and entry.server_id is not None:
+                    key = by_id.get(entry.server_id)
+                entries.append(
+                    PersistenceEntry(
+                        table="primary" if table == proxy_name(vs) else "fallback",
+                        key=entry.key,
+                        real_server=key,
+                        expires_in_s=entry.expires_ms / 1000,
+                    )
+                )
+        return entries
+
+    async def clear_persistence(self, applied: Configuration | None, vs_name: str) -> int:
+        vs = _running_service(applied, vs_name)
+        count = 0
+        for table in table_names(vs):
+            shown = await self.shell.runtime(runtime.show_table(table))
+            count += len(runtime.parse_show_table(shown))
+            await self.shell.runtime(runtime.clear_table(table))
+        return count
+
+
+def _running_service(applied: Configuration | None, vs_name: str) -> VirtualService:
+    vs = applied.virtual_service(vs_name) if applied else None
+    if vs is None:
+        raise EngineError(f"HAProxy runs no virtual service {vs_name}")
+    return vs
+
+
+def _alone(vs: VirtualService) -> Configuration:
+    return Configuration(virtual_services=[vs])
 
 
 def unbindable_listeners(config: Configuration) -> list[tuple[str, str]]:

@@ -503,3 +503,80 @@ def alert_lines(output: Iterable[str]) -> list[str]:
         if match and match["level"] == "ALERT":
             alerts.append(line[match.end() :].strip())
     return alerts
+
+
+# --- show table / clear table (management.txt 9.3) ----------------------------------------------
+
+
+def show_table(table: str) -> str:
+    """``show table <name>``: the header line and one line per entry."""
+    return f"show table {_name('table', table)}"
+
+
+def clear_table(table: str) -> str:
+    """``clear table <name>``: remove every entry not in use by a connection."""
+    return f"clear table {_name('table', table)}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StickEntry:
+    """One stick-table entry: its key as HAProxy prints it, unescaped (an address, a string,
+    or hex for binary keys), milliseconds before it expires, and the server it sticks to
+    (``server_key`` is the server's name: HAProxy 2.6's default "srvkey name")."""
+
+    key: str
+    expires_ms: int
+    server_id: int | None
+    server_key: str | None
+
+
+# "0x55d1c1a8e2a0: key=198.18.0.10 use=0 exp=3599104 server_id=1 server_key=198.18.0.11:80".
+# A string key's spaces are backslash-escaped ("key=tenant\ 1"), so the key ends at the
+# first " use=".
+_ESCAPE = re.compile(r"\\(.)")
+_TABLE_ENTRY = re.compile(r"^0x[0-9a-f]+: key=(?P<key>.*?) use=\d+ exp=(?P<exp>\d+)(?P<data>.*)$")
+
+
+def parse_show_table(text: str) -> list[StickEntry]:
+    """The entries of a ``show table <name>`` answer (the ``# table:`` header is skipped)."""
+    entries: list[StickEntry] = []
+    for line in text.splitlines():
+        match = _TABLE_ENTRY.match(line)
+        if not match:
+            continue
+        data = dict(
+            word.split("=", 1) for word in match["data"].split() if "=" in word
+        )
+        entries.append(
+            StickEntry(
+                key=_ESCAPE.sub(r"\1", match["key"]),
+                expires_ms=int(match["exp"]),
+                server_id=_int(data.get("server_id")),
+                server_key=data.get("server_key") or data.get("server_name"),
+            )
+        )
+    return entries
+
+
+# --- show peers (management.txt 9.3) --------------------------------------------------------------
+
+SHOW_PEERS = "show peers"
+
+# HAProxy 2.6 src/peers.c: PEERS_F_RESYNC_LOCAL (0x1) "learned from the local (old) process"
+# and PEERS_F_RESYNC_REMOTE (0x2) "learned from a remote peer"; a section that has neither is
+# still in its initial resync (up to 5 s per step, "resync_timeout") and would not hand its
+# tables to the next worker on a reload.
+_PEERS_RESYNCED = 0x3
+_PEERS_SECTION = re.compile(
+    r"^0x[0-9a-f]+: \[[^\]]*\] id=(?P<id>\S+) .*\bflags=0x(?P<flags>[0-9a-f]+)"
+)
+
+
+def peers_resynced(text: str, section: str) -> bool | None:
+    """Whether the ``section`` of a ``show peers`` answer finished its initial resync (None:
+    no such section)."""
+    for line in text.splitlines():
+        match = _PEERS_SECTION.match(line)
+        if match and match["id"] == section:
+            return int(match["flags"], 16) & _PEERS_RESYNCED == _PEERS_RESYNCED
+    return None

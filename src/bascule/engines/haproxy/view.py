@@ -22,6 +22,11 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from bascule.engines.haproxy.persistence import (
+    PersistenceView,
+    persistence_view,
+    table_names,
+)
 from bascule.model import (
     CheckType,
     Configuration,
@@ -50,6 +55,10 @@ BALANCE: dict[Scheduler, str] = {
     Scheduler.fixed_weighting: "roundrobin",
     Scheduler.source_ip_hash: "source",
     Scheduler.url_hash: "uri",
+    # Dynamic schedulers: roundrobin is HAProxy's dynamic-weight algorithm; the daemon sets
+    # the weights the agents or the check times decide at runtime (daemon/dynamic.py).
+    Scheduler.adaptive: "roundrobin",
+    Scheduler.weighted_response_time: "roundrobin",
 }
 
 # Section 4.2 "hash-type": "consistent" keeps weights dynamic (runtime `set weight` works) and
@@ -113,6 +122,9 @@ IDEMPOTENT_METHOD_ACLS: tuple[str, ...] = (
 # requests may ride an idle server connection, so a race with a server closing it is
 # retried by the client itself. Spelled out so a later change to it is a visible decision.
 HTTP_REUSE = "safe"
+
+# The local "peers" section and this process's peer in it (see HaproxyGlobals.local_peer).
+PEERS = "bascule"
 
 # Banner checks (4.2 "tcp-check expect"): anchored regexes on what the server says first.
 BANNER_CHECKS: dict[CheckType, str] = {
@@ -203,6 +215,9 @@ class HaproxyGlobals:
     hard_stop_after_s: int = 30
     server_state_file: str | None = None
     cpus: tuple[int, ...] = ()
+    # "<ip>:<port>" where the local peer listens: the old worker hands its stick tables
+    # (persistence) to the new one there on a reload (3.5 "Peers"). None: tables start empty.
+    local_peer: str | None = None
 
     def __post_init__(self) -> None:
         for field, value in (
@@ -236,6 +251,7 @@ class ServerView:
     backup: bool = False
     disabled: bool = False
     maxconn: int | None = None
+    cookie: str | None = None
     check_keywords: tuple[str, ...] = ()
 
     @property
@@ -248,6 +264,8 @@ class ServerView:
             words.append("disabled")
         if self.maxconn is not None:
             words += ["maxconn", str(self.maxconn)]
+        if self.cookie is not None:
+            words += ["cookie", self.cookie]
         words += self.check_keywords
         return " ".join(words)
 
@@ -266,6 +284,7 @@ class ProxyView:
     rules: tuple[str, ...]
     check: HealthCheckView
     servers: tuple[ServerView, ...]
+    persistence: tuple[str, ...] = ()
 
     @property
     def settings(self) -> tuple[str, ...]:
@@ -288,14 +307,35 @@ class HaproxyView:
     global_settings: tuple[str, ...]
     defaults: tuple[str, ...]
     proxies: tuple[ProxyView, ...]
+    # the local "peers" section's lines (none without stick tables), and the backends that
+    # only hold a fallback stick table: (name, lines)
+    peers: tuple[str, ...] = ()
+    peers_name: str = PEERS
+    tables: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     """Translate a validated configuration into the HAProxy view (pure)."""
+    peers = PEERS if globals_.local_peer is not None else None
+    persistence = {vs.name: persistence_view(vs, peers) for vs in config.virtual_services}
+    tables = tuple(
+        (p.fallback_table, p.fallback_lines)
+        for p in persistence.values()
+        if p.fallback_table is not None
+    )
+    has_tables = any(table_names(vs) for vs in config.virtual_services)
+    global_settings = _global_settings(globals_)
+    peer_lines: tuple[str, ...] = ()
+    if has_tables and globals_.local_peer is not None:
+        # 3.1 "localpeer" names this process's peer in the "peers" section (3.5).
+        global_settings = (*global_settings, f"localpeer {PEERS}")
+        peer_lines = (f"peer {PEERS} {_token(globals_.local_peer)}",)
     return HaproxyView(
-        global_settings=_global_settings(globals_),
+        global_settings=global_settings,
         defaults=_defaults(globals_),
-        proxies=tuple(_proxy(vs) for vs in config.virtual_services),
+        proxies=tuple(_proxy(vs, persistence[vs.name]) for vs in config.virtual_services),
+        peers=peer_lines,
+        tables=tables,
     )
 
 
@@ -336,7 +376,7 @@ def _defaults(globals_: HaproxyGlobals) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _proxy(vs: VirtualService) -> ProxyView:
+def _proxy(vs: VirtualService, persistence: PersistenceView) -> ProxyView:
     name = proxy_name(vs)
     http = _is_http(vs)
     balance = BALANCE.get(vs.scheduler)
@@ -369,14 +409,15 @@ def _proxy(vs: VirtualService) -> ProxyView:
         options=options,
         rules=(*_critical_rules(vs, http), *idempotent_only),
         check=check,
-        servers=_servers(vs, check.server_keywords),
+        servers=_servers(vs, check.server_keywords, persistence.server_cookies or {}),
+        persistence=persistence.lines,
     )
 
 
 def _is_http(vs: VirtualService) -> bool:
     if vs.type is ServiceType.http:
         return True
-    if vs.type is ServiceType.generic:
+    if vs.type in (ServiceType.generic, ServiceType.remote_terminal):
         return False
     raise ValueError(f"service type {vs.type.value} has no HAProxy translation")
 
@@ -401,7 +442,9 @@ def _critical_rules(vs: VirtualService, http: bool) -> tuple[str, ...]:
     )
 
 
-def _servers(vs: VirtualService, check_keywords: tuple[str, ...]) -> tuple[ServerView, ...]:
+def _servers(
+    vs: VirtualService, check_keywords: tuple[str, ...], cookies: dict[str, str]
+) -> tuple[ServerView, ...]:
     weights = engine_weights(
         vs.scheduler, {rs.key: rs.weight for rs in vs.real_servers}, MAX_WEIGHT
     )
@@ -419,6 +462,7 @@ def _servers(vs: VirtualService, check_keywords: tuple[str, ...]) -> tuple[Serve
             backup=rs.key in backups,
             disabled=rs.state is RealServerState.disabled,
             maxconn=rs.max_connections or None,
+            cookie=cookies.get(rs.key),
             check_keywords=check_keywords,
         )
         for rs in ordered

@@ -64,6 +64,69 @@ SCHEDULERS = [
     "url_hash",
 ]
 
+PEERED = HaproxyGlobals(
+    stats_socket="/run/bascule/haproxy.sock",
+    maxconn=4096,
+    nbthread=2,
+    local_peer="127.0.0.1:7785",
+)
+
+
+def persisted(method: str, **persistence: Any) -> dict[str, Any]:
+    kind = {"ssl_session_id": "generic", "rdp_cookie": "remote_terminal"}.get(method, "http")
+    check = {"type": "tcp"} if kind != "http" else {"type": "http"}
+    return service(
+        type=kind,
+        check=check,
+        persistence={"method": method, "timeout": 600, **persistence},
+    )
+
+
+PERSISTENCE_CASES: dict[str, Case] = {
+    "persistence_source_ip": Case(services=[persisted("source_ip")], globals_=PEERED),
+    "persistence_source_ip_mask": Case(
+        services=[persisted("source_ip", source_mask=24)], globals_=PEERED
+    ),
+    "persistence_source_ip_ipv6": Case(
+        services=[
+            service(
+                address="2001:db8::100",
+                real_servers=[{"address": "2001:db8::4", "port": 80}],
+                persistence={"method": "source_ip", "source_mask": 64},
+            )
+        ],
+        globals_=PEERED,
+    ),
+    "persistence_active_cookie": Case(
+        services=[persisted("active_cookie", cookie="LB")], globals_=PEERED
+    ),
+    "persistence_active_cookie_fallback": Case(
+        services=[persisted("active_cookie", fallback="source_ip")], globals_=PEERED
+    ),
+    "persistence_server_cookie": Case(
+        services=[persisted("server_cookie", cookie="JSESSIONID", fallback="source_ip")],
+        globals_=PEERED,
+    ),
+    "persistence_super_http": Case(services=[persisted("super_http")], globals_=PEERED),
+    "persistence_hash_all_cookies": Case(
+        services=[persisted("hash_all_cookies")], globals_=PEERED
+    ),
+    "persistence_url_hash": Case(services=[persisted("url_hash")], globals_=PEERED),
+    "persistence_host_header": Case(services=[persisted("host_header")], globals_=PEERED),
+    "persistence_query_item": Case(
+        services=[persisted("query_item", query_item="sid", fallback="source_ip")],
+        globals_=PEERED,
+    ),
+    "persistence_selected_header": Case(
+        services=[persisted("selected_header", header="X-Tenant#1")], globals_=PEERED
+    ),
+    "persistence_ssl_session_id": Case(
+        services=[persisted("ssl_session_id", fallback="source_ip")], globals_=PEERED
+    ),
+    "persistence_rdp_cookie": Case(services=[persisted("rdp_cookie")], globals_=PEERED),
+    "persistence_without_peers": Case(services=[persisted("source_ip")]),
+}
+
 CASES: dict[str, Case] = {
     **{
         f"scheduler_{name}": Case(services=[service(scheduler=name, check={"type": "tcp"})])
@@ -188,6 +251,7 @@ CASES: dict[str, Case] = {
     "two_services": Case(
         services=[service(), generic(25, {"type": "smtp"}, scheduler="source_ip_hash")]
     ),
+    **PERSISTENCE_CASES,
     "cpu_map": Case(
         services=[service(check={"type": "tcp"})],
         globals_=HaproxyGlobals(

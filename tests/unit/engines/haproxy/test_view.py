@@ -20,7 +20,7 @@ from bascule.engines.haproxy.view import (
     quote_log_format,
     server_name,
 )
-from bascule.model import Configuration, RealServer, Scheduler, parse_document
+from bascule.model import RealServer, Scheduler, parse_document
 from bascule.model.support import UNSUPPORTED_SCHEDULERS
 
 GLOBALS = HaproxyGlobals(stats_socket="/run/bascule/haproxy.sock", maxconn=4096, nbthread=2)
@@ -149,17 +149,12 @@ def test_fixed_weighting_order_does_not_depend_on_states() -> None:
     assert [s.name for s in plain.servers] == [s.name for s in with_states.servers]
 
 
-def test_an_unsupported_scheduler_is_refused_by_the_view_too() -> None:
-    # Configuration.model_validate skips parse_document's "not supported yet" check.
-    config = Configuration.model_validate(
-        {
-            "virtual_services": [
-                {"name": "web", "address": "198.18.0.100", "port": 80, "scheduler": "adaptive"}
-            ]
-        }
-    )
-    with pytest.raises(ValueError, match="adaptive"):
-        build_view(config, GLOBALS)
+@pytest.mark.parametrize("scheduler", ["adaptive", "weighted_response_time"])
+def test_dynamic_schedulers_run_as_roundrobin_with_runtime_weights(scheduler: str) -> None:
+    # The daemon sets their weights at runtime; the config starts from the document's.
+    view = proxy(scheduler=scheduler, real_servers=servers(1000, 3000))
+    assert view.balance == "roundrobin"
+    assert [s.weight for s in view.servers] == [1, 3]
 
 
 # --------------------------------------------------------------------------- the section

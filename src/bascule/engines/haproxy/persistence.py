@@ -1,0 +1,255 @@
+"""Persistence -> HAProxy stick tables, cookies and stick rules, as frozen values.
+
+Where this sits in the flow of a change: ``view.build_view`` asks ``persistence_view`` what
+one virtual service's persistence needs (its stick table, the rules that fill and read it, the
+``cookie`` of each server) and prints it through the dumb template; the driver and the daemon
+use ``table_names`` to list and clear a service's tables at run time (``show table``,
+``clear table``). Pure: no I/O. Section numbers refer to HAProxy 2.6's ``configuration.txt``.
+
+Every method but ``active_cookie`` keeps a stick table (4.2 "stick-table") named after the
+service's ``listen`` section, expiring after ``persistence.timeout``; ``fallback: source_ip``
+adds a second table in its own ``backend <service>.src`` section (a backend used only for its
+table; service names never contain '.', so it cannot collide with a service). Both tables
+belong to the local ``peers`` section when the daemon gives one, which is how HAProxy 2.6
+hands the entries of the old worker to the new one on a reload (3.5 "Peers").
+
+The key of each method (documented in docs/reference.md, "Persistence on l7"):
+
+- ``source_ip``: the client address, masked by ``source_mask`` (7.3.1 "ipmask").
+- ``active_cookie``: HAProxy's own cookie (4.2 "cookie ... insert indirect nocache"), whose
+  value names the server; idle for longer than ``timeout`` it is ignored ("maxidle").
+- ``server_cookie``: the application's cookie, learnt from the server's Set-Cookie
+  ("stick store-response res.cook") and matched on the client's Cookie ("stick match
+  req.cook").
+- ``super_http``: SHA-1 of User-Agent, Accept-Language and Accept-Encoding joined by '|'
+  (absent without a User-Agent).
+- ``hash_all_cookies``: SHA-1 of the whole Cookie header; ``url_hash``: SHA-1 of the path
+  (without the query string, which often carries per-request noise).
+- ``host_header``: the Host header, lower case; ``query_item``: the named query parameter;
+  ``selected_header``: the named header (its last occurrence, in full).
+- ``ssl_session_id``: the TLS session ID of the ClientHello, and the one the server gives in
+  its ServerHello (learnt, for the client's next, resumed, session). Only TLS 1.2 and older
+  session-ID resumption is seen: TLS 1.3 and session tickets carry no stable ID.
+- ``rdp_cookie``: the ``mstshash`` cookie of the RDP connection request, plus HAProxy's
+  "persist rdp-cookie" for a routing token that names a server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from bascule.model import RealServer, VirtualService
+from bascule.model.persistence import Persistence, PersistenceFallback, PersistenceMethod
+
+# 4.2 "stick-table ... size": entries are allocated as they come, so the size is a bound.
+TABLE_SIZE = "1m"
+# Longer strings are cut to this length (still a stable key).
+STRING_LENGTH = 128
+SHA1_LENGTH = 20
+# RFC 5246 7.4.1.2: "opaque SessionID<0..32>".
+SESSION_ID_LENGTH = 32
+# 4.2 "tcp-request inspect-delay": how long a TLS or RDP service waits for the client's first
+# bytes (its ClientHello, its connection request) before choosing a server without them.
+INSPECT_DELAY = "5s"
+FALLBACK_SUFFIX = ".src"
+SUPER_HTTP_HEADERS = ("user-agent", "accept-language", "accept-encoding")
+# What may appear inside a sample fetch argument (7.1 "arguments"): no quote, backslash,
+# comma, parenthesis or space, which the argument parser gives a meaning to. The model's
+# cookie and header names fit, except a header name with a single quote.
+_ARGUMENT = re.compile(r"^[A-Za-z0-9!#$%&*+.^_`|~-]+$")
+# Unquoted words: what needs no quoting in a config line (2.2).
+_PLAIN = re.compile(r"^[A-Za-z0-9_.:(),|-]+$")
+# 7.2 "Using ACLs to form conditions": anonymous ACL braces, negation and "or".
+_ACL_SYNTAX = frozenset({"{", "}", "!{", "||"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class PersistenceView:
+    """What one service's persistence adds: lines in its section, a fallback table section,
+    and a cookie value per server (by real server key)."""
+
+    lines: tuple[str, ...] = ()
+    fallback_table: str | None = None
+    fallback_lines: tuple[str, ...] = ()
+    server_cookies: dict[str, str] | None = None
+
+
+def fallback_table_name(vs: VirtualService) -> str:
+    return f"{vs.name}{FALLBACK_SUFFIX}"
+
+
+def table_names(vs: VirtualService) -> tuple[str, ...]:
+    """The stick tables of ``vs`` (its ``listen`` section, then its fallback), maybe none."""
+    persistence = vs.persistence
+    names: list[str] = []
+    if persistence.method not in (PersistenceMethod.none, PersistenceMethod.active_cookie):
+        names.append(vs.name)
+    if persistence.fallback is PersistenceFallback.source_ip:
+        names.append(fallback_table_name(vs))
+    return tuple(names)
+
+
+def server_cookie_value(rs: RealServer) -> str:
+    """The active cookie's value for ``rs``: stable, unique in practice, and not the address
+    (which a client has no business learning)."""
+    return hashlib.sha1(rs.key.encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+def _argument(text: str) -> str:
+    if not _ARGUMENT.fullmatch(text):
+        raise ValueError(f"{text!r} cannot be a sample fetch argument")
+    return text
+
+
+def _word(text: str) -> str:
+    """A sample expression or condition as one config word, strongly quoted if needed."""
+    if _PLAIN.fullmatch(text):
+        return text
+    if "'" in text:
+        raise ValueError(f"{text!r} cannot be written as one HAProxy word")
+    return f"'{text}'"
+
+
+def _ipv6(vs: VirtualService) -> bool:
+    return ":" in vs.address
+
+
+def _source_key(vs: VirtualService, mask: int) -> tuple[str, str]:
+    """(table type, key) of a source-address table."""
+    if _ipv6(vs):
+        return "ipv6", "src" if mask >= 128 else f"src,ipmask(32,{mask})"
+    mask = min(mask, 32)
+    return "ip", "src" if mask == 32 else f"src,ipmask({mask})"
+
+
+def _table(kind: str, timeout: int, peers: str | None) -> str:
+    line = f"stick-table type {kind} size {TABLE_SIZE} expire {timeout}s"
+    return f"{line} peers {peers}" if peers else line
+
+
+def _keyed(p: Persistence) -> tuple[str, str, str]:
+    """(table type, key expression, presence condition) of a request-key method."""
+    string = f"string len {STRING_LENGTH}"
+    sha1 = f"binary len {SHA1_LENGTH}"
+    method = p.method
+    if method is PersistenceMethod.super_http:
+        return sha1, "var(txn.bascule_fingerprint),sha1", "{ req.fhdr(user-agent) -m found }"
+    if method is PersistenceMethod.hash_all_cookies:
+        return sha1, "req.fhdr(cookie),sha1", "{ req.fhdr(cookie) -m found }"
+    if method is PersistenceMethod.url_hash:
+        return sha1, "path,sha1", "{ path -m found }"
+    if method is PersistenceMethod.host_header:
+        return string, "req.hdr(host),lower", "{ req.hdr(host) -m found }"
+    if method is PersistenceMethod.query_item:
+        key = f"urlp({_argument(p.query_item)})"
+        return string, key, f"{{ {key} -m found }}"
+    if method is PersistenceMethod.selected_header:
+        key = f"req.fhdr({_argument(p.header)})"
+        return string, key, f"{{ {key} -m found }}"
+    if method is PersistenceMethod.rdp_cookie:
+        return string, "req.rdp_cookie(mstshash)", "{ req.rdp_cookie(mstshash) -m found }"
+    raise ValueError(f"persistence {method.value} has no request key")
+
+
+def persistence_view(vs: VirtualService, peers: str | None) -> PersistenceView:
+    """The HAProxy lines of ``vs``'s persistence (``peers``: the local peers section)."""
+    p = vs.persistence
+    method = p.method
+    if method is PersistenceMethod.none:
+        return PersistenceView()
+    lines: list[str] = []
+    absent: str | None = None  # the condition under which the fallback applies
+    cookies: dict[str, str] | None = None
+    if method is PersistenceMethod.source_ip:
+        kind, key = _source_key(vs, p.source_mask)
+        lines += [_table(kind, p.timeout, peers), f"stick on {key}"]
+    elif method is PersistenceMethod.active_cookie:
+        # 4.2 "cookie": "insert" adds Set-Cookie naming the server, "indirect" hides it from
+        # the server, "nocache" keeps shared caches from storing it; "maxidle" ignores a
+        # cookie unused for longer than the timeout (HAProxy dates it).
+        name = _argument(p.cookie)
+        lines.append(f"cookie {_word(name)} insert indirect nocache maxidle {p.timeout}s")
+        cookies = {rs.key: server_cookie_value(rs) for rs in vs.real_servers}
+        absent = f"!{{ req.cook({name}) -m found }}"
+    elif method is PersistenceMethod.server_cookie:
+        name = _argument(p.cookie)
+        string = f"string len {STRING_LENGTH}"
+        lines += [
+            _table(string, p.timeout, peers),
+            # 4.2 "stick match": look the client's cookie up; "stick store-response": learn
+            # the value the server sets, with the server that set it.
+            _rule("stick match", f"req.cook({name})"),
+            _rule("stick store-response", f"res.cook({name})"),
+        ]
+        absent = f"!{{ req.cook({name}) -m found }}"
+    elif method is PersistenceMethod.ssl_session_id:
+        lines += _ssl_session_id(p, peers)
+        absent = "!{ req.ssl_hello_type 1 } || { req.payload(43,1) -m bin 00 }"
+    else:
+        kind, key, present = _keyed(p)
+        lines.append(_table(kind, p.timeout, peers))
+        if method is PersistenceMethod.super_http:
+            # 4.2 "http-request set-var-fmt": one string of the headers, '|'-separated.
+            fields = "|".join(f"%[req.fhdr({name})]" for name in SUPER_HTTP_HEADERS)
+            lines.append(f"http-request set-var-fmt(txn.bascule_fingerprint) {fields}")
+        if method is PersistenceMethod.rdp_cookie:
+            # 4.2 "persist rdp-cookie" and the 7.4 RDP_COOKIE example: wait for the
+            # connection request, follow a routing token naming a server.
+            lines += [
+                f"tcp-request inspect-delay {INSPECT_DELAY}",
+                "tcp-request content accept if RDP_COOKIE",
+                "persist rdp-cookie",
+            ]
+        lines.append(_rule("stick on", key, present))
+        absent = f"!{present}"
+    fallback_table: str | None = None
+    fallback_lines: tuple[str, ...] = ()
+    if p.fallback is PersistenceFallback.source_ip and absent is not None:
+        fallback_table = fallback_table_name(vs)
+        kind, key = _source_key(vs, p.source_mask)
+        fallback_lines = (_table(kind, p.timeout, peers),)
+        lines.append(_rule("stick on", key, absent, table=fallback_table))
+    return PersistenceView(
+        lines=tuple(lines),
+        fallback_table=fallback_table,
+        fallback_lines=fallback_lines,
+        server_cookies=cookies,
+    )
+
+
+def _ssl_session_id(p: Persistence, peers: str | None) -> list[str]:
+    # The 4.2 "stick store-response" example, with 2.6 fetch names: the session ID is the
+    # length-prefixed field at byte 43 of a ClientHello/ServerHello record (5-byte record
+    # header, 4-byte handshake header, 2-byte version, 32-byte random). A ClientHello with
+    # an empty ID (a new session) is not a key: it would send every new client to one server.
+    hello = "{ req.ssl_hello_type 1 }"
+    return [
+        _table(f"binary len {SESSION_ID_LENGTH}", p.timeout, peers),
+        f"tcp-request inspect-delay {INSPECT_DELAY}",
+        f"tcp-request content accept if {hello}",
+        # Despite the manual's example ("no timeout on response inspect delay by default"),
+        # 2.6.12 evaluates the response rules before the ServerHello is complete without one,
+        # and never learns the server's session ID.
+        f"tcp-response inspect-delay {INSPECT_DELAY}",
+        "tcp-response content accept if { res.ssl_hello_type 2 }",
+        f"stick on req.payload_lv(43,1) if {hello} !{{ req.payload(43,1) -m bin 00 }}",
+        "stick store-response res.payload_lv(43,1) if { res.ssl_hello_type 2 }",
+    ]
+
+
+def _rule(action: str, key: str, condition: str | None = None, *, table: str | None = None) -> str:
+    words = [action, _word(key)]
+    if table is not None:
+        words += ["table", table]
+    line = " ".join(words)
+    if condition is None:
+        return line
+    # A condition is ACL words; only the braces' content may need quoting, and the key
+    # alphabet (see _ARGUMENT) has nothing a condition word would misread except '#'.
+    return f"{line} if {_condition(condition)}"
+
+
+def _condition(condition: str) -> str:
+    return " ".join(word if word in _ACL_SYNTAX else _word(word) for word in condition.split())
