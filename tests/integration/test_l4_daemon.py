@@ -118,6 +118,16 @@ def lb_tables(topo: Topology) -> str:
     return topo.run("lb", ["nft", "list", "tables"]).stdout
 
 
+def rule_handles(topo: Topology) -> dict[int, str]:
+    """handle -> chain of every rule in the lb's ip bascule table."""
+    done = topo.run("lb", ["nft", "-j", "list", "table", "ip", "bascule"])
+    return {
+        item["rule"]["handle"]: item["rule"]["chain"]
+        for item in json.loads(done.stdout)["nftables"]
+        if "rule" in item
+    }
+
+
 def test_l4_nat_tcp_through_the_daemon(make_topology: Callable[..., Topology]) -> None:
     topo = make_topology(real_servers=3)
     route_back_through_lb(topo)
@@ -127,6 +137,8 @@ def test_l4_nat_tcp_through_the_daemon(make_topology: Callable[..., Topology]) -
         daemon.apply({"virtual_services": [l4_service(topo)]})
         wait_all_up(daemon, topo, "web")
         assert "table ip bascule" in lb_tables(topo)
+        # health, drain and weights below change map elements only: no rule is re-added
+        handles = rule_handles(topo)
 
         # round robin rotates exactly; routed NAT: the servers see the client's own address
         result = topo.run_client("--url", f"http://{topo.vip()}/", "--requests", "300")
@@ -194,6 +206,7 @@ def test_l4_nat_tcp_through_the_daemon(make_topology: Callable[..., Topology]) -
         result = topo.run_client("--url", f"http://{topo.vip()}/", "--requests", "250")
         assert result["failures"] == 0, result["errors"]
         assert result["counts"] == {"rs1": 150, "rs2": 50, "rs3": 50}
+        assert rule_handles(topo) == handles
         time.sleep(0.5)
         stop.touch()
         out, err = sticky.communicate(timeout=30)

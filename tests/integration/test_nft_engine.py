@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -404,3 +405,101 @@ def test_dsr_maglev_replies_bypass_the_lb(make_topology: Callable[..., Topology]
         "netdev",
         "probe",
     ]
+
+
+# Opens keep-alive connections, asks once on each, waits for a line on stdin, asks again on
+# the same connections; prints {"before": [...], "after": [...]} (server or error per conn).
+HELD_CLIENT = r"""
+import http.client, json, sys
+vip, count = sys.argv[1], int(sys.argv[2])
+conns = [http.client.HTTPConnection(vip, 80, timeout=5) for _ in range(count)]
+
+def ask(conn):
+    try:
+        conn.request("GET", "/")
+        answer = conn.getresponse()
+        answer.read()
+        return answer.getheader("X-Server")
+    except OSError as exc:
+        return f"error: {type(exc).__name__}"
+
+before = [ask(c) for c in conns]
+print(json.dumps(before), flush=True)
+sys.stdin.readline()
+after = [ask(c) for c in conns]
+for c in conns:
+    c.close()
+print(json.dumps({"before": before, "after": after}), flush=True)
+"""
+
+
+def rule_handles(topo: Topology) -> dict[int, str]:
+    """handle -> chain of every rule in the lb's ip bascule table."""
+    done = topo.run("lb", ["nft", "-j", "list", "table", "ip", "bascule"])
+    return {
+        item["rule"]["handle"]: item["rule"]["chain"]
+        for item in json.loads(done.stdout)["nftables"]
+        if "rule" in item
+    }
+
+
+def test_runtime_changes_update_maps_and_keep_rules_and_connections(
+    make_topology: Callable[..., Topology],
+) -> None:
+    from bascule.engines.nftables.driver import NftablesDriver
+    from bascule.reconcile.actions import ReplaceConfig, SetWeight
+
+    topo = make_topology(real_servers=3)
+    prepare_lb(topo)
+    route_back_through_lb(topo)
+    topo.start_real_servers()
+    driver = NftablesDriver(netns=topo.lb.netns)
+    service = l4_service(topo, "nat", scheduler="weighted_round_robin")
+    config = configuration(service)
+    asyncio.run(driver.execute([ReplaceConfig(config=config, reason="test")], None))
+    handles = rule_handles(topo)
+    assert len(handles) > 10
+
+    held = topo.popen(
+        "client",
+        [sys.executable, "-c", HELD_CLIENT, topo.vip(), "6"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert held.stdout is not None and held.stdin is not None
+    before = json.loads(held.stdout.readline())
+    assert sorted(before) == ["rs1", "rs1", "rs2", "rs2", "rs3", "rs3"], before
+
+    # a weight change and a health flip: map updates only, every rule keeps its handle
+    rs2, rs3 = (f"{rs.address}:80" for rs in topo.real_servers[1:])
+    asyncio.run(driver.execute([SetWeight(vs="web", server=rs3, weight=3)], config))
+    assert rule_handles(topo) == handles
+    asyncio.run(driver.health_changed(("web", rs2), False))
+    assert rule_handles(topo) == handles
+    sched = topo.run("lb", ["nft", "-j", "list", "map", "ip", "bascule", "sched/web"])
+    targets = {
+        element[1]["goto"]["target"]
+        for item in json.loads(sched.stdout)["nftables"]
+        if "map" in item
+        for element in item["map"].get("elem", [])
+    }
+    assert targets == {f"rs/web/{topo.real_servers[i].address}/80" for i in (0, 2)}
+
+    # established connections stay where they were (conntrack), even those on the down server
+    held.stdin.write("go\n")
+    held.stdin.flush()
+    result = json.loads(held.stdout.readline())
+    topo.stop(held)
+    assert result["after"] == result["before"], result
+
+    # new connections follow the maps
+    fresh = http(topo, "--requests", "40")
+    assert fresh["failures"] == 0, fresh["errors"]
+    assert "rs2" not in fresh["counts"]
+
+    # a structural change (a server leaves the document) is one full transaction
+    smaller = configuration({**service, "real_servers": service["real_servers"][:2]})
+    asyncio.run(driver.execute([ReplaceConfig(config=smaller, reason="test")], config))
+    assert rule_handles(topo) != handles
+    asyncio.run(driver.stop(grace=0))

@@ -5,9 +5,11 @@ of a plan. It keeps what it applied (the document, every real server's runtime w
 state) together with what the model does not hold: health verdicts (from Bascule's checker,
 through ``health_changed`` and a ``HealthSource``), least-connection weights (from conntrack,
 once a second in ``tick``) and the machine's facts (interface, MAC addresses for DSR). Any
-change of these rebuilds the ruleset with ``view.build_ruleset`` and applies it in one nft
-transaction (``NftablesEngine.apply``): the maps change, conntrack keeps every established
-NAT connection where it is, and no connection is reset.
+change of these rebuilds the ruleset with ``view.build_ruleset``; when only map elements
+differ from what runs (weights, states, health, MACs: ``view.map_update``) one transaction
+refills the changed maps and touches no rule, otherwise (a new document that changes the
+structure) the whole ruleset goes in one transaction (``NftablesEngine.apply``). Either way
+conntrack keeps every established NAT connection where it is and no connection is reset.
 
 Weights. ``max_weight`` is 65535, the model's own range: ``engine_weights`` then only divides
 a service's weights by their common divisor (3000:1000 -> 3:1, exactly, never rounded), so
@@ -66,7 +68,7 @@ from bascule.engines.nftables.view import (
     ViewError,
     build_ruleset,
     l4_services,
-    transaction,
+    map_update,
 )
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.model import Configuration, Forwarding, Mode, RealServerState, Scheduler
@@ -237,7 +239,7 @@ class NftablesDriver:
             ruleset = build_ruleset(config, inputs)
         except ViewError as exc:
             raise EngineRejected("nftables", str(exc)) from exc
-        await self.shell.check(transaction(ruleset, await self.shell.listing()))
+        await self.shell.check_ruleset(ruleset)
 
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
         async with self._lock:
@@ -346,7 +348,7 @@ class NftablesDriver:
                     for ref, rt in self._runtime.items()
                 }
                 with contextlib.suppress(EngineError, OSError):
-                    await self._apply(config, drained, force=True)
+                    await self._apply(config, drained, force=False)  # a map update
                     deadline = self._clock() + grace
                     while self._clock() < deadline and any((await self._active(config)).values()):
                         await self._sleep(DRAIN_POLL)
@@ -456,11 +458,17 @@ class NftablesDriver:
         except ViewError as exc:
             raise ApplyFailed(f"nftables: {exc}") from exc
         await self._set_sysctls(config)
-        await self.shell.apply(ruleset)
+        update = None
+        if not force and self._applied is not None:
+            update = map_update(self._applied.ruleset, ruleset)
+        if update is not None:
+            await self.shell.update(update)
+        else:
+            await self.shell.apply(ruleset)
         self._config, self._runtime = config, runtime
         self._applied = _Applied(config=effective, inputs=inputs, ruleset=ruleset)
         log.info(
-            "applied the L4 ruleset",
+            "updated the L4 maps" if update is not None else "applied the L4 ruleset",
             extra={
                 "services": len(ruleset.services),
                 "excluded": {

@@ -4,9 +4,12 @@ Where this sits in the flow of a change: the daemon builds a ``Ruleset`` with ``
 and hands it here. ``apply`` reads our tables (``nft -j list table``), lets the view turn the
 ruleset into a transaction against what runs (``view.transaction``), checks it with
 ``nft -c -j -f -`` and applies it with ``nft -j -f -``: nft runs a whole file as one kernel
-transaction, so on any error nothing changes. Every other verb reads or cuts state:
-``counters`` (named counters and conntrack), ``flush_connections`` (cut a removed server's
-flows), ``remove`` (delete our tables), ``mac_of`` / ``interface_mac`` (DSR's facts).
+transaction, so on any error nothing changes. Maps that nft's JSON cannot declare are created
+empty beforehand by the view's text ``prelude`` (unused until the transaction refers to them).
+``update`` applies a ``view.map_update`` (maps refilled, no rule touched) the same way.
+Every other verb reads or cuts state: ``counters`` (named counters and conntrack),
+``flush_connections`` (cut a removed server's flows), ``remove`` (delete our tables),
+``mac_of`` / ``interface_mac`` (DSR's facts).
 
 Every command goes through ``Runner`` (argv, stdin) -> ``Completed``, so the parsers are tested
 without root and the integration tests run the real binaries inside a network namespace
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bascule.engines.nftables.nft import TABLE, Json
-from bascule.engines.nftables.view import Ruleset, transaction
+from bascule.engines.nftables.view import Ruleset, prelude, transaction
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.model import Configuration, VirtualService
 
@@ -237,18 +240,83 @@ class NftablesEngine:
         if done.returncode != 0:
             raise EngineRejected("nft", done.stderr.strip())
 
+    async def check_ruleset(self, ruleset: Ruleset) -> None:
+        """``nft -c`` of the transaction ``apply`` would send. When the ruleset needs maps that
+        only the prelude can declare, the prelude is checked, run (empty maps, no rule uses
+        them) and, should nft refuse the transaction, undone."""
+        listing = await self.listing()
+        text = prelude(ruleset, listing)
+        if text is None:
+            await self.check(transaction(ruleset, listing))
+            return
+        present = {
+            item["table"]["family"]
+            for item in listing.get("nftables", [])
+            if isinstance(item, dict) and isinstance(item.get("table"), dict)
+        }
+        await self._prelude(text)
+        try:
+            await self.check(transaction(ruleset, await self.listing()))
+        except EngineRejected:
+            await self._undo_prelude(ruleset, listing, present)
+            raise
+
+    async def _prelude(self, text: str) -> None:
+        done = await self._nft("-c", "-f", "-", stdin=text)
+        if done.returncode != 0:
+            raise EngineRejected("nft", done.stderr.strip())
+        done = await self._nft("-f", "-", stdin=text)
+        if done.returncode != 0:
+            raise ApplyFailed(f"nft could not declare the maps: {done.stderr.strip()}")
+
+    async def _undo_prelude(self, ruleset: Ruleset, listing: Json, present: set[str]) -> None:
+        """Delete what ``_prelude`` created: its maps, and its tables if there were none."""
+        existing = {
+            (body["family"], body["name"])
+            for item in listing.get("nftables", [])
+            if isinstance(item, dict)
+            for kind, body in item.items()
+            if kind == "map"
+        }
+        created = {family for family, _ in ruleset.prelude} - present
+        commands: list[Json] = []
+        for family in sorted(created):
+            ref = {"family": family, "name": TABLE}
+            commands += [{"add": {"table": ref}}, {"delete": {"table": ref}}]
+        for family, name in ruleset.prelude:
+            if family not in created and (family, name) not in existing:
+                body = {"family": family, "table": TABLE, "name": name}
+                commands.append({"delete": {"map": body}})
+        if commands:
+            await self._nft("-j", "-f", "-", stdin=json.dumps({"nftables": commands}))
+
     async def apply(self, ruleset: Ruleset) -> Json:
         """Bring our tables to ``ruleset`` in one transaction; return what was sent.
 
         Raise EngineRejected when ``nft -c`` refuses it, ApplyFailed when the apply itself
         fails (nft's transaction is all or nothing, so the previous state still runs).
         """
-        document = transaction(ruleset, await self.listing())
+        listing = await self.listing()
+        text = prelude(ruleset, listing)
+        if text is not None:
+            await self._prelude(text)
+            listing = await self.listing()
+        document = transaction(ruleset, listing)
         await self.check(document)
+        await self._send(document)
+        return document
+
+    async def update(self, document: Json) -> None:
+        """Apply a ``view.map_update`` transaction: checked, then sent as one transaction."""
+        if not document.get("nftables"):
+            return
+        await self.check(document)
+        await self._send(document)
+
+    async def _send(self, document: Json) -> None:
         done = await self._nft("-j", "-f", "-", stdin=json.dumps(document))
         if done.returncode != 0:
             raise ApplyFailed(f"nft could not apply the ruleset: {done.stderr.strip()}")
-        return document
 
     async def version(self) -> str:
         done = await self._nft("--version")

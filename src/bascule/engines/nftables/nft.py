@@ -38,6 +38,26 @@ def persistence_set(vs: VirtualService, rs: RealServer) -> str:
     return f"persist/{_rs_id(vs, rs)}"
 
 
+def sched_map(vs: VirtualService) -> str:
+    """The service's scheduling map: numgen or jhash slot -> goto rs chain."""
+    return f"sched/{vs.name}"
+
+
+def fixed_map(vs: VirtualService) -> str:
+    """fixed_weighting's one-element map: the service's protocol -> goto the chosen server."""
+    return f"fixed/{vs.name}"
+
+
+def pin_map(vs: VirtualService, rs: RealServer) -> str:
+    """Whether a persistent client goes back to the server: protocol -> goto it, or empty."""
+    return f"pin/{_rs_id(vs, rs)}"
+
+
+def mac_map(vs: VirtualService, rs: RealServer) -> str:
+    """A DSR server's MAC: protocol -> MAC, empty while none is known."""
+    return f"mac/{_rs_id(vs, rs)}"
+
+
 def counter_name(vs: VirtualService, rs: RealServer | None, kind: str) -> str:
     """``in/web`` (service traffic), ``new/…``, ``traffic/…`` (to the server), ``reply/…``
     (from it), ``…`` being ``web/addr/port``."""
@@ -70,6 +90,10 @@ class TableCommands:
     declarations: list[Json] = field(default_factory=list)
     chains: list[Json] = field(default_factory=list)
     rules: list[Json] = field(default_factory=list)
+    # map name -> its elements, loaded after the rules (``flush map`` + ``add element``)
+    maps: dict[str, list[Any]] = field(default_factory=dict)
+    # map name -> its nft text declaration, for the maps nft 1.0.6's JSON cannot declare
+    typeof_maps: dict[str, str] = field(default_factory=dict)
 
     def _ref(self) -> Json:
         return {"family": self.family, "table": TABLE}
@@ -87,6 +111,22 @@ class TableCommands:
         }
         self.declarations.append({"add": {"set": body}})
 
+    def map(self, name: str, key_type: Any, data: str, elements: list[Any], **extra: Any) -> None:
+        """A named map whose elements are data: ``map_update`` may refill it alone."""
+        body = {**self._ref(), "name": name, "type": key_type, "map": data, **extra}
+        self.declarations.append({"add": {"map": body}})
+        self.maps[name] = elements
+
+    def integer_map(self, name: str, typeof: str, elements: list[Any]) -> None:
+        """A verdict map keyed by numgen or jhash. Their value is a bare 32-bit integer, which
+        nft 1.0.6 can declare only as ``typeof EXPR`` in its text syntax (its JSON refuses an
+        "unqualified type integer" and has no typeof), so the engine creates these maps with
+        a text prelude (``view.prelude``); the JSON only fills them."""
+        self.typeof_maps[name] = (
+            f"add map {self.family} {TABLE} {name} {{ typeof {typeof} : verdict ; }}"
+        )
+        self.maps[name] = elements
+
     def chain(self, name: str, **hook: Any) -> None:
         self.chains.append({"add": {"chain": {**self._ref(), "name": name, **hook}}})
 
@@ -97,6 +137,22 @@ class TableCommands:
         self.rules.append({"add": {"rule": body}})
 
     def commands(self) -> list[Json]:
+        """Everything but the maps' elements (the table's structure)."""
         ref = {"family": self.family, "name": TABLE}
         head = [{"add": {"table": ref}}, {"flush": {"table": ref}}]
-        return head + self.declarations + self.chains + self.rules
+        flushes = [{"flush": {"map": {**self._ref(), "name": name}}} for name in self.maps]
+        return head + self.declarations + flushes + self.chains + self.rules
+
+
+def fill(family: str, name: str, elements: list[Any]) -> list[Json]:
+    """``add element`` of a map's elements (nothing for an empty map)."""
+    if not elements:
+        return []
+    body = {"family": family, "table": TABLE, "name": name, "elem": elements}
+    return [{"add": {"element": body}}]
+
+
+def refill(family: str, name: str, elements: list[Any]) -> list[Json]:
+    """``flush map`` then ``add element``: the map holds exactly ``elements`` afterwards."""
+    flush = {"flush": {"map": {"family": family, "table": TABLE, "name": name}}}
+    return [flush, *fill(family, name, elements)]

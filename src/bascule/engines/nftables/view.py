@@ -11,27 +11,43 @@ What the ruleset looks like (one table per family that is needed, all named ``ba
 
     table ip bascule                         NAT for IPv4 VIPs (ip6 bascule for IPv6)
       chain prerouting   nat, dstnat          ip daddr VIP tcp dport {80, 8000-8010} goto vs/web
-      chain vs/web                            persistence hits, then the scheduler's vmap
+      chain vs/web                            persistence hits (@pin/... maps), then
+                                              numgen inc mod 5040 vmap @sched/web
       chain rs/web/198.18.0.11/80             forget other servers' persistence, count, dnat
       chain postrouting  nat, srcnat          one-armed: snat the server side to the LB
-      chain traffic      filter, forward      per real server packets and bytes (conntrack)
-      chain ingress      filter, prerouting   per virtual service packets and bytes
+      chain traffic      filter, forward      per real server packets and bytes: one counter
+                                              map lookup per direction (@count/...)
+      chain clients      filter, prerouting   per virtual service packets and bytes
     table netdev bascule                      DSR, both families
       chain ingress/eth0 filter, ingress      ip daddr VIP tcp dport 80 goto vs/web
-      chain vs/web                            persistence hits, then jhash(flow) -> Maglev
-      chain rs/web/...                        ether saddr/daddr set, fwd to eth0
+      chain vs/web                            persistence hits, then jhash(flow) vmap @sched
+      chain rs/web/...                        ether saddr/daddr (@mac/... map) set, fwd
 
-Atomicity and ownership: each table is brought to its desired state inside the one
-transaction by ``add table`` (idempotent), ``flush table`` (drops every rule, keeps sets and
-counters), then re-adding declarations and rules; static maps are flushed and refilled.
-Persistence sets are only declared, never flushed, so clients stay on their server across
-applies; counters keep counting. A family that is not needed is removed by ``add table`` +
-``delete table``. Objects of a service that left are removed by ``prune``, which needs the
-current listing (the engine reads it). No other table is ever named.
+Structure and data: every rule depends on the document only (services, real servers, ports,
+forwarding, persistence) and on facts of the machine that do not move (interface, the load
+balancer's MAC and address). Everything that changes at run time (weights, states, health,
+conntrack-derived weights, the real servers' MACs) lives in named maps' elements: the
+scheduling map (``sched/…``, or ``fixed/…`` for fixed_weighting), one ``pin/…`` map per
+server that lets its persistent clients back in while it is live, one ``mac/…`` map per DSR
+server. ``map_update`` compares two rulesets and, when their structure is the same, returns
+the transaction that only flushes and refills the maps whose elements differ: no rule is
+re-added, so rule handles, numgen's position, counters and persistence entries stay.
+
+Atomicity and ownership: for a structural change each table is brought to its desired state
+inside one transaction by ``add table`` (idempotent), ``flush table`` (drops every rule,
+keeps sets, maps and counters), then re-adding declarations and rules, then flushing and
+refilling every map. Persistence sets are only declared, never flushed, so clients stay on
+their server across applies; counters keep counting. The numgen and jhash maps are keyed by a
+bare integer, which nft 1.0.6 declares only in its text syntax (``typeof``), so ``prelude``
+creates them, empty, before the first transaction that uses them. A family that is not needed
+is removed by ``add table`` + ``delete table``. Objects of a service that left are removed by
+``transaction``, which needs the current listing (the engine reads it). No other table is
+ever named.
 
 Scheduling (NAT, where conntrack remembers each connection's choice): ``numgen inc`` over a
-smooth weighted sequence for the round robin family and the least connection family (whose
-weights the daemon derives from conntrack counts and passes in), the single highest-weight
+smooth weighted sequence stretched over a fixed number of slots (``ROUND_ROBIN_SLOTS``) for
+the round robin family and the least connection family (whose weights the daemon derives
+from conntrack counts and passes in), the single highest-weight
 server for ``fixed_weighting``, Maglev on the source address for ``source_ip_hash``. DSR has no
 connection tracking at the ingress hook, so every method becomes weighted Maglev on a hash of
 the flow (``DSR_SCHEDULING`` says which, and ``ServiceView.method`` carries it to the status).
@@ -42,6 +58,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import ipaddress
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,11 +69,17 @@ from bascule.engines.nftables.nft import (
     Json,
     TableCommands,
     counter_name,
+    fill,
+    fixed_map,
     goto,
+    mac_map,
     match,
     payload,
     persistence_set,
+    pin_map,
+    refill,
     rs_chain,
+    sched_map,
     vs_chain,
 )
 from bascule.model import (
@@ -81,6 +104,10 @@ PRIORITY_INGRESS = -500
 # The numgen sequence of the round robin family is at most this long; weights are scaled
 # (keeping their ratios, see model/weights.py) so that their sum fits.
 MAX_SEQUENCE = 4096
+# The round robin map always has this many slots, so that ``numgen inc mod`` (in a rule) stays
+# the same when weights change and only the map's elements do. 5040 is divisible by every
+# number up to 10 (and by 12, 14, 15, 16...): equal or small weights fill it exactly.
+ROUND_ROBIN_SLOTS = 5040
 
 
 class NatTopology(enum.StrEnum):
@@ -153,6 +180,7 @@ class Environment:
     server_macs: Mapping[str, str] = field(default_factory=dict)
     source_addresses: Mapping[int, str] = field(default_factory=dict)
     maglev_size: int = DEFAULT_TABLE_SIZE
+    round_robin_slots: int = ROUND_ROBIN_SLOTS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,22 +212,44 @@ class ServiceView:
     counters: Mapping[str, tuple[str, str]]  # counter name -> (rs key or "", kind)
 
 
+MapRef = tuple[str, str]  # (table family, map name)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Ruleset:
-    """The transaction that brings Bascule's tables to the desired state, and its summary."""
+    """The transaction that brings Bascule's tables to the desired state, and its summary.
 
-    commands: tuple[Json, ...]
+    ``structure`` is every command but the maps' elements: tables, declarations, chains and
+    rules. ``maps`` holds each named map's elements; runtime changes (weights, states, health,
+    MACs) only ever change these, which ``map_update`` turns into a transaction of their own.
+    ``prelude`` holds the nft text declarations of the maps that the JSON cannot declare
+    (``TableCommands.integer_map``); the engine runs it first for those that do not exist.
+    """
+
+    structure: tuple[Json, ...]
+    maps: Mapping[MapRef, tuple[Any, ...]]
+    prelude: Mapping[MapRef, str]
     services: Mapping[str, ServiceView]
     tables: tuple[str, ...]  # families of the tables kept ("ip", "netdev"...)
 
+    @property
+    def commands(self) -> tuple[Json, ...]:
+        """The whole transaction: the structure, then every map's elements."""
+        fills = [
+            command
+            for (family, name), elements in self.maps.items()
+            for command in fill(family, name, list(elements))
+        ]
+        return (*self.structure, *fills)
+
     def document(self) -> Json:
-        """The ``nft -j -f`` input."""
+        """The ``nft -j -f`` input (once the prelude's maps exist)."""
         return {"nftables": list(self.commands)}
 
     def objects(self) -> set[tuple[str, str, str]]:
         """(family, kind, name) of every set, map, counter and chain the ruleset declares."""
-        found = set()
-        for command in self.commands:
+        found = {(family, "map", name) for family, name in self.prelude}
+        for command in self.structure:
             for kind, body in command.get("add", {}).items():
                 if kind in {"set", "map", "counter", "chain"}:
                     found.add((body["family"], kind, body["name"]))
@@ -247,6 +297,7 @@ class _Service:
     family: str
     table: str
     selection: Selection
+    members: tuple[RealServer, ...]  # with chains and counters: all but structural misfits
     live: tuple[RealServer, ...]  # in the maps, in document order
     weights: Mapping[str, int]
     excluded: Mapping[str, str]
@@ -271,16 +322,22 @@ def _decide(vs: VirtualService, inputs: L4Inputs) -> _Service:
     family = _family(vs.address)
     excluded: dict[str, str] = {}
     candidates: list[RealServer] = []
+    members: list[RealServer] = []
     env = inputs.environment
     for rs in vs.real_servers:
-        reason = _exclusion(vs, rs, family, inputs)
+        misfit = _misfit(vs, rs, family)
+        if misfit is not None:
+            excluded[rs.key] = misfit
+            continue
+        members.append(rs)
+        reason = _exclusion(vs, rs, inputs)
         if reason is None and vs.forwarding is Forwarding.dsr and rs.address not in env.server_macs:
             reason = "no MAC address known for it (DSR needs the server on the same segment)"
         if reason is None:
             candidates.append(rs)
         else:
             excluded[rs.key] = reason
-    if vs.forwarding is Forwarding.dsr and candidates and env.lb_mac is None:
+    if vs.forwarding is Forwarding.dsr and members and env.lb_mac is None:
         raise ViewError(f"{vs.name}: DSR needs the load balancer's MAC address")
     weights = _effective_weights(vs, candidates, inputs)
     live = tuple(rs for rs in candidates if rs.key in weights)
@@ -292,22 +349,29 @@ def _decide(vs: VirtualService, inputs: L4Inputs) -> _Service:
         family=family,
         table=table_of[vs.forwarding],
         selection=selection,
+        members=tuple(members),
         live=live,
         weights=weights,
         excluded=excluded,
     )
 
 
-def _exclusion(vs: VirtualService, rs: RealServer, family: str, inputs: L4Inputs) -> str | None:
+def _misfit(vs: VirtualService, rs: RealServer, family: str) -> str | None:
+    """Why the document itself keeps a server out of the tables (no chain at all)."""
+    if _family(rs.address) != family:
+        return "its address family differs from the VIP's"
+    if vs.forwarding is Forwarding.dsr and rs.port != vs.port:
+        return "DSR cannot change the port: the real server port must be the VIP's"
+    return None
+
+
+def _exclusion(vs: VirtualService, rs: RealServer, inputs: L4Inputs) -> str | None:
+    """Why a server with chains is out of the maps for now (state or health)."""
     if rs.state is not RealServerState.enabled:
         # Drain: conntrack keeps existing NAT connections on it; new ones go elsewhere.
         return rs.state.value
     if not inputs.health.get((vs.name, rs.key), True):
         return "down"
-    if _family(rs.address) != family:
-        return "its address family differs from the VIP's"
-    if vs.forwarding is Forwarding.dsr and rs.port != vs.port:
-        return "DSR cannot change the port: the real server port must be the VIP's"
     return None
 
 
@@ -351,6 +415,26 @@ def smooth_sequence(weights: Mapping[str, int]) -> tuple[str, ...]:
     return tuple(order)
 
 
+def apportion(weights: Mapping[str, int], slots: int) -> dict[str, int]:
+    """``slots`` shared in proportion to ``weights`` (largest remainders, then document
+    order); exact whenever the weights' sum divides ``slots``."""
+    total = sum(weights.values())
+    if total <= 0:
+        return {}
+    shares = {name: weight * slots / total for name, weight in weights.items()}
+    counts = {name: int(share) for name, share in shares.items()}
+    left = slots - sum(counts.values())
+    by_remainder = sorted(weights, key=lambda name: counts[name] - shares[name])
+    for name in by_remainder[:left]:
+        counts[name] += 1
+    return {name: count for name, count in counts.items() if count}
+
+
+def round_robin_slots(weights: Mapping[str, int], slots: int) -> tuple[str, ...]:
+    """The smooth weighted sequence stretched over exactly ``slots`` slots."""
+    return smooth_sequence(apportion(weights, slots))
+
+
 def _vmap_elements(sequence: Sequence[str], chains: Mapping[str, str]) -> list[Any]:
     # One element per slot, never ranges: nft 1.0.6 needs minutes to load a 65537-slot
     # Maglev table as an interval map, and under a second as a plain (hash) one.
@@ -369,48 +453,70 @@ def _dispatchmatch(service: _Service) -> list[Json]:
     ]
 
 
-def _selector(service: _Service, size: int) -> Json | None:
-    """The rule that picks a real server for a client that has none yet."""
+def _selector(table: TableCommands, service: _Service, env: Environment) -> Json:
+    """Declare the service's scheduling map and return the rule that looks it up.
+
+    The rule depends on the structure only (the key: numgen's or Maglev's modulus, the
+    protocol); who is up and how much they weigh are the map's elements. No live server:
+    an empty map, the lookup misses and the packet goes on unbalanced (to the VIP itself).
+    """
     vs, live = service.vs, service.live
     chains = {rs.key: rs_chain(vs, rs) for rs in live}
-    if not live:
-        return None
-    if service.selection is Selection.fixed or len(live) == 1:
-        return goto(chains[live[0].key])
+    weights = {rs.key: service.weights[rs.key] for rs in live}
+    proto = vs.protocol.value
+    if service.selection is Selection.fixed:
+        name = fixed_map(vs)
+        elements = [[proto, goto(chains[live[0].key])]] if live else []
+        table.map(name, "inet_proto", "verdict", elements)
+        return {"vmap": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{name}"}}
+    name = sched_map(vs)
     if service.selection is Selection.round_robin:
-        sequence = smooth_sequence({rs.key: service.weights[rs.key] for rs in live})
-        key: Json = {"numgen": {"mode": "inc", "mod": len(sequence), "offset": 0}}
+        size = env.round_robin_slots
+        sequence = round_robin_slots(weights, size) if live else ()
+        key: Json = {"numgen": {"mode": "inc", "mod": size, "offset": 0}}
+        typeof = f"numgen inc mod {size}"
     else:
-        sequence = lookup_table({rs.key: service.weights[rs.key] for rs in live}, size)
-        proto = vs.protocol.value
+        size = env.maglev_size
+        sequence = lookup_table(weights, size) if live else ()
         fields: list[Json] = [payload(service.family, "saddr")]
         if service.selection is Selection.flow_maglev:
             fields += [payload(proto, "sport"), payload(proto, "dport")]
         hashed = fields[0] if len(fields) == 1 else {"concat": fields}
         key = {"jhash": {"mod": size, "seed": _seed(vs), "offset": 0, "expr": hashed}}
-    return {"vmap": {"key": key, "data": {"set": _vmap_elements(sequence, chains)}}}
+        typeof = f"jhash {service.family} saddr mod {size}"
+    table.integer_map(name, typeof, _vmap_elements(sequence, chains))
+    return {"vmap": {"key": key, "data": f"@{name}"}}
 
 
 def _service_rules(table: TableCommands, service: _Service, env: Environment) -> _CounterRefs:
-    """Declare and fill the service's chains; return its counters (name -> (rs key, kind))."""
+    """Declare and fill the service's chains; return its counters (name -> (rs key, kind)).
+
+    Every member gets its chain, counters and persistence rule whether it is up or not, so
+    that a change of state, health or MAC changes map elements only (``map_update``).
+    """
     vs = service.vs
     persistent = vs.persistence.method is PersistenceMethod.source_ip
     key_type = "ipv4_addr" if service.family == "ip" else "ipv6_addr"
     source = _source_key(vs, service.family)
+    proto = vs.protocol.value
+    live = {rs.key for rs in service.live}
     counters: dict[str, tuple[str, str]] = {}
     chain = vs_chain(vs)
     table.chain(chain)
     if persistent:
         for rs in vs.real_servers:  # declared for every server: entries outlive a down spell
             table.persistence_set(persistence_set(vs, rs), key_type)
-    for rs in service.live:
-        if persistent:
+        for rs in service.members:
+            # A known client goes back to its server only while the server is live: its pin
+            # map holds "protocol -> goto" then, and nothing (a miss: go on) otherwise.
+            pin = pin_map(vs, rs)
+            target = [[proto, goto(rs_chain(vs, rs))]] if rs.key in live else []
+            table.map(pin, "inet_proto", "verdict", target)
             hit = match(source, f"@{persistence_set(vs, rs)}")
-            table.rule(chain, hit, goto(rs_chain(vs, rs)))
-    selector = _selector(service, env.maglev_size)
-    if selector is not None:
-        table.rule(chain, selector)
-    for rs in service.live:
+            by_protocol = {"key": {"meta": {"key": "l4proto"}}, "data": f"@{pin}"}
+            table.rule(chain, hit, {"vmap": by_protocol})
+    table.rule(chain, _selector(table, service, env))
+    for rs in service.members:
         name = rs_chain(vs, rs)
         table.chain(name)
         if persistent:
@@ -441,11 +547,15 @@ def _service_rules(table: TableCommands, service: _Service, env: Environment) ->
             traffic = counter_name(vs, rs, "traffic")
             table.counter(traffic)
             counters[traffic] = (rs.key, "traffic")
-            if vs.protocol.value == "tcp":  # UDP has no connection start to count at ingress
+            if proto == "tcp":  # UDP has no connection start to count at ingress
                 table.counter(new)
                 counters[new] = (rs.key, "new")
                 syn_only = match({"&": [payload("tcp", "flags"), ["syn", "ack"]]}, "syn")
                 table.rule(name, syn_only, {"counter": new})
+            # The MAC is a map element (empty while unknown) so that a refresh refills it.
+            mac = mac_map(vs, rs)
+            known = env.server_macs.get(rs.address)
+            table.map(mac, "inet_proto", "ether_addr", [[proto, known]] if known else [])
             interface = vs.interface or env.interface
             table.rule(
                 name,
@@ -454,7 +564,7 @@ def _service_rules(table: TableCommands, service: _Service, env: Environment) ->
                 {
                     "mangle": {
                         "key": payload("ether", "daddr"),
-                        "value": env.server_macs[rs.address],
+                        "value": {"map": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{mac}"}},
                     }
                 },
                 {"fwd": {"dev": interface}},
@@ -501,6 +611,12 @@ def _nat_table(
     ):
         table.chain(name, type=kind, hook=hook, prio=prio, policy="accept")
     counters: _CountersByService = {}
+    address_type = "ipv4_addr" if family == "ip" else "ipv6_addr"
+    # Per real server traffic: one lookup per direction in a map of named counters, keyed by
+    # what the packet and conntrack say (nft(8) "MAPS": "counter name ... map @m").
+    to_server: list[Any] = []
+    from_server: list[Any] = []
+    keys: set[str] = set()
     for service in services:
         vs = service.vs
         dispatch = _dispatchmatch(service)
@@ -518,33 +634,52 @@ def _nat_table(
             match({"ct": {"key": "status"}}, "dnat", op="in"),
             match({"ct": {"key": "daddr", "dir": "original", "family": family}}, vs.address),
         ]
-        for rs in service.live:
-            # Matched on the packets' own (translated) headers: the server's address and the
-            # ports it listens on, plus conntrack's memory of the VIP they were sent to.
-            ports = _server_ports(vs, rs)
-            proto = vs.protocol.value
+        vip = str(ipaddress.ip_address(vs.address))
+        proto = vs.protocol.value
+        for rs in service.members:
             address = str(ipaddress.ip_address(rs.address))
-            to_server = [
-                match(payload(family, "daddr"), address),
-                match(payload(proto, "dport"), ports),
-                *from_vip,
-            ]
-            from_server = [
-                match(payload(family, "saddr"), address),
-                match(payload(proto, "sport"), ports),
-                *from_vip,
-            ]
             # two counters: what the clients send (bytes in) and what the server answers
             traffic, reply = counter_name(vs, rs, "traffic"), counter_name(vs, rs, "reply")
             table.counter(traffic)
             table.counter(reply)
             found[traffic] = (rs.key, "traffic")
             found[reply] = (rs.key, "reply")
-            table.rule("traffic", *to_server, {"counter": traffic})
-            table.rule("traffic", *from_server, {"counter": reply})
+            ports = _server_ports(vs, rs)
+            for port in ports["set"] if isinstance(ports, dict) else [ports]:
+                key = {"concat": [proto, vip, address, port]}
+                if json.dumps(key) in keys:
+                    # another service of the same VIP reaches the same server port: the
+                    # first one counts it (nft refuses a key twice)
+                    continue
+                keys.add(json.dumps(key))
+                to_server.append([key, traffic])
+                from_server.append([key, reply])
             if one_armed:
-                table.rule("postrouting", *to_server, snat)
+                # Matched on the packets' own (translated) headers: the server's address and
+                # the ports it listens on, plus conntrack's memory of the VIP they were sent to.
+                to_this_server = [
+                    match(payload(family, "daddr"), address),
+                    match(payload(proto, "dport"), _server_ports(vs, rs)),
+                    *from_vip,
+                ]
+                table.rule("postrouting", *to_this_server, snat)
         counters[vs.name] = found
+    # protocol . the VIP (conntrack's original destination) . the server's address . port
+    key_type = ["inet_proto", address_type, address_type, "inet_service"]
+    vip_side: list[Json] = [
+        {"meta": {"key": "l4proto"}},
+        # "ip daddr": the family inside the key, as nft -j lists it; the "family" member
+        # is not enough inside a concatenation ("specify either ip or ip6")
+        {"ct": {"key": f"{family} daddr", "dir": "original"}},
+    ]
+    dnatted = match({"ct": {"key": "status"}}, "dnat", op="in")
+    for name, elements, side in (
+        ("count/to_server", to_server, ("daddr", "dport")),
+        ("count/from_server", from_server, ("saddr", "sport")),
+    ):
+        table.map(name, key_type, "counter", elements, flags=["interval"])
+        key = {"concat": [*vip_side, payload(family, side[0]), payload("th", side[1])]}
+        table.rule("traffic", dnatted, {"counter": {"map": {"key": key, "data": f"@{name}"}}})
     return table, counters
 
 
@@ -579,6 +714,8 @@ def build_ruleset(config: Configuration, inputs: L4Inputs) -> Ruleset:
     """The whole transaction for the L4 services of ``config``; raise ViewError when it cannot."""
     services = [_decide(vs, inputs) for vs in l4_services(config)]
     commands: list[Json] = []
+    maps: dict[MapRef, tuple[Any, ...]] = {}
+    prelude: dict[MapRef, str] = {}
     views: dict[str, ServiceView] = {}
     kept: list[str] = []
     for family in ("ip", "ip6", "netdev"):
@@ -593,6 +730,8 @@ def build_ruleset(config: Configuration, inputs: L4Inputs) -> Ruleset:
         else:
             table, counters = _nat_table(family, mine, inputs)
         commands += table.commands()
+        maps.update({(family, name): tuple(elements) for name, elements in table.maps.items()})
+        prelude.update({(family, name): text for name, text in table.typeof_maps.items()})
         kept.append(family)
         for service in mine:
             views[service.vs.name] = ServiceView(
@@ -605,7 +744,50 @@ def build_ruleset(config: Configuration, inputs: L4Inputs) -> Ruleset:
                 excluded=dict(service.excluded),
                 counters=counters[service.vs.name],
             )
-    return Ruleset(commands=tuple(commands), services=views, tables=tuple(kept))
+    return Ruleset(
+        structure=tuple(commands), maps=maps, prelude=prelude, services=views, tables=tuple(kept)
+    )
+
+
+def map_update(old: Ruleset, new: Ruleset) -> Json | None:
+    """The transaction that turns the running ``old`` into ``new`` by refilling maps only, or
+    None when the structure differs (services, real servers, ports... : a full transaction).
+
+    Each map whose elements changed is flushed and refilled (``flush map`` + ``add element``
+    in one transaction, so no packet sees it empty); no rule is touched, so conntrack's
+    connections, persistence entries and counters are untouched too. ``{"nftables": []}``
+    means nothing changed.
+    """
+    if old.structure != new.structure or old.prelude != new.prelude:
+        return None
+    if old.maps.keys() != new.maps.keys():
+        return None
+    commands: list[Json] = []
+    for (family, name), elements in new.maps.items():
+        if old.maps[(family, name)] != elements:
+            commands += refill(family, name, list(elements))
+    return {"nftables": commands}
+
+
+def prelude(ruleset: Ruleset, listing: Json) -> str | None:
+    """nft text that creates the tables and the integer-keyed maps (``TableCommands.
+    integer_map``) that ``listing`` does not show yet, or None when they all exist.
+
+    Running it first is harmless: it only adds empty tables and maps that no rule uses yet.
+    """
+    existing = {
+        (body["family"], body["name"])
+        for item in _listed(listing)
+        for kind, body in item.items()
+        if kind == "map" and body.get("table") == TABLE
+    }
+    missing = [(ref, text) for ref, text in ruleset.prelude.items() if ref not in existing]
+    if not missing:
+        return None
+    families = sorted({family for (family, _), _ in missing})
+    lines = [f"add table {family} {TABLE}" for family in families]
+    lines += [text for _, text in missing]
+    return "\n".join(lines) + "\n"
 
 
 def transaction(ruleset: Ruleset, listing: Json) -> Json:
@@ -649,7 +831,8 @@ def transaction(ruleset: Ruleset, listing: Json) -> Json:
     return {"nftables": commands}
 
 
-_PRUNE_ORDER = {"chain": 0, "map": 1, "set": 1, "counter": 2}
+# Maps first: their elements may name stale chains and counters (rules are flushed already).
+_PRUNE_ORDER = {"map": 0, "chain": 1, "set": 2, "counter": 3}
 
 
 def _identity(kind: str, body: Json) -> tuple[str, str, str]:

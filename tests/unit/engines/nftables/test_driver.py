@@ -177,9 +177,16 @@ def test_weight_and_state_changes_are_map_updates_and_converge() -> None:
     assert engine._applied is not None
     assert engine._applied.ruleset.services["web"].excluded == {RS3: "drain"}
     assert run(converged(engine, drained, first))
-    # the transaction flushes the rules of the ip table, it deletes nothing of it
+    # a map update: the scheduling map is flushed and refilled, no table or rule is touched
+    for document in kernel.applied[1:]:
+        commands = document["nftables"]
+        assert [c["flush"]["map"]["name"] for c in commands if "flush" in c] == ["sched/web"]
+        assert {kind for c in commands for kind in c.get("add", {})} == {"element"}
+    # a structural change (a server more) is one full transaction again
+    third = config(weights=(3000, 2000, 1000, 1000))
+    run(engine.execute([ReplaceConfig(config=third, reason="grown")], drained))
     last = kernel.applied[-1]["nftables"]
-    assert not [c for c in last if c.get("delete", {}).get("table", {}).get("family") == "ip"]
+    assert {"flush": {"table": {"family": "ip", "name": "bascule"}}} in last
     assert [c["delete"]["table"]["family"] for c in last if "delete" in c] == ["ip6", "netdev"]
 
 
@@ -205,6 +212,10 @@ def test_health_changes_reapply_and_cut_flows_when_configured() -> None:
             "198.18.0.12",
         ]
     ]
+    # the server left the scheduling map; no rule was sent again
+    update = kernel.applied[-1]["nftables"]
+    assert {verb for command in update for verb in command} == {"flush", "add"}
+    assert {kind for command in update for kind in command.get("add", {})} == {"element"}
     observation = run(engine.observe(desired))
     assert observation.servers[("web", RS2)].health == "down"
     run(engine.health_changed(("web", RS2), False))  # no change: no apply
@@ -236,20 +247,24 @@ def test_tick_reapplies_only_when_least_connection_weights_change() -> None:
     desired = config(scheduler="least_connection", weights=(1000, 1000, 1000))
     run(engine.execute([ReplaceConfig(config=desired, reason="new")], None))
     run(engine.tick())
-    assert len(kernel.applied) == 2  # first counts (all idle): the weights are now explicit
+    # first counts (all idle): the weights are now explicit but the maps stay as they are,
+    # so nothing is sent to nft
+    assert len(kernel.applied) == 1
     assert weights_of(engine) == {RS1: 1, RS2: 1, RS3: 1}
     run(engine.tick())
-    assert len(kernel.applied) == 2
+    assert len(kernel.applied) == 1
     entry = (
         "ipv4 2 tcp 6 431999 ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport={port} "
         "dport=80 src=198.18.0.11 dst=198.18.0.10 sport=80 dport={port} [ASSURED] use=2\n"
     )
     kernel.conntrack = "".join(entry.format(port=40000 + n) for n in range(3))
     run(engine.tick())
-    assert len(kernel.applied) == 3
+    assert len(kernel.applied) == 2
     assert weights_of(engine) == {RS1: 1, RS2: 4, RS3: 4}  # 1000/4 : 1000 : 1000
+    assert "flush" in kernel.applied[-1]["nftables"][0]  # a map update, no table flush
+    assert "table" not in kernel.applied[-1]["nftables"][0]["flush"]
     run(engine.tick())
-    assert len(kernel.applied) == 3
+    assert len(kernel.applied) == 2
     # the planner still sees the document's weights: least connection is the engine's business
     assert run(converged(engine, desired, desired))
 

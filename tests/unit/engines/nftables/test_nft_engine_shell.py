@@ -114,7 +114,15 @@ def test_apply_checks_then_applies_one_transaction() -> None:
     ruleset = build_ruleset(config(), L4Inputs())
     sent = asyncio.run(engine.apply(ruleset))
     nft = [argv for argv, _ in runner.calls if "-f" in argv]
-    assert nft == [["nft", "-c", "-j", "-f", "-"], ["nft", "-j", "-f", "-"]]
+    # first the text prelude (checked, then run: the empty numgen map), then the transaction
+    assert nft == [
+        ["nft", "-c", "-f", "-"],
+        ["nft", "-f", "-"],
+        ["nft", "-c", "-j", "-f", "-"],
+        ["nft", "-j", "-f", "-"],
+    ]
+    [text] = [stdin for argv, stdin in runner.calls if argv == ["nft", "-f", "-"]]
+    assert "typeof numgen" in (text or "")
     assert json.loads(runner.calls[-1][1] or "") == sent
 
 
@@ -145,4 +153,36 @@ def test_flush_connections_names_the_flows() -> None:
         "80",
         "--reply-src",
         "198.18.0.11",
+    ]
+
+
+def test_check_ruleset_undoes_its_prelude_when_nft_refuses() -> None:
+    answers = {
+        "nft -j list": Completed(returncode=1, stdout="", stderr="no table"),
+        "nft -c -j": Completed(returncode=1, stdout="", stderr="Error: refused"),
+    }
+    runner = FakeRunner(answers)
+    ruleset = build_ruleset(config(), L4Inputs())
+    with pytest.raises(EngineRejected, match="refused"):
+        asyncio.run(NftablesEngine(runner=runner).check_ruleset(ruleset))
+    sent = [stdin for argv, stdin in runner.calls if argv == ["nft", "-j", "-f", "-"]]
+    # the table the prelude created (there was none) is deleted again
+    assert [json.loads(text or "")["nftables"] for text in sent] == [
+        [
+            {"add": {"table": {"family": "ip", "name": "bascule"}}},
+            {"delete": {"table": {"family": "ip", "name": "bascule"}}},
+        ]
+    ]
+
+
+def test_update_checks_then_sends_and_skips_an_empty_one() -> None:
+    runner = FakeRunner({})
+    engine = NftablesEngine(runner=runner)
+    asyncio.run(engine.update({"nftables": []}))
+    assert runner.calls == []
+    flush = {"flush": {"map": {"family": "ip", "table": "bascule", "name": "sched/web"}}}
+    asyncio.run(engine.update({"nftables": [flush]}))
+    assert [argv for argv, _ in runner.calls] == [
+        ["nft", "-c", "-j", "-f", "-"],
+        ["nft", "-j", "-f", "-"],
     ]

@@ -1,5 +1,7 @@
 """Golden files of the nft JSON ruleset for every mode x scheduler x persistence, and
-`nft -c` accepting each one inside a throwaway network namespace.
+`nft -c` accepting each one inside a throwaway network namespace (after its text prelude, the
+maps nft's JSON cannot declare). ``update-*`` files are map updates (``view.map_update``):
+`nft -c` checks each against its base ruleset, loaded for real in the namespace.
 
 Regenerate after an intended change with
 ``BASCULE_UPDATE_GOLDEN=1 pytest tests/unit/engines/nftables`` and review the diff.
@@ -19,7 +21,14 @@ from typing import Any
 
 import pytest
 
-from bascule.engines.nftables.view import Environment, L4Inputs, build_ruleset
+from bascule.engines.nftables.view import (
+    Environment,
+    L4Inputs,
+    Ruleset,
+    build_ruleset,
+    map_update,
+    prelude,
+)
 from bascule.model import Configuration
 
 GOLDEN_DIR = Path(__file__).resolve().parents[3] / "golden" / "nftables"
@@ -45,6 +54,7 @@ ENVIRONMENT = Environment(
     },
     source_addresses={4: "198.18.0.2"},
     maglev_size=31,  # a small prime keeps the files readable; production uses 65537
+    round_robin_slots=10,  # 3:1:1 fills it exactly; production uses 5040
 )
 
 
@@ -74,8 +84,17 @@ def inputs_for(mode: str, **extra: Any) -> L4Inputs:
     return L4Inputs(environment=ENVIRONMENT, **extra)
 
 
+def golden(ruleset: Ruleset) -> dict[str, Any]:
+    """What a golden file holds: the text prelude (as lines) and the JSON transaction."""
+    text = prelude(ruleset, {"nftables": []}) or ""
+    return {"prelude": text.splitlines(), **ruleset.document()}
+
+
+RULESETS: dict[str, Ruleset] = {}
+
+
 def cases() -> dict[str, dict[str, Any]]:
-    """case name -> the ruleset document."""
+    """case name -> the golden content (prelude and ruleset document)."""
     found: dict[str, dict[str, Any]] = {}
     for mode in MODES:
         for scheduler in SCHEDULERS:
@@ -84,19 +103,21 @@ def cases() -> dict[str, dict[str, Any]]:
                     {"virtual_services": [service(mode, scheduler, persistence)]}
                 )
                 name = f"{mode}-{scheduler}-{persistence}"
-                found[name] = build_ruleset(config, inputs_for(mode)).document()
+                RULESETS[name] = build_ruleset(config, inputs_for(mode))
+                found[name] = golden(RULESETS[name])
     for mode in MODES:
         config = Configuration.model_validate(
             {"virtual_services": [service(mode, "source_ip_hash", "source_ip", "udp")]}
         )
-        found[f"{mode}-udp-source_ip_hash-source_ip"] = build_ruleset(
-            config, inputs_for(mode)
-        ).document()
+        name = f"{mode}-udp-source_ip_hash-source_ip"
+        RULESETS[name] = build_ruleset(config, inputs_for(mode))
+        found[name] = golden(RULESETS[name])
     down = inputs_for("nat_routed", health={("web", "198.18.0.12:8080"): False})
     config = Configuration.model_validate(
         {"virtual_services": [service("nat_routed", "weighted_round_robin", "source_ip")]}
     )
-    found["nat_routed-one_server_down"] = build_ruleset(config, down).document()
+    RULESETS["nat_routed-one_server_down"] = build_ruleset(config, down)
+    found["nat_routed-one_server_down"] = golden(RULESETS["nat_routed-one_server_down"])
     ipv6 = {
         "name": "web6",
         "address": "2001:db8::100",
@@ -110,30 +131,100 @@ def cases() -> dict[str, dict[str, Any]]:
         ],
     }
     config = Configuration.model_validate({"virtual_services": [ipv6]})
-    found["nat_routed-ipv6"] = build_ruleset(config, L4Inputs(environment=ENVIRONMENT)).document()
+    RULESETS["nat_routed-ipv6"] = build_ruleset(config, L4Inputs(environment=ENVIRONMENT))
+    found["nat_routed-ipv6"] = golden(RULESETS["nat_routed-ipv6"])
+    return found
+
+
+def with_weights(document: dict[str, Any], weights: tuple[int, ...]) -> dict[str, Any]:
+    servers = [{**rs, "weight": w} for rs, w in zip(document["real_servers"], weights, strict=True)]
+    return {**document, "real_servers": servers}
+
+
+def update_cases() -> dict[str, tuple[str, dict[str, Any]]]:
+    """update case name -> (its base case, the map update document)."""
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def add(name: str, base: str, config: dict[str, Any], inputs: L4Inputs) -> None:
+        new = build_ruleset(Configuration.model_validate({"virtual_services": [config]}), inputs)
+        update = map_update(RULESETS[base], new)
+        if update is None:
+            raise AssertionError(f"{name}: no map update from {base}")
+        found[name] = (base, update)
+
+    wrr = service("nat_routed", "weighted_round_robin", "source_ip")
+    add(
+        "update-nat_routed-weight",
+        "nat_routed-weighted_round_robin-source_ip",
+        with_weights(wrr, (1000, 1000, 1000)),
+        inputs_for("nat_routed"),
+    )
+    add(
+        "update-nat_routed-health_down",
+        "nat_routed-weighted_round_robin-source_ip",
+        wrr,
+        inputs_for("nat_routed", health={("web", "198.18.0.11:80"): False}),
+    )
+    fixed = service("nat_one_armed", "fixed_weighting", "none")
+    add(
+        "update-nat_one_armed-fixed_failover",
+        "nat_one_armed-fixed_weighting-none",
+        fixed,
+        inputs_for("nat_one_armed", health={("web", "198.18.0.11:80"): False}),
+    )
+    add(
+        "update-nat_routed-least_connection",
+        "nat_routed-least_connection-none",
+        service("nat_routed", "least_connection", "none"),
+        inputs_for("nat_routed", weights={("web", "198.18.0.11:80"): 250}),
+    )
+    macs = {**ENVIRONMENT.server_macs, "198.18.0.12": "02:00:00:00:01:12"}
+    moved = Environment(**{**ENVIRONMENT.__dict__, "server_macs": macs})
+    add(
+        "update-dsr-mac",
+        "dsr-source_ip_hash-none",
+        service("dsr", "source_ip_hash", "none"),
+        L4Inputs(environment=moved),
+    )
     return found
 
 
 CASES = cases()
+UPDATES = update_cases()
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+GOLDEN = {**CASES, **{name: update for name, (_, update) in UPDATES.items()}}
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN))
 def test_golden(case: str) -> None:
     path = GOLDEN_DIR / f"{case}.json"
-    text = json.dumps(CASES[case], indent=1) + "\n"
+    text = json.dumps(GOLDEN[case], indent=1) + "\n"
     if UPDATE_GOLDEN:
         GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         return
     if not path.exists():
         pytest.fail(f"no golden file {path}; create it with BASCULE_UPDATE_GOLDEN=1")
-    assert json.loads(path.read_text()) == CASES[case], f"{path} differs"
+    assert json.loads(path.read_text()) == GOLDEN[case], f"{path} differs"
 
 
 @pytest.mark.skipif(UPDATE_GOLDEN, reason="golden files are being rewritten")
 def test_no_stale_golden_files() -> None:
     on_disk = {path.stem for path in GOLDEN_DIR.glob("*.json")}
-    assert on_disk == set(CASES)
+    assert on_disk == set(GOLDEN)
+
+
+def test_updates_touch_maps_only() -> None:
+    for name, (_, update) in UPDATES.items():
+        verbs = {
+            (verb, kind)
+            for command in update["nftables"]
+            for verb, body in command.items()
+            for kind in body
+        }
+        assert verbs <= {("flush", "map"), ("add", "element")}, name
+        assert update["nftables"], name
 
 
 @pytest.fixture(scope="module")
@@ -155,14 +246,37 @@ def namespace() -> Iterator[str]:
             subprocess.run(["ip", "netns", "del", name], check=True, capture_output=True)
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_nft_accepts(case: str, namespace: str) -> None:
-    proc = subprocess.run(
-        ["ip", "netns", "exec", namespace, "nft", "-c", "-j", "-f", "-"],
-        input=json.dumps(CASES[case]),
+def nft(namespace: str, *args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ip", "netns", "exec", namespace, "nft", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 0, proc.stderr
+
+
+def load(namespace: str, case: str, *, check_only: bool) -> None:
+    """A clean namespace with ``case``'s prelude run and its ruleset checked or loaded."""
+    assert nft(namespace, "flush", "ruleset", stdin="").returncode == 0
+    text = "\n".join(CASES[case]["prelude"])
+    if text:
+        done = nft(namespace, "-f", "-", stdin=text + "\n")
+        assert done.returncode == 0, done.stderr
+    document = json.dumps({"nftables": CASES[case]["nftables"]})
+    done = nft(namespace, *(["-c"] if check_only else []), "-j", "-f", "-", stdin=document)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_nft_accepts(case: str, namespace: str) -> None:
+    load(namespace, case, check_only=True)
+
+
+@pytest.mark.parametrize("case", sorted(UPDATES))
+def test_nft_accepts_update_after_its_base(case: str, namespace: str) -> None:
+    base, update = UPDATES[case]
+    load(namespace, base, check_only=False)
+    done = nft(namespace, "-c", "-j", "-f", "-", stdin=json.dumps(update))
+    assert done.returncode == 0, done.stderr

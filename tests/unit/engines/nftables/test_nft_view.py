@@ -8,11 +8,16 @@ import pytest
 
 from bascule.engines.nftables.view import (
     DSR_SCHEDULING,
+    ROUND_ROBIN_SLOTS,
     Environment,
     L4Inputs,
     Selection,
     ViewError,
+    apportion,
     build_ruleset,
+    map_update,
+    prelude,
+    round_robin_slots,
     smooth_sequence,
     transaction,
 )
@@ -46,8 +51,9 @@ def rules(ruleset: Any, chain: str) -> list[list[Any]]:
     ]
 
 
-def targets(expr: list[Any]) -> list[str]:
-    return [element[1]["goto"]["target"] for element in expr[-1]["vmap"]["data"]["set"]]
+def targets(ruleset: Any, name: str, family: str = "ip") -> list[str]:
+    """The goto targets of a map's elements, slot by slot."""
+    return [element[1]["goto"]["target"] for element in ruleset.maps[(family, name)]]
 
 
 def test_smooth_sequence_interleaves() -> None:
@@ -65,11 +71,34 @@ def test_round_robin_ignores_weights_and_weighted_follows_them() -> None:
     )
     view = build_ruleset(weighted, L4Inputs()).services["web"]
     assert view.weights == {"198.18.0.11:80": 3, "198.18.0.12:80": 1}
-    plain = build_ruleset(config(), L4Inputs())
-    assert targets(rules(plain, "vs/web")[0]) == [
-        "rs/web/198.18.0.11/80",
-        "rs/web/198.18.0.12/80",
-        "rs/web/198.18.0.13/80",
+    plain = build_ruleset(config(), L4Inputs(environment=Environment(round_robin_slots=6)))
+    assert (
+        targets(plain, "sched/web")
+        == [
+            "rs/web/198.18.0.11/80",
+            "rs/web/198.18.0.12/80",
+            "rs/web/198.18.0.13/80",
+        ]
+        * 2
+    )
+
+
+def test_round_robin_map_has_a_fixed_size_so_weights_change_elements_only() -> None:
+    assert apportion({"a": 3, "b": 1, "c": 1}, 10) == {"a": 6, "b": 2, "c": 2}
+    assert apportion({"a": 1, "b": 1, "c": 1}, 10) == {"a": 4, "b": 3, "c": 3}
+    assert round_robin_slots({"a": 1, "b": 1}, 4) == ("a", "b", "a", "b")
+    weighted = config(scheduler="weighted_round_robin")
+    ruleset = build_ruleset(weighted, L4Inputs())
+    assert len(ruleset.maps[("ip", "sched/web")]) == ROUND_ROBIN_SLOTS
+    assert rules(ruleset, "vs/web") == [
+        [
+            {
+                "vmap": {
+                    "key": {"numgen": {"mode": "inc", "mod": 5040, "offset": 0}},
+                    "data": "@sched/web",
+                }
+            }
+        ]
     ]
 
 
@@ -89,7 +118,10 @@ def test_down_drained_and_disabled_servers_leave_the_maps() -> None:
         "198.18.0.13:80": "disabled",
         "198.18.0.14:80": "down",
     }
-    assert rules(ruleset, "vs/web") == [[{"goto": {"target": "rs/web/198.18.0.11/80"}}]]
+    assert set(targets(ruleset, "sched/web")) == {"rs/web/198.18.0.11/80"}
+    # the left-out servers keep their chains: coming back is a map update
+    chains = {c["add"]["chain"]["name"] for c in ruleset.structure if "chain" in c.get("add", {})}
+    assert {f"rs/web/198.18.0.1{i}/80" for i in (1, 2, 3, 4)} <= chains
 
 
 def test_least_connection_uses_the_given_weights() -> None:
@@ -125,9 +157,14 @@ def test_fixed_weighting_keeps_the_heaviest_server_that_is_up() -> None:
         ],
     )
     ruleset = build_ruleset(cfg, L4Inputs())
-    assert rules(ruleset, "vs/web") == [[{"goto": {"target": "rs/web/198.18.0.12/80"}}]]
+    assert ruleset.maps[("ip", "fixed/web")] == (
+        ["tcp", {"goto": {"target": "rs/web/198.18.0.12/80"}}],
+    )
     failed = build_ruleset(cfg, L4Inputs(health={("web", "198.18.0.12:80"): False}))
-    assert rules(failed, "vs/web") == [[{"goto": {"target": "rs/web/198.18.0.11/80"}}]]
+    assert failed.maps[("ip", "fixed/web")] == (
+        ["tcp", {"goto": {"target": "rs/web/198.18.0.11/80"}}],
+    )
+    assert failed.structure == ruleset.structure
 
 
 def test_dsr_maps_every_scheduler_onto_maglev_and_says_so() -> None:
@@ -220,3 +257,75 @@ def test_counters_are_named_per_service_and_server() -> None:
     assert view.counters["in/web"] == ("", "in")
     assert view.counters["new/web/198.18.0.11/80"] == ("198.18.0.11:80", "new")
     assert view.counters["traffic/web/198.18.0.11/80"] == ("198.18.0.11:80", "traffic")
+
+
+def test_map_update_refills_only_the_changed_maps() -> None:
+    cfg = config(scheduler="weighted_round_robin", persistence={"method": "source_ip"})
+    env = Environment(round_robin_slots=10)
+    before = build_ruleset(cfg, L4Inputs(environment=env))
+    down = L4Inputs(environment=env, health={("web", "198.18.0.13:80"): False})
+    after = build_ruleset(cfg, down)
+    update = map_update(before, after)
+    assert update is not None
+    assert [c["flush"]["map"]["name"] for c in update["nftables"] if "flush" in c] == [
+        "pin/web/198.18.0.13/80",
+        "sched/web",
+    ]
+    [fill] = [c["add"]["element"] for c in update["nftables"] if "add" in c]
+    assert fill["name"] == "sched/web"
+    assert {e[1]["goto"]["target"] for e in fill["elem"]} == {
+        "rs/web/198.18.0.11/80",
+        "rs/web/198.18.0.12/80",
+    }
+    assert map_update(after, after) == {"nftables": []}
+
+
+def test_map_update_refuses_a_structural_change() -> None:
+    before = build_ruleset(config(), L4Inputs())
+    more = config(real_servers=[{"address": f"198.18.0.1{i}", "port": 80} for i in (1, 2, 3, 4)])
+    assert map_update(before, build_ruleset(more, L4Inputs())) is None
+    assert map_update(before, build_ruleset(config(port=81), L4Inputs())) is None
+    fixed = build_ruleset(config(scheduler="fixed_weighting"), L4Inputs())
+    assert map_update(before, fixed) is None
+
+
+def test_dsr_mac_refresh_is_a_map_update() -> None:
+    cfg = config(forwarding="dsr", scheduler="source_ip_hash")
+    before = build_ruleset(cfg, L4Inputs(environment=ENV))
+    moved = Environment(
+        lb_mac=ENV.lb_mac, server_macs={**MACS, "198.18.0.12": "02:00:00:00:01:12"}, maglev_size=31
+    )
+    update = map_update(before, build_ruleset(cfg, L4Inputs(environment=moved)))
+    assert update == {
+        "nftables": [
+            {
+                "flush": {
+                    "map": {
+                        "family": "netdev",
+                        "table": "bascule",
+                        "name": "mac/web/198.18.0.12/80",
+                    }
+                }
+            },
+            {
+                "add": {
+                    "element": {
+                        "family": "netdev",
+                        "table": "bascule",
+                        "name": "mac/web/198.18.0.12/80",
+                        "elem": [["tcp", "02:00:00:00:01:12"]],
+                    }
+                }
+            },
+        ]
+    }
+
+
+def test_prelude_declares_only_the_missing_integer_maps() -> None:
+    ruleset = build_ruleset(config(), L4Inputs())
+    assert prelude(ruleset, {"nftables": []}) == (
+        "add table ip bascule\n"
+        "add map ip bascule sched/web { typeof numgen inc mod 5040 : verdict ; }\n"
+    )
+    listed = {"nftables": [{"map": {"family": "ip", "table": "bascule", "name": "sched/web"}}]}
+    assert prelude(ruleset, listed) is None
