@@ -140,13 +140,12 @@ def sequence_slots(topo: Topology, vs: str = "web") -> dict[str, int]:
     """Real server address -> its slots in the service's numgen sequence, as the kernel has it
     (the least-connection weights the driver derived from conntrack)."""
     listing = json.loads(
-        topo.run("lb", ["nft", "-j", "list", "chain", "ip", "bascule", f"vs/{vs}"]).stdout
+        topo.run("lb", ["nft", "-j", "list", "map", "ip", "bascule", f"sched/{vs}"]).stdout
     )
     slots: Counter[str] = Counter()
     for item in listing["nftables"]:
-        for expr in item.get("rule", {}).get("expr", []):
-            for _, target in expr.get("vmap", {}).get("data", {}).get("set", []):
-                slots[target["goto"]["target"].split("/")[2]] += 1
+        for _, target in item.get("map", {}).get("elem", []):
+            slots[target["goto"]["target"].split("/")[2]] += 1
     return dict(slots)
 
 

@@ -37,9 +37,11 @@ Atomicity and ownership: for a structural change each table is brought to its de
 inside one transaction by ``add table`` (idempotent), ``flush table`` (drops every rule,
 keeps sets, maps and counters), then re-adding declarations and rules, then flushing and
 refilling every map. Persistence sets are only declared, never flushed, so clients stay on
-their server across applies; counters keep counting. The numgen and jhash maps are keyed by a
-bare integer, which nft 1.0.6 declares only in its text syntax (``typeof``), so ``prelude``
-creates them, empty, before the first transaction that uses them. A family that is not needed
+their server across applies; counters keep counting. The numgen maps are keyed by a bare
+integer, which nft 1.0.6 declares only in its text syntax (``typeof``), so ``prelude``
+creates them, empty, before the first transaction that uses them. Maglev (jhash) maps go
+through the packet mark instead: nft 1.0.6 crashes printing a ``typeof jhash`` map, which
+would make ``nft list ruleset`` crash for the administrator. A family that is not needed
 is removed by ``add table`` + ``delete table``. Objects of a service that left are removed by
 ``transaction``, which needs the current listing (the engine reads it). No other table is
 ever named.
@@ -453,8 +455,8 @@ def _dispatchmatch(service: _Service) -> list[Json]:
     ]
 
 
-def _selector(table: TableCommands, service: _Service, env: Environment) -> Json:
-    """Declare the service's scheduling map and return the rule that looks it up.
+def _selector(table: TableCommands, service: _Service, env: Environment) -> list[Json]:
+    """Declare the service's scheduling map and return the rule's expressions that look it up.
 
     The rule depends on the structure only (the key: numgen's or Maglev's modulus, the
     protocol); who is up and how much they weigh are the map's elements. No live server:
@@ -468,24 +470,28 @@ def _selector(table: TableCommands, service: _Service, env: Environment) -> Json
         name = fixed_map(vs)
         elements = [[proto, goto(chains[live[0].key])]] if live else []
         table.map(name, "inet_proto", "verdict", elements)
-        return {"vmap": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{name}"}}
+        return [{"vmap": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{name}"}}]
     name = sched_map(vs)
     if service.selection is Selection.round_robin:
         size = env.round_robin_slots
         sequence = round_robin_slots(weights, size) if live else ()
         key: Json = {"numgen": {"mode": "inc", "mod": size, "offset": 0}}
-        typeof = f"numgen inc mod {size}"
-    else:
-        size = env.maglev_size
-        sequence = lookup_table(weights, size) if live else ()
-        fields: list[Json] = [payload(service.family, "saddr")]
-        if service.selection is Selection.flow_maglev:
-            fields += [payload(proto, "sport"), payload(proto, "dport")]
-        hashed = fields[0] if len(fields) == 1 else {"concat": fields}
-        key = {"jhash": {"mod": size, "seed": _seed(vs), "offset": 0, "expr": hashed}}
-        typeof = f"jhash {service.family} saddr mod {size}"
-    table.integer_map(name, typeof, _vmap_elements(sequence, chains))
-    return {"vmap": {"key": key, "data": f"@{name}"}}
+        table.integer_map(name, f"numgen inc mod {size}", _vmap_elements(sequence, chains))
+        return [{"vmap": {"key": key, "data": f"@{name}"}}]
+    size = env.maglev_size
+    sequence = lookup_table(weights, size) if live else ()
+    fields: list[Json] = [payload(service.family, "saddr")]
+    if service.selection is Selection.flow_maglev:
+        fields += [payload(proto, "sport"), payload(proto, "dport")]
+    hashed = fields[0] if len(fields) == 1 else {"concat": fields}
+    key = {"jhash": {"mod": size, "seed": _seed(vs), "offset": 0, "expr": hashed}}
+    # nft 1.0.6 crashes (SIGSEGV) printing a map declared ``typeof jhash ...``, so
+    # ``nft list ruleset`` would crash for the administrator. The Maglev slot therefore goes
+    # through the packet mark, a type JSON can declare; the server's chain clears the mark
+    # again before routing (NAT), and DSR frames leave by ``fwd`` where no one reads it.
+    mark = {"meta": {"key": "mark"}}
+    table.map(name, "mark", "verdict", _vmap_elements(sequence, chains))
+    return [{"mangle": {"key": mark, "value": key}}, {"vmap": {"key": mark, "data": f"@{name}"}}]
 
 
 def _service_rules(table: TableCommands, service: _Service, env: Environment) -> _CounterRefs:
@@ -515,10 +521,13 @@ def _service_rules(table: TableCommands, service: _Service, env: Environment) ->
             hit = match(source, f"@{persistence_set(vs, rs)}")
             by_protocol = {"key": {"meta": {"key": "l4proto"}}, "data": f"@{pin}"}
             table.rule(chain, hit, {"vmap": by_protocol})
-    table.rule(chain, _selector(table, service, env))
+    table.rule(chain, *_selector(table, service, env))
+    marks = service.selection in {Selection.source_maglev, Selection.flow_maglev}
     for rs in service.members:
         name = rs_chain(vs, rs)
         table.chain(name)
+        if marks and vs.forwarding is Forwarding.nat:
+            table.rule(name, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 0}})
         if persistent:
             for other in vs.real_servers:
                 if other is not rs:
