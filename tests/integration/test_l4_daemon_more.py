@@ -105,10 +105,23 @@ def wait_up(
     while True:
         servers = service_status(daemon.status(), vs)["real_servers"]
         seen = {rs["key"]: rs["status"] for rs in servers if rs["key"] in wanted}
-        if set(seen.values()) == {"up"}:
+        if set(seen.values()) == {"up"} and _in_the_kernel(daemon, hosts, vs):
             return
         assert time.monotonic() < deadline, f"not all up after {timeout}s: {seen}"
         time.sleep(0.2)
+
+
+def _in_the_kernel(daemon: BasculeDaemon, hosts: list[Host], vs: str) -> bool:
+    """The status reports the checker's verdict at once; the driver's map update that puts
+    a server in rotation follows it (after any apply in progress). Wait for the kernel's
+    scheduling map to hold every server too, where the service has one."""
+    topo = daemon.topology
+    found = topo.run(
+        "lb", ["nft", "-j", "list", "map", "ip", "bascule", f"sched/{vs}"], check=False
+    )
+    if found.returncode != 0:
+        return True  # fixed_weighting or DSR (netdev table): no such map to look at
+    return {h.address for h in hosts} <= set(sequence_slots(topo, vs))
 
 
 def service_status(report: Mapping[str, Any], name: str = "web") -> dict[str, Any]:
