@@ -72,7 +72,9 @@ def _engine(name: str, info: Any) -> str:
     words = [name]
     if info.get("version"):
         words.append(str(info["version"]))
-    if "running" in info:
+    if info.get("idle"):
+        words.append("(idle: no service of its kind)")
+    elif "running" in info:
         words.append("(running)" if info["running"] else "(not running)")
     return " ".join(words)
 

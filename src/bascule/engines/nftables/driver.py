@@ -366,6 +366,8 @@ class NftablesDriver:
         return {
             "version": version,
             "running": bool(tables),
+            # no l4 service: nothing to run, which is not a fault
+            "idle": not tables and not (ruleset and ruleset.services),
             "tables": [f"{family} bascule" for family in tables],
             "dsr_scheduling": {s.value: sel.value for s, sel in DSR_SCHEDULING.items()},
             "nat_scheduling": {s.value: sel.value for s, sel in NAT_SCHEDULING.items()},
