@@ -31,7 +31,7 @@ fi
 # --- Debian packages -------------------------------------------------------------------------
 packages=(haproxy nftables conntrack iproute2 iputils-ping python3 python3-venv python3-pip curl procps ca-certificates)
 if [ "$dev" = 1 ]; then
-  packages+=(wrk nginx-light tcpdump)
+  packages+=(wrk nginx-light tcpdump openssl)
 fi
 missing=()
 for p in "${packages[@]}"; do
