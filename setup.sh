@@ -43,10 +43,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian's haproxy package enables its own service; Bascule starts HAProxy itself.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled haproxy >/dev/null 2>&1; then
-  systemctl disable --now haproxy >/dev/null 2>&1 || true
-fi
+# Debian's haproxy package enables its own service; Bascule starts HAProxy itself. nginx
+# (test tools only) is run by the benchmarks with their own configs, never as a service.
+for unit in haproxy nginx; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled "$unit" >/dev/null 2>&1; then
+    systemctl disable --now "$unit" >/dev/null 2>&1 || true
+  fi
+done
 
 # --- Python environment from the lock files --------------------------------------------------
 lock=requirements.lock
