@@ -34,7 +34,6 @@ import datetime
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,9 +55,9 @@ from l7 import (
     OWN_SESSION,
     RESULTS_DIR,
     SYSCTLS,
+    BasculeBench,
     Run,
     environment,
-    parse_wrk,
     real_server_nginx,
 )
 
@@ -104,7 +103,9 @@ def l4_document(topology: Topology, check_interval: int) -> dict[str, Any]:
     }
 
 
-class Bench:
+class Bench(BasculeBench):
+    workloads = WORKLOADS
+
     def __init__(self, topology: Topology, args: argparse.Namespace) -> None:
         self.topology = topology
         self.args = args
@@ -198,69 +199,6 @@ class Bench:
 
     def nft_ruleset(self) -> str:
         return self.topology.run("lb", ["nft", "list", "ruleset"]).stdout
-
-    def _bascule_answers(self) -> bool:
-        path = self.bascule_dir / "bascule.sock"
-        if not path.exists():
-            return False
-        with socket.socket(socket.AF_UNIX) as sock:
-            try:
-                sock.connect(str(path))
-            except OSError:
-                return False
-        return True
-
-    def _bascule_log(self) -> str:
-        with contextlib.suppress(OSError):
-            return (self.workdir / "bascule.log").read_text()[-4000:]
-        return ""
-
-    def _cli(self, *args: str) -> str:
-        proc = subprocess.run(
-            [BASCULE, "--data-dir", str(self.bascule_dir), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"bascule {' '.join(args)}: {proc.stdout}{proc.stderr}\n{self._bascule_log()}"
-            )
-        return proc.stdout
-
-    def teardown(self) -> None:
-        if self.bascule is not None and self.bascule.poll() is None:
-            self.bascule.terminate()
-            try:
-                self.bascule.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.bascule.kill()
-                self.bascule.wait(timeout=5)
-        # The HAProxy the daemon left behind dies with the lb namespace (Topology.close).
-        shutil.rmtree(self.bascule_dir, ignore_errors=True)
-
-    # -- measuring -----------------------------------------------------------------------
-
-    def wrk(self, target: str, workload: str, duration: float) -> dict[str, float]:
-        argv = [
-            "wrk",
-            "--latency",
-            "-t",
-            str(self.args.threads),
-            "-c",
-            str(self.args.connections),
-            "-d",
-            f"{duration:g}s",
-            "--timeout",
-            "5s",
-            *WORKLOADS[workload],
-            self.urls[target],
-        ]
-        proc = self.topology.run("client", argv, timeout=duration + 60, check=False, **OWN_SESSION)
-        if proc.returncode != 0:
-            raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
-        return parse_wrk(proc.stdout)
 
     def measure(self) -> list[Run]:
         targets, workloads = self.args.targets, self.args.workloads

@@ -242,7 +242,97 @@ def _pinned(cpus: str | None, argv: Sequence[str]) -> list[str]:
     return ["taskset", "-c", cpus, *argv] if cpus else list(argv)
 
 
-class Bench:
+class BasculeBench:
+    """What the L7 and L4 benches share: the Bascule daemon's CLI and teardown, and wrk.
+
+    A subclass sets ``workloads`` (name -> extra wrk arguments) and, in its ``__init__``,
+    ``topology``, ``args``, ``workdir``, ``urls``, ``bascule_dir`` and ``bascule``.
+    """
+
+    workloads: dict[str, tuple[str, ...]]
+    topology: Topology
+    args: argparse.Namespace
+    workdir: Path
+    urls: dict[str, str]
+    bascule_dir: Path
+    bascule: subprocess.Popen[str] | None
+
+    def pinned(self, argv: list[str]) -> list[str]:
+        """wrk's command line, bound to CPUs where the bench pins them."""
+        return argv
+
+    def _bascule_answers(self) -> bool:
+        path = self.bascule_dir / "bascule.sock"
+        if not path.exists():
+            return False
+        with socket.socket(socket.AF_UNIX) as sock:
+            try:
+                sock.connect(str(path))
+            except OSError:
+                return False
+        return True
+
+    def _bascule_log(self) -> str:
+        with contextlib.suppress(OSError):
+            return (self.workdir / "bascule.log").read_text()[-4000:]
+        return ""
+
+    def _cli(self, *args: str) -> str:
+        proc = subprocess.run(
+            [BASCULE, "--data-dir", str(self.bascule_dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"bascule {' '.join(args)}: {proc.stdout}{proc.stderr}\n{self._bascule_log()}"
+            )
+        return proc.stdout
+
+    def teardown(self) -> None:
+        if self.bascule is not None and self.bascule.poll() is None:
+            self.bascule.terminate()
+            try:
+                self.bascule.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.bascule.kill()
+                self.bascule.wait(timeout=5)
+        # Whatever HAProxy the daemon left behind dies with the lb namespace (Topology.close).
+        shutil.rmtree(self.bascule_dir, ignore_errors=True)
+
+    # -- measuring -----------------------------------------------------------------------
+
+    def wrk(self, target: str, workload: str, duration: float) -> dict[str, float]:
+        argv = [
+            "wrk",
+            "--latency",
+            "-t",
+            str(self.args.threads),
+            "-c",
+            str(self.args.connections),
+            "-d",
+            f"{duration:g}s",
+            "--timeout",
+            "5s",
+            *self.workloads[workload],
+            self.urls[target],
+        ]
+        proc = self.topology.run(
+            "client", self.pinned(argv), timeout=duration + 60, check=False, **OWN_SESSION
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
+        return parse_wrk(proc.stdout)
+
+
+class Bench(BasculeBench):
+    workloads = WORKLOADS
+
+    def pinned(self, argv: list[str]) -> list[str]:
+        return _pinned(self.pin.wrk, argv)
+
     def __init__(self, topology: Topology, args: argparse.Namespace) -> None:
         self.topology = topology
         self.args = args
@@ -351,75 +441,6 @@ class Bench:
                 raise RuntimeError(f"the virtual service is not up: {status}")
             time.sleep(0.2)
         self.configs["bascule"] = (self.bascule_dir / "haproxy" / "haproxy.cfg").read_text()
-
-    def _bascule_answers(self) -> bool:
-        path = self.bascule_dir / "bascule.sock"
-        if not path.exists():
-            return False
-        with socket.socket(socket.AF_UNIX) as sock:
-            try:
-                sock.connect(str(path))
-            except OSError:
-                return False
-        return True
-
-    def _bascule_log(self) -> str:
-        with contextlib.suppress(OSError):
-            return (self.workdir / "bascule.log").read_text()[-4000:]
-        return ""
-
-    def _cli(self, *args: str) -> str:
-        proc = subprocess.run(
-            [BASCULE, "--data-dir", str(self.bascule_dir), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"bascule {' '.join(args)}: {proc.stdout}{proc.stderr}\n{self._bascule_log()}"
-            )
-        return proc.stdout
-
-    def teardown(self) -> None:
-        if self.bascule is not None and self.bascule.poll() is None:
-            self.bascule.terminate()
-            try:
-                self.bascule.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.bascule.kill()
-                self.bascule.wait(timeout=5)
-        # Whatever HAProxy the daemon left behind dies with the lb namespace (Topology.close).
-        shutil.rmtree(self.bascule_dir, ignore_errors=True)
-
-    # -- measuring -----------------------------------------------------------------------
-
-    def wrk(self, target: str, workload: str, duration: float) -> dict[str, float]:
-        argv = [
-            "wrk",
-            "--latency",
-            "-t",
-            str(self.args.threads),
-            "-c",
-            str(self.args.connections),
-            "-d",
-            f"{duration:g}s",
-            "--timeout",
-            "5s",
-            *WORKLOADS[workload],
-            self.urls[target],
-        ]
-        proc = self.topology.run(
-            "client",
-            _pinned(self.pin.wrk, argv),
-            timeout=duration + 60,
-            check=False,
-            **OWN_SESSION,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
-        return parse_wrk(proc.stdout)
 
     def measure(self) -> list[Run]:
         targets, workloads = self.args.targets, self.args.workloads

@@ -49,15 +49,7 @@ while not os.path.exists(stop) and not errors:
 print(json.dumps({"servers": servers, "errors": errors, "moved": moved, "requests": requests}))
 """
 
-UDP_ECHO = r"""
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], int(sys.argv[2])))
-print("ready", flush=True)
-while True:
-    data, peer = s.recvfrom(2048)
-    s.sendto(sys.argv[3].encode() + b" " + peer[0].encode(), peer)
-"""
+UDP_ECHO = str(Path(__file__).resolve().parent.parent / "tools" / "udp_echo.py")
 
 UDP_CLIENT = r"""
 import json, socket, sys
@@ -227,7 +219,7 @@ def test_l4_udp_adoption_after_kill_and_sigterm(make_topology: Callable[..., Top
     for server in topo.real_servers:
         proc = topo.popen(
             server,
-            [sys.executable, "-c", UDP_ECHO, server.address, "53", server.name],
+            [sys.executable, UDP_ECHO, server.address, "53", server.name],
             stdout=subprocess.PIPE,
             text=True,
         )

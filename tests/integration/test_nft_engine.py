@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,15 +61,7 @@ for port in range(first, first + count):
 print(json.dumps(seen))
 """
 
-UDP_ECHO = r"""
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], int(sys.argv[2])))
-print("ready", flush=True)
-while True:
-    data, peer = s.recvfrom(2048)
-    s.sendto(sys.argv[3].encode() + b" " + peer[0].encode(), peer)
-"""
+UDP_ECHO = str(Path(__file__).resolve().parent.parent / "tools" / "udp_echo.py")
 
 UDP_CLIENT = r"""
 import json, socket, sys
@@ -257,7 +250,7 @@ def test_nat_udp_source_ip_hash(make_topology: Callable[..., Topology]) -> None:
     for server in topo.real_servers:
         proc = topo.popen(
             server,
-            [sys.executable, "-c", UDP_ECHO, server.address, "53", server.name],
+            [sys.executable, UDP_ECHO, server.address, "53", server.name],
             stdout=__import__("subprocess").PIPE,
             text=True,
         )
