@@ -11,7 +11,11 @@ The hierarchy says who is at fault::
     │   ├── EngineRejected       the engine's own checker refused the rendered config
     │   └── ApplyFailed          applying failed; the previous working state was restored
     ├── StoreError               the configuration store could not be read or written
-    └── DaemonUnavailable        the CLI could not reach the daemon
+    ├── DaemonUnavailable        the CLI could not reach the daemon
+    ├── NotAuthenticated         no valid credentials (no or unknown token, expired session)
+    │   ├── AuthenticationFailed wrong user name or password (one message for both)
+    │   └── LockedOut            too many failed logins for that name; says for how long
+    └── Forbidden                authenticated, but the role may not do this
 
 Lower-layer exceptions (sqlite3, OSError, subprocess) are translated at the boundary with
 ``raise ... from exc`` so that callers only ever handle these.
@@ -89,3 +93,26 @@ class StoreError(BasculeError):
 
 class DaemonUnavailable(BasculeError):
     """The CLI could not reach the daemon's API."""
+
+
+class NotAuthenticated(BasculeError):
+    """The request carries no valid credentials (no token, an unknown one, an expired session)."""
+
+
+class AuthenticationFailed(NotAuthenticated):
+    """A login with a wrong user name or password; the message never says which."""
+
+    def __init__(self, message: str = "wrong user name or password") -> None:
+        super().__init__(message)
+
+
+class LockedOut(NotAuthenticated):
+    """Too many failed logins for one user name; ``retry_after`` is in seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, round(retry_after))
+        super().__init__(f"too many failed logins: try again in {self.retry_after} seconds")
+
+
+class Forbidden(BasculeError):
+    """The caller is authenticated, but their role does not allow this."""

@@ -1,9 +1,11 @@
 """What a route handler may ask for: the services, the caller, the revision it edits.
 
 Every request reaches the service layer through these dependencies, so cross-cutting concerns
-live here and not in handlers: who the author of a change is (today the ``X-Bascule-Author``
-header; with HTTPS and API tokens, the authenticated user), and which revision a write was
-based on (``If-Match``, see ``etags``). Handlers use the ``Annotated`` aliases below.
+live here and not in handlers: who the caller is and what they may do (``auth``: an ``Actor``
+with a role; ``Reader``, ``Operator``, ``Configurer``, ``Administrator`` refuse the others),
+and which revision a write was based on (``If-Match``, see ``etags``). A write passes
+``author=actor.name, remote=actor.remote`` to the service layer, which records both in the
+history and the audit log. Handlers use the ``Annotated`` aliases below.
 """
 
 from __future__ import annotations
@@ -14,20 +16,36 @@ from typing import Annotated, Any
 
 from fastapi import Body, Depends, Header, Query, Request
 
+from bascule.api.auth import (
+    ActorDep,
+    Administrator,
+    Configurer,
+    Operator,
+    Reader,
+    get_actor,
+)
 from bascule.api.etags import parse_if_match
+from bascule.daemon.accounts import AccountService
+from bascule.daemon.audit import AuditService
 from bascule.daemon.service import Base, ConfigService
+from bascule.daemon.statistics import Statistics
+from bascule.model.access import Actor
 
 SystemProbe = Callable[[], Awaitable[dict[str, Any]]]
 
-DEFAULT_AUTHOR = "api"
+__all__ = ["ActorDep", "Administrator", "ApiServices", "Configurer", "Operator", "Reader"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ApiServices:
-    """What the daemon hands the API: the service layer and a probe of the running system."""
+    """What the daemon hands the API: the service layer, its companions and a probe of the
+    running system."""
 
     config: ConfigService
     system: SystemProbe  # engine versions and state, as the daemon knows them
+    accounts: AccountService
+    audit: AuditService
+    statistics: Statistics
 
 
 def get_services(request: Request) -> ApiServices:
@@ -43,17 +61,18 @@ def get_system_probe(request: Request) -> SystemProbe:
     return get_services(request).system
 
 
-def get_author(
-    x_bascule_author: Annotated[
-        str | None,
-        Header(
-            max_length=128,
-            description='Who makes the change, recorded in the history (the CLI sends "user@cli")',
-        ),
-    ] = None,
-) -> str:
-    # With authentication this becomes the authenticated user (and the header a detail of it).
-    return (x_bascule_author or "").strip() or DEFAULT_AUTHOR
+def get_accounts(request: Request) -> AccountService:
+    return get_services(request).accounts
+
+
+def get_audit(request: Request) -> AuditService:
+    return get_services(request).audit
+
+
+def get_author(actor: Annotated[Actor, Depends(get_actor)]) -> str:
+    """The caller's name, as the history records it (prefer an ``Actor`` alias: it carries
+    the permission check and the remote address too)."""
+    return actor.name
 
 
 def get_base_revision(
@@ -72,6 +91,8 @@ def get_base_revision(
 ConfigServiceDep = Annotated[ConfigService, Depends(get_config_service)]
 SystemProbeDep = Annotated[SystemProbe, Depends(get_system_probe)]
 Author = Annotated[str, Depends(get_author)]
+AccountServiceDep = Annotated[AccountService, Depends(get_accounts)]
+AuditServiceDep = Annotated[AuditService, Depends(get_audit)]
 BaseRevision = Annotated[Base, Depends(get_base_revision)]
 
 DryRun = Annotated[

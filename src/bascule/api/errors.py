@@ -11,7 +11,11 @@ code and a ``kind`` that says who is at fault, so clients switch on ``kind`` and
     Conflict               409  conflict               current_revision, and its ETag
     ApplyFailed, EngineError 500 apply_failed
     StoreError             500  store_error
+    NotAuthenticated       401  unauthorized           with WWW-Authenticate: Bearer
+    LockedOut              429  locked_out             with Retry-After (too many failed logins)
+    Forbidden              403  forbidden              the role may not; or a CSRF token is wrong
     request validation     422  bad_request            fields: query.limit, header.If-Match, body
+    unreadable body        400  bad_request            not UTF-8 where JSON was expected
     no such route / method 404 not_found / 405 bad_request
 
 Bad input never yields a 500; anything unexpected does, as ``internal_error``, and is logged.
@@ -36,8 +40,11 @@ from bascule.errors import (
     Conflict,
     EngineError,
     EngineRejected,
+    Forbidden,
     InvalidConfiguration,
+    LockedOut,
     NotApplicable,
+    NotAuthenticated,
     NotFound,
     StoreError,
 )
@@ -46,6 +53,9 @@ log = logging.getLogger("bascule.api")
 
 #: For OpenAPI: the error responses every route may give.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The request body could not be read (not UTF-8)"},
+    401: {"model": ErrorOut, "description": "No valid credentials (token or session)"},
+    403: {"model": ErrorOut, "description": "The caller's role may not do this"},
     404: {"model": ErrorOut, "description": "Not found"},
     409: {"model": ErrorOut, "description": "The If-Match revision is stale"},
     422: {"model": ErrorOut, "description": "Invalid configuration, request, or engine refusal"},
@@ -96,6 +106,16 @@ async def _bascule_error(request: Request, exc: Exception) -> JSONResponse:
             )
         case EngineRejected():
             return error_response(422, "engine_rejected", exc.checker_message)
+        case LockedOut():
+            return error_response(
+                429, "locked_out", str(exc), headers={"Retry-After": str(exc.retry_after)}
+            )
+        case NotAuthenticated():
+            return error_response(
+                401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"}
+            )
+        case Forbidden():
+            return error_response(403, "forbidden", str(exc))
         case ApplyFailed() | EngineError():
             log.error("engine failure", extra={"error": str(exc), "path": request.url.path})
             return error_response(500, "apply_failed", str(exc))

@@ -28,6 +28,9 @@ ErrorKind = Literal[
     "store_error",
     "bad_request",
     "internal_error",
+    "unauthorized",
+    "forbidden",
+    "locked_out",
 ]
 
 # -- errors -------------------------------------------------------------------------------------
@@ -133,10 +136,14 @@ class ConfigOut(BaseModel):
 
 
 class ItemsOut(BaseModel):
-    """Virtual services or real servers of the current revision, as document objects."""
+    """Virtual services or real servers of the current revision, as document objects, a page
+    at a time when ``limit`` is given: ``total`` counts them all, ``next_offset`` is the
+    ``offset`` of the next page (null: no more)."""
 
     revision: int | None
     items: list[dict[str, Any]]
+    total: int
+    next_offset: int | None = None
 
 
 # -- revisions ----------------------------------------------------------------------------------
@@ -242,6 +249,7 @@ class RealServerStatusOut(_FromAttributes):
     bytes_in: int
     bytes_out: int
     packets: int = 0
+    total_requests: int = Field(default=0, description="L7 HTTP: responses from this server")
     effective_weight: int | None = Field(
         default=None, description="adaptive / weighted_response_time: the weight decided now"
     )
@@ -267,6 +275,7 @@ class VirtualServiceStatusOut(_FromAttributes):
     bytes_in: int
     bytes_out: int
     packets: int = 0
+    total_requests: int = Field(default=0, description="L7 HTTP: requests received")
     real_servers: list[RealServerStatusOut]
 
 

@@ -4,11 +4,18 @@ It sits at the CLI's edge of the flow of a change: commands build documents and 
 module sends them to the daemon and turns every failure into a ``CliError`` whose lines are
 ready to print, one problem per line (a field path and its message, a stale revision, a daemon
 that does not answer). The answers are the API's JSON, returned as plain dicts.
+
+Two ways in: the local unix socket (the caller trusted as a local administrator; writes carry
+``X-Bascule-Author: <login>@cli``), or a remote daemon over HTTPS with an API token
+(``BasculeClient.remote``), its certificate checked against the system's CAs, a given CA file
+(``--ca-cert``: for a self-signed certificate, the certificate itself), or not at all
+(``--insecure``).
 """
 
 from __future__ import annotations
 
 import getpass
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -96,8 +103,34 @@ def _detail_lines(detail: Any) -> list[str]:
     return [str(detail)]
 
 
+def remote_base_url(url: str) -> str:
+    """``host:8443``, ``https://host:8443/``, ``https://host:8443/api/v1`` ->
+    ``https://host:8443``. Only HTTPS: a token must never cross the network in clear."""
+    text = url.strip().rstrip("/")
+    if "://" not in text:
+        text = f"https://{text}"
+    parsed = httpx.URL(text)
+    if parsed.scheme != "https":
+        raise CliError(f"--url must be an https:// address (the token is a secret), not {url}")
+    if not parsed.host:
+        raise CliError(f"--url has no host: {url}")
+    return str(parsed.copy_with(path="/", query=None, fragment=None)).rstrip("/")
+
+
+def tls_context(*, ca_cert: Path | None = None, insecure: bool = False) -> ssl.SSLContext | bool:
+    """How to check the daemon's certificate: the system's CAs, ``ca_cert``, or not at all."""
+    if insecure:
+        return False
+    if ca_cert is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_cert))
+    except (OSError, ssl.SSLError) as exc:
+        raise CliError(f"cannot read the CA certificate {ca_cert}: {_reason(exc)}") from exc
+
+
 class BasculeClient:
-    """The daemon's REST API over its unix socket, answers as JSON dicts."""
+    """The daemon's REST API over its unix socket (or HTTPS), answers as JSON dicts."""
 
     def __init__(
         self,
@@ -106,15 +139,40 @@ class BasculeClient:
         author: str,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        remote: httpx.Client | None = None,
     ) -> None:
+        """A client of the socket at ``socket``; or, given ``remote`` (see ``over_https``),
+        of the daemon that HTTPS client reaches."""
         self.socket = socket
         self.author = author
-        self._check_socket = transport is None
-        self._http = httpx.Client(
+        self.remote = remote is not None
+        self.where = str(remote.base_url).rstrip("/") if remote is not None else str(socket)
+        self._check_socket = transport is None and remote is None
+        self._http = remote or httpx.Client(
             transport=transport or httpx.HTTPTransport(uds=str(socket)),
             base_url="http://bascule",
             timeout=timeout,
         )
+
+    @classmethod
+    def over_https(
+        cls,
+        url: str,
+        *,
+        token: str,
+        verify: ssl.SSLContext | bool = True,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> BasculeClient:
+        """A client of a remote daemon at ``url`` (HTTPS), authenticated by an API token."""
+        http = httpx.Client(
+            transport=transport,
+            base_url=remote_base_url(url),
+            timeout=timeout,
+            verify=verify,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        return cls(Path(), author="", remote=http)
 
     def __enter__(self) -> BasculeClient:
         return self
@@ -231,6 +289,37 @@ class BasculeClient:
     def rollback(self, number: int) -> dict[str, Any]:
         return self._write("POST", f"/revisions/{number}/rollback")
 
+    # -- accounts --------------------------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        return self._get("/auth/whoami")
+
+    def users(self) -> dict[str, Any]:
+        return self._get("/users")
+
+    def add_user(self, name: str, role: str, password: str) -> dict[str, Any]:
+        return self._write(
+            "POST", "/users", body={"name": name, "role": role, "password": password}
+        )
+
+    def update_user(self, name: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("PATCH", f"/users/{quote(name, safe='')}", body=dict(changes))
+
+    def delete_user(self, name: str) -> dict[str, Any]:
+        return self._write("DELETE", f"/users/{quote(name, safe='')}")
+
+    def tokens(self, *, owner: str | None = None) -> dict[str, Any]:
+        return self._get("/tokens", params={} if owner is None else {"owner": owner})
+
+    def create_token(self, name: str, role: str, *, owner: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, "role": role}
+        if owner is not None:
+            body["owner"] = owner
+        return self._write("POST", "/tokens", body=body)
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return self._write("DELETE", f"/tokens/{quote(token_id, safe='')}")
+
     # -- transport -------------------------------------------------------------------------
 
     def _socket_exists(self) -> None:
@@ -243,6 +332,8 @@ class BasculeClient:
 
     def _unreachable(self, exc: BaseException | None = None) -> CliError:
         """The daemon is not there, or this user may not talk to it."""
+        if self.remote:
+            return self._remote_unreachable(exc)
         while exc is not None and not isinstance(exc, PermissionError):
             exc = exc.__cause__ or exc.__context__
         if exc is not None:
@@ -253,6 +344,19 @@ class BasculeClient:
         return CliError(
             f"cannot reach the Bascule daemon at {self.socket}: is `bascule run` running?"
         )
+
+    def _remote_unreachable(self, exc: BaseException | None) -> CliError:
+        cause = exc
+        while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            return CliError(
+                f"the certificate of {self.where} is not trusted ({cause.verify_message}): "
+                "give its CA (or the self-signed certificate itself) with --ca-cert FILE, "
+                "or --insecure to skip the check"
+            )
+        reason = "" if exc is None else f": {_reason(exc)}"
+        return CliError(f"cannot reach the Bascule daemon at {self.where}{reason}")
 
     def _get(self, path: str, *, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self._request("GET", path, params=params)
@@ -266,7 +370,7 @@ class BasculeClient:
         body: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        all_headers = {AUTHOR_HEADER: self.author, **(headers or {})}
+        all_headers = {**({} if self.remote else {AUTHOR_HEADER: self.author}), **(headers or {})}
         return self._request(method, path, params=params, body=body, headers=all_headers)
 
     def _request(
@@ -289,7 +393,7 @@ class BasculeClient:
             )
         except httpx.TimeoutException as exc:
             raise CliError(
-                f"the Bascule daemon at {self.socket} did not answer in time ({_reason(exc)})"
+                f"the Bascule daemon at {self.where} did not answer in time ({_reason(exc)})"
             ) from exc
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
@@ -312,7 +416,7 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     return data
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 

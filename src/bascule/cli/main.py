@@ -17,7 +17,19 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from bascule.cli import agent, config, detect, dsr, history, persistence, rs, status, vs
+from bascule.cli import (
+    agent,
+    config,
+    detect,
+    dsr,
+    history,
+    persistence,
+    rs,
+    status,
+    tokens,
+    users,
+    vs,
+)
 from bascule.cli.client import CliError
 from bascule.cli.session import DEFAULT_DATA_DIR, Session
 
@@ -61,14 +73,45 @@ def root(
     ] = False,
     url: Annotated[
         str | None,
-        typer.Option("--url", help="A remote Bascule (HTTPS); comes with the management listener."),
+        typer.Option(
+            "--url",
+            envvar="BASCULE_URL",
+            help="A remote Bascule's HTTPS listener, e.g. https://lb1:8443 (needs --token).",
+            show_default=False,
+        ),
     ] = None,
     token: Annotated[
-        str | None, typer.Option("--token", help="API token for --url.", show_default=False)
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="BASCULE_TOKEN",
+            help="API token for --url (bascule token create).",
+            show_default=False,
+        ),
     ] = None,
+    ca_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-cert",
+            envvar="BASCULE_CA_CERT",
+            help="Trust this CA (or the daemon's self-signed certificate) for --url.",
+            show_default=False,
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Do not check the certificate of --url (testing only)."),
+    ] = False,
 ) -> None:
     """Bascule load balancer: configure and watch it through its daemon."""
-    ctx.obj = Session(data_dir=data_dir, json=json, url=url, token=token)
+    ctx.obj = Session(
+        data_dir=data_dir,
+        json=json,
+        url=url,
+        token=token,
+        ca_cert=ca_cert,
+        insecure=insecure,
+    )
 
 
 app.command("apply")(config.apply)
@@ -84,6 +127,8 @@ app.add_typer(history.app, name="history")
 app.command("show-revision")(history.show)
 app.command("diff")(history.diff)
 app.command("rollback")(history.rollback)
+app.add_typer(users.app, name="user")
+app.add_typer(tokens.app, name="token")
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """The global options of one ``bascule`` invocation, shared by every command.
 
-The root callback in ``main`` builds a ``Session`` from ``--data-dir``, ``--json``, ``--url`` and
-``--token`` and stores it on the click context; commands (the daemon's ``run`` and ``demo``
-too) read it back with ``Session.of(ctx)``.
+The root callback in ``main`` builds a ``Session`` from ``--data-dir``, ``--json``, ``--url``,
+``--token``, ``--ca-cert`` and ``--insecure`` and stores it on the click context; commands (the
+daemon's ``run`` and ``demo`` too) read it back with ``Session.of(ctx)``. With ``--url`` every
+command talks to that daemon over HTTPS with the token; without it, to the local socket.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from bascule.cli.client import BasculeClient, CliError, login_author
+from bascule.cli.client import BasculeClient, CliError, login_author, tls_context
 
 DEFAULT_DATA_DIR = Path("/var/lib/bascule")
 SOCKET_NAME = "bascule.sock"
@@ -31,6 +32,8 @@ class Session:
     json: bool = False
     url: str | None = None
     token: str | None = None
+    ca_cert: Path | None = None
+    insecure: bool = False
 
     @classmethod
     def of(cls, ctx: typer.Context, *, json: bool = False) -> Session:
@@ -45,11 +48,17 @@ class Session:
     def socket(self) -> Path:
         return self.data_dir / SOCKET_NAME
 
+    @property
+    def remote(self) -> bool:
+        return self.url is not None
+
     def client(self) -> BasculeClient:
-        """A client of the local daemon; remote access (``--url``) is not there yet."""
-        if self.url is not None or self.token is not None:
-            raise CliError(
-                "--url/--token: remote access comes with the management listener; "
-                "use the local socket (--data-dir) for now"
-            )
-        return BasculeClient(self.socket, author=login_author())
+        """A client of the daemon: remote over HTTPS with ``--url``, else the local socket."""
+        if self.url is None:
+            if self.token is not None:
+                raise CliError("--token goes with --url (a remote daemon); the socket needs none")
+            return BasculeClient(self.socket, author=login_author())
+        if not self.token:
+            raise CliError("--url needs an API token: --token TOKEN or BASCULE_TOKEN")
+        verify = tls_context(ca_cert=self.ca_cert, insecure=self.insecure)
+        return BasculeClient.over_https(self.url, token=self.token, verify=verify)

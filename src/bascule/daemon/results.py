@@ -53,6 +53,7 @@ class RealServerStatus:
     bytes_in: int
     bytes_out: int
     packets: int = 0  # L4 (nftables) only
+    total_requests: int = 0  # L7 HTTP only: responses HAProxy had from this server
     # adaptive / weighted_response_time: the engine weight the scheduler decided, and why
     effective_weight: int | None = None
     weight_reason: str | None = None
@@ -77,6 +78,7 @@ class VirtualServiceStatus:
     bytes_out: int
     real_servers: tuple[RealServerStatus, ...]
     packets: int = 0  # L4 (nftables) only
+    total_requests: int = 0  # L7 HTTP only: requests HAProxy received for this service
 
 
 @dataclass(frozen=True, kw_only=True)

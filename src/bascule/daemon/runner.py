@@ -2,9 +2,12 @@
 
 Startup: take the data dir's lock, open the store, adopt a running HAProxy and Bascule's
 nftables tables left by a previous daemon (or start afresh), reconcile on the current
-revision, then serve the API on the unix socket (mode 0600) and re-reconcile every few seconds
-to repair drift (a dead engine is restarted, missing tables are re-applied). The L4 health
-checker and the nftables driver's tick run once a second (daemon/l4.py).
+revision, then serve the API on the unix socket (mode 0600, the caller trusted as a local
+administrator) and the API and the WUI over HTTPS on ``settings.listen`` (127.0.0.1:8443 by
+default; ``none`` disables it; a self-signed certificate is made at first start, daemon/tls.py),
+and re-reconcile every few seconds to repair drift (a dead engine is restarted, missing
+tables are re-applied). The L4 health checker and the nftables driver's tick run once a
+second (daemon/l4.py).
 
 SIGTERM and SIGINT stop the API and the health checks, let HAProxy and the L4 NAT connections
 drain for ``shutdown_grace`` seconds (no new connection is taken meanwhile), stop HAProxy,
@@ -12,6 +15,9 @@ delete Bascule's nftables tables — L4 traffic stops with the daemon, as L7 tra
 remove the VIPs Bascule added. If the daemon is killed outright nothing of this runs: HAProxy
 lives in its own session and the tables stay in the kernel, so traffic keeps flowing on the
 last applied state, and the next start adopts both (adopted L4 servers start up).
+
+The first start (no user yet) creates the ``admin`` user and prints ``admin password: ...``
+once on stdout (a random password, or the one of ``BASCULE_ADMIN_PASSWORD``, not printed).
 """
 
 from __future__ import annotations
@@ -23,16 +29,22 @@ import logging
 import os
 import resource
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 
 from bascule import __version__
+from bascule.daemon.accounts import AccountService
+from bascule.daemon.audit import AuditService
 from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.l4 import L4Supervisor
 from bascule.daemon.service import ConfigService
+from bascule.daemon.statistics import Statistics
+from bascule.daemon.tls import ensure_certificate
 from bascule.daemon.vips import IpVipManager
 from bascule.engines.base import Engine
 from bascule.engines.haproxy.driver import HaproxyDriver
@@ -41,6 +53,8 @@ from bascule.errors import BasculeError, StoreError
 from bascule.model import Configuration, Mode, parse_document
 from bascule.model.document import for_mode
 from bascule.settings import Settings
+from bascule.store.accounts import AccountStore
+from bascule.store.audit import AuditStore
 from bascule.store.revisions import RevisionStore
 
 log = logging.getLogger("bascule.daemon")
@@ -94,9 +108,26 @@ class _Server(uvicorn.Server):
 
 
 SystemInfo = Callable[[], Awaitable[dict[str, Any]]]
-AppFactory = Callable[[ConfigService, SystemInfo], Any]
-"""Builds the ASGI app the daemon serves; given by the composition root (bascule.main) so
-the daemon does not import the API, which sits above it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonServices:
+    """What the daemon hands the doors it serves (the API, the WUI)."""
+
+    config: ConfigService
+    accounts: AccountService
+    audit: AuditService
+    statistics: Statistics
+    system: SystemInfo
+
+
+class AppFactory(Protocol):
+    """Builds an ASGI app the daemon serves; given by the composition root (bascule.main) so
+    the daemon does not import the API or the WUI, which sit above it. ``local``: the unix
+    socket's app (API only, the caller trusted as a local administrator); otherwise the
+    HTTPS listener's (API and WUI, every request authenticated)."""
+
+    def __call__(self, services: DaemonServices, *, local: bool) -> Any: ...
 
 
 class Daemon:
@@ -112,14 +143,29 @@ class Daemon:
             (settings.data_dir / "bascule.pid").write_text(f"{os.getpid()}\n")
             store = RevisionStore(settings.database_path)
             try:
-                await self._run(store)
+                with (
+                    AccountStore(settings.database_path) as account_store,
+                    AuditStore(settings.database_path) as audit_store,
+                ):
+                    await self._run(store, account_store, audit_store)
             finally:
                 store.close()
                 with contextlib.suppress(FileNotFoundError):
                     (settings.data_dir / "bascule.pid").unlink()
 
-    async def _run(self, store: RevisionStore) -> None:
+    async def _run(
+        self, store: RevisionStore, account_store: AccountStore, audit_store: AuditStore
+    ) -> None:
         settings = self.settings
+        audit = AuditService(audit_store)
+        accounts = AccountService(
+            account_store,
+            idle_timeout=settings.session_idle_timeout,
+            lockout_attempts=settings.lockout_attempts,
+            lockout_seconds=settings.lockout_seconds,
+            audit=audit,
+        )
+        await self._first_admin(accounts)
         # One HAProxy thread per CPU this process may run on (its affinity, not the machine's
         # count: under taskset or a cpuset, extra threads would only fight over the same CPUs).
         cpus = tuple(sorted(os.sched_getaffinity(0)))
@@ -142,7 +188,9 @@ class Daemon:
             vips=vips,
             after_reconcile=l4.follow,
             overrides=dynamic.overrides,
+            audit=audit,
         )
+        statistics = Statistics(service.status, interval=settings.stats_interval)
         last_good = _last_good(store)
         if await engine.adopt():
             service.adopt(engine.name, for_mode(last_good, engine.mode) if last_good else None)
@@ -163,7 +211,14 @@ class Daemon:
                 "pid": os.getpid(),
             }
 
-        app = self.make_app(service, system)
+        services = DaemonServices(
+            config=service,
+            accounts=accounts,
+            audit=audit,
+            statistics=statistics,
+            system=system,
+        )
+        app = self.make_app(services, local=True)
         socket_path = settings.socket_path
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
@@ -184,18 +239,26 @@ class Daemon:
             api.result()
         socket_path.chmod(0o600)
         log.info("serving the API", extra={"socket": str(socket_path)})
+        https = await self._serve_https(services)
         reconciler = asyncio.create_task(self._reconcile_forever(service), name="reconcile")
         l4_loop = asyncio.create_task(l4.run(service.desired), name="l4")
         dynamic_loop = asyncio.create_task(dynamic.run(service), name="dynamic")
+        statistics_loop = asyncio.create_task(statistics.run(), name="statistics")
+        loops = (reconciler, l4_loop, dynamic_loop, statistics_loop)
         await self._stop.wait()
         log.info("stopping: draining connections", extra={"grace_s": settings.shutdown_grace})
-        for task in (reconciler, l4_loop, dynamic_loop):
+        for task in loops:
             task.cancel()
         server.should_exit = True
-        for task in (reconciler, l4_loop, dynamic_loop):
+        if https is not None:
+            https[0].should_exit = True
+        for task in loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await api
+        if https is not None:
+            with contextlib.suppress(SystemExit):
+                await https[1]
         await l4.stop()
         results = await asyncio.gather(
             *(e.stop(grace=settings.shutdown_grace) for e in engines), return_exceptions=True
@@ -209,6 +272,68 @@ class Daemon:
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
         log.info("stopped")
+
+    async def _first_admin(self, accounts: AccountService) -> None:
+        """Create ``admin`` on the first start; print a generated password once."""
+        given = self.settings.admin_password
+        password = await accounts.ensure_admin(None if given is None else given.get_secret_value())
+        if password is None:
+            return
+        if given is None:
+            # stdout only, never the log: whoever started the daemon reads it once
+            sys.stdout.write(f"admin password: {password}\n")
+            sys.stdout.flush()
+            log.info("created the admin user; its password is printed once on stdout")
+        else:
+            log.info("created the admin user with the password of BASCULE_ADMIN_PASSWORD")
+
+    async def _serve_https(
+        self, services: DaemonServices
+    ) -> tuple[_Server, asyncio.Task[None]] | None:
+        """Start the HTTPS listener (API and WUI), unless ``listen`` is ``none``."""
+        settings = self.settings
+        address = settings.listen_address
+        if address is None:
+            log.info("the HTTPS listener is disabled (listen: none)")
+            return None
+        host, port = address
+        certificate = ensure_certificate(
+            settings.tls_cert_path, settings.tls_key_path, listen_host=host
+        )
+        if certificate.generated:
+            log.info(
+                "generated a self-signed TLS certificate", extra={"cert": str(certificate.cert)}
+            )
+        server = _Server(
+            uvicorn.Config(
+                self.make_app(services, local=False),
+                host=host,
+                port=port,
+                ssl_certfile=str(certificate.cert),
+                ssl_keyfile=str(certificate.key),
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                proxy_headers=False,
+            )
+        )
+        task = asyncio.create_task(server.serve(), name="https")
+        while not server.started and not task.done():  # noqa: ASYNC110  (uvicorn has no event)
+            await asyncio.sleep(0.02)
+        if task.done():
+            with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind
+                task.result()
+            raise BasculeError(f"cannot serve HTTPS on {settings.listen} (see the log above)")
+        log.info(
+            "serving HTTPS",
+            extra={
+                "listen": settings.listen,
+                "cert": str(certificate.cert),
+                "sha256": certificate.fingerprint,
+                "not_after": certificate.not_after.isoformat(),
+            },
+        )
+        return server, task
 
     async def _reconcile_forever(self, service: ConfigService) -> None:
         while True:

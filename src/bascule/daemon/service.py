@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from bascule.daemon.audit import AuditService
 from bascule.daemon.dsr import DsrReport, DsrVerifier, PacketDsrVerifier
 from bascule.daemon.results import ApplyResult, Detection, StatusReport
 from bascule.daemon.status import build_status
@@ -38,6 +39,7 @@ from bascule.engines.base import (
 from bascule.engines.nftables.dsr import TargetOs, is_dsr, script
 from bascule.errors import (
     ApplyFailed,
+    BasculeError,
     Conflict,
     EngineError,
     FieldError,
@@ -55,7 +57,7 @@ from bascule.reconcile.actions import (
     SetState,
     SetWeight,
 )
-from bascule.reconcile.diff import DiffItem, diff_documents
+from bascule.reconcile.diff import DiffItem, diff_documents, diff_to_json
 from bascule.reconcile.planner import Observed, Overrides, Plan, plan_engine, plan_vips
 from bascule.store.revisions import Revision, RevisionStore, RevisionSummary
 
@@ -105,19 +107,26 @@ class ConfigService:
         vips: VipManager,
         after_reconcile: Callable[[Configuration], Awaitable[None]] | None = None,
         overrides: Callable[[], Overrides] | None = None,
+        audit: AuditService | None = None,
     ) -> None:
         """``after_reconcile`` is awaited with the desired document after every reconcile
         (the daemon points the L4 health checker at its real servers). ``overrides`` gives
-        the weights dynamic schedulers decided (daemon/dynamic.py): the planner keeps them."""
+        the weights dynamic schedulers decided (daemon/dynamic.py): the planner keeps them.
+        ``audit`` records every change, committed or refused (who, from where, the diff)."""
         if not engines:
             raise ValueError("ConfigService needs at least one engine")
         self.store = store
         self._after_reconcile = after_reconcile
         self._overrides = overrides or dict
+        self.audit = audit
         self.engines = tuple(engines)
         self.vips = vips
         self._lock = asyncio.Lock()
         self._applied: dict[str, Configuration | None] = {e.name: None for e in self.engines}
+        # The parsed document of the newest revision read: a revision never changes, and
+        # status() (polled by the WUI and the statistics) would otherwise re-validate the whole
+        # document every time.
+        self._parsed: tuple[int, Configuration] | None = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -129,8 +138,15 @@ class ConfigService:
         return head.number, dict(head.document)
 
     def desired(self) -> Configuration:
-        head = self.store.head()
-        return parse_document(head.document) if head else Configuration()
+        return self._desired_of(self.store.head())
+
+    def _desired_of(self, head: Revision | None) -> Configuration:
+        """The parsed document of ``head`` (validated once per revision)."""
+        if head is None:
+            return Configuration()
+        if self._parsed is None or self._parsed[0] != head.number:
+            self._parsed = (head.number, parse_document(head.document))
+        return self._parsed[1]
 
     def history(self, *, limit: int = 50, before: int | None = None) -> list[RevisionSummary]:
         return self.store.history(limit=limit, before=before)
@@ -149,13 +165,19 @@ class ConfigService:
         *,
         base: Base = UNCHECKED,
         author: str,
+        remote: str = "",
         message: str = "",
         dry_run: bool = False,
     ) -> ApplyResult:
         """Validate, check, commit and apply a whole document."""
         async with self._lock:
             return await self._apply_locked(
-                lambda _current: data, base=base, author=author, message=message, dry_run=dry_run
+                lambda _current: data,
+                base=base,
+                author=author,
+                message=message,
+                dry_run=dry_run,
+                audit=("config.apply", "", remote),
             )
 
     async def edit(
@@ -164,28 +186,53 @@ class ConfigService:
         *,
         base: Base = UNCHECKED,
         author: str,
+        remote: str = "",
         message: str,
         dry_run: bool = False,
+        action: str = "config.edit",
+        target: str = "",
     ) -> ApplyResult:
-        """Apply ``change`` (a pure edit from model.edits) to the current document."""
+        """Apply ``change`` (a pure edit from model.edits) to the current document;
+        ``action`` and ``target`` name it in the audit log."""
         async with self._lock:
             return await self._apply_locked(
-                change, base=base, author=author, message=message, dry_run=dry_run
+                change,
+                base=base,
+                author=author,
+                message=message,
+                dry_run=dry_run,
+                audit=(action, target, remote),
             )
 
     async def set_real_server_state(
-        self, service: str, key: str, state: str, *, base: Base = UNCHECKED, author: str
+        self,
+        service: str,
+        key: str,
+        state: str,
+        *,
+        base: Base = UNCHECKED,
+        author: str,
+        remote: str = "",
     ) -> ApplyResult:
         return await self.edit(
             lambda doc: edits.update_real_server(doc, service, key, {"state": state}),
             base=base,
             author=author,
+            remote=remote,
             message=f"{state} real server {key} of {service}",
+            action="real_server.state",
+            target=f"{service}/{key}",
         )
 
-    async def rollback(self, to: int, *, base: Base = UNCHECKED, author: str) -> ApplyResult:
+    async def rollback(
+        self, to: int, *, base: Base = UNCHECKED, author: str, remote: str = ""
+    ) -> ApplyResult:
         """Make revision ``to`` current again, as a new revision."""
-        target = self.store.get(to)
+        try:
+            target = self.store.get(to)
+        except BasculeError as exc:
+            self._record(("config.rollback", str(to), remote), author, "refused", str(exc))
+            raise
         async with self._lock:
             return await self._apply_locked(
                 lambda _current: target.document,
@@ -194,6 +241,7 @@ class ConfigService:
                 message=f"roll back to revision {to}",
                 dry_run=False,
                 rolled_back_from=to,
+                audit=("config.rollback", str(to), remote),
             )
 
     async def _apply_locked(
@@ -205,6 +253,62 @@ class ConfigService:
         message: str,
         dry_run: bool,
         rolled_back_from: int | None = None,
+        audit: tuple[str, str, str] = ("config.edit", "", ""),
+    ) -> ApplyResult:
+        """A change under the lock; ``audit`` is (action, target, remote) for the audit log,
+        where committed and refused changes are recorded (dry runs and no-ops are not)."""
+        try:
+            result = await self._change_locked(
+                change,
+                base=base,
+                author=author,
+                message=message,
+                dry_run=dry_run,
+                rolled_back_from=rolled_back_from,
+            )
+        except BasculeError as exc:
+            if not dry_run:
+                self._record(audit, author, "refused", str(exc))
+            raise
+        if result.changed and not result.dry_run:
+            outcome = "ok" if result.applied else "apply_failed"
+            detail = "; ".join(part for part in (message, result.message) if part)
+            if result.applied:
+                detail = message
+            self._record(audit, author, outcome, detail, result)
+        return result
+
+    def _record(
+        self,
+        audit: tuple[str, str, str],
+        author: str,
+        outcome: str,
+        detail: str,
+        result: ApplyResult | None = None,
+    ) -> None:
+        if self.audit is None:
+            return
+        action, target, remote = audit
+        self.audit.record(
+            author,
+            action,
+            target,
+            remote=remote,
+            revision=None if result is None else result.revision,
+            diff=() if result is None else diff_to_json(result.diff),
+            outcome=outcome,
+            detail=detail,
+        )
+
+    async def _change_locked(
+        self,
+        change: Callable[[Mapping[str, Any]], Any],
+        *,
+        base: Base,
+        author: str,
+        message: str,
+        dry_run: bool,
+        rolled_back_from: int | None,
     ) -> ApplyResult:
         head = self.store.head()
         head_number = head.number if head else None
@@ -238,6 +342,8 @@ class ConfigService:
             message=message,
             rolled_back_from=rolled_back_from,
         )
+        # The committed document is ``config``'s own: no need to parse it again to reconcile.
+        self._parsed = (revision.number, config)
         log.info(
             "committed revision",
             extra={"revision": revision.number, "author": author, "changes": len(diff)},
@@ -374,7 +480,7 @@ class ConfigService:
 
     async def _reconcile_locked(self) -> tuple[bool, str]:
         head = self.store.head()
-        desired = parse_document(head.document) if head else Configuration()
+        desired = self._desired_of(head)
         try:
             return await self._reconcile_on(head, desired)
         finally:
@@ -479,7 +585,7 @@ class ConfigService:
     async def status(self) -> StatusReport:
         head = self.store.head()
         applied = self.store.applied()
-        desired = parse_document(head.document) if head else Configuration()
+        desired = self._desired_of(head)
         observations = []
         engine_info: dict[str, Any] = {}
         for engine in self.engines:

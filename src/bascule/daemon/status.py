@@ -87,6 +87,7 @@ def _service_status(
         bytes_in=counters.bytes_in if counters else 0,
         bytes_out=counters.bytes_out if counters else 0,
         packets=counters.packets if counters else 0,
+        total_requests=counters.total_requests if counters else 0,
         real_servers=servers,
     )
 
@@ -160,6 +161,7 @@ def _server_status(
         bytes_in=seen.bytes_in if seen else 0,
         bytes_out=seen.bytes_out if seen else 0,
         packets=seen.packets if seen else 0,
+        total_requests=seen.total_requests if seen else 0,
         effective_weight=override.weight if override else None,
         weight_reason=override.reason if override else None,
     )

@@ -36,6 +36,7 @@ class ServerObservation:
     bytes_out: int = 0
     rate: int = 0
     packets: int = 0  # L4 engines: packets both ways (HAProxy counts none)
+    total_requests: int = 0  # L7 HTTP: responses from this server (HAProxy's hrsp_*)
 
     @property
     def runtime(self) -> ServerRuntime:
@@ -53,6 +54,7 @@ class ServiceObservation:
     rate: int = 0
     requests_rate: int = 0
     packets: int = 0  # L4 engines: packets from clients
+    total_requests: int = 0  # L7 HTTP: requests received (HAProxy's req_tot)
 
 
 @dataclass(frozen=True, kw_only=True)

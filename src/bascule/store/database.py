@@ -46,6 +46,67 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) STRICT
         """,
     ),
+    # 2: accounts, API tokens, WUI sessions, failed logins and the audit log (store/accounts.py,
+    # store/audit.py). Secrets are stored hashed: argon2 for passwords, SHA-256 for the rest.
+    (
+        """
+        CREATE TABLE users (
+            name                TEXT PRIMARY KEY,
+            role                TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+            password_hash       TEXT NOT NULL,
+            created_at          TEXT NOT NULL,
+            password_changed_at TEXT NOT NULL
+        ) STRICT
+        """,
+        """
+        CREATE TABLE api_tokens (
+            id            TEXT PRIMARY KEY,
+            name          TEXT NOT NULL,
+            role          TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+            owner         TEXT NOT NULL,
+            secret_sha256 TEXT NOT NULL,
+            created_at    TEXT NOT NULL,
+            last_used_at  TEXT,
+            revoked_at    TEXT
+        ) STRICT
+        """,
+        "CREATE INDEX api_tokens_owner ON api_tokens (owner)",
+        """
+        CREATE TABLE sessions (
+            id_sha256  TEXT PRIMARY KEY,
+            user       TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            last_seen  TEXT NOT NULL,
+            remote     TEXT NOT NULL
+        ) STRICT
+        """,
+        "CREATE INDEX sessions_user ON sessions (user)",
+        """
+        CREATE TABLE login_failures (
+            name         TEXT PRIMARY KEY,
+            count        INTEGER NOT NULL,
+            first_at     TEXT NOT NULL,
+            locked_until TEXT
+        ) STRICT
+        """,
+        """
+        CREATE TABLE audit_log (
+            id       INTEGER PRIMARY KEY AUTOINCREMENT,
+            at       TEXT    NOT NULL,
+            actor    TEXT    NOT NULL,
+            role     TEXT    NOT NULL,
+            remote   TEXT    NOT NULL,
+            action   TEXT    NOT NULL,
+            target   TEXT    NOT NULL,
+            revision INTEGER,
+            diff     TEXT    NOT NULL,
+            outcome  TEXT    NOT NULL,
+            detail   TEXT    NOT NULL
+        ) STRICT
+        """,
+        "CREATE INDEX audit_log_actor ON audit_log (actor)",
+        "CREATE INDEX audit_log_action ON audit_log (action)",
+    ),
 )
 
 

@@ -1,8 +1,15 @@
-"""The API against a real ConfigService over a real RevisionStore, with the FakeEngine."""
+"""The API against a real ConfigService over a real RevisionStore, with the FakeEngine.
+
+``app``/``client`` are the unix socket's app (the caller trusted as a local administrator), as
+the CLI sees it. ``remote_app`` is the HTTPS listener's app over the same services (every
+request authenticated); ``client_as(role)`` is a client of it with an API token of that role
+(``admin``, ``operator``, ``viewer``), or with no credentials at all (``None``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +18,11 @@ import pytest
 from fastapi import FastAPI
 
 from bascule.api import ApiServices, create_app
+from bascule.daemon.accounts import AccountService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
 from bascule.engines.base import FakeEngine
+from bascule.model.access import Actor, Role
 from bascule.store.revisions import RevisionStore
 
 Document = dict[str, Any]
@@ -36,11 +45,67 @@ def service(store: RevisionStore, engine: FakeEngine) -> ConfigService:
 
 
 @pytest.fixture
-def app(service: ConfigService) -> FastAPI:
+def services(
+    service: ConfigService, tmp_path: Path, make_api_services: Callable[..., ApiServices]
+) -> ApiServices:
     async def system() -> dict[str, Any]:
         return {"engines": {"haproxy": {"version": "2.6.12", "running": True}}}
 
-    return create_app(ApiServices(config=service, system=system))
+    return make_api_services(service, system, database=tmp_path / "bascule.db")
+
+
+@pytest.fixture
+def accounts(services: ApiServices) -> AccountService:
+    return services.accounts
+
+
+@pytest.fixture
+def app(services: ApiServices) -> FastAPI:
+    return create_app(services, local=True)
+
+
+@pytest.fixture
+def remote_app(services: ApiServices) -> FastAPI:
+    return create_app(services, local=False)
+
+
+ADMIN_PASSWORD = "admin-password-1"
+PASSWORDS = {"admin": ADMIN_PASSWORD, "operator": "operator-password", "viewer": "viewer-password"}
+LOCAL_ADMIN = Actor(name="root@local", role=Role.admin, via="local", remote="test")
+
+
+@pytest.fixture
+async def tokens(accounts: AccountService) -> dict[str, str]:
+    """Users ``admin``, ``operator`` and ``viewer`` (passwords in PASSWORDS), and an API token
+    of each one's own role: role -> bearer secret."""
+    await accounts.ensure_admin(ADMIN_PASSWORD)
+    secrets: dict[str, str] = {}
+    for role in Role:
+        if role != Role.admin:
+            await accounts.create_user(role.value, role, PASSWORDS[role.value], by=LOCAL_ADMIN)
+        _, secrets[role.value] = accounts.create_token(
+            f"{role.value} token", role, by=LOCAL_ADMIN, owner=role.value
+        )
+    return secrets
+
+
+ClientAs = Callable[[str | None], Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def client_as(remote_app: FastAPI, tokens: dict[str, str]) -> AsyncIterator[ClientAs]:
+    """``await client_as("viewer")``: a client of the HTTPS app with the viewer's token;
+    ``await client_as(None)``: one without credentials."""
+    async with AsyncExitStack() as stack:
+
+        async def make(role: str | None) -> httpx.AsyncClient:
+            headers = {} if role is None else {"Authorization": f"Bearer {tokens[role]}"}
+            transport = httpx.ASGITransport(app=remote_app)
+            return await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="https://bascule", headers=headers)
+            )
+
+        yield make
 
 
 @pytest.fixture

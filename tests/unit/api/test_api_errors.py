@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -41,11 +42,13 @@ async def test_a_store_failure_is_a_server_error(
     assert "closed" in error["message"]
 
 
-async def test_an_unexpected_error_keeps_the_shape(service: ConfigService) -> None:
+async def test_an_unexpected_error_keeps_the_shape(
+    service: ConfigService, make_api_services: Callable[..., ApiServices]
+) -> None:
     async def broken_system() -> dict[str, Any]:
         raise RuntimeError("the probe broke")
 
-    app: FastAPI = create_app(ApiServices(config=service, system=broken_system))
+    app: FastAPI = create_app(make_api_services(service, broken_system))
     # Starlette re-raises after answering, for the server to log; the client still gets JSON.
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://bascule") as client:

@@ -61,13 +61,13 @@ async def test_put_commits_applies_and_reports(
     assert read.json()["document"]["virtual_services"][0]["name"] == "web"
 
 
-async def test_the_author_defaults_to_api(
+async def test_the_author_defaults_to_root_at_local(
     client: httpx.AsyncClient, store: RevisionStore, make_document: Callable[..., Document]
 ) -> None:
     await client.put(CONFIG, json=make_document())
     head = store.head()
     assert head is not None
-    assert head.author == "api"
+    assert head.author == "root@local"
 
 
 async def test_an_unchanged_document_commits_nothing(

@@ -6,7 +6,7 @@ layer a second fake engine of mode l4, and a fake verifier in place of the packe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,9 @@ def verifier() -> FakeVerifier:
 
 
 @pytest.fixture
-async def client(tmp_path: Path, verifier: FakeVerifier) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    tmp_path: Path, verifier: FakeVerifier, make_api_services: Callable[..., ApiServices]
+) -> AsyncIterator[httpx.AsyncClient]:
     with RevisionStore(tmp_path / "bascule.db") as store:
         service = ConfigService(
             store=store, engines=[FakeEngine(), L4FakeEngine()], vips=NullVipManager()
@@ -110,7 +112,7 @@ async def client(tmp_path: Path, verifier: FakeVerifier) -> AsyncIterator[httpx.
         async def system() -> dict[str, Any]:
             return {}
 
-        app = create_app(ApiServices(config=service, system=system))
+        app = create_app(make_api_services(service, system))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bascule") as opened:
             response = await opened.put("/api/v1/config", json=DOCUMENT)

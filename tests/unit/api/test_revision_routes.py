@@ -64,7 +64,7 @@ async def test_a_summary(client: httpx.AsyncClient, make_document: Callable[...,
     assert datetime.fromisoformat(summary.pop("created_at")).tzinfo is not None
     assert summary == {
         "number": 2,
-        "author": "api",
+        "author": "root@local",
         "message": "weight 200",
         "changes": 1,
         "rolled_back_from": None,

@@ -17,7 +17,7 @@ SERVICES = "/api/v1/virtual-services"
 async def test_list_on_an_empty_store(client: httpx.AsyncClient) -> None:
     response = await client.get(SERVICES)
     assert response.status_code == 200
-    assert response.json() == {"revision": None, "items": []}
+    assert response.json() == {"revision": None, "items": [], "total": 0, "next_offset": None}
 
 
 async def test_list_gives_the_documents_with_defaults(

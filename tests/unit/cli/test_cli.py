@@ -14,7 +14,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,13 +67,13 @@ async def _system() -> dict[str, Any]:
 
 
 @pytest.fixture
-def daemon() -> Iterator[Daemon]:
+def daemon(make_api_services: Callable[..., ApiServices]) -> Iterator[Daemon]:
     # A short path: a unix socket path must fit in 108 bytes.
     data_dir = Path(tempfile.mkdtemp(dir="/tmp", prefix="bascule-cli-"))
     store = RevisionStore(data_dir / "bascule.db")
     engine = FakeEngine()
     service = ConfigService(store=store, engines=[engine], vips=NullVipManager())
-    api = create_app(ApiServices(config=service, system=_system))
+    api = create_app(make_api_services(service, _system, database=data_dir / "bascule.db"))
     server = uvicorn.Server(
         uvicorn.Config(
             api,
@@ -573,11 +573,16 @@ def test_data_dir_from_the_environment(daemon: Daemon) -> None:
     assert "no virtual services" in result.stdout
 
 
-def test_remote_access_is_not_there_yet(daemon: Daemon) -> None:
-    for option in (["--url", "https://lb.example:8443"], ["--token", "secret"]):
+def test_remote_options_go_together(daemon: Daemon) -> None:
+    # (remote use itself: tests/unit/cli/test_cli_remote.py)
+    for option, words in (
+        (["--url", "https://lb.example:8443"], "--url needs an API token"),
+        (["--token", "secret"], "--token goes with --url"),
+        (["--url", "http://lb.example:8443", "--token", "t"], "must be an https:// address"),
+    ):
         lines = failed(run(daemon, *option, "status"))
         assert len(lines) == 1
-        assert "remote access comes with the management listener" in lines[0]
+        assert words in lines[0]
 
 
 @pytest.mark.parametrize(

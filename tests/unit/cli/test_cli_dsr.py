@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ async def _system() -> dict[str, Any]:
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[Path, Verifier]]:
+def served(make_api_services: Callable[..., ApiServices]) -> Iterator[tuple[Path, Verifier]]:
     data_dir = Path(tempfile.mkdtemp(dir="/tmp", prefix="bascule-dsr-"))
     store = RevisionStore(data_dir / "bascule.db")
     service = ConfigService(
@@ -97,7 +97,7 @@ def served() -> Iterator[tuple[Path, Verifier]]:
     service.dsr_verifier = verifier
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(ApiServices(config=service, system=_system)),
+            create_app(make_api_services(service, _system)),
             uds=str(data_dir / "bascule.sock"),
             log_level="warning",
             lifespan="off",

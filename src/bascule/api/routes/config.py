@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from bascule.api.deps import Author, BaseRevision, ConfigServiceDep, DocumentBody, DryRun, Message
+from bascule.api.deps import (
+    BaseRevision,
+    ConfigServiceDep,
+    Configurer,
+    DocumentBody,
+    DryRun,
+    Message,
+)
 from bascule.api.etags import answer_change, tag
 from bascule.api.schemas import ApplyResultOut, ConfigOut
 
@@ -27,13 +34,18 @@ async def apply_config(
     document: DocumentBody,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Configurer,
     response: Response,
     dry_run: DryRun = False,
     message: Message = None,
 ) -> ApplyResultOut:
     result = await config.apply(
-        document, base=base, author=author, message=message or "", dry_run=dry_run
+        document,
+        base=base,
+        author=actor.name,
+        remote=actor.remote,
+        message=message or "",
+        dry_run=dry_run,
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)
@@ -44,9 +56,11 @@ async def plan_config(
     document: DocumentBody,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Configurer,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.apply(document, base=base, author=author, dry_run=True)
+    result = await config.apply(
+        document, base=base, author=actor.name, remote=actor.remote, dry_run=True
+    )
     answer_change(response, result)
     return ApplyResultOut.of(result)

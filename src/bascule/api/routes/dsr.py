@@ -3,7 +3,7 @@
 ``script`` gives the commands a real server of a ``forwarding: dsr`` service needs; ``verify``
 checks each real server from the load balancer (ARP for the VIP, a test connection through
 it). Both answer 404 for an unknown service and 422 ``not_applicable`` for one that is not
-DSR. Verify changes nothing, but it sends packets, so it is a POST.
+DSR. Verify changes nothing, but it sends packets, so it is a POST and needs ``operate``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from bascule.api.deps import ConfigServiceDep
+from bascule.api.deps import ConfigServiceDep, Operator
 from bascule.daemon.dsr import DsrReport
 from bascule.engines.nftables.dsr import TargetOs
 
@@ -88,5 +88,5 @@ async def dsr_script(
 
 
 @router.post("/{name}/dsr/verify", summary="Check each real server of a DSR service")
-async def dsr_verify(name: str, config: ConfigServiceDep) -> DsrVerifyOut:
+async def dsr_verify(name: str, config: ConfigServiceDep, actor: Operator) -> DsrVerifyOut:
     return DsrVerifyOut.of(await config.dsr_verify(name))

@@ -4,7 +4,7 @@ GET lists the entries of the service's persistence tables (HAProxy stick tables:
 method's own table and the source_ip fallback's); DELETE empties them, so every client is
 balanced afresh on its next connection. 404 for an unknown service, 422 ``not_applicable``
 for an l4 service. ``active_cookie`` keeps its state in the clients' cookies: its table is
-empty (only its source_ip fallback, if any, has entries).
+empty (only its source_ip fallback, if any, has entries). Clearing needs ``configure``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from bascule.api.deps import ConfigServiceDep
+from bascule.api.deps import ConfigServiceDep, Configurer
 
 router = APIRouter(prefix="/virtual-services", tags=["persistence"])
 
@@ -49,5 +49,10 @@ async def show_persistence(name: str, config: ConfigServiceDep) -> PersistenceOu
 
 
 @router.delete("/{name}/persistence", summary="Forget every persisted client of a service")
-async def clear_persistence(name: str, config: ConfigServiceDep) -> PersistenceClearedOut:
-    return PersistenceClearedOut(service=name, cleared=await config.clear_persistence(name))
+async def clear_persistence(
+    name: str, config: ConfigServiceDep, actor: Configurer
+) -> PersistenceClearedOut:
+    cleared = await config.clear_persistence(name)
+    if config.audit is not None:
+        config.audit.record(actor, "persistence.clear", name, detail=f"{cleared} entries")
+    return PersistenceClearedOut(service=name, cleared=cleared)

@@ -2,7 +2,8 @@
 
 A real server is named by its key ``address:port`` (``198.18.0.4:80``, ``[2001:db8::1]:80``,
 URL-encoded by clients). Weight and state changes are runtime-only in the flow of a change:
-the reconciler turns them into runtime commands, with no engine reload.
+the reconciler turns them into runtime commands, with no engine reload. Enable, disable,
+drain and a PATCH of the weight alone need the ``operate`` permission; the rest ``configure``.
 """
 
 from __future__ import annotations
@@ -12,27 +13,44 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from bascule.api import documents
+from bascule.api.auth import check
 from bascule.api.deps import (
-    Author,
     BaseRevision,
     ChangesBody,
     ConfigServiceDep,
+    Configurer,
     DryRun,
     Message,
+    Operator,
+    Reader,
     RealServerBody,
 )
 from bascule.api.etags import answer_change, tag
+from bascule.api.pagination import Limit, Offset, page
 from bascule.api.schemas import ApplyResultOut, ItemsOut
 from bascule.model import RealServerState, edits
+from bascule.model.access import permission_for_real_server_patch
 
 router = APIRouter(prefix="/virtual-services/{name}/real-servers", tags=["real servers"])
 
 
-@router.get("", summary="The real servers of a virtual service")
-async def list_real_servers(name: str, config: ConfigServiceDep, response: Response) -> ItemsOut:
+@router.get("", summary="The real servers of a virtual service (all, or a page)")
+async def list_real_servers(
+    name: str,
+    config: ConfigServiceDep,
+    response: Response,
+    limit: Limit = None,
+    offset: Offset = 0,
+) -> ItemsOut:
     revision, document = config.document()
     tag(response, revision)
-    return ItemsOut(revision=revision, items=documents.real_servers(document, name))
+    chosen = page(documents.real_servers(document, name), limit=limit, offset=offset)
+    return ItemsOut(
+        revision=revision,
+        items=chosen.items,
+        total=chosen.total,
+        next_offset=chosen.next_offset,
+    )
 
 
 @router.post("", status_code=201, summary="Add a real server to a virtual service")
@@ -41,7 +59,7 @@ async def add_real_server(
     server: RealServerBody,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Configurer,
     response: Response,
     dry_run: DryRun = False,
     message: Message = None,
@@ -49,7 +67,8 @@ async def add_real_server(
     result = await config.edit(
         lambda doc: edits.add_real_server(doc, name, server),
         base=base,
-        author=author,
+        author=actor.name,
+        remote=actor.remote,
         message=message
         or f"add real server {edits.server_key(server.get('address'), server.get('port'))}"
         f" to {name}",
@@ -75,15 +94,18 @@ async def update_real_server(
     changes: ChangesBody,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Reader,
     response: Response,
     dry_run: DryRun = False,
     message: Message = None,
 ) -> ApplyResultOut:
+    # A weight alone is an operator's change; any other field is structural.
+    check(actor, permission_for_real_server_patch(changes))
     result = await config.edit(
         lambda doc: edits.update_real_server(doc, name, key, changes),
         base=base,
-        author=author,
+        author=actor.name,
+        remote=actor.remote,
         message=message or f"change real server {key} of {name}",
         dry_run=dry_run,
     )
@@ -97,7 +119,7 @@ async def delete_real_server(
     key: str,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Configurer,
     response: Response,
     dry_run: DryRun = False,
     message: Message = None,
@@ -105,7 +127,8 @@ async def delete_real_server(
     result = await config.edit(
         lambda doc: edits.delete_real_server(doc, name, key),
         base=base,
-        author=author,
+        author=actor.name,
+        remote=actor.remote,
         message=message or f"remove real server {key} from {name}",
         dry_run=dry_run,
     )
@@ -119,11 +142,11 @@ async def enable_real_server(
     key: str,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Operator,
     response: Response,
 ) -> ApplyResultOut:
     result = await config.set_real_server_state(
-        name, key, RealServerState.enabled.value, base=base, author=author
+        name, key, RealServerState.enabled.value, base=base, author=actor.name, remote=actor.remote
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)
@@ -135,11 +158,11 @@ async def disable_real_server(
     key: str,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Operator,
     response: Response,
 ) -> ApplyResultOut:
     result = await config.set_real_server_state(
-        name, key, RealServerState.disabled.value, base=base, author=author
+        name, key, RealServerState.disabled.value, base=base, author=actor.name, remote=actor.remote
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)
@@ -151,11 +174,11 @@ async def drain_real_server(
     key: str,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Operator,
     response: Response,
 ) -> ApplyResultOut:
     result = await config.set_real_server_state(
-        name, key, RealServerState.drain.value, base=base, author=author
+        name, key, RealServerState.drain.value, base=base, author=actor.name, remote=actor.remote
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)

@@ -9,45 +9,50 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
-from bascule.api.deps import Author, BaseRevision, ConfigServiceDep
+from bascule.api.deps import BaseRevision, ConfigServiceDep, Configurer
 from bascule.api.etags import answer_change
 from bascule.api.schemas import ApplyResultOut, DiffOut, RevisionOut, RevisionPage
 
 router = APIRouter(prefix="/revisions", tags=["revisions"])
 
 MAX_PAGE = 1000
+# Revision numbers are SQLite INTEGERs: a larger number is a request error, never a 500.
+MAX_REVISION = 2**63 - 1
+RevisionNumber = Annotated[int, Path(ge=0, le=MAX_REVISION, description="A revision number")]
 
 
 @router.get("", summary="The history, newest first, a page at a time")
 async def list_revisions(
     config: ConfigServiceDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="Only revisions older than this")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_REVISION, description="Only revisions older than this")
+    ] = None,
 ) -> RevisionPage:
     # One row more than asked tells whether another page exists.
     return RevisionPage.of(config.history(limit=limit + 1, before=before), limit=limit)
 
 
 @router.get("/{number}", summary="One revision, its document and its diff from the one before")
-async def read_revision(number: int, config: ConfigServiceDep) -> RevisionOut:
+async def read_revision(number: RevisionNumber, config: ConfigServiceDep) -> RevisionOut:
     return RevisionOut.of(config.revision(number))
 
 
 @router.get("/{a}/diff/{b}", summary="The changes from revision a to revision b")
-async def diff_revisions(a: int, b: int, config: ConfigServiceDep) -> DiffOut:
+async def diff_revisions(a: RevisionNumber, b: RevisionNumber, config: ConfigServiceDep) -> DiffOut:
     return DiffOut.of(config.diff(a, b))
 
 
 @router.post("/{number}/rollback", summary="Make an older revision current again")
 async def rollback(
-    number: int,
+    number: RevisionNumber,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Configurer,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.rollback(number, base=base, author=author)
+    result = await config.rollback(number, base=base, author=actor.name, remote=actor.remote)
     answer_change(response, result)
     return ApplyResultOut.of(result)

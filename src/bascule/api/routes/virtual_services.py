@@ -12,26 +12,35 @@ from fastapi import APIRouter, Response
 
 from bascule.api import documents
 from bascule.api.deps import (
-    Author,
     BaseRevision,
     ChangesBody,
     ConfigServiceDep,
+    Configurer,
     DryRun,
     Message,
     VirtualServiceBody,
 )
 from bascule.api.etags import answer_change, tag
+from bascule.api.pagination import Limit, Offset, page
 from bascule.api.schemas import ApplyResultOut, ItemsOut
 from bascule.model import edits
 
 router = APIRouter(prefix="/virtual-services", tags=["virtual services"])
 
 
-@router.get("", summary="Every virtual service of the current revision")
-async def list_virtual_services(config: ConfigServiceDep, response: Response) -> ItemsOut:
+@router.get("", summary="The virtual services of the current revision (all, or a page)")
+async def list_virtual_services(
+    config: ConfigServiceDep, response: Response, limit: Limit = None, offset: Offset = 0
+) -> ItemsOut:
     revision, document = config.document()
     tag(response, revision)
-    return ItemsOut(revision=revision, items=document["virtual_services"])
+    chosen = page(document["virtual_services"], limit=limit, offset=offset)
+    return ItemsOut(
+        revision=revision,
+        items=chosen.items,
+        total=chosen.total,
+        next_offset=chosen.next_offset,
+    )
 
 
 @router.post("", status_code=201, summary="Add a virtual service")
@@ -39,7 +48,7 @@ async def add_virtual_service(
     service: VirtualServiceBody,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Configurer,
     response: Response,
     dry_run: DryRun = False,
     message: Message = None,
@@ -47,7 +56,8 @@ async def add_virtual_service(
     result = await config.edit(
         lambda doc: edits.add_virtual_service(doc, service),
         base=base,
-        author=author,
+        author=actor.name,
+        remote=actor.remote,
         message=message or f"add virtual service {service.get('name')}",
         dry_run=dry_run,
     )
@@ -70,7 +80,7 @@ async def replace_virtual_service(
     service: VirtualServiceBody,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Configurer,
     response: Response,
     dry_run: DryRun = False,
     message: Message = None,
@@ -78,7 +88,8 @@ async def replace_virtual_service(
     result = await config.edit(
         lambda doc: edits.replace_virtual_service(doc, name, service),
         base=base,
-        author=author,
+        author=actor.name,
+        remote=actor.remote,
         message=message or f"replace virtual service {name}",
         dry_run=dry_run,
     )
@@ -92,7 +103,7 @@ async def update_virtual_service(
     changes: ChangesBody,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Configurer,
     response: Response,
     dry_run: DryRun = False,
     message: Message = None,
@@ -100,7 +111,8 @@ async def update_virtual_service(
     result = await config.edit(
         lambda doc: edits.update_virtual_service(doc, name, changes),
         base=base,
-        author=author,
+        author=actor.name,
+        remote=actor.remote,
         message=message or f"change virtual service {name}",
         dry_run=dry_run,
     )
@@ -113,7 +125,7 @@ async def delete_virtual_service(
     name: str,
     config: ConfigServiceDep,
     base: BaseRevision,
-    author: Author,
+    actor: Configurer,
     response: Response,
     dry_run: DryRun = False,
     message: Message = None,
@@ -121,7 +133,8 @@ async def delete_virtual_service(
     result = await config.edit(
         lambda doc: edits.delete_virtual_service(doc, name),
         base=base,
-        author=author,
+        author=actor.name,
+        remote=actor.remote,
         message=message or f"remove virtual service {name}",
         dry_run=dry_run,
     )

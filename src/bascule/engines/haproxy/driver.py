@@ -196,6 +196,7 @@ class HaproxyDriver:
                     bytes_in=stat.bin,
                     bytes_out=stat.bout,
                     rate=stat.rate,
+                    total_requests=stat.requests,
                 )
                 continue
             if stat.kind is not runtime.StatKind.SERVER:
@@ -217,6 +218,7 @@ class HaproxyDriver:
                 bytes_in=stat.bin,
                 bytes_out=stat.bout,
                 rate=stat.rate,
+                total_requests=stat.requests,
             )
         return EngineObservation(running=True, servers=servers, services=services)
 

@@ -211,6 +211,20 @@ class ServerStat:
     chkfail: int | None
     downtime: int | None
     address: str | None
+    # HTTP requests: ``req_tot`` where HAProxy counts it (frontends and backends); a server row
+    # has no req_tot in 2.6 (management.txt 9.1, field 48), so there it is the sum of the HTTP
+    # responses it gave (hrsp_1xx..hrsp_other, fields 39-44). 0 for TCP proxies.
+    requests: int = 0
+
+
+_RESPONSE_COLUMNS = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other")
+
+
+def _requests(row: dict[str, str]) -> int:
+    total = _int(row.get("req_tot"))
+    if total is not None:
+        return total
+    return sum(_count(row.get(column)) for column in _RESPONSE_COLUMNS)
 
 
 def _int(value: str | None) -> int | None:
@@ -271,6 +285,7 @@ def parse_show_stat(text: str) -> list[ServerStat]:
                 chkfail=_int(row.get("chkfail")),
                 downtime=_int(row.get("downtime")),
                 address=_text(row.get("addr")),
+                requests=_requests(row),
             )
         )
     return rows

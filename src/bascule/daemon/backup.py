@@ -1,0 +1,138 @@
+"""Backup and restore of the configuration: the document as a file, and a file made current.
+
+Both ends of the flow of a change as an administrator sees them: a backup is the current
+revision's document written as YAML with a first line ``# bascule revision N`` (the same file
+``bascule export`` writes), and a restore reads such a file (YAML or JSON) and hands it to the
+one service layer as a change like any other (validated, checked by the engines, committed as a
+new revision "restore from backup", applied). The API (``/api/v1/backup``, ``/restore``) and
+the WUI (``/backup``) both use these functions, so they write and read the same files.
+
+Users and API tokens are not in a backup: they carry secrets (password hashes) and belong to
+the appliance, not to the configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from bascule.daemon.results import ApplyResult
+from bascule.daemon.service import UNCHECKED, Base, ConfigService
+from bascule.errors import FieldError, InvalidConfiguration
+
+RESTORE_MESSAGE = "restore from backup"
+RESTORE_ACTION = "config.restore"
+REVISION_LINE = re.compile(r"^#\s*bascule revision (\d+)\s*$")
+#: A backup larger than this is not a configuration document (200 services of 10 servers
+#: each are well under 1 MiB).
+MAX_BACKUP_BYTES = 16 * 1024 * 1024
+
+
+def backup_text(revision: int | None, document: Mapping[str, Any]) -> str:
+    """The document as YAML, first line ``# bascule revision N`` (0 before the first)."""
+    body = yaml.safe_dump(
+        dict(document), sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
+    return f"# bascule revision {revision or 0}\n{body}"
+
+
+def backup_filename(revision: int | None) -> str:
+    """The name a download is saved under: ``bascule-revision-7.yaml``."""
+    return f"bascule-revision-{revision or 0}.yaml"
+
+
+def backup_revision(text: str) -> int | None:
+    """The revision a backup says it was taken from (its first line), if it says so."""
+    first = text.split("\n", 1)[0].strip()
+    match = REVISION_LINE.match(first)
+    return int(match.group(1)) if match else None
+
+
+def read_backup(data: bytes | str) -> dict[str, Any]:
+    """The configuration document in a backup file (YAML or JSON).
+
+    Raises ``InvalidConfiguration`` with one ``FieldError`` of path ``""`` when the file is
+    not a document at all (empty, not UTF-8, not YAML, not a mapping); the document itself is
+    validated by the service layer when it is restored.
+    """
+    if len(data) > MAX_BACKUP_BYTES:
+        raise _unreadable(f"the file is larger than {MAX_BACKUP_BYTES // (1024 * 1024)} MiB")
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise _unreadable("the file is not text (UTF-8): is it a Bascule backup?") from None
+    else:
+        text = data
+    if not text.strip():
+        raise _unreadable("the file is empty")
+    try:
+        document = yaml.load(text, Loader=_NoAliases)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as exc:
+        raise _unreadable(f"the file is not YAML or JSON: {_yaml_problem(exc)}") from None
+    if not isinstance(document, dict):
+        raise _unreadable(
+            "the file does not hold a configuration document (a mapping with virtual_services)"
+        )
+    try:
+        json.dumps(document, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise _unreadable(f"the file holds values a configuration cannot: {exc}") from None
+    return document
+
+
+async def restore(
+    config: ConfigService,
+    document: Mapping[str, Any],
+    *,
+    base: Base = UNCHECKED,
+    author: str,
+    remote: str = "",
+    dry_run: bool = False,
+) -> ApplyResult:
+    """Make ``document`` the configuration, as a new revision "restore from backup".
+
+    ``base`` is the revision the restore was planned on: a change by someone else between the
+    plan (``dry_run=True``) and the restore is refused with ``Conflict``. Nothing is changed
+    when the document is invalid or an engine refuses it.
+    """
+    restored = dict(document)
+    return await config.edit(
+        lambda _current: restored,
+        base=base,
+        author=author,
+        remote=remote,
+        message=RESTORE_MESSAGE,
+        dry_run=dry_run,
+        action=RESTORE_ACTION,
+    )
+
+
+class _NoAliases(yaml.SafeLoader):
+    """YAML without anchors and aliases: a document never needs them, and aliases nested in
+    aliases expand exponentially (the "billion laughs") once the document is walked."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.MarkedYAMLError(
+                problem="aliases (*name) are not accepted in a backup",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
+def _unreadable(message: str) -> InvalidConfiguration:
+    return InvalidConfiguration([FieldError(path="", message=message)])
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "unreadable"
+    if mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(problem)

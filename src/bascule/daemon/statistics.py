@@ -1,0 +1,146 @@
+"""``Statistics``: the daemon's sampler of the status into time series, and what reads them.
+
+The last step of the flow of a change (status & stats): every ``interval`` seconds (setting
+``stats_interval``, 10 by default) the sampler asks the service layer for its status (the
+engines' counters and health), turns each virtual service and real server into a
+``stats.Reading`` and records it in ``stats.Tracks`` (pure: rings, rates, counter resets).
+The API (``/api/v1/statistics``), the WUI's graphs and dashboard sparklines read the windows
+back through ``series``, ``sparkline`` and ``latest``. Everything is in memory: a restart
+starts the graphs afresh, as LoadMaster's do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics as mean_of
+import time
+from collections.abc import Awaitable, Callable
+
+from bascule.daemon.results import RealServerStatus, StatusReport, VirtualServiceStatus
+from bascule.errors import BasculeError
+from bascule.stats import (
+    SPARKLINE_POINTS,
+    Reading,
+    ServiceReading,
+    ServiceSeries,
+    Tracks,
+)
+
+log = logging.getLogger("bascule.statistics")
+
+StatusSource = Callable[[], Awaitable[StatusReport]]
+"""Where the sampler reads the status: ``ConfigService.status`` in the daemon."""
+
+DEFAULT_INTERVAL = 10.0
+
+
+class Statistics:
+    """The time series of every virtual service and real server, sampled from the status."""
+
+    def __init__(
+        self,
+        source: StatusSource,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("the statistics interval must be positive")
+        self._source = source
+        self.interval = interval
+        self._clock = clock
+        self._tracks = Tracks()
+        self.samples = 0  # how many samples were recorded, for tests and the System page
+
+    # -- sampling -------------------------------------------------------------------------------
+
+    async def sample(self) -> None:
+        """Read the status once and record it."""
+        report = await self._source()
+        self.record(report, self._clock())
+
+    def record(self, report: StatusReport, timestamp: float) -> None:
+        """Record one status report read at ``timestamp`` (Unix seconds)."""
+        self._tracks.record(timestamp, {vs.name: reading(vs) for vs in report.virtual_services})
+        self.samples += 1
+
+    async def run(self) -> None:
+        """Sample every ``interval`` seconds until cancelled; a failed read is logged and
+        leaves a gap in the graphs."""
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            try:
+                await self.sample()
+            except (BasculeError, OSError) as exc:
+                log.warning("statistics sample failed", extra={"error": str(exc)})
+            next_tick += self.interval
+            # A slow read skips ticks rather than sampling in a burst to catch up.
+            while next_tick <= loop.time():
+                next_tick += self.interval
+            await asyncio.sleep(next_tick - loop.time())
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def series(self, vs: str, window: str) -> ServiceSeries:
+        """The ``hour`` or ``day`` window of ``vs`` up to now (NotFound for another window)."""
+        return self._tracks.series(vs, window, until=self._clock())
+
+    def sparkline(self, vs: str) -> list[float]:
+        """The last values of the main rate of ``vs``: requests/s for L7 HTTP services, new
+        connections/s otherwise (see ``main``)."""
+        return self._tracks.sparkline(vs, until=self._clock(), points=SPARKLINE_POINTS)
+
+    def main(self, vs: str) -> str:
+        """The name of the main rate of ``vs`` (``requests_per_s`` or
+        ``new_connections_per_s``)."""
+        return self._tracks.main(vs)
+
+    def latest(self, vs: str) -> dict[str, float | None]:
+        """The newest value of every series of ``vs`` by metric name (empty: not sampled)."""
+        return self._tracks.latest(vs)
+
+    def names(self) -> list[str]:
+        """The virtual services sampled so far."""
+        return self._tracks.names()
+
+
+def counts_requests(vs: VirtualServiceStatus) -> bool:
+    """HTTP requests are counted by HAProxy for L7 services of type http only."""
+    return vs.mode == "l7" and vs.type == "http"
+
+
+def reading(vs: VirtualServiceStatus) -> ServiceReading:
+    """A virtual service's status as numbers: the service's own counters (its front end) and
+    its real servers'; the service's check duration is the mean of its servers' last checks."""
+    requests = counts_requests(vs)
+    packets = vs.mode == "l4"
+    durations = [s.check_duration_ms for s in vs.real_servers if s.check_duration_ms is not None]
+    own = Reading(
+        current_connections=vs.current_connections,
+        total_connections=vs.total_connections,
+        bytes_in=vs.bytes_in,
+        bytes_out=vs.bytes_out,
+        total_requests=vs.total_requests if requests else None,
+        packets=vs.packets if packets else None,
+        check_duration_ms=mean_of.fmean(durations) if durations else None,
+    )
+    return ServiceReading(
+        own=own,
+        real_servers={s.key: _server_reading(s, requests, packets) for s in vs.real_servers},
+    )
+
+
+def _server_reading(server: RealServerStatus, requests: bool, packets: bool) -> Reading:
+    return Reading(
+        current_connections=server.current_connections,
+        total_connections=server.total_connections,
+        bytes_in=server.bytes_in,
+        bytes_out=server.bytes_out,
+        total_requests=server.total_requests if requests else None,
+        packets=server.packets if packets else None,
+        check_duration_ms=(
+            float(server.check_duration_ms) if server.check_duration_ms is not None else None
+        ),
+    )

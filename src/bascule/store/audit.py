@@ -1,0 +1,176 @@
+"""The audit log: who did what, when, from where, with which outcome; in ``bascule.db``.
+
+Sits under the daemon's ``AuditService``: the service layer (configuration changes) and the
+account service (logins, users, tokens) record entries; the API and the WUI page through them,
+newest first. Entries are only ever appended.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bascule.errors import StoreError
+from bascule.store.database import open_database, transaction
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry:
+    """One line of the audit log. ``diff`` is the revision's diff as JSON (``[]`` if none)."""
+
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    remote: str
+    action: str
+    target: str
+    revision: int | None
+    diff: tuple[Mapping[str, Any], ...]
+    outcome: str
+    detail: str
+
+
+_COLUMNS = "id, at, actor, role, remote, action, target, revision, diff, outcome, detail"
+
+
+class AuditStore:
+    """The ``audit_log`` table; one connection, serialized by a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = open_database(path)
+
+    def __enter__(self) -> AuditStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                try:
+                    connection.close()
+                except sqlite3.Error as exc:
+                    raise StoreError(f"cannot close the store {self._path}: {exc}") from exc
+
+    def append(
+        self,
+        *,
+        at: datetime,
+        actor: str,
+        role: str,
+        remote: str,
+        action: str,
+        target: str,
+        revision: int | None,
+        diff: Sequence[Mapping[str, Any]],
+        outcome: str,
+        detail: str,
+    ) -> int:
+        """Append an entry; returns its id."""
+        try:
+            diff_text = json.dumps(list(diff), ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"an audit diff cannot be stored as JSON: {exc}") from exc
+        with self._use("append to the audit log") as db, transaction(db):
+            cursor = db.execute(
+                "INSERT INTO audit_log"
+                " (at, actor, role, remote, action, target, revision, diff, outcome, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _text(at),
+                    actor,
+                    role,
+                    remote,
+                    action,
+                    target,
+                    revision,
+                    diff_text,
+                    outcome,
+                    detail,
+                ),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def page(
+        self,
+        offset: int,
+        limit: int,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> tuple[list[AuditEntry], int]:
+        """Entries ``offset`` to ``offset + limit``, newest first, and how many match."""
+        if offset < 0 or limit < 1:
+            raise ValueError(f"bad page: offset {offset}, limit {limit}")
+        where: list[str] = []
+        parameters: list[Any] = []
+        if actor is not None:
+            where.append("actor = ?")
+            parameters.append(actor)
+        if action is not None:
+            where.append("action = ?")
+            parameters.append(action)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._use("read the audit log") as db:
+            total = int(
+                db.execute(
+                    f"SELECT COUNT(*) FROM audit_log{clause}",  # noqa: S608 (constant clauses)
+                    parameters,
+                ).fetchone()[0]
+            )
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM audit_log{clause}"  # noqa: S608 (constant clauses)
+                " ORDER BY id DESC LIMIT ? OFFSET ?",
+                [*parameters, limit, offset],
+            ).fetchall()
+        return [_entry(row) for row in rows], total
+
+    @contextmanager
+    def _use(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._connection is None:
+                raise StoreError(f"cannot {action}: the store {self._path} is closed")
+            try:
+                yield self._connection
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot {action} in {self._path}: {exc}") from exc
+
+
+def _entry(row: tuple[Any, ...]) -> AuditEntry:
+    entry_id, at, actor, role, remote, action, target, revision, diff, outcome, detail = row
+    try:
+        decoded = json.loads(diff)
+        at_time = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise StoreError(f"audit entry {entry_id} is unreadable: {exc}") from exc
+    return AuditEntry(
+        id=entry_id,
+        at=at_time,
+        actor=actor,
+        role=role,
+        remote=remote,
+        action=action,
+        target=target,
+        revision=revision,
+        diff=tuple(item for item in decoded if isinstance(item, dict)),
+        outcome=outcome,
+        detail=detail,
+    )
+
+
+def _text(at: datetime) -> str:
+    if at.tzinfo is None:
+        raise StoreError("a time without a time zone cannot be stored")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")

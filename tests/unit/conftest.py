@@ -1,0 +1,69 @@
+"""Fixtures shared by the unit tests of the doors (API, CLI): the daemon's services over tmp
+stores, as the composition root wires them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+
+from bascule.api import ApiServices
+from bascule.daemon.accounts import AccountService
+from bascule.daemon.audit import AuditService
+from bascule.daemon.service import ConfigService
+from bascule.daemon.statistics import Statistics
+from bascule.store.accounts import AccountStore
+from bascule.store.audit import AuditStore
+
+System = Callable[[], Awaitable[dict[str, Any]]]
+
+#: argon2 at its cheapest: tests hash many passwords; the parameters are not under test.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+async def no_system() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+def fast_hasher() -> PasswordHasher:
+    return FAST_HASHER
+
+
+@pytest.fixture
+def make_api_services(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., ApiServices]]:
+    """``make(config, system=..., database=...)``: ApiServices around ``config``, with accounts
+    and audit in ``database`` (default: a fresh file). The audit service is attached to
+    ``config`` unless it already has one."""
+    with ExitStack() as stack:
+
+        def make(
+            config: ConfigService, system: System = no_system, *, database: Path | None = None
+        ) -> ApiServices:
+            path = database or tmp_path_factory.mktemp("accounts") / "bascule.db"
+            audit = AuditService(stack.enter_context(AuditStore(path)))
+            if config.audit is None:
+                config.audit = audit
+            accounts = AccountService(
+                stack.enter_context(AccountStore(path)),
+                idle_timeout=900,
+                lockout_attempts=5,
+                lockout_seconds=300,
+                audit=audit,
+                hasher=FAST_HASHER,
+            )
+            return ApiServices(
+                config=config,
+                system=system,
+                accounts=accounts,
+                audit=audit,
+                statistics=Statistics(config.status, interval=10),
+            )
+
+        yield make

@@ -1,0 +1,112 @@
+"""stats/ring.py: buckets of fixed width, each the mean of its samples; gaps read as None."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bascule.stats import Ring
+
+
+def test_an_empty_ring_has_no_points() -> None:
+    ring = Ring(step=10, size=4, metrics=["a"])
+    assert ring.newest is None
+    assert ring.points().timestamps == ()
+    assert ring.points().values == {"a": ()}
+    assert ring.latest("a") is None
+
+
+def test_samples_in_one_bucket_are_averaged() -> None:
+    ring = Ring(step=10, size=4, metrics=["a"])
+    ring.add(100, {"a": 1.0})
+    ring.add(103, {"a": 2.0})
+    ring.add(109.9, {"a": 6.0})
+    points = ring.points()
+    assert points.timestamps == (70.0, 80.0, 90.0, 100.0)
+    assert points.values["a"] == (None, None, None, pytest.approx(3.0))
+
+
+def test_missing_buckets_are_gaps_and_until_moves_the_window() -> None:
+    ring = Ring(step=10, size=4, metrics=["a", "b"])
+    ring.add(100, {"a": 1.0, "b": None})
+    ring.add(120, {"a": 3.0, "b": 5.0})
+    assert ring.points().values == {"a": (None, 1.0, None, 3.0), "b": (None, None, None, 5.0)}
+    # Read a minute later: the sampler stopped, so the newest buckets are empty.
+    assert ring.points(until=150).timestamps == (120.0, 130.0, 140.0, 150.0)
+    assert ring.points(until=150).values["a"] == (3.0, None, None, None)
+
+
+def test_a_slot_is_reused_when_time_comes_round() -> None:
+    ring = Ring(step=10, size=3, metrics=["a"])
+    for second, value in [(0, 1.0), (10, 2.0), (20, 3.0), (30, 4.0)]:
+        ring.add(second, {"a": value})
+    assert ring.points().timestamps == (10.0, 20.0, 30.0)
+    assert ring.points().values["a"] == (2.0, 3.0, 4.0)
+    assert ring.latest("a") == 4.0
+
+
+def test_a_sample_older_than_the_window_is_dropped() -> None:
+    ring = Ring(step=10, size=3, metrics=["a"])
+    ring.add(100, {"a": 1.0})
+    ring.add(50, {"a": 99.0})  # five buckets back: outside the window
+    assert ring.points().values["a"] == (None, None, 1.0)
+    ring.add(90, {"a": 3.0})  # late but inside: folded in
+    assert ring.points().values["a"] == (None, 3.0, 1.0)
+
+
+def test_nan_infinity_and_unknown_metrics_are_ignored() -> None:
+    ring = Ring(step=1, size=2, metrics=["a"])
+    ring.add(0, {"a": math.nan, "other": 1.0})
+    ring.add(0.5, {"a": math.inf})
+    assert ring.points().values == {"a": (None, None)}
+
+
+def test_last_gives_the_newest_present_values() -> None:
+    ring = Ring(step=1, size=10, metrics=["a"])
+    for second in (1, 2, 4, 5):
+        ring.add(second, {"a": float(second)})
+    assert ring.last("a", 3) == [2.0, 4.0, 5.0]
+    assert ring.last("a", 0) == []
+    assert ring.last("missing", 3) == []
+
+
+def test_a_ring_needs_a_positive_shape() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Ring(step=0, size=3, metrics=["a"])
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 10_000), st.floats(0, 1e9, allow_nan=False)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_every_bucket_is_the_mean_of_the_samples_still_in_the_window(
+    samples: list[tuple[float, float]],
+) -> None:
+    step, size = 10.0, 36
+    ring = Ring(step=step, size=size, metrics=["a"])
+    for timestamp, value in samples:
+        ring.add(timestamp, {"a": value})
+    points = ring.points()
+    assert len(points.timestamps) == size
+    # Expected: replay with a dict, keeping only samples not older than the window at the
+    # time they arrived and buckets still inside the final window.
+    newest = -1
+    buckets: dict[int, list[float]] = {}
+    for timestamp, value in samples:
+        bucket = math.floor(timestamp / step)
+        if newest >= 0 and bucket <= newest - size:
+            continue
+        newest = max(newest, bucket)
+        buckets.setdefault(bucket, []).append(value)
+    for stamp, got in zip(points.timestamps, points.values["a"], strict=True):
+        values = buckets.get(round(stamp / step))
+        if values is None:
+            assert got is None
+        else:
+            assert got == pytest.approx(sum(values) / len(values), rel=1e-5)
