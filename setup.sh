@@ -29,9 +29,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------------------------
-packages=(haproxy nftables conntrack iproute2 iputils-ping python3 python3-venv python3-pip curl procps ca-certificates)
+packages=(haproxy nftables conntrack iproute2 iputils-ping python3 python3-venv python3-pip curl procps ca-certificates nodejs npm)
 if [ "$dev" = 1 ]; then
   packages+=(wrk nginx-light tcpdump openssl)
+  # Browser tests (tests/browser): Playwright drives Debian's Chromium, never a downloaded one.
+  packages+=(chromium fonts-dejavu-core)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -65,6 +67,20 @@ if [ ! -e "$stamp" ]; then
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+# --- WUI front-end packages from package-lock.json (never committed) ---------------------------
+vendor=src/bascule/web/static/vendor
+npm_stamp="$vendor/.installed-$(sha256sum package-lock.json | cut -c1-16)"
+if [ ! -e "$npm_stamp" ]; then
+  echo "==> installing the WUI's front-end packages (htmx, uPlot) from package-lock.json"
+  npm ci --omit=dev --no-audit --no-fund --loglevel=error
+  rm -rf "$vendor"
+  mkdir -p "$vendor"
+  cp node_modules/htmx.org/dist/htmx.min.js "$vendor/"
+  cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css "$vendor/"
+  cp node_modules/htmx.org/LICENSE "$vendor/htmx.LICENSE"
+  cp node_modules/uplot/LICENSE "$vendor/uPlot.LICENSE"
+  touch "$npm_stamp"
 fi
 if [ "$link" = 1 ]; then
   ln -sf "$(pwd)/.venv/bin/bascule" /usr/local/bin/bascule

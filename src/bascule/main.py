@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from bascule.cli.client import CliError
 from bascule.cli.main import app
@@ -28,18 +30,45 @@ from bascule.demo import DEMO_BACKENDS, DEMO_VIP, demo_document
 from bascule.errors import BasculeError
 
 if TYPE_CHECKING:
-    from bascule.daemon import runner
-    from bascule.daemon.service import ConfigService
+    from bascule.daemon.runner import DaemonServices
 
 # The daemon and the API (FastAPI, uvicorn, the engines) are imported only by `bascule run`:
 # importing them costs more than half a second, which every client command would pay.
 
 
-def _make_app(service: ConfigService, system: runner.SystemInfo) -> Any:
+def _make_app(services: DaemonServices, *, local: bool) -> Any:
+    """The unix socket's app (``local``: the API, the caller trusted as a local admin), or the
+    HTTPS listener's: the API (every request authenticated) with the WUI mounted at ``/``,
+    after the API's routes so that those keep precedence."""
     from bascule.api.app import create_app
     from bascule.api.deps import ApiServices
 
-    return create_app(ApiServices(config=service, system=system))
+    api = create_app(
+        ApiServices(
+            config=services.config,
+            system=services.system,
+            accounts=services.accounts,
+            audit=services.audit,
+            statistics=services.statistics,
+        ),
+        local=local,
+    )
+    if not local:
+        from bascule.daemon.logs import recent_lines
+        from bascule.web import WebServices, create_wui
+
+        wui = create_wui(
+            WebServices(
+                config=services.config,
+                accounts=services.accounts,
+                audit=services.audit,
+                statistics=services.statistics,
+                system=services.system,
+                logs=recent_lines,
+            )
+        )
+        api.mount("/", wui)
+    return api
 
 
 def run(
@@ -48,17 +77,32 @@ def run(
         str | None,
         typer.Option(help="debug, info, warning or error [default: BASCULE_LOG_LEVEL or info]"),
     ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            help="ADDRESS:PORT of the HTTPS listener (API and web interface), or none "
+            "[default: BASCULE_LISTEN or 127.0.0.1:8443]",
+        ),
+    ] = None,
 ) -> None:
-    """Run the appliance in the foreground: engines, VIPs and the API on the unix socket."""
+    """Run the appliance in the foreground: engines, VIPs, the API on the unix socket and the
+    API and web interface over HTTPS."""
     from bascule.daemon import logs, runner
     from bascule.settings import Settings
 
     session = Session.of(ctx)
     if os.geteuid() != 0:
         raise CliError("bascule run needs root: it manages HAProxy, addresses and nftables")
-    settings = Settings(data_dir=session.data_dir)
+    overrides: dict[str, Any] = {"data_dir": session.data_dir}
     if log_level is not None:
-        settings = settings.model_copy(update={"log_level": log_level})
+        overrides["log_level"] = log_level
+    if listen is not None:
+        overrides["listen"] = listen
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(str(error["msg"]) for error in exc.errors())
+        raise CliError(f"bad setting: {problems}") from exc
     logs.configure(settings.log_level)
     try:
         runner.run(settings, make_app=_make_app)
@@ -130,13 +174,21 @@ def demo(
         )
         pid_file.write_text(f"{process.pid}\n")
     log_path = session.data_dir / "bascule.log"
+    admin_password: str | None = None
     if _pid(session.data_dir / "bascule.pid") is None:
+        env = dict(os.environ)
+        if not (session.data_dir / "bascule.db").exists():
+            # First start: the daemon would print the admin password on its stdout, which is
+            # the log here; choose it and show it on this terminal instead, once.
+            admin_password = env.setdefault("BASCULE_ADMIN_PASSWORD", secrets.token_urlsafe(12))
+        log_path.touch(mode=0o600)
         subprocess.Popen(
             [sys.executable, "-m", "bascule.main", "--data-dir", str(session.data_dir), "run"],
             stdout=log_path.open("a"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=env,
         )
     client = session.client()
     deadline = time.monotonic() + 20
@@ -155,8 +207,14 @@ def demo(
                 break
             time.sleep(0.25)
     url = f"http://{DEMO_VIP[0]}:{port}/"
+    if admin_password is not None:
+        login = f"user admin, password {admin_password} (shown once: note it)"
+    else:
+        login = "user admin, with the password shown when it was first started"
     typer.echo(
         f"\nBascule is running (data dir {session.data_dir}, log {log_path}).\n"
+        f"Web interface: https://{os.environ.get('BASCULE_LISTEN', '127.0.0.1:8443')}/ "
+        f"({login}).\n"
         f"The demo virtual service balances {len(DEMO_BACKENDS)} back ends. Try:\n\n"
         f"    curl {url}\n"
         f"    bascule status\n"

@@ -1,0 +1,89 @@
+"""A change waiting for the person's Apply: planned first, shown on ``/preview``, then applied.
+
+Every form that changes the configuration ends in ``propose``: the change is run once with
+``dry_run=True`` (validated, checked by the engines, planned: the diff and the actions), kept
+server-side under the session (state.py), and the browser is sent to ``/preview``. Apply runs
+the same change again for real against the same base revision, so a change made by someone
+else in between is refused (``Conflict``) instead of being silently overwritten.
+
+Pages build a PendingChange with ``config_edit`` (an edit from ``bascule.model.edits``) or
+directly with their own ``run`` (a rollback, a restore).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+
+from bascule.daemon.accounts import WebSession
+from bascule.daemon.results import ApplyResult
+from bascule.model.access import Permission
+from bascule.web.services import WebServices
+from bascule.web.state import flash, session_states
+
+Run = Callable[[bool], Awaitable[ApplyResult]]  # dry_run -> result
+Edit = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingChange:
+    """One change as the preview shows it and Apply runs it."""
+
+    title: str  # "Add virtual service web", shown as the preview's heading
+    run: Run  # run(True) plans, run(False) commits and applies
+    permission: Permission  # checked again at Apply: the role may have changed meanwhile
+    return_to: str  # where Cancel goes (the form or the page the change came from)
+    done_to: str = ""  # where the result page links after a successful apply
+    plan: ApplyResult | None = None  # the dry run shown on /preview
+    result: ApplyResult | None = None  # the outcome, once applied
+
+
+def config_edit(
+    services: WebServices,
+    session: WebSession,
+    *,
+    title: str,
+    edit: Edit,
+    message: str,
+    permission: Permission,
+    return_to: str,
+    done_to: str = "",
+) -> PendingChange:
+    """A change of the current document by ``edit``, based on the current revision."""
+    config = services.config
+    base, _ = config.document()
+    actor = session.actor
+
+    async def run(dry_run: bool) -> ApplyResult:
+        return await config.edit(
+            edit,
+            base=base,
+            author=actor.name,
+            remote=actor.remote,
+            message=message,
+            dry_run=dry_run,
+        )
+
+    return PendingChange(
+        title=title, run=run, permission=permission, return_to=return_to, done_to=done_to
+    )
+
+
+async def propose(request: Request, session: WebSession, change: PendingChange) -> RedirectResponse:
+    """Plan ``change`` and send the browser to its preview.
+
+    Raises what the service layer raises (InvalidConfiguration with the field paths,
+    EngineRejected, NotFound, Conflict): the calling form shows it beside its fields.
+    A change that changes nothing is not previewed: the person goes back with a note.
+    """
+    plan = await change.run(True)
+    if not plan.changed:
+        flash(request, "Nothing to change: the configuration already says that.", "info")
+        return RedirectResponse(change.return_to, status_code=303)
+    session_states(request).set_pending(session.id, dataclasses.replace(change, plan=plan))
+    return RedirectResponse("/preview", status_code=303)

@@ -1,0 +1,231 @@
+"""Virtual service pages: add one, see and edit one (sections + live real servers), delete.
+
+Each change is an edit from ``bascule.model.edits`` planned through ``changes.propose`` and
+shown on ``/preview`` before it is applied; a change the model refuses comes back here with
+every problem beside its field and nothing saved. The real servers table is refreshed by
+htmx from ``/virtual-services/{name}/live`` every 2 s.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from bascule.daemon.accounts import WebSession
+from bascule.errors import EngineError, InvalidConfiguration, NotFound
+from bascule.model import Scheduler, VirtualService, edits
+from bascule.model.access import Permission
+from bascule.web.auth import Configurer, Reader
+from bascule.web.changes import config_edit, propose
+from bascule.web.fields import ESSENTIAL, MORE, NEW_SERVICE_FIELDS, SECTIONS, SERVICE_FIELDS
+from bascule.web.forms import NO_ERRORS, FormErrors, errors_for, parse, values
+from bascule.web.services import Services, WebServices
+from bascule.web.templating import render
+
+router = APIRouter()
+
+
+def service_document(services: WebServices, name: str) -> tuple[int, dict[str, Any]]:
+    """The index and the stored form of virtual service ``name`` (NotFound if none)."""
+    _, document = services.config.document()
+    for index, vs in enumerate(document.get("virtual_services", [])):
+        if vs.get("name") == name:
+            return index, dict(vs)
+    raise NotFound(f"there is no virtual service named {name!r}")
+
+
+def _new_defaults() -> dict[str, Any]:
+    """The add form's starting values: the model's defaults, type auto, mode automatic."""
+    defaults = VirtualService.model_validate(
+        {"name": "new", "address": "198.18.0.1", "port": 80}
+    ).model_dump(mode="json")
+    defaults.update(name="", address="", port="", type="auto", mode="")
+    defaults["check"] = {**defaults["check"], "type": ""}
+    return defaults
+
+
+def derived_name(address: object, port: object) -> str:
+    """A name for a service added without one: ``198-18-0-100-80``."""
+    text = re.sub(r"[^a-z0-9]+", "-", f"{address}-{port}".lower()).strip("-")
+    return text[:63].strip("-") or "service"
+
+
+# -- add -----------------------------------------------------------------------------------
+
+
+@router.get("/virtual-services/new", response_class=HTMLResponse)
+async def new_service_form(request: Request, session: Configurer) -> HTMLResponse:
+    return _new_form(request, values(_new_defaults(), NEW_SERVICE_FIELDS), NO_ERRORS)
+
+
+@router.post("/virtual-services/new", response_class=HTMLResponse)
+async def add_service(request: Request, session: Configurer, services: Services) -> Response:
+    form = await request.form()
+    service = parse(form, NEW_SERVICE_FIELDS)
+    if not service.get("name") and service.get("address") and service.get("port"):
+        service["name"] = derived_name(service["address"], service["port"])
+    _, document = services.config.document()
+    index = len(document.get("virtual_services", []))
+    name = str(service.get("name") or "")
+    change = config_edit(
+        services,
+        session,
+        title=f"Add virtual service {name}",
+        edit=functools.partial(edits.add_virtual_service, service=service),
+        message=f"add virtual service {name}",
+        permission=Permission.configure,
+        return_to="/virtual-services/new",
+        done_to=f"/virtual-services/{name}",
+    )
+    try:
+        return await propose(request, session, change)
+    except InvalidConfiguration as exc:
+        errors = errors_for(
+            exc,
+            prefix=f"virtual_services[{index}]",
+            names=[f.name for f in NEW_SERVICE_FIELDS],
+        )
+    except EngineError as exc:
+        errors = FormErrors(fields={}, general=(str(exc),))
+    shown = {f.name: form.get(f.name) for f in NEW_SERVICE_FIELDS}
+    shown["name"] = name
+    return _new_form(request, shown, errors, status_code=422)
+
+
+def _new_form(
+    request: Request, shown: Mapping[str, Any], errors: FormErrors, *, status_code: int = 200
+) -> HTMLResponse:
+    more_has_errors = any(f.name in errors.fields for _, _, fs in MORE for f in fs)
+    return render(
+        request,
+        "virtual_services/new.html",
+        {
+            "title": "Add virtual service",
+            "page": "dashboard",
+            "essential": ESSENTIAL,
+            "more": MORE,
+            "values": shown,
+            "errors": errors.fields,
+            "general": errors.general,
+            "open_more": more_has_errors,
+        },
+        status_code=status_code,
+    )
+
+
+# -- show and edit ------------------------------------------------------------------------------
+
+
+@router.get("/virtual-services/{name}", response_class=HTMLResponse)
+async def service_page(
+    request: Request, name: str, session: Reader, services: Services
+) -> HTMLResponse:
+    _, stored = service_document(services, name)
+    return await _service_page(request, services, name, values(stored, SERVICE_FIELDS), NO_ERRORS)
+
+
+@router.post("/virtual-services/{name}", response_class=HTMLResponse)
+async def edit_service(
+    request: Request, name: str, session: Configurer, services: Services
+) -> Response:
+    index, stored = service_document(services, name)
+    form = await request.form()
+    changes = parse(form, SERVICE_FIELDS)
+    if changes.get("scheduler", stored.get("scheduler")) != Scheduler.adaptive.value:
+        changes["adaptive"] = None
+    new_name = str(changes.get("name") or name)
+    change = config_edit(
+        services,
+        session,
+        title=f"Change virtual service {name}",
+        edit=functools.partial(edits.update_virtual_service, name=name, changes=changes),
+        message=f"change virtual service {name}",
+        permission=Permission.configure,
+        return_to=f"/virtual-services/{name}",
+        done_to=f"/virtual-services/{new_name}",
+    )
+    try:
+        return await propose(request, session, change)
+    except InvalidConfiguration as exc:
+        errors = errors_for(
+            exc, prefix=f"virtual_services[{index}]", names=[f.name for f in SERVICE_FIELDS]
+        )
+    except EngineError as exc:
+        errors = FormErrors(fields={}, general=(str(exc),))
+    shown = {f.name: form.get(f.name) for f in SERVICE_FIELDS}
+    return await _service_page(request, services, name, shown, errors, status_code=422)
+
+
+@router.post("/virtual-services/{name}/delete")
+async def delete_service(
+    request: Request, name: str, session: Configurer, services: Services
+) -> Response:
+    service_document(services, name)
+    change = config_edit(
+        services,
+        session,
+        title=f"Delete virtual service {name}",
+        edit=functools.partial(edits.delete_virtual_service, name=name),
+        message=f"delete virtual service {name}",
+        permission=Permission.configure,
+        return_to=f"/virtual-services/{name}",
+        done_to="/",
+    )
+    return await propose(request, session, change)
+
+
+@router.get("/virtual-services/{name}/live", response_class=HTMLResponse)
+async def service_live(
+    request: Request, name: str, session: Reader, services: Services
+) -> HTMLResponse:
+    return render(request, "virtual_services/live.html", await _live(services, name))
+
+
+async def _live(services: WebServices, name: str) -> dict[str, Any]:
+    report = await services.config.status()
+    status = next((vs for vs in report.virtual_services if vs.name == name), None)
+    if status is None:
+        raise NotFound(f"there is no virtual service named {name!r}")
+    latest = services.statistics.latest(name)
+    main = services.statistics.main(name)
+    shown = "packets_per_s" if status.mode == "l4" else main
+    return {
+        "name": name,
+        "status": status,
+        "rate": latest.get(shown),
+        "rate_label": {"requests_per_s": "req/s", "packets_per_s": "pkt/s"}.get(shown, "conn/s"),
+        "sparkline": services.statistics.sparkline(name),
+    }
+
+
+async def _service_page(
+    request: Request,
+    services: WebServices,
+    name: str,
+    shown: Mapping[str, Any],
+    errors: FormErrors,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    live = await _live(services, name)
+    session: WebSession = request.state.web_session
+    return render(
+        request,
+        "virtual_services/show.html",
+        {
+            **live,
+            "title": f"Virtual service {name}",
+            "page": "dashboard",
+            "sections": SECTIONS,
+            "values": shown,
+            "errors": errors.fields,
+            "general": errors.general,
+            "editable": session.actor.may(Permission.configure),
+        },
+        status_code=status_code,
+    )
