@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,19 @@ BASCULE = str(Path(sys.executable).with_name("bascule"))
 
 
 class BasculeDaemon:
-    def __init__(self, topology: Topology, *, data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        data_dir: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        run_args: Sequence[str] = (),
+    ) -> None:
         self.topology = topology
+        # Extra BASCULE_* settings (e.g. BASCULE_ADMIN_PASSWORD) and `bascule run` options
+        # (e.g. "--listen", "198.18.0.2:8443").
+        self.env = dict(env or {})
+        self.run_args = tuple(run_args)
         # Inside the topology's work dir, removed with the topology (short enough for the
         # 108-byte limit of unix socket paths).
         self.data_dir = data_dir or Path(
@@ -38,11 +50,16 @@ class BasculeDaemon:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self, timeout: float = 15.0) -> BasculeDaemon:
-        env = {**os.environ, "BASCULE_RECONCILE_INTERVAL": "1", "BASCULE_SHUTDOWN_GRACE": "3"}
+        env = {
+            **os.environ,
+            "BASCULE_RECONCILE_INTERVAL": "1",
+            "BASCULE_SHUTDOWN_GRACE": "3",
+            **self.env,
+        }
         with self.log_path.open("a") as log:
             self.process = self.topology.popen(
                 "lb",
-                [BASCULE, "--data-dir", str(self.data_dir), "run"],
+                [BASCULE, "--data-dir", str(self.data_dir), "run", *self.run_args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

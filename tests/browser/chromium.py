@@ -1,0 +1,37 @@
+"""Debian's Chromium for the browser tests, and where their screenshots go.
+
+Playwright launches `/usr/bin/chromium` (the Debian package `setup.sh --dev` installs), never
+a browser of its own download. Screenshots of the pages land in artifacts/screenshots/ (test
+artifacts, git-ignored) and, when BASCULE_UPDATE_SCREENSHOTS=1, in docs/images/ as well, where
+the user guide shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # root in a container: Chromium's sandbox needs user namespaces
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+]
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+DOC_IMAGES = REPO / "docs" / "images"
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def save_screenshot(page: Any, name: str) -> Path:
+    """Save `name` (e.g. "dashboard.png") as a test artifact, and for the docs when asked."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("BASCULE_UPDATE_SCREENSHOTS") == "1":
+        DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOC_IMAGES / name)
+    return path
