@@ -167,7 +167,37 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _normalize(value: Any, path: str) -> Any:
-    """A fresh copy of a JSON tree as dicts, lists and scalars; rejects anything else."""
+    """A fresh copy of a JSON tree as dicts, lists and scalars; rejects anything else.
+
+    The copy is made without building paths (most of the cost on a large document); only when
+    something is rejected is the tree walked again to name where.
+    """
+    try:
+        return _copy_json(value)
+    except (TypeError, ValueError):
+        return _normalize_naming(value, path)
+
+
+def _copy_json(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError
+        return value
+    if isinstance(value, Mapping):
+        copy: dict[str, Any] = {}
+        for key, child in value.items():
+            if not isinstance(key, str):
+                raise TypeError
+            copy[key] = _copy_json(child)
+        return copy
+    if isinstance(value, list | tuple):
+        return [_copy_json(child) for child in value]
+    raise TypeError
+
+
+def _normalize_naming(value: Any, path: str) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -179,10 +209,10 @@ def _normalize(value: Any, path: str) -> Any:
         for key, child in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"{path or '<document>'}: key {key!r} is not a string")
-            copy[key] = _normalize(child, _field_path(path, key))
+            copy[key] = _normalize_naming(child, _field_path(path, key))
         return copy
     if isinstance(value, list | tuple):
-        return [_normalize(child, f"{path}[{i}]") for i, child in enumerate(value)]
+        return [_normalize_naming(child, f"{path}[{i}]") for i, child in enumerate(value)]
     raise TypeError(f"{path or '<document>'}: {type(value).__name__} is not a JSON value")
 
 
