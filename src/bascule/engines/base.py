@@ -124,8 +124,14 @@ class Engine(Protocol):
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
         """Carry out the engine's actions of a plan; raise ApplyFailed (state restored)."""
 
-    async def observe(self, applied: Configuration | None) -> EngineObservation:
-        """Report what runs, keyed by the names of ``applied`` (the running document)."""
+    async def observe(
+        self, applied: Configuration | None, *, counters: bool = True
+    ) -> EngineObservation:
+        """Report what runs, keyed by the names of ``applied`` (the running document).
+
+        ``counters=False`` asks only for what planning needs (running, each server's runtime
+        weight and state): an engine may then skip health and traffic counters, which cost
+        more to read on a large configuration."""
 
     async def stop(self, *, grace: float) -> None:
         """Let connections finish for up to ``grace`` seconds, then stop the data plane."""
@@ -201,7 +207,9 @@ class FakeEngine:
                 continue
             self.executed.append(action)
 
-    async def observe(self, applied: Configuration | None) -> EngineObservation:
+    async def observe(
+        self, applied: Configuration | None, *, counters: bool = True
+    ) -> EngineObservation:
         servers = {
             ref: ServerObservation(weight=rt.weight, state=rt.state, health="unchecked")
             for ref, rt in self.servers.items()

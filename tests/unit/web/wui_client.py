@@ -95,8 +95,10 @@ class CheckedFakeEngine(FakeEngine):
     def set_health(self, vs: str, server: str, health: str) -> None:
         self.health[(vs, server)] = health
 
-    async def observe(self, applied: Configuration | None) -> EngineObservation:
-        seen = await super().observe(applied)
+    async def observe(
+        self, applied: Configuration | None, *, counters: bool = True
+    ) -> EngineObservation:
+        seen = await super().observe(applied, counters=counters)
         servers = {
             ref: dataclasses.replace(
                 observation,

@@ -176,7 +176,9 @@ class HaproxyDriver:
             await self.shell.runtime_many(list(commands))
             commands.clear()
 
-    async def observe(self, applied: Configuration | None) -> EngineObservation:
+    async def observe(
+        self, applied: Configuration | None, *, counters: bool = True
+    ) -> EngineObservation:
         if not await self.shell.is_running():
             return EngineObservation(running=False, detail="HAProxy is not running")
         if applied is None:
@@ -187,6 +189,18 @@ class HaproxyDriver:
                 index[(proxy_name(vs), server_name(rs))] = (vs.name, rs.key)
         states = {(s.backend, s.server): s for s in await self.shell.show_servers_state()}
         servers: dict[ServerRef, ServerObservation] = {}
+        if not counters:
+            # Planning needs runtime weights and states only; "show stat" (health, counters)
+            # is the costly read on a large configuration.
+            for key, server_state in states.items():
+                ref = index.get(key)
+                if ref is not None:
+                    servers[ref] = ServerObservation(
+                        weight=server_state.uweight,
+                        state=_admin_state(server_state),
+                        health="unchecked",
+                    )
+            return EngineObservation(running=True, servers=servers)
         services: dict[str, ServiceObservation] = {}
         for stat in await self.shell.show_stat():
             if stat.kind is runtime.StatKind.FRONTEND:

@@ -270,7 +270,11 @@ class NftablesDriver:
                 await self._resolve_macs(config, refresh=False)
             await self._apply(config, runtime, force=replaced)
 
-    async def observe(self, applied: Configuration | None) -> EngineObservation:
+    async def observe(
+        self, applied: Configuration | None, *, counters: bool = True
+    ) -> EngineObservation:
+        # Counters come with the runtime state here (one read of the maps): ``counters`` is
+        # accepted and the full observation returned.
         tables = await self._present()
         async with self._lock:
             if self._config is None and applied is not None and tables:
