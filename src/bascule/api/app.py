@@ -15,6 +15,7 @@ import bascule
 from bascule.api.auth import require
 from bascule.api.deps import ApiServices
 from bascule.api.errors import ERROR_RESPONSES, install_error_handlers
+from bascule.api.limits import RequestSizeLimit
 from bascule.api.routes import (
     audit,
     auth,
@@ -49,6 +50,8 @@ def create_app(services: ApiServices, *, local: bool = True) -> FastAPI:
     app.state.services = services
     app.state.local = local
     install_error_handlers(app)
+    if not local:  # reachable from the network: bodies are bounded before anyone reads them
+        app.add_middleware(RequestSizeLimit)
     public = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
     public.include_router(auth.public)
     app.include_router(public)

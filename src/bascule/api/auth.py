@@ -87,7 +87,8 @@ async def get_actor(
     """The caller; ``NotAuthenticated`` (401) without valid credentials."""
     if is_local(request):
         name = (x_bascule_author or "").strip() or LOCAL_ACTOR
-        return Actor(name=name, role=Role.admin, via="local", remote=LOCAL_REMOTE)
+        local = Actor(name=name, role=Role.admin, via="local", remote=LOCAL_REMOTE)
+        return remember_actor(request, local)
     accounts = accounts_of(request)
     remote = client_address(request)
     if request.headers.get("Authorization") is not None:
@@ -96,10 +97,11 @@ async def get_actor(
             actor = accounts.authenticate_token(credentials.credentials, remote=remote)
         if actor is None:
             raise NotAuthenticated("the API token is unknown, revoked or malformed")
-        return actor
+        return remember_actor(request, actor)
     if session_id:
         session = accounts.resume(session_id, remote=remote)
         if session is not None:
+            remember_actor(request, session.actor)
             if request.method not in SAFE_METHODS and not session.csrf_ok(
                 request.headers.get(CSRF_HEADER)
             ):
@@ -113,6 +115,18 @@ async def get_actor(
     raise NotAuthenticated(
         "authentication required: send Authorization: Bearer <API token>, or log in"
     )
+
+
+def remember_actor(request: Request, actor: Actor) -> Actor:
+    """Remember the caller: a refusal (403) is recorded in the audit log under their name."""
+    request.state.actor = actor
+    return actor
+
+
+def request_actor(request: Request) -> Actor | None:
+    """The caller ``get_actor`` found for this request, if it got that far."""
+    actor: Actor | None = getattr(request.state, "actor", None)
+    return actor
 
 
 def _requirement(permission: Permission) -> Callable[[Actor], Actor]:

@@ -14,6 +14,7 @@ code and a ``kind`` that says who is at fault, so clients switch on ``kind`` and
     NotAuthenticated       401  unauthorized           with WWW-Authenticate: Bearer
     LockedOut              429  locked_out             with Retry-After (too many failed logins)
     Forbidden              403  forbidden              the role may not; or a CSRF token is wrong
+                                                       (recorded in the audit log: access.denied)
     request validation     422  bad_request            fields: query.limit, header.If-Match, body
     unreadable body        400  bad_request            not UTF-8 where JSON was expected
     no such route / method 404 not_found / 405 bad_request
@@ -32,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from bascule.api.auth import client_address, request_actor
 from bascule.api.etags import etag
 from bascule.api.schemas import ErrorDetail, ErrorKind, ErrorOut, FieldProblem
 from bascule.errors import (
@@ -115,6 +117,7 @@ async def _bascule_error(request: Request, exc: Exception) -> JSONResponse:
                 401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"}
             )
         case Forbidden():
+            _record_refusal(request, str(exc))
             return error_response(403, "forbidden", str(exc))
         case ApplyFailed() | EngineError():
             log.error("engine failure", extra={"error": str(exc), "path": request.url.path})
@@ -123,6 +126,24 @@ async def _bascule_error(request: Request, exc: Exception) -> JSONResponse:
             log.error("store failure", extra={"error": str(exc), "path": request.url.path})
             return error_response(500, "store_error", str(exc))
     return await _unexpected(request, exc)
+
+
+def _record_refusal(request: Request, detail: str) -> None:
+    """A request refused for its role or its CSRF token is in the audit log, like the
+    changes that get through: who tried what, from where."""
+    services = getattr(request.app.state, "services", None)
+    audit = getattr(services, "audit", None)
+    if audit is None:
+        return
+    actor = request_actor(request)
+    audit.record(
+        actor,
+        "access.denied",
+        f"{request.method} {request.url.path}",
+        remote=actor.remote if actor else client_address(request),
+        outcome="refused",
+        detail=detail,
+    )
 
 
 async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:

@@ -50,6 +50,11 @@ ADMIN = "admin"
 TOKEN_PREFIX = "bsc_"  # noqa: S105 (a prefix, not a secret)
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
+#: A login's user name beyond this is refused at once (user names have at most 64 characters).
+MAX_LOGIN_NAME = 128
+#: argon2 hashes or checks at once (each takes 64 MiB): a flood of logins waits its turn
+#: instead of taking the appliance's memory.
+MAX_PARALLEL_HASHES = 4
 #: Writes of ``last_seen`` / ``last_used_at`` at most this often (seconds) per session/token.
 TOUCH_INTERVAL = 10.0
 
@@ -100,6 +105,8 @@ class AccountService:
         self._audit = audit
         self._hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None
+        self._hashing = asyncio.Semaphore(MAX_PARALLEL_HASHES)
+        self._noted_locks: dict[str, datetime] = {}  # name -> the lock whose refusal is recorded
 
     # -- first start ------------------------------------------------------------------------
 
@@ -124,14 +131,18 @@ class AccountService:
         ``AuthenticationFailed`` says the same for a wrong name and a wrong password (and takes
         as long: an unknown name is checked against a dummy hash). ``LockedOut`` once
         ``lockout_attempts`` failures for that name fall within ``lockout_seconds``."""
-        now = self._now()
-        failures = self.store.login_failures(name)
-        if failures and failures.locked_until and failures.locked_until > now:
-            remaining = (failures.locked_until - now).total_seconds()
-            self._record_login(name, remote, "locked", "refused while locked out")
-            raise LockedOut(remaining)
+        if len(name) > MAX_LOGIN_NAME:  # no user has such a name; keep the store and log small
+            name = name[:MAX_LOGIN_NAME]
+            self._record_login(name, remote, "failed", "user name too long")
+            raise AuthenticationFailed()
+        self._refuse_if_locked(name, remote, self._now())
         stored = self.store.password_hash(name)
         ok = await self._verify(stored, password)
+        # Read the count again after the (slow, threaded) check: logins for the same name
+        # running side by side must add up, and one that finishes after the name got locked
+        # is refused even with the right password (else parallel guesses skip the lockout).
+        now = self._now()
+        failures = self._refuse_if_locked(name, remote, now)
         if stored is None or not ok:
             self._fail(name, remote, failures, now)
         self.store.clear_login_failures(name)
@@ -176,12 +187,14 @@ class AccountService:
             expires_at=last_seen.timestamp() + self.idle_timeout,
         )
 
-    def logout(self, session_id: str) -> None:
+    def logout(self, session_id: str, *, remote: str = "") -> None:
+        """End a session (``remote``: where the logout came from, for the audit log)."""
         stored = self.store.session(_sha256(session_id)) if session_id else None
         if stored is None:
             return
         self.store.delete_session(stored.id_hash)
-        self._record(stored.user, "logout", stored.user)
+        actor = Actor(name=stored.user, role=stored.role, via="session", remote=remote)
+        self._record(actor, "logout", stored.user)
 
     # -- tokens -----------------------------------------------------------------------------
 
@@ -271,12 +284,15 @@ class AccountService:
         self, name: str, password: str, *, by: Actor, current: str | None = None
     ) -> None:
         """Change a password (ending the user's sessions). An administrator may set anyone's;
-        anyone else only their own, giving the current one."""
+        anyone else only their own, giving the current one. ``current``, whenever given (the
+        WUI's own-account form gives it, administrators too), must be the current password."""
         if not by.may(Permission.administer):
             if by.name != name:
                 raise Forbidden("only an administrator may change someone else's password")
-            if current is None or not await self._verify(self.store.password_hash(name), current):
+            if current is None:
                 raise _invalid("current_password", "is not your current password")
+        if current is not None and not await self._verify(self.store.password_hash(name), current):
+            raise _invalid("current_password", "is not your current password")
         self.user(name)
         _check_password(password)
         self.store.set_password_hash(name, await self._hash(password), at=self._now())
@@ -303,6 +319,24 @@ class AccountService:
 
     # -- inside -----------------------------------------------------------------------------
 
+    def _refuse_if_locked(self, name: str, remote: str, now: datetime) -> LoginFailures | None:
+        """``LockedOut`` if ``name`` is locked now, else its failures so far."""
+        failures = self.store.login_failures(name)
+        if failures and failures.locked_until and failures.locked_until > now:
+            remaining = (failures.locked_until - now).total_seconds()
+            # Once per lock: a refusal costs no password check, so recording each one would
+            # let anyone fill the disk with audit entries by hammering a locked name.
+            if self._noted_locks.get(name) != failures.locked_until:
+                self._noted_locks = {
+                    locked: until for locked, until in self._noted_locks.items() if until > now
+                }
+                self._noted_locks[name] = failures.locked_until
+                self._record_login(
+                    name, remote, "locked", "refused while locked out (once per lock)"
+                )
+            raise LockedOut(remaining)
+        return failures
+
     def _fail(self, name: str, remote: str, failures: LoginFailures | None, now: datetime) -> None:
         window = timedelta(seconds=self.lockout_seconds)
         fresh = (
@@ -326,15 +360,20 @@ class AccountService:
         raise AuthenticationFailed()
 
     async def _hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        async with self._hashing:
+            return await asyncio.to_thread(self._hasher.hash, password)
 
     async def _verify(self, stored: str | None, password: str) -> bool:
         if stored is None:
             if self._dummy_hash is None:
                 self._dummy_hash = await self._hash(secrets.token_urlsafe(16))
             stored = self._dummy_hash
+        # No stored password is longer than MAX_PASSWORD: a longer one is wrong, and is checked
+        # (as long as any other) on its first MAX_PASSWORD + 1 characters only.
+        password = password[: MAX_PASSWORD + 1]
         try:
-            return await asyncio.to_thread(self._hasher.verify, stored, password)
+            async with self._hashing:
+                return await asyncio.to_thread(self._hasher.verify, stored, password)
         except (VerificationError, InvalidHashError):
             return False
 

@@ -29,6 +29,7 @@ import logging
 import os
 import resource
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.l4 import L4Supervisor
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
-from bascule.daemon.tls import ensure_certificate
+from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager
 from bascule.engines.base import Engine
 from bascule.engines.haproxy.driver import HaproxyDriver
@@ -94,6 +95,44 @@ def prepare_data_dir(data_dir: Path) -> None:
     data_dir.chmod(0o700)
     (data_dir / "haproxy").mkdir(exist_ok=True)
     (data_dir / "haproxy").chmod(0o700)
+
+
+def bind_unix_socket(path: Path) -> socket.socket:
+    """The API's unix socket, bound (not yet listening) and 0600 from the moment it exists:
+    whoever connects is trusted as a local administrator, so only root may."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+        path.chmod(0o600)
+    except OSError as exc:
+        sock.close()
+        raise BasculeError(f"cannot create the API socket {path}: {exc}") from exc
+    finally:
+        os.umask(old_umask)
+    return sock
+
+
+def https_config(app: Any, host: str, port: int, certificate: Certificate) -> uvicorn.Config:
+    """The HTTPS listener's server: TLS with Python's defaults (TLS 1.2 or later, forward
+    secrecy, AEAD or SHA-2 ciphers; uvicorn before 0.48 would restrict TLS 1.2 to its CBC-SHA1
+    ciphers unless told otherwise), no access log (it would hold request lines of every
+    client), no ``Server`` header, and no trust in ``X-Forwarded-*``: the client's address is
+    the one the audit log records."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=str(certificate.cert),
+        ssl_keyfile=str(certificate.key),
+        ssl_ciphers=None,  # Python's defaults, whatever uvicorn's default is
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
 
 
 class _Server(uvicorn.Server):
@@ -220,24 +259,20 @@ class Daemon:
         )
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path
-        with contextlib.suppress(FileNotFoundError):
-            socket_path.unlink()
         server = _Server(
             uvicorn.Config(app, uds=str(socket_path), log_config=None, access_log=False)
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
-        old_umask = os.umask(0o177)  # the socket is created 0600
-        try:
-            api = asyncio.create_task(server.serve(), name="api")
-            while not server.started and not api.done():  # noqa: ASYNC110  (uvicorn has no event)
-                await asyncio.sleep(0.02)
-        finally:
-            os.umask(old_umask)
+        # Bound here, not by uvicorn: given uds= alone, uvicorn makes the socket 0666 once it
+        # listens, and anyone connecting before our chmod would be trusted as root.
+        api_socket = bind_unix_socket(socket_path)
+        api = asyncio.create_task(server.serve(sockets=[api_socket]), name="api")
+        while not server.started and not api.done():  # noqa: ASYNC110  (uvicorn has no event)
+            await asyncio.sleep(0.02)
         if api.done():
             api.result()
-        socket_path.chmod(0o600)
         log.info("serving the API", extra={"socket": str(socket_path)})
         https = await self._serve_https(services)
         reconciler = asyncio.create_task(self._reconcile_forever(service), name="reconcile")
@@ -305,17 +340,7 @@ class Daemon:
                 "generated a self-signed TLS certificate", extra={"cert": str(certificate.cert)}
             )
         server = _Server(
-            uvicorn.Config(
-                self.make_app(services, local=False),
-                host=host,
-                port=port,
-                ssl_certfile=str(certificate.cert),
-                ssl_keyfile=str(certificate.key),
-                log_config=None,
-                access_log=False,
-                server_header=False,
-                proxy_headers=False,
-            )
+            https_config(self.make_app(services, local=False), host, port, certificate)
         )
         task = asyncio.create_task(server.serve(), name="https")
         while not server.started and not task.done():  # noqa: ASYNC110  (uvicorn has no event)

@@ -468,7 +468,7 @@ class ConfigService:
         ensure, remove = plan_vips(desired, self.vips.owned())
         per_engine: list[tuple[Engine, Plan]] = []
         for engine in self.engines:
-            observation = await engine.observe(self._applied[engine.name])
+            observation = await engine.observe(self._applied[engine.name], counters=False)
             applied = self._applied[engine.name] if observation.running else None
             observed = Observed(applied=applied, servers=observation.runtime())
             part = for_mode(desired, engine.mode)

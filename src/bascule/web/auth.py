@@ -44,8 +44,13 @@ def client_address(request: Request) -> str:
 
 
 def safe_next(value: str | None) -> str:
-    """A local path to go back to after login; anything else (another site) becomes ``/``."""
+    """A local path to go back to after login; anything else (another site) becomes ``/``.
+
+    Control characters are refused too: browsers drop tabs and newlines from a URL, so
+    ``/<TAB>/evil.example`` would become ``//evil.example``, another site."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in value):
         return "/"
     return value
 
@@ -88,11 +93,25 @@ async def _check_csrf(request: Request, session: WebSession) -> None:
         field = form.get(CSRF_FIELD)
         sent = field if isinstance(field, str) else None
     if not session.csrf_ok(sent):
-        raise HTTPException(
-            status_code=403,
-            detail="This form is out of date or did not come from Bascule (CSRF check "
+        raise refusal(
+            request,
+            session,
+            "This form is out of date or did not come from Bascule (CSRF check "
             "failed). Reload the page and try again.",
         )
+
+
+def refusal(request: Request, session: WebSession, message: str) -> HTTPException:
+    """A 403 for ``session``'s request, recorded in the audit log (``access.denied``, who
+    tried what, from where) like the changes that get through."""
+    get_web_services(request).audit.record(
+        session.actor,
+        "access.denied",
+        f"{request.method} {request.url.path}",
+        outcome="refused",
+        detail=message,
+    )
+    return HTTPException(status_code=403, detail=message)
 
 
 def _referring_path(request: Request) -> str | None:
@@ -109,9 +128,10 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[WebSession]
     async def dependency(request: Request) -> WebSession:
         session = await current_session(request)
         if not session.actor.may(permission):
-            raise HTTPException(
-                status_code=403,
-                detail=f"Your role ({session.actor.role.value}) may not do this: it needs "
+            raise refusal(
+                request,
+                session,
+                f"Your role ({session.actor.role.value}) may not do this: it needs "
                 f"the {permission.value} permission.",
             )
         return session

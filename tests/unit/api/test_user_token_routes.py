@@ -178,7 +178,7 @@ async def test_the_audit_log_pages_newest_first_and_filters(
     operator = await client_as("operator")
     rs = "/api/v1/virtual-services/web/real-servers/198.18.0.4:80"
     await operator.patch(rs, json={"weight": 10})
-    await operator.patch(rs, json={"port": 81})  # refused: 403 before the service layer
+    await operator.patch(rs, json={"port": 81})  # refused: 403, recorded as access.denied
     await admin.patch(rs, json={"weight": 20})
     stale = await admin.patch(rs, json={"weight": 5}, headers={"If-Match": '"1"'})
     assert stale.status_code == 409
@@ -203,7 +203,7 @@ async def test_the_audit_log_pages_newest_first_and_filters(
         }
     ]
     by_operator = (await admin.get(AUDIT, params={"actor": "operator"})).json()
-    assert [e["action"] for e in by_operator["items"]] == ["config.edit"]
+    assert [e["action"] for e in by_operator["items"]] == ["access.denied", "config.edit"]
     tokens_made = (await admin.get(AUDIT, params={"action": "token.create"})).json()
     assert tokens_made["total"] == 3
     bad = await admin.get(AUDIT, params={"limit": 0})

@@ -4,7 +4,9 @@ After the flow of a change: every configuration change (committed or refused, wi
 revision and diff), login, user and token change is recorded by the daemon (daemon/audit.py);
 this route only reads. Filter by ``actor`` or ``action`` (``config.apply``, ``config.edit``,
 ``real_server.state``, ``config.rollback``, ``login``, ``logout``, ``user.create``,
-``user.password``, ``user.role``, ``user.delete``, ``token.create``, ``token.revoke``).
+``user.password``, ``user.role``, ``user.delete``, ``token.create``, ``token.revoke``,
+``persistence.clear``, ``config.restore``, and ``access.denied``: a request refused for its
+role or its CSRF token).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from bascule.api.auth import (
     SESSION_COOKIE,
     accounts_of,
     client_address,
+    remember_actor,
     web_session,
 )
 from bascule.api.deps import Reader
@@ -85,11 +86,13 @@ async def logout(request: Request, response: Response) -> None:
     session_id = request.cookies.get(SESSION_COOKIE)
     if session_id:
         accounts = accounts_of(request)
-        session = accounts.resume(session_id, remote=client_address(request), touch=False)
+        remote = client_address(request)
+        session = accounts.resume(session_id, remote=remote, touch=False)
         if session is not None:
+            remember_actor(request, session.actor)
             if not session.csrf_ok(request.headers.get(CSRF_HEADER)):
                 raise Forbidden(f"the {CSRF_HEADER} header is missing or wrong")
-            accounts.logout(session_id)
+            accounts.logout(session_id, remote=remote)
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
 
 

@@ -40,6 +40,8 @@ ACTIONS = (
     "user.delete",
     "token.create",
     "token.revoke",
+    "persistence.clear",
+    "access.denied",
 )
 
 

@@ -56,7 +56,14 @@ async def login(request: Request, services: Services) -> Response:
     try:
         session = await services.accounts.login(username, password, remote=client_address(request))
     except LockedOut as exc:
-        return _form(request, next=next_url, username=username, error=str(exc), status_code=429)
+        return _form(
+            request,
+            next=next_url,
+            username=username,
+            error=str(exc),
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     except AuthenticationFailed as exc:
         return _form(request, next=next_url, username=username, error=str(exc), status_code=401)
     except InvalidConfiguration as exc:
@@ -71,7 +78,7 @@ async def login(request: Request, services: Services) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, session: Reader, services: Services) -> Response:
-    services.accounts.logout(session.id)
+    services.accounts.logout(session.id, remote=client_address(request))
     session_states(request).forget(session.id)
     response = RedirectResponse("/login?bye=1", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
@@ -86,6 +93,7 @@ def _form(
     error: str = "",
     notice: str = "",
     status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     token = secrets.token_urlsafe(32)
     error = error[:1].upper() + error[1:]  # AccountService's messages are sentence parts
@@ -101,6 +109,7 @@ def _form(
             "login_token": token,
         },
         status_code=status_code,
+        headers=headers,
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bascule.errors import Conflict, EngineError, InvalidConfiguration
 from bascule.reconcile.diff import DiffItem, DiffOp
-from bascule.web.auth import Reader
+from bascule.web.auth import Reader, refusal
 from bascule.web.pages.history import readable_path
 from bascule.web.state import flash, session_states
 from bascule.web.templating import render
@@ -121,8 +121,9 @@ async def apply(request: Request, session: Reader) -> Response:
         flash(request, "There is no change waiting to be applied.", "info")
         return RedirectResponse("/preview", status_code=303)
     if not session.actor.may(pending.permission):
-        raise HTTPException(
-            403,
+        raise refusal(
+            request,
+            session,
             f"Your role ({session.actor.role.value}) may not apply this change: it needs the "
             f"{pending.permission.value} permission.",
         )

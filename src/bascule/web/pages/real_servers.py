@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from bascule.errors import EngineError, InvalidConfiguration, NotFound
 from bascule.model import RealServer, RealServerState, edits
 from bascule.model.access import OPERATE_FIELDS, Permission
-from bascule.web.auth import Configurer, Operator, Reader
+from bascule.web.auth import Configurer, Operator, Reader, refusal
 from bascule.web.changes import config_edit, propose
 from bascule.web.fields import ALL_REAL_SERVER_FIELDS, REAL_SERVER_FIELDS, REAL_SERVER_MORE
 from bascule.web.forms import NO_ERRORS, Field, FormErrors, errors_for, parse, values
@@ -145,7 +145,7 @@ async def edit_server(
     changed = {n for n, v in changes.items() if stored.get(n) != v}
     needed = Permission.operate if changed <= _OPERATE else Permission.configure
     if not session.actor.may(needed):
-        raise HTTPException(403, "Your role may change only the weight and the state.")
+        raise refusal(request, session, "Your role may change only the weight and the state.")
     current = edits.server_key(stored.get("address"), stored.get("port"))
     change = config_edit(
         services,
