@@ -73,13 +73,16 @@ vendor=src/bascule/web/static/vendor
 npm_stamp="$vendor/.installed-$(sha256sum package-lock.json | cut -c1-16)"
 if [ ! -e "$npm_stamp" ]; then
   echo "==> installing the WUI's front-end packages (htmx, uPlot) from package-lock.json"
-  npm ci --omit=dev --no-audit --no-fund --loglevel=error
+  npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
   rm -rf "$vendor"
   mkdir -p "$vendor"
   cp node_modules/htmx.org/dist/htmx.min.js "$vendor/"
   cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css "$vendor/"
   cp node_modules/htmx.org/LICENSE "$vendor/htmx.LICENSE"
   cp node_modules/uplot/LICENSE "$vendor/uPlot.LICENSE"
+  # The API's interactive documentation (/api/v1/docs), served by the daemon itself.
+  cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css "$vendor/"
+  cp node_modules/swagger-ui-dist/LICENSE "$vendor/swagger-ui.LICENSE"
   touch "$npm_stamp"
 fi
 if [ "$link" = 1 ]; then

@@ -40,9 +40,13 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
     """The unix socket's app (``local``: the API, the caller trusted as a local admin), or the
     HTTPS listener's: the API (every request authenticated) with the WUI mounted at ``/``,
     after the API's routes so that those keep precedence."""
+    from importlib.resources import files
+
     from bascule.api.app import create_app
     from bascule.api.deps import ApiServices
 
+    # Swagger UI's files, installed from npm by setup.sh with the WUI's (web/static/vendor)
+    vendor = Path(str(files("bascule.web") / "static" / "vendor"))
     api = create_app(
         ApiServices(
             config=services.config,
@@ -52,6 +56,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
             statistics=services.statistics,
         ),
         local=local,
+        docs_assets=vendor,
     )
     if not local:
         from bascule.daemon.logs import recent_lines
@@ -211,10 +216,15 @@ def demo(
         login = f"user admin, password {admin_password} (shown once: note it)"
     else:
         login = "user admin, with the password shown when it was first started"
+    listen = os.environ.get("BASCULE_LISTEN", "127.0.0.1:8443")
+    web = (
+        "disabled (BASCULE_LISTEN=none)"
+        if listen.strip().lower() == "none"
+        else f"https://{listen}/ ({login})"
+    )
     typer.echo(
         f"\nBascule is running (data dir {session.data_dir}, log {log_path}).\n"
-        f"Web interface: https://{os.environ.get('BASCULE_LISTEN', '127.0.0.1:8443')}/ "
-        f"({login}).\n"
+        f"Web interface: {web}.\n"
         f"The demo virtual service balances {len(DEMO_BACKENDS)} back ends. Try:\n\n"
         f"    curl {url}\n"
         f"    bascule status\n"

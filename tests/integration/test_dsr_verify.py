@@ -99,9 +99,7 @@ def test_verify_passes_the_scripted_server_and_names_each_fault(
 
     # rs2 is not a real server of this one, but still claims its VIP on the segment
     assert not foreign["ok"]
-    assert foreign["others"] == [
-        {"mac": rs["rs2"]["mac"], "addresses": [topo.host("rs2").address]}
-    ]
+    assert foreign["others"] == [{"mac": rs["rs2"]["mac"], "addresses": [topo.host("rs2").address]}]
     # every probe was reset: no half-open connection is left on the servers
     for name in ("rs1", "rs2"):
         left = topo.run(name, ["ss", "-Htn", "state", "syn-recv"]).stdout

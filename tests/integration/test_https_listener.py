@@ -101,3 +101,29 @@ def test_the_listener_stays_on_loopback_by_default(make_topology: Callable[..., 
         assert f"0.0.0.0:{PORT}" not in listening and f"*:{PORT}" not in listening
     finally:
         daemon.terminate()
+
+
+HOLD = """
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); print("held", flush=True); time.sleep(120)
+"""
+
+
+def test_a_listen_address_another_program_holds_stops_the_daemon_before_any_change(
+    make_topology: Callable[..., Topology],
+) -> None:
+    topology = make_topology(real_servers=1)
+    holder = topology.popen("lb", [sys.executable, "-c", HOLD, str(PORT)], stdout=-1, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    daemon = BasculeDaemon(topology)
+    ran = topology.run(
+        "lb", [BASCULE, "--data-dir", str(daemon.data_dir), "run"], check=False, timeout=30
+    )
+    assert ran.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{PORT} for HTTPS" in ran.stderr
+    assert "--listen" in ran.stderr
+    # Refused before the engines: no HAProxy was started, no API socket is left behind.
+    assert not (daemon.data_dir / "haproxy" / "haproxy.cfg").exists()
+    assert not (daemon.data_dir / "bascule.sock").exists()
+    topology.stop(holder)

@@ -9,7 +9,12 @@ outside it. ``local``: the unix socket's app, whose caller is trusted as a local
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 import bascule
 from bascule.api.auth import require
@@ -38,15 +43,22 @@ from bascule.model.access import Permission
 API_PREFIX = "/api/v1"
 
 
-def create_app(services: ApiServices, *, local: bool = True) -> FastAPI:
+def create_app(
+    services: ApiServices, *, local: bool = True, docs_assets: Path | None = None
+) -> FastAPI:
+    """``docs_assets``: a directory holding Swagger UI's ``swagger-ui-bundle.js`` and
+    ``swagger-ui.css`` (installed from npm by setup.sh); the interactive documentation at
+    /api/v1/docs is served from there, never from a CDN, and is absent without them."""
     app = FastAPI(
         title="Bascule",
         summary="Load balancer appliance: configuration, history and status",
         version=bascule.__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,
         redoc_url=None,
     )
+    if docs_assets is not None and (docs_assets / "swagger-ui-bundle.js").is_file():
+        _serve_docs(app, docs_assets)
     app.state.services = services
     app.state.local = local
     install_error_handlers(app)
@@ -80,3 +92,18 @@ def create_app(services: ApiServices, *, local: bool = True) -> FastAPI:
     app.include_router(api)
     app.include_router(metrics.router, responses=ERROR_RESPONSES)  # /metrics, where scrapers look
     return app
+
+
+def _serve_docs(app: FastAPI, assets: Path) -> None:
+    """Swagger UI for the served OpenAPI document, with its script and style from ``assets``."""
+    app.mount(f"{API_PREFIX}/docs/assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"{API_PREFIX}/openapi.json",
+            title="Bascule API",
+            swagger_js_url=f"{API_PREFIX}/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{API_PREFIX}/docs/assets/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )

@@ -85,7 +85,8 @@ def root(
         typer.Option(
             "--token",
             envvar="BASCULE_TOKEN",
-            help="API token for --url (bascule token create).",
+            help="API token for --url (bascule token create); prefer the BASCULE_TOKEN "
+            "environment variable: a command-line argument is visible in ps.",
             show_default=False,
         ),
     ] = None,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import ipaddress
 import logging
 import os
 import resource
@@ -112,6 +113,25 @@ def bind_unix_socket(path: Path) -> socket.socket:
         raise BasculeError(f"cannot create the API socket {path}: {exc}") from exc
     finally:
         os.umask(old_umask)
+    return sock
+
+
+def bind_tcp_socket(host: str, port: int) -> socket.socket:
+    """The HTTPS listener's socket, bound (not yet listening) before the engines start, so an
+    address another program holds stops the daemon before it changes anything."""
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BasculeError(
+            f"cannot listen on {host}:{port} for HTTPS: {exc.strerror or exc}"
+            " (another program holds it? choose another with --listen, or --listen none)"
+        ) from exc
     return sock
 
 
@@ -205,6 +225,7 @@ class Daemon:
             audit=audit,
         )
         await self._first_admin(accounts)
+        listener = self._prepare_https()
         # One HAProxy thread per CPU this process may run on (its affinity, not the machine's
         # count: under taskset or a cpuset, extra threads would only fight over the same CPUs).
         cpus = tuple(sorted(os.sched_getaffinity(0)))
@@ -244,11 +265,20 @@ class Daemon:
         log.info("started", extra={"version": __version__, "applied": ok, "error": error})
 
         async def system() -> dict[str, Any]:
-            return {
+            info: dict[str, Any] = {
                 "engines": {e.name: await e.info() for e in engines},
                 "data_dir": str(settings.data_dir),
                 "pid": os.getpid(),
+                "listen": None if listener is None else settings.listen,
             }
+            if listener is not None:
+                certificate = listener[0]
+                info["tls"] = {
+                    "cert": str(certificate.cert),
+                    "not_after": certificate.not_after.isoformat(),
+                    "sha256": certificate.fingerprint,
+                }
+            return info
 
         services = DaemonServices(
             config=service,
@@ -274,7 +304,7 @@ class Daemon:
         if api.done():
             api.result()
         log.info("serving the API", extra={"socket": str(socket_path)})
-        https = await self._serve_https(services)
+        https = await self._serve_https(services, listener)
         reconciler = asyncio.create_task(self._reconcile_forever(service), name="reconcile")
         l4_loop = asyncio.create_task(l4.run(service.desired), name="l4")
         dynamic_loop = asyncio.create_task(dynamic.run(service), name="dynamic")
@@ -322,10 +352,9 @@ class Daemon:
         else:
             log.info("created the admin user with the password of BASCULE_ADMIN_PASSWORD")
 
-    async def _serve_https(
-        self, services: DaemonServices
-    ) -> tuple[_Server, asyncio.Task[None]] | None:
-        """Start the HTTPS listener (API and WUI), unless ``listen`` is ``none``."""
+    def _prepare_https(self) -> tuple[Certificate, socket.socket] | None:
+        """The HTTPS listener's certificate (generated at first start) and bound socket, or
+        ``None`` when ``listen`` is ``none``."""
         settings = self.settings
         address = settings.listen_address
         if address is None:
@@ -339,14 +368,25 @@ class Daemon:
             log.info(
                 "generated a self-signed TLS certificate", extra={"cert": str(certificate.cert)}
             )
+        return certificate, bind_tcp_socket(host, port)
+
+    async def _serve_https(
+        self, services: DaemonServices, listener: tuple[Certificate, socket.socket] | None
+    ) -> tuple[_Server, asyncio.Task[None]] | None:
+        """Serve the API and the WUI over HTTPS on the socket ``_prepare_https`` bound."""
+        if listener is None:
+            return None
+        settings = self.settings
+        certificate, sock = listener
+        host, port = sock.getsockname()[:2]
         server = _Server(
             https_config(self.make_app(services, local=False), host, port, certificate)
         )
-        task = asyncio.create_task(server.serve(), name="https")
+        task = asyncio.create_task(server.serve(sockets=[sock]), name="https")
         while not server.started and not task.done():  # noqa: ASYNC110  (uvicorn has no event)
             await asyncio.sleep(0.02)
         if task.done():
-            with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind
+            with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot listen
                 task.result()
             raise BasculeError(f"cannot serve HTTPS on {settings.listen} (see the log above)")
         log.info(

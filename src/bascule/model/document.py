@@ -115,9 +115,7 @@ def _clashes_between_services(config: Configuration) -> Iterator[FieldError]:
         if address.is_unspecified:
             candidates = by_family.get(family, [])
         else:
-            candidates = sorted(
-                [*by_address.get((proto, address), []), *wildcards.get(family, [])]
-            )
+            candidates = sorted([*by_address.get((proto, address), []), *wildcards.get(family, [])])
         for other_index in candidates:
             other = services[other_index]
             for position, mine in enumerate(ranges[index]):

@@ -143,8 +143,7 @@ async def test_the_openapi_document_is_public_but_holds_no_data(
     transport = httpx.ASGITransport(app=remote_app)
     async with httpx.AsyncClient(transport=transport, base_url="https://bascule") as anonymous:
         schema = await anonymous.get("/api/v1/openapi.json")
-        docs = await anonymous.get("/api/v1/docs")
-    assert schema.status_code == 200 and docs.status_code == 200
+    assert schema.status_code == 200
     text = schema.text
     for data in ("198.18.0.100", "198.18.0.4", "viewer token", *tokens.values()):
         assert data not in text

@@ -75,6 +75,4 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
     assert error["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorOut"
     }
-    docs = await client.get("/api/v1/docs")
-    assert docs.status_code == 200
-    assert "/api/v1/openapi.json" in docs.text
+    # The interactive page needs Swagger UI's files: test_api_docs_page.py

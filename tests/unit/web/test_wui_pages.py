@@ -6,11 +6,10 @@ import re
 from collections.abc import Callable
 
 import pytest
-from wui_client import Browser
+from wui_client import Browser, CheckedFakeEngine
 
 from bascule.daemon.statistics import Statistics
 from bascule.web.templating import rate, sparkline
-from conftest import CheckedFakeEngine
 
 PAGES = [
     "/",

@@ -559,9 +559,7 @@ def parse_show_table(text: str) -> list[StickEntry]:
         match = _TABLE_ENTRY.match(line)
         if not match:
             continue
-        data = dict(
-            word.split("=", 1) for word in match["data"].split() if "=" in word
-        )
+        data = dict(word.split("=", 1) for word in match["data"].split() if "=" in word)
         entries.append(
             StickEntry(
                 key=_ESCAPE.sub(r"\1", match["key"]),

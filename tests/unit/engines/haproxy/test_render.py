@@ -108,9 +108,7 @@ PERSISTENCE_CASES: dict[str, Case] = {
         globals_=PEERED,
     ),
     "persistence_super_http": Case(services=[persisted("super_http")], globals_=PEERED),
-    "persistence_hash_all_cookies": Case(
-        services=[persisted("hash_all_cookies")], globals_=PEERED
-    ),
+    "persistence_hash_all_cookies": Case(services=[persisted("hash_all_cookies")], globals_=PEERED),
     "persistence_url_hash": Case(services=[persisted("url_hash")], globals_=PEERED),
     "persistence_host_header": Case(services=[persisted("host_header")], globals_=PEERED),
     "persistence_query_item": Case(

@@ -1,0 +1,351 @@
+"""Management benchmark: API write latency and WUI page render time at scale (issue 5).
+
+One command, as root, from the repository root::
+
+    .venv/bin/python bench/management.py               # 200 x 10, 30 writes, 50 page loads
+    .venv/bin/python bench/management.py --services 50 --runs 10 --pages 20
+
+It builds a throwaway network (tests/integration/netns.py: a client and a load balancer in
+their own namespaces, 198.18.0.0/24), starts a real ``bascule run`` in the lb namespace with
+its HTTPS listener on 127.0.0.1:8443, and applies one document of ``--services`` L7 HTTP
+virtual services (one VIP, ports 10000 and up) of ``--servers`` real servers each, addressed
+in 198.19.0.0/16 (part of the benchmarking range 198.18.0.0/15). The real servers need not
+exist: health checks are off, no traffic is sent; what is measured is the control plane.
+
+Then, from a client process inside the lb namespace (on the appliance, so the figures are
+Bascule's and not the network's), over the unix socket and over HTTPS with an admin API token:
+
+    weight        PATCH a real server's weight: an operate change, runtime API, no reload
+    add_server    POST a new real server: a structural change, haproxy -c and a seamless
+                  reload of 200 x 10 servers (it is removed again after each run, untimed)
+    status        GET /api/v1/status: every service and real server with health and counters
+
+and over HTTPS with a WUI session (logged in through the form): the dashboard (``/``), its
+live fragment (``/dashboard/live``, polled every 2 s by the page), one virtual service's page
+and its live fragment. Each figure is the p50 and p95 of the runs, in milliseconds, of the
+whole request as the client sees it. Results go to ``bench/results/management-<time>.json``
+(git-ignored) and a table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+from daemon import BasculeDaemon  # noqa: E402
+from https_access import WebClient  # noqa: E402
+from netns import Topology, cleanup_stale, netns_available  # noqa: E402
+
+RESULTS_DIR = ROOT / "bench" / "results"
+ADMIN_PASSWORD = "bench-admin-password"  # a throwaway daemon's: BASCULE_ADMIN_PASSWORD
+HTTPS = "https://127.0.0.1:8443"
+FIRST_PORT = 10000
+API = "/api/v1"
+
+
+# --------------------------------------------------------------------------- the document
+
+
+def service_name(index: int) -> str:
+    return f"vs-{index:03d}"
+
+
+def server_address(service: int, server: int) -> str:
+    """198.19.<service>.<server + 1>: 198.19.0.0/16 is inside 198.18.0.0/15 (RFC 2544)."""
+    return f"198.19.{service}.{server + 1}"
+
+
+def document(vip: str, services: int, servers: int) -> dict[str, Any]:
+    return {
+        "virtual_services": [
+            {
+                "name": service_name(i),
+                "address": vip,
+                "port": FIRST_PORT + i,
+                "type": "http",
+                "scheduler": "weighted_round_robin",
+                "check": {"type": "none"},
+                "real_servers": [
+                    {"address": server_address(i, j), "port": 80} for j in range(servers)
+                ],
+            }
+            for i in range(services)
+        ]
+    }
+
+
+# --------------------------------------------------------------------------- the client side
+# Runs inside the lb namespace (``--client``): prints one JSON object of timings (ms).
+
+
+def timed(request: Callable[..., httpx.Response], url: str, **kwargs: Any) -> float:
+    """Milliseconds of one whole request; an error answer stops the bench."""
+    start = time.perf_counter()
+    response = request(url, **kwargs)
+    elapsed = (time.perf_counter() - start) * 1000
+    if response.status_code >= 400:
+        raise RuntimeError(
+            f"{response.request.method} {url}: {response.status_code} {response.text[:500]}"
+        )
+    return elapsed
+
+
+def api_writes(
+    client: httpx.Client, args: argparse.Namespace, weights: int
+) -> dict[str, list[float]]:
+    """Weight changes, real server additions (then removals, untimed) and status reads.
+
+    Every weight is new (``weights`` + run: each door has its own range), so every PATCH is a
+    real change: a new revision and a runtime command, never the "no change" shortcut.
+    """
+    times: dict[str, list[float]] = {"weight": [], "add_server": [], "status": []}
+    for run in range(args.runs):
+        index = (run * 7) % args.services  # spread over the services
+        key = f"{server_address(index, 0)}:80"
+        path = f"{API}/virtual-services/{service_name(index)}/real-servers"
+        weight = weights + run
+        times["weight"].append(timed(client.patch, f"{path}/{key}", json={"weight": weight}))
+        added = f"198.19.{index}.{200 + run % 50}"
+        times["add_server"].append(timed(client.post, path, json={"address": added, "port": 80}))
+        timed(client.delete, f"{path}/{added}:80")
+        times["status"].append(timed(client.get, f"{API}/status"))
+    return times
+
+
+def wui_pages(web: WebClient, args: argparse.Namespace) -> dict[str, list[float]]:
+    name = service_name(args.services // 2)
+    pages = {
+        "dashboard": "/",
+        "dashboard_live": "/dashboard/live",
+        "virtual_service": f"/virtual-services/{name}",
+        "virtual_service_live": f"/virtual-services/{name}/live",
+    }
+    times: dict[str, list[float]] = {page: [] for page in pages}
+    for _ in range(args.pages):
+        for page, path in pages.items():
+            times[page].append(timed(web.get, path))
+    return times
+
+
+def client_main(args: argparse.Namespace) -> int:
+    results: dict[str, dict[str, list[float]]] = {}
+    socket = httpx.HTTPTransport(uds=args.socket)
+    with httpx.Client(transport=socket, base_url="http://bascule", timeout=120) as local:
+        results["unix"] = api_writes(local, args, weights=2000)
+    token = {"Authorization": f"Bearer {args.token}"}
+    with httpx.Client(base_url=HTTPS, verify=args.ca, headers=token, timeout=120) as remote:
+        results["https"] = api_writes(remote, args, weights=3000)
+    with WebClient(HTTPS, timeout=120) as web:
+        web.login("admin", ADMIN_PASSWORD)
+        results["wui"] = wui_pages(web, args)
+    print(json.dumps(results))
+    return 0
+
+
+# --------------------------------------------------------------------------- the root side
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile: the value below which ``fraction`` of the runs fall."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def summarize(results: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Any]]:
+    return {
+        f"{door}/{what}": {
+            "runs": len(values),
+            "p50_ms": round(statistics.median(values), 2),
+            "p95_ms": round(percentile(values, 0.95), 2),
+            "max_ms": round(max(values), 2),
+        }
+        for door, measured in results.items()
+        for what, values in measured.items()
+    }
+
+
+def table(summary: dict[str, dict[str, Any]], setup: dict[str, float]) -> str:
+    lines = [f"{'measure':32} {'runs':>5} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}"]
+    for name, row in summary.items():
+        lines.append(
+            f"{name:32} {row['runs']:5d} {row['p50_ms']:9.1f} {row['p95_ms']:9.1f}"
+            f" {row['max_ms']:9.1f}"
+        )
+    lines.append("")
+    lines += [f"{name}: {value:.2f} s" for name, value in setup.items()]
+    return "\n".join(lines)
+
+
+class Bench:
+    def __init__(self, topology: Topology, args: argparse.Namespace) -> None:
+        self.topology = topology
+        self.args = args
+        # Production's reconcile interval, not the tests' 1 s: the loop competes for the lock.
+        self.daemon = BasculeDaemon(
+            topology,
+            env={"BASCULE_ADMIN_PASSWORD": ADMIN_PASSWORD, "BASCULE_RECONCILE_INTERVAL": "5"},
+        )
+        self.setup_times: dict[str, float] = {}
+
+    def local(self) -> httpx.Client:
+        transport = httpx.HTTPTransport(uds=str(self.daemon.data_dir / "bascule.sock"))
+        return httpx.Client(transport=transport, base_url="http://bascule", timeout=600)
+
+    def setup(self) -> str:
+        """Start the daemon, apply the document; return an admin API token."""
+        self.daemon.start(timeout=30)
+        self.topology.wait_tcp("lb", "127.0.0.1", 8443, timeout=30)
+        wanted = document(self.topology.vip(), self.args.services, self.args.servers)
+        with self.local() as api:
+            start = time.monotonic()
+            response = api.put(f"{API}/config", json=wanted, params={"message": "bench"})
+            self.setup_times["apply_whole_document"] = time.monotonic() - start
+            if response.status_code != 200 or not response.json().get("applied"):
+                raise RuntimeError(f"the document was not applied: {response.text[:2000]}")
+            start = time.monotonic()
+            api.get(f"{API}/status").raise_for_status()
+            self.setup_times["first_status"] = time.monotonic() - start
+            created = api.post(
+                f"{API}/tokens", json={"name": "bench", "role": "admin", "owner": "admin"}
+            )
+            created.raise_for_status()
+            secret: str = created.json()["secret"]
+        return secret
+
+    def measure(self, token: str) -> dict[str, dict[str, list[float]]]:
+        argv = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--client",
+            "--socket",
+            str(self.daemon.data_dir / "bascule.sock"),
+            "--token",
+            token,
+            "--ca",
+            str(self.daemon.data_dir / "tls" / "cert.pem"),
+            "--services",
+            str(self.args.services),
+            "--runs",
+            str(self.args.runs),
+            "--pages",
+            str(self.args.pages),
+        ]
+        proc = self.topology.run("lb", argv, check=False, timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the client failed: {proc.stderr[-4000:]}\n{self.daemon.log()}")
+        results: dict[str, dict[str, list[float]]] = json.loads(proc.stdout)
+        return results
+
+    def teardown(self) -> None:
+        if self.daemon.process is not None and self.daemon.process.poll() is None:
+            try:
+                self.daemon.terminate(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+        self.daemon.stop_haproxy()
+
+
+def environment() -> dict[str, Any]:
+    def first_line(*argv: str) -> str:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        return lines[0] if lines else ""
+
+    return {
+        "cpus": os.cpu_count(),
+        "loadavg": os.getloadavg(),
+        "haproxy": first_line("haproxy", "-v"),
+        "git": first_line("git", "-C", str(ROOT), "describe", "--always", "--dirty"),
+    }
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--services", type=int, default=200)
+    parser.add_argument("--servers", type=int, default=10, help="real servers per service")
+    parser.add_argument("--runs", type=int, default=30, help="API writes per kind and door")
+    parser.add_argument("--pages", type=int, default=50, help="loads of each WUI page")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    # The client side, run inside the lb namespace by the bench itself.
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--socket", help=argparse.SUPPRESS)
+    parser.add_argument("--token", help=argparse.SUPPRESS)
+    parser.add_argument("--ca", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if not 1 <= args.services <= 250 or not 1 <= args.servers <= 50:
+        parser.error("--services 1..250 and --servers 1..50 (addresses 198.19.<vs>.<rs>)")
+    return args
+
+
+@contextlib.contextmanager
+def _bench(args: argparse.Namespace) -> Iterator[Bench]:
+    with Topology(real_servers=0) as topology:
+        bench = Bench(topology, args)
+        try:
+            yield bench
+        finally:
+            bench.teardown()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.client:
+        return client_main(args)
+    if os.geteuid() != 0:
+        sys.exit("bench/management.py needs root: it builds network namespaces")
+    reason = netns_available()
+    if reason is not None:
+        sys.exit(reason)
+    cleanup_stale()
+    started = datetime.datetime.now(datetime.UTC)
+    env_before = environment()
+    print(
+        f"{args.services} virtual services x {args.servers} real servers, "
+        f"{args.runs} writes, {args.pages} page loads, load {env_before['loadavg']}",
+        file=sys.stderr,
+    )
+    with _bench(args) as bench:
+        token = bench.setup()
+        print(f"setup: {bench.setup_times}", file=sys.stderr)
+        results = bench.measure(token)
+        setup_times = bench.setup_times
+    summary = summarize(results)
+    report = {
+        "started": started.isoformat(timespec="seconds"),
+        "args": {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in vars(args).items()
+            if k not in {"client", "socket", "token", "ca"}
+        },
+        "environment": env_before,
+        "loadavg_after": os.getloadavg(),
+        "setup_s": setup_times,
+        "summary": summary,
+        "runs_ms": results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"management-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(summary, setup_times))
+    print(f"\nresults: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
