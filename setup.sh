@@ -29,7 +29,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------------------------
-packages=(haproxy nftables conntrack iproute2 iputils-ping python3 python3-venv python3-pip curl procps ca-certificates nodejs npm)
+packages=(haproxy nftables conntrack iproute2 iputils-ping python3 python3-venv python3-pip curl procps ca-certificates)
+# The WUI's front-end packages come from npm (package-lock.json). Node.js from elsewhere (e.g.
+# NodeSource, whose nodejs bundles npm and conflicts with Debian's npm) is used as it is.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "$dev" = 1 ]; then
   packages+=(wrk nginx-light tcpdump openssl)
   # Browser tests (tests/browser): Playwright drives Debian's Chromium, never a downloaded one.
@@ -72,7 +76,7 @@ fi
 vendor=src/bascule/web/static/vendor
 npm_stamp="$vendor/.installed-$(sha256sum package-lock.json | cut -c1-16)"
 if [ ! -e "$npm_stamp" ]; then
-  echo "==> installing the WUI's front-end packages (htmx, uPlot) from package-lock.json"
+  echo "==> installing the WUI's front-end packages (htmx, uPlot, Swagger UI) from package-lock.json"
   npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
   rm -rf "$vendor"
   mkdir -p "$vendor"
