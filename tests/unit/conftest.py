@@ -35,18 +35,18 @@ def fast_hasher() -> PasswordHasher:
 
 
 @pytest.fixture
-def make_api_services(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[..., ApiServices]]:
+def make_api_services() -> Iterator[Callable[..., ApiServices]]:
     """``make(config, system=..., database=...)``: ApiServices around ``config``, with accounts
-    and audit in ``database`` (default: a fresh file). The audit service is attached to
-    ``config`` unless it already has one."""
+    and audit in ``database`` (default: the file of ``config``'s revision store, where its commits
+    write their audit entries). The audit service is attached to ``config`` unless it already
+    has one."""
     with ExitStack() as stack:
 
         def make(
             config: ConfigService, system: System = no_system, *, database: Path | None = None
         ) -> ApiServices:
-            path = database or tmp_path_factory.mktemp("accounts") / "bascule.db"
+            # the audit log in the revisions' database: a commit writes its entry there
+            path = database or config.store.path
             audit = AuditService(stack.enter_context(AuditStore(path)))
             if config.audit is None:
                 config.audit = audit

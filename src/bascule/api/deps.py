@@ -4,8 +4,9 @@ Every request reaches the service layer through these dependencies, so cross-cut
 live here and not in handlers: who the caller is and what they may do (``auth``: an ``Actor``
 with a role; ``Reader``, ``Operator``, ``Configurer``, ``Administrator`` refuse the others),
 and which revision a write was based on (``If-Match``, see ``etags``). A write passes
-``author=actor.name, remote=actor.remote`` to the service layer, which records both in the
-history and the audit log. Handlers use the ``Annotated`` aliases below.
+``author=actor.name, role=actor.role, remote=actor.remote`` to the service layer, which
+records them in the history (the author) and the audit log (all three). Handlers use the
+``Annotated`` aliases below.
 """
 
 from __future__ import annotations

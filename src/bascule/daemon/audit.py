@@ -5,7 +5,9 @@ address, message, revision and diff; ``AccountService`` records logins (ok, fail
 user and token changes. The API and the WUI read it back a page at a time, newest first.
 
 Recording never fails the change it describes: the change has already happened (or already
-been refused), so a store error here is logged and swallowed.
+been refused), so a store error here is logged and swallowed. The entry of a committed change
+is the exception: ``ConfigService`` builds it with ``entry`` and the revision store writes it
+in the revision's own transaction (both or neither), and ``settle`` records the apply outcome.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from bascule.errors import StoreError
 from bascule.model.access import Actor
-from bascule.store.audit import AuditEntry, AuditStore
+from bascule.store.audit import AuditEntry, AuditRecord, AuditStore
 
 log = logging.getLogger("bascule.audit")
 
@@ -41,6 +43,7 @@ class AuditService:
         action: str,
         target: str = "",
         *,
+        role: str = "",
         remote: str = "",
         revision: int | None = None,
         diff: Sequence[Mapping[str, Any]] = (),
@@ -48,32 +51,83 @@ class AuditService:
         detail: str = "",
     ) -> None:
         """Record one entry. ``actor`` is who (an ``Actor``, or only a name as the history
-        knows it, e.g. the author of a configuration change); ``remote`` defaults to the
-        actor's address."""
-        match actor:
-            case Actor():
-                name, role, where = actor.name, actor.role.value, actor.remote
-            case str():
-                name, role, where = actor or SYSTEM, "", ""
-            case None:
-                name, role, where = SYSTEM, "", ""
+        knows it, e.g. the author of a configuration change, with its ``role``); ``remote``
+        defaults to the actor's address."""
+        entry = self.entry(
+            actor,
+            action,
+            target,
+            role=role,
+            remote=remote,
+            revision=revision,
+            diff=diff,
+            outcome=outcome,
+            detail=detail,
+        )
         try:
             self.store.append(
-                at=datetime.fromtimestamp(self._clock(), UTC),
-                actor=name,
-                role=role,
-                remote=remote or where,
-                action=action,
-                target=target,
-                revision=revision,
-                diff=diff,
-                outcome=outcome,
-                detail=detail,
+                at=entry.at,
+                actor=entry.actor,
+                role=entry.role,
+                remote=entry.remote,
+                action=entry.action,
+                target=entry.target,
+                revision=entry.revision,
+                diff=entry.diff,
+                outcome=entry.outcome,
+                detail=entry.detail,
             )
         except StoreError as exc:
             log.error(
                 "cannot record in the audit log",
-                extra={"error": str(exc), "action": action, "actor": name},
+                extra={"error": str(exc), "action": action, "actor": entry.actor},
+            )
+
+    def entry(
+        self,
+        actor: Actor | str | None,
+        action: str,
+        target: str = "",
+        *,
+        role: str = "",
+        remote: str = "",
+        revision: int | None = None,
+        diff: Sequence[Mapping[str, Any]] = (),
+        outcome: str = "ok",
+        detail: str = "",
+    ) -> AuditRecord:
+        """An entry stamped now but not written: ``ConfigService`` hands it to
+        ``RevisionStore.commit``, which writes it in the transaction of the revision."""
+        match actor:
+            case Actor():
+                name, where = actor.name, actor.remote
+                role = role or actor.role.value
+            case str():
+                name, where = actor or SYSTEM, ""
+            case None:
+                name, where = SYSTEM, ""
+        return AuditRecord(
+            at=datetime.fromtimestamp(self._clock(), UTC),
+            actor=name,
+            role=str(role),
+            remote=remote or where,
+            action=action,
+            target=target,
+            revision=revision,
+            diff=diff,
+            outcome=outcome,
+            detail=detail,
+        )
+
+    def settle(self, revision: int, *, outcome: str, detail: str) -> None:
+        """Set the outcome of the entry committed with ``revision`` (e.g. ``apply_failed``
+        when the engines refused it); like ``record``, never fails the change."""
+        try:
+            self.store.settle(revision, outcome=outcome, detail=detail)
+        except StoreError as exc:
+            log.error(
+                "cannot settle an audit entry",
+                extra={"error": str(exc), "revision": revision, "outcome": outcome},
             )
 
     def page(

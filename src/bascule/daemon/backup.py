@@ -91,6 +91,7 @@ async def restore(
     *,
     base: Base = UNCHECKED,
     author: str,
+    role: str = "",
     remote: str = "",
     dry_run: bool = False,
 ) -> ApplyResult:
@@ -105,6 +106,7 @@ async def restore(
         lambda _current: restored,
         base=base,
         author=author,
+        role=role,
         remote=remote,
         message=RESTORE_MESSAGE,
         dry_run=dry_run,

@@ -75,6 +75,16 @@ UNCHECKED: Final = _Unchecked()
 Base = int | None | _Unchecked
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Audit:
+    """How a change is named in the audit log, and who asked from where (besides the author)."""
+
+    action: str
+    target: str = ""
+    role: str = ""
+    remote: str = ""
+
+
 def describe(action: Action) -> str:
     """One line per action, as the CLI and the WUI show a plan."""
     match action:
@@ -112,7 +122,8 @@ class ConfigService:
         """``after_reconcile`` is awaited with the desired document after every reconcile
         (the daemon points the L4 health checker at its real servers). ``overrides`` gives
         the weights dynamic schedulers decided (daemon/dynamic.py): the planner keeps them.
-        ``audit`` records every change, committed or refused (who, from where, the diff)."""
+        ``audit`` records every change, committed or refused (who, from where, the diff); its
+        log must be in ``store``'s database, whose commits write a revision's entry."""
         if not engines:
             raise ValueError("ConfigService needs at least one engine")
         self.store = store
@@ -165,11 +176,13 @@ class ConfigService:
         *,
         base: Base = UNCHECKED,
         author: str,
+        role: str = "",
         remote: str = "",
         message: str = "",
         dry_run: bool = False,
     ) -> ApplyResult:
-        """Validate, check, commit and apply a whole document."""
+        """Validate, check, commit and apply a whole document. ``author`` (with its ``role``)
+        and ``remote`` say who asked and from where, for the history and the audit log."""
         async with self._lock:
             return await self._apply_locked(
                 lambda _current: data,
@@ -177,7 +190,7 @@ class ConfigService:
                 author=author,
                 message=message,
                 dry_run=dry_run,
-                audit=("config.apply", "", remote),
+                audit=_Audit(action="config.apply", role=role, remote=remote),
             )
 
     async def edit(
@@ -186,6 +199,7 @@ class ConfigService:
         *,
         base: Base = UNCHECKED,
         author: str,
+        role: str = "",
         remote: str = "",
         message: str,
         dry_run: bool = False,
@@ -201,7 +215,7 @@ class ConfigService:
                 author=author,
                 message=message,
                 dry_run=dry_run,
-                audit=(action, target, remote),
+                audit=_Audit(action=action, target=target, role=role, remote=remote),
             )
 
     async def set_real_server_state(
@@ -212,12 +226,14 @@ class ConfigService:
         *,
         base: Base = UNCHECKED,
         author: str,
+        role: str = "",
         remote: str = "",
     ) -> ApplyResult:
         return await self.edit(
             lambda doc: edits.update_real_server(doc, service, key, {"state": state}),
             base=base,
             author=author,
+            role=role,
             remote=remote,
             message=f"{state} real server {key} of {service}",
             action="real_server.state",
@@ -225,13 +241,14 @@ class ConfigService:
         )
 
     async def rollback(
-        self, to: int, *, base: Base = UNCHECKED, author: str, remote: str = ""
+        self, to: int, *, base: Base = UNCHECKED, author: str, role: str = "", remote: str = ""
     ) -> ApplyResult:
         """Make revision ``to`` current again, as a new revision."""
+        audit = _Audit(action="config.rollback", target=str(to), role=role, remote=remote)
         try:
             target = self.store.get(to)
         except BasculeError as exc:
-            self._record(("config.rollback", str(to), remote), author, "refused", str(exc))
+            self._record(audit, author, "refused", str(exc))
             raise
         async with self._lock:
             return await self._apply_locked(
@@ -241,7 +258,7 @@ class ConfigService:
                 message=f"roll back to revision {to}",
                 dry_run=False,
                 rolled_back_from=to,
-                audit=("config.rollback", str(to), remote),
+                audit=audit,
             )
 
     async def _apply_locked(
@@ -252,11 +269,12 @@ class ConfigService:
         author: str,
         message: str,
         dry_run: bool,
+        audit: _Audit,
         rolled_back_from: int | None = None,
-        audit: tuple[str, str, str] = ("config.edit", "", ""),
     ) -> ApplyResult:
-        """A change under the lock; ``audit`` is (action, target, remote) for the audit log,
-        where committed and refused changes are recorded (dry runs and no-ops are not)."""
+        """A change under the lock; ``audit`` names it in the audit log, where committed and
+        refused changes are recorded (dry runs and no-ops are not). A committed change's
+        entry is written with its revision, in one transaction; a failed apply settles it."""
         try:
             result = await self._change_locked(
                 change,
@@ -265,37 +283,33 @@ class ConfigService:
                 message=message,
                 dry_run=dry_run,
                 rolled_back_from=rolled_back_from,
+                audit=audit,
             )
         except BasculeError as exc:
             if not dry_run:
                 self._record(audit, author, "refused", str(exc))
             raise
-        if result.changed and not result.dry_run:
-            outcome = "ok" if result.applied else "apply_failed"
+        if (
+            self.audit is not None
+            and result.changed
+            and not result.dry_run
+            and not result.applied
+            and result.revision is not None
+        ):
             detail = "; ".join(part for part in (message, result.message) if part)
-            if result.applied:
-                detail = message
-            self._record(audit, author, outcome, detail, result)
+            self.audit.settle(result.revision, outcome="apply_failed", detail=detail)
         return result
 
-    def _record(
-        self,
-        audit: tuple[str, str, str],
-        author: str,
-        outcome: str,
-        detail: str,
-        result: ApplyResult | None = None,
-    ) -> None:
+    def _record(self, audit: _Audit, author: str, outcome: str, detail: str) -> None:
+        """Record a refused change (a committed one is written by the store's commit)."""
         if self.audit is None:
             return
-        action, target, remote = audit
         self.audit.record(
             author,
-            action,
-            target,
-            remote=remote,
-            revision=None if result is None else result.revision,
-            diff=() if result is None else diff_to_json(result.diff),
+            audit.action,
+            audit.target,
+            role=audit.role,
+            remote=audit.remote,
             outcome=outcome,
             detail=detail,
         )
@@ -309,6 +323,7 @@ class ConfigService:
         message: str,
         dry_run: bool,
         rolled_back_from: int | None,
+        audit: _Audit,
     ) -> ApplyResult:
         head = self.store.head()
         head_number = head.number if head else None
@@ -335,12 +350,24 @@ class ConfigService:
                 dry_run=dry_run,
                 detections=detections,
             )
+        entry = None
+        if self.audit is not None:
+            entry = self.audit.entry(
+                author,
+                audit.action,
+                audit.target,
+                role=audit.role,
+                remote=audit.remote,
+                diff=diff_to_json(diff),
+                detail=message,
+            )
         revision = self.store.commit(
             document,
             base=head_number,
             author=author,
             message=message,
             rolled_back_from=rolled_back_from,
+            audit=entry,
         )
         # The committed document is ``config``'s own: no need to parse it again to reconcile.
         self._parsed = (revision.number, config)

@@ -2,7 +2,9 @@
 
 Sits under the daemon's ``AuditService``: the service layer (configuration changes) and the
 account service (logins, users, tokens) record entries; the API and the WUI page through them,
-newest first. Entries are only ever appended.
+newest first. Entries are only ever appended, with one exception: the entry of a committed
+revision is written by ``RevisionStore.commit`` in the revision's own transaction (so neither
+exists without the other) and its outcome is settled once the engines have applied it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,50 @@ class AuditEntry:
     detail: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class AuditRecord:
+    """An entry not written yet: ``RevisionStore.commit`` writes it with the revision it
+    commits (filling in ``revision``), in the same transaction."""
+
+    at: datetime
+    actor: str
+    role: str
+    remote: str
+    action: str
+    target: str
+    revision: int | None
+    diff: Sequence[Mapping[str, Any]]
+    outcome: str
+    detail: str
+
+
 _COLUMNS = "id, at, actor, role, remote, action, target, revision, diff, outcome, detail"
+
+
+def insert_entry(db: sqlite3.Connection, record: AuditRecord) -> int:
+    """Insert ``record`` in the transaction open on ``db``; returns its id."""
+    try:
+        diff_text = json.dumps(list(record.diff), ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"an audit diff cannot be stored as JSON: {exc}") from exc
+    cursor = db.execute(
+        "INSERT INTO audit_log"
+        " (at, actor, role, remote, action, target, revision, diff, outcome, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            _text(record.at),
+            record.actor,
+            record.role,
+            record.remote,
+            record.action,
+            record.target,
+            record.revision,
+            diff_text,
+            record.outcome,
+            record.detail,
+        ),
+    )
+    return int(cursor.lastrowid or 0)
 
 
 class AuditStore:
@@ -79,29 +124,29 @@ class AuditStore:
         detail: str,
     ) -> int:
         """Append an entry; returns its id."""
-        try:
-            diff_text = json.dumps(list(diff), ensure_ascii=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"an audit diff cannot be stored as JSON: {exc}") from exc
+        record = AuditRecord(
+            at=at,
+            actor=actor,
+            role=role,
+            remote=remote,
+            action=action,
+            target=target,
+            revision=revision,
+            diff=diff,
+            outcome=outcome,
+            detail=detail,
+        )
         with self._use("append to the audit log") as db, transaction(db):
-            cursor = db.execute(
-                "INSERT INTO audit_log"
-                " (at, actor, role, remote, action, target, revision, diff, outcome, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    _text(at),
-                    actor,
-                    role,
-                    remote,
-                    action,
-                    target,
-                    revision,
-                    diff_text,
-                    outcome,
-                    detail,
-                ),
+            return insert_entry(db, record)
+
+    def settle(self, revision: int, *, outcome: str, detail: str) -> None:
+        """Set the outcome of the entry committed with ``revision`` (only a committed change's
+        entry names a revision), once the engines have applied it or not."""
+        with self._use("settle an audit entry") as db, transaction(db):
+            db.execute(
+                "UPDATE audit_log SET outcome = ?, detail = ? WHERE revision = ?",
+                (outcome, detail, revision),
             )
-        return int(cursor.lastrowid or 0)
 
     def page(
         self,

@@ -16,13 +16,14 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bascule.errors import Conflict, NotFound, StoreError
 from bascule.reconcile.diff import DiffItem, diff_documents, diff_from_json, diff_to_json
+from bascule.store.audit import AuditRecord, insert_entry
 from bascule.store.database import open_database, transaction
 
 Clock = Callable[[], datetime]
@@ -97,6 +98,11 @@ class RevisionStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = open_database(path)
+
+    @property
+    def path(self) -> Path:
+        """The database file (the audit log of its commits lives in it too)."""
+        return self._path
 
     def __enter__(self) -> RevisionStore:
         return self
@@ -175,6 +181,7 @@ class RevisionStore:
         author: str,
         message: str,
         rolled_back_from: int | None = None,
+        audit: AuditRecord | None = None,
     ) -> Revision:
         """Store ``document`` as the next revision, if ``base`` is still the head.
 
@@ -183,10 +190,18 @@ class RevisionStore:
         the head commits nothing: the head is returned unchanged, so the history holds no
         empty revisions (the first revision is committed even if its document is empty). The
         order of virtual services and real servers is not a change (see ``reconcile.diff``).
+
+        ``audit``, the audit entry of the change, is written in the same transaction with the
+        new revision's number: a crash never leaves a revision without its entry, or an entry
+        without its revision. Nothing is written for a commit of no change.
         """
         text = _encode(document)
         with self._use("commit a revision") as db, transaction(db):
-            return self._commit(db, text, base, author, message, rolled_back_from)
+            head = _head_number(db)
+            revision = self._commit(db, text, base, author, message, rolled_back_from)
+            if audit is not None and revision.number != head:
+                insert_entry(db, replace(audit, revision=revision.number))
+            return revision
 
     def rollback(
         self, to: int, *, base: int | None, author: str, message: str | None = None

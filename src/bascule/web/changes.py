@@ -64,6 +64,7 @@ def config_edit(
             edit,
             base=base,
             author=actor.name,
+            role=actor.role,
             remote=actor.remote,
             message=message,
             dry_run=dry_run,

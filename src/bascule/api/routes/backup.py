@@ -83,7 +83,13 @@ async def restore(
 ) -> ApplyResultOut:
     document = backups.read_backup(await _upload(request))
     result = await backups.restore(
-        config, document, base=base, author=actor.name, remote=actor.remote, dry_run=dry_run
+        config,
+        document,
+        base=base,
+        author=actor.name,
+        role=actor.role,
+        remote=actor.remote,
+        dry_run=dry_run,
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)

@@ -43,6 +43,7 @@ async def apply_config(
         document,
         base=base,
         author=actor.name,
+        role=actor.role,
         remote=actor.remote,
         message=message or "",
         dry_run=dry_run,
@@ -60,7 +61,7 @@ async def plan_config(
     response: Response,
 ) -> ApplyResultOut:
     result = await config.apply(
-        document, base=base, author=actor.name, remote=actor.remote, dry_run=True
+        document, base=base, author=actor.name, role=actor.role, remote=actor.remote, dry_run=True
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)

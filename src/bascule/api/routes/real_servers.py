@@ -68,6 +68,7 @@ async def add_real_server(
         lambda doc: edits.add_real_server(doc, name, server),
         base=base,
         author=actor.name,
+        role=actor.role,
         remote=actor.remote,
         message=message
         or f"add real server {edits.server_key(server.get('address'), server.get('port'))}"
@@ -105,6 +106,7 @@ async def update_real_server(
         lambda doc: edits.update_real_server(doc, name, key, changes),
         base=base,
         author=actor.name,
+        role=actor.role,
         remote=actor.remote,
         message=message or f"change real server {key} of {name}",
         dry_run=dry_run,
@@ -128,6 +130,7 @@ async def delete_real_server(
         lambda doc: edits.delete_real_server(doc, name, key),
         base=base,
         author=actor.name,
+        role=actor.role,
         remote=actor.remote,
         message=message or f"remove real server {key} from {name}",
         dry_run=dry_run,
@@ -146,7 +149,13 @@ async def enable_real_server(
     response: Response,
 ) -> ApplyResultOut:
     result = await config.set_real_server_state(
-        name, key, RealServerState.enabled.value, base=base, author=actor.name, remote=actor.remote
+        name,
+        key,
+        RealServerState.enabled.value,
+        base=base,
+        author=actor.name,
+        role=actor.role,
+        remote=actor.remote,
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)
@@ -162,7 +171,13 @@ async def disable_real_server(
     response: Response,
 ) -> ApplyResultOut:
     result = await config.set_real_server_state(
-        name, key, RealServerState.disabled.value, base=base, author=actor.name, remote=actor.remote
+        name,
+        key,
+        RealServerState.disabled.value,
+        base=base,
+        author=actor.name,
+        role=actor.role,
+        remote=actor.remote,
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)
@@ -178,7 +193,13 @@ async def drain_real_server(
     response: Response,
 ) -> ApplyResultOut:
     result = await config.set_real_server_state(
-        name, key, RealServerState.drain.value, base=base, author=actor.name, remote=actor.remote
+        name,
+        key,
+        RealServerState.drain.value,
+        base=base,
+        author=actor.name,
+        role=actor.role,
+        remote=actor.remote,
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)

@@ -53,6 +53,8 @@ async def rollback(
     actor: Configurer,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.rollback(number, base=base, author=actor.name, remote=actor.remote)
+    result = await config.rollback(
+        number, base=base, author=actor.name, role=actor.role, remote=actor.remote
+    )
     answer_change(response, result)
     return ApplyResultOut.of(result)

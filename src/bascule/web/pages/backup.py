@@ -119,6 +119,7 @@ async def upload(
             document,
             base=base,
             author=actor.name,
+            role=actor.role,
             remote=actor.remote,
             dry_run=dry_run,
         )

@@ -165,11 +165,14 @@ async def rollback(
                 target.document,
                 base=base,
                 author=actor.name,
+                role=actor.role,
                 remote=actor.remote,
                 message=f"roll back to revision {number}",
                 dry_run=True,
             )
-        return await config.rollback(number, base=base, author=actor.name, remote=actor.remote)
+        return await config.rollback(
+            number, base=base, author=actor.name, role=actor.role, remote=actor.remote
+        )
 
     change = PendingChange(
         title=f"Roll back to revision {number}",
