@@ -60,6 +60,7 @@ from l7 import (
     environment,
     real_server_nginx,
 )
+from l7 import summarize as summarize_runs
 
 TARGETS = ("direct", "nat", "dsr", "haproxy")
 WORKLOADS = {
@@ -200,48 +201,13 @@ class Bench(BasculeBench):
     def nft_ruleset(self) -> str:
         return self.topology.run("lb", ["nft", "list", "ruleset"]).stdout
 
-    def measure(self) -> list[Run]:
-        targets, workloads = self.args.targets, self.args.workloads
-        for target in targets:  # warm up: caches, neighbour entries, page faults
-            for workload in workloads:
-                self.wrk(target, workload, 1)
-        runs = []
-        for round_ in range(self.args.rounds):
-            for workload in workloads:
-                # Rotate who goes first so no target always follows the same neighbour.
-                shift = round_ % len(targets)
-                for target in (*targets[shift:], *targets[:shift]):
-                    figures = self.wrk(target, workload, self.args.duration)
-                    run = Run(target=target, workload=workload, round=round_ + 1, **figures)
-                    print(
-                        f"  round {run.round} {workload:11} {target:8} {run.rps:10.0f} req/s"
-                        f"  p99 {run.p99_ms:7.2f} ms  errors {run.errors} non-2xx {run.non_2xx}",
-                        file=sys.stderr,
-                    )
-                    runs.append(run)
-        return runs
-
 
 # --------------------------------------------------------------------------- reporting
 
 
 def summarize(runs: Sequence[Run]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per workload and target: medians, and the spread between rounds ((max-min)/median)."""
-    summary: dict[str, dict[str, dict[str, Any]]] = {}
-    for run in runs:
-        summary.setdefault(run.workload, {}).setdefault(run.target, {"runs": []})
-        summary[run.workload][run.target]["runs"].append(run)
-    for targets in summary.values():
-        for entry in targets.values():
-            rounds: list[Run] = entry.pop("runs")
-            for key in ("rps", "p99_ms"):
-                values = [getattr(run, key) for run in rounds]
-                median = statistics.median(values)
-                entry[key] = median
-                entry[f"{key}_rounds"] = values
-                entry[f"{key}_spread"] = (max(values) - min(values)) / median if median else 0.0
-            entry["errors"] = sum(run.errors for run in rounds)
-            entry["non_2xx"] = sum(run.non_2xx for run in rounds)
+    """l7's summary (medians and spreads of req/s and p99), with each target's ratio to direct."""
+    summary = summarize_runs(runs, keys=("rps", "p99_ms"))
     # Ratios to direct are taken within each round (the runs are seconds apart, so the
     # machine's load drifts less between them than over the whole bench), then the median.
     direct_of = {(r.workload, r.round): r.rps for r in runs if r.target == "direct" and r.rps}

@@ -326,6 +326,29 @@ class BasculeBench:
             raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
         return parse_wrk(proc.stdout)
 
+    def measure(self) -> list[Run]:
+        """Every target under every workload, ``rounds`` times, the order rotating."""
+        targets, workloads = self.args.targets, self.args.workloads
+        width = max(len(w) for w in workloads)
+        for target in targets:  # warm up: pools, caches, neighbours, page faults
+            for workload in workloads:
+                self.wrk(target, workload, 1)
+        runs = []
+        for round_ in range(self.args.rounds):
+            for workload in workloads:
+                # Rotate who goes first so no target always follows the same neighbour.
+                shift = round_ % len(targets)
+                for target in (*targets[shift:], *targets[:shift]):
+                    figures = self.wrk(target, workload, self.args.duration)
+                    run = Run(target=target, workload=workload, round=round_ + 1, **figures)
+                    print(
+                        f"  round {run.round} {workload:{width}} {target:8} {run.rps:10.0f} req/s"
+                        f"  p99 {run.p99_ms:7.2f} ms  errors {run.errors} non-2xx {run.non_2xx}",
+                        file=sys.stderr,
+                    )
+                    runs.append(run)
+        return runs
+
 
 class Bench(BasculeBench):
     workloads = WORKLOADS
@@ -442,33 +465,15 @@ class Bench(BasculeBench):
             time.sleep(0.2)
         self.configs["bascule"] = (self.bascule_dir / "haproxy" / "haproxy.cfg").read_text()
 
-    def measure(self) -> list[Run]:
-        targets, workloads = self.args.targets, self.args.workloads
-        for target in targets:  # warm up: connection pools, caches, page faults
-            for workload in workloads:
-                self.wrk(target, workload, 1)
-        runs = []
-        for round_ in range(self.args.rounds):
-            for workload in workloads:
-                # Rotate who goes first so no target always follows the same neighbour.
-                shift = round_ % len(targets)
-                for target in (*targets[shift:], *targets[:shift]):
-                    figures = self.wrk(target, workload, self.args.duration)
-                    run = Run(target=target, workload=workload, round=round_ + 1, **figures)
-                    print(
-                        f"  round {run.round} {workload:9} {target:8} {run.rps:10.0f} req/s"
-                        f"  p99 {run.p99_ms:7.2f} ms  errors {run.errors} non-2xx {run.non_2xx}",
-                        file=sys.stderr,
-                    )
-                    runs.append(run)
-        return runs
-
 
 # --------------------------------------------------------------------------- reporting
 
 
-def summarize(runs: Sequence[Run]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per workload and target: medians, and the spread between rounds ((max-min)/median)."""
+def summarize(
+    runs: Sequence[Run], keys: Sequence[str] = ("rps", "p50_ms", "p99_ms")
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per workload and target: medians of ``keys``, and the spread between rounds
+    ((max-min)/median)."""
     summary: dict[str, dict[str, dict[str, Any]]] = {}
     for run in runs:
         summary.setdefault(run.workload, {}).setdefault(run.target, {"runs": []})
@@ -476,7 +481,7 @@ def summarize(runs: Sequence[Run]) -> dict[str, dict[str, dict[str, Any]]]:
     for targets in summary.values():
         for entry in targets.values():
             rounds: list[Run] = entry.pop("runs")
-            for key in ("rps", "p50_ms", "p99_ms"):
+            for key in keys:
                 values = [getattr(run, key) for run in rounds]
                 median = statistics.median(values)
                 entry[key] = median

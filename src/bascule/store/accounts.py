@@ -12,18 +12,13 @@ UTC, as the revisions are.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from bascule.errors import NotFound, StoreError
 from bascule.model.access import Role
-from bascule.store.database import open_database, transaction
+from bascule.store.database import Database, transaction
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,28 +73,8 @@ class LoginFailures:
 _TOKEN_COLUMNS = "id, name, role, owner, created_at, last_used_at, revoked_at"  # noqa: S105
 
 
-class AccountStore:
+class AccountStore(Database):
     """The account tables of ``bascule.db``; one connection, serialized by a lock."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = open_database(path)
-
-    def __enter__(self) -> AccountStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                connection, self._connection = self._connection, None
-                try:
-                    connection.close()
-                except sqlite3.Error as exc:
-                    raise StoreError(f"cannot close the store {self._path}: {exc}") from exc
 
     # -- users ------------------------------------------------------------------------------
 
@@ -322,16 +297,6 @@ class AccountStore:
             )
 
     # -- inside -----------------------------------------------------------------------------
-
-    @contextmanager
-    def _use(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._connection is None:
-                raise StoreError(f"cannot {action}: the store {self._path} is closed")
-            try:
-                yield self._connection
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot {action} in {self._path}: {exc}") from exc
 
 
 def _user(row: tuple[Any, ...]) -> User:

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from bascule.errors import StoreError
-from bascule.store.database import open_database, transaction
+from bascule.store.database import Database, transaction
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,28 +83,8 @@ def insert_entry(db: sqlite3.Connection, record: AuditRecord) -> int:
     return int(cursor.lastrowid or 0)
 
 
-class AuditStore:
+class AuditStore(Database):
     """The ``audit_log`` table; one connection, serialized by a lock."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = open_database(path)
-
-    def __enter__(self) -> AuditStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                connection, self._connection = self._connection, None
-                try:
-                    connection.close()
-                except sqlite3.Error as exc:
-                    raise StoreError(f"cannot close the store {self._path}: {exc}") from exc
 
     def append(
         self,
@@ -181,16 +158,6 @@ class AuditStore:
                 [*parameters, limit, offset],
             ).fetchall()
         return [_entry(row) for row in rows], total
-
-    @contextmanager
-    def _use(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._connection is None:
-                raise StoreError(f"cannot {action}: the store {self._path} is closed")
-            try:
-                yield self._connection
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot {action} in {self._path}: {exc}") from exc
 
 
 def _entry(row: tuple[Any, ...]) -> AuditEntry:

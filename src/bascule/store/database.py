@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 from bascule.errors import StoreError
 
@@ -189,3 +191,48 @@ def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def schema_version(connection: sqlite3.Connection) -> int:
     """The schema version of an open store."""
     return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+
+class Database:
+    """One connection to ``bascule.db``, serialized by a lock: what each store holds.
+
+    ``_use`` lends the connection to one caller at a time and turns sqlite3 errors into
+    ``StoreError`` naming the action; closing twice is harmless, using a closed store raises.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = open_database(path)
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file; later calls raise ``StoreError``. Closing twice is harmless."""
+        with self._lock:
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                try:
+                    connection.close()
+                except sqlite3.Error as exc:
+                    raise StoreError(f"cannot close the store {self._path}: {exc}") from exc
+
+    @contextmanager
+    def _use(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The connection, held alone; sqlite3 errors become ``StoreError``."""
+        with self._lock:
+            if self._connection is None:
+                raise StoreError(f"cannot {action}: the store {self._path} is closed")
+            try:
+                yield self._connection
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot {action} in {self._path}: {exc}") from exc

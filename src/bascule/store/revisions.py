@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 from bascule.errors import Conflict, NotFound, StoreError
 from bascule.reconcile.diff import DiffItem, diff_documents, diff_from_json, diff_to_json
 from bascule.store.audit import AuditRecord, insert_entry
-from bascule.store.database import open_database, transaction
+from bascule.store.database import Database, transaction
 
 Clock = Callable[[], datetime]
 
@@ -83,7 +81,7 @@ class AppliedState:
 _REVISION_COLUMNS = "number, created_at, author, message, document, diff, rolled_back_from"
 
 
-class RevisionStore:
+class RevisionStore(Database):
     """The revision history in a SQLite file (normally ``<data dir>/bascule.db``).
 
     One connection, shared by threads (the daemon calls from its event loop and through
@@ -94,31 +92,8 @@ class RevisionStore:
     """
 
     def __init__(self, path: Path, *, clock: Clock = utc_now) -> None:
-        self._path = path
+        super().__init__(path)  # the audit log of its commits lives in the same file
         self._clock = clock
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = open_database(path)
-
-    @property
-    def path(self) -> Path:
-        """The database file (the audit log of its commits lives in it too)."""
-        return self._path
-
-    def __enter__(self) -> RevisionStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the file; later calls raise ``StoreError``. Closing twice is harmless."""
-        with self._lock:
-            if self._connection is not None:
-                connection, self._connection = self._connection, None
-                try:
-                    connection.close()
-                except sqlite3.Error as exc:
-                    raise StoreError(f"cannot close the store {self._path}: {exc}") from exc
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -249,17 +224,6 @@ class RevisionStore:
         )
 
     # -- inside ----------------------------------------------------------------------------
-
-    @contextmanager
-    def _use(self, action: str) -> Iterator[sqlite3.Connection]:
-        """The connection, held alone; sqlite3 errors become ``StoreError``."""
-        with self._lock:
-            if self._connection is None:
-                raise StoreError(f"cannot {action}: the store {self._path} is closed")
-            try:
-                yield self._connection
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot {action} in {self._path}: {exc}") from exc
 
     def _commit(
         self,

@@ -13,7 +13,7 @@ directly with their own ``run`` (a rollback, a restore).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,9 @@ from fastapi.responses import RedirectResponse
 
 from bascule.daemon.accounts import WebSession
 from bascule.daemon.results import ApplyResult
+from bascule.errors import EngineError, InvalidConfiguration
 from bascule.model.access import Permission
+from bascule.web.forms import FormErrors, errors_for
 from bascule.web.services import WebServices
 from bascule.web.state import flash, session_states
 
@@ -88,3 +90,22 @@ async def propose(request: Request, session: WebSession, change: PendingChange) 
         return RedirectResponse(change.return_to, status_code=303)
     session_states(request).set_pending(session.id, dataclasses.replace(change, plan=plan))
     return RedirectResponse("/preview", status_code=303)
+
+
+async def propose_form(
+    request: Request,
+    session: WebSession,
+    change: PendingChange,
+    *,
+    prefix: str,
+    names: Iterable[str],
+) -> RedirectResponse | FormErrors:
+    """``propose``, or the errors the form shows again when the change is refused: field
+    errors beside their fields (``prefix`` and ``names`` as in ``forms.errors_for``), an
+    engine's refusal as an error of the whole form."""
+    try:
+        return await propose(request, session, change)
+    except InvalidConfiguration as exc:
+        return errors_for(exc, prefix=prefix, names=names)
+    except EngineError as exc:
+        return FormErrors(fields={}, general=(str(exc),))

@@ -14,13 +14,13 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from bascule.errors import EngineError, InvalidConfiguration, NotFound
+from bascule.errors import NotFound
 from bascule.model import RealServer, RealServerState, edits
 from bascule.model.access import OPERATE_FIELDS, Permission
 from bascule.web.auth import Configurer, Operator, Reader, refusal
-from bascule.web.changes import config_edit, propose
+from bascule.web.changes import config_edit, propose, propose_form
 from bascule.web.fields import ALL_REAL_SERVER_FIELDS, REAL_SERVER_FIELDS, REAL_SERVER_MORE
-from bascule.web.forms import NO_ERRORS, Field, FormErrors, errors_for, parse, values
+from bascule.web.forms import NO_ERRORS, Field, FormErrors, parse, values
 from bascule.web.pages.virtual_services import service_document
 from bascule.web.services import Services, WebServices
 from bascule.web.templating import render
@@ -79,15 +79,16 @@ async def add_server(
         return_to=f"/virtual-services/{name}/real-servers/new",
         done_to=f"/virtual-services/{name}",
     )
-    try:
-        return await propose(request, session, change)
-    except InvalidConfiguration as exc:
-        position = len(stored.get("real_servers", []))
-        errors = errors_for(
-            exc, prefix=f"virtual_services[{index}].real_servers[{position}]", names=_NAMES
-        )
-    except EngineError as exc:
-        errors = FormErrors(fields={}, general=(str(exc),))
+    position = len(stored.get("real_servers", []))
+    errors = await propose_form(
+        request,
+        session,
+        change,
+        prefix=f"virtual_services[{index}].real_servers[{position}]",
+        names=_NAMES,
+    )
+    if not isinstance(errors, FormErrors):
+        return errors
     shown = {n: form.get(n) for n in _NAMES}
     return _new_form(request, name, shown, errors, status_code=422)
 
@@ -159,14 +160,15 @@ async def edit_server(
         return_to=f"/virtual-services/{name}/real-servers/{current}",
         done_to=f"/virtual-services/{name}",
     )
-    try:
-        return await propose(request, session, change)
-    except InvalidConfiguration as exc:
-        errors = errors_for(
-            exc, prefix=f"virtual_services[{index}].real_servers[{rs_index}]", names=_NAMES
-        )
-    except EngineError as exc:
-        errors = FormErrors(fields={}, general=(str(exc),))
+    errors = await propose_form(
+        request,
+        session,
+        change,
+        prefix=f"virtual_services[{index}].real_servers[{rs_index}]",
+        names=_NAMES,
+    )
+    if not isinstance(errors, FormErrors):
+        return errors
     shown = {**values(stored, ALL_REAL_SERVER_FIELDS), **{n: form.get(n) for n in changes}}
     return _edit_form(request, name, stored, shown, errors, status_code=422)
 

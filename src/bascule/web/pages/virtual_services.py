@@ -17,13 +17,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from bascule.daemon.accounts import WebSession
-from bascule.errors import EngineError, InvalidConfiguration, NotFound
+from bascule.errors import NotFound
 from bascule.model import Scheduler, VirtualService, edits
 from bascule.model.access import Permission
 from bascule.web.auth import Configurer, Reader
-from bascule.web.changes import config_edit, propose
+from bascule.web.changes import config_edit, propose, propose_form
 from bascule.web.fields import ESSENTIAL, MORE, NEW_SERVICE_FIELDS, SECTIONS, SERVICE_FIELDS
-from bascule.web.forms import NO_ERRORS, FormErrors, errors_for, parse, values
+from bascule.web.forms import NO_ERRORS, FormErrors, parse, values
 from bascule.web.services import Services, WebServices
 from bascule.web.templating import render
 
@@ -82,16 +82,15 @@ async def add_service(request: Request, session: Configurer, services: Services)
         return_to="/virtual-services/new",
         done_to=f"/virtual-services/{name}",
     )
-    try:
-        return await propose(request, session, change)
-    except InvalidConfiguration as exc:
-        errors = errors_for(
-            exc,
-            prefix=f"virtual_services[{index}]",
-            names=[f.name for f in NEW_SERVICE_FIELDS],
-        )
-    except EngineError as exc:
-        errors = FormErrors(fields={}, general=(str(exc),))
+    errors = await propose_form(
+        request,
+        session,
+        change,
+        prefix=f"virtual_services[{index}]",
+        names=[f.name for f in NEW_SERVICE_FIELDS],
+    )
+    if not isinstance(errors, FormErrors):
+        return errors
     shown = {f.name: form.get(f.name) for f in NEW_SERVICE_FIELDS}
     shown["name"] = name
     return _new_form(request, shown, errors, status_code=422)
@@ -149,14 +148,15 @@ async def edit_service(
         return_to=f"/virtual-services/{name}",
         done_to=f"/virtual-services/{new_name}",
     )
-    try:
-        return await propose(request, session, change)
-    except InvalidConfiguration as exc:
-        errors = errors_for(
-            exc, prefix=f"virtual_services[{index}]", names=[f.name for f in SERVICE_FIELDS]
-        )
-    except EngineError as exc:
-        errors = FormErrors(fields={}, general=(str(exc),))
+    errors = await propose_form(
+        request,
+        session,
+        change,
+        prefix=f"virtual_services[{index}]",
+        names=[f.name for f in SERVICE_FIELDS],
+    )
+    if not isinstance(errors, FormErrors):
+        return errors
     shown = {f.name: form.get(f.name) for f in SERVICE_FIELDS}
     return await _service_page(request, services, name, shown, errors, status_code=422)
 
