@@ -5,11 +5,11 @@ where every decision lives) and then ``render`` here; the text it returns is wha
 writes to ``haproxy.cfg.new``, checks with ``haproxy -c`` and applies. The template only loops
 over pre-decided lines: no logic, no filters, no HTML autoescaping (a config file is not
 HTML), and StrictUndefined so a misspelt field fails loudly instead of printing nothing.
+The template is package data, loaded by jinja2 like code (``PackageLoader``): no path of the
+machine, no file of the appliance is read here.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import jinja2
 
@@ -18,7 +18,7 @@ from bascule.engines.haproxy.view import HaproxyView
 TEMPLATE_NAME = "haproxy.cfg.j2"
 
 _ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    loader=jinja2.PackageLoader("bascule.engines.haproxy", "templates"),
     autoescape=False,  # noqa: S701 - HAProxy config, not HTML; quoting is done in view.py
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
