@@ -27,8 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bascule.model.check import CheckType
-from bascule.model.virtual_service import ServiceType
+from bascule.model.capabilities import CheckType, ServiceType
 
 #: What the HTTP probe sends: HTTP/1.0 closes the connection after the answer.
 HTTP_REQUEST = b"HEAD / HTTP/1.0\r\nUser-Agent: bascule-detect\r\nAccept: */*\r\n\r\n"

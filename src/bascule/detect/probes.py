@@ -38,8 +38,8 @@ from bascule.detect.classify import (
     classify,
     conclude,
 )
-from bascule.model.check import CheckType
-from bascule.model.virtual_service import Protocol, ServiceType, VirtualService
+from bascule.model.capabilities import CheckType, Protocol, ServiceType
+from bascule.model.virtual_service import VirtualService
 
 log = logging.getLogger("bascule.detect")
 

@@ -3,8 +3,9 @@
 Where it sits: the service layer parses a change, asks probes.py for a ``Verdict`` on every
 ``type: auto`` service, then calls ``rewrite`` so the committed revision names the detected
 type (and the detected check, unless the user chose one): ``auto`` is never stored, and the
-engines never see it. ``choose`` also bends a verdict to what this release and the service's
-mode can run, and says so in a note rather than producing a document that would be refused.
+engines never see it. ``choose`` also bends a verdict to what the service's mode can run
+(``CheckType.modes``), and says so in a note rather than producing a document that would be
+refused.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bascule.detect.classify import Verdict
-from bascule.model.check import CheckType
-from bascule.model.support import UNSUPPORTED_CHECKS, UNSUPPORTED_TYPES
-from bascule.model.virtual_service import Mode, ServiceType, VirtualService
+from bascule.model.capabilities import CheckType, Mode, ServiceType
+from bascule.model.virtual_service import VirtualService
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,18 +45,13 @@ def choose(verdict: Verdict, vs: VirtualService, *, keep_check: bool) -> Choice:
             "packets): type generic"
         )
         kind = ServiceType.generic
-    if kind in UNSUPPORTED_TYPES:
-        notes.append(
-            f"{kind.value} is not supported yet: type generic instead (connections are "
-            "proxied as plain TCP)"
-        )
-        kind = ServiceType.generic
     if keep_check:
         return Choice(type=kind, check=None, notes=tuple(notes))
     check = verdict.check
-    if vs.mode is Mode.l7 and check in UNSUPPORTED_CHECKS:
+    if vs.mode not in check.modes:
         notes.append(
-            f"{check.value} checks are not supported yet on l7 services: a tcp check instead"
+            f"{check.value} checks are not supported yet on {vs.mode.value} services: "
+            "a tcp check instead"
         )
         check = CheckType.tcp
     return Choice(type=kind, check=check, notes=tuple(notes))

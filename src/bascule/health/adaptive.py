@@ -106,7 +106,7 @@ def adaptive_weights(
     average = sum(loads.values()) / len(loads) if loads else 0.0
     low = not loads or average < min_percent
     if low:
-        base = engine_weights("weighted_round_robin", weights, ceiling)
+        base = engine_weights(weights, ceiling, weighted=True)
     else:
         # Servers taken out (101, 102) take no part in the scaling.
         raw = {

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 from bascule.health.probes import Endpoint, ProbeFunction, endpoint_for, run_probe
 from bascule.health.results import CheckResult, CheckState, advance, carry_over, initial_state
-from bascule.model.check import CheckType, HealthCheck
+from bascule.model.capabilities import CheckType, Mode
+from bascule.model.check import HealthCheck
 from bascule.model.document import Configuration
 from bascule.model.real_server import RealServerState
-from bascule.model.virtual_service import Mode
 
 log = logging.getLogger(__name__)
 

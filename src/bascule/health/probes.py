@@ -3,8 +3,10 @@
 Where it sits: the checker (checker.py) calls ``run_probe(check, endpoint)`` once per
 interval for every real server of an L4 service; the result feeds the rise/fall machine
 (results.py). The probes read the same ``HealthCheck`` model that the HAProxy engine renders
-for L7, so a check means the same thing on both paths (the few differences are noted where
-they are).
+for L7, and the same facts of each check type (``CheckType.banner``, the default Host header of
+``VirtualService.check_host``), so a check means the same thing on both paths (the few
+differences are noted where they are). ``PROBES`` is the translation: one probe per check type
+the model allows on l4.
 
 Contract: a probe is bounded by ``check.timeout`` (``run_probe`` enforces it) and never
 raises for anything the network or the server does; refused, reset, unreachable, timed out,
@@ -33,24 +35,17 @@ import httpx
 
 from bascule.health import wire
 from bascule.health.results import CheckResult
-from bascule.model.check import CheckType, HealthCheck
+from bascule.model.capabilities import CheckType
+from bascule.model.check import HealthCheck, sni_for
 from bascule.model.real_server import RealServer
 from bascule.model.virtual_service import VirtualService
 
 USER_AGENT = "bascule-health/1"
 BODY_LIMIT = 4096  # expect_body looks at the first 4 KiB of a 2xx body (DESIGN.md)
 READ_LIMIT = 4096  # what a conversation probe reads at most
-HTTP_DEFAULT_PORTS = {CheckType.http: 80, CheckType.https: 443}
-# What a banner check expects on connect; the same patterns as the HAProxy engine's
-# tcp-check rules (engines/haproxy/view.py, BANNER_CHECKS). SMTP is checked by its banner
-# here, where HAProxy's smtpchk also sends HELO.
-BANNERS = {
-    CheckType.smtp: re.compile(rb"^220"),
-    CheckType.ftp: re.compile(rb"^220"),
-    CheckType.pop3: re.compile(rb"^\+OK"),
-    CheckType.imap: re.compile(rb"^\* OK"),
-}
 ICMP_PAYLOAD = b"bascule health check"
+# The name an smtp check gives itself, as HAProxy's smtpchk does by default ("HELO localhost").
+SMTP_CLIENT_NAME = "localhost"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,12 +53,13 @@ class Endpoint:
     """Where a probe goes: the address and port it connects to and the name it asks for.
 
     ``host`` is the Host header of http/https checks (and the source of their SNI): the
-    check's ``host``, or the VIP as a client of the service writes it.
+    check's ``host``, or the VIP as a client of the service writes it
+    (``VirtualService.check_host``); None for the checks that send none.
     """
 
     address: str
     port: int
-    host: str
+    host: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,16 +77,7 @@ ProbeFunction = Callable[[HealthCheck, Endpoint], Awaitable[CheckResult]]
 
 def endpoint_for(vs: VirtualService, rs: RealServer) -> Endpoint:
     """The endpoint that ``vs``'s check probes for real server ``rs``."""
-    check = vs.check
-    if check.host is not None:
-        host = check.host
-    else:
-        vip = f"[{vs.address}]" if ":" in vs.address else vs.address
-        # What a client of the VIP sends: the address, with the port unless it is the
-        # scheme's default (as the HAProxy engine does for its L7 checks).
-        default_port = HTTP_DEFAULT_PORTS.get(check.type, 80)
-        host = vip if vs.port == default_port else f"{vip}:{vs.port}"
-    return Endpoint(address=rs.address, port=check.port or rs.port, host=host)
+    return Endpoint(address=rs.address, port=vs.check.port or rs.port, host=vs.check_host)
 
 
 async def run_probe(
@@ -209,14 +196,63 @@ async def probe_binary(check: HealthCheck, endpoint: Endpoint) -> Verdict:
     return Verdict(ok=False, detail=f"expected {_shown(expect)}, got {_shown(got)}")
 
 
-async def probe_banner(check: HealthCheck, endpoint: Endpoint) -> Verdict:
-    """The server greets with the protocol's banner (SMTP/FTP 220, POP3 +OK, IMAP * OK)."""
-    async with _connection(endpoint) as (reader, _):
-        line = await reader.readline()
+def _banner_verdict(check: HealthCheck, line: bytes) -> Verdict:
+    """Whether ``line`` is the greeting of ``check``'s protocol (``CheckType.banner``)."""
     text = line.decode("latin-1").rstrip("\r\n")
-    if BANNERS[check.type].match(line):
+    pattern = check.type.banner
+    if pattern is None:
+        raise ValueError(f"check type {check.type.value} has no banner")
+    if re.match(pattern, text):
         return Verdict(ok=True, detail=text[:80])
     return Verdict(ok=False, detail=f"unexpected banner {text[:80]!r}" if text else "no banner")
+
+
+async def probe_banner(check: HealthCheck, endpoint: Endpoint) -> Verdict:
+    """The server greets with the protocol's banner (FTP 220, POP3 +OK, IMAP * OK)."""
+    async with _connection(endpoint) as (reader, _):
+        line = await reader.readline()
+    return _banner_verdict(check, line)
+
+
+async def _smtp_reply(reader: asyncio.StreamReader) -> tuple[int | None, str]:
+    """One SMTP reply (RFC 5321 4.2: "250-..." lines up to the "250 ..." one): its code, or
+    None when it is not a reply, and its last line."""
+    while True:
+        line = (await reader.readline()).decode("latin-1").rstrip("\r\n")
+        code = line[:3]
+        if len(line) < 3 or not code.isdigit() or line[3:4] not in ("", " ", "-"):
+            return None, line
+        if line[3:4] != "-":
+            return int(code), line
+
+
+async def probe_smtp(check: HealthCheck, endpoint: Endpoint) -> Verdict:
+    """After the 220 banner, EHLO (then HELO if the server refuses it) is answered 2xx.
+
+    HAProxy's ``option smtpchk`` (4.2), which the L7 engine renders, sends HELO after the
+    greeting and wants a 2xx; EHLO first lets a server that insists on ESMTP pass as well,
+    and HELO covers the few that know only SMTP (RFC 5321 4.1.1.1). The session ends with
+    QUIT. ``code`` is the reply's; the detail of a success is the greeting, which names the
+    server.
+    """
+    answers: list[str] = []
+    code: int | None = None
+    async with _connection(endpoint) as (reader, writer):
+        greeting = _banner_verdict(check, await reader.readline())
+        if not greeting.ok:
+            return greeting
+        for verb in ("EHLO", "HELO"):
+            writer.write(f"{verb} {SMTP_CLIENT_NAME}\r\n".encode())
+            await writer.drain()
+            code, line = await _smtp_reply(reader)
+            if code is not None and 200 <= code < 300:
+                writer.write(b"QUIT\r\n")
+                await writer.drain()
+                return Verdict(ok=True, code=code, detail=greeting.detail)
+            answers.append(f"{verb} answered {line[:60]!r}" if line else f"{verb} unanswered")
+            if code is None:
+                break  # no SMTP reply at all: a HELO would not be understood either
+    return Verdict(ok=False, code=code, detail="; ".join(answers))
 
 
 async def probe_ldap(check: HealthCheck, endpoint: Endpoint) -> Verdict:
@@ -256,21 +292,6 @@ def _unverified_tls() -> ssl.SSLContext:
     return context
 
 
-def sni_for(host: str) -> str | None:
-    """RFC 6066 section 3: a host name without port or trailing dot, never an IP literal."""
-    name = host
-    if name.startswith("["):
-        return None
-    if name.count(":") == 1:
-        name = name.rsplit(":", 1)[0]
-    name = name.rstrip(".")
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return name or None
-    return None
-
-
 def _status_ok(check: HealthCheck, status: int) -> bool:
     return any(r.first <= status <= r.last for r in check.status_ranges)
 
@@ -284,8 +305,9 @@ async def probe_http(check: HealthCheck, endpoint: Endpoint) -> Verdict:
     https = check.type is CheckType.https
     address = f"[{endpoint.address}]" if ":" in endpoint.address else endpoint.address
     url = f"{'https' if https else 'http'}://{address}:{endpoint.port}{check.path}"
-    headers = {
-        "Host": endpoint.host,
+    # Without a host of the endpoint's own, httpx writes the URL's.
+    headers = {"Host": endpoint.host} if endpoint.host is not None else {}
+    headers |= {
         "User-Agent": USER_AGENT,
         "Accept": "*/*",
         "Accept-Encoding": "identity",
@@ -293,7 +315,7 @@ async def probe_http(check: HealthCheck, endpoint: Endpoint) -> Verdict:
         **check.headers,
     }
     extensions = {}
-    sni = sni_for(endpoint.host) if https else None
+    sni = sni_for(endpoint.host) if https and endpoint.host is not None else None
     if sni is not None:
         extensions["sni_hostname"] = sni
     content = check.post_data.encode() if check.post_data is not None else None
@@ -483,6 +505,7 @@ async def probe_icmp(
     return Verdict(ok=False, detail="cannot send ICMP: " + "; ".join(refused))
 
 
+# One probe per check type the model allows on l4 (all but none, which is no check).
 PROBES: dict[CheckType, Probe] = {
     CheckType.tcp: probe_tcp,
     CheckType.http: probe_http,
@@ -490,7 +513,7 @@ PROBES: dict[CheckType, Probe] = {
     CheckType.icmp: probe_icmp,
     CheckType.dns: probe_dns,
     CheckType.binary: probe_binary,
-    CheckType.smtp: probe_banner,
+    CheckType.smtp: probe_smtp,
     CheckType.ftp: probe_banner,
     CheckType.pop3: probe_banner,
     CheckType.imap: probe_banner,

@@ -5,19 +5,19 @@ entry point every door (YAML, API, WUI, CLI) uses to turn user input into a vali
 ``Configuration`` or an ``InvalidConfiguration`` that names every bad field.
 """
 
-from bascule.model.check import CheckType, HealthCheck, HttpMethod, StatusRange
-from bascule.model.document import Configuration, parse_document
-from bascule.model.persistence import Persistence, PersistenceFallback, PersistenceMethod
-from bascule.model.real_server import Forwarding, RealServer, RealServerState
-from bascule.model.virtual_service import (
-    Adaptive,
+from bascule.model.capabilities import (
+    CheckType,
     Mode,
-    PortRange,
+    PersistenceMethod,
     Protocol,
     Scheduler,
     ServiceType,
-    VirtualService,
 )
+from bascule.model.check import HealthCheck, HttpMethod, StatusRange
+from bascule.model.document import Configuration, parse_document
+from bascule.model.persistence import Persistence, PersistenceFallback
+from bascule.model.real_server import Forwarding, RealServer, RealServerState
+from bascule.model.virtual_service import Adaptive, PortRange, VirtualService
 from bascule.model.weights import scale_weights
 
 __all__ = [

@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bascule.model.capabilities import CheckType
 from bascule.model.types import HeaderName, HeaderValue, Hex, Hostname, HttpPath, Regex, SafeText
 from bascule.model.types import bounded as _bounded
-
-
-class CheckType(enum.StrEnum):
-    none = "none"
-    tcp = "tcp"
-    http = "http"
-    https = "https"
-    icmp = "icmp"
-    smtp = "smtp"
-    ftp = "ftp"
-    pop3 = "pop3"
-    imap = "imap"
-    ldap = "ldap"
-    dns = "dns"
-    rdp = "rdp"
-    binary = "binary"
 
 
 class HttpMethod(enum.StrEnum):
@@ -61,6 +47,20 @@ def parse_status_list(text: str) -> tuple[StatusRange, ...]:
             raise ValueError(f"{part!r} is not a status code (100-599) or a range like 200-299")
         ranges.append(StatusRange(first=first, last=last))
     return tuple(ranges)
+
+
+def sni_for(host: str) -> str | None:
+    """The TLS server name an https check sends for its Host header ``host``: the name
+    without port or trailing dot, never an address (RFC 6066 section 3), else None."""
+    if host.startswith("["):  # an IPv6 address, with or without a port
+        return None
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name or None
+    return None
 
 
 class HealthCheck(BaseModel):

@@ -2,8 +2,8 @@
 
 ``parse_document`` is the single entry point for every door. It validates each field
 (pydantic), then the invariants that span objects (unique names, no port clashes between
-services, unique real servers), then what this release does not support yet, and reports
-*every* problem as a ``FieldError`` whose path reads like
+services, unique real servers), then what each service's mode allows (``modes.py``), and
+reports *every* problem as a ``FieldError`` whose path reads like
 ``virtual_services[0].real_servers[2].weight``.
 """
 
@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bascule.errors import FieldError, InvalidConfiguration
-from bascule.model.support import unsupported
-from bascule.model.virtual_service import Mode, Protocol, VirtualService
+from bascule.model.capabilities import Mode, Protocol
+from bascule.model.modes import mode_errors
+from bascule.model.virtual_service import VirtualService
 
 
 class Configuration(BaseModel):
@@ -55,7 +56,7 @@ def parse_document(data: Any) -> Configuration:
         config = Configuration.model_validate(dict(data))
     except ValidationError as exc:
         raise InvalidConfiguration(list(_translate(exc))) from None
-    problems = [*invariant_errors(config), *unsupported(config)]
+    problems = [*invariant_errors(config), *mode_errors(config)]
     if problems:
         raise InvalidConfiguration(problems)
     return config

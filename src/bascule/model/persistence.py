@@ -7,23 +7,9 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from bascule.model.capabilities import PersistenceMethod
 from bascule.model.types import CookieName, HeaderName
 from bascule.model.types import bounded as _bounded
-
-
-class PersistenceMethod(enum.StrEnum):
-    none = "none"
-    source_ip = "source_ip"
-    super_http = "super_http"
-    server_cookie = "server_cookie"
-    active_cookie = "active_cookie"
-    hash_all_cookies = "hash_all_cookies"
-    url_hash = "url_hash"
-    host_header = "host_header"
-    query_item = "query_item"
-    selected_header = "selected_header"
-    ssl_session_id = "ssl_session_id"
-    rdp_cookie = "rdp_cookie"
 
 
 class PersistenceFallback(enum.StrEnum):

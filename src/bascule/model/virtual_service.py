@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from bascule.model.check import CheckType, HealthCheck
+from bascule.model.capabilities import CheckType, Mode, Protocol, Scheduler, ServiceType
+from bascule.model.check import HealthCheck
 from bascule.model.persistence import Persistence
 from bascule.model.real_server import Forwarding, RealServer
 from bascule.model.types import HttpPath, IPAddress, Name, Port
 from bascule.model.types import bounded as _bounded
-
-
-class Protocol(enum.StrEnum):
-    tcp = "tcp"
-    udp = "udp"
-
-
-class ServiceType(enum.StrEnum):
-    auto = "auto"
-    http = "http"
-    generic = "generic"
-    remote_terminal = "remote_terminal"
-
-
-class Mode(enum.StrEnum):
-    l7 = "l7"
-    l4 = "l4"
-
-
-class Scheduler(enum.StrEnum):
-    round_robin = "round_robin"
-    weighted_round_robin = "weighted_round_robin"
-    least_connection = "least_connection"
-    weighted_least_connection = "weighted_least_connection"
-    fixed_weighting = "fixed_weighting"
-    source_ip_hash = "source_ip_hash"
-    url_hash = "url_hash"
-    weighted_response_time = "weighted_response_time"
-    adaptive = "adaptive"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,17 +132,17 @@ class VirtualService(BaseModel):
             return data
         data = dict(data)
         if data.get("mode") is None:
-            data["mode"] = "l4" if data.get("protocol") == "udp" else "l7"
+            data["mode"] = Mode.l4 if data.get("protocol") == Protocol.udp else Mode.l7
         if data.get("type") is None:
-            data["type"] = "generic" if data["mode"] == "l4" else "http"
+            data["type"] = ServiceType.generic if data["mode"] == Mode.l4 else ServiceType.http
         check = data.get("check")
         if check is None or (isinstance(check, dict) and "type" not in check):
-            if data["type"] == "http":
-                default_type = "http"
-            elif data.get("protocol") == "udp":
-                default_type = "icmp"
+            if data["type"] == ServiceType.http:
+                default_type = CheckType.http
+            elif data.get("protocol") == Protocol.udp:
+                default_type = CheckType.icmp
             else:
-                default_type = "tcp"
+                default_type = CheckType.tcp
             data["check"] = {**(check or {}), "type": default_type}
         return data
 
@@ -193,6 +164,20 @@ class VirtualService(BaseModel):
     @property
     def checked(self) -> bool:
         return self.check.type is not CheckType.none
+
+    @property
+    def check_host(self) -> str | None:
+        """The Host header of an http or https check: the check's ``host``, else the VIP as a
+        client of the service writes it, with the port unless it is the scheme's default.
+        Other check types send no Host header: their ``host`` (a dns check's question) or
+        None."""
+        if self.check.host is not None:
+            return self.check.host
+        default_port = self.check.type.default_port
+        if default_port is None:
+            return None
+        vip = f"[{self.address}]" if ":" in self.address else self.address
+        return vip if self.port == default_port else f"{vip}:{self.port}"
 
     def real_server(self, key: str) -> RealServer | None:
         return next((rs for rs in self.real_servers if rs.key == key), None)

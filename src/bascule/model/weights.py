@@ -26,27 +26,17 @@ def scale_weights(weights: Sequence[int], ceiling: int) -> tuple[int, ...]:
     return tuple(max(1, round(w * ceiling / largest)) for w in reduced)
 
 
-# Schedulers whose real-server weights matter. LoadMaster's plain round robin and least
-# connection ignore weights: every server counts the same.
-_WEIGHTED = {
-    "weighted_round_robin",
-    "weighted_least_connection",
-    "fixed_weighting",
-    "source_ip_hash",
-    "url_hash",
-    "weighted_response_time",
-    "adaptive",
-}
+def engine_weights(
+    weights: Mapping[str, int], ceiling: int, *, weighted: bool
+) -> dict[str, int]:
+    """The engine weight of each real server (by key) under an engine ``ceiling``.
 
-
-def engine_weights(scheduler: str, weights: Mapping[str, int], ceiling: int) -> dict[str, int]:
-    """The engine weight of each real server (by key) for a scheduler and an engine ceiling.
-
-    Unweighted schedulers give every server 1; weighted ones scale LoadMaster's weights.
-    Drain and disable are states, not weights: they do not take part here, so draining one
-    server never changes another's weight.
+    ``weighted``: whether the weights count (``Scheduler.weighted``); when they do not, every
+    server gets 1, else LoadMaster's weights are scaled. Drain and disable are states, not
+    weights: they do not take part here, so draining one server never changes another's
+    weight.
     """
     keys = list(weights)
-    if scheduler not in _WEIGHTED:
+    if not weighted:
         return dict.fromkeys(keys, 1)
     return dict(zip(keys, scale_weights([weights[k] for k in keys], ceiling), strict=True))

@@ -155,7 +155,9 @@ def desired_runtime(
         if not vs.enabled:
             continue
         weights = engine_weights(
-            vs.scheduler.value, {rs.key: rs.weight for rs in vs.real_servers}, max_weight
+            {rs.key: rs.weight for rs in vs.real_servers},
+            max_weight,
+            weighted=vs.scheduler.weighted,
         )
         for rs in vs.real_servers:
             runtime = ServerRuntime(weight=weights[rs.key], state=rs.state)

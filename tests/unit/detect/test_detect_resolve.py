@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from bascule.detect import Verdict, check_given, choose, rewrite
 from bascule.detect.resolve import Choice
 from bascule.model import CheckType, ServiceType, parse_document
-from bascule.model import support as support_tables
 
 HTTP = Verdict(type=ServiceType.http, check=CheckType.http, evidence="e", conclusive=True)
 RDP = Verdict(type=ServiceType.remote_terminal, check=CheckType.rdp, evidence="e", conclusive=True)
@@ -46,23 +43,18 @@ def test_an_l4_service_stays_generic_with_the_detected_check() -> None:
     assert "an l4 service is generic" in choice.notes[0]
 
 
-def test_rdp_on_l7_gets_a_tcp_check_while_rdp_checks_are_not_supported() -> None:
+def test_rdp_on_l7_gets_a_tcp_check_since_haproxy_has_no_rdp_check() -> None:
     choice = choose(RDP, vs(), keep_check=False)
-    if ServiceType.remote_terminal in support_tables.UNSUPPORTED_TYPES:
-        assert choice.type is ServiceType.generic
-        assert any("remote_terminal is not supported yet" in note for note in choice.notes)
-    else:
-        assert choice.type is ServiceType.remote_terminal
-    if CheckType.rdp in support_tables.UNSUPPORTED_CHECKS:
-        assert choice.check is CheckType.tcp
-        assert any("rdp checks are not supported yet" in note for note in choice.notes)
+    assert choice == Choice(
+        type=ServiceType.remote_terminal,
+        check=CheckType.tcp,
+        notes=("rdp checks are not supported yet on l7 services: a tcp check instead",),
+    )
 
 
-def test_an_unsupported_type_becomes_generic_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bascule.detect.resolve.UNSUPPORTED_TYPES", {ServiceType.remote_terminal})
-    choice = choose(RDP, vs(), keep_check=False)
-    assert choice.type is ServiceType.generic
-    assert "remote_terminal is not supported yet: type generic instead" in choice.notes[0]
+def test_rdp_on_l4_keeps_its_rdp_check() -> None:
+    choice = choose(RDP, vs(mode="l4"), keep_check=False)
+    assert (choice.type, choice.check) == (ServiceType.generic, CheckType.rdp)
 
 
 def test_rewrite_fills_in_type_and_check_and_leaves_the_rest() -> None:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from bascule.health.probes import (
+    PROBES,
     Endpoint,
     IcmpMethod,
     describe_error,
@@ -23,6 +24,7 @@ from bascule.health.probes import (
     run_probe,
 )
 from bascule.health.results import CheckResult
+from bascule.model import CheckType, Mode
 from bascule.model.check import HealthCheck
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -62,6 +64,11 @@ async def free_port() -> int:
 
 async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await asyncio.sleep(30)
+
+
+def test_every_check_type_of_l4_has_a_probe() -> None:
+    allowed = {kind for kind in CheckType if Mode.l4 in kind.modes}
+    assert set(PROBES) == allowed - {CheckType.none}  # none is no check at all
 
 
 async def test_tcp_connects_or_says_why_not() -> None:
@@ -181,6 +188,72 @@ async def test_ldap_and_rdp_conversations() -> None:
     assert ldap_result.ok and ldap_result.code == 0
     assert not rdp_on_ldap.ok
     assert rdp_result.ok
+
+
+def smtp_stub(
+    greeting: str, replies: dict[str, str], seen: list[str], done: asyncio.Event
+) -> Handler:
+    """A tiny SMTP server: ``greeting``, then each command's reply by its verb (lines joined
+    by CRLF: "250-a\r\n250 b" is a multiline reply); a verb without one closes. ``done`` is
+    set once the client has gone."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.write(f"{greeting}\r\n".encode())
+            await writer.drain()
+            while line := (await reader.readline()).decode().rstrip("\r\n"):
+                seen.append(line)
+                reply = replies.get(line.split(" ")[0])
+                if reply is None:
+                    return
+                writer.write(f"{reply}\r\n".encode())
+                await writer.drain()
+        finally:
+            done.set()
+
+    return handle
+
+
+async def smtp_probe(greeting: str, replies: dict[str, str]) -> tuple[CheckResult, list[str]]:
+    """The smtp probe's result against the stub, and the commands the stub received."""
+    seen: list[str] = []
+    done = asyncio.Event()
+    async with tcp_server(smtp_stub(greeting, replies, seen, done)) as port:
+        result = await probe(port, type="smtp")
+        await asyncio.wait_for(done.wait(), timeout=5)
+    return result, seen
+
+
+async def test_smtp_greets_then_is_answered_2xx_to_ehlo() -> None:
+    esmtp = {"EHLO": "250-mail.example\r\n250-SIZE 10240000\r\n250 8BITMIME", "QUIT": "221 bye"}
+    result, seen = await smtp_probe("220 mail.example ESMTP", esmtp)
+    assert result.ok and result.code == 250 and result.detail == "220 mail.example ESMTP"
+    assert seen == ["EHLO localhost", "QUIT"]
+
+
+async def test_smtp_falls_back_to_helo_when_ehlo_is_refused() -> None:
+    smtp_only = {"EHLO": "502 5.5.2 command not recognized", "HELO": "250 mail.example"}
+    result, seen = await smtp_probe("220 mail.example", {**smtp_only, "QUIT": "221 bye"})
+    assert result.ok and result.code == 250
+    assert seen == ["EHLO localhost", "HELO localhost", "QUIT"]
+
+
+async def test_smtp_fails_when_both_greetings_are_refused() -> None:
+    refusing = {"EHLO": "502 5.5.2 what?", "HELO": "554 5.7.1 go away"}
+    result, seen = await smtp_probe("220 mail.example", refusing)
+    assert not result.ok and result.code == 554
+    assert result.detail == "EHLO answered '502 5.5.2 what?'; HELO answered '554 5.7.1 go away'"
+    assert seen == ["EHLO localhost", "HELO localhost"]
+
+
+async def test_smtp_fails_on_a_wrong_banner_or_no_smtp_reply() -> None:
+    busy, busy_seen = await smtp_probe("554 too busy", {})
+    garbage, garbage_seen = await smtp_probe("220 mail.example", {"EHLO": "hello?"})
+    gone, _ = await smtp_probe("220 mail.example", {})
+    assert not busy.ok and busy.detail == "unexpected banner '554 too busy'" and busy_seen == []
+    assert not garbage.ok and garbage.code is None
+    assert garbage.detail == "EHLO answered 'hello?'" and garbage_seen == ["EHLO localhost"]
+    assert not gone.ok and gone.detail == "EHLO unanswered"
 
 
 class DnsServer(asyncio.DatagramProtocol):

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from bascule.health import wire
-from bascule.health.probes import Endpoint, dns_question, endpoint_for, sni_for
+from bascule.health.probes import Endpoint, dns_question, endpoint_for
 from bascule.model.check import HealthCheck
 from bascule.model.real_server import RealServer
 from bascule.model.virtual_service import VirtualService
@@ -113,21 +113,6 @@ def test_rdp_connection_confirm() -> None:
     assert not wire.is_rdp_connection_confirm(b"SSH-2.0")
 
 
-@pytest.mark.parametrize(
-    ("host", "sni"),
-    [
-        ("www.example.com", "www.example.com"),
-        ("www.example.com:8443", "www.example.com"),
-        ("www.example.com.", "www.example.com"),
-        ("198.18.0.100", None),
-        ("198.18.0.100:443", None),
-        ("[2001:db8::1]:443", None),
-    ],
-)
-def test_sni_is_a_name_never_an_address(host: str, sni: str | None) -> None:
-    assert sni_for(host) == sni
-
-
 def test_the_question_of_a_dns_check() -> None:
     assert dns_question(HealthCheck(type="dns")) == (".", wire.DNS_TYPE_NS)
     assert dns_question(HealthCheck(type="dns", host="ns1.example:53")) == ("ns1.example", 1)
@@ -144,8 +129,9 @@ def test_the_endpoint_of_a_check() -> None:
     assert endpoint_for(http, rs) == Endpoint(address="198.18.0.11", port=8080, host="198.18.0.100")
     https = service(port=443, check={"type": "https", "port": 8443})
     assert endpoint_for(https, rs).host == "198.18.0.100" and endpoint_for(https, rs).port == 8443
-    assert endpoint_for(service(port=8000), rs).host == "198.18.0.100:8000"
+    assert endpoint_for(service(port=8000, check={"type": "http"}), rs).host == "198.18.0.100:8000"
     named = service(check={"type": "http", "host": "www.example.com"})
     assert endpoint_for(named, rs).host == "www.example.com"
-    v6 = service(address="2001:db8::100", port=80)
+    v6 = service(address="2001:db8::100", port=80, check={"type": "http"})
     assert endpoint_for(v6, rs).host == "[2001:db8::100]"
+    assert endpoint_for(service(port=8000), rs).host is None  # a tcp check sends no Host

@@ -1,5 +1,5 @@
 """parse_document: every field's type and range, cross-object invariants, "not supported yet",
-defaults, and the export round trip (model/document.py, model/support.py)."""
+defaults, and the export round trip (model/document.py, model/modes.py)."""
 
 from __future__ import annotations
 

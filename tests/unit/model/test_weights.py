@@ -62,28 +62,20 @@ def test_scaled_weights_stay_in_range_and_keep_their_order(
 WEIGHTS = {"198.18.0.4:80": 3000, "198.18.0.5:80": 1000}
 
 
-@pytest.mark.parametrize(
-    "scheduler",
-    [
-        Scheduler.weighted_round_robin,
-        Scheduler.weighted_least_connection,
-        Scheduler.fixed_weighting,
-        Scheduler.source_ip_hash,
-        Scheduler.url_hash,
-        Scheduler.weighted_response_time,
-        Scheduler.adaptive,
-    ],
-)
+@pytest.mark.parametrize("scheduler", [s for s in Scheduler if s.weighted])
 def test_weighted_schedulers_scale_the_weights(scheduler: Scheduler) -> None:
-    assert engine_weights(scheduler.value, WEIGHTS, 256) == {
+    assert engine_weights(WEIGHTS, 256, weighted=scheduler.weighted) == {
         "198.18.0.4:80": 3,
         "198.18.0.5:80": 1,
     }
 
 
-@pytest.mark.parametrize("scheduler", [Scheduler.round_robin, Scheduler.least_connection])
-def test_unweighted_schedulers_give_every_server_1(scheduler: Scheduler) -> None:
-    assert engine_weights(scheduler.value, WEIGHTS, 256) == {
+def test_only_plain_round_robin_and_least_connection_ignore_weights() -> None:
+    assert {s for s in Scheduler if not s.weighted} == {
+        Scheduler.round_robin,
+        Scheduler.least_connection,
+    }
+    assert engine_weights(WEIGHTS, 256, weighted=False) == {
         "198.18.0.4:80": 1,
         "198.18.0.5:80": 1,
     }
@@ -91,18 +83,18 @@ def test_unweighted_schedulers_give_every_server_1(scheduler: Scheduler) -> None
 
 def test_engine_weights_keep_the_keys_and_their_order() -> None:
     weights = {"b:1": 65535, "a:1": 1, "c:1": 32768}
-    result = engine_weights("weighted_round_robin", weights, 256)
+    result = engine_weights(weights, 256, weighted=True)
     assert list(result) == ["b:1", "a:1", "c:1"]
     assert result == {"b:1": 256, "a:1": 1, "c:1": 128}
 
 
 def test_engine_weights_of_no_servers() -> None:
-    assert engine_weights("weighted_round_robin", {}, 256) == {}
-    assert engine_weights("round_robin", {}, 256) == {}
+    assert engine_weights({}, 256, weighted=True) == {}
+    assert engine_weights({}, 256, weighted=False) == {}
 
 
 def test_one_weight_changes_the_engine_weight_of_the_others() -> None:
     # 3000:1000 is 3:1; 3000:1500 reduces to 2:1, so the unchanged first server goes 3 -> 2.
-    before = engine_weights("weighted_round_robin", WEIGHTS, 256)
-    after = engine_weights("weighted_round_robin", {**WEIGHTS, "198.18.0.5:80": 1500}, 256)
+    before = engine_weights(WEIGHTS, 256, weighted=True)
+    after = engine_weights({**WEIGHTS, "198.18.0.5:80": 1500}, 256, weighted=True)
     assert (before["198.18.0.4:80"], after["198.18.0.4:80"]) == (3, 2)

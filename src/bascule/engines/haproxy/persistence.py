@@ -13,7 +13,8 @@ table; service names never contain '.', so it cannot collide with a service). Bo
 belong to the local ``peers`` section when the daemon gives one, which is how HAProxy 2.6
 hands the entries of the old worker to the new one on a reload (3.5 "Peers").
 
-The key of each method (documented in docs/reference.md, "Persistence on l7"):
+``PERSISTENCE`` is the translation, one function per method the model allows on l7; the key
+of each (documented in docs/reference.md, "Persistence on l7"):
 
 - ``source_ip``: the client address, masked by ``source_mask`` (7.3.1 "ipmask").
 - ``active_cookie``: HAProxy's own cookie (4.2 "cookie ... insert indirect nocache"), whose
@@ -38,10 +39,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from bascule.model import RealServer, VirtualService
-from bascule.model.persistence import Persistence, PersistenceFallback, PersistenceMethod
+from bascule.model import PersistenceFallback, PersistenceMethod, RealServer, VirtualService
 
 # 4.2 "stick-table ... size": entries are allocated as they come, so the size is a bound.
 TABLE_SIZE = "1m"
@@ -82,11 +83,10 @@ def fallback_table_name(vs: VirtualService) -> str:
 
 def table_names(vs: VirtualService) -> tuple[str, ...]:
     """The stick tables of ``vs`` (its ``listen`` section, then its fallback), maybe none."""
-    persistence = vs.persistence
     names: list[str] = []
-    if persistence.method not in (PersistenceMethod.none, PersistenceMethod.active_cookie):
+    if _stickiness(vs, None).table:
         names.append(vs.name)
-    if persistence.fallback is PersistenceFallback.source_ip:
+    if vs.persistence.fallback is PersistenceFallback.source_ip:
         names.append(fallback_table_name(vs))
     return tuple(names)
 
@@ -129,104 +129,62 @@ def _table(kind: str, timeout: int, peers: str | None) -> str:
     return f"{line} peers {peers}" if peers else line
 
 
-def _keyed(p: Persistence) -> tuple[str, str, str]:
-    """(table type, key expression, presence condition) of a request-key method."""
-    string = f"string len {STRING_LENGTH}"
-    sha1 = f"binary len {SHA1_LENGTH}"
-    method = p.method
-    if method is PersistenceMethod.super_http:
-        return sha1, "var(txn.bascule_fingerprint),sha1", "{ req.fhdr(user-agent) -m found }"
-    if method is PersistenceMethod.hash_all_cookies:
-        return sha1, "req.fhdr(cookie),sha1", "{ req.fhdr(cookie) -m found }"
-    if method is PersistenceMethod.url_hash:
-        return sha1, "path,sha1", "{ path -m found }"
-    if method is PersistenceMethod.host_header:
-        return string, "req.hdr(host),lower", "{ req.hdr(host) -m found }"
-    if method is PersistenceMethod.query_item:
-        key = f"urlp({_argument(p.query_item)})"
-        return string, key, f"{{ {key} -m found }}"
-    if method is PersistenceMethod.selected_header:
-        key = f"req.fhdr({_argument(p.header)})"
-        return string, key, f"{{ {key} -m found }}"
-    if method is PersistenceMethod.rdp_cookie:
-        return string, "req.rdp_cookie(mstshash)", "{ req.rdp_cookie(mstshash) -m found }"
-    raise ValueError(f"persistence {method.value} has no request key")
+@dataclass(frozen=True, kw_only=True)
+class _Stickiness:
+    """What one method adds to its service's section: its lines, whether they declare the
+    section's stick table, the condition under which a client has no key (the fallback
+    applies then; None: never), and each server's cookie value."""
 
-
-def persistence_view(vs: VirtualService, peers: str | None) -> PersistenceView:
-    """The HAProxy lines of ``vs``'s persistence (``peers``: the local peers section)."""
-    p = vs.persistence
-    method = p.method
-    if method is PersistenceMethod.none:
-        return PersistenceView()
-    lines: list[str] = []
-    absent: str | None = None  # the condition under which the fallback applies
+    lines: tuple[str, ...] = ()
+    table: bool = False
+    keyless: str | None = None
     cookies: dict[str, str] | None = None
-    if method is PersistenceMethod.source_ip:
-        kind, key = _source_key(vs, p.source_mask)
-        lines += [_table(kind, p.timeout, peers), f"stick on {key}"]
-    elif method is PersistenceMethod.active_cookie:
-        # 4.2 "cookie": "insert" adds Set-Cookie naming the server, "indirect" hides it from
-        # the server, "nocache" keeps shared caches from storing it; "maxidle" ignores a
-        # cookie unused for longer than the timeout (HAProxy dates it).
-        name = _argument(p.cookie)
-        lines.append(f"cookie {_word(name)} insert indirect nocache maxidle {p.timeout}s")
-        cookies = {rs.key: server_cookie_value(rs) for rs in vs.real_servers}
-        absent = f"!{{ req.cook({name}) -m found }}"
-    elif method is PersistenceMethod.server_cookie:
-        name = _argument(p.cookie)
-        string = f"string len {STRING_LENGTH}"
-        lines += [
-            _table(string, p.timeout, peers),
-            # 4.2 "stick match": look the client's cookie up; "stick store-response": learn
-            # the value the server sets, with the server that set it.
-            _rule("stick match", f"req.cook({name})"),
-            _rule("stick store-response", f"res.cook({name})"),
-        ]
-        absent = f"!{{ req.cook({name}) -m found }}"
-    elif method is PersistenceMethod.ssl_session_id:
-        lines += _ssl_session_id(p, peers)
-        absent = "!{ req.ssl_hello_type 1 } || { req.payload(43,1) -m bin 00 }"
-    else:
-        kind, key, present = _keyed(p)
-        lines.append(_table(kind, p.timeout, peers))
-        if method is PersistenceMethod.super_http:
-            # 4.2 "http-request set-var-fmt": one string of the headers, '|'-separated.
-            fields = "|".join(f"%[req.fhdr({name})]" for name in SUPER_HTTP_HEADERS)
-            lines.append(f"http-request set-var-fmt(txn.bascule_fingerprint) {fields}")
-        if method is PersistenceMethod.rdp_cookie:
-            # 4.2 "persist rdp-cookie" and the 7.4 RDP_COOKIE example: wait for the
-            # connection request, follow a routing token naming a server.
-            lines += [
-                f"tcp-request inspect-delay {INSPECT_DELAY}",
-                "tcp-request content accept if RDP_COOKIE",
-                "persist rdp-cookie",
-            ]
-        lines.append(_rule("stick on", key, present))
-        absent = f"!{present}"
-    fallback_table: str | None = None
-    fallback_lines: tuple[str, ...] = ()
-    if p.fallback is PersistenceFallback.source_ip and absent is not None:
-        fallback_table = fallback_table_name(vs)
-        kind, key = _source_key(vs, p.source_mask)
-        fallback_lines = (_table(kind, p.timeout, peers),)
-        lines.append(_rule("stick on", key, absent, table=fallback_table))
-    return PersistenceView(
-        lines=tuple(lines),
-        fallback_table=fallback_table,
-        fallback_lines=fallback_lines,
-        server_cookies=cookies,
+
+
+def _none(vs: VirtualService, peers: str | None) -> _Stickiness:
+    return _Stickiness()
+
+
+def _source_ip(vs: VirtualService, peers: str | None) -> _Stickiness:
+    p = vs.persistence
+    kind, key = _source_key(vs, p.source_mask)
+    return _Stickiness(lines=(_table(kind, p.timeout, peers), f"stick on {key}"), table=True)
+
+
+def _active_cookie(vs: VirtualService, peers: str | None) -> _Stickiness:
+    # 4.2 "cookie": "insert" adds Set-Cookie naming the server, "indirect" hides it from
+    # the server, "nocache" keeps shared caches from storing it; "maxidle" ignores a
+    # cookie unused for longer than the timeout (HAProxy dates it).
+    p = vs.persistence
+    name = _argument(p.cookie)
+    return _Stickiness(
+        lines=(f"cookie {_word(name)} insert indirect nocache maxidle {p.timeout}s",),
+        keyless=f"!{{ req.cook({name}) -m found }}",
+        cookies={rs.key: server_cookie_value(rs) for rs in vs.real_servers},
     )
 
 
-def _ssl_session_id(p: Persistence, peers: str | None) -> list[str]:
+def _server_cookie(vs: VirtualService, peers: str | None) -> _Stickiness:
+    p = vs.persistence
+    name = _argument(p.cookie)
+    lines = (
+        _table(f"string len {STRING_LENGTH}", p.timeout, peers),
+        # 4.2 "stick match": look the client's cookie up; "stick store-response": learn
+        # the value the server sets, with the server that set it.
+        _rule("stick match", f"req.cook({name})"),
+        _rule("stick store-response", f"res.cook({name})"),
+    )
+    return _Stickiness(lines=lines, table=True, keyless=f"!{{ req.cook({name}) -m found }}")
+
+
+def _ssl_session_id(vs: VirtualService, peers: str | None) -> _Stickiness:
     # The 4.2 "stick store-response" example, with 2.6 fetch names: the session ID is the
     # length-prefixed field at byte 43 of a ClientHello/ServerHello record (5-byte record
     # header, 4-byte handshake header, 2-byte version, 32-byte random). A ClientHello with
     # an empty ID (a new session) is not a key: it would send every new client to one server.
     hello = "{ req.ssl_hello_type 1 }"
-    return [
-        _table(f"binary len {SESSION_ID_LENGTH}", p.timeout, peers),
+    lines = (
+        _table(f"binary len {SESSION_ID_LENGTH}", vs.persistence.timeout, peers),
         f"tcp-request inspect-delay {INSPECT_DELAY}",
         f"tcp-request content accept if {hello}",
         # Despite the manual's example ("no timeout on response inspect delay by default"),
@@ -236,7 +194,121 @@ def _ssl_session_id(p: Persistence, peers: str | None) -> list[str]:
         "tcp-response content accept if { res.ssl_hello_type 2 }",
         f"stick on req.payload_lv(43,1) if {hello} !{{ req.payload(43,1) -m bin 00 }}",
         "stick store-response res.payload_lv(43,1) if { res.ssl_hello_type 2 }",
-    ]
+    )
+    keyless = "!{ req.ssl_hello_type 1 } || { req.payload(43,1) -m bin 00 }"
+    return _Stickiness(lines=lines, table=True, keyless=keyless)
+
+
+def _request_key(
+    vs: VirtualService,
+    peers: str | None,
+    *,
+    kind: str,
+    key: str,
+    found: str | None = None,
+    before: tuple[str, ...] = (),
+) -> _Stickiness:
+    """A table of ``kind`` keyed by the sample ``key`` of each request where the sample
+    ``found`` (by default the key itself) is found; ``before``: the lines that make the key."""
+    present = f"{{ {found or key} -m found }}"
+    lines = (_table(kind, vs.persistence.timeout, peers), *before, _rule("stick on", key, present))
+    return _Stickiness(lines=lines, table=True, keyless=f"!{present}")
+
+
+_STRING = f"string len {STRING_LENGTH}"
+_SHA1 = f"binary len {SHA1_LENGTH}"
+
+
+def _super_http(vs: VirtualService, peers: str | None) -> _Stickiness:
+    # 4.2 "http-request set-var-fmt": one string of the headers, '|'-separated; no key
+    # without a User-Agent.
+    fields = "|".join(f"%[req.fhdr({name})]" for name in SUPER_HTTP_HEADERS)
+    return _request_key(
+        vs,
+        peers,
+        kind=_SHA1,
+        key="var(txn.bascule_fingerprint),sha1",
+        found="req.fhdr(user-agent)",
+        before=(f"http-request set-var-fmt(txn.bascule_fingerprint) {fields}",),
+    )
+
+
+def _hash_all_cookies(vs: VirtualService, peers: str | None) -> _Stickiness:
+    cookies = "req.fhdr(cookie)"
+    return _request_key(vs, peers, kind=_SHA1, key=f"{cookies},sha1", found=cookies)
+
+
+def _url_hash(vs: VirtualService, peers: str | None) -> _Stickiness:
+    return _request_key(vs, peers, kind=_SHA1, key="path,sha1", found="path")
+
+
+def _host_header(vs: VirtualService, peers: str | None) -> _Stickiness:
+    return _request_key(vs, peers, kind=_STRING, key="req.hdr(host),lower", found="req.hdr(host)")
+
+
+def _query_item(vs: VirtualService, peers: str | None) -> _Stickiness:
+    key = f"urlp({_argument(vs.persistence.query_item)})"
+    return _request_key(vs, peers, kind=_STRING, key=key)
+
+
+def _selected_header(vs: VirtualService, peers: str | None) -> _Stickiness:
+    key = f"req.fhdr({_argument(vs.persistence.header)})"
+    return _request_key(vs, peers, kind=_STRING, key=key)
+
+
+def _rdp_cookie(vs: VirtualService, peers: str | None) -> _Stickiness:
+    # 4.2 "persist rdp-cookie" and the 7.4 RDP_COOKIE example: wait for the connection
+    # request, follow a routing token naming a server.
+    before = (
+        f"tcp-request inspect-delay {INSPECT_DELAY}",
+        "tcp-request content accept if RDP_COOKIE",
+        "persist rdp-cookie",
+    )
+    return _request_key(vs, peers, kind=_STRING, key="req.rdp_cookie(mstshash)", before=before)
+
+
+# How HAProxy keeps a client on its server, for every persistence method the model allows on l7.
+PERSISTENCE: dict[PersistenceMethod, Callable[[VirtualService, str | None], _Stickiness]] = {
+    PersistenceMethod.none: _none,
+    PersistenceMethod.source_ip: _source_ip,
+    PersistenceMethod.active_cookie: _active_cookie,
+    PersistenceMethod.server_cookie: _server_cookie,
+    PersistenceMethod.ssl_session_id: _ssl_session_id,
+    PersistenceMethod.super_http: _super_http,
+    PersistenceMethod.hash_all_cookies: _hash_all_cookies,
+    PersistenceMethod.url_hash: _url_hash,
+    PersistenceMethod.host_header: _host_header,
+    PersistenceMethod.query_item: _query_item,
+    PersistenceMethod.selected_header: _selected_header,
+    PersistenceMethod.rdp_cookie: _rdp_cookie,
+}
+
+
+def _stickiness(vs: VirtualService, peers: str | None) -> _Stickiness:
+    translate = PERSISTENCE.get(vs.persistence.method)
+    if translate is None:
+        raise ValueError(f"persistence {vs.persistence.method.value} has no HAProxy translation")
+    return translate(vs, peers)
+
+
+def persistence_view(vs: VirtualService, peers: str | None) -> PersistenceView:
+    """The HAProxy lines of ``vs``'s persistence (``peers``: the local peers section)."""
+    p = vs.persistence
+    own = _stickiness(vs, peers)
+    lines = list(own.lines)
+    fallback_table: str | None = None
+    fallback_lines: tuple[str, ...] = ()
+    if p.fallback is PersistenceFallback.source_ip and own.keyless is not None:
+        fallback_table = fallback_table_name(vs)
+        kind, key = _source_key(vs, p.source_mask)
+        fallback_lines = (_table(kind, p.timeout, peers),)
+        lines.append(_rule("stick on", key, own.keyless, table=fallback_table))
+    return PersistenceView(
+        lines=tuple(lines),
+        fallback_table=fallback_table,
+        fallback_lines=fallback_lines,
+        server_cookies=own.cookies,
+    )
 
 
 def _rule(action: str, key: str, condition: str | None = None, *, table: str | None = None) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bascule.engines.haproxy.persistence import (
@@ -37,6 +38,7 @@ from bascule.model import (
     ServiceType,
     VirtualService,
 )
+from bascule.model.check import sni_for
 from bascule.model.weights import engine_weights
 
 # Section 5.2 "weight": "The default weight is 1, and the maximal value is 256. A value of 0
@@ -45,27 +47,37 @@ from bascule.model.weights import engine_weights
 MAX_WEIGHT = 256
 DRAIN_WEIGHT = 0
 
-# Section 4.2 "balance". fixed_weighting is roundrobin over a single active server, the others
-# being "backup" servers (see _fixed_weighting_order).
-BALANCE: dict[Scheduler, str] = {
-    Scheduler.round_robin: "roundrobin",
-    Scheduler.weighted_round_robin: "roundrobin",
-    Scheduler.least_connection: "leastconn",
-    Scheduler.weighted_least_connection: "leastconn",
-    Scheduler.fixed_weighting: "roundrobin",
-    Scheduler.source_ip_hash: "source",
-    Scheduler.url_hash: "uri",
-    # Dynamic schedulers: roundrobin is HAProxy's dynamic-weight algorithm; the daemon sets
-    # the weights the agents or the check times decide at runtime (daemon/dynamic.py).
-    Scheduler.adaptive: "roundrobin",
-    Scheduler.weighted_response_time: "roundrobin",
-}
+
+
+@dataclass(frozen=True)
+class Balance:
+    """How HAProxy runs a scheduler: the ``balance`` algorithm (4.2), its ``hash-type`` if it
+    hashes, and whether all but one server are ``backup`` servers (5.2)."""
+
+    algorithm: str
+    hash_type: str | None = None
+    backups: bool = False
+
 
 # Section 4.2 "hash-type": "consistent" keeps weights dynamic (runtime `set weight` works) and
 # moves only the failed server's clients when one goes down; "map-based" would reshuffle all.
-HASH_TYPE: dict[Scheduler, str] = {
-    Scheduler.source_ip_hash: "consistent",
-    Scheduler.url_hash: "consistent",
+CONSISTENT = "consistent"
+
+# Section 4.2 "balance", for every scheduler the model allows on l7. fixed_weighting is
+# roundrobin over a single active server, the others being "backup" servers (see
+# _fixed_weighting_order). The dynamic schedulers use roundrobin, HAProxy's dynamic-weight
+# algorithm: the daemon sets the weights the agents or the check times decide at runtime
+# (daemon/dynamic.py).
+BALANCE: dict[Scheduler, Balance] = {
+    Scheduler.round_robin: Balance("roundrobin"),
+    Scheduler.weighted_round_robin: Balance("roundrobin"),
+    Scheduler.least_connection: Balance("leastconn"),
+    Scheduler.weighted_least_connection: Balance("leastconn"),
+    Scheduler.fixed_weighting: Balance("roundrobin", backups=True),
+    Scheduler.source_ip_hash: Balance("source", hash_type=CONSISTENT),
+    Scheduler.url_hash: Balance("uri", hash_type=CONSISTENT),
+    Scheduler.adaptive: Balance("roundrobin"),
+    Scheduler.weighted_response_time: Balance("roundrobin"),
 }
 
 # Global section, 3.2 "Performance tuning". tune.bufsize is the default, spelled out because
@@ -125,15 +137,6 @@ HTTP_REUSE = "safe"
 
 # The local "peers" section and this process's peer in it (see HaproxyGlobals.local_peer).
 PEERS = "bascule"
-
-# Banner checks (4.2 "tcp-check expect"): anchored regexes on what the server says first.
-BANNER_CHECKS: dict[CheckType, str] = {
-    CheckType.ftp: r"^220",
-    CheckType.pop3: r"^\+OK",
-    CheckType.imap: r"^\* OK",
-}
-
-HTTP_DEFAULT_PORTS: dict[CheckType, int] = {CheckType.http: 80, CheckType.https: 443}
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # What may appear unquoted: HAProxy's own name alphabet (letters, digits, '.', ':', '_',
@@ -379,9 +382,7 @@ def _defaults(globals_: HaproxyGlobals) -> tuple[str, ...]:
 def _proxy(vs: VirtualService, persistence: PersistenceView) -> ProxyView:
     name = proxy_name(vs)
     http = _is_http(vs)
-    balance = BALANCE.get(vs.scheduler)
-    if balance is None:
-        raise ValueError(f"scheduler {vs.scheduler.value} has no HAProxy translation")
+    balance = _balance(vs)
     options: tuple[str, ...] = ()
     idempotent_only: tuple[str, ...] = ()
     if http:
@@ -404,14 +405,21 @@ def _proxy(vs: VirtualService, persistence: PersistenceView) -> ProxyView:
         disabled=not vs.enabled,
         mode="http" if http else "tcp",
         binds=_binds(vs),
-        balance=balance,
-        hash_type=HASH_TYPE.get(vs.scheduler),
+        balance=balance.algorithm,
+        hash_type=balance.hash_type,
         options=options,
         rules=(*_critical_rules(vs, http), *idempotent_only),
         check=check,
         servers=_servers(vs, check.server_keywords, persistence.server_cookies or {}),
         persistence=persistence.lines,
     )
+
+
+def _balance(vs: VirtualService) -> Balance:
+    balance = BALANCE.get(vs.scheduler)
+    if balance is None:
+        raise ValueError(f"scheduler {vs.scheduler.value} has no HAProxy translation")
+    return balance
 
 
 def _is_http(vs: VirtualService) -> bool:
@@ -446,9 +454,9 @@ def _servers(
     vs: VirtualService, check_keywords: tuple[str, ...], cookies: dict[str, str]
 ) -> tuple[ServerView, ...]:
     weights = engine_weights(
-        vs.scheduler, {rs.key: rs.weight for rs in vs.real_servers}, MAX_WEIGHT
+        {rs.key: rs.weight for rs in vs.real_servers}, MAX_WEIGHT, weighted=vs.scheduler.weighted
     )
-    if vs.scheduler is Scheduler.fixed_weighting:
+    if _balance(vs).backups:
         ordered = _fixed_weighting_order(vs.real_servers)
         backups = {rs.key for rs in ordered[1:]}
     else:
@@ -491,52 +499,37 @@ def health_check_view(vs: VirtualService) -> HealthCheckView:
     check = vs.check
     if check.type is CheckType.none:
         return HealthCheckView()
+    translate = CHECKS.get(check.type)
+    if translate is None:
+        raise ValueError(f"check type {check.type.value} has no HAProxy translation")
     # 5.2 "check", "inter", "rise", "fall", "port"; 4.2 "timeout check".
     keywords = ["check", "inter", f"{check.interval}s", "rise", str(check.rise)]
     keywords += ["fall", str(check.fall)]
     if check.port is not None:
         keywords += ["port", str(check.port)]
-    directives = [f"timeout check {check.timeout}s"]
-    if check.type in (CheckType.http, CheckType.https):
-        directives += _http_check(vs, check)
-        if check.type is CheckType.https:
-            # 5.2 "check-ssl", "verify", "check-sni". Only the check is ciphered (no "ssl"),
-            # and a health check has no CA to verify against.
-            keywords += ["check-ssl", "verify", "none"]
-            sni = _sni(check.host)
-            if sni is not None:
-                keywords += ["check-sni", quote(sni)]
-    elif check.type is CheckType.smtp:
-        directives.append("option smtpchk")  # 4.2: "HELO localhost", expects 2xx
-    elif check.type is CheckType.ldap:
-        directives.append("option ldap-check")  # 4.2: LDAPv3 anonymous bind
-    elif check.type in BANNER_CHECKS:
-        # 4.2 "option tcp-check": an expect-only ruleset tests the banner (an implicit
-        # connect opens it).
-        banner = quote(BANNER_CHECKS[check.type])
-        directives += ["option tcp-check", f"tcp-check expect rstring {banner}"]
-    elif check.type is CheckType.binary:
-        directives.append("option tcp-check")
-        if check.send_hex:
-            directives.append(f"tcp-check send-binary {_token(check.send_hex)}")
-        if check.expect_hex:
-            directives.append(f"tcp-check expect binary {_token(check.expect_hex)}")
-    elif check.type is not CheckType.tcp:
-        raise ValueError(f"check type {check.type.value} has no HAProxy translation")
-    return HealthCheckView(directives=tuple(directives), server_keywords=tuple(keywords))
+    own = translate(vs)
+    return HealthCheckView(
+        directives=(f"timeout check {check.timeout}s", *own.directives),
+        server_keywords=(*keywords, *own.server_keywords),
+    )
 
 
-def _http_check(vs: VirtualService, check: HealthCheck) -> list[str]:
+def _connect(vs: VirtualService) -> HealthCheckView:
+    # 5.2 "check": a TCP connection is enough, no directive
+    return HealthCheckView()
+
+
+def _http(vs: VirtualService) -> HealthCheckView:
+    check = vs.check
     # 4.2 "http-check send": "uri" and "body" are plain strings; each "hdr" value is a
     # log-format string (hence quote_log_format); the header name is plain. HTTP/1.1 needs a
     # Host header, which HAProxy does not add by itself.
-    host = check.host if check.host is not None else _vip_host(vs, check.type)
     send = [
         "http-check send",
         f"meth {check.method.value}",
         f"uri {quote(check.path)}",
         "ver HTTP/1.1",
-        f"hdr Host {quote_log_format(host)}",
+        f"hdr Host {quote_log_format(_host(vs))}",
     ]
     send += [f"hdr {quote(name)} {quote_log_format(value)}" for name, value in _headers(check)]
     if check.post_data:
@@ -547,7 +540,53 @@ def _http_check(vs: VirtualService, check: HealthCheck) -> list[str]:
     lines = ["option httpchk", " ".join(send), f"http-check expect status {statuses}"]
     if check.expect_body is not None:
         lines.append(f"http-check expect rstring {quote(check.expect_body)}")
-    return lines
+    return HealthCheckView(directives=tuple(lines))
+
+
+def _https(vs: VirtualService) -> HealthCheckView:
+    # 5.2 "check-ssl", "verify", "check-sni". Only the check is ciphered (no "ssl"), and a
+    # health check has no CA to verify against.
+    keywords = ["check-ssl", "verify", "none"]
+    sni = sni_for(_host(vs))
+    if sni is not None:
+        keywords += ["check-sni", quote(sni)]
+    return HealthCheckView(directives=_http(vs).directives, server_keywords=tuple(keywords))
+
+
+def _host(vs: VirtualService) -> str:
+    host = vs.check_host
+    if host is None:  # the model gives every http and https check one
+        raise ValueError(f"an {vs.check.type.value} check needs a Host header")
+    return host
+
+
+def _smtp(vs: VirtualService) -> HealthCheckView:
+    return HealthCheckView(directives=("option smtpchk",))  # 4.2: "HELO localhost", expects 2xx
+
+
+def _ldap(vs: VirtualService) -> HealthCheckView:
+    return HealthCheckView(directives=("option ldap-check",))  # 4.2: LDAPv3 anonymous bind
+
+
+def _banner(vs: VirtualService) -> HealthCheckView:
+    # 4.2 "option tcp-check": an expect-only ruleset tests the banner (an implicit connect
+    # opens it).
+    banner = vs.check.type.banner
+    if banner is None:
+        raise ValueError(f"check type {vs.check.type.value} has no banner")
+    return HealthCheckView(
+        directives=("option tcp-check", f"tcp-check expect rstring {quote(banner)}")
+    )
+
+
+def _binary(vs: VirtualService) -> HealthCheckView:
+    check = vs.check
+    directives = ["option tcp-check"]
+    if check.send_hex:
+        directives.append(f"tcp-check send-binary {_token(check.send_hex)}")
+    if check.expect_hex:
+        directives.append(f"tcp-check expect binary {_token(check.expect_hex)}")
+    return HealthCheckView(directives=tuple(directives))
 
 
 def _headers(check: HealthCheck) -> tuple[tuple[str, str], ...]:
@@ -559,20 +598,16 @@ def _headers(check: HealthCheck) -> tuple[tuple[str, str], ...]:
     return tuple(check.headers.items())
 
 
-def _vip_host(vs: VirtualService, check_type: CheckType) -> str:
-    # What a client of the VIP sends: the address, with the port unless it is the default.
-    host = f"[{vs.address}]" if ":" in vs.address else vs.address
-    return host if vs.port == HTTP_DEFAULT_PORTS[check_type] else f"{host}:{vs.port}"
-
-
-def _sni(host: str | None) -> str | None:
-    # RFC 6066 section 3: a host name without port or trailing dot, never an IP literal.
-    if host is None:
-        return None
-    name = host.rsplit(":", 1)[0] if ":" in host else host
-    name = name.rstrip(".")
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return name
-    return None
+# How HAProxy runs each check type the model allows on l7 (all but none, which is no check):
+# its directives in the section and its keywords on every server line.
+CHECKS: dict[CheckType, Callable[[VirtualService], HealthCheckView]] = {
+    CheckType.tcp: _connect,
+    CheckType.http: _http,
+    CheckType.https: _https,
+    CheckType.smtp: _smtp,
+    CheckType.ftp: _banner,
+    CheckType.pop3: _banner,
+    CheckType.imap: _banner,
+    CheckType.ldap: _ldap,
+    CheckType.binary: _binary,
+}

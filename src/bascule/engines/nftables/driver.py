@@ -16,13 +16,15 @@ a service's weights by their common divisor (3000:1000 -> 3:1, exactly, never ro
 runtime weights keep the document's ratios and fixed_weighting's order. The view scales them
 once more into its numgen sequence or Maglev table; the planner compares the numbers here.
 
-Least connection (NAT): every tick reads conntrack's open connections per real server
-(``active``: TCP SYN_RECV/ESTABLISHED, any UDP entry) and passes the view these weights::
+Least connection (NAT, ``Scheduler.counts_connections``): every tick reads conntrack's open
+connections per real server (``active``: TCP SYN_RECV/ESTABLISHED, any UDP entry) and passes
+the view these weights::
 
     least_connection           w = round(LC_SCALE / (1 + active))            (at least 1)
     weighted_least_connection  w = round(LC_SCALE * weight / (1 + active))   (at least 1)
 
-where ``weight`` is the server's runtime weight. New connections are then spread in inverse
+where ``weight`` is the server's runtime weight, for the schedulers whose weights count
+(``Scheduler.weighted``). New connections are then spread in inverse
 proportion to the open ones; the weights are re-applied only when they change.
 
 DSR real servers' MAC addresses are resolved on the load balancer's interface towards them
@@ -63,6 +65,7 @@ from bascule.engines.nftables.view import (
     DSR_SCHEDULING,
     NAT_SCHEDULING,
     Environment,
+    Exclusion,
     L4Inputs,
     Ruleset,
     ViewError,
@@ -71,7 +74,7 @@ from bascule.engines.nftables.view import (
     map_update,
 )
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
-from bascule.model import Configuration, Forwarding, Mode, RealServerState, Scheduler
+from bascule.model import Configuration, Forwarding, Mode, RealServerState
 from bascule.model import VirtualService as VirtualServiceModel
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import ServerRef, ServerRuntime, desired_runtime
@@ -82,14 +85,11 @@ MAX_WEIGHT = 65535
 LC_SCALE = 1000
 MAC_REFRESH = 10.0  # seconds between two resolutions of the DSR real servers' MACs
 DRAIN_POLL = 0.2
-LEAST_CONNECTION = {Scheduler.least_connection, Scheduler.weighted_least_connection}
-# The reasons view.py gives for leaving a server out that are not a fault of the server's.
-_NORMAL_EXCLUSIONS = {"drain", "disabled", "down"}
 
 
 def least_connection_weight(vs: VirtualServiceModel, weight: int, active: int) -> int:
     """The module docstring's formula: inverse to open connections, times the weight if any."""
-    base = LC_SCALE * (weight if vs.scheduler is Scheduler.weighted_least_connection else 1)
+    base = LC_SCALE * (weight if vs.scheduler.weighted else 1)
     return max(1, round(base / (1 + active)))
 
 
@@ -308,8 +308,8 @@ class NftablesDriver:
                 report = self._report(ref)
                 health, detail = self._health_word(vs, ref, report)
                 reason = excluded.get(rs.key)
-                if _faulty(reason):
-                    health, detail = "down", f"not forwarded: {reason}"
+                if reason is not None and reason.faulty:
+                    health, detail = "down", f"not forwarded: {reason.value}"
                 runtime = self._runtime.get(ref, ServerRuntime(weight=1, state=rs.state))
                 current = active.get(ref, 0)
                 total_active += current
@@ -380,7 +380,7 @@ class NftablesDriver:
                     "forwarding": view.forwarding.value,
                     "selection": view.selection.value,
                     "table": view.table,
-                    "excluded": dict(view.excluded),
+                    "excluded": _reasons(view.excluded),
                 }
                 for name, view in (ruleset.services.items() if ruleset else ())
             },
@@ -417,7 +417,7 @@ class NftablesDriver:
                 ref = (vs.name, rs.key)
                 if vs.checked:
                     health[ref] = self._verdict(ref)
-                if vs.scheduler in LEAST_CONNECTION and ref in self._lc_weights:
+                if vs.scheduler.counts_connections and ref in self._lc_weights:
                     weights[ref] = self._lc_weights[ref]
         interface = self._dsr_interface or self._interface or "eth0"
         environment = Environment(
@@ -478,7 +478,7 @@ class NftablesDriver:
             extra={
                 "services": len(ruleset.services),
                 "excluded": {
-                    name: dict(view.excluded)
+                    name: _reasons(view.excluded)
                     for name, view in ruleset.services.items()
                     if view.excluded
                 },
@@ -575,7 +575,7 @@ class NftablesDriver:
         least = [
             vs
             for vs in l4_services(config)
-            if vs.scheduler in LEAST_CONNECTION and vs.forwarding is Forwarding.nat
+            if vs.scheduler.counts_connections and vs.forwarding is Forwarding.nat
         ]
         if not least:
             self._lc_weights = {}
@@ -591,11 +591,9 @@ class NftablesDriver:
         self._lc_weights = weights
 
 
-def _faulty(reason: str | None) -> bool:
-    """Left out of the maps for a fact of the machine (no MAC...), not a state or health?"""
-    if reason is None or reason in _NORMAL_EXCLUSIONS:
-        return False
-    return not reason.startswith("fixed_weighting")  # a standby server is healthy
+def _reasons(excluded: Mapping[str, Exclusion]) -> dict[str, str]:
+    """rs key -> why it is left out, as a person reads it (the status, the log)."""
+    return {key: reason.value for key, reason in excluded.items()}
 
 
 def _by_server(

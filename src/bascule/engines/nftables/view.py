@@ -52,7 +52,13 @@ the round robin family and the least connection family (whose weights the daemon
 from conntrack counts and passes in), the single highest-weight
 server for ``fixed_weighting``, Maglev on the source address for ``source_ip_hash``. DSR has no
 connection tracking at the ingress hook, so every method becomes weighted Maglev on a hash of
-the flow (``DSR_SCHEDULING`` says which, and ``ServiceView.method`` carries it to the status).
+the flow (``DSR_SCHEDULING`` says which, and ``ServiceView.selection`` carries it to the
+status).
+
+Left out of the maps: a real server that is drained, disabled, down, standing by (the
+fixed_weighting family), without a known MAC (DSR) or that the tables cannot hold (another
+address family, a DSR port change) is in ``ServiceView.excluded`` with an ``Exclusion``; the
+text a person reads is the member's value, taken at the edge (status, ``bascule status``).
 """
 
 from __future__ import annotations
@@ -139,9 +145,10 @@ class Selection(enum.StrEnum):
     flow_maglev = "Maglev on jhash(source address, source port, destination port)"
 
 
-# DSR has no conntrack at the ingress hook: a choice must be a pure function of the flow.
-# Every scheduler becomes weighted Maglev; "weighted" says whether the real servers' weights
-# count (they do not for plain round robin and least connection, as in LoadMaster).
+# How each scheduler the model allows on l4 picks, per forwarding. DSR has no conntrack at the
+# ingress hook: a choice must be a pure function of the flow, so every scheduler becomes
+# weighted Maglev (``Scheduler.weighted`` says whether the real servers' weights count: they
+# do not for plain round robin and least connection, as in LoadMaster).
 DSR_SCHEDULING: dict[Scheduler, Selection] = {
     Scheduler.source_ip_hash: Selection.source_maglev,
     Scheduler.round_robin: Selection.flow_maglev,
@@ -158,7 +165,37 @@ NAT_SCHEDULING: dict[Scheduler, Selection] = {
     Scheduler.fixed_weighting: Selection.fixed,
     Scheduler.source_ip_hash: Selection.source_maglev,
 }
-PERSISTENCE_METHODS = {PersistenceMethod.none, PersistenceMethod.source_ip}
+# Whether each persistence method the model allows on l4 pins a client to its server by its
+# (masked) source address: a persistence set per real server, consulted before scheduling.
+STICKY: dict[PersistenceMethod, bool] = {
+    PersistenceMethod.none: False,
+    PersistenceMethod.source_ip: True,
+}
+
+
+class Exclusion(enum.Enum):
+    """Why a real server is not in its service's maps; the value is what a person reads."""
+
+    other_family = "its address family differs from the VIP's"
+    dsr_port = "DSR cannot change the port: the real server port must be the VIP's"
+    drain = "drain"
+    disabled = "disabled"
+    down = "down"
+    no_mac = "no MAC address known for it (DSR needs the server on the same segment)"
+    standby = "fixed_weighting: a higher-weight server is up"
+
+    @property
+    def faulty(self) -> bool:
+        """Left out for a fact of the machine or of the tables, not for its state, its health
+        or standing by: the status then shows the server down with this reason."""
+        return self in _FAULTS
+
+
+_FAULTS = frozenset({Exclusion.other_family, Exclusion.dsr_port, Exclusion.no_mac})
+_STATE_EXCLUSIONS = {
+    RealServerState.drain: Exclusion.drain,
+    RealServerState.disabled: Exclusion.disabled,
+}
 
 
 class ViewError(ValueError):
@@ -210,7 +247,7 @@ class ServiceView:
     table: str  # "ip" | "ip6" | "netdev": the family of the table holding it
     selection: Selection
     weights: Mapping[str, int]  # rs key -> effective weight of the servers in the maps
-    excluded: Mapping[str, str]  # rs key -> why it is not in the maps
+    excluded: Mapping[str, Exclusion]  # rs key -> why it is not in the maps
     counters: Mapping[str, tuple[str, str]]  # counter name -> (rs key or "", kind)
 
 
@@ -299,10 +336,11 @@ class _Service:
     family: str
     table: str
     selection: Selection
+    sticky: bool
     members: tuple[RealServer, ...]  # with chains and counters: all but structural misfits
     live: tuple[RealServer, ...]  # in the maps, in document order
     weights: Mapping[str, int]
-    excluded: Mapping[str, str]
+    excluded: Mapping[str, Exclusion]
 
 
 def l4_services(config: Configuration) -> tuple[VirtualService, ...]:
@@ -311,10 +349,11 @@ def l4_services(config: Configuration) -> tuple[VirtualService, ...]:
 
 
 def _decide(vs: VirtualService, inputs: L4Inputs) -> _Service:
-    if vs.persistence.method not in PERSISTENCE_METHODS:
+    sticky = STICKY.get(vs.persistence.method)
+    if sticky is None:
         raise ViewError(
-            f"{vs.name}: persistence {vs.persistence.method.value} needs L7; "
-            "an l4 service offers none or source_ip"
+            f"{vs.name}: persistence {vs.persistence.method.value} needs L7; an l4 service "
+            f"offers {' or '.join(method.value for method in STICKY)}"
         )
     table_of = {Forwarding.nat: _family(vs.address), Forwarding.dsr: "netdev"}
     selections = NAT_SCHEDULING if vs.forwarding is Forwarding.nat else DSR_SCHEDULING
@@ -322,7 +361,7 @@ def _decide(vs: VirtualService, inputs: L4Inputs) -> _Service:
     if selection is None:
         raise ViewError(f"{vs.name}: scheduler {vs.scheduler.value} needs L7")
     family = _family(vs.address)
-    excluded: dict[str, str] = {}
+    excluded: dict[str, Exclusion] = {}
     candidates: list[RealServer] = []
     members: list[RealServer] = []
     env = inputs.environment
@@ -334,23 +373,24 @@ def _decide(vs: VirtualService, inputs: L4Inputs) -> _Service:
         members.append(rs)
         reason = _exclusion(vs, rs, inputs)
         if reason is None and vs.forwarding is Forwarding.dsr and rs.address not in env.server_macs:
-            reason = "no MAC address known for it (DSR needs the server on the same segment)"
+            reason = Exclusion.no_mac
         if reason is None:
             candidates.append(rs)
         else:
             excluded[rs.key] = reason
     if vs.forwarding is Forwarding.dsr and members and env.lb_mac is None:
         raise ViewError(f"{vs.name}: DSR needs the load balancer's MAC address")
-    weights = _effective_weights(vs, candidates, inputs)
+    weights = _effective_weights(vs, selection, candidates, inputs)
     live = tuple(rs for rs in candidates if rs.key in weights)
     for rs in candidates:
         if rs.key not in weights:
-            excluded[rs.key] = "fixed_weighting: a higher-weight server is up"
+            excluded[rs.key] = Exclusion.standby
     return _Service(
         vs=vs,
         family=family,
         table=table_of[vs.forwarding],
         selection=selection,
+        sticky=sticky,
         members=tuple(members),
         live=live,
         weights=weights,
@@ -358,46 +398,45 @@ def _decide(vs: VirtualService, inputs: L4Inputs) -> _Service:
     )
 
 
-def _misfit(vs: VirtualService, rs: RealServer, family: str) -> str | None:
+def _misfit(vs: VirtualService, rs: RealServer, family: str) -> Exclusion | None:
     """Why the document itself keeps a server out of the tables (no chain at all)."""
     if _family(rs.address) != family:
-        return "its address family differs from the VIP's"
+        return Exclusion.other_family
     if vs.forwarding is Forwarding.dsr and rs.port != vs.port:
-        return "DSR cannot change the port: the real server port must be the VIP's"
+        return Exclusion.dsr_port
     return None
 
 
-def _exclusion(vs: VirtualService, rs: RealServer, inputs: L4Inputs) -> str | None:
+def _exclusion(vs: VirtualService, rs: RealServer, inputs: L4Inputs) -> Exclusion | None:
     """Why a server with chains is out of the maps for now (state or health)."""
     if rs.state is not RealServerState.enabled:
         # Drain: conntrack keeps existing NAT connections on it; new ones go elsewhere.
-        return rs.state.value
+        return _STATE_EXCLUSIONS[rs.state]
     if not inputs.health.get((vs.name, rs.key), True):
-        return "down"
+        return Exclusion.down
     return None
 
 
 def _effective_weights(
-    vs: VirtualService, servers: Sequence[RealServer], inputs: L4Inputs
+    vs: VirtualService, selection: Selection, servers: Sequence[RealServer], inputs: L4Inputs
 ) -> dict[str, int]:
     if not servers:
         return {}
-    # LoadMaster's plain least_connection ignores configured weights: until the daemon's
-    # conntrack counts arrive (and always in DSR, which has none) every server counts 1.
-    unweighted = vs.scheduler is Scheduler.least_connection
-    given = {
-        rs.key: inputs.weights.get((vs.name, rs.key), 1 if unweighted else rs.weight)
-        for rs in servers
-    }
-    if vs.scheduler is Scheduler.fixed_weighting:
+    if selection is Selection.fixed:
         top = max(servers, key=lambda rs: rs.weight)  # first in document order among equals
         return {top.key: 1}
-    least = {Scheduler.least_connection, Scheduler.weighted_least_connection}
-    # The least connection family is weighted by the daemon's conntrack-derived weights,
-    # so both members honour ``given``; the others follow LoadMaster's weighted/unweighted split.
-    scheduler = "weighted_round_robin" if vs.scheduler in least else vs.scheduler.value
+    # The least connection family is weighted by the daemon's conntrack-derived weights
+    # (``inputs.weights``), which both members honour; until they arrive (and always in DSR,
+    # which has none) an unweighted scheduler counts every server 1, as in LoadMaster.
+    scheduler = vs.scheduler
+    given = {
+        rs.key: inputs.weights.get((vs.name, rs.key), rs.weight if scheduler.weighted else 1)
+        for rs in servers
+    }
     ceiling = max(1, MAX_SEQUENCE // len(servers))
-    return engine_weights(scheduler, given, ceiling)
+    return engine_weights(
+        given, ceiling, weighted=scheduler.weighted or scheduler.counts_connections
+    )
 
 
 def smooth_sequence(weights: Mapping[str, int]) -> tuple[str, ...]:
@@ -501,7 +540,7 @@ def _service_rules(table: TableCommands, service: _Service, env: Environment) ->
     that a change of state, health or MAC changes map elements only (``map_update``).
     """
     vs = service.vs
-    persistent = vs.persistence.method is PersistenceMethod.source_ip
+    persistent = service.sticky
     key_type = "ipv4_addr" if service.family == "ip" else "ipv6_addr"
     source = _source_key(vs, service.family)
     proto = vs.protocol.value

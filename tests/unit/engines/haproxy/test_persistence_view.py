@@ -7,13 +7,14 @@ from typing import Any
 import pytest
 
 from bascule.engines.haproxy.persistence import (
+    PERSISTENCE,
     PersistenceView,
     persistence_view,
     server_cookie_value,
     table_names,
 )
 from bascule.engines.haproxy.view import HaproxyGlobals, build_view
-from bascule.model import parse_document
+from bascule.model import Mode, PersistenceMethod, parse_document
 
 SERVERS = [{"address": "198.18.0.4", "port": 80}, {"address": "198.18.0.5", "port": 80}]
 
@@ -33,6 +34,17 @@ def vs(kind: str = "http", address: str = "198.18.0.100", **persistence: Any) ->
         ]
     }
     return parse_document(document).virtual_services[0]
+
+
+def test_every_persistence_method_of_l7_is_translated() -> None:
+    assert set(PERSISTENCE) == {method for method in PersistenceMethod if Mode.l7 in method.modes}
+
+
+@pytest.mark.parametrize("method", list(PersistenceMethod))
+def test_every_method_but_the_cookie_keeps_a_stick_table(method: PersistenceMethod) -> None:
+    service = vs(kind=(method.needs_type or "http"), method=method.value)
+    without = {PersistenceMethod.none, PersistenceMethod.active_cookie}
+    assert table_names(service) == (() if method in without else ("web",))
 
 
 def test_none_adds_nothing() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from bascule.engines.haproxy.view import (
     BALANCE,
-    HASH_TYPE,
+    CHECKS,
     MAX_WEIGHT,
     HaproxyGlobals,
     HealthCheckView,
@@ -20,8 +20,7 @@ from bascule.engines.haproxy.view import (
     quote_log_format,
     server_name,
 )
-from bascule.model import RealServer, Scheduler, parse_document
-from bascule.model.support import UNSUPPORTED_SCHEDULERS
+from bascule.model import CheckType, Mode, RealServer, Scheduler, parse_document
 
 GLOBALS = HaproxyGlobals(stats_socket="/run/bascule/haproxy.sock", maxconn=4096, nbthread=2)
 
@@ -99,8 +98,13 @@ def test_max_connections() -> None:
 # --------------------------------------------------------------------------- schedulers
 
 
-def test_every_supported_scheduler_has_a_balance_algorithm() -> None:
-    assert set(BALANCE) == set(Scheduler) - UNSUPPORTED_SCHEDULERS
+def test_every_scheduler_of_l7_has_a_balance_algorithm() -> None:
+    assert set(BALANCE) == {scheduler for scheduler in Scheduler if Mode.l7 in scheduler.modes}
+
+
+def test_every_check_type_of_l7_has_its_directives() -> None:
+    allowed = {kind for kind in CheckType if Mode.l7 in kind.modes}
+    assert set(CHECKS) == allowed - {CheckType.none}  # none is no check at all
 
 
 @pytest.mark.parametrize(
@@ -118,7 +122,7 @@ def test_every_supported_scheduler_has_a_balance_algorithm() -> None:
 def test_balance(scheduler: str, balance: str, hash_type: str | None) -> None:
     view = proxy(scheduler=scheduler, real_servers=servers(1))
     assert (view.balance, view.hash_type) == (balance, hash_type)
-    assert HASH_TYPE.get(Scheduler(scheduler)) == hash_type
+    assert BALANCE[Scheduler(scheduler)].hash_type == hash_type
 
 
 def test_fixed_weighting_one_active_then_backups_by_descending_weight() -> None:

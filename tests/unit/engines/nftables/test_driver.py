@@ -21,6 +21,7 @@ from bascule.engines.nftables.driver import (
     least_connection_weight,
 )
 from bascule.engines.nftables.engine import Completed
+from bascule.engines.nftables.view import Exclusion
 from bascule.errors import EngineRejected
 from bascule.model import Configuration, RealServerState
 from bascule.reconcile.actions import ReplaceConfig, SetState, SetWeight
@@ -175,7 +176,7 @@ def test_weight_and_state_changes_are_map_updates_and_converge() -> None:
     )
     run(engine.execute([SetState(vs="web", server=RS3, state=RealServerState.drain)], first))
     assert engine._applied is not None
-    assert engine._applied.ruleset.services["web"].excluded == {RS3: "drain"}
+    assert engine._applied.ruleset.services["web"].excluded == {RS3: Exclusion.drain}
     assert run(converged(engine, drained, first))
     # a map update: the scheduling map is flushed and refilled, no table or rule is touched
     for document in kernel.applied[1:]:
@@ -197,7 +198,7 @@ def test_health_changes_reapply_and_cut_flows_when_configured() -> None:
     run(engine.health_changed(("web", RS2), False))
     assert len(kernel.applied) == 2
     assert engine._applied is not None
-    assert engine._applied.ruleset.services["web"].excluded == {RS2: "down"}
+    assert engine._applied.ruleset.services["web"].excluded == {RS2: Exclusion.down}
     assert kernel.ran("conntrack -D") == [
         [
             "conntrack",
@@ -233,7 +234,8 @@ def test_health_source_decides_and_reports() -> None:
     run(engine.execute([ReplaceConfig(config=desired, reason="new")], None))
     assert engine._applied is not None
     excluded = engine._applied.ruleset.services["web"].excluded
-    assert excluded == {RS2: "down", RS3: "down"}  # not checked yet: a server proves itself
+    # not checked yet: a server proves itself
+    assert excluded == {RS2: Exclusion.down, RS3: Exclusion.down}
     servers = run(engine.observe(desired)).servers
     assert servers[("web", RS1)].health == "up"
     assert servers[("web", RS1)].check_result == "ok"

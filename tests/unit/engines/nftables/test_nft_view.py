@@ -8,8 +8,11 @@ import pytest
 
 from bascule.engines.nftables.view import (
     DSR_SCHEDULING,
+    NAT_SCHEDULING,
     ROUND_ROBIN_SLOTS,
+    STICKY,
     Environment,
+    Exclusion,
     L4Inputs,
     Selection,
     ViewError,
@@ -21,7 +24,7 @@ from bascule.engines.nftables.view import (
     smooth_sequence,
     transaction,
 )
-from bascule.model import Configuration, Scheduler
+from bascule.model import Configuration, Mode, PersistenceMethod, Scheduler
 
 MACS = {f"198.18.0.{i}": f"02:00:00:00:00:{i}" for i in (11, 12, 13)}
 ENV = Environment(lb_mac="02:00:00:00:00:02", server_macs=MACS, maglev_size=31)
@@ -114,10 +117,11 @@ def test_down_drained_and_disabled_servers_leave_the_maps() -> None:
     ruleset = build_ruleset(cfg, L4Inputs(health={("web", "198.18.0.14:80"): False}))
     view = ruleset.services["web"]
     assert view.excluded == {
-        "198.18.0.12:80": "drain",
-        "198.18.0.13:80": "disabled",
-        "198.18.0.14:80": "down",
+        "198.18.0.12:80": Exclusion.drain,
+        "198.18.0.13:80": Exclusion.disabled,
+        "198.18.0.14:80": Exclusion.down,
     }
+    assert not any(reason.faulty for reason in view.excluded.values())
     assert set(targets(ruleset, "sched/web")) == {"rs/web/198.18.0.11/80"}
     # the left-out servers keep their chains: coming back is a map update
     chains = {c["add"]["chain"]["name"] for c in ruleset.structure if "chain" in c.get("add", {})}
@@ -160,11 +164,23 @@ def test_fixed_weighting_keeps_the_heaviest_server_that_is_up() -> None:
     assert ruleset.maps[("ip", "fixed/web")] == (
         ["tcp", {"goto": {"target": "rs/web/198.18.0.12/80"}}],
     )
+    assert ruleset.services["web"].excluded == {"198.18.0.11:80": Exclusion.standby}
+    assert not Exclusion.standby.faulty  # standing by is healthy
     failed = build_ruleset(cfg, L4Inputs(health={("web", "198.18.0.12:80"): False}))
     assert failed.maps[("ip", "fixed/web")] == (
         ["tcp", {"goto": {"target": "rs/web/198.18.0.11/80"}}],
     )
     assert failed.structure == ruleset.structure
+
+
+def test_every_scheduler_of_l4_has_a_selection_in_each_forwarding() -> None:
+    l4 = {scheduler for scheduler in Scheduler if Mode.l4 in scheduler.modes}
+    assert set(NAT_SCHEDULING) == l4
+    assert set(DSR_SCHEDULING) == l4
+
+
+def test_every_persistence_method_of_l4_is_translated() -> None:
+    assert set(STICKY) == {method for method in PersistenceMethod if Mode.l4 in method.modes}
 
 
 def test_dsr_maps_every_scheduler_onto_maglev_and_says_so() -> None:
@@ -179,14 +195,17 @@ def test_dsr_maps_every_scheduler_onto_maglev_and_says_so() -> None:
 def test_dsr_server_without_a_mac_is_left_out_and_reported() -> None:
     env = Environment(lb_mac="02:00:00:00:00:02", server_macs={"198.18.0.11": "02:0:0:0:0:11"})
     view = build_ruleset(config(forwarding="dsr"), L4Inputs(environment=env)).services["web"]
-    assert set(view.excluded) == {"198.18.0.12:80", "198.18.0.13:80"}
-    assert "MAC" in view.excluded["198.18.0.12:80"]
+    assert view.excluded == {
+        "198.18.0.12:80": Exclusion.no_mac,
+        "198.18.0.13:80": Exclusion.no_mac,
+    }
+    assert Exclusion.no_mac.faulty and "MAC" in Exclusion.no_mac.value
 
 
 def test_dsr_refuses_a_port_change_per_server() -> None:
     cfg = config(forwarding="dsr", real_servers=[{"address": "198.18.0.11", "port": 8080}])
     view = build_ruleset(cfg, L4Inputs(environment=ENV)).services["web"]
-    assert "port" in view.excluded["198.18.0.11:8080"]
+    assert view.excluded == {"198.18.0.11:8080": Exclusion.dsr_port}
 
 
 def test_dsr_needs_the_lb_mac() -> None:

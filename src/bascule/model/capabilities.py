@@ -1,0 +1,262 @@
+"""What a virtual service can be and do: the words of the document and the facts of each (pure).
+
+Every fact Bascule knows about a scheduler, a persistence method or a check type lives here,
+once, in a table keyed by the enum, and reads as a property of the member
+(``Scheduler.weighted``, ``PersistenceMethod.needs_type``, ``CheckType.banner``...). The rest of
+the code asks the member; it never keeps a second set of the same names:
+
+- ``model/modes.py`` turns the ``modes`` and ``needs_*`` facts into the field errors of a
+  document (an ``l4`` service with ``url_hash``, ``active_cookie`` on a ``generic`` one...);
+- each engine keeps only its translation table, keyed by the enum: HAProxy's ``BALANCE``
+  and ``CHECKS`` (``engines/haproxy/view.py``) and ``PERSISTENCE``
+  (``engines/haproxy/persistence.py``), nftables' ``NAT_SCHEDULING``, ``DSR_SCHEDULING`` and
+  ``STICKY`` (``engines/nftables/view.py``), the L4 checker's ``PROBES``
+  (``health/probes.py``); a unit test per table proves it covers every member its mode allows.
+
+Adding a member means one row here and one row in each translation table of the modes that
+allow it; the tests name the table that lacks it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Mode(enum.StrEnum):
+    """How a service forwards: ``l7`` proxies connections (HAProxy), ``l4`` forwards packets
+    in the kernel (nftables)."""
+
+    l7 = "l7"
+    l4 = "l4"
+
+
+class Protocol(enum.StrEnum):
+    tcp = "tcp"
+    udp = "udp"
+
+
+class ServiceType(enum.StrEnum):
+    """What the service speaks; ``auto`` is detected and replaced before anything runs it."""
+
+    auto = "auto"
+    http = "http"
+    generic = "generic"
+    remote_terminal = "remote_terminal"
+
+
+class Scheduler(enum.StrEnum):
+    """How a service picks a real server for a new connection (LoadMaster's methods)."""
+
+    round_robin = "round_robin"
+    weighted_round_robin = "weighted_round_robin"
+    least_connection = "least_connection"
+    weighted_least_connection = "weighted_least_connection"
+    fixed_weighting = "fixed_weighting"
+    source_ip_hash = "source_ip_hash"
+    url_hash = "url_hash"
+    weighted_response_time = "weighted_response_time"
+    adaptive = "adaptive"
+
+    @property
+    def modes(self) -> frozenset[Mode]:
+        """The modes whose services may use it."""
+        return SCHEDULERS[self].modes
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the real servers' weights count (LoadMaster's plain round robin and least
+        connection give every server the same share)."""
+        return SCHEDULERS[self].weighted
+
+    @property
+    def counts_connections(self) -> bool:
+        """The least connection family: new connections go where the fewest are open."""
+        return SCHEDULERS[self].counts_connections
+
+    @property
+    def dynamic(self) -> bool:
+        """Weights decided at run time by the daemon (agents, check times), not the document."""
+        return SCHEDULERS[self].dynamic
+
+    @property
+    def needs_type(self) -> ServiceType | None:
+        """The service type it reads its key from (``url_hash``: HTTP requests), if any."""
+        return SCHEDULERS[self].needs_type
+
+    @property
+    def needs_check(self) -> bool:
+        """Whether it weighs the real servers by their health checks (so needs one)."""
+        return SCHEDULERS[self].needs_check
+
+
+class PersistenceMethod(enum.StrEnum):
+    """How a client is kept on the real server it first reached (LoadMaster's methods)."""
+
+    none = "none"
+    source_ip = "source_ip"
+    super_http = "super_http"
+    server_cookie = "server_cookie"
+    active_cookie = "active_cookie"
+    hash_all_cookies = "hash_all_cookies"
+    url_hash = "url_hash"
+    host_header = "host_header"
+    query_item = "query_item"
+    selected_header = "selected_header"
+    ssl_session_id = "ssl_session_id"
+    rdp_cookie = "rdp_cookie"
+
+    @property
+    def modes(self) -> frozenset[Mode]:
+        """The modes whose services may use it."""
+        return PERSISTENCE_METHODS[self].modes
+
+    @property
+    def needs_type(self) -> ServiceType | None:
+        """The service type it reads its key from (HTTP requests, a TLS ClientHello, an RDP
+        connection request), if any."""
+        return PERSISTENCE_METHODS[self].needs_type
+
+
+class CheckType(enum.StrEnum):
+    """How a real server's health is checked."""
+
+    none = "none"
+    tcp = "tcp"
+    http = "http"
+    https = "https"
+    icmp = "icmp"
+    smtp = "smtp"
+    ftp = "ftp"
+    pop3 = "pop3"
+    imap = "imap"
+    ldap = "ldap"
+    dns = "dns"
+    rdp = "rdp"
+    binary = "binary"
+
+    @property
+    def modes(self) -> frozenset[Mode]:
+        """The modes whose services may use it."""
+        return CHECK_TYPES[self].modes
+
+    @property
+    def protocols(self) -> frozenset[Protocol]:
+        """The protocols of the services it checks on the real server's own port."""
+        return CHECK_TYPES[self].protocols
+
+    @property
+    def default_port(self) -> int | None:
+        """The port a client of this protocol leaves out of the Host header (http 80, https
+        443); None for a check that sends no Host header."""
+        return CHECK_TYPES[self].default_port
+
+    @property
+    def banner(self) -> str | None:
+        """The regular expression the server's greeting must match, for a protocol whose
+        server speaks first (SMTP, FTP, POP3, IMAP); None otherwise."""
+        return CHECK_TYPES[self].banner
+
+
+# -- the facts -----------------------------------------------------------------------------------
+
+BOTH = frozenset(Mode)
+L7_ONLY = frozenset({Mode.l7})
+L4_ONLY = frozenset({Mode.l4})
+TCP = frozenset({Protocol.tcp})
+TCP_AND_UDP = frozenset(Protocol)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchedulerFacts:
+    modes: frozenset[Mode]
+    weighted: bool
+    counts_connections: bool = False
+    dynamic: bool = False
+    needs_type: ServiceType | None = None
+    needs_check: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class PersistenceFacts:
+    modes: frozenset[Mode]
+    needs_type: ServiceType | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckFacts:
+    modes: frozenset[Mode]
+    protocols: frozenset[Protocol]
+    default_port: int | None = None
+    banner: str | None = None
+
+
+# The dynamic schedulers run on l7 only: the daemon sets their weights through HAProxy's
+# runtime API (daemon/dynamic.py). url_hash reads the request, which an l4 service never sees.
+SCHEDULERS: dict[Scheduler, SchedulerFacts] = {
+    Scheduler.round_robin: SchedulerFacts(modes=BOTH, weighted=False),
+    Scheduler.weighted_round_robin: SchedulerFacts(modes=BOTH, weighted=True),
+    Scheduler.least_connection: SchedulerFacts(
+        modes=BOTH, weighted=False, counts_connections=True
+    ),
+    Scheduler.weighted_least_connection: SchedulerFacts(
+        modes=BOTH, weighted=True, counts_connections=True
+    ),
+    Scheduler.fixed_weighting: SchedulerFacts(modes=BOTH, weighted=True),
+    Scheduler.source_ip_hash: SchedulerFacts(modes=BOTH, weighted=True),
+    Scheduler.url_hash: SchedulerFacts(
+        modes=L7_ONLY, weighted=True, needs_type=ServiceType.http
+    ),
+    Scheduler.weighted_response_time: SchedulerFacts(
+        modes=L7_ONLY, weighted=True, dynamic=True, needs_check=True
+    ),
+    Scheduler.adaptive: SchedulerFacts(modes=L7_ONLY, weighted=True, dynamic=True),
+}
+
+# An l4 service sees packets, never a request: it can key on the source address only.
+PERSISTENCE_METHODS: dict[PersistenceMethod, PersistenceFacts] = {
+    PersistenceMethod.none: PersistenceFacts(modes=BOTH),
+    PersistenceMethod.source_ip: PersistenceFacts(modes=BOTH),
+    PersistenceMethod.super_http: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
+    PersistenceMethod.server_cookie: PersistenceFacts(
+        modes=L7_ONLY, needs_type=ServiceType.http
+    ),
+    PersistenceMethod.active_cookie: PersistenceFacts(
+        modes=L7_ONLY, needs_type=ServiceType.http
+    ),
+    PersistenceMethod.hash_all_cookies: PersistenceFacts(
+        modes=L7_ONLY, needs_type=ServiceType.http
+    ),
+    PersistenceMethod.url_hash: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
+    PersistenceMethod.host_header: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
+    PersistenceMethod.query_item: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
+    PersistenceMethod.selected_header: PersistenceFacts(
+        modes=L7_ONLY, needs_type=ServiceType.http
+    ),
+    PersistenceMethod.ssl_session_id: PersistenceFacts(
+        modes=L7_ONLY, needs_type=ServiceType.generic
+    ),
+    PersistenceMethod.rdp_cookie: PersistenceFacts(
+        modes=L7_ONLY, needs_type=ServiceType.remote_terminal
+    ),
+}
+
+# icmp, dns and rdp are checks HAProxy does not have: Bascule's own checker (health/) runs
+# them, for l4 services only. The banners are anchored at the start of the greeting: SMTP and
+# FTP greet with 220 (RFC 5321 4.2, RFC 959 4.2), POP3 with +OK (RFC 1939 4), IMAP with
+# an untagged OK (RFC 9051 7.1.1).
+CHECK_TYPES: dict[CheckType, CheckFacts] = {
+    CheckType.none: CheckFacts(modes=BOTH, protocols=TCP_AND_UDP),
+    CheckType.tcp: CheckFacts(modes=BOTH, protocols=TCP),
+    CheckType.http: CheckFacts(modes=BOTH, protocols=TCP, default_port=80),
+    CheckType.https: CheckFacts(modes=BOTH, protocols=TCP, default_port=443),
+    CheckType.icmp: CheckFacts(modes=L4_ONLY, protocols=TCP_AND_UDP),
+    CheckType.smtp: CheckFacts(modes=BOTH, protocols=TCP, banner=r"^220"),
+    CheckType.ftp: CheckFacts(modes=BOTH, protocols=TCP, banner=r"^220"),
+    CheckType.pop3: CheckFacts(modes=BOTH, protocols=TCP, banner=r"^\+OK"),
+    CheckType.imap: CheckFacts(modes=BOTH, protocols=TCP, banner=r"^\* OK"),
+    CheckType.ldap: CheckFacts(modes=BOTH, protocols=TCP),
+    CheckType.dns: CheckFacts(modes=L4_ONLY, protocols=frozenset({Protocol.udp})),
+    CheckType.rdp: CheckFacts(modes=L4_ONLY, protocols=TCP),
+    CheckType.binary: CheckFacts(modes=BOTH, protocols=TCP),
+}
