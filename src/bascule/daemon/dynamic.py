@@ -46,7 +46,7 @@ class DynamicSchedulerHost(Protocol):
 
 
 def is_dynamic(vs: VirtualService) -> bool:
-    return vs.enabled and vs.scheduler in (Scheduler.adaptive, Scheduler.weighted_response_time)
+    return vs.enabled and vs.scheduler.dynamic
 
 
 class DynamicScheduler:

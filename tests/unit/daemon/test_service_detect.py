@@ -106,7 +106,7 @@ async def test_a_detection_that_conflicts_with_the_document_names_its_evidence(
         await service.apply({"virtual_services": [vs(scheduler="url_hash")]}, author="alice")
     assert [str(e) for e in caught.value.errors] == [
         "virtual_services[0].type: auto: tls!",
-        "virtual_services[0].scheduler: url_hash needs type: http (it reads the URL)",
+        "virtual_services[0].scheduler: url_hash needs type: http (this service is type: generic)",
     ]
     assert store.head() is None
 
