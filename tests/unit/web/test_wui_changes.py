@@ -147,6 +147,26 @@ async def test_edit_a_section_of_a_service(
     assert 'id="error-check.timeout">must not be longer than interval</p>' in bad.text
 
 
+async def test_a_new_scheduler_drops_the_adaptive_agent(
+    admin: Browser, service: ConfigService, store: RevisionStore
+) -> None:
+    web = {
+        "name": "web",
+        "address": "198.18.0.100",
+        "port": 80,
+        "scheduler": "adaptive",
+        "adaptive": {"port": 8080},
+        "real_servers": [{"address": "198.18.0.4", "port": 80}],
+    }
+    await service.apply({"virtual_services": [web]}, by("test"))
+    form = {"name": "web", "address": "198.18.0.100", "port": "80", "scheduler": "round_robin"}
+    response = await admin.post("/virtual-services/web", form)
+    assert response.headers["location"] == "/preview", response.text
+    await admin.post("/preview/apply")
+    changed = store.get(2).document["virtual_services"][0]
+    assert (changed["scheduler"], changed["adaptive"]) == ("round_robin", None)
+
+
 async def test_cancel_keeps_everything(
     admin: Browser, web_service: int, store: RevisionStore
 ) -> None:
