@@ -128,6 +128,7 @@ ConfigureChange = Annotated[ChangeRequest, Depends(configure_change)]
 FieldChange = Annotated[ChangeRequest, Depends(field_change)]
 ConfigureAction = Annotated[ChangeRequest, Depends(configure_action)]
 OperateAction = Annotated[ChangeRequest, Depends(operate_action)]
+
 DocumentBody = Annotated[
     dict[str, Any],
     Body(description="A configuration document, validated as a whole by the service layer"),
