@@ -1,12 +1,20 @@
-"""What a route handler may ask for: the services, the caller, the revision it edits.
+"""What a route handler may ask for: the services, the caller, the change it asks for.
 
 Every request reaches the service layer through these dependencies, so cross-cutting concerns
 live here and not in handlers: who the caller is and what they may do (``auth``: an ``Actor``
-with a role; ``Reader``, ``Operator``, ``Configurer``, ``Administrator`` refuse the others),
-and which revision a write was based on (``If-Match``, see ``etags``). A write passes
-``author=actor.name, role=actor.role, remote=actor.remote`` to the service layer, which
-records them in the history (the author) and the audit log (all three). Handlers use the
-``Annotated`` aliases below.
+with a role; ``Reader``, ``Operator``, ``Configurer``, ``Administrator`` refuse the others).
+A write takes one ``ChangeRequest`` (daemon/changes.py): the actor, checked for the route's
+permission, the revision the write was based on (``If-Match``, see ``etags``) and, for the
+writes that accept them, the ``message`` and ``dry_run`` query parameters. The service layer
+records the actor in the history (its name) and the audit log (name, role, address)::
+
+    ConfigureChange   configure, with ?message= and ?dry_run=   (documents, services, servers)
+    FieldChange       read, with ?message= and ?dry_run=        (a real server's PATCH: the
+                                                                 handler asks by field)
+    ConfigureAction   configure                                 (rollback, restore, plan)
+    OperateAction     operate                                   (enable, disable, drain)
+
+Handlers use the ``Annotated`` aliases below.
 """
 
 from __future__ import annotations
@@ -17,20 +25,13 @@ from typing import Annotated, Any
 
 from fastapi import Body, Depends, Header, Query, Request
 
-from bascule.api.auth import (
-    ActorDep,
-    Administrator,
-    Configurer,
-    Operator,
-    Reader,
-    get_actor,
-)
+from bascule.api.auth import ActorDep, Administrator, Configurer, Operator, Reader
 from bascule.api.etags import parse_if_match
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
-from bascule.daemon.service import Base, ConfigService
+from bascule.daemon.changes import Base, ChangeRequest
+from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
-from bascule.model.access import Actor
 
 SystemProbe = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -70,12 +71,6 @@ def get_audit(request: Request) -> AuditService:
     return get_services(request).audit
 
 
-def get_author(actor: Annotated[Actor, Depends(get_actor)]) -> str:
-    """The caller's name, as the history records it (prefer an ``Actor`` alias: it carries
-    the permission check and the remote address too)."""
-    return actor.name
-
-
 def get_base_revision(
     if_match: Annotated[
         str | None,
@@ -91,7 +86,6 @@ def get_base_revision(
 
 ConfigServiceDep = Annotated[ConfigService, Depends(get_config_service)]
 SystemProbeDep = Annotated[SystemProbe, Depends(get_system_probe)]
-Author = Annotated[str, Depends(get_author)]
 AccountServiceDep = Annotated[AccountService, Depends(get_accounts)]
 AuditServiceDep = Annotated[AuditService, Depends(get_audit)]
 BaseRevision = Annotated[Base, Depends(get_base_revision)]
@@ -102,6 +96,39 @@ DryRun = Annotated[
 Message = Annotated[
     str | None, Query(max_length=1000, description="Why: recorded with the revision")
 ]
+
+
+def configure_change(
+    actor: Configurer, base: BaseRevision, dry_run: DryRun = False, message: Message = None
+) -> ChangeRequest:
+    """A structural change, with the ``message`` and ``dry_run`` query parameters."""
+    return ChangeRequest(actor=actor, base=base, message=message or "", dry_run=dry_run)
+
+
+def field_change(
+    actor: Reader, base: BaseRevision, dry_run: DryRun = False, message: Message = None
+) -> ChangeRequest:
+    """``configure_change`` for a route whose permission depends on the fields it changes
+    (the handler checks it)."""
+    return ChangeRequest(actor=actor, base=base, message=message or "", dry_run=dry_run)
+
+
+def configure_action(actor: Configurer, base: BaseRevision) -> ChangeRequest:
+    """A structural change the route names itself (no ``message``; no dry run unless the
+    route has its own parameter)."""
+    return ChangeRequest(actor=actor, base=base)
+
+
+def operate_action(actor: Operator, base: BaseRevision) -> ChangeRequest:
+    """An operator's change the route names itself (enable, disable, drain)."""
+    return ChangeRequest(actor=actor, base=base)
+
+
+ConfigureChange = Annotated[ChangeRequest, Depends(configure_change)]
+FieldChange = Annotated[ChangeRequest, Depends(field_change)]
+ConfigureAction = Annotated[ChangeRequest, Depends(configure_action)]
+OperateAction = Annotated[ChangeRequest, Depends(operate_action)]
+
 DocumentBody = Annotated[
     dict[str, Any],
     Body(description="A configuration document, validated as a whole by the service layer"),

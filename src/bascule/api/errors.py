@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException
 from bascule.api.auth import client_address, request_actor
 from bascule.api.etags import etag
 from bascule.api.schemas import ErrorDetail, ErrorKind, ErrorOut, FieldProblem
+from bascule.daemon.audit import AuditOutcome
 from bascule.errors import (
     ApplyFailed,
     BasculeError,
@@ -141,7 +142,7 @@ def _record_refusal(request: Request, detail: str) -> None:
         "access.denied",
         f"{request.method} {request.url.path}",
         remote=actor.remote if actor else client_address(request),
-        outcome="refused",
+        outcome=AuditOutcome.refused,
         detail=detail,
     )
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from fastapi import Response
 from fastapi.exceptions import RequestValidationError
 
+from bascule.daemon.changes import UNCHECKED, Base
 from bascule.daemon.results import ApplyResult
-from bascule.daemon.service import UNCHECKED, Base
 
 EMPTY_STORE_TAGS = frozenset({"0", "none"})
 

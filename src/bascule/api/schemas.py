@@ -15,7 +15,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bascule.daemon.results import ApplyResult, Detection
+from bascule.model import RealServerState
 from bascule.reconcile.diff import DiffItem, diff_to_json, format_diff
+from bascule.reconcile.status import ServerStatus, ServiceStatus
 from bascule.store.revisions import Revision, RevisionSummary
 
 ErrorKind = Literal[
@@ -237,8 +239,8 @@ class RealServerStatusOut(_FromAttributes):
     port: int
     weight: int
     engine_weight: int | None
-    state: str
-    status: str
+    state: RealServerState
+    status: ServerStatus
     check_result: str | None
     check_code: int | None
     check_duration_ms: int | None
@@ -266,7 +268,7 @@ class VirtualServiceStatusOut(_FromAttributes):
     type: str
     mode: str
     scheduler: str
-    status: str
+    status: ServiceStatus
     message: str
     up: int
     total: int

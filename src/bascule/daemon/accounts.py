@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from bascule.daemon.audit import AuditService
+from bascule.daemon.audit import AuditOutcome, AuditService
 from bascule.errors import (
     AuthenticationFailed,
     FieldError,
@@ -133,7 +133,7 @@ class AccountService:
         ``lockout_attempts`` failures for that name fall within ``lockout_seconds``."""
         if len(name) > MAX_LOGIN_NAME:  # no user has such a name; keep the store and log small
             name = name[:MAX_LOGIN_NAME]
-            self._record_login(name, remote, "failed", "user name too long")
+            self._record_login(name, remote, AuditOutcome.failed, "user name too long")
             raise AuthenticationFailed()
         self._refuse_if_locked(name, remote, self._now())
         stored = self.store.password_hash(name)
@@ -332,7 +332,7 @@ class AccountService:
                 }
                 self._noted_locks[name] = failures.locked_until
                 self._record_login(
-                    name, remote, "locked", "refused while locked out (once per lock)"
+                    name, remote, AuditOutcome.locked, "refused while locked out (once per lock)"
                 )
             raise LockedOut(remaining)
         return failures
@@ -354,9 +354,9 @@ class AccountService:
             LoginFailures(name=name, count=count, first_at=first_at, locked_until=locked_until)
         )
         if locked_until is not None:
-            self._record_login(name, remote, "locked", f"{count} failed logins: locked")
+            self._record_login(name, remote, AuditOutcome.locked, f"{count} failed logins: locked")
             raise LockedOut(self.lockout_seconds)
-        self._record_login(name, remote, "failed", "wrong user name or password")
+        self._record_login(name, remote, AuditOutcome.failed, "wrong user name or password")
         raise AuthenticationFailed()
 
     async def _hash(self, password: str) -> str:
@@ -386,7 +386,7 @@ class AccountService:
         if self._audit is not None:
             self._audit.record(actor, action, target, detail=detail)
 
-    def _record_login(self, name: str, remote: str, outcome: str, detail: str) -> None:
+    def _record_login(self, name: str, remote: str, outcome: AuditOutcome, detail: str) -> None:
         if self._audit is not None:
             self._audit.record(name, "login", name, remote=remote, outcome=outcome, detail=detail)
 

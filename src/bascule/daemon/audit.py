@@ -1,13 +1,14 @@
 """The audit log as the daemon keeps it: every change, login and account change, in one place.
 
-``ConfigService`` records each configuration change (committed or refused) with its author,
-address, message, revision and diff; ``AccountService`` records logins (ok, failed, locked),
-user and token changes. The API and the WUI read it back a page at a time, newest first.
+The change pipeline (``daemon/changes.py``) records each configuration change (committed or
+refused) with its actor (name, role, address), message, revision and diff; ``AccountService``
+records logins (ok, failed, locked), user and token changes. The API and the WUI read it back
+a page at a time, newest first.
 
 Recording never fails the change it describes: the change has already happened (or already
 been refused), so a store error here is logged and swallowed. The entry of a committed change
-is the exception: ``ConfigService`` builds it with ``entry`` and the revision store writes it
-in the revision's own transaction (both or neither), and ``settle`` records the apply outcome.
+is the exception: the pipeline builds it with ``entry`` and the revision store writes it in
+the revision's own transaction (both or neither), and ``settle`` records the apply outcome.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from typing import Any
 
 from bascule.errors import StoreError
 from bascule.model.access import Actor
-from bascule.store.audit import AuditEntry, AuditRecord, AuditStore
+from bascule.store.audit import AuditEntry, AuditOutcome, AuditRecord, AuditStore
 
 log = logging.getLogger("bascule.audit")
 
-__all__ = ["AuditEntry", "AuditService"]
+__all__ = ["AuditEntry", "AuditOutcome", "AuditService"]
 
 #: The actor name of what the daemon does by itself (no request behind it).
 SYSTEM = "system"
@@ -43,21 +44,19 @@ class AuditService:
         action: str,
         target: str = "",
         *,
-        role: str = "",
         remote: str = "",
         revision: int | None = None,
         diff: Sequence[Mapping[str, Any]] = (),
-        outcome: str = "ok",
+        outcome: AuditOutcome = AuditOutcome.ok,
         detail: str = "",
     ) -> None:
-        """Record one entry. ``actor`` is who (an ``Actor``, or only a name as the history
-        knows it, e.g. the author of a configuration change, with its ``role``); ``remote``
-        defaults to the actor's address."""
+        """Record one entry. ``actor`` is who (an ``Actor``, with its role and address, or
+        only a name, e.g. the user name a login tried); ``remote`` defaults to the actor's
+        address."""
         entry = self.entry(
             actor,
             action,
             target,
-            role=role,
             remote=remote,
             revision=revision,
             diff=diff,
@@ -89,27 +88,25 @@ class AuditService:
         action: str,
         target: str = "",
         *,
-        role: str = "",
         remote: str = "",
         revision: int | None = None,
         diff: Sequence[Mapping[str, Any]] = (),
-        outcome: str = "ok",
+        outcome: AuditOutcome = AuditOutcome.ok,
         detail: str = "",
     ) -> AuditRecord:
-        """An entry stamped now but not written: ``ConfigService`` hands it to
+        """An entry stamped now but not written: the change pipeline hands it to
         ``RevisionStore.commit``, which writes it in the transaction of the revision."""
         match actor:
             case Actor():
-                name, where = actor.name, actor.remote
-                role = role or actor.role.value
+                name, role, where = actor.name, actor.role.value, actor.remote
             case str():
-                name, where = actor or SYSTEM, ""
+                name, role, where = actor or SYSTEM, "", ""
             case None:
-                name, where = SYSTEM, ""
+                name, role, where = SYSTEM, "", ""
         return AuditRecord(
             at=datetime.fromtimestamp(self._clock(), UTC),
             actor=name,
-            role=str(role),
+            role=role,
             remote=remote or where,
             action=action,
             target=target,
@@ -119,7 +116,7 @@ class AuditService:
             detail=detail,
         )
 
-    def settle(self, revision: int, *, outcome: str, detail: str) -> None:
+    def settle(self, revision: int, *, outcome: AuditOutcome, detail: str) -> None:
         """Set the outcome of the entry committed with ``revision`` (e.g. ``apply_failed``
         when the engines refused it); like ``record``, never fails the change."""
         try:

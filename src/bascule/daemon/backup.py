@@ -20,8 +20,9 @@ from typing import Any
 
 import yaml
 
+from bascule.daemon.changes import ChangeRequest
 from bascule.daemon.results import ApplyResult
-from bascule.daemon.service import UNCHECKED, Base, ConfigService
+from bascule.daemon.service import ConfigService
 from bascule.errors import FieldError, InvalidConfiguration
 
 RESTORE_MESSAGE = "restore from backup"
@@ -86,30 +87,18 @@ def read_backup(data: bytes | str) -> dict[str, Any]:
 
 
 async def restore(
-    config: ConfigService,
-    document: Mapping[str, Any],
-    *,
-    base: Base = UNCHECKED,
-    author: str,
-    role: str = "",
-    remote: str = "",
-    dry_run: bool = False,
+    config: ConfigService, document: Mapping[str, Any], request: ChangeRequest
 ) -> ApplyResult:
     """Make ``document`` the configuration, as a new revision "restore from backup".
 
-    ``base`` is the revision the restore was planned on: a change by someone else between the
-    plan (``dry_run=True``) and the restore is refused with ``Conflict``. Nothing is changed
-    when the document is invalid or an engine refuses it.
+    ``request.base`` is the revision the restore was planned on: a change by someone else
+    between the plan (a dry run) and the restore is refused with ``Conflict``. Nothing is
+    changed when the document is invalid or an engine refuses it.
     """
     restored = dict(document)
     return await config.edit(
         lambda _current: restored,
-        base=base,
-        author=author,
-        role=role,
-        remote=remote,
-        message=RESTORE_MESSAGE,
-        dry_run=dry_run,
+        request.with_default_message(RESTORE_MESSAGE),
         action=RESTORE_ACTION,
     )
 

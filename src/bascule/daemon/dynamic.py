@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
-from bascule.engines.base import EngineObservation
+from bascule.engines.base import EngineObservation, Health
 from bascule.errors import BasculeError
 from bascule.health.adaptive import AgentReading, adaptive_weights
 from bascule.health.agent import agent_url, poll_agents
@@ -132,7 +132,7 @@ class DynamicScheduler:
                 ref = (vs.name, rs.key)
                 seen = observation.servers.get(ref)
                 # Only a passing check's duration says how fast the server answers.
-                if seen is None or seen.health != "up" or seen.check_duration_ms is None:
+                if seen is None or seen.health is not Health.up or seen.check_duration_ms is None:
                     continue
                 self._times[ref] = ewma(self._times.get(ref), seen.check_duration_ms)
 

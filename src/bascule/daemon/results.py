@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bascule.model import RealServerState
 from bascule.reconcile.diff import DiffItem
+from bascule.reconcile.status import ServerStatus, ServiceStatus
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,8 +43,8 @@ class RealServerStatus:
     port: int
     weight: int
     engine_weight: int | None
-    state: str  # the configured state: enabled | disabled | drain
-    status: str  # up | down | drain | disabled | unchecked
+    state: RealServerState  # the configured state
+    status: ServerStatus
     check_result: str | None
     check_code: int | None
     check_duration_ms: int | None
@@ -68,7 +70,7 @@ class VirtualServiceStatus:
     type: str
     mode: str
     scheduler: str
-    status: str  # up | degraded | down | disabled | unchecked | apply_error
+    status: ServiceStatus
     message: str
     up: int
     total: int

@@ -251,16 +251,7 @@ class Daemon:
             audit=audit,
         )
         statistics = Statistics(service.status, interval=settings.stats_interval)
-        last_good = _last_good(store)
-        if await engine.adopt():
-            service.adopt(engine.name, for_mode(last_good, engine.mode) if last_good else None)
-            log.info("adopted the running HAProxy", extra={"pids": await engine.worker_pids()})
-        if await nftables.adopt():
-            l4_part = for_mode(last_good, Mode.l4) if last_good else None
-            service.adopt(nftables.name, l4_part)
-            if l4_part is not None:
-                await l4.adopted(l4_part)
-            log.info("adopting Bascule's nftables tables")
+        await adopt_engines(service, _last_good(store), l4_adopted=l4.adopted)
         ok, error = await service.reconcile()
         log.info("started", extra={"version": __version__, "applied": ok, "error": error})
 
@@ -407,6 +398,26 @@ class Daemon:
                 await service.reconcile(retry_failed=False)
             except (BasculeError, OSError) as exc:
                 log.error("reconcile failed", extra={"error": str(exc)})
+
+
+async def adopt_engines(
+    service: ConfigService,
+    last_good: Configuration | None,
+    *,
+    l4_adopted: Callable[[Configuration], Awaitable[None]],
+) -> list[str]:
+    """Take over what a previous daemon left running; the names of the engines adopted.
+
+    Each engine that still runs was started from the last good revision (its share of it).
+    The L4 health checker then starts the adopted ``l4`` servers up (``l4_adopted``), so that
+    none leaves the tables while its first checks run.
+    """
+    adopted = [engine for engine in service.engines if await engine.adopt()]
+    for engine in adopted:
+        service.adopt(engine.name, for_mode(last_good, engine.mode) if last_good else None)
+    if last_good is not None and any(engine.mode is Mode.l4 for engine in adopted):
+        await l4_adopted(for_mode(last_good, Mode.l4))
+    return [engine.name for engine in adopted]
 
 
 def _last_good(store: RevisionStore) -> Configuration | None:

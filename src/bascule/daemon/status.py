@@ -11,9 +11,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from bascule.daemon.results import RealServerStatus, StatusReport, VirtualServiceStatus
-from bascule.engines.base import EngineObservation, ServerObservation
+from bascule.engines.base import EngineObservation, Health, ServerObservation
 from bascule.model import Configuration, RealServer, RealServerState, VirtualService
 from bascule.reconcile.planner import ServerRef, WeightOverride
+from bascule.reconcile.status import ServerStatus, ServiceStatus
+
+# What a critical real server may be without taking its service down: HAProxy's srv_is_up
+# (the critical rule, see engines/haproxy/view.py) is true for a drained server whose checks
+# pass, so draining a critical server keeps the service up.
+_CRITICAL_OK = frozenset({ServerStatus.up, ServerStatus.unchecked, ServerStatus.drain})
 
 
 def build_status(
@@ -65,11 +71,11 @@ def _service_status(
         )
         for rs in vs.real_servers
     )
-    up = sum(1 for s in servers if s.status == "up")
+    up = sum(1 for s in servers if s.status is ServerStatus.up)
     counters = observation.services.get(vs.name)
     status, message = _service_verdict(vs, servers, observation)
     if not apply_ok:
-        status, message = "apply_error", apply_message
+        status, message = ServiceStatus.apply_error, apply_message
     return VirtualServiceStatus(
         name=vs.name,
         address=vs.address,
@@ -94,27 +100,26 @@ def _service_status(
 
 def _service_verdict(
     vs: VirtualService, servers: tuple[RealServerStatus, ...], observation: EngineObservation
-) -> tuple[str, str]:
+) -> tuple[ServiceStatus, str]:
     if not vs.enabled:
-        return "disabled", "the virtual service is disabled"
+        return ServiceStatus.disabled, "the virtual service is disabled"
     if not observation.running:
-        return "down", observation.detail or "the engine is not running"
+        return ServiceStatus.down, observation.detail or "the engine is not running"
     for status in servers:
-        # HAProxy's srv_is_up (the critical rule, see engines/haproxy/view.py) is true for a
-        # drained server whose checks pass: draining a critical server keeps the service up.
-        if status.critical and status.status not in {"up", "unchecked", "drain"}:
-            return "down", f"critical real server {status.key} is {status.status}"
-    serving = [s for s in servers if s.state == RealServerState.enabled.value]
+        if status.critical and status.status not in _CRITICAL_OK:
+            return ServiceStatus.down, f"critical real server {status.key} is {status.status}"
+    serving = [s for s in servers if s.state is RealServerState.enabled]
     if not serving:
-        return "down", "no enabled real server"
+        return ServiceStatus.down, "no enabled real server"
     if not vs.checked:
-        return "unchecked", "no health check"
-    healthy = [s for s in serving if s.status == "up"]
+        return ServiceStatus.unchecked, "no health check"
+    healthy = [s for s in serving if s.status is ServerStatus.up]
     if len(healthy) == len(serving):
-        return "up", ""
+        return ServiceStatus.up, ""
     if healthy:
-        return "degraded", f"{len(serving) - len(healthy)} of {len(serving)} real servers down"
-    return "down", "no real server is up"
+        down = len(serving) - len(healthy)
+        return ServiceStatus.degraded, f"{down} of {len(serving)} real servers down"
+    return ServiceStatus.down, "no real server is up"
 
 
 def _server_status(
@@ -123,24 +128,7 @@ def _server_status(
     seen: ServerObservation | None,
     override: WeightOverride | None = None,
 ) -> RealServerStatus:
-    if rs.state is RealServerState.disabled:
-        status = "disabled"
-    elif seen is None:
-        status = "down" if vs.enabled else "disabled"
-    elif not vs.checked:
-        status = "drain" if rs.state is RealServerState.drain else "unchecked"
-    elif seen.health == "down":
-        status = "down"
-    elif rs.state is RealServerState.drain:
-        status = "drain"
-    elif seen.health in {"up", "drain"}:
-        status = "up"
-    elif seen.health == "unchecked":
-        status = "unchecked"
-    else:
-        # The engine holds the server in maintenance although the document enables it
-        # (drift the reconciler is about to repair): it takes no traffic.
-        status = "down"
+    status = _server_verdict(vs, rs, seen)
     if override is not None and override.out and rs.state is RealServerState.enabled:
         status = override.out  # the agent took it out (101 down, 102 disabled)
     return RealServerStatus(
@@ -149,7 +137,7 @@ def _server_status(
         port=rs.port,
         weight=rs.weight,
         engine_weight=seen.weight if seen else None,
-        state=rs.state.value,
+        state=rs.state,
         status=status,
         check_result=seen.check_result if seen else None,
         check_code=seen.check_code if seen else None,
@@ -165,3 +153,25 @@ def _server_status(
         effective_weight=override.weight if override else None,
         weight_reason=override.reason if override else None,
     )
+
+
+def _server_verdict(
+    vs: VirtualService, rs: RealServer, seen: ServerObservation | None
+) -> ServerStatus:
+    if rs.state is RealServerState.disabled:
+        return ServerStatus.disabled
+    if seen is None:
+        return ServerStatus.down if vs.enabled else ServerStatus.disabled
+    if not vs.checked:
+        return ServerStatus.drain if rs.state is RealServerState.drain else ServerStatus.unchecked
+    if seen.health is Health.down:
+        return ServerStatus.down
+    if rs.state is RealServerState.drain:
+        return ServerStatus.drain
+    if seen.health in {Health.up, Health.drain}:
+        return ServerStatus.up
+    if seen.health is Health.unchecked:
+        return ServerStatus.unchecked
+    # The engine holds the server in maintenance although the document enables it (drift
+    # the reconciler is about to repair): it takes no traffic.
+    return ServerStatus.down

@@ -1,22 +1,40 @@
 """The Engine contract the daemon drives, and a FakeEngine that records what it is asked.
 
-An engine is a data plane (HAProxy, nftables) seen by the daemon through four verbs:
-``check`` a desired configuration with the engine's own checker, ``execute`` the engine's
-share of a plan, ``observe`` what is running, and ``stop``. The FakeEngine keeps everything in
-memory so the reconciler, the service layer and the API are tested without root; it is not a
-substitute for the engine tests, which run the real binaries.
+An engine is a data plane (HAProxy, nftables) seen by the daemon through a few verbs:
+``adopt`` what a previous daemon left running, ``check`` a desired configuration with the
+engine's own checker, ``execute`` the engine's share of a plan, ``observe`` what is running,
+and ``stop``. The FakeEngine keeps everything in memory so the reconciler, the service layer
+and the API are tested without root; it is not a substitute for the engine tests, which run
+the real binaries.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from bascule.errors import ApplyFailed, EngineRejected
 from bascule.model import Configuration, Mode, RealServerState
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
-from bascule.reconcile.planner import ServerRef, ServerRuntime, desired_runtime
+from bascule.reconcile.planner import (
+    ServerRef,
+    ServerRuntime,
+    apply_runtime_actions,
+    desired_runtime,
+)
+
+
+class Health(enum.StrEnum):
+    """A real server's health as the engine sees it (its checks and its own holds); the
+    daemon's ``status.py`` turns it and the document into the server's ``ServerStatus``."""
+
+    up = "up"  # the checks pass (HAProxy: UP, NOLB, DRAIN, OPEN)
+    down = "down"  # the checks fail, or the engine cannot forward to it
+    unchecked = "unchecked"  # no check (or planning asked for no health at all)
+    maint = "maint"  # the engine holds it in maintenance
+    drain = "drain"  # up, but drained by the engine
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,7 +43,7 @@ class ServerObservation:
 
     weight: int
     state: RealServerState
-    health: str  # up | down | unchecked | maint | drain (the engine's view of health)
+    health: Health
     check_result: str | None = None  # e.g. "L7OK", "L4CON"
     check_code: int | None = None
     check_duration_ms: int | None = None
@@ -118,6 +136,11 @@ class Engine(Protocol):
     mode: Mode  # the virtual services it runs
     max_weight: int
 
+    async def adopt(self) -> bool:
+        """At the daemon's start: take over what a previous daemon left running (a live
+        HAProxy master, Bascule's nftables tables); whether there was anything. The daemon
+        then tells the service layer which document that was (the last good revision's)."""
+
     async def check(self, config: Configuration) -> None:
         """Render ``config`` and run the engine's own checker; raise EngineRejected."""
 
@@ -178,12 +201,16 @@ class FakeEngine:
         self.executed: list[Action] = []
         self.reloads = 0
         self.running: Configuration | None = None
+        self.left_running = False  # a test's "previous daemon left this engine running"
         self.servers: dict[ServerRef, ServerRuntime] = {}
         self.reject_with: str | None = None
         self.fail_apply_with: str | None = None
         self.stopped = False
         # persistence entries by virtual service, as a test puts them there
         self.persisted: dict[str, list[PersistenceEntry]] = {}
+
+    async def adopt(self) -> bool:
+        return self.left_running
 
     async def check(self, config: Configuration) -> None:
         if self.reject_with is not None:
@@ -197,12 +224,8 @@ class FakeEngine:
                 self.running = action.config
                 self.servers = desired_runtime(action.config, max_weight=self.max_weight)
                 self.reloads += 1
-            elif isinstance(action, SetWeight):
-                ref = (action.vs, action.server)
-                self.servers[ref] = replace(self.servers[ref], weight=action.weight)
-            elif isinstance(action, SetState):
-                ref = (action.vs, action.server)
-                self.servers[ref] = replace(self.servers[ref], state=action.state)
+            elif isinstance(action, SetWeight | SetState):
+                self.servers = apply_runtime_actions(self.servers, (action,), engine=self.name)
             else:
                 continue
             self.executed.append(action)
@@ -211,7 +234,7 @@ class FakeEngine:
         self, applied: Configuration | None, *, counters: bool = True
     ) -> EngineObservation:
         servers = {
-            ref: ServerObservation(weight=rt.weight, state=rt.state, health="unchecked")
+            ref: ServerObservation(weight=rt.weight, state=rt.state, health=Health.unchecked)
             for ref, rt in self.servers.items()
         }
         return EngineObservation(running=self.running is not None, servers=servers)

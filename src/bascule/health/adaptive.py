@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from bascule.model.weights import engine_weights
 from bascule.reconcile.planner import WeightOverride
+from bascule.reconcile.status import ServerStatus
 
 LOAD_DOWN = 101
 LOAD_DISABLED = 102
@@ -120,13 +121,13 @@ def adaptive_weights(
         verdict = _verdict(reading)
         if verdict is AgentVerdict.down:
             result[key] = WeightOverride(
-                weight=base[key], out="down", reason="agent reports 101: down"
+                weight=base[key], out=ServerStatus.down, reason="agent reports 101: down"
             )
             continue
         if verdict is AgentVerdict.disabled:
             result[key] = WeightOverride(
                 weight=base[key],
-                out="disabled",
+                out=ServerStatus.disabled,
                 reason="agent reports 102: administratively disabled",
             )
             continue

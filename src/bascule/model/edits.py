@@ -1,9 +1,15 @@
 """Edits of a configuration document, as pure functions on its JSON form.
 
-The CLI's and the API's fine-grained commands (``vs add``, ``rs drain``...) are expressed as
-edits of the current document; the service layer then validates the whole result with
-``parse_document`` exactly as if the user had applied a file. Each function returns a new
-document and never mutates its argument.
+The CLI's, the API's and the WUI's fine-grained commands (``vs add``, ``vs set``, ``rs
+drain``...) are expressed as edits of the current document; the service layer then validates
+the whole result with ``parse_document`` exactly as if the user had applied a file. Each
+function returns a new document and never mutates its argument.
+
+The rules of a merge live here, so every door behaves the same: a change of ``scheduler``
+away from ``adaptive`` drops the service's ``adaptive`` block (the agent settings mean
+nothing to another scheduler, and the model refuses them there), unless the same change sets
+``adaptive`` itself, which the model then judges. A whole document (``apply -f``) or a
+replaced service (PUT) says everything itself and is taken as written.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bascule.errors import FieldError, InvalidConfiguration, NotFound
+from bascule.model.capabilities import Scheduler
 
 Document = dict[str, Any]
 
@@ -41,10 +48,18 @@ def replace_virtual_service(
 def update_virtual_service(
     document: Mapping[str, Any], name: str, changes: Mapping[str, Any]
 ) -> Document:
-    """Merge ``changes`` into a service (nested mappings merge; lists replace)."""
+    """Merge ``changes`` into a service (nested mappings merge; lists replace); a new
+    scheduler other than ``adaptive`` drops the ``adaptive`` block (see the module's doc)."""
     result = _copy(document)
     index = _service_index(result, name)
-    result["virtual_services"][index] = _merge(result["virtual_services"][index], changes)
+    merged = _merge(result["virtual_services"][index], changes)
+    if (
+        "scheduler" in changes
+        and changes["scheduler"] != Scheduler.adaptive.value
+        and "adaptive" not in changes
+    ):
+        merged.pop("adaptive", None)
+    result["virtual_services"][index] = merged
     return result
 
 

@@ -4,6 +4,8 @@ The planner (planner.py) decides; the daemon's executor translates each action i
 calls. A test can assert on a plan directly::
 
     assert plan.actions == (SetWeight(vs="web", server="198.18.0.4:80", weight=3),)
+
+``describe`` says each action in one line, as the CLI and the WUI show a plan before it runs.
 """
 
 from __future__ import annotations
@@ -55,3 +57,19 @@ class SetState:
 
 
 Action = EnsureVip | RemoveVip | ReplaceConfig | SetWeight | SetState
+
+
+def describe(action: Action) -> str:
+    """One line per action, as the CLI and the WUI show a plan."""
+    match action:
+        case EnsureVip(address=address, interface=interface):
+            return f"add VIP {address}" + (f" on {interface}" if interface else "")
+        case RemoveVip(address=address):
+            return f"remove VIP {address}"
+        case ReplaceConfig(reason=reason):
+            return f"replace the configuration and reload ({reason})"
+        case SetWeight(vs=vs, server=server, weight=weight):
+            return f"set weight of {vs}/{server} to {weight} (runtime, no reload)"
+        case SetState(vs=vs, server=server, state=state):
+            return f"set {vs}/{server} {state.value} (runtime, no reload)"
+    raise AssertionError(f"unknown action {action!r}")  # pragma: no cover

@@ -18,10 +18,11 @@ of setting the document's weights back, and converges on them when they change.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bascule.errors import EngineError
 from bascule.model import Configuration, RealServerState, Scheduler, VirtualService
 from bascule.model.weights import engine_weights
 from bascule.reconcile.actions import (
@@ -31,7 +32,9 @@ from bascule.reconcile.actions import (
     ReplaceConfig,
     SetState,
     SetWeight,
+    describe,
 )
+from bascule.reconcile.status import ServerStatus
 
 ServerRef = tuple[str, str]
 """(virtual service name, real server key ``address:port``)"""
@@ -50,13 +53,14 @@ class WeightOverride:
     """A real server's weight as a dynamic scheduler decided it at run time.
 
     ``weight`` is in engine units (1..max_weight). ``out`` takes the server out of rotation
-    at runtime (the engine disables it) without changing the document: ``"down"`` or
-    ``"disabled"``, the status the server then shows. ``reason`` says why, for the status.
-    Overrides apply to servers the document enables; drain and disabled in the document win.
+    at runtime (the engine disables it) without changing the document: ``ServerStatus.down``
+    or ``ServerStatus.disabled``, the status the server then shows. ``reason`` says why, for
+    the status. Overrides apply to servers the document enables; drain and disabled in the
+    document win.
     """
 
     weight: int
-    out: str | None = None
+    out: ServerStatus | None = None
     reason: str = ""
 
 
@@ -83,6 +87,32 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not self.actions
+
+
+@dataclass(frozen=True, kw_only=True)
+class FullPlan:
+    """The plan of a whole document over several engines: VIPs to add, each engine's plan
+    (by engine name, in the daemon's order), VIPs to remove; executed in that order."""
+
+    ensure: tuple[EnsureVip, ...]
+    engines: tuple[tuple[str, Plan], ...]
+    remove: tuple[RemoveVip, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.ensure and not self.remove and all(p.empty for _, p in self.engines)
+
+    @property
+    def reloads(self) -> bool:
+        return any(p.reloads for _, p in self.engines)
+
+    def descriptions(self) -> tuple[str, ...]:
+        """One line per action, each engine's prefixed with its name, as a person reads it."""
+        lines = [describe(a) for a in self.ensure]
+        for engine, engine_plan in self.engines:
+            lines.extend(f"{engine}: {describe(a)}" for a in engine_plan.actions)
+        lines.extend(describe(a) for a in self.remove)
+        return tuple(lines)
 
 
 def plan(
@@ -166,6 +196,28 @@ def desired_runtime(
                 state = RealServerState.disabled if override.out else rs.state
                 runtime = ServerRuntime(weight=min(override.weight, max_weight), state=state)
             result[(vs.name, rs.key)] = runtime
+    return result
+
+
+def apply_runtime_actions(
+    table: Mapping[ServerRef, ServerRuntime],
+    actions: Iterable[SetWeight | SetState],
+    *,
+    engine: str = "the engine",
+) -> dict[ServerRef, ServerRuntime]:
+    """``table`` (every real server's runtime weight and state) after ``actions``, as an
+    engine that keeps such a table applies them; a server the table lacks is an
+    ``EngineError`` naming ``engine``."""
+    result = dict(table)
+    for action in actions:
+        ref = (action.vs, action.server)
+        now = result.get(ref)
+        if now is None:
+            raise EngineError(f"{engine} runs no real server {action.server} in {action.vs}")
+        if isinstance(action, SetWeight):
+            result[ref] = replace(now, weight=action.weight)
+        else:
+            result[ref] = replace(now, state=action.state)
     return result
 
 

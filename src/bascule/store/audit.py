@@ -9,6 +9,7 @@ exists without the other) and its outcome is settled once the engines have appli
 
 from __future__ import annotations
 
+import enum
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,16 @@ from typing import Any
 
 from bascule.errors import StoreError
 from bascule.store.database import Database, transaction
+
+
+class AuditOutcome(enum.StrEnum):
+    """How what an entry records ended."""
+
+    ok = "ok"  # done (a committed change its engines applied, a login, a user created...)
+    refused = "refused"  # refused before anything changed (invalid, stale, forbidden...)
+    apply_failed = "apply_failed"  # committed, but the engines could not apply it
+    failed = "failed"  # a login with a wrong user name or password
+    locked = "locked"  # a login refused, or one that locked its user name out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +44,7 @@ class AuditEntry:
     target: str
     revision: int | None
     diff: tuple[Mapping[str, Any], ...]
-    outcome: str
+    outcome: AuditOutcome
     detail: str
 
 
@@ -50,7 +61,7 @@ class AuditRecord:
     target: str
     revision: int | None
     diff: Sequence[Mapping[str, Any]]
-    outcome: str
+    outcome: AuditOutcome
     detail: str
 
 
@@ -97,7 +108,7 @@ class AuditStore(Database):
         target: str,
         revision: int | None,
         diff: Sequence[Mapping[str, Any]],
-        outcome: str,
+        outcome: AuditOutcome,
         detail: str,
     ) -> int:
         """Append an entry; returns its id."""
@@ -116,7 +127,7 @@ class AuditStore(Database):
         with self._use("append to the audit log") as db, transaction(db):
             return insert_entry(db, record)
 
-    def settle(self, revision: int, *, outcome: str, detail: str) -> None:
+    def settle(self, revision: int, *, outcome: AuditOutcome, detail: str) -> None:
         """Set the outcome of the entry committed with ``revision`` (only a committed change's
         entry names a revision), once the engines have applied it or not."""
         with self._use("settle an audit entry") as db, transaction(db):
@@ -165,6 +176,7 @@ def _entry(row: tuple[Any, ...]) -> AuditEntry:
     try:
         decoded = json.loads(diff)
         at_time = datetime.fromisoformat(at)
+        outcome = AuditOutcome(outcome)
     except ValueError as exc:
         raise StoreError(f"audit entry {entry_id} is unreadable: {exc}") from exc
     return AuditEntry(

@@ -21,6 +21,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from bascule.daemon.accounts import WebSession
+from bascule.daemon.audit import AuditOutcome
 from bascule.model.access import Permission
 from bascule.web.services import get_web_services
 
@@ -108,7 +109,7 @@ def refusal(request: Request, session: WebSession, message: str) -> HTTPExceptio
         session.actor,
         "access.denied",
         f"{request.method} {request.url.path}",
-        outcome="refused",
+        outcome=AuditOutcome.refused,
         detail=message,
     )
     return HTTPException(status_code=403, detail=message)

@@ -1,13 +1,15 @@
 """A change waiting for the person's Apply: planned first, shown on ``/preview``, then applied.
 
-Every form that changes the configuration ends in ``propose``: the change is run once with
-``dry_run=True`` (validated, checked by the engines, planned: the diff and the actions), kept
-server-side under the session (state.py), and the browser is sent to ``/preview``. Apply runs
-the same change again for real against the same base revision, so a change made by someone
-else in between is refused (``Conflict``) instead of being silently overwritten.
+Every form that changes the configuration ends in ``propose``: the change is run once as a dry
+run (validated, checked by the engines, planned: the diff and the actions), kept server-side
+under the session (state.py), and the browser is sent to ``/preview``. Apply runs the same
+change again for real with the same ``ChangeRequest`` (the same actor, the same base
+revision), so a change made by someone else in between is refused (``Conflict``) instead of
+being silently overwritten.
 
-Pages build a PendingChange with ``config_edit`` (an edit from ``bascule.model.edits``) or
-directly with their own ``run`` (a rollback, a restore).
+``new_request`` is the WUI's one source of a ``ChangeRequest``: the session's actor, based
+on the revision the page was showing. Pages build a PendingChange with ``config_edit`` (an edit
+from ``bascule.model.edits``) or directly with their own ``run`` (a rollback, a restore).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 
 from bascule.daemon.accounts import WebSession
+from bascule.daemon.changes import ChangeRequest
 from bascule.daemon.results import ApplyResult
 from bascule.errors import EngineError, InvalidConfiguration
 from bascule.model.access import Permission
@@ -28,7 +31,7 @@ from bascule.web.forms import FormErrors, errors_for
 from bascule.web.services import WebServices
 from bascule.web.state import flash, session_states
 
-Run = Callable[[bool], Awaitable[ApplyResult]]  # dry_run -> result
+Run = Callable[[ChangeRequest], Awaitable[ApplyResult]]  # the dry run, then the real one
 Edit = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
@@ -37,12 +40,24 @@ class PendingChange:
     """One change as the preview shows it and Apply runs it."""
 
     title: str  # "Add virtual service web", shown as the preview's heading
-    run: Run  # run(True) plans, run(False) commits and applies
+    request: ChangeRequest  # who asked, on which revision, why
+    run: Run  # run(request.with_dry_run()) plans, run(request) commits and applies
     permission: Permission  # checked again at Apply: the role may have changed meanwhile
     return_to: str  # where Cancel goes (the form or the page the change came from)
     done_to: str = ""  # where the result page links after a successful apply
     plan: ApplyResult | None = None  # the dry run shown on /preview
     result: ApplyResult | None = None  # the outcome, once applied
+
+    async def apply(self) -> ApplyResult:
+        """Run the change for real, as it was planned."""
+        return await self.run(self.request)
+
+
+def new_request(services: WebServices, session: WebSession, message: str = "") -> ChangeRequest:
+    """A change by the session's actor, based on the current revision (the one the person
+    is looking at)."""
+    base, _ = services.config.document()
+    return ChangeRequest(actor=session.actor, base=base, message=message)
 
 
 def config_edit(
@@ -58,22 +73,17 @@ def config_edit(
 ) -> PendingChange:
     """A change of the current document by ``edit``, based on the current revision."""
     config = services.config
-    base, _ = config.document()
-    actor = session.actor
 
-    async def run(dry_run: bool) -> ApplyResult:
-        return await config.edit(
-            edit,
-            base=base,
-            author=actor.name,
-            role=actor.role,
-            remote=actor.remote,
-            message=message,
-            dry_run=dry_run,
-        )
+    async def run(request: ChangeRequest) -> ApplyResult:
+        return await config.edit(edit, request)
 
     return PendingChange(
-        title=title, run=run, permission=permission, return_to=return_to, done_to=done_to
+        title=title,
+        request=new_request(services, session, message),
+        run=run,
+        permission=permission,
+        return_to=return_to,
+        done_to=done_to,
     )
 
 
@@ -84,7 +94,7 @@ async def propose(request: Request, session: WebSession, change: PendingChange) 
     EngineRejected, NotFound, Conflict): the calling form shows it beside its fields.
     A change that changes nothing is not previewed: the person goes back with a note.
     """
-    plan = await change.run(True)
+    plan = await change.run(change.request.with_dry_run())
     if not plan.changed:
         flash(request, "Nothing to change: the configuration already says that.", "info")
         return RedirectResponse(change.return_to, status_code=303)

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bascule.api.routes.metrics import exposition
 from bascule.daemon.service import ConfigService
+from bascule.reconcile.status import ServerStatus, ServiceStatus
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -42,13 +43,15 @@ async def test_counters_and_check_durations(service: ConfigService, committed: i
     [vs] = report.virtual_services
     server = replace(
         vs.real_servers[0],
-        status="up",
+        status=ServerStatus.up,
         check_duration_ms=12,
         total_requests=40,
         total_connections=20,
         bytes_out=1234,
     )
-    vs = replace(vs, status="up", total_requests=41, real_servers=(server, *vs.real_servers[1:]))
+    vs = replace(
+        vs, status=ServiceStatus.up, total_requests=41, real_servers=(server, *vs.real_servers[1:])
+    )
     found = samples(exposition(replace(report, virtual_services=(vs,))).decode())
     web = (("virtual_service", "web"),)
     rs = (("real_server", "198.18.0.4:80"), ("virtual_service", "web"))

@@ -19,6 +19,7 @@ from typing import Any, cast
 import pytest
 import schemathesis
 from argon2 import PasswordHasher
+from change_requests import by
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -117,7 +118,7 @@ async def admin_headers(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
         )
         config.detector = NoProbes()
         config.dsr_verifier = NoDsrChecks()
-        await config.apply(DOCUMENT, author="fuzz")
+        await config.apply(DOCUMENT, by("fuzz"))
         accounts = AccountService(
             account_store,
             idle_timeout=900,

@@ -159,6 +159,19 @@ async def test_patch_with_an_invalid_value(client: httpx.AsyncClient, committed:
     assert response.json()["error"]["fields"][0]["path"] == "virtual_services[0].check.interval"
 
 
+async def test_patch_the_scheduler_away_from_adaptive_drops_the_agent(
+    client: httpx.AsyncClient, make_service: Callable[..., Document]
+) -> None:
+    adaptive = {**make_service(), "scheduler": "adaptive", "adaptive": {"port": 8080}}
+    assert (await client.put("/api/v1/config", json={"virtual_services": [adaptive]})).is_success
+    response = await client.patch(f"{SERVICES}/web", json={"scheduler": "round_robin"})
+    assert response.status_code == 200, response.text
+    paths = {d["path"] for d in response.json()["diff"]}
+    assert paths == {"virtual_services[web].scheduler", "virtual_services[web].adaptive"}
+    web = (await client.get(f"{SERVICES}/web")).json()
+    assert (web["scheduler"], web["adaptive"]) == ("round_robin", None)
+
+
 async def test_patch_with_a_stale_base_is_a_conflict(
     client: httpx.AsyncClient, committed: int
 ) -> None:

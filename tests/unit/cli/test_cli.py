@@ -361,6 +361,19 @@ def test_vs_add_list_show_set_delete(daemon: Daemon) -> None:
     assert "no virtual services" in ok(run(daemon, "vs", "list")).stdout
 
 
+def test_vs_set_another_scheduler_drops_the_adaptive_agent(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    adaptive = WEB.format(weight=1000).replace(
+        "scheduler: weighted_round_robin", "scheduler: adaptive\n    adaptive: {port: 8080}"
+    )
+    ok(run(daemon, "apply", "-f", str(write(tmp_path, adaptive))))
+    assert daemon.store.get(1).document["virtual_services"][0]["adaptive"]["port"] == 8080
+    ok(run(daemon, "vs", "set", "web", "scheduler=round_robin"))
+    service = daemon.store.get(2).document["virtual_services"][0]
+    assert (service["scheduler"], service["adaptive"]) == ("round_robin", None)
+
+
 def test_vs_errors(daemon: Daemon) -> None:
     assert failed(run(daemon, "vs", "show", "nope")) == [
         "error: there is no virtual service named 'nope'"

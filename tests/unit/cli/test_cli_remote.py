@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from change_requests import by
 from typer.testing import CliRunner, Result
 
 from bascule.api.app import create_app
@@ -75,7 +76,7 @@ def served(make_api_services: Callable[..., ApiServices]) -> Iterator[Served]:
     accounts = services.accounts
 
     async def prepare() -> dict[str, str]:
-        await service.apply(DOCUMENT, author="test")
+        await service.apply(DOCUMENT, by("test"))
         await accounts.ensure_admin("admin-password")
         await accounts.create_user("viewer", Role.viewer, "viewer-password", by=ROOT)
         return {

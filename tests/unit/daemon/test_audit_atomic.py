@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from change_requests import by
 
 from bascule.daemon.audit import AuditEntry, AuditService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
 from bascule.engines.base import FakeEngine
 from bascule.errors import StoreError
-from bascule.model import edits
+from bascule.model import RealServerState, edits
+from bascule.model.access import Role
 from bascule.store import revisions
 from bascule.store.audit import AuditRecord, AuditStore
 from bascule.store.revisions import RevisionStore
@@ -125,7 +127,7 @@ async def test_the_service_refuses_a_change_it_cannot_audit(
     service: ConfigService, store: RevisionStore, audit: AuditService
 ) -> None:
     with pytest.raises(StoreError):
-        await service.apply(document(), author="alice", role="admin", remote="192.0.2.7")
+        await service.apply(document(), by("alice", role=Role.admin, remote="192.0.2.7"))
     assert store.head() is None
     # neither the revision nor its entry; the refusal is recorded as any refused change
     [entry] = entries(audit)
@@ -134,15 +136,15 @@ async def test_the_service_refuses_a_change_it_cannot_audit(
 
 
 async def test_every_write_records_the_role(service: ConfigService, audit: AuditService) -> None:
-    await service.apply(document(), author="alice", role="admin")
+    await service.apply(document(), by("alice", role=Role.admin))
     await service.edit(
         lambda doc: edits.update_real_server(doc, "web", KEY, {"weight": 5}),
-        author="bob",
-        role="admin",
-        message="lighter",
+        by("bob", role=Role.admin, message="lighter"),
     )
-    await service.set_real_server_state("web", KEY, "drain", author="olivia", role="operator")
-    await service.rollback(1, author="root@local", role="admin", remote="unix socket")
+    await service.set_real_server_state(
+        "web", KEY, RealServerState.drain, by("olivia", role=Role.operator)
+    )
+    await service.rollback(1, by("root@local", role=Role.admin, remote="unix socket"))
     recorded = [(e.action, e.actor, e.role, e.revision) for e in entries(audit)]
     assert recorded == [
         ("config.apply", "alice", "admin", 1),
@@ -158,7 +160,7 @@ async def test_a_failed_apply_settles_the_committed_entry(
     engine = service.engines[0]
     assert isinstance(engine, FakeEngine)
     engine.fail_apply_with = "haproxy died"
-    await service.apply(document(), author="alice", role="operator", message="first")
+    await service.apply(document(), by("alice", role=Role.operator, message="first"))
     [entry] = entries(audit)
     assert (entry.outcome, entry.revision, entry.role) == ("apply_failed", 1, "operator")
     assert entry.detail.startswith("first; ") and "haproxy died" in entry.detail

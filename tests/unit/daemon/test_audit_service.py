@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from change_requests import by
 
 from bascule.daemon.audit import AuditEntry, AuditService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
 from bascule.engines.base import FakeEngine
 from bascule.errors import Conflict, InvalidConfiguration, NotFound, StoreError
-from bascule.model import edits
+from bascule.model import RealServerState, edits
 from bascule.model.access import Actor, Role
 from bascule.store.audit import AuditStore
 from bascule.store.revisions import RevisionStore
@@ -57,7 +58,7 @@ def entries(audit: AuditService) -> list[AuditEntry]:
 async def test_a_committed_change_is_recorded_with_its_diff(
     service: ConfigService, audit: AuditService
 ) -> None:
-    await service.apply(document(), author="alice", remote="192.0.2.7", message="first")
+    await service.apply(document(), by("alice", remote="192.0.2.7", message="first"))
     [entry] = entries(audit)
     assert (entry.actor, entry.remote, entry.action, entry.outcome, entry.detail) == (
         "alice",
@@ -74,15 +75,13 @@ async def test_a_committed_change_is_recorded_with_its_diff(
 async def test_edits_state_changes_and_rollbacks(
     service: ConfigService, audit: AuditService
 ) -> None:
-    await service.apply(document(), author="alice")
+    await service.apply(document(), by("alice"))
     await service.edit(
         lambda doc: edits.update_real_server(doc, "web", "198.18.0.4:80", {"weight": 5}),
-        author="bob",
-        remote="192.0.2.8",
-        message="lighter",
+        by("bob", remote="192.0.2.8", message="lighter"),
     )
-    await service.set_real_server_state("web", "198.18.0.4:80", "drain", author="carol")
-    await service.rollback(1, author="dave", remote="192.0.2.9")
+    await service.set_real_server_state("web", "198.18.0.4:80", RealServerState.drain, by("carol"))
+    await service.rollback(1, by("dave", remote="192.0.2.9"))
     recorded = [(e.action, e.target, e.actor, e.revision) for e in entries(audit)]
     assert recorded == [
         ("config.apply", "", "alice", 1),
@@ -101,13 +100,13 @@ async def test_edits_state_changes_and_rollbacks(
 
 
 async def test_refused_changes_are_recorded(service: ConfigService, audit: AuditService) -> None:
-    await service.apply(document(), author="alice")
+    await service.apply(document(), by("alice"))
     with pytest.raises(InvalidConfiguration):
-        await service.apply(document(weight=-1), author="bob", remote="192.0.2.8")
+        await service.apply(document(weight=-1), by("bob", remote="192.0.2.8"))
     with pytest.raises(Conflict):
-        await service.apply(document(weight=3), base=7, author="carol")
+        await service.apply(document(weight=3), by("carol", base=7))
     with pytest.raises(NotFound):
-        await service.rollback(42, author="dave")
+        await service.rollback(42, by("dave"))
     refused = [(e.actor, e.action, e.outcome, e.revision) for e in entries(audit)[1:]]
     assert refused == [
         ("bob", "config.apply", "refused", None),
@@ -121,11 +120,11 @@ async def test_refused_changes_are_recorded(service: ConfigService, audit: Audit
 async def test_dry_runs_and_no_ops_are_not_recorded(
     service: ConfigService, audit: AuditService
 ) -> None:
-    await service.apply(document(), author="alice", dry_run=True)
-    await service.apply(document(), author="alice")
-    await service.apply(document(), author="alice")  # no change
+    await service.apply(document(), by("alice", dry_run=True))
+    await service.apply(document(), by("alice"))
+    await service.apply(document(), by("alice"))  # no change
     with pytest.raises(InvalidConfiguration):
-        await service.apply(document(weight=-1), author="bob", dry_run=True)
+        await service.apply(document(weight=-1), by("bob", dry_run=True))
     assert [e.revision for e in entries(audit)] == [1]
 
 
@@ -135,7 +134,7 @@ async def test_a_failed_apply_is_recorded_as_such(
     engine = service.engines[0]
     assert isinstance(engine, FakeEngine)
     engine.fail_apply_with = "haproxy died"
-    await service.apply(document(), author="alice")
+    await service.apply(document(), by("alice"))
     [entry] = entries(audit)
     assert (entry.outcome, entry.revision) == ("apply_failed", 1)
     assert "haproxy died" in entry.detail

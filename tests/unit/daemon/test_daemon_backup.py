@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from change_requests import by
 
 from bascule.daemon.backup import (
     backup_filename,
@@ -67,12 +68,12 @@ def test_unreadable_files_are_refused(data: bytes, message: str) -> None:
 async def test_restore_is_a_new_revision_and_checks_its_base(tmp_path: Path) -> None:
     with RevisionStore(tmp_path / "bascule.db") as store:
         service = ConfigService(store=store, engines=[FakeEngine()], vips=NullVipManager())
-        await service.apply({"virtual_services": []}, author="t")
-        planned = await restore(service, DOCUMENT, base=1, author="a", dry_run=True)
+        await service.apply({"virtual_services": []}, by("t"))
+        planned = await restore(service, DOCUMENT, by("a", base=1, dry_run=True))
         assert planned.changed and store.head_number() == 1
-        done = await restore(service, DOCUMENT, base=1, author="a", remote="198.18.0.9")
+        done = await restore(service, DOCUMENT, by("a", remote="198.18.0.9", base=1))
         assert done.revision == 2 and done.applied
         head = store.head()
         assert head is not None and head.message == "restore from backup"
         with pytest.raises(Conflict):
-            await restore(service, {"virtual_services": []}, base=1, author="a")
+            await restore(service, {"virtual_services": []}, by("a", base=1))

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from change_requests import by
 
 from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
-from bascule.engines.base import EngineObservation, FakeEngine, ServerObservation
+from bascule.engines.base import EngineObservation, FakeEngine, Health, ServerObservation
 from bascule.health.adaptive import AgentReading, parse_agent_answer
 from bascule.model import Configuration, RealServerState, parse_document
 from bascule.reconcile.actions import ReplaceConfig, SetState, SetWeight
@@ -27,6 +28,7 @@ from bascule.reconcile.planner import (
     desired_runtime,
     plan_engine,
 )
+from bascule.reconcile.status import ServerStatus
 from bascule.store.revisions import RevisionStore
 
 KEYS = ("198.18.0.11:80", "198.18.0.12:80", "198.18.0.13:80")
@@ -90,7 +92,7 @@ def test_the_planner_keeps_overrides_and_would_undo_them_without() -> None:
 
 def test_an_override_out_disables_at_runtime_but_the_document_state_wins() -> None:
     config = parse_document(document())
-    out = {("web", k): WeightOverride(weight=5, out="down") for k in KEYS}
+    out = {("web", k): WeightOverride(weight=5, out=ServerStatus.down) for k in KEYS}
     runtime = desired_runtime(config, max_weight=256, overrides=out)
     assert runtime[("web", KEYS[0])] == ServerRuntime(weight=5, state=RealServerState.disabled)
     drained = document()
@@ -105,7 +107,7 @@ async def test_the_adaptive_loop_and_the_reconcile_loop_converge(store: Revision
     service = ConfigService(
         store=store, engines=[engine], vips=NullVipManager(), overrides=dynamic.overrides
     )
-    await service.apply(document(), author="test")
+    await service.apply(document(), by("test"))
     assert engine.reloads == 1
 
     assert await dynamic.step(service)
@@ -162,7 +164,7 @@ async def test_status_shows_the_effective_weight_and_why(store: RevisionStore) -
     service = ConfigService(
         store=store, engines=[engine], vips=NullVipManager(), overrides=dynamic.overrides
     )
-    await service.apply(document(), author="test")
+    await service.apply(document(), by("test"))
     await dynamic.step(service)
     await service.reconcile()
     status = await service.status()
@@ -194,7 +196,7 @@ class CheckTimes:
                 ("web", key): ServerObservation(
                     weight=1,
                     state=RealServerState.enabled,
-                    health="up",
+                    health=Health.up,
                     check_duration_ms=ms,
                 )
                 for key, ms in self.durations.items()

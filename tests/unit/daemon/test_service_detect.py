@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from change_requests import by
 
 from bascule.daemon.results import Detection
 from bascule.daemon.service import ConfigService
@@ -60,7 +61,7 @@ def service_with(store: RevisionStore, verdict: Verdict) -> tuple[ConfigService,
 
 async def test_auto_is_detected_stored_and_reported(store: RevisionStore) -> None:
     service, prober = service_with(store, HTTP)
-    result = await service.apply({"virtual_services": [vs()]}, author="alice")
+    result = await service.apply({"virtual_services": [vs()]}, by("alice"))
     assert prober.asked == ["web"]
     assert result.applied
     assert result.detections == (
@@ -74,7 +75,7 @@ async def test_auto_is_detected_stored_and_reported(store: RevisionStore) -> Non
 async def test_a_users_own_check_is_kept(store: RevisionStore) -> None:
     service, _ = service_with(store, HTTP)
     result = await service.apply(
-        {"virtual_services": [vs(check={"type": "tcp", "interval": 3})]}, author="alice"
+        {"virtual_services": [vs(check={"type": "tcp", "interval": 3})]}, by("alice")
     )
     assert result.detections[0].check == "tcp"
     _, document = service.document()
@@ -84,14 +85,14 @@ async def test_a_users_own_check_is_kept(store: RevisionStore) -> None:
 
 async def test_a_dry_run_shows_the_detection_and_commits_nothing(store: RevisionStore) -> None:
     service, _ = service_with(store, HTTP)
-    result = await service.apply({"virtual_services": [vs()]}, author="alice", dry_run=True)
+    result = await service.apply({"virtual_services": [vs()]}, by("alice", dry_run=True))
     assert result.detections[0].evidence == EVIDENCE
     assert store.head() is None
 
 
 async def test_services_without_auto_are_not_probed(store: RevisionStore) -> None:
     service, prober = service_with(store, HTTP)
-    result = await service.apply({"virtual_services": [vs(type="generic")]}, author="alice")
+    result = await service.apply({"virtual_services": [vs(type="generic")]}, by("alice"))
     assert prober.asked == []
     assert result.detections == ()
 
@@ -103,7 +104,7 @@ async def test_a_detection_that_conflicts_with_the_document_names_its_evidence(
     tls = Verdict(type=ServiceType.generic, check=CheckType.tcp, evidence="tls!", conclusive=True)
     service, _ = service_with(store, tls)
     with pytest.raises(InvalidConfiguration) as caught:
-        await service.apply({"virtual_services": [vs(scheduler="url_hash")]}, author="alice")
+        await service.apply({"virtual_services": [vs(scheduler="url_hash")]}, by("alice"))
     assert [str(e) for e in caught.value.errors] == [
         "virtual_services[0].type: auto: tls!",
         "virtual_services[0].scheduler: url_hash needs type: http (this service is type: generic)",
@@ -114,8 +115,7 @@ async def test_a_detection_that_conflicts_with_the_document_names_its_evidence(
 async def test_every_auto_service_is_probed(store: RevisionStore) -> None:
     service, prober = service_with(store, HTTP)
     result = await service.apply(
-        {"virtual_services": [vs("a", 80), vs("b", 81), vs("c", 82, type="generic")]},
-        author="alice",
+        {"virtual_services": [vs("a", 80), vs("b", 81), vs("c", 82, type="generic")]}, by("alice")
     )
     assert sorted(prober.asked) == ["a", "b"]
     assert [d.virtual_service for d in result.detections] == ["a", "b"]

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from change_requests import by
 
 from bascule.daemon.results import RealServerStatus, StatusReport, VirtualServiceStatus
 from bascule.daemon.service import ConfigService
@@ -13,6 +14,8 @@ from bascule.daemon.statistics import Statistics, reading
 from bascule.daemon.vips import NullVipManager
 from bascule.engines.base import FakeEngine
 from bascule.errors import StoreError
+from bascule.model import RealServerState
+from bascule.reconcile.status import ServerStatus, ServiceStatus
 from bascule.store.revisions import RevisionStore
 
 
@@ -24,8 +27,8 @@ def server(key: str, *, total: int, requests: int, check: int | None) -> RealSer
         port=int(port),
         weight=1000,
         engine_weight=256,
-        state="enabled",
-        status="up",
+        state=RealServerState.enabled,
+        status=ServerStatus.up,
         check_result="L7OK",
         check_code=200,
         check_duration_ms=check,
@@ -54,7 +57,7 @@ def service(
         type=kind,
         mode=mode,
         scheduler="round_robin",
-        status="up",
+        status=ServiceStatus.up,
         message="",
         up=2,
         total=2,
@@ -156,7 +159,7 @@ async def test_samples_the_service_layer_status(tmp_path: Path) -> None:
                 }
             ]
         }
-        await config.apply(document, author="test")
+        await config.apply(document, by("test"))
         stats = Statistics(config.status, interval=1)
         await stats.sample()
         assert stats.names() == ["web"]

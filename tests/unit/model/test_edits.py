@@ -88,6 +88,51 @@ def test_update_virtual_service_replaces_a_mapping_with_a_scalar_and_back() -> N
     assert restored["virtual_services"][0]["check"] == {"type": "tcp"}
 
 
+ADAPTIVE = {"scheduler": "adaptive", "adaptive": {"url": "/load", "port": 8080}}
+
+
+def adaptive_document() -> Document:
+    return {"virtual_services": [vs("web", 80, rs("198.18.0.4"), **ADAPTIVE)]}
+
+
+def test_a_new_scheduler_drops_the_adaptive_agent() -> None:
+    result = edits.update_virtual_service(adaptive_document(), "web", {"scheduler": "round_robin"})
+    [web] = result["virtual_services"]
+    assert web["scheduler"] == "round_robin"
+    assert "adaptive" not in web
+    assert parse_document(result).virtual_services[0].adaptive is None
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"scheduler": "adaptive"}, id="adaptive again"),
+        pytest.param({"port": 81}, id="another field"),
+        pytest.param({"adaptive": {"interval": 3}}, id="the agent itself"),
+    ],
+)
+def test_the_adaptive_agent_stays_while_the_scheduler_is_adaptive(changes: Document) -> None:
+    result = edits.update_virtual_service(adaptive_document(), "web", changes)
+    assert result["virtual_services"][0]["adaptive"]["url"] == "/load"
+    parse_document(result)
+
+
+def test_a_new_scheduler_with_an_agent_is_judged_by_the_model() -> None:
+    # both named in one change: the person's own contradiction, refused beside the field
+    result = edits.update_virtual_service(
+        adaptive_document(), "web", {"scheduler": "round_robin", "adaptive": {"port": 81}}
+    )
+    with pytest.raises(InvalidConfiguration) as caught:
+        parse_document(result)
+    assert "only used with scheduler: adaptive" in str(caught.value)
+
+
+def test_a_whole_service_is_taken_as_written() -> None:
+    replaced = {**vs("web", 80, rs("198.18.0.4")), **ADAPTIVE, "scheduler": "round_robin"}
+    result = edits.replace_virtual_service(adaptive_document(), "web", replaced)
+    assert result["virtual_services"][0]["adaptive"] == ADAPTIVE["adaptive"]
+
+
 def test_update_can_rename_a_service() -> None:
     result = edits.update_virtual_service(document(), "web", {"name": "www"})
     assert [s["name"] for s in result["virtual_services"]] == ["www", "v6"]

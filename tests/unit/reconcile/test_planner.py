@@ -6,12 +6,15 @@ from typing import Any
 
 import pytest
 
+from bascule.errors import EngineError
 from bascule.model import Configuration, RealServerState, parse_document
 from bascule.reconcile.actions import EnsureVip, RemoveVip, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import (
+    FullPlan,
     Observed,
     Plan,
     ServerRuntime,
+    apply_runtime_actions,
     desired_runtime,
     desired_vips,
     fixed_weighting_order,
@@ -411,3 +414,53 @@ def test_desired_runtime_skips_disabled_services() -> None:
 def test_ipv6_servers_are_keyed_in_brackets() -> None:
     desired = config(vs("v6", {"address": "2001:DB8::4", "port": 80}, address="2001:db8::100"))
     assert list(desired_runtime(desired, max_weight=MAX_WEIGHT)) == [("v6", "[2001:db8::4]:80")]
+
+
+# -- a runtime table after runtime actions (FakeEngine and the nftables driver keep one) --------
+
+A, B = ("web", "198.18.0.4:80"), ("web", "198.18.0.5:80")
+ENABLED = ServerRuntime(weight=3, state=RealServerState.enabled)
+
+
+def test_runtime_actions_change_one_field_of_one_server() -> None:
+    table = {A: ENABLED, B: ENABLED}
+    after = apply_runtime_actions(
+        table,
+        (
+            SetWeight(vs="web", server=A[1], weight=7),
+            SetState(vs="web", server=B[1], state=RealServerState.drain),
+        ),
+    )
+    assert after == {
+        A: ServerRuntime(weight=7, state=RealServerState.enabled),
+        B: ServerRuntime(weight=3, state=RealServerState.drain),
+    }
+    assert table == {A: ENABLED, B: ENABLED}  # a new table; the old one is untouched
+
+
+def test_a_runtime_action_for_a_server_the_engine_lacks_is_an_engine_error() -> None:
+    with pytest.raises(EngineError, match=r"nftables runs no real server 198\.18\.0\.9:80 in web"):
+        apply_runtime_actions(
+            {A: ENABLED},
+            (SetWeight(vs="web", server="198.18.0.9:80", weight=1),),
+            engine="nftables",
+        )
+
+
+# -- the plan of a whole document over several engines ------------------------------------------
+
+
+def test_a_full_plan_runs_the_vips_around_the_engines_and_names_each_engine() -> None:
+    runtime = Plan(actions=(SetWeight(vs="web", server=A[1], weight=2),))
+    full = FullPlan(
+        ensure=(EnsureVip(address="198.18.0.100"),),
+        engines=(("haproxy", runtime), ("nftables", Plan(actions=()))),
+        remove=(RemoveVip(address="198.18.0.101"),),
+    )
+    assert (full.empty, full.reloads) == (False, False)
+    assert full.descriptions() == (
+        "add VIP 198.18.0.100",
+        "haproxy: set weight of web/198.18.0.4:80 to 2 (runtime, no reload)",
+        "remove VIP 198.18.0.101",
+    )
+    assert FullPlan(ensure=(), engines=(("haproxy", Plan(actions=())),), remove=()).empty

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from change_requests import by
 from fastapi import FastAPI
 from wui_client import BASE_URL, PASSWORD, Browser, CheckedFakeEngine, csrf_of, well_formed
 
@@ -158,7 +159,7 @@ async def web_service(service: ConfigService) -> int:
                 }
             ]
         },
-        author="test",
+        by("test"),
     )
     assert result.revision == 1
     return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from change_requests import by
 from wui_client import Browser
 
 from bascule.daemon.audit import AuditService
@@ -15,9 +16,7 @@ async def test_audit_log_shows_who_when_where_and_the_diff(
 ) -> None:
     await service.edit(
         lambda doc: {**doc, "virtual_services": []},
-        author="admin",
-        remote="198.18.0.9",
-        message="remove web",
+        by("admin", remote="198.18.0.9", message="remove web"),
     )
     page = await admin.client.get("/audit")
     assert page.status_code == 200

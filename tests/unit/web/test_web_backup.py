@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 
 import yaml
+from change_requests import by
 from wui_client import Browser
 
 from bascule.daemon.service import ConfigService
@@ -47,7 +48,7 @@ async def test_restore_previews_then_applies_a_new_revision(
     admin: Browser, web_service: int, service: ConfigService
 ) -> None:
     backup = (await admin.client.get("/backup/download")).content
-    await service.apply({"virtual_services": []}, author="t")  # revision 2: web removed
+    await service.apply({"virtual_services": []}, by("t"))  # revision 2: web removed
     response = await _upload(admin, backup)
     assert response.status_code == 303 and response.headers["location"] == "/preview"
     assert service.store.head_number() == 2  # planned, not applied

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from change_requests import by
 from wui_client import Browser
 
 from bascule.daemon.service import ConfigService
@@ -24,8 +25,7 @@ async def _change_weight(service: ConfigService, weight: int) -> int:
                 }
             ]
         },
-        author="alice",
-        message="lighter",
+        by("alice", message="lighter"),
     )
     assert result.revision is not None
     return result.revision
@@ -59,10 +59,10 @@ async def test_history_lists_revisions_newest_first(
 
 
 async def test_history_pages_back(admin: Browser, service: ConfigService) -> None:
-    await service.apply({"virtual_services": []}, author="t")  # revision 1
+    await service.apply({"virtual_services": []}, by("t"))  # revision 1
     for port in range(1, 30):
         doc = {"virtual_services": [{"name": "a", "address": "198.18.0.100", "port": port}]}
-        await service.apply(doc, author="t")
+        await service.apply(doc, by("t"))
     first = await admin.client.get("/history")
     assert 'data-revision="30"' in first.text and 'data-revision="5"' not in first.text
     assert 'href="/history?before=6"' in first.text

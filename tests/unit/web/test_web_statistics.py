@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+from change_requests import by
 from wui_client import Browser
 
 from bascule.daemon.service import ConfigService
@@ -56,7 +57,7 @@ async def test_generic_services_graph_new_connections(
             }
         ]
     }
-    await service.apply(document, author="t")
+    await service.apply(document, by("t"))
     page = await viewer.client.get("/statistics/db")
     assert 'data-metrics="requests_per_s"' not in page.text
     assert 'data-chart="rs-rate"' in page.text

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from change_requests import by
 from wui_client import Browser
 
 from bascule.daemon.service import ConfigService
 from bascule.engines.base import FakeEngine
+from bascule.model import RealServerState
 from bascule.store.revisions import RevisionStore
 
 
@@ -75,8 +77,7 @@ async def test_add_real_servers_with_a_bad_weight(
     admin: Browser, service: ConfigService, store: RevisionStore
 ) -> None:
     await service.apply(
-        {"virtual_services": [{"name": "web", "address": "198.18.0.100", "port": 80}]},
-        author="test",
+        {"virtual_services": [{"name": "web", "address": "198.18.0.100", "port": 80}]}, by("test")
     )
     bad = await admin.post(
         "/virtual-services/web/real-servers/new",
@@ -146,6 +147,26 @@ async def test_edit_a_section_of_a_service(
     assert 'id="error-check.timeout">must not be longer than interval</p>' in bad.text
 
 
+async def test_a_new_scheduler_drops_the_adaptive_agent(
+    admin: Browser, service: ConfigService, store: RevisionStore
+) -> None:
+    web = {
+        "name": "web",
+        "address": "198.18.0.100",
+        "port": 80,
+        "scheduler": "adaptive",
+        "adaptive": {"port": 8080},
+        "real_servers": [{"address": "198.18.0.4", "port": 80}],
+    }
+    await service.apply({"virtual_services": [web]}, by("test"))
+    form = {"name": "web", "address": "198.18.0.100", "port": "80", "scheduler": "round_robin"}
+    response = await admin.post("/virtual-services/web", form)
+    assert response.headers["location"] == "/preview", response.text
+    await admin.post("/preview/apply")
+    changed = store.get(2).document["virtual_services"][0]
+    assert (changed["scheduler"], changed["adaptive"]) == ("round_robin", None)
+
+
 async def test_cancel_keeps_everything(
     admin: Browser, web_service: int, store: RevisionStore
 ) -> None:
@@ -163,7 +184,7 @@ async def test_a_change_made_meanwhile_is_not_overwritten(
     await admin.post(
         "/virtual-services/web/real-servers/198.18.0.4:80/state", {"state": "disabled"}
     )
-    await service.set_real_server_state("web", "198.18.0.5:80", "drain", author="cli")
+    await service.set_real_server_state("web", "198.18.0.5:80", RealServerState.drain, by("cli"))
     response = await admin.post("/preview/apply")
     assert response.headers["location"] == "/virtual-services/web"
     assert store.head_number() == web_service + 1  # only the other change

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from bascule.engines.base import EngineObservation, FakeEngine
+from bascule.engines.base import EngineObservation, FakeEngine, Health
 from bascule.model import Configuration
 
 PASSWORD = "correct horse battery"
@@ -102,7 +102,7 @@ class CheckedFakeEngine(FakeEngine):
         servers = {
             ref: dataclasses.replace(
                 observation,
-                health=self.health.get(ref, "up"),
+                health=Health(self.health.get(ref, "up")),
                 check_result="L7OK" if self.health.get(ref, "up") == "up" else "L4CON",
                 check_code=200 if self.health.get(ref, "up") == "up" else None,
                 check_duration_ms=3,

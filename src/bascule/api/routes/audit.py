@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from bascule.api.deps import Administrator, AuditServiceDep
-from bascule.daemon.audit import AuditEntry
+from bascule.daemon.audit import AuditEntry, AuditOutcome
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -35,7 +35,7 @@ class AuditEntryOut(BaseModel):
     target: str
     revision: int | None
     diff: list[dict[str, Any]]
-    outcome: str  # ok | failed | locked | refused | apply_failed
+    outcome: AuditOutcome
     detail: str
 
     @classmethod

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 
-from bascule.api.deps import BaseRevision, ConfigServiceDep, Configurer, DryRun
+from bascule.api.deps import ConfigServiceDep, ConfigureAction, DryRun
 from bascule.api.etags import answer_change, tag
 from bascule.api.schemas import ApplyResultOut
 from bascule.daemon import backup as backups
@@ -76,21 +76,12 @@ async def backup(config: ConfigServiceDep) -> Response:
 async def restore(
     request: Request,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Configurer,
+    change_request: ConfigureAction,
     response: Response,
     dry_run: DryRun = False,
 ) -> ApplyResultOut:
     document = backups.read_backup(await _upload(request))
-    result = await backups.restore(
-        config,
-        document,
-        base=base,
-        author=actor.name,
-        role=actor.role,
-        remote=actor.remote,
-        dry_run=dry_run,
-    )
+    result = await backups.restore(config, document, change_request.with_dry_run(dry_run))
     answer_change(response, result)
     return ApplyResultOut.of(result)
 

@@ -8,14 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from bascule.api.deps import (
-    BaseRevision,
-    ConfigServiceDep,
-    Configurer,
-    DocumentBody,
-    DryRun,
-    Message,
-)
+from bascule.api.deps import ConfigServiceDep, ConfigureAction, ConfigureChange, DocumentBody
 from bascule.api.etags import answer_change, tag
 from bascule.api.schemas import ApplyResultOut, ConfigOut
 
@@ -33,21 +26,10 @@ async def read_config(config: ConfigServiceDep, response: Response) -> ConfigOut
 async def apply_config(
     document: DocumentBody,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Configurer,
+    change_request: ConfigureChange,
     response: Response,
-    dry_run: DryRun = False,
-    message: Message = None,
 ) -> ApplyResultOut:
-    result = await config.apply(
-        document,
-        base=base,
-        author=actor.name,
-        role=actor.role,
-        remote=actor.remote,
-        message=message or "",
-        dry_run=dry_run,
-    )
+    result = await config.apply(document, change_request)
     answer_change(response, result)
     return ApplyResultOut.of(result)
 
@@ -56,12 +38,9 @@ async def apply_config(
 async def plan_config(
     document: DocumentBody,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Configurer,
+    change_request: ConfigureAction,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.apply(
-        document, base=base, author=actor.name, role=actor.role, remote=actor.remote, dry_run=True
-    )
+    result = await config.apply(document, change_request.with_dry_run())
     answer_change(response, result)
     return ApplyResultOut.of(result)

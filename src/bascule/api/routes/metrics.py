@@ -25,13 +25,11 @@ from bascule.api.auth import require
 from bascule.api.deps import ConfigServiceDep
 from bascule.daemon.results import StatusReport
 from bascule.model.access import Permission
+from bascule.reconcile.status import ServerStatus, ServiceStatus
 
 # Mounted outside /api/v1, so outside the router that asks every caller for ``read``.
 router = APIRouter(tags=["metrics"], dependencies=[Depends(require(Permission.read))])
 
-SERVICE_STATUSES = ("up", "degraded", "down", "sorry", "disabled", "unchecked", "apply_error")
-SERVER_STATUSES = ("up", "down", "drain", "disabled", "unchecked")
-SERVING = frozenset({"up", "degraded", "unchecked"})
 
 _VS = ["virtual_service"]
 _RS = ["virtual_service", "real_server"]
@@ -83,9 +81,9 @@ class StatusCollector(Collector):
             info.add_metric(
                 [vs.name, vs.address, vs.ports, vs.protocol, vs.mode, vs.type, vs.scheduler], 1
             )
-            up.add_metric(labels, int(vs.status in SERVING))
-            for name in SERVICE_STATUSES:
-                status.add_metric([vs.name, name], int(vs.status == name))
+            up.add_metric(labels, int(vs.status.serving))
+            for name in ServiceStatus:
+                status.add_metric([vs.name, name.value], int(vs.status is name))
             servers_up.add_metric(labels, vs.up)
             servers.add_metric(labels, vs.total)
             traffic.add(labels, vs)
@@ -112,9 +110,9 @@ class StatusCollector(Collector):
         for vs in self.report.virtual_services:
             for rs in vs.real_servers:
                 labels = [vs.name, rs.key]
-                up.add_metric(labels, int(rs.status == "up"))
-                for name in SERVER_STATUSES:
-                    status.add_metric([*labels, name], int(rs.status == name))
+                up.add_metric(labels, int(rs.status is ServerStatus.up))
+                for name in ServerStatus:
+                    status.add_metric([*labels, name.value], int(rs.status is name))
                 weight.add_metric(labels, rs.weight)
                 if rs.check_duration_ms is not None:
                     check.add_metric(labels, rs.check_duration_ms / 1000)

@@ -15,14 +15,11 @@ from fastapi import APIRouter, Response
 from bascule.api import documents
 from bascule.api.auth import check
 from bascule.api.deps import (
-    BaseRevision,
     ChangesBody,
     ConfigServiceDep,
-    Configurer,
-    DryRun,
-    Message,
-    Operator,
-    Reader,
+    ConfigureChange,
+    FieldChange,
+    OperateAction,
     RealServerBody,
 )
 from bascule.api.etags import answer_change, tag
@@ -58,22 +55,13 @@ async def add_real_server(
     name: str,
     server: RealServerBody,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Configurer,
+    change_request: ConfigureChange,
     response: Response,
-    dry_run: DryRun = False,
-    message: Message = None,
 ) -> ApplyResultOut:
+    key = edits.server_key(server.get("address"), server.get("port"))
     result = await config.edit(
         lambda doc: edits.add_real_server(doc, name, server),
-        base=base,
-        author=actor.name,
-        role=actor.role,
-        remote=actor.remote,
-        message=message
-        or f"add real server {edits.server_key(server.get('address'), server.get('port'))}"
-        f" to {name}",
-        dry_run=dry_run,
+        change_request.with_default_message(f"add real server {key} to {name}"),
     )
     answer_change(response, result, creates=True)
     return ApplyResultOut.of(result)
@@ -94,22 +82,14 @@ async def update_real_server(
     key: str,
     changes: ChangesBody,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Reader,
+    change_request: FieldChange,
     response: Response,
-    dry_run: DryRun = False,
-    message: Message = None,
 ) -> ApplyResultOut:
     # A weight alone is an operator's change; any other field is structural.
-    check(actor, permission_for_real_server_patch(changes))
+    check(change_request.actor, permission_for_real_server_patch(changes))
     result = await config.edit(
         lambda doc: edits.update_real_server(doc, name, key, changes),
-        base=base,
-        author=actor.name,
-        role=actor.role,
-        remote=actor.remote,
-        message=message or f"change real server {key} of {name}",
-        dry_run=dry_run,
+        change_request.with_default_message(f"change real server {key} of {name}"),
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)
@@ -120,20 +100,12 @@ async def delete_real_server(
     name: str,
     key: str,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Configurer,
+    change_request: ConfigureChange,
     response: Response,
-    dry_run: DryRun = False,
-    message: Message = None,
 ) -> ApplyResultOut:
     result = await config.edit(
         lambda doc: edits.delete_real_server(doc, name, key),
-        base=base,
-        author=actor.name,
-        role=actor.role,
-        remote=actor.remote,
-        message=message or f"remove real server {key} from {name}",
-        dry_run=dry_run,
+        change_request.with_default_message(f"remove real server {key} from {name}"),
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)
@@ -144,19 +116,10 @@ async def enable_real_server(
     name: str,
     key: str,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Operator,
+    change_request: OperateAction,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.set_real_server_state(
-        name,
-        key,
-        RealServerState.enabled.value,
-        base=base,
-        author=actor.name,
-        role=actor.role,
-        remote=actor.remote,
-    )
+    result = await config.set_real_server_state(name, key, RealServerState.enabled, change_request)
     answer_change(response, result)
     return ApplyResultOut.of(result)
 
@@ -166,19 +129,10 @@ async def disable_real_server(
     name: str,
     key: str,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Operator,
+    change_request: OperateAction,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.set_real_server_state(
-        name,
-        key,
-        RealServerState.disabled.value,
-        base=base,
-        author=actor.name,
-        role=actor.role,
-        remote=actor.remote,
-    )
+    result = await config.set_real_server_state(name, key, RealServerState.disabled, change_request)
     answer_change(response, result)
     return ApplyResultOut.of(result)
 
@@ -188,18 +142,9 @@ async def drain_real_server(
     name: str,
     key: str,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Operator,
+    change_request: OperateAction,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.set_real_server_state(
-        name,
-        key,
-        RealServerState.drain.value,
-        base=base,
-        author=actor.name,
-        role=actor.role,
-        remote=actor.remote,
-    )
+    result = await config.set_real_server_state(name, key, RealServerState.drain, change_request)
     answer_change(response, result)
     return ApplyResultOut.of(result)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from bascule.api.deps import BaseRevision, ConfigServiceDep, Configurer
+from bascule.api.deps import ConfigServiceDep, ConfigureAction
 from bascule.api.etags import answer_change
 from bascule.api.schemas import ApplyResultOut, DiffOut, RevisionOut, RevisionPage
 
@@ -49,12 +49,9 @@ async def diff_revisions(a: RevisionNumber, b: RevisionNumber, config: ConfigSer
 async def rollback(
     number: RevisionNumber,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Configurer,
+    change_request: ConfigureAction,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.rollback(
-        number, base=base, author=actor.name, role=actor.role, remote=actor.remote
-    )
+    result = await config.rollback(number, change_request)
     answer_change(response, result)
     return ApplyResultOut.of(result)

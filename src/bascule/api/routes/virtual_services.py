@@ -11,15 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from bascule.api import documents
-from bascule.api.deps import (
-    BaseRevision,
-    ChangesBody,
-    ConfigServiceDep,
-    Configurer,
-    DryRun,
-    Message,
-    VirtualServiceBody,
-)
+from bascule.api.deps import ChangesBody, ConfigServiceDep, ConfigureChange, VirtualServiceBody
 from bascule.api.etags import answer_change, tag
 from bascule.api.pagination import Limit, Offset, page
 from bascule.api.schemas import ApplyResultOut, ItemsOut
@@ -47,20 +39,12 @@ async def list_virtual_services(
 async def add_virtual_service(
     service: VirtualServiceBody,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Configurer,
+    change_request: ConfigureChange,
     response: Response,
-    dry_run: DryRun = False,
-    message: Message = None,
 ) -> ApplyResultOut:
     result = await config.edit(
         lambda doc: edits.add_virtual_service(doc, service),
-        base=base,
-        author=actor.name,
-        role=actor.role,
-        remote=actor.remote,
-        message=message or f"add virtual service {service.get('name')}",
-        dry_run=dry_run,
+        change_request.with_default_message(f"add virtual service {service.get('name')}"),
     )
     answer_change(response, result, creates=True)
     return ApplyResultOut.of(result)
@@ -80,20 +64,12 @@ async def replace_virtual_service(
     name: str,
     service: VirtualServiceBody,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Configurer,
+    change_request: ConfigureChange,
     response: Response,
-    dry_run: DryRun = False,
-    message: Message = None,
 ) -> ApplyResultOut:
     result = await config.edit(
         lambda doc: edits.replace_virtual_service(doc, name, service),
-        base=base,
-        author=actor.name,
-        role=actor.role,
-        remote=actor.remote,
-        message=message or f"replace virtual service {name}",
-        dry_run=dry_run,
+        change_request.with_default_message(f"replace virtual service {name}"),
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)
@@ -104,20 +80,12 @@ async def update_virtual_service(
     name: str,
     changes: ChangesBody,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Configurer,
+    change_request: ConfigureChange,
     response: Response,
-    dry_run: DryRun = False,
-    message: Message = None,
 ) -> ApplyResultOut:
     result = await config.edit(
         lambda doc: edits.update_virtual_service(doc, name, changes),
-        base=base,
-        author=actor.name,
-        role=actor.role,
-        remote=actor.remote,
-        message=message or f"change virtual service {name}",
-        dry_run=dry_run,
+        change_request.with_default_message(f"change virtual service {name}"),
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)
@@ -127,20 +95,12 @@ async def update_virtual_service(
 async def delete_virtual_service(
     name: str,
     config: ConfigServiceDep,
-    base: BaseRevision,
-    actor: Configurer,
+    change_request: ConfigureChange,
     response: Response,
-    dry_run: DryRun = False,
-    message: Message = None,
 ) -> ApplyResultOut:
     result = await config.edit(
         lambda doc: edits.delete_virtual_service(doc, name),
-        base=base,
-        author=actor.name,
-        role=actor.role,
-        remote=actor.remote,
-        message=message or f"remove virtual service {name}",
-        dry_run=dry_run,
+        change_request.with_default_message(f"remove virtual service {name}"),
     )
     answer_change(response, result)
     return ApplyResultOut.of(result)

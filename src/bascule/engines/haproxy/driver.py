@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from bascule.engines.base import (
     EngineObservation,
+    Health,
     PersistenceEntry,
     ServerObservation,
     ServiceObservation,
@@ -37,6 +39,8 @@ from bascule.errors import EngineError, EngineRejected
 from bascule.model import Configuration, Mode, RealServerState, VirtualService
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import ServerRef
+
+log = logging.getLogger("bascule.haproxy")
 
 # Where HAProxy's local peer listens (on the load balancer's loopback): during a reload the old
 # worker connects there to hand its stick tables (persistence) to the new one (configuration.txt
@@ -97,7 +101,10 @@ class HaproxyDriver:
             )
 
     async def adopt(self) -> bool:
-        return await self.shell.adopt()
+        adopted = await self.shell.adopt()
+        if adopted:
+            log.info("adopted the running HAProxy", extra={"pids": await self.worker_pids()})
+        return adopted
 
     async def worker_pids(self) -> list[int]:
         return await self.shell.worker_pids()
@@ -198,7 +205,7 @@ class HaproxyDriver:
                     servers[ref] = ServerObservation(
                         weight=server_state.uweight,
                         state=_admin_state(server_state),
-                        health="unchecked",
+                        health=Health.unchecked,
                     )
             return EngineObservation(running=True, servers=servers)
         services: dict[str, ServiceObservation] = {}
@@ -331,14 +338,14 @@ def _admin_state(state: runtime.ServerRuntimeState) -> RealServerState:
     return RealServerState.enabled
 
 
-def _health(status: str) -> str:
+def _health(status: str) -> Health:
     """HAProxy's status column -> up | down | unchecked | maint."""
     word = status.split(" ", 1)[0].upper()
     if word in {"UP", "NOLB", "DRAIN", "OPEN"}:
         # "UP 1/3" is up and counting failures; DRAIN is up but drained.
-        return "up"
+        return Health.up
     if word == "DOWN":
-        return "down"
+        return Health.down
     if word == "MAINT":
-        return "maint"
-    return "unchecked"  # "no check"
+        return Health.maint
+    return Health.unchecked  # "no check"

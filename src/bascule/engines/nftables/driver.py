@@ -48,6 +48,7 @@ from typing import Any
 
 from bascule.engines.base import (
     EngineObservation,
+    Health,
     HealthReport,
     HealthSource,
     ServerObservation,
@@ -77,7 +78,12 @@ from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.model import Configuration, Forwarding, Mode, RealServerState
 from bascule.model import VirtualService as VirtualServiceModel
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
-from bascule.reconcile.planner import ServerRef, ServerRuntime, desired_runtime
+from bascule.reconcile.planner import (
+    ServerRef,
+    ServerRuntime,
+    apply_runtime_actions,
+    desired_runtime,
+)
 
 log = logging.getLogger("bascule.nftables")
 
@@ -215,7 +221,10 @@ class NftablesDriver:
     async def adopt(self) -> bool:
         """Our tables exist: a previous daemon left them serving; the next observe with the
         adopted document takes them over."""
-        return bool(await self._present())
+        adopted = bool(await self._present())
+        if adopted:
+            log.info("adopting Bascule's nftables tables")
+        return adopted
 
     async def _present(self) -> set[str]:
         """The families of our tables; none when nft cannot be asked (an L7-only machine
@@ -253,13 +262,7 @@ class NftablesDriver:
                     config, replaced = action.config, True
                     runtime = desired_runtime(config, max_weight=self.max_weight)
                 elif isinstance(action, SetWeight | SetState) and runtime is not None:
-                    ref = (action.vs, action.server)
-                    if ref not in runtime:
-                        raise EngineError(f"nftables runs no real server {ref[1]} in {ref[0]}")
-                    if isinstance(action, SetWeight):
-                        runtime[ref] = replace(runtime[ref], weight=action.weight)
-                    else:
-                        runtime[ref] = replace(runtime[ref], state=action.state)
+                    runtime = apply_runtime_actions(runtime, (action,), engine="nftables")
             if config is None or runtime is None:
                 return
             if not l4_services(config) and not await self._present():
@@ -309,7 +312,7 @@ class NftablesDriver:
                 health, detail = self._health_word(vs, ref, report)
                 reason = excluded.get(rs.key)
                 if reason is not None and reason.faulty:
-                    health, detail = "down", f"not forwarded: {reason.value}"
+                    health, detail = Health.down, f"not forwarded: {reason.value}"
                 runtime = self._runtime.get(ref, ServerRuntime(weight=1, state=rs.state))
                 current = active.get(ref, 0)
                 total_active += current
@@ -402,12 +405,13 @@ class NftablesDriver:
 
     def _health_word(
         self, vs: VirtualServiceModel, ref: ServerRef, report: HealthReport | None
-    ) -> tuple[str, str | None]:
+    ) -> tuple[Health, str | None]:
         if not vs.checked:
-            return "unchecked", None
+            return Health.unchecked, None
         if report is None and ref not in self._health and self._health_source is not None:
-            return "down", "waiting for its first checks"
-        return ("up" if self._verdict(ref) else "down"), report.detail if report else None
+            return Health.down, "waiting for its first checks"
+        health = Health.up if self._verdict(ref) else Health.down
+        return health, report.detail if report else None
 
     def _inputs(self, config: Configuration) -> L4Inputs:
         health: dict[ServerRef, bool] = {}

@@ -25,11 +25,12 @@ from bascule.daemon.backup import (
     read_backup,
     restore,
 )
+from bascule.daemon.changes import ChangeRequest
 from bascule.daemon.results import ApplyResult
 from bascule.errors import EngineError, FieldError, InvalidConfiguration
 from bascule.model.access import Permission
 from bascule.web.auth import Configurer, Reader
-from bascule.web.changes import PendingChange, propose
+from bascule.web.changes import PendingChange, new_request, propose
 from bascule.web.services import Services
 from bascule.web.templating import render
 
@@ -102,8 +103,6 @@ async def upload(
     filename = upload.filename
     data = await upload.read(MAX_BACKUP_BYTES + 1)
     config = services.config
-    base, _ = config.document()
-    actor = session.actor
     try:
         document = read_backup(data)
     except InvalidConfiguration as exc:
@@ -113,20 +112,13 @@ async def upload(
         )
     taken_from = backup_revision(data.decode("utf-8-sig", "replace"))
 
-    async def run(dry_run: bool) -> ApplyResult:
-        return await restore(
-            config,
-            document,
-            base=base,
-            author=actor.name,
-            role=actor.role,
-            remote=actor.remote,
-            dry_run=dry_run,
-        )
+    async def run(change_request: ChangeRequest) -> ApplyResult:
+        return await restore(config, document, change_request)
 
     source = f"{filename} (revision {taken_from})" if taken_from else filename
     change = PendingChange(
         title=f"Restore the configuration from {source}",
+        request=new_request(services, session),
         run=run,
         permission=Permission.configure,
         return_to="/backup",

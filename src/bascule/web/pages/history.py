@@ -20,12 +20,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from bascule.daemon.changes import ChangeRequest
 from bascule.daemon.results import ApplyResult
 from bascule.errors import EngineError, InvalidConfiguration
 from bascule.model.access import Permission
 from bascule.reconcile.diff import DiffItem, DiffOp, parse_path
 from bascule.web.auth import Configurer, Reader
-from bascule.web.changes import PendingChange, propose
+from bascule.web.changes import PendingChange, new_request, propose
 from bascule.web.services import Services
 from bascule.web.state import flash
 from bascule.web.templating import render
@@ -154,28 +155,14 @@ async def rollback(
 ) -> RedirectResponse:
     """Plan the rollback to revision ``number`` and show it on ``/preview``."""
     config = services.config
-    target = config.revision(number)  # NotFound -> 404 page, before anything is planned
-    base, _ = config.document()
-    actor = session.actor
+    config.revision(number)  # NotFound -> 404 page, before anything is planned
 
-    async def run(dry_run: bool) -> ApplyResult:
-        if dry_run:
-            # a rollback has no dry run of its own: plan revision n's document as a change
-            return await config.apply(
-                target.document,
-                base=base,
-                author=actor.name,
-                role=actor.role,
-                remote=actor.remote,
-                message=f"roll back to revision {number}",
-                dry_run=True,
-            )
-        return await config.rollback(
-            number, base=base, author=actor.name, role=actor.role, remote=actor.remote
-        )
+    async def run(change_request: ChangeRequest) -> ApplyResult:
+        return await config.rollback(number, change_request)
 
     change = PendingChange(
         title=f"Roll back to revision {number}",
+        request=new_request(services, session),
         run=run,
         permission=Permission.configure,
         return_to=f"/history/{number}",

@@ -128,7 +128,7 @@ async def apply(request: Request, session: Reader) -> Response:
             f"{pending.permission.value} permission.",
         )
     try:
-        result = await pending.run(False)
+        result = await pending.apply()
     except Conflict:
         states.set_pending(session.id, None)
         flash(

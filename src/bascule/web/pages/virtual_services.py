@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from bascule.daemon.accounts import WebSession
 from bascule.errors import NotFound
-from bascule.model import Scheduler, VirtualService, edits
+from bascule.model import VirtualService, edits
 from bascule.model.access import Permission
 from bascule.web.auth import Configurer, Reader
 from bascule.web.changes import config_edit, propose, propose_form
@@ -132,11 +132,9 @@ async def service_page(
 async def edit_service(
     request: Request, name: str, session: Configurer, services: Services
 ) -> Response:
-    index, stored = service_document(services, name)
+    index, _ = service_document(services, name)
     form = await request.form()
     changes = parse(form, SERVICE_FIELDS)
-    if changes.get("scheduler", stored.get("scheduler")) != Scheduler.adaptive.value:
-        changes["adaptive"] = None
     new_name = str(changes.get("name") or name)
     change = config_edit(
         services,

@@ -1,0 +1,275 @@
+"""The change pipeline: one change from any door, validated, checked, committed and applied.
+
+Every door (the API's routes, the WUI's pages, the CLI through the API) hands the service
+layer a ``ChangeRequest``: who asks (the ``Actor``: name, role, how, from where), on which
+revision, why, and whether it is only a dry run. The pipeline runs the flow of DESIGN.md
+under the reconciler's lock, so changes are serialised::
+
+    base revision check -> the edit (model/edits.py) -> parse_document, probing type: auto
+    (detect/) -> VIP placement -> each engine's check (haproxy -c, nft -c) -> the plan
+    preview -> store.commit (a new revision and its audit entry, one transaction)
+    -> reconcile (daemon/reconciler.py) -> the apply outcome
+
+Nothing is committed unless the whole document validates and every engine's own checker
+accepts it. The audit log gets one entry per change, whatever the door: a committed change's
+is written with its revision and settled to ``apply_failed`` if the engines then fail; a
+refused change's is recorded as ``refused``; dry runs and no-ops are not recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from bascule.daemon.audit import AuditOutcome, AuditService
+from bascule.daemon.reconciler import Reconciler
+from bascule.daemon.results import ApplyResult, Detection
+from bascule.detect import ServiceProber, check_given, choose, rewrite
+from bascule.errors import BasculeError, Conflict, FieldError, InvalidConfiguration
+from bascule.model import Configuration, ServiceType
+from bascule.model.access import Actor
+from bascule.model.document import for_mode, parse_document
+from bascule.reconcile.diff import diff_documents, diff_to_json
+
+log = logging.getLogger("bascule.service")
+
+Change = Callable[[Mapping[str, Any]], Any]
+"""The current document -> the new one (an edit of model/edits.py, or a whole document)."""
+
+
+class _Unchecked:
+    """The writer did not name a base revision (a single edit applied to the current head)."""
+
+    def __repr__(self) -> str:
+        return "UNCHECKED"
+
+
+UNCHECKED: Final = _Unchecked()
+Base = int | None | _Unchecked
+"""The revision a change was based on: a number, ``None`` for an empty store, or UNCHECKED."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeRequest:
+    """Who asks for a change, on which revision, why, and whether only to see its plan.
+
+    Each door builds one per request (``api/deps.py``, ``web/changes.py``); the service layer
+    records the actor in the history (its name) and the audit log (name, role, address).
+    """
+
+    actor: Actor
+    base: Base = UNCHECKED  # a change on another revision than the head is a Conflict
+    message: str = ""  # why, recorded with the revision
+    dry_run: bool = False  # validate, check and plan; commit and apply nothing
+
+    def with_default_message(self, message: str) -> ChangeRequest:
+        """This request, saying ``message`` unless the person gave their own."""
+        return self if self.message else dataclasses.replace(self, message=message)
+
+    def with_dry_run(self, dry_run: bool = True) -> ChangeRequest:
+        """The same request as a dry run (the WUI's preview) or for real (its Apply)."""
+        return dataclasses.replace(self, dry_run=dry_run)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditName:
+    """How a change is named in the audit log: ``config.apply`` of ``""``,
+    ``real_server.state`` of ``web/198.18.0.4:80``..."""
+
+    action: str
+    target: str = ""
+
+
+class ChangePipeline:
+    """Runs one change at a time through the flow of a change (see the module's doc)."""
+
+    # type: auto probes real servers; tests put a fake in its place.
+    detector: ServiceProber = ServiceProber()
+
+    def __init__(self, reconciler: Reconciler, *, audit: AuditService | None = None) -> None:
+        """``audit`` records every change, committed or refused (who, from where, the diff);
+        its log must be in the reconciler's store's database, whose commits write a
+        revision's entry."""
+        self.reconciler = reconciler
+        self.store = reconciler.store
+        self.audit = audit
+
+    async def run(
+        self,
+        change: Change,
+        request: ChangeRequest,
+        *,
+        name: AuditName,
+        rolled_back_from: int | None = None,
+    ) -> ApplyResult:
+        """Run ``change`` under the lock; ``name`` names it in the audit log."""
+        async with self.reconciler.lock:
+            try:
+                result = await self._run_locked(change, request, name, rolled_back_from)
+            except BasculeError as exc:
+                if not request.dry_run:
+                    self.refused(request, name, exc)
+                raise
+            if (
+                self.audit is not None
+                and result.changed
+                and not result.dry_run
+                and not result.applied
+                and result.revision is not None
+            ):
+                detail = "; ".join(part for part in (request.message, result.message) if part)
+                self.audit.settle(result.revision, outcome=AuditOutcome.apply_failed, detail=detail)
+            return result
+
+    def refused(self, request: ChangeRequest, name: AuditName, error: BasculeError) -> None:
+        """Record a refused change (a committed one is written by the store's commit)."""
+        if self.audit is None:
+            return
+        self.audit.record(
+            request.actor,
+            name.action,
+            name.target,
+            outcome=AuditOutcome.refused,
+            detail=str(error),
+        )
+
+    async def _run_locked(
+        self,
+        change: Change,
+        request: ChangeRequest,
+        name: AuditName,
+        rolled_back_from: int | None,
+    ) -> ApplyResult:
+        head = self.store.head()
+        head_number = head.number if head else None
+        if not isinstance(request.base, _Unchecked) and request.base != head_number:
+            raise Conflict(base=request.base, current=head_number)
+        current_document = dict(head.document) if head else Configuration().to_document()
+        config, detections = await self._detect_types(change(current_document))
+        self._check_vips(config)
+        document = config.to_document()
+        diff = diff_documents(head.document if head else None, document)
+        for engine in self.reconciler.engines:
+            await engine.check(for_mode(config, engine.mode))
+        preview = await self.reconciler.plan(config)
+        actions = preview.descriptions()
+        if request.dry_run or not diff:
+            return ApplyResult(
+                revision=head_number,
+                changed=bool(diff),
+                diff=diff,
+                actions=actions if diff else (),
+                reloads=preview.reloads and bool(diff),
+                applied=not diff,
+                message="dry run: nothing was changed" if request.dry_run else "no change",
+                dry_run=request.dry_run,
+                detections=detections,
+            )
+        actor = request.actor
+        entry = None
+        if self.audit is not None:
+            entry = self.audit.entry(
+                actor,
+                name.action,
+                name.target,
+                diff=diff_to_json(diff),
+                detail=request.message,
+            )
+        revision = self.store.commit(
+            document,
+            base=head_number,
+            author=actor.name,
+            message=request.message,
+            rolled_back_from=rolled_back_from,
+            audit=entry,
+        )
+        # The committed document is ``config``'s own: no need to parse it again to reconcile.
+        self.reconciler.committed(revision.number, config)
+        log.info(
+            "committed revision",
+            extra={"revision": revision.number, "author": actor.name, "changes": len(diff)},
+        )
+        ok, error = await self.reconciler.reconcile_locked()
+        return ApplyResult(
+            revision=revision.number,
+            changed=True,
+            diff=diff,
+            actions=actions,
+            reloads=preview.reloads,
+            applied=ok,
+            message=error,
+            dry_run=False,
+            detections=detections,
+        )
+
+    async def _detect_types(self, data: Any) -> tuple[Configuration, tuple[Detection, ...]]:
+        """Parse ``data``, probing the real servers of every ``type: auto`` service so the
+        document names the detected type (and check, unless the user chose one).
+
+        Probes run concurrently and each is bounded (detect/probes.py): an apply never hangs
+        on a real server that does not answer.
+        """
+        config = parse_document(data)
+        auto = [i for i, vs in enumerate(config.virtual_services) if vs.type is ServiceType.auto]
+        if not auto:
+            return config, ()
+        verdicts = await asyncio.gather(
+            *(self.detector.detect(config.virtual_services[i]) for i in auto)
+        )
+        choices = {
+            i: choose(verdict, config.virtual_services[i], keep_check=check_given(data, i))
+            for i, verdict in zip(auto, verdicts, strict=True)
+        }
+        try:
+            detected = parse_document(rewrite(data, choices))
+        except InvalidConfiguration as exc:
+            # say what was detected next to what it made invalid
+            evidence = [
+                FieldError(path=f"virtual_services[{i}].type", message=f"auto: {v.evidence}")
+                for i, v in zip(auto, verdicts, strict=True)
+            ]
+            raise InvalidConfiguration([*evidence, *exc.errors]) from None
+        detections = tuple(
+            Detection(
+                virtual_service=detected.virtual_services[i].name,
+                type=detected.virtual_services[i].type.value,
+                check=detected.virtual_services[i].check.type.value,
+                evidence=verdict.evidence,
+                notes=choices[i].notes,
+            )
+            for i, verdict in zip(auto, verdicts, strict=True)
+        )
+        for detection in detections:
+            log.info(
+                "type auto detected",
+                extra={"service": detection.virtual_service, "evidence": detection.evidence},
+            )
+        return detected, detections
+
+    def _check_vips(self, config: Configuration) -> None:
+        """Each service's mode must be one a running engine serves, and each VIP must be on
+        the machine or placeable on an interface (daemon/vips.py)."""
+        problems = []
+        modes = {engine.mode for engine in self.reconciler.engines}
+        for index, vs in enumerate(config.virtual_services):
+            if vs.mode not in modes:
+                problems.append(
+                    FieldError(
+                        path=f"virtual_services[{index}].mode",
+                        message=f"{vs.mode.value} is not available: this daemon runs no "
+                        f"{vs.mode.value} engine",
+                    )
+                )
+        for index, vs in enumerate(config.virtual_services):
+            reason = self.reconciler.vips.placement_problem(vs.address, vs.interface)
+            if reason is not None:
+                field = "interface" if vs.interface else "address"
+                problems.append(
+                    FieldError(path=f"virtual_services[{index}].{field}", message=reason)
+                )
+        if problems:
+            raise InvalidConfiguration(problems)

@@ -1,0 +1,194 @@
+"""The reconciler: converges the engines and the VIPs on a desired document, and records how.
+
+Where it sits in the flow of a change: after a commit (daemon/changes.py) and every few
+seconds from the repair loop (daemon/runner.py). It observes each engine, plans with the pure
+planner (``reconcile/planner.py``: one ``Plan`` per engine on its share of the document, the
+VIPs once, gathered in a ``FullPlan``) and executes: VIPs added first, then each engine's
+actions in the daemon's order, then unused VIPs removed. Up to three passes, so that drift an
+engine reports right after a reload is corrected at once.
+
+The outcome goes to the store's applied state: success makes the head the last good revision;
+a failure keeps the previous last good one with the engine's message and converges on it, so
+a half-applied change (the VIPs, one engine out of two) is undone and a daemon that starts on
+a failing revision serves the last good one.
+
+It owns the lock that serialises everything that changes the engines (changes, reconciles,
+clearing persistence tables), the document each engine runs (``running``), and the parsed
+document of the newest revision (parsed once per revision: a revision never changes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from bascule.daemon.vips import VipManager
+from bascule.engines.base import Engine
+from bascule.errors import ApplyFailed, EngineError, InvalidConfiguration
+from bascule.model import Configuration, parse_document
+from bascule.model.document import for_mode
+from bascule.reconcile.planner import FullPlan, Observed, Overrides, Plan, plan_engine, plan_vips
+from bascule.store.revisions import Revision, RevisionStore
+
+log = logging.getLogger("bascule.service")
+
+# A reload renders every weight and state; more passes correct any drift the engine reports
+# afterwards (for instance a state restored from the state file).
+PASSES = 3
+
+AfterReconcile = Callable[[Configuration], Awaitable[None]]
+
+
+class Reconciler:
+    """The engines and the VIPs, converged on the store's current revision."""
+
+    def __init__(
+        self,
+        *,
+        store: RevisionStore,
+        engines: Sequence[Engine],
+        vips: VipManager,
+        after_reconcile: AfterReconcile | None = None,
+        overrides: Callable[[], Overrides] | None = None,
+    ) -> None:
+        """``after_reconcile`` is awaited with the desired document after every reconcile
+        (the daemon points the L4 health checker at its real servers). ``overrides`` gives
+        the weights dynamic schedulers decided (daemon/dynamic.py): the planner keeps them."""
+        if not engines:
+            raise ValueError("the reconciler needs at least one engine")
+        self.store = store
+        self.engines = tuple(engines)
+        self.vips = vips
+        self.overrides = overrides or dict
+        self.lock = asyncio.Lock()
+        self._after_reconcile = after_reconcile
+        self._running: dict[str, Configuration | None] = {e.name: None for e in self.engines}
+        self._parsed: tuple[int, Configuration] | None = None
+
+    # -- the desired and the running documents ------------------------------------------------
+
+    def desired_of(self, head: Revision | None) -> Configuration:
+        """The parsed document of ``head`` (validated once per revision: status() is polled
+        by the WUI and the statistics, and would otherwise re-validate it every time)."""
+        if head is None:
+            return Configuration()
+        if self._parsed is None or self._parsed[0] != head.number:
+            self._parsed = (head.number, parse_document(head.document))
+        return self._parsed[1]
+
+    def committed(self, number: int, config: Configuration) -> None:
+        """Revision ``number`` was just committed from ``config``: no need to parse it again."""
+        self._parsed = (number, config)
+
+    def running(self, engine: str) -> Configuration | None:
+        """The document ``engine``'s running state was built from (``None``: nothing yet)."""
+        return self._running[engine]
+
+    def adopt(self, engine: str, running: Configuration | None) -> None:
+        """Tell the reconciler which document a running engine was started from."""
+        self._running[engine] = running
+
+    # -- planning -----------------------------------------------------------------------------
+
+    async def plan(self, desired: Configuration) -> FullPlan:
+        """What converging on ``desired`` takes, from what each engine reports now."""
+        ensure, remove = plan_vips(desired, self.vips.owned())
+        per_engine: list[tuple[str, Plan]] = []
+        for engine in self.engines:
+            running = self._running[engine.name]
+            observation = await engine.observe(running, counters=False)
+            observed = Observed(
+                applied=running if observation.running else None,
+                servers=observation.runtime(),
+            )
+            engine_plan = plan_engine(
+                for_mode(desired, engine.mode),
+                observed,
+                max_weight=engine.max_weight,
+                overrides=self.overrides(),
+            )
+            per_engine.append((engine.name, engine_plan))
+        return FullPlan(ensure=ensure, engines=tuple(per_engine), remove=remove)
+
+    # -- reconciling --------------------------------------------------------------------------
+
+    async def reconcile(self, *, retry_failed: bool = True) -> tuple[bool, str]:
+        """Converge the engines on the current revision; returns (ok, error message).
+
+        The periodic repair loop passes ``retry_failed=False``: a revision the engines could
+        not apply is not retried again and again (each failed attempt means a reload and a
+        rollback); instead the loop keeps the last good revision running — it restarts a
+        dead engine and repairs drift towards it — until a new change, a rollback or a
+        restart of the daemon tries the current revision again.
+        """
+        async with self.lock:
+            if not retry_failed:
+                head, applied = self.store.head_number(), self.store.applied()
+                if applied is not None and applied.last_attempt == head and not applied.ok:
+                    if applied.last_good is not None:
+                        await self._converge_on_last_good(applied.last_good)
+                    return False, applied.message
+            return await self.reconcile_locked()
+
+    async def reconcile_locked(self) -> tuple[bool, str]:
+        """``reconcile`` for a caller that holds ``lock`` (the change pipeline, after a
+        commit); the ``after_reconcile`` hook runs whatever the outcome."""
+        head = self.store.head()
+        desired = self.desired_of(head)
+        try:
+            return await self._reconcile_on(head, desired)
+        finally:
+            if self._after_reconcile is not None:
+                await self._after_reconcile(desired)
+
+    async def _reconcile_on(
+        self, head: Revision | None, desired: Configuration
+    ) -> tuple[bool, str]:
+        try:
+            await self._converge(desired)
+        except (ApplyFailed, EngineError, OSError) as exc:
+            message = str(exc)
+            log.error("apply failed", extra={"error": message})
+            if head is not None:
+                self.store.record_applied(head.number, ok=False, message=message)
+                # Nothing may be running at all (a daemon restarted on a revision HAProxy
+                # refuses): make sure the last good revision serves meanwhile.
+                applied = self.store.applied()
+                if applied is not None and applied.last_good is not None:
+                    await self._converge_on_last_good(applied.last_good)
+            return False, message
+        if head is not None:
+            applied = self.store.applied()
+            if applied is None or applied.last_attempt != head.number or not applied.ok:
+                self.store.record_applied(head.number, ok=True, message="")
+        return True, ""
+
+    async def _converge_on_last_good(self, number: int) -> None:
+        try:
+            last_good = parse_document(self.store.get(number).document)
+            await self._converge(last_good)
+        except (ApplyFailed, EngineError, OSError, InvalidConfiguration) as exc:
+            log.error("could not restore the last good revision", extra={"error": str(exc)})
+
+    async def _converge(self, desired: Configuration) -> None:
+        for _ in range(PASSES):
+            current = await self.plan(desired)
+            if current.empty:
+                break
+            log.info("executing plan", extra={"actions": list(current.descriptions())})
+            await self._execute(current, desired)
+
+    async def _execute(self, plan: FullPlan, desired: Configuration) -> None:
+        engines = {engine.name: engine for engine in self.engines}
+        for ensure in plan.ensure:
+            await self.vips.ensure(ensure.address, ensure.interface)
+        for name, engine_plan in plan.engines:
+            if engine_plan.empty:
+                continue
+            engine = engines[name]
+            await engine.execute(engine_plan.actions, self._running[name])
+            if engine_plan.reloads:
+                self._running[name] = for_mode(desired, engine.mode)
+        for remove in plan.remove:
+            await self.vips.remove(remove.address)
