@@ -25,6 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from bascule.errors import BasculeError
+from bascule.net.addresses import host_port
 
 API = "/api/v1"
 AUTHOR_HEADER = "X-Bascule-Author"
@@ -52,8 +53,7 @@ def login_author() -> str:
 
 def server_key(address: str, port: object) -> str:
     """A real server's key as the API names it: ``198.18.0.4:80``, ``[2001:db8::1]:80``."""
-    host = address.strip("[]")
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return host_port(address, str(port))
 
 
 def error_lines(response: httpx.Response) -> list[str]:

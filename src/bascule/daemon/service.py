@@ -24,11 +24,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bascule.daemon.audit import AuditService
-from bascule.daemon.dsr import DsrReport, DsrVerifier, PacketDsrVerifier
 from bascule.daemon.results import ApplyResult, Detection, StatusReport
 from bascule.daemon.status import build_status
 from bascule.daemon.vips import VipManager
 from bascule.detect import ServiceProber, check_given, choose, rewrite
+from bascule.dsr.report import DsrReport
+from bascule.dsr.script import is_dsr, script
+from bascule.dsr.target import TargetOs
+from bascule.dsr.verify import DsrVerifier, PacketDsrVerifier
 from bascule.engines.base import (
     Engine,
     EngineObservation,
@@ -36,7 +39,6 @@ from bascule.engines.base import (
     PersistenceTables,
     merge_observations,
 )
-from bascule.engines.nftables.dsr import TargetOs, is_dsr, script
 from bascule.errors import (
     ApplyFailed,
     BasculeError,
@@ -331,7 +333,7 @@ class ConfigService:
             raise Conflict(base=base, current=head_number)
         current_document = dict(head.document) if head else Configuration().to_document()
         config, detections = await self._detect_types(change(current_document))
-        self._check_vips(config)
+        await self._check_vips(config)
         document = config.to_document()
         diff = diff_documents(head.document if head else None, document)
         for engine in self.engines:
@@ -432,7 +434,7 @@ class ConfigService:
             )
         return detected, detections
 
-    def _check_vips(self, config: Configuration) -> None:
+    async def _check_vips(self, config: Configuration) -> None:
         problems = []
         modes = {engine.mode for engine in self.engines}
         for index, vs in enumerate(config.virtual_services):
@@ -444,8 +446,10 @@ class ConfigService:
                         f"{vs.mode.value} engine",
                     )
                 )
-        for index, vs in enumerate(config.virtual_services):
-            reason = self.vips.placement_problem(vs.address, vs.interface)
+        services = config.virtual_services
+        wanted = [(vs.address, vs.interface) for vs in services]
+        reasons = await self.vips.placement_problems(wanted)
+        for index, (vs, reason) in enumerate(zip(services, reasons, strict=True)):
             if reason is not None:
                 field = "interface" if vs.interface else "address"
                 problems.append(

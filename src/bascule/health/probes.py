@@ -36,6 +36,8 @@ from bascule.health.results import CheckResult
 from bascule.model.check import CheckType, HealthCheck
 from bascule.model.real_server import RealServer
 from bascule.model.virtual_service import VirtualService
+from bascule.net import icmp
+from bascule.net.addresses import host_port, url_host
 
 USER_AGENT = "bascule-health/1"
 BODY_LIMIT = 4096  # expect_body looks at the first 4 KiB of a 2xx body (DESIGN.md)
@@ -85,11 +87,10 @@ def endpoint_for(vs: VirtualService, rs: RealServer) -> Endpoint:
     if check.host is not None:
         host = check.host
     else:
-        vip = f"[{vs.address}]" if ":" in vs.address else vs.address
         # What a client of the VIP sends: the address, with the port unless it is the
         # scheme's default (as the HAProxy engine does for its L7 checks).
         default_port = HTTP_DEFAULT_PORTS.get(check.type, 80)
-        host = vip if vs.port == default_port else f"{vip}:{vs.port}"
+        host = url_host(vs.address) if vs.port == default_port else host_port(vs.address, vs.port)
     return Endpoint(address=rs.address, port=check.port or rs.port, host=host)
 
 
@@ -282,8 +283,8 @@ async def probe_http(check: HealthCheck, endpoint: Endpoint) -> Verdict:
     is not verified and sends the SNI of ``endpoint.host`` when that is a name.
     """
     https = check.type is CheckType.https
-    address = f"[{endpoint.address}]" if ":" in endpoint.address else endpoint.address
-    url = f"{'https' if https else 'http'}://{address}:{endpoint.port}{check.path}"
+    scheme = "https" if https else "http"
+    url = f"{scheme}://{host_port(endpoint.address, endpoint.port)}{check.path}"
     headers = {
         "Host": endpoint.host,
         "User-Agent": USER_AGENT,
@@ -420,17 +421,17 @@ async def _echo(sock: socket.socket, address: str, *, v6: bool, raw: bool) -> Ve
     # replies; a raw socket hears every ICMP message of the host and must sort them.
     ident = random.getrandbits(16) if raw else None
     sequence = random.getrandbits(16)
-    request = wire.build_echo_request(ident or 0, sequence, ICMP_PAYLOAD, v6=v6)
+    request = icmp.echo(ident or 0, sequence, ICMP_PAYLOAD, v6=v6)
     target = ipaddress.ip_address(address)
     await loop.sock_sendto(sock, request, (address, 0))
     while True:
         data, source = await loop.sock_recvfrom(sock, 65535)
         # A raw IPv4 socket receives the IP header too; IPv6 and datagram sockets do not.
         try:
-            message = wire.strip_ipv4_header(data) if raw and not v6 else data
+            message = icmp.strip_ipv4_header(data) if raw and not v6 else data
         except ValueError:
             continue
-        verdict = wire.judge_echo_reply(message, ident=ident, sequence=sequence, v6=v6)
+        verdict = icmp.judge_echo_reply(message, ident=ident, sequence=sequence, v6=v6)
         if verdict is None:
             continue
         if not verdict:

@@ -20,9 +20,9 @@ from bascule.engines.nftables.driver import (
     NftablesDriver,
     least_connection_weight,
 )
-from bascule.engines.nftables.engine import Completed
 from bascule.errors import EngineRejected
 from bascule.model import Configuration, RealServerState
+from bascule.net.shell import Completed
 from bascule.reconcile.actions import ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import Observed, plan_engine
 
@@ -84,7 +84,8 @@ class FakeKernel:
             found = [{"dst": address, "lladdr": mac, "state": ["REACHABLE"]}] if mac else []
             return Completed(returncode=0, stdout=json.dumps(found), stderr="")
         if line.startswith("ip -j link show"):
-            return Completed(returncode=0, stdout='[{"address": "02:00:00:00:00:02"}]', stderr="")
+            link = [{"ifname": argv[-1], "link_type": "ether", "address": "02:00:00:00:00:02"}]
+            return Completed(returncode=0, stdout=json.dumps(link), stderr="")
         return OK  # nft -c, sysctl, conntrack -D, ping
 
     def ran(self, prefix: str) -> list[list[str]]:
