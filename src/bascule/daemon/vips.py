@@ -4,6 +4,11 @@ A VIP goes on the interface whose subnet holds it (or the one the service names)
 address (/32 or /128) so no route changes. Bascule only ever removes addresses it added itself;
 it remembers them in ``vips.json`` in the data dir so a restarted daemon still knows. An
 address that is already on the machine (127.0.0.1, the host's own address) is used as it is.
+
+Every ``ip`` runs through net's async ``Ip`` runner: the service layer asks for the
+placement of a change's VIPs under its change lock, and a slow ``ip`` must not stall the event
+loop that also serves the API and runs the health checks; one change lists the machine's
+addresses once (``placement_problems``), however many services it has.
 """
 
 from __future__ import annotations

@@ -60,20 +60,14 @@ class VipProbe:
                 identifier=self.isn,
                 sequence=1,
             )
-        return tcp_segment(
-            source_mac=self.lb_mac,
-            destination_mac=self.server_mac,
-            source=self.source,
-            destination=self.vip,
-            source_port=self.source_port,
-            destination_port=self.port,
-            seq=self.isn,
-            flags=TcpFlag.syn,
-            ident=self.isn,
-        )
+        return self._tcp(seq=self.isn, flags=TcpFlag.syn, ident=self.isn)
 
     def reset(self) -> bytes:
         """The RST that ends the half-open connection on the server after its SYN-ACK."""
+        return self._tcp(seq=(self.isn + 1) & 0xFFFFFFFF, flags=TcpFlag.rst, ident=self.isn + 1)
+
+    def _tcp(self, *, seq: int, flags: TcpFlag, ident: int) -> bytes:
+        """A segment of the test connection, from the load balancer to the VIP."""
         return tcp_segment(
             source_mac=self.lb_mac,
             destination_mac=self.server_mac,
@@ -81,9 +75,9 @@ class VipProbe:
             destination=self.vip,
             source_port=self.source_port,
             destination_port=self.port,
-            seq=(self.isn + 1) & 0xFFFFFFFF,
-            flags=TcpFlag.rst,
-            ident=self.isn + 1,
+            seq=seq,
+            flags=flags,
+            ident=ident,
         )
 
     def answer(self, frame: bytes) -> tuple[Answer, str] | None:

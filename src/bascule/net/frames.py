@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bascule.net import icmp
 from bascule.net.addresses import mac_bytes, mac_text
@@ -246,12 +246,8 @@ def parse_ipv4(frame: bytes) -> Segment | None:
         return base
     if protocol == IPPROTO_TCP and len(payload) >= _TCP.size:
         sport, dport, seq, ack, _, flags, _, _, _ = _TCP.unpack_from(payload)
-        return Segment(
-            source_mac=base.source_mac,
-            destination_mac=base.destination_mac,
-            source=base.source,
-            destination=base.destination,
-            protocol=protocol,
+        return replace(
+            base,
             source_port=sport,
             destination_port=dport,
             seq=seq,
@@ -260,12 +256,8 @@ def parse_ipv4(frame: bytes) -> Segment | None:
         )
     echo = icmp.echo_header(payload) if protocol == IPPROTO_ICMP else None
     if echo is not None:
-        return Segment(
-            source_mac=base.source_mac,
-            destination_mac=base.destination_mac,
-            source=base.source,
-            destination=base.destination,
-            protocol=protocol,
+        return replace(
+            base,
             seq=echo.sequence,
             ack=echo.identifier,
             icmp_type=echo.type,
