@@ -365,7 +365,7 @@ class NftablesDriver:
         ruleset = self._applied.ruleset if self._applied else None
         try:
             version = await self.shell.version()
-        except OSError:
+        except EngineError:  # net's runner: nft cannot be started
             version = "not installed"
         return {
             "version": version,

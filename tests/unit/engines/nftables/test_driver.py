@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -374,3 +375,16 @@ def test_no_l4_service_and_no_table_means_no_nft_apply() -> None:
     run(engine.execute([ReplaceConfig(config=config(), reason="new")], empty))
     run(engine.execute([ReplaceConfig(config=empty, reason="gone")], config()))
     assert kernel.tables == set()
+
+
+def test_a_machine_without_nft_still_reports_its_info(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An L7-only machine may lack nftables: the real runner cannot start nft at all.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    engine = NftablesDriver()
+    info = run(engine.info())
+    assert (info["version"], info["running"], info["idle"]) == ("not installed", False, True)
+    empty = Configuration()
+    run(engine.execute([ReplaceConfig(config=empty, reason="new")], None))
+    assert run(engine.observe(empty)).running  # no L4 service: nothing of nft is needed
