@@ -7,10 +7,14 @@ the address to try. ``bascule demo --stop`` stops all of it.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio and argparse are imported by the back end itself: the CLI imports this module for
+# the demo's addresses and document only.
 
 DEMO_BACKENDS = (("127.0.0.1", 9001), ("127.0.0.1", 9002), ("127.0.0.1", 9003))
 DEMO_VIP = ("127.0.0.1", 8080)
@@ -36,6 +40,8 @@ def demo_document(port: int = DEMO_VIP[1]) -> dict[str, Any]:
 
 
 async def _serve_backend(address: str, port: int, name: str) -> None:
+    import asyncio
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
@@ -70,6 +76,9 @@ async def _serve_backend(address: str, port: int, name: str) -> None:
 
 
 def main() -> None:
+    import argparse
+    import asyncio
+
     parser = argparse.ArgumentParser(description="a demo HTTP back end for Bascule")
     parser.add_argument("command", choices=["backend"])
     parser.add_argument("--address", default="127.0.0.1")

@@ -20,18 +20,18 @@ from typing import Any
 import pytest
 from netns import Topology
 
-from bascule.engines.nftables.dsr import linux_script
+from bascule.dsr.script import linux_script
 from bascule.model import parse_document
 
 pytestmark = pytest.mark.integration
 
 VERIFY = r"""
-import dataclasses, json, sys
-from bascule.daemon.dsr import verify_service
+import asyncio, dataclasses, json, sys
+from bascule.dsr.verify import verify_service
 from bascule.model import parse_document
 reports = []
 for document in json.loads(sys.argv[1]):
-    report = verify_service(parse_document(document).virtual_services[0])
+    report = asyncio.run(verify_service(parse_document(document).virtual_services[0]))
     reports.append(dict(dataclasses.asdict(report), ok=report.ok))
 print(json.dumps(reports))
 """

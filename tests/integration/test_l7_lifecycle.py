@@ -23,7 +23,8 @@ import pytest
 from daemon import BasculeDaemon
 from netns import Topology, netns_pids, wait_ready
 
-from bascule.cli.client import BasculeClient, CliError
+from bascule.cli.client import BasculeClient
+from bascule.cli.errors import CliError
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,6 @@ second) and its memory use (1 - MemAvailable / MemTotal, from /proc/meminfo). Wi
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated
 
@@ -101,6 +100,8 @@ class LoadSampler:
 
 
 def make_handler(url: str, sampler: LoadSampler, load_file: Path | None) -> type:
+    from http.server import BaseHTTPRequestHandler  # only the agent serves HTTP
+
     class AgentHandler(BaseHTTPRequestHandler):
         server_version = "bascule-agent"
 
@@ -141,6 +142,8 @@ def agent(
     ] = None,
 ) -> None:
     """Serve this server's load to Bascule's adaptive scheduler (no daemon needed)."""
+    from http.server import ThreadingHTTPServer
+
     if not url.startswith("/"):
         raise typer.BadParameter("must start with /", param_hint="--url")
     sampler = LoadSampler()

@@ -15,30 +15,32 @@ Two ways in: the local unix socket (the caller trusted as a local administrator;
 from __future__ import annotations
 
 import getpass
+import socket
 import ssl
-from collections.abc import Mapping
+import sys
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+# httpx's package imports its own command line (httpx._main: click, pygments, rich.progress,
+# rich.syntax), a third of its import time, which every `bascule` command would pay for a
+# program it never runs. A None in sys.modules makes that import fail, and httpx then defines
+# a stub `httpx.main` instead (httpx/__init__.py catches the ImportError). Nothing in Bascule
+# runs httpx's CLI; a process that imported httpx earlier is left as it is.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from bascule.errors import BasculeError
+import httpx  # noqa: E402
+
+from bascule.cli.errors import CliError  # noqa: E402
 
 API = "/api/v1"
 AUTHOR_HEADER = "X-Bascule-Author"
 
 #: Applying a change may reload an engine; reading is quick. Connecting must be.
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=5.0)
-
-
-class CliError(BasculeError):
-    """A problem to report to the user: each line is printed as ``error: <line>``."""
-
-    def __init__(self, *lines: str) -> None:
-        self.lines: tuple[str, ...] = lines or ("unknown error",)
-        super().__init__("\n".join(self.lines))
 
 
 def login_author() -> str:
@@ -48,12 +50,6 @@ def login_author() -> str:
     except (OSError, KeyError):  # no login name: a container without /etc/passwd entry
         user = "unknown"
     return f"{user}@cli"
-
-
-def server_key(address: str, port: object) -> str:
-    """A real server's key as the API names it: ``198.18.0.4:80``, ``[2001:db8::1]:80``."""
-    host = address.strip("[]")
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def error_lines(response: httpx.Response) -> list[str]:
@@ -148,8 +144,10 @@ class BasculeClient:
         self.remote = remote is not None
         self.where = str(remote.base_url).rstrip("/") if remote is not None else str(socket)
         self._check_socket = transport is None and remote is None
+        # verify=False: nothing on a unix socket is TLS, and loading the CA bundle for a
+        # context that is never used would cost every command tens of milliseconds.
         self._http = remote or httpx.Client(
-            transport=transport or httpx.HTTPTransport(uds=str(socket)),
+            transport=transport or httpx.HTTPTransport(uds=str(socket), verify=False),
             base_url="http://bascule",
             timeout=timeout,
         )
@@ -320,6 +318,45 @@ class BasculeClient:
     def revoke_token(self, token_id: str) -> dict[str, Any]:
         return self._write("DELETE", f"/tokens/{quote(token_id, safe='')}")
 
+    # -- waiting for a daemon that starts ---------------------------------------------------
+
+    def wait_for_answer(
+        self, timeout: float, *, alive: Callable[[], bool] = lambda: True, poll: float = 0.1
+    ) -> None:
+        """Return once the daemon answers a real request (``whoami``), trying for up to
+        ``timeout`` seconds while ``alive()`` holds; else raise the last problem seen.
+
+        A socket file is no sign of a daemon that serves: the daemon binds it (the file
+        appears), then starts listening, then serving. Until it listens a connection is
+        refused; so each try first connects a plain socket (closed at once: httpcore would
+        leak its own, see ``_request``) and only then sends the request.
+        """
+        deadline = time.monotonic() + timeout
+        last = self._unreachable()
+        while True:
+            if not alive():
+                raise CliError("the daemon exited before it answered", *last.lines)
+            if self.remote or self._accepts():
+                remaining = max(deadline - time.monotonic(), poll)
+                try:
+                    self._get("/auth/whoami", timeout=min(remaining, 5.0))
+                    return
+                except CliError as exc:
+                    last = exc
+            if time.monotonic() + poll > deadline:
+                raise CliError(f"the daemon did not answer within {timeout:g} s", *last.lines)
+            time.sleep(poll)
+
+    def _accepts(self) -> bool:
+        """The daemon's socket accepts a connection (a file alone is not enough)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            try:
+                probe.connect(str(self.socket))
+            except OSError:
+                return False
+        return True
+
     # -- transport -------------------------------------------------------------------------
 
     def _socket_exists(self) -> None:
@@ -358,8 +395,10 @@ class BasculeClient:
         reason = "" if exc is None else f": {_reason(exc)}"
         return CliError(f"cannot reach the Bascule daemon at {self.where}{reason}")
 
-    def _get(self, path: str, *, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self._request("GET", path, params=params)
+    def _get(
+        self, path: str, *, params: Mapping[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        return self._request("GET", path, params=params, timeout=timeout)
 
     def _write(
         self,
@@ -381,7 +420,9 @@ class BasculeClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
+        """One request; ``timeout`` (seconds) replaces the client's own for this one."""
         # Checked first because httpcore leaks its socket object when a unix-socket connect
         # fails (httpcore/_backends/sync.py: connect_unix_socket never closes it), and because
         # a missing socket needs no round trip to say the daemon is not running.
@@ -389,7 +430,12 @@ class BasculeClient:
             self._socket_exists()
         try:
             response = self._http.request(
-                method, API + path, params=params, json=body, headers=headers
+                method,
+                API + path,
+                params=params,
+                json=body,
+                headers=headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except httpx.TimeoutException as exc:
             raise CliError(

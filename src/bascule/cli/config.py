@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from bascule.cli import output
-from bascule.cli.client import CliError
+from bascule.cli.errors import CliError
 from bascule.cli.session import JsonFlag, Session
 
 REVISION_LINE = re.compile(r"^#\s*bascule revision (\d+)\s*$")
@@ -44,6 +43,8 @@ def read_document(source: str) -> tuple[Any, int | None]:
     first_line = content.split("\n", 1)[0]
     match = REVISION_LINE.match(first_line)
     base = int(match[1]) if match else None
+    import yaml  # only the commands that read or write YAML pay for it
+
     try:
         document = yaml.safe_load(content)
     except yaml.MarkedYAMLError as exc:
@@ -117,5 +118,7 @@ def render(document: Any, revision: int | None, format: Format) -> str:
     """
     if format is Format.json:
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    import yaml
+
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return body if revision is None else f"{revision_line(revision)}\n{body}"

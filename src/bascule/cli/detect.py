@@ -7,17 +7,17 @@ daemon's view when both run on the load balancer; elsewhere a firewall or a rout
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bascule.cli import output
-from bascule.cli.client import CliError
+from bascule.cli.errors import CliError
 from bascule.cli.session import JsonFlag, Session
-from bascule.detect import Verdict
-from bascule.detect import detect as probe
+
+if TYPE_CHECKING:
+    from bascule.detect import Verdict
 
 
 def parse_target(text: str) -> tuple[str, int]:
@@ -54,6 +54,10 @@ def detect(
 
     The probes run from this host, not through the daemon.
     """
+    import asyncio
+
+    from bascule.detect import detect as probe  # the probes and the model: this command only
+
     session = Session.of(ctx, json=as_json)
     parsed = [parse_target(target) for target in targets]
     verdict = asyncio.run(probe(parsed, port=parsed[0][1]))

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from bascule.cli import output
 from bascule.cli.session import JsonFlag, Session
-from bascule.engines.nftables.dsr import TargetOs
+from bascule.dsr.target import TargetOs
 
 app = typer.Typer(
     help="Direct Server Return: set up real servers and check them.", no_args_is_help=True

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import yaml
 from rich.text import Text
 
 from bascule.cli import output
@@ -91,6 +90,8 @@ def show(
     else:
         out.print("no changes")
     if document:
+        import yaml
+
         out.print()
         dumped = yaml.safe_dump(revision.get("document") or {}, sort_keys=False, allow_unicode=True)
         out.print(Text(dumped.rstrip()), soft_wrap=True)

@@ -30,7 +30,7 @@ from bascule.cli import (
     users,
     vs,
 )
-from bascule.cli.client import CliError
+from bascule.cli.errors import CliError
 from bascule.cli.session import DEFAULT_DATA_DIR, Session
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bascule.cli.client import CliError
+from bascule.cli.errors import CliError
 
 STATUS_STYLES: Mapping[str, str] = {
     "up": "green",

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 import typer
 
 from bascule.cli import output
-from bascule.cli.client import server_key
 from bascule.cli.session import JsonFlag, Session
 from bascule.cli.vs import Assignments, parse_assignments
+from bascule.net.addresses import host_port
 
 app = typer.Typer(
     help="Real servers: add, set, delete, enable, disable, drain.", no_args_is_help=True
@@ -44,7 +44,7 @@ def parse_server(value: str) -> tuple[str, int]:
 
 
 def key_of(value: str) -> str:
-    return server_key(*parse_server(value))
+    return host_port(*parse_server(value))
 
 
 @app.command()

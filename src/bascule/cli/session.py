@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bascule.cli.client import BasculeClient, CliError, login_author, tls_context
+from bascule.cli.errors import CliError
+
+if TYPE_CHECKING:
+    from bascule.cli.client import BasculeClient
 
 DEFAULT_DATA_DIR = Path("/var/lib/bascule")
 SOCKET_NAME = "bascule.sock"
@@ -54,6 +57,10 @@ class Session:
 
     def client(self) -> BasculeClient:
         """A client of the daemon: remote over HTTPS with ``--url``, else the local socket."""
+        # Imported here: the HTTP client is the costliest import of a command, and neither
+        # ``--help`` nor a usage error needs it.
+        from bascule.cli.client import BasculeClient, login_author, tls_context
+
         if self.url is None:
             if self.token is not None:
                 raise CliError("--token goes with --url (a remote daemon); the socket needs none")

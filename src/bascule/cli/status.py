@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from bascule.cli import output
-from bascule.cli.client import CliError
+from bascule.cli.errors import CliError
 from bascule.cli.session import JsonFlag, Session
 
 MESSAGE_STYLES = {"apply_error": "red", "down": "red", "degraded": "yellow"}

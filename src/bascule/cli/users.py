@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from bascule.cli import output
-from bascule.cli.client import CliError
+from bascule.cli.errors import CliError
 from bascule.cli.session import JsonFlag, Session
 
 app = typer.Typer(help="Users of the web interface and the API.", no_args_is_help=True)

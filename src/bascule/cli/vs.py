@@ -10,11 +10,10 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from bascule.cli import output
-from bascule.cli.client import server_key
 from bascule.cli.session import JsonFlag, Session
+from bascule.net.addresses import host_port
 
 app = typer.Typer(help="Virtual services: list, show, add, set, delete.", no_args_is_help=True)
 
@@ -50,6 +49,8 @@ def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
 
 def scalar(raw: str) -> Any:
     """A value as YAML reads it (``5`` an int, ``true`` a bool, ``null``); else the text."""
+    import yaml  # only the commands that take assignments pay for it
+
     try:
         return yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
@@ -132,7 +133,7 @@ def show(
     )
     for rs in servers:
         grid.add_row(
-            output.text(server_key(str(rs.get("address")), rs.get("port"))),
+            output.text(host_port(str(rs.get("address")), str(rs.get("port")))),
             output.text(rs.get("weight")),
             output.status_text(str(rs.get("state"))),
             output.text(rs.get("max_connections")),

@@ -150,7 +150,7 @@ class ChangePipeline:
             raise Conflict(base=request.base, current=head_number)
         current_document = dict(head.document) if head else Configuration().to_document()
         config, detections = await self._detect_types(change(current_document))
-        self._check_vips(config)
+        await self._check_vips(config)
         document = config.to_document()
         diff = diff_documents(head.document if head else None, document)
         for engine in self.reconciler.engines:
@@ -250,7 +250,7 @@ class ChangePipeline:
             )
         return detected, detections
 
-    def _check_vips(self, config: Configuration) -> None:
+    async def _check_vips(self, config: Configuration) -> None:
         """Each service's mode must be one a running engine serves, and each VIP must be on
         the machine or placeable on an interface (daemon/vips.py)."""
         problems = []
@@ -264,8 +264,10 @@ class ChangePipeline:
                         f"{vs.mode.value} engine",
                     )
                 )
-        for index, vs in enumerate(config.virtual_services):
-            reason = self.reconciler.vips.placement_problem(vs.address, vs.interface)
+        services = config.virtual_services
+        wanted = [(vs.address, vs.interface) for vs in services]
+        reasons = await self.reconciler.vips.placement_problems(wanted)
+        for index, (vs, reason) in enumerate(zip(services, reasons, strict=True)):
             if reason is not None:
                 field = "interface" if vs.interface else "address"
                 problems.append(

@@ -22,12 +22,15 @@ from typing import Any
 
 from bascule.daemon.audit import AuditService
 from bascule.daemon.changes import AuditName, Change, ChangePipeline, ChangeRequest
-from bascule.daemon.dsr import DsrReport, DsrVerifier, PacketDsrVerifier
 from bascule.daemon.reconciler import Reconciler
 from bascule.daemon.results import ApplyResult, StatusReport
 from bascule.daemon.status import build_status
 from bascule.daemon.vips import VipManager
 from bascule.detect import ServiceProber
+from bascule.dsr.report import DsrReport
+from bascule.dsr.script import is_dsr, script
+from bascule.dsr.target import TargetOs
+from bascule.dsr.verify import DsrVerifier, PacketDsrVerifier
 from bascule.engines.base import (
     Engine,
     EngineObservation,
@@ -35,7 +38,6 @@ from bascule.engines.base import (
     PersistenceTables,
     merge_observations,
 )
-from bascule.engines.nftables.dsr import TargetOs, is_dsr, script
 from bascule.errors import BasculeError, NotApplicable, NotFound
 from bascule.model import Configuration, RealServerState, VirtualService, edits
 from bascule.model.document import for_mode

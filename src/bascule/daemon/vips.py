@@ -4,75 +4,59 @@ A VIP goes on the interface whose subnet holds it (or the one the service names)
 address (/32 or /128) so no route changes. Bascule only ever removes addresses it added itself;
 it remembers them in ``vips.json`` in the data dir so a restarted daemon still knows. An
 address that is already on the machine (127.0.0.1, the host's own address) is used as it is.
+
+Every ``ip`` runs through net's async ``Ip`` runner: the service layer asks for the
+placement of a change's VIPs under its change lock, and a slow ``ip`` must not stall the event
+loop that also serves the API and runs the health checks; one change lists the machine's
+addresses once (``placement_problems``), however many services it has.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import logging
 import os
-import subprocess
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from bascule.errors import EngineError
+from bascule.net.iproute import Addresses
+from bascule.net.shell import Ip
 
 log = logging.getLogger("bascule.vips")
+
+#: A VIP wanted on the machine: its address and the interface its service names (or None).
+Placement = tuple[str, str | None]
 
 
 class VipManager(Protocol):
     def owned(self) -> frozenset[str]: ...
 
-    def placement_problem(self, address: str, interface: str | None) -> str | None: ...
+    async def placement_problems(self, wanted: Sequence[Placement]) -> list[str | None]: ...
 
     async def ensure(self, address: str, interface: str | None) -> None: ...
 
     async def remove(self, address: str) -> None: ...
 
 
-@dataclass(frozen=True, kw_only=True)
-class InterfaceAddress:
-    interface: str
-    network: ipaddress.IPv4Interface | ipaddress.IPv6Interface
-
-
-def parse_ip_addr(data: list[dict[str, Any]]) -> list[InterfaceAddress]:
-    """The addresses in ``ip -j addr show`` output."""
-    found: list[InterfaceAddress] = []
-    for link in data:
-        for info in link.get("addr_info", []):
-            local, prefix = info.get("local"), info.get("prefixlen")
-            if local is None or prefix is None:
-                continue
-            found.append(
-                InterfaceAddress(
-                    interface=link["ifname"],
-                    network=ipaddress.ip_interface(f"{local}/{prefix}"),
-                )
-            )
-    return found
-
-
 def choose_interface(
-    address: str, interface: str | None, addresses: list[InterfaceAddress]
+    address: str, interface: str | None, machine: Addresses
 ) -> tuple[str | None, str | None]:
     """(interface to add the VIP to or None if already present, problem or None)."""
     ip = ipaddress.ip_address(address)
     if ip.is_unspecified:
         return None, None
-    names = {a.interface for a in addresses}
-    if interface is not None and interface not in names and not _link_exists(interface):
+    if interface is not None and interface not in machine.links:
         return None, f"interface {interface!r} does not exist on this machine"
-    if any(a.network.ip == ip for a in addresses):
+    if any(a.network.ip == ip for a in machine.addresses):
         return None, None
     if interface is not None:
         return interface, None
     holders = [
         a
-        for a in addresses
+        for a in machine.addresses
         if a.network.version == ip.version
         and ip in a.network.network
         and a.network.network.prefixlen < a.network.max_prefixlen
@@ -87,15 +71,13 @@ def choose_interface(
     return best.interface, None
 
 
-def _link_exists(name: str) -> bool:
-    return Path("/sys/class/net", name).exists()
-
-
 class IpVipManager:
-    """Adds and removes VIPs with iproute2 (``ip -j``)."""
+    """Adds and removes VIPs with iproute2, through ``net``'s async ``Ip`` runner: a slow
+    ``ip`` never stalls the event loop, and one change lists the machine's addresses once."""
 
-    def __init__(self, state_file: Path) -> None:
+    def __init__(self, state_file: Path, *, ip: Ip | None = None) -> None:
         self._state_file = state_file
+        self._ip = ip or Ip()
         self._owned: dict[str, str] = self._load()
         # Addresses a service uses that were already on the machine: used as they are,
         # never removed.
@@ -120,34 +102,33 @@ class IpVipManager:
         """VIPs in place for the services: those Bascule added and those it found there."""
         return frozenset(self._owned) | frozenset(self._foreign)
 
-    def _addresses(self) -> list[InterfaceAddress]:
+    async def _machine(self) -> Addresses:
         try:
-            out = subprocess.run(
-                ["ip", "-j", "addr", "show"], capture_output=True, check=True, text=True
-            ).stdout
-        except (OSError, subprocess.CalledProcessError) as exc:
+            return await self._ip.addresses()
+        except EngineError as exc:
             raise EngineError(f"cannot list the machine's addresses: {exc}") from exc
-        return parse_ip_addr(json.loads(out))
 
-    def placement_problem(self, address: str, interface: str | None) -> str | None:
-        if address in self._owned:
-            return None
-        return choose_interface(address, interface, self._addresses())[1]
+    async def placement_problems(self, wanted: Sequence[Placement]) -> list[str | None]:
+        """For each (address, interface): why it cannot be placed, or None."""
+        todo = [address for address, _ in wanted if address not in self._owned]
+        machine = await self._machine() if todo else Addresses(links=frozenset(), addresses=())
+        return [
+            None
+            if address in self._owned
+            else choose_interface(address, interface, machine)[1]
+            for address, interface in wanted
+        ]
 
     async def ensure(self, address: str, interface: str | None) -> None:
         if address in self._owned:
             return
-        target, problem = choose_interface(address, interface, self._addresses())
+        target, problem = choose_interface(address, interface, await self._machine())
         if problem is not None:
             raise EngineError(problem)
         if target is None:
             self._foreign.add(address)  # already on the machine and not ours: use it as it is
             return
-        prefix = 32 if ipaddress.ip_address(address).version == 4 else 128
-        argv = ["ip", "addr", "add", f"{address}/{prefix}", "dev", target]
-        if prefix == 128:
-            argv.append("nodad")
-        await _run(argv)
+        await self._ip.add_host_address(address, target)
         self._owned[address] = target
         self._save()
         log.info("added VIP", extra={"address": address, "interface": target})
@@ -157,9 +138,8 @@ class IpVipManager:
         target = self._owned.get(address)
         if target is None:
             return
-        prefix = 32 if ipaddress.ip_address(address).version == 4 else 128
         try:
-            await _run(["ip", "addr", "del", f"{address}/{prefix}", "dev", target])
+            await self._ip.delete_host_address(address, target)
         except EngineError as exc:
             if "Cannot assign" not in str(exc) and "not found" not in str(exc).lower():
                 raise
@@ -182,20 +162,11 @@ class NullVipManager:
     def owned(self) -> frozenset[str]:
         return frozenset(self.added)
 
-    def placement_problem(self, address: str, interface: str | None) -> str | None:
-        return None
+    async def placement_problems(self, wanted: Sequence[Placement]) -> list[str | None]:
+        return [None for _ in wanted]
 
     async def ensure(self, address: str, interface: str | None) -> None:
         self.added[address] = interface
 
     async def remove(self, address: str) -> None:
         self.added.pop(address, None)
-
-
-async def _run(argv: list[str]) -> None:
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    _, err = await process.communicate()
-    if process.returncode != 0:
-        raise EngineError(f"{' '.join(argv)}: {err.decode().strip()}")

@@ -40,6 +40,7 @@ from bascule.detect.classify import (
 )
 from bascule.model.capabilities import CheckType, Protocol, ServiceType
 from bascule.model.virtual_service import VirtualService
+from bascule.net.addresses import host_port
 
 log = logging.getLogger("bascule.detect")
 
@@ -54,11 +55,6 @@ class Timing:
     banner: float = 0.3
     answer: float = 0.4
     total: float = 2.0
-
-
-def source(address: str, port: int) -> str:
-    """``198.18.0.11:80``, ``[2001:db8::1]:80``."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 @functools.cache
@@ -80,7 +76,7 @@ class _Progress:
     def __init__(self, address: str, port: int) -> None:
         self.address = address
         self.port = port
-        self.source = source(address, port)
+        self.source = host_port(address, port)
         self.recognition: Recognition | None = None
         self.connected = False
         self.seen = b""

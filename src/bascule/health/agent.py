@@ -15,13 +15,13 @@ from collections.abc import Iterable, Mapping
 import httpx
 
 from bascule.health.adaptive import AgentReading, AgentVerdict, parse_agent_answer
+from bascule.net.addresses import host_port
 
 MAX_BODY = 4096
 
 
 def agent_url(address: str, port: int, path: str) -> str:
-    host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}{path}"
+    return f"http://{host_port(address, port)}{path}"
 
 
 async def fetch_load(client: httpx.AsyncClient, url: str) -> AgentReading:

@@ -39,6 +39,8 @@ from bascule.model.capabilities import CheckType
 from bascule.model.check import HealthCheck, sni_for
 from bascule.model.real_server import RealServer
 from bascule.model.virtual_service import VirtualService
+from bascule.net import icmp
+from bascule.net.addresses import host_port
 
 USER_AGENT = "bascule-health/1"
 BODY_LIMIT = 4096  # expect_body looks at the first 4 KiB of a 2xx body (DESIGN.md)
@@ -303,8 +305,8 @@ async def probe_http(check: HealthCheck, endpoint: Endpoint) -> Verdict:
     is not verified and sends the SNI of ``endpoint.host`` when that is a name.
     """
     https = check.type is CheckType.https
-    address = f"[{endpoint.address}]" if ":" in endpoint.address else endpoint.address
-    url = f"{'https' if https else 'http'}://{address}:{endpoint.port}{check.path}"
+    scheme = "https" if https else "http"
+    url = f"{scheme}://{host_port(endpoint.address, endpoint.port)}{check.path}"
     # Without a host of the endpoint's own, httpx writes the URL's.
     headers = {"Host": endpoint.host} if endpoint.host is not None else {}
     headers |= {
@@ -442,17 +444,17 @@ async def _echo(sock: socket.socket, address: str, *, v6: bool, raw: bool) -> Ve
     # replies; a raw socket hears every ICMP message of the host and must sort them.
     ident = random.getrandbits(16) if raw else None
     sequence = random.getrandbits(16)
-    request = wire.build_echo_request(ident or 0, sequence, ICMP_PAYLOAD, v6=v6)
+    request = icmp.echo(ident or 0, sequence, ICMP_PAYLOAD, v6=v6)
     target = ipaddress.ip_address(address)
     await loop.sock_sendto(sock, request, (address, 0))
     while True:
         data, source = await loop.sock_recvfrom(sock, 65535)
         # A raw IPv4 socket receives the IP header too; IPv6 and datagram sockets do not.
         try:
-            message = wire.strip_ipv4_header(data) if raw and not v6 else data
+            message = icmp.strip_ipv4_header(data) if raw and not v6 else data
         except ValueError:
             continue
-        verdict = wire.judge_echo_reply(message, ident=ident, sequence=sequence, v6=v6)
+        verdict = icmp.judge_echo_reply(message, ident=ident, sequence=sequence, v6=v6)
         if verdict is None:
             continue
         if not verdict:

@@ -1,8 +1,9 @@
-"""Wire formats of the health probes: DNS, ICMP echo, LDAP bind, RDP connect (pure).
+"""Wire formats of the health probes: DNS, LDAP bind, RDP connect (pure).
 
 Where it sits: probes.py does the I/O and asks this module to build the bytes it sends and
-to judge the bytes it receives. Nothing here touches a socket; every function is a value in,
-a value (or a ValueError naming what is wrong) out, so the formats are tested without root.
+to judge the bytes it receives (ICMP echo is net/icmp.py's, shared with ``dsr verify``).
+Nothing here touches a socket; every function is a value in, a value (or a ValueError naming
+what is wrong) out, so the formats are tested without root.
 """
 
 from __future__ import annotations
@@ -80,78 +81,6 @@ def parse_dns_response(data: bytes, query: bytes) -> int:
         if data[_DNS_HEADER.size : end].lower() != question.lower():
             raise ValueError("the response answers another question")
     return int(flags) & 0x000F
-
-
-# -- ICMP echo (RFC 792, RFC 4443) -----------------------------------------------------------
-
-ICMP_ECHO_REQUEST = 8
-ICMP_ECHO_REPLY = 0
-ICMP_UNREACHABLE = 3
-ICMP_TIME_EXCEEDED = 11
-ICMPV6_ECHO_REQUEST = 128
-ICMPV6_ECHO_REPLY = 129
-ICMPV6_UNREACHABLE = 1
-_ICMP_HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
-
-
-def internet_checksum(data: bytes) -> int:
-    """RFC 1071: the ones' complement of the ones' complement sum of 16-bit words."""
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def build_echo_request(ident: int, sequence: int, payload: bytes, *, v6: bool = False) -> bytes:
-    """An echo request. For ICMPv6 the kernel computes the checksum (it covers a
-    pseudo-header this side does not know), so it is left at zero."""
-    kind = ICMPV6_ECHO_REQUEST if v6 else ICMP_ECHO_REQUEST
-    header = _ICMP_HEADER.pack(kind, 0, 0, ident & 0xFFFF, sequence & 0xFFFF)
-    if v6:
-        return header + payload
-    checksum = internet_checksum(header + payload)
-    return _ICMP_HEADER.pack(kind, 0, checksum, ident & 0xFFFF, sequence & 0xFFFF) + payload
-
-
-def strip_ipv4_header(packet: bytes) -> bytes:
-    """The payload of an IPv4 packet (a raw IPv4 socket receives the header too)."""
-    if len(packet) < 20 or packet[0] >> 4 != 4:
-        raise ValueError("not an IPv4 packet")
-    return packet[(packet[0] & 0x0F) * 4 :]
-
-
-def judge_echo_reply(
-    message: bytes, *, ident: int | None, sequence: int, v6: bool = False
-) -> bool | None:
-    """Judge one ICMP message (without its IP header) against our echo request.
-
-    True: it is our echo reply. False: it is an error (unreachable, time exceeded) about our
-    request. None: it is about something else; keep waiting. ``ident=None`` accepts any
-    identifier (an ICMP datagram socket rewrites it with its own).
-    """
-    if len(message) < _ICMP_HEADER.size:
-        return None
-    kind, _, _, got_ident, got_sequence = _ICMP_HEADER.unpack_from(message)
-    reply = ICMPV6_ECHO_REPLY if v6 else ICMP_ECHO_REPLY
-    if kind == reply:
-        ours = (ident is None or got_ident == ident) and got_sequence == sequence
-        return True if ours else None
-    errors = {ICMPV6_UNREACHABLE} if v6 else {ICMP_UNREACHABLE, ICMP_TIME_EXCEEDED}
-    if kind in errors:
-        # The error quotes the offending packet: its IP header, then our ICMP header.
-        quoted = message[_ICMP_HEADER.size :]
-        try:
-            inner = quoted[40:] if v6 else strip_ipv4_header(quoted)
-        except ValueError:
-            return None
-        if len(inner) < _ICMP_HEADER.size:
-            return None
-        _, _, _, got_ident, got_sequence = _ICMP_HEADER.unpack_from(inner)
-        if (ident is None or got_ident == ident) and got_sequence == sequence:
-            return False
-    return None
 
 
 # -- LDAP (RFC 4511 section 4.2): an anonymous simple bind, as HAProxy's ldap-check -----------

@@ -14,11 +14,12 @@ import httpx
 import pytest
 
 from bascule.api import ApiServices, create_app
-from bascule.daemon.dsr import DsrReport, RealServerCheck, Responder
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
+from bascule.dsr.report import DsrReport, RealServerCheck, Responder
+from bascule.dsr.script import linux_script, windows_script
+from bascule.dsr.target import TargetOs
 from bascule.engines.base import FakeEngine
-from bascule.engines.nftables.dsr import TargetOs, linux_script, windows_script
 from bascule.model import Mode, VirtualService, parse_document
 from bascule.store.revisions import RevisionStore
 

@@ -30,11 +30,11 @@ from schemathesis.specs.openapi.checks import (
 from bascule.api import ApiServices, create_app
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
-from bascule.daemon.dsr import DsrReport
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.daemon.vips import NullVipManager
 from bascule.detect import ServiceProber, Verdict
+from bascule.dsr.report import DsrReport
 from bascule.engines.base import FakeEngine
 from bascule.errors import NotApplicable
 from bascule.model import VirtualService

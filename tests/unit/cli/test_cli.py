@@ -27,9 +27,10 @@ from typer.testing import CliRunner, Result
 
 from bascule.api.app import create_app
 from bascule.api.deps import ApiServices
-from bascule.cli.client import CliError, error_lines, server_key
+from bascule.cli.client import error_lines
+from bascule.cli.errors import CliError
 from bascule.cli.main import app
-from bascule.cli.rs import parse_server
+from bascule.cli.rs import key_of, parse_server
 from bascule.cli.vs import parse_assignments
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
@@ -633,7 +634,7 @@ def test_parse_assignments() -> None:
 def test_parse_server() -> None:
     assert parse_server("198.18.0.4:80") == ("198.18.0.4", 80)
     assert parse_server("[2001:db8::1]:443") == ("2001:db8::1", 443)
-    assert server_key("2001:db8::1", 443) == "[2001:db8::1]:443"
+    assert key_of("[2001:db8::1]:443") == "[2001:db8::1]:443"
 
 
 def test_error_lines_of_answers_that_are_not_the_apis() -> None:

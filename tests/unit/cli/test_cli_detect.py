@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
-from bascule.cli.client import CliError
 from bascule.cli.detect import parse_target
+from bascule.cli.errors import CliError
 from bascule.cli.main import app
 from bascule.cli.output import detection_lines
 

@@ -23,11 +23,11 @@ from typer.testing import CliRunner, Result
 from bascule.api.app import create_app
 from bascule.api.deps import ApiServices
 from bascule.cli.main import app
-from bascule.daemon.dsr import DsrReport, RealServerCheck
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
+from bascule.dsr.report import DsrReport, RealServerCheck
+from bascule.dsr.script import linux_script, windows_script
 from bascule.engines.base import FakeEngine
-from bascule.engines.nftables.dsr import linux_script, windows_script
 from bascule.model import Mode, VirtualService, parse_document
 from bascule.store.revisions import RevisionStore
 

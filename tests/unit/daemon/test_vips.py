@@ -1,64 +1,30 @@
-"""The pure helpers of daemon/vips.py: reading `ip -j addr show` and placing a VIP."""
+"""daemon/vips.py: placing a VIP (pure), and the VIP manager over a real, slow ``ip``."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-import json
+import os
+import stat
+from pathlib import Path
 
 import pytest
 
-from bascule.daemon import vips
-from bascule.daemon.vips import InterfaceAddress, NullVipManager, choose_interface, parse_ip_addr
+from bascule.daemon.vips import IpVipManager, NullVipManager, choose_interface
+from bascule.net.iproute import Addresses, InterfaceAddress, parse_addresses
 
-# `ip -j addr show` captured on the development machine (Debian 12, iproute2 6.1).
-IP_ADDR_SHOW = json.loads(
-    """[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"qdisc":"noqueue",
-"operstate":"UNKNOWN","group":"default","txqlen":1000,"link_type":"loopback",
-"address":"00:00:00:00:00:00","broadcast":"00:00:00:00:00:00","addr_info":[{"family":"inet",
-"local":"127.0.0.1","prefixlen":8,"scope":"host","label":"lo","valid_life_time":4294967295,
-"preferred_life_time":4294967295},{"family":"inet6","local":"::1","prefixlen":128,"scope":"host",
-"valid_life_time":4294967295,"preferred_life_time":4294967295}]},{"ifindex":2,"ifname":"ifb0",
-"flags":["BROADCAST","NOARP"],"mtu":1500,"qdisc":"noop","operstate":"DOWN","group":"default",
-"txqlen":32,"link_type":"ether","address":"5a:16:58:99:21:e9","broadcast":"ff:ff:ff:ff:ff:ff",
-"addr_info":[]},{"ifindex":4,"ifname":"eth0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],
-"mtu":1400,"qdisc":"pfifo_fast","operstate":"UP","group":"default","txqlen":1000,
-"link_type":"ether","address":"02:fc:00:00:00:01","broadcast":"ff:ff:ff:ff:ff:ff",
-"addr_info":[{"family":"inet","local":"192.0.2.2","prefixlen":24,"broadcast":"192.0.2.255",
-"scope":"global","label":"eth0","valid_life_time":4294967295,"preferred_life_time":4294967295},
-{"family":"inet6","local":"fd00::2","prefixlen":64,"scope":"global","nodad":true,
-"valid_life_time":4294967295,"preferred_life_time":4294967295},{"family":"inet6",
-"local":"fe80::fc:ff:fe00:1","prefixlen":64,"scope":"link","valid_life_time":4294967295,
-"preferred_life_time":4294967295}]}]"""
-)
-
-MACHINE = parse_ip_addr(IP_ADDR_SHOW)
+# `ip -j address show` captured on the development machine (Debian 12, iproute2 6.1).
+IP_ADDRESS_SHOW = Path(__file__).parents[1] / "net" / "samples" / "ip-address-show.json"
+MACHINE = parse_addresses(IP_ADDRESS_SHOW.read_text())
 
 
 def at(interface: str, network: str) -> InterfaceAddress:
     return InterfaceAddress(interface=interface, network=ipaddress.ip_interface(network))
 
 
-def test_parse_ip_addr() -> None:
-    assert parse_ip_addr(IP_ADDR_SHOW) == [
-        at("lo", "127.0.0.1/8"),
-        at("lo", "::1/128"),
-        at("eth0", "192.0.2.2/24"),
-        at("eth0", "fd00::2/64"),
-        at("eth0", "fe80::fc:ff:fe00:1/64"),
-    ]
-
-
-def test_parse_ip_addr_skips_entries_without_an_address() -> None:
-    data = [
-        {"ifname": "eth1"},
-        {"ifname": "eth2", "addr_info": [{"family": "inet"}, {"local": "198.18.0.1"}]},
-        {"ifname": "eth3", "addr_info": [{"local": "198.18.0.1", "prefixlen": 15}]},
-    ]
-    assert parse_ip_addr(data) == [at("eth3", "198.18.0.1/15")]
-
-
-def test_parse_ip_addr_of_nothing() -> None:
-    assert parse_ip_addr([]) == []
+def machine(*addresses: InterfaceAddress, links: tuple[str, ...] = ()) -> Addresses:
+    names = frozenset({a.interface for a in addresses} | set(links))
+    return Addresses(links=names, addresses=addresses)
 
 
 NO_SUBNET = (
@@ -90,25 +56,25 @@ def test_choose_interface_on_this_machine(
 
 
 def test_the_most_specific_subnet_wins() -> None:
-    addresses = [
+    addresses = machine(
         at("wide", "198.18.0.1/15"),
         at("narrow", "198.18.0.1/24"),
         at("middle", "198.18.0.1/16"),
-    ]
+    )
     assert choose_interface("198.18.0.100", None, addresses) == ("narrow", None)
     assert choose_interface("198.18.1.100", None, addresses) == ("middle", None)
     assert choose_interface("198.19.0.100", None, addresses) == ("wide", None)
 
 
 def test_a_host_address_holds_no_subnet() -> None:
-    addresses = [at("lo", "198.18.0.1/32"), at("lo", "2001:db8::1/128")]
+    addresses = machine(at("lo", "198.18.0.1/32"), at("lo", "2001:db8::1/128"))
     assert choose_interface("198.18.0.1", None, addresses) == (None, None)
     assert choose_interface("198.18.0.2", None, addresses)[1] == NO_SUBNET.format("198.18.0.2")
     assert choose_interface("2001:db8::2", None, addresses)[1] == NO_SUBNET.format("2001:db8::2")
 
 
 def test_families_do_not_mix() -> None:
-    addresses = [at("eth0", "::/0")]
+    addresses = machine(at("eth0", "::/0"))
     assert choose_interface("198.18.0.100", None, addresses)[1] == NO_SUBNET.format("198.18.0.100")
     assert choose_interface("2001:db8::100", None, addresses) == ("eth0", None)
 
@@ -122,36 +88,91 @@ def test_a_named_interface_does_not_add_an_address_already_present() -> None:
     assert choose_interface("192.0.2.2", "lo", MACHINE) == (None, None)
 
 
-def test_a_missing_interface_is_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vips, "_link_exists", lambda name: False)
+def test_a_missing_interface_is_a_problem() -> None:
     assert choose_interface("198.18.0.100", "eth9", MACHINE) == (
         None,
         "interface 'eth9' does not exist on this machine",
     )
 
 
-def test_an_interface_without_addresses_is_found_by_its_link(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # ifb0 has no address, so only /sys/class/net knows it
-    monkeypatch.setattr(vips, "_link_exists", lambda name: name == "ifb0")
+def test_an_interface_without_addresses_is_found_by_its_link() -> None:
+    # ifb0 has no address: only its link in `ip -j address show` names it
     assert choose_interface("198.18.0.100", "ifb0", MACHINE) == ("ifb0", None)
     assert choose_interface("198.18.0.100", "ifb1", MACHINE)[1] == (
         "interface 'ifb1' does not exist on this machine"
     )
 
 
-def test_link_exists_reads_sys_class_net() -> None:
-    assert vips._link_exists("lo")
-    assert not vips._link_exists("bascule-none0")
-
-
 async def test_the_null_vip_manager_remembers_and_touches_nothing() -> None:
     manager = NullVipManager()
-    assert manager.placement_problem("198.18.0.100", "eth9") is None
+    assert await manager.placement_problems([("198.18.0.100", "eth9")]) == [None]
     await manager.ensure("198.18.0.100", None)
     await manager.ensure("2001:db8::100", "eth0")
     assert manager.owned() == frozenset({"198.18.0.100", "2001:db8::100"})
     await manager.remove("198.18.0.100")
     await manager.remove("198.18.0.200")
     assert manager.added == {"2001:db8::100": "eth0"}
+
+
+# A slow `ip`: it logs its arguments, then waits until the test's event loop shows it is
+# alive (another coroutine creates $RELEASE) or 10 s pass, and answers as iproute2 would.
+SLOW_IP = """#!/bin/sh
+echo "$*" >> "$IP_LOG"
+i=0
+while [ ! -e "$RELEASE" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
+[ -e "$RELEASE" ] || echo "timed out" >> "$IP_LOG"
+[ "$*" = "-j address show" ] && cat "$SAMPLE"
+exit 0
+"""
+
+
+@pytest.fixture
+def slow_ip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A fake ``ip`` first on PATH; returns (its log, the file that releases it)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "ip"
+    fake.write_text(SLOW_IP)
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    log, release = tmp_path / "ip.log", tmp_path / "release"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("IP_LOG", str(log))
+    monkeypatch.setenv("RELEASE", str(release))
+    monkeypatch.setenv("SAMPLE", str(IP_ADDRESS_SHOW))
+    return log, release
+
+
+async def test_a_slow_ip_does_not_stall_the_event_loop(
+    tmp_path: Path, slow_ip: tuple[Path, Path]
+) -> None:
+    log, release = slow_ip
+    manager = IpVipManager(tmp_path / "vips.json")
+    wanted = [("192.0.2.50", None), ("198.18.0.100", None), ("192.0.2.2", "eth9")]
+    placing = asyncio.create_task(manager.placement_problems(wanted))
+
+    # While `ip` waits, this coroutine keeps ticking: it sees `ip` start, then releases it.
+    # Were the VIP manager blocking the loop, it would only run after `ip` gave up.
+    ticks = 0
+    while not log.exists():
+        ticks += 1
+        await asyncio.sleep(0.01)
+        assert ticks < 1000, "the fake ip never started"
+    release.touch()
+    problems = await asyncio.wait_for(placing, timeout=30)
+
+    assert problems == [
+        None,
+        NO_SUBNET.format("198.18.0.100"),
+        "interface 'eth9' does not exist on this machine",
+    ]
+    # one listing of the machine for the whole change, and `ip` was released, not timed out
+    assert log.read_text().splitlines() == ["-j address show"]
+
+    await manager.ensure("192.0.2.50", None)
+    await manager.remove("192.0.2.50")
+    assert log.read_text().splitlines()[1:] == [
+        "-j address show",
+        "address add 192.0.2.50/32 dev eth0",
+        "address del 192.0.2.50/32 dev eth0",
+    ]
+    assert manager.owned() == frozenset()

@@ -1,4 +1,4 @@
-"""Packet formats of the probes (pure): DNS, ICMP echo, LDAP bind, RDP connect, SNI, hosts."""
+"""Packet formats of the probes (pure): DNS, LDAP bind, RDP connect, SNI, hosts."""
 
 from __future__ import annotations
 
@@ -59,39 +59,6 @@ def test_malformed_responses_are_refused(mangle: object, message: str) -> None:
     data = mangle(query, response_to(query))  # type: ignore[operator]
     with pytest.raises(ValueError, match=message):
         wire.parse_dns_response(data, query)
-
-
-def test_internet_checksum_of_a_known_echo_request() -> None:
-    # An echo request with the checksum in place sums to zero (RFC 1071).
-    request = wire.build_echo_request(0x4242, 1, b"abcdefgh")
-    assert request[:2] == b"\x08\x00"
-    assert wire.internet_checksum(request) == 0
-    assert wire.internet_checksum(b"\x00\x01\xf2\x03\xf4\xf5\xf6\xf7") == 0x220D  # RFC 1071 3.
-    assert wire.internet_checksum(b"\xff") == 0x00FF  # odd length is padded
-
-
-def ipv4(payload: bytes) -> bytes:
-    return bytes([0x45]) + bytes(19) + payload
-
-
-def test_judging_echo_replies_and_errors() -> None:
-    reply = bytes([0, 0, 0, 0]) + struct.pack("!HH", 7, 9) + b"x"
-    assert wire.judge_echo_reply(reply, ident=7, sequence=9) is True
-    assert wire.judge_echo_reply(reply, ident=8, sequence=9) is None  # another pinger's
-    assert wire.judge_echo_reply(reply, ident=None, sequence=9) is True  # datagram socket
-    assert wire.judge_echo_reply(reply, ident=7, sequence=10) is None
-    request = wire.build_echo_request(7, 9, b"x")
-    assert wire.judge_echo_reply(request, ident=7, sequence=9) is None  # our own request
-    unreachable = bytes([3, 1, 0, 0, 0, 0, 0, 0]) + ipv4(request)
-    assert wire.judge_echo_reply(unreachable, ident=7, sequence=9) is False
-    assert wire.judge_echo_reply(unreachable, ident=7, sequence=8) is None
-    assert wire.judge_echo_reply(b"\x00", ident=7, sequence=9) is None
-    v6_reply = bytes([129, 0, 0, 0]) + struct.pack("!HH", 7, 9)
-    assert wire.judge_echo_reply(v6_reply, ident=7, sequence=9, v6=True) is True
-    assert wire.judge_echo_reply(v6_reply, ident=7, sequence=9) is None
-    assert wire.strip_ipv4_header(ipv4(b"abc")) == b"abc"
-    with pytest.raises(ValueError, match="IPv4"):
-        wire.strip_ipv4_header(b"\x60" + bytes(39))
 
 
 def test_ldap_bind_results() -> None:

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from bascule.api.deps import ConfigServiceDep, Operator
-from bascule.daemon.dsr import DsrReport
-from bascule.engines.nftables.dsr import TargetOs
+from bascule.dsr.report import DsrReport
+from bascule.dsr.target import TargetOs
 
 router = APIRouter(prefix="/virtual-services", tags=["dsr"])
 

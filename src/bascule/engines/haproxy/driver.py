@@ -37,6 +37,7 @@ from bascule.engines.haproxy.view import (
 )
 from bascule.errors import EngineError, EngineRejected
 from bascule.model import Configuration, Mode, RealServerState, VirtualService
+from bascule.net.addresses import host_port
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import ServerRef
 
@@ -317,8 +318,7 @@ def unbindable_listeners(config: Configuration) -> list[tuple[str, str]]:
                         probe.bind((vs.address, port))
                     except OSError as exc:
                         if exc.errno == errno.EADDRINUSE:
-                            host = f"[{vs.address}]" if family == socket.AF_INET6 else vs.address
-                            busy.append((f"{host}:{port}", "address already in use"))
+                            busy.append((host_port(vs.address, port), "address already in use"))
     return busy
 
 

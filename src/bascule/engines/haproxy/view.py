@@ -40,6 +40,7 @@ from bascule.model import (
 )
 from bascule.model.check import sni_for
 from bascule.model.weights import engine_weights
+from bascule.net.addresses import host_port
 
 # Section 5.2 "weight": "The default weight is 1, and the maximal value is 256. A value of 0
 # means the server will not participate in load-balancing but will still accept persistent
@@ -192,11 +193,6 @@ def server_name(rs: RealServer) -> str:
     the port never contains ':', so the last ':' always separates it from the address.
     """
     return _token(f"{rs.address}:{rs.port}")
-
-
-def _host_port(address: str, port: int | str) -> str:
-    host = f"[{address}]" if ":" in address else address
-    return f"{host}:{port}"
 
 
 # --------------------------------------------------------------------------- the view
@@ -435,7 +431,7 @@ def _binds(vs: VirtualService) -> tuple[str, ...]:
     # gets "v6only" so it does not also take the IPv4 wildcard, a different VIP in the model.
     suffix = " v6only" if ipaddress.ip_address(vs.address) == ipaddress.IPv6Address("::") else ""
     return tuple(
-        _token(_host_port(vs.address, str(port_range))) + suffix for port_range in vs.port_ranges
+        _token(host_port(vs.address, str(port_range))) + suffix for port_range in vs.port_ranges
     )
 
 
@@ -465,7 +461,7 @@ def _servers(
     return tuple(
         ServerView(
             name=server_name(rs),
-            address=_token(_host_port(rs.address, rs.port)),
+            address=_token(host_port(rs.address, rs.port)),
             weight=DRAIN_WEIGHT if rs.state is RealServerState.drain else weights[rs.key],
             backup=rs.key in backups,
             disabled=rs.state is RealServerState.disabled,

@@ -58,7 +58,6 @@ from bascule.engines.nftables.engine import (
     FAMILIES,
     CounterValue,
     NftablesEngine,
-    Runner,
     active_connections,
 )
 from bascule.engines.nftables.maglev import DEFAULT_TABLE_SIZE
@@ -77,6 +76,7 @@ from bascule.engines.nftables.view import (
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.model import Configuration, Forwarding, Mode, RealServerState
 from bascule.model import VirtualService as VirtualServiceModel
+from bascule.net.shell import Runner
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import (
     ServerRef,
@@ -368,7 +368,7 @@ class NftablesDriver:
         ruleset = self._applied.ruleset if self._applied else None
         try:
             version = await self.shell.version()
-        except OSError:
+        except EngineError:  # net's runner: nft cannot be started
             version = "not installed"
         return {
             "version": version,
@@ -505,7 +505,8 @@ class NftablesDriver:
             wanted["net.ipv6.conf.all.forwarding"] = "1"
         for vs in nat:
             for rs in vs.real_servers:
-                device = vs.interface or (await self.shell.route_to(rs.address)).get("dev")
+                route = None if vs.interface else await self.shell.route_to(rs.address)
+                device = vs.interface or (route.interface if route else None)
                 if device:
                     # the effective value is "all" OR the interface's (IN_DEV_ORCONF)
                     wanted[f"net.ipv4.conf.{device}.send_redirects"] = "0"
@@ -525,8 +526,8 @@ class NftablesDriver:
                 continue
             for rs in vs.real_servers:
                 route = await self.shell.route_to(rs.address)
-                if not route or "gateway" in route:
-                    via = f"routed via {route['gateway']}" if route else "no route to it"
+                if route is None or route.gateway is not None:
+                    via = f"routed via {route.gateway}" if route else "no route to it"
                     raise EngineRejected(
                         "nftables",
                         f"{vs.name}: DSR real server {rs.key} is not on a directly connected "
@@ -543,8 +544,8 @@ class NftablesDriver:
             self._dsr_interface = self._interface
             if self._dsr_interface is None:
                 first = next((rs for vs in dsr for rs in vs.real_servers), None)
-                route = await self.shell.route_to(first.address) if first else {}
-                self._dsr_interface = str(route.get("dev", "eth0"))
+                route = await self.shell.route_to(first.address) if first else None
+                self._dsr_interface = route.interface if route else "eth0"
         interfaces = {vs.interface or self._dsr_interface for vs in dsr}
         for interface in interfaces | {self._dsr_interface}:
             if interface not in self._lb_macs:

@@ -9,20 +9,20 @@ empty beforehand by the view's text ``prelude`` (unused until the transaction re
 ``update`` applies a ``view.map_update`` (maps refilled, no rule touched) the same way.
 Every other verb reads or cuts state: ``counters`` (named counters and conntrack),
 ``flush_connections`` (cut a removed server's flows), ``remove`` (delete our tables),
-``mac_of`` / ``interface_mac`` (DSR's facts).
+``route_to`` / ``mac_of`` / ``interface_mac`` (DSR's facts, asked of iproute2 through
+``net.shell.Ip``, which owns the parsing of ``ip -j``).
 
-Every command goes through ``Runner`` (argv, stdin) -> ``Completed``, so the parsers are tested
-without root and the integration tests run the real binaries inside a network namespace
+Every command goes through net's ``Runner`` (argv, stdin) -> ``Completed``, so the parsers are
+tested without root and the integration tests run the real binaries inside a network namespace
 (``netns``: commands are prefixed with ``ip netns exec``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,44 +30,10 @@ from bascule.engines.nftables.nft import TABLE, Json
 from bascule.engines.nftables.view import Ruleset, prelude, transaction
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.model import Configuration, VirtualService
+from bascule.net.iproute import Route
+from bascule.net.shell import Completed, Ip, Runner, subprocess_runner
 
 FAMILIES = ("ip", "ip6", "netdev")
-COMMAND_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Completed:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-Runner = Callable[[Sequence[str], str | None], Awaitable[Completed]]
-
-
-def subprocess_runner(netns: str | None = None) -> Runner:
-    """A Runner that executes commands (inside ``netns`` when given)."""
-    prefix = ["ip", "netns", "exec", netns] if netns else []
-
-    async def run(argv: Sequence[str], stdin: str | None) -> Completed:
-        proc = await asyncio.create_subprocess_exec(
-            *prefix,
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(
-                proc.communicate(stdin.encode() if stdin is not None else None), COMMAND_TIMEOUT
-            )
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise EngineError(f"{' '.join(argv)}: no answer within {COMMAND_TIMEOUT}s") from None
-        return Completed(returncode=proc.returncode or 0, stdout=out.decode(), stderr=err.decode())
-
-    return run
 
 
 # -- pure parsers ---------------------------------------------------------------------------
@@ -181,21 +147,6 @@ def active_connections(
     return counts
 
 
-def parse_neighbour(text: str, address: str) -> str | None:
-    """The MAC of ``address`` in ``ip -j neigh show`` output, if it is resolved."""
-    try:
-        entries = json.loads(text or "[]")
-    except json.JSONDecodeError:
-        return None
-    for entry in entries:
-        if entry.get("dst") != address or "lladdr" not in entry:
-            continue
-        if set(entry.get("state", [])) & {"FAILED", "INCOMPLETE"}:
-            continue
-        return str(entry["lladdr"])
-    return None
-
-
 # -- the shell ------------------------------------------------------------------------------
 
 
@@ -221,6 +172,7 @@ class NftablesEngine:
 
     def __init__(self, *, runner: Runner | None = None, netns: str | None = None) -> None:
         self._run = runner or subprocess_runner(netns)
+        self.ip = Ip(self._run)
 
     async def _nft(self, *args: str, stdin: str | None = None) -> Completed:
         return await self._run(["nft", *args], stdin)
@@ -351,17 +303,9 @@ class NftablesEngine:
         if done.returncode != 0:
             raise EngineError(f"sysctl failed: {done.stderr.strip()}")
 
-    async def route_to(self, address: str) -> Json:
+    async def route_to(self, address: str) -> Route | None:
         """``ip -j route get``: the device and gateway (if any) towards ``address``."""
-        done = await self._run(["ip", "-j", "route", "get", address], None)
-        try:
-            routes = json.loads(done.stdout or "[]")
-        except json.JSONDecodeError:
-            routes = []
-        if done.returncode != 0 or not routes:
-            return {}
-        route: Json = routes[0]
-        return route
+        return await self.ip.route(address)
 
     async def remove(self) -> None:
         """Delete our tables (add + delete: never fails for a table that is not there)."""
@@ -405,19 +349,24 @@ class NftablesEngine:
 
     async def mac_of(self, address: str, interface: str) -> str | None:
         """The MAC of a neighbour on ``interface`` (one ping first fills the neighbour table)."""
-        done = await self._run(["ip", "-j", "neigh", "show", "to", address, "dev", interface], None)
-        mac = parse_neighbour(done.stdout, address)
+        mac = await self._neighbour_mac(address, interface)
         if mac is None:
             await self._run(["ping", "-c", "1", "-W", "1", "-I", interface, address], None)
-            done = await self._run(
-                ["ip", "-j", "neigh", "show", "to", address, "dev", interface], None
-            )
-            mac = parse_neighbour(done.stdout, address)
+            mac = await self._neighbour_mac(address, interface)
         return mac
 
-    async def interface_mac(self, interface: str) -> str:
-        done = await self._run(["ip", "-j", "link", "show", "dev", interface], None)
+    async def _neighbour_mac(self, address: str, interface: str) -> str | None:
         try:
-            return str(json.loads(done.stdout)[0]["address"])
-        except (json.JSONDecodeError, IndexError, KeyError) as exc:
-            raise EngineError(f"no MAC address for {interface}: {done.stderr.strip()}") from exc
+            found = await self.ip.neighbours(interface, address=address)
+        except EngineError:
+            return None
+        return next((n.mac for n in found if n.address == address), None)
+
+    async def interface_mac(self, interface: str) -> str:
+        try:
+            links = await self.ip.links(interface)
+        except EngineError as exc:
+            raise EngineError(f"no MAC address for {interface}: {exc}") from exc
+        if not links or links[0].mac is None:
+            raise EngineError(f"no MAC address for {interface}")
+        return links[0].mac

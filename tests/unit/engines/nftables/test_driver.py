@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -20,10 +21,10 @@ from bascule.engines.nftables.driver import (
     NftablesDriver,
     least_connection_weight,
 )
-from bascule.engines.nftables.engine import Completed
 from bascule.engines.nftables.view import Exclusion
 from bascule.errors import EngineRejected
 from bascule.model import Configuration, RealServerState
+from bascule.net.shell import Completed
 from bascule.reconcile.actions import ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import Observed, plan_engine
 
@@ -85,7 +86,8 @@ class FakeKernel:
             found = [{"dst": address, "lladdr": mac, "state": ["REACHABLE"]}] if mac else []
             return Completed(returncode=0, stdout=json.dumps(found), stderr="")
         if line.startswith("ip -j link show"):
-            return Completed(returncode=0, stdout='[{"address": "02:00:00:00:00:02"}]', stderr="")
+            link = [{"ifname": argv[-1], "link_type": "ether", "address": "02:00:00:00:00:02"}]
+            return Completed(returncode=0, stdout=json.dumps(link), stderr="")
         return OK  # nft -c, sysctl, conntrack -D, ping
 
     def ran(self, prefix: str) -> list[list[str]]:
@@ -375,3 +377,16 @@ def test_no_l4_service_and_no_table_means_no_nft_apply() -> None:
     run(engine.execute([ReplaceConfig(config=config(), reason="new")], empty))
     run(engine.execute([ReplaceConfig(config=empty, reason="gone")], config()))
     assert kernel.tables == set()
+
+
+def test_a_machine_without_nft_still_reports_its_info(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An L7-only machine may lack nftables: the real runner cannot start nft at all.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    engine = NftablesDriver()
+    info = run(engine.info())
+    assert (info["version"], info["running"], info["idle"]) == ("not installed", False, True)
+    empty = Configuration()
+    run(engine.execute([ReplaceConfig(config=empty, reason="new")], None))
+    assert run(engine.observe(empty)).running  # no L4 service: nothing of nft is needed

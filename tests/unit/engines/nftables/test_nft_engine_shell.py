@@ -9,16 +9,15 @@ from collections.abc import Sequence
 import pytest
 
 from bascule.engines.nftables.engine import (
-    Completed,
     NftablesEngine,
     active_connections,
     parse_conntrack,
     parse_counters,
-    parse_neighbour,
 )
 from bascule.engines.nftables.view import L4Inputs, build_ruleset
-from bascule.errors import ApplyFailed, EngineRejected
+from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.model import Configuration
+from bascule.net.shell import Completed
 
 PROC = """\
 ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport=40000 \
@@ -91,7 +90,7 @@ def test_parse_counters_keeps_our_tables_only() -> None:
     assert values[("ip", "in/web")].bytes == 180
 
 
-def test_parse_neighbour() -> None:
+def test_mac_of_reads_the_neighbour_table_and_pings_once_when_it_is_unknown() -> None:
     text = json.dumps(
         [
             {
@@ -103,9 +102,38 @@ def test_parse_neighbour() -> None:
             {"dst": "198.18.0.12", "dev": "eth0", "state": ["FAILED"]},
         ]
     )
-    assert parse_neighbour(text, "198.18.0.11") == "02:aa:00:00:00:11"
-    assert parse_neighbour(text, "198.18.0.12") is None
-    assert parse_neighbour("", "198.18.0.12") is None
+    runner = FakeRunner({"ip -j neigh": Completed(returncode=0, stdout=text, stderr="")})
+    engine = NftablesEngine(runner=runner)
+
+    assert asyncio.run(engine.mac_of("198.18.0.11", "eth0")) == "02:aa:00:00:00:11"
+    assert asyncio.run(engine.mac_of("198.18.0.12", "eth0")) is None
+    assert [argv for argv, _ in runner.calls] == [
+        ["ip", "-j", "neigh", "show", "to", "198.18.0.11", "dev", "eth0"],
+        ["ip", "-j", "neigh", "show", "to", "198.18.0.12", "dev", "eth0"],
+        ["ping", "-c", "1", "-W", "1", "-I", "eth0", "198.18.0.12"],
+        ["ip", "-j", "neigh", "show", "to", "198.18.0.12", "dev", "eth0"],
+    ]
+
+
+def test_interface_mac_and_route_come_from_ip() -> None:
+    link = '[{"ifname": "eth0", "link_type": "ether", "address": "02:00:00:00:00:02"}]'
+    route = '[{"dst": "198.18.0.11", "dev": "eth0", "prefsrc": "198.18.0.2"}]'
+    runner = FakeRunner(
+        {
+            "ip -j link show dev eth0": Completed(returncode=0, stdout=link, stderr=""),
+            "ip -j link show dev eth9": Completed(returncode=1, stdout="", stderr="no eth9"),
+            "ip -j route get 198.18.0.11": Completed(returncode=0, stdout=route, stderr=""),
+            "ip -j route get": Completed(returncode=2, stdout="", stderr="unreachable"),
+        }
+    )
+    engine = NftablesEngine(runner=runner)
+
+    assert asyncio.run(engine.interface_mac("eth0")) == "02:00:00:00:00:02"
+    with pytest.raises(EngineError, match=r"no MAC address for eth9: .*: no eth9"):
+        asyncio.run(engine.interface_mac("eth9"))
+    found = asyncio.run(engine.route_to("198.18.0.11"))
+    assert found is not None and (found.interface, found.gateway) == ("eth0", None)
+    assert asyncio.run(engine.route_to("10.0.0.1")) is None
 
 
 def test_apply_checks_then_applies_one_transaction() -> None:

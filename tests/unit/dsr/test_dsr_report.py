@@ -1,22 +1,11 @@
-"""The pure parts of ``dsr verify``: ``ip -j`` parsers and the verdicts on what was seen."""
+"""dsr/report.py: the verdicts of ``dsr verify`` on what was seen (pure)."""
 
 from __future__ import annotations
 
-import json
-
-from bascule.daemon.dsr import (
-    DsrReport,
-    RealServerCheck,
-    Responder,
-    describe_answer,
-    judge_arp,
-    parse_addresses,
-    parse_link_macs,
-    parse_neighbours,
-    parse_route,
-)
-from bascule.engines.nftables.frames import Answer, VipProbe
+from bascule.dsr.probe import Answer, VipProbe
+from bascule.dsr.report import DsrReport, RealServerCheck, Responder, describe_answer, judge_arp
 from bascule.model import VirtualService, parse_document
+from bascule.net.iproute import Neighbour
 
 LB = "02:00:00:00:00:02"
 RS1, RS2, STRANGER = "02:00:00:00:00:0b", "02:00:00:00:00:0c", "02:00:00:00:00:63"
@@ -38,70 +27,16 @@ def service() -> VirtualService:
     return parse_document({"virtual_services": [document]}).virtual_services[0]
 
 
-def test_parse_route() -> None:
-    direct = '[{"dst":"198.18.0.11","dev":"eth0","prefsrc":"198.18.0.2","flags":[],"uid":0}]'
-    routed = '[{"dst":"10.1.1.1","gateway":"198.18.0.1","dev":"eth1","prefsrc":"198.18.0.2"}]'
-    local = '[{"type":"local","dst":"198.18.0.2","dev":"lo","prefsrc":"198.18.0.2"}]'
-
-    route = parse_route(direct)
-    assert route is not None
-    assert (route.interface, route.gateway, route.source, route.local) == (
-        "eth0",
-        None,
-        "198.18.0.2",
-        False,
-    )
-    via = parse_route(routed)
-    assert via is not None and via.gateway == "198.18.0.1"
-    mine = parse_route(local)
-    assert mine is not None and mine.local
-    assert parse_route("") is None
-    assert parse_route("not json") is None
-
-
-def test_parse_neighbours_maps_macs_to_resolved_addresses() -> None:
-    text = json.dumps(
-        [
-            {"dst": "198.18.0.11", "dev": "eth0", "lladdr": RS1.upper(), "state": ["REACHABLE"]},
-            {"dst": "198.18.0.50", "dev": "eth0", "lladdr": RS1, "state": ["STALE"]},
-            {"dst": "198.18.0.12", "dev": "eth0", "lladdr": RS2, "state": ["FAILED"]},
-            {"dst": "198.18.0.13", "dev": "eth0", "state": ["INCOMPLETE"]},
-        ]
-    )
-    assert parse_neighbours(text) == {RS1: ("198.18.0.11", "198.18.0.50")}
-    assert parse_neighbours("garbage") == {}
-
-
-def test_parse_links_and_addresses() -> None:
-    links = json.dumps(
-        [
-            {"ifname": "lo", "link_type": "loopback", "address": "00:00:00:00:00:00"},
-            {"ifname": "eth0", "link_type": "ether", "address": LB.upper()},
-        ]
-    )
-    assert parse_link_macs(links) == frozenset({LB})
-    addresses = json.dumps(
-        [
-            {
-                "ifname": "eth0",
-                "addr_info": [
-                    {"family": "inet", "local": "198.18.0.2", "prefixlen": 24},
-                    {"family": "inet", "local": "198.18.0.100", "prefixlen": 32},
-                ],
-            }
-        ]
-    )
-    assert parse_addresses(addresses) == ("198.18.0.2", "198.18.0.100")
-    assert parse_addresses("") == ()
-
-
 def test_judge_arp_names_servers_and_strangers_that_claim_the_vip() -> None:
     answers = {
         "198.18.0.100": frozenset({LB, RS2, STRANGER}),
         "198.18.0.11": frozenset({RS1}),
         "198.18.0.12": frozenset({RS2}),
     }
-    neighbours = {STRANGER: ("198.18.0.99",)}
+    neighbours = [
+        Neighbour(address="198.18.0.99", mac=STRANGER),
+        Neighbour(address="198.18.0.11", mac=RS1),
+    ]
 
     verdicts, others = judge_arp(service(), answers, frozenset({LB}), neighbours)
 
@@ -124,7 +59,7 @@ def test_judge_arp_names_servers_and_strangers_that_claim_the_vip() -> None:
 
 def test_judge_arp_reports_an_address_conflict() -> None:
     answers = {"198.18.0.11": frozenset({RS1, STRANGER})}
-    verdicts, others = judge_arp(service(), answers, frozenset({LB}), {})
+    verdicts, others = judge_arp(service(), answers, frozenset({LB}), ())
 
     mac, ok, detail = verdicts["198.18.0.11"]
     assert (mac, ok) == (RS1, True)

@@ -23,76 +23,35 @@ were the VIP not local yet, its RST would go to the VIP, which no correct real s
 on the segment. The source port is reserved with a bound socket for the few milliseconds of
 the test, so no connection of the load balancer's own can share the 4-tuple.
 
-The decisions on what was seen (``judge_arp``) and the parsers of ``ip -j`` output are pure
-and tested without root; frames are built and read by engines/nftables/frames.py.
+The machine's facts (routes, links, addresses, neighbours) come from net's async ``Ip``; the
+packet socket's blocking sends and receives run in a worker thread (``asyncio.to_thread``),
+so the event loop keeps serving while a verification listens. The decisions on what was seen
+are report.py's, the frames probe.py's and net/frames.py's: all pure, tested without root.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import secrets
 import socket
-import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bascule.engines.nftables.frames import (
-    ARP_REPLY,
-    Answer,
-    VipProbe,
-    arp_probe,
-    parse_arp,
-)
+from bascule.dsr.probe import Answer, VipProbe
+from bascule.dsr.report import DsrReport, RealServerCheck, describe_answer, judge_arp
 from bascule.errors import EngineError
 from bascule.model import Protocol as L4Protocol
 from bascule.model import VirtualService
+from bascule.net.frames import ARP_REPLY, arp_probe, parse_arp
+from bascule.net.iproute import Neighbour
+from bascule.net.shell import Ip
 
 LISTEN = 1.0  # seconds of listening for ARP answers
 CONNECT_TIMEOUT = 1.0  # seconds to wait for each real server's SYN-ACK
 ETH_P_ALL = 0x0003
-_IP_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class RealServerCheck:
-    """The verdicts on one real server; a detail says what was seen and what to do."""
-
-    key: str
-    address: str
-    mac: str | None
-    arp_ok: bool
-    arp_detail: str
-    connect_ok: bool
-    connect_detail: str
-
-    @property
-    def ok(self) -> bool:
-        return self.arp_ok and self.connect_ok
-
-
-@dataclass(frozen=True, kw_only=True)
-class Responder:
-    """A host that is not a real server of the service but answers ARP for its VIP."""
-
-    mac: str
-    addresses: tuple[str, ...]  # what the neighbour table knows it as (may be empty)
-
-
-@dataclass(frozen=True, kw_only=True)
-class DsrReport:
-    service: str
-    vip: str
-    interface: str
-    real_servers: tuple[RealServerCheck, ...]
-    others: tuple[Responder, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return all(check.ok for check in self.real_servers) and not self.others
 
 
 class DsrVerifier(Protocol):
@@ -102,164 +61,21 @@ class DsrVerifier(Protocol):
 class PacketDsrVerifier:
     """The real verifier: ARP and a test connection on the wire (needs root)."""
 
-    def __init__(self, *, listen: float = LISTEN, connect_timeout: float = CONNECT_TIMEOUT):
+    def __init__(
+        self,
+        *,
+        listen: float = LISTEN,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        ip: Ip | None = None,
+    ) -> None:
         self.listen = listen
         self.connect_timeout = connect_timeout
+        self._ip = ip
 
     async def verify(self, vs: VirtualService) -> DsrReport:
-        return await asyncio.to_thread(
-            verify_service, vs, listen=self.listen, connect_timeout=self.connect_timeout
+        return await verify_service(
+            vs, listen=self.listen, connect_timeout=self.connect_timeout, ip=self._ip
         )
-
-
-# -- pure: ``ip -j`` output and the ARP verdicts ------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Route:
-    """``ip -j route get ADDRESS``: how the load balancer reaches an address."""
-
-    interface: str
-    gateway: str | None
-    source: str | None
-    local: bool  # the address is this machine's own
-
-
-def parse_route(text: str) -> Route | None:
-    try:
-        entries = json.loads(text or "[]")
-    except json.JSONDecodeError:
-        return None
-    if not entries or not isinstance(entries[0], dict) or "dev" not in entries[0]:
-        return None
-    entry = entries[0]
-    return Route(
-        interface=str(entry["dev"]),
-        gateway=entry.get("gateway"),
-        source=entry.get("prefsrc"),
-        local=entry.get("type") == "local",
-    )
-
-
-def parse_neighbours(text: str) -> dict[str, tuple[str, ...]]:
-    """MAC -> the addresses ``ip -j neigh show`` maps to it (resolved entries only)."""
-    try:
-        entries = json.loads(text or "[]")
-    except json.JSONDecodeError:
-        return {}
-    found: dict[str, list[str]] = {}
-    for entry in entries:
-        mac, address = entry.get("lladdr"), entry.get("dst")
-        if not mac or not address or set(entry.get("state", [])) & {"FAILED", "INCOMPLETE"}:
-            continue
-        found.setdefault(str(mac).lower(), []).append(str(address))
-    return {mac: tuple(addresses) for mac, addresses in found.items()}
-
-
-def parse_link_macs(text: str) -> frozenset[str]:
-    """Every MAC of this machine's interfaces, from ``ip -j link show``."""
-    try:
-        links = json.loads(text or "[]")
-    except json.JSONDecodeError:
-        return frozenset()
-    return frozenset(
-        str(link["address"]).lower()
-        for link in links
-        if link.get("address") and link.get("link_type") == "ether"
-    )
-
-
-def parse_addresses(text: str) -> tuple[str, ...]:
-    """The IPv4 addresses of ``ip -j -4 address show dev X``, primary first."""
-    try:
-        links = json.loads(text or "[]")
-    except json.JSONDecodeError:
-        return ()
-    return tuple(
-        str(info["local"])
-        for link in links
-        for info in link.get("addr_info", [])
-        if info.get("family") == "inet" and info.get("local")
-    )
-
-
-def judge_arp(
-    vs: VirtualService,
-    answers: Mapping[str, frozenset[str]],
-    own_macs: frozenset[str],
-    neighbours: Mapping[str, tuple[str, ...]],
-) -> tuple[dict[str, tuple[str | None, bool, str]], tuple[Responder, ...]]:
-    """Decide from the ARP answers seen: address -> MAC list of the hosts that answered.
-
-    Returns real server address -> (its MAC, arp_ok, detail), and the other hosts that claim
-    the VIP. The load balancer's own MACs never count.
-    """
-    claimants = set(answers.get(vs.address, frozenset())) - own_macs
-    verdicts: dict[str, tuple[str | None, bool, str]] = {}
-    server_macs: set[str] = set()
-    for rs in vs.real_servers:
-        macs = sorted(answers.get(rs.address, frozenset()))
-        if not macs:
-            verdicts[rs.address] = (
-                None,
-                False,
-                f"no ARP answer for {rs.address} itself: is it up and on this segment?",
-            )
-            continue
-        mac = macs[0]
-        server_macs.update(macs)
-        conflict = f" ({len(macs)} hosts answer for {rs.address}: {', '.join(macs)})"
-        note = conflict if len(macs) > 1 else ""
-        if claimants & set(macs):
-            verdicts[rs.address] = (
-                mac,
-                False,
-                f"answers ARP for the VIP {vs.address} (as {mac}): clients would bypass the "
-                "load balancer; set arp_ignore=1 and arp_announce=2 (bascule dsr script)" + note,
-            )
-        else:
-            verdicts[rs.address] = (
-                mac,
-                True,
-                f"does not answer ARP for the VIP {vs.address}" + note,
-            )
-    others = tuple(
-        Responder(mac=mac, addresses=neighbours.get(mac, ()))
-        for mac in sorted(claimants - server_macs)
-    )
-    return verdicts, others
-
-
-def describe_answer(answer: tuple[Answer, str] | None, probe: VipProbe, timeout: float) -> str:
-    target = f"{probe.vip}:{probe.port}" if probe.tcp else probe.vip
-    what = "a SYN" if probe.tcp else "an ICMP echo"
-    if answer is None:
-        return (
-            f"no answer to {what} for {target} within {timeout:g} s: the server does not "
-            "accept packets for the VIP (is the VIP on its loopback?) or a firewall drops them"
-        )
-    verdict, mac = answer
-    if verdict is Answer.accepted:
-        return f"SYN-ACK from {target}" if probe.tcp else f"echo reply from {target}"
-    if verdict is Answer.refused:
-        return (
-            f"RST from {target}: the server holds the VIP but nothing listens on port "
-            f"{probe.port} (or a firewall rejects it)"
-        )
-    return f"answered from {mac}, not from the server's own MAC {probe.server_mac}"
-
-
-# -- I/O ------------------------------------------------------------------------------------------
-
-
-def _ip(*args: str) -> str:
-    try:
-        done = subprocess.run(
-            ["ip", "-j", *args], capture_output=True, text=True, timeout=_IP_TIMEOUT, check=False
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise EngineError(f"ip {' '.join(args)}: {exc}") from exc
-    return done.stdout if done.returncode == 0 else ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -277,8 +93,8 @@ class _NoSegment(Exception):
     """The load balancer has no usable side on the real servers' segment (the message: why)."""
 
 
-def _segment(vs: VirtualService) -> _Segment:
-    routes = {rs.address: parse_route(_ip("route", "get", rs.address)) for rs in vs.real_servers}
+async def _segment(vs: VirtualService, ip: Ip) -> _Segment:
+    routes = {rs.address: await ip.route(rs.address) for rs in vs.real_servers}
     interface = vs.interface
     if interface is None:
         direct = [r for r in routes.values() if r and r.gateway is None and not r.local]
@@ -298,22 +114,36 @@ def _segment(vs: VirtualService) -> _Segment:
             )
         elif route.interface != interface:
             unreachable[address] = f"reached through {route.interface}, not {interface}"
-    own_macs = parse_link_macs(_ip("link", "show"))
-    links = json.loads(_ip("link", "show", "dev", interface) or "[]")
-    if not links or not links[0].get("address"):
+    try:
+        links = await ip.links()
+    except EngineError as exc:
+        raise _NoSegment(f"cannot list the interfaces: {exc}") from exc
+    link = next((link for link in links if link.name == interface), None)
+    if link is None or link.mac is None:
         raise _NoSegment(f"interface {interface} has no MAC address")
-    addresses = parse_addresses(_ip("-4", "address", "show", "dev", interface))
+    try:
+        addresses = (await ip.addresses(interface)).of(interface, 4)
+    except EngineError as exc:
+        raise _NoSegment(f"cannot list the addresses of {interface}: {exc}") from exc
     preferred = [r.source for r in routes.values() if r and r.interface == interface and r.source]
     usable = [a for a in [*preferred, *addresses] if a != vs.address and a in addresses]
     if not usable:
         raise _NoSegment(f"{interface} has no IPv4 address of its own besides the VIP")
     return _Segment(
         interface=interface,
-        mac=str(links[0]["address"]).lower(),
+        mac=link.mac,
         source=usable[0],
-        own_macs=own_macs,
+        own_macs=frozenset(link.mac for link in links if link.ethernet and link.mac),
         unreachable=unreachable,
     )
+
+
+async def _neighbours(ip: Ip, interface: str) -> tuple[Neighbour, ...]:
+    """The neighbour table of ``interface``, only to name strangers: empty if unreadable."""
+    try:
+        return await ip.neighbours(interface)
+    except EngineError:
+        return ()
 
 
 class _PacketSocket:
@@ -431,10 +261,14 @@ def _unverifiable(vs: VirtualService, interface: str, why: str) -> DsrReport:
     )
 
 
-def verify_service(
-    vs: VirtualService, *, listen: float = LISTEN, connect_timeout: float = CONNECT_TIMEOUT
+async def verify_service(
+    vs: VirtualService,
+    *,
+    listen: float = LISTEN,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    ip: Ip | None = None,
 ) -> DsrReport:
-    """Check every real server of ``vs`` (blocking: a few seconds at most). Needs root."""
+    """Check every real server of ``vs`` (a few seconds at most). Needs root."""
     if ipaddress.ip_address(vs.address).version != 4:
         return _unverifiable(
             vs, vs.interface or "", "IPv6 VIPs are not verified yet (neighbour discovery)"
@@ -443,28 +277,42 @@ def verify_service(
         return DsrReport(
             service=vs.name, vip=vs.address, interface=vs.interface or "", real_servers=()
         )
+    ip = ip or Ip()
     try:
-        segment = _segment(vs)
+        segment = await _segment(vs, ip)
     except _NoSegment as exc:
         return _unverifiable(vs, vs.interface or "", f"not checked: {exc}")
     packets = _PacketSocket(segment.interface)
     try:
         targets = [vs.address, *dict.fromkeys(rs.address for rs in vs.real_servers)]
-        answers = _arp_survey(packets, segment.mac, targets, listen)
-        neighbours = parse_neighbours(_ip("neigh", "show", "dev", segment.interface))
+        answers = await asyncio.to_thread(_arp_survey, packets, segment.mac, targets, listen)
+        neighbours = await _neighbours(ip, segment.interface)
         verdicts, others = judge_arp(vs, answers, segment.own_macs, neighbours)
-        checks = [
-            _check_server(packets, segment, vs, rs.key, rs.address, verdicts, connect_timeout)
-            for rs in vs.real_servers
-        ]
+        checks = await asyncio.to_thread(
+            _check_servers, packets, segment, vs, verdicts, connect_timeout
+        )
     finally:
         packets.close()
     return DsrReport(
         service=vs.name,
         vip=vs.address,
         interface=segment.interface,
-        real_servers=tuple(checks),
+        real_servers=checks,
         others=others,
+    )
+
+
+def _check_servers(
+    packets: _PacketSocket,
+    segment: _Segment,
+    vs: VirtualService,
+    verdicts: Mapping[str, tuple[str | None, bool, str]],
+    timeout: float,
+) -> tuple[RealServerCheck, ...]:
+    """The test connection to each real server in turn (blocking: run in a thread)."""
+    return tuple(
+        _check_server(packets, segment, vs, rs.key, rs.address, verdicts, timeout)
+        for rs in vs.real_servers
     )
 
 

@@ -1,9 +1,9 @@
-"""Ethernet frames for checking DSR real servers: ARP, TCP SYN/RST and ICMP echo (pure).
+"""Ethernet frames: ARP, and IPv4 carrying TCP or ICMP echo, built and read (pure).
 
-Where it sits: ``bascule dsr verify`` (daemon/dsr.py) sends these frames from the load
+Where it sits: ``bascule dsr verify`` (dsr/verify.py) sends these frames from the load
 balancer's interface on a packet socket, exactly as the DSR ingress rules would forward a
-client's packet (the VIP as destination, the real server's MAC as Ethernet destination), and
-asks this module to read what comes back. Nothing here touches a socket or the clock: values
+client's packet, and reads what comes back with ``parse_arp`` and ``parse_ipv4`` (its probe,
+dsr/probe.py, says what an answer means). Nothing here touches a socket or the clock: values
 in, bytes out; bytes in, a frozen value (or None for a frame of another kind) out.
 
 Formats: Ethernet II, ARP for IPv4 over Ethernet (RFC 826, probes as in RFC 5227), IPv4
@@ -16,7 +16,11 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from bascule.net import icmp
+from bascule.net.addresses import mac_bytes, mac_text
+from bascule.net.checksum import internet_checksum
 
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
@@ -32,15 +36,12 @@ _ETHERNET = struct.Struct("!6s6sH")
 _ARP = struct.Struct("!HHBBH6s4s6s4s")  # htype, ptype, hlen, plen, oper, sha, spa, tha, tpa
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, length, id, flags/frag, ttl, proto, sum
 _TCP = struct.Struct("!HHIIBBHHH")  # sport, dport, seq, ack, offset, flags, window, sum, urg
-_ICMP_ECHO = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
 _PSEUDO = struct.Struct("!4s4sBBH")  # source, destination, zero, protocol, length
 
 _IP_DONT_FRAGMENT = 0x4000
 _TTL = 64
 _TCP_WINDOW = 64240
 _TCP_MSS = 1460
-_ICMP_ECHO_REPLY = 0
-_ICMP_ECHO_REQUEST = 8
 
 
 class TcpFlag(enum.IntFlag):
@@ -54,22 +55,7 @@ class TcpFlag(enum.IntFlag):
 NO_FLAGS = TcpFlag(0)
 
 
-# -- addresses and checksums ------------------------------------------------------------------
-
-
-def mac_bytes(mac: str) -> bytes:
-    """``02:00:c6:12:00:0b`` -> 6 octets; ValueError for anything else."""
-    parts = mac.split(":")
-    if len(parts) != 6 or not all(len(part) == 2 for part in parts):
-        raise ValueError(f"{mac!r} is not a MAC address like 02:00:c6:12:00:0b")
-    try:
-        return bytes(int(part, 16) for part in parts)
-    except ValueError:
-        raise ValueError(f"{mac!r} is not a MAC address like 02:00:c6:12:00:0b") from None
-
-
-def mac_text(raw: bytes) -> str:
-    return ":".join(f"{octet:02x}" for octet in raw)
+# -- the Ethernet and IPv4 envelopes -----------------------------------------------------------
 
 
 def _ipv4(address: str) -> bytes:
@@ -80,16 +66,6 @@ def _ipv4_text(raw: bytes) -> str:
     return str(ipaddress.IPv4Address(raw))
 
 
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071): one's complement of the one's complement sum."""
-    if len(data) % 2:
-        data += b"\x00"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def _ethernet(destination: str, source: str, ethertype: int, payload: bytes) -> bytes:
     frame = _ETHERNET.pack(mac_bytes(destination), mac_bytes(source), ethertype) + payload
     return frame.ljust(MIN_FRAME, b"\x00")
@@ -98,7 +74,7 @@ def _ethernet(destination: str, source: str, ethertype: int, payload: bytes) -> 
 def _ip_packet(source: str, destination: str, protocol: int, ident: int, payload: bytes) -> bytes:
     fields = [0x45, 0, _IPV4.size + len(payload), ident & 0xFFFF, _IP_DONT_FRAGMENT, _TTL]
     header = _IPV4.pack(*fields, protocol, 0, _ipv4(source), _ipv4(destination))
-    header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
+    header = header[:10] + struct.pack("!H", internet_checksum(header)) + header[12:]
     return header + payload
 
 
@@ -219,7 +195,7 @@ def tcp_segment(
     )
     segment = header + options
     pseudo = _PSEUDO.pack(_ipv4(source), _ipv4(destination), 0, IPPROTO_TCP, len(segment))
-    segment = segment[:16] + struct.pack("!H", checksum(pseudo + segment)) + segment[18:]
+    segment = segment[:16] + struct.pack("!H", internet_checksum(pseudo + segment)) + segment[18:]
     packet = _ip_packet(source, destination, IPPROTO_TCP, ident, segment)
     return _ethernet(destination_mac, source_mac, ETH_P_IP, packet)
 
@@ -235,10 +211,7 @@ def icmp_echo(
     reply: bool = False,
 ) -> bytes:
     """An ICMP echo request (or reply) with a short payload."""
-    kind = _ICMP_ECHO_REPLY if reply else _ICMP_ECHO_REQUEST
-    payload = b"bascule dsr verify"
-    message = _ICMP_ECHO.pack(kind, 0, 0, identifier & 0xFFFF, sequence & 0xFFFF) + payload
-    message = message[:2] + struct.pack("!H", checksum(message)) + message[4:]
+    message = icmp.echo(identifier, sequence, b"bascule dsr verify", reply=reply)
     packet = _ip_packet(source, destination, IPPROTO_ICMP, identifier, message)
     return _ethernet(destination_mac, source_mac, ETH_P_IP, packet)
 
@@ -273,128 +246,20 @@ def parse_ipv4(frame: bytes) -> Segment | None:
         return base
     if protocol == IPPROTO_TCP and len(payload) >= _TCP.size:
         sport, dport, seq, ack, _, flags, _, _, _ = _TCP.unpack_from(payload)
-        return Segment(
-            source_mac=base.source_mac,
-            destination_mac=base.destination_mac,
-            source=base.source,
-            destination=base.destination,
-            protocol=protocol,
+        return replace(
+            base,
             source_port=sport,
             destination_port=dport,
             seq=seq,
             ack=ack,
             flags=TcpFlag(flags & 0x1F),
         )
-    if protocol == IPPROTO_ICMP and len(payload) >= _ICMP_ECHO.size:
-        kind, _, _, identifier, sequence = _ICMP_ECHO.unpack_from(payload)
-        return Segment(
-            source_mac=base.source_mac,
-            destination_mac=base.destination_mac,
-            source=base.source,
-            destination=base.destination,
-            protocol=protocol,
-            seq=sequence,
-            ack=identifier,
-            icmp_type=kind,
+    echo = icmp.echo_header(payload) if protocol == IPPROTO_ICMP else None
+    if echo is not None:
+        return replace(
+            base,
+            seq=echo.sequence,
+            ack=echo.identifier,
+            icmp_type=echo.type,
         )
     return base
-
-
-# -- the probes of ``dsr verify`` ---------------------------------------------------------------
-
-
-class Answer(enum.Enum):
-    """What a real server said to a probe sent to the VIP through its MAC."""
-
-    accepted = "accepted"  # TCP SYN-ACK, or ICMP echo reply, from the VIP
-    refused = "refused"  # TCP RST from the VIP: the server holds the VIP, nothing listens
-    foreign = "foreign"  # an answer from the VIP, but from another MAC than the server's
-
-
-@dataclass(frozen=True, kw_only=True)
-class VipProbe:
-    """One test packet to ``vip:port`` sent straight to ``server_mac``, as DSR forwards it.
-
-    ``source``/``source_port``: the load balancer's own address and a port it reserved, so the
-    answer comes back to it. ``isn``: the SYN's sequence number (the echo identifier for
-    ICMP). ``tcp`` false: an ICMP echo to the VIP (UDP services have no handshake to test).
-    """
-
-    lb_mac: str
-    server_mac: str
-    source: str
-    source_port: int
-    vip: str
-    port: int
-    isn: int
-    tcp: bool = True
-
-    def request(self) -> bytes:
-        """The SYN (or echo request)."""
-        if not self.tcp:
-            return icmp_echo(
-                source_mac=self.lb_mac,
-                destination_mac=self.server_mac,
-                source=self.source,
-                destination=self.vip,
-                identifier=self.isn,
-                sequence=1,
-            )
-        return tcp_segment(
-            source_mac=self.lb_mac,
-            destination_mac=self.server_mac,
-            source=self.source,
-            destination=self.vip,
-            source_port=self.source_port,
-            destination_port=self.port,
-            seq=self.isn,
-            flags=TcpFlag.syn,
-            ident=self.isn,
-        )
-
-    def reset(self) -> bytes:
-        """The RST that ends the half-open connection on the server after its SYN-ACK."""
-        return tcp_segment(
-            source_mac=self.lb_mac,
-            destination_mac=self.server_mac,
-            source=self.source,
-            destination=self.vip,
-            source_port=self.source_port,
-            destination_port=self.port,
-            seq=(self.isn + 1) & 0xFFFFFFFF,
-            flags=TcpFlag.rst,
-            ident=self.isn + 1,
-        )
-
-    def answer(self, frame: bytes) -> tuple[Answer, str] | None:
-        """(what it says, the MAC it came from) when ``frame`` answers this probe, else None."""
-        segment = parse_ipv4(frame)
-        if segment is None or segment.source != self.vip or segment.destination != self.source:
-            return None
-        if self.tcp:
-            ours = (
-                segment.protocol == IPPROTO_TCP
-                and segment.source_port == self.port
-                and segment.destination_port == self.source_port
-                and segment.ack == (self.isn + 1) & 0xFFFFFFFF
-            )
-            if not ours:
-                return None
-            if segment.flags & TcpFlag.rst:
-                verdict = Answer.refused
-            elif segment.flags & (TcpFlag.syn | TcpFlag.ack) == TcpFlag.syn | TcpFlag.ack:
-                verdict = Answer.accepted
-            else:
-                return None
-        else:
-            echo = (
-                segment.protocol == IPPROTO_ICMP
-                and segment.icmp_type == _ICMP_ECHO_REPLY
-                and segment.ack == self.isn & 0xFFFF
-            )
-            if not echo:
-                return None
-            verdict = Answer.accepted
-        if segment.source_mac != self.server_mac:
-            return Answer.foreign, segment.source_mac
-        return verdict, segment.source_mac
