@@ -57,7 +57,7 @@ def test_covers_follows_rfc_6125(host: str, expected: bool) -> None:
 def test_a_certificate_not_covering_server_sni_is_refused() -> None:
     leaf = hierarchy().leaf.certificate
     check_covers(leaf, "www.example.test")
-    with pytest.raises(InvalidCertificate, match="^server_sni: 'api.example.test' is not among"):
+    with pytest.raises(InvalidCertificate, match=r"^server_sni: 'api.example.test' is not among"):
         check_covers(leaf, "api.example.test")
 
 

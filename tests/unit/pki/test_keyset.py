@@ -28,7 +28,7 @@ def test_the_default_cost_is_costly() -> None:
 
 def test_a_wrong_passphrase_restores_nothing() -> None:
     sealed = seal_keys(KEYS, PASSPHRASE, associated=b"entries", cost=CHEAP)
-    with pytest.raises(InvalidCertificate, match="^passphrase: wrong passphrase"):
+    with pytest.raises(InvalidCertificate, match=r"^passphrase: wrong passphrase"):
         open_keys(sealed, "another passphrase", associated=b"entries")
 
 
@@ -39,7 +39,7 @@ def test_keys_are_bound_to_their_certificates() -> None:
 
 
 def test_a_short_passphrase_is_refused() -> None:
-    with pytest.raises(InvalidCertificate, match="^passphrase: must be at least 12"):
+    with pytest.raises(InvalidCertificate, match=r"^passphrase: must be at least 12"):
         seal_keys(KEYS, "short", associated=b"")
 
 
@@ -54,5 +54,5 @@ def test_a_short_passphrase_is_refused() -> None:
 )
 def test_damaged_or_hostile_parameters_are_refused(change: dict[str, object]) -> None:
     sealed = seal_keys(KEYS, PASSPHRASE, associated=b"", cost=CHEAP) | change
-    with pytest.raises(InvalidCertificate, match="^keys: "):
+    with pytest.raises(InvalidCertificate, match=r"^keys: "):
         open_keys(sealed, PASSPHRASE, associated=b"")

@@ -53,15 +53,15 @@ def test_add_list_and_read_without_keys(store: CertificateStore, pki: Hierarchy)
 
 def test_a_name_clash_is_refused_across_kinds(store: CertificateStore, pki: Hierarchy) -> None:
     store.add("shop", self_signed(dns=["shop.example.test"], now=NOW), at=NOW)
-    with pytest.raises(InvalidCertificate, match="^name: shop is already in the certificate"):
+    with pytest.raises(InvalidCertificate, match=r"^name: shop is already in the certificate"):
         store.add("shop", self_signed(dns=["other.example.test"], now=NOW), at=NOW)
-    with pytest.raises(InvalidCertificate, match="^name: shop is already"):
+    with pytest.raises(InvalidCertificate, match=r"^name: shop is already"):
         store.add("shop", load_ca_bundle(pki.root.pem, now=NOW), at=NOW)
 
 
 @pytest.mark.parametrize("name", ["Shop", "a_b", "", "-x", "x" * 64])
 def test_bad_names_are_refused(store: CertificateStore, name: str) -> None:
-    with pytest.raises(InvalidCertificate, match="^name: must be 1 to 63"):
+    with pytest.raises(InvalidCertificate, match=r"^name: must be 1 to 63"):
         store.add(name, self_signed(dns=["a.example.test"], now=NOW), at=NOW)
 
 
@@ -72,7 +72,7 @@ def test_replace_keeps_the_kind_and_delete(store: CertificateStore, pki: Hierarc
     new = self_signed(dns=["shop.example.test"], now=NOW)
     replaced = store.replace("shop", new, at=NOW)
     assert replaced.leaf == new.certificate and replaced.source is Source.imported
-    with pytest.raises(InvalidCertificate, match="^name: shop is a certificate"):
+    with pytest.raises(InvalidCertificate, match=r"^name: shop is a certificate"):
         store.replace("shop", load_ca_bundle(pki.root.pem, now=NOW), at=NOW)
     with pytest.raises(NotFound):
         store.replace("nothing", new, at=NOW)
@@ -129,9 +129,9 @@ def test_a_backup_with_sealed_keys_restores_them(
     backup = json.loads(json.dumps(store.export(PASSPHRASE)))  # through a file
     assert "PRIVATE KEY" not in json.dumps(backup)
     with CertificateStore(tmp_path / "elsewhere.db") as other:
-        with pytest.raises(InvalidCertificate, match="^passphrase: this backup's private keys"):
+        with pytest.raises(InvalidCertificate, match=r"^passphrase: this backup's private keys"):
             other.restore(backup, at=NOW)
-        with pytest.raises(InvalidCertificate, match="^passphrase: wrong passphrase"):
+        with pytest.raises(InvalidCertificate, match=r"^passphrase: wrong passphrase"):
             other.restore(backup, "not the passphrase", at=NOW)
         assert other.entries() == []  # refused: nothing changed
         report = other.restore(backup, PASSPHRASE, at=NOW)
@@ -152,7 +152,7 @@ def test_a_backup_whose_certificates_were_swapped_is_refused(
 
 
 def test_a_damaged_backup_is_refused(store: CertificateStore) -> None:
-    with pytest.raises(InvalidCertificate, match="^certificates: not a certificate store backup"):
+    with pytest.raises(InvalidCertificate, match=r"^certificates: not a certificate store backup"):
         store.restore({"format": "something"}, at=NOW)
     damaged = {"format": "bascule-certificates/1", "entries": [{"name": "x"}], "keys": None}
     with pytest.raises(InvalidCertificate, match=r"^certificates\[0\]: is damaged"):
