@@ -57,12 +57,25 @@ def self_signed(
         raise InvalidCertificate("days", f"must be between 1 and {MAX_DAYS}")
     key = _new_key(key_kind)
     common_name = dns[0] if dns else str(ipaddress.ip_address(ips[0]))
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
+    certificate = sign_self_signed(key, subject=subject, names=names, now=now, days=days)
+    return CertificateBundle(certificate=certificate, key=key, chain=())
+
+
+def sign_self_signed(
+    key: ServerKey,
+    *,
+    subject: x509.Name,
+    names: Sequence[x509.GeneralName],
+    now: datetime.datetime,
+    days: int,
+) -> x509.Certificate:
+    """A self-signed server certificate for ``key`` (names already checked by the caller)."""
     public = key.public_key()
-    certificate = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
         # A few minutes back, so a client whose clock is a little behind accepts it at once.
@@ -86,9 +99,9 @@ def self_signed(
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return CertificateBundle(certificate=certificate, key=key, chain=())
 
 
 def _names(dns: Sequence[str], ips: Sequence[str]) -> list[x509.GeneralName]:
