@@ -10,10 +10,8 @@ remote client can check what it connects to (``--ca-cert`` or the fingerprint).
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from cryptography.x509.oid import NameOID
 from bascule.errors import BasculeError
 from bascule.pki.describe import fingerprint
 from bascule.pki.selfsigned import sign_self_signed
+from bascule.store.certificates import write_file
 
 VALIDITY = datetime.timedelta(days=3650)
 
@@ -108,22 +107,7 @@ def _generate(cert: Path, key: Path, listen_host: str) -> None:
     try:
         for directory in {cert.parent, key.parent}:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write(key, key_pem, 0o600)
-        _write(cert, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_file(key, key_pem, 0o600)
+        write_file(cert, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
     except OSError as exc:
         raise BasculeError(f"cannot write the TLS certificate {cert} or key {key}: {exc}") from exc
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to a new file created with ``mode`` (never readable by others first)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        temporary.unlink()
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.fchmod(fd, mode)  # the umask may have taken bits away
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)

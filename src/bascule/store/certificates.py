@@ -198,7 +198,7 @@ class CertificateStore(Database):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             directory.chmod(0o700)
             for path, data in wanted.values():
-                _write_secret(path, data)
+                write_file(path, data)
             keep = {path for path, _ in wanted.values()}
             for stale in directory.glob("*.pem"):
                 if stale not in keep:
@@ -386,13 +386,15 @@ def _pem_matches(leaf: x509.Certificate, pem: bytes) -> bool:
     return key_matches(leaf, key)
 
 
-def _write_secret(path: Path, data: bytes) -> None:
+def write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` through a new temporary file created with ``mode`` (never
+    readable by others, even for an instant), then renamed over ``path``. Raises OSError."""
     temporary = path.with_name(f".{path.name}.tmp")
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)  # the umask may have taken bits away
         os.write(fd, data)
         os.fsync(fd)
     finally:
