@@ -244,11 +244,10 @@ def _private_key(block: bytes, field: str, password: bytes | None) -> ServerKey:
     try:
         loaded = serialization.load_pem_private_key(block, password or None)
     except TypeError:
-        # cryptography: "Password was not given but private key is encrypted" (or the reverse)
+        # cryptography: "Password was not given but private key is encrypted", or the reverse,
+        # in which case the password (given for a PKCS#12 or out of habit) is not needed.
         if password:
-            raise InvalidCertificate(
-                field, "the private key is not encrypted: give no password for it"
-            ) from None
+            return _private_key(block, field, None)
         raise InvalidCertificate(field, "the private key is encrypted: give its password") from None
     except ValueError:
         if password and b"ENCRYPTED" in block:

@@ -62,6 +62,9 @@ def test_an_encrypted_key_needs_its_password(pki: Hierarchy) -> None:
         load_certificate(pki.leaf.pem, encrypted, now=NOW, password=b"wrong")
     bundle = load_certificate(pki.leaf.pem, encrypted, now=NOW, password=b"right password")
     assert bundle.certificate == pki.leaf.certificate
+    # a password given for a key that needs none is not in the way
+    plain = load_certificate(pki.leaf.pem, pki.leaf.key_pem, now=NOW, password=b"unneeded")
+    assert plain.key_pem == bundle.key_pem
 
 
 @pytest.mark.parametrize(
