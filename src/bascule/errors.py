@@ -4,6 +4,7 @@ The hierarchy says who is at fault::
 
     BasculeError
     ├── InvalidConfiguration     your desired state is invalid (carries FieldError values)
+    │   └── InvalidCertificate   a certificate, key, chain or CA bundle you gave is refused
     ├── NotFound                 the thing you named does not exist (a revision, a service...)
     ├── NotApplicable            what you asked for does not apply to it (DSR help for NAT)
     ├── Conflict                 you edited a stale revision; carries the current one
@@ -47,6 +48,14 @@ class InvalidConfiguration(BasculeError):
     def __init__(self, errors: list[FieldError] | tuple[FieldError, ...]) -> None:
         self.errors: tuple[FieldError, ...] = tuple(errors)
         super().__init__("; ".join(str(e) for e in self.errors) or "invalid configuration")
+
+
+class InvalidCertificate(InvalidConfiguration):
+    """A certificate, key, chain, PKCS#12 file or CA bundle is refused; ``errors`` name the
+    input at fault (``key``, ``chain``, ``pkcs12``, ``name``...) and say why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__([FieldError(path=field, message=message)])
 
 
 class NotFound(BasculeError):

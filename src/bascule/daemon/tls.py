@@ -10,20 +10,21 @@ remote client can check what it connects to (``--ca-cert`` or the fingerprint).
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bascule.errors import BasculeError
+from bascule.pki.describe import fingerprint
+from bascule.pki.selfsigned import sign_self_signed
+from bascule.store.certificates import write_file
 
 VALIDITY = datetime.timedelta(days=3650)
 
@@ -67,10 +68,6 @@ def ensure_certificate(cert: Path, key: Path, *, listen_host: str) -> Certificat
     )
 
 
-def fingerprint(certificate: x509.Certificate) -> str:
-    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
-
-
 def subject_names(listen_host: str) -> list[x509.GeneralName]:
     """127.0.0.1, ::1, localhost, the listen address (unless a wildcard) and the host name."""
     names: list[x509.GeneralName] = [
@@ -89,32 +86,18 @@ def subject_names(listen_host: str) -> list[x509.GeneralName]:
 
 def _generate(cert: Path, key: Path, listen_host: str) -> None:
     private_key = ec.generate_private_key(ec.SECP256R1())
-    public_key = private_key.public_key()
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bascule"),
             x509.NameAttribute(NameOID.COMMON_NAME, f"bascule {socket.gethostname()}"[:64]),
         ]
     )
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.SubjectAlternativeName(subject_names(listen_host)), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False
-        )
-        .sign(private_key, hashes.SHA256())
+    certificate = sign_self_signed(
+        private_key,
+        subject=name,
+        names=subject_names(listen_host),
+        now=datetime.datetime.now(datetime.UTC),
+        days=VALIDITY.days,
     )
     key_pem = private_key.private_bytes(
         serialization.Encoding.PEM,
@@ -124,22 +107,7 @@ def _generate(cert: Path, key: Path, listen_host: str) -> None:
     try:
         for directory in {cert.parent, key.parent}:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write(key, key_pem, 0o600)
-        _write(cert, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_file(key, key_pem, 0o600)
+        write_file(cert, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
     except OSError as exc:
         raise BasculeError(f"cannot write the TLS certificate {cert} or key {key}: {exc}") from exc
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to a new file created with ``mode`` (never readable by others first)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        temporary.unlink()
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.fchmod(fd, mode)  # the umask may have taken bits away
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)

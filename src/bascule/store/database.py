@@ -109,6 +109,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX audit_log_actor ON audit_log (actor)",
         "CREATE INDEX audit_log_action ON audit_log (action)",
     ),
+    # 3: the certificate store (store/certificates.py): server certificates with their keys
+    # (PKCS#8 PEM) and CA bundles, one namespace of names.
+    (
+        """
+        CREATE TABLE certificates (
+            name        TEXT PRIMARY KEY,
+            kind        TEXT NOT NULL CHECK (kind IN ('certificate', 'ca_bundle')),
+            source      TEXT NOT NULL CHECK (source IN ('imported', 'self_signed', 'acme')),
+            certificate TEXT NOT NULL,
+            chain       TEXT NOT NULL,
+            private_key TEXT CHECK (private_key IS NULL OR kind = 'certificate'),
+            created_at  TEXT NOT NULL,
+            updated_at  TEXT NOT NULL
+        ) STRICT
+        """,
+    ),
 )
 
 
