@@ -27,8 +27,8 @@ import pytest
 from daemon import BasculeDaemon
 from netns import Host, Topology
 
-from bascule.engines.nftables.engine import NftablesEngine
 from bascule.engines.nftables.nft import persistence_set
+from bascule.engines.nftables.shell import NftablesShell
 from bascule.engines.nftables.view import L4Inputs, build_ruleset
 from bascule.model import Configuration, Persistence, PersistenceMethod
 
@@ -439,7 +439,7 @@ def test_persistence_entries_expire_after_their_timeout(
     )
     vs = config.virtual_services[0].model_copy(update={"persistence": short})
     config = config.model_copy(update={"virtual_services": [vs]})
-    engine = NftablesEngine(netns=topo.lb.netns)
+    engine = NftablesShell(netns=topo.lb.netns)
     asyncio.run(engine.apply(build_ruleset(config, L4Inputs())))
     try:
         a, b = topo.client.extra_addresses

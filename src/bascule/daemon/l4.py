@@ -3,9 +3,9 @@
 Where it sits: the engines may not import the health checker (they are siblings, see
 docs/architecture.md), so the daemon connects them. ``L4Supervisor`` gives the checker its
 targets (the ``mode: l4`` real servers of the current revision) after every reconcile and once
-a second, turns each verdict flip into ``NftablesDriver.health_changed`` (the server leaves or
-joins the maps at once), hands the driver the checker's last results for the status
-(``HealthReport``), and calls the driver's ``tick`` (least-connection weights from conntrack,
+a second, turns each verdict flip into ``NftablesEngine.health_changed`` (the server leaves or
+joins the maps at once), hands the engine the checker's last results for the status
+(``HealthReport``), and calls the engine's ``tick`` (least-connection weights from conntrack,
 DSR MAC addresses) once a second.
 """
 
@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 
 from bascule.engines.base import HealthReport
-from bascule.engines.nftables.driver import NftablesDriver
+from bascule.engines.nftables.engine import NftablesEngine
 from bascule.errors import BasculeError
 from bascule.health.checker import HealthChecker, TargetRef, TargetStatus, targets_for
 from bascule.health.results import CheckResult
@@ -25,7 +25,7 @@ from bascule.model import Configuration, Mode
 
 log = logging.getLogger("bascule.daemon.l4")
 
-TICK = 1.0  # seconds between two rounds of targets + driver.tick
+TICK = 1.0  # seconds between two rounds of targets + engine.tick
 
 
 def health_report(status: TargetStatus | None) -> HealthReport | None:
@@ -46,18 +46,18 @@ def health_report(status: TargetStatus | None) -> HealthReport | None:
 
 
 class L4Supervisor:
-    """Owns the health checker of the L4 services and feeds the nftables driver."""
+    """Owns the health checker of the L4 services and feeds the nftables engine."""
 
-    def __init__(self, driver: NftablesDriver, checker: HealthChecker | None = None) -> None:
-        self.driver = driver
+    def __init__(self, engine: NftablesEngine, checker: HealthChecker | None = None) -> None:
+        self.engine = engine
         self.checker = checker or HealthChecker(self._changed)
-        driver.set_health_source(self.report)
+        engine.set_health_source(self.report)
 
     def report(self, ref: tuple[str, str]) -> HealthReport | None:
         return health_report(self.checker.status(TargetRef(vs=ref[0], server=ref[1])))
 
     async def _changed(self, ref: TargetRef, up: bool, result: CheckResult) -> None:
-        await self.driver.health_changed((ref.vs, ref.server), up)
+        await self.engine.health_changed((ref.vs, ref.server), up)
 
     async def adopted(self, config: Configuration) -> None:
         """The tables of a previous daemon serve ``config``: its servers start up, so that a
@@ -73,12 +73,12 @@ class L4Supervisor:
         await self.checker.update(targets_for(desired, modes=(Mode.l4,)))
 
     async def run(self, desired: Callable[[], Configuration]) -> None:
-        """Once a second: targets from the current revision, then the driver's tick."""
+        """Once a second: targets from the current revision, then the engine's tick."""
         while True:
             await asyncio.sleep(TICK)
             try:
                 await self.follow(desired())
-                await self.driver.tick()
+                await self.engine.tick()
             except (BasculeError, OSError) as exc:
                 log.error("L4 refresh failed", extra={"error": str(exc)})
 

@@ -6,7 +6,7 @@ revision, then serve the API on the unix socket (mode 0600, the caller trusted a
 administrator) and the API and the WUI over HTTPS on ``settings.listen`` (127.0.0.1:8443 by
 default; ``none`` disables it; a self-signed certificate is made at first start, daemon/tls.py),
 and re-reconcile every few seconds to repair drift (a dead engine is restarted, missing
-tables are re-applied). The L4 health checker and the nftables driver's tick run once a
+tables are re-applied). The L4 health checker and the nftables engine's tick run once a
 second (daemon/l4.py).
 
 SIGTERM and SIGINT stop the API and the health checks, let HAProxy and the L4 NAT connections
@@ -49,8 +49,8 @@ from bascule.daemon.statistics import Statistics
 from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager
 from bascule.engines.base import Engine
-from bascule.engines.haproxy.driver import HaproxyDriver
-from bascule.engines.nftables.driver import NftablesDriver
+from bascule.engines.haproxy.engine import HaproxyEngine
+from bascule.engines.nftables.engine import NftablesEngine
 from bascule.errors import BasculeError, StoreError
 from bascule.model import Configuration, Mode, parse_document
 from bascule.model.document import for_mode
@@ -229,14 +229,14 @@ class Daemon:
         # One HAProxy thread per CPU this process may run on (its affinity, not the machine's
         # count: under taskset or a cpuset, extra threads would only fight over the same CPUs).
         cpus = tuple(sorted(os.sched_getaffinity(0)))
-        engine = HaproxyDriver(
+        engine = HaproxyEngine(
             settings.haproxy_dir,
             binary=settings.haproxy_binary,
             maxconn=haproxy_maxconn(),
             nbthread=len(cpus),
             cpus=cpus,
         )
-        nftables = NftablesDriver()
+        nftables = NftablesEngine()
         l4 = L4Supervisor(nftables)
         engines: list[Engine] = [engine, nftables]
         vips = IpVipManager(settings.data_dir / "vips.json")

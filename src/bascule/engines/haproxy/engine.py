@@ -1,507 +1,351 @@
-"""The HAProxy shell: files, processes and sockets around a rendered configuration.
+"""The HAProxy engine as the daemon sees it: the Engine contract over view, render, runtime.
 
-Where it sits in the flow of a change: the reconciler's plan reaches the daemon's executor,
-the driver (driver.py) renders the desired state into config text (view.py, render.py) and
-calls this module to validate it (``haproxy -c``), apply it (atomic swap + seamless reload
-through the master CLI, verified, rolled back to the last good file on failure), or to send
-runtime-API commands built by runtime.py. Everything here is I/O; every decision about what a
-command or an answer means lives in runtime.py.
-
-The process model (management.txt 3 and 9.4): one master started with ``-W`` (master-worker)
-and ``-S <master socket>``; the master forks one worker that serves the configuration; a
-reload makes the master re-execute itself and fork a new worker, which takes the listening
-sockets over from the old one through the master's socket pair (``-x sockpair@``, automatic
-in master-worker mode), so no connection is refused; the old worker finishes its connections
-and leaves. The master runs in its own session so the daemon's death never touches it, and
-the next daemon adopts it (``adopt``).
+Sits between the daemon's executor and the HAProxy shell (shell.py): it turns a desired
+``Configuration`` into config text (view.py, render.py), a plan's runtime actions into
+runtime-API commands (runtime.py), and HAProxy's own reports (``show servers state``,
+``show stat``) back into observations keyed by virtual service and real server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import shutil
-import signal
-import tempfile
-import time
+import errno
+import logging
+import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from bascule.engines.haproxy import runtime as runtime_api
-from bascule.errors import ApplyFailed, EngineError, EngineRejected
+from bascule.engines.base import (
+    EngineObservation,
+    Health,
+    PersistenceEntry,
+    ServerObservation,
+    ServiceObservation,
+)
+from bascule.engines.haproxy import runtime
+from bascule.engines.haproxy.persistence import table_names
+from bascule.engines.haproxy.render import render
+from bascule.engines.haproxy.shell import HaproxyPaths, HaproxyShell
+from bascule.engines.haproxy.view import (
+    MAX_WEIGHT,
+    PEERS,
+    HaproxyGlobals,
+    build_view,
+    proxy_name,
+    server_name,
+)
+from bascule.errors import EngineError, EngineRejected
+from bascule.model import Configuration, Mode, RealServerState, VirtualService
+from bascule.net.addresses import host_port
+from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
+from bascule.reconcile.planner import ServerRef
 
-ENGINE = "haproxy"
-# sun_path is 108 bytes on Linux, the terminating NUL included (unix(7)).
-_MAX_SOCKET_PATH = 107
-_POLL = 0.05
-_SOCKET_TIMEOUT = 5.0
-# A CLI line is read into one buffer (tune.bufsize, 16 kB by default): stay well below it.
-_MAX_LINE = 8000
+log = logging.getLogger("bascule.haproxy")
 
+# Where HAProxy's local peer listens (on the load balancer's loopback): during a reload the old
+# worker connects there to hand its stick tables (persistence) to the new one (configuration.txt
+# 3.5 "Peers").
+LOCAL_PEER = "127.0.0.1:7785"
 
-@dataclass(frozen=True, kw_only=True)
-class HaproxyPaths:
-    """Every file of one HAProxy instance, all under one run directory."""
+# The longest a reload waits for the running worker's initial stick-table resync (two 5 s
+# steps: from the previous worker, then from remote peers, of which there are none).
+PEERS_RESYNC_WAIT = 11.0
 
-    run_dir: Path
-    config: Path
-    stats_socket: Path
-    master_socket: Path
-    pid_file: Path
-    last_good: Path
-    new_config: Path
-    rejected: Path
-    rejected_output: Path
-    log: Path
-
-    @classmethod
-    def under(cls, run_dir: Path) -> HaproxyPaths:
-        paths = cls(
-            run_dir=run_dir,
-            config=run_dir / "haproxy.cfg",
-            stats_socket=run_dir / "haproxy.sock",
-            master_socket=run_dir / "master.sock",
-            pid_file=run_dir / "haproxy.pid",
-            last_good=run_dir / "haproxy.cfg.last-good",
-            new_config=run_dir / "haproxy.cfg.new",
-            rejected=run_dir / "haproxy.cfg.rejected",
-            rejected_output=run_dir / "haproxy.cfg.rejected.txt",
-            log=run_dir / "haproxy.log",
-        )
-        for socket_path in (paths.stats_socket, paths.master_socket):
-            if len(os.fsencode(socket_path)) > _MAX_SOCKET_PATH:
-                raise ValueError(
-                    f"unix socket path too long (max {_MAX_SOCKET_PATH} bytes): {socket_path}"
-                )
-        return paths
+ADMIN_STATE = {
+    RealServerState.enabled: runtime.AdminState.READY,
+    RealServerState.drain: runtime.AdminState.DRAIN,
+    RealServerState.disabled: runtime.AdminState.MAINT,
+}
 
 
 class HaproxyEngine:
-    """Drives one HAProxy master-worker instance living in ``paths.run_dir``."""
+    """Engine contract implementation for HAProxy (see engines/base.py)."""
+
+    name = "haproxy"
+    mode = Mode.l7
+    max_weight = MAX_WEIGHT
 
     def __init__(
         self,
-        paths: HaproxyPaths,
+        run_dir: Path,
         *,
-        binary: str = "haproxy",
-        start_timeout: float = 10.0,
-        reload_timeout: float = 10.0,
+        binary: str,
+        maxconn: int,
+        nbthread: int,
+        cpus: tuple[int, ...] = (),
+        local_peer: str | None = LOCAL_PEER,
     ) -> None:
-        self.paths = paths
-        self.binary = binary
-        self.start_timeout = start_timeout
-        self.reload_timeout = reload_timeout
+        self.paths = HaproxyPaths.under(run_dir)
+        self.shell = HaproxyShell(self.paths, binary=binary)
+        self.server_state = self.paths.run_dir / "server-state"
+        self.globals = HaproxyGlobals(
+            stats_socket=str(self.paths.stats_socket),
+            maxconn=maxconn,
+            nbthread=nbthread,
+            server_state_file=str(self.server_state),
+            cpus=cpus,
+            local_peer=local_peer,
+        )
 
-    # --- the checker -------------------------------------------------------------------------
+    def render(self, config: Configuration) -> str:
+        return render(build_view(config, self.globals))
 
-    async def version(self) -> str:
-        code, output = await self._run(self.binary, "-v")
-        if code != 0:
-            raise EngineError(f"'{self.binary} -v' failed: {output.strip()}")
-        return runtime_api.parse_version(output)
-
-    async def check(self, config_text: str) -> None:
-        """Validate ``config_text`` with ``haproxy -c``; keep it and the output if refused."""
-        _make_run_dir(self.paths.run_dir)
-        fd, name = tempfile.mkstemp(dir=self.paths.run_dir, prefix="haproxy.cfg.check-")
-        candidate = Path(name)
-        try:
-            _write_fd(fd, config_text)
-            await self._check_file(candidate)
-        finally:
-            _remove(candidate)
-
-    async def _check_file(self, candidate: Path) -> None:
-        code, output = await self._run(self.binary, "-c", "-f", str(candidate))
-        if code == 0:
-            return
-        # The kept file is where the line numbers in the messages point to.
-        output = output.replace(str(candidate), str(self.paths.rejected))
-        os.replace(candidate, self.paths.rejected)
-        _write_file(self.paths.rejected_output, output)
-        alerts = runtime_api.alert_lines(output.splitlines()) or [
-            output.strip() or f"exit code {code}"
-        ]
-        raise EngineRejected(ENGINE, "\n".join(alerts), rejected_path=str(self.paths.rejected))
-
-    # --- the process -------------------------------------------------------------------------
-
-    async def is_running(self) -> bool:
-        """True when the master named in the pid file lives and answers on its socket."""
-        pid = _read_pid(self.paths.pid_file)
-        if pid is None or not _alive(pid):
-            return False
-        try:
-            table = await self._show_proc()
-        except EngineError:
-            return False
-        return table.master.pid == pid
+    async def check(self, config: Configuration) -> None:
+        await self.shell.check(self.render(config))
+        busy = await asyncio.to_thread(unbindable_listeners, config)
+        if busy:
+            raise EngineRejected(
+                "haproxy",
+                "; ".join(f"cannot bind {where}: {why}" for where, why in busy)
+                + " (another program holds it; HAProxy could not listen there)",
+            )
 
     async def adopt(self) -> bool:
-        """Keep a master left by a previous daemon (True), or clear its leftovers (False)."""
-        if await self.is_running():
-            return True
-        pid = _read_pid(self.paths.pid_file)
-        if pid is not None and _alive(pid):
-            raise EngineError(
-                f"HAProxy master {pid} is alive but its master socket "
-                f"{self.paths.master_socket} does not answer; stop it by hand"
-            )
-        self._remove_runtime_files()
-        return False
-
-    async def start(self, config_text: str) -> None:
-        """Validate and install ``config_text``, then start the master and wait for its worker."""
-        if await self.is_running():
-            raise ApplyFailed(f"HAProxy already runs in {self.paths.run_dir}; apply instead")
-        await self._install(config_text)
-        try:
-            await self._launch()
-        except ApplyFailed as failure:
-            self._set_aside(failure)
-            raise
-
-    async def _launch(self) -> None:
-        self._remove_runtime_files()
-        log_offset = _size(self.paths.log)
-        # -W: master-worker; -S: master CLI (management.txt 3, "-S"); no -D: the master stays
-        # in the foreground of its own session so its messages (reload failures included, it
-        # keeps its stderr across re-executions) reach haproxy.log; -D would send them to
-        # /dev/null.
-        argv = [
-            self.binary,
-            "-W",
-            "-S",
-            f"{self.paths.master_socket},mode,600",
-            "-p",
-            str(self.paths.pid_file),
-            "-f",
-            str(self.paths.config),
-        ]
-        try:
-            pid = _spawn_session(self.binary, argv, self.paths.log)
-        except OSError as exc:
-            raise ApplyFailed(f"cannot start {self.binary}: {exc}") from exc
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                raise ApplyFailed(
-                    "HAProxy did not start: " + self._log_reason(log_offset, "it exited")
-                )
-            table = await self._try_show_proc()
-            started = table is not None and table.master.pid == pid and bool(table.workers)
-            if table is not None and started and await self._stats_answers(table.workers[0].pid):
-                return
-            await asyncio.sleep(_POLL)
-        await self._kill(pid)
-        raise ApplyFailed(
-            "HAProxy did not start: "
-            + self._log_reason(log_offset, f"no worker after {self.start_timeout:g} s")
-        )
-
-    async def stop(self, *, grace: float = 10.0) -> None:
-        """Soft-stop (SIGUSR1: finish connections), then SIGTERM, then SIGKILL; clean up."""
-        pid = _read_pid(self.paths.pid_file)
-        if pid is not None and _alive(pid):
-            # management.txt 4: SIGUSR1 is the graceful stop; the master relays it to workers
-            # and leaves when they have.
-            _signal(pid, signal.SIGUSR1)
-            if not await _wait_dead(pid, grace):
-                _signal(pid, signal.SIGTERM)
-                if not await _wait_dead(pid, 2.0):
-                    await self._kill(pid)
-        self._remove_runtime_files()
-
-    async def _kill(self, pid: int) -> None:
-        # The master leads its own session and process group; its workers are in it.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-        await _wait_dead(pid, 2.0)
-
-    def _remove_runtime_files(self) -> None:
-        for path in (self.paths.pid_file, self.paths.master_socket, self.paths.stats_socket):
-            path.unlink(missing_ok=True)
-
-    # --- the apply protocol ------------------------------------------------------------------
-
-    async def apply(self, config_text: str) -> None:
-        """Octavia's apply protocol: check, swap atomically, seamless reload, verify, roll back.
-
-        A config the checker refuses raises EngineRejected and leaves the running instance
-        untouched. A reload that fails (e.g. an address that cannot be bound, which ``-c``
-        does not see) restores the last good file, reloads it and raises ApplyFailed.
-        """
-        if not await self.is_running():
-            await self.start(config_text)
-            return
-        before = await self._show_proc()
-        await self._install(config_text)
-        try:
-            await self._reload(before)
-        except ApplyFailed as failure:
-            await self._roll_back(failure)
-            raise
-
-    async def _install(self, config_text: str) -> None:
-        """Write haproxy.cfg.new, check it, keep the current file as last good, swap."""
-        _make_run_dir(self.paths.run_dir)
-        _write_file(self.paths.new_config, config_text)
-        await self._check_file(self.paths.new_config)
-        if self.paths.config.exists():
-            _copy_atomically(self.paths.config, self.paths.last_good)
-        os.replace(self.paths.new_config, self.paths.config)
-        _fsync_dir(self.paths.run_dir)
-
-    async def _reload(self, before: runtime_api.ProcessTable) -> runtime_api.ProcessTable:
-        log_offset = _size(self.paths.log)
-        old_pids = {p.pid for p in (*before.workers, *before.old_workers)}
-        # management.txt 9.4.1, "reload": same as SIGUSR2 to the master; the master closes the
-        # connection while it re-executes itself, so the answer is never awaited.
-        with contextlib.suppress(EngineError):
-            await self._master("reload", wait=1.0)
-        deadline = time.monotonic() + self.reload_timeout
-        while time.monotonic() < deadline:
-            table = await self._try_show_proc()
-            if table is not None and table.master.reloads > before.master.reloads:
-                if (table.master.failed_reloads or 0) > (before.master.failed_reloads or 0):
-                    raise ApplyFailed(
-                        "HAProxy refused to reload: "
-                        + self._log_reason(log_offset, "the master reports a failed reload")
-                    )
-                fresh = [w for w in table.workers if w.pid not in old_pids and w.reloads == 0]
-                if fresh and await self._stats_answers(fresh[0].pid):
-                    return table
-            await asyncio.sleep(_POLL)
-        raise ApplyFailed(
-            "HAProxy did not reload: "
-            + self._log_reason(log_offset, f"no new worker after {self.reload_timeout:g} s")
-        )
-
-    async def _roll_back(self, failure: ApplyFailed) -> None:
-        if not self._set_aside(failure):
-            return
-        try:
-            await self._reload(await self._show_proc())
-        except EngineError as exc:
-            raise ApplyFailed(
-                f"{failure}; rolling back to the last good config failed too: {exc}"
-            ) from exc
-
-    def _set_aside(self, failure: ApplyFailed) -> bool:
-        """Keep the failed config and its reason as -rejected; put the last good one back."""
-        _copy_atomically(self.paths.config, self.paths.rejected)
-        _write_file(self.paths.rejected_output, str(failure) + "\n")
-        if not self.paths.last_good.exists():
-            return False
-        _copy_atomically(self.paths.last_good, self.paths.config)
-        return True
-
-    def _log_reason(self, offset: int, fallback: str) -> str:
-        try:
-            with self.paths.log.open("rb") as log:
-                log.seek(offset)
-                text = log.read().decode(errors="replace")
-        except OSError:
-            return fallback
-        return "\n".join(runtime_api.alert_lines(text.splitlines())) or fallback
-
-    # --- the runtime API ---------------------------------------------------------------------
-
-    async def runtime(self, command: str) -> str:
-        """Send one command on the stats socket; its answer, or EngineError on an error."""
-        answer = await self._exchange(self.paths.stats_socket, runtime_api.command_line([command]))
-        return runtime_api.check_answer(answer)
-
-    async def runtime_many(self, commands: Sequence[str]) -> None:
-        """Send setter commands, as many per connection as fit on one CLI line, all checked."""
-        batch: list[str] = []
-        for command in commands:
-            if batch and len(runtime_api.command_line([*batch, command])) > _MAX_LINE:
-                await self._send_batch(batch)
-                batch = []
-            batch.append(command)
-        if batch:
-            await self._send_batch(batch)
-
-    async def _send_batch(self, batch: list[str]) -> None:
-        answer = await self._exchange(self.paths.stats_socket, runtime_api.command_line(batch))
-        runtime_api.check_answer(answer)
-
-    async def show_stat(self) -> list[runtime_api.ServerStat]:
-        return runtime_api.parse_show_stat(await self.runtime("show stat"))
-
-    async def show_servers_state(self) -> list[runtime_api.ServerRuntimeState]:
-        return runtime_api.parse_servers_state(await self.runtime("show servers state"))
+        adopted = await self.shell.adopt()
+        if adopted:
+            log.info("adopted the running HAProxy", extra={"pids": await self.worker_pids()})
+        return adopted
 
     async def worker_pids(self) -> list[int]:
-        """PIDs of the worker(s) serving the current configuration (not the old ones)."""
-        return (await self._show_proc()).worker_pids
+        return await self.shell.worker_pids()
 
-    async def _stats_answers(self, worker_pid: int) -> bool:
-        """Whether the stats socket answers, and from ``worker_pid`` (not a leaving worker)."""
-        try:
-            info = await self.runtime("show info")
-        except EngineError:
-            return False
-        return f"Pid: {worker_pid}" in info.splitlines()
+    async def info(self) -> dict[str, Any]:
+        running = await self.shell.is_running()
+        return {
+            "version": await self.shell.version(),
+            "running": running,
+            "worker_pids": await self.shell.worker_pids() if running else [],
+            "config": str(self.paths.config),
+        }
 
-    async def _show_proc(self) -> runtime_api.ProcessTable:
-        return runtime_api.parse_show_proc(await self._master("show proc"))
+    async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
+        commands: list[str] = []
+        for action in actions:
+            if isinstance(action, ReplaceConfig):
+                await self._flush(commands)
+                await self._wait_tables_handed_over(applied)
+                await self._save_server_state()
+                await self.shell.apply(self.render(action.config))
+                applied = action.config
+            elif isinstance(action, SetWeight):
+                backend, server = _names(applied, action.vs, action.server)
+                commands.append(runtime.set_weight(backend, server, action.weight))
+            elif isinstance(action, SetState):
+                backend, server = _names(applied, action.vs, action.server)
+                commands.append(runtime.set_state(backend, server, ADMIN_STATE[action.state]))
+        await self._flush(commands)
 
-    async def _try_show_proc(self) -> runtime_api.ProcessTable | None:
-        try:
-            return await self._show_proc()
-        except EngineError:
-            return None  # the master is re-executing itself, or not up yet
+    async def _wait_tables_handed_over(self, applied: Configuration | None) -> None:
+        """Before a reload, wait (bounded) until the running worker can hand its stick tables on.
 
-    async def _master(self, command: str, *, wait: float = _SOCKET_TIMEOUT) -> str:
-        return await self._exchange(self.paths.master_socket, command + "\n", wait=wait)
-
-    async def _exchange(self, path: Path, line: str, *, wait: float = _SOCKET_TIMEOUT) -> str:
-        """Write one line, half-close, read the answer to EOF.
-
-        The master CLI keeps a non-interactive connection open until it reads EOF
-        (checked on 2.6.12), hence the half-close; the stats socket does not mind it.
+        A worker first tries to learn the tables of the worker before it, for up to 5 s per
+        step (configuration.txt 3.5; "resync_timeout" in ``show peers``), and only a worker
+        that finished that can teach the next one: a reload sooner would start the new worker
+        with empty tables (every persisted client balanced afresh). Checked with HAProxy 2.6.12.
         """
-        try:
-            async with asyncio.timeout(wait):
-                reader, writer = await asyncio.open_unix_connection(str(path))
-                try:
-                    writer.write(line.encode())
-                    await writer.drain()
-                    writer.write_eof()
-                    answer = await reader.read()
-                finally:
-                    writer.close()
-                    with contextlib.suppress(OSError):
-                        await writer.wait_closed()
-        except (OSError, TimeoutError) as exc:
-            raise EngineError(f"HAProxy socket {path}: {exc or type(exc).__name__}") from exc
-        return answer.decode(errors="replace")
+        if self.globals.local_peer is None or applied is None:
+            return
+        if not any(table_names(vs) for vs in applied.virtual_services):
+            return
+        deadline = asyncio.get_running_loop().time() + PEERS_RESYNC_WAIT
+        while True:
+            try:
+                shown = await self.shell.runtime(runtime.SHOW_PEERS)
+            except EngineError:
+                return
+            if runtime.peers_resynced(shown, PEERS) is not False:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.2)
 
-    async def _run(self, *argv: str) -> tuple[int, str]:
+    async def _save_server_state(self) -> None:
+        """Save health and runtime state so the reloaded worker starts from it.
+
+        configuration.txt, ``load-server-state-from-file``: without it a reload forgets
+        which servers are down (a dead server would take traffic until ``fall`` checks fail
+        again) and every runtime change. Weights and states the new document changes are set
+        by the reconciler's next pass.
+        """
+        if not await self.shell.is_running():
+            return
         try:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+            state = await self.shell.runtime("show servers state")
+        except EngineError:
+            return
+        tmp = self.server_state.with_suffix(".tmp")
+        tmp.write_text(state if state.endswith("\n") else state + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(self.server_state)
+
+    async def _flush(self, commands: list[str]) -> None:
+        if commands:
+            await self.shell.runtime_many(list(commands))
+            commands.clear()
+
+    async def observe(
+        self, applied: Configuration | None, *, counters: bool = True
+    ) -> EngineObservation:
+        if not await self.shell.is_running():
+            return EngineObservation(running=False, detail="HAProxy is not running")
+        if applied is None:
+            return EngineObservation(running=True)
+        index: dict[tuple[str, str], ServerRef] = {}
+        for vs in applied.virtual_services:
+            for rs in vs.real_servers:
+                index[(proxy_name(vs), server_name(rs))] = (vs.name, rs.key)
+        states = {(s.backend, s.server): s for s in await self.shell.show_servers_state()}
+        servers: dict[ServerRef, ServerObservation] = {}
+        if not counters:
+            # Planning needs runtime weights and states only; "show stat" (health, counters)
+            # is the costly read on a large configuration.
+            for key, server_state in states.items():
+                ref = index.get(key)
+                if ref is not None:
+                    servers[ref] = ServerObservation(
+                        weight=server_state.uweight,
+                        state=_admin_state(server_state),
+                        health=Health.unchecked,
+                    )
+            return EngineObservation(running=True, servers=servers)
+        services: dict[str, ServiceObservation] = {}
+        for stat in await self.shell.show_stat():
+            if stat.kind is runtime.StatKind.FRONTEND:
+                services[stat.proxy] = ServiceObservation(
+                    current_connections=stat.scur,
+                    total_connections=stat.stot,
+                    bytes_in=stat.bin,
+                    bytes_out=stat.bout,
+                    rate=stat.rate,
+                    total_requests=stat.requests,
+                )
+                continue
+            if stat.kind is not runtime.StatKind.SERVER:
+                continue
+            ref = index.get((stat.proxy, stat.server))
+            state = states.get((stat.proxy, stat.server))
+            if ref is None or state is None:
+                continue
+            servers[ref] = ServerObservation(
+                weight=state.uweight,
+                state=_admin_state(state),
+                health=_health(stat.status),
+                check_result=stat.check_status or None,
+                check_code=stat.check_code,
+                check_duration_ms=stat.check_duration,
+                check_detail=stat.last_chk or None,
+                current_connections=stat.scur,
+                total_connections=stat.stot,
+                bytes_in=stat.bin,
+                bytes_out=stat.bout,
+                rate=stat.rate,
+                total_requests=stat.requests,
             )
-            output, _ = await process.communicate()
-        except OSError as exc:
-            raise EngineError(f"cannot run {argv[0]}: {exc}") from exc
-        return process.returncode or 0, output.decode(errors="replace")
+        return EngineObservation(running=True, servers=servers, services=services)
+
+    async def stop(self, *, grace: float) -> None:
+        await self.shell.stop(grace=grace)
+
+    async def persistence(
+        self, applied: Configuration | None, vs_name: str
+    ) -> list[PersistenceEntry]:
+        vs = _running_service(applied, vs_name)
+        servers = {server_name(rs): rs.key for rs in vs.real_servers}
+        # HAProxy numbers servers in the order of the section (5.2 "id"), which the view decides.
+        declared = build_view(_alone(vs), self.globals).proxies[0].servers
+        by_id = {number: servers.get(view.name) for number, view in enumerate(declared, 1)}
+        entries: list[PersistenceEntry] = []
+        for table in table_names(vs):
+            text = await self.shell.runtime(runtime.show_table(table))
+            for entry in runtime.parse_show_table(text):
+                key = servers.get(entry.server_key or "")
+                if key is None and entry.server_id is not None:
+                    key = by_id.get(entry.server_id)
+                entries.append(
+                    PersistenceEntry(
+                        table="primary" if table == proxy_name(vs) else "fallback",
+                        key=entry.key,
+                        real_server=key,
+                        expires_in_s=entry.expires_ms / 1000,
+                    )
+                )
+        return entries
+
+    async def clear_persistence(self, applied: Configuration | None, vs_name: str) -> int:
+        vs = _running_service(applied, vs_name)
+        count = 0
+        for table in table_names(vs):
+            shown = await self.shell.runtime(runtime.show_table(table))
+            count += len(runtime.parse_show_table(shown))
+            await self.shell.runtime(runtime.clear_table(table))
+        return count
 
 
-# --- file and process helpers (synchronous: small files, quick syscalls) --------------------
+def _running_service(applied: Configuration | None, vs_name: str) -> VirtualService:
+    vs = applied.virtual_service(vs_name) if applied else None
+    if vs is None:
+        raise EngineError(f"HAProxy runs no virtual service {vs_name}")
+    return vs
 
 
-def _make_run_dir(run_dir: Path) -> None:
-    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+def _alone(vs: VirtualService) -> Configuration:
+    return Configuration(virtual_services=[vs])
 
 
-def _write_fd(fd: int, text: str) -> None:
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
+def unbindable_listeners(config: Configuration) -> list[tuple[str, str]]:
+    """Listeners of ``config`` that HAProxy could not bind: (address:port, reason).
 
-
-def _write_file(path: Path, text: str) -> None:
-    """Write ``path`` with mode 0600 and fsync it (the config holds secrets one day)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    _write_fd(fd, text)
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    staging = target.with_name(target.name + ".tmp")
-    shutil.copyfile(source, staging)
-    staging.chmod(0o600)
-    with staging.open("rb") as file:
-        os.fsync(file.fileno())
-    os.replace(staging, target)
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _read_pid(pid_file: Path) -> int | None:
-    """The master's pid: the first line of the pid file (-p writes the master's only)."""
-    try:
-        first = pid_file.read_text().split()[:1]
-    except OSError:
-        return None
-    return int(first[0]) if first and first[0].isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs; reaps it if it is our exited child, and a zombie counts as dead."""
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        reaped = 0  # not our child (adopted, or started through another parent)
-    if reaped == pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces, so split after ')'.
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-def _spawn_session(binary: str, argv: list[str], log: Path) -> int:
-    """Start ``argv`` in a new session, stdin from /dev/null, stdout and stderr to ``log``.
-
-    posix_spawn rather than asyncio's subprocess: the master must outlive this process, and an
-    asyncio child transport would be reported as leaked when the daemon's loop closes.
+    ``haproxy -c`` does not bind, and a reload that meets EADDRINUSE makes HAProxy 2.6 pause
+    every listener of the running worker while it retries (haproxy.c, protocol_bind_all), so
+    new connections to *every* service are refused for about two seconds before it gives
+    up. Trying each bind first, the way HAProxy does it (SO_REUSEADDR and SO_REUSEPORT, which
+    HAProxy's own listeners also carry, so the ports it already holds bind fine), refuses such
+    a change before anything is touched. An address not on the machine yet is skipped: the
+    daemon adds the VIP before reloading.
     """
-    log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        return os.posix_spawnp(
-            binary,
-            argv,
-            dict(os.environ),
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, log_fd, 1),
-                (os.POSIX_SPAWN_DUP2, log_fd, 2),
-            ],
-            setsid=True,
-        )
-    finally:
-        os.close(log_fd)
+    busy: list[tuple[str, str]] = []
+    for vs in config.virtual_services:
+        if not vs.enabled or vs.mode is not Mode.l7:
+            continue
+        family = socket.AF_INET6 if ":" in vs.address else socket.AF_INET
+        for ports in vs.port_ranges:
+            for port in range(ports.first, ports.last + 1):
+                with socket.socket(family, socket.SOCK_STREAM) as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                    try:
+                        probe.bind((vs.address, port))
+                    except OSError as exc:
+                        if exc.errno == errno.EADDRINUSE:
+                            busy.append((host_port(vs.address, port), "address already in use"))
+    return busy
 
 
-def _remove(path: Path) -> None:
-    path.unlink(missing_ok=True)
+def _names(applied: Configuration | None, vs_name: str, key: str) -> tuple[str, str]:
+    vs = applied.virtual_service(vs_name) if applied else None
+    rs = vs.real_server(key) if vs else None
+    if vs is None or rs is None:
+        raise EngineError(f"HAProxy runs no real server {key} in {vs_name}")
+    return proxy_name(vs), server_name(rs)
 
 
-def _signal(pid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
+def _admin_state(state: runtime.ServerRuntimeState) -> RealServerState:
+    if state.maint:
+        return RealServerState.disabled
+    if state.drain or state.uweight == 0:
+        return RealServerState.drain
+    return RealServerState.enabled
 
 
-async def _wait_dead(pid: int, wait: float) -> bool:
-    deadline = time.monotonic() + wait
-    while _alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(_POLL)
-    return True
+def _health(status: str) -> Health:
+    """HAProxy's status column -> up | down | unchecked | maint."""
+    word = status.split(" ", 1)[0].upper()
+    if word in {"UP", "NOLB", "DRAIN", "OPEN"}:
+        # "UP 1/3" is up and counting failures; DRAIN is up but drained.
+        return Health.up
+    if word == "DOWN":
+        return Health.down
+    if word == "MAINT":
+        return Health.maint
+    return Health.unchecked  # "no check"

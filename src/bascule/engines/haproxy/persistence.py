@@ -2,7 +2,7 @@
 
 Where this sits in the flow of a change: ``view.build_view`` asks ``persistence_view`` what
 one virtual service's persistence needs (its stick table, the rules that fill and read it, the
-``cookie`` of each server) and prints it through the dumb template; the driver and the daemon
+``cookie`` of each server) and prints it through the dumb template; the engine and the daemon
 use ``table_names`` to list and clear a service's tables at run time (``show table``,
 ``clear table``). Pure: no I/O. Section numbers refer to HAProxy 2.6's ``configuration.txt``.
 

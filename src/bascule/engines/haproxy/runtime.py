@@ -1,8 +1,8 @@
 """HAProxy's runtime API as values: command builders and answer parsers, with no I/O.
 
 Where it sits in the flow of a change: the reconciler decides that a real server's weight or
-state changes (``SetWeight``, ``SetState``); the driver turns those actions into the command
-strings built here, and ``engine.py`` sends them over the stats socket and hands the raw answers
+state changes (``SetWeight``, ``SetState``); the engine turns those actions into the command
+strings built here, and ``shell.py`` sends them over the stats socket and hands the raw answers
 back to ``check_answer``. In the other direction, the status & stats layer reads HAProxy through
 ``show stat``, ``show servers state`` (stats socket) and ``show proc`` (master CLI); the parsers
 here turn those texts into typed, frozen values. Nothing here touches a socket, a file, a

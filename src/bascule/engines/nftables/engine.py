@@ -1,372 +1,625 @@
-"""The nftables engine's thin shell: ``nft -c``, one-transaction apply, counters, conntrack.
+"""The nftables engine as the daemon sees it: the Engine contract over view.py and shell.py.
 
-Where this sits in the flow of a change: the daemon builds a ``Ruleset`` with ``view.py`` (pure)
-and hands it here. ``apply`` reads our tables (``nft -j list table``), lets the view turn the
-ruleset into a transaction against what runs (``view.transaction``), checks it with
-``nft -c -j -f -`` and applies it with ``nft -j -f -``: nft runs a whole file as one kernel
-transaction, so on any error nothing changes. Maps that nft's JSON cannot declare are created
-empty beforehand by the view's text ``prelude`` (unused until the transaction refers to them).
-``update`` applies a ``view.map_update`` (maps refilled, no rule touched) the same way.
-Every other verb reads or cuts state: ``counters`` (named counters and conntrack),
-``flush_connections`` (cut a removed server's flows), ``remove`` (delete our tables),
-``route_to`` / ``mac_of`` / ``interface_mac`` (DSR's facts, asked of iproute2 through
-``net.shell.Ip``, which owns the parsing of ``ip -j``).
+Where it sits in the flow of a change: the daemon's executor hands it the ``mode: l4`` share
+of a plan. It keeps what it applied (the document, every real server's runtime weight and
+state) together with what the model does not hold: health verdicts (from Bascule's checker,
+through ``health_changed`` and a ``HealthSource``), least-connection weights (from conntrack,
+once a second in ``tick``) and the machine's facts (interface, MAC addresses for DSR). Any
+change of these rebuilds the ruleset with ``view.build_ruleset``; when only map elements
+differ from what runs (weights, states, health, MACs: ``view.map_update``) one transaction
+refills the changed maps and touches no rule, otherwise (a new document that changes the
+structure) the whole ruleset goes in one transaction (``NftablesShell.apply``). Either way
+conntrack keeps every established NAT connection where it is and no connection is reset.
 
-Every command goes through net's ``Runner`` (argv, stdin) -> ``Completed``, so the parsers are
-tested without root and the integration tests run the real binaries inside a network namespace
-(``netns``: commands are prefixed with ``ip netns exec``).
+Weights. ``max_weight`` is 65535, the model's own range: ``engine_weights`` then only divides
+a service's weights by their common divisor (3000:1000 -> 3:1, exactly, never rounded), so
+runtime weights keep the document's ratios and fixed_weighting's order. The view scales them
+once more into its numgen sequence or Maglev table; the planner compares the numbers here.
+
+Least connection (NAT, ``Scheduler.counts_connections``): every tick reads conntrack's open
+connections per real server (``active``: TCP SYN_RECV/ESTABLISHED, any UDP entry) and passes
+the view these weights::
+
+    least_connection           w = round(LC_SCALE / (1 + active))            (at least 1)
+    weighted_least_connection  w = round(LC_SCALE * weight / (1 + active))   (at least 1)
+
+where ``weight`` is the server's runtime weight, for the schedulers whose weights count
+(``Scheduler.weighted``). New connections are then spread in inverse
+proportion to the open ones; the weights are re-applied only when they change.
+
+DSR real servers' MAC addresses are resolved on the load balancer's interface towards them
+(ping, then the neighbour table) when a configuration is applied and refreshed every
+``MAC_REFRESH`` seconds. A server whose MAC cannot be found is not refused: it is left out of
+the maps, shown down in the status with the reason in ``check_detail``, and joins as soon as
+a refresh finds it. A DSR real server that is not on a directly connected subnet is refused
+by ``check`` (EngineRejected naming it): no refresh can fix that.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
-import json
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from bascule.engines.nftables.nft import TABLE, Json
-from bascule.engines.nftables.view import Ruleset, prelude, transaction
+from bascule.engines.base import (
+    EngineObservation,
+    Health,
+    HealthReport,
+    HealthSource,
+    ServerObservation,
+    ServiceObservation,
+)
+from bascule.engines.nftables.maglev import DEFAULT_TABLE_SIZE
+from bascule.engines.nftables.shell import (
+    FAMILIES,
+    CounterValue,
+    NftablesShell,
+    active_connections,
+)
+from bascule.engines.nftables.view import (
+    DSR_SCHEDULING,
+    NAT_SCHEDULING,
+    Environment,
+    Exclusion,
+    L4Inputs,
+    Ruleset,
+    ViewError,
+    build_ruleset,
+    l4_services,
+    map_update,
+)
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
-from bascule.model import Configuration, VirtualService
-from bascule.net.iproute import Route
-from bascule.net.shell import Completed, Ip, Runner, subprocess_runner
+from bascule.model import Configuration, Forwarding, Mode, RealServerState
+from bascule.model import VirtualService as VirtualServiceModel
+from bascule.net.shell import Runner
+from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
+from bascule.reconcile.planner import (
+    ServerRef,
+    ServerRuntime,
+    apply_runtime_actions,
+    desired_runtime,
+)
 
-FAMILIES = ("ip", "ip6", "netdev")
+log = logging.getLogger("bascule.nftables")
 
-
-# -- pure parsers ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class CounterValue:
-    packets: int
-    bytes: int
-
-
-def parse_counters(listing: Json) -> dict[tuple[str, str], CounterValue]:
-    """(family, counter name) -> value, from ``nft -j list ...`` output of our tables."""
-    found: dict[tuple[str, str], CounterValue] = {}
-    for item in listing.get("nftables", []):
-        body = item.get("counter") if isinstance(item, dict) else None
-        if isinstance(body, dict) and body.get("table") == TABLE:
-            found[(body["family"], body["name"])] = CounterValue(
-                packets=int(body.get("packets", 0)), bytes=int(body.get("bytes", 0))
-            )
-    return found
+MAX_WEIGHT = 65535
+LC_SCALE = 1000
+MAC_REFRESH = 10.0  # seconds between two resolutions of the DSR real servers' MACs
+DRAIN_POLL = 0.2
 
 
-@dataclass(frozen=True, kw_only=True)
-class Connection:
-    """One conntrack entry: the original direction (client -> VIP) and the reply's source."""
-
-    protocol: str
-    state: str | None  # TCP state; None for UDP
-    source: str
-    destination: str
-    source_port: int
-    destination_port: int
-    reply_source: str
-    reply_source_port: int
+def least_connection_weight(vs: VirtualServiceModel, weight: int, active: int) -> int:
+    """The module docstring's formula: inverse to open connections, times the weight if any."""
+    base = LC_SCALE * (weight if vs.scheduler.weighted else 1)
+    return max(1, round(base / (1 + active)))
 
 
-_TUPLE = re.compile(r"(src|dst|sport|dport)=(\S+)")
-_TCP_STATES = {
-    "SYN_SENT",
-    "SYN_RECV",
-    "ESTABLISHED",
-    "FIN_WAIT",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "TIME_WAIT",
-    "CLOSE",
-    "SYN_SENT2",
-}
-ACTIVE_TCP_STATES = {"SYN_RECV", "ESTABLISHED"}
-
-
-def parse_conntrack(text: str) -> list[Connection]:
-    """Entries of ``/proc/net/nf_conntrack`` or ``conntrack -L`` (TCP and UDP only)."""
-    found: list[Connection] = []
-    for line in text.splitlines():
-        words = line.split()
-        protocol = next((w for w in words[:4] if w in {"tcp", "udp"}), None)
-        if protocol is None:
-            continue
-        state = next((w for w in words if w in _TCP_STATES), None) if protocol == "tcp" else None
-        pairs = _TUPLE.findall(line)
-        if len(pairs) < 8:
-            continue
-        original, reply = dict(pairs[:4]), dict(pairs[4:8])
-        try:
-            found.append(
-                Connection(
-                    protocol=protocol,
-                    state=state,
-                    source=original["src"],
-                    destination=original["dst"],
-                    source_port=int(original["sport"]),
-                    destination_port=int(original["dport"]),
-                    reply_source=reply["src"],
-                    reply_source_port=int(reply["sport"]),
-                )
-            )
-        except (KeyError, ValueError):
-            continue
-    return found
-
-
-def _same(a: str, b: str) -> bool:
-    return ipaddress.ip_address(a) == ipaddress.ip_address(b)
-
-
-def active_connections(
-    connections: Iterable[Connection], services: Iterable[VirtualService]
-) -> dict[tuple[str, str], int]:
-    """(vs name, rs key) -> open connections NATed to it (TCP SYN_RECV/ESTABLISHED, any UDP).
-
-    DSR services have no conntrack entries on the load balancer: they count 0 here.
-    """
-    counts: dict[tuple[str, str], int] = {}
-    services = list(services)
-    for vs in services:
+def with_runtime(
+    config: Configuration, runtime: Mapping[ServerRef, ServerRuntime]
+) -> Configuration:
+    """``config`` with every real server's weight and state replaced by its runtime one."""
+    services = []
+    for vs in config.virtual_services:
+        servers = []
         for rs in vs.real_servers:
-            counts[(vs.name, rs.key)] = 0
-    for conn in connections:
-        if conn.protocol == "tcp" and conn.state not in ACTIVE_TCP_STATES:
-            continue
-        for vs in services:
-            if conn.protocol != vs.protocol.value or not _same(conn.destination, vs.address):
-                continue
-            if not any(r.first <= conn.destination_port <= r.last for r in vs.port_ranges):
-                continue
-            for rs in vs.real_servers:
-                if _same(conn.reply_source, rs.address):
-                    counts[(vs.name, rs.key)] += 1
-    return counts
-
-
-# -- the shell ------------------------------------------------------------------------------
+            now = runtime.get((vs.name, rs.key))
+            if now is not None and (now.weight, now.state) != (rs.weight, rs.state):
+                rs = rs.model_copy(update={"weight": now.weight, "state": now.state})
+            servers.append(rs)
+        services.append(vs.model_copy(update={"real_servers": servers}))
+    return config.model_copy(update={"virtual_services": services})
 
 
 @dataclass(frozen=True, kw_only=True)
-class Counters:
-    """What ``counters`` read: named counters and conntrack's open connections."""
+class _Applied:
+    """What runs in the kernel and what it was built from (to skip an apply that changes
+    nothing)."""
 
-    values: Mapping[tuple[str, str], CounterValue]  # (table family, counter name)
-    active: Mapping[tuple[str, str], int]  # (vs name, rs key)
-
-    def service(self, ruleset: Ruleset, name: str) -> dict[tuple[str, str], CounterValue]:
-        """(rs key or "" for the service, kind) -> value for one service of ``ruleset``."""
-        view = ruleset.services[name]
-        return {
-            ref: self.values[(view.table, counter)]
-            for counter, ref in view.counters.items()
-            if (view.table, counter) in self.values
-        }
+    config: Configuration  # with runtime weights and states
+    inputs: L4Inputs
+    ruleset: Ruleset
 
 
 class NftablesEngine:
-    """Runs nft, conntrack and ip for the L4 engine; see the module docstring."""
+    """Engine contract implementation for nftables (see engines/base.py)."""
 
-    def __init__(self, *, runner: Runner | None = None, netns: str | None = None) -> None:
-        self._run = runner or subprocess_runner(netns)
-        self.ip = Ip(self._run)
+    name = "nftables"
+    mode = Mode.l4
+    max_weight = MAX_WEIGHT
 
-    async def _nft(self, *args: str, stdin: str | None = None) -> Completed:
-        return await self._run(["nft", *args], stdin)
-
-    async def listing(self) -> Json:
-        """Our tables as ``nft -j list table`` shows them (those that exist)."""
-        items: list[Any] = []
-        for family in FAMILIES:
-            done = await self._nft("-j", "list", "table", family, TABLE)
-            if done.returncode == 0 and done.stdout.strip():
-                items += json.loads(done.stdout).get("nftables", [])
-        return {"nftables": items}
-
-    async def check(self, document: Json) -> None:
-        """``nft -c``: raise EngineRejected with nft's message when it refuses ``document``."""
-        done = await self._nft("-c", "-j", "-f", "-", stdin=json.dumps(document))
-        if done.returncode != 0:
-            raise EngineRejected("nft", done.stderr.strip())
-
-    async def check_ruleset(self, ruleset: Ruleset) -> None:
-        """``nft -c`` of the transaction ``apply`` would send. When the ruleset needs maps that
-        only the prelude can declare, the prelude is checked, run (empty maps, no rule uses
-        them) and, should nft refuse the transaction, undone."""
-        listing = await self.listing()
-        text = prelude(ruleset, listing)
-        if text is None:
-            await self.check(transaction(ruleset, listing))
-            return
-        present = {
-            item["table"]["family"]
-            for item in listing.get("nftables", [])
-            if isinstance(item, dict) and isinstance(item.get("table"), dict)
-        }
-        await self._prelude(text)
-        try:
-            await self.check(transaction(ruleset, await self.listing()))
-        except EngineRejected:
-            await self._undo_prelude(ruleset, listing, present)
-            raise
-
-    async def _prelude(self, text: str) -> None:
-        done = await self._nft("-c", "-f", "-", stdin=text)
-        if done.returncode != 0:
-            raise EngineRejected("nft", done.stderr.strip())
-        done = await self._nft("-f", "-", stdin=text)
-        if done.returncode != 0:
-            raise ApplyFailed(f"nft could not declare the maps: {done.stderr.strip()}")
-
-    async def _undo_prelude(self, ruleset: Ruleset, listing: Json, present: set[str]) -> None:
-        """Delete what ``_prelude`` created: its maps, and its tables if there were none."""
-        existing = {
-            (body["family"], body["name"])
-            for item in listing.get("nftables", [])
-            if isinstance(item, dict)
-            for kind, body in item.items()
-            if kind == "map"
-        }
-        created = {family for family, _ in ruleset.prelude} - present
-        commands: list[Json] = []
-        for family in sorted(created):
-            ref = {"family": family, "name": TABLE}
-            commands += [{"add": {"table": ref}}, {"delete": {"table": ref}}]
-        for family, name in ruleset.prelude:
-            if family not in created and (family, name) not in existing:
-                body = {"family": family, "table": TABLE, "name": name}
-                commands.append({"delete": {"map": body}})
-        if commands:
-            await self._nft("-j", "-f", "-", stdin=json.dumps({"nftables": commands}))
-
-    async def apply(self, ruleset: Ruleset) -> Json:
-        """Bring our tables to ``ruleset`` in one transaction; return what was sent.
-
-        Raise EngineRejected when ``nft -c`` refuses it, ApplyFailed when the apply itself
-        fails (nft's transaction is all or nothing, so the previous state still runs).
-        """
-        listing = await self.listing()
-        text = prelude(ruleset, listing)
-        if text is not None:
-            await self._prelude(text)
-            listing = await self.listing()
-        document = transaction(ruleset, listing)
-        await self.check(document)
-        await self._send(document)
-        return document
-
-    async def update(self, document: Json) -> None:
-        """Apply a ``view.map_update`` transaction: checked, then sent as one transaction."""
-        if not document.get("nftables"):
-            return
-        await self.check(document)
-        await self._send(document)
-
-    async def _send(self, document: Json) -> None:
-        done = await self._nft("-j", "-f", "-", stdin=json.dumps(document))
-        if done.returncode != 0:
-            raise ApplyFailed(f"nft could not apply the ruleset: {done.stderr.strip()}")
-
-    async def version(self) -> str:
-        done = await self._nft("--version")
-        return done.stdout.strip() if done.returncode == 0 else "unknown"
-
-    async def tables(self) -> tuple[str, ...]:
-        """The families of our tables that exist (``nft -j list tables``)."""
-        done = await self._nft("-j", "list", "tables")
-        if done.returncode != 0:
-            raise EngineError(f"nft list tables failed: {done.stderr.strip()}")
-        found = {
-            item["table"]["family"]
-            for item in json.loads(done.stdout or "{}").get("nftables", [])
-            if isinstance(item, dict)
-            and isinstance(item.get("table"), dict)
-            and item["table"].get("name") == TABLE
-        }
-        return tuple(family for family in FAMILIES if family in found)
-
-    async def counter_values(self) -> dict[tuple[str, str], CounterValue]:
-        """Our named counters only (``nft -j list counters``): unlike ``listing`` it does not
-        dump the maps, which hold 65537 Maglev slots per DSR service."""
-        done = await self._nft("-j", "list", "counters")
-        if done.returncode != 0:
-            raise EngineError(f"nft list counters failed: {done.stderr.strip()}")
-        return parse_counters(json.loads(done.stdout or "{}"))
-
-    async def set_sysctls(self, values: Mapping[str, str]) -> None:
-        """``sysctl -w`` in the namespace the engine runs in (/proc/sys is per netns)."""
-        argv = ["sysctl", "-q", "-w", *(f"{key}={value}" for key, value in values.items())]
-        done = await self._run(argv, None)
-        if done.returncode != 0:
-            raise EngineError(f"sysctl failed: {done.stderr.strip()}")
-
-    async def route_to(self, address: str) -> Route | None:
-        """``ip -j route get``: the device and gateway (if any) towards ``address``."""
-        return await self.ip.route(address)
-
-    async def remove(self) -> None:
-        """Delete our tables (add + delete: never fails for a table that is not there)."""
-        commands: list[Json] = []
-        for family in FAMILIES:
-            ref = {"family": family, "name": TABLE}
-            commands += [{"add": {"table": ref}}, {"delete": {"table": ref}}]
-        done = await self._nft("-j", "-f", "-", stdin=json.dumps({"nftables": commands}))
-        if done.returncode != 0:
-            raise ApplyFailed(f"nft could not remove Bascule's tables: {done.stderr.strip()}")
-
-    async def counters(self, config: Configuration | None = None) -> Counters:
-        """Named counters of our tables and, for ``config``'s services, open connections."""
-        values = parse_counters(await self.listing())
-        active: dict[tuple[str, str], int] = {}
-        if config is not None:
-            active = active_connections(await self.connections(), config.virtual_services)
-        return Counters(values=values, active=active)
-
-    async def connections(self) -> list[Connection]:
-        """conntrack's table: /proc/net/nf_conntrack, else ``conntrack -L``."""
-        done = await self._run(["cat", "/proc/net/nf_conntrack"], None)
-        if done.returncode != 0:
-            done = await self._run(["conntrack", "-L"], None)
-        if done.returncode != 0:
-            raise EngineError(f"cannot read conntrack: {done.stderr.strip()}")
-        return parse_conntrack(done.stdout)
-
-    async def flush_connections(
-        self, vip: str, port: int | None, real_server: str, protocol: str = "tcp"
+    def __init__(
+        self,
+        *,
+        runner: Runner | None = None,
+        netns: str | None = None,
+        interface: str | None = None,
+        maglev_size: int = DEFAULT_TABLE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """Cut the conntrack entries of ``vip:port`` (any port: None) NATed to ``real_server``."""
-        argv = ["conntrack", "-D", "-p", protocol, "--orig-dst", vip]
-        if port is not None:
-            argv += ["--dport", str(port)]
-        argv += ["--reply-src", real_server]
-        done = await self._run(argv, None)
-        # conntrack exits 1 when nothing matched ("0 flow entries have been deleted")
-        if done.returncode != 0 and "0 flow entries" not in done.stderr:
-            raise EngineError(f"conntrack -D failed: {done.stderr.strip()}")
+        self.shell = NftablesShell(runner=runner, netns=netns)
+        self._interface = interface  # None: the device of the route to the DSR servers
+        self._maglev_size = maglev_size
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+        self._config: Configuration | None = None  # the l4 document applied (or adopted)
+        self._runtime: dict[ServerRef, ServerRuntime] = {}
+        self._health_source: HealthSource | None = None
+        self._health: dict[ServerRef, bool] = {}  # verdicts given through health_changed
+        self._lc_weights: dict[ServerRef, int] = {}
+        self._macs: dict[str, str] = {}  # DSR real server address -> MAC
+        self._lb_macs: dict[str, str] = {}  # interface -> its MAC
+        self._dsr_interface: str | None = None
+        self._macs_at: float | None = None
+        self._sysctls_done: set[str] = set()
+        self._applied: _Applied | None = None
 
-    async def mac_of(self, address: str, interface: str) -> str | None:
-        """The MAC of a neighbour on ``interface`` (one ping first fills the neighbour table)."""
-        mac = await self._neighbour_mac(address, interface)
-        if mac is None:
-            await self._run(["ping", "-c", "1", "-W", "1", "-I", interface, address], None)
-            mac = await self._neighbour_mac(address, interface)
-        return mac
+    # -- the daemon's extra verbs ---------------------------------------------------------------
 
-    async def _neighbour_mac(self, address: str, interface: str) -> str | None:
+    def set_health_source(self, source: HealthSource | None) -> None:
+        """Where ``observe`` and the maps read each real server's last check (the daemon's
+        adapter over Bascule's health checker)."""
+        self._health_source = source
+
+    async def health_changed(self, ref: ServerRef, up: bool) -> None:
+        """A real server's verdict flipped: rebuild the maps; cut its flows if so configured.
+
+        The conntrack entries are cut after the server has left the maps, so that the next
+        packet of a cut flow is not sent to it again.
+        """
+        was_down = self._health.get(ref) is False
+        self._health[ref] = up
+        async with self._lock:
+            if self._config is None:
+                return
+            await self._refresh()
+            vs = self._config.virtual_service(ref[0])
+        if (
+            up
+            or was_down
+            or vs is None
+            or not vs.drop_on_failure
+            or vs.forwarding is not Forwarding.nat
+        ):
+            return
+        rs = vs.real_server(ref[1])
+        if rs is None:
+            return
+        # conntrack -D takes one port: each single port, or any port of the VIP for ranges
+        ports: list[int | None] = [r.first for r in vs.port_ranges]
+        if any(r.first != r.last for r in vs.port_ranges):
+            ports = [None]
+        for port in ports:
+            try:
+                await self.shell.flush_connections(vs.address, port, rs.address, vs.protocol.value)
+            except EngineError as exc:
+                log.error("could not cut connections", extra={"server": rs.key, "error": str(exc)})
+        log.info("cut the connections of a failed real server", extra={"vs": vs.name, "rs": rs.key})
+
+    async def tick(self) -> None:
+        """About once a second: least-connection weights from conntrack, DSR MACs when due;
+        re-apply only when something changed."""
+        async with self._lock:
+            if self._config is None:
+                return
+            config = self._config
+            try:
+                await self._count_connections(config)
+                now = self._clock()
+                if self._macs_at is None or now - self._macs_at >= MAC_REFRESH:
+                    await self._resolve_macs(config, refresh=True)
+                await self._refresh()
+            except (EngineError, OSError) as exc:
+                log.error("nftables refresh failed", extra={"error": str(exc)})
+
+    async def adopt(self) -> bool:
+        """Our tables exist: a previous daemon left them serving; the next observe with the
+        adopted document takes them over."""
+        adopted = bool(await self._present())
+        if adopted:
+            log.info("adopting Bascule's nftables tables")
+        return adopted
+
+    async def _present(self) -> set[str]:
+        """The families of our tables; none when nft cannot be asked (an L7-only machine
+        without nftables must still run: only an L4 service needs nft)."""
         try:
-            found = await self.ip.neighbours(interface, address=address)
-        except EngineError:
+            return set(await self.shell.tables())
+        except (EngineError, OSError) as exc:
+            log.debug("cannot list nftables tables", extra={"error": str(exc)})
+            return set()
+
+    # -- the Engine contract ----------------------------------------------------------------------
+
+    async def check(self, config: Configuration) -> None:
+        if not l4_services(config):
+            return  # nothing of ours to check: the tables only go away
+        await self._check_segments(config)
+        async with self._lock:
+            await self._resolve_macs(config, refresh=False)
+            inputs = self._inputs(config)
+        try:
+            ruleset = build_ruleset(config, inputs)
+        except ViewError as exc:
+            raise EngineRejected("nftables", str(exc)) from exc
+        await self.shell.check_ruleset(ruleset)
+
+    async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
+        async with self._lock:
+            config = self._config or applied
+            runtime = dict(self._runtime) if self._config is not None else None
+            if runtime is None and config is not None:
+                runtime = desired_runtime(config, max_weight=self.max_weight)
+            replaced = False
+            for action in actions:
+                if isinstance(action, ReplaceConfig):
+                    config, replaced = action.config, True
+                    runtime = desired_runtime(config, max_weight=self.max_weight)
+                elif isinstance(action, SetWeight | SetState) and runtime is not None:
+                    runtime = apply_runtime_actions(runtime, (action,), engine="nftables")
+            if config is None or runtime is None:
+                return
+            if not l4_services(config) and not await self._present():
+                # Nothing to run and nothing to remove: no nft call at all.
+                self._config, self._runtime, self._applied = config, runtime, None
+                return
+            if replaced:
+                await self._resolve_macs(config, refresh=False)
+            await self._apply(config, runtime, force=replaced)
+
+    async def observe(
+        self, applied: Configuration | None, *, counters: bool = True
+    ) -> EngineObservation:
+        # Counters come with the runtime state here (one read of the maps): ``counters`` is
+        # accepted and the full observation returned.
+        tables = await self._present()
+        async with self._lock:
+            if self._config is None and applied is not None and tables:
+                self._config = applied  # adopted: the previous daemon's document runs
+                self._runtime = desired_runtime(applied, max_weight=self.max_weight)
+                log.info("adopted Bascule's nftables tables", extra={"tables": sorted(tables)})
+            config = self._config
+            if config is None:
+                return EngineObservation(running=False, detail="no L4 ruleset applied yet")
+            ruleset = self._ruleset_now(config)
+        missing = sorted(set(ruleset.tables) - tables) if ruleset else []
+        if not l4_services(config):
+            return EngineObservation(running=True)
+        if missing:
+            return EngineObservation(
+                running=False,
+                detail=f"Bascule's nftables table(s) {', '.join(missing)} are missing",
+            )
+        values = await self.shell.counter_values()
+        active = await self._active(config)
+        servers: dict[ServerRef, ServerObservation] = {}
+        services: dict[str, ServiceObservation] = {}
+        for vs in l4_services(config):
+            view = ruleset.services.get(vs.name) if ruleset else None
+            counted = _by_server(view.counters, view.table, values) if view else {}
+            excluded = view.excluded if view else {}
+            total_active = 0
+            for rs in vs.real_servers:
+                ref = (vs.name, rs.key)
+                own = counted.get(rs.key, {})
+                report = self._report(ref)
+                health, detail = self._health_word(vs, ref, report)
+                reason = excluded.get(rs.key)
+                if reason is not None and reason.faulty:
+                    health, detail = Health.down, f"not forwarded: {reason.value}"
+                runtime = self._runtime.get(ref, ServerRuntime(weight=1, state=rs.state))
+                current = active.get(ref, 0)
+                total_active += current
+                servers[ref] = ServerObservation(
+                    weight=runtime.weight,
+                    state=runtime.state,
+                    health=health,
+                    check_result=report.result if report else None,
+                    check_code=report.code if report else None,
+                    check_duration_ms=report.duration_ms if report else None,
+                    check_detail=detail,
+                    current_connections=current,
+                    total_connections=_packets(own, "new"),
+                    bytes_in=_bytes(own, "traffic"),
+                    bytes_out=_bytes(own, "reply"),
+                    packets=_packets(own, "traffic") + _packets(own, "reply"),
+                )
+            mine = counted.get("", {})
+            services[vs.name] = ServiceObservation(
+                current_connections=total_active,
+                total_connections=sum(_packets(c, "new") for c in counted.values()),
+                bytes_in=_bytes(mine, "in"),
+                bytes_out=sum(_bytes(c, "reply") for c in counted.values()),
+                packets=_packets(mine, "in"),
+            )
+        return EngineObservation(running=True, servers=servers, services=services)
+
+    async def stop(self, *, grace: float) -> None:
+        """Take no new connections, let open NAT ones finish for up to ``grace`` seconds,
+        then delete our tables (L4 traffic stops: the VIPs leave with the daemon too)."""
+        async with self._lock:
+            config = self._config
+            present = await self._present()
+            if not present:
+                self._config, self._runtime, self._applied = None, {}, None
+                return
+            if config is not None and grace > 0:
+                drained = {
+                    ref: replace(rt, state=RealServerState.drain)
+                    for ref, rt in self._runtime.items()
+                }
+                with contextlib.suppress(EngineError, OSError):
+                    await self._apply(config, drained, force=False)  # a map update
+                    deadline = self._clock() + grace
+                    while self._clock() < deadline and any((await self._active(config)).values()):
+                        await self._sleep(DRAIN_POLL)
+            await self.shell.remove()
+            self._config, self._runtime, self._applied = None, {}, None
+            log.info("removed Bascule's nftables tables")
+
+    async def info(self) -> dict[str, Any]:
+        tables = [family for family in FAMILIES if family in await self._present()]
+        ruleset = self._applied.ruleset if self._applied else None
+        try:
+            version = await self.shell.version()
+        except EngineError:  # net's runner: nft cannot be started
+            version = "not installed"
+        return {
+            "version": version,
+            "running": bool(tables),
+            # no l4 service: nothing to run, which is not a fault
+            "idle": not tables and not (ruleset and ruleset.services),
+            "tables": [f"{family} bascule" for family in tables],
+            "dsr_scheduling": {s.value: sel.value for s, sel in DSR_SCHEDULING.items()},
+            "nat_scheduling": {s.value: sel.value for s, sel in NAT_SCHEDULING.items()},
+            "services": {
+                name: {
+                    "forwarding": view.forwarding.value,
+                    "selection": view.selection.value,
+                    "table": view.table,
+                    "excluded": _reasons(view.excluded),
+                }
+                for name, view in (ruleset.services.items() if ruleset else ())
+            },
+        }
+
+    # -- building and applying --------------------------------------------------------------------
+
+    def _report(self, ref: ServerRef) -> HealthReport | None:
+        return self._health_source(ref) if self._health_source is not None else None
+
+    def _verdict(self, ref: ServerRef) -> bool:
+        """Up for the maps. Without any word yet: up when no checker is attached (the engine
+        alone), down when one is (in the kernel a server proves itself before it gets
+        traffic, see health/results.py; the daemon starts adopted servers up)."""
+        report = self._report(ref)
+        if report is not None:
+            return report.up
+        return self._health.get(ref, self._health_source is None)
+
+    def _health_word(
+        self, vs: VirtualServiceModel, ref: ServerRef, report: HealthReport | None
+    ) -> tuple[Health, str | None]:
+        if not vs.checked:
+            return Health.unchecked, None
+        if report is None and ref not in self._health and self._health_source is not None:
+            return Health.down, "waiting for its first checks"
+        health = Health.up if self._verdict(ref) else Health.down
+        return health, report.detail if report else None
+
+    def _inputs(self, config: Configuration) -> L4Inputs:
+        health: dict[ServerRef, bool] = {}
+        weights: dict[ServerRef, int] = {}
+        for vs in l4_services(config):
+            for rs in vs.real_servers:
+                ref = (vs.name, rs.key)
+                if vs.checked:
+                    health[ref] = self._verdict(ref)
+                if vs.scheduler.counts_connections and ref in self._lc_weights:
+                    weights[ref] = self._lc_weights[ref]
+        interface = self._dsr_interface or self._interface or "eth0"
+        environment = Environment(
+            interface=interface,
+            lb_mac=self._lb_macs.get(interface),
+            server_macs=dict(self._macs),
+            maglev_size=self._maglev_size,
+        )
+        return L4Inputs(environment=environment, health=health, weights=weights)
+
+    def _ruleset_now(self, config: Configuration) -> Ruleset | None:
+        """The ruleset that runs: the last applied, or (adopted) the one the document makes."""
+        if self._applied is not None:
+            return self._applied.ruleset
+        try:
+            return build_ruleset(with_runtime(config, self._runtime), self._inputs(config))
+        except ViewError:
             return None
-        return next((n.mac for n in found if n.address == address), None)
 
-    async def interface_mac(self, interface: str) -> str:
+    async def _refresh(self) -> None:
+        """Re-apply when health, weights or facts changed (the lock is held)."""
+        if self._config is not None:
+            await self._apply(self._config, self._runtime, force=False)
+
+    async def _apply(
+        self,
+        config: Configuration,
+        runtime: dict[ServerRef, ServerRuntime],
+        *,
+        force: bool,
+    ) -> None:
+        """Build and apply; on success this becomes the state (the lock is held)."""
+        effective = with_runtime(config, runtime)
+        inputs = self._inputs(config)
+        if (
+            not force
+            and self._applied is not None
+            and self._applied.config == effective
+            and self._applied.inputs == inputs
+        ):
+            return
         try:
-            links = await self.ip.links(interface)
-        except EngineError as exc:
-            raise EngineError(f"no MAC address for {interface}: {exc}") from exc
-        if not links or links[0].mac is None:
-            raise EngineError(f"no MAC address for {interface}")
-        return links[0].mac
+            ruleset = build_ruleset(effective, inputs)
+        except ViewError as exc:
+            raise ApplyFailed(f"nftables: {exc}") from exc
+        await self._set_sysctls(config)
+        update = None
+        if not force and self._applied is not None:
+            update = map_update(self._applied.ruleset, ruleset)
+        if update is not None:
+            await self.shell.update(update)
+        else:
+            await self.shell.apply(ruleset)
+        self._config, self._runtime = config, runtime
+        self._applied = _Applied(config=effective, inputs=inputs, ruleset=ruleset)
+        log.info(
+            "updated the L4 maps" if update is not None else "applied the L4 ruleset",
+            extra={
+                "services": len(ruleset.services),
+                "excluded": {
+                    name: _reasons(view.excluded)
+                    for name, view in ruleset.services.items()
+                    if view.excluded
+                },
+            },
+        )
+
+    async def _set_sysctls(self, config: Configuration) -> None:
+        """NAT forwards packets: IP forwarding on, ICMP redirects off (they would send the
+        client straight to a real server, which has no VIP) — in this network namespace."""
+        nat = [vs for vs in l4_services(config) if vs.forwarding is Forwarding.nat]
+        if not nat:
+            return
+        wanted = {
+            "net.ipv4.conf.all.send_redirects": "0",
+            "net.ipv4.conf.default.send_redirects": "0",
+        }
+        if any(ipaddress.ip_address(vs.address).version == 4 for vs in nat):
+            wanted["net.ipv4.ip_forward"] = "1"
+        if any(ipaddress.ip_address(vs.address).version == 6 for vs in nat):
+            wanted["net.ipv6.conf.all.forwarding"] = "1"
+        for vs in nat:
+            for rs in vs.real_servers:
+                route = None if vs.interface else await self.shell.route_to(rs.address)
+                device = vs.interface or (route.interface if route else None)
+                if device:
+                    # the effective value is "all" OR the interface's (IN_DEV_ORCONF)
+                    wanted[f"net.ipv4.conf.{device}.send_redirects"] = "0"
+        todo = {key: value for key, value in wanted.items() if key not in self._sysctls_done}
+        if not todo:
+            return
+        await self.shell.set_sysctls(todo)
+        self._sysctls_done.update(todo)
+        log.info("set the network prerequisites of L4 NAT", extra={"sysctls": todo})
+
+    # -- facts: DSR MACs, conntrack ---------------------------------------------------------------
+
+    async def _check_segments(self, config: Configuration) -> None:
+        """DSR rewrites MACs only: every DSR real server must be on a connected subnet."""
+        for vs in l4_services(config):
+            if vs.forwarding is not Forwarding.dsr:
+                continue
+            for rs in vs.real_servers:
+                route = await self.shell.route_to(rs.address)
+                if route is None or route.gateway is not None:
+                    via = f"routed via {route.gateway}" if route else "no route to it"
+                    raise EngineRejected(
+                        "nftables",
+                        f"{vs.name}: DSR real server {rs.key} is not on a directly connected "
+                        f"subnet ({via}); DSR needs it on the load balancer's own segment",
+                    )
+
+    async def _resolve_macs(self, config: Configuration, *, refresh: bool) -> None:
+        """The load balancer's and the DSR real servers' MACs (the lock is held); ``refresh``
+        asks again for the known ones too."""
+        dsr = [vs for vs in l4_services(config) if vs.forwarding is Forwarding.dsr]
+        if not dsr:
+            return
+        if self._dsr_interface is None:
+            self._dsr_interface = self._interface
+            if self._dsr_interface is None:
+                first = next((rs for vs in dsr for rs in vs.real_servers), None)
+                route = await self.shell.route_to(first.address) if first else None
+                self._dsr_interface = route.interface if route else "eth0"
+        interfaces = {vs.interface or self._dsr_interface for vs in dsr}
+        for interface in interfaces | {self._dsr_interface}:
+            if interface not in self._lb_macs:
+                self._lb_macs[interface] = await self.shell.interface_mac(interface)
+        for vs in dsr:
+            for rs in vs.real_servers:
+                if rs.address in self._macs and not refresh:
+                    continue
+                mac = await self.shell.mac_of(rs.address, vs.interface or self._dsr_interface)
+                if mac is None:
+                    if self._macs.pop(rs.address, None) is not None or not refresh:
+                        log.warning(
+                            "no MAC address for a DSR real server",
+                            extra={"vs": vs.name, "rs": rs.key},
+                        )
+                else:
+                    self._macs[rs.address] = mac
+        if refresh:
+            self._macs_at = self._clock()
+
+    async def _active(self, config: Configuration) -> dict[ServerRef, int]:
+        nat = [vs for vs in l4_services(config) if vs.forwarding is Forwarding.nat]
+        if not nat:
+            return {}
+        try:
+            return active_connections(await self.shell.connections(), nat)
+        except EngineError:
+            return {}
+
+    async def _count_connections(self, config: Configuration) -> None:
+        """Least-connection weights from conntrack (the lock is held)."""
+        least = [
+            vs
+            for vs in l4_services(config)
+            if vs.scheduler.counts_connections and vs.forwarding is Forwarding.nat
+        ]
+        if not least:
+            self._lc_weights = {}
+            return
+        active = active_connections(await self.shell.connections(), least)
+        weights = {}
+        for vs in least:
+            for rs in vs.real_servers:
+                ref = (vs.name, rs.key)
+                runtime = self._runtime.get(ref)
+                weight = runtime.weight if runtime else 1
+                weights[ref] = least_connection_weight(vs, weight, active.get(ref, 0))
+        self._lc_weights = weights
+
+
+def _reasons(excluded: Mapping[str, Exclusion]) -> dict[str, str]:
+    """rs key -> why it is left out, as a person reads it (the status, the log)."""
+    return {key: reason.value for key, reason in excluded.items()}
+
+
+def _by_server(
+    counters: Mapping[str, tuple[str, str]],
+    table: str,
+    values: Mapping[tuple[str, str], CounterValue],
+) -> dict[str, dict[str, CounterValue]]:
+    """rs key ("" for the service) -> kind -> value."""
+    found: dict[str, dict[str, CounterValue]] = {}
+    for counter, (key, kind) in counters.items():
+        value = values.get((table, counter))
+        if value is not None:
+            found.setdefault(key, {})[kind] = value
+    return found
+
+
+def _packets(values: Mapping[str, CounterValue], kind: str) -> int:
+    value = values.get(kind)
+    return value.packets if value else 0
+
+
+def _bytes(values: Mapping[str, CounterValue], kind: str) -> int:
+    value = values.get(kind)
+    return value.bytes if value else 0

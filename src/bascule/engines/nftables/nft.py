@@ -2,7 +2,7 @@
 
 Where this sits in the flow of a change: ``view.py`` decides what the L4 tables must hold and
 spells it with these helpers; the result is the ``nft -j`` schema (libnftables-json(5)) that
-``engine.py`` checks and applies. Pure: no I/O.
+``shell.py`` checks and applies. Pure: no I/O.
 """
 
 from __future__ import annotations

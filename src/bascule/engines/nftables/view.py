@@ -4,7 +4,7 @@ Where this sits in the flow of a change: the reconciler hands a validated ``Conf
 to the nftables engine, together with the health of every real server and the facts of the
 machine that are not in the model (the MAC addresses of DSR real servers, the load balancer's
 own MAC and source address). ``build_ruleset`` turns them into one nft transaction (the
-``nft -j`` schema, libnftables-json(5)) that ``engine.py`` checks with ``nft -c`` and applies
+``nft -j`` schema, libnftables-json(5)) that ``shell.py`` checks with ``nft -c`` and applies
 with ``nft -f``. Nothing here does I/O, reads settings or the clock.
 
 What the ruleset looks like (one table per family that is needed, all named ``bascule``)::

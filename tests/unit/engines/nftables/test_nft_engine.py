@@ -1,4 +1,4 @@
-"""engines/nftables/driver.py with a fake Runner that plays nft, conntrack, ip and sysctl.
+"""engines/nftables/engine.py with a fake Runner that plays nft, conntrack, ip and sysctl.
 
 The driver must report back exactly what it applied, so that the planner converges: after
 every ``execute`` the engine's share of the plan is empty.
@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 import pytest
 
 from bascule.engines.base import HealthReport
-from bascule.engines.nftables.driver import (
+from bascule.engines.nftables.engine import (
     LC_SCALE,
     MAX_WEIGHT,
-    NftablesDriver,
+    NftablesEngine,
     least_connection_weight,
 )
 from bascule.engines.nftables.view import Exclusion
@@ -111,18 +111,18 @@ def config(*, weights: Sequence[int] = (3000, 1000, 1000), **fields: Any) -> Con
     return Configuration.model_validate({"virtual_services": [service]})
 
 
-def driver() -> tuple[NftablesDriver, FakeKernel]:
+def driver() -> tuple[NftablesEngine, FakeKernel]:
     kernel = FakeKernel()
-    return NftablesDriver(runner=kernel), kernel
+    return NftablesEngine(runner=kernel), kernel
 
 
-async def converged(engine: NftablesDriver, desired: Configuration, applied: Configuration) -> bool:
+async def converged(engine: NftablesEngine, desired: Configuration, applied: Configuration) -> bool:
     observation = await engine.observe(applied)
     observed = Observed(applied=applied, servers=observation.runtime())
     return plan_engine(desired, observed, max_weight=engine.max_weight).empty
 
 
-def weights_of(engine: NftablesDriver) -> dict[str, int]:
+def weights_of(engine: NftablesEngine) -> dict[str, int]:
     assert engine._applied is not None
     return dict(engine._applied.ruleset.services["web"].weights)
 
@@ -384,7 +384,7 @@ def test_a_machine_without_nft_still_reports_its_info(
 ) -> None:
     # An L7-only machine may lack nftables: the real runner cannot start nft at all.
     monkeypatch.setenv("PATH", str(tmp_path))
-    engine = NftablesDriver()
+    engine = NftablesEngine()
     info = run(engine.info())
     assert (info["version"], info["running"], info["idle"]) == ("not installed", False, True)
     empty = Configuration()

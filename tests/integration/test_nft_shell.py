@@ -1,7 +1,7 @@
 """The nftables L4 engine with real traffic in network namespaces (no daemon yet).
 
 Each test builds a client, the load balancer and real servers (netns.py), applies a ruleset
-built by engines/nftables/view.py with NftablesEngine inside the lb namespace, and sends TCP
+built by engines/nftables/view.py with NftablesShell inside the lb namespace, and sends TCP
 or UDP traffic from the client to the VIP 198.18.0.100, which the lb holds on its eth0 so
 that it answers ARP for it.
 """
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from netns import Topology
 
-from bascule.engines.nftables.engine import NftablesEngine
+from bascule.engines.nftables.shell import NftablesShell
 from bascule.engines.nftables.view import (
     Environment,
     L4Inputs,
@@ -112,7 +112,7 @@ def sysctl(topo: Topology, host: str, *settings: str) -> None:
     topo.run(host, ["sysctl", "-qw", *settings])
 
 
-def prepare_lb(topo: Topology) -> NftablesEngine:
+def prepare_lb(topo: Topology) -> NftablesShell:
     """The VIP on the lb's eth0, forwarding on, no ICMP redirects (they would send the client
     straight to a real server, which has no VIP in the NAT case)."""
     topo.run("lb", ["ip", "address", "add", f"{topo.vip()}/32", "dev", "eth0"])
@@ -123,7 +123,7 @@ def prepare_lb(topo: Topology) -> NftablesEngine:
         "net.ipv4.conf.all.send_redirects=0",
         "net.ipv4.conf.eth0.send_redirects=0",
     )
-    return NftablesEngine(netns=topo.lb.netns)
+    return NftablesShell(netns=topo.lb.netns)
 
 
 def route_back_through_lb(topo: Topology) -> None:
@@ -134,7 +134,7 @@ def route_back_through_lb(topo: Topology) -> None:
             topo.run(server, ["ip", "route", "add", f"{client}/32", "via", topo.lb.address])
 
 
-def apply(engine: NftablesEngine, config: Configuration, inputs: L4Inputs) -> Ruleset:
+def apply(engine: NftablesShell, config: Configuration, inputs: L4Inputs) -> Ruleset:
     ruleset = build_ruleset(config, inputs)
     asyncio.run(engine.apply(ruleset))
     return ruleset
@@ -439,14 +439,14 @@ def rule_handles(topo: Topology) -> dict[int, str]:
 def test_runtime_changes_update_maps_and_keep_rules_and_connections(
     make_topology: Callable[..., Topology],
 ) -> None:
-    from bascule.engines.nftables.driver import NftablesDriver
+    from bascule.engines.nftables.engine import NftablesEngine
     from bascule.reconcile.actions import ReplaceConfig, SetWeight
 
     topo = make_topology(real_servers=3)
     prepare_lb(topo)
     route_back_through_lb(topo)
     topo.start_real_servers()
-    driver = NftablesDriver(netns=topo.lb.netns)
+    driver = NftablesEngine(netns=topo.lb.netns)
     service = l4_service(topo, "nat", scheduler="weighted_round_robin")
     config = configuration(service)
     asyncio.run(driver.execute([ReplaceConfig(config=config, reason="test")], None))

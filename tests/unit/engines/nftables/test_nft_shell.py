@@ -1,4 +1,4 @@
-"""engines/nftables/engine.py with a fake Runner: parsers and the commands it sends."""
+"""engines/nftables/shell.py with a fake Runner: parsers and the commands it sends."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from bascule.engines.nftables.engine import (
-    NftablesEngine,
+from bascule.engines.nftables.shell import (
+    NftablesShell,
     active_connections,
     parse_conntrack,
     parse_counters,
@@ -103,7 +103,7 @@ def test_mac_of_reads_the_neighbour_table_and_pings_once_when_it_is_unknown() ->
         ]
     )
     runner = FakeRunner({"ip -j neigh": Completed(returncode=0, stdout=text, stderr="")})
-    engine = NftablesEngine(runner=runner)
+    engine = NftablesShell(runner=runner)
 
     assert asyncio.run(engine.mac_of("198.18.0.11", "eth0")) == "02:aa:00:00:00:11"
     assert asyncio.run(engine.mac_of("198.18.0.12", "eth0")) is None
@@ -126,7 +126,7 @@ def test_interface_mac_and_route_come_from_ip() -> None:
             "ip -j route get": Completed(returncode=2, stdout="", stderr="unreachable"),
         }
     )
-    engine = NftablesEngine(runner=runner)
+    engine = NftablesShell(runner=runner)
 
     assert asyncio.run(engine.interface_mac("eth0")) == "02:00:00:00:00:02"
     with pytest.raises(EngineError, match=r"no MAC address for eth9: .*: no eth9"):
@@ -138,7 +138,7 @@ def test_interface_mac_and_route_come_from_ip() -> None:
 
 def test_apply_checks_then_applies_one_transaction() -> None:
     runner = FakeRunner({"nft -j list": Completed(returncode=1, stdout="", stderr="no table")})
-    engine = NftablesEngine(runner=runner)
+    engine = NftablesShell(runner=runner)
     ruleset = build_ruleset(config(), L4Inputs())
     sent = asyncio.run(engine.apply(ruleset))
     nft = [argv for argv, _ in runner.calls if "-f" in argv]
@@ -158,18 +158,18 @@ def test_refusal_and_failure_are_told_apart() -> None:
     ruleset = build_ruleset(config(), L4Inputs())
     refused = FakeRunner({"nft -c": Completed(returncode=1, stdout="", stderr="Error: bad")})
     with pytest.raises(EngineRejected, match="bad"):
-        asyncio.run(NftablesEngine(runner=refused).apply(ruleset))
+        asyncio.run(NftablesShell(runner=refused).apply(ruleset))
     assert not [argv for argv, _ in refused.calls if argv[:3] == ["nft", "-j", "-f"]]
     failing = FakeRunner({"nft -j -f": Completed(returncode=1, stdout="", stderr="Error: busy")})
     with pytest.raises(ApplyFailed, match="busy"):
-        asyncio.run(NftablesEngine(runner=failing).apply(ruleset))
+        asyncio.run(NftablesShell(runner=failing).apply(ruleset))
 
 
 def test_flush_connections_names_the_flows() -> None:
     runner = FakeRunner(
         {"conntrack": Completed(returncode=1, stdout="", stderr="0 flow entries have been deleted")}
     )
-    asyncio.run(NftablesEngine(runner=runner).flush_connections("198.18.0.100", 80, "198.18.0.11"))
+    asyncio.run(NftablesShell(runner=runner).flush_connections("198.18.0.100", 80, "198.18.0.11"))
     assert runner.calls[0][0] == [
         "conntrack",
         "-D",
@@ -192,7 +192,7 @@ def test_check_ruleset_undoes_its_prelude_when_nft_refuses() -> None:
     runner = FakeRunner(answers)
     ruleset = build_ruleset(config(), L4Inputs())
     with pytest.raises(EngineRejected, match="refused"):
-        asyncio.run(NftablesEngine(runner=runner).check_ruleset(ruleset))
+        asyncio.run(NftablesShell(runner=runner).check_ruleset(ruleset))
     sent = [stdin for argv, stdin in runner.calls if argv == ["nft", "-j", "-f", "-"]]
     # the table the prelude created (there was none) is deleted again
     assert [json.loads(text or "")["nftables"] for text in sent] == [
@@ -205,7 +205,7 @@ def test_check_ruleset_undoes_its_prelude_when_nft_refuses() -> None:
 
 def test_update_checks_then_sends_and_skips_an_empty_one() -> None:
     runner = FakeRunner({})
-    engine = NftablesEngine(runner=runner)
+    engine = NftablesShell(runner=runner)
     asyncio.run(engine.update({"nftables": []}))
     assert runner.calls == []
     flush = {"flush": {"map": {"family": "ip", "table": "bascule", "name": "sched/web"}}}

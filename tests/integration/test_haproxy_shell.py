@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from bascule.engines.haproxy import runtime
-from bascule.engines.haproxy.engine import HaproxyEngine, HaproxyPaths
+from bascule.engines.haproxy.shell import HaproxyPaths, HaproxyShell
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
 
 pytestmark = pytest.mark.integration
@@ -88,9 +88,9 @@ def frontend_port() -> int:
 
 
 @pytest.fixture
-async def engine() -> AsyncIterator[HaproxyEngine]:
+async def engine() -> AsyncIterator[HaproxyShell]:
     run_dir = Path(tempfile.mkdtemp(prefix="bsc-ha-", dir="/tmp"))
-    engine = HaproxyEngine(HaproxyPaths.under(run_dir), binary=HAPROXY)
+    engine = HaproxyShell(HaproxyPaths.under(run_dir), binary=HAPROXY)
     try:
         yield engine
     finally:
@@ -123,7 +123,7 @@ def _gone(pid: int) -> bool:
 
 
 def config(
-    engine: HaproxyEngine,
+    engine: HaproxyShell,
     frontend_port: int,
     backends: list[int],
     *,
@@ -225,12 +225,12 @@ def traffic(port: int) -> Iterator[list[Client]]:
             thread.join(timeout=10)
 
 
-async def test_version(engine: HaproxyEngine) -> None:
+async def test_version(engine: HaproxyShell) -> None:
     assert (await engine.version()).startswith("2.")
 
 
 async def test_check_rejects_a_broken_config_and_leaves_haproxy_alone(
-    engine: HaproxyEngine, frontend_port: int, backends: list[int]
+    engine: HaproxyShell, frontend_port: int, backends: list[int]
 ) -> None:
     good = config(engine, frontend_port, backends)
     await engine.start(good)
@@ -258,7 +258,7 @@ async def test_check_rejects_a_broken_config_and_leaves_haproxy_alone(
 
 
 async def test_apply_reloads_with_a_new_worker(
-    engine: HaproxyEngine, frontend_port: int, backends: list[int]
+    engine: HaproxyShell, frontend_port: int, backends: list[int]
 ) -> None:
     first = config(engine, frontend_port, backends)
     await engine.apply(first)  # not running yet: apply starts it
@@ -274,7 +274,7 @@ async def test_apply_reloads_with_a_new_worker(
 
 
 async def test_runtime_changes_keep_the_worker(
-    engine: HaproxyEngine, frontend_port: int, backends: list[int]
+    engine: HaproxyShell, frontend_port: int, backends: list[int]
 ) -> None:
     await engine.start(config(engine, frontend_port, backends))
     pids = await engine.worker_pids()
@@ -306,7 +306,7 @@ async def test_runtime_changes_keep_the_worker(
 
 
 async def test_reloads_drop_nothing(
-    engine: HaproxyEngine, frontend_port: int, backends: list[int]
+    engine: HaproxyShell, frontend_port: int, backends: list[int]
 ) -> None:
     await engine.start(config(engine, frontend_port, backends))
     seen: set[int] = set(await engine.worker_pids())
@@ -323,7 +323,7 @@ async def test_reloads_drop_nothing(
 
 
 async def test_a_failed_reload_rolls_back_and_traffic_goes_on(
-    engine: HaproxyEngine, frontend_port: int, backends: list[int]
+    engine: HaproxyShell, frontend_port: int, backends: list[int]
 ) -> None:
     good = config(engine, frontend_port, backends)
     await engine.start(good)
@@ -358,7 +358,7 @@ async def test_a_failed_reload_rolls_back_and_traffic_goes_on(
 
 
 async def test_start_reports_why_haproxy_would_not_start(
-    engine: HaproxyEngine, frontend_port: int, backends: list[int]
+    engine: HaproxyShell, frontend_port: int, backends: list[int]
 ) -> None:
     unbindable = config(
         engine, frontend_port, backends, extra_bind=f"    bind {UNBINDABLE}:{frontend_port}\n"
@@ -370,7 +370,7 @@ async def test_start_reports_why_haproxy_would_not_start(
     assert "cannot bind socket" in engine.paths.rejected_output.read_text()
 
 
-async def test_stop(engine: HaproxyEngine, frontend_port: int, backends: list[int]) -> None:
+async def test_stop(engine: HaproxyShell, frontend_port: int, backends: list[int]) -> None:
     await engine.start(config(engine, frontend_port, backends))
     [worker] = await engine.worker_pids()
     await engine.stop(grace=5.0)
@@ -383,19 +383,19 @@ async def test_stop(engine: HaproxyEngine, frontend_port: int, backends: list[in
 
 
 async def test_a_new_engine_adopts_the_running_master(
-    engine: HaproxyEngine, frontend_port: int, backends: list[int]
+    engine: HaproxyShell, frontend_port: int, backends: list[int]
 ) -> None:
     await engine.start(config(engine, frontend_port, backends))
     pids = await engine.worker_pids()
 
-    successor = HaproxyEngine(HaproxyPaths.under(engine.paths.run_dir), binary=HAPROXY)
+    successor = HaproxyShell(HaproxyPaths.under(engine.paths.run_dir), binary=HAPROXY)
     assert await successor.adopt()
     assert await successor.worker_pids() == pids
     await successor.runtime(runtime.set_weight("app", "rs1", 3))
     assert {s.server: s.uweight for s in await successor.show_servers_state()}["rs1"] == 3
 
 
-async def test_adopt_clears_leftovers_of_a_dead_master(engine: HaproxyEngine) -> None:
+async def test_adopt_clears_leftovers_of_a_dead_master(engine: HaproxyShell) -> None:
     engine.paths.run_dir.mkdir(parents=True, exist_ok=True)
     engine.paths.pid_file.write_text("999999999\n")
     engine.paths.master_socket.touch()
