@@ -1,13 +1,14 @@
-"""More L4 (nftables) through a real `bascule run`: DSR, one-armed NAT, least connection,
+"""L4 (nftables) methods through a real `bascule run`: DSR, one-armed NAT, least connection,
 persistence, fixed weighting, refused input and the status, with the CLI as a user drives it.
 
 test_l4_daemon.py covers routed NAT round robin, UDP source hash, health, drain, weights,
-adoption and SIGTERM; this file covers the rest of issue 4 that needs the daemon. One thing
-is tested below the daemon: persistence expiry. The model's shortest timeout is 60 s, too long
-for this file, so ``test_persistence_entries_expire_after_their_timeout`` runs the engine
-alone with a 2 s timeout (a Configuration built with ``model_construct``, as only the model
-forbids it) and checks that the kernel forgets a client after its timeout; the daemon test
-checks that the entries it makes carry the document's timeout.
+adoption and SIGTERM; this file covers the other forwarding, scheduling and persistence
+methods that need the daemon. One thing is tested below the daemon: persistence expiry. The
+model's shortest timeout is 60 s, too long for this file, so
+``test_persistence_entries_expire_after_their_timeout`` runs the engine alone with a 2 s timeout
+(a Configuration built with ``model_construct``, as only the model forbids it) and checks that
+the kernel forgets a client after its timeout; the daemon test checks that the entries it makes
+carry the document's timeout.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from daemon import BasculeDaemon
 from netns import Host, Topology
 
 from bascule.engines.nftables.nft import persistence_set
+from bascule.engines.nftables.rules import build_ruleset
 from bascule.engines.nftables.shell import NftablesShell
-from bascule.engines.nftables.view import L4Inputs, build_ruleset
+from bascule.engines.nftables.view import L4Inputs
 from bascule.model import Configuration, Persistence, PersistenceMethod
 
 pytestmark = pytest.mark.integration
