@@ -122,14 +122,6 @@ def prepare_lb(topo: Topology) -> NftablesShell:
     return NftablesShell(netns=topo.lb.netns)
 
 
-def route_back_through_lb(topo: Topology) -> None:
-    """Routed NAT: the real servers reach the clients through the lb (host routes, since all
-    hosts share one subnet)."""
-    for server in topo.real_servers:
-        for client in topo.client.addresses:
-            topo.run(server, ["ip", "route", "add", f"{client}/32", "via", topo.lb.address])
-
-
 def apply(engine: NftablesShell, config: Configuration, inputs: L4Inputs) -> Ruleset:
     ruleset = build_ruleset(config, inputs)
     asyncio.run(engine.apply(ruleset))
@@ -155,7 +147,7 @@ def assert_shares(counts: Mapping[str, int], expected: Mapping[str, float]) -> N
 def test_nat_routed_schedulers_see_the_client(make_topology: Callable[..., Topology]) -> None:
     topo = make_topology(real_servers=3)
     engine = prepare_lb(topo)
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     topo.start_real_servers()
     inputs = L4Inputs()
 
@@ -242,7 +234,7 @@ def test_nat_one_armed_and_persistence(make_topology: Callable[..., Topology]) -
 def test_nat_udp_source_ip_hash(make_topology: Callable[..., Topology]) -> None:
     topo = make_topology(real_servers=3, client_extra_addresses=8)
     engine = prepare_lb(topo)
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     for server in topo.real_servers:
         proc = topo.popen(
             server,
@@ -440,7 +432,7 @@ def test_runtime_changes_update_maps_and_keep_rules_and_connections(
 
     topo = make_topology(real_servers=3)
     prepare_lb(topo)
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     topo.start_real_servers()
     driver = NftablesEngine(netns=topo.lb.netns)
     service = l4_service(topo, "nat", scheduler="weighted_round_robin")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from daemon import BasculeDaemon
 from netns import Topology
+from waiting import holds, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -65,14 +66,6 @@ def l4_entries(topology: Topology) -> dict[str, int]:
     return found
 
 
-def wait_until(what: str, probe: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout} s")
-        time.sleep(0.5)
-
-
 def test_l7_and_l4_entries_expire_after_their_timeout(topology: Topology) -> None:
     topology.start_real_servers()
     daemon = BasculeDaemon(topology).start()
@@ -102,12 +95,15 @@ def test_l7_and_l4_entries_expire_after_their_timeout(topology: Topology) -> Non
         l4 = l4_entries(topology)
         assert l4.get(client) == TIMEOUT, l4
 
-        # no traffic now: both entries must be gone a little after the timeout
-        time.sleep(max(0.0, pinned_at + TIMEOUT - 2 - time.monotonic()))
-        assert client in l7_entries(daemon), "the l7 entry expired before its timeout"
-        assert client in l4_entries(topology), "the l4 entry expired before its timeout"
-        wait_until("the l7 entry expired", lambda: client not in l7_entries(daemon), 8)
-        wait_until("the l4 entry expired", lambda: client not in l4_entries(topology), 8)
+        # no traffic now: both entries live until shortly before the timeout, then go
+        holds(
+            "both entries live until shortly before their timeout",
+            lambda: client in l7_entries(daemon) and client in l4_entries(topology),
+            duration=pinned_at + TIMEOUT - 2 - time.monotonic(),
+            poll=0.5,
+        )
+        wait_until("the l7 entry expired", lambda: client not in l7_entries(daemon), 8, poll=0.5)
+        wait_until("the l4 entry expired", lambda: client not in l4_entries(topology), 8, poll=0.5)
         assert time.monotonic() - pinned_at >= TIMEOUT - 2
     finally:
         daemon.terminate()

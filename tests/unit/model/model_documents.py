@@ -3,6 +3,7 @@ service to vary one field of, and the refusal of a document as field errors."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -63,3 +64,26 @@ def bad(cases: list[tuple[str, Document, str, str]]) -> list[Any]:
 def good(cases: list[tuple[str, Document]]) -> list[Any]:
     """(id, document) cases as parameters."""
     return [pytest.param(d, id=i) for i, d in cases]
+
+
+def refused_at_their_paths(
+    cases: list[tuple[str, Document, str, str]],
+) -> Callable[[Document, str, str], None]:
+    """The test that each (id, document, path, message) case is refused at its path, for a
+    test module to name ``test_...``."""
+
+    @pytest.mark.parametrize(("document", "path", "message"), bad(cases))
+    def test(document: Document, path: str, message: str) -> None:
+        assert_refused(document, path, message)
+
+    return test
+
+
+def accepted(cases: list[tuple[str, Document]]) -> Callable[[Document], None]:
+    """The test that each (id, document) case is a valid document."""
+
+    @pytest.mark.parametrize("document", good(cases))
+    def test(document: Document) -> None:
+        parse_document(document)
+
+    return test

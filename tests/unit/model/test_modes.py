@@ -10,9 +10,8 @@ from model_documents import (
     RS,
     VS,
     Document,
-    assert_refused,
-    bad,
     doc,
+    refused_at_their_paths,
     server,
     service,
 )
@@ -147,9 +146,7 @@ UNSUPPORTED_CASES: list[tuple[str, Document, str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("document", "path", "message"), bad(UNSUPPORTED_CASES))
-def test_not_supported_yet(document: Document, path: str, message: str) -> None:
-    assert_refused(document, path, message)
+test_not_supported_yet = refused_at_their_paths(UNSUPPORTED_CASES)
 
 
 @pytest.mark.parametrize(

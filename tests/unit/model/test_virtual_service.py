@@ -4,7 +4,14 @@ normalised values, defaults, and the check a service gets when it names none."""
 from __future__ import annotations
 
 import pytest
-from model_documents import VS, Document, assert_refused, bad, doc, good, service
+from model_documents import (
+    VS,
+    Document,
+    accepted,
+    doc,
+    refused_at_their_paths,
+    service,
+)
 
 from bascule.model import (
     CheckType,
@@ -102,14 +109,8 @@ GOOD_VALUES: list[tuple[str, Document]] = [
 ]
 
 
-@pytest.mark.parametrize(("document", "path", "message"), bad(BAD_FIELDS))
-def test_a_bad_field_is_reported_at_its_path(document: Document, path: str, message: str) -> None:
-    assert_refused(document, path, message)
-
-
-@pytest.mark.parametrize("document", good(GOOD_VALUES))
-def test_values_at_the_edges_of_their_ranges_are_accepted(document: Document) -> None:
-    parse_document(document)
+test_a_bad_field_is_reported_at_its_path = refused_at_their_paths(BAD_FIELDS)
+test_values_at_the_edges_of_their_ranges_are_accepted = accepted(GOOD_VALUES)
 
 
 def test_normalised_values() -> None:
