@@ -34,8 +34,14 @@ class Settings(BaseSettings):
     tls_key: Path | None = None  # default data_dir/tls/key.pem
     # WUI sessions end after this many seconds without activity.
     session_idle_timeout: float = Field(default=900.0, gt=0)
-    # This many failed logins for one name within lockout_seconds lock it for lockout_seconds.
+    # The password guard (daemon/guard.py; docs/security.md): this many failed password checks
+    # (logins, or a current password given to change it) within lockout_seconds lock, for
+    # lockout_seconds, one account from one source; lockout_source_attempts lock the source
+    # (whatever the name); lockout_account_attempts lock the account for every source it has
+    # not logged in from within 30 days.
     lockout_attempts: int = Field(default=5, ge=1)
+    lockout_source_attempts: int = Field(default=20, ge=1)
+    lockout_account_attempts: int = Field(default=50, ge=1)
     lockout_seconds: float = Field(default=300.0, gt=0)
     # The first start's admin password (BASCULE_ADMIN_PASSWORD); random and printed if unset.
     admin_password: SecretStr | None = None

@@ -31,18 +31,18 @@ from datetime import UTC, datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from bascule.daemon.audit import AuditOutcome, AuditService
+from bascule.daemon.audit import AuditService
+from bascule.daemon.guard import Attempt, GuardPolicy, PasswordGuard
 from bascule.errors import (
     AuthenticationFailed,
     FieldError,
     Forbidden,
     InvalidConfiguration,
-    LockedOut,
     NotApplicable,
     NotFound,
 )
 from bascule.model.access import Actor, Permission, Role, role_covers
-from bascule.store.accounts import AccountStore, LoginFailures, TokenInfo, User
+from bascule.store.accounts import AccountStore, TokenInfo, User
 
 __all__ = ["AccountService", "TokenInfo", "User", "WebSession"]
 
@@ -91,22 +91,36 @@ class AccountService:
         idle_timeout: float,
         lockout_attempts: int,
         lockout_seconds: float,
+        lockout_source_attempts: int | None = None,
+        lockout_account_attempts: int | None = None,
         clock: Callable[[], float] = time.time,
         audit: AuditService | None = None,
         hasher: PasswordHasher | None = None,
     ) -> None:
-        if idle_timeout <= 0 or lockout_attempts < 1 or lockout_seconds <= 0:
-            raise ValueError("idle_timeout, lockout_attempts and lockout_seconds must be > 0")
+        """``lockout_attempts`` failures of one account from one source within
+        ``lockout_seconds`` lock it there; ``lockout_source_attempts`` (default 4 times as
+        many) lock the source, ``lockout_account_attempts`` (default 10 times as many) the
+        account for sources it never logged in from (daemon/guard.py)."""
+        if idle_timeout <= 0:
+            raise ValueError("idle_timeout must be > 0")
         self.store = store
         self.idle_timeout = idle_timeout
-        self.lockout_attempts = lockout_attempts
-        self.lockout_seconds = lockout_seconds
+        self.guard = PasswordGuard(
+            store,
+            GuardPolicy(
+                attempts=lockout_attempts,
+                source_attempts=lockout_source_attempts or 4 * lockout_attempts,
+                account_attempts=lockout_account_attempts or 10 * lockout_attempts,
+                seconds=lockout_seconds,
+            ),
+            clock=clock,
+            audit=audit,
+        )
         self._clock = clock
         self._audit = audit
         self._hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None
         self._hashing = asyncio.Semaphore(MAX_PARALLEL_HASHES)
-        self._noted_locks: dict[str, datetime] = {}  # name -> the lock whose refusal is recorded
 
     # -- first start ------------------------------------------------------------------------
 
@@ -129,26 +143,26 @@ class AccountService:
         """Check a user name and password and open a session.
 
         ``AuthenticationFailed`` says the same for a wrong name and a wrong password (and takes
-        as long: an unknown name is checked against a dummy hash). ``LockedOut`` once
-        ``lockout_attempts`` failures for that name fall within ``lockout_seconds``."""
-        if len(name) > MAX_LOGIN_NAME:  # no user has such a name; keep the store and log small
-            name = name[:MAX_LOGIN_NAME]
-            self._record_login(name, remote, AuditOutcome.failed, "user name too long")
+        as long: an unknown name is checked against a dummy hash). ``LockedOut`` while the
+        password guard holds a lock for that name or that source (daemon/guard.py)."""
+        # No user has a longer name: it is wrong without a check, and kept short in the store.
+        too_long = len(name) > MAX_LOGIN_NAME
+        name = name[:MAX_LOGIN_NAME]
+        attempt = Attempt(name=name, remote=remote, action="login", actor=name)
+        stored = None if too_long else self.store.password_hash(name)
+
+        async def check() -> bool:
+            if too_long:
+                return False
+            return await self._verify(stored, password) and stored is not None
+
+        if not await self.guard.verify(attempt, check):
             raise AuthenticationFailed()
-        self._refuse_if_locked(name, remote, self._now())
-        stored = self.store.password_hash(name)
-        ok = await self._verify(stored, password)
-        # Read the count again after the (slow, threaded) check: logins for the same name
-        # running side by side must add up, and one that finishes after the name got locked
-        # is refused even with the right password (else parallel guesses skip the lockout).
-        now = self._now()
-        failures = self._refuse_if_locked(name, remote, now)
-        if stored is None or not ok:
-            self._fail(name, remote, failures, now)
-        self.store.clear_login_failures(name)
         user = self.store.user(name)
         if user is None:  # deleted while we verified
             raise AuthenticationFailed()
+        self.guard.trust(name, remote)
+        now = self._now()
         self.store.delete_sessions_seen_before(now - timedelta(seconds=self.idle_timeout))
         session_id = secrets.token_urlsafe(32)
         self.store.add_session(_sha256(session_id), name, at=now, remote=remote)
@@ -291,8 +305,17 @@ class AccountService:
                 raise Forbidden("only an administrator may change someone else's password")
             if current is None:
                 raise _invalid("current_password", "is not your current password")
-        if current is not None and not await self._verify(self.store.password_hash(name), current):
-            raise _invalid("current_password", "is not your current password")
+        if current is not None:
+            # A guess at the current password is a guess at a login: the same guard, lock and
+            # audit entries (a read-only token must not be a way round the lockout).
+            stored = self.store.password_hash(name)
+            attempt = Attempt(name=name, remote=by.remote, action="user.password", actor=by)
+
+            async def check() -> bool:
+                return await self._verify(stored, current) and stored is not None
+
+            if not await self.guard.verify(attempt, check):
+                raise _invalid("current_password", "is not your current password")
         self.user(name)
         _check_password(password)
         self.store.set_password_hash(name, await self._hash(password), at=self._now())
@@ -318,46 +341,6 @@ class AccountService:
         self._record(by, "user.delete", name)
 
     # -- inside -----------------------------------------------------------------------------
-
-    def _refuse_if_locked(self, name: str, remote: str, now: datetime) -> LoginFailures | None:
-        """``LockedOut`` if ``name`` is locked now, else its failures so far."""
-        failures = self.store.login_failures(name)
-        if failures and failures.locked_until and failures.locked_until > now:
-            remaining = (failures.locked_until - now).total_seconds()
-            # Once per lock: a refusal costs no password check, so recording each one would
-            # let anyone fill the disk with audit entries by hammering a locked name.
-            if self._noted_locks.get(name) != failures.locked_until:
-                self._noted_locks = {
-                    locked: until for locked, until in self._noted_locks.items() if until > now
-                }
-                self._noted_locks[name] = failures.locked_until
-                self._record_login(
-                    name, remote, AuditOutcome.locked, "refused while locked out (once per lock)"
-                )
-            raise LockedOut(remaining)
-        return failures
-
-    def _fail(self, name: str, remote: str, failures: LoginFailures | None, now: datetime) -> None:
-        window = timedelta(seconds=self.lockout_seconds)
-        fresh = (
-            failures is None
-            or failures.locked_until is not None
-            or failures.first_at < now - window
-        )
-        if failures is None or fresh:
-            count, first_at = 1, now
-        else:
-            count, first_at = failures.count + 1, failures.first_at
-        locked_until = now + window if count >= self.lockout_attempts else None
-        self.store.forget_login_failures_before(now - window)
-        self.store.save_login_failures(
-            LoginFailures(name=name, count=count, first_at=first_at, locked_until=locked_until)
-        )
-        if locked_until is not None:
-            self._record_login(name, remote, AuditOutcome.locked, f"{count} failed logins: locked")
-            raise LockedOut(self.lockout_seconds)
-        self._record_login(name, remote, AuditOutcome.failed, "wrong user name or password")
-        raise AuthenticationFailed()
 
     async def _hash(self, password: str) -> str:
         async with self._hashing:
@@ -385,10 +368,6 @@ class AccountService:
     ) -> None:
         if self._audit is not None:
             self._audit.record(actor, action, target, detail=detail)
-
-    def _record_login(self, name: str, remote: str, outcome: AuditOutcome, detail: str) -> None:
-        if self._audit is not None:
-            self._audit.record(name, "login", name, remote=remote, outcome=outcome, detail=detail)
 
 
 def _sha256(value: str) -> str:

@@ -221,6 +221,8 @@ class Daemon:
             account_store,
             idle_timeout=settings.session_idle_timeout,
             lockout_attempts=settings.lockout_attempts,
+            lockout_source_attempts=settings.lockout_source_attempts,
+            lockout_account_attempts=settings.lockout_account_attempts,
             lockout_seconds=settings.lockout_seconds,
             audit=audit,
         )
