@@ -8,7 +8,6 @@ instead of silently overwriting someone else's change (``--force`` skips the che
 from __future__ import annotations
 
 import enum
-import json
 import re
 import sys
 from pathlib import Path
@@ -98,7 +97,7 @@ def export(
     with session.client() as api:
         answer = api.get_config()
     if session.json:
-        content = json.dumps(answer, indent=2, ensure_ascii=False) + "\n"
+        content = output.json_text(answer) + "\n"
     else:
         content = render(answer.get("document") or {}, answer.get("revision"), format)
     if out is None:
@@ -117,7 +116,7 @@ def render(document: Any, revision: int | None, format: Format) -> str:
     against concurrent edits.
     """
     if format is Format.json:
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        return output.json_text(document) + "\n"
     import yaml
 
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)

@@ -42,6 +42,7 @@ from bascule.errors import (
     NotFound,
 )
 from bascule.model.access import Actor, Permission, Role, role_covers
+from bascule.model.types import single_line
 from bascule.store.accounts import AccountStore, TokenInfo, User
 
 __all__ = ["AccountService", "TokenInfo", "User", "WebSession"]
@@ -60,7 +61,6 @@ TOUCH_INTERVAL = 10.0
 
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _TOKEN_ID = re.compile(r"^[0-9a-f]{16}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CSRF_CONTEXT = b"bascule csrf token v1"
 
 
@@ -244,8 +244,12 @@ class AccountService:
         """A new token and its secret (shown once). Without ``administer`` one may create
         tokens only for oneself and only at or below one's own role."""
         name = name.strip()
-        if not name or len(name) > 64 or _CONTROL.search(name):
-            raise _invalid("name", "must be 1 to 64 characters, without control characters")
+        try:
+            single_line(name, max_length=64)
+        except ValueError as exc:
+            raise _invalid("name", str(exc)) from None
+        if not name:
+            raise _invalid("name", "must not be empty")
         owner = owner or by.name
         if not by.may(Permission.administer):
             if owner != by.name:

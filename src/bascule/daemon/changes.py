@@ -33,6 +33,7 @@ from bascule.errors import BasculeError, Conflict, FieldError, InvalidConfigurat
 from bascule.model import Configuration, ServiceType
 from bascule.model.access import Actor
 from bascule.model.document import for_mode, parse_document
+from bascule.model.types import single_line
 from bascule.reconcile.diff import diff_documents, diff_to_json
 
 log = logging.getLogger("bascule.service")
@@ -49,6 +50,9 @@ class _Unchecked:
 
 
 UNCHECKED: Final = _Unchecked()
+#: The longest revision message, and the longest author name, a change may carry.
+MAX_MESSAGE = 1000
+MAX_AUTHOR = 128
 Base = int | None | _Unchecked
 """The revision a change was based on: a number, ``None`` for an empty store, or UNCHECKED."""
 
@@ -63,8 +67,23 @@ class ChangeRequest:
 
     actor: Actor
     base: Base = UNCHECKED  # a change on another revision than the head is a Conflict
-    message: str = ""  # why, recorded with the revision
+    message: str = ""  # why, recorded with the revision: one line, MAX_MESSAGE characters
     dry_run: bool = False  # validate, check and plan; commit and apply nothing
+
+    def __post_init__(self) -> None:
+        # Free text a person stores, shown later on terminals and pages: one line, no control
+        # character (an ESC in a message used to reach every `bascule history`).
+        problems = []
+        for path, value, limit in (
+            ("message", self.message, MAX_MESSAGE),
+            ("author", self.actor.name, MAX_AUTHOR),
+        ):
+            try:
+                single_line(value, max_length=limit)
+            except ValueError as exc:
+                problems.append(FieldError(path=path, message=str(exc)))
+        if problems:
+            raise InvalidConfiguration(problems)
 
     def with_default_message(self, message: str) -> ChangeRequest:
         """This request, saying ``message`` unless the person gave their own."""

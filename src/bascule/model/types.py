@@ -16,7 +16,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters: C0 (NUL, TAB, LF, ESC...), DEL and C1 (0x80-0x9f: CSI 0x9b opens an
+# escape sequence on some terminals), plus the Unicode line and paragraph separators and the
+# bidirectional overrides and isolates (which reorder what a terminal or a page shows).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
@@ -60,8 +63,26 @@ Weight = bounded(1, 65535)
 
 def _no_control(value: str) -> str:
     if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (newlines, tabs, NUL...)")
+        raise ValueError("must not contain control characters (newlines, tabs, NUL, ESC...)")
     return value
+
+
+def single_line(value: str, *, max_length: int) -> str:
+    """``value`` as one line of free text to store and show (a revision message, an API
+    token's name, an author): at most ``max_length`` characters, no control character.
+
+    Every free text a person can store goes through this (or ``SafeText``): it ends up on
+    terminals (``bascule history``), in pages and in the audit log, where an ESC or a newline
+    could forge what others read. ValueError says why, for a FieldError."""
+    _no_control(value)
+    if len(value) > max_length:
+        raise ValueError(f"must be at most {max_length} characters")
+    return value
+
+
+def has_control(value: str) -> bool:
+    """Whether ``value`` holds a control character (as ``single_line`` refuses them)."""
+    return _CONTROL.search(value) is not None
 
 
 def _name(value: str) -> str:

@@ -25,6 +25,7 @@ from bascule.api.auth import (
     web_session,
 )
 from bascule.api.deps import Reader
+from bascule.api.errors import LOCKED_RESPONSES
 from bascule.errors import Forbidden
 from bascule.model.access import ROLE_PERMISSIONS, Permission, Role
 
@@ -52,7 +53,11 @@ class LoginOut(WhoAmIOut):
     expires_at: datetime
 
 
-@public.post("/login", summary="Log in: sets the session cookie, returns the CSRF token")
+@public.post(
+    "/login",
+    summary="Log in: sets the session cookie, returns the CSRF token",
+    responses=LOCKED_RESPONSES,
+)
 async def login(
     credentials: Annotated[LoginIn, Body()], request: Request, response: Response
 ) -> LoginOut:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from bascule.api.auth import check
 from bascule.api.deps import AccountServiceDep, Administrator, Reader
+from bascule.api.errors import LOCKED_RESPONSES
 from bascule.daemon.accounts import User
 from bascule.errors import FieldError, InvalidConfiguration
 from bascule.model.access import Permission, Role
@@ -83,7 +84,11 @@ async def read_user(user: UserName, actor: Reader, accounts: AccountServiceDep) 
     return UserOut.of(accounts.user(user))
 
 
-@router.patch("/{user}", summary="Change a user's role (administer) or password")
+@router.patch(
+    "/{user}",
+    summary="Change a user's role (administer) or password",
+    responses=LOCKED_RESPONSES,
+)
 async def update_user(
     user: UserName,
     actor: Reader,
