@@ -34,7 +34,7 @@ from bascule.model import Configuration, ServiceType
 from bascule.model.access import Actor
 from bascule.model.document import for_mode, parse_document
 from bascule.model.types import single_line
-from bascule.reconcile.diff import diff_documents, diff_to_json
+from bascule.reconcile.diff import DiffItem, diff_documents, diff_to_json
 
 log = logging.getLogger("bascule.service")
 
@@ -168,10 +168,15 @@ class ChangePipeline:
         if not isinstance(request.base, _Unchecked) and request.base != head_number:
             raise Conflict(base=request.base, current=head_number)
         current_document = dict(head.document) if head else Configuration().to_document()
-        config, detections = await self._detect_types(change(current_document))
+        # The CPU-heavy steps (the edit, validation, the document and its diff) run in a worker
+        # thread: on the event loop, a 10,000-service document held every other request
+        # (status, logins, the WUI) for seconds. They are pure, and the lock is still held.
+        edited = await asyncio.to_thread(change, current_document)
+        config, detections = await self._detect_types(edited)
         await self._check_vips(config)
-        document = config.to_document()
-        diff = diff_documents(head.document if head else None, document)
+        document, diff = await asyncio.to_thread(
+            _document_and_diff, config, head.document if head else None
+        )
         for engine in self.reconciler.engines:
             await engine.check(for_mode(config, engine.mode))
         preview = await self.reconciler.plan(config)
@@ -195,10 +200,12 @@ class ChangePipeline:
                 actor,
                 name.action,
                 name.target,
-                diff=diff_to_json(diff),
+                diff=await asyncio.to_thread(diff_to_json, diff),
                 detail=request.message,
             )
-        revision = self.store.commit(
+        # JSON of the whole document and an fsync: off the loop too.
+        revision = await asyncio.to_thread(
+            self.store.commit,
             document,
             base=head_number,
             author=actor.name,
@@ -232,7 +239,7 @@ class ChangePipeline:
         Probes run concurrently and each is bounded (detect/probes.py): an apply never hangs
         on a real server that does not answer.
         """
-        config = parse_document(data)
+        config = await asyncio.to_thread(parse_document, data)
         auto = [i for i, vs in enumerate(config.virtual_services) if vs.type is ServiceType.auto]
         if not auto:
             return config, ()
@@ -244,7 +251,7 @@ class ChangePipeline:
             for i, verdict in zip(auto, verdicts, strict=True)
         }
         try:
-            detected = parse_document(rewrite(data, choices))
+            detected = await asyncio.to_thread(parse_document, rewrite(data, choices))
         except InvalidConfiguration as exc:
             # say what was detected next to what it made invalid
             evidence = [
@@ -294,3 +301,11 @@ class ChangePipeline:
                 )
         if problems:
             raise InvalidConfiguration(problems)
+
+
+def _document_and_diff(
+    config: Configuration, previous: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], tuple[DiffItem, ...]]:
+    """The document of ``config`` and its difference from ``previous`` (pure; in a thread)."""
+    document = config.to_document()
+    return document, diff_documents(previous, document)

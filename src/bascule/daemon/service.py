@@ -238,7 +238,7 @@ class ConfigService:
     async def status(self) -> StatusReport:
         head = self.store.head()
         applied = self.store.applied()
-        desired = self.reconciler.desired_of(head)
+        desired = await self.reconciler.load_desired(head)
         observations = []
         engine_info: dict[str, Any] = {}
         for engine in self.engines:

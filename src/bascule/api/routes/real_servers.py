@@ -14,6 +14,7 @@ from fastapi import APIRouter, Response
 
 from bascule.api import documents
 from bascule.api.auth import check
+from bascule.api.bodies import OffLoopRoute
 from bascule.api.deps import (
     ChangesBody,
     ConfigServiceDep,
@@ -28,7 +29,9 @@ from bascule.api.schemas import ApplyResultOut, ItemsOut
 from bascule.model import RealServerState, edits
 from bascule.model.access import permission_for_real_server_patch
 
-router = APIRouter(prefix="/virtual-services/{name}/real-servers", tags=["real servers"])
+router = APIRouter(
+    prefix="/virtual-services/{name}/real-servers", tags=["real servers"], route_class=OffLoopRoute
+)
 
 
 @router.get("", summary="The real servers of a virtual service (all, or a page)")

@@ -92,7 +92,8 @@ class HaproxyEngine:
         return render(build_view(config, self.globals))
 
     async def check(self, config: Configuration) -> None:
-        await self.shell.check(self.render(config))
+        # Rendering a large configuration takes a second: in a worker thread, off the loop.
+        await self.shell.check(await asyncio.to_thread(self.render, config))
         busy = await asyncio.to_thread(unbindable_listeners, config)
         if busy:
             raise EngineRejected(
@@ -126,7 +127,7 @@ class HaproxyEngine:
                 await self._flush(commands)
                 await self._wait_tables_handed_over(applied)
                 await self._save_server_state()
-                await self.shell.apply(self.render(action.config))
+                await self.shell.apply(await asyncio.to_thread(self.render, action.config))
                 applied = action.config
             elif isinstance(action, SetWeight):
                 backend, server = _names(applied, action.vs, action.server)
