@@ -19,7 +19,7 @@ from bascule.cli import output
 from bascule.cli.errors import CliError
 from bascule.cli.session import JsonFlag, Session
 
-REVISION_LINE = re.compile(r"^#\s*bascule revision (\d+)\s*$")
+REVISION_LINE = re.compile(r"^#\s*bascule revision (\d{1,18})\s*$")  # an SQLite INTEGER
 #: A larger file is not a configuration document (the daemon reads 17 MiB at most).
 MAX_DOCUMENT_CHARACTERS = 32 * 1024 * 1024
 

@@ -28,7 +28,7 @@ from bascule.errors import FieldError, InvalidConfiguration
 
 RESTORE_MESSAGE = "restore from backup"
 RESTORE_ACTION = "config.restore"
-REVISION_LINE = re.compile(r"^#\s*bascule revision (\d+)\s*$")
+REVISION_LINE = re.compile(r"^#\s*bascule revision (\d{1,18})\s*$")  # an SQLite INTEGER
 #: A backup larger than this is not a configuration document (200 services of 10 servers
 #: each are well under 1 MiB).
 MAX_BACKUP_BYTES = 16 * 1024 * 1024

@@ -39,6 +39,14 @@ _POLL = 0.05
 _SOCKET_TIMEOUT = 5.0
 # A CLI line is read into one buffer (tune.bufsize, 16 kB by default): stay well below it.
 _MAX_LINE = 8000
+# Connections open at once on one HAProxy socket. The stats socket serves 10 at a time
+# (configuration.txt 3.1 "stats maxconn": "By default, the stats socket is limited to 10
+# concurrent connections") and drops what its backlog cannot hold: 200 status reads side by
+# side lost 179 ("Connection lost"). They queue here instead, in the daemon's event loop.
+_SOCKET_SLOTS = 4
+# A connection refused or reset before a line was sent (a worker being replaced, a full
+# backlog) is tried again, this many times in all, after 50 ms, 100 ms...
+_CONNECT_TRIES = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +101,10 @@ class HaproxyShell:
         self.binary = binary
         self.start_timeout = start_timeout
         self.reload_timeout = reload_timeout
+        self._slots = {
+            path: asyncio.Semaphore(_SOCKET_SLOTS)
+            for path in (paths.stats_socket, paths.master_socket)
+        }
 
     # --- the checker -------------------------------------------------------------------------
 
@@ -366,20 +378,25 @@ class HaproxyShell:
         (checked on 2.6.12), hence the half-close; the stats socket does not mind it.
         """
         try:
-            async with asyncio.timeout(wait):
-                reader, writer = await asyncio.open_unix_connection(str(path))
-                try:
-                    writer.write(line.encode())
-                    await writer.drain()
-                    writer.write_eof()
-                    answer = await reader.read()
-                finally:
-                    writer.close()
-                    with contextlib.suppress(OSError):
-                        await writer.wait_closed()
+            # the wait for a slot is not the exchange's: a queue of reads is not a failure
+            async with self._slots[path]:
+                answer = await self._exchange_now(path, line, wait)
         except (OSError, TimeoutError) as exc:
             raise EngineError(f"HAProxy socket {path}: {exc or type(exc).__name__}") from exc
         return answer.decode(errors="replace")
+
+    async def _exchange_now(self, path: Path, line: str, wait: float) -> bytes:
+        async with asyncio.timeout(wait):
+            reader, writer = await _connect(path)
+            try:
+                writer.write(line.encode())
+                await writer.drain()
+                writer.write_eof()
+                return await reader.read()
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
 
     async def _run(self, *argv: str) -> tuple[int, str]:
         try:
@@ -393,6 +410,18 @@ class HaproxyShell:
         except OSError as exc:
             raise EngineError(f"cannot run {argv[0]}: {exc}") from exc
         return process.returncode or 0, output.decode(errors="replace")
+
+
+async def _connect(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open ``path``, trying again (``_CONNECT_TRIES`` in all) when HAProxy refuses or drops
+    the connection before anything was sent, which a busy or reloading socket does; a
+    missing socket (HAProxy not running) fails at once."""
+    for attempt in range(_CONNECT_TRIES - 1):
+        try:
+            return await asyncio.open_unix_connection(str(path))
+        except (ConnectionRefusedError, ConnectionResetError, BlockingIOError):
+            await asyncio.sleep(0.05 * 2**attempt)
+    return await asyncio.open_unix_connection(str(path))
 
 
 # --- file and process helpers (synchronous: small files, quick syscalls) --------------------
