@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     lockout_seconds: float = Field(default=300.0, gt=0)
     # The first start's admin password (BASCULE_ADMIN_PASSWORD); random and printed if unset.
     admin_password: SecretStr | None = None
+    # Retention (daemon/retention.py, pruned every hour): audit entries older than this many
+    # days go, then the oldest until the log holds at most audit_max_mb MiB; the history keeps
+    # the newest revisions_keep revisions within revisions_max_mb MiB, and always the head and
+    # the revisions the engines run on.
+    audit_retention_days: float = Field(default=365.0, gt=0)
+    audit_max_mb: float = Field(default=64.0, gt=0)
+    revisions_keep: int = Field(default=1000, ge=1)
+    revisions_max_mb: float = Field(default=256.0, gt=0)
 
     @field_validator("listen")
     @classmethod

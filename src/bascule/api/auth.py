@@ -29,7 +29,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from bascule.daemon.accounts import AccountService, WebSession
 from bascule.errors import Forbidden, NotAuthenticated
 from bascule.model.access import Actor, Permission, Role
-from bascule.model.types import has_control
+from bascule.text import has_control
 
 SESSION_COOKIE = "bascule_session"
 CSRF_HEADER = "X-CSRF-Token"

@@ -15,7 +15,6 @@ breaks. ``--json`` output escapes them as JSON does (``\u001b``), C1 and DEL inc
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -26,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bascule.cli.errors import CliError
+from bascule.text import CONTROL_BUT_NEWLINE, escape, escape_control
 
 STATUS_STYLES: Mapping[str, str] = {
     "up": "green",
@@ -41,26 +41,10 @@ STATUS_STYLES: Mapping[str, str] = {
 DIFF_STYLES: Mapping[str, str] = {"+": "green", "-": "red", "~": "yellow"}
 
 
-# What a terminal must never receive from data: C0 (ESC, NUL, CR, LF, TAB...), DEL, C1 (0x9b is
-# CSI on some terminals), the Unicode line separators and the bidirectional overrides.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_LAYOUT_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape(match: re.Match[str]) -> str:
-    character = match[0]
-    short = _SHORT_ESCAPES.get(character)
-    if short is not None:
-        return short
-    code = ord(character)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
 def clean(value: str) -> str:
-    """``value`` with every control character shown as an escape: ``a\x1b[2Jb`` prints as
-    the eight characters ``a\\x1b[2Jb``, a newline as ``\\n``."""
-    return _CONTROL.sub(_escape, value)
+    """``value`` with every control character shown as an escape (``bascule.text``):
+    ``a\x1b[2Jb`` prints as the eight characters ``a\\x1b[2Jb``, a newline as ``\\n``."""
+    return escape_control(value)
 
 
 class SafeConsole(Console):
@@ -70,8 +54,8 @@ class SafeConsole(Console):
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         safe = (
             segment
-            if segment.control or not _LAYOUT_CONTROL.search(segment.text)
-            else Segment(_LAYOUT_CONTROL.sub(_escape, segment.text), segment.style)
+            if segment.control or not CONTROL_BUT_NEWLINE.search(segment.text)
+            else Segment(CONTROL_BUT_NEWLINE.sub(escape, segment.text), segment.style)
             for segment in buffer
         )
         return super()._render_buffer(safe)
@@ -91,7 +75,7 @@ def json_text(data: Any) -> str:
     """``data`` as indented JSON whose strings carry no raw control character: json escapes
     C0 itself; DEL, C1 and the Unicode separators and overrides are escaped here too."""
     dumped = json.dumps(data, indent=2, ensure_ascii=False)  # its own newlines stay
-    return _LAYOUT_CONTROL.sub(lambda match: f"\\u{ord(match[0]):04x}", dumped)
+    return CONTROL_BUT_NEWLINE.sub(lambda match: f"\\u{ord(match[0]):04x}", dumped)
 
 
 def print_json(data: Any) -> None:

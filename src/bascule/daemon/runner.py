@@ -44,6 +44,7 @@ from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.l4 import L4Supervisor
+from bascule.daemon.retention import MIB, Retention, RetentionPolicy
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.daemon.tls import Certificate, ensure_certificate
@@ -253,6 +254,16 @@ class Daemon:
             audit=audit,
         )
         statistics = Statistics(service.status, interval=settings.stats_interval)
+        retention = Retention(
+            revisions=store,
+            audit=audit_store,
+            policy=RetentionPolicy(
+                audit_days=settings.audit_retention_days,
+                audit_max_bytes=int(settings.audit_max_mb * MIB),
+                revisions_keep=settings.revisions_keep,
+                revisions_max_bytes=int(settings.revisions_max_mb * MIB),
+            ),
+        )
         await adopt_engines(service, _last_good(store), l4_adopted=l4.adopted)
         ok, error = await service.reconcile()
         log.info("started", extra={"version": __version__, "applied": ok, "error": error})
@@ -302,7 +313,8 @@ class Daemon:
         l4_loop = asyncio.create_task(l4.run(service.desired), name="l4")
         dynamic_loop = asyncio.create_task(dynamic.run(service), name="dynamic")
         statistics_loop = asyncio.create_task(statistics.run(), name="statistics")
-        loops = (reconciler, l4_loop, dynamic_loop, statistics_loop)
+        retention_loop = asyncio.create_task(retention.run(), name="retention")
+        loops = (reconciler, l4_loop, dynamic_loop, statistics_loop, retention_loop)
         await self._stop.wait()
         log.info("stopping: draining connections", extra={"grace_s": settings.shutdown_grace})
         for task in loops:

@@ -16,10 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
-# Control characters: C0 (NUL, TAB, LF, ESC...), DEL and C1 (0x80-0x9f: CSI 0x9b opens an
-# escape sequence on some terminals), plus the Unicode line and paragraph separators and the
-# bidirectional overrides and isolates (which reorder what a terminal or a page shows).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+from bascule.text import has_control
+
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
@@ -62,7 +60,8 @@ Weight = bounded(1, 65535)
 
 
 def _no_control(value: str) -> str:
-    if _CONTROL.search(value):
+    # C0, DEL, C1, the Unicode separators and bidi overrides (bascule.text)
+    if has_control(value):
         raise ValueError("must not contain control characters (newlines, tabs, NUL, ESC...)")
     return value
 
@@ -78,11 +77,6 @@ def single_line(value: str, *, max_length: int) -> str:
     if len(value) > max_length:
         raise ValueError(f"must be at most {max_length} characters")
     return value
-
-
-def has_control(value: str) -> bool:
-    """Whether ``value`` holds a control character (as ``single_line`` refuses them)."""
-    return _CONTROL.search(value) is not None
 
 
 def _name(value: str) -> str:

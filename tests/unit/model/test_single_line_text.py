@@ -7,7 +7,8 @@ import pytest
 
 from bascule.errors import InvalidConfiguration
 from bascule.model import parse_document
-from bascule.model.types import has_control, single_line
+from bascule.model.types import single_line
+from bascule.text import has_control
 
 HOSTILE = [
     "\x1b[2J",  # ESC: clears a terminal
