@@ -29,6 +29,16 @@ class Settings(BaseSettings):
     # The HTTPS management listener (API + WUI): "ADDRESS:PORT" ("[::1]:8443" for IPv6), or
     # "none" for the unix socket only. Beyond loopback only when configured.
     listen: str = "127.0.0.1:8443"
+    # Its bounds (daemon/listener.py; docs/security.md): connections in all and per client
+    # source (an IPv4 address or an IPv6 /64), and the time a client has for the TLS handshake,
+    # a request's head (from its first byte), its body, and between two requests. The total is
+    # lowered at start to keep half the descriptors (at least 256) for everything else.
+    listen_max_connections: int = Field(default=512, ge=1)
+    listen_max_per_source: int = Field(default=32, ge=1)
+    listen_handshake_timeout: float = Field(default=10.0, gt=0)
+    listen_header_timeout: float = Field(default=10.0, gt=0)
+    listen_body_timeout: float = Field(default=60.0, gt=0)
+    listen_idle_timeout: int = Field(default=5, ge=1)
     # Its certificate and key (PEM); generated self-signed at first start when both are missing.
     tls_cert: Path | None = None  # default data_dir/tls/cert.pem
     tls_key: Path | None = None  # default data_dir/tls/key.pem

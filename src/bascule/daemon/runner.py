@@ -18,6 +18,11 @@ last applied state, and the next start adopts both (adopted L4 servers start up)
 
 The first start (no user yet) creates the ``admin`` user and prints ``admin password: ...``
 once on stdout (a random password, or the one of ``BASCULE_ADMIN_PASSWORD``, not printed).
+
+The HTTPS listener is guarded (daemon/listener.py): connections capped per source and in all,
+the handshake, a request's head and its body bounded in time, and descriptors kept in reserve
+for the unix socket and the engines; old audit entries and revisions are pruned every hour
+(daemon/retention.py).
 """
 
 from __future__ import annotations
@@ -44,6 +49,14 @@ from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.l4 import L4Supervisor
+from bascule.daemon.listener import (
+    Exhaustion,
+    GuardedServer,
+    ListenerLimits,
+    descriptor_budget,
+    quiet_exhaustion,
+    raise_descriptor_limit,
+)
 from bascule.daemon.retention import MIB, Retention, RetentionPolicy
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
@@ -136,12 +149,19 @@ def bind_tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def https_config(app: Any, host: str, port: int, certificate: Certificate) -> uvicorn.Config:
+def https_config(
+    app: Any,
+    host: str,
+    port: int,
+    certificate: Certificate,
+    limits: ListenerLimits = ListenerLimits(),
+) -> uvicorn.Config:
     """The HTTPS listener's server: TLS with Python's defaults (TLS 1.2 or later, forward
     secrecy, AEAD or SHA-2 ciphers; uvicorn before 0.48 would restrict TLS 1.2 to its CBC-SHA1
     ciphers unless told otherwise), no access log (it would hold request lines of every
     client), no ``Server`` header, and no trust in ``X-Forwarded-*``: the client's address is
-    the one the audit log records."""
+    the one the audit log records. httptools (which ``listener.GuardedHttpProtocol`` extends),
+    no WebSockets, and ``limits.idle_timeout`` between two requests of a connection."""
     return uvicorn.Config(
         app,
         host=host,
@@ -153,6 +173,9 @@ def https_config(app: Any, host: str, port: int, certificate: Certificate) -> uv
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        http="httptools",
+        ws="none",
+        timeout_keep_alive=limits.idle_timeout,
     )
 
 
@@ -195,9 +218,26 @@ class Daemon:
         self.settings = settings
         self.make_app = make_app
         self._stop = asyncio.Event()
+        self._nofile: int | None = None
+        self._listener_limits = ListenerLimits()
 
     async def run(self) -> None:
         settings = self.settings
+        # Descriptors: the soft limit up to the hard one, the HTTPS listener kept well below it
+        # (daemon/listener.py); HAProxy's maxconn follows the limit the daemon was given.
+        self._nofile, nofile = raise_descriptor_limit()
+        self._listener_limits = descriptor_budget(
+            ListenerLimits(
+                max_connections=settings.listen_max_connections,
+                max_per_source=settings.listen_max_per_source,
+                handshake_timeout=settings.listen_handshake_timeout,
+                head_timeout=settings.listen_header_timeout,
+                body_timeout=settings.listen_body_timeout,
+                idle_timeout=settings.listen_idle_timeout,
+            ),
+            nofile,
+        )
+        asyncio.get_running_loop().set_exception_handler(quiet_exhaustion(Exhaustion()))
         prepare_data_dir(settings.data_dir)
         with data_dir_lock(settings.data_dir):
             (settings.data_dir / "bascule.pid").write_text(f"{os.getpid()}\n")
@@ -235,7 +275,7 @@ class Daemon:
         engine = HaproxyEngine(
             settings.haproxy_dir,
             binary=settings.haproxy_binary,
-            maxconn=haproxy_maxconn(),
+            maxconn=haproxy_maxconn(self._nofile),
             nbthread=len(cpus),
             cpus=cpus,
         )
@@ -377,15 +417,17 @@ class Daemon:
 
     async def _serve_https(
         self, services: DaemonServices, listener: tuple[Certificate, socket.socket] | None
-    ) -> tuple[_Server, asyncio.Task[None]] | None:
+    ) -> tuple[uvicorn.Server, asyncio.Task[None]] | None:
         """Serve the API and the WUI over HTTPS on the socket ``_prepare_https`` bound."""
         if listener is None:
             return None
         settings = self.settings
         certificate, sock = listener
         host, port = sock.getsockname()[:2]
-        server = _Server(
-            https_config(self.make_app(services, local=False), host, port, certificate)
+        limits = self._listener_limits
+        server = GuardedServer(
+            https_config(self.make_app(services, local=False), host, port, certificate, limits),
+            limits=limits,
         )
         task = asyncio.create_task(server.serve(sockets=[sock]), name="https")
         while not server.started and not task.done():  # noqa: ASYNC110  (uvicorn has no event)
@@ -398,6 +440,8 @@ class Daemon:
             "serving HTTPS",
             extra={
                 "listen": settings.listen,
+                "max_connections": limits.max_connections,
+                "max_per_source": limits.max_per_source,
                 "cert": str(certificate.cert),
                 "sha256": certificate.fingerprint,
                 "not_after": certificate.not_after.isoformat(),
