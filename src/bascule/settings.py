@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("/var/lib/bascule")
@@ -42,6 +43,14 @@ class Settings(BaseSettings):
     # Its certificate and key (PEM); generated self-signed at first start when both are missing.
     tls_cert: Path | None = None  # default data_dir/tls/cert.pem
     tls_key: Path | None = None  # default data_dir/tls/key.pem
+    # HAProxy's peers listener, which hands the stick tables (persistence) to a reloaded worker
+    # (engines/haproxy/peers.py): by default a unix socket in HAProxy's run directory, which
+    # only root reaches. For the HA pair (issue 16), "ADDRESS:PORT" on the network, which needs
+    # TLS with verified certificates: peers_tls_cert (this node's certificate and key, one PEM
+    # file) and peers_tls_ca (the CA that signed both nodes' certificates).
+    peers_listen: str | None = None
+    peers_tls_cert: Path | None = None
+    peers_tls_ca: Path | None = None
     # WUI sessions end after this many seconds without activity.
     session_idle_timeout: float = Field(default=900.0, gt=0)
     # The password guard (daemon/guard.py; docs/security.md): this many failed password checks
@@ -69,6 +78,17 @@ class Settings(BaseSettings):
     def _check_listen(cls, value: str) -> str:
         parse_listen(value)
         return value.strip()
+
+    @model_validator(mode="after")
+    def _peers_on_the_network_need_tls(self) -> Self:
+        if self.peers_listen is not None:
+            if parse_listen(self.peers_listen) is None:
+                raise ValueError("peers_listen must be ADDRESS:PORT (leave it unset otherwise)")
+            if self.peers_tls_cert is None or self.peers_tls_ca is None:
+                raise ValueError(
+                    "peers_listen on the network needs TLS: set peers_tls_cert and peers_tls_ca"
+                )
+        return self
 
     @property
     def listen_address(self) -> tuple[str, int] | None:

@@ -64,6 +64,7 @@ from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager
 from bascule.engines.base import Engine
 from bascule.engines.haproxy.engine import HaproxyEngine
+from bascule.engines.haproxy.peers import PeersListener, PeersTls
 from bascule.engines.nftables.engine import NftablesEngine
 from bascule.errors import BasculeError, StoreError
 from bascule.model import Configuration, Mode, parse_document
@@ -278,6 +279,7 @@ class Daemon:
             maxconn=haproxy_maxconn(self._nofile),
             nbthread=len(cpus),
             cpus=cpus,
+            peers_listener=_peers_listener(settings),
         )
         nftables = NftablesEngine()
         l4 = L4Supervisor(nftables)
@@ -486,6 +488,19 @@ def _last_good(store: RevisionStore) -> Configuration | None:
         return parse_document(store.get(applied.last_good).document)
     except (BasculeError, StoreError):
         return None
+
+
+def _peers_listener(settings: Settings) -> PeersListener | None:
+    """HAProxy's peers listener on the network (the HA pair), with its TLS; ``None``: the
+    default unix socket in HAProxy's run directory."""
+    if settings.peers_listen is None:
+        return None
+    if settings.peers_tls_cert is None or settings.peers_tls_ca is None:  # Settings refuses it
+        raise BasculeError("peers_listen needs peers_tls_cert and peers_tls_ca")
+    return PeersListener(
+        address=settings.peers_listen,
+        tls=PeersTls(crt=str(settings.peers_tls_cert), ca_file=str(settings.peers_tls_ca)),
+    )
 
 
 def run(settings: Settings, *, make_app: AppFactory) -> None:

@@ -54,7 +54,7 @@ async def client(
     tmp_path: Path, make_api_services: Callable[..., ApiServices]
 ) -> AsyncIterator[httpx.AsyncClient]:
     engine = HaproxyEngine(
-        tmp_path / "haproxy", binary=str(HAPROXY), maxconn=10_000, nbthread=1, local_peer=None
+        tmp_path / "haproxy", binary=str(HAPROXY), maxconn=10_000, nbthread=1, peers=False
     )
     with RevisionStore(tmp_path / "bascule.db") as store:
         service = ConfigService(store=store, engines=[engine], vips=NullVipManager())

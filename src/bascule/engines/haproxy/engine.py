@@ -24,6 +24,7 @@ from bascule.engines.base import (
     ServiceObservation,
 )
 from bascule.engines.haproxy import runtime
+from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
 from bascule.engines.haproxy.render import render
 from bascule.engines.haproxy.shell import HaproxyPaths, HaproxyShell
@@ -43,10 +44,6 @@ from bascule.reconcile.planner import ServerRef
 
 log = logging.getLogger("bascule.haproxy")
 
-# Where HAProxy's local peer listens (on the load balancer's loopback): during a reload the old
-# worker connects there to hand its stick tables (persistence) to the new one (configuration.txt
-# 3.5 "Peers").
-LOCAL_PEER = "127.0.0.1:7785"
 
 # The longest a reload waits for the running worker's initial stick-table resync (two 5 s
 # steps: from the previous worker, then from remote peers, of which there are none).
@@ -74,9 +71,16 @@ class HaproxyEngine:
         maxconn: int,
         nbthread: int,
         cpus: tuple[int, ...] = (),
-        local_peer: str | None = LOCAL_PEER,
+        peers: bool = True,
+        peers_listener: PeersListener | None = None,
     ) -> None:
+        """``peers``: keep the stick tables (persistence) across reloads through HAProxy's
+        local peer, listening on a unix socket in ``run_dir`` (only root reaches it), or on
+        ``peers_listener`` (``ip:port`` with TLS, for the HA pair); see peers.py."""
         self.paths = HaproxyPaths.under(run_dir)
+        local_peer = None
+        if peers:
+            local_peer = peers_listener or PeersListener(address=str(self.paths.peers_socket))
         self.shell = HaproxyShell(self.paths, binary=binary)
         self.server_state = self.paths.run_dir / "server-state"
         self.globals = HaproxyGlobals(

@@ -57,6 +57,7 @@ class HaproxyPaths:
     config: Path
     stats_socket: Path
     master_socket: Path
+    peers_socket: Path
     pid_file: Path
     last_good: Path
     new_config: Path
@@ -71,6 +72,7 @@ class HaproxyPaths:
             config=run_dir / "haproxy.cfg",
             stats_socket=run_dir / "haproxy.sock",
             master_socket=run_dir / "master.sock",
+            peers_socket=run_dir / "peers.sock",
             pid_file=run_dir / "haproxy.pid",
             last_good=run_dir / "haproxy.cfg.last-good",
             new_config=run_dir / "haproxy.cfg.new",
@@ -78,7 +80,7 @@ class HaproxyPaths:
             rejected_output=run_dir / "haproxy.cfg.rejected.txt",
             log=run_dir / "haproxy.log",
         )
-        for socket_path in (paths.stats_socket, paths.master_socket):
+        for socket_path in (paths.stats_socket, paths.master_socket, paths.peers_socket):
             if len(os.fsencode(socket_path)) > _MAX_SOCKET_PATH:
                 raise ValueError(
                     f"unix socket path too long (max {_MAX_SOCKET_PATH} bytes): {socket_path}"
@@ -233,7 +235,12 @@ class HaproxyShell:
         await _wait_dead(pid, 2.0)
 
     def _remove_runtime_files(self) -> None:
-        for path in (self.paths.pid_file, self.paths.master_socket, self.paths.stats_socket):
+        for path in (
+            self.paths.pid_file,
+            self.paths.master_socket,
+            self.paths.stats_socket,
+            self.paths.peers_socket,
+        ):
             path.unlink(missing_ok=True)
 
     # --- the apply protocol ------------------------------------------------------------------

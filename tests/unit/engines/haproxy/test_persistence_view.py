@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import (
     PERSISTENCE,
     PersistenceView,
@@ -99,7 +100,9 @@ def test_user_names_with_config_syntax_are_quoted_as_one_word() -> None:
 
 
 def test_peers_section_only_with_a_table_and_a_local_peer() -> None:
-    peered = HaproxyGlobals(stats_socket="/s", maxconn=10, nbthread=1, local_peer="127.0.0.1:7785")
+    peered = HaproxyGlobals(
+        stats_socket="/s", maxconn=10, nbthread=1, local_peer=PeersListener(address="/p.sock")
+    )
     config = parse_document({"virtual_services": []})
     assert build_view(config, peered).peers == ()
     document = {
@@ -114,7 +117,7 @@ def test_peers_section_only_with_a_table_and_a_local_peer() -> None:
         ]
     }
     view = build_view(parse_document(document), peered)
-    assert view.peers == ("peer bascule 127.0.0.1:7785",)
+    assert view.peers == ("bind 'unix@/p.sock' mode 600", "server bascule")
     assert "localpeer bascule" in view.global_settings
     unpeered = build_view(
         parse_document(document), HaproxyGlobals(stats_socket="/s", maxconn=10, nbthread=1)

@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.render import render
 from bascule.engines.haproxy.view import HaproxyGlobals, build_view
 from bascule.errors import InvalidConfiguration
@@ -41,7 +42,7 @@ GLOBALS = HaproxyGlobals(
     stats_socket="/run/bascule-test/haproxy.sock",
     maxconn=1000,
     nbthread=1,
-    local_peer="/run/bascule-test/peers.sock",
+    local_peer=PeersListener(address="/run/bascule-test/peers.sock"),
 )
 HOSTILE = "'\"\\ #$%{}[]()|,;&!<>=*+^`~:@/?.-_é€\u00a0"
 
