@@ -300,10 +300,17 @@ class AccountService:
 
     async def set_password(
         self, name: str, password: str, *, by: Actor, current: str | None = None
-    ) -> None:
-        """Change a password (ending the user's sessions). An administrator may set anyone's;
-        anyone else only their own, giving the current one. ``current``, whenever given (the
-        WUI's own-account form gives it, administrators too), must be the current password."""
+    ) -> int:
+        """Change a password, ending the user's sessions and revoking the API tokens they own;
+        how many tokens were revoked. An administrator may set anyone's; anyone else only
+        their own, giving the current one. ``current``, whenever given (the WUI's own-account
+        form gives it, administrators too), must be the current password, checked by the
+        password guard like a login.
+
+        Why the tokens go too: a new password is how a person takes their account back, and a
+        token made with the old one (by whoever held it) would outlive the change and keep the
+        access it was meant to end. Automation gets a new token after a rotation; it is told so
+        (the audit entry, the WUI's message, ``bascule user passwd``)."""
         if not by.may(Permission.administer):
             if by.name != name:
                 raise Forbidden("only an administrator may change someone else's password")
@@ -322,8 +329,11 @@ class AccountService:
                 raise _invalid("current_password", "is not your current password")
         self.user(name)
         _check_password(password)
-        self.store.set_password_hash(name, await self._hash(password), at=self._now())
-        self._record(by, "user.password", name)
+        revoked = self.store.set_password_hash(name, await self._hash(password), at=self._now())
+        self._record(
+            by, "user.password", name, detail=f"sessions ended, {revoked} API tokens revoked"
+        )
+        return revoked
 
     def set_role(self, name: str, role: Role, *, by: Actor) -> User:
         _require(by, Permission.administer, "change roles")

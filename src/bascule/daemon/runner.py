@@ -16,8 +16,9 @@ remove the VIPs Bascule added. If the daemon is killed outright nothing of this 
 lives in its own session and the tables stay in the kernel, so traffic keeps flowing on the
 last applied state, and the next start adopts both (adopted L4 servers start up).
 
-The first start (no user yet) creates the ``admin`` user and prints ``admin password: ...``
-once on stdout (a random password, or the one of ``BASCULE_ADMIN_PASSWORD``, not printed).
+The first start (no user yet) creates the ``admin`` user with a random password (or the one of
+``BASCULE_ADMIN_PASSWORD``, not shown), printed once on a terminal, else written to
+``<data dir>/initial-admin-password`` (0600) whose path is printed (daemon/first_admin.py).
 
 The HTTPS listener is guarded (daemon/listener.py): connections capped per source and in all,
 the handshake, a request's head and its body bounded in time, and descriptors kept in reserve
@@ -45,6 +46,7 @@ from typing import Any, Protocol
 import uvicorn
 
 from bascule import __version__
+from bascule.daemon import first_admin
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.dynamic import DynamicScheduler
@@ -386,16 +388,27 @@ class Daemon:
         log.info("stopped")
 
     async def _first_admin(self, accounts: AccountService) -> None:
-        """Create ``admin`` on the first start; print a generated password once."""
+        """Create ``admin`` on the first start and hand a generated password to whoever
+        started the daemon, once (daemon/first_admin.py: a terminal, else a 0600 file)."""
         given = self.settings.admin_password
         password = await accounts.ensure_admin(None if given is None else given.get_secret_value())
         if password is None:
+            admin = accounts.store.user("admin")
+            data_dir = self.settings.data_dir
+            if first_admin.forget_if_changed(
+                data_dir, admin.password_changed_at if admin else None
+            ):
+                log.info("deleted the initial admin password file: the password was changed")
             return
         if given is None:
-            # stdout only, never the log: whoever started the daemon reads it once
-            sys.stdout.write(f"admin password: {password}\n")
-            sys.stdout.flush()
-            log.info("created the admin user; its password is printed once on stdout")
+            # never the log: a terminal, or a file only root reads
+            where = first_admin.deliver(
+                password, data_dir=self.settings.data_dir, stream=sys.stdout
+            )
+            log.info(
+                "created the admin user",
+                extra={"password": "printed once on stdout" if where is None else str(where)},
+            )
         else:
             log.info("created the admin user with the password of BASCULE_ADMIN_PASSWORD")
 

@@ -127,8 +127,9 @@ class AccountStore(Database):
             )
         return User(name=name, role=role, created_at=at, password_changed_at=at)
 
-    def set_password_hash(self, name: str, password_hash: str, *, at: datetime) -> None:
-        """Change a password; the user's sessions end with it."""
+    def set_password_hash(self, name: str, password_hash: str, *, at: datetime) -> int:
+        """Change a password; the user's sessions end and the API tokens they own are revoked
+        with it (daemon/accounts.py says why). How many tokens were revoked."""
         with self._use(f"change the password of {name}") as db, transaction(db):
             cursor = db.execute(
                 "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE name = ?",
@@ -137,6 +138,11 @@ class AccountStore(Database):
             if cursor.rowcount == 0:
                 raise NotFound(f"there is no user named {name}")
             db.execute("DELETE FROM sessions WHERE user = ?", (name,))
+            revoked = db.execute(
+                "UPDATE api_tokens SET revoked_at = ? WHERE owner = ? AND revoked_at IS NULL",
+                (_text(at), name),
+            ).rowcount
+        return int(revoked)
 
     def set_role(self, name: str, role: Role) -> None:
         with self._use(f"change the role of {name}") as db, transaction(db):

@@ -189,7 +189,11 @@ async def reset_password(
     if name == session.actor.name:
         # a new password ends every session of its user, this one included
         return RedirectResponse("/login", status_code=303)
-    flash(request, f"The password of {name} was changed; their sessions were ended.")
+    flash(
+        request,
+        f"The password of {name} was changed; their sessions were ended and their API tokens "
+        "revoked.",
+    )
     return RedirectResponse(f"/users/{name}", status_code=303)
 
 
