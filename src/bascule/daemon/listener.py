@@ -7,9 +7,11 @@ headers: 500 TLS connections sending one header line every 10 s stayed open, and
 asyncio logged 160 MB of "Too many open files" tracebacks a minute. Here:
 
 - **Our own accept loop** (``AcceptLoop``) takes each connection, counts it against
-  ``max_per_source`` (an IPv4 address or an IPv6 /64) and ``max_connections`` in all, and
-  closes at once what is over; only then starts TLS, with ``handshake_timeout``. Running out
-  of descriptors is logged once a minute with a count (``Exhaustion``), never per accept.
+  ``max_per_source`` (an IPv4 address or an IPv6 /64) and closes at once what is over; when
+  ``max_connections`` are open, the oldest connection that has not sent a whole request head
+  yet makes room (so slow connections from many sources cannot keep a client out); only then
+  TLS starts, with ``handshake_timeout``. Running out of descriptors is logged once a minute
+  with a count (``Exhaustion``), never per accept.
 - **Each connection's protocol** (``GuardedHttpProtocol``, uvicorn's httptools protocol) must
   receive a request's head (request line and headers, at most ``max_head_bytes``) within
   ``head_timeout`` of its first byte, and its whole body within ``body_timeout`` of the head;
@@ -28,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
+import functools
 import logging
 import resource
 import socket
@@ -95,58 +99,78 @@ def descriptor_budget(limits: ListenerLimits, nofile: int) -> ListenerLimits:
     reserve = max(MIN_RESERVE, nofile // 2)
     total = max(16, min(limits.max_connections, nofile - reserve))
     per_source = min(limits.max_per_source, total)
-    if (total, per_source) == (limits.max_connections, limits.max_per_source):
-        return limits
-    return ListenerLimits(
-        max_connections=total,
-        max_per_source=per_source,
-        handshake_timeout=limits.handshake_timeout,
-        head_timeout=limits.head_timeout,
-        body_timeout=limits.body_timeout,
-        idle_timeout=limits.idle_timeout,
-        max_head_bytes=limits.max_head_bytes,
-    )
+    return dataclasses.replace(limits, max_connections=total, max_per_source=per_source)
 
 
 @dataclass
 class ConnectionSlots:
-    """How many connections each source holds, and all together (pure bookkeeping)."""
+    """How many connections each source holds, and all together; which are still unproven
+    (no complete request head yet), oldest first, to make room for a newcomer."""
 
     limits: ListenerLimits
     per_source: dict[str, int] = field(default_factory=dict)
     total: int = 0
     refused: int = 0
+    evicted: int = 0
+    unproven: dict[Slot, None] = field(default_factory=dict)  # insertion order: oldest first
 
-    def take(self, source: str) -> bool:
+    def take(self, source: str) -> Slot | None:
+        """A place for a connection from ``source``, or ``None``: its source holds its share
+        already. When all places are taken, the oldest connection that has not sent a whole
+        request head yet (a slow handshake, a slowloris) gives up its place: a listener full of
+        such connections still takes a client that talks."""
         held = self.per_source.get(source, 0)
-        if self.total >= self.limits.max_connections or held >= self.limits.max_per_source:
+        if held >= self.limits.max_per_source:
             self.refused += 1
-            return False
-        self.per_source[source] = held + 1
+            return None
+        if self.total >= self.limits.max_connections:
+            if not self.unproven:
+                self.refused += 1
+                return None
+            victim = next(iter(self.unproven))
+            victim.evict()
+            self.evicted += 1
+        self.per_source[source] = self.per_source.get(source, 0) + 1
         self.total += 1
-        return True
+        slot = Slot(self, source)
+        self.unproven[slot] = None
+        return slot
 
-    def give(self, source: str) -> None:
-        held = self.per_source.get(source, 0)
+    def give(self, slot: Slot) -> None:
+        self.unproven.pop(slot, None)
+        held = self.per_source.get(slot.source, 0)
         if held <= 1:
-            self.per_source.pop(source, None)
+            self.per_source.pop(slot.source, None)
         else:
-            self.per_source[source] = held - 1
+            self.per_source[slot.source] = held - 1
         self.total = max(0, self.total - 1)
 
 
 class Slot:
-    """One connection's place in ``ConnectionSlots``, given back exactly once."""
+    """One connection's place in ``ConnectionSlots``, given back exactly once. ``close``
+    ends its connection when it is evicted (set by whoever holds the connection)."""
 
     def __init__(self, slots: ConnectionSlots, source: str) -> None:
         self._slots = slots
-        self._source = source
+        self.source = source
         self._held = True
+        self.close: Callable[[], object] | None = None
+
+    def proven(self) -> None:
+        """The connection sent a whole request head: it is a client, not a slowloris."""
+        self._slots.unproven.pop(self, None)
+
+    def evict(self) -> None:
+        """Give the place back now and end the connection."""
+        close = self.close
+        self.release()
+        if close is not None:
+            close()
 
     def release(self) -> None:
         if self._held:
             self._held = False
-            self._slots.give(self._source)
+            self._slots.give(self)
 
 
 @dataclass
@@ -207,6 +231,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self._slot is not None:
+            self._slot.close = transport.abort
         self._start_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -231,6 +257,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._stop_deadline()
         self._head_bytes = None
+        if self._slot is not None:
+            self._slot.proven()
         if _announces_body(self.headers):
             self._deadline = self.loop.call_later(self.limits.body_timeout, self._body_late)
         super().on_headers_complete()
@@ -316,13 +344,16 @@ class AcceptLoop:
                     self.exhaustion.note("accept", exc)
                     await asyncio.sleep(0.1)  # what frees descriptors needs the loop
                 continue  # ECONNABORTED and the like: that client left already
-            source = client_source(str(address[0]))
-            if not self.slots.take(source):
+            slot = self.slots.take(client_source(str(address[0])))
+            if slot is None:
                 _drop(connection)
                 continue
-            task = asyncio.create_task(self._start(connection, Slot(self.slots, source)))
+            task = asyncio.create_task(self._start(connection, slot))
+            slot.close = task.cancel  # evicted during its handshake
             self._starting.add(task)
             task.add_done_callback(self._starting.discard)
+            # cancelled, even before it ran: the connection is closed and its place given back
+            task.add_done_callback(functools.partial(_cancelled, connection, slot))
 
     async def _start(self, connection: socket.socket, slot: Slot) -> None:
         loop = asyncio.get_running_loop()
@@ -355,6 +386,13 @@ class AcceptLoop:
 
     async def wait_closed(self) -> None:
         await asyncio.gather(self._task, *self._starting, return_exceptions=True)
+
+
+def _cancelled(connection: socket.socket, slot: Slot, task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        slot.release()
+        with contextlib.suppress(OSError):
+            connection.close()
 
 
 def _drop(connection: socket.socket) -> None:

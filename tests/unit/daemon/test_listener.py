@@ -9,6 +9,8 @@ was offered, and asyncio logged a traceback per failed accept (160 MB a minute).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import errno
 import logging
 import socket
@@ -63,18 +65,18 @@ class Served:
     server: GuardedServer
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+@contextlib.asynccontextmanager
+async def serve(tmp_path: Path, limits: ListenerLimits) -> AsyncIterator[Served]:
     certificate = ensure_certificate(
         tmp_path / "cert.pem", tmp_path / "key.pem", listen_host="127.0.0.1"
     )
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    config = https_config(app, "127.0.0.1", 0, certificate, LIMITS)
+    config = https_config(app, "127.0.0.1", 0, certificate, limits)
     config.log_level = "warning"
     config.lifespan = "off"
-    server = GuardedServer(config, limits=LIMITS)
+    server = GuardedServer(config, limits=limits)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     async with asyncio.timeout(BOUND):
         while not server.started:  # noqa: ASYNC110 (uvicorn has no event)
@@ -82,6 +84,21 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     yield Served(port=sock.getsockname()[1], server=server)
     server.should_exit = True
     await task
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    async with serve(tmp_path, LIMITS) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def patient(tmp_path: Path) -> AsyncIterator[Served]:
+    """The same limits with a handshake and a head that may take a minute: what makes room
+    for a newcomer is the eviction, not a deadline."""
+    limits = dataclasses.replace(LIMITS, handshake_timeout=60.0, head_timeout=60.0)
+    async with serve(tmp_path, limits) as opened:
+        yield opened
 
 
 def tls() -> ssl.SSLContext:
@@ -184,14 +201,47 @@ async def test_connections_are_capped_per_source(served: Served) -> None:
         other.close()
 
 
-def test_the_total_cap_and_the_sources() -> None:
+def test_the_sources_share_and_the_slowest_make_room() -> None:
     slots = ConnectionSlots(LIMITS)
-    sources = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
-    taken = [slots.take(source) for source in sources for _ in range(3)]
-    assert taken.count(True) == LIMITS.max_connections
-    assert slots.refused == 3
-    slots.give("192.0.2.1")
-    assert slots.take("192.0.2.3") is True  # within the total again, and its source's share
+    taken = [slots.take(f"192.0.2.{n}") for n in (1, 1, 1, 1, 2, 2, 2)]
+    assert [slot is not None for slot in taken] == [True, True, True, False, True, True, True]
+    assert slots.refused == 1 and slots.total == LIMITS.max_connections
+    # full: a newcomer takes the place of the oldest connection that has not talked yet
+    closed: list[str] = []
+    first = taken[0]
+    assert first is not None
+    first.close = lambda: closed.append("first")
+    for slot in taken[1:3]:
+        assert slot is not None
+        slot.proven()  # these sent a request head: clients, not kept waiting ones
+    newcomer = slots.take("192.0.2.3")
+    assert newcomer is not None and closed == ["first"] and slots.evicted == 1
+    assert slots.total == LIMITS.max_connections
+    assert slots.per_source == {"192.0.2.1": 2, "192.0.2.2": 3, "192.0.2.3": 1}
+    first.release()  # its connection_lost later: nothing given back twice
+    assert slots.total == LIMITS.max_connections
+
+
+async def test_slow_connections_do_not_keep_a_client_out(patient: Served) -> None:
+    served = patient
+    # the listener full of connections that never complete a handshake, from many sources
+    holders = []
+    for n in range(LIMITS.max_connections):
+        holder = socket.socket()
+        holder.bind((f"127.0.0.{n + 2}", 0))
+        holder.connect(("127.0.0.1", served.port))
+        holders.append(holder)
+    accepting = served.server.accepting
+    assert accepting is not None
+    async with asyncio.timeout(BOUND):
+        while accepting.slots.total < LIMITS.max_connections:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    reader, writer = await connect(served)  # the oldest silent one makes room
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert (await closed_within(reader, BOUND)).startswith(b"HTTP/1.1 200")
+    assert accepting.slots.evicted >= 1
+    for holder in holders:
+        holder.close()
 
 
 def test_the_listener_leaves_descriptors_in_reserve() -> None:
