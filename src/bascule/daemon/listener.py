@@ -228,6 +228,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._slot = slot
         self._deadline: asyncio.TimerHandle | None = None
         self._head_bytes: int | None = None  # counting while a head is being received
+        self._tail = b""  # the last bytes of the head so far (its blank line may be split)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -243,7 +244,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._head_bytes is not None:
-            self._head_bytes += len(data)
+            # Count the head up to its blank line: a body sent with it is not the head's.
+            window = self._tail + data
+            end = window.find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            self._tail = window[-3:]
             if self._head_bytes > self.limits.max_head_bytes:
                 self._refuse(431, "the request's head is larger than the limit")
                 return
@@ -272,6 +277,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _start_head(self) -> None:
         self._stop_deadline()
         self._head_bytes = 0
+        self._tail = b""
         self._deadline = self.loop.call_later(self.limits.head_timeout, self._head_late)
 
     def _stop_deadline(self) -> None:
