@@ -137,16 +137,18 @@ def body_client(host: str, port: int, mebibytes: int, until: float, counts: Coun
                 conn.settimeout(0.05)
                 sent = 0
                 answer = b""
-                while sent < length and not answer:
+                closed = False
+                while sent < length and not answer and not closed:
                     try:
                         answer = conn.recv(4096)
+                        closed = not answer
                     except TimeoutError:
                         conn.settimeout(30)
                         conn.sendall(chunk)
                         sent += len(chunk)
                         conn.settimeout(0.05)
                 conn.settimeout(30)
-                while answer.count(b"\r\n") < 1:
+                while answer and answer.count(b"\r\n") < 1:
                     more = conn.recv(4096)
                     if not more:
                         break

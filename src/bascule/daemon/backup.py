@@ -75,7 +75,7 @@ def read_backup(data: bytes | str) -> dict[str, Any]:
     if not text.strip():
         raise _unreadable("the file is empty")
     try:
-        document = safeyaml.load(text)  # no aliases, bounded depth
+        document = safeyaml.load(text)  # aliases bounded by their expansion, bounded depth
     except yaml.YAMLError as exc:
         raise _unreadable(f"the file is not YAML or JSON: {_yaml_problem(exc)}") from None
     if not isinstance(document, dict):

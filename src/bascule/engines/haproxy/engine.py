@@ -83,6 +83,7 @@ class HaproxyEngine:
             local_peer = peers_listener or PeersListener(address=str(self.paths.peers_socket))
         self.shell = HaproxyShell(self.paths, binary=binary)
         self.server_state = self.paths.run_dir / "server-state"
+        self._version: str | None = None
         self.globals = HaproxyGlobals(
             stats_socket=str(self.paths.stats_socket),
             maxconn=maxconn,
@@ -117,8 +118,10 @@ class HaproxyEngine:
 
     async def info(self) -> dict[str, Any]:
         running = await self.shell.is_running()
+        if self._version is None:  # `haproxy -v` once, not a process on every status read
+            self._version = await self.shell.version()
         return {
-            "version": await self.shell.version(),
+            "version": self._version,
             "running": running,
             "worker_pids": await self.shell.worker_pids() if running else [],
             "config": str(self.paths.config),
