@@ -22,6 +22,13 @@ asyncio logged 160 MB of "Too many open files" tracebacks a minute. Here:
   (and at least 256) to the unix socket, SQLite, HAProxy's sockets, health checks and the
   engines' commands.
 
+What uvicorn 0.54 offers was not enough on its own: ``timeout_keep_alive`` bounds the idle
+time between two requests (used: ``idle_timeout``) but nothing bounds a request's head or body
+once a byte has come; ``h11_max_incomplete_event_size`` bounds the head of the h11 protocol only
+(the httptools one is used here, with its own cap); ``limit_concurrency`` answers 503 past a
+count but keeps every connection open; and ``loop.create_server`` leaves the TLS handshake at
+asyncio's 60 s. Hence the accept loop and the protocol's deadlines.
+
 The limits are settings (``listen_*``; docs/security.md); tests/unit/daemon/test_listener.py
 shows each against a real TLS client.
 """
