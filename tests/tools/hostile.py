@@ -153,8 +153,10 @@ def body_client(host: str, port: int, mebibytes: int, until: float, counts: Coun
                     if not more:
                         break
                     answer += more
-                status = answer.split(b" ", 2)[1].decode() if answer.startswith(b"HTTP/") else "?"
-                counts.add(f"status_{status}")
+                if answer.startswith(b"HTTP/"):
+                    counts.add(f"status_{answer.split(b' ', 2)[1].decode()}")
+                else:
+                    counts.add("closed_without_answer")
                 counts.add("mib_sent_before_the_answer", sent // len(chunk))
         except (OSError, ssl.SSLError) as exc:
             counts.add(type(exc).__name__)
