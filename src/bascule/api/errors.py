@@ -64,6 +64,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "Invalid configuration, request, or engine refusal"},
     500: {"model": ErrorOut, "description": "The engine or the store failed"},
 }
+#: For OpenAPI: the routes that check a password (login, one's own password change).
+LOCKED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorOut,
+        "description": "Too many failed password checks for this account or from this address "
+        "(Retry-After says for how long)",
+    },
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:

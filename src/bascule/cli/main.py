@@ -23,6 +23,7 @@ from bascule.cli import (
     detect,
     dsr,
     history,
+    output,
     persistence,
     rs,
     status,
@@ -43,7 +44,8 @@ class BasculeGroup(TyperGroup):
             return super().invoke(ctx)
         except CliError as exc:
             for line in exc.lines:
-                typer.echo(f"error: {line}", err=True)
+                # a message can quote what the daemon or a file said: no raw control character
+                typer.echo(f"error: {output.clean(line)}", err=True)
             raise typer.Exit(1) from exc
 
 

@@ -16,8 +16,14 @@ remove the VIPs Bascule added. If the daemon is killed outright nothing of this 
 lives in its own session and the tables stay in the kernel, so traffic keeps flowing on the
 last applied state, and the next start adopts both (adopted L4 servers start up).
 
-The first start (no user yet) creates the ``admin`` user and prints ``admin password: ...``
-once on stdout (a random password, or the one of ``BASCULE_ADMIN_PASSWORD``, not printed).
+The first start (no user yet) creates the ``admin`` user with a random password (or the one of
+``BASCULE_ADMIN_PASSWORD``, not shown), printed once on a terminal, else written to
+``<data dir>/initial-admin-password`` (0600) whose path is printed (daemon/first_admin.py).
+
+The HTTPS listener is guarded (daemon/listener.py): connections capped per source and in all,
+the handshake, a request's head and its body bounded in time, and descriptors kept in reserve
+for the unix socket and the engines; old audit entries and revisions are pruned every hour
+(daemon/retention.py).
 """
 
 from __future__ import annotations
@@ -40,16 +46,27 @@ from typing import Any, Protocol
 import uvicorn
 
 from bascule import __version__
+from bascule.daemon import first_admin
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.l4 import L4Supervisor
+from bascule.daemon.listener import (
+    Exhaustion,
+    GuardedServer,
+    ListenerLimits,
+    descriptor_budget,
+    quiet_exhaustion,
+    raise_descriptor_limit,
+)
+from bascule.daemon.retention import MIB, Retention, RetentionPolicy
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager
 from bascule.engines.base import Engine
 from bascule.engines.haproxy.engine import HaproxyEngine
+from bascule.engines.haproxy.peers import PeersListener, PeersTls
 from bascule.engines.nftables.engine import NftablesEngine
 from bascule.errors import BasculeError, StoreError
 from bascule.model import Configuration, Mode, parse_document
@@ -135,12 +152,19 @@ def bind_tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def https_config(app: Any, host: str, port: int, certificate: Certificate) -> uvicorn.Config:
+def https_config(
+    app: Any,
+    host: str,
+    port: int,
+    certificate: Certificate,
+    limits: ListenerLimits = ListenerLimits(),
+) -> uvicorn.Config:
     """The HTTPS listener's server: TLS with Python's defaults (TLS 1.2 or later, forward
     secrecy, AEAD or SHA-2 ciphers; uvicorn before 0.48 would restrict TLS 1.2 to its CBC-SHA1
     ciphers unless told otherwise), no access log (it would hold request lines of every
     client), no ``Server`` header, and no trust in ``X-Forwarded-*``: the client's address is
-    the one the audit log records."""
+    the one the audit log records. httptools (which ``listener.GuardedHttpProtocol`` extends),
+    no WebSockets, and ``limits.idle_timeout`` between two requests of a connection."""
     return uvicorn.Config(
         app,
         host=host,
@@ -152,6 +176,9 @@ def https_config(app: Any, host: str, port: int, certificate: Certificate) -> uv
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        http="httptools",
+        ws="none",
+        timeout_keep_alive=limits.idle_timeout,
     )
 
 
@@ -194,9 +221,26 @@ class Daemon:
         self.settings = settings
         self.make_app = make_app
         self._stop = asyncio.Event()
+        self._nofile: int | None = None
+        self._listener_limits = ListenerLimits()
 
     async def run(self) -> None:
         settings = self.settings
+        # Descriptors: the soft limit up to the hard one, the HTTPS listener kept well below it
+        # (daemon/listener.py); HAProxy's maxconn follows the limit the daemon was given.
+        self._nofile, nofile = raise_descriptor_limit()
+        self._listener_limits = descriptor_budget(
+            ListenerLimits(
+                max_connections=settings.listen_max_connections,
+                max_per_source=settings.listen_max_per_source,
+                handshake_timeout=settings.listen_handshake_timeout,
+                head_timeout=settings.listen_header_timeout,
+                body_timeout=settings.listen_body_timeout,
+                idle_timeout=settings.listen_idle_timeout,
+            ),
+            nofile,
+        )
+        asyncio.get_running_loop().set_exception_handler(quiet_exhaustion(Exhaustion()))
         prepare_data_dir(settings.data_dir)
         with data_dir_lock(settings.data_dir):
             (settings.data_dir / "bascule.pid").write_text(f"{os.getpid()}\n")
@@ -221,6 +265,8 @@ class Daemon:
             account_store,
             idle_timeout=settings.session_idle_timeout,
             lockout_attempts=settings.lockout_attempts,
+            lockout_source_attempts=settings.lockout_source_attempts,
+            lockout_account_attempts=settings.lockout_account_attempts,
             lockout_seconds=settings.lockout_seconds,
             audit=audit,
         )
@@ -232,9 +278,10 @@ class Daemon:
         engine = HaproxyEngine(
             settings.haproxy_dir,
             binary=settings.haproxy_binary,
-            maxconn=haproxy_maxconn(),
+            maxconn=haproxy_maxconn(self._nofile),
             nbthread=len(cpus),
             cpus=cpus,
+            peers_listener=_peers_listener(settings),
         )
         nftables = NftablesEngine()
         l4 = L4Supervisor(nftables)
@@ -251,6 +298,16 @@ class Daemon:
             audit=audit,
         )
         statistics = Statistics(service.status, interval=settings.stats_interval)
+        retention = Retention(
+            revisions=store,
+            audit=audit_store,
+            policy=RetentionPolicy(
+                audit_days=settings.audit_retention_days,
+                audit_max_bytes=int(settings.audit_max_mb * MIB),
+                revisions_keep=settings.revisions_keep,
+                revisions_max_bytes=int(settings.revisions_max_mb * MIB),
+            ),
+        )
         await adopt_engines(service, _last_good(store), l4_adopted=l4.adopted)
         ok, error = await service.reconcile()
         log.info("started", extra={"version": __version__, "applied": ok, "error": error})
@@ -300,7 +357,8 @@ class Daemon:
         l4_loop = asyncio.create_task(l4.run(service.desired), name="l4")
         dynamic_loop = asyncio.create_task(dynamic.run(service), name="dynamic")
         statistics_loop = asyncio.create_task(statistics.run(), name="statistics")
-        loops = (reconciler, l4_loop, dynamic_loop, statistics_loop)
+        retention_loop = asyncio.create_task(retention.run(), name="retention")
+        loops = (reconciler, l4_loop, dynamic_loop, statistics_loop, retention_loop)
         await self._stop.wait()
         log.info("stopping: draining connections", extra={"grace_s": settings.shutdown_grace})
         for task in loops:
@@ -330,16 +388,27 @@ class Daemon:
         log.info("stopped")
 
     async def _first_admin(self, accounts: AccountService) -> None:
-        """Create ``admin`` on the first start; print a generated password once."""
+        """Create ``admin`` on the first start and hand a generated password to whoever
+        started the daemon, once (daemon/first_admin.py: a terminal, else a 0600 file)."""
         given = self.settings.admin_password
         password = await accounts.ensure_admin(None if given is None else given.get_secret_value())
         if password is None:
+            admin = accounts.store.user("admin")
+            data_dir = self.settings.data_dir
+            if first_admin.forget_if_changed(
+                data_dir, admin.password_changed_at if admin else None
+            ):
+                log.info("deleted the initial admin password file: the password was changed")
             return
         if given is None:
-            # stdout only, never the log: whoever started the daemon reads it once
-            sys.stdout.write(f"admin password: {password}\n")
-            sys.stdout.flush()
-            log.info("created the admin user; its password is printed once on stdout")
+            # never the log: a terminal, or a file only root reads
+            where = first_admin.deliver(
+                password, data_dir=self.settings.data_dir, stream=sys.stdout
+            )
+            log.info(
+                "created the admin user",
+                extra={"password": "printed once on stdout" if where is None else str(where)},
+            )
         else:
             log.info("created the admin user with the password of BASCULE_ADMIN_PASSWORD")
 
@@ -363,15 +432,17 @@ class Daemon:
 
     async def _serve_https(
         self, services: DaemonServices, listener: tuple[Certificate, socket.socket] | None
-    ) -> tuple[_Server, asyncio.Task[None]] | None:
+    ) -> tuple[uvicorn.Server, asyncio.Task[None]] | None:
         """Serve the API and the WUI over HTTPS on the socket ``_prepare_https`` bound."""
         if listener is None:
             return None
         settings = self.settings
         certificate, sock = listener
         host, port = sock.getsockname()[:2]
-        server = _Server(
-            https_config(self.make_app(services, local=False), host, port, certificate)
+        limits = self._listener_limits
+        server = GuardedServer(
+            https_config(self.make_app(services, local=False), host, port, certificate, limits),
+            limits=limits,
         )
         task = asyncio.create_task(server.serve(sockets=[sock]), name="https")
         while not server.started and not task.done():  # noqa: ASYNC110  (uvicorn has no event)
@@ -384,6 +455,8 @@ class Daemon:
             "serving HTTPS",
             extra={
                 "listen": settings.listen,
+                "max_connections": limits.max_connections,
+                "max_per_source": limits.max_per_source,
                 "cert": str(certificate.cert),
                 "sha256": certificate.fingerprint,
                 "not_after": certificate.not_after.isoformat(),
@@ -428,6 +501,19 @@ def _last_good(store: RevisionStore) -> Configuration | None:
         return parse_document(store.get(applied.last_good).document)
     except (BasculeError, StoreError):
         return None
+
+
+def _peers_listener(settings: Settings) -> PeersListener | None:
+    """HAProxy's peers listener on the network (the HA pair), with its TLS; ``None``: the
+    default unix socket in HAProxy's run directory."""
+    if settings.peers_listen is None:
+        return None
+    if settings.peers_tls_cert is None or settings.peers_tls_ca is None:  # Settings refuses it
+        raise BasculeError("peers_listen needs peers_tls_cert and peers_tls_ca")
+    return PeersListener(
+        address=settings.peers_listen,
+        tls=PeersTls(crt=str(settings.peers_tls_cert), ca_file=str(settings.peers_tls_ca)),
+    )
 
 
 def run(settings: Settings, *, make_app: AppFactory) -> None:

@@ -17,6 +17,7 @@ so the user can fix it forward or roll back.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -78,6 +79,7 @@ class ConfigService:
         self.changes = ChangePipeline(self.reconciler, audit=audit)
         self.engines = self.reconciler.engines
         self.vips = vips
+        self._status_flight: asyncio.Future[StatusReport] | None = None
 
     @property
     def audit(self) -> AuditService | None:
@@ -236,9 +238,22 @@ class ConfigService:
         return merge_observations(observations)
 
     async def status(self) -> StatusReport:
+        """The status now. Callers that ask while a report is being made share it: 200
+        requests side by side read the engines once, not 200 times (each ``show stat`` of a
+        large configuration is megabytes through HAProxy's stats socket)."""
+        flight = self._status_flight
+        if flight is None or flight.done():
+            flight = asyncio.ensure_future(self._status())
+            # its error is each waiter's; one nobody waits for any more is not "never retrieved"
+            flight.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._status_flight = flight
+        # shielded: one caller going away does not cancel the report the others wait for
+        return await asyncio.shield(flight)
+
+    async def _status(self) -> StatusReport:
         head = self.store.head()
         applied = self.store.applied()
-        desired = self.reconciler.desired_of(head)
+        desired = await self.reconciler.load_desired(head)
         observations = []
         engine_info: dict[str, Any] = {}
         for engine in self.engines:

@@ -125,6 +125,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) STRICT
         """,
     ),
+    # 4: the password guard (daemon/guard.py): failed password checks counted per account, per
+    # source address and per account-and-source (replacing login_failures, per name only), the
+    # sources each account logged in from; and an index for the audit log's retention.
+    (
+        "DROP TABLE login_failures",
+        """
+        CREATE TABLE password_failures (
+            scope        TEXT NOT NULL CHECK (scope IN ('account', 'source', 'account_source')),
+            key          TEXT NOT NULL,
+            count        INTEGER NOT NULL,
+            first_at     TEXT NOT NULL,
+            locked_until TEXT,
+            PRIMARY KEY (scope, key)
+        ) STRICT
+        """,
+        """
+        CREATE TABLE login_sources (
+            name       TEXT NOT NULL,
+            source     TEXT NOT NULL,
+            last_ok_at TEXT NOT NULL,
+            PRIMARY KEY (name, source)
+        ) STRICT
+        """,
+        "CREATE INDEX audit_log_at ON audit_log (at)",
+    ),
 )
 
 

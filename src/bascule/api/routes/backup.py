@@ -12,18 +12,21 @@ format and the restore itself are daemon/backup.py's, shared with the WUI's Back
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 
+from bascule.api.answers import change_answer, text_off_loop
+from bascule.api.bodies import OffLoopRoute
 from bascule.api.deps import ConfigServiceDep, ConfigureAction, DryRun
-from bascule.api.etags import answer_change, tag
+from bascule.api.etags import etag
 from bascule.api.schemas import ApplyResultOut
 from bascule.daemon import backup as backups
 from bascule.errors import FieldError, InvalidConfiguration
 
-router = APIRouter(tags=["backup"])
+router = APIRouter(tags=["backup"], route_class=OffLoopRoute)
 
 YAML_TYPE = "application/yaml"
 
@@ -59,31 +62,33 @@ RESTORE_BODY: dict[str, Any] = {
 async def backup(config: ConfigServiceDep) -> Response:
     revision, document = config.document()
     filename = backups.backup_filename(revision)
-    response = Response(
-        backups.backup_text(revision, document),
+    # PyYAML writes in pure Python: seconds for a large document, so in a worker thread
+    return await text_off_loop(
+        lambda: backups.backup_text(revision, document),
         media_type=YAML_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "ETag": etag(revision),
+        },
     )
-    tag(response, revision)
-    return response
 
 
 @router.post(
     "/restore",
     summary="Restore a backup: validated, then applied as a new revision",
     openapi_extra=RESTORE_BODY,
+    response_model=ApplyResultOut,
 )
 async def restore(
     request: Request,
     config: ConfigServiceDep,
     change_request: ConfigureAction,
-    response: Response,
     dry_run: DryRun = False,
-) -> ApplyResultOut:
-    document = backups.read_backup(await _upload(request))
+) -> Response:
+    # YAML is parsed in pure Python: seconds for a large file, so in a worker thread
+    document = await asyncio.to_thread(backups.read_backup, await _upload(request))
     result = await backups.restore(config, document, change_request.with_dry_run(dry_run))
-    answer_change(response, result)
-    return ApplyResultOut.of(result)
+    return await change_answer(result)
 
 
 async def _upload(request: Request) -> bytes:

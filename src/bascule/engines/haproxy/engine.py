@@ -24,6 +24,7 @@ from bascule.engines.base import (
     ServiceObservation,
 )
 from bascule.engines.haproxy import runtime
+from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
 from bascule.engines.haproxy.render import render
 from bascule.engines.haproxy.shell import HaproxyPaths, HaproxyShell
@@ -43,10 +44,6 @@ from bascule.reconcile.planner import ServerRef
 
 log = logging.getLogger("bascule.haproxy")
 
-# Where HAProxy's local peer listens (on the load balancer's loopback): during a reload the old
-# worker connects there to hand its stick tables (persistence) to the new one (configuration.txt
-# 3.5 "Peers").
-LOCAL_PEER = "127.0.0.1:7785"
 
 # The longest a reload waits for the running worker's initial stick-table resync (two 5 s
 # steps: from the previous worker, then from remote peers, of which there are none).
@@ -74,11 +71,19 @@ class HaproxyEngine:
         maxconn: int,
         nbthread: int,
         cpus: tuple[int, ...] = (),
-        local_peer: str | None = LOCAL_PEER,
+        peers: bool = True,
+        peers_listener: PeersListener | None = None,
     ) -> None:
+        """``peers``: keep the stick tables (persistence) across reloads through HAProxy's
+        local peer, listening on a unix socket in ``run_dir`` (only root reaches it), or on
+        ``peers_listener`` (``ip:port`` with TLS, for the HA pair); see peers.py."""
         self.paths = HaproxyPaths.under(run_dir)
+        local_peer = None
+        if peers:
+            local_peer = peers_listener or PeersListener(address=str(self.paths.peers_socket))
         self.shell = HaproxyShell(self.paths, binary=binary)
         self.server_state = self.paths.run_dir / "server-state"
+        self._version: str | None = None
         self.globals = HaproxyGlobals(
             stats_socket=str(self.paths.stats_socket),
             maxconn=maxconn,
@@ -92,7 +97,8 @@ class HaproxyEngine:
         return render(build_view(config, self.globals))
 
     async def check(self, config: Configuration) -> None:
-        await self.shell.check(self.render(config))
+        # Rendering a large configuration takes a second: in a worker thread, off the loop.
+        await self.shell.check(await asyncio.to_thread(self.render, config))
         busy = await asyncio.to_thread(unbindable_listeners, config)
         if busy:
             raise EngineRejected(
@@ -112,8 +118,10 @@ class HaproxyEngine:
 
     async def info(self) -> dict[str, Any]:
         running = await self.shell.is_running()
+        if self._version is None:  # `haproxy -v` once, not a process on every status read
+            self._version = await self.shell.version()
         return {
-            "version": await self.shell.version(),
+            "version": self._version,
             "running": running,
             "worker_pids": await self.shell.worker_pids() if running else [],
             "config": str(self.paths.config),
@@ -126,7 +134,7 @@ class HaproxyEngine:
                 await self._flush(commands)
                 await self._wait_tables_handed_over(applied)
                 await self._save_server_state()
-                await self.shell.apply(self.render(action.config))
+                await self.shell.apply(await asyncio.to_thread(self.render, action.config))
                 applied = action.config
             elif isinstance(action, SetWeight):
                 backend, server = _names(applied, action.vs, action.server)

@@ -22,6 +22,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bascule.engines.haproxy.persistence import (
     PersistenceView,
@@ -41,6 +42,9 @@ from bascule.model import (
 from bascule.model.check import sni_for
 from bascule.model.weights import engine_weights
 from bascule.net.addresses import host_port
+
+if TYPE_CHECKING:  # peers.py prints with this module's quoting
+    from bascule.engines.haproxy.peers import PeersListener
 
 # Section 5.2 "weight": "The default weight is 1, and the maximal value is 256. A value of 0
 # means the server will not participate in load-balancing but will still accept persistent
@@ -214,9 +218,10 @@ class HaproxyGlobals:
     hard_stop_after_s: int = 30
     server_state_file: str | None = None
     cpus: tuple[int, ...] = ()
-    # "<ip>:<port>" where the local peer listens: the old worker hands its stick tables
-    # (persistence) to the new one there on a reload (3.5 "Peers"). None: tables start empty.
-    local_peer: str | None = None
+    # Where the local peer listens (peers.py: a unix socket, or ip:port with TLS): the old
+    # worker hands its stick tables (persistence) to the new one there on a reload (3.5
+    # "Peers"). None: tables start empty after a reload.
+    local_peer: PeersListener | None = None
 
     def __post_init__(self) -> None:
         for field, value in (
@@ -328,7 +333,7 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     if has_tables and globals_.local_peer is not None:
         # 3.1 "localpeer" names this process's peer in the "peers" section (3.5).
         global_settings = (*global_settings, f"localpeer {PEERS}")
-        peer_lines = (f"peer {PEERS} {_token(globals_.local_peer)}",)
+        peer_lines = globals_.local_peer.lines()
     return HaproxyView(
         global_settings=global_settings,
         defaults=_defaults(globals_),

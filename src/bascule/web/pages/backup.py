@@ -11,6 +11,7 @@ Users and API tokens are not part of a backup.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -104,7 +105,7 @@ async def upload(
     data = await upload.read(MAX_BACKUP_BYTES + 1)
     config = services.config
     try:
-        document = read_backup(data)
+        document = await asyncio.to_thread(read_backup, data)  # seconds of YAML for a big file
     except InvalidConfiguration as exc:
         problems = [_describe(e) for e in exc.errors]
         return _backup_page(
