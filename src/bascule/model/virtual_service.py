@@ -33,6 +33,7 @@ class PortRange:
 
 #: The service type LoadMaster users type for HTTP with SSL offload: stored as http + tls.
 HTTPS = "https"
+HTTPS_PORT = 443
 
 _RANGE = re.compile(r"^([0-9]{1,5})-([0-9]{1,5})$")
 _INTERFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
@@ -194,6 +195,8 @@ class VirtualService(BaseModel):
         default_port = self.check.type.default_port
         if default_port is None:
             return None
+        if self.tls is not None and self.type.reads_http:
+            default_port = HTTPS_PORT  # the clients of an HTTPS service write no port for 443
         vip = f"[{self.address}]" if ":" in self.address else self.address
         return vip if self.port == default_port else f"{vip}:{self.port}"
 

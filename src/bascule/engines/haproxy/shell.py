@@ -325,6 +325,11 @@ class HaproxyShell:
         if batch:
             await self._send_batch(batch)
 
+    async def request(self, text: str) -> str:
+        """Send ``text`` on the stats socket as it is (a command with its payload, see
+        transactions.py) and return the answer unchecked: each kind has its own verdict."""
+        return await self._exchange(self.paths.stats_socket, text)
+
     async def _send_batch(self, batch: list[str]) -> None:
         answer = await self._exchange(self.paths.stats_socket, runtime_api.command_line(batch))
         runtime_api.check_answer(answer)
