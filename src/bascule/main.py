@@ -59,6 +59,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
             accounts=services.accounts,
             audit=services.audit,
             statistics=services.statistics,
+            certificates=services.certificates,
         ),
         local=local,
         docs_assets=vendor,
@@ -75,6 +76,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
                 statistics=services.statistics,
                 system=services.system,
                 logs=recent_lines,
+                certificates=services.certificates,
             )
         )
         api.mount("/", wui)

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     def haproxy_dir(self) -> Path:
         return self.data_dir / "haproxy"
 
+    @property
+    def certificates_dir(self) -> Path:
+        """The certificate store's files, as the engines read them (0700, files 0600)."""
+        return self.data_dir / "certificates"
+
 
 def parse_listen(value: str) -> tuple[str, int] | None:
     """``"127.0.0.1:8443"`` -> ``("127.0.0.1", 8443)``; ``"[::1]:8443"`` -> ``("::1", 8443)``;

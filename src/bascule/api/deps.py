@@ -29,6 +29,7 @@ from bascule.api.auth import ActorDep, Administrator, Configurer, Operator, Read
 from bascule.api.etags import parse_if_match
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
+from bascule.daemon.certificates import CertificateService
 from bascule.daemon.changes import Base, ChangeRequest
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
@@ -48,6 +49,7 @@ class ApiServices:
     accounts: AccountService
     audit: AuditService
     statistics: Statistics
+    certificates: CertificateService | None = None  # the certificate store (daemon/certificates.py)
 
 
 def get_services(request: Request) -> ApiServices:

@@ -6,9 +6,9 @@ revision, why, and whether it is only a dry run. The pipeline runs the flow of D
 under the reconciler's lock, so changes are serialised::
 
     base revision check -> the edit (model/edits.py) -> parse_document, probing type: auto
-    (detect/) -> VIP placement -> each engine's check (haproxy -c, nft -c) -> the plan
-    preview -> store.commit (a new revision and its audit entry, one transaction)
-    -> reconcile (daemon/reconciler.py) -> the apply outcome
+    (detect/) -> the tls names in the certificate store -> VIP placement -> each engine's
+    check (haproxy -c, nft -c) -> the plan preview -> store.commit (a new revision and its
+    audit entry, one transaction) -> reconcile (daemon/reconciler.py) -> the apply outcome
 
 Nothing is committed unless the whole document validates and every engine's own checker
 accepts it. The audit log gets one entry per change, whatever the door: a committed change's
@@ -39,6 +39,9 @@ log = logging.getLogger("bascule.service")
 
 Change = Callable[[Mapping[str, Any]], Any]
 """The current document -> the new one (an edit of model/edits.py, or a whole document)."""
+
+StoreCheck = Callable[[Configuration], list[FieldError]]
+"""A document -> what the certificate store cannot serve of its ``tls`` names."""
 
 
 class _Unchecked:
@@ -97,6 +100,8 @@ class ChangePipeline:
         self.reconciler = reconciler
         self.store = reconciler.store
         self.audit = audit
+        # the certificate store's word on a document's tls names (daemon/certificates.py)
+        self.store_check: StoreCheck | None = None
 
     async def run(
         self,
@@ -150,6 +155,10 @@ class ChangePipeline:
             raise Conflict(base=request.base, current=head_number)
         current_document = dict(head.document) if head else Configuration().to_document()
         config, detections = await self._detect_types(change(current_document))
+        if self.store_check is not None:
+            problems = self.store_check(config)
+            if problems:
+                raise InvalidConfiguration(problems)
         await self._check_vips(config)
         document = config.to_document()
         diff = diff_documents(head.document if head else None, document)

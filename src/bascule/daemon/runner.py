@@ -42,6 +42,7 @@ import uvicorn
 from bascule import __version__
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
+from bascule.daemon.certificates import CertificateService
 from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.l4 import L4Supervisor
 from bascule.daemon.service import ConfigService
@@ -57,6 +58,7 @@ from bascule.model.document import for_mode
 from bascule.settings import Settings
 from bascule.store.accounts import AccountStore
 from bascule.store.audit import AuditStore
+from bascule.store.certificates import CertificateStore
 from bascule.store.revisions import RevisionStore
 
 log = logging.getLogger("bascule.daemon")
@@ -178,6 +180,7 @@ class DaemonServices:
     audit: AuditService
     statistics: Statistics
     system: SystemInfo
+    certificates: CertificateService
 
 
 class AppFactory(Protocol):
@@ -205,15 +208,20 @@ class Daemon:
                 with (
                     AccountStore(settings.database_path) as account_store,
                     AuditStore(settings.database_path) as audit_store,
+                    CertificateStore(settings.database_path) as certificate_store,
                 ):
-                    await self._run(store, account_store, audit_store)
+                    await self._run(store, account_store, audit_store, certificate_store)
             finally:
                 store.close()
                 with contextlib.suppress(FileNotFoundError):
                     (settings.data_dir / "bascule.pid").unlink()
 
     async def _run(
-        self, store: RevisionStore, account_store: AccountStore, audit_store: AuditStore
+        self,
+        store: RevisionStore,
+        account_store: AccountStore,
+        audit_store: AuditStore,
+        certificate_store: CertificateStore,
     ) -> None:
         settings = self.settings
         audit = AuditService(audit_store)
@@ -235,6 +243,7 @@ class Daemon:
             maxconn=haproxy_maxconn(),
             nbthread=len(cpus),
             cpus=cpus,
+            certificates_dir=settings.certificates_dir,
         )
         nftables = NftablesEngine()
         l4 = L4Supervisor(nftables)
@@ -250,6 +259,12 @@ class Daemon:
             overrides=dynamic.overrides,
             audit=audit,
         )
+        certificates = CertificateService(
+            certificate_store, directory=settings.certificates_dir, config=service, audit=audit
+        )
+        service.attach_certificates(certificates.document_problems, certificates.alerts)
+        # the engines read the store's files: written before anything checks or starts them
+        await certificates.prepare()
         statistics = Statistics(service.status, interval=settings.stats_interval)
         await adopt_engines(service, _last_good(store), l4_adopted=l4.adopted)
         ok, error = await service.reconcile()
@@ -277,6 +292,7 @@ class Daemon:
             audit=audit,
             statistics=statistics,
             system=system,
+            certificates=certificates,
         )
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path
@@ -300,7 +316,8 @@ class Daemon:
         l4_loop = asyncio.create_task(l4.run(service.desired), name="l4")
         dynamic_loop = asyncio.create_task(dynamic.run(service), name="dynamic")
         statistics_loop = asyncio.create_task(statistics.run(), name="statistics")
-        loops = (reconciler, l4_loop, dynamic_loop, statistics_loop)
+        expiry_loop = asyncio.create_task(certificates.watch_expiry(), name="expiry")
+        loops = (reconciler, l4_loop, dynamic_loop, statistics_loop, expiry_loop)
         await self._stop.wait()
         log.info("stopping: draining connections", extra={"grace_s": settings.shutdown_grace})
         for task in loops:

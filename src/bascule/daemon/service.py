@@ -17,13 +17,14 @@ so the user can fix it forward or roll back.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from bascule.daemon.audit import AuditService
-from bascule.daemon.changes import AuditName, Change, ChangePipeline, ChangeRequest
+from bascule.daemon.changes import AuditName, Change, ChangePipeline, ChangeRequest, StoreCheck
 from bascule.daemon.reconciler import Reconciler
-from bascule.daemon.results import ApplyResult, StatusReport
+from bascule.daemon.results import ApplyResult, CertificateAlert, StatusReport
 from bascule.daemon.status import build_status
 from bascule.daemon.vips import VipManager
 from bascule.detect import ServiceProber
@@ -78,6 +79,15 @@ class ConfigService:
         self.changes = ChangePipeline(self.reconciler, audit=audit)
         self.engines = self.reconciler.engines
         self.vips = vips
+        self.certificate_alerts: Callable[[], tuple[CertificateAlert, ...]] | None = None
+
+    def attach_certificates(
+        self, check: StoreCheck, alerts: Callable[[], tuple[CertificateAlert, ...]]
+    ) -> None:
+        """The certificate service (daemon/certificates.py) checks every document's tls
+        names, and its expiry alerts join the status."""
+        self.changes.store_check = check
+        self.certificate_alerts = alerts
 
     @property
     def audit(self) -> AuditService | None:
@@ -247,7 +257,7 @@ class ConfigService:
             observations.append((observation, has_services))
             engine_info[engine.name] = await engine.info()
         apply_ok = applied is None or applied.ok
-        return build_status(
+        report = build_status(
             desired,
             merge_observations(observations),
             revision=head.number if head else None,
@@ -257,3 +267,6 @@ class ConfigService:
             engine=engine_info,
             overrides=self.reconciler.overrides(),
         )
+        if self.certificate_alerts is None:
+            return report
+        return dataclasses.replace(report, certificates=self.certificate_alerts())

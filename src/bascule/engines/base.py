@@ -254,3 +254,24 @@ class FakeEngine:
 
     async def clear_persistence(self, applied: Configuration | None, vs_name: str) -> int:
         return len(self.persisted.pop(vs_name, []))
+
+
+@runtime_checkable
+class CertificateUpdates(Protocol):
+    """An engine that serves certificates of the store and can take a new one without a
+    reload (HAProxy's SSL transactions; the STARTTLS front's SIGHUP)."""
+
+    async def certificate_changed(self, applied: Configuration | None, name: str) -> bool:
+        """The store rewrote ``name``'s file: serve it now if ``applied`` uses it; whether
+        the engine did (False: not running, or not used)."""
+
+
+@runtime_checkable
+class ChallengeResponder(Protocol):
+    """An engine that answers ACME's HTTP-01 challenges on port 80 of the VIPs."""
+
+    async def set_challenge(self, path: str, answer: str) -> None:
+        """Answer GET ``path`` (``/.well-known/acme-challenge/<token>``) with ``answer``."""
+
+    async def clear_challenge(self, path: str) -> None:
+        """Stop answering ``path``."""
