@@ -25,6 +25,7 @@ from bascule.api.routes import (
     audit,
     auth,
     backup,
+    certificates,
     config,
     dsr,
     metrics,
@@ -87,6 +88,7 @@ def create_app(
         audit,
         statistics,
         backup,
+        certificates,
     ):
         api.include_router(module.router)
     app.include_router(api)
