@@ -318,6 +318,32 @@ class BasculeClient:
     def revoke_token(self, token_id: str) -> dict[str, Any]:
         return self._write("DELETE", f"/tokens/{quote(token_id, safe='')}")
 
+    # -- the certificate store (administer) --------------------------------------------------
+
+    def certificates(self) -> dict[str, Any]:
+        return self._get("/certificates")
+
+    def certificate(self, name: str) -> dict[str, Any]:
+        return self._get(f"/certificates/{quote(name, safe='')}")
+
+    def add_certificate(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("POST", "/certificates", body={"name": name, **body})
+
+    def replace_certificate(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("PUT", f"/certificates/{quote(name, safe='')}", body=dict(body))
+
+    def self_signed(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("POST", "/certificates/self-signed", body=dict(body))
+
+    def delete_certificate(self, name: str) -> dict[str, Any]:
+        return self._write("DELETE", f"/certificates/{quote(name, safe='')}")
+
+    def add_ca_bundle(self, name: str, pem: str) -> dict[str, Any]:
+        return self._write("POST", "/ca-bundles", body={"name": name, "pem": pem})
+
+    def replace_ca_bundle(self, name: str, pem: str) -> dict[str, Any]:
+        return self._write("PUT", f"/ca-bundles/{quote(name, safe='')}", body={"pem": pem})
+
     # -- waiting for a daemon that starts ---------------------------------------------------
 
     def wait_for_answer(

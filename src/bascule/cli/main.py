@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from bascule.cli import (
     agent,
+    certificates,
     config,
     detect,
     dsr,
@@ -130,6 +131,7 @@ app.command("diff")(history.diff)
 app.command("rollback")(history.rollback)
 app.add_typer(users.app, name="user")
 app.add_typer(tokens.app, name="token")
+app.add_typer(certificates.app, name="cert")
 
 
 def main() -> None:
