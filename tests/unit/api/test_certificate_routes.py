@@ -162,3 +162,15 @@ async def test_no_route_ever_answers_with_a_private_key(
         no_key_in(response)
     backup = await admin.get("/api/v1/backup")
     no_key_in(backup)
+
+
+async def test_metrics_carry_each_certificates_expiry(client: httpx.AsyncClient) -> None:
+    await client.post(
+        "/api/v1/certificates/self-signed", json={"name": "shop", "dns": ["a.test"], "days": 10}
+    )
+    text = (await client.get("/metrics")).text
+    line = next(x for x in text.splitlines() if x.startswith("bascule_certificate_expiry_seconds{"))
+    assert line.startswith('bascule_certificate_expiry_seconds{name="shop"} ')
+    assert 9 * 86400 < float(line.split()[-1]) <= 10 * 86400
+    status = (await client.get("/api/v1/status")).json()
+    assert [(c["name"], c["level"]) for c in status["certificates"]] == [("shop", "warning")]
