@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from bascule.cli import (
     agent,
+    backup,
     certificates,
     config,
     detect,
@@ -132,6 +133,8 @@ app.command("rollback")(history.rollback)
 app.add_typer(users.app, name="user")
 app.add_typer(tokens.app, name="token")
 app.add_typer(certificates.app, name="cert")
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 
 
 def main() -> None:

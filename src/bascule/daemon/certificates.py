@@ -21,8 +21,10 @@ a document that starts using a certificate and the deletion of that certificate 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +60,12 @@ from bascule.store.certificates import (
 log = logging.getLogger("bascule.certificates")
 
 Clock = Callable[[], datetime]
+
+# The entries a restore is about to put in the store (name -> kind), for the dry run of the
+# document that comes with them: its names count as present (see CertificateService.restoring).
+_RESTORING: contextvars.ContextVar[Mapping[str, EntryKind] | None] = contextvars.ContextVar(
+    "restoring", default=None
+)
 
 
 def utc_now() -> datetime:
@@ -358,12 +366,15 @@ class CertificateService:
         in_use = self._usage()
         now = self.clock()
         problems: list[FieldError] = []
+        restoring = _RESTORING.get() or {}
         for index, vs in enumerate(config.virtual_services):
             tls = vs.tls
             if tls is None:
                 continue
             where = f"virtual_services[{index}].tls"
             for position, name in enumerate(tls.certificates):
+                if restoring.get(name) is EntryKind.certificate:
+                    continue
                 message = _certificate_problem(entries.get(name), name, name in in_use, now)
                 if message:
                     problems.append(
@@ -371,7 +382,7 @@ class CertificateService:
                     )
             for field in ("client_ca", "server_ca"):
                 name = getattr(tls, field)
-                if name is None:
+                if name is None or restoring.get(name) is EntryKind.ca_bundle:
                     continue
                 entry = entries.get(name)
                 if entry is None:
@@ -449,6 +460,31 @@ class CertificateService:
     def export(self, passphrase: str | None) -> dict[str, Any]:
         """The store for a backup: certificates always, keys only sealed with ``passphrase``."""
         return self.store.export(passphrase)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def restoring(backup: Mapping[str, Any] | None) -> Iterator[None]:
+        """While planning a restore (a dry run of its document), the backup's entries count as
+        present in the store: the document names them, and the real restore adds them first."""
+        if backup is None:
+            yield
+            return
+        entries = backup.get("entries") if isinstance(backup, Mapping) else None
+        pending = {
+            str(item.get("name")): EntryKind(item["kind"])
+            for item in entries or []
+            if isinstance(item, Mapping) and item.get("kind") in set(EntryKind)
+        }
+        token = _RESTORING.set(pending)
+        try:
+            yield
+        finally:
+            _RESTORING.reset(token)
+
+    def check_backup(self, backup: Mapping[str, Any], passphrase: str | None) -> str:
+        """Whether ``backup`` would restore (its entries readable, its sealed keys opened by
+        ``passphrase``), without changing anything; what the restore would say."""
+        return self.store.check_backup(backup, passphrase)
 
     async def restore(
         self, backup: Mapping[str, Any], passphrase: str | None, *, actor: Actor

@@ -149,6 +149,7 @@ ROUTES = [
     Route("GET", "/api/v1/statistics/virtual-services", read),
     Route("GET", "/api/v1/statistics/virtual-services/web", read),
     Route("GET", "/api/v1/backup", read),
+    Route("POST", "/api/v1/backup", administer, body={"passphrase": "a long passphrase"}),
     Route(
         "POST",
         "/api/v1/restore",

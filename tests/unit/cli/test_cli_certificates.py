@@ -107,3 +107,33 @@ def test_errors_name_what_is_wrong(daemon: Daemon, tmp_path: Path) -> None:  # n
     assert any(line.startswith("error: pkcs12:") for line in lines), lines
     lines = failed(run(daemon, "cert", "self-signed", "x", "--dns", "not a name"))
     assert any(line.startswith("error: dns:") for line in lines), lines
+
+
+def test_backup_with_sealed_keys_and_restore(daemon: Daemon, tmp_path: Path) -> None:  # noqa: F811
+    ok(run(daemon, "cert", "self-signed", "shop", "--dns", "shop.test"))
+    config = tmp_path / "shop.yaml"
+    config.write_text(SHOP)
+    ok(run(daemon, "apply", "-f", str(config), "--force"))
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("a long enough passphrase\n")
+    plain = tmp_path / "plain.yaml"
+    sealed = tmp_path / "sealed.yaml"
+    ok(run(daemon, "backup", "-o", str(plain)))
+    ok(
+        run(
+            daemon, "backup", "--with-keys", "--passphrase-file", str(passphrase), "-o", str(sealed)
+        )
+    )
+    assert "certificate_store" in plain.read_text() and "PRIVATE KEY" not in plain.read_text()
+    assert "ciphertext" in sealed.read_text() and "PRIVATE KEY" not in sealed.read_text()
+    assert sealed.stat().st_mode & 0o777 == 0o600
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("virtual_services: []\n")
+    ok(run(daemon, "apply", "-f", str(empty), "--force"))
+    ok(run(daemon, "cert", "delete", "shop"))
+    # sealed keys: the passphrase is asked for (here typed at the prompt)
+    restored = ok(run(daemon, "restore", str(sealed), input="a long enough passphrase\n"))
+    assert "1 certificate store entries restored" in restored.stdout
+    assert "applied" in restored.stdout
+    listed = json.loads(ok(run(daemon, "--json", "cert", "list")).stdout)["items"]
+    assert [(c["name"], c["has_key"], c["used_by"]) for c in listed] == [("shop", True, ["shop"])]

@@ -184,3 +184,27 @@ async def test_administrators_only(operator: Browser, viewer: Browser) -> None:
         assert refused.status_code == 403
     nav = (await viewer.client.get("/")).text
     assert 'href="/certificates"' not in nav
+
+
+async def test_backup_page_downloads_sealed_keys_and_restores_them(
+    admin: Browser, certificates: CertificateService, service: ConfigService
+) -> None:
+    await certificates.self_signed("shop", dns=["shop.test"], actor=by("alice").actor)
+    page = (await admin.client.get("/backup")).text
+    assert "1 entry of the certificate store" in page and 'data-action="download-sealed"' in page
+    plain = (await admin.client.get("/backup/download")).text
+    assert "certificate_store" in plain and "PRIVATE KEY" not in plain
+    short = await admin.post("/backup/download", {"passphrase": "short"})
+    assert short.status_code == 422 and 'id="error-seal-passphrase"' in short.text
+    sealed = await admin.post("/backup/download", {"passphrase": "a long passphrase"})
+    assert sealed.status_code == 200 and "ciphertext" in sealed.text
+    await certificates.delete("shop", actor=by("alice").actor)
+    upload = await admin.client.post(
+        "/backup/restore",
+        data={"csrf_token": admin.csrf, "passphrase": "a long passphrase"},
+        files={"file": ("b.yaml", sealed.content, "application/yaml")},
+    )
+    assert upload.status_code == 303, upload.text  # to the preview
+    preview = await admin.client.get(upload.headers["location"])
+    assert "1 certificate store entry with its sealed private keys" in preview.text
+    assert certificates.entries() == []  # the preview changed nothing
