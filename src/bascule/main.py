@@ -60,6 +60,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
             audit=services.audit,
             statistics=services.statistics,
             certificates=services.certificates,
+            acme=services.acme,
         ),
         local=local,
         docs_assets=vendor,
@@ -77,6 +78,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
                 system=services.system,
                 logs=recent_lines,
                 certificates=services.certificates,
+                acme=services.acme,
             )
         )
         api.mount("/", wui)

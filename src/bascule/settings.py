@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # This many failed logins for one name within lockout_seconds lock it for lockout_seconds.
     lockout_attempts: int = Field(default=5, ge=1)
     lockout_seconds: float = Field(default=300.0, gt=0)
+    # How often ACME orders are looked at for renewal (at 2/3 of a certificate's lifetime).
+    acme_interval: float = Field(default=60.0, gt=0)
     # The first start's admin password (BASCULE_ADMIN_PASSWORD); random and printed if unset.
     admin_password: SecretStr | None = None
 

@@ -15,6 +15,7 @@ Each as ``<name>.pem`` (the certificate) and ``<name>.key`` (its key).
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def issue(
     issuer: Issued | None = None,
     ca: bool = False,
     dns: tuple[str, ...] = (),
+    ips: tuple[str, ...] = (),
     kind: str = "ec",
     client: bool = False,
     days: int = 30,
@@ -65,10 +67,10 @@ def issue(
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
-    if dns:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(d) for d in dns]), critical=False
-        )
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ips]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     if not ca:
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)

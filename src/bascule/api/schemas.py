@@ -33,6 +33,7 @@ ErrorKind = Literal[
     "unauthorized",
     "forbidden",
     "locked_out",
+    "acme_failed",
 ]
 
 # -- errors -------------------------------------------------------------------------------------

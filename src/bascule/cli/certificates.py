@@ -209,6 +209,55 @@ def self_signed(
     print_changed(answer, session, "replaced" if replace else "made")
 
 
+@app.command("acme")
+def acme(
+    ctx: typer.Context,
+    name: Name,
+    domain: Annotated[
+        list[str],
+        typer.Option("--domain", help="A DNS name or IP address; repeat for more."),
+    ],
+    email: Annotated[str, typer.Option("--email", help="The account's contact address.")],
+    directory: Annotated[
+        str | None,
+        typer.Option(
+            "--directory",
+            help="The CA's ACME directory URL [default: Let's Encrypt's].",
+            show_default=False,
+        ),
+    ] = None,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-bundle",
+            help="PEM: the CA of the directory's own HTTPS certificate (a private CA).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Request a certificate from an ACME CA over HTTP-01 (HAProxy answers on port 80 of the
+    VIPs); the daemon renews it at two thirds of its lifetime."""
+    session = Session.of(ctx, json=as_json)
+    body: dict[str, Any] = {"name": name, "domains": split_list(domain), "email": email}
+    if directory is not None:
+        body["directory"] = directory
+    if ca_bundle is not None:
+        body["ca_bundle"] = read_text(ca_bundle, "--ca-bundle")
+    with session.client() as api:
+        answer = api.acme(body)
+    print_changed(answer, session, "issued")
+
+
+@app.command("renew")
+def renew(ctx: typer.Context, name: Name, as_json: JsonFlag = False) -> None:
+    """Renew an ACME certificate now."""
+    session = Session.of(ctx, json=as_json)
+    with session.client() as api:
+        answer = api.renew(name)
+    print_changed(answer, session, "renewed")
+
+
 @app.command("list")
 def list_certificates(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Every entry: name, subject, names, issuer, expiry, key type, where it is used."""
@@ -227,6 +276,9 @@ def list_certificates(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         kind = "CA bundle" if item.get("kind") == "ca_bundle" else "certificate"
         if item.get("kind") == "certificate" and not item.get("has_key"):
             kind += " (no key)"
+        acme_state = (item.get("acme") or {}).get("state")
+        if acme_state is not None:
+            kind += f" (acme: {acme_state})"
         grid.add_row(
             output.text(item.get("name"), "bold"),
             output.text(kind),
@@ -269,6 +321,17 @@ def show(ctx: typer.Context, name: Name, as_json: JsonFlag = False) -> None:
         ("serial", info.get("serial")),
         ("SHA-256", info.get("fingerprint")),
     ]
+    order = item.get("acme")
+    if order:
+        rows += [
+            ("ACME directory", order.get("directory")),
+            ("ACME identifiers", ", ".join(order.get("domains") or [])),
+            ("ACME state", order.get("state")),
+        ]
+        if order.get("last_error"):
+            rows.append(("ACME error", order.get("last_error")))
+        if order.get("next_attempt"):
+            rows.append(("next attempt", order.get("next_attempt")))
     for index, member in enumerate(item.get("chain") or [], start=1):
         label = "CA" if item.get("kind") == "ca_bundle" else "chain"
         rows.append(

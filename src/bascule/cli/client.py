@@ -338,6 +338,12 @@ class BasculeClient:
     def delete_certificate(self, name: str) -> dict[str, Any]:
         return self._write("DELETE", f"/certificates/{quote(name, safe='')}")
 
+    def acme(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("POST", "/certificates/acme", body=dict(body))
+
+    def renew(self, name: str) -> dict[str, Any]:
+        return self._write("POST", f"/certificates/{quote(name, safe='')}/renew")
+
     def add_ca_bundle(self, name: str, pem: str) -> dict[str, Any]:
         return self._write("POST", "/ca-bundles", body={"name": name, "pem": pem})
 

@@ -55,6 +55,7 @@ from bascule.store.certificates import (
     RestoreReport,
     Source,
     StoredCertificate,
+    check_name,
 )
 
 log = logging.getLogger("bascule.certificates")
@@ -121,6 +122,8 @@ class CertificateService:
         self.audit = audit
         self.clock = clock
         self._levels: dict[str, ExpiryLevel] = {}
+        # called with a name once its entry is deleted (ACME forgets its order)
+        self.on_delete: list[Callable[[str], None]] = []
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -171,6 +174,10 @@ class CertificateService:
             created_at=entry.created_at,
             updated_at=entry.updated_at,
         )
+
+    def check_name(self, name: str) -> None:
+        """Refuse a name the store would refuse (``InvalidCertificate`` on ``name``)."""
+        check_name(name)
 
     # -- changing -----------------------------------------------------------------------------
 
@@ -272,6 +279,8 @@ class CertificateService:
             self._record(actor, action, name, outcome=AuditOutcome.refused, detail=str(exc))
             raise
         self._record(actor, action, name, detail="deleted")
+        for forget in self.on_delete:
+            forget(name)
         return CertificateChange(details=None, message=f"deleted {name}")
 
     async def _save(

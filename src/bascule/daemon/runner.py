@@ -41,6 +41,7 @@ import uvicorn
 
 from bascule import __version__
 from bascule.daemon.accounts import AccountService
+from bascule.daemon.acme import AcmeService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.dynamic import DynamicScheduler
@@ -57,6 +58,7 @@ from bascule.model import Configuration, Mode, parse_document
 from bascule.model.document import for_mode
 from bascule.settings import Settings
 from bascule.store.accounts import AccountStore
+from bascule.store.acme import AcmeStore
 from bascule.store.audit import AuditStore
 from bascule.store.certificates import CertificateStore
 from bascule.store.revisions import RevisionStore
@@ -181,6 +183,7 @@ class DaemonServices:
     statistics: Statistics
     system: SystemInfo
     certificates: CertificateService
+    acme: AcmeService
 
 
 class AppFactory(Protocol):
@@ -209,8 +212,11 @@ class Daemon:
                     AccountStore(settings.database_path) as account_store,
                     AuditStore(settings.database_path) as audit_store,
                     CertificateStore(settings.database_path) as certificate_store,
+                    AcmeStore(settings.database_path) as acme_store,
                 ):
-                    await self._run(store, account_store, audit_store, certificate_store)
+                    await self._run(
+                        store, account_store, audit_store, certificate_store, acme_store
+                    )
             finally:
                 store.close()
                 with contextlib.suppress(FileNotFoundError):
@@ -222,6 +228,7 @@ class Daemon:
         account_store: AccountStore,
         audit_store: AuditStore,
         certificate_store: CertificateStore,
+        acme_store: AcmeStore,
     ) -> None:
         settings = self.settings
         audit = AuditService(audit_store)
@@ -262,7 +269,10 @@ class Daemon:
         certificates = CertificateService(
             certificate_store, directory=settings.certificates_dir, config=service, audit=audit
         )
-        service.attach_certificates(certificates.document_problems, certificates.alerts)
+        acme = AcmeService(acme_store, certificates=certificates)
+        service.attach_certificates(
+            certificates.document_problems, lambda: (*certificates.alerts(), *acme.alerts())
+        )
         # the engines read the store's files: written before anything checks or starts them
         await certificates.prepare()
         statistics = Statistics(service.status, interval=settings.stats_interval)
@@ -293,6 +303,7 @@ class Daemon:
             statistics=statistics,
             system=system,
             certificates=certificates,
+            acme=acme,
         )
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path
@@ -317,7 +328,8 @@ class Daemon:
         dynamic_loop = asyncio.create_task(dynamic.run(service), name="dynamic")
         statistics_loop = asyncio.create_task(statistics.run(), name="statistics")
         expiry_loop = asyncio.create_task(certificates.watch_expiry(), name="expiry")
-        loops = (reconciler, l4_loop, dynamic_loop, statistics_loop, expiry_loop)
+        acme_loop = asyncio.create_task(acme.run(settings.acme_interval), name="acme")
+        loops = (reconciler, l4_loop, dynamic_loop, statistics_loop, expiry_loop, acme_loop)
         await self._stop.wait()
         log.info("stopping: draining connections", extra={"grace_s": settings.shutdown_grace})
         for task in loops:

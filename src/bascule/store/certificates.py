@@ -130,7 +130,7 @@ class CertificateStore(Database):
         at: datetime,
     ) -> StoredCertificate:
         """Add an entry; a name already used (by a certificate or a CA bundle) is refused."""
-        _check_name(name)
+        check_name(name)
         with self._use(f"add the certificate {name}") as db, transaction(db):
             if db.execute("SELECT 1 FROM certificates WHERE name = ?", (name,)).fetchone():
                 raise InvalidCertificate(
@@ -315,7 +315,8 @@ class CertificateStore(Database):
         return entry
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
+    """Refuse a name the document could not name (``InvalidCertificate`` on ``name``)."""
     try:
         _NAME.validate_python(name)
     except ValidationError as exc:
@@ -368,7 +369,7 @@ def _backup_entries(backup: Mapping[str, Any]) -> list[dict[str, str]]:
         where = f"certificates[{index}]"
         try:
             entry = {k: str(item[k]) for k in ("name", "kind", "source", "certificate", "chain")}
-            _check_name(entry["name"])
+            check_name(entry["name"])
             EntryKind(entry["kind"])
             Source(entry["source"])
             x509.load_pem_x509_certificates(entry["certificate"].encode())

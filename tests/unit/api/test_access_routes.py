@@ -169,6 +169,15 @@ ROUTES = [
         {"name": "lab", "dns": ["lab.test"]},
     ),
     Route("GET", "/api/v1/certificates/shop", administer),
+    # no ACME client in these tests: not_applicable, but allowed
+    Route(
+        "POST",
+        "/api/v1/certificates/acme",
+        administer,
+        422,
+        {"name": "le", "domains": ["le.test"], "email": "a@b.test"},
+    ),
+    Route("POST", "/api/v1/certificates/shop/renew", administer, 422),
     Route("PUT", "/api/v1/certificates/shop", administer, body=NEW_PEM),
     Route("DELETE", "/api/v1/certificates/shop", administer, 204),
     Route("POST", "/api/v1/ca-bundles", administer, 201, {"name": "corp2", "pem": CA_PEM}),

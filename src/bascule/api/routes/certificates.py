@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -24,10 +25,13 @@ from fastapi import APIRouter, Body, Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from bascule.api.deps import Administrator, get_services
+from bascule.api.schemas import ErrorOut
+from bascule.daemon.acme import DEFAULT_DIRECTORY, AcmeService
 from bascule.daemon.certificates import CertificateChange, CertificateDetails, CertificateService
 from bascule.errors import InvalidCertificate, NotApplicable
 from bascule.pki.describe import CertificateInfo
 from bascule.pki.selfsigned import DEFAULT_DAYS, MAX_DAYS, KeyKind
+from bascule.store.acme import AcmeOrder
 from bascule.store.certificates import EntryKind, Source
 
 router = APIRouter(tags=["certificates"])
@@ -49,6 +53,24 @@ def get_certificates(request: Request) -> CertificateService:
 
 
 CertificateServiceDep = Annotated[CertificateService, Depends(get_certificates)]
+
+
+def get_acme(request: Request) -> AcmeService:
+    acme = get_services(request).acme
+    if acme is None:
+        raise NotApplicable("this daemon runs no ACME client")
+    return acme
+
+
+AcmeServiceDep = Annotated[AcmeService, Depends(get_acme)]
+
+
+def _orders(request: Request) -> Callable[[str], AcmeOrder | None]:
+    acme = get_services(request).acme
+    return (lambda _name: None) if acme is None else acme.order
+
+
+OrderOf = Annotated[Callable[[str], AcmeOrder | None], Depends(_orders)]
 
 
 class CertificateInfoOut(BaseModel):
@@ -95,9 +117,10 @@ class CertificateOut(BaseModel):
     chain: list[CertificateInfoOut] = Field(description="intermediates, or the other CAs")
     created_at: datetime
     updated_at: datetime
+    acme: AcmeOut | None = Field(default=None, description="its ACME order, if it has one")
 
     @classmethod
-    def of(cls, details: CertificateDetails) -> CertificateOut:
+    def of(cls, details: CertificateDetails, order: AcmeOrder | None = None) -> CertificateOut:
         return cls(
             name=details.name,
             kind=details.kind,
@@ -110,6 +133,31 @@ class CertificateOut(BaseModel):
             chain=[CertificateInfoOut.of(info) for info in details.chain],
             created_at=details.created_at,
             updated_at=details.updated_at,
+            acme=None if order is None else AcmeOut.of(order),
+        )
+
+
+class AcmeOut(BaseModel):
+    """How ACME keeps the entry issued: its order and the last attempt's outcome."""
+
+    directory: str
+    email: str
+    domains: list[str]
+    state: str = Field(description="pending, valid or failed")
+    last_error: str = Field(description="the CA's own words when the last attempt failed")
+    failures: int
+    next_attempt: datetime | None
+
+    @classmethod
+    def of(cls, order: AcmeOrder) -> AcmeOut:
+        return cls(
+            directory=order.directory,
+            email=order.email,
+            domains=list(order.domains),
+            state=order.state.value,
+            last_error=order.last_error,
+            failures=order.failures,
+            next_attempt=order.next_attempt,
         )
 
 
@@ -160,6 +208,16 @@ class SelfSignedIn(BaseModel):
     replace: bool = Field(default=False, description="replace the entry of that name")
 
 
+class AcmeIn(BaseModel):
+    name: str = Field(min_length=1, max_length=63)
+    domains: list[Annotated[str, Field(max_length=253)]] = Field(min_length=1, max_length=100)
+    email: str = Field(min_length=3, max_length=320)
+    directory: str = Field(default=DEFAULT_DIRECTORY, max_length=2048)
+    ca_bundle: Pem | None = Field(
+        default=None, description="PEM: the CA that signed the directory's HTTPS certificate"
+    )
+
+
 class CaBundleIn(BaseModel):
     pem: Pem = Field(description="PEM: one or more CA certificates")
 
@@ -202,9 +260,11 @@ async def _save(
 
 @router.get("/certificates", summary="Every certificate and CA bundle of the store (administer)")
 async def list_certificates(
-    actor: Administrator, certificates: CertificateServiceDep
+    actor: Administrator, certificates: CertificateServiceDep, order_of: OrderOf
 ) -> CertificatesOut:
-    return CertificatesOut(items=[CertificateOut.of(d) for d in certificates.entries()])
+    return CertificatesOut(
+        items=[CertificateOut.of(d, order_of(d.name)) for d in certificates.entries()]
+    )
 
 
 @router.post("/certificates", status_code=201, summary="Add a certificate with its key")
@@ -213,9 +273,7 @@ async def add_certificate(
     certificates: CertificateServiceDep,
     body: Annotated[NamedCertificateIn, Body()],
 ) -> CertificateChangeOut:
-    return CertificateChangeOut.of(
-        await _save(certificates, actor, body.name, body, replace=False)
-    )
+    return CertificateChangeOut.of(await _save(certificates, actor, body.name, body, replace=False))
 
 
 @router.post(
@@ -240,11 +298,45 @@ async def self_signed(
     return CertificateChangeOut.of(change)
 
 
+@router.post(
+    "/certificates/acme",
+    status_code=201,
+    summary="Request a certificate from an ACME CA (HTTP-01), kept renewed (administer)",
+    responses={502: {"model": ErrorOut, "description": "the CA refused, in its own words"}},
+)
+async def request_acme(
+    actor: Administrator, acme: AcmeServiceDep, body: Annotated[AcmeIn, Body()]
+) -> CertificateChangeOut:
+    change = await acme.request(
+        body.name,
+        domains=body.domains,
+        email=body.email,
+        directory=body.directory,
+        ca_bundle=None if body.ca_bundle is None else body.ca_bundle.encode(),
+        actor=actor,
+    )
+    return CertificateChangeOut.of(change)
+
+
+@router.post(
+    "/certificates/{name}/renew",
+    summary="Renew an ACME certificate now (administer)",
+    responses={502: {"model": ErrorOut, "description": "the CA refused, in its own words"}},
+)
+async def renew_acme(
+    name: CertificateName, actor: Administrator, acme: AcmeServiceDep
+) -> CertificateChangeOut:
+    return CertificateChangeOut.of(await acme.renew(name, actor=actor))
+
+
 @router.get("/certificates/{name}", summary="One entry of the store (administer)")
 async def read_certificate(
-    name: CertificateName, actor: Administrator, certificates: CertificateServiceDep
+    name: CertificateName,
+    actor: Administrator,
+    certificates: CertificateServiceDep,
+    order_of: OrderOf,
 ) -> CertificateOut:
-    return CertificateOut.of(certificates.show(name))
+    return CertificateOut.of(certificates.show(name), order_of(name))
 
 
 @router.put(

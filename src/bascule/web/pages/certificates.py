@@ -21,10 +21,12 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bascule.daemon.accounts import WebSession
+from bascule.daemon.acme import DEFAULT_DIRECTORY
 from bascule.daemon.certificates import CertificateChange, CertificateService
-from bascule.errors import FieldError, InvalidConfiguration, NotApplicable
+from bascule.errors import AcmeFailed, FieldError, InvalidConfiguration, NotApplicable
 from bascule.pki.expiry import ExpiryLevel
 from bascule.pki.selfsigned import DEFAULT_DAYS, KeyKind
+from bascule.store.acme import AcmeOrder
 from bascule.web.auth import Administrator
 from bascule.web.pages.users import split_errors
 from bascule.web.services import Services, WebServices
@@ -53,7 +55,12 @@ KEY_TYPES = tuple((kind.value, kind.value) for kind in KeyKind)
 IMPORT_FIELDS = ("name", "cert", "key", "chain", "pkcs12", "password")
 SELF_SIGNED_FIELDS = ("name", "dns", "ip", "days", "key_type")
 CA_FIELDS = ("name", "ca")
-RENAMED = {"self-signed": {"name": "ss_name"}, "ca": {"name": "ca_name"}}
+ACME_FIELDS = ("name", "domain", "email", "directory", "ca")
+RENAMED = {
+    "self-signed": {"name": "ss_name"},
+    "ca": {"name": "ca_name"},
+    "acme": {"name": "acme_name", "ca": "acme_ca"},
+}
 
 
 def certificates_of(services: WebServices) -> CertificateService:
@@ -90,9 +97,16 @@ def _page(
             "errors": errors or {},
             "general": general or [],
             "key_types": KEY_TYPES,
+            "orders": _orders(services),
+            "acme_on": services.acme is not None,
+            "default_directory": DEFAULT_DIRECTORY,
         },
         status_code=status_code,
     )
+
+
+def _orders(services: WebServices) -> dict[str, AcmeOrder]:
+    return {} if services.acme is None else {o.name: o for o in services.acme.orders()}
 
 
 def _detail(
@@ -112,6 +126,7 @@ def _detail(
             "page": "certificates",
             "title": f"Certificate {name}",
             "entry": details,
+            "order": _orders(services).get(name),
             "badges": EXPIRY_BADGES,
             "errors": errors or {},
             "general": general or [],
@@ -276,6 +291,64 @@ async def add_ca_bundle(
     except InvalidConfiguration as exc:
         return _refused(request, services, "ca", CA_FIELDS, exc, values)
     return _done(request, change, "added", f"/certificates/{name.strip()}")
+
+
+@router.post("/certificates/acme", response_class=HTMLResponse)
+async def request_acme(
+    request: Request,
+    session: Administrator,
+    services: Services,
+    acme_name: Text = "",
+    domains: Text = "",
+    email: Text = "",
+    directory: Text = "",
+    acme_ca: Pem = "",
+    acme_ca_file: Upload = None,
+) -> Response:
+    name = acme_name.strip()
+    values = {"name": name, "domains": domains, "email": email, "directory": directory}
+    if services.acme is None:
+        raise NotApplicable("this daemon runs no ACME client")
+    try:
+        change = await services.acme.request(
+            name,
+            domains=_split(domains),
+            email=email.strip(),
+            directory=directory.strip() or DEFAULT_DIRECTORY,
+            ca_bundle=await _pem_or_file(acme_ca, acme_ca_file),
+            actor=session.actor,
+        )
+    except InvalidConfiguration as exc:
+        return _refused(request, services, "acme", ACME_FIELDS, exc, values)
+    except AcmeFailed as exc:
+        # the order is kept (and retried with backoff): its page shows the CA's words
+        if services.acme.order(name) is not None and services.certificates is not None:
+            flash(request, f"The CA did not issue {name}: {exc}", "error")
+            if services.certificates.store.entry(name) is not None:
+                return RedirectResponse(f"/certificates/{name}", status_code=303)
+        return _page(
+            request,
+            services,
+            form="acme",
+            values=values,
+            general=[str(exc)],
+            status_code=502,
+        )
+    return _done(request, change, "issued", f"/certificates/{name}")
+
+
+@router.post("/certificates/{name}/renew", response_class=HTMLResponse)
+async def renew_acme(
+    request: Request, name: str, session: Administrator, services: Services
+) -> Response:
+    if services.acme is None:
+        raise NotApplicable("this daemon runs no ACME client")
+    try:
+        change = await services.acme.renew(name, actor=session.actor)
+    except AcmeFailed as exc:
+        flash(request, f"The CA did not renew {name}: {exc}", "error")
+        return RedirectResponse(f"/certificates/{name}", status_code=303)
+    return _done(request, change, "renewed", f"/certificates/{name}")
 
 
 @router.post("/certificates/{name}/replace", response_class=HTMLResponse)
