@@ -19,6 +19,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = DEFAULT_DATA_DIR
     haproxy_binary: str = "haproxy"
+    # The STARTTLS front of type: starttls services (Debian's stunnel4).
+    stunnel_binary: str = "stunnel4"
     # How long SIGTERM lets connections finish before HAProxy is stopped for good.
     shutdown_grace: float = 10.0
     # How often the daemon re-reads the engines and repairs drift.
@@ -73,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def haproxy_dir(self) -> Path:
         return self.data_dir / "haproxy"
+
+    @property
+    def stunnel_dir(self) -> Path:
+        return self.data_dir / "stunnel"
 
     @property
     def certificates_dir(self) -> Path:

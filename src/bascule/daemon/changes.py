@@ -29,10 +29,11 @@ from bascule.daemon.audit import AuditOutcome, AuditService
 from bascule.daemon.reconciler import Reconciler
 from bascule.daemon.results import ApplyResult, Detection
 from bascule.detect import ServiceProber, check_given, choose, rewrite
+from bascule.engines.base import share_of
 from bascule.errors import BasculeError, Conflict, FieldError, InvalidConfiguration
 from bascule.model import Configuration, ServiceType
 from bascule.model.access import Actor
-from bascule.model.document import for_mode, parse_document
+from bascule.model.document import parse_document
 from bascule.reconcile.diff import diff_documents, diff_to_json
 
 log = logging.getLogger("bascule.service")
@@ -163,7 +164,7 @@ class ChangePipeline:
         document = config.to_document()
         diff = diff_documents(head.document if head else None, document)
         for engine in self.reconciler.engines:
-            await engine.check(for_mode(config, engine.mode))
+            await engine.check(share_of(engine, config))
         preview = await self.reconciler.plan(config)
         actions = preview.descriptions()
         if request.dry_run or not diff:

@@ -50,9 +50,10 @@ from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager
-from bascule.engines.base import Engine
+from bascule.engines.base import Engine, share_of
 from bascule.engines.haproxy.engine import HaproxyEngine
 from bascule.engines.nftables.engine import NftablesEngine
+from bascule.engines.stunnel.engine import StunnelEngine
 from bascule.errors import BasculeError, StoreError
 from bascule.model import Configuration, Mode, parse_document
 from bascule.model.document import for_mode
@@ -252,9 +253,15 @@ class Daemon:
             cpus=cpus,
             certificates_dir=settings.certificates_dir,
         )
+        # type: starttls: the STARTTLS front, after HAProxy, whose loopback relay it connects to
+        stunnel = StunnelEngine(
+            settings.stunnel_dir,
+            binary=settings.stunnel_binary,
+            certificates_dir=settings.certificates_dir,
+        )
         nftables = NftablesEngine()
         l4 = L4Supervisor(nftables)
-        engines: list[Engine] = [engine, nftables]
+        engines: list[Engine] = [engine, stunnel, nftables]
         vips = IpVipManager(settings.data_dir / "vips.json")
         # adaptive and weighted_response_time: weights decided at run time (daemon/dynamic.py)
         dynamic = DynamicScheduler(ceiling=engine.max_weight)
@@ -443,7 +450,7 @@ async def adopt_engines(
     """
     adopted = [engine for engine in service.engines if await engine.adopt()]
     for engine in adopted:
-        service.adopt(engine.name, for_mode(last_good, engine.mode) if last_good else None)
+        service.adopt(engine.name, share_of(engine, last_good) if last_good else None)
     if last_good is not None and any(engine.mode is Mode.l4 for engine in adopted):
         await l4_adopted(for_mode(last_good, Mode.l4))
     return [engine.name for engine in adopted]

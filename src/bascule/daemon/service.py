@@ -38,10 +38,10 @@ from bascule.engines.base import (
     PersistenceEntry,
     PersistenceTables,
     merge_observations,
+    share_of,
 )
 from bascule.errors import BasculeError, NotApplicable, NotFound
 from bascule.model import Configuration, RealServerState, VirtualService, edits
-from bascule.model.document import for_mode
 from bascule.reconcile.diff import DiffItem
 from bascule.reconcile.planner import Overrides
 from bascule.store.revisions import Revision, RevisionStore, RevisionSummary
@@ -253,7 +253,7 @@ class ConfigService:
         engine_info: dict[str, Any] = {}
         for engine in self.engines:
             observation = await engine.observe(self.reconciler.running(engine.name))
-            has_services = bool(for_mode(desired, engine.mode).virtual_services)
+            has_services = bool(share_of(engine, desired).virtual_services)
             observations.append((observation, has_services))
             engine_info[engine.name] = await engine.info()
         apply_ok = applied is None or applied.ok

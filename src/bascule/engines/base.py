@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from bascule.errors import ApplyFailed, EngineRejected
 from bascule.model import Configuration, Mode, RealServerState
+from bascule.model.document import for_mode
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import (
     ServerRef,
@@ -275,3 +276,20 @@ class ChallengeResponder(Protocol):
 
     async def clear_challenge(self, path: str) -> None:
         """Stop answering ``path``."""
+
+
+@runtime_checkable
+class SelectsServices(Protocol):
+    """An engine whose share of a document is not simply the services of its mode (the
+    STARTTLS front runs the ``type: starttls`` services of ``l7``, beside HAProxy)."""
+
+    def share(self, config: Configuration) -> Configuration:
+        """What the engine runs of ``config``."""
+
+
+def share_of(engine: Engine, config: Configuration) -> Configuration:
+    """The part of ``config`` that ``engine`` runs: the services of its mode, or what it
+    selects itself (``SelectsServices``)."""
+    if isinstance(engine, SelectsServices):
+        return engine.share(config)
+    return for_mode(config, engine.mode)

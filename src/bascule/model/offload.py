@@ -115,6 +115,12 @@ def _starttls(vs: VirtualService, where: str) -> Iterator[FieldError]:
     tls = vs.tls
     if tls is None:
         return
+    if len(tls.certificates) > 1:
+        yield FieldError(
+            path=f"{where}.tls.certificates",
+            message="a starttls service serves one certificate (SNI among several is for "
+            "type http and generic)",
+        )
     if tls.client_certificate is not ClientCertificate.none:
         yield FieldError(
             path=f"{where}.tls.client_certificate",
