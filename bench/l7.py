@@ -181,6 +181,9 @@ class Run:
     requests: int
     errors: int
     non_2xx: int
+    # CPU time the proxy's processes spent per request (user + system, microseconds): on a
+    # shared machine a steadier figure than requests/s; 0 where the bench does not measure it
+    cpu_us: float = 0.0
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -236,6 +239,21 @@ class Pinning:
             # wrk and the (cheap) real servers share CPU 0, the proxy under test has CPU 1.
             return cls(wrk="0", proxy="1", servers="0")
         raise ValueError(f"unknown pinning {name!r}")
+
+
+def cpu_ticks(root: int) -> int:
+    """User + system clock ticks of ``root`` and every process under it (HAProxy's master and
+    workers, nginx's master and workers), threads included; a process gone counts nothing."""
+    total = 0
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (proc(5))
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+    return total
 
 
 def _pinned(cpus: str | None, argv: Sequence[str]) -> list[str]:
@@ -304,6 +322,14 @@ class BasculeBench:
 
     # -- measuring -----------------------------------------------------------------------
 
+    def proxy_pid(self, target: str) -> int | None:
+        """The root process of ``target``'s proxy, to count its CPU time (None: not counted)."""
+        return None
+
+    def url(self, target: str, workload: str) -> str:
+        """What wrk asks of ``target`` under ``workload`` (the TLS bench: a port per key)."""
+        return self.urls[target]
+
     def wrk(self, target: str, workload: str, duration: float) -> dict[str, float]:
         argv = [
             "wrk",
@@ -317,14 +343,20 @@ class BasculeBench:
             "--timeout",
             "5s",
             *self.workloads[workload],
-            self.urls[target],
+            self.url(target, workload),
         ]
+        pid = self.proxy_pid(target)
+        before = cpu_ticks(pid) if pid else 0
         proc = self.topology.run(
             "client", self.pinned(argv), timeout=duration + 60, check=False, **OWN_SESSION
         )
         if proc.returncode != 0:
             raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
-        return parse_wrk(proc.stdout)
+        figures = parse_wrk(proc.stdout)
+        if pid and figures["requests"]:
+            spent = cpu_ticks(pid) - before
+            figures["cpu_us"] = spent * 1e6 / os.sysconf("SC_CLK_TCK") / figures["requests"]
+        return figures
 
     def measure(self) -> list[Run]:
         """Every target under every workload, ``rounds`` times, the order rotating."""

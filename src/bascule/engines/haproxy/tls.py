@@ -69,6 +69,7 @@ CLIENT_DN_HEADER = "X-SSL-Client-DN"  # the subject, RFC 2253 (7.3.4 "ssl_c_s_dn
 CLIENT_ISSUER_HEADER = "X-SSL-Client-Issuer-DN"  # its issuer, RFC 2253
 CLIENT_CERT_HEADER = "X-SSL-Client-Cert"  # the certificate, DER in base64 (7.3.4 "ssl_c_der")
 CLIENT_HEADERS = (CLIENT_VERIFY_HEADER, CLIENT_DN_HEADER, CLIENT_ISSUER_HEADER, CLIENT_CERT_HEADER)
+CLIENT_HEADER_PREFIX = "X-SSL-Client"
 HSTS_HEADER = "Strict-Transport-Security"
 
 #: The view's ``quote`` (HAProxy strong quoting, section 2.2), passed in so both use one.
@@ -151,7 +152,9 @@ def listener_tls(vs: VirtualService, tls: Tls, paths: TlsPaths, *, quote: QuoteF
 def http_request_rules(tls: Tls) -> tuple[str, ...]:
     """What an HTTPS service tells its real servers: the scheme and port the client used and,
     with client certificates, who the client is (its copies of the headers removed first)."""
-    rules = [f"http-request del-header {name}" for name in CLIENT_HEADERS]
+    # 4.2 "http-request del-header <name> -m beg": every header the client sent whose name
+    # starts like ours, in one rule (one pass over the headers rather than one per name).
+    rules = [f"http-request del-header {CLIENT_HEADER_PREFIX} -m beg"]
     rules += [
         f"http-request set-header {FORWARDED_PROTO} https",
         f"http-request set-header {FORWARDED_PORT} %[dst_port]",
