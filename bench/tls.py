@@ -39,13 +39,10 @@ import contextlib
 import datetime
 import ipaddress
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -57,19 +54,22 @@ from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
 
-from netns import Topology, cleanup_stale, netns_available
+from netns import Topology
 
 from bascule.model.tls import CIPHER_SETS, CipherSet
 from l7 import (
-    BASCULE,
     OWN_SESSION,
-    RESULTS_DIR,
     SYSCTLS,
     Bench,
+    bench_arguments,
     environment,
+    parse_selection,
+    preflight,
+    proxy_nginx_head,
     real_server_nginx,
     summarize,
     table,
+    write_report,
 )
 
 TARGETS = ("bascule", "haproxy", "nginx")
@@ -186,20 +186,9 @@ def tls_nginx(
     }}"""
         for key in KEYS
     )
-    return f"""\
-worker_processes auto;
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-    access_log off;
-    keepalive_requests 100000;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+    return (
+        proxy_nginx_head(prefix)
+        + f"""\
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_ciphers {CIPHERS};
     ssl_conf_command Ciphersuites {SUITES};
@@ -214,6 +203,7 @@ http {{
 {listeners}
 }}
 """
+    )
 
 
 class TlsBench(Bench):
@@ -271,19 +261,7 @@ class TlsBench(Bench):
             self._start_bascule_tls()
 
     def _start_bascule_tls(self) -> None:
-        log = (self.workdir / "bascule.log").open("w")
-        try:
-            argv = [BASCULE, "--data-dir", str(self.bascule_dir), "run"]
-            self.bascule = self.topology.popen(
-                "lb", argv, stdout=log, stderr=subprocess.STDOUT, **OWN_SESSION
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + 30
-        while not self._bascule_answers():
-            if self.bascule.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"bascule run did not start: {self._bascule_log()}")
-            time.sleep(0.1)
+        self.start_daemon()
         for key, path in self.certificates.items():
             self._cli("cert", "add", f"bench-{key}", "--cert", str(path), "--key", str(path))
         servers = [{"address": address, "port": 80} for address in self.servers]
@@ -333,32 +311,9 @@ def cpu_table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--connections", type=int, default=50, help="wrk -c")
-    parser.add_argument("--threads", type=int, default=2, help="wrk -t")
-    parser.add_argument(
-        "--targets",
-        type=lambda s: tuple(s.split(",")),
-        default=TARGETS,
-        help=f"comma-separated subset of {','.join(TARGETS)}",
-    )
-    parser.add_argument(
-        "--workloads",
-        type=lambda s: tuple(s.split(",")),
-        default=tuple(WORKLOADS),
-        help=f"comma-separated subset of {','.join(WORKLOADS)}",
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
-    args = parser.parse_args(argv)
-    args.pin = "none"
-    for name in args.targets:
-        if name not in TARGETS:
-            parser.error(f"unknown target {name!r}")
-    for name in args.workloads:
-        if name not in WORKLOADS:
-            parser.error(f"unknown workload {name!r}")
+    parser = bench_arguments(__doc__.split("\n\n")[0], TARGETS, tuple(WORKLOADS))
+    args = parse_selection(parser, argv, TARGETS, tuple(WORKLOADS))
+    args.pin = "none"  # the L7 bench's pinning: not offered here
     return args
 
 
@@ -375,15 +330,7 @@ def _bench(args: argparse.Namespace) -> Iterator[TlsBench]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        sys.exit("bench/tls.py needs root: it builds network namespaces")
-    reason = netns_available()
-    if reason is not None:
-        sys.exit(reason)
-    for tool in ("wrk", "nginx", "haproxy"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is not installed")
-    cleanup_stale()
+    preflight("bench/tls.py", ("wrk", "nginx", "haproxy"))
     started = datetime.datetime.now(datetime.UTC)
     env_before = environment()
     print(
@@ -395,18 +342,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = bench.measure()
         configs = bench.configs
     summary = summarize(runs, keys=("rps", "p50_ms", "p99_ms", "cpu_us"))
-    report: dict[str, Any] = {
-        "started": started.isoformat(timespec="seconds"),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "environment": env_before,
-        "loadavg_after": os.getloadavg(),
-        "summary": summary,
-        "runs": [asdict(run) for run in runs],
-        "configs": configs,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"tls-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = write_report(
+        args,
+        kind="tls",
+        started=started,
+        environment=env_before,
+        summary=summary,
+        runs=runs,
+        configs=configs,
+    )
     print(table(summary))
     print(cpu_table(summary))
     print(f"\nresults: {path}")

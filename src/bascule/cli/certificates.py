@@ -11,7 +11,7 @@ print public facts and where each entry is used. A password is read from the fir
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -135,42 +135,38 @@ def print_changed(answer: Mapping[str, Any], session: Session, verb: str) -> Non
         out.print(output.text(answer["message"], "yellow"))
 
 
-@app.command("add")
-def add(
-    ctx: typer.Context,
-    name: Name,
-    cert: CertOption = None,
-    key: KeyOption = None,
-    chain: ChainOption = None,
-    pkcs12: Pkcs12Option = None,
-    password_file: PasswordFileOption = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Add a certificate with its private key (PEM files, or a PKCS#12 file)."""
-    session = Session.of(ctx, json=as_json)
-    body = certificate_body(cert, key, chain, pkcs12, password_file)
-    with session.client() as api:
-        answer = api.add_certificate(name, body)
-    print_changed(answer, session, "added")
+def certificate_command(*, replace: bool) -> Callable[..., None]:
+    """``cert add`` and ``cert replace``: the same inputs, another route."""
+
+    def command(
+        ctx: typer.Context,
+        name: Name,
+        cert: CertOption = None,
+        key: KeyOption = None,
+        chain: ChainOption = None,
+        pkcs12: Pkcs12Option = None,
+        password_file: PasswordFileOption = None,
+        as_json: JsonFlag = False,
+    ) -> None:
+        session = Session.of(ctx, json=as_json)
+        body = certificate_body(cert, key, chain, pkcs12, password_file)
+        with session.client() as api:
+            if replace:
+                answer = api.replace_certificate(name, body)
+            else:
+                answer = api.add_certificate(name, body)
+        print_changed(answer, session, "replaced" if replace else "added")
+
+    return command
 
 
-@app.command("replace")
-def replace(
-    ctx: typer.Context,
-    name: Name,
-    cert: CertOption = None,
-    key: KeyOption = None,
-    chain: ChainOption = None,
-    pkcs12: Pkcs12Option = None,
-    password_file: PasswordFileOption = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Replace a certificate; services that use it serve the new one without a reload."""
-    session = Session.of(ctx, json=as_json)
-    body = certificate_body(cert, key, chain, pkcs12, password_file)
-    with session.client() as api:
-        answer = api.replace_certificate(name, body)
-    print_changed(answer, session, "replaced")
+app.command(
+    "add", help="Add a certificate with its private key (PEM files, or a PKCS#12 file)."
+)(certificate_command(replace=False))
+app.command(
+    "replace",
+    help="Replace a certificate; services that use it serve the new one without a reload.",
+)(certificate_command(replace=True))
 
 
 @app.command("self-signed")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bascule.daemon.accounts import WebSession
@@ -27,6 +27,7 @@ from bascule.errors import AcmeFailed, FieldError, InvalidConfiguration, NotAppl
 from bascule.pki.expiry import ExpiryLevel
 from bascule.pki.selfsigned import DEFAULT_DAYS, KeyKind
 from bascule.store.acme import AcmeOrder
+from bascule.store.certificates import EntryKind
 from bascule.web.auth import Administrator
 from bascule.web.pages.users import split_errors
 from bascule.web.services import Services, WebServices
@@ -163,28 +164,55 @@ async def _pem_or_file(paste: str, upload: UploadFile | None) -> bytes | None:
     return paste.encode() if paste.strip() else None
 
 
-async def _import(
-    certificates: CertificateService,
-    session: WebSession,
-    name: str,
-    *,
-    cert: bytes | None,
-    key: bytes | None,
-    chain: bytes | None,
-    pkcs12: bytes | None,
-    password: str,
-    replace: bool,
-) -> CertificateChange:
-    secret = password.encode() if password else None
-    if pkcs12 is not None:
-        return await certificates.import_pkcs12(
-            name, pkcs12, password=secret, actor=session.actor, replace=replace
+class PostedCertificate:
+    """What the import and replace forms post: pasted PEM or uploaded files (certificate,
+    key, chain), or a PKCS#12 file, and the password of either (a FastAPI dependency)."""
+
+    def __init__(
+        self,
+        cert: Pem = "",
+        key: Pem = "",
+        chain: Pem = "",
+        password: Text = "",
+        cert_file: Upload = None,
+        key_file: Upload = None,
+        chain_file: Upload = None,
+        pkcs12_file: Upload = None,
+    ) -> None:
+        self.pasted = {"cert": cert, "key": key, "chain": chain}
+        self.files = {"cert": cert_file, "key": key_file, "chain": chain_file}
+        self.pkcs12_file = pkcs12_file
+        self.password = password
+
+    async def save(
+        self,
+        certificates: CertificateService,
+        session: WebSession,
+        name: str,
+        *,
+        replace: bool,
+    ) -> CertificateChange:
+        secret = self.password.encode() if self.password else None
+        pkcs12 = await _read(self.pkcs12_file)
+        if pkcs12 is not None:
+            return await certificates.import_pkcs12(
+                name, pkcs12, password=secret, actor=session.actor, replace=replace
+            )
+        given = {k: await _pem_or_file(self.pasted[k], self.files[k]) for k in self.pasted}
+        if given["cert"] is None:
+            raise _form_error("cert", "paste or upload the certificate (PEM), or a PKCS#12 file")
+        return await certificates.import_pem(
+            name,
+            given["cert"],
+            given["key"],
+            given["chain"],
+            password=secret,
+            actor=session.actor,
+            replace=replace,
         )
-    if cert is None:
-        raise _form_error("cert", "paste or upload the certificate (PEM), or a PKCS#12 file")
-    return await certificates.import_pem(
-        name, cert, key, chain, password=secret, actor=session.actor, replace=replace
-    )
+
+
+Posted = Annotated[PostedCertificate, Depends()]
 
 
 def _form_error(field: str, message: str) -> InvalidConfiguration:
@@ -208,32 +236,13 @@ async def import_certificate(
     request: Request,
     session: Administrator,
     services: Services,
+    posted: Posted,
     name: Text = "",
-    cert: Pem = "",
-    key: Pem = "",
-    chain: Pem = "",
-    password: Text = "",
-    cert_file: Upload = None,
-    key_file: Upload = None,
-    chain_file: Upload = None,
-    pkcs12_file: Upload = None,
 ) -> Response:
-    values = {"name": name}
-    certificates = certificates_of(services)
     try:
-        change = await _import(
-            certificates,
-            session,
-            name.strip(),
-            cert=await _pem_or_file(cert, cert_file),
-            key=await _pem_or_file(key, key_file),
-            chain=await _pem_or_file(chain, chain_file),
-            pkcs12=await _read(pkcs12_file),
-            password=password,
-            replace=False,
-        )
+        change = await posted.save(certificates_of(services), session, name.strip(), replace=False)
     except InvalidConfiguration as exc:
-        return _refused(request, services, "import", IMPORT_FIELDS, exc, values)
+        return _refused(request, services, "import", IMPORT_FIELDS, exc, {"name": name})
     return _done(request, change, "added", f"/certificates/{name.strip()}")
 
 
@@ -357,38 +366,20 @@ async def replace_certificate(
     name: str,
     session: Administrator,
     services: Services,
-    cert: Pem = "",
-    key: Pem = "",
-    chain: Pem = "",
+    posted: Posted,
     ca: Pem = "",
-    password: Text = "",
-    cert_file: Upload = None,
-    key_file: Upload = None,
-    chain_file: Upload = None,
-    pkcs12_file: Upload = None,
     ca_file: Upload = None,
 ) -> Response:
     certificates = certificates_of(services)
-    entry = certificates.show(name)
     change: CertificateChange
     try:
-        if entry.kind.value == "ca_bundle":
+        if certificates.show(name).kind is EntryKind.ca_bundle:
             data = await _pem_or_file(ca, ca_file)
             if data is None:
                 raise _form_error("ca", "paste or upload the CA certificates (PEM)")
             change = await certificates.import_ca(name, data, actor=session.actor, replace=True)
         else:
-            change = await _import(
-                certificates,
-                session,
-                name,
-                cert=await _pem_or_file(cert, cert_file),
-                key=await _pem_or_file(key, key_file),
-                chain=await _pem_or_file(chain, chain_file),
-                pkcs12=await _read(pkcs12_file),
-                password=password,
-                replace=True,
-            )
+            change = await posted.save(certificates, session, name, replace=True)
     except InvalidConfiguration as exc:
         errors, general = split_errors(exc, (*IMPORT_FIELDS, "ca"))
         return _detail(request, services, name, errors=errors, general=general, status_code=422)
