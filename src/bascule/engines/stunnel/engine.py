@@ -47,6 +47,7 @@ class StunnelEngine:
         self.globals = StunnelGlobals(
             certificates_dir=str(certificates_dir), pid_file=str(self.paths.pid_file)
         )
+        self._version: str | None = None
 
     def share(self, config: Configuration) -> Configuration:
         """The starttls services of ``config`` (see ``view.share``)."""
@@ -94,10 +95,12 @@ class StunnelEngine:
 
     async def info(self) -> dict[str, Any]:
         pid = self.shell.pid()
-        try:
-            version = await self.shell.version()
-        except EngineError as exc:  # not installed: only starttls services need it
-            version = f"unavailable ({exc})"
+        if self._version is None:  # asked once: the status is polled
+            try:
+                self._version = await self.shell.version()
+            except EngineError as exc:  # not installed: only starttls services need it
+                return {"version": f"unavailable ({exc})", "running": False, "pid": None}
+        version = self._version
         return {
             "version": version,
             "running": pid is not None,
