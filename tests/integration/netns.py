@@ -311,6 +311,13 @@ class Topology:
     def hosts(self) -> list[Host]:
         return [self.client, self.lb, *self.real_servers]
 
+    def route_back_through_lb(self) -> None:
+        """Routed NAT: the real servers reach the clients through the lb. Host routes: every
+        host shares one subnet, so a default route would never be used for the client."""
+        for server in self.real_servers:
+            for client in self.client.addresses:
+                self.run(server, ["ip", "route", "add", f"{client}/32", "via", self.lb.address])
+
     def host(self, host: Host | str) -> Host:
         """The Host for a Host or a logical name ("client", "lb", "rs2")."""
         if isinstance(host, Host):

@@ -225,6 +225,16 @@ def traffic(port: int) -> Iterator[list[Client]]:
             thread.join(timeout=10)
 
 
+async def answered(clients: list[Client], more: int = 5) -> None:
+    """Until every client has had ``more`` successful answers from now on (traffic flows);
+    10 s at the most."""
+    wanted = [client.ok + more for client in clients]
+    async with asyncio.timeout(10):
+        # the clients run on threads: their counters are polled
+        while any(client.ok < n for client, n in zip(clients, wanted, strict=True)):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
 async def test_version(engine: HaproxyShell) -> None:
     assert (await engine.version()).startswith("2.")
 
@@ -311,11 +321,11 @@ async def test_reloads_drop_nothing(
     await engine.start(config(engine, frontend_port, backends))
     seen: set[int] = set(await engine.worker_pids())
     with traffic(frontend_port) as clients:
-        await asyncio.sleep(0.2)
+        await answered(clients)
         for n in range(20):
             await engine.apply(config(engine, frontend_port, backends, marker=f"reload {n}"))
             seen.update(await engine.worker_pids())
-        await asyncio.sleep(0.2)
+        await answered(clients)  # by the last worker
     assert len(seen) == 21
     for client in clients:
         assert client.ok > 20, client
@@ -333,10 +343,10 @@ async def test_a_failed_reload_rolls_back_and_traffic_goes_on(
     await engine.check(unbindable)  # the checker does not bind: it passes
 
     with traffic(frontend_port) as clients:
-        await asyncio.sleep(0.2)
+        await answered(clients)
         with pytest.raises(ApplyFailed, match="cannot bind socket"):
             await engine.apply(unbindable)
-        await asyncio.sleep(0.5)
+        await answered(clients)  # traffic goes on after the failed reload
 
     assert engine.paths.config.read_text() == good
     assert engine.paths.rejected.read_text() == unbindable

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from daemon import BasculeDaemon
 from netns import Topology
+from waiting import answered, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -24,9 +25,10 @@ INTERVAL, FALL, RISE = 1, 2, 2
 
 # K keep-alive connections to the VIP, one request on each every 50 ms until the stop file
 # appears; never reconnects (auto_open off), so a reset is an error, not a silent new server.
+# The number of requests answered so far is kept in the progress file after every round.
 STICKY_CLIENT = r"""
 import http.client, json, os, sys, time
-vip, count, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+vip, count, stop, progress = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 conns, servers, errors, requests = [], [], [], 0
 for _ in range(count):
     c = http.client.HTTPConnection(vip, 80, timeout=5)
@@ -45,6 +47,9 @@ while not os.path.exists(stop) and not errors:
             moved += r.getheader("X-Server") != servers[i]
         except Exception as exc:
             errors.append(f"{i} on {servers[i]}: {type(exc).__name__}: {exc}")
+    with open(progress + ".partial", "w") as out:
+        out.write(f"{requests}\n")
+    os.replace(progress + ".partial", progress)
     time.sleep(0.05)
 print(json.dumps({"servers": servers, "errors": errors, "moved": moved, "requests": requests}))
 """
@@ -71,14 +76,6 @@ for source in sources:
             s.close()
 print(json.dumps(seen))
 """
-
-
-def route_back_through_lb(topo: Topology) -> None:
-    """Routed NAT: the real servers reach the clients through the lb. Host routes: every host
-    shares one subnet, so a default route would never be used for the client."""
-    for server in topo.real_servers:
-        for client in topo.client.addresses:
-            topo.run(server, ["ip", "route", "add", f"{client}/32", "via", topo.lb.address])
 
 
 def l4_service(topo: Topology, **fields: Any) -> dict[str, Any]:
@@ -122,7 +119,7 @@ def rule_handles(topo: Topology) -> dict[int, str]:
 
 def test_l4_nat_tcp_through_the_daemon(make_topology: Callable[..., Topology]) -> None:
     topo = make_topology(real_servers=3)
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     procs = topo.start_real_servers()
     daemon = BasculeDaemon(topo).start()
     try:
@@ -172,9 +169,10 @@ def test_l4_nat_tcp_through_the_daemon(make_topology: Callable[..., Topology]) -
 
         # drain and a weight change under load: established connections stay, unreset
         stop = Path(daemon.data_dir.with_name(daemon.data_dir.name + "-stop"))
+        progress = Path(daemon.data_dir.with_name(daemon.data_dir.name + "-progress"))
         sticky = topo.popen(
             "client",
-            [sys.executable, "-c", STICKY_CLIENT, topo.vip(), "6", str(stop)],
+            [sys.executable, "-c", STICKY_CLIENT, topo.vip(), "6", str(stop), str(progress)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -199,7 +197,12 @@ def test_l4_nat_tcp_through_the_daemon(make_topology: Callable[..., Topology]) -
         assert result["failures"] == 0, result["errors"]
         assert result["counts"] == {"rs1": 150, "rs2": 50, "rs3": 50}
         assert rule_handles(topo) == handles
-        time.sleep(0.5)
+        # the held connections go on answering after the drain and the weight change
+        held = answered(progress)
+        wait_until(
+            "three more rounds on the held connections",
+            lambda: answered(progress) >= held + 6 * 3 or sticky.poll() is not None,
+        )
         stop.touch()
         out, err = sticky.communicate(timeout=30)
         sticky_result = json.loads(out.strip().splitlines()[-1])
@@ -215,7 +218,7 @@ def test_l4_nat_tcp_through_the_daemon(make_topology: Callable[..., Topology]) -
 
 def test_l4_udp_adoption_after_kill_and_sigterm(make_topology: Callable[..., Topology]) -> None:
     topo = make_topology(real_servers=3, client_extra_addresses=8)
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     for server in topo.real_servers:
         proc = topo.popen(
             server,

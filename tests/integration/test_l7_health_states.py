@@ -253,15 +253,21 @@ def test_dead_server_leaves_rotation_within_fall_and_returns_after_rise(
             "--stop-file",
             str(stop_file),
         )
+        others = [key(topology, "rs1"), key(topology, "rs3")]
+
+        def served_by_others() -> int:
+            return sum(stat_field(daemon, rs, "stot") for rs in others)
+
         try:
-            time.sleep(0.5)
+            wait_for(lambda: stat_field(daemon, rs2, "stot") >= 10, "rs2 serving the load", 10)
             killed = time.monotonic()
             kill(topology, procs[1])
             took_down = watch_transition(daemon, rs2, "down", since=killed)
             # No request is sent to it any more: HAProxy's connection errors, retries and
-            # redispatches on it stop growing under load.
+            # redispatches on it stop growing while the load goes on (a second of it).
             tried = [stat_field(daemon, rs2, c) for c in ("econ", "wretr", "wredis", "stot")]
-            time.sleep(1.0)
+            before = served_by_others()
+            wait_for(lambda: served_by_others() >= before + 100, "100 more requests served", 10)
             assert [
                 stat_field(daemon, rs2, c) for c in ("econ", "wretr", "wredis", "stot")
             ] == tried
@@ -275,7 +281,8 @@ def test_dead_server_leaves_rotation_within_fall_and_returns_after_rise(
 
             topology.start_real_server("rs2")
             took_up = watch_transition(daemon, rs2, "up", since=time.monotonic())
-            time.sleep(0.5)
+            back = stat_field(daemon, rs2, "stot")
+            wait_for(lambda: stat_field(daemon, rs2, "stot") >= back + 10, "rs2 serving again", 10)
         finally:
             stop_file.touch()
             result = topology.finish_client(load)
@@ -322,7 +329,8 @@ def test_request_to_a_just_dead_server_is_retried_elsewhere(
             *reuse,
         )
         try:
-            time.sleep(1.2)
+            # about a second into the load (rs2 takes a third of 300 requests a second)
+            wait_for(lambda: stat_field(daemon, rs2, "stot") >= 100, "rs2 serving the load", 10)
             kill(topology, procs[1])
         finally:
             result = topology.finish_client(load)

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from daemon import BasculeDaemon
 from netns import Topology, netns_pids, wait_ready
+from waiting import answered, holds, wait_until
 
 from bascule.cli.client import BasculeClient
 from bascule.cli.errors import CliError
@@ -168,10 +169,26 @@ class Load:
         url = f"http://{topology.vip()}/"
         common = ["--url", url, "--duration", "240", "--stop-file", str(self.stop_file)]
         common += ["--rate", str(rate), "--timeout", "5"]
-        self.clients = {
-            "new-connection": topology.start_client(*common, "--new-connection"),
-            "keepalive": topology.start_client(*common, "--keepalive", "--no-retry-stale"),
+        kinds = {
+            "new-connection": ["--new-connection"],
+            "keepalive": ["--keepalive", "--no-retry-stale"],
         }
+        self.progress = {kind: topology.workdir / f"{name}.{kind}.progress" for kind in kinds}
+        self.clients = {
+            kind: topology.start_client(
+                *common, *extra, "--progress-file", str(self.progress[kind])
+            )
+            for kind, extra in kinds.items()
+        }
+
+    def wait_answered(self, more: int, timeout: float = 15.0) -> None:
+        """Until each client has had ``more`` requests answered from now on."""
+        wanted = {kind: answered(path) + more for kind, path in self.progress.items()}
+        wait_until(
+            f"{more} more requests answered by each client",
+            lambda: all(answered(self.progress[kind]) >= n for kind, n in wanted.items()),
+            timeout,
+        )
 
     def finish(self) -> dict[str, dict[str, Any]]:
         self.stop_file.touch()
@@ -326,9 +343,9 @@ def test_kill_9_under_load_keeps_serving_and_a_new_daemon_adopts(topology: Topol
     try:
         master, workers = master_pid(daemon), daemon.worker_pids()
         load = Load(topology)
-        time.sleep(1)
+        load.wait_answered(25)
         daemon.kill()
-        time.sleep(1.5)  # HAProxy serves alone for a while
+        load.wait_answered(25)  # HAProxy serves alone
         assert pid_alive(master)
         successor = BasculeDaemon(topology, data_dir=daemon.data_dir).start()
         try:
@@ -348,7 +365,7 @@ def test_kill_9_under_load_keeps_serving_and_a_new_daemon_adopts(topology: Topol
             successor.cli("rs", "delete", "web", rs_key(topology, 3))
             assert master_pid(successor) == master
             assert successor.worker_pids() != workers
-            time.sleep(1)
+            load.wait_answered(25)  # served by the new worker
             results = load.finish()
             assert_no_failures(results, minimum=50)
             assert_shares(measure(topology, 200)["counts"], {"rs1": 150, "rs2": 50})
@@ -580,10 +597,15 @@ def test_config_injection_is_refused_or_quoted_through_every_door(topology: Topo
         ]
         expect = next(line for line in config.splitlines() if "expect rstring" in line)
         assert shlex.split(expect) == ["http-check", "expect", "rstring", regex]
-        # HAProxy read it the same way: checks made with it still pass, traffic still flows
-        time.sleep(2.5)  # more than `fall` intervals of the new check
-        for server in status(daemon)["virtual_services"][0]["real_servers"]:
-            assert server["status"] == "up" and server["check_code"] == 200, server
+        # HAProxy read it the same way: the reloaded worker's checks pass, and go on passing
+        # for more than `fall` intervals of the new check; traffic still flows
+
+        def checked_up() -> bool:
+            servers = status(daemon)["virtual_services"][0]["real_servers"]
+            return all(s["status"] == "up" and s["check_code"] == 200 for s in servers)
+
+        wait_until("every server checked up by the reloaded worker", checked_up)
+        holds("every server up with a passing check", checked_up, duration=2.5, poll=0.5)
         assert measure(topology, 90)["counts"] == {"rs1": 30, "rs2": 30, "rs3": 30}
     finally:
         stop_daemon(daemon)
@@ -623,7 +645,7 @@ def test_a_listener_that_cannot_be_bound_is_refused_before_anything_changes(
         pids = daemon.worker_pids()
         exported = daemon.cli("export").stdout
         load = Load(topology, name="refused-bind")
-        time.sleep(0.5)
+        load.wait_answered(10)
         refused = daemon.cli(
             "vs", "add", "web2", "--address", vip, "--port", str(WEB2_PORT), "--check", "tcp",
             check=False,
@@ -635,7 +657,7 @@ def test_a_listener_that_cannot_be_bound_is_refused_before_anything_changes(
         assert daemon.cli("export").stdout == exported
         assert daemon.worker_pids() == pids
         assert "listen web2" not in rendered_config(daemon)
-        time.sleep(0.5)
+        load.wait_answered(10)
         assert_no_failures(load.finish(), minimum=20)
 
         # once the port is free the same change applies, and a rollback undoes it
@@ -668,7 +690,7 @@ def test_a_failed_apply_leaves_the_previous_state_serving_and_says_why(
     try:
         pids = daemon.worker_pids()
         load = Load(topology, name="failed-apply")
-        time.sleep(0.5)
+        load.wait_answered(10)
         web6 = {"name": "web6", "address": "2001:db8::100", "port": 80, "interface": "eth0"}
         failed = daemon.apply(
             {"virtual_services": [web_service(topology), web6]}, "-m", "web6", check=False
@@ -685,7 +707,7 @@ def test_a_failed_apply_leaves_the_previous_state_serving_and_says_why(
         assert "apply_error" in shown
         assert "listen web6" not in rendered_config(daemon)
         assert daemon.worker_pids() == pids  # nothing reloaded
-        time.sleep(0.5)
+        load.wait_answered(10)
         assert_no_failures(load.finish(), minimum=20)
         # fix forward: remove the service; the whole revision applies again
         daemon.cli("vs", "delete", "web6")

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from daemon import BasculeDaemon
 from netns import Topology
+from waiting import holds
 
 pytestmark = pytest.mark.integration
 
@@ -221,8 +222,12 @@ def test_source_ip_survives_reload_restart_failure_and_drain(
         # drain: the drained server keeps its persisted clients, and gets no new one
         drained = after[sources[1]]
         restarted.cli("rs", "drain", "web", key_of(topology, drained))
-        time.sleep(1.5)  # the reconciler's pass (BASCULE_RECONCILE_INTERVAL=1)
-        assert placement() == after
+        restarted.wait_status("web", key_of(topology, drained), "drain")
+        holds(  # through the reconciler's next pass too (BASCULE_RECONCILE_INTERVAL=1)
+            "the drained server keeps its persisted clients",
+            lambda: placement() == after,
+            duration=1.5,
+        )
         restarted.cli("persistence", "clear", "web")
         assert entries(restarted, "web") == {}
         fresh = placement()

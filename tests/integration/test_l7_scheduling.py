@@ -15,14 +15,14 @@ import json
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from daemon import BasculeDaemon
 from netns import Topology, require_root
+from waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -168,14 +168,6 @@ def stop_daemon(daemon: BasculeDaemon) -> None:
             daemon.data_dir.with_name(daemon.data_dir.name + suffix).unlink(missing_ok=True)
 
 
-def wait_until(what: str, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} after {timeout}s")
-        time.sleep(0.05)
-
-
 # Many URLs in one process (client.py takes one URL): for each URL given, N requests on new
 # connections; prints {url: {server or error: count}}.
 PROBE = """
@@ -269,6 +261,8 @@ def test_least_connection_sends_new_requests_to_the_idle_server(lab: Lab) -> Non
         wait_until(
             "two long requests held on rs1 and on rs2",
             lambda: connections(lab, "lc") == {rs1: 2, rs2: 2, rs3: 0},
+            timeout=15,
+            poll=0.05,
         )
         daemon.cli("rs", "enable", "lc", rs3)
         daemon.wait_status("lc", rs3, "up")

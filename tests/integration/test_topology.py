@@ -24,6 +24,7 @@ from netns import (
     netns_pids,
     require_root,
 )
+from waiting import answered, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -216,6 +217,7 @@ def test_duration_mode_stops_on_stop_file(topology: Topology) -> None:
     assert topology.workdir is not None
     topology.start_real_servers()
     stop = topology.workdir / "stop"
+    progress = topology.workdir / "progress"
     client = topology.start_client(
         "--url",
         f"http://{topology.real_servers[1].address}/",
@@ -223,13 +225,15 @@ def test_duration_mode_stops_on_stop_file(topology: Topology) -> None:
         "30",
         "--stop-file",
         str(stop),
+        "--progress-file",
+        str(progress),
         "--rate",
         "200",
         "--concurrency",
         "2",
         "--keepalive",
     )
-    time.sleep(0.5)
+    wait_until("20 requests answered", lambda: answered(progress) >= 20)
     stop.touch()
     result = topology.finish_client(client, timeout=10)
     assert result["failures"] == 0, result["errors"]

@@ -8,6 +8,8 @@ HTTP:  --url http://198.18.0.100/ --requests 400 [--concurrency 4] [--keepalive]
 TCP:   --tcp 198.18.0.100:25 --requests 50   (sends a line, the answer's first word names
        the server: realserver.py --mode tcp-echo)
 Load:  --duration 30 [--stop-file PATH] [--rate 100]  (stops at whichever limit comes first)
+       [--progress-file PATH]  (the number of requests answered so far, rewritten as it grows,
+       so a test can wait for traffic instead of sleeping)
 
 Output (always, also when every request failed)::
 
@@ -344,6 +346,23 @@ class TcpWorker:
             sock.close()
 
 
+def report_progress(path: str, results: Results, done: threading.Event) -> None:
+    """Rewrite ``path`` with the number of answered requests whenever it grows (atomically:
+    a reader never sees a partial number), and once more at the end."""
+    reported = -1
+    while True:
+        finished = done.wait(0.02)
+        answered = results.ok + results.failures
+        if answered != reported:
+            partial = f"{path}.partial"
+            with open(partial, "w") as out:
+                out.write(f"{answered}\n")
+            os.replace(partial, path)
+            reported = answered
+        if finished:
+            return
+
+
 def work(args: argparse.Namespace, results: Results, scheduler: Scheduler) -> None:
     worker = TcpWorker(args, results) if args.tcp else HttpWorker(args, results)
     sources: list[str | None] = list(results.sources) or [None]
@@ -368,6 +387,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, help="number of requests (default 1)")
     parser.add_argument("--duration", type=float, help="run for this many seconds")
     parser.add_argument("--stop-file", help="stop as soon as this file exists")
+    parser.add_argument("--progress-file", help="keep the number of answered requests here")
     parser.add_argument("--rate", type=float, help="at most this many requests per second")
     parser.add_argument("--concurrency", type=int, default=1)
     reuse = parser.add_mutually_exclusive_group()
@@ -396,10 +416,20 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=work, args=(args, results, scheduler), daemon=True)
         for _ in range(args.concurrency)
     ]
+    done = threading.Event()
+    progress = None
+    if args.progress_file:
+        progress = threading.Thread(
+            target=report_progress, args=(args.progress_file, results, done), daemon=True
+        )
+        progress.start()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    done.set()
+    if progress is not None:
+        progress.join()
     mode = "tcp" if args.tcp else "http"
     print(json.dumps(results.report(mode, args.tcp or args.url)), flush=True)
     return 0

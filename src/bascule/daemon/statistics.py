@@ -117,30 +117,29 @@ def reading(vs: VirtualServiceStatus) -> ServiceReading:
     requests = counts_requests(vs)
     packets = vs.mode == "l4"
     durations = [s.check_duration_ms for s in vs.real_servers if s.check_duration_ms is not None]
-    own = Reading(
-        current_connections=vs.current_connections,
-        total_connections=vs.total_connections,
-        bytes_in=vs.bytes_in,
-        bytes_out=vs.bytes_out,
-        total_requests=vs.total_requests if requests else None,
-        packets=vs.packets if packets else None,
-        check_duration_ms=mean_of.fmean(durations) if durations else None,
-    )
+    own = _reading(vs, requests, packets, mean_of.fmean(durations) if durations else None)
     return ServiceReading(
         own=own,
-        real_servers={s.key: _server_reading(s, requests, packets) for s in vs.real_servers},
+        real_servers={
+            s.key: _reading(s, requests, packets, s.check_duration_ms) for s in vs.real_servers
+        },
     )
 
 
-def _server_reading(server: RealServerStatus, requests: bool, packets: bool) -> Reading:
+def _reading(
+    status: VirtualServiceStatus | RealServerStatus,
+    requests: bool,
+    packets: bool,
+    check_duration_ms: float | None,
+) -> Reading:
+    """The counters of a service's or a real server's status; requests and packets only where
+    the engine counts them."""
     return Reading(
-        current_connections=server.current_connections,
-        total_connections=server.total_connections,
-        bytes_in=server.bytes_in,
-        bytes_out=server.bytes_out,
-        total_requests=server.total_requests if requests else None,
-        packets=server.packets if packets else None,
-        check_duration_ms=(
-            float(server.check_duration_ms) if server.check_duration_ms is not None else None
-        ),
+        current_connections=status.current_connections,
+        total_connections=status.total_connections,
+        bytes_in=status.bytes_in,
+        bytes_out=status.bytes_out,
+        total_requests=status.total_requests if requests else None,
+        packets=status.packets if packets else None,
+        check_duration_ms=None if check_duration_ms is None else float(check_duration_ms),
     )

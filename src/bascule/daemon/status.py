@@ -8,10 +8,15 @@ returns a StatusReport. The control plane's status (``apply_error``) and the dat
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from bascule.daemon.results import RealServerStatus, StatusReport, VirtualServiceStatus
-from bascule.engines.base import EngineObservation, Health, ServerObservation
+from bascule.engines.base import (
+    EngineObservation,
+    Health,
+    ServerObservation,
+    ServiceObservation,
+)
 from bascule.model import Configuration, RealServer, RealServerState, VirtualService
 from bascule.reconcile.planner import ServerRef, WeightOverride
 from bascule.reconcile.status import ServerStatus, ServiceStatus
@@ -20,6 +25,30 @@ from bascule.reconcile.status import ServerStatus, ServiceStatus
 # (the critical rule, see engines/haproxy/view.py) is true for a drained server whose checks
 # pass, so draining a critical server keeps the service up.
 _CRITICAL_OK = frozenset({ServerStatus.up, ServerStatus.unchecked, ServerStatus.drain})
+
+
+class _Counters(TypedDict):
+    """The counters a status carries, as the engine observed them."""
+
+    current_connections: int
+    total_connections: int
+    bytes_in: int
+    bytes_out: int
+    packets: int
+    total_requests: int
+
+
+def _counters(seen: ServerObservation | ServiceObservation | None) -> _Counters:
+    """The counters of a real server or a service; all 0 when the engine did not see it."""
+    seen = seen or ServiceObservation()
+    return _Counters(
+        current_connections=seen.current_connections,
+        total_connections=seen.total_connections,
+        bytes_in=seen.bytes_in,
+        bytes_out=seen.bytes_out,
+        packets=seen.packets,
+        total_requests=seen.total_requests,
+    )
 
 
 def build_status(
@@ -72,7 +101,6 @@ def _service_status(
         for rs in vs.real_servers
     )
     up = sum(1 for s in servers if s.status is ServerStatus.up)
-    counters = observation.services.get(vs.name)
     status, message = _service_verdict(vs, servers, observation)
     if not apply_ok:
         status, message = ServiceStatus.apply_error, apply_message
@@ -88,13 +116,8 @@ def _service_status(
         message=message,
         up=up,
         total=len(servers),
-        current_connections=counters.current_connections if counters else 0,
-        total_connections=counters.total_connections if counters else 0,
-        bytes_in=counters.bytes_in if counters else 0,
-        bytes_out=counters.bytes_out if counters else 0,
-        packets=counters.packets if counters else 0,
-        total_requests=counters.total_requests if counters else 0,
         real_servers=servers,
+        **_counters(observation.services.get(vs.name)),
     )
 
 
@@ -144,14 +167,9 @@ def _server_status(
         check_duration_ms=seen.check_duration_ms if seen else None,
         check_detail=seen.check_detail if seen else None,
         critical=rs.critical,
-        current_connections=seen.current_connections if seen else 0,
-        total_connections=seen.total_connections if seen else 0,
-        bytes_in=seen.bytes_in if seen else 0,
-        bytes_out=seen.bytes_out if seen else 0,
-        packets=seen.packets if seen else 0,
-        total_requests=seen.total_requests if seen else 0,
         effective_weight=override.weight if override else None,
         weight_reason=override.reason if override else None,
+        **_counters(seen),
     )
 
 

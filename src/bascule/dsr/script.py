@@ -2,7 +2,7 @@
 
 Where it sits: ``bascule dsr script VS`` (API ``GET .../dsr/script``) prints this module's
 text for a ``forwarding: dsr`` virtual service. It follows from how the nftables engine
-forwards DSR (engines/nftables/view.py): at the netdev ingress hook it only rewrites the
+forwards DSR (engines/nftables/rules.py): at the netdev ingress hook it only rewrites the
 Ethernet addresses of a client's frame, so the frame reaches the real server still addressed
 to the VIP, and the server answers the client from the VIP directly. Hence each real server
 must

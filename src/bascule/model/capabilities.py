@@ -9,9 +9,10 @@ the code asks the member; it never keeps a second set of the same names:
   document (an ``l4`` service with ``url_hash``, ``active_cookie`` on a ``generic`` one...);
 - each engine keeps only its translation table, keyed by the enum: HAProxy's ``BALANCE``
   and ``CHECKS`` (``engines/haproxy/view.py``) and ``PERSISTENCE``
-  (``engines/haproxy/persistence.py``), nftables' ``NAT_SCHEDULING``, ``DSR_SCHEDULING`` and
-  ``STICKY`` (``engines/nftables/view.py``), the L4 checker's ``PROBES``
-  (``health/probes.py``); a unit test per table proves it covers every member its mode allows.
+  (``engines/haproxy/persistence.py``), nftables' ``NAT_SCHEDULING`` and ``DSR_SCHEDULING``
+  (``engines/nftables/scheduling.py``) and ``STICKY`` (``engines/nftables/view.py``), the L4
+  checker's ``PROBES`` (``health/probes.py``); a unit test per table proves it covers every
+  member its mode allows.
 
 Adding a member means one row here and one row in each translation table of the modes that
 allow it; the tests name the table that lacks it.

@@ -69,8 +69,9 @@ async def test_served_as_the_daemon_does_it_is_never_open_to_others(tmp_path: Pa
     server = _Server(uvicorn.Config(hello, uds=str(path), log_config=None, lifespan="off"))
     try:
         task = asyncio.create_task(server.serve(sockets=[bind_unix_socket(path)]))
-        while not server.started and not task.done():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(10):
+            while not server.started and not task.done():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         transport = httpx.AsyncHTTPTransport(uds=str(path))
         async with httpx.AsyncClient(transport=transport, base_url="http://bascule") as client:
             assert (await client.get("/")).text == "hello"

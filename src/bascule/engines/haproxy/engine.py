@@ -15,7 +15,7 @@ import logging
 import socket
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from bascule.engines.base import (
     EngineObservation,
@@ -257,14 +257,7 @@ class HaproxyEngine:
         services: dict[str, ServiceObservation] = {}
         for stat in await self.shell.show_stat():
             if stat.kind is runtime.StatKind.FRONTEND:
-                services[stat.proxy] = ServiceObservation(
-                    current_connections=stat.scur,
-                    total_connections=stat.stot,
-                    bytes_in=stat.bin,
-                    bytes_out=stat.bout,
-                    rate=stat.rate,
-                    total_requests=stat.requests,
-                )
+                services[stat.proxy] = ServiceObservation(**_counters(stat))
                 continue
             if stat.kind is not runtime.StatKind.SERVER:
                 continue
@@ -280,12 +273,7 @@ class HaproxyEngine:
                 check_code=stat.check_code,
                 check_duration_ms=stat.check_duration,
                 check_detail=stat.last_chk or None,
-                current_connections=stat.scur,
-                total_connections=stat.stot,
-                bytes_in=stat.bin,
-                bytes_out=stat.bout,
-                rate=stat.rate,
-                total_requests=stat.requests,
+                **_counters(stat),
             )
         return EngineObservation(running=True, servers=servers, services=services)
 
@@ -447,6 +435,27 @@ def _names(applied: Configuration | None, vs_name: str, key: str) -> tuple[str, 
     if vs is None or rs is None:
         raise EngineError(f"HAProxy runs no real server {key} in {vs_name}")
     return proxy_name(vs), server_name(rs)
+
+
+class _Counters(TypedDict):
+    current_connections: int
+    total_connections: int
+    bytes_in: int
+    bytes_out: int
+    rate: int
+    total_requests: int
+
+
+def _counters(stat: runtime.ServerStat) -> _Counters:
+    """A ``show stat`` row's counters, for a front end and a server alike."""
+    return _Counters(
+        current_connections=stat.scur,
+        total_connections=stat.stot,
+        bytes_in=stat.bin,
+        bytes_out=stat.bout,
+        rate=stat.rate,
+        total_requests=stat.requests,
+    )
 
 
 def _admin_state(state: runtime.ServerRuntimeState) -> RealServerState:

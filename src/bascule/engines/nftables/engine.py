@@ -1,12 +1,13 @@
-"""The nftables engine as the daemon sees it: the Engine contract over view.py and shell.py.
+"""The nftables engine as the daemon sees it: the Engine contract over the L4 modules.
 
 Where it sits in the flow of a change: the daemon's executor hands it the ``mode: l4`` share
 of a plan. It keeps what it applied (the document, every real server's runtime weight and
 state) together with what the model does not hold: health verdicts (from Bascule's checker,
 through ``health_changed`` and a ``HealthSource``), least-connection weights (from conntrack,
-once a second in ``tick``) and the machine's facts (interface, MAC addresses for DSR). Any
-change of these rebuilds the ruleset with ``view.build_ruleset``; when only map elements
-differ from what runs (weights, states, health, MACs: ``view.map_update``) one transaction
+once a second in ``tick``: ``conntrack.py``) and the machine's facts (interface, MAC
+addresses for DSR: ``machine.py``). Any change of these rebuilds the ruleset with
+``rules.build_ruleset`` (over the decisions of ``view.py``); when only map elements differ
+from what runs (weights, states, health, MACs: ``transaction.map_update``) one transaction
 refills the changed maps and touches no rule, otherwise (a new document that changes the
 structure) the whole ruleset goes in one transaction (``NftablesShell.apply``). Either way
 conntrack keeps every established NAT connection where it is and no connection is reset.
@@ -15,31 +16,12 @@ Weights. ``max_weight`` is 65535, the model's own range: ``engine_weights`` then
 a service's weights by their common divisor (3000:1000 -> 3:1, exactly, never rounded), so
 runtime weights keep the document's ratios and fixed_weighting's order. The view scales them
 once more into its numgen sequence or Maglev table; the planner compares the numbers here.
-
-Least connection (NAT, ``Scheduler.counts_connections``): every tick reads conntrack's open
-connections per real server (``active``: TCP SYN_RECV/ESTABLISHED, any UDP entry) and passes
-the view these weights::
-
-    least_connection           w = round(LC_SCALE / (1 + active))            (at least 1)
-    weighted_least_connection  w = round(LC_SCALE * weight / (1 + active))   (at least 1)
-
-where ``weight`` is the server's runtime weight, for the schedulers whose weights count
-(``Scheduler.weighted``). New connections are then spread in inverse
-proportion to the open ones; the weights are re-applied only when they change.
-
-DSR real servers' MAC addresses are resolved on the load balancer's interface towards them
-(ping, then the neighbour table) when a configuration is applied and refreshed every
-``MAC_REFRESH`` seconds. A server whose MAC cannot be found is not refused: it is left out of
-the maps, shown down in the status with the reason in ``check_detail``, and joins as soon as
-a refresh finds it. A DSR real server that is not on a directly connected subnet is refused
-by ``check`` (EngineRejected naming it): no refresh can fix that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -54,25 +36,15 @@ from bascule.engines.base import (
     ServerObservation,
     ServiceObservation,
 )
+from bascule.engines.nftables.conntrack import active_connections, least_connection_weights
+from bascule.engines.nftables.machine import Machine
 from bascule.engines.nftables.maglev import DEFAULT_TABLE_SIZE
-from bascule.engines.nftables.shell import (
-    FAMILIES,
-    CounterValue,
-    NftablesShell,
-    active_connections,
-)
-from bascule.engines.nftables.view import (
-    DSR_SCHEDULING,
-    NAT_SCHEDULING,
-    Environment,
-    Exclusion,
-    L4Inputs,
-    Ruleset,
-    ViewError,
-    build_ruleset,
-    l4_services,
-    map_update,
-)
+from bascule.engines.nftables.nft import FAMILIES
+from bascule.engines.nftables.rules import Ruleset, build_ruleset
+from bascule.engines.nftables.scheduling import DSR_SCHEDULING, NAT_SCHEDULING
+from bascule.engines.nftables.shell import NftablesShell
+from bascule.engines.nftables.transaction import CounterValue, map_update
+from bascule.engines.nftables.view import Exclusion, L4Inputs, ViewError, l4_services
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.model import Configuration, Forwarding, Mode, RealServerState
 from bascule.model import VirtualService as VirtualServiceModel
@@ -88,15 +60,7 @@ from bascule.reconcile.planner import (
 log = logging.getLogger("bascule.nftables")
 
 MAX_WEIGHT = 65535
-LC_SCALE = 1000
-MAC_REFRESH = 10.0  # seconds between two resolutions of the DSR real servers' MACs
 DRAIN_POLL = 0.2
-
-
-def least_connection_weight(vs: VirtualServiceModel, weight: int, active: int) -> int:
-    """The module docstring's formula: inverse to open connections, times the weight if any."""
-    base = LC_SCALE * (weight if vs.scheduler.weighted else 1)
-    return max(1, round(base / (1 + active)))
 
 
 def with_runtime(
@@ -143,7 +107,7 @@ class NftablesEngine:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.shell = NftablesShell(runner=runner, netns=netns)
-        self._interface = interface  # None: the device of the route to the DSR servers
+        self.machine = Machine(self.shell, interface=interface, clock=clock)
         self._maglev_size = maglev_size
         self._clock = clock
         self._sleep = sleep
@@ -153,11 +117,6 @@ class NftablesEngine:
         self._health_source: HealthSource | None = None
         self._health: dict[ServerRef, bool] = {}  # verdicts given through health_changed
         self._lc_weights: dict[ServerRef, int] = {}
-        self._macs: dict[str, str] = {}  # DSR real server address -> MAC
-        self._lb_macs: dict[str, str] = {}  # interface -> its MAC
-        self._dsr_interface: str | None = None
-        self._macs_at: float | None = None
-        self._sysctls_done: set[str] = set()
         self._applied: _Applied | None = None
 
     # -- the daemon's extra verbs ---------------------------------------------------------------
@@ -211,9 +170,8 @@ class NftablesEngine:
             config = self._config
             try:
                 await self._count_connections(config)
-                now = self._clock()
-                if self._macs_at is None or now - self._macs_at >= MAC_REFRESH:
-                    await self._resolve_macs(config, refresh=True)
+                if self.machine.refresh_due():
+                    await self.machine.resolve_macs(config, refresh=True)
                 await self._refresh()
             except (EngineError, OSError) as exc:
                 log.error("nftables refresh failed", extra={"error": str(exc)})
@@ -240,9 +198,9 @@ class NftablesEngine:
     async def check(self, config: Configuration) -> None:
         if not l4_services(config):
             return  # nothing of ours to check: the tables only go away
-        await self._check_segments(config)
+        await self.machine.check(config)
         async with self._lock:
-            await self._resolve_macs(config, refresh=False)
+            await self.machine.resolve_macs(config, refresh=False)
             inputs = self._inputs(config)
         try:
             ruleset = build_ruleset(config, inputs)
@@ -270,7 +228,7 @@ class NftablesEngine:
                 self._config, self._runtime, self._applied = config, runtime, None
                 return
             if replaced:
-                await self._resolve_macs(config, refresh=False)
+                await self.machine.resolve_macs(config, refresh=False)
             await self._apply(config, runtime, force=replaced)
 
     async def observe(
@@ -423,13 +381,7 @@ class NftablesEngine:
                     health[ref] = self._verdict(ref)
                 if vs.scheduler.counts_connections and ref in self._lc_weights:
                     weights[ref] = self._lc_weights[ref]
-        interface = self._dsr_interface or self._interface or "eth0"
-        environment = Environment(
-            interface=interface,
-            lb_mac=self._lb_macs.get(interface),
-            server_macs=dict(self._macs),
-            maglev_size=self._maglev_size,
-        )
+        environment = self.machine.environment(maglev_size=self._maglev_size)
         return L4Inputs(environment=environment, health=health, weights=weights)
 
     def _ruleset_now(self, config: Configuration) -> Ruleset | None:
@@ -467,7 +419,7 @@ class NftablesEngine:
             ruleset = build_ruleset(effective, inputs)
         except ViewError as exc:
             raise ApplyFailed(f"nftables: {exc}") from exc
-        await self._set_sysctls(config)
+        await self.machine.prepare_nat(config)
         update = None
         if not force and self._applied is not None:
             update = map_update(self._applied.ruleset, ruleset)
@@ -489,85 +441,10 @@ class NftablesEngine:
             },
         )
 
-    async def _set_sysctls(self, config: Configuration) -> None:
-        """NAT forwards packets: IP forwarding on, ICMP redirects off (they would send the
-        client straight to a real server, which has no VIP) — in this network namespace."""
-        nat = [vs for vs in l4_services(config) if vs.forwarding is Forwarding.nat]
-        if not nat:
-            return
-        wanted = {
-            "net.ipv4.conf.all.send_redirects": "0",
-            "net.ipv4.conf.default.send_redirects": "0",
-        }
-        if any(ipaddress.ip_address(vs.address).version == 4 for vs in nat):
-            wanted["net.ipv4.ip_forward"] = "1"
-        if any(ipaddress.ip_address(vs.address).version == 6 for vs in nat):
-            wanted["net.ipv6.conf.all.forwarding"] = "1"
-        for vs in nat:
-            for rs in vs.real_servers:
-                route = None if vs.interface else await self.shell.route_to(rs.address)
-                device = vs.interface or (route.interface if route else None)
-                if device:
-                    # the effective value is "all" OR the interface's (IN_DEV_ORCONF)
-                    wanted[f"net.ipv4.conf.{device}.send_redirects"] = "0"
-        todo = {key: value for key, value in wanted.items() if key not in self._sysctls_done}
-        if not todo:
-            return
-        await self.shell.set_sysctls(todo)
-        self._sysctls_done.update(todo)
-        log.info("set the network prerequisites of L4 NAT", extra={"sysctls": todo})
-
-    # -- facts: DSR MACs, conntrack ---------------------------------------------------------------
-
-    async def _check_segments(self, config: Configuration) -> None:
-        """DSR rewrites MACs only: every DSR real server must be on a connected subnet."""
-        for vs in l4_services(config):
-            if vs.forwarding is not Forwarding.dsr:
-                continue
-            for rs in vs.real_servers:
-                route = await self.shell.route_to(rs.address)
-                if route is None or route.gateway is not None:
-                    via = f"routed via {route.gateway}" if route else "no route to it"
-                    raise EngineRejected(
-                        "nftables",
-                        f"{vs.name}: DSR real server {rs.key} is not on a directly connected "
-                        f"subnet ({via}); DSR needs it on the load balancer's own segment",
-                    )
-
-    async def _resolve_macs(self, config: Configuration, *, refresh: bool) -> None:
-        """The load balancer's and the DSR real servers' MACs (the lock is held); ``refresh``
-        asks again for the known ones too."""
-        dsr = [vs for vs in l4_services(config) if vs.forwarding is Forwarding.dsr]
-        if not dsr:
-            return
-        if self._dsr_interface is None:
-            self._dsr_interface = self._interface
-            if self._dsr_interface is None:
-                first = next((rs for vs in dsr for rs in vs.real_servers), None)
-                route = await self.shell.route_to(first.address) if first else None
-                self._dsr_interface = route.interface if route else "eth0"
-        interfaces = {vs.interface or self._dsr_interface for vs in dsr}
-        for interface in interfaces | {self._dsr_interface}:
-            if interface not in self._lb_macs:
-                self._lb_macs[interface] = await self.shell.interface_mac(interface)
-        for vs in dsr:
-            for rs in vs.real_servers:
-                if rs.address in self._macs and not refresh:
-                    continue
-                mac = await self.shell.mac_of(rs.address, vs.interface or self._dsr_interface)
-                if mac is None:
-                    if self._macs.pop(rs.address, None) is not None or not refresh:
-                        log.warning(
-                            "no MAC address for a DSR real server",
-                            extra={"vs": vs.name, "rs": rs.key},
-                        )
-                else:
-                    self._macs[rs.address] = mac
-        if refresh:
-            self._macs_at = self._clock()
+    # -- conntrack ------------------------------------------------------------------------------
 
     async def _active(self, config: Configuration) -> dict[ServerRef, int]:
-        nat = [vs for vs in l4_services(config) if vs.forwarding is Forwarding.nat]
+        nat = l4_services(config, Forwarding.nat)
         if not nat:
             return {}
         try:
@@ -577,23 +454,14 @@ class NftablesEngine:
 
     async def _count_connections(self, config: Configuration) -> None:
         """Least-connection weights from conntrack (the lock is held)."""
-        least = [
-            vs
-            for vs in l4_services(config)
-            if vs.scheduler.counts_connections and vs.forwarding is Forwarding.nat
-        ]
+        nat = l4_services(config, Forwarding.nat)
+        least = [vs for vs in nat if vs.scheduler.counts_connections]
         if not least:
             self._lc_weights = {}
             return
         active = active_connections(await self.shell.connections(), least)
-        weights = {}
-        for vs in least:
-            for rs in vs.real_servers:
-                ref = (vs.name, rs.key)
-                runtime = self._runtime.get(ref)
-                weight = runtime.weight if runtime else 1
-                weights[ref] = least_connection_weight(vs, weight, active.get(ref, 0))
-        self._lc_weights = weights
+        weights = {ref: runtime.weight for ref, runtime in self._runtime.items()}
+        self._lc_weights = least_connection_weights(least, active, weights)
 
 
 def _reasons(excluded: Mapping[str, Exclusion]) -> dict[str, str]:

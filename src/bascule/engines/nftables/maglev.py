@@ -1,7 +1,7 @@
 """Maglev consistent hashing (Eisenbud et al., "Maglev: A Fast and Reliable Software Network
 Load Balancer", NSDI 2016, section 3.4), weighted, as a pure function.
 
-Where this sits in the flow of a change: ``view.py`` calls ``lookup_table`` for every L4
+Where this sits in the flow of a change: ``scheduling.py`` calls ``lookup_table`` for every L4
 service that hashes (all of DSR, and ``source_ip_hash`` in NAT) and loads the result into an
 nft map ``jhash(flow) mod M -> real server``. The kernel then picks a real server per flow
 without any state, which is what Direct Server Return needs: the netdev ingress hook has no

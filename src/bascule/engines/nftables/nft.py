@@ -1,20 +1,29 @@
 """The nft JSON vocabulary of Bascule's tables: object names, expressions, a command builder.
 
-Where this sits in the flow of a change: ``view.py`` decides what the L4 tables must hold and
-spells it with these helpers; the result is the ``nft -j`` schema (libnftables-json(5)) that
-``shell.py`` checks and applies. Pure: no I/O.
+Where this sits in the flow of a change: ``rules.py`` spells the L4 tables that ``view.py``
+decided with these helpers, and ``transaction.py`` the commands against what runs; the result
+is the ``nft -j`` schema (libnftables-json(5)) that ``shell.py`` checks and applies. Pure: no
+I/O.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
 from bascule.model import RealServer, VirtualService
 
 TABLE = "bascule"
+# The families of Bascule's tables: NAT per address family, DSR at the netdev ingress hook.
+FAMILIES = ("ip", "ip6", "netdev")
 PERSISTENCE_SET_SIZE = 65535
 Json = dict[str, Any]
+
+
+def family_of(address: str) -> str:
+    """The nft family of an address: ``ip`` or ``ip6``."""
+    return "ip" if ipaddress.ip_address(address).version == 4 else "ip6"
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -121,7 +130,7 @@ class TableCommands:
         """A verdict map keyed by numgen or jhash. Their value is a bare 32-bit integer, which
         nft 1.0.6 can declare only as ``typeof EXPR`` in its text syntax (its JSON refuses an
         "unqualified type integer" and has no typeof), so the engine creates these maps with
-        a text prelude (``view.prelude``); the JSON only fills them."""
+        a text prelude (``transaction.prelude``); the JSON only fills them."""
         self.typeof_maps[name] = (
             f"add map {self.family} {TABLE} {name} {{ typeof {typeof} : verdict ; }}"
         )
@@ -142,6 +151,13 @@ class TableCommands:
         head = [{"add": {"table": ref}}, {"flush": {"table": ref}}]
         flushes = [{"flush": {"map": {**self._ref(), "name": name}}} for name in self.maps]
         return head + self.declarations + flushes + self.chains + self.rules
+
+
+def drop_table(family: str) -> list[Json]:
+    """``add table`` + ``delete table``: removes our table of ``family`` if it exists, and
+    never fails when it does not."""
+    ref = {"family": family, "name": TABLE}
+    return [{"add": {"table": ref}}, {"delete": {"table": ref}}]
 
 
 def fill(family: str, name: str, elements: list[Any]) -> list[Json]:

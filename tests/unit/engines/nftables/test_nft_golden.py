@@ -1,6 +1,6 @@
 """Golden files of the nft JSON ruleset for every mode x scheduler x persistence, and
 `nft -c` accepting each one inside a throwaway network namespace (after its text prelude, the
-maps nft's JSON cannot declare). ``update-*`` files are map updates (``view.map_update``):
+maps nft's JSON cannot declare). ``update-*`` files are map updates (``transaction.map_update``):
 `nft -c` checks each against its base ruleset, loaded for real in the namespace.
 
 Regenerate after an intended change with
@@ -21,14 +21,9 @@ from typing import Any
 
 import pytest
 
-from bascule.engines.nftables.view import (
-    Environment,
-    L4Inputs,
-    Ruleset,
-    build_ruleset,
-    map_update,
-    prelude,
-)
+from bascule.engines.nftables.rules import Ruleset, build_ruleset
+from bascule.engines.nftables.transaction import Listing, map_update, prelude
+from bascule.engines.nftables.view import Environment, L4Inputs
 from bascule.model import Configuration
 
 GOLDEN_DIR = Path(__file__).resolve().parents[3] / "golden" / "nftables"
@@ -86,7 +81,7 @@ def inputs_for(mode: str, **extra: Any) -> L4Inputs:
 
 def golden(ruleset: Ruleset) -> dict[str, Any]:
     """What a golden file holds: the text prelude (as lines) and the JSON transaction."""
-    text = prelude(ruleset, {"nftables": []}) or ""
+    text = prelude(ruleset, Listing()) or ""
     return {"prelude": text.splitlines(), **ruleset.document()}
 
 

@@ -1,93 +1,19 @@
-"""engines/nftables/shell.py with a fake Runner: parsers and the commands it sends."""
+"""engines/nftables/shell.py with a fake Runner: the commands it sends and how it reads the
+answers."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 
 import pytest
+from l4_documents import FakeRunner, config
 
-from bascule.engines.nftables.shell import (
-    NftablesShell,
-    active_connections,
-    parse_conntrack,
-    parse_counters,
-)
-from bascule.engines.nftables.view import L4Inputs, build_ruleset
+from bascule.engines.nftables.rules import build_ruleset
+from bascule.engines.nftables.shell import NftablesShell
+from bascule.engines.nftables.view import L4Inputs
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
-from bascule.model import Configuration
 from bascule.net.shell import Completed
-
-PROC = """\
-ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport=40000 \
-dport=80 src=198.18.0.11 dst=198.18.0.10 sport=80 dport=40000 [ASSURED] mark=0 zone=0 use=2
-ipv4     2 tcp      6 119 TIME_WAIT src=198.18.0.10 dst=198.18.0.100 sport=40001 dport=80 \
-src=198.18.0.12 dst=198.18.0.10 sport=80 dport=40001 [ASSURED] mark=0 zone=0 use=2
-ipv4     2 udp      17 29 src=198.18.0.10 dst=198.18.0.100 sport=5000 dport=53 \
-src=198.18.0.12 dst=198.18.0.10 sport=53 dport=5000 mark=0 zone=0 use=2
-ipv4     2 icmp     1 29 src=198.18.0.10 dst=198.18.0.11 type=8 code=0 id=1 src=198.18.0.11 \
-dst=198.18.0.10 type=0 code=0 id=1 mark=0 use=1
-"""
-
-
-class FakeRunner:
-    def __init__(self, answers: dict[str, Completed]) -> None:
-        self.answers = answers
-        self.calls: list[tuple[list[str], str | None]] = []
-
-    async def __call__(self, argv: Sequence[str], stdin: str | None) -> Completed:
-        self.calls.append((list(argv), stdin))
-        for prefix, answer in self.answers.items():
-            if " ".join(argv).startswith(prefix):
-                return answer
-        return Completed(returncode=0, stdout="", stderr="")
-
-
-def config(**fields: object) -> Configuration:
-    service = {
-        "name": "web",
-        "address": "198.18.0.100",
-        "port": 80,
-        "mode": "l4",
-        "real_servers": [
-            {"address": "198.18.0.11", "port": 80},
-            {"address": "198.18.0.12", "port": 80},
-        ],
-        **fields,
-    }
-    return Configuration.model_validate({"virtual_services": [service]})
-
-
-def test_parse_conntrack_and_count_active() -> None:
-    connections = parse_conntrack(PROC)
-    assert [c.protocol for c in connections] == ["tcp", "tcp", "udp"]
-    assert connections[0].state == "ESTABLISHED"
-    assert connections[0].reply_source == "198.18.0.11"
-    tcp = active_connections(connections, config().virtual_services)
-    assert tcp == {("web", "198.18.0.11:80"): 1, ("web", "198.18.0.12:80"): 0}
-    udp = config(protocol="udp", port=53)
-    assert active_connections(connections, udp.virtual_services)[("web", "198.18.0.12:80")] == 1
-
-
-def test_parse_counters_keeps_our_tables_only() -> None:
-    listing = {
-        "nftables": [
-            {
-                "counter": {
-                    "family": "ip",
-                    "table": "bascule",
-                    "name": "in/web",
-                    "packets": 3,
-                    "bytes": 180,
-                }
-            },
-            {"counter": {"family": "ip", "table": "other", "name": "x", "packets": 1, "bytes": 1}},
-        ]
-    }
-    values = parse_counters(listing)
-    assert list(values) == [("ip", "in/web")]
-    assert values[("ip", "in/web")].bytes == 180
 
 
 def test_mac_of_reads_the_neighbour_table_and_pings_once_when_it_is_unknown() -> None:
@@ -214,3 +140,38 @@ def test_update_checks_then_sends_and_skips_an_empty_one() -> None:
         ["nft", "-c", "-j", "-f", "-"],
         ["nft", "-j", "-f", "-"],
     ]
+
+
+def test_listing_tables_and_counters_read_our_tables() -> None:
+    table = '{"nftables": [{"table": {"family": "ip", "name": "bascule"}}]}'
+    counters = (
+        '{"nftables": [{"counter": {"family": "ip", "table": "bascule", "name": "in/web",'
+        ' "packets": 3, "bytes": 180}}]}'
+    )
+    runner = FakeRunner(
+        {
+            "nft -j list tables": Completed(returncode=0, stdout=table, stderr=""),
+            "nft -j list table ip bascule": Completed(returncode=0, stdout=table, stderr=""),
+            "nft -j list table": Completed(returncode=1, stdout="", stderr="No such file"),
+            "nft -j list counters": Completed(returncode=0, stdout=counters, stderr=""),
+        }
+    )
+    shell = NftablesShell(runner=runner)
+    assert asyncio.run(shell.listing()).tables == ("ip",)
+    assert asyncio.run(shell.tables()) == ("ip",)
+    [value] = asyncio.run(shell.counter_values()).values()
+    assert (value.packets, value.bytes) == (3, 180)
+
+
+def test_remove_sends_the_removal() -> None:
+    runner = FakeRunner()
+    asyncio.run(NftablesShell(runner=runner).remove())
+    [(argv, stdin)] = runner.calls
+    assert argv == ["nft", "-j", "-f", "-"]
+    assert {
+        c["delete"]["table"]["family"] for c in json.loads(stdin or "")["nftables"] if "delete" in c
+    } == {
+        "ip",
+        "ip6",
+        "netdev",
+    }

@@ -1,4 +1,4 @@
-"""Security review of AccountService (H7): parallel logins cannot skip the lockout, a current
+"""AccountService against abuse: parallel logins cannot skip the lockout, a current
 password given is always checked, oversized names stay out of the store, a deleted user's
 sessions and tokens do not come back with a new user of the same name."""
 

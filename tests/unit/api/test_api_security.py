@@ -1,4 +1,4 @@
-"""Security review of the HTTPS API (H7): refusals are audited, an operator cannot slip a
+"""The HTTPS API's security: refusals are audited, an operator cannot slip a
 structural change past the weight rule, audit entries carry no secret, the OpenAPI document
 is public but holds no data, an oversized body is refused before it is read."""
 

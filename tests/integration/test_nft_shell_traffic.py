@@ -1,7 +1,7 @@
-"""The nftables L4 engine with real traffic in network namespaces (no daemon yet).
+"""The nftables shell with real traffic in network namespaces (no daemon).
 
 Each test builds a client, the load balancer and real servers (netns.py), applies a ruleset
-built by engines/nftables/view.py with NftablesShell inside the lb namespace, and sends TCP
+built by engines/nftables/rules.py with NftablesShell inside the lb namespace, and sends TCP
 or UDP traffic from the client to the VIP 198.18.0.100, which the lb holds on its eth0 so
 that it answers ARP for it.
 """
@@ -20,14 +20,10 @@ from typing import Any
 import pytest
 from netns import Topology
 
+from bascule.engines.nftables.rules import Ruleset, build_ruleset
+from bascule.engines.nftables.scheduling import Selection
 from bascule.engines.nftables.shell import NftablesShell
-from bascule.engines.nftables.view import (
-    Environment,
-    L4Inputs,
-    Ruleset,
-    Selection,
-    build_ruleset,
-)
+from bascule.engines.nftables.view import Environment, L4Inputs
 from bascule.model import Configuration
 
 pytestmark = pytest.mark.integration
@@ -126,14 +122,6 @@ def prepare_lb(topo: Topology) -> NftablesShell:
     return NftablesShell(netns=topo.lb.netns)
 
 
-def route_back_through_lb(topo: Topology) -> None:
-    """Routed NAT: the real servers reach the clients through the lb (host routes, since all
-    hosts share one subnet)."""
-    for server in topo.real_servers:
-        for client in topo.client.addresses:
-            topo.run(server, ["ip", "route", "add", f"{client}/32", "via", topo.lb.address])
-
-
 def apply(engine: NftablesShell, config: Configuration, inputs: L4Inputs) -> Ruleset:
     ruleset = build_ruleset(config, inputs)
     asyncio.run(engine.apply(ruleset))
@@ -159,7 +147,7 @@ def assert_shares(counts: Mapping[str, int], expected: Mapping[str, float]) -> N
 def test_nat_routed_schedulers_see_the_client(make_topology: Callable[..., Topology]) -> None:
     topo = make_topology(real_servers=3)
     engine = prepare_lb(topo)
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     topo.start_real_servers()
     inputs = L4Inputs()
 
@@ -169,8 +157,8 @@ def test_nat_routed_schedulers_see_the_client(make_topology: Callable[..., Topol
     assert result["counts"] == {"rs1": 100, "rs2": 100, "rs3": 100}  # round robin: exact
     assert result["seen_clients"] == {topo.client.address: 300}  # routed: the client's own
 
-    counters = asyncio.run(engine.counters())
-    new = {name: v.packets for (_, name), v in counters.values.items() if name.startswith("new/")}
+    counters = asyncio.run(engine.counter_values())
+    new = {name: v.packets for (_, name), v in counters.items() if name.startswith("new/")}
     assert sorted(new.values()) == [100, 100, 100]
 
     # conntrack remembers each connection; cutting one server's entries leaves the others
@@ -246,7 +234,7 @@ def test_nat_one_armed_and_persistence(make_topology: Callable[..., Topology]) -
 def test_nat_udp_source_ip_hash(make_topology: Callable[..., Topology]) -> None:
     topo = make_topology(real_servers=3, client_extra_addresses=8)
     engine = prepare_lb(topo)
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     for server in topo.real_servers:
         proc = topo.popen(
             server,
@@ -358,7 +346,7 @@ def test_dsr_maglev_replies_bypass_the_lb(make_topology: Callable[..., Topology]
     listing = topo.run("lb", ["nft", "-j", "list", "table", "netdev", "probe"]).stdout
     seen = [i["rule"] for i in json.loads(listing)["nftables"] if "rule" in i]
     assert seen[0]["expr"][1]["counter"]["packets"] == 0
-    values = asyncio.run(engine.counters()).values
+    values = asyncio.run(engine.counter_values())
     assert values[("netdev", "in/web")].packets >= 500 * 3  # SYN, request, ACK/FIN at least
     syns = sum(v.packets for (_, name), v in values.items() if name.startswith("new/"))
     assert syns == 500
@@ -444,7 +432,7 @@ def test_runtime_changes_update_maps_and_keep_rules_and_connections(
 
     topo = make_topology(real_servers=3)
     prepare_lb(topo)
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     topo.start_real_servers()
     driver = NftablesEngine(netns=topo.lb.netns)
     service = l4_service(topo, "nat", scheduler="weighted_round_robin")

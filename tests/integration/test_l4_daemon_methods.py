@@ -1,13 +1,14 @@
-"""More L4 (nftables) through a real `bascule run`: DSR, one-armed NAT, least connection,
+"""L4 (nftables) methods through a real `bascule run`: DSR, one-armed NAT, least connection,
 persistence, fixed weighting, refused input and the status, with the CLI as a user drives it.
 
 test_l4_daemon.py covers routed NAT round robin, UDP source hash, health, drain, weights,
-adoption and SIGTERM; this file covers the rest of issue 4 that needs the daemon. One thing
-is tested below the daemon: persistence expiry. The model's shortest timeout is 60 s, too long
-for this file, so ``test_persistence_entries_expire_after_their_timeout`` runs the engine
-alone with a 2 s timeout (a Configuration built with ``model_construct``, as only the model
-forbids it) and checks that the kernel forgets a client after its timeout; the daemon test
-checks that the entries it makes carry the document's timeout.
+adoption and SIGTERM; this file covers the other forwarding, scheduling and persistence
+methods that need the daemon. One thing is tested below the daemon: persistence expiry. The
+model's shortest timeout is 60 s, too long for this file, so
+``test_persistence_entries_expire_after_their_timeout`` runs the engine alone with a 2 s timeout
+(a Configuration built with ``model_construct``, as only the model forbids it) and checks that
+the kernel forgets a client after its timeout; the daemon test checks that the entries it makes
+carry the document's timeout.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from typing import Any
 import pytest
 from daemon import BasculeDaemon
 from netns import Host, Topology
+from waiting import wait_until
 
 from bascule.engines.nftables.nft import persistence_set
+from bascule.engines.nftables.rules import build_ruleset
 from bascule.engines.nftables.shell import NftablesShell
-from bascule.engines.nftables.view import L4Inputs, build_ruleset
+from bascule.engines.nftables.view import L4Inputs
 from bascule.model import Configuration, Persistence, PersistenceMethod
 
 pytestmark = pytest.mark.integration
@@ -76,13 +79,6 @@ def l4_service(topo: Topology, **fields: Any) -> dict[str, Any]:
     }
     service.update(fields)
     return service
-
-
-def route_back_through_lb(topo: Topology) -> None:
-    """Routed NAT: host routes to every client address via the lb (one shared subnet)."""
-    for server in topo.real_servers:
-        for client in topo.client.addresses:
-            topo.run(server, ["ip", "route", "add", f"{client}/32", "via", topo.lb.address])
 
 
 @contextmanager
@@ -162,14 +158,6 @@ def sequence_slots(topo: Topology, vs: str = "web") -> dict[str, int]:
     return dict(slots)
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (seen := probe()):
-        assert time.monotonic() < deadline, f"no {what} within {timeout}s"
-        time.sleep(0.2)
-    return seen
-
-
 class Capture:
     """tcpdump inside one host, line-buffered to a file; ``lines()`` stops it and reads."""
 
@@ -188,9 +176,16 @@ class Capture:
             assert time.monotonic() < deadline, "tcpdump did not start"
             time.sleep(0.05)
 
-    def lines(self) -> list[str]:
-        time.sleep(0.3)  # the last replies are in flight
+    def lines(self, *, at_least: int) -> list[str]:
+        """Once ``at_least`` packets are captured (the last ones may still be in flight when
+        the traffic ends) or 10 s have passed, stop and return every line captured."""
+        deadline = time.monotonic() + 10
+        while len(self._captured()) < at_least and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.topo.stop(self.proc, timeout=3)
+        return self._captured()
+
+    def _captured(self) -> list[str]:
         return [line for line in self.out.read_text().splitlines() if line.strip()]
 
 
@@ -219,7 +214,8 @@ def test_dsr_through_the_daemon_scripted_servers_verify_and_status(
             topo, "client", "ip src host", vip, "and tcp src port 80", ethernet=True
         )
         result = http(topo, "--requests", "600")
-        replies, at_the_lb = at_client.lines(), at_lb.lines()
+        replies = at_client.lines(at_least=600 * 3)
+        at_the_lb = at_lb.lines(at_least=600 * 3)
 
         counts = result["counts"]
         assert set(counts) == {"rs1", "rs2", "rs3"}, counts
@@ -315,7 +311,7 @@ def test_least_connection_sends_new_connections_to_the_less_busy(
     make_topology: Callable[..., Topology],
 ) -> None:
     topo = make_topology(real_servers=3)
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     topo.start_real_servers()
     rs1, rs2, rs3 = topo.real_servers
     held = 8
@@ -352,7 +348,7 @@ def test_least_connection_sends_new_connections_to_the_less_busy(
                 slots = sequence_slots(topo)
                 return slots if slots.get(rs1.address, 0) * 5 < slots.get(rs2.address, 0) else None
 
-            slots = wait_for("least-connection weights", rs1_weighed_down, timeout=15)
+            slots = wait_until("least-connection weights", rs1_weighed_down, timeout=15, poll=0.2)
             print("numgen slots with 8 held on rs1:", slots)
             result = http(topo, "--requests", "300")
             counts = result["counts"]
@@ -370,7 +366,7 @@ def test_least_connection_sends_new_connections_to_the_less_busy(
         assert json.loads(out.splitlines()[-1]) == [], err  # the held ones were never reset
 
         # nothing held any more: an even spread again
-        wait_for("even weights", lambda: len(set(sequence_slots(topo).values())) == 1)
+        wait_until("even weights", lambda: len(set(sequence_slots(topo).values())) == 1, poll=0.2)
         result = http(topo, "--requests", "90")
         assert result["counts"] == {"rs1": 30, "rs2": 30, "rs3": 30}
 
@@ -379,7 +375,7 @@ def test_persistence_source_ip_per_client_and_per_subnet(
     make_topology: Callable[..., Topology],
 ) -> None:
     topo = make_topology(real_servers=3, client_extra_addresses=6)
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     topo.start_real_servers()
     clients = topo.client.extra_addresses
     persistence = {"method": "source_ip", "timeout": 60}
@@ -430,7 +426,7 @@ def test_persistence_entries_expire_after_their_timeout(
     topo = make_topology(real_servers=2, client_extra_addresses=2)
     topo.run("lb", ["ip", "address", "add", f"{topo.vip()}/32", "dev", "eth0"])
     topo.run("lb", ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0"])
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     topo.start_real_servers()
     document = {"virtual_services": [l4_service(topo, check={"type": "none"})]}
     config = Configuration.model_validate(document)
@@ -465,10 +461,17 @@ def test_persistence_entries_expire_after_their_timeout(
         ]
         assert sorted(t["val"] for t in timers) == [a, b] and {t["timeout"] for t in timers} == {2}
 
-        time.sleep(2.5)
-        assert not any(
-            "elements" in topo.run("lb", ["nft", "list", "set", "ip", "bascule", name]).stdout
-            for name in sets
+        wait_until(
+            "the persistence entries expired",
+            lambda: (
+                not any(
+                    "elements"
+                    in topo.run("lb", ["nft", "list", "set", "ip", "bascule", name]).stdout
+                    for name in sets
+                )
+            ),
+            timeout=2 + 5,
+            poll=0.2,
         )
         # forgotten: b is picked afresh (the next in the rotation, a's old server), then a,
         # which would have stayed on its server had its entry lived on
@@ -482,7 +485,7 @@ def test_fixed_weighting_all_to_the_highest_then_in_weight_order(
     make_topology: Callable[..., Topology],
 ) -> None:
     topo = make_topology(real_servers=3)
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     procs = topo.start_real_servers()
     rs1, rs2, rs3 = topo.real_servers
     weights = {rs1.name: 1000, rs2.name: 3000, rs3.name: 2000}
@@ -520,7 +523,7 @@ def test_bad_l4_input_is_refused_and_changes_nothing(
     make_topology: Callable[..., Topology],
 ) -> None:
     topo = make_topology(real_servers=3)
-    route_back_through_lb(topo)
+    topo.route_back_through_lb()
     topo.start_real_servers()
     rs1, rs2, _ = topo.real_servers
     web = l4_service(topo, extra_ports=["8000-8010"])

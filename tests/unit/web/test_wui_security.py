@@ -1,4 +1,4 @@
-"""Security review of the WUI (H7): every page needs a session, every unsafe request a CSRF
+"""The WUI's security: every page needs a session, every unsafe request a CSRF
 token, every change the right permission; login answers and redirects that cannot be abused."""
 
 from __future__ import annotations

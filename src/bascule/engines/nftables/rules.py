@@ -1,0 +1,490 @@
+"""The decided L4 services -> the nft JSON ruleset of Bascule's tables, as data.
+
+Where this sits in the flow of a change: ``view.py`` decides, per service, the table, the
+selection and the real servers in the maps; ``build_ruleset`` spells it as one nft
+transaction (the ``nft -j`` schema, libnftables-json(5)) with the vocabulary of ``nft.py``;
+``transaction.py`` fits it to what runs and ``shell.py`` checks it with ``nft -c`` and
+applies it with ``nft -f``. Nothing here does I/O, reads settings or the clock.
+
+What the ruleset looks like (one table per family that is needed, all named ``bascule``)::
+
+    table ip bascule                         NAT for IPv4 VIPs (ip6 bascule for IPv6)
+      chain prerouting   nat, dstnat          ip daddr VIP tcp dport {80, 8000-8010} goto vs/web
+      chain vs/web                            persistence hits (@pin/... maps), then
+                                              numgen inc mod 5040 vmap @sched/web
+      chain rs/web/198.18.0.11/80             forget other servers' persistence, count, dnat
+      chain postrouting  nat, srcnat          one-armed: snat the server side to the LB
+      chain traffic      filter, forward      per real server packets and bytes: one counter
+                                              map lookup per direction (@count/...)
+      chain clients      filter, prerouting   per virtual service packets and bytes
+    table netdev bascule                      DSR, both families
+      chain ingress/eth0 filter, ingress      ip daddr VIP tcp dport 80 goto vs/web
+      chain vs/web                            persistence hits, then jhash(flow) vmap @sched
+      chain rs/web/...                        ether saddr/daddr (@mac/... map) set, fwd
+
+Structure and data: every rule depends on the document only (services, real servers, ports,
+forwarding, persistence) and on facts of the machine that do not move (interface, the load
+balancer's MAC and address). Everything that changes at run time (weights, states, health,
+conntrack-derived weights, the real servers' MACs) lives in named maps' elements: the
+scheduling map (``sched/…``, or ``fixed/…`` for fixed_weighting), one ``pin/…`` map per
+server that lets its persistent clients back in while it is live, one ``mac/…`` map per DSR
+server. So a runtime change is a refill of maps (``transaction.map_update``): no rule is
+re-added, and rule handles, numgen's position, counters and persistence entries stay.
+
+Each table is brought to its desired state by ``add table`` (idempotent), ``flush table``
+(drops every rule, keeps sets, maps and counters), then re-adding declarations and rules, then
+flushing and refilling every map. Persistence sets are only declared, never flushed, so
+clients stay on their server across applies; counters keep counting. The numgen maps are
+keyed by a bare integer, which nft 1.0.6 declares only in its text syntax (``typeof``): they
+are the ruleset's ``prelude``, created empty before the first transaction that uses them.
+Maglev (jhash) maps go through the packet mark instead: nft 1.0.6 crashes printing a
+``typeof jhash`` map, which would make ``nft list ruleset`` crash for the administrator. A
+family that is not needed is removed by ``add table`` + ``delete table``. No other table is
+ever named.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bascule.engines.nftables.nft import (
+    FAMILIES,
+    TABLE,
+    Json,
+    TableCommands,
+    counter_name,
+    drop_table,
+    fill,
+    fixed_map,
+    goto,
+    mac_map,
+    match,
+    payload,
+    persistence_set,
+    pin_map,
+    rs_chain,
+    sched_map,
+    vs_chain,
+)
+from bascule.engines.nftables.scheduling import Selection, seed, slot_table
+from bascule.engines.nftables.view import (
+    Environment,
+    Exclusion,
+    L4Inputs,
+    NatTopology,
+    ServiceDecision,
+    decide,
+    nat_topology,
+)
+from bascule.model import Configuration, Forwarding, PortRange, RealServer, VirtualService
+
+# Hook priorities, nft(8) "CHAINS": dstnat -100, srcnat 100, mangle -150. DSR runs at the
+# ingress hook before anything else on the interface.
+PRIORITY_DSTNAT = -100
+PRIORITY_SRCNAT = 100
+PRIORITY_COUNT = -150
+PRIORITY_INGRESS = -500
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceView:
+    """What the status shows about one L4 service: how it picks, whom, and who is left out."""
+
+    name: str
+    family: str  # "ip" | "ip6"
+    forwarding: Forwarding
+    table: str  # "ip" | "ip6" | "netdev": the family of the table holding it
+    selection: Selection
+    weights: Mapping[str, int]  # rs key -> effective weight of the servers in the maps
+    excluded: Mapping[str, Exclusion]  # rs key -> why it is not in the maps
+    counters: Mapping[str, tuple[str, str]]  # counter name -> (rs key or "", kind)
+
+
+MapRef = tuple[str, str]  # (table family, map name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ruleset:
+    """The transaction that brings Bascule's tables to the desired state, and its summary.
+
+    ``structure`` is every command but the maps' elements: tables, declarations, chains and
+    rules. ``maps`` holds each named map's elements; runtime changes (weights, states, health,
+    MACs) only ever change these, which ``transaction.map_update`` turns into a transaction of
+    their own.
+    ``prelude`` holds the nft text declarations of the maps that the JSON cannot declare
+    (``TableCommands.integer_map``); ``transaction.prelude`` creates those that do not exist.
+    """
+
+    structure: tuple[Json, ...]
+    maps: Mapping[MapRef, tuple[Any, ...]]
+    prelude: Mapping[MapRef, str]
+    services: Mapping[str, ServiceView]
+    tables: tuple[str, ...]  # families of the tables kept ("ip", "netdev"...)
+
+    @property
+    def commands(self) -> tuple[Json, ...]:
+        """The whole transaction: the structure, then every map's elements."""
+        fills = [
+            command
+            for (family, name), elements in self.maps.items()
+            for command in fill(family, name, list(elements))
+        ]
+        return (*self.structure, *fills)
+
+    def document(self) -> Json:
+        """The ``nft -j -f`` input (once the prelude's maps exist)."""
+        return {"nftables": list(self.commands)}
+
+    def objects(self) -> set[tuple[str, str, str]]:
+        """(family, kind, name) of every set, map, counter and chain the ruleset declares."""
+        found = {(family, "map", name) for family, name in self.prelude}
+        for command in self.structure:
+            for kind, body in command.get("add", {}).items():
+                if kind in {"set", "map", "counter", "chain"}:
+                    found.add((body["family"], kind, body["name"]))
+        return found
+
+
+def _port_items(ranges: Sequence[PortRange]) -> list[Any]:
+    """Each range as nft spells it: a port, or ``{"range": [first, last]}``."""
+    return [r.first if r.first == r.last else {"range": [r.first, r.last]} for r in ranges]
+
+
+def _ports(vs: VirtualService) -> Any:
+    """The VIP's ports: one, or a set of ports and ranges."""
+    items = _port_items(vs.port_ranges)
+    return items[0] if len(items) == 1 else {"set": items}
+
+
+def _source_key(vs: VirtualService, family: str) -> Any:
+    """The client address as persistence sees it: masked to ``source_mask`` bits."""
+    bits = 32 if family == "ip" else 128
+    prefix = min(vs.persistence.source_mask, bits)
+    saddr = payload(family, "saddr")
+    if prefix == bits:
+        return saddr
+    network = ipaddress.ip_network(f"{'0.0.0.0' if family == 'ip' else '::'}/{prefix}")
+    return {"&": [saddr, str(network.netmask)]}
+
+
+_CounterRefs = dict[str, tuple[str, str]]  # counter name -> (rs key or "", kind)
+_CountersByService = dict[str, _CounterRefs]
+
+
+def _vmap_elements(sequence: Sequence[str], chains: Mapping[str, str]) -> list[Any]:
+    # One element per slot, never ranges: nft 1.0.6 needs minutes to load a 65537-slot
+    # Maglev table as an interval map, and under a second as a plain (hash) one.
+    return [[slot, goto(chains[key])] for slot, key in enumerate(sequence)]
+
+
+def _dispatchmatch(service: ServiceDecision) -> list[Json]:
+    vs = service.vs
+    proto = vs.protocol.value
+    return [
+        match(payload(service.family, "daddr"), str(ipaddress.ip_address(vs.address))),
+        match(payload(proto, "dport"), _ports(vs)),
+    ]
+
+
+def _selector(table: TableCommands, service: ServiceDecision, env: Environment) -> list[Json]:
+    """Declare the service's scheduling map and return the rule's expressions that look it up.
+
+    The rule depends on the structure only (the key: numgen's or Maglev's modulus, the
+    protocol); who is up and how much they weigh are the map's elements. No live server:
+    an empty map, the lookup misses and the packet goes on unbalanced (to the VIP itself).
+    """
+    vs, live = service.vs, service.live
+    chains = {rs.key: rs_chain(vs, rs) for rs in live}
+    weights = {rs.key: service.weights[rs.key] for rs in live}
+    proto = vs.protocol.value
+    if service.selection is Selection.fixed:
+        name = fixed_map(vs)
+        elements = [[proto, goto(chains[live[0].key])]] if live else []
+        table.map(name, "inet_proto", "verdict", elements)
+        return [{"vmap": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{name}"}}]
+    name = sched_map(vs)
+    if service.selection is Selection.round_robin:
+        size = env.round_robin_slots
+        sequence = slot_table(service.selection, weights, size)
+        key: Json = {"numgen": {"mode": "inc", "mod": size, "offset": 0}}
+        table.integer_map(name, f"numgen inc mod {size}", _vmap_elements(sequence, chains))
+        return [{"vmap": {"key": key, "data": f"@{name}"}}]
+    size = env.maglev_size
+    sequence = slot_table(service.selection, weights, size)
+    fields: list[Json] = [payload(service.family, "saddr")]
+    if service.selection is Selection.flow_maglev:
+        fields += [payload(proto, "sport"), payload(proto, "dport")]
+    hashed = fields[0] if len(fields) == 1 else {"concat": fields}
+    key = {"jhash": {"mod": size, "seed": seed(vs), "offset": 0, "expr": hashed}}
+    # nft 1.0.6 crashes (SIGSEGV) printing a map declared ``typeof jhash ...``, so
+    # ``nft list ruleset`` would crash for the administrator. The Maglev slot therefore goes
+    # through the packet mark, a type JSON can declare; the server's chain clears the mark
+    # again before routing (NAT), and DSR frames leave by ``fwd`` where no one reads it.
+    mark = {"meta": {"key": "mark"}}
+    table.map(name, "mark", "verdict", _vmap_elements(sequence, chains))
+    return [{"mangle": {"key": mark, "value": key}}, {"vmap": {"key": mark, "data": f"@{name}"}}]
+
+
+def _service_rules(
+    table: TableCommands, service: ServiceDecision, env: Environment
+) -> _CounterRefs:
+    """Declare and fill the service's chains; return its counters (name -> (rs key, kind)).
+
+    Every member gets its chain, counters and persistence rule whether it is up or not, so
+    that a change of state, health or MAC changes map elements only (a map update).
+    """
+    vs = service.vs
+    persistent = service.sticky
+    key_type = "ipv4_addr" if service.family == "ip" else "ipv6_addr"
+    source = _source_key(vs, service.family)
+    proto = vs.protocol.value
+    live = {rs.key for rs in service.live}
+    counters: dict[str, tuple[str, str]] = {}
+    chain = vs_chain(vs)
+    table.chain(chain)
+    if persistent:
+        for rs in vs.real_servers:  # declared for every server: entries outlive a down spell
+            table.persistence_set(persistence_set(vs, rs), key_type)
+        for rs in service.members:
+            # A known client goes back to its server only while the server is live: its pin
+            # map holds "protocol -> goto" then, and nothing (a miss: go on) otherwise.
+            pin = pin_map(vs, rs)
+            target = [[proto, goto(rs_chain(vs, rs))]] if rs.key in live else []
+            table.map(pin, "inet_proto", "verdict", target)
+            hit = match(source, f"@{persistence_set(vs, rs)}")
+            by_protocol = {"key": {"meta": {"key": "l4proto"}}, "data": f"@{pin}"}
+            table.rule(chain, hit, {"vmap": by_protocol})
+    table.rule(chain, *_selector(table, service, env))
+    for rs in service.members:
+        name = rs_chain(vs, rs)
+        table.chain(name)
+        if service.selection.maglev and vs.forwarding is Forwarding.nat:
+            table.rule(name, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 0}})
+        if persistent:
+            for other in vs.real_servers:
+                if other is not rs:
+                    table.rule(
+                        name,
+                        {
+                            "set": {
+                                "op": "delete",
+                                "elem": source,
+                                "set": f"@{persistence_set(vs, other)}",
+                            }
+                        },
+                    )
+            elem = {"elem": {"val": source, "timeout": vs.persistence.timeout}}
+            table.rule(
+                name, {"set": {"op": "update", "elem": elem, "set": f"@{persistence_set(vs, rs)}"}}
+            )
+        new = counter_name(vs, rs, "new")
+        if vs.forwarding is Forwarding.nat:
+            # the nat chains see the first packet of a connection only (conntrack)
+            table.counter(new)
+            counters[new] = (rs.key, "new")
+            table.rule(name, {"counter": new})
+            table.rules.extend(_dnat(table, name, vs, rs))
+        else:
+            traffic = counter_name(vs, rs, "traffic")
+            table.counter(traffic)
+            counters[traffic] = (rs.key, "traffic")
+            if proto == "tcp":  # UDP has no connection start to count at ingress
+                table.counter(new)
+                counters[new] = (rs.key, "new")
+                syn_only = match({"&": [payload("tcp", "flags"), ["syn", "ack"]]}, "syn")
+                table.rule(name, syn_only, {"counter": new})
+            # The MAC is a map element (empty while unknown) so that a refresh refills it.
+            mac = mac_map(vs, rs)
+            known = env.server_macs.get(rs.address)
+            table.map(mac, "inet_proto", "ether_addr", [[proto, known]] if known else [])
+            interface = vs.interface or env.interface
+            table.rule(
+                name,
+                {"counter": traffic},
+                {"mangle": {"key": payload("ether", "saddr"), "value": env.lb_mac}},
+                {
+                    "mangle": {
+                        "key": payload("ether", "daddr"),
+                        "value": {"map": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{mac}"}},
+                    }
+                },
+                {"fwd": {"dev": interface}},
+            )
+    return counters
+
+
+def _dnat(table: TableCommands, chain: str, vs: VirtualService, rs: RealServer) -> list[Json]:
+    """DNAT to the server: the main port onto the server's port, extra ports kept as they are."""
+    ref = {"family": table.family, "table": TABLE, "chain": chain}
+    address = str(ipaddress.ip_address(rs.address))
+    rules: list[Json] = []
+    if rs.port != vs.port:
+        main = match(payload(vs.protocol.value, "dport"), vs.port)
+        nat = {"dnat": {"addr": address, "port": rs.port}}
+        rules.append({"add": {"rule": {**ref, "expr": [main, nat]}}})
+        if len(vs.port_ranges) == 1:
+            return rules
+    rules.append({"add": {"rule": {**ref, "expr": [{"dnat": {"addr": address}}]}}})
+    return rules
+
+
+def _server_ports(vs: VirtualService, rs: RealServer) -> Any:
+    """The ports a NAT real server receives on: its own for the main port, extras unchanged."""
+    extras = _port_items(vs.port_ranges[1:])
+    if not extras:
+        return rs.port
+    if any(r.first <= rs.port <= r.last for r in vs.port_ranges[1:]):
+        return {"set": extras}  # an extra range already holds it (nft refuses overlaps)
+    return {"set": [rs.port, *extras]}
+
+
+def _nat_table(
+    family: str, services: Sequence[ServiceDecision], inputs: L4Inputs
+) -> tuple[TableCommands, _CountersByService]:
+    table = TableCommands(family)
+    for name, kind, hook, prio in (
+        ("prerouting", "nat", "prerouting", PRIORITY_DSTNAT),
+        ("postrouting", "nat", "postrouting", PRIORITY_SRCNAT),
+        ("clients", "filter", "prerouting", PRIORITY_COUNT),
+        ("traffic", "filter", "forward", PRIORITY_COUNT),
+    ):
+        table.chain(name, type=kind, hook=hook, prio=prio, policy="accept")
+    counters: _CountersByService = {}
+    address_type = "ipv4_addr" if family == "ip" else "ipv6_addr"
+    # Per real server traffic: one lookup per direction in a map of named counters, keyed by
+    # what the packet and conntrack say (nft(8) "MAPS": "counter name ... map @m").
+    to_server: list[Any] = []
+    from_server: list[Any] = []
+    keys: set[str] = set()
+    for service in services:
+        vs = service.vs
+        dispatch = _dispatchmatch(service)
+        served = counter_name(vs, None, "in")
+        table.counter(served)
+        table.rule("clients", *dispatch, {"counter": served})
+        table.rule("prerouting", *dispatch, goto(vs_chain(vs)))
+        found = {served: ("", "in")}
+        found.update(_service_rules(table, service, inputs.environment))
+        one_armed = nat_topology(vs) is NatTopology.one_armed
+        version = 4 if family == "ip" else 6
+        source = inputs.environment.source_addresses.get(version)
+        snat: Json = {"snat": {"addr": source}} if source else {"masquerade": None}
+        from_vip = [
+            match({"ct": {"key": "status"}}, "dnat", op="in"),
+            match({"ct": {"key": "daddr", "dir": "original", "family": family}}, vs.address),
+        ]
+        vip = str(ipaddress.ip_address(vs.address))
+        proto = vs.protocol.value
+        for rs in service.members:
+            address = str(ipaddress.ip_address(rs.address))
+            # two counters: what the clients send (bytes in) and what the server answers
+            traffic, reply = counter_name(vs, rs, "traffic"), counter_name(vs, rs, "reply")
+            table.counter(traffic)
+            table.counter(reply)
+            found[traffic] = (rs.key, "traffic")
+            found[reply] = (rs.key, "reply")
+            ports = _server_ports(vs, rs)
+            for port in ports["set"] if isinstance(ports, dict) else [ports]:
+                key = {"concat": [proto, vip, address, port]}
+                if json.dumps(key) in keys:
+                    # another service of the same VIP reaches the same server port: the
+                    # first one counts it (nft refuses a key twice)
+                    continue
+                keys.add(json.dumps(key))
+                to_server.append([key, traffic])
+                from_server.append([key, reply])
+            if one_armed:
+                # Matched on the packets' own (translated) headers: the server's address and
+                # the ports it listens on, plus conntrack's memory of the VIP they were sent to.
+                to_this_server = [
+                    match(payload(family, "daddr"), address),
+                    match(payload(proto, "dport"), _server_ports(vs, rs)),
+                    *from_vip,
+                ]
+                table.rule("postrouting", *to_this_server, snat)
+        counters[vs.name] = found
+    # protocol . the VIP (conntrack's original destination) . the server's address . port
+    key_type = ["inet_proto", address_type, address_type, "inet_service"]
+    vip_side: list[Json] = [
+        {"meta": {"key": "l4proto"}},
+        # "ip daddr": the family inside the key, as nft -j lists it; the "family" member
+        # is not enough inside a concatenation ("specify either ip or ip6")
+        {"ct": {"key": f"{family} daddr", "dir": "original"}},
+    ]
+    dnatted = match({"ct": {"key": "status"}}, "dnat", op="in")
+    for name, elements, side in (
+        ("count/to_server", to_server, ("daddr", "dport")),
+        ("count/from_server", from_server, ("saddr", "sport")),
+    ):
+        table.map(name, key_type, "counter", elements, flags=["interval"])
+        key = {"concat": [*vip_side, payload(family, side[0]), payload("th", side[1])]}
+        table.rule("traffic", dnatted, {"counter": {"map": {"key": key, "data": f"@{name}"}}})
+    return table, counters
+
+
+def _dsr_table(
+    services: Sequence[ServiceDecision], env: Environment
+) -> tuple[TableCommands, _CountersByService]:
+    table = TableCommands("netdev")
+    counters: _CountersByService = {}
+    interfaces = sorted({service.vs.interface or env.interface for service in services})
+    for interface in interfaces:
+        table.chain(
+            f"ingress/{interface}",
+            type="filter",
+            hook="ingress",
+            dev=interface,
+            prio=PRIORITY_INGRESS,
+            policy="accept",
+        )
+    for service in services:
+        vs = service.vs
+        served = counter_name(vs, None, "in")
+        table.counter(served)
+        chain = f"ingress/{vs.interface or env.interface}"
+        table.rule(chain, *_dispatchmatch(service), {"counter": served}, goto(vs_chain(vs)))
+        found = {served: ("", "in")}
+        found.update(_service_rules(table, service, env))
+        counters[vs.name] = found
+    return table, counters
+
+
+def build_ruleset(config: Configuration, inputs: L4Inputs) -> Ruleset:
+    """The whole transaction for the L4 services of ``config``; raise ViewError when it cannot."""
+    services = decide(config, inputs)
+    commands: list[Json] = []
+    maps: dict[MapRef, tuple[Any, ...]] = {}
+    prelude: dict[MapRef, str] = {}
+    views: dict[str, ServiceView] = {}
+    kept: list[str] = []
+    for family in FAMILIES:
+        mine = [s for s in services if s.table == family]
+        if not mine:
+            commands += drop_table(family)  # an earlier apply may have made it
+            continue
+        if family == "netdev":
+            table, counters = _dsr_table(mine, inputs.environment)
+        else:
+            table, counters = _nat_table(family, mine, inputs)
+        commands += table.commands()
+        maps.update({(family, name): tuple(elements) for name, elements in table.maps.items()})
+        prelude.update({(family, name): text for name, text in table.typeof_maps.items()})
+        kept.append(family)
+        for service in mine:
+            views[service.vs.name] = ServiceView(
+                name=service.vs.name,
+                family=service.family,
+                forwarding=service.vs.forwarding,
+                table=family,
+                selection=service.selection,
+                weights=dict(service.weights),
+                excluded=dict(service.excluded),
+                counters=counters[service.vs.name],
+            )
+    return Ruleset(
+        structure=tuple(commands), maps=maps, prelude=prelude, services=views, tables=tuple(kept)
+    )

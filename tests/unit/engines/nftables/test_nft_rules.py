@@ -1,0 +1,116 @@
+"""engines/nftables/rules.py: the ruleset's shape asserted on the data (the goldens, in
+test_nft_golden.py, show the whole of every case)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from l4_documents import ENV, config
+
+from bascule.engines.nftables.rules import Ruleset, build_ruleset
+from bascule.engines.nftables.scheduling import ROUND_ROBIN_SLOTS
+from bascule.engines.nftables.view import L4Inputs
+from bascule.model import Configuration
+
+
+def rules(ruleset: Ruleset, chain: str) -> list[list[Any]]:
+    return [
+        c["add"]["rule"]["expr"]
+        for c in ruleset.commands
+        if "rule" in c.get("add", {}) and c["add"]["rule"]["chain"] == chain
+    ]
+
+
+def chains(ruleset: Ruleset) -> set[str]:
+    return {c["add"]["chain"]["name"] for c in ruleset.structure if "chain" in c.get("add", {})}
+
+
+def test_round_robin_map_has_a_fixed_size_so_weights_change_elements_only() -> None:
+    ruleset = build_ruleset(config(scheduler="weighted_round_robin"), L4Inputs())
+    assert len(ruleset.maps[("ip", "sched/web")]) == ROUND_ROBIN_SLOTS
+    assert rules(ruleset, "vs/web") == [
+        [
+            {
+                "vmap": {
+                    "key": {"numgen": {"mode": "inc", "mod": 5040, "offset": 0}},
+                    "data": "@sched/web",
+                }
+            }
+        ]
+    ]
+    assert ruleset.prelude == {
+        (
+            "ip",
+            "sched/web",
+        ): "add map ip bascule sched/web { typeof numgen inc mod 5040 : verdict ; }"
+    }
+
+
+def test_left_out_servers_keep_their_chains_and_leave_the_maps() -> None:
+    cfg = config(
+        real_servers=[
+            {"address": "198.18.0.11", "port": 80},
+            {"address": "198.18.0.12", "port": 80, "state": "drain"},
+        ]
+    )
+    ruleset = build_ruleset(cfg, L4Inputs(environment=ENV))
+    targets = {element[1]["goto"]["target"] for element in ruleset.maps[("ip", "sched/web")]}
+    assert targets == {"rs/web/198.18.0.11/80"}
+    assert {"rs/web/198.18.0.11/80", "rs/web/198.18.0.12/80"} <= chains(ruleset)
+
+
+def test_fixed_weighting_is_a_one_element_map_that_health_refills() -> None:
+    cfg = config(
+        scheduler="fixed_weighting",
+        real_servers=[
+            {"address": "198.18.0.11", "port": 80, "weight": 10},
+            {"address": "198.18.0.12", "port": 80, "weight": 30},
+        ],
+    )
+    ruleset = build_ruleset(cfg, L4Inputs())
+    assert ruleset.maps[("ip", "fixed/web")] == (
+        ["tcp", {"goto": {"target": "rs/web/198.18.0.12/80"}}],
+    )
+    failed = build_ruleset(cfg, L4Inputs(health={("web", "198.18.0.12:80"): False}))
+    assert failed.maps[("ip", "fixed/web")] == (
+        ["tcp", {"goto": {"target": "rs/web/198.18.0.11/80"}}],
+    )
+    assert failed.structure == ruleset.structure
+
+
+def test_only_l4_enabled_services_and_unused_tables_are_removed() -> None:
+    cfg = Configuration.model_validate(
+        {"virtual_services": [{"name": "l7", "address": "198.18.0.100", "port": 80}]}
+    )
+    ruleset = build_ruleset(cfg, L4Inputs())
+    assert ruleset.services == {}
+    assert ruleset.tables == ()
+    assert {next(iter(c)) for c in ruleset.commands} == {"add", "delete"}
+    tables = {c["add"]["table"]["family"] for c in ruleset.commands if "add" in c}
+    assert tables == {"ip", "ip6", "netdev"}  # ours only, and each is added then deleted
+
+
+def test_every_command_names_only_our_tables() -> None:
+    for forwarding in ("nat", "dsr"):
+        cfg = config(forwarding=forwarding, persistence={"method": "source_ip"})
+        for command in build_ruleset(cfg, L4Inputs(environment=ENV)).commands:
+            for body in command.values():
+                for thing in body.values():
+                    assert thing.get("table", thing.get("name")) == "bascule"
+
+
+def test_counters_are_named_per_service_and_server() -> None:
+    view = build_ruleset(config(), L4Inputs()).services["web"]
+    assert view.counters["in/web"] == ("", "in")
+    assert view.counters["new/web/198.18.0.11/80"] == ("198.18.0.11:80", "new")
+    assert view.counters["traffic/web/198.18.0.11/80"] == ("198.18.0.11:80", "traffic")
+
+
+def test_objects_are_every_declaration_and_prelude_map() -> None:
+    ruleset = build_ruleset(config(persistence={"method": "source_ip"}), L4Inputs())
+    objects = ruleset.objects()
+    assert ("ip", "map", "sched/web") in objects  # from the prelude
+    assert ("ip", "set", "persist/web/198.18.0.11/80") in objects
+    assert ("ip", "chain", "vs/web") in objects
+    assert ("ip", "counter", "in/web") in objects
+    assert {family for family, _, _ in objects} == {"ip"}
