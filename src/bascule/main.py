@@ -59,6 +59,8 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
             accounts=services.accounts,
             audit=services.audit,
             statistics=services.statistics,
+            certificates=services.certificates,
+            acme=services.acme,
         ),
         local=local,
         docs_assets=vendor,
@@ -75,6 +77,8 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
                 statistics=services.statistics,
                 system=services.system,
                 logs=recent_lines,
+                certificates=services.certificates,
+                acme=services.acme,
             )
         )
         api.mount("/", wui)
@@ -266,9 +270,7 @@ def demo(
     )
     try:
         with session.client() as client:
-            wait_for_daemon(
-                client, log_path, alive=lambda: daemon is None or daemon.poll() is None
-            )
+            wait_for_daemon(client, log_path, alive=lambda: daemon is None or daemon.poll() is None)
             result = client.put_config(demo_document(port), message="demo", dry_run=False)
             if not result.get("applied", False):
                 raise CliError(f"the demo could not be applied: {result.get('message')}")

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = DEFAULT_DATA_DIR
     haproxy_binary: str = "haproxy"
+    # The STARTTLS front of type: starttls services (Debian's stunnel4).
+    stunnel_binary: str = "stunnel4"
     # How long SIGTERM lets connections finish before HAProxy is stopped for good.
     shutdown_grace: float = 10.0
     # How often the daemon re-reads the engines and repairs drift.
@@ -62,6 +64,8 @@ class Settings(BaseSettings):
     lockout_source_attempts: int = Field(default=20, ge=1)
     lockout_account_attempts: int = Field(default=50, ge=1)
     lockout_seconds: float = Field(default=300.0, gt=0)
+    # How often ACME orders are looked at for renewal (at 2/3 of a certificate's lifetime).
+    acme_interval: float = Field(default=60.0, gt=0)
     # The first start's admin password (BASCULE_ADMIN_PASSWORD); random and printed if unset.
     admin_password: SecretStr | None = None
     # Retention (daemon/retention.py, pruned every hour): audit entries older than this many
@@ -115,6 +119,15 @@ class Settings(BaseSettings):
     @property
     def haproxy_dir(self) -> Path:
         return self.data_dir / "haproxy"
+
+    @property
+    def stunnel_dir(self) -> Path:
+        return self.data_dir / "stunnel"
+
+    @property
+    def certificates_dir(self) -> Path:
+        """The certificate store's files, as the engines read them (0700, files 0600)."""
+        return self.data_dir / "certificates"
 
 
 def parse_listen(value: str) -> tuple[str, int] | None:

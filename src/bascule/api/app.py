@@ -29,6 +29,7 @@ from bascule.api.routes import (
     audit,
     auth,
     backup,
+    certificates,
     config,
     dsr,
     metrics,
@@ -94,6 +95,7 @@ def create_app(
         audit,
         statistics,
         backup,
+        certificates,
     ):
         api.include_router(module.router)
     app.include_router(api)

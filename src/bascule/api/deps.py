@@ -30,7 +30,9 @@ from fastapi import Body, Depends, Header, Query, Request
 from bascule.api.auth import ActorDep, Administrator, Configurer, Operator, Reader, check
 from bascule.api.etags import parse_if_match
 from bascule.daemon.accounts import AccountService
+from bascule.daemon.acme import AcmeService
 from bascule.daemon.audit import AuditService
+from bascule.daemon.certificates import CertificateService
 from bascule.daemon.changes import ChangeRequest
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
@@ -51,6 +53,8 @@ class ApiServices:
     accounts: AccountService
     audit: AuditService
     statistics: Statistics
+    certificates: CertificateService | None = None  # the certificate store (daemon/certificates.py)
+    acme: AcmeService | None = None  # ACME orders and renewal (daemon/acme.py)
 
 
 def get_services(request: Request) -> ApiServices:

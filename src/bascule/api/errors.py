@@ -38,6 +38,7 @@ from bascule.api.etags import etag
 from bascule.api.schemas import ErrorDetail, ErrorKind, ErrorOut, FieldProblem
 from bascule.daemon.audit import AuditOutcome
 from bascule.errors import (
+    AcmeFailed,
     ApplyFailed,
     BasculeError,
     Conflict,
@@ -134,6 +135,8 @@ async def _bascule_error(request: Request, exc: Exception) -> JSONResponse:
         case StoreError():
             log.error("store failure", extra={"error": str(exc), "path": request.url.path})
             return error_response(500, "store_error", str(exc))
+        case AcmeFailed():
+            return error_response(502, "acme_failed", str(exc))
     return await _unexpected(request, exc)
 
 

@@ -19,6 +19,8 @@ from typer.core import TyperGroup
 
 from bascule.cli import (
     agent,
+    backup,
+    certificates,
     config,
     detect,
     dsr,
@@ -132,6 +134,9 @@ app.command("diff")(history.diff)
 app.command("rollback")(history.rollback)
 app.add_typer(users.app, name="user")
 app.add_typer(tokens.app, name="token")
+app.add_typer(certificates.app, name="cert")
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 
 
 def main() -> None:

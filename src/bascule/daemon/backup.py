@@ -9,10 +9,18 @@ the WUI (``/backup``) both use these functions, so they write and read the same 
 
 Users and API tokens are not in a backup: they carry secrets (password hashes) and belong to
 the appliance, not to the configuration.
+
+The certificate store travels in the same file, under ``certificate_store`` (when it has
+entries): the certificates always, their private keys only sealed with a passphrase the
+administrator gives (``store/certificates.py``, ``pki/keyset.py``); a restore asks for it, and
+a backup without keys says so. Such a file is restored with ``bascule restore`` (or the API,
+or the WUI), which puts the store back first and then the document that names it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -21,10 +29,11 @@ from typing import Any
 import yaml
 
 from bascule import safeyaml
+from bascule.daemon.certificates import CertificateService
 from bascule.daemon.changes import ChangeRequest
 from bascule.daemon.results import ApplyResult
 from bascule.daemon.service import ConfigService
-from bascule.errors import FieldError, InvalidConfiguration
+from bascule.errors import FieldError, InvalidConfiguration, NotApplicable
 
 RESTORE_MESSAGE = "restore from backup"
 RESTORE_ACTION = "config.restore"
@@ -34,12 +43,61 @@ REVISION_LINE = re.compile(r"^#\s*bascule revision (\d{1,18})\s*$")  # an SQLite
 MAX_BACKUP_BYTES = 16 * 1024 * 1024
 
 
-def backup_text(revision: int | None, document: Mapping[str, Any]) -> str:
-    """The document as YAML, first line ``# bascule revision N`` (0 before the first)."""
-    body = yaml.safe_dump(
-        dict(document), sort_keys=False, default_flow_style=False, allow_unicode=True
-    )
+CERTIFICATE_STORE = "certificate_store"
+
+
+def backup_text(
+    revision: int | None,
+    document: Mapping[str, Any],
+    certificates: Mapping[str, Any] | None = None,
+) -> str:
+    """The document as YAML, first line ``# bascule revision N`` (0 before the first), with
+    the certificate store's export (``CertificateService.export``) when it has entries."""
+    content = dict(document)
+    if certificates is not None and certificates.get("entries"):
+        content[CERTIFICATE_STORE] = dict(certificates)
+    body = yaml.safe_dump(content, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return f"# bascule revision {revision or 0}\n{body}"
+
+
+def split_backup(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A backup's configuration document and its certificate store section (None: none)."""
+    document = dict(data)
+    store = document.pop(CERTIFICATE_STORE, None)
+    if store is not None and not isinstance(store, dict):
+        raise InvalidConfiguration(
+            [FieldError(path=CERTIFICATE_STORE, message="must be a mapping (a store export)")]
+        )
+    return document, store
+
+
+async def restore_with_certificates(
+    config: ConfigService,
+    certificates: CertificateService | None,
+    data: Mapping[str, Any],
+    request: ChangeRequest,
+    *,
+    passphrase: str | None = None,
+) -> ApplyResult:
+    """Restore a backup file's content: its certificate store first (all or nothing), then
+    its document (``restore``). A dry run opens the sealed keys and plans the document as if
+    the store's entries were there, and changes nothing. The certificate store's outcome
+    ("this backup carries no private keys"...) is added to the result's message."""
+    document, store = split_backup(data)
+    if store is None:
+        return await restore(config, document, request)
+    if certificates is None:
+        raise NotApplicable("this daemon has no certificate store to restore into")
+    if request.dry_run:
+        said = await asyncio.to_thread(certificates.check_backup, store, passphrase)
+        with certificates.restoring(store):
+            result = await restore(config, document, request)
+    else:
+        report = await certificates.restore(store, passphrase, actor=request.actor)
+        said = report.message
+        result = await restore(config, document, request)
+    message = "; ".join(part for part in (result.message, said) if part)
+    return dataclasses.replace(result, message=message)
 
 
 def backup_filename(revision: int | None) -> str:

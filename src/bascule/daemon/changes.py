@@ -6,9 +6,9 @@ revision, why, and whether it is only a dry run. The pipeline runs the flow of D
 under the reconciler's lock, so changes are serialised::
 
     base revision check -> the edit (model/edits.py) -> parse_document, probing type: auto
-    (detect/) -> VIP placement -> each engine's check (haproxy -c, nft -c) -> the plan
-    preview -> store.commit (a new revision and its audit entry, one transaction)
-    -> reconcile (daemon/reconciler.py) -> the apply outcome
+    (detect/) -> the tls names in the certificate store -> VIP placement -> each engine's
+    check (haproxy -c, nft -c) -> the plan preview -> store.commit (a new revision and its
+    audit entry, one transaction) -> reconcile (daemon/reconciler.py) -> the apply outcome
 
 Nothing is committed unless the whole document validates and every engine's own checker
 accepts it. The audit log gets one entry per change, whatever the door: a committed change's
@@ -29,10 +29,11 @@ from bascule.daemon.audit import AuditOutcome, AuditService
 from bascule.daemon.reconciler import Reconciler
 from bascule.daemon.results import ApplyResult, Detection
 from bascule.detect import ServiceProber, check_given, choose, rewrite
+from bascule.engines.base import share_of
 from bascule.errors import BasculeError, Conflict, FieldError, InvalidConfiguration
 from bascule.model import Configuration, ServiceType
 from bascule.model.access import Actor
-from bascule.model.document import for_mode, parse_document
+from bascule.model.document import parse_document
 from bascule.model.types import single_line
 from bascule.reconcile.diff import DiffItem, diff_documents, diff_to_json
 
@@ -40,6 +41,9 @@ log = logging.getLogger("bascule.service")
 
 Change = Callable[[Mapping[str, Any]], Any]
 """The current document -> the new one (an edit of model/edits.py, or a whole document)."""
+
+StoreCheck = Callable[[Configuration], list[FieldError]]
+"""A document -> what the certificate store cannot serve of its ``tls`` names."""
 
 
 class _Unchecked:
@@ -116,6 +120,8 @@ class ChangePipeline:
         self.reconciler = reconciler
         self.store = reconciler.store
         self.audit = audit
+        # the certificate store's word on a document's tls names (daemon/certificates.py)
+        self.store_check: StoreCheck | None = None
 
     async def run(
         self,
@@ -173,12 +179,16 @@ class ChangePipeline:
         # (status, logins, the WUI) for seconds. They are pure, and the lock is still held.
         edited = await asyncio.to_thread(change, current_document)
         config, detections = await self._detect_types(edited)
+        if self.store_check is not None:
+            problems = self.store_check(config)
+            if problems:
+                raise InvalidConfiguration(problems)
         await self._check_vips(config)
         document, diff = await asyncio.to_thread(
             _document_and_diff, config, head.document if head else None
         )
         for engine in self.reconciler.engines:
-            await engine.check(for_mode(config, engine.mode))
+            await engine.check(share_of(engine, config))
         preview = await self.reconciler.plan(config)
         actions = preview.descriptions()
         if request.dry_run or not diff:

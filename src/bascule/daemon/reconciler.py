@@ -24,10 +24,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from bascule.daemon.vips import VipManager
-from bascule.engines.base import Engine
+from bascule.engines.base import Engine, share_of
 from bascule.errors import ApplyFailed, EngineError, InvalidConfiguration
 from bascule.model import Configuration, parse_document
-from bascule.model.document import for_mode
 from bascule.reconcile.planner import FullPlan, Observed, Overrides, Plan, plan_engine, plan_vips
 from bascule.store.revisions import Revision, RevisionStore
 
@@ -114,7 +113,7 @@ class Reconciler:
             )
             engine_plan = await asyncio.to_thread(
                 plan_engine,
-                for_mode(desired, engine.mode),
+                share_of(engine, desired),
                 observed,
                 max_weight=engine.max_weight,
                 overrides=self.overrides(),
@@ -200,6 +199,6 @@ class Reconciler:
             engine = engines[name]
             await engine.execute(engine_plan.actions, self._running[name])
             if engine_plan.reloads:
-                self._running[name] = for_mode(desired, engine.mode)
+                self._running[name] = share_of(engine, desired)
         for remove in plan.remove:
             await self.vips.remove(remove.address)

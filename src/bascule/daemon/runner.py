@@ -48,7 +48,9 @@ import uvicorn
 from bascule import __version__
 from bascule.daemon import first_admin
 from bascule.daemon.accounts import AccountService
+from bascule.daemon.acme import AcmeService
 from bascule.daemon.audit import AuditService
+from bascule.daemon.certificates import CertificateService
 from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.l4 import L4Supervisor
 from bascule.daemon.listener import (
@@ -64,16 +66,19 @@ from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager
-from bascule.engines.base import Engine
+from bascule.engines.base import Engine, share_of
 from bascule.engines.haproxy.engine import HaproxyEngine
 from bascule.engines.haproxy.peers import PeersListener, PeersTls
 from bascule.engines.nftables.engine import NftablesEngine
+from bascule.engines.stunnel.engine import StunnelEngine
 from bascule.errors import BasculeError, StoreError
 from bascule.model import Configuration, Mode, parse_document
 from bascule.model.document import for_mode
 from bascule.settings import Settings
 from bascule.store.accounts import AccountStore
+from bascule.store.acme import AcmeStore
 from bascule.store.audit import AuditStore
+from bascule.store.certificates import CertificateStore
 from bascule.store.revisions import RevisionStore
 
 log = logging.getLogger("bascule.daemon")
@@ -205,6 +210,8 @@ class DaemonServices:
     audit: AuditService
     statistics: Statistics
     system: SystemInfo
+    certificates: CertificateService
+    acme: AcmeService
 
 
 class AppFactory(Protocol):
@@ -249,15 +256,24 @@ class Daemon:
                 with (
                     AccountStore(settings.database_path) as account_store,
                     AuditStore(settings.database_path) as audit_store,
+                    CertificateStore(settings.database_path) as certificate_store,
+                    AcmeStore(settings.database_path) as acme_store,
                 ):
-                    await self._run(store, account_store, audit_store)
+                    await self._run(
+                        store, account_store, audit_store, certificate_store, acme_store
+                    )
             finally:
                 store.close()
                 with contextlib.suppress(FileNotFoundError):
                     (settings.data_dir / "bascule.pid").unlink()
 
     async def _run(
-        self, store: RevisionStore, account_store: AccountStore, audit_store: AuditStore
+        self,
+        store: RevisionStore,
+        account_store: AccountStore,
+        audit_store: AuditStore,
+        certificate_store: CertificateStore,
+        acme_store: AcmeStore,
     ) -> None:
         settings = self.settings
         audit = AuditService(audit_store)
@@ -282,10 +298,17 @@ class Daemon:
             nbthread=len(cpus),
             cpus=cpus,
             peers_listener=_peers_listener(settings),
+            certificates_dir=settings.certificates_dir,
+        )
+        # type: starttls: the STARTTLS front, after HAProxy, whose loopback relay it connects to
+        stunnel = StunnelEngine(
+            settings.stunnel_dir,
+            binary=settings.stunnel_binary,
+            certificates_dir=settings.certificates_dir,
         )
         nftables = NftablesEngine()
         l4 = L4Supervisor(nftables)
-        engines: list[Engine] = [engine, nftables]
+        engines: list[Engine] = [engine, stunnel, nftables]
         vips = IpVipManager(settings.data_dir / "vips.json")
         # adaptive and weighted_response_time: weights decided at run time (daemon/dynamic.py)
         dynamic = DynamicScheduler(ceiling=engine.max_weight)
@@ -297,6 +320,15 @@ class Daemon:
             overrides=dynamic.overrides,
             audit=audit,
         )
+        certificates = CertificateService(
+            certificate_store, directory=settings.certificates_dir, config=service, audit=audit
+        )
+        acme = AcmeService(acme_store, certificates=certificates)
+        service.attach_certificates(
+            certificates.document_problems, lambda: (*certificates.alerts(), *acme.alerts())
+        )
+        # the engines read the store's files: written before anything checks or starts them
+        await certificates.prepare()
         statistics = Statistics(service.status, interval=settings.stats_interval)
         retention = Retention(
             revisions=store,
@@ -334,6 +366,8 @@ class Daemon:
             audit=audit,
             statistics=statistics,
             system=system,
+            certificates=certificates,
+            acme=acme,
         )
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path
@@ -358,7 +392,17 @@ class Daemon:
         dynamic_loop = asyncio.create_task(dynamic.run(service), name="dynamic")
         statistics_loop = asyncio.create_task(statistics.run(), name="statistics")
         retention_loop = asyncio.create_task(retention.run(), name="retention")
-        loops = (reconciler, l4_loop, dynamic_loop, statistics_loop, retention_loop)
+        expiry_loop = asyncio.create_task(certificates.watch_expiry(), name="expiry")
+        acme_loop = asyncio.create_task(acme.run(settings.acme_interval), name="acme")
+        loops = (
+            reconciler,
+            l4_loop,
+            dynamic_loop,
+            statistics_loop,
+            retention_loop,
+            expiry_loop,
+            acme_loop,
+        )
         await self._stop.wait()
         log.info("stopping: draining connections", extra={"grace_s": settings.shutdown_grace})
         for task in loops:
@@ -487,7 +531,7 @@ async def adopt_engines(
     """
     adopted = [engine for engine in service.engines if await engine.adopt()]
     for engine in adopted:
-        service.adopt(engine.name, for_mode(last_good, engine.mode) if last_good else None)
+        service.adopt(engine.name, share_of(engine, last_good) if last_good else None)
     if last_good is not None and any(engine.mode is Mode.l4 for engine in adopted):
         await l4_adopted(for_mode(last_good, Mode.l4))
     return [engine.name for engine in adopted]

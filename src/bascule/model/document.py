@@ -2,9 +2,9 @@
 
 ``parse_document`` is the single entry point for every door. It validates each field
 (pydantic), then the invariants that span objects (unique names, no port clashes between
-services, unique real servers), then what each service's mode allows (``modes.py``), and
-reports *every* problem as a ``FieldError`` whose path reads like
-``virtual_services[0].real_servers[2].weight``.
+services, unique real servers), then what each service's mode allows (``modes.py``) and what
+SSL offload asks of it (``offload.py``), and reports *every* problem as a ``FieldError`` whose
+path reads like ``virtual_services[0].real_servers[2].weight``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bascule.errors import FieldError, InvalidConfiguration
 from bascule.model.capabilities import Mode, Protocol
 from bascule.model.modes import mode_errors
+from bascule.model.offload import offload_errors
 from bascule.model.ports import port_clashes
 from bascule.model.virtual_service import VirtualService
 
@@ -71,7 +72,9 @@ def parse_document(data: Any) -> Configuration:
         config = Configuration.model_validate(dict(data))
     except ValidationError as exc:
         raise InvalidConfiguration(_bounded(_translate(exc))) from None
-    problems = _bounded(itertools.chain(invariant_errors(config), mode_errors(config)))
+    problems = _bounded(
+        itertools.chain(invariant_errors(config), mode_errors(config), offload_errors(config))
+    )
     if problems:
         raise InvalidConfiguration(problems)
     return config

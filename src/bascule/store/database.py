@@ -150,6 +150,35 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX audit_log_at ON audit_log (at)",
     ),
+    # 5: ACME (store/acme.py): the accounts at each CA (their keys, PKCS#8 PEM) and the orders
+    # that keep a certificate of the store issued and renewed.
+    (
+        """
+        CREATE TABLE acme_accounts (
+            directory  TEXT NOT NULL,
+            email      TEXT NOT NULL,
+            key        TEXT NOT NULL,
+            uri        TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (directory, email)
+        ) STRICT
+        """,
+        """
+        CREATE TABLE acme_orders (
+            name         TEXT PRIMARY KEY,
+            directory    TEXT NOT NULL,
+            email        TEXT NOT NULL,
+            domains      TEXT NOT NULL,
+            ca_bundle    TEXT NOT NULL,
+            state        TEXT NOT NULL CHECK (state IN ('pending', 'valid', 'failed')),
+            last_error   TEXT NOT NULL,
+            failures     INTEGER NOT NULL,
+            next_attempt TEXT,
+            created_at   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL
+        ) STRICT
+        """,
+    ),
 )
 
 

@@ -14,13 +14,18 @@ import pytest
 from fastapi import FastAPI
 
 from bascule.api import ApiServices
+from bascule.daemon.acme import AcmeService
 from bascule.daemon.runner import DaemonServices
 from bascule.main import _make_app
+from bascule.store.acme import AcmeStore
 
 
 @pytest.fixture
-def composed(services: ApiServices) -> FastAPI:
+def composed(services: ApiServices, tmp_path: Path) -> FastAPI:
     """The HTTPS listener's app as the composition root builds it (API + WUI)."""
+    assert services.certificates is not None
+    # never ordered from here: ACME's directory default is a real CA, unreachable from tests
+    acme = AcmeService(AcmeStore(tmp_path / "acme.db"), certificates=services.certificates)
     app: FastAPI = _make_app(
         DaemonServices(
             config=services.config,
@@ -28,6 +33,8 @@ def composed(services: ApiServices) -> FastAPI:
             audit=services.audit,
             statistics=services.statistics,
             system=services.system,
+            certificates=services.certificates,
+            acme=acme,
         ),
         local=False,
     )
@@ -60,8 +67,10 @@ async def test_every_api_answer_is_protected(admin: httpx.AsyncClient, committed
         response = await admin.get(path)
         assert response.status_code == 200, path
         assert_protected(response)
-    assert (await admin.get("/api/v1/status")).headers["Content-Security-Policy"].startswith(
-        "default-src 'none'"
+    assert (
+        (await admin.get("/api/v1/status"))
+        .headers["Content-Security-Policy"]
+        .startswith("default-src 'none'")
     )
     for error in (
         await admin.get("/api/v1/virtual-services/nope"),

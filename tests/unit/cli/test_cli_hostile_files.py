@@ -21,4 +21,3 @@ def test_apply_refuses_a_billion_laughs_and_deep_nesting(served: Served) -> None
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
     assert grown_kib < 200 * 1024
     assert served.services.config.store.head_number() == before
-

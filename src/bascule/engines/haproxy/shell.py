@@ -31,6 +31,10 @@ from pathlib import Path
 
 from bascule.engines.haproxy import runtime as runtime_api
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
+from bascule.net.processes import alive as _alive
+from bascule.net.processes import send_signal as _signal
+from bascule.net.processes import spawn_session as _spawn_session
+from bascule.net.processes import wait_dead as _wait_dead
 
 ENGINE = "haproxy"
 # sun_path is 108 bytes on Linux, the terminating NUL included (unix(7)).
@@ -344,6 +348,11 @@ class HaproxyShell:
         if batch:
             await self._send_batch(batch)
 
+    async def request(self, text: str) -> str:
+        """Send ``text`` on the stats socket as it is (a command with its payload, see
+        transactions.py) and return the answer unchecked: each kind has its own verdict."""
+        return await self._exchange(self.paths.stats_socket, text)
+
     async def _send_batch(self, batch: list[str]) -> None:
         answer = await self._exchange(self.paths.stats_socket, runtime_api.command_line(batch))
         runtime_api.check_answer(answer)
@@ -486,58 +495,5 @@ def _read_pid(pid_file: Path) -> int | None:
     return int(first[0]) if first and first[0].isdigit() else None
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs; reaps it if it is our exited child, and a zombie counts as dead."""
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        reaped = 0  # not our child (adopted, or started through another parent)
-    if reaped == pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces, so split after ')'.
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-def _spawn_session(binary: str, argv: list[str], log: Path) -> int:
-    """Start ``argv`` in a new session, stdin from /dev/null, stdout and stderr to ``log``.
-
-    posix_spawn rather than asyncio's subprocess: the master must outlive this process, and an
-    asyncio child transport would be reported as leaked when the daemon's loop closes.
-    """
-    log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        return os.posix_spawnp(
-            binary,
-            argv,
-            dict(os.environ),
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, log_fd, 1),
-                (os.POSIX_SPAWN_DUP2, log_fd, 2),
-            ],
-            setsid=True,
-        )
-    finally:
-        os.close(log_fd)
-
-
 def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
-
-
-def _signal(pid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
-
-
-async def _wait_dead(pid: int, wait: float) -> bool:
-    deadline = time.monotonic() + wait
-    while _alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(_POLL)
-    return True
