@@ -268,3 +268,27 @@ def test_the_standby_takes_over_when_the_active_link_goes_down(pair: Pair) -> No
 
     gaps = [measure(pair, cut, restore) for _ in range(RUNS)]
     report("link down", gaps)
+
+
+def test_ha_status_and_a_planned_standby(pair: Pair) -> None:
+    """``bascule ha status`` on each node; ``bascule ha standby`` on the active hands the VIP
+    over (the standby is refused), and clients that retry see no failed request."""
+    active = pair.settled()
+    other = "lb2" if active == "lb" else "lb"
+    status = pair.daemons[active].cli_json("ha", "status")
+    assert status["role"] == "active" and status["vrrp"]["state"] == "MASTER"
+    assert {status["node"]["address"], status["peer"]["address"]} == {LB1, LB2}
+    assert pair.daemons[other].cli_json("ha", "status")["role"] == "standby"
+    refused = pair.daemons[other].cli("ha", "standby", check=False)
+    assert refused.returncode != 0 and "not the active" in refused.stderr + refused.stdout
+
+    def standby(node: str) -> None:
+        after = pair.daemons[node].cli_json("ha", "standby")
+        assert after["role"] in {"standby", "held"}, after
+
+    def restore(node: str) -> None:
+        """Nothing to do: the node stands by again by itself."""
+
+    gaps = [measure(pair, standby, restore) for _ in range(RUNS)]
+    report("planned standby (ha standby)", gaps)
+    assert pair.daemons[pair.settled()].cli_json("ha", "status")["role"] == "active"

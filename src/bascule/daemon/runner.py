@@ -52,6 +52,7 @@ from bascule.daemon.acme import AcmeService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.dynamic import DynamicScheduler
+from bascule.daemon.ha import HaService
 from bascule.daemon.l4 import L4Supervisor
 from bascule.daemon.listener import (
     Exhaustion,
@@ -213,6 +214,7 @@ class DaemonServices:
     system: SystemInfo
     certificates: CertificateService
     acme: AcmeService
+    ha: HaService
 
 
 class AppFactory(Protocol):
@@ -379,6 +381,7 @@ class Daemon:
             system=system,
             certificates=certificates,
             acme=acme,
+            ha=HaService(service, keepalived, audit=audit),
         )
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path

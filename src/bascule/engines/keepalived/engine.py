@@ -101,6 +101,10 @@ class KeepalivedEngine:
         self._addresses = addresses
         self._version: str | None = None
 
+    async def addresses(self) -> frozenset[str]:
+        """The addresses this machine holds now."""
+        return await self._addresses()
+
     def share(self, config: Configuration) -> Configuration:
         """The pair and the VIPs of ``config`` (see ``view.share``)."""
         return share(config)
