@@ -80,6 +80,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
                 logs=recent_lines,
                 certificates=services.certificates,
                 acme=services.acme,
+                ha=services.ha,
             )
         )
         api.mount("/", wui)
