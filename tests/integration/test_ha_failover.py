@@ -42,6 +42,8 @@ RUNS = int(os.environ.get("BASCULE_HA_RUNS", "2"))
 FIGURES = os.environ.get("BASCULE_HA_FIGURES")
 PROBE = TOOLS / "gap_probe.py"
 LB1, LB2 = "198.18.0.3", "198.18.0.4"
+#: A daemon's start is slow on a loaded machine (two daemons, and other suites beside them).
+START_TIMEOUT = 60.0
 
 
 class PairTopology(Topology):
@@ -97,7 +99,7 @@ class Pair:
 
     def start(self, node: str) -> None:
         daemon = self.daemons[node]
-        daemon.start()
+        daemon.start(timeout=START_TIMEOUT)
         daemon.apply(document(self.vip))
 
     def holds_vip(self, node: str) -> bool:
@@ -259,7 +261,7 @@ def test_the_standby_takes_over_when_the_active_daemon_dies(pair: Pair) -> None:
         pair.daemons[node].kill()
 
     def restore(node: str) -> None:
-        pair.daemons[node].start()
+        pair.daemons[node].start(timeout=START_TIMEOUT)
         # the new daemon adopted the running keepalived (no restart, no VRRP flap)
         assert pair.keepalived_pids(node) == keepalived[node]
 
