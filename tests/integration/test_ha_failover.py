@@ -302,3 +302,48 @@ def test_ha_status_and_a_planned_standby(pair: Pair) -> None:
     gaps = [measure(pair, standby, restore) for _ in range(RUNS)]
     report("planned standby (ha standby)", gaps)
     assert pair.daemons[pair.settled()].cli_json("ha", "status")["role"] == "active"
+
+
+def test_split_brain_ends_with_one_active_when_the_nodes_hear_each_other_again(
+    pair: Pair,
+) -> None:
+    """VRRP between the nodes is dropped (clients still reach both): both take the VIP. Once
+    adverts pass again, exactly one node holds it within two advert intervals (plus the time
+    to look), and the client's ARP entry for the VIP names that node's MAC."""
+    topology = pair.topology
+    table = "bsc_split"  # the test's own table; Bascule's tables are "bascule"
+    for node in pair.daemons:
+        topology.run(node, ["nft", "add", "table", "inet", table])
+        topology.run(node, ["nft", "add", "chain", "inet", table, "input",
+                            "{ type filter hook input priority -300 ; }"])  # fmt: skip
+        topology.run(node, ["nft", "add", "rule", "inet", table, "input", "ip", "protocol",
+                            "112", "drop"])  # fmt: skip
+    wait_until("both nodes hold the VIP", lambda: all(map(pair.holds_vip, pair.daemons)))
+    for node in pair.daemons:
+        topology.run(node, ["nft", "delete", "table", "inet", table])
+    started = time.monotonic()
+    winner = wait_until(
+        "exactly one node holds the VIP",
+        lambda: next(iter(n for n in pair.daemons if pair.holds_vip(n)), None)
+        if sum(map(pair.holds_vip, pair.daemons)) == 1
+        else None,
+        timeout=5,
+        poll=0.02,
+    )
+    took = time.monotonic() - started
+    print(f"\nHA split brain: one active ({winner}) {took:.3f} s after VRRP passes again")
+    assert winner == "lb"  # the higher priority wins when two masters hear each other
+    assert took < 2 * 0.2 + 0.3, took  # two advert intervals, and the polling's own time
+    assert pair.settled() == winner
+
+    def mac(node: str) -> str:
+        out = topology.run(node, ["ip", "-j", "link", "show", "dev", "eth0"]).stdout
+        return str(json.loads(out)[0]["address"])
+
+    def client_mac() -> str | None:
+        out = topology.run("client", ["ip", "-j", "neigh", "show", pair.vip]).stdout
+        entries = json.loads(out)
+        return str(entries[0].get("lladdr")) if entries else None
+
+    wait_until("the client's ARP names the active", lambda: client_mac() == mac(winner))
+    topology.wait_tcp("client", pair.vip, 80)
