@@ -100,6 +100,7 @@ class KeepalivedEngine:
         self.tracked = tuple(tracked)
         self._addresses = addresses
         self._version: str | None = None
+        self._needed = False  # the applied document runs keepalived
 
     async def addresses(self) -> frozenset[str]:
         """The addresses this machine holds now."""
@@ -131,7 +132,8 @@ class KeepalivedEngine:
         for action in actions:
             if not isinstance(action, ReplaceConfig):
                 continue
-            if not runs_keepalived(action.config):
+            self._needed = runs_keepalived(action.config)
+            if not self._needed:
                 await self.shell.stop()
                 continue
             try:
@@ -182,11 +184,17 @@ class KeepalivedEngine:
             try:
                 self._version = await self.shell.version()
             except EngineError as exc:  # not installed: only a pair needs it
-                return {"version": f"unavailable ({exc})", "running": False, "pid": None}
+                return {
+                    "version": f"unavailable ({exc})",
+                    "running": False,
+                    "idle": not self._needed,
+                    "pid": None,
+                }
         vrrp = self.vrrp()
         return {
             "version": self._version,
             "running": vrrp.running,
+            "idle": not self._needed and not vrrp.running,  # a single node: nothing to run
             "pid": self.shell.pid(),
             "state": vrrp.state,
             "config": str(self.paths.config),

@@ -26,6 +26,7 @@ from bascule.engines.keepalived.view import (
 )
 from bascule.errors import EngineRejected, InvalidConfiguration
 from bascule.model import Configuration, parse_document
+from bascule.reconcile.actions import ReplaceConfig
 from bascule.reconcile.planner import structural_signature
 
 GOLDEN_DIR = Path(__file__).resolve().parents[3] / "golden" / "keepalived"
@@ -246,3 +247,13 @@ def test_the_notify_script_quotes_its_paths() -> None:
     script = notify_script(Path(f"{RUN}/vrrp.state"))
     assert f"mv -f '{RUN}/.vrrp.state.tmp' '{RUN}/vrrp.state'" in script
     assert '"$3" "$4"' in script
+
+
+def test_a_single_node_reports_keepalived_idle(tmp_path: Path) -> None:
+    engine = KeepalivedEngine(tmp_path, binary=str(tmp_path / "no-keepalived"))
+    single = share(parse_document({"virtual_services": [web("web", "198.18.0.100")]}))
+    asyncio.run(engine.execute([ReplaceConfig(config=single, reason="start")], None))
+    info = asyncio.run(engine.info())
+    assert info["idle"] is True and info["running"] is False
+    observed = asyncio.run(engine.observe(single))
+    assert observed.running  # nothing to run is nothing missing
