@@ -214,7 +214,7 @@ class DaemonServices:
     system: SystemInfo
     certificates: CertificateService
     acme: AcmeService
-    ha: HaService
+    ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
 
 
 class AppFactory(Protocol):

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from bascule.api.deps import Operator, get_services
+from bascule.api.deps import Operator, Reader, get_services
 from bascule.daemon.ha import HaService, HaStatus, Role
 from bascule.errors import NotApplicable
 
@@ -69,10 +69,11 @@ class HaStatusOut(BaseModel):
 
 
 @router.get("", summary="This node of the HA pair: role, peer, VRRP state")
-async def read_ha(ha: HaServiceDep) -> HaStatusOut:
+async def read_ha(actor: Reader, ha: HaServiceDep) -> HaStatusOut:
     return HaStatusOut.of(await ha.status())
 
 
 @router.post("/standby", summary="Hand the VIPs to the peer now, then stand by")
-async def standby(ha: HaServiceDep, actor: Operator) -> HaStatusOut:
+async def standby(actor: Operator, ha: HaServiceDep) -> HaStatusOut:
+    # the caller's permission first: a role that may not is told 403 on any node
     return HaStatusOut.of(await ha.standby(actor))
