@@ -77,3 +77,21 @@ async def test_pairing_hands_the_daemons_vips_to_keepalived(tmp_path: Path) -> N
     await vips.ensure("198.18.0.100", None)
     assert ip.calls == ["add 198.18.0.100 eth0", "del 198.18.0.100 eth0"]
     assert vips.inner.owned() == frozenset()
+
+
+async def test_leaving_the_pair_takes_the_vips_back_once_keepalived_let_them_go(
+    tmp_path: Path,
+) -> None:
+    vips, ip = manager(tmp_path)
+    paired = parse_document({"high_availability": PAIR, "virtual_services": [WEB]})
+    vips.follow(paired)
+    await vips.ensure("198.18.0.100", None)
+    ip.held.add("198.18.0.100/32")  # keepalived added it: this node is the active
+    vips.follow(parse_document({"virtual_services": [WEB]}))
+    assert vips.owned() == frozenset()
+    await vips.ensure("198.18.0.100", None)  # keepalived still holds it: not the daemon's yet
+    assert ip.calls == [] and vips.owned() == frozenset()
+    ip.held.discard("198.18.0.100/32")  # keepalived stopped
+    await vips.ensure("198.18.0.100", None)  # the reconciler's next pass
+    assert ip.calls == ["add 198.18.0.100 eth0"]
+    assert vips.owned() == frozenset({"198.18.0.100"})
