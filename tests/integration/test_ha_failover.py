@@ -347,3 +347,18 @@ def test_split_brain_ends_with_one_active_when_the_nodes_hear_each_other_again(
 
     wait_until("the client's ARP names the active", lambda: client_mac() == mac(winner))
     topology.wait_tcp("client", pair.vip, 80)
+
+
+def test_leaving_the_pair_gives_the_vip_back_to_the_daemon(pair: Pair) -> None:
+    """The active applies a single node's document: keepalived stops and the daemon places
+    the VIP itself again, and the service answers on it."""
+    active = pair.settled()
+    other = "lb2" if active == "lb" else "lb"
+    pair.daemons[other].terminate()  # the peer goes away first (it would take the VIP)
+    single = document(pair.vip)
+    del single["high_availability"]
+    pair.daemons[active].apply(single)
+    assert pair.daemons[active].cli_json("ha", "status")["role"] == "single"
+    wait_until("the daemon holds the VIP", lambda: pair.holds_vip(active), timeout=10)
+    assert not (pair.daemons[active].data_dir / "keepalived" / "keepalived.pid").exists()
+    pair.topology.wait_tcp("client", pair.vip, 80)
