@@ -7,14 +7,17 @@ maintenance) and stands by, ready to take over again if the peer fails.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.text import Text
 
 from bascule.cli import output
 from bascule.cli.session import JsonFlag, Session
+
+if TYPE_CHECKING:  # the HTTP client is imported when a command runs (see session.client)
+    from bascule.cli.client import BasculeClient
 
 app = typer.Typer(help="High availability: this node of the pair.", no_args_is_help=True)
 
@@ -24,21 +27,21 @@ ROLE_STYLES = {"active": "green", "standby": "cyan", "held": "red", "unknown": "
 @app.command()
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Show this node's role in the pair, its peer and VRRP's state."""
-    session = Session.of(ctx, json=as_json)
-    with session.client() as api:
-        report = api.ha_status()
-    if session.json:
-        output.print_json(report)
-    else:
-        print_status(report)
+    _show(ctx, as_json, lambda api: api.ha_status())
 
 
 @app.command()
 def standby(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Hand the VIPs to the peer now (on the active), then stand by."""
+    _show(ctx, as_json, lambda api: api.ha_standby())
+
+
+def _show(
+    ctx: typer.Context, as_json: bool, call: Callable[[BasculeClient], Mapping[str, Any]]
+) -> None:
     session = Session.of(ctx, json=as_json)
     with session.client() as api:
-        report = api.ha_standby()
+        report = call(api)
     if session.json:
         output.print_json(report)
     else:
