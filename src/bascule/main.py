@@ -61,6 +61,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
             statistics=services.statistics,
             certificates=services.certificates,
             acme=services.acme,
+            ha=services.ha,
         ),
         local=local,
         docs_assets=vendor,
@@ -79,6 +80,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
                 logs=recent_lines,
                 certificates=services.certificates,
                 acme=services.acme,
+                ha=services.ha,
             )
         )
         api.mount("/", wui)

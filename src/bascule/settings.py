@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     haproxy_binary: str = "haproxy"
     # The STARTTLS front of type: starttls services (Debian's stunnel4).
     stunnel_binary: str = "stunnel4"
+    # The HA pair's VRRP (Debian's keepalived), run only by a document with high_availability.
+    keepalived_binary: str = "keepalived"
     # How long SIGTERM lets connections finish before HAProxy is stopped for good.
     shutdown_grace: float = 10.0
     # How often the daemon re-reads the engines and repairs drift.
@@ -123,6 +125,10 @@ class Settings(BaseSettings):
     @property
     def stunnel_dir(self) -> Path:
         return self.data_dir / "stunnel"
+
+    @property
+    def keepalived_dir(self) -> Path:
+        return self.data_dir / "keepalived"
 
     @property
     def certificates_dir(self) -> Path:

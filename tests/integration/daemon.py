@@ -33,8 +33,10 @@ class BasculeDaemon:
         data_dir: Path | None = None,
         env: Mapping[str, str] | None = None,
         run_args: Sequence[str] = (),
+        host: str = "lb",
     ) -> None:
         self.topology = topology
+        self.host = host  # the namespace it runs in (an HA pair has two load balancers)
         # Extra BASCULE_* settings (e.g. BASCULE_ADMIN_PASSWORD) and `bascule run` options
         # (e.g. "--listen", "198.18.0.2:8443").
         self.env = dict(env or {})
@@ -58,7 +60,7 @@ class BasculeDaemon:
         }
         with self.log_path.open("a") as log:
             self.process = self.topology.popen(
-                "lb",
+                self.host,
                 [BASCULE, "--data-dir", str(self.data_dir), "run", *self.run_args],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -32,6 +32,7 @@ from bascule.api.routes import (
     certificates,
     config,
     dsr,
+    ha,
     metrics,
     persistence,
     real_servers,
@@ -96,6 +97,7 @@ def create_app(
         statistics,
         backup,
         certificates,
+        ha,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -257,6 +257,16 @@ class BasculeClient:
         """Check each real server of the DSR service ``name`` (a few seconds)."""
         return self._request("POST", f"{_vs(name)}/dsr/verify")
 
+    # -- the HA pair ------------------------------------------------------------------------
+
+    def ha_status(self) -> dict[str, Any]:
+        """This node of the HA pair: role, peer, VRRP state."""
+        return self._get("/ha")
+
+    def ha_standby(self) -> dict[str, Any]:
+        """Hand the VIPs to the peer now (this node must be the active)."""
+        return self._request("POST", "/ha/standby")
+
     # -- persistence tables ----------------------------------------------------------------
 
     def persistence(self, name: str) -> dict[str, Any]:

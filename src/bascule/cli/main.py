@@ -24,6 +24,7 @@ from bascule.cli import (
     config,
     detect,
     dsr,
+    ha,
     history,
     output,
     persistence,
@@ -127,6 +128,7 @@ app.command("detect")(detect.detect)
 app.add_typer(vs.app, name="vs")
 app.add_typer(rs.app, name="rs")
 app.add_typer(dsr.app, name="dsr")
+app.add_typer(ha.app, name="ha")
 app.add_typer(persistence.app, name="persistence")
 app.add_typer(history.app, name="history")
 app.command("show-revision")(history.show)

@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from bascule.daemon.vips import VipManager
+from bascule.daemon.vips import FollowsDocument, VipManager
 from bascule.engines.base import Engine, share_of
 from bascule.errors import ApplyFailed, EngineError, InvalidConfiguration
 from bascule.model import Configuration, parse_document
@@ -102,6 +102,8 @@ class Reconciler:
         """What converging on ``desired`` takes, from what each engine reports now."""
         # The planner is pure; on a large document it takes a noticeable time: in a worker
         # thread, so the event loop keeps serving meanwhile.
+        if isinstance(self.vips, FollowsDocument):
+            self.vips.follow(desired)  # a paired node's VIPs are keepalived's
         ensure, remove = await asyncio.to_thread(plan_vips, desired, self.vips.owned())
         per_engine: list[tuple[str, Plan]] = []
         for engine in self.engines:

@@ -52,6 +52,7 @@ from bascule.daemon.acme import AcmeService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.dynamic import DynamicScheduler
+from bascule.daemon.ha import HaService
 from bascule.daemon.l4 import L4Supervisor
 from bascule.daemon.listener import (
     Exhaustion,
@@ -65,10 +66,11 @@ from bascule.daemon.retention import MIB, Retention, RetentionPolicy
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.daemon.tls import Certificate, ensure_certificate
-from bascule.daemon.vips import IpVipManager
+from bascule.daemon.vips import IpVipManager, PairedVips
 from bascule.engines.base import Engine, share_of
 from bascule.engines.haproxy.engine import HaproxyEngine
 from bascule.engines.haproxy.peers import PeersListener, PeersTls
+from bascule.engines.keepalived.engine import KeepalivedEngine, TrackedProcess
 from bascule.engines.nftables.engine import NftablesEngine
 from bascule.engines.stunnel.engine import StunnelEngine
 from bascule.errors import BasculeError, StoreError
@@ -212,6 +214,7 @@ class DaemonServices:
     system: SystemInfo
     certificates: CertificateService
     acme: AcmeService
+    ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
 
 
 class AppFactory(Protocol):
@@ -308,8 +311,18 @@ class Daemon:
         )
         nftables = NftablesEngine()
         l4 = L4Supervisor(nftables)
-        engines: list[Engine] = [engine, stunnel, nftables]
-        vips = IpVipManager(settings.data_dir / "vips.json")
+        # an HA pair's VRRP: first, so a paired node may bind VIPs it does not hold before
+        # HAProxy starts; the active fails over when this daemon or its HAProxy ends
+        keepalived = KeepalivedEngine(
+            settings.keepalived_dir,
+            binary=settings.keepalived_binary,
+            tracked=(
+                TrackedProcess(name="daemon", pid_file=settings.data_dir / "bascule.pid"),
+                TrackedProcess(name="haproxy", pid_file=engine.paths.pid_file),
+            ),
+        )
+        engines: list[Engine] = [keepalived, engine, stunnel, nftables]
+        vips = PairedVips(IpVipManager(settings.data_dir / "vips.json"))
         # adaptive and weighted_response_time: weights decided at run time (daemon/dynamic.py)
         dynamic = DynamicScheduler(ceiling=engine.max_weight)
         service = ConfigService(
@@ -368,6 +381,7 @@ class Daemon:
             system=system,
             certificates=certificates,
             acme=acme,
+            ha=HaService(service, keepalived, audit=audit),
         )
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path

@@ -9,6 +9,8 @@ Every ``ip`` runs through net's async ``Ip`` runner: the service layer asks for 
 placement of a change's VIPs under its change lock, and a slow ``ip`` must not stall the event
 loop that also serves the API and runs the health checks; one change lists the machine's
 addresses once (``placement_problems``), however many services it has.
+
+On a node of an HA pair keepalived places the VIPs instead (``PairedVips``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bascule.errors import EngineError
+from bascule.model import Configuration
 from bascule.net.iproute import Addresses
 from bascule.net.shell import Ip
 
@@ -108,6 +111,11 @@ class IpVipManager:
         except EngineError as exc:
             raise EngineError(f"cannot list the machine's addresses: {exc}") from exc
 
+    async def present(self, address: str) -> bool:
+        """Whether ``address`` is on the machine now, whoever put it there."""
+        ip = ipaddress.ip_address(address)
+        return any(a.network.ip == ip for a in (await self._machine()).addresses)
+
     async def placement_problems(self, wanted: Sequence[Placement]) -> list[str | None]:
         """For each (address, interface): why it cannot be placed, or None."""
         todo = [address for address, _ in wanted if address not in self._owned]
@@ -168,3 +176,66 @@ class NullVipManager:
 
     async def remove(self, address: str) -> None:
         self.added.pop(address, None)
+
+
+@runtime_checkable
+class FollowsDocument(Protocol):
+    """A VIP manager whose behaviour depends on the desired document (the pair's)."""
+
+    def follow(self, config: Configuration) -> None: ...
+
+
+class PairedVips:
+    """The daemon's VIPs, or keepalived's on a paired node.
+
+    A single node places its VIPs itself (``inner``). A node of a pair (the document has
+    ``high_availability``) does not: keepalived adds them on the active and removes them on
+    the standby (engines/keepalived), so this only remembers which VIPs the document wants and
+    hands over any address the daemon had added before the node was paired; a node leaving the
+    pair takes each VIP back once keepalived (stopped in the same reconcile) has let it go.
+    Placement is still checked (a VIP must be reachable on the node's interfaces).
+    """
+
+    def __init__(self, inner: IpVipManager) -> None:
+        self.inner = inner
+        self.paired = False
+        self._wanted: set[str] = set()
+        self._handback: set[str] = set()  # keepalived's VIPs the daemon takes back
+
+    def follow(self, config: Configuration) -> None:
+        paired = config.high_availability is not None
+        if paired != self.paired:
+            log.info("VIPs are now placed by " + ("keepalived" if paired else "the daemon"))
+            # leaving the pair: keepalived still holds its VIPs until it stops (later in the
+            # same pass); the daemon takes each back once it is gone
+            self._handback = set() if paired else set(self._wanted)
+            self._wanted.clear()
+        self.paired = paired
+
+    def owned(self) -> frozenset[str]:
+        if self.paired:
+            return frozenset(self._wanted)
+        return self.inner.owned() - self._handback
+
+    async def placement_problems(self, wanted: Sequence[Placement]) -> list[str | None]:
+        return await self.inner.placement_problems(wanted)
+
+    async def ensure(self, address: str, interface: str | None) -> None:
+        if not self.paired:
+            if address in self._handback:
+                await self.inner.remove(address)  # not "found on the machine": keepalived's
+                if await self.inner.present(address):
+                    return  # keepalived has not let it go yet: the next pass adds it
+                self._handback.discard(address)
+            await self.inner.ensure(address, interface)
+            return
+        await self.inner.remove(address)  # keepalived's from now on
+        self._wanted.add(address)
+
+    async def remove(self, address: str) -> None:
+        self._wanted.discard(address)
+        self._handback.discard(address)
+        await self.inner.remove(address)
+
+    async def remove_all(self) -> None:
+        await self.inner.remove_all()

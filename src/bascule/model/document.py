@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bascule.errors import FieldError, InvalidConfiguration
 from bascule.model.capabilities import Mode, Protocol
+from bascule.model.high_availability import HighAvailability
 from bascule.model.modes import mode_errors
 from bascule.model.offload import offload_errors
 from bascule.model.ports import port_clashes
@@ -35,13 +36,19 @@ class Configuration(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     virtual_services: list[VirtualService] = Field(default_factory=list)
+    # an active/standby pair (model/high_availability.py); None: a single node
+    high_availability: HighAvailability | None = None
 
     def virtual_service(self, name: str) -> VirtualService | None:
         return next((vs for vs in self.virtual_services if vs.name == name), None)
 
     def to_document(self) -> dict[str, Any]:
-        """The JSON-ready document (every default spelled out), as ``bascule export`` shows."""
-        return self.model_dump(mode="json")
+        """The JSON-ready document (every default spelled out), as ``bascule export`` shows;
+        a single node's has no ``high_availability`` (its documents read as they always did)."""
+        document = self.model_dump(mode="json")
+        if document.get("high_availability", ...) is None:
+            del document["high_availability"]
+        return document
 
 
 def for_mode(config: Configuration, mode: Mode) -> Configuration:
@@ -133,6 +140,22 @@ def invariant_errors(config: Configuration) -> Iterator[FieldError]:
                 )
             seen_servers.setdefault(rs.key, rs_index)
     yield from _clashes_between_services(config)
+    yield from _pair_errors(config)
+
+
+def _pair_errors(config: Configuration) -> Iterator[FieldError]:
+    """A VIP is what the pair moves between its nodes: it is never a node's own address."""
+    pair = config.high_availability
+    if pair is None:
+        return
+    nodes = {node.address: index for index, node in enumerate(pair.nodes)}
+    for index, vs in enumerate(config.virtual_services):
+        if vs.address in nodes:
+            yield FieldError(
+                path=f"virtual_services[{index}].address",
+                message=f"{vs.address} is the address of high_availability.nodes"
+                f"[{nodes[vs.address]}]: a VIP of the pair must be an address of its own",
+            )
 
 
 def _own_port_overlaps(vs: VirtualService, where: str) -> Iterator[FieldError]:

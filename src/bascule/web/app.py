@@ -27,6 +27,7 @@ from bascule.web.pages import (
     backup,
     certificates,
     dashboard,
+    ha,
     history,
     login,
     preview,
@@ -56,6 +57,7 @@ PAGES = (
     tokens,
     certificates,
     backup,
+    ha,
     system,
 )
 

@@ -17,6 +17,7 @@ from bascule.daemon.accounts import AccountService
 from bascule.daemon.acme import AcmeService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
+from bascule.daemon.ha import HaService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 
@@ -41,6 +42,7 @@ class WebServices:
     logs: LogLines = no_logs  # recent log lines for the System page (daemon.logs.recent_lines)
     certificates: CertificateService | None = None  # the certificate store's service
     acme: AcmeService | None = None  # ACME orders and renewal (daemon/acme.py)
+    ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
 
 
 def get_web_services(request: Request) -> WebServices:

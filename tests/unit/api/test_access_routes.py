@@ -130,6 +130,9 @@ ROUTES = [
     Route("POST", "/api/v1/revisions/1/rollback", configure, writes=True),
     Route("GET", "/api/v1/status", read),
     Route("GET", "/api/v1/system", read),
+    # no HA service in these tests: 422 not_applicable once the caller may (test_ha_routes.py)
+    Route("GET", "/api/v1/ha", read, 422),
+    Route("POST", "/api/v1/ha/standby", operate, 422),
     Route("GET", "/api/v1/auth/whoami", read),
     Route("GET", "/api/v1/users", administer),
     Route(

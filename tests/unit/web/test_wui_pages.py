@@ -23,6 +23,7 @@ PAGES = [
     "/users",
     "/tokens",
     "/backup",
+    "/ha",
     "/system",
 ]
 
@@ -37,7 +38,7 @@ async def test_page_renders_for_admin(
     assert "script-src 'self'" in response.headers["content-security-policy"]
     check_html(response.text)
     assert 'hx-headers=\'{"X-CSRF-Token": "' + admin.csrf + "\"}'" in response.text
-    for nav in ("/statistics", "/history", "/users", "/tokens", "/backup", "/system"):
+    for nav in ("/statistics", "/history", "/users", "/tokens", "/backup", "/ha", "/system"):
         assert f'href="{nav}"' in response.text
 
 

@@ -1,0 +1,133 @@
+"""The HA pair as this node sees it: ``bascule ha status`` and ``bascule ha standby``.
+
+Where it sits: above the keepalived engine (engines/keepalived), beside the service layer.
+``status`` says which node of the document's pair this machine is, its peer, its role (the
+active holds the VIPs: VRRP's MASTER; the standby is BACKUP; a node held back is FAULT),
+keepalived's state and priority, what holds it back (``ha standby``, a dead HAProxy), and
+the revision it runs. ``standby`` is the planned failover for maintenance: the active hands
+the VIPs to its peer at once (keepalived's priority 0 advert, not three lost adverts), then
+stands by as the BACKUP again, ready to take over if the peer fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ipaddress
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bascule.daemon.audit import AuditService
+from bascule.daemon.service import ConfigService
+from bascule.engines.keepalived.engine import KeepalivedEngine, VrrpStatus
+from bascule.engines.keepalived.view import NotANode, find_self
+from bascule.errors import EngineError, NotApplicable
+from bascule.model.access import Actor
+from bascule.model.high_availability import HaNode
+
+#: How long ``standby`` waits for keepalived to hand the VIPs over.
+HANDOVER_TIMEOUT = 5.0
+_POLL = 0.02
+
+
+class Role(enum.StrEnum):
+    single = "single"  # no high_availability in the document
+    active = "active"  # holds the VIPs (VRRP MASTER)
+    standby = "standby"  # ready to take over (VRRP BACKUP)
+    held = "held"  # held back (VRRP FAULT): a needed process is down, or ha standby
+    unknown = "unknown"  # keepalived is starting, or not running
+
+
+ROLES: dict[str, Role] = {"MASTER": Role.active, "BACKUP": Role.standby, "FAULT": Role.held}
+
+
+@dataclass(frozen=True, kw_only=True)
+class HaStatus:
+    role: Role
+    node: HaNode | None = None
+    peer: HaNode | None = None
+    vrrp: VrrpStatus | None = None
+    revision: int | None = None
+    detail: str = ""
+
+
+class HaService:
+    """This node of the pair: its status, and the planned handover of the VIPs."""
+
+    def __init__(
+        self,
+        config: ConfigService,
+        keepalived: KeepalivedEngine,
+        *,
+        audit: AuditService | None = None,
+    ) -> None:
+        self.config = config
+        self.keepalived = keepalived
+        self.audit = audit
+
+    async def status(self) -> HaStatus:
+        desired = self.config.desired()
+        head = self.config.store.head()
+        revision = head.number if head else None
+        pair = desired.high_availability
+        if pair is None:
+            return HaStatus(role=Role.single, revision=revision)
+        try:
+            me, peer = find_self(pair, await self.keepalived.addresses())
+        except NotANode as exc:
+            return HaStatus(role=Role.unknown, revision=revision, detail=str(exc))
+        vrrp = self.keepalived.vrrp()
+        role = ROLES.get(vrrp.state, Role.unknown) if vrrp.running else Role.unknown
+        detail = ""
+        if not vrrp.running:
+            detail = "keepalived is not running (the pair needs a VIP to move)"
+        elif vrrp.failed:
+            detail = "held back: " + ", ".join(vrrp.failed) + " not running"
+        elif vrrp.standby:
+            detail = "held back by ha standby"
+        return HaStatus(role=role, node=me, peer=peer, vrrp=vrrp, revision=revision, detail=detail)
+
+    async def standby(self, actor: Actor) -> HaStatus:
+        """Hand the VIPs to the peer now, then stand by (NotApplicable unless active)."""
+        before = await self.status()
+        if before.role is not Role.active:
+            raise NotApplicable(
+                f"this node is {before.role.value}, not the active: only the active hands "
+                "over the VIPs" + (f" ({before.detail})" if before.detail else "")
+            )
+        desired = self.config.desired()
+        interval = desired.high_availability.advert_interval if desired.high_availability else 1
+        vips = {
+            vs.address
+            for vs in desired.virtual_services
+            if not ipaddress.ip_address(vs.address).is_unspecified
+        }
+
+        async def in_fault() -> bool:
+            return self.keepalived.vrrp().state == "FAULT"
+
+        async def vips_gone() -> bool:
+            return not vips & await self.keepalived.addresses()
+
+        self.keepalived.set_standby(True)
+        try:
+            await _until(in_fault)
+            await _until(vips_gone)
+            # the peer takes over after its skew time (at most one advert interval) once it
+            # has the priority 0 advert; released before three intervals, this node then
+            # hears the new active's adverts and stays BACKUP
+            await asyncio.sleep(interval)
+        finally:
+            self.keepalived.set_standby(False)
+        if self.audit is not None:
+            self.audit.record(actor, "ha.standby", before.node.name if before.node else "")
+        return await self.status()
+
+
+async def _until(condition: Callable[[], Awaitable[bool]]) -> None:
+    deadline = time.monotonic() + HANDOVER_TIMEOUT
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise EngineError("keepalived did not hand the VIPs over in time")
+        await asyncio.sleep(_POLL)

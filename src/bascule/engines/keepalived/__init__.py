@@ -1,0 +1,1 @@
+"""The HA pair's VRRP: keepalived owns the VIPs of a paired node (see engine.py)."""

@@ -1,0 +1,69 @@
+"""The High availability page: a single node says so; a paired node shows itself, its peer
+and VRRP; the handover is refused on a node that is not the active (and changes nothing)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from change_requests import by
+from fastapi import FastAPI
+from wui_client import Browser
+
+from bascule.daemon.ha import HaService
+from bascule.daemon.service import ConfigService
+from bascule.engines.keepalived.engine import KeepalivedEngine
+
+PAIR = {
+    "nodes": [
+        {"name": "lb1", "address": "198.18.0.3", "priority": 150},
+        {"name": "lb2", "address": "198.18.0.4", "priority": 100},
+    ],
+    "interface": "eth0",
+    "advert_interval": 0.2,
+}
+
+
+@pytest.fixture
+def with_ha(wui: FastAPI, service: ConfigService, tmp_path: Path) -> HaService:
+    async def lb2() -> frozenset[str]:
+        return frozenset({"198.18.0.4"})
+
+    ha = HaService(service, KeepalivedEngine(tmp_path / "keepalived", addresses=lb2))
+    wui.state.web_services = dataclasses.replace(wui.state.web_services, ha=ha)
+    return ha
+
+
+async def test_a_single_node_says_so(
+    viewer: Browser, with_ha: HaService, check_html: Callable[[str], None]
+) -> None:
+    page = await viewer.client.get("/ha")
+    assert page.status_code == 200
+    check_html(page.text)
+    assert 'data-role="single"' in page.text
+    assert 'href="/ha"' in page.text and "High availability" in page.text
+
+
+async def test_a_paired_node_shows_itself_and_its_peer(
+    operator: Browser, with_ha: HaService, service: ConfigService, check_html: Callable[[str], None]
+) -> None:
+    await service.apply({"high_availability": PAIR}, by("test"))
+    page = await operator.client.get("/ha")
+    assert page.status_code == 200
+    check_html(page.text)
+    assert 'data-fact="node">lb2 <span class="mono">198.18.0.4</span> (priority 100)' in page.text
+    assert 'data-fact="peer">lb1' in page.text
+    assert 'data-role="unknown"' in page.text  # keepalived does not run here
+    assert "keepalived is not running" in page.text
+    assert 'data-action="standby"' not in page.text  # only the active hands over
+    refused = await operator.client.post("/ha/standby", data={"csrf_token": operator.csrf})
+    assert refused.status_code == 422
+    assert "not the active" in refused.text
+    assert not (with_ha.keepalived.paths.standby_file.exists())
+
+
+async def test_a_viewer_may_not_hand_over(viewer: Browser, with_ha: HaService) -> None:
+    refused = await viewer.client.post("/ha/standby", data={"csrf_token": viewer.csrf})
+    assert refused.status_code == 403
