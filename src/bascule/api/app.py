@@ -98,6 +98,7 @@ def create_app(
         certificates,
     ):
         api.include_router(module.router)
+    api.include_router(real_servers.sub_service_router)
     app.include_router(api)
     app.include_router(metrics.router, responses=ERROR_RESPONSES)  # /metrics, where scrapers look
     return app

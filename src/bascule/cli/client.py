@@ -549,4 +549,7 @@ def _vs(name: str) -> str:
 
 
 def _rs(service: str, key: str) -> str:
-    return f"{_vs(service)}/real-servers/{quote(key, safe='')}"
+    # a sub-service's pool is "<service>/<sub-service>" (bascule rs drain site/api KEY)
+    name, _, sub = service.partition("/")
+    pool = f"{_vs(name)}/sub-services/{quote(sub, safe='')}" if sub else _vs(name)
+    return f"{pool}/real-servers/{quote(key, safe='')}"

@@ -18,9 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bascule.errors import FieldError, InvalidConfiguration
 from bascule.model.capabilities import Mode, Protocol
+from bascule.model.content import content_errors
 from bascule.model.modes import mode_errors
 from bascule.model.offload import offload_errors
 from bascule.model.ports import port_clashes
+from bascule.model.sub_service import POOL_SEPARATOR
 from bascule.model.virtual_service import VirtualService
 
 #: The deepest nesting of mappings and lists a document may have (a real one has 5).
@@ -38,6 +40,19 @@ class Configuration(BaseModel):
 
     def virtual_service(self, name: str) -> VirtualService | None:
         return next((vs for vs in self.virtual_services if vs.name == name), None)
+
+    def pools(self) -> tuple[VirtualService, ...]:
+        """Every pool engines run: each service, then its sub-services' (``site/api``)."""
+        return tuple(pool for vs in self.virtual_services for pool in vs.pools)
+
+    def pool(self, name: str) -> VirtualService | None:
+        """A service, or a sub-service's pool by its ``<service>/<sub-service>`` name."""
+        service, _, sub_name = name.partition(POOL_SEPARATOR)
+        vs = self.virtual_service(service)
+        if vs is None or not sub_name:
+            return vs
+        sub = vs.sub_service(sub_name)
+        return vs.pool(sub) if sub is not None else None
 
     def to_document(self) -> dict[str, Any]:
         """The JSON-ready document (every default spelled out), as ``bascule export`` shows."""
@@ -73,7 +88,12 @@ def parse_document(data: Any) -> Configuration:
     except ValidationError as exc:
         raise InvalidConfiguration(_bounded(_translate(exc))) from None
     problems = _bounded(
-        itertools.chain(invariant_errors(config), mode_errors(config), offload_errors(config))
+        itertools.chain(
+            invariant_errors(config),
+            mode_errors(config),
+            offload_errors(config),
+            content_errors(config),
+        )
     )
     if problems:
         raise InvalidConfiguration(problems)

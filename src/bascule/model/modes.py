@@ -36,7 +36,7 @@ def mode_errors(config: Configuration) -> Iterator[FieldError]:
             yield from _l7(vs, where)
 
 
-def _needs(vs: VirtualService, where: str) -> Iterator[FieldError]:
+def needs_errors(vs: VirtualService, where: str) -> Iterator[FieldError]:
     """What the scheduler and the persistence method of an l7 service need of it (on l4,
     everything that needs something is refused by mode)."""
     if vs.scheduler.needs_check and not vs.checked:
@@ -68,7 +68,7 @@ def _l7(vs: VirtualService, where: str) -> Iterator[FieldError]:
             yield FieldError(path=f"{where}.{field}", message="applies to mode l4 only")
     if vs.transparent:
         yield FieldError(path=f"{where}.transparent", message=f"L7 transparency {_LATER}")
-    yield from _needs(vs, where)
+    yield from needs_errors(vs, where)
     if Mode.l7 not in vs.check.type.modes:
         # the checks HAProxy does not have; Bascule's own checker runs them on l4
         yield FieldError(

@@ -245,9 +245,9 @@ class HaproxyEngine:
         if applied is None:
             return EngineObservation(running=True)
         index: dict[tuple[str, str], ServerRef] = {}
-        for vs in applied.virtual_services:
-            for rs in vs.real_servers:
-                index[(proxy_name(vs), server_name(rs))] = (vs.name, rs.key)
+        for pool in applied.pools():  # each service, then its sub-services ("site/api")
+            for rs in pool.real_servers:
+                index[(proxy_name(pool), server_name(rs))] = (pool.name, rs.key)
         states = {(s.backend, s.server): s for s in await self.shell.show_servers_state()}
         servers: dict[ServerRef, ServerObservation] = {}
         if not counters:
@@ -393,14 +393,15 @@ def _store_file(
 
 
 def _running_service(applied: Configuration | None, vs_name: str) -> VirtualService:
-    vs = applied.virtual_service(vs_name) if applied else None
+    vs = applied.pool(vs_name) if applied else None
     if vs is None:
         raise EngineError(f"HAProxy runs no virtual service {vs_name}")
     return vs
 
 
 def _alone(vs: VirtualService) -> Configuration:
-    return Configuration(virtual_services=[vs])
+    # a sub-service's pool stands alone as a service of its own: same servers, same order
+    return Configuration(virtual_services=[vs.model_copy(update={"sub_services": []})])
 
 
 def unbindable_listeners(config: Configuration) -> list[tuple[str, str]]:
@@ -437,7 +438,7 @@ def unbindable_listeners(config: Configuration) -> list[tuple[str, str]]:
 
 
 def _names(applied: Configuration | None, vs_name: str, key: str) -> tuple[str, str]:
-    vs = applied.virtual_service(vs_name) if applied else None
+    vs = applied.pool(vs_name) if applied else None
     rs = vs.real_server(key) if vs else None
     if vs is None or rs is None:
         raise EngineError(f"HAProxy runs no real server {key} in {vs_name}")

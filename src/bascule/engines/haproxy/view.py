@@ -19,17 +19,20 @@ alphabet and refuses anything else. Section numbers below refer to HAProxy 2.6's
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bascule.engines.haproxy import content
 from bascule.engines.haproxy import tls as offload
 from bascule.engines.haproxy.persistence import (
     PersistenceView,
     persistence_view,
+    section_name,
     table_names,
 )
+from bascule.engines.haproxy.quoting import quote, quote_log_format
+from bascule.engines.haproxy.quoting import token as _token
 from bascule.model import (
     CheckType,
     Configuration,
@@ -152,54 +155,21 @@ DEFAULT_TLS_PATHS = offload.TlsPaths(
     crt_list_dir="/var/lib/bascule/haproxy/crt-lists",
 )
 
+# The server that answers when a pool has no real server up (not_available.sorry_server).
+# Real servers are named "<address>:<port>", so this name is never one of theirs.
+SORRY_SERVER = "sorry"
+
 # redirect_http's frontend: "<service>.http" (service names never contain '.', so it cannot
 # collide with a service, like the fallback tables' "<service>.src").
 REDIRECT_SUFFIX = ".http"
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# What may appear unquoted: HAProxy's own name alphabet (letters, digits, '.', ':', '_',
-# '-') plus '[', ']' and '/' for bracketed IPv6 addresses and "proxy/server" references.
-# No space, quote, '#', '\\' or '$', the characters section 2.2 gives a meaning to.
-_TOKEN = re.compile(r"^[A-Za-z0-9_.:\[\]/-]+$")
-
-
-# --------------------------------------------------------------------------- quoting
-
-
-def quote(text: str) -> str:
-    """``text`` as one HAProxy word in strong quoting (section 2.2).
-
-    Inside single quotes nothing is interpreted (spaces, '#', '$', '"', '\\' are literal);
-    a literal single quote, which has no representation there, closes the quotes, is
-    escaped, and reopens them: ``it's`` -> ``'it'\\''s'``. LF and CR cannot be represented
-    at all, so control characters raise ValueError (the model refuses them earlier).
-    """
-    if _CONTROL.search(text):
-        raise ValueError(f"control characters cannot be written to an HAProxy config: {text!r}")
-    return "'" + text.replace("'", "'\\''") + "'"
-
-
-def quote_log_format(text: str) -> str:
-    """``text`` as a literal log-format argument: '%' doubled (section 8.2.6), then quoted.
-
-    Without the doubling, ``%[src]`` in a header value would be evaluated by HAProxy.
-    """
-    return quote(text.replace("%", "%%"))
-
-
-def _token(text: str) -> str:
-    """A model-validated identifier emitted unquoted; anything outside the alphabet raises."""
-    if not _TOKEN.fullmatch(text):
-        raise ValueError(f"{text!r} is not a safe HAProxy identifier")
-    return text
-
 
 # --------------------------------------------------------------------------- names
 
 
 def proxy_name(vs: VirtualService) -> str:
-    """The ``listen`` section of a virtual service: its name (the model allows [a-z0-9-])."""
-    return _token(vs.name)
+    """The section of a pool: a virtual service's ``listen`` section (the model allows
+    [a-z0-9-]), or a sub-service's ``backend`` (persistence.section_name)."""
+    return _token(section_name(vs))
 
 
 def server_name(rs: RealServer) -> str:
@@ -291,9 +261,11 @@ class ServerView:
 
 @dataclass(frozen=True, kw_only=True)
 class ProxyView:
-    """One ``listen`` section: a virtual service. Lines are grouped the way the file reads."""
+    """One ``listen`` section (a virtual service) or ``backend`` section (a sub-service's
+    pool). Lines are grouped the way the file reads."""
 
     name: str
+    section: str = "listen"
     disabled: bool
     mode: str
     binds: tuple[str, ...]
@@ -304,6 +276,10 @@ class ProxyView:
     check: HealthCheckView
     servers: tuple[ServerView, ...]
     persistence: tuple[str, ...] = ()
+    # content rules (content.py): their ACLs (printed before the rules) and the use_backend
+    # lines of the rules that send requests to a sub-service (printed after them)
+    acls: tuple[str, ...] = ()
+    use_backends: tuple[str, ...] = ()
 
     @property
     def settings(self) -> tuple[str, ...]:
@@ -348,13 +324,13 @@ class HaproxyView:
 def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     """Translate a validated configuration into the HAProxy view (pure)."""
     peers = PEERS if globals_.local_peer is not None else None
-    persistence = {vs.name: persistence_view(vs, peers) for vs in config.virtual_services}
+    persistence = {pool.name: persistence_view(pool, peers) for pool in config.pools()}
     tables = tuple(
         (p.fallback_table, p.fallback_lines)
         for p in persistence.values()
         if p.fallback_table is not None
     )
-    has_tables = any(table_names(vs) for vs in config.virtual_services)
+    has_tables = any(table_names(pool) for pool in config.pools())
     global_settings = _global_settings(globals_)
     peer_lines: tuple[str, ...] = ()
     if has_tables and globals_.local_peer is not None:
@@ -365,7 +341,14 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     return HaproxyView(
         global_settings=global_settings,
         defaults=_defaults(globals_),
-        proxies=tuple(_proxy(vs, persistence[vs.name], paths) for vs in config.virtual_services),
+        proxies=tuple(
+            proxy
+            for vs in config.virtual_services
+            for proxy in (
+                _proxy(vs, persistence[vs.name], paths),
+                *(_sub_service(pool, persistence[pool.name], paths) for pool in vs.pools[1:]),
+            )
+        ),
         peers=peer_lines,
         tables=tables,
         frontends=tuple(
@@ -443,20 +426,24 @@ def _proxy(vs: VirtualService, persistence: PersistenceView, paths: offload.TlsP
         # 4.2: keep-alive on both sides (the 2.x default, stated), connection reuse, the
         # client address for the real servers, and no idle client connection cut during a
         # soft stop (reload) before it has had a response.
+        forwardfor = ("option forwardfor",) if vs.forwarded.x_forwarded_for_header else ()
         options = (
             "option http-keep-alive",
             f"http-reuse {HTTP_REUSE}",
-            "option forwardfor",
+            *forwardfor,
             "option idle-close-on-response",
             f"retry-on {' '.join(RETRY_ON)}",
         )
         idempotent_only = (
             f"http-request disable-l7-retry unless {' || '.join(IDEMPOTENT_METHOD_ACLS)}",
         )
-    check = health_check_view(vs)
-    server_keywords = check.server_keywords
-    if tls is not None:
-        server_keywords += offload.server_tls(vs, tls, paths, checked=vs.checked, quote=quote)
+    rules = content.ContentView()
+    if http:
+        rules = content.content_view(
+            vs, {pool.name.rpartition("/")[2]: proxy_name(pool) for pool in vs.pools[1:]}
+        )
+    elif vs.not_available is not None and vs.not_available.sorry_server is None:
+        raise ValueError(f"{vs.name}: not_available answers HTTP; this service is not http")
     return ProxyView(
         name=name,
         disabled=not vs.enabled,
@@ -465,11 +452,67 @@ def _proxy(vs: VirtualService, persistence: PersistenceView, paths: offload.TlsP
         balance=balance.algorithm,
         hash_type=balance.hash_type,
         options=options,
-        rules=(*first, *_critical_rules(vs, http), *idempotent_only),
-        check=check,
-        servers=_servers(vs, server_keywords, persistence.server_cookies or {}),
+        acls=rules.acls,
+        rules=(
+            *first,
+            *_critical_rules(vs, http),
+            *rules.request_rules,
+            *idempotent_only,
+            *rules.response_rules,
+        ),
+        use_backends=rules.use_backends,
+        check=health_check_view(vs),
+        servers=_pool_servers(vs, persistence, paths),
         persistence=persistence.lines,
     )
+
+
+def _sub_service(
+    pool: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths
+) -> ProxyView:
+    """A sub-service's pool as a ``backend`` section: scheduled, persisted and checked like a
+    service; its "not available" answer is its own (``nbsrv`` of this backend)."""
+    balance = _balance(pool)
+    available = pool.not_available
+    return ProxyView(
+        name=proxy_name(pool),
+        section="backend",
+        disabled=not pool.enabled,
+        mode="http",
+        binds=(),
+        balance=balance.algorithm,
+        hash_type=balance.hash_type,
+        options=(f"http-reuse {HTTP_REUSE}", f"retry-on {' '.join(RETRY_ON)}"),
+        rules=(
+            *_critical_rules(pool, True),
+            *(content.not_available_rules(available, pool) if available is not None else ()),
+        ),
+        check=health_check_view(pool),
+        servers=_pool_servers(pool, persistence, paths),
+        persistence=persistence.lines,
+    )
+
+
+def _pool_servers(
+    pool: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths
+) -> tuple[ServerView, ...]:
+    """A pool's real servers, then its sorry server: the last ``backup`` server (5.2), to
+    which HAProxy sends traffic only when no other server is up. The sorry server is not
+    checked: it is the last resort."""
+    keywords = health_check_view(pool).server_keywords
+    if pool.tls is not None:
+        keywords += offload.server_tls(pool, pool.tls, paths, checked=pool.checked, quote=quote)
+    servers = _servers(pool, keywords, persistence.server_cookies or {})
+    sorry = pool.not_available.sorry_server if pool.not_available is not None else None
+    if sorry is None:
+        return servers
+    last_resort = ServerView(
+        name=SORRY_SERVER,
+        address=_token(host_port(sorry.address, sorry.port)),
+        weight=1,
+        backup=True,
+    )
+    return (*servers, last_resort)
 
 
 def _terminates_tls(vs: VirtualService) -> bool:

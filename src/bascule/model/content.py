@@ -1,0 +1,109 @@
+"""What the L7 sections ask of a service: the field errors of rules and sub-services (pure).
+
+``parse_document`` calls ``content_errors`` once every field is valid. Rules, sub-services,
+header operations, path rewriting, ``forwarded`` other than the default and a ``respond`` or
+``redirect`` when nothing is available read HTTP requests: they need an ``l7`` service of
+``type: http``. Names must be unique, a rule's ``use`` must name a sub-service, and each
+sub-service's pool must be something its scheduler and persistence can run (the same checks
+as its service's, ``modes.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from bascule.errors import FieldError
+from bascule.model.capabilities import Forwarded, Mode, RuleActionKind
+from bascule.model.modes import needs_errors
+from bascule.model.virtual_service import VirtualService
+
+if TYPE_CHECKING:
+    from bascule.model.document import Configuration
+
+_HTTP_ONLY = "reads HTTP requests: it needs an l7 service of type http"
+_LATER = "is not supported yet"
+
+
+def content_errors(config: Configuration) -> Iterator[FieldError]:
+    """One FieldError per L7 section a service cannot have, and per dangling name."""
+    for index, vs in enumerate(config.virtual_services):
+        where = f"virtual_services[{index}]"
+        if not (vs.mode is Mode.l7 and vs.type.reads_http):
+            yield from _not_http(vs, where)
+            continue
+        yield from _sub_services(vs, where)
+        yield from _rules(vs, where)
+
+
+def _not_http(vs: VirtualService, where: str) -> Iterator[FieldError]:
+    for field in ("sub_services", "rules", "request_headers", "response_headers"):
+        if getattr(vs, field):
+            yield FieldError(path=f"{where}.{field}", message=_HTTP_ONLY)
+    if vs.rewrite_path is not None:
+        yield FieldError(path=f"{where}.rewrite_path", message=_HTTP_ONLY)
+    if vs.forwarded in (Forwarded.via, Forwarded.both):
+        yield FieldError(path=f"{where}.forwarded", message=f"{vs.forwarded.value} {_HTTP_ONLY}")
+    available = vs.not_available
+    if available is None:
+        return
+    if vs.mode is Mode.l4:
+        yield FieldError(path=f"{where}.not_available", message=f"on l4 services {_LATER}")
+    elif available.respond is not None:
+        yield FieldError(path=f"{where}.not_available.respond", message=_HTTP_ONLY)
+    elif available.redirect is not None:
+        yield FieldError(path=f"{where}.not_available.redirect", message=_HTTP_ONLY)
+
+
+def _sub_services(vs: VirtualService, where: str) -> Iterator[FieldError]:
+    seen: dict[str, int] = {}
+    for index, sub in enumerate(vs.sub_services):
+        sub_where = f"{where}.sub_services[{index}]"
+        if sub.name in seen:
+            yield FieldError(
+                path=f"{sub_where}.name",
+                message=f"{sub.name!r} is already the name of sub_services[{seen[sub.name]}]",
+            )
+        seen.setdefault(sub.name, index)
+        pool = vs.pool(sub)
+        if pool.scheduler.dynamic:
+            yield FieldError(
+                path=f"{sub_where}.scheduler",
+                message=f"{pool.scheduler.value} in a sub-service {_LATER}",
+            )
+        yield from needs_errors(pool, sub_where)
+        servers: dict[str, int] = {}
+        for rs_index, rs in enumerate(sub.real_servers):
+            if rs.key in servers:
+                yield FieldError(
+                    path=f"{sub_where}.real_servers[{rs_index}]",
+                    message=f"{rs.key} is already real_servers[{servers[rs.key]}] "
+                    "of this sub-service",
+                )
+            servers.setdefault(rs.key, rs_index)
+            if rs.forwarding is not None:
+                yield FieldError(
+                    path=f"{sub_where}.real_servers[{rs_index}].forwarding",
+                    message="applies to mode l4 only",
+                )
+
+
+def _rules(vs: VirtualService, where: str) -> Iterator[FieldError]:
+    names: dict[str, int] = {}
+    subs = {sub.name for sub in vs.sub_services}
+    for index, rule in enumerate(vs.rules):
+        rule_where = f"{where}.rules[{index}]"
+        if rule.name in names:
+            yield FieldError(
+                path=f"{rule_where}.name",
+                message=f"{rule.name!r} is already the name of rules[{names[rule.name]}]",
+            )
+        names.setdefault(rule.name, index)
+        action = rule.action
+        if action.kind is RuleActionKind.use and action.use not in subs:
+            offered = ", ".join(sorted(subs)) or "none yet"
+            yield FieldError(
+                path=f"{rule_where}.action.use",
+                message=f"{action.use!r} is not a sub-service of this service "
+                f"(sub_services: {offered})",
+            )
