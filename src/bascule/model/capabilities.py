@@ -246,6 +246,14 @@ class HeaderOperationKind(enum.StrEnum):
         return HEADER_OPERATIONS[self].takes_regex
 
 
+class ProxyProtocol(enum.StrEnum):
+    """The PROXY protocol header an l7 service sends its real servers (HAProxy's spec)."""
+
+    none = "none"
+    v1 = "v1"
+    v2 = "v2"
+
+
 class Forwarded(enum.StrEnum):
     """How an l7 service tells its real servers who the client is (LoadMaster's AddVia)."""
 

@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from bascule.errors import FieldError
-from bascule.model.capabilities import CheckType, Mode, PersistenceMethod, Protocol, ServiceType
+from bascule.model.capabilities import (
+    CheckType,
+    Mode,
+    PersistenceMethod,
+    Protocol,
+    ProxyProtocol,
+    ServiceType,
+)
 from bascule.model.real_server import Forwarding
 from bascule.model.virtual_service import VirtualService
 
@@ -97,6 +104,13 @@ def _l4(vs: VirtualService, where: str) -> Iterator[FieldError]:
         yield FieldError(
             path=f"{where}.transparent",
             message="applies to mode l7 only (l4 nat keeps the client's address anyway)",
+        )
+    if vs.proxy_protocol is not ProxyProtocol.none or vs.accept_proxy:
+        field = "accept_proxy" if vs.accept_proxy else "proxy_protocol"
+        yield FieldError(
+            path=f"{where}.{field}",
+            message="applies to mode l7 only: an l4 service forwards packets, it writes and "
+            "reads no PROXY protocol header",
         )
     if ipaddress.ip_address(vs.address).is_unspecified:
         yield FieldError(

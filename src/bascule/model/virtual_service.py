@@ -13,6 +13,7 @@ from bascule.model.capabilities import (
     Forwarded,
     Mode,
     Protocol,
+    ProxyProtocol,
     Scheduler,
     ServiceType,
     StartTls,
@@ -148,6 +149,10 @@ class VirtualService(BaseModel):
     response_headers: list[HeaderOperation] = Field(default_factory=list)
     rewrite_path: RewritePath | None = None
     forwarded: Forwarded = Forwarded.x_forwarded_for
+    # l7: the PROXY protocol header sent to the real servers, and whether clients come
+    # through a load balancer in front that sends one (then only it may connect)
+    proxy_protocol: ProxyProtocol = ProxyProtocol.none
+    accept_proxy: bool = False
     not_available: NotAvailable | None = None
 
     @model_validator(mode="before")

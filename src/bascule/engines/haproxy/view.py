@@ -37,6 +37,7 @@ from bascule.model import (
     CheckType,
     Configuration,
     HealthCheck,
+    ProxyProtocol,
     RealServer,
     RealServerState,
     Scheduler,
@@ -154,6 +155,15 @@ DEFAULT_TLS_PATHS = offload.TlsPaths(
     certificates_dir="/var/lib/bascule/certificates",
     crt_list_dir="/var/lib/bascule/haproxy/crt-lists",
 )
+
+# 5.2 "send-proxy", "send-proxy-v2": the PROXY protocol header on every connection to a
+# real server; "check-send-proxy" sends it on the health checks' connections too, since a
+# server that expects it refuses a connection without it.
+SEND_PROXY: dict[ProxyProtocol, tuple[str, ...]] = {
+    ProxyProtocol.none: (),
+    ProxyProtocol.v1: ("send-proxy", "check-send-proxy"),
+    ProxyProtocol.v2: ("send-proxy-v2", "check-send-proxy"),
+}
 
 # The server that answers when a pool has no real server up (not_available.sorry_server).
 # Real servers are named "<address>:<port>", so this name is never one of theirs.
@@ -419,6 +429,10 @@ def _proxy(vs: VirtualService, persistence: PersistenceView, paths: offload.TlsP
             *offload.http_response_rules(tls, quote=quote),
         )
     binds = _binds(vs)
+    if vs.accept_proxy:
+        # 5.1 "accept-proxy": the client's address is the one the PROXY header gives; a
+        # connection without a header is refused
+        binds = tuple(f"{bind} accept-proxy" for bind in binds)
     if tls is not None and _terminates_tls(vs):
         options_of_bind = offload.listener_tls(vs, tls, paths, quote=quote).bind_options
         binds = tuple(f"{bind} {options_of_bind}" for bind in binds)
@@ -499,7 +513,7 @@ def _pool_servers(
     """A pool's real servers, then its sorry server: the last ``backup`` server (5.2), to
     which HAProxy sends traffic only when no other server is up. The sorry server is not
     checked: it is the last resort."""
-    keywords = health_check_view(pool).server_keywords
+    keywords = health_check_view(pool).server_keywords + SEND_PROXY[pool.proxy_protocol]
     if pool.tls is not None:
         keywords += offload.server_tls(pool, pool.tls, paths, checked=pool.checked, quote=quote)
     servers = _servers(pool, keywords, persistence.server_cookies or {})

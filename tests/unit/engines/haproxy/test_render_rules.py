@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from bascule.engines.haproxy.content import HEADER_ACTIONS, MATCHES
 from bascule.engines.haproxy.render import render
-from bascule.engines.haproxy.view import HaproxyGlobals, build_view
+from bascule.engines.haproxy.view import SEND_PROXY, HaproxyGlobals, build_view
 from bascule.errors import InvalidConfiguration
 from bascule.model import parse_document
-from bascule.model.capabilities import HeaderOperationKind, MatchKind
+from bascule.model.capabilities import HeaderOperationKind, MatchKind, ProxyProtocol
 
 GLOBALS = HaproxyGlobals(stats_socket="/run/bascule/haproxy.sock", maxconn=4096, nbthread=2)
 API = {
@@ -123,6 +123,8 @@ CASES: dict[str, dict[str, Any]] = {
         sub_services=[{**API, "scheduler": "fixed_weighting", "persistence": {"method": "none"}}],
         not_available={"sorry_server": {"address": "198.18.0.20", "port": 80}},
     ),
+    **{f"proxy_protocol_{version}": document(proxy_protocol=version) for version in ("v1", "v2")},
+    "accept_proxy": document(accept_proxy=True),
     "https": {
         "virtual_services": [
             {
@@ -153,6 +155,7 @@ def test_golden(
 def test_the_translation_tables_cover_every_member() -> None:
     assert set(MATCHES) == set(MatchKind)
     assert set(HEADER_ACTIONS) == set(HeaderOperationKind)
+    assert set(SEND_PROXY) == set(ProxyProtocol)
 
 
 def test_first_match_wins_across_action_kinds() -> None:
