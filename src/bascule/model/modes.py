@@ -3,8 +3,8 @@
 ``parse_document`` calls ``mode_errors`` once every field and invariant is valid. The facts
 come from ``model/capabilities.py`` (which modes allow a scheduler, a persistence method or a
 check type, which service type each needs); the rules here only say them as field errors. A
-few things are refused because this release has not built them yet ("not supported yet": L7
-transparency, the agent-driven schedulers and per-server limits on l4, a real server
+few things are refused because this release has not built them yet ("not supported yet": the
+agent-driven schedulers and per-server limits on l4, a real server
 forwarding unlike its service); they are refused with that message, never silently ignored.
 """
 
@@ -73,8 +73,6 @@ def _l7(vs: VirtualService, where: str) -> Iterator[FieldError]:
     for field in ("subnet_originating", "drop_on_failure"):
         if getattr(vs, field):
             yield FieldError(path=f"{where}.{field}", message="applies to mode l4 only")
-    if vs.transparent:
-        yield FieldError(path=f"{where}.transparent", message=f"L7 transparency {_LATER}")
     yield from needs_errors(vs, where)
     if Mode.l7 not in vs.check.type.modes:
         # the checks HAProxy does not have; Bascule's own checker runs them on l4

@@ -24,7 +24,7 @@ from bascule.engines.base import (
     ServerObservation,
     ServiceObservation,
 )
-from bascule.engines.haproxy import runtime
+from bascule.engines.haproxy import runtime, transparency
 from bascule.engines.haproxy import transactions as tx
 from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
@@ -108,6 +108,7 @@ class HaproxyEngine:
                 acme_map=str(self.acme_map),
             ),
         )
+        self.transparency = transparency.Transparency()
         # ACME HTTP-01 answers (path -> key authorization), kept in the map file too so that a
         # reload during a challenge keeps answering it
         self._challenges: dict[str, str] = {}
@@ -181,7 +182,13 @@ class HaproxyEngine:
                 await self._flush(commands)
                 await self._wait_tables_handed_over(applied)
                 await self._save_server_state()
+                # transparency's plumbing is there before HAProxy uses it, and goes after
+                wanted = transparency.plumbing(action.config)
+                if wanted.needed:
+                    await self.transparency.ensure(wanted)
                 await self.shell.apply(await asyncio.to_thread(self._prepare, action.config))
+                if not wanted.needed:
+                    await self.transparency.ensure(wanted)
                 self._remove_stale_crt_lists()
                 applied = action.config
             elif isinstance(action, SetWeight):

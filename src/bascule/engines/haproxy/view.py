@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bascule.engines.haproxy import content
@@ -517,6 +517,8 @@ def _pool_servers(
     if pool.tls is not None:
         keywords += offload.server_tls(pool, pool.tls, paths, checked=pool.checked, quote=quote)
     servers = _servers(pool, keywords, persistence.server_cookies or {})
+    if pool.transparent:
+        servers = tuple(_transparent(server) for server in servers)
     sorry = pool.not_available.sorry_server if pool.not_available is not None else None
     if sorry is None:
         return servers
@@ -615,6 +617,15 @@ def _servers(
         )
         for rs in ordered
     )
+
+
+def _transparent(server: ServerView) -> ServerView:
+    """5.2 "source <addr> usesrc clientip": connect to the real server from the client's own
+    address (TPROXY; transparency.py delivers the replies to HAProxy). The wildcard is of the
+    server's family."""
+    wildcard = "::" if server.address.startswith("[") else "0.0.0.0"
+    keywords = ("source", wildcard, "usesrc", "clientip")
+    return replace(server, check_keywords=(*server.check_keywords, *keywords))
 
 
 def _fixed_weighting_order(servers: list[RealServer]) -> tuple[RealServer, ...]:
