@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from bascule.engines.haproxy.checks import CHECKS
+from bascule.engines.haproxy.quoting import quote, quote_log_format
 from bascule.engines.haproxy.view import (
     BALANCE,
-    CHECKS,
     MAX_WEIGHT,
     HaproxyGlobals,
     HealthCheckView,
@@ -16,8 +17,6 @@ from bascule.engines.haproxy.view import (
     ServerView,
     build_view,
     proxy_name,
-    quote,
-    quote_log_format,
     server_name,
 )
 from bascule.model import CheckType, Mode, RealServer, Scheduler, parse_document
