@@ -61,6 +61,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
             statistics=services.statistics,
             certificates=services.certificates,
             acme=services.acme,
+            request_logs=services.request_logs,
         ),
         local=local,
         docs_assets=vendor,

@@ -32,6 +32,7 @@ from bascule.api.routes import (
     certificates,
     config,
     dsr,
+    logs,
     metrics,
     persistence,
     real_servers,
@@ -96,6 +97,7 @@ def create_app(
         statistics,
         backup,
         certificates,
+        logs,
     ):
         api.include_router(module.router)
     api.include_router(real_servers.sub_service_router)

@@ -34,6 +34,7 @@ from bascule.daemon.acme import AcmeService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.changes import ChangeRequest
+from bascule.daemon.request_logs import RequestLogFile
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.model.access import Actor, Permission
@@ -55,6 +56,7 @@ class ApiServices:
     statistics: Statistics
     certificates: CertificateService | None = None  # the certificate store (daemon/certificates.py)
     acme: AcmeService | None = None  # ACME orders and renewal (daemon/acme.py)
+    request_logs: RequestLogFile | None = None  # HAProxy's request logs (daemon/request_logs.py)
 
 
 def get_services(request: Request) -> ApiServices:

@@ -20,6 +20,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -271,6 +272,16 @@ class BasculeClient:
 
     def status(self) -> dict[str, Any]:
         return self._get("/status")
+
+    def request_logs(
+        self, *, virtual_service: str | None, since: datetime | None, limit: int
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if virtual_service is not None:
+            params["virtual_service"] = virtual_service
+        if since is not None:
+            params["since"] = since.isoformat()
+        return self._get("/logs", params=params)
 
     def revisions(self, *, limit: int = 50, before: int | None = None) -> dict[str, Any]:
         params: dict[str, int] = {"limit": limit}

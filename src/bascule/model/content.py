@@ -44,6 +44,8 @@ def _not_http(vs: VirtualService, where: str) -> Iterator[FieldError]:
         yield FieldError(path=f"{where}.rewrite_path", message=_HTTP_ONLY)
     if vs.forwarded in (Forwarded.via, Forwarded.both):
         yield FieldError(path=f"{where}.forwarded", message=f"{vs.forwarded.value} {_HTTP_ONLY}")
+    if vs.mode is Mode.l4 and vs.request_log and "request_log" in vs.model_fields_set:
+        yield FieldError(path=f"{where}.request_log", message=f"on l4 services {_LATER}")
     available = vs.not_available
     if available is None:
         return

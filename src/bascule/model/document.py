@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bascule.errors import FieldError, InvalidConfiguration
 from bascule.model.capabilities import Mode, Protocol
 from bascule.model.content import content_errors
+from bascule.model.logging import Logging
 from bascule.model.modes import mode_errors
 from bascule.model.offload import offload_errors
 from bascule.model.ports import port_clashes
@@ -37,6 +38,7 @@ class Configuration(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     virtual_services: list[VirtualService] = Field(default_factory=list)
+    logging: Logging | None = None
 
     def virtual_service(self, name: str) -> VirtualService | None:
         return next((vs for vs in self.virtual_services if vs.name == name), None)
@@ -62,7 +64,8 @@ class Configuration(BaseModel):
 def for_mode(config: Configuration, mode: Mode) -> Configuration:
     """The services one kind of engine runs (HAProxy l7, nftables l4), as a configuration."""
     return Configuration.model_construct(
-        virtual_services=[vs for vs in config.virtual_services if vs.mode is mode]
+        virtual_services=[vs for vs in config.virtual_services if vs.mode is mode],
+        logging=config.logging,
     )
 
 

@@ -152,6 +152,9 @@ class VirtualService(BaseModel):
     # l7: the PROXY protocol header sent to the real servers, and whether clients come
     # through a load balancer in front that sends one (then only it may connect)
     proxy_protocol: ProxyProtocol = ProxyProtocol.none
+    # l7: HAProxy logs every request (http) or connection (tcp) of the service; the daemon
+    # keeps the lines on disk (``bascule logs``) and logging.syslog gets them too
+    request_log: bool = True
     accept_proxy: bool = False
     not_available: NotAvailable | None = None
 

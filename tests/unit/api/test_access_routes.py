@@ -124,6 +124,7 @@ ROUTES = [
     ),
     Route("PATCH", WEB, configure, body={"port": 81}, writes=True),
     Route("DELETE", WEB, configure, writes=True),
+    Route("GET", "/api/v1/logs", read),
     Route("GET", f"{WEB}/real-servers", read),
     Route(
         "POST",

@@ -207,3 +207,30 @@ def test_edits_reach_a_sub_services_real_server() -> None:
     assert (
         document["virtual_services"][0]["sub_services"][0]["real_servers"][0].get("state") is None
     )
+
+
+def test_logging_and_request_log_are_checked() -> None:
+    with pytest.raises(InvalidConfiguration) as caught:
+        parse_document(
+            {
+                "logging": {"syslog": {"address": "syslog.example.com", "protocol": "sctp"}},
+                "virtual_services": [
+                    {"name": "l4", "address": "198.18.0.1", "port": 53, "mode": "l4",
+                     "type": "generic", "request_log": True},
+                ],
+            }
+        )  # fmt: skip
+    found = {error.path: error.message for error in caught.value.errors}
+    assert "is not an IPv4 or IPv6 address" in found["logging.syslog.address"]
+    assert "must be one of" in found["logging.syslog.protocol"]
+    config = parse_document({"logging": {"syslog": {"address": "198.18.0.9"}}})
+    assert config.logging is not None and config.logging.syslog is not None
+    assert (config.logging.syslog.port, config.logging.syslog.protocol.value) == (514, "udp")
+
+
+def test_request_log_set_on_l4_is_refused() -> None:
+    l4 = {"name": "l4", "address": "198.18.0.1", "port": 53, "mode": "l4", "type": "generic"}
+    parse_document({"virtual_services": [l4]})  # the default is fine
+    with pytest.raises(InvalidConfiguration) as caught:
+        parse_document({"virtual_services": [{**l4, "request_log": True}]})
+    assert "not supported yet" in str(caught.value)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from bascule.engines.haproxy import content
 from bascule.engines.haproxy import tls as offload
 from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
+from bascule.engines.haproxy.logs import LogView, log_view, proxy_lines
 from bascule.engines.haproxy.persistence import (
     PersistenceView,
     persistence_view,
@@ -214,6 +215,8 @@ class HaproxyGlobals:
     local_peer: PeersListener | None = None
     # The certificate store's files, the crt-lists and the ACME challenge map (tls.py).
     tls_paths: offload.TlsPaths = DEFAULT_TLS_PATHS
+    # The daemon's unix datagram socket for request logs (logs.py); None: no local target.
+    request_log_socket: str | None = None
 
     def __post_init__(self) -> None:
         for field, value in (
@@ -318,6 +321,8 @@ class HaproxyView:
     # engine's shell writes them beside the configuration)
     frontends: tuple[FrontendView, ...] = ()
     crt_lists: tuple[offload.CrtList, ...] = ()
+    # request logs to a TCP syslog server go through a ring (logs.py): (name, lines)
+    rings: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
@@ -330,7 +335,8 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
         if p.fallback_table is not None
     )
     has_tables = any(table_names(pool) for pool in config.pools())
-    global_settings = _global_settings(globals_)
+    logs = log_view(config, globals_.request_log_socket)
+    global_settings = (*_global_settings(globals_), *logs.global_lines)
     peer_lines: tuple[str, ...] = ()
     if has_tables and globals_.local_peer is not None:
         # 3.1 "localpeer" names this process's peer in the "peers" section (3.5).
@@ -344,7 +350,7 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
             proxy
             for vs in config.virtual_services
             for proxy in (
-                _proxy(vs, persistence[vs.name], paths),
+                _proxy(vs, persistence[vs.name], paths, logs),
                 *(_sub_service(pool, persistence[pool.name], paths) for pool in vs.pools[1:]),
             )
         ),
@@ -360,6 +366,7 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
             for vs in config.virtual_services
             if vs.tls is not None and _terminates_tls(vs)
         ),
+        rings=logs.rings,
     )
 
 
@@ -400,7 +407,9 @@ def _defaults(globals_: HaproxyGlobals) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _proxy(vs: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths) -> ProxyView:
+def _proxy(
+    vs: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths, logs: LogView
+) -> ProxyView:
     name = proxy_name(vs)
     http = _is_http(vs)
     balance = _balance(vs)
@@ -454,7 +463,7 @@ def _proxy(vs: VirtualService, persistence: PersistenceView, paths: offload.TlsP
         binds=binds,
         balance=balance.algorithm,
         hash_type=balance.hash_type,
-        options=options,
+        options=(*options, *proxy_lines(vs, http, logs)),
         acls=rules.acls,
         rules=(
             *first,

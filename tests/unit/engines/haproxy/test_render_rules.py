@@ -357,3 +357,43 @@ def test_every_generated_rule_set_renders_a_configuration_haproxy_accepts(
     named = [{"name": f"r{number}", **rule} for number, rule in enumerate(rules)]
     doc = document(rules=named, request_headers=[{"set": "X-Generated", "value": header}])
     haproxy_check(render(build_view(parse_document(doc), GLOBALS)))
+
+
+# --------------------------------------------------------------------------- request logs
+
+LOGGED = HaproxyGlobals(
+    stats_socket="/run/bascule/haproxy.sock",
+    maxconn=4096,
+    nbthread=2,
+    request_log_socket="/var/lib/bascule/haproxy/requests.sock",
+)
+
+
+@pytest.mark.parametrize("protocol", [None, "udp", "tcp"])
+def test_request_logs_golden(
+    protocol: str | None, golden: Callable[[str, str], None], haproxy_check: Callable[..., str]
+) -> None:
+    doc = document()
+    doc["virtual_services"].append(
+        {
+            "name": "tcp",
+            "address": "198.18.0.100",
+            "port": 3306,
+            "type": "generic",
+            "real_servers": [{"address": "198.18.0.7", "port": 3306}],
+        }
+    )
+    doc["virtual_services"].append(
+        {**doc["virtual_services"][1], "name": "quiet", "port": 3307, "request_log": False}
+    )
+    if protocol is not None:
+        doc["logging"] = {"syslog": {"address": "198.18.0.9", "protocol": protocol}}
+    text = render(build_view(parse_document(doc), LOGGED))
+    golden(f"rules/request_logs_{protocol or 'local'}", text)
+    haproxy_check(text)
+    assert text.count("option httplog") == 1 and text.count("option tcplog") == 1
+
+
+def test_no_log_target_no_log_options() -> None:
+    text = render(build_view(parse_document(document()), GLOBALS))
+    assert "option httplog" not in text and "\n    log " not in text
