@@ -27,6 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from bascule.model.capabilities import HeaderOperationKind, MatchKind, RuleActionKind
 from bascule.model.regex import portable_regex
 from bascule.model.types import HeaderValue, Hostname, HttpPath, IPAddress, Name, Port, SafeText
+from bascule.model.types import bounded as _bounded
 
 # A header or query parameter name that a sample fetch's argument carries as is
 # (``req.hdr(<name>)``, ``url_param(<name>)``, HAProxy 7.3.6): no quote, comma or parenthesis.
@@ -329,3 +330,15 @@ class NotAvailable(BaseModel):
         if len(given) != 1:
             raise ValueError("give exactly one of sorry_server, respond or redirect")
         return self
+
+
+class Timeouts(BaseModel):
+    """Per-service timeouts in seconds (LoadMaster's defaults: idle 660, connect 5, server
+    660, queue 30); a timeout left out keeps the load balancer's fixed setting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    idle: _bounded(1, 86400) | None = None  # type: ignore[valid-type]
+    connect: _bounded(1, 3600) | None = None  # type: ignore[valid-type]
+    server: _bounded(1, 86400) | None = None  # type: ignore[valid-type]
+    queue: _bounded(1, 3600) | None = None  # type: ignore[valid-type]

@@ -21,7 +21,7 @@ from bascule.model.capabilities import (
 from bascule.model.check import HealthCheck
 from bascule.model.persistence import Persistence
 from bascule.model.real_server import Forwarding, RealServer
-from bascule.model.rules import HeaderOperation, NotAvailable, RewritePath, Rule
+from bascule.model.rules import HeaderOperation, NotAvailable, RewritePath, Rule, Timeouts
 from bascule.model.sub_service import SubService, pool_name
 from bascule.model.tls import Tls
 from bascule.model.types import HttpPath, IPAddress, Name, Port
@@ -155,6 +155,10 @@ class VirtualService(BaseModel):
     # l7: HAProxy logs every request (http) or connection (tcp) of the service; the daemon
     # keeps the lines on disk (``bascule logs``) and logging.syslog gets them too
     request_log: bool = True
+    # l7: timeouts of the service's connections (seconds), and how long a real server that
+    # comes back up takes to reach its full weight (0: at once)
+    timeouts: Timeouts | None = None
+    slow_start: _bounded(0, 3600) = 0  # type: ignore[valid-type]
     accept_proxy: bool = False
     not_available: NotAvailable | None = None
 

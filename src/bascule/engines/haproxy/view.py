@@ -463,7 +463,7 @@ def _proxy(
         binds=binds,
         balance=balance.algorithm,
         hash_type=balance.hash_type,
-        options=(*options, *proxy_lines(vs, http, logs)),
+        options=(*options, *proxy_lines(vs, http, logs), *_timeouts(vs, client=True)),
         acls=rules.acls,
         rules=(
             *first,
@@ -477,6 +477,20 @@ def _proxy(
         servers=_pool_servers(vs, persistence, paths),
         persistence=persistence.lines,
     )
+
+
+def _timeouts(vs: VirtualService, *, client: bool) -> tuple[str, ...]:
+    """4.2 "timeout client|connect|server|queue" of a section, over the defaults section's.
+    ``idle`` is the client side's (a listen section's only: a backend has no clients), and the
+    tunnel's: once a TCP connection (or an upgraded HTTP one) is established, "timeout
+    tunnel" supersedes the client and server timeouts."""
+    timeouts = vs.timeouts
+    if timeouts is None:
+        return ()
+    pairs = [("client", timeouts.idle), ("tunnel", timeouts.idle)] if client else []
+    pairs += [("connect", timeouts.connect), ("server", timeouts.server)]
+    pairs += [("queue", timeouts.queue)]
+    return tuple(f"timeout {name} {value}s" for name, value in pairs if value is not None)
 
 
 def _sub_service(
@@ -494,7 +508,11 @@ def _sub_service(
         binds=(),
         balance=balance.algorithm,
         hash_type=balance.hash_type,
-        options=(f"http-reuse {HTTP_REUSE}", f"retry-on {' '.join(RETRY_ON)}"),
+        options=(
+            f"http-reuse {HTTP_REUSE}",
+            f"retry-on {' '.join(RETRY_ON)}",
+            *_timeouts(pool, client=False),
+        ),
         rules=(
             *_critical_rules(pool, True),
             *(content.not_available_rules(available, pool) if available is not None else ()),
@@ -512,6 +530,10 @@ def _pool_servers(
     which HAProxy sends traffic only when no other server is up. The sorry server is not
     checked: it is the last resort."""
     keywords = health_check_view(pool).server_keywords + SEND_PROXY[pool.proxy_protocol]
+    if pool.slow_start:
+        # 5.2 "slowstart": a server back from down (or from maintenance) ramps up to its weight
+        # over this time instead of taking its full share at once
+        keywords += ("slowstart", f"{pool.slow_start}s")
     if pool.tls is not None:
         keywords += offload.server_tls(pool, pool.tls, paths, checked=pool.checked, quote=quote)
     servers = _servers(pool, keywords, persistence.server_cookies or {})

@@ -125,6 +125,9 @@ CASES: dict[str, dict[str, Any]] = {
     ),
     **{f"proxy_protocol_{version}": document(proxy_protocol=version) for version in ("v1", "v2")},
     "accept_proxy": document(accept_proxy=True),
+    "timeouts_slow_start": document(
+        timeouts={"idle": 660, "connect": 5, "server": 660, "queue": 30}, slow_start=30
+    ),
     "transparent": document(
         transparent=True, not_available={"sorry_server": {"address": "198.18.0.20", "port": 80}}
     ),
