@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import pytest
 from daemon import BasculeDaemon
 from netns import Topology, require_root
 from tls_material import Material
-from waiting import wait_until
+from waiting import answered, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -334,3 +334,69 @@ def test_not_available_until_a_real_server_returns(site: Site, port: int, expect
     finally:
         site.topology.stop(server)
     wait_until(f"{name} sorry again", lambda: services(site.daemon)[name]["status"] == "sorry")
+
+
+def test_a_100_rule_change_under_load_fails_no_request(
+    make_topology: Callable[..., Topology],
+) -> None:
+    """The change reloads HAProxy (seamlessly): two clients, one opening a connection per
+    request and one reusing its connection, see no failure; the rules then route."""
+    topology = make_topology(real_servers=2)
+    rs1, rs2 = topology.real_servers
+    assert topology.workdir is not None
+    topology.start_real_servers()
+    daemon = BasculeDaemon(topology).start()
+    vip = topology.vip()
+    service: dict[str, Any] = {
+        "name": "site",
+        "address": vip,
+        "port": 80,
+        "check": CHECK,
+        "real_servers": [{"address": rs1.address, "port": 80}],
+        "sub_services": [{"name": "api", "real_servers": [{"address": rs2.address, "port": 80}]}],
+    }
+    stop = topology.workdir / "load.stop"
+    progress = {kind: topology.workdir / f"{kind}.progress" for kind in ("new", "keepalive")}
+    common = ["--url", f"http://{vip}/", "--duration", "120", "--stop-file", str(stop)]
+    common += ["--rate", "50", "--timeout", "5"]
+    try:
+        daemon.apply({"virtual_services": [service]})
+        wait_until("site up", lambda: services(daemon)["site"]["up"] == 1, timeout=20)
+        clients = {
+            "new": topology.start_client(
+                *common, "--new-connection", "--progress-file", str(progress["new"])
+            ),
+            "keepalive": topology.start_client(
+                *common, "--keepalive", "--no-retry-stale",
+                "--progress-file", str(progress["keepalive"]),
+            ),
+        }  # fmt: skip
+
+        def answered_at_least(count: int) -> bool:
+            return all(answered(path) >= count for path in progress.values())
+
+        wait_until("traffic flowing", lambda: answered_at_least(50), timeout=20)
+        rules = [
+            {"name": f"r{n}", "match": {"path_prefix": f"/p{n}/"}, "action": {"use": "api"}}
+            for n in range(100)
+        ]
+        daemon.apply({"virtual_services": [{**service, "rules": rules}]})
+        wait_until(
+            "sub-service up", lambda: services(daemon)["site"]["sub_services"][0]["up"] == 1
+        )
+        done = {kind: answered(path) for kind, path in progress.items()}
+        wait_until(
+            "traffic after the change",
+            lambda: all(answered(progress[k]) >= n + 50 for k, n in done.items()),
+            timeout=20,
+        )
+        stop.touch()
+        for kind, client in clients.items():
+            result = topology.finish_client(client, timeout=60)
+            assert result["failures"] == 0, (kind, result["errors"])
+            assert result["stale_retries"] == 0, (kind, result)
+        site = Site(topology=topology, daemon=daemon)
+        assert site.get("/p57/x").server == "rs2"
+        assert site.get("/p100/x").server == "rs1"
+    finally:
+        daemon.terminate()

@@ -4,7 +4,8 @@ The real server routes the clients' addresses back through the load balancer (th
 docs require); with transparency on it sees the client's own address (198.18.0.10) as the
 source of the connection, with it off the load balancer's. Bascule sets the kernel plumbing
 up (nftables table ``inet bascule_tproxy``, a policy rule and a local route) with the first
-transparent service and removes it with the last.
+transparent service and removes it with the last; a daemon killed and started again finds it
+in place and keeps it.
 """
 
 from __future__ import annotations
@@ -69,6 +70,13 @@ def test_the_real_server_sees_the_client_only_with_transparency(
         daemon.apply(service(topology, transparent=True))
         assert plumbing(topology) == (True, True)
         wait_until("web up (checks from the lb's own address)", up, timeout=20)
+        assert source() == topology.client.address
+        # the daemon dies: traffic keeps its plumbing; a new daemon adopts it as it is
+        daemon.kill()
+        assert plumbing(topology) == (True, True)
+        assert source() == topology.client.address
+        daemon.start()
+        assert plumbing(topology) == (True, True)
         assert source() == topology.client.address
         daemon.apply(service(topology, transparent=False))
         assert plumbing(topology) == (False, False)
