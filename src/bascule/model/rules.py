@@ -98,6 +98,13 @@ def _url(value: str) -> str:
     return value
 
 
+def _not_empty(value: str) -> str:
+    # HAProxy drops an empty word, so an empty argument would shift the others (2.2)
+    if not value:
+        raise ValueError("must not be empty (HAProxy cannot take an empty argument)")
+    return value
+
+
 def _body(value: str) -> str:
     if len(value) > MAX_BODY:
         raise ValueError(f"must be at most {MAX_BODY} characters")
@@ -261,7 +268,9 @@ class HeaderOperation(BaseModel):
     replace: FieldName | None = None
     value: HeaderValue | None = None
     regex: PortableRegex | None = None
-    replacement: Annotated[SafeText | None, Field(alias="with")] = None
+    replacement: Annotated[
+        Annotated[SafeText, AfterValidator(_not_empty)] | None, Field(alias="with")
+    ] = None
 
     @model_validator(mode="after")
     def _one(self) -> Self:

@@ -45,8 +45,8 @@ def _host(match: Match) -> str:
     # a port in the rule, the header's port (after ':') is left out of the comparison.
     host = match.host or ""
     if ":" in host:
-        return f"req.hdr(host),lower -m str {quote(host)}"
-    return f"req.hdr(host),field(1,:),lower -m str {quote(host)}"
+        return f"req.hdr(host),lower -m str -- {quote(host)}"
+    return f"req.hdr(host),field(1,:),lower -m str -- {quote(host)}"
 
 
 def _host_suffix(match: Match) -> str:
@@ -54,19 +54,19 @@ def _host_suffix(match: Match) -> str:
     # letters, digits, '-' and '.' only, so escaping the dots is enough)
     domain = (match.host_suffix or "").replace(".", "\\.")
     pattern = "(^|\\.)" + domain + "$"
-    return f"req.hdr(host),field(1,:),lower -m reg {quote(pattern)}"
+    return f"req.hdr(host),field(1,:),lower -m reg -- {quote(pattern)}"
 
 
 def _path(match: Match) -> str:
-    return f"path -m str {quote(match.path or '')}"  # 7.3.6 "path": without the query
+    return f"path -m str -- {quote(match.path or '')}"  # 7.3.6 "path": without the query
 
 
 def _path_prefix(match: Match) -> str:
-    return f"path -m beg {quote(match.path_prefix or '')}"
+    return f"path -m beg -- {quote(match.path_prefix or '')}"
 
 
 def _path_regex(match: Match) -> str:
-    return f"path -m reg {quote(match.path_regex or '')}"
+    return f"path -m reg -- {quote(match.path_regex or '')}"
 
 
 def _header(match: Match) -> str:
@@ -76,15 +76,15 @@ def _header(match: Match) -> str:
         raise ValueError("no header condition")
     fetch = f"req.hdr({token(header.name)})"
     if header.regex is not None:
-        return f"{fetch} -m reg {quote(header.regex)}"
-    return f"{fetch} -m str {quote(header.value or '')}"
+        return f"{fetch} -m reg -- {quote(header.regex)}"
+    return f"{fetch} -m str -- {quote(header.value or '')}"
 
 
 def _query(match: Match) -> str:
     query = match.query
     if query is None:
         raise ValueError("no query condition")
-    return f"url_param({token(query.name)}) -m str {quote(query.value)}"
+    return f"url_param({token(query.name)}) -m str -- {quote(query.value)}"
 
 
 def _method(match: Match) -> str:
@@ -96,6 +96,8 @@ def _source(match: Match) -> str:
 
 
 # How each condition of a match is tested: an ACL's fetch, match method and pattern (7.1).
+# "--" ends the ACL's options before every pattern a user wrote: a pattern starting with '-'
+# would otherwise be read as an option (quoting does not help, options are read after it).
 MATCHES: dict[MatchKind, Callable[[Match], str]] = {
     MatchKind.host: _host,
     MatchKind.host_suffix: _host_suffix,

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bascule.engines.haproxy.content import HEADER_ACTIONS, MATCHES
+from bascule.engines.haproxy.quoting import quote
 from bascule.engines.haproxy.render import render
 from bascule.engines.haproxy.view import SEND_PROXY, HaproxyGlobals, build_view
 from bascule.errors import InvalidConfiguration
@@ -400,3 +401,61 @@ def test_request_logs_golden(
 def test_no_log_target_no_log_options() -> None:
     text = render(build_view(parse_document(document()), GLOBALS))
     assert "option httplog" not in text and "\n    log " not in text
+
+
+_anything = st.text(max_size=40) | st.from_regex(r"\A[\x20-\x7e]{1,30}\Z")
+
+
+def _placed(field: str, value: str) -> dict[str, Any]:
+    rule = {"name": "r", "match": {"path": "/"}, "action": {"use_default": True}}
+    placements: dict[str, dict[str, Any]] = {
+        "path_regex": {"rules": [{**rule, "match": {"path_regex": value}}]},
+        "header regex": {"rules": [{**rule, "match": {"header": {"name": "X-A", "regex": value}}}]},
+        "header value": {"rules": [{**rule, "match": {"header": {"name": "X-A", "value": value}}}]},
+        "header name": {"request_headers": [{"set": value, "value": "v"}]},
+        "host": {"rules": [{**rule, "match": {"host": value}}]},
+        "host_suffix": {"rules": [{**rule, "match": {"host_suffix": value}}]},
+        "path_prefix": {"rules": [{**rule, "match": {"path_prefix": value}}]},
+        "query": {"rules": [{**rule, "match": {"query": {"name": "q", "value": value}}}]},
+        "method": {"rules": [{**rule, "match": {"method": value}}]},
+        "source": {"rules": [{**rule, "match": {"source": value}}]},
+        "redirect": {"rules": [{**rule, "action": {"redirect": value}}]},
+        "body": {"rules": [{**rule, "action": {"respond": 200, "body": value}}]},
+        "set value": {"response_headers": [{"set": "X-A", "value": value}]},
+        "replace with": {"request_headers": [{"replace": "X-A", "regex": "a", "with": value}]},
+        "rewrite regex": {"rewrite_path": {"regex": value, "with": "/"}},
+        "rewrite with": {"rewrite_path": {"regex": "^/", "with": value}},
+    }
+    return document(**placements[field])
+
+
+FIELDS = (
+    "path_regex", "header regex", "header value", "header name", "host", "host_suffix",
+    "path_prefix", "query", "method", "source", "redirect", "body", "set value",
+    "replace with", "rewrite regex", "rewrite with",
+)  # fmt: skip
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(field=st.sampled_from(FIELDS), value=_anything)
+def test_any_string_is_refused_by_the_model_or_accepted_by_haproxy(
+    field: str, value: str, haproxy_check: Callable[..., str]
+) -> None:
+    """Never a configuration HAProxy refuses: what the model lets through, HAProxy reads."""
+    try:
+        config = parse_document(_placed(field, value))
+    except InvalidConfiguration:
+        return
+    haproxy_check(render(build_view(config, GLOBALS)))
+
+
+@pytest.mark.parametrize("value", ["-i", "-m beg", "--", "-f /etc/passwd"])
+def test_a_pattern_starting_with_a_dash_is_a_pattern_not_an_option(
+    value: str, haproxy_check: Callable[..., str]
+) -> None:
+    doc = use_api({"header": {"name": "X-A", "value": value}, "path_regex": value})
+    text = render(build_view(parse_document(doc), GLOBALS))
+    assert f"req.hdr(X-A) -m str -- {quote(value)}" in text
+    haproxy_check(text)
