@@ -32,7 +32,7 @@ from netns import Topology
 from bascule.engines.haproxy.render import render
 from bascule.engines.haproxy.view import HaproxyGlobals, build_view
 from bascule.model import parse_document
-from l7 import OWN_SESSION, SYSCTLS, cpu_ticks, preflight, real_server_nginx
+from l7 import OWN_SESSION, cpu_ticks, preflight, start_real_server_nginx
 
 FIRST_PORT = 9600
 RULE_COUNTS = (1, 100)
@@ -67,17 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with Topology(real_servers=3) as topology:
         assert topology.workdir is not None
         work = topology.workdir
-        for host in topology.hosts:
-            for sysctl in SYSCTLS:
-                topology.run(host, ["sysctl", "-qw", sysctl])
-        for host in topology.real_servers:
-            prefix = work / host.name
-            prefix.mkdir()
-            (prefix / "nginx.conf").write_text(real_server_nginx(host.name, host.address, prefix))
-            argv_ = ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
-            topology.popen(host, argv_, stdout=subprocess.DEVNULL, **OWN_SESSION)
-        for host in topology.real_servers:
-            topology.wait_tcp("client", host.address, 80)
+        start_real_server_nginx(topology, work)
         lb = topology.lb.address
         servers = [host.address for host in topology.real_servers]
         pids: dict[int, int] = {}

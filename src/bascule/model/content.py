@@ -10,7 +10,7 @@ as its service's, ``modes.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from bascule.errors import FieldError
@@ -61,16 +61,24 @@ def _not_http(vs: VirtualService, where: str) -> Iterator[FieldError]:
         yield FieldError(path=f"{where}.not_available.redirect", message=_HTTP_ONLY)
 
 
-def _sub_services(vs: VirtualService, where: str) -> Iterator[FieldError]:
+def repeats(keys: Iterable[str]) -> Iterator[tuple[int, int]]:
+    """``(index, first)`` for every key already seen at position ``first``."""
     seen: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        if key in seen:
+            yield index, seen[key]
+        seen.setdefault(key, index)
+
+
+def _sub_services(vs: VirtualService, where: str) -> Iterator[FieldError]:
+    for index, first in repeats(sub.name for sub in vs.sub_services):
+        yield FieldError(
+            path=f"{where}.sub_services[{index}].name",
+            message=f"{vs.sub_services[index].name!r} is already the name of "
+            f"sub_services[{first}]",
+        )
     for index, sub in enumerate(vs.sub_services):
         sub_where = f"{where}.sub_services[{index}]"
-        if sub.name in seen:
-            yield FieldError(
-                path=f"{sub_where}.name",
-                message=f"{sub.name!r} is already the name of sub_services[{seen[sub.name]}]",
-            )
-        seen.setdefault(sub.name, index)
         pool = vs.pool(sub)
         if pool.scheduler.dynamic:
             yield FieldError(
@@ -78,15 +86,13 @@ def _sub_services(vs: VirtualService, where: str) -> Iterator[FieldError]:
                 message=f"{pool.scheduler.value} in a sub-service {_LATER}",
             )
         yield from needs_errors(pool, sub_where)
-        servers: dict[str, int] = {}
+        for rs_index, first in repeats(rs.key for rs in sub.real_servers):
+            yield FieldError(
+                path=f"{sub_where}.real_servers[{rs_index}]",
+                message=f"{sub.real_servers[rs_index].key} is already real_servers[{first}] "
+                "of this sub-service",
+            )
         for rs_index, rs in enumerate(sub.real_servers):
-            if rs.key in servers:
-                yield FieldError(
-                    path=f"{sub_where}.real_servers[{rs_index}]",
-                    message=f"{rs.key} is already real_servers[{servers[rs.key]}] "
-                    "of this sub-service",
-                )
-            servers.setdefault(rs.key, rs_index)
             if rs.forwarding is not None:
                 yield FieldError(
                     path=f"{sub_where}.real_servers[{rs_index}].forwarding",
@@ -95,21 +101,18 @@ def _sub_services(vs: VirtualService, where: str) -> Iterator[FieldError]:
 
 
 def _rules(vs: VirtualService, where: str) -> Iterator[FieldError]:
-    names: dict[str, int] = {}
+    for index, first in repeats(rule.name for rule in vs.rules):
+        yield FieldError(
+            path=f"{where}.rules[{index}].name",
+            message=f"{vs.rules[index].name!r} is already the name of rules[{first}]",
+        )
     subs = {sub.name for sub in vs.sub_services}
     for index, rule in enumerate(vs.rules):
-        rule_where = f"{where}.rules[{index}]"
-        if rule.name in names:
-            yield FieldError(
-                path=f"{rule_where}.name",
-                message=f"{rule.name!r} is already the name of rules[{names[rule.name]}]",
-            )
-        names.setdefault(rule.name, index)
         action = rule.action
         if action.kind is RuleActionKind.use and action.use not in subs:
             offered = ", ".join(sorted(subs)) or "none yet"
             yield FieldError(
-                path=f"{rule_where}.action.use",
+                path=f"{where}.rules[{index}].action.use",
                 message=f"{action.use!r} is not a sub-service of this service "
                 f"(sub_services: {offered})",
             )
