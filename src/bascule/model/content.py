@@ -44,7 +44,7 @@ def _not_http(vs: VirtualService, where: str) -> Iterator[FieldError]:
         yield FieldError(path=f"{where}.rewrite_path", message=_HTTP_ONLY)
     if vs.forwarded in (Forwarded.via, Forwarded.both):
         yield FieldError(path=f"{where}.forwarded", message=f"{vs.forwarded.value} {_HTTP_ONLY}")
-    if vs.mode is Mode.l4 and vs.request_log and "request_log" in vs.model_fields_set:
+    if vs.mode is Mode.l4 and vs.request_log:
         yield FieldError(path=f"{where}.request_log", message=f"on l4 services {_LATER}")
     if vs.mode is Mode.l4 and vs.timeouts is not None:
         yield FieldError(path=f"{where}.timeouts", message=f"on l4 services {_LATER}")

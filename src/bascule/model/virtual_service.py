@@ -153,8 +153,9 @@ class VirtualService(BaseModel):
     # through a load balancer in front that sends one (then only it may connect)
     proxy_protocol: ProxyProtocol = ProxyProtocol.none
     # l7: HAProxy logs every request (http) or connection (tcp) of the service; the daemon
-    # keeps the lines on disk (``bascule logs``) and logging.syslog gets them too
-    request_log: bool = True
+    # keeps the lines on disk (``bascule logs``) and logging.syslog gets them too. None: on
+    # for l7 (an exported document spells null, which an l4 service may carry)
+    request_log: bool | None = None
     # l7: timeouts of the service's connections (seconds), and how long a real server that
     # comes back up takes to reach its full weight (0: at once)
     timeouts: Timeouts | None = None
@@ -213,6 +214,11 @@ class VirtualService(BaseModel):
         """The main port followed by every extra port or range."""
         extra = tuple(parse_port_spec(spec) for spec in self.extra_ports)
         return (PortRange(first=self.port, last=self.port), *extra)
+
+    @property
+    def logs_requests(self) -> bool:
+        """Whether the proxy logs this service's requests (l7, unless request_log: false)."""
+        return self.mode is Mode.l7 and self.request_log is not False
 
     @property
     def checked(self) -> bool:

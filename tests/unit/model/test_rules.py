@@ -243,3 +243,25 @@ def test_timeouts_and_slow_start_are_l7_for_now() -> None:
     paths = {error.path for error in caught.value.errors}
     assert paths == {"virtual_services[0].timeouts", "virtual_services[0].slow_start"}
     assert "between 1 and 86400" in str(errors(timeouts={"idle": 0}))
+
+
+def test_an_exported_document_parses_again() -> None:
+    """Every default spelled out (as ``bascule export`` and every edit write it) is valid."""
+    l4 = {"name": "l4", "address": "198.18.0.1", "port": 53, "mode": "l4", "type": "generic"}
+    rules = [{"name": "r", "match": {"path": "/x", "negate": True}, "action": {"use": "api"}}]
+    first = parse_document(
+        {
+            "logging": {"syslog": {"address": "198.18.0.9"}},
+            "virtual_services": [
+                l4,
+                service(
+                    rules=rules,
+                    request_headers=[{"replace": "X-A", "regex": "^a", "with": "b"}],
+                    not_available={"respond": {}},
+                    timeouts={"idle": 5},
+                ),
+            ],
+        }
+    )
+    again = parse_document(first.to_document())
+    assert again == first

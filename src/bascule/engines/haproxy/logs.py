@@ -72,6 +72,6 @@ def log_view(config: Configuration, socket: str | None) -> LogView:
 
 def proxy_lines(vs: VirtualService, http: bool, logs: LogView) -> tuple[str, ...]:
     """A service's own log settings (4.2 "log global", "option httplog", "option tcplog")."""
-    if not (vs.request_log and logs.enabled):
+    if not (vs.logs_requests and logs.enabled):
         return ()
     return ("log global", "option httplog" if http else "option tcplog")
