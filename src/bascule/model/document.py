@@ -57,8 +57,12 @@ class Configuration(BaseModel):
         return vs.pool(sub) if sub is not None else None
 
     def to_document(self) -> dict[str, Any]:
-        """The JSON-ready document (every default spelled out), as ``bascule export`` shows."""
-        return self.model_dump(mode="json")
+        """The JSON-ready document (every default spelled out), as ``bascule export`` shows;
+        without ``logging`` when the document has none (as documents were before it)."""
+        document = self.model_dump(mode="json")
+        if document.get("logging") is None:
+            document.pop("logging", None)
+        return document
 
 
 def for_mode(config: Configuration, mode: Mode) -> Configuration:

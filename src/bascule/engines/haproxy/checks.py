@@ -1,9 +1,8 @@
-"""Health checks as HAProxy directives and server keywords (pure; part of the view).
+"""Health checks as HAProxy runs them: proxy directives and the keywords of every server line.
 
-``view.py`` asks ``health_check_view`` for each pool's check: the directives of its section
-and the keywords every server line carries. ``CHECKS`` is HAProxy's translation of the check
-types the model allows on l7 (the coverage test is in tests/unit/engines/haproxy/test_view.py).
-Section numbers refer to HAProxy 2.6's ``configuration.txt``.
+``CHECKS`` is HAProxy's translation of the model's check types (``model/capabilities.py``
+holds their facts: default port, banner, Host header); the view (``view.py``) puts the result
+in each proxy. Pure. Section numbers refer to HAProxy 2.6's ``configuration.txt``.
 """
 
 from __future__ import annotations
@@ -11,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bascule.engines.haproxy.quoting import quote, quote_log_format
-from bascule.engines.haproxy.quoting import token as _token
+from bascule.engines.haproxy.quoting import quote, quote_log_format, token
 from bascule.model import CheckType, HealthCheck, VirtualService
 from bascule.model.check import sni_for
 
@@ -23,7 +21,6 @@ class HealthCheckView:
 
     directives: tuple[str, ...] = ()
     server_keywords: tuple[str, ...] = ()
-
 
 
 def health_check_view(vs: VirtualService) -> HealthCheckView:
@@ -119,9 +116,9 @@ def _binary(vs: VirtualService) -> HealthCheckView:
     check = vs.check
     directives = ["option tcp-check"]
     if check.send_hex:
-        directives.append(f"tcp-check send-binary {_token(check.send_hex)}")
+        directives.append(f"tcp-check send-binary {token(check.send_hex)}")
     if check.expect_hex:
-        directives.append(f"tcp-check expect binary {_token(check.expect_hex)}")
+        directives.append(f"tcp-check expect binary {token(check.expect_hex)}")
     return HealthCheckView(directives=tuple(directives))
 
 

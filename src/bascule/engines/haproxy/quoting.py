@@ -1,8 +1,11 @@
-"""HAProxy quoting (section 2.2): how every user string is written into haproxy.cfg (pure).
+"""HAProxy's quoting: every user string as one word of a configuration line.
 
-``quote`` for a plain word, ``quote_log_format`` for a log-format argument, ``token`` for an
-identifier the model constrains to a safe alphabet. The view and its helpers (``content.py``,
-``tls.py``, ``peers.py``) print with these only.
+Free text (paths, hosts, header names and values, regular expressions, bodies, file paths) goes
+through ``quote`` (strong quoting, configuration.txt section 2.2); log-format arguments through
+``quote_log_format`` (which also doubles ``%``, section 8.2.6); identifiers the model
+constrains to a safe alphabet (service names, IP addresses, hex strings) through ``token``,
+which re-checks that alphabet and refuses anything else. Pure; shared by the view and its
+nouns (``checks.py``, ``peers.py``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Injection safety: every free-text user string (paths, hosts, header names and va
 regular expressions, POST bodies, file paths) is emitted through ``quote`` (HAProxy strong
 quoting, manual section 2.2); log-format arguments go through ``quote_log_format`` (which also
 doubles ``%``, manual section 8.2.6). Identifiers the model constrains to a safe alphabet
-(service names, IP addresses, hex strings) go through ``_token``, which re-checks that
+(service names, IP addresses, hex strings) go through ``token``, which re-checks that
 alphabet and refuses anything else. Section numbers below refer to HAProxy 2.6's
 ``configuration.txt``.
 """
@@ -32,8 +32,7 @@ from bascule.engines.haproxy.persistence import (
     section_name,
     table_names,
 )
-from bascule.engines.haproxy.quoting import quote
-from bascule.engines.haproxy.quoting import token as _token
+from bascule.engines.haproxy.quoting import quote, token
 from bascule.model import (
     Configuration,
     ProxyProtocol,
@@ -48,7 +47,7 @@ from bascule.model.tls import starttls_relay
 from bascule.model.weights import engine_weights
 from bascule.net.addresses import host_port
 
-if TYPE_CHECKING:  # peers.py prints with this module's quoting
+if TYPE_CHECKING:  # peers.py names its section with this module's PEERS
     from bascule.engines.haproxy.peers import PeersListener
 
 # Section 5.2 "weight": "The default weight is 1, and the maximal value is 256. A value of 0
@@ -177,7 +176,7 @@ REDIRECT_SUFFIX = ".http"
 def proxy_name(vs: VirtualService) -> str:
     """The section of a pool: a virtual service's ``listen`` section (the model allows
     [a-z0-9-]), or a sub-service's ``backend`` (persistence.section_name)."""
-    return _token(section_name(vs))
+    return token(section_name(vs))
 
 
 def server_name(rs: RealServer) -> str:
@@ -187,7 +186,7 @@ def server_name(rs: RealServer) -> str:
     written without brackets (``2001:db8::4:80``). The name stays unique inside a service:
     the port never contains ':', so the last ':' always separates it from the address.
     """
-    return _token(f"{rs.address}:{rs.port}")
+    return token(f"{rs.address}:{rs.port}")
 
 
 # --------------------------------------------------------------------------- the view
@@ -544,7 +543,7 @@ def _pool_servers(
         return servers
     last_resort = ServerView(
         name=SORRY_SERVER,
-        address=_token(host_port(sorry.address, sorry.port)),
+        address=token(host_port(sorry.address, sorry.port)),
         weight=1,
         backup=True,
     )
@@ -566,11 +565,11 @@ def _redirect_frontend(vs: VirtualService, paths: offload.TlsPaths) -> FrontendV
     lines = ["disabled"] if not vs.enabled else []
     lines += [
         "mode http",
-        f"bind {_token(host_port(vs.address, HTTP_PORT))}{suffix}",
+        f"bind {token(host_port(vs.address, HTTP_PORT))}{suffix}",
         *offload.acme_rules(paths),
         offload.redirect_rule(vs, quote=quote),
     ]
-    return FrontendView(name=_token(f"{vs.name}{REDIRECT_SUFFIX}"), lines=tuple(lines))
+    return FrontendView(name=token(f"{vs.name}{REDIRECT_SUFFIX}"), lines=tuple(lines))
 
 
 def _balance(vs: VirtualService) -> Balance:
@@ -592,12 +591,12 @@ def _binds(vs: VirtualService) -> tuple[str, ...]:
     if vs.type is ServiceType.starttls:
         # The STARTTLS front (engines/stunnel) listens on the VIP; HAProxy takes the plain
         # sessions on the service's relay address and schedules and checks the real servers.
-        return (_token(host_port(*starttls_relay(vs.name, vs.port))),)
+        return (token(host_port(*starttls_relay(vs.name, vs.port))),)
     # Section 4.2 "bind": "<address>:<port_range>"; IPv6 in brackets. A wildcard IPv6 VIP
     # gets "v6only" so it does not also take the IPv4 wildcard, a different VIP in the model.
     suffix = " v6only" if ipaddress.ip_address(vs.address) == ipaddress.IPv6Address("::") else ""
     return tuple(
-        _token(host_port(vs.address, str(port_range))) + suffix for port_range in vs.port_ranges
+        token(host_port(vs.address, str(port_range))) + suffix for port_range in vs.port_ranges
     )
 
 
@@ -627,7 +626,7 @@ def _servers(
     return tuple(
         ServerView(
             name=server_name(rs),
-            address=_token(host_port(rs.address, rs.port)),
+            address=token(host_port(rs.address, rs.port)),
             weight=DRAIN_WEIGHT if rs.state is RealServerState.drain else weights[rs.key],
             backup=rs.key in backups,
             disabled=rs.state is RealServerState.disabled,

@@ -6,13 +6,12 @@ from typing import Any
 
 import pytest
 
-from bascule.engines.haproxy.checks import CHECKS
+from bascule.engines.haproxy.checks import CHECKS, HealthCheckView
 from bascule.engines.haproxy.quoting import quote, quote_log_format
 from bascule.engines.haproxy.view import (
     BALANCE,
     MAX_WEIGHT,
     HaproxyGlobals,
-    HealthCheckView,
     ProxyView,
     ServerView,
     build_view,
