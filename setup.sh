@@ -30,7 +30,8 @@ fi
 
 # --- Debian packages -------------------------------------------------------------------------
 # stunnel4: the STARTTLS front of type: starttls services (engines/stunnel), run by Bascule.
-packages=(haproxy stunnel4 nftables conntrack iproute2 iputils-ping python3 python3-venv python3-pip curl procps ca-certificates)
+# keepalived: VRRP for the HA pair (engines/keepalived), run by Bascule on a paired node.
+packages=(haproxy stunnel4 keepalived nftables conntrack iproute2 iputils-ping python3 python3-venv python3-pip curl procps ca-certificates)
 # The WUI's front-end packages come from npm (package-lock.json). Node.js from elsewhere (e.g.
 # NodeSource, whose nodejs bundles npm and conflicts with Debian's npm) is used as it is.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
@@ -49,12 +50,22 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Bascule starts HAProxy, stunnel and keepalived itself: keep the packages' own services
+  # from starting at install (a policy-rc.d that says no, unless the machine has one)
+  no_start=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    no_start=/usr/sbin/policy-rc.d
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$no_start" ]; then rm -f "$no_start"; fi
 fi
-# Debian's haproxy and stunnel4 packages have their own services; Bascule starts both itself.
+# Debian's haproxy, stunnel4 and keepalived packages have their own services; Bascule starts
+# them itself.
 # nginx (test tools only) is run by the benchmarks with their own configs, never as a service.
-for unit in haproxy stunnel4 nginx; do
+for unit in haproxy stunnel4 keepalived nginx; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled "$unit" >/dev/null 2>&1; then
     systemctl disable --now "$unit" >/dev/null 2>&1 || true
   fi

@@ -107,6 +107,22 @@ http {{
 """
 
 
+def start_real_server_nginx(topology: Topology, work: Path) -> None:
+    """The bench network's tuning on every host and nginx ``return 200`` on every real server,
+    unpinned (for the benches that compare HAProxy configurations with one another)."""
+    for host in topology.hosts:
+        for sysctl in SYSCTLS:
+            topology.run(host, ["sysctl", "-qw", sysctl])
+    for host in topology.real_servers:
+        prefix = work / host.name
+        prefix.mkdir()
+        (prefix / "nginx.conf").write_text(real_server_nginx(host.name, host.address, prefix))
+        argv = ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
+        topology.popen(host, argv, stdout=subprocess.DEVNULL, **OWN_SESSION)
+    for host in topology.real_servers:
+        topology.wait_tcp("client", host.address, 80)
+
+
 def hand_haproxy(address: str, servers: Sequence[str]) -> str:
     """What a person writes for "round robin over these three, keep-alive, X-F-F"."""
     lines = [

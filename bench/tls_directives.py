@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integ
 
 from netns import Topology
 
-from l7 import OWN_SESSION, SYSCTLS, cpu_ticks, preflight, real_server_nginx
+from l7 import OWN_SESSION, cpu_ticks, preflight, start_real_server_nginx
 from tls import CIPHERS, CURVES, SUITES, make_certificate
 
 HAND = """global
@@ -93,17 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with Topology(real_servers=3) as topology:
         assert topology.workdir is not None
         work = topology.workdir
-        for host in topology.hosts:
-            for sysctl in SYSCTLS:
-                topology.run(host, ["sysctl", "-qw", sysctl])
-        for host in topology.real_servers:
-            prefix = work / host.name
-            prefix.mkdir()
-            (prefix / "nginx.conf").write_text(real_server_nginx(host.name, host.address, prefix))
-            argv_ = ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
-            topology.popen(host, argv_, stdout=subprocess.DEVNULL, **OWN_SESSION)
-        for host in topology.real_servers:
-            topology.wait_tcp("client", host.address, 80)
+        start_real_server_nginx(topology, work)
         lb = topology.lb.address
         certificate = make_certificate(work, "ecdsa", lb)
         servers = [host.address for host in topology.real_servers]

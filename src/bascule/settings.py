@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # How often the statistics sampler reads the counters (seconds, > 0; graphs use 10 s steps).
     stats_interval: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
+    # Request logs on disk (daemon/request_logs.py): rotated at this size, this many kept.
+    request_log_max_mb: float = Field(default=50.0, gt=0)
+    request_log_keep: int = Field(default=5, ge=1)
     # The HTTPS management listener (API + WUI): "ADDRESS:PORT" ("[::1]:8443" for IPv6), or
     # "none" for the unix socket only. Beyond loopback only when configured.
     listen: str = "127.0.0.1:8443"
@@ -121,6 +124,10 @@ class Settings(BaseSettings):
     @property
     def haproxy_dir(self) -> Path:
         return self.data_dir / "haproxy"
+
+    @property
+    def request_log_path(self) -> Path:
+        return self.data_dir / "logs" / "requests.log"
 
     @property
     def stunnel_dir(self) -> Path:

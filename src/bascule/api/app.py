@@ -33,6 +33,7 @@ from bascule.api.routes import (
     config,
     dsr,
     ha,
+    logs,
     metrics,
     persistence,
     real_servers,
@@ -98,8 +99,10 @@ def create_app(
         backup,
         certificates,
         ha,
+        logs,
     ):
         api.include_router(module.router)
+    api.include_router(real_servers.sub_service_router)
     app.include_router(api)
     app.include_router(metrics.router, responses=ERROR_RESPONSES)  # /metrics, where scrapers look
     return app

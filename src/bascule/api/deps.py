@@ -35,6 +35,7 @@ from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.changes import ChangeRequest
 from bascule.daemon.ha import HaService
+from bascule.daemon.request_logs import RequestLogFile
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.model.access import Actor, Permission
@@ -57,6 +58,7 @@ class ApiServices:
     certificates: CertificateService | None = None  # the certificate store (daemon/certificates.py)
     acme: AcmeService | None = None  # ACME orders and renewal (daemon/acme.py)
     ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
+    request_logs: RequestLogFile | None = None  # HAProxy's request logs (daemon/request_logs.py)
 
 
 def get_services(request: Request) -> ApiServices:

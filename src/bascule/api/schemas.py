@@ -256,6 +256,10 @@ class VirtualServiceStatusOut(_FromAttributes):
     packets: int = 0
     total_requests: int = Field(default=0, description="L7 HTTP: requests received")
     real_servers: list[RealServerStatusOut]
+    sub_services: list[VirtualServiceStatusOut] = Field(
+        default_factory=list,
+        description='http: each sub-service\'s pool, named "<service>/<sub-service>"',
+    )
 
 
 class CertificateAlertOut(_FromAttributes):

@@ -20,6 +20,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -281,6 +282,16 @@ class BasculeClient:
 
     def status(self) -> dict[str, Any]:
         return self._get("/status")
+
+    def request_logs(
+        self, *, virtual_service: str | None, since: datetime | None, limit: int
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if virtual_service is not None:
+            params["virtual_service"] = virtual_service
+        if since is not None:
+            params["since"] = since.isoformat()
+        return self._get("/logs", params=params)
 
     def revisions(self, *, limit: int = 50, before: int | None = None) -> dict[str, Any]:
         params: dict[str, int] = {"limit": limit}
@@ -559,4 +570,7 @@ def _vs(name: str) -> str:
 
 
 def _rs(service: str, key: str) -> str:
-    return f"{_vs(service)}/real-servers/{quote(key, safe='')}"
+    # a sub-service's pool is "<service>/<sub-service>" (bascule rs drain site/api KEY)
+    name, _, sub = service.partition("/")
+    pool = f"{_vs(name)}/sub-services/{quote(sub, safe='')}" if sub else _vs(name)
+    return f"{pool}/real-servers/{quote(key, safe='')}"

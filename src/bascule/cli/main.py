@@ -26,6 +26,7 @@ from bascule.cli import (
     dsr,
     ha,
     history,
+    logs,
     output,
     persistence,
     rs,
@@ -125,6 +126,7 @@ app.command("export")(config.export)
 app.command("status")(status.status)
 app.command("agent")(agent.agent)
 app.command("detect")(detect.detect)
+app.command("logs")(logs.logs)
 app.add_typer(vs.app, name="vs")
 app.add_typer(rs.app, name="rs")
 app.add_typer(dsr.app, name="dsr")

@@ -115,7 +115,7 @@ def show(
     name: Annotated[str, typer.Argument(help="The virtual service.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Show a virtual service's properties and real servers."""
+    """Show a virtual service's properties, its rules, real servers and sub-services."""
     session = Session.of(ctx, json=as_json)
     with session.client() as api:
         service = api.get_virtual_service(name)
@@ -123,15 +123,52 @@ def show(
         output.print_json(service)
         return
     out = output.console()
-    fields = {k: v for k, v in service.items() if k != "real_servers"}
+    nested = ("real_servers", "sub_services", "rules")
+    fields = {k: v for k, v in service.items() if k not in nested}
     out.print(output.properties(output.flatten(fields)))
-    servers = service.get("real_servers") or []
+    rules = service.get("rules") or []
+    if rules:
+        out.print()
+        out.print(_rules_table(rules))
     out.print()
+    servers = service.get("real_servers") or []
     if not servers:
         out.print("no real servers")
-        return
+    else:
+        out.print(_servers_table(servers, "real servers"))
+    for sub in service.get("sub_services") or []:
+        out.print()
+        own = {k: v for k, v in sub.items() if k not in ("name", "real_servers") and v is not None}
+        title = f"sub-service {name}/{sub.get('name')}"
+        if own:
+            out.print(output.properties(output.flatten(own)))
+        out.print(_servers_table(sub.get("real_servers") or [], title))
+
+
+def _rules_table(rules: list[dict[str, Any]]) -> Any:
+    """The content rules in order (first match wins): what each matches and does."""
+    grid = output.table("#", "rule", "match", "action", title="rules (first match wins)")
+    for number, rule in enumerate(rules, 1):
+        match = dict(rule.get("match") or {})
+        negate = match.pop("negate", False)
+        words = ", ".join(f"{k}={v}" for k, v in output.flatten(match) if v is not None)
+        action = ", ".join(
+            f"{k}={v}" for k, v in output.flatten(rule.get("action") or {}) if v is not None
+        )
+        if rule.get("rewrite_path"):
+            action += f", rewrite_path={rule['rewrite_path']}"
+        grid.add_row(
+            output.text(number),
+            output.text(rule.get("name")),
+            output.text(f"not ({words})" if negate else words),
+            output.text(action),
+        )
+    return grid
+
+
+def _servers_table(servers: list[dict[str, Any]], title: str) -> Any:
     grid = output.table(
-        "real server", "weight", "state", "max connections", "critical", title="real servers"
+        "real server", "weight", "state", "max connections", "critical", title=title
     )
     for rs in servers:
         grid.add_row(
@@ -141,7 +178,7 @@ def show(
             output.text(rs.get("max_connections")),
             output.text(rs.get("critical")),
         )
-    out.print(grid)
+    return grid
 
 
 @app.command()

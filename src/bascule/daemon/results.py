@@ -82,6 +82,8 @@ class VirtualServiceStatus:
     real_servers: tuple[RealServerStatus, ...]
     packets: int = 0  # L4 (nftables) only
     total_requests: int = 0  # L7 HTTP only: requests HAProxy received for this service
+    # http: each sub-service's pool ("site/api"), its own status and real servers
+    sub_services: tuple[VirtualServiceStatus, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

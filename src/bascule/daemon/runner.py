@@ -62,6 +62,9 @@ from bascule.daemon.listener import (
     quiet_exhaustion,
     raise_descriptor_limit,
 )
+from bascule.daemon.request_logs import RequestLogFile
+from bascule.daemon.request_logs import bind as request_logs_bind
+from bascule.daemon.request_logs import listen as request_logs_listen
 from bascule.daemon.retention import MIB, Retention, RetentionPolicy
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
@@ -215,6 +218,7 @@ class DaemonServices:
     certificates: CertificateService
     acme: AcmeService
     ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
+    request_logs: RequestLogFile | None = None
 
 
 class AppFactory(Protocol):
@@ -302,6 +306,16 @@ class Daemon:
             cpus=cpus,
             peers_listener=_peers_listener(settings),
             certificates_dir=settings.certificates_dir,
+            request_log_socket=settings.haproxy_dir / "requests.sock",
+        )
+        # HAProxy's request log lines, kept on disk (daemon/request_logs.py)
+        request_logs = RequestLogFile(
+            settings.request_log_path,
+            max_bytes=int(settings.request_log_max_mb * MIB),
+            keep=settings.request_log_keep,
+        )
+        request_log_receiver = await request_logs_listen(
+            request_logs_bind(settings.haproxy_dir / "requests.sock"), request_logs
         )
         # type: starttls: the STARTTLS front, after HAProxy, whose loopback relay it connects to
         stunnel = StunnelEngine(
@@ -382,6 +396,7 @@ class Daemon:
             certificates=certificates,
             acme=acme,
             ha=HaService(service, keepalived, audit=audit),
+            request_logs=request_logs,
         )
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path
@@ -441,6 +456,7 @@ class Daemon:
                     "engine did not stop", extra={"engine": stopped.name, "error": str(result)}
                 )
         await vips.remove_all()
+        request_log_receiver.close()
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
         log.info("stopped")

@@ -117,6 +117,16 @@ def _service_status(
         up=up,
         total=len(servers),
         real_servers=servers,
+        sub_services=tuple(
+            _service_status(
+                pool,
+                observation,
+                apply_ok=apply_ok,
+                apply_message=apply_message,
+                overrides=overrides,
+            )
+            for pool in vs.pools[1:]
+        ),
         **_counters(observation.services.get(vs.name)),
     )
 
@@ -142,6 +152,8 @@ def _service_verdict(
     if healthy:
         down = len(serving) - len(healthy)
         return ServiceStatus.degraded, f"{down} of {len(serving)} real servers down"
+    if vs.not_available is not None:
+        return ServiceStatus.sorry, "no real server is up: not_available answers"
     return ServiceStatus.down, "no real server is up"
 
 

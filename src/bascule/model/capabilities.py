@@ -199,6 +199,78 @@ class CheckType(enum.StrEnum):
         return CHECK_TYPES[self].banner
 
 
+class MatchKind(enum.StrEnum):
+    """What a content rule's ``match`` can test in a request (model/rules.py)."""
+
+    host = "host"
+    host_suffix = "host_suffix"
+    path = "path"
+    path_prefix = "path_prefix"
+    path_regex = "path_regex"
+    header = "header"
+    query = "query"
+    method = "method"
+    source = "source"
+
+
+class RuleActionKind(enum.StrEnum):
+    """What a content rule does with a request it matches."""
+
+    use = "use"
+    redirect = "redirect"
+    respond = "respond"
+    use_default = "use_default"
+
+    @property
+    def answers(self) -> bool:
+        """Whether the load balancer answers the client itself (no real server sees it)."""
+        return RULE_ACTIONS[self].answers
+
+
+class HeaderOperationKind(enum.StrEnum):
+    """What a ``request_headers`` / ``response_headers`` entry does to a header."""
+
+    set = "set"
+    add = "add"
+    delete = "delete"
+    replace_ = "replace"  # the trailing _ keeps str.replace
+
+    @property
+    def takes_value(self) -> bool:
+        """Whether it writes a ``value`` (set, add)."""
+        return HEADER_OPERATIONS[self].takes_value
+
+    @property
+    def takes_regex(self) -> bool:
+        """Whether it rewrites with ``regex`` and ``with`` (replace)."""
+        return HEADER_OPERATIONS[self].takes_regex
+
+
+class ProxyProtocol(enum.StrEnum):
+    """The PROXY protocol header an l7 service sends its real servers (HAProxy's spec)."""
+
+    none = "none"
+    v1 = "v1"
+    v2 = "v2"
+
+
+class Forwarded(enum.StrEnum):
+    """How an l7 service tells its real servers who the client is (LoadMaster's AddVia)."""
+
+    x_forwarded_for = "x_forwarded_for"
+    via = "via"
+    both = "both"
+    none = "none"
+
+    @property
+    def x_forwarded_for_header(self) -> bool:
+        return FORWARDED[self].x_forwarded_for
+
+    @property
+    def via_header(self) -> bool:
+        return FORWARDED[self].via
+
+
 # -- the facts -----------------------------------------------------------------------------------
 
 BOTH = frozenset(Mode)
@@ -322,4 +394,44 @@ CHECK_TYPES: dict[CheckType, CheckFacts] = {
     CheckType.dns: CheckFacts(modes=L4_ONLY, protocols=frozenset({Protocol.udp})),
     CheckType.rdp: CheckFacts(modes=L4_ONLY, protocols=TCP),
     CheckType.binary: CheckFacts(modes=BOTH, protocols=TCP),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleActionFacts:
+    answers: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeaderOperationFacts:
+    takes_value: bool = False
+    takes_regex: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForwardedFacts:
+    x_forwarded_for: bool
+    via: bool
+
+
+# redirect and respond are answered by the load balancer; use and use_default pick a pool.
+RULE_ACTIONS: dict[RuleActionKind, RuleActionFacts] = {
+    RuleActionKind.use: RuleActionFacts(answers=False),
+    RuleActionKind.redirect: RuleActionFacts(answers=True),
+    RuleActionKind.respond: RuleActionFacts(answers=True),
+    RuleActionKind.use_default: RuleActionFacts(answers=False),
+}
+
+HEADER_OPERATIONS: dict[HeaderOperationKind, HeaderOperationFacts] = {
+    HeaderOperationKind.set: HeaderOperationFacts(takes_value=True),
+    HeaderOperationKind.add: HeaderOperationFacts(takes_value=True),
+    HeaderOperationKind.delete: HeaderOperationFacts(),
+    HeaderOperationKind.replace_: HeaderOperationFacts(takes_regex=True),
+}
+
+FORWARDED: dict[Forwarded, ForwardedFacts] = {
+    Forwarded.x_forwarded_for: ForwardedFacts(x_forwarded_for=True, via=False),
+    Forwarded.via: ForwardedFacts(x_forwarded_for=False, via=True),
+    Forwarded.both: ForwardedFacts(x_forwarded_for=True, via=True),
+    Forwarded.none: ForwardedFacts(x_forwarded_for=False, via=False),
 }

@@ -18,10 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bascule.errors import FieldError, InvalidConfiguration
 from bascule.model.capabilities import Mode, Protocol
+from bascule.model.content import content_errors
 from bascule.model.high_availability import HighAvailability
+from bascule.model.logging import Logging
 from bascule.model.modes import mode_errors
 from bascule.model.offload import offload_errors
 from bascule.model.ports import port_clashes
+from bascule.model.sub_service import POOL_SEPARATOR
 from bascule.model.virtual_service import VirtualService
 
 #: The deepest nesting of mappings and lists a document may have (a real one has 5).
@@ -38,23 +41,41 @@ class Configuration(BaseModel):
     virtual_services: list[VirtualService] = Field(default_factory=list)
     # an active/standby pair (model/high_availability.py); None: a single node
     high_availability: HighAvailability | None = None
+    logging: Logging | None = None
 
     def virtual_service(self, name: str) -> VirtualService | None:
         return next((vs for vs in self.virtual_services if vs.name == name), None)
 
+    def pools(self) -> tuple[VirtualService, ...]:
+        """Every pool engines run: each service, then its sub-services' (``site/api``)."""
+        return tuple(pool for vs in self.virtual_services for pool in vs.pools)
+
+    def pool(self, name: str) -> VirtualService | None:
+        """A service, or a sub-service's pool by its ``<service>/<sub-service>`` name."""
+        service, _, sub_name = name.partition(POOL_SEPARATOR)
+        vs = self.virtual_service(service)
+        if vs is None or not sub_name:
+            return vs
+        sub = vs.sub_service(sub_name)
+        return vs.pool(sub) if sub is not None else None
+
     def to_document(self) -> dict[str, Any]:
         """The JSON-ready document (every default spelled out), as ``bascule export`` shows;
-        a single node's has no ``high_availability`` (its documents read as they always did)."""
+        a single node's has no ``high_availability`` and a document without ``logging`` has
+        none (their documents read as they always did)."""
         document = self.model_dump(mode="json")
         if document.get("high_availability", ...) is None:
             del document["high_availability"]
+        if document.get("logging") is None:
+            document.pop("logging", None)
         return document
 
 
 def for_mode(config: Configuration, mode: Mode) -> Configuration:
     """The services one kind of engine runs (HAProxy l7, nftables l4), as a configuration."""
     return Configuration.model_construct(
-        virtual_services=[vs for vs in config.virtual_services if vs.mode is mode]
+        virtual_services=[vs for vs in config.virtual_services if vs.mode is mode],
+        logging=config.logging,
     )
 
 
@@ -80,7 +101,12 @@ def parse_document(data: Any) -> Configuration:
     except ValidationError as exc:
         raise InvalidConfiguration(_bounded(_translate(exc))) from None
     problems = _bounded(
-        itertools.chain(invariant_errors(config), mode_errors(config), offload_errors(config))
+        itertools.chain(
+            invariant_errors(config),
+            mode_errors(config),
+            offload_errors(config),
+            content_errors(config),
+        )
     )
     if problems:
         raise InvalidConfiguration(problems)

@@ -21,6 +21,7 @@ from typing import Any
 
 from bascule.errors import FieldError, InvalidConfiguration, NotFound
 from bascule.model.capabilities import Scheduler
+from bascule.model.sub_service import POOL_SEPARATOR
 
 Document = dict[str, Any]
 
@@ -73,7 +74,7 @@ def add_real_server(
     document: Mapping[str, Any], service: str, server: Mapping[str, Any]
 ) -> Document:
     result = _copy(document)
-    vs = result["virtual_services"][_service_index(result, service)]
+    vs = _pool(result, service)
     servers = vs.setdefault("real_servers", [])
     key = server_key(server.get("address"), server.get("port"))
     if any(server_key(rs.get("address"), rs.get("port")) == key for rs in servers):
@@ -88,7 +89,7 @@ def update_real_server(
     document: Mapping[str, Any], service: str, key: str, changes: Mapping[str, Any]
 ) -> Document:
     result = _copy(document)
-    vs = result["virtual_services"][_service_index(result, service)]
+    vs = _pool(result, service)
     index = _server_index(vs, service, key)
     vs["real_servers"][index] = _merge(vs["real_servers"][index], changes)
     return result
@@ -96,7 +97,7 @@ def update_real_server(
 
 def delete_real_server(document: Mapping[str, Any], service: str, key: str) -> Document:
     result = _copy(document)
-    vs = result["virtual_services"][_service_index(result, service)]
+    vs = _pool(result, service)
     del vs["real_servers"][_server_index(vs, service, key)]
     return result
 
@@ -138,6 +139,19 @@ def _service_index(document: Document, name: str) -> int:
     if index is None:
         raise NotFound(f"there is no virtual service named {name!r}")
     return index
+
+
+def _pool(document: Document, name: str) -> dict[str, Any]:
+    """The mapping that holds a pool's real servers: a service's, or a sub-service's when
+    ``name`` is ``<service>/<sub-service>``."""
+    service, _, sub_name = name.partition(POOL_SEPARATOR)
+    vs: dict[str, Any] = document["virtual_services"][_service_index(document, service)]
+    if not sub_name:
+        return vs
+    for sub in vs.get("sub_services", []):
+        if isinstance(sub, dict) and sub.get("name") == sub_name:
+            return sub
+    raise NotFound(f"virtual service {service!r} has no sub-service named {sub_name!r}")
 
 
 def _server_index(vs: Mapping[str, Any], service: str, key: str) -> int:

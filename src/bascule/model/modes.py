@@ -3,8 +3,8 @@
 ``parse_document`` calls ``mode_errors`` once every field and invariant is valid. The facts
 come from ``model/capabilities.py`` (which modes allow a scheduler, a persistence method or a
 check type, which service type each needs); the rules here only say them as field errors. A
-few things are refused because this release has not built them yet ("not supported yet": L7
-transparency, the agent-driven schedulers and per-server limits on l4, a real server
+few things are refused because this release has not built them yet ("not supported yet": the
+agent-driven schedulers and per-server limits on l4, a real server
 forwarding unlike its service); they are refused with that message, never silently ignored.
 """
 
@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from bascule.errors import FieldError
-from bascule.model.capabilities import CheckType, Mode, PersistenceMethod, Protocol, ServiceType
+from bascule.model.capabilities import (
+    CheckType,
+    Mode,
+    PersistenceMethod,
+    Protocol,
+    ProxyProtocol,
+    ServiceType,
+)
 from bascule.model.real_server import Forwarding
 from bascule.model.virtual_service import VirtualService
 
@@ -36,7 +43,7 @@ def mode_errors(config: Configuration) -> Iterator[FieldError]:
             yield from _l7(vs, where)
 
 
-def _needs(vs: VirtualService, where: str) -> Iterator[FieldError]:
+def needs_errors(vs: VirtualService, where: str) -> Iterator[FieldError]:
     """What the scheduler and the persistence method of an l7 service need of it (on l4,
     everything that needs something is refused by mode)."""
     if vs.scheduler.needs_check and not vs.checked:
@@ -66,9 +73,7 @@ def _l7(vs: VirtualService, where: str) -> Iterator[FieldError]:
     for field in ("subnet_originating", "drop_on_failure"):
         if getattr(vs, field):
             yield FieldError(path=f"{where}.{field}", message="applies to mode l4 only")
-    if vs.transparent:
-        yield FieldError(path=f"{where}.transparent", message=f"L7 transparency {_LATER}")
-    yield from _needs(vs, where)
+    yield from needs_errors(vs, where)
     if Mode.l7 not in vs.check.type.modes:
         # the checks HAProxy does not have; Bascule's own checker runs them on l4
         yield FieldError(
@@ -97,6 +102,13 @@ def _l4(vs: VirtualService, where: str) -> Iterator[FieldError]:
         yield FieldError(
             path=f"{where}.transparent",
             message="applies to mode l7 only (l4 nat keeps the client's address anyway)",
+        )
+    if vs.proxy_protocol is not ProxyProtocol.none or vs.accept_proxy:
+        field = "accept_proxy" if vs.accept_proxy else "proxy_protocol"
+        yield FieldError(
+            path=f"{where}.{field}",
+            message="applies to mode l7 only: an l4 service forwards packets, it writes and "
+            "reads no PROXY protocol header",
         )
     if ipaddress.ip_address(vs.address).is_unspecified:
         yield FieldError(

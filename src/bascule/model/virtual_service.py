@@ -8,10 +8,21 @@ from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from bascule.model.capabilities import CheckType, Mode, Protocol, Scheduler, ServiceType, StartTls
+from bascule.model.capabilities import (
+    CheckType,
+    Forwarded,
+    Mode,
+    Protocol,
+    ProxyProtocol,
+    Scheduler,
+    ServiceType,
+    StartTls,
+)
 from bascule.model.check import HealthCheck
 from bascule.model.persistence import Persistence
 from bascule.model.real_server import Forwarding, RealServer
+from bascule.model.rules import HeaderOperation, NotAvailable, RewritePath, Rule, Timeouts
+from bascule.model.sub_service import SubService, pool_name
 from bascule.model.tls import Tls
 from bascule.model.types import HttpPath, IPAddress, Name, Port
 from bascule.model.types import bounded as _bounded
@@ -129,6 +140,28 @@ class VirtualService(BaseModel):
     tls: Tls | None = None
     # type starttls: the protocol whose STARTTLS the load balancer speaks
     starttls: StartTls | None = None
+    # http (model/rules.py, model/sub_service.py): pools of their own, content rules (first
+    # match wins), header operations, a path rewrite, what tells the real servers who the
+    # client is, and what clients get when no real server of a pool is up
+    sub_services: list[SubService] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+    request_headers: list[HeaderOperation] = Field(default_factory=list)
+    response_headers: list[HeaderOperation] = Field(default_factory=list)
+    rewrite_path: RewritePath | None = None
+    forwarded: Forwarded = Forwarded.x_forwarded_for
+    # l7: the PROXY protocol header sent to the real servers, and whether clients come
+    # through a load balancer in front that sends one (then only it may connect)
+    proxy_protocol: ProxyProtocol = ProxyProtocol.none
+    # l7: HAProxy logs every request (http) or connection (tcp) of the service; the daemon
+    # keeps the lines on disk (``bascule logs``) and logging.syslog gets them too. None: on
+    # for l7 (an exported document spells null, which an l4 service may carry)
+    request_log: bool | None = None
+    # l7: timeouts of the service's connections (seconds), and how long a real server that
+    # comes back up takes to reach its full weight (0: at once)
+    timeouts: Timeouts | None = None
+    slow_start: _bounded(0, 3600) = 0  # type: ignore[valid-type]
+    accept_proxy: bool = False
+    not_available: NotAvailable | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -163,6 +196,8 @@ class VirtualService(BaseModel):
             else:
                 default_type = CheckType.tcp
             data["check"] = {**(check or {}), "type": default_type}
+        if "sub_services" in data:
+            data["sub_services"] = _sub_service_checks(data["sub_services"], data["check"])
         return data
 
     @model_validator(mode="after")
@@ -179,6 +214,11 @@ class VirtualService(BaseModel):
         """The main port followed by every extra port or range."""
         extra = tuple(parse_port_spec(spec) for spec in self.extra_ports)
         return (PortRange(first=self.port, last=self.port), *extra)
+
+    @property
+    def logs_requests(self) -> bool:
+        """Whether the proxy logs this service's requests (l7, unless request_log: false)."""
+        return self.mode is Mode.l7 and self.request_log is not False
 
     @property
     def checked(self) -> bool:
@@ -202,3 +242,42 @@ class VirtualService(BaseModel):
 
     def real_server(self, key: str) -> RealServer | None:
         return next((rs for rs in self.real_servers if rs.key == key), None)
+
+    def sub_service(self, name: str) -> SubService | None:
+        return next((sub for sub in self.sub_services if sub.name == name), None)
+
+    def pool(self, sub: SubService) -> VirtualService:
+        """A sub-service as a service of its own named ``<service>/<sub-service>``: what an
+        engine schedules, persists and checks, and what the status reports (not validated
+        again: its parts are). It has no rules or sub-services of its own."""
+        return self.model_copy(
+            update={
+                "name": pool_name(self.name, sub.name),
+                "scheduler": sub.scheduler or self.scheduler,
+                "adaptive": None,
+                "persistence": sub.persistence or self.persistence,
+                "check": sub.check or self.check,
+                "real_servers": sub.real_servers,
+                "sub_services": [],
+                "rules": [],
+            }
+        )
+
+    @property
+    def pools(self) -> tuple[VirtualService, ...]:
+        """The service itself (the default pool), then each sub-service's pool."""
+        return (self, *(self.pool(sub) for sub in self.sub_services))
+
+
+def _sub_service_checks(subs: Any, check: Any) -> Any:
+    """A sub-service's check without a type has its service's type (an http service's
+    sub-service is checked with HTTP unless told otherwise)."""
+    if not isinstance(subs, list) or not isinstance(check, dict):
+        return subs
+    result = []
+    for sub in subs:
+        own = sub.get("check") if isinstance(sub, dict) else None
+        if isinstance(own, dict) and "type" not in own and "type" in check:
+            sub = {**sub, "check": {**own, "type": check["type"]}}
+        result.append(sub)
+    return result

@@ -181,7 +181,7 @@ def desired_runtime(
     """
     overrides = overrides or {}
     result: dict[ServerRef, ServerRuntime] = {}
-    for vs in config.virtual_services:
+    for vs in config.pools():  # each service, then its sub-services ("site/api")
         if not vs.enabled:
             continue
         weights = engine_weights(
@@ -229,11 +229,13 @@ def structural_signature(config: Configuration) -> dict[str, Any]:
     """
     document = config.to_document()
     for vs_doc, vs in zip(document["virtual_services"], config.virtual_services, strict=True):
-        for rs_doc in vs_doc["real_servers"]:
-            rs_doc.pop("weight")
-            rs_doc.pop("state")
-        if vs.scheduler is Scheduler.fixed_weighting:
-            vs_doc["fixed_weighting_order"] = fixed_weighting_order(vs)
+        pool_docs = [vs_doc, *vs_doc["sub_services"]]
+        for pool_doc, pool in zip(pool_docs, vs.pools, strict=True):
+            for rs_doc in pool_doc["real_servers"]:
+                rs_doc.pop("weight")
+                rs_doc.pop("state")
+            if pool.scheduler is Scheduler.fixed_weighting:
+                pool_doc["fixed_weighting_order"] = fixed_weighting_order(pool)
     return document
 
 

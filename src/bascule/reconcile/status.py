@@ -20,7 +20,7 @@ class ServiceStatus(enum.StrEnum):
     up = "up"  # every enabled real server is up
     degraded = "degraded"  # some are down
     down = "down"  # none is up (or a critical one is down, or the engine is not running)
-    sorry = "sorry"  # none is up and a sorry server answers (this release has none)
+    sorry = "sorry"  # none is up and not_available answers (sorry server, page or redirect)
     disabled = "disabled"  # the document disables the service
     unchecked = "unchecked"  # no health check: served, but nobody knows whether it works
     apply_error = "apply_error"  # the last change could not be applied (the engine's message)

@@ -24,6 +24,7 @@ ClientAs = Callable[[str | None], Awaitable[httpx.AsyncClient]]  # the conftest'
 
 RS = "198.18.0.4:80"
 WEB = "/api/v1/virtual-services/web"
+SUB = f"{WEB}/sub-services/app"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,23 @@ class Route:
     @property
     def id(self) -> str:
         return f"{self.method} {self.path}"
+
+
+SUB_SERVICE = {"name": "app", "real_servers": [{"address": "198.18.0.4", "port": 80}]}
+
+
+@pytest.fixture
+def make_document(make_service: Callable[..., Document]) -> Callable[..., Document]:
+    """The committed document of these tests: ``web`` with a sub-service ``app``."""
+
+    def make(*weights: int) -> Document:
+        return {
+            "virtual_services": [
+                {**make_service("web", 80, *weights), "sub_services": [SUB_SERVICE]}
+            ]
+        }
+
+    return make
 
 
 def new_service() -> Document:
@@ -63,6 +81,7 @@ def document() -> Document:
                     {"address": "198.18.0.4", "port": 80, "weight": 500},
                     {"address": "198.18.0.5", "port": 80, "weight": 1000},
                 ],
+                "sub_services": [SUB_SERVICE],
             }
         ]
     }
@@ -105,6 +124,7 @@ ROUTES = [
     ),
     Route("PATCH", WEB, configure, body={"port": 81}, writes=True),
     Route("DELETE", WEB, configure, writes=True),
+    Route("GET", "/api/v1/logs", read),
     Route("GET", f"{WEB}/real-servers", read),
     Route(
         "POST",
@@ -120,6 +140,8 @@ ROUTES = [
     Route("POST", f"{WEB}/real-servers/{RS}/enable", operate, writes=True),
     Route("POST", f"{WEB}/real-servers/{RS}/disable", operate, writes=True),
     Route("POST", f"{WEB}/real-servers/{RS}/drain", operate, writes=True),
+    Route("PATCH", f"{SUB}/real-servers/{RS}", operate, body={"weight": 7}, writes=True),
+    Route("POST", f"{SUB}/real-servers/{RS}/drain", operate, writes=True),
     Route("GET", f"{WEB}/dsr/script", read, 422),  # web is NAT: not_applicable, but allowed
     Route("POST", f"{WEB}/dsr/verify", operate, 422),
     Route("GET", f"{WEB}/persistence", read),
@@ -202,6 +224,9 @@ def route_ids(routes: list[Route]) -> list[str]:
 
 def template(path: str) -> str:
     """A concrete path back to its OpenAPI template (for the coverage check)."""
+    if path.startswith(SUB):
+        path = path.replace(SUB, "/api/v1/virtual-services/{name}/sub-services/{sub}")
+        path = path.replace("/drain", "/{verb}")
     return (
         path.replace(WEB, "/api/v1/virtual-services/{name}")
         .replace(RS, "{key}")

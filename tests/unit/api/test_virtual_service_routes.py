@@ -199,3 +199,38 @@ async def test_delete_an_unknown_service(client: httpx.AsyncClient, committed: i
     response = await client.delete(f"{SERVICES}/nope")
     assert response.status_code == 404
     assert response.json()["error"]["kind"] == "not_found"
+
+
+async def test_rules_and_sub_services_through_the_api(
+    client: httpx.AsyncClient, committed: int, store: RevisionStore
+) -> None:
+    """The L7 sections go through the same door: accepted whole, refused by field."""
+    rules = {
+        "sub_services": [{"name": "api", "real_servers": [{"address": "198.18.0.9", "port": 80}]}],
+        "rules": [{"name": "api", "match": {"path_prefix": "/api/"}, "action": {"use": "api"}}],
+        "request_headers": [{"set": "X-Env", "value": "it's %[src]"}],
+    }
+    response = await client.patch(f"{SERVICES}/web", json=rules)
+    assert response.status_code == 200, response.text
+    head = store.head()
+    assert head is not None and head.document["virtual_services"][0]["rules"][0]["name"] == "api"
+    hostile = {
+        "rules": [
+            {
+                "name": "bad",
+                "match": {"header": {"name": "X-A\nlisten evil", "regex": "(?P<x>a)"}},
+                "action": {"redirect": "https://a.example/\r\nlisten evil"},
+            }
+        ],
+        "response_headers": [{"set": "X-A", "value": "a\nlisten evil"}],
+    }
+    refused = await client.patch(f"{SERVICES}/web", json=hostile)
+    assert refused.status_code == 422, refused.text
+    paths = {field["path"] for field in refused.json()["error"]["fields"]}
+    assert {
+        "virtual_services[0].rules[0].match.header.name",
+        "virtual_services[0].rules[0].match.header.regex",
+        "virtual_services[0].rules[0].action.redirect",
+        "virtual_services[0].response_headers[0].value",
+    } <= paths
+    assert store.head_number() == committed + 1  # nothing committed

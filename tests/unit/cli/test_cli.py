@@ -649,3 +649,35 @@ def test_error_lines_of_answers_that_are_not_the_apis() -> None:
 
 def test_cli_error_always_has_a_line() -> None:
     assert CliError().lines == ("unknown error",)
+
+
+SITE = """
+virtual_services:
+  - name: site
+    address: 198.18.0.100
+    port: 80
+    real_servers: [{address: 198.18.0.4, port: 80}]
+    sub_services:
+      - name: api
+        real_servers: [{address: 198.18.0.5, port: 80}]
+    rules:
+      - {name: to-api, match: {path_prefix: /api/}, action: {use: api}}
+      - {name: not-www, match: {host: www.example.com, negate: true}, action: {redirect: /}}
+"""
+
+
+def test_vs_show_lists_the_rules_and_rs_reaches_a_sub_service(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    ok(run(daemon, "apply", "-f", str(write(tmp_path, SITE))))
+    shown = ok(run(daemon, "vs", "show", "site")).stdout
+    assert "rules (first match wins)" in shown
+    assert "path_prefix=/api/" in shown and "use=api" in shown
+    assert "not (host=www.example.com)" in shown
+    assert "sub-service site/api" in shown and "198.18.0.5:80" in shown
+    ok(run(daemon, "rs", "drain", "site/api", "198.18.0.5:80"))
+    sub = daemon.store.get(2).document["virtual_services"][0]["sub_services"][0]
+    assert sub["real_servers"][0]["state"] == "drain"
+    assert failed(run(daemon, "rs", "drain", "site/nope", "198.18.0.5:80")) == [
+        "error: virtual service 'site' has no sub-service named 'nope'"
+    ]

@@ -78,13 +78,12 @@ def test_every_problem_is_listed_with_its_exact_path() -> None:
 def test_every_invariant_and_unsupported_problem_is_listed() -> None:
     document = doc(
         service(),
-        service(scheduler="weighted_response_time", check={"type": "none"}, transparent=True),
+        service(scheduler="weighted_response_time", check={"type": "none"}),
     )  # same name, same port
     assert [str(e) for e in errors_of(document)] == [
         "virtual_services[1].name: 'web' is already the name of virtual_services[0]",
         "virtual_services[1].port: 198.18.0.100 tcp port 80 is already used by virtual "
         "service 'web' (port 80)",
-        "virtual_services[1].transparent: L7 transparency is not supported yet",
         "virtual_services[1].check.type: weighted_response_time follows the health checks' "
         "response times: it needs a health check (not none)",
     ]

@@ -68,10 +68,11 @@ UNSUPPORTED_CASES: list[tuple[str, Document, str, str]] = [
         "remote_terminal needs mode l7",
     ),
     (
-        "transparent",
-        doc(service(transparent=True)),
-        f"{VS}.transparent",
-        "L7 transparency is not supported yet",
+        "proxy_protocol on l4",
+        doc(service(mode="l4", type="generic", proxy_protocol="v2")),
+        f"{VS}.proxy_protocol",
+        "applies to mode l7 only: an l4 service forwards packets, it writes and reads no "
+        "PROXY protocol header",
     ),
     (
         "scheduler adaptive on l4",

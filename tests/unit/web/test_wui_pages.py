@@ -6,8 +6,10 @@ import re
 from collections.abc import Callable
 
 import pytest
+from change_requests import by
 from wui_client import Browser, CheckedFakeEngine
 
+from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.web.templating import rate, sparkline
 
@@ -117,3 +119,32 @@ def test_sparkline_and_rate_filters() -> None:
         "42",
         "1.2k",
     ]
+
+
+async def test_service_page_shows_rules_and_sub_services(
+    admin: Browser, service: ConfigService, check_html: Callable[[str], None]
+) -> None:
+    site = {
+        "name": "site",
+        "address": "198.18.0.100",
+        "port": 80,
+        "real_servers": [{"address": "198.18.0.4", "port": 80}],
+        "sub_services": [{"name": "api", "real_servers": [{"address": "198.18.0.5", "port": 80}]}],
+        "rules": [
+            {"name": "to-api", "match": {"path_prefix": "/api/<b>"}, "action": {"use": "api"}},
+            {
+                "name": "not-www",
+                "match": {"host": "www.example.com", "negate": True},
+                "action": {"redirect": "/", "code": 301},
+            },
+        ],
+    }
+    await service.apply({"virtual_services": [site]}, by("test"))
+    page = await admin.client.get("/virtual-services/site")
+    assert page.status_code == 200, page.text
+    check_html(page.text)
+    assert '<tr data-rule="to-api">' in page.text
+    assert "path_prefix=/api/&lt;b&gt;" in page.text  # escaped, like every value
+    assert "not (host=www.example.com)" in page.text
+    assert 'data-sub-service="site/api"' in page.text
+    assert '<tr data-rs="198.18.0.5:80"' in page.text

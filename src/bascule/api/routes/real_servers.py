@@ -8,6 +8,7 @@ drain and a PATCH of the weight alone need the ``operate`` permission; the rest 
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -28,6 +29,27 @@ from bascule.api.pagination import Limit, Offset
 from bascule.api.schemas import ApplyResultOut, ItemsOut
 from bascule.model import RealServerState, edits
 from bascule.model.access import permission_for_real_server_patch
+from bascule.model.sub_service import pool_name
+
+
+class RealServerVerb(enum.StrEnum):
+    """The state operations on a real server (``.../{key}/drain``), and the state each sets."""
+
+    enable = "enable"
+    disable = "disable"
+    drain = "drain"
+
+    @property
+    def state(self) -> RealServerState:
+        return _VERB_STATES[self]
+
+
+_VERB_STATES = {
+    RealServerVerb.enable: RealServerState.enabled,
+    RealServerVerb.disable: RealServerState.disabled,
+    RealServerVerb.drain: RealServerState.drain,
+}
+
 
 router = APIRouter(
     prefix="/virtual-services/{name}/real-servers", tags=["real servers"], route_class=OffLoopRoute
@@ -132,3 +154,43 @@ def _state_route(state: RealServerState, verb: str, summary: str) -> None:
 _state_route(RealServerState.enabled, "enable", "Send new connections to a real server again")
 _state_route(RealServerState.disabled, "disable", "Take a real server out of service")
 _state_route(RealServerState.drain, "drain", "Let connections finish; send new ones elsewhere")
+
+
+# A sub-service's real servers (``bascule rs drain site/api KEY``): the same operations on the
+# pool "<service>/<sub-service>" (model/sub_service.py), which a path parameter cannot hold.
+sub_service_router = APIRouter(
+    prefix="/virtual-services/{name}/sub-services/{sub}/real-servers",
+    tags=["real servers"],
+    route_class=OffLoopRoute,
+)
+
+
+@sub_service_router.patch("/{key}", summary="Change some fields of a sub-service's real server")
+async def update_sub_service_real_server(
+    name: str,
+    sub: str,
+    key: str,
+    changes: ChangesBody,
+    config: ConfigServiceDep,
+    change_for: FieldChange,
+    response: Response,
+) -> ApplyResultOut:
+    return await update_real_server(
+        pool_name(name, sub), key, changes, config, change_for, response
+    )
+
+
+@sub_service_router.post("/{key}/{verb}", summary="Enable, disable or drain a sub-service's server")
+async def set_sub_service_real_server_state(
+    name: str,
+    sub: str,
+    key: str,
+    verb: RealServerVerb,
+    config: ConfigServiceDep,
+    change_request: OperateAction,
+    response: Response,
+) -> ApplyResultOut:
+    result = await config.set_real_server_state(
+        pool_name(name, sub), key, verb.state, change_request
+    )
+    return answered(response, result)

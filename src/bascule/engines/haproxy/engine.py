@@ -24,7 +24,7 @@ from bascule.engines.base import (
     ServerObservation,
     ServiceObservation,
 )
-from bascule.engines.haproxy import runtime
+from bascule.engines.haproxy import runtime, transparency
 from bascule.engines.haproxy import transactions as tx
 from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
@@ -79,6 +79,7 @@ class HaproxyEngine:
         peers: bool = True,
         peers_listener: PeersListener | None = None,
         certificates_dir: Path | None = None,
+        request_log_socket: Path | None = None,
     ) -> None:
         """``peers``: keep the stick tables (persistence) across reloads through HAProxy's
         local peer, listening on a unix socket in ``run_dir`` (only root reaches it), or on
@@ -107,7 +108,9 @@ class HaproxyEngine:
                 crt_list_dir=str(self.crt_lists),
                 acme_map=str(self.acme_map),
             ),
+            request_log_socket=None if request_log_socket is None else str(request_log_socket),
         )
+        self.transparency = transparency.Transparency()
         # ACME HTTP-01 answers (path -> key authorization), kept in the map file too so that a
         # reload during a challenge keeps answering it
         self._challenges: dict[str, str] = {}
@@ -181,7 +184,13 @@ class HaproxyEngine:
                 await self._flush(commands)
                 await self._wait_tables_handed_over(applied)
                 await self._save_server_state()
+                # transparency's plumbing is there before HAProxy uses it, and goes after
+                wanted = transparency.plumbing(action.config)
+                if wanted.needed:
+                    await self.transparency.ensure(wanted)
                 await self.shell.apply(await asyncio.to_thread(self._prepare, action.config))
+                if not wanted.needed:
+                    await self.transparency.ensure(wanted)
                 self._remove_stale_crt_lists()
                 applied = action.config
             elif isinstance(action, SetWeight):
@@ -245,9 +254,9 @@ class HaproxyEngine:
         if applied is None:
             return EngineObservation(running=True)
         index: dict[tuple[str, str], ServerRef] = {}
-        for vs in applied.virtual_services:
-            for rs in vs.real_servers:
-                index[(proxy_name(vs), server_name(rs))] = (vs.name, rs.key)
+        for pool in applied.pools():  # each service, then its sub-services ("site/api")
+            for rs in pool.real_servers:
+                index[(proxy_name(pool), server_name(rs))] = (pool.name, rs.key)
         states = {(s.backend, s.server): s for s in await self.shell.show_servers_state()}
         servers: dict[ServerRef, ServerObservation] = {}
         if not counters:
@@ -393,14 +402,15 @@ def _store_file(
 
 
 def _running_service(applied: Configuration | None, vs_name: str) -> VirtualService:
-    vs = applied.virtual_service(vs_name) if applied else None
+    vs = applied.pool(vs_name) if applied else None
     if vs is None:
         raise EngineError(f"HAProxy runs no virtual service {vs_name}")
     return vs
 
 
 def _alone(vs: VirtualService) -> Configuration:
-    return Configuration(virtual_services=[vs])
+    # a sub-service's pool stands alone as a service of its own: same servers, same order
+    return Configuration(virtual_services=[vs.model_copy(update={"sub_services": []})])
 
 
 def unbindable_listeners(config: Configuration) -> list[tuple[str, str]]:
@@ -437,7 +447,7 @@ def unbindable_listeners(config: Configuration) -> list[tuple[str, str]]:
 
 
 def _names(applied: Configuration | None, vs_name: str, key: str) -> tuple[str, str]:
-    vs = applied.virtual_service(vs_name) if applied else None
+    vs = applied.pool(vs_name) if applied else None
     rs = vs.real_server(key) if vs else None
     if vs is None or rs is None:
         raise EngineError(f"HAProxy runs no real server {key} in {vs_name}")

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bascule.model import PersistenceFallback, PersistenceMethod, RealServer, VirtualService
+from bascule.model.sub_service import POOL_SEPARATOR
 
 # 4.2 "stick-table ... size": entries are allocated as they come, so the size is a bound.
 TABLE_SIZE = "1m"
@@ -55,6 +56,8 @@ SESSION_ID_LENGTH = 32
 # bytes (its ClientHello, its connection request) before choosing a server without them.
 INSPECT_DELAY = "5s"
 FALLBACK_SUFFIX = ".src"
+# A sub-service's section: "<service>_<sub-service>" (section_name).
+SUB_SERVICE_JOINER = "_"
 SUPER_HTTP_HEADERS = ("user-agent", "accept-language", "accept-encoding")
 # What may appear inside a sample fetch argument (7.1 "arguments"): no quote, backslash,
 # comma, parenthesis or space, which the argument parser gives a meaning to. The model's
@@ -77,15 +80,22 @@ class PersistenceView:
     server_cookies: dict[str, str] | None = None
 
 
+def section_name(vs: VirtualService) -> str:
+    """The HAProxy section of a pool: the service's name, or ``site_api`` for the sub-service
+    pool ``site/api`` ('/' separates proxy and server in HAProxy's references; '_' is in no
+    service or sub-service name, so the name cannot clash)."""
+    return vs.name.replace(POOL_SEPARATOR, SUB_SERVICE_JOINER)
+
+
 def fallback_table_name(vs: VirtualService) -> str:
-    return f"{vs.name}{FALLBACK_SUFFIX}"
+    return f"{section_name(vs)}{FALLBACK_SUFFIX}"
 
 
 def table_names(vs: VirtualService) -> tuple[str, ...]:
     """The stick tables of ``vs`` (its ``listen`` section, then its fallback), maybe none."""
     names: list[str] = []
     if _stickiness(vs, None).table:
-        names.append(vs.name)
+        names.append(section_name(vs))
     if vs.persistence.fallback is PersistenceFallback.source_ip:
         names.append(fallback_table_name(vs))
     return tuple(names)

@@ -19,19 +19,23 @@ alphabet and refuses anything else. Section numbers below refer to HAProxy 2.6's
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from bascule.engines.haproxy import content
 from bascule.engines.haproxy import tls as offload
 from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
+from bascule.engines.haproxy.logs import LogView, log_view, proxy_lines
 from bascule.engines.haproxy.persistence import (
     PersistenceView,
     persistence_view,
+    section_name,
     table_names,
 )
 from bascule.engines.haproxy.quoting import quote, token
 from bascule.model import (
     Configuration,
+    ProxyProtocol,
     RealServer,
     RealServerState,
     Scheduler,
@@ -149,6 +153,19 @@ DEFAULT_TLS_PATHS = offload.TlsPaths(
     crt_list_dir="/var/lib/bascule/haproxy/crt-lists",
 )
 
+# 5.2 "send-proxy", "send-proxy-v2": the PROXY protocol header on every connection to a
+# real server; "check-send-proxy" sends it on the health checks' connections too, since a
+# server that expects it refuses a connection without it.
+SEND_PROXY: dict[ProxyProtocol, tuple[str, ...]] = {
+    ProxyProtocol.none: (),
+    ProxyProtocol.v1: ("send-proxy", "check-send-proxy"),
+    ProxyProtocol.v2: ("send-proxy-v2", "check-send-proxy"),
+}
+
+# The server that answers when a pool has no real server up (not_available.sorry_server).
+# Real servers are named "<address>:<port>", so this name is never one of theirs.
+SORRY_SERVER = "sorry"
+
 # redirect_http's frontend: "<service>.http" (service names never contain '.', so it cannot
 # collide with a service, like the fallback tables' "<service>.src").
 REDIRECT_SUFFIX = ".http"
@@ -157,8 +174,9 @@ REDIRECT_SUFFIX = ".http"
 
 
 def proxy_name(vs: VirtualService) -> str:
-    """The ``listen`` section of a virtual service: its name (the model allows [a-z0-9-])."""
-    return token(vs.name)
+    """The section of a pool: a virtual service's ``listen`` section (the model allows
+    [a-z0-9-]), or a sub-service's ``backend`` (persistence.section_name)."""
+    return token(section_name(vs))
 
 
 def server_name(rs: RealServer) -> str:
@@ -196,6 +214,8 @@ class HaproxyGlobals:
     local_peer: PeersListener | None = None
     # The certificate store's files, the crt-lists and the ACME challenge map (tls.py).
     tls_paths: offload.TlsPaths = DEFAULT_TLS_PATHS
+    # The daemon's unix datagram socket for request logs (logs.py); None: no local target.
+    request_log_socket: str | None = None
 
     def __post_init__(self) -> None:
         for field, value in (
@@ -242,9 +262,11 @@ class ServerView:
 
 @dataclass(frozen=True, kw_only=True)
 class ProxyView:
-    """One ``listen`` section: a virtual service. Lines are grouped the way the file reads."""
+    """One ``listen`` section (a virtual service) or ``backend`` section (a sub-service's
+    pool). Lines are grouped the way the file reads."""
 
     name: str
+    section: str = "listen"
     disabled: bool
     mode: str
     binds: tuple[str, ...]
@@ -255,6 +277,10 @@ class ProxyView:
     check: HealthCheckView
     servers: tuple[ServerView, ...]
     persistence: tuple[str, ...] = ()
+    # content rules (content.py): their ACLs (printed before the rules) and the use_backend
+    # lines of the rules that send requests to a sub-service (printed after them)
+    acls: tuple[str, ...] = ()
+    use_backends: tuple[str, ...] = ()
 
     @property
     def settings(self) -> tuple[str, ...]:
@@ -294,19 +320,22 @@ class HaproxyView:
     # engine's shell writes them beside the configuration)
     frontends: tuple[FrontendView, ...] = ()
     crt_lists: tuple[offload.CrtList, ...] = ()
+    # request logs to a TCP syslog server go through a ring (logs.py): (name, lines)
+    rings: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     """Translate a validated configuration into the HAProxy view (pure)."""
     peers = PEERS if globals_.local_peer is not None else None
-    persistence = {vs.name: persistence_view(vs, peers) for vs in config.virtual_services}
+    persistence = {pool.name: persistence_view(pool, peers) for pool in config.pools()}
     tables = tuple(
         (p.fallback_table, p.fallback_lines)
         for p in persistence.values()
         if p.fallback_table is not None
     )
-    has_tables = any(table_names(vs) for vs in config.virtual_services)
-    global_settings = _global_settings(globals_)
+    has_tables = any(table_names(pool) for pool in config.pools())
+    logs = log_view(config, globals_.request_log_socket)
+    global_settings = (*_global_settings(globals_), *logs.global_lines)
     peer_lines: tuple[str, ...] = ()
     if has_tables and globals_.local_peer is not None:
         # 3.1 "localpeer" names this process's peer in the "peers" section (3.5).
@@ -316,7 +345,14 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     return HaproxyView(
         global_settings=global_settings,
         defaults=_defaults(globals_),
-        proxies=tuple(_proxy(vs, persistence[vs.name], paths) for vs in config.virtual_services),
+        proxies=tuple(
+            proxy
+            for vs in config.virtual_services
+            for proxy in (
+                _proxy(vs, persistence[vs.name], paths, logs),
+                *(_sub_service(pool, persistence[pool.name], paths) for pool in vs.pools[1:]),
+            )
+        ),
         peers=peer_lines,
         tables=tables,
         frontends=tuple(
@@ -329,6 +365,7 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
             for vs in config.virtual_services
             if vs.tls is not None and _terminates_tls(vs)
         ),
+        rings=logs.rings,
     )
 
 
@@ -369,7 +406,9 @@ def _defaults(globals_: HaproxyGlobals) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _proxy(vs: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths) -> ProxyView:
+def _proxy(
+    vs: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths, logs: LogView
+) -> ProxyView:
     name = proxy_name(vs)
     http = _is_http(vs)
     balance = _balance(vs)
@@ -387,6 +426,10 @@ def _proxy(vs: VirtualService, persistence: PersistenceView, paths: offload.TlsP
             *offload.http_response_rules(tls, quote=quote),
         )
     binds = _binds(vs)
+    if vs.accept_proxy:
+        # 5.1 "accept-proxy": the client's address is the one the PROXY header gives; a
+        # connection without a header is refused
+        binds = tuple(f"{bind} accept-proxy" for bind in binds)
     if tls is not None and _terminates_tls(vs):
         options_of_bind = offload.listener_tls(vs, tls, paths, quote=quote).bind_options
         binds = tuple(f"{bind} {options_of_bind}" for bind in binds)
@@ -394,20 +437,24 @@ def _proxy(vs: VirtualService, persistence: PersistenceView, paths: offload.TlsP
         # 4.2: keep-alive on both sides (the 2.x default, stated), connection reuse, the
         # client address for the real servers, and no idle client connection cut during a
         # soft stop (reload) before it has had a response.
+        forwardfor = ("option forwardfor",) if vs.forwarded.x_forwarded_for_header else ()
         options = (
             "option http-keep-alive",
             f"http-reuse {HTTP_REUSE}",
-            "option forwardfor",
+            *forwardfor,
             "option idle-close-on-response",
             f"retry-on {' '.join(RETRY_ON)}",
         )
         idempotent_only = (
             f"http-request disable-l7-retry unless {' || '.join(IDEMPOTENT_METHOD_ACLS)}",
         )
-    check = health_check_view(vs)
-    server_keywords = check.server_keywords
-    if tls is not None:
-        server_keywords += offload.server_tls(vs, tls, paths, checked=vs.checked, quote=quote)
+    rules = content.ContentView()
+    if http:
+        rules = content.content_view(
+            vs, {pool.name.rpartition("/")[2]: proxy_name(pool) for pool in vs.pools[1:]}
+        )
+    elif vs.not_available is not None and vs.not_available.sorry_server is None:
+        raise ValueError(f"{vs.name}: not_available answers HTTP; this service is not http")
     return ProxyView(
         name=name,
         disabled=not vs.enabled,
@@ -415,12 +462,92 @@ def _proxy(vs: VirtualService, persistence: PersistenceView, paths: offload.TlsP
         binds=binds,
         balance=balance.algorithm,
         hash_type=balance.hash_type,
-        options=options,
-        rules=(*first, *_critical_rules(vs, http), *idempotent_only),
-        check=check,
-        servers=_servers(vs, server_keywords, persistence.server_cookies or {}),
+        options=(*options, *proxy_lines(vs, http, logs), *_timeouts(vs, client=True)),
+        acls=rules.acls,
+        rules=(
+            *first,
+            *_critical_rules(vs, http),
+            *rules.request_rules,
+            *idempotent_only,
+            *rules.response_rules,
+        ),
+        use_backends=rules.use_backends,
+        check=health_check_view(vs),
+        servers=_pool_servers(vs, persistence, paths),
         persistence=persistence.lines,
     )
+
+
+def _timeouts(vs: VirtualService, *, client: bool) -> tuple[str, ...]:
+    """4.2 "timeout client|connect|server|queue" of a section, over the defaults section's.
+    ``idle`` is the client side's (a listen section's only: a backend has no clients), and the
+    tunnel's: once a TCP connection (or an upgraded HTTP one) is established, "timeout
+    tunnel" supersedes the client and server timeouts."""
+    timeouts = vs.timeouts
+    if timeouts is None:
+        return ()
+    pairs = [("client", timeouts.idle), ("tunnel", timeouts.idle)] if client else []
+    pairs += [("connect", timeouts.connect), ("server", timeouts.server)]
+    pairs += [("queue", timeouts.queue)]
+    return tuple(f"timeout {name} {value}s" for name, value in pairs if value is not None)
+
+
+def _sub_service(
+    pool: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths
+) -> ProxyView:
+    """A sub-service's pool as a ``backend`` section: scheduled, persisted and checked like a
+    service; its "not available" answer is its own (``nbsrv`` of this backend)."""
+    balance = _balance(pool)
+    available = pool.not_available
+    return ProxyView(
+        name=proxy_name(pool),
+        section="backend",
+        disabled=not pool.enabled,
+        mode="http",
+        binds=(),
+        balance=balance.algorithm,
+        hash_type=balance.hash_type,
+        options=(
+            f"http-reuse {HTTP_REUSE}",
+            f"retry-on {' '.join(RETRY_ON)}",
+            *_timeouts(pool, client=False),
+        ),
+        rules=(
+            *_critical_rules(pool, True),
+            *(content.not_available_rules(available, pool) if available is not None else ()),
+        ),
+        check=health_check_view(pool),
+        servers=_pool_servers(pool, persistence, paths),
+        persistence=persistence.lines,
+    )
+
+
+def _pool_servers(
+    pool: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths
+) -> tuple[ServerView, ...]:
+    """A pool's real servers, then its sorry server: the last ``backup`` server (5.2), to
+    which HAProxy sends traffic only when no other server is up. The sorry server is not
+    checked: it is the last resort."""
+    keywords = health_check_view(pool).server_keywords + SEND_PROXY[pool.proxy_protocol]
+    if pool.slow_start:
+        # 5.2 "slowstart": a server back from down (or from maintenance) ramps up to its weight
+        # over this time instead of taking its full share at once
+        keywords += ("slowstart", f"{pool.slow_start}s")
+    if pool.tls is not None:
+        keywords += offload.server_tls(pool, pool.tls, paths, checked=pool.checked, quote=quote)
+    servers = _servers(pool, keywords, persistence.server_cookies or {})
+    if pool.transparent:
+        servers = tuple(_transparent(server) for server in servers)
+    sorry = pool.not_available.sorry_server if pool.not_available is not None else None
+    if sorry is None:
+        return servers
+    last_resort = ServerView(
+        name=SORRY_SERVER,
+        address=token(host_port(sorry.address, sorry.port)),
+        weight=1,
+        backup=True,
+    )
+    return (*servers, last_resort)
 
 
 def _terminates_tls(vs: VirtualService) -> bool:
@@ -509,6 +636,15 @@ def _servers(
         )
         for rs in ordered
     )
+
+
+def _transparent(server: ServerView) -> ServerView:
+    """5.2 "source <addr> usesrc clientip": connect to the real server from the client's own
+    address (TPROXY; transparency.py delivers the replies to HAProxy). The wildcard is of the
+    server's family."""
+    wildcard = "::" if server.address.startswith("[") else "0.0.0.0"
+    keywords = ("source", wildcard, "usesrc", "clientip")
+    return replace(server, check_keywords=(*server.check_keywords, *keywords))
 
 
 def _fixed_weighting_order(servers: list[RealServer]) -> tuple[RealServer, ...]:

@@ -201,6 +201,14 @@ async def _live(services: WebServices, name: str) -> dict[str, Any]:
     }
 
 
+def _rules(services: WebServices, name: str) -> list[dict[str, Any]]:
+    """The service's content rules as stored (shown read-only: they are edited in the
+    document or through the API)."""
+    _, stored = service_document(services, name)
+    rules = stored.get("rules") or []
+    return [rule for rule in rules if isinstance(rule, dict)]
+
+
 async def _service_page(
     request: Request,
     services: WebServices,
@@ -224,6 +232,7 @@ async def _service_page(
             "errors": errors.fields,
             "general": errors.general,
             "editable": session.actor.may(Permission.configure),
+            "rules": _rules(services, name),
         },
         status_code=status_code,
     )

@@ -1,0 +1,40 @@
+"""Sub-services (LoadMaster's SubVS): pools of their own inside an http virtual service.
+
+A content rule (``rules``, model/rules.py) sends the requests it matches to a sub-service by
+name. A sub-service has everything a pool has: scheduler, persistence, health check and real
+servers; a scheduler, persistence or check it leaves out is its service's. Engines and the
+status see a sub-service as a pool named ``<service>/<sub-service>``
+(``VirtualService.pools``), the name ``bascule rs drain site/api 198.18.0.21:80`` uses.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bascule.model.capabilities import Scheduler
+from bascule.model.check import HealthCheck
+from bascule.model.persistence import Persistence
+from bascule.model.real_server import RealServer
+from bascule.model.types import Name
+
+#: Between a service's name and its sub-service's in a pool name: ``site/api``.
+POOL_SEPARATOR = "/"
+
+
+class SubService(BaseModel):
+    """A pool of its own that rules send requests to; None fields are the service's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    scheduler: Scheduler | None = None
+    persistence: Persistence | None = None
+    check: HealthCheck | None = None
+    real_servers: list[RealServer] = Field(default_factory=list)
+
+    def real_server(self, key: str) -> RealServer | None:
+        return next((rs for rs in self.real_servers if rs.key == key), None)
+
+
+def pool_name(service: str, sub_service: str) -> str:
+    return f"{service}{POOL_SEPARATOR}{sub_service}"
