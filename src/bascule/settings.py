@@ -19,13 +19,18 @@ class Settings(BaseSettings):
 
     data_dir: Path = DEFAULT_DATA_DIR
     haproxy_binary: str = "haproxy"
-    # How long SIGTERM lets connections finish before HAProxy is stopped for good.
+    # How long `bascule stop --data-plane` lets connections finish before HAProxy is stopped
+    # for good (SIGTERM stops the daemon only: the data plane runs on).
     shutdown_grace: float = 10.0
     # How often the daemon re-reads the engines and repairs drift.
     reconcile_interval: float = 5.0
     # How often the statistics sampler reads the counters (seconds, > 0; graphs use 10 s steps).
     stats_interval: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
+    # Log files (haproxy/haproxy.log; the daemon's own when its stderr is a file) are rotated
+    # past this size, keeping this many older copies (daemon/logfiles.py).
+    log_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024)
+    log_file_backups: int = Field(default=3, ge=0, le=100)
     # The HTTPS management listener (API + WUI): "ADDRESS:PORT" ("[::1]:8443" for IPv6), or
     # "none" for the unix socket only. Beyond loopback only when configured.
     listen: str = "127.0.0.1:8443"

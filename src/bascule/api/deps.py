@@ -30,6 +30,7 @@ from bascule.api.etags import parse_if_match
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.changes import Base, ChangeRequest
+from bascule.daemon.runner import StopDaemon
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 
@@ -48,6 +49,7 @@ class ApiServices:
     accounts: AccountService
     audit: AuditService
     statistics: Statistics
+    stop: StopDaemon | None = None  # None: this app cannot stop its daemon (tests)
 
 
 def get_services(request: Request) -> ApiServices:
@@ -84,6 +86,7 @@ def get_base_revision(
     return parse_if_match(if_match)
 
 
+ServicesDep = Annotated[ApiServices, Depends(get_services)]
 ConfigServiceDep = Annotated[ConfigService, Depends(get_config_service)]
 SystemProbeDep = Annotated[SystemProbe, Depends(get_system_probe)]
 AccountServiceDep = Annotated[AccountService, Depends(get_accounts)]

@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from bascule.cli import (
     agent,
     config,
+    daemon,
     detect,
     dsr,
     history,
@@ -120,6 +121,7 @@ app.command("export")(config.export)
 app.command("status")(status.status)
 app.command("agent")(agent.agent)
 app.command("detect")(detect.detect)
+app.command("stop")(daemon.stop)
 app.add_typer(vs.app, name="vs")
 app.add_typer(rs.app, name="rs")
 app.add_typer(dsr.app, name="dsr")

@@ -110,6 +110,7 @@ ROUTES = [
     Route("POST", "/api/v1/revisions/1/rollback", configure, writes=True),
     Route("GET", "/api/v1/status", read),
     Route("GET", "/api/v1/system", read),
+    Route("POST", "/api/v1/system/stop", administer, 202),
     Route("GET", "/api/v1/auth/whoami", read),
     Route("GET", "/api/v1/users", administer),
     Route(
