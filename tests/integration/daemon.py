@@ -34,8 +34,11 @@ class BasculeDaemon:
         data_dir: Path | None = None,
         env: Mapping[str, str] | None = None,
         run_args: Sequence[str] = (),
+        command: str = BASCULE,
     ) -> None:
         self.topology = topology
+        # The ``bascule`` that runs the daemon (another virtual environment's, to upgrade)
+        self.command = command
         # Extra BASCULE_* settings (e.g. BASCULE_ADMIN_PASSWORD) and `bascule run` options
         # (e.g. "--listen", "198.18.0.2:8443").
         self.env = dict(env or {})
@@ -62,7 +65,7 @@ class BasculeDaemon:
         with self.log_path.open("a") as log:
             self.process = self.topology.popen(
                 "lb",
-                [BASCULE, "--data-dir", str(self.data_dir), "run", *self.run_args],
+                [self.command, "--data-dir", str(self.data_dir), "run", *self.run_args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
