@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from bascule.model.capabilities import PersistenceMethod
 from bascule.model.types import CookieName, HeaderName
 from bascule.model.types import bounded as _bounded
+from bascule.model.types import seconds as _seconds
 
 
 class PersistenceFallback(enum.StrEnum):
@@ -23,7 +24,11 @@ class Persistence(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: PersistenceMethod = PersistenceMethod.none
-    timeout: _bounded(60, 2419200) = 3600  # type: ignore[valid-type]
+    # whole seconds: HAProxy's cookie "maxidle" counts seconds, and a persistence timeout is
+    # minutes to weeks anyway
+    timeout: _seconds(  # type: ignore[valid-type]
+        60, 2419200, whole="HAProxy's cookie maxidle counts whole seconds"
+    ) = 3600
     cookie: CookieName = "BASCULEID"
     header: HeaderName = "X-Session"
     query_item: CookieName = "session"

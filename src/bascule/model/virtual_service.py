@@ -14,6 +14,7 @@ from bascule.model.persistence import Persistence
 from bascule.model.real_server import Forwarding, RealServer
 from bascule.model.types import HttpPath, IPAddress, Name, Port
 from bascule.model.types import bounded as _bounded
+from bascule.model.types import seconds as _seconds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,7 +88,7 @@ class Adaptive(BaseModel):
 
     url: HttpPath = "/load"
     port: Port = 80
-    interval: _bounded(1, 3600) = 7  # type: ignore[valid-type]
+    interval: _seconds(1, 3600) = 7  # type: ignore[valid-type]
     min_percent: _bounded(0, 100) = 5  # type: ignore[valid-type]
 
 
