@@ -63,6 +63,7 @@ from bascule.engines.nftables.engine import NftablesEngine
 from bascule.errors import BasculeError, StoreError
 from bascule.model import Configuration, Mode, parse_document
 from bascule.model.document import for_mode
+from bascule.model.schema import SCHEMA_VERSION
 from bascule.settings import Settings
 from bascule.store.accounts import AccountStore
 from bascule.store.audit import AuditStore
@@ -244,6 +245,7 @@ class Daemon:
         self, store: RevisionStore, account_store: AccountStore, audit_store: AuditStore
     ) -> None:
         settings = self.settings
+        check_stored_revisions(store)
         audit = AuditService(audit_store)
         accounts = AccountService(
             account_store,
@@ -480,6 +482,29 @@ class Daemon:
                 await service.reconcile(retry_failed=False)
             except (BasculeError, OSError) as exc:
                 log.error("reconcile failed", extra={"error": str(exc)})
+
+
+def check_stored_revisions(store: RevisionStore) -> None:
+    """Before anything starts: the current revision must be readable by this version.
+
+    Revisions written by an older Bascule are read forward (model/schema.py; logged, so an
+    upgrade's start says what it migrated); one written by a newer Bascule stops the start
+    with the store's message naming both versions, before any engine is touched.
+    """
+    versions = store.schema_versions()
+    older = {version: count for version, count in versions.items() if version < SCHEMA_VERSION}
+    if older:
+        log.info(
+            "revisions of older document schemas are read forward",
+            extra={"schema_version": SCHEMA_VERSION, "older": older},
+        )
+    try:
+        store.head()
+    except StoreError as exc:
+        raise BasculeError(
+            f"cannot start: {exc} (restore a backup made by this version, or run the newer "
+            "Bascule)"
+        ) from exc
 
 
 async def _worker_pids(engine: HaproxyEngine) -> list[int]:
