@@ -81,6 +81,7 @@ class VirtualServiceStatus:
     real_servers: tuple[RealServerStatus, ...]
     packets: int = 0  # L4 (nftables) only
     total_requests: int = 0  # L7 HTTP only: requests HAProxy received for this service
+    address6: str | None = None  # a dual-stack service's IPv6 VIP
 
 
 @dataclass(frozen=True, kw_only=True)

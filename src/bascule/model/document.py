@@ -14,11 +14,12 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bascule.errors import FieldError, InvalidConfiguration
 from bascule.model.capabilities import Mode, Protocol
 from bascule.model.modes import mode_errors
+from bascule.model.schema import SCHEMA_VERSION, migrate, newer_message
 from bascule.model.virtual_service import VirtualService
 
 
@@ -27,7 +28,18 @@ class Configuration(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The shape of the document (model/schema.py); parse_document migrates older ones first.
+    schema_version: int = SCHEMA_VERSION
     virtual_services: list[VirtualService] = Field(default_factory=list)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _current(cls, value: int) -> int:
+        if value > SCHEMA_VERSION:
+            raise ValueError(newer_message(value))
+        if value != SCHEMA_VERSION:
+            raise ValueError(f"must be {SCHEMA_VERSION} (parse_document migrates older ones)")
+        return value
 
     def virtual_service(self, name: str) -> VirtualService | None:
         return next((vs for vs in self.virtual_services if vs.name == name), None)
@@ -40,7 +52,8 @@ class Configuration(BaseModel):
 def for_mode(config: Configuration, mode: Mode) -> Configuration:
     """The services one kind of engine runs (HAProxy l7, nftables l4), as a configuration."""
     return Configuration.model_construct(
-        virtual_services=[vs for vs in config.virtual_services if vs.mode is mode]
+        schema_version=config.schema_version,
+        virtual_services=[vs for vs in config.virtual_services if vs.mode is mode],
     )
 
 
@@ -52,8 +65,9 @@ def parse_document(data: Any) -> Configuration:
         raise InvalidConfiguration(
             [FieldError(path="", message="the document must be a mapping with virtual_services")]
         )
+    data = migrate(data)
     try:
-        config = Configuration.model_validate(dict(data))
+        config = Configuration.model_validate(data)
     except ValidationError as exc:
         raise InvalidConfiguration(list(_translate(exc))) from None
     problems = [*invariant_errors(config), *mode_errors(config)]
@@ -110,30 +124,34 @@ def _clashes_between_services(config: Configuration) -> Iterator[FieldError]:
     by_family: dict[tuple[str, int], list[int]] = {}
     ranges = [vs.port_ranges for vs in services]  # a computed property: once per service
     for index, vs in enumerate(services):
-        address = ipaddress.ip_address(vs.address)
-        proto = Protocol(vs.protocol).value
-        family = (proto, address.version)
-        if address.is_unspecified:
-            candidates = by_family.get(family, [])
-        else:
-            candidates = sorted([*by_address.get((proto, address), []), *wildcards.get(family, [])])
-        for other_index in candidates:
-            other = services[other_index]
-            for position, mine in enumerate(ranges[index]):
-                clash = next((r for r in ranges[other_index] if mine.overlaps(r)), None)
-                if clash is not None:
-                    yield FieldError(
-                        path=f"virtual_services[{index}].port"
-                        if position == 0
-                        else f"virtual_services[{index}].extra_ports[{position - 1}]",
-                        message=f"{vs.address} {proto} port {mine} is already used by "
-                        f"virtual service {other.name!r} (port {clash})",
-                    )
-        by_family.setdefault(family, []).append(index)
-        if address.is_unspecified:
-            wildcards.setdefault(family, []).append(index)
-        else:
-            by_address.setdefault((proto, address), []).append(index)
+        # each VIP of a dual-stack service is checked on its own (one per family)
+        for vip in vs.addresses:
+            address = ipaddress.ip_address(vip)
+            proto = Protocol(vs.protocol).value
+            family = (proto, address.version)
+            if address.is_unspecified:
+                candidates = by_family.get(family, [])
+            else:
+                candidates = sorted(
+                    [*by_address.get((proto, address), []), *wildcards.get(family, [])]
+                )
+            for other_index in candidates:
+                other = services[other_index]
+                for position, mine in enumerate(ranges[index]):
+                    clash = next((r for r in ranges[other_index] if mine.overlaps(r)), None)
+                    if clash is not None:
+                        yield FieldError(
+                            path=f"virtual_services[{index}].port"
+                            if position == 0
+                            else f"virtual_services[{index}].extra_ports[{position - 1}]",
+                            message=f"{vip} {proto} port {mine} is already used by "
+                            f"virtual service {other.name!r} (port {clash})",
+                        )
+            by_family.setdefault(family, []).append(index)
+            if address.is_unspecified:
+                wildcards.setdefault(family, []).append(index)
+            else:
+                by_address.setdefault((proto, address), []).append(index)
 
 
 # Messages for pydantic's own error types, in words a person understands.

@@ -33,7 +33,10 @@ class Persistence(BaseModel):
     header: HeaderName = "X-Session"
     query_item: CookieName = "session"
     fallback: PersistenceFallback = PersistenceFallback.none
-    source_mask: _bounded(1, 128) = 32  # type: ignore[valid-type]
+    # source_ip: the prefix length that counts as one client, per address family (a dual-stack
+    # service has both); an IPv6 client is one address by default, as an IPv4 one is
+    source_mask: _bounded(1, 32) = 32  # type: ignore[valid-type]
+    source_mask6: _bounded(1, 128) = 128  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

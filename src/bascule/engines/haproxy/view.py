@@ -429,10 +429,15 @@ def _is_http(vs: VirtualService) -> bool:
 def _binds(vs: VirtualService) -> tuple[str, ...]:
     # Section 4.2 "bind": "<address>:<port_range>"; IPv6 in brackets. A wildcard IPv6 VIP
     # gets "v6only" so it does not also take the IPv4 wildcard, a different VIP in the model.
-    suffix = " v6only" if ipaddress.ip_address(vs.address) == ipaddress.IPv6Address("::") else ""
-    return tuple(
-        _token(host_port(vs.address, str(port_range))) + suffix for port_range in vs.port_ranges
-    )
+    # A dual-stack service binds each of its VIPs (address, then address6) on every port.
+    binds = []
+    for address in vs.addresses:
+        wildcard6 = ipaddress.ip_address(address) == ipaddress.IPv6Address("::")
+        suffix = " v6only" if wildcard6 else ""
+        binds += [
+            _token(host_port(address, str(port_range))) + suffix for port_range in vs.port_ranges
+        ]
+    return tuple(binds)
 
 
 def _critical_rules(vs: VirtualService, http: bool) -> tuple[str, ...]:
