@@ -33,13 +33,16 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------------------------
-packages=(haproxy nftables conntrack iproute2 iputils-ping python3 python3-venv python3-pip curl procps ca-certificates)
+# stunnel4: the STARTTLS front of type: starttls services (engines/stunnel), run by Bascule.
+packages=(haproxy stunnel4 nftables conntrack iproute2 iputils-ping python3 python3-venv python3-pip curl procps ca-certificates)
 # The WUI's front-end packages come from npm (package-lock.json). Node.js from elsewhere (e.g.
 # NodeSource, whose nodejs bundles npm and conflicts with Debian's npm) is used as it is.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "$dev" = 1 ]; then
   packages+=(wrk nginx-light tcpdump openssl)
+  # The ACME test CA of tests/integration/test_tls_acme.py (run in a test namespace).
+  packages+=(pebble)
   # Browser tests (tests/browser): Playwright drives Debian's Chromium, never a downloaded one.
   packages+=(chromium fonts-dejavu-core)
 fi
@@ -53,9 +56,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian's haproxy package enables its own service; Bascule starts HAProxy itself. nginx
-# (test tools only) is run by the benchmarks with their own configs, never as a service.
-for unit in haproxy nginx; do
+# Debian's haproxy and stunnel4 packages have their own services; Bascule starts both itself.
+# nginx (test tools only) is run by the benchmarks with their own configs, never as a service.
+for unit in haproxy stunnel4 nginx; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled "$unit" >/dev/null 2>&1; then
     systemctl disable --now "$unit" >/dev/null 2>&1 || true
   fi

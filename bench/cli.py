@@ -72,9 +72,7 @@ def document(vip: str) -> dict[str, Any]:
                 "port": 8000 + i,
                 "type": "http",
                 "check": {"type": "none"},
-                "real_servers": [
-                    {"address": f"198.18.0.{11 + j}", "port": 80} for j in range(3)
-                ],
+                "real_servers": [{"address": f"198.18.0.{11 + j}", "port": 80} for j in range(3)],
             }
             for i in range(2)
         ]

@@ -129,9 +129,9 @@ def hand_haproxy(address: str, servers: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def proxy_nginx(address: str, servers: Sequence[str], prefix: Path) -> str:
-    """nginx as a competent admin sets it up as a reverse proxy."""
-    upstream = "\n".join(f"        server {server}:80;" for server in servers)
+def proxy_nginx_head(prefix: Path) -> str:
+    """The start of a proxying nginx's configuration, up to inside ``http {`` (the L7 and
+    TLS benches' nginx)."""
     return f"""\
 worker_processes auto;
 daemon off;
@@ -146,6 +146,15 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
+"""
+
+
+def proxy_nginx(address: str, servers: Sequence[str], prefix: Path) -> str:
+    """nginx as a competent admin sets it up as a reverse proxy."""
+    upstream = "\n".join(f"        server {server}:80;" for server in servers)
+    return (
+        proxy_nginx_head(prefix)
+        + f"""\
     upstream web {{
 {upstream}
         keepalive 64;
@@ -163,6 +172,7 @@ http {{
     }}
 }}
 """
+    )
 
 
 # --------------------------------------------------------------------------- wrk
@@ -181,6 +191,9 @@ class Run:
     requests: int
     errors: int
     non_2xx: int
+    # CPU time the proxy's processes spent per request (user + system, microseconds): on a
+    # shared machine a steadier figure than requests/s; 0 where the bench does not measure it
+    cpu_us: float = 0.0
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -238,6 +251,21 @@ class Pinning:
         raise ValueError(f"unknown pinning {name!r}")
 
 
+def cpu_ticks(root: int) -> int:
+    """User + system clock ticks of ``root`` and every process under it (HAProxy's master and
+    workers, nginx's master and workers), threads included; a process gone counts nothing."""
+    total = 0
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (proc(5))
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+    return total
+
+
 def _pinned(cpus: str | None, argv: Sequence[str]) -> list[str]:
     return ["taskset", "-c", cpus, *argv] if cpus else list(argv)
 
@@ -291,6 +319,22 @@ class BasculeBench:
             )
         return proc.stdout
 
+    def start_daemon(self, cpus: str | None = None) -> None:
+        """``bascule run`` in the lb namespace, in a session of its own; wait for its API."""
+        log = (self.workdir / "bascule.log").open("w")
+        try:
+            argv = [BASCULE, "--data-dir", str(self.bascule_dir), "run"]
+            self.bascule = self.topology.popen(
+                "lb", _pinned(cpus, argv), stdout=log, stderr=subprocess.STDOUT, **OWN_SESSION
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + 30
+        while not self._bascule_answers():
+            if self.bascule.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"bascule run did not start: {self._bascule_log()}")
+            time.sleep(0.1)
+
     def teardown(self) -> None:
         if self.bascule is not None and self.bascule.poll() is None:
             self.bascule.terminate()
@@ -303,6 +347,14 @@ class BasculeBench:
         shutil.rmtree(self.bascule_dir, ignore_errors=True)
 
     # -- measuring -----------------------------------------------------------------------
+
+    def proxy_pid(self, target: str) -> int | None:
+        """The root process of ``target``'s proxy, to count its CPU time (None: not counted)."""
+        return None
+
+    def url(self, target: str, workload: str) -> str:
+        """What wrk asks of ``target`` under ``workload`` (the TLS bench: a port per key)."""
+        return self.urls[target]
 
     def wrk(self, target: str, workload: str, duration: float) -> dict[str, float]:
         argv = [
@@ -317,14 +369,20 @@ class BasculeBench:
             "--timeout",
             "5s",
             *self.workloads[workload],
-            self.urls[target],
+            self.url(target, workload),
         ]
+        pid = self.proxy_pid(target)
+        before = cpu_ticks(pid) if pid else 0
         proc = self.topology.run(
             "client", self.pinned(argv), timeout=duration + 60, check=False, **OWN_SESSION
         )
         if proc.returncode != 0:
             raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
-        return parse_wrk(proc.stdout)
+        figures = parse_wrk(proc.stdout)
+        if pid and figures["requests"]:
+            spent = cpu_ticks(pid) - before
+            figures["cpu_us"] = spent * 1e6 / os.sysconf("SC_CLK_TCK") / figures["requests"]
+        return figures
 
     def measure(self) -> list[Run]:
         """Every target under every workload, ``rounds`` times, the order rotating."""
@@ -419,23 +477,7 @@ class Bench(BasculeBench):
         self.topology.wait_tcp("client", self.topology.lb.address, HAPROXY_PORT)
 
     def _start_bascule(self) -> None:
-        log = (self.workdir / "bascule.log").open("w")
-        try:
-            argv = [BASCULE, "--data-dir", str(self.bascule_dir), "run"]
-            self.bascule = self.topology.popen(
-                "lb",
-                _pinned(self.pin.proxy, argv),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                **OWN_SESSION,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + 30
-        while not self._bascule_answers():
-            if self.bascule.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"bascule run did not start: {self._bascule_log()}")
-            time.sleep(0.1)
+        self.start_daemon(self.pin.proxy)
         # Configured as a user would, through the CLI.
         self._cli(
             "vs",
@@ -552,12 +594,89 @@ def environment() -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def bench_arguments(
+    description: str, targets: Sequence[str], workloads: Sequence[str]
+) -> argparse.ArgumentParser:
+    """The options every wrk bench takes (rounds, duration, wrk's, the subsets, --out)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=50, help="wrk -c")
     parser.add_argument("--threads", type=int, default=2, help="wrk -t")
+    parser.add_argument(
+        "--targets",
+        type=lambda s: tuple(s.split(",")),
+        default=tuple(targets),
+        help=f"comma-separated subset of {','.join(targets)}",
+    )
+    parser.add_argument(
+        "--workloads",
+        type=lambda s: tuple(s.split(",")),
+        default=tuple(workloads),
+        help=f"comma-separated subset of {','.join(workloads)}",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    return parser
+
+
+def parse_selection(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    targets: Sequence[str],
+    workloads: Sequence[str],
+) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    for name in args.targets:
+        if name not in targets:
+            parser.error(f"unknown target {name!r}")
+    for name in args.workloads:
+        if name not in workloads:
+            parser.error(f"unknown workload {name!r}")
+    return args
+
+
+def preflight(script: str, tools: Sequence[str]) -> None:
+    """Exit with the reason unless root, namespaces and ``tools`` are there; then remove the
+    namespaces a crashed run left."""
+    if os.geteuid() != 0:
+        sys.exit(f"{script} needs root: it builds network namespaces")
+    reason = netns_available()
+    if reason is not None:
+        sys.exit(reason)
+    for tool in tools:
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed")
+    cleanup_stale()
+
+
+def write_report(
+    args: argparse.Namespace,
+    *,
+    kind: str,
+    started: datetime.datetime,
+    environment: dict[str, Any],
+    summary: dict[str, dict[str, dict[str, Any]]],
+    runs: Sequence[Run],
+    configs: dict[str, str],
+) -> Path:
+    """Everything about one bench run as ``<out>/<kind>-<time>.json``; its path."""
+    report = {
+        "started": started.isoformat(timespec="seconds"),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "environment": environment,
+        "loadavg_after": os.getloadavg(),
+        "summary": summary,
+        "runs": [asdict(run) for run in runs],
+        "configs": configs,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{kind}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = bench_arguments(__doc__.split("\n\n")[0], TARGETS, tuple(WORKLOADS))
     parser.add_argument(
         "--pin",
         choices=("none", "split"),
@@ -565,27 +684,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="none: let the scheduler place everything (default); split: wrk and the real "
         "servers on CPU 0, the proxy under test on CPU 1",
     )
-    parser.add_argument(
-        "--targets",
-        type=lambda s: tuple(s.split(",")),
-        default=TARGETS,
-        help=f"comma-separated subset of {','.join(TARGETS)}",
-    )
-    parser.add_argument(
-        "--workloads",
-        type=lambda s: tuple(s.split(",")),
-        default=tuple(WORKLOADS),
-        help=f"comma-separated subset of {','.join(WORKLOADS)}",
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
-    args = parser.parse_args(argv)
-    for name in args.targets:
-        if name not in TARGETS:
-            parser.error(f"unknown target {name!r}")
-    for name in args.workloads:
-        if name not in WORKLOADS:
-            parser.error(f"unknown workload {name!r}")
-    return args
+    return parse_selection(parser, argv, TARGETS, tuple(WORKLOADS))
 
 
 @contextlib.contextmanager
@@ -601,15 +700,7 @@ def _bench(args: argparse.Namespace) -> Iterator[Bench]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        sys.exit("bench/l7.py needs root: it builds network namespaces")
-    reason = netns_available()
-    if reason is not None:
-        sys.exit(reason)
-    for tool in ("wrk", "nginx", "haproxy", "taskset"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is not installed")
-    cleanup_stale()
+    preflight("bench/l7.py", ("wrk", "nginx", "haproxy", "taskset"))
     started = datetime.datetime.now(datetime.UTC)
     env_before = environment()
     print(
@@ -621,18 +712,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = bench.measure()
         configs = bench.configs
     summary = summarize(runs)
-    report = {
-        "started": started.isoformat(timespec="seconds"),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "environment": env_before,
-        "loadavg_after": os.getloadavg(),
-        "summary": summary,
-        "runs": [asdict(run) for run in runs],
-        "configs": configs,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"l7-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = write_report(
+        args,
+        kind="l7",
+        started=started,
+        environment=env_before,
+        summary=summary,
+        runs=runs,
+        configs=configs,
+    )
     print(table(summary))
     print(f"\nresults: {path}")
     return 0

@@ -12,6 +12,7 @@ The hierarchy says who is at fault::
     │   ├── EngineRejected       the engine's own checker refused the rendered config
     │   └── ApplyFailed          applying failed; the previous working state was restored
     ├── StoreError               the configuration store could not be read or written
+    ├── AcmeFailed               an ACME CA refused an order or could not validate it (its words)
     ├── DaemonUnavailable        the CLI could not reach the daemon
     ├── NotAuthenticated         no valid credentials (no or unknown token, expired session)
     │   ├── AuthenticationFailed wrong user name or password (one message for both)
@@ -56,6 +57,11 @@ class InvalidCertificate(InvalidConfiguration):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__([FieldError(path=field, message=message)])
+
+
+class AcmeFailed(BasculeError):
+    """An ACME CA refused an order, could not validate it, or could not be reached; the
+    message carries the CA's own words (its problem document's detail and type)."""
 
 
 class NotFound(BasculeError):

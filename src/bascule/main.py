@@ -60,6 +60,8 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
             audit=services.audit,
             statistics=services.statistics,
             stop=services.stop,
+            certificates=services.certificates,
+            acme=services.acme,
         ),
         local=local,
         docs_assets=vendor,
@@ -76,6 +78,8 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
                 statistics=services.statistics,
                 system=services.system,
                 logs=recent_lines,
+                certificates=services.certificates,
+                acme=services.acme,
             )
         )
         api.mount("/", wui)
@@ -294,9 +298,7 @@ def demo(
     )
     try:
         with session.client() as client:
-            wait_for_daemon(
-                client, log_path, alive=lambda: daemon is None or daemon.poll() is None
-            )
+            wait_for_daemon(client, log_path, alive=lambda: daemon is None or daemon.poll() is None)
             result = client.put_config(demo_document(port), message="demo", dry_run=False)
             if not result.get("applied", False):
                 raise CliError(f"the demo could not be applied: {result.get('message')}")

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("/var/lib/bascule")
@@ -19,6 +20,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = DEFAULT_DATA_DIR
     haproxy_binary: str = "haproxy"
+    # The STARTTLS front of type: starttls services (Debian's stunnel4).
+    stunnel_binary: str = "stunnel4"
     # How long `bascule stop --data-plane` lets connections finish before HAProxy is stopped
     # for good (SIGTERM stops the daemon only: the data plane runs on).
     shutdown_grace: float = 10.0
@@ -34,22 +37,67 @@ class Settings(BaseSettings):
     # The HTTPS management listener (API + WUI): "ADDRESS:PORT" ("[::1]:8443" for IPv6), or
     # "none" for the unix socket only. Beyond loopback only when configured.
     listen: str = "127.0.0.1:8443"
+    # Its bounds (daemon/listener.py; docs/security.md): connections in all and per client
+    # source (an IPv4 address or an IPv6 /64), and the time a client has for the TLS handshake,
+    # a request's head (from its first byte), its body, and between two requests. The total is
+    # lowered at start to keep half the descriptors (at least 256) for everything else.
+    listen_max_connections: int = Field(default=512, ge=1)
+    listen_max_per_source: int = Field(default=32, ge=1)
+    listen_handshake_timeout: float = Field(default=10.0, gt=0)
+    listen_header_timeout: float = Field(default=10.0, gt=0)
+    listen_body_timeout: float = Field(default=60.0, gt=0)
+    listen_idle_timeout: int = Field(default=5, ge=1)
     # Its certificate and key (PEM); generated self-signed at first start when both are missing.
     tls_cert: Path | None = None  # default data_dir/tls/cert.pem
     tls_key: Path | None = None  # default data_dir/tls/key.pem
+    # HAProxy's peers listener, which hands the stick tables (persistence) to a reloaded worker
+    # (engines/haproxy/peers.py): by default a unix socket in HAProxy's run directory, which
+    # only root reaches. For the HA pair (issue 16), "ADDRESS:PORT" on the network, which needs
+    # TLS with verified certificates: peers_tls_cert (this node's certificate and key, one PEM
+    # file) and peers_tls_ca (the CA that signed both nodes' certificates).
+    peers_listen: str | None = None
+    peers_tls_cert: Path | None = None
+    peers_tls_ca: Path | None = None
     # WUI sessions end after this many seconds without activity.
     session_idle_timeout: float = Field(default=900.0, gt=0)
-    # This many failed logins for one name within lockout_seconds lock it for lockout_seconds.
+    # The password guard (daemon/guard.py; docs/security.md): this many failed password checks
+    # (logins, or a current password given to change it) within lockout_seconds lock, for
+    # lockout_seconds, one account from one source; lockout_source_attempts lock the source
+    # (whatever the name); lockout_account_attempts lock the account for every source it has
+    # not logged in from within 30 days.
     lockout_attempts: int = Field(default=5, ge=1)
+    lockout_source_attempts: int = Field(default=20, ge=1)
+    lockout_account_attempts: int = Field(default=50, ge=1)
     lockout_seconds: float = Field(default=300.0, gt=0)
+    # How often ACME orders are looked at for renewal (at 2/3 of a certificate's lifetime).
+    acme_interval: float = Field(default=60.0, gt=0)
     # The first start's admin password (BASCULE_ADMIN_PASSWORD); random and printed if unset.
     admin_password: SecretStr | None = None
+    # Retention (daemon/retention.py, pruned every hour): audit entries older than this many
+    # days go, then the oldest until the log holds at most audit_max_mb MiB; the history keeps
+    # the newest revisions_keep revisions within revisions_max_mb MiB, and always the head and
+    # the revisions the engines run on.
+    audit_retention_days: float = Field(default=365.0, gt=0)
+    audit_max_mb: float = Field(default=64.0, gt=0)
+    revisions_keep: int = Field(default=1000, ge=1)
+    revisions_max_mb: float = Field(default=256.0, gt=0)
 
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
         parse_listen(value)
         return value.strip()
+
+    @model_validator(mode="after")
+    def _peers_on_the_network_need_tls(self) -> Self:
+        if self.peers_listen is not None:
+            if parse_listen(self.peers_listen) is None:
+                raise ValueError("peers_listen must be ADDRESS:PORT (leave it unset otherwise)")
+            if self.peers_tls_cert is None or self.peers_tls_ca is None:
+                raise ValueError(
+                    "peers_listen on the network needs TLS: set peers_tls_cert and peers_tls_ca"
+                )
+        return self
 
     @property
     def listen_address(self) -> tuple[str, int] | None:
@@ -76,6 +124,15 @@ class Settings(BaseSettings):
     @property
     def haproxy_dir(self) -> Path:
         return self.data_dir / "haproxy"
+
+    @property
+    def stunnel_dir(self) -> Path:
+        return self.data_dir / "stunnel"
+
+    @property
+    def certificates_dir(self) -> Path:
+        """The certificate store's files, as the engines read them (0700, files 0600)."""
+        return self.data_dir / "certificates"
 
 
 def parse_listen(value: str) -> tuple[str, int] | None:

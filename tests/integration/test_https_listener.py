@@ -3,7 +3,8 @@ namespaces.
 
 The daemon runs in ``lb`` listening on 198.18.0.2:8443; the CLI and a login run in ``client``
 (198.18.0.10). First start: a self-signed certificate for the listen address is generated and
-the admin password is printed once; a restart prints nothing and keeps the certificate; an API
+the admin password is written once to a 0600 file (the daemon's output is not a terminal); a
+restart writes nothing and keeps the certificate; an API
 token made over the local socket works remotely with ``--ca-cert`` (or ``--insecure``).
 """
 
@@ -24,7 +25,7 @@ from netns import Topology
 pytestmark = pytest.mark.integration
 
 PORT = 8443
-PASSWORD_LINE = re.compile(r"^admin password: (\S+)$", re.MULTILINE)
+PASSWORD_LINE = re.compile(r"^admin password: (written to \S+)", re.MULTILINE)
 
 LOGIN = """
 import json, ssl, sys, httpx
@@ -50,9 +51,13 @@ def test_https_listener_first_start_and_restart(make_topology: Callable[..., Top
         names = loaded.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert lb in {str(a) for a in names.get_values_for_type(x509.IPAddress)}
 
-        passwords = PASSWORD_LINE.findall(daemon.log())
-        assert len(passwords) == 1, daemon.log()
-        password = passwords[0]
+        # Its stdout is not a terminal: the password is in a 0600 file, never in the log.
+        announced = PASSWORD_LINE.findall(daemon.log())
+        password_file = daemon.data_dir / "initial-admin-password"
+        assert announced == [f"written to {password_file}"], daemon.log()
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+        password = password_file.read_text().strip()
+        assert password not in daemon.log()
 
         # The printed password logs in over HTTPS from another host, verified by the cert.
         login = topology.run("client", [sys.executable, "-c", LOGIN, url, str(cert), password])

@@ -14,10 +14,12 @@ from argon2 import PasswordHasher
 from bascule.api import ApiServices
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
+from bascule.daemon.certificates import CertificateService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.store.accounts import AccountStore
 from bascule.store.audit import AuditStore
+from bascule.store.certificates import CertificateStore
 
 System = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -68,6 +70,13 @@ def make_api_services() -> Iterator[Callable[..., ApiServices]]:
                 audit=audit,
                 hasher=FAST_HASHER,
             )
+            certificates = CertificateService(
+                stack.enter_context(CertificateStore(path)),
+                directory=path.parent / "certificates",
+                config=config,
+                audit=audit,
+            )
+            config.attach_certificates(certificates.document_problems, certificates.alerts)
             return ApiServices(
                 config=config,
                 system=system,
@@ -75,6 +84,7 @@ def make_api_services() -> Iterator[Callable[..., ApiServices]]:
                 audit=audit,
                 statistics=Statistics(config.status, interval=10),
                 stop=StopRecorder(),
+                certificates=certificates,
             )
 
         yield make

@@ -96,13 +96,16 @@ class Hierarchy:
     leaf: Issued
 
 
-def hierarchy() -> Hierarchy:
-    root = issue("Test Root CA", ca=True)
-    intermediate = issue("Test Intermediate CA", issuer=root, ca=True)
+def hierarchy(now: datetime.datetime = NOW) -> Hierarchy:
+    """The three certificates, valid from 30 days before ``now`` to 60 days after."""
+    valid = {"not_before": now - 30 * DAY, "not_after": now + 60 * DAY}
+    root = issue("Test Root CA", ca=True, **valid)
+    intermediate = issue("Test Intermediate CA", issuer=root, ca=True, **valid)
     leaf = issue(
         "www.example.test",
         issuer=intermediate,
         dns=("www.example.test", "*.shop.example.test"),
         ips=("198.18.0.100",),
+        **valid,
     )
     return Hierarchy(root=root, intermediate=intermediate, leaf=leaf)

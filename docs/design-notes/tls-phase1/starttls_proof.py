@@ -3,7 +3,7 @@ front of a loopback HAProxy that schedules and health-checks the plain real serv
 
     .venv/bin/python docs/design-notes/tls-phase1/starttls_proof.py   (needs aiosmtpd)
 
-Loopback only. For each protocol two plain real servers (rs1, rs2: mail_stubs.py) sit behind
+Loopback only. For each protocol two plain real servers (rs1, rs2: tests/tools/mail_servers.py) sit behind
 one HAProxy TCP listener (balance roundrobin, HAProxy's smtpchk / tcp-check). In front of it:
 
     stunnel4   :8025 smtp, :8143 imap, :8110 pop3  (protocol = smtp|imap|pop3, connect = HAProxy)
@@ -214,7 +214,7 @@ def main() -> None:
         for proto, ports in REAL.items():
             for index, port in enumerate(ports, start=1):
                 processes[f"{proto}-rs{index}"] = subprocess.Popen(
-                    [sys.executable, str(HERE / "mail_stubs.py"), proto, "127.0.0.1", str(port), f"rs{index}"],
+                    [sys.executable, str(HERE.parents[2] / "tests" / "tools" / "mail_servers.py"), proto, "127.0.0.1", str(port), f"rs{index}"],
                     stdout=log, stderr=subprocess.STDOUT)
         processes["haproxy"] = subprocess.Popen(["haproxy", "-W", "-f", str(work / "haproxy.cfg")], stdout=log, stderr=subprocess.STDOUT)
         processes["stunnel"] = subprocess.Popen(["stunnel4", str(work / "stunnel.conf")], stdout=log, stderr=subprocess.STDOUT)

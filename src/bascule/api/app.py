@@ -9,6 +9,9 @@ outside it. ``local``: the unix socket's app, whose caller is trusted as a local
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -20,11 +23,13 @@ import bascule
 from bascule.api.auth import require
 from bascule.api.deps import ApiServices
 from bascule.api.errors import ERROR_RESPONSES, install_error_handlers
-from bascule.api.limits import RequestSizeLimit
+from bascule.api.gate import Gate
+from bascule.api.headers import SecurityHeaders
 from bascule.api.routes import (
     audit,
     auth,
     backup,
+    certificates,
     config,
     dsr,
     metrics,
@@ -62,8 +67,11 @@ def create_app(
     app.state.services = services
     app.state.local = local
     install_error_handlers(app)
-    if not local:  # reachable from the network: bodies are bounded before anyone reads them
-        app.add_middleware(RequestSizeLimit)
+    if not local:
+        # Reachable from the network: who asks is decided from the headers, and bodies are
+        # bounded by role, before anyone reads them (gate.py).
+        app.add_middleware(Gate)
+    app.add_middleware(SecurityHeaders, hsts=not local)  # outermost: every answer gets them
     public = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
     public.include_router(auth.public)
     app.include_router(public)
@@ -87,6 +95,7 @@ def create_app(
         audit,
         statistics,
         backup,
+        certificates,
     ):
         api.include_router(module.router)
     app.include_router(api)
@@ -98,12 +107,30 @@ def _serve_docs(app: FastAPI, assets: Path) -> None:
     """Swagger UI for the served OpenAPI document, with its script and style from ``assets``."""
     app.mount(f"{API_PREFIX}/docs/assets", StaticFiles(directory=assets), name="docs-assets")
 
+    page = get_swagger_ui_html(
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        title="Bascule API",
+        swagger_js_url=f"{API_PREFIX}/docs/assets/swagger-ui-bundle.js",
+        swagger_css_url=f"{API_PREFIX}/docs/assets/swagger-ui.css",
+        swagger_favicon_url="data:,",
+    )
+    # Its one inline script is allowed by its hash, nothing else inline; never framed.
+    policy = (
+        "default-src 'self'; script-src 'self' "
+        + " ".join(_script_hashes(bytes(page.body).decode()))
+        + "; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+    )
+
     @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=f"{API_PREFIX}/openapi.json",
-            title="Bascule API",
-            swagger_js_url=f"{API_PREFIX}/docs/assets/swagger-ui-bundle.js",
-            swagger_css_url=f"{API_PREFIX}/docs/assets/swagger-ui.css",
-            swagger_favicon_url="data:,",
-        )
+        return HTMLResponse(page.body, headers={"Content-Security-Policy": policy})
+
+
+def _script_hashes(html: str) -> list[str]:
+    """CSP source expressions (``'sha256-...'``) of the inline scripts of ``html``."""
+    hashes = []
+    for match in re.finditer(r"<script>(.*?)</script>", html, re.DOTALL):
+        digest = hashlib.sha256(match[1].encode()).digest()
+        hashes.append(f"'sha256-{base64.b64encode(digest).decode()}'")
+    return hashes

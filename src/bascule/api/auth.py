@@ -23,11 +23,13 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from bascule.daemon.accounts import AccountService, WebSession
 from bascule.errors import Forbidden, NotAuthenticated
 from bascule.model.access import Actor, Permission, Role
+from bascule.text import has_control
 
 SESSION_COOKIE = "bascule_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -87,6 +89,17 @@ async def get_actor(
     """The caller; ``NotAuthenticated`` (401) without valid credentials."""
     if is_local(request):
         name = (x_bascule_author or "").strip() or LOCAL_ACTOR
+        if has_control(name):  # recorded as the author of revisions: one line, printable
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ("header", "X-Bascule-Author"),
+                        "msg": "must not contain control characters (newlines, tabs, ESC...)",
+                        "input": name,
+                    }
+                ]
+            )
         local = Actor(name=name, role=Role.admin, via="local", remote=LOCAL_REMOTE)
         return remember_actor(request, local)
     accounts = accounts_of(request)

@@ -38,6 +38,7 @@ from bascule.api.etags import etag
 from bascule.api.schemas import ErrorDetail, ErrorKind, ErrorOut, FieldProblem
 from bascule.daemon.audit import AuditOutcome
 from bascule.errors import (
+    AcmeFailed,
     ApplyFailed,
     BasculeError,
     Conflict,
@@ -63,6 +64,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "The If-Match revision is stale"},
     422: {"model": ErrorOut, "description": "Invalid configuration, request, or engine refusal"},
     500: {"model": ErrorOut, "description": "The engine or the store failed"},
+}
+#: For OpenAPI: the routes that check a password (login, one's own password change).
+LOCKED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorOut,
+        "description": "Too many failed password checks for this account or from this address "
+        "(Retry-After says for how long)",
+    },
 }
 
 
@@ -126,6 +135,8 @@ async def _bascule_error(request: Request, exc: Exception) -> JSONResponse:
         case StoreError():
             log.error("store failure", extra={"error": str(exc), "path": request.url.path})
             return error_response(500, "store_error", str(exc))
+        case AcmeFailed():
+            return error_response(502, "acme_failed", str(exc))
     return await _unexpected(request, exc)
 
 

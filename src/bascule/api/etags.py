@@ -15,6 +15,9 @@ from bascule.daemon.changes import UNCHECKED, Base
 from bascule.daemon.results import ApplyResult
 
 EMPTY_STORE_TAGS = frozenset({"0", "none"})
+#: The largest revision number (an SQLite INTEGER) and its number of digits.
+MAX_REVISION = 2**63 - 1
+MAX_DIGITS = len(str(MAX_REVISION))
 
 
 def etag(revision: int | None) -> str:
@@ -32,7 +35,9 @@ def parse_if_match(value: str | None) -> Base:
     tag = value.strip().removeprefix("W/").strip('"').strip()
     if tag.lower() in EMPTY_STORE_TAGS:
         return None
-    if tag.isascii() and tag.isdigit():
+    # At most a revision number's digits (SQLite INTEGER, 2**63 - 1): int() of 5,000 digits
+    # raised ValueError (a 500), and a long header is nobody's revision.
+    if tag.isascii() and tag.isdigit() and len(tag) <= MAX_DIGITS and int(tag) <= MAX_REVISION:
         return int(tag)
     raise RequestValidationError(
         [
@@ -40,7 +45,7 @@ def parse_if_match(value: str | None) -> Base:
                 "type": "value_error",
                 "loc": ("header", "If-Match"),
                 "msg": 'must be one revision number such as "3" ("0" or none for an empty store)',
-                "input": value,
+                "input": value[:64],
             }
         ]
     )

@@ -1,15 +1,19 @@
-"""How big a request may be: refused (413) before anything reads it, even before the caller is
-authenticated.
+"""How big a request may be: refused (413) before anything reads it.
 
-Outermost layer of the HTTPS app (API and WUI), ahead of the flow of a change: FastAPI reads a
-route's body before it runs the route's dependencies, authentication included, so without this
-anyone who reaches the listener could make the daemon read a body of any size into memory and
-only then be told 401. A body announced by ``Content-Length`` is checked against the limit from
-the header alone (the HTTP server never delivers more than announced); a chunked one, which
-announces nothing, is read up to the limit and handed on only if it stays within.
+Part of the HTTPS app's gate (``gate.py``), ahead of the flow of a change: FastAPI reads a
+route's body before it runs the route's dependencies, so the gate decides, from the headers
+alone, who is asking and how much they may send, and ``read_bounded`` holds the body to that.
+A body announced by ``Content-Length`` is checked against the limit from the header alone (the
+HTTP server never delivers more than announced); a chunked one, which announces nothing, is
+read up to the limit and handed on only if it stays within.
 
-The limit (``MAX_REQUEST_BYTES``) leaves room for the largest legitimate request: a backup file
-of ``daemon.backup.MAX_BACKUP_BYTES`` uploaded as a form.
+The limits, by who asks (docs/security.md):
+
+- ``MAX_REQUEST_BYTES`` for a caller who may ``configure``: room for the largest legitimate
+  request, a backup file of ``daemon.backup.MAX_BACKUP_BYTES`` uploaded as a form;
+- ``SMALL_REQUEST_BYTES`` for any other authenticated caller (a weight, a password, a token:
+  a few hundred bytes), so a viewer cannot make the daemon read and parse megabytes;
+- ``PUBLIC_REQUEST_BYTES`` for the routes anyone may call (the login forms).
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from bascule.daemon.backup import MAX_BACKUP_BYTES
 
 #: The largest request body the HTTPS app reads (a backup upload plus its form's envelope).
 MAX_REQUEST_BYTES = MAX_BACKUP_BYTES + 1024 * 1024
+#: The largest body of a caller without the configure permission.
+SMALL_REQUEST_BYTES = 64 * 1024
+#: The largest body of a request without credentials (a login: a name and a password).
+PUBLIC_REQUEST_BYTES = 16 * 1024
 
 
 class RequestSizeLimit:
@@ -34,47 +42,66 @@ class RequestSizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = _header(scope, b"content-length")
-        if length is not None:
-            if not length.isdigit() or int(length) > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
-            await self.app(scope, receive, send)
+        await read_bounded(self.app, scope, receive, send, max_bytes=self.max_bytes)
+
+
+async def read_bounded(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, *, max_bytes: int
+) -> None:
+    """Run ``app`` on a request whose body is at most ``max_bytes``, else answer 413."""
+    length = header(scope, b"content-length")
+    if length is not None:
+        if not length.isdigit() or int(length) > max_bytes:
+            await _refuse(scope, receive, send, max_bytes)
             return
-        if _header(scope, b"transfer-encoding") is None:
-            await self.app(scope, receive, send)  # no body
+        await app(scope, receive, send)
+        return
+    if header(scope, b"transfer-encoding") is None:
+        await app(scope, receive, send)  # no body
+        return
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break  # the client went away: let the app see it
+        size += len(message.get("body", b""))
+        if size > max_bytes:
+            await _refuse(scope, receive, send, max_bytes)
             return
-        messages: list[Message] = []
-        size = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break  # the client went away: let the app see it
-            size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
+        if not message.get("more_body", False):
+            break
 
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
 
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = f"{self.max_bytes // (1024 * 1024)} MiB"
-        response = error_response(
-            413,
-            "bad_request",
-            f"the request body is larger than {limit}: nothing was read",
-            headers={"Connection": "close"},
-        )
-        await response(scope, receive, send)
+    await app(scope, replay, send)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a length above zero, or chunks)."""
+    length = header(scope, b"content-length")
+    if length is not None:
+        return length != "0"
+    return header(scope, b"transfer-encoding") is not None
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
+    limit = (
+        f"{max_bytes // (1024 * 1024)} MiB" if max_bytes >= 1024 * 1024 else f"{max_bytes} bytes"
+    )
+    response = error_response(
+        413,
+        "bad_request",
+        f"the request body is larger than {limit}: nothing was read",
+        headers={"Connection": "close"},
+    )
+    await response(scope, receive, send)
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The value of header ``name`` (lower case) in ``scope``, if present."""
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
             return str(value.decode("latin-1").strip())

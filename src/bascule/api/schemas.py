@@ -33,6 +33,7 @@ ErrorKind = Literal[
     "unauthorized",
     "forbidden",
     "locked_out",
+    "acme_failed",
 ]
 
 # -- errors -------------------------------------------------------------------------------------
@@ -282,6 +283,14 @@ class VirtualServiceStatusOut(_FromAttributes):
     real_servers: list[RealServerStatusOut]
 
 
+class CertificateAlertOut(_FromAttributes):
+    name: str
+    level: str = Field(description="warning (30 days), critical (7 days), expired, acme_failed")
+    message: str
+    not_after: datetime | None
+    used_by: list[str] = Field(description="the virtual services that serve it")
+
+
 class StatusOut(_FromAttributes):
     revision: int | None
     applied_revision: int | None
@@ -289,3 +298,7 @@ class StatusOut(_FromAttributes):
     apply_message: str
     engine: dict[str, Any]
     virtual_services: list[VirtualServiceStatusOut]
+    certificates: list[CertificateAlertOut] = Field(
+        default_factory=list,
+        description="certificates of the store that expire soon, have expired, or failed to renew",
+    )

@@ -337,6 +337,66 @@ class BasculeClient:
                 return True
             time.sleep(poll)
         return False
+    # -- the certificate store (administer) --------------------------------------------------
+
+    def certificates(self) -> dict[str, Any]:
+        return self._get("/certificates")
+
+    def certificate(self, name: str) -> dict[str, Any]:
+        return self._get(f"/certificates/{quote(name, safe='')}")
+
+    def add_certificate(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("POST", "/certificates", body={"name": name, **body})
+
+    def replace_certificate(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("PUT", f"/certificates/{quote(name, safe='')}", body=dict(body))
+
+    def self_signed(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("POST", "/certificates/self-signed", body=dict(body))
+
+    def delete_certificate(self, name: str) -> dict[str, Any]:
+        return self._write("DELETE", f"/certificates/{quote(name, safe='')}")
+
+    def acme(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("POST", "/certificates/acme", body=dict(body))
+
+    def renew(self, name: str) -> dict[str, Any]:
+        return self._write("POST", f"/certificates/{quote(name, safe='')}/renew")
+
+    def add_ca_bundle(self, name: str, pem: str) -> dict[str, Any]:
+        return self._write("POST", "/ca-bundles", body={"name": name, "pem": pem})
+
+    def replace_ca_bundle(self, name: str, pem: str) -> dict[str, Any]:
+        return self._write("PUT", f"/ca-bundles/{quote(name, safe='')}", body={"pem": pem})
+
+    # -- backups -------------------------------------------------------------------------------
+
+    def backup(self, passphrase: str | None = None) -> str:
+        """The backup file: the document and the certificate store, its keys sealed with
+        ``passphrase`` when given (administrators only)."""
+        if passphrase is None:
+            return self._response("GET", "/backup").text
+        author = {} if self.remote else {AUTHOR_HEADER: self.author}
+        return self._response(
+            "POST", "/backup", body={"passphrase": passphrase}, headers=author
+        ).text
+
+    def restore(
+        self, data: bytes, *, passphrase: str | None = None, dry_run: bool = False
+    ) -> dict[str, Any]:
+        headers = {"Content-Type": "application/yaml"}
+        if not self.remote:
+            headers[AUTHOR_HEADER] = self.author
+        if passphrase is not None:
+            headers["X-Backup-Passphrase"] = passphrase
+        response = self._response(
+            "POST",
+            "/restore",
+            params={"dry_run": "true"} if dry_run else None,
+            content=data,
+            headers=headers,
+        )
+        return _json_object(response)
 
     # -- waiting for a daemon that starts ---------------------------------------------------
 
@@ -442,7 +502,23 @@ class BasculeClient:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        """One request; ``timeout`` (seconds) replaces the client's own for this one."""
+        """One request, its JSON answer; ``timeout`` (seconds) replaces the client's own."""
+        return _json_object(
+            self._response(method, path, params=params, body=body, headers=headers, timeout=timeout)
+        )
+
+    def _response(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """One request; its answer, or a CliError with the problems an error answer names."""
         # Checked first because httpcore leaks its socket object when a unix-socket connect
         # fails (httpcore/_backends/sync.py: connect_unix_socket never closes it), and because
         # a missing socket needs no round trip to say the daemon is not running.
@@ -454,6 +530,7 @@ class BasculeClient:
                 API + path,
                 params=params,
                 json=body,
+                content=content,
                 headers=headers,
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
@@ -465,7 +542,7 @@ class BasculeClient:
             raise self._unreachable(exc) from exc
         if response.is_error:
             raise CliError(*error_lines(response))
-        return _json_object(response)
+        return response
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

@@ -8,7 +8,6 @@ instead of silently overwriting someone else's change (``--force`` skips the che
 from __future__ import annotations
 
 import enum
-import json
 import re
 import sys
 from pathlib import Path
@@ -20,7 +19,9 @@ from bascule.cli import output
 from bascule.cli.errors import CliError
 from bascule.cli.session import JsonFlag, Session
 
-REVISION_LINE = re.compile(r"^#\s*bascule revision (\d+)\s*$")
+REVISION_LINE = re.compile(r"^#\s*bascule revision (\d{1,18})\s*$")  # an SQLite INTEGER
+#: A larger file is not a configuration document (the daemon reads 17 MiB at most).
+MAX_DOCUMENT_CHARACTERS = 32 * 1024 * 1024
 
 
 class Format(enum.StrEnum):
@@ -36,17 +37,28 @@ def read_document(source: str) -> tuple[Any, int | None]:
     """The parsed document in ``source`` (a path, or ``-`` for stdin) and its base revision."""
     name = "stdin" if source == "-" else source
     try:
-        content = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        if source == "-":
+            content = sys.stdin.read(MAX_DOCUMENT_CHARACTERS + 1)
+        else:
+            with Path(source).open(encoding="utf-8") as file:
+                content = file.read(MAX_DOCUMENT_CHARACTERS + 1)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise CliError(f"cannot read {name}: {reason}") from exc
+    if len(content) > MAX_DOCUMENT_CHARACTERS:
+        raise CliError(
+            f"{name} is larger than {MAX_DOCUMENT_CHARACTERS // (1024 * 1024)} MiB: "
+            "not a configuration document (the daemon would refuse it)"
+        )
     first_line = content.split("\n", 1)[0]
     match = REVISION_LINE.match(first_line)
     base = int(match[1]) if match else None
     import yaml  # only the commands that read or write YAML pay for it
 
+    from bascule import safeyaml
+
     try:
-        document = yaml.safe_load(content)
+        document = safeyaml.load(content)  # no aliases (billion laughs), bounded depth
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{name} line {mark.line + 1}" if mark is not None else name
@@ -98,7 +110,7 @@ def export(
     with session.client() as api:
         answer = api.get_config()
     if session.json:
-        content = json.dumps(answer, indent=2, ensure_ascii=False) + "\n"
+        content = output.json_text(answer) + "\n"
     else:
         content = render(answer.get("document") or {}, answer.get("revision"), format)
     if out is None:
@@ -117,7 +129,7 @@ def render(document: Any, revision: int | None, format: Format) -> str:
     against concurrent edits.
     """
     if format is Format.json:
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        return output.json_text(document) + "\n"
     import yaml
 
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)

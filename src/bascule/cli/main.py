@@ -19,11 +19,14 @@ from typer.core import TyperGroup
 
 from bascule.cli import (
     agent,
+    backup,
+    certificates,
     config,
     daemon,
     detect,
     dsr,
     history,
+    output,
     persistence,
     rs,
     status,
@@ -44,7 +47,8 @@ class BasculeGroup(TyperGroup):
             return super().invoke(ctx)
         except CliError as exc:
             for line in exc.lines:
-                typer.echo(f"error: {line}", err=True)
+                # a message can quote what the daemon or a file said: no raw control character
+                typer.echo(f"error: {output.clean(line)}", err=True)
             raise typer.Exit(1) from exc
 
 
@@ -132,6 +136,9 @@ app.command("diff")(history.diff)
 app.command("rollback")(history.rollback)
 app.add_typer(users.app, name="user")
 app.add_typer(tokens.app, name="token")
+app.add_typer(certificates.app, name="cert")
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 
 
 def main() -> None:

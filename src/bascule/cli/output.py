@@ -3,6 +3,13 @@ API's JSON unchanged with ``--json`` for scripts.
 
 User data (names, messages, diff paths such as ``real_servers[198.18.0.4:80]``) is always
 wrapped in ``rich.text.Text`` so square brackets are never read as rich markup.
+
+Nothing a daemon answers reaches the terminal raw: a revision message, an author, an engine's
+message or a real server's banner could carry ESC sequences (which rewrite the screen, the
+window title, the clipboard...) or newlines (which forge lines). ``clean`` shows every control
+character as an escape (``\x1b``, ``\n``); every cell goes through it, and ``console()`` is a
+``SafeConsole``, which escapes any control character left in what it prints but its own line
+breaks. ``--json`` output escapes them as JSON does (``\u001b``), C1 and DEL included.
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich.console import Console
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
 from bascule.cli.errors import CliError
+from bascule.text import CONTROL_BUT_NEWLINE, escape, escape_control
 
 STATUS_STYLES: Mapping[str, str] = {
     "up": "green",
@@ -32,28 +41,56 @@ STATUS_STYLES: Mapping[str, str] = {
 DIFF_STYLES: Mapping[str, str] = {"+": "green", "-": "red", "~": "yellow"}
 
 
+def clean(value: str) -> str:
+    """``value`` with every control character shown as an escape (``bascule.text``):
+    ``a\x1b[2Jb`` prints as the eight characters ``a\\x1b[2Jb``, a newline as ``\\n``."""
+    return escape_control(value)
+
+
+class SafeConsole(Console):
+    """A rich console that escapes every control character in the text it prints, but the
+    line breaks of its own layout (rich strips only a few: BEL, BS, VT, FF, CR)."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        safe = (
+            segment
+            if segment.control or not CONTROL_BUT_NEWLINE.search(segment.text)
+            else Segment(CONTROL_BUT_NEWLINE.sub(escape, segment.text), segment.style)
+            for segment in buffer
+        )
+        return super()._render_buffer(safe)
+
+
 def console() -> Console:
     """A console on the current stdout (created per use so test runners can capture it)."""
-    out = Console(highlight=False)
+    out = SafeConsole(highlight=False)
     if not out.is_terminal:
         # Piped or captured output has no width to respect; 80 columns would fold addresses
         # and status words mid-token. A terminal keeps its own width.
-        out = Console(highlight=False, width=200)
+        out = SafeConsole(highlight=False, width=200)
     return out
 
 
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON whose strings carry no raw control character: json escapes
+    C0 itself; DEL, C1 and the Unicode separators and overrides are escaped here too."""
+    dumped = json.dumps(data, indent=2, ensure_ascii=False)  # its own newlines stay
+    return CONTROL_BUT_NEWLINE.sub(lambda match: f"\\u{ord(match[0]):04x}", dumped)
+
+
 def print_json(data: Any) -> None:
-    """The API's JSON, as it came, indented."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """The API's JSON, as it came, indented (control characters escaped)."""
+    sys.stdout.write(json_text(data) + "\n")
 
 
 def text(value: Any, style: str = "") -> Text:
-    """A table cell: ``None`` shows as a dash, booleans as yes/no."""
+    """A table cell: ``None`` shows as a dash, booleans as yes/no, control characters as
+    escapes (``clean``)."""
     if value is None:
         return Text("-", style="bright_black")
     if isinstance(value, bool):
         value = "yes" if value else "no"
-    return Text(str(value), style=style)
+    return Text(clean(str(value)), style=style)
 
 
 def status_text(status: str) -> Text:
@@ -64,7 +101,7 @@ def diff_text(diff: str) -> Text:
     """A ``format_diff`` text coloured by its first character (``+``, ``-``, ``~``)."""
     result = Text()
     for line in diff.splitlines():
-        result.append(line, style=DIFF_STYLES.get(line[:1], ""))
+        result.append(clean(line), style=DIFF_STYLES.get(line[:1], ""))
         result.append("\n")
     result.rstrip()
     return result

@@ -42,6 +42,9 @@ def status(
         return
     out = output.console()
     _print_control_plane(out, report)
+    for alert in report.get("certificates") or []:
+        style = "yellow" if alert.get("level") == "warning" else "bold red"
+        out.print(Text(f"certificate: {alert.get('message')}", style=style), soft_wrap=True)
     if not services:
         out.print("no virtual services")
         return

@@ -89,7 +89,8 @@ def add(
 def passwd(
     ctx: typer.Context, name: Name, password_stdin: PasswordStdin = False, as_json: JsonFlag = False
 ) -> None:
-    """Set a user's password (your own: the current one is asked first). Their sessions end."""
+    """Set a user's password (your own: the current one is asked first). Their sessions end
+    and their API tokens are revoked."""
     session = Session.of(ctx, json=as_json)
     with session.client() as api:
         changes: dict[str, str] = {}
@@ -101,7 +102,11 @@ def passwd(
                 changes["current_password"] = typer.prompt("current password", hide_input=True)
         changes["password"] = read_password(password_stdin, "new password")
         answer = api.update_user(name, changes)
-    _done(session, answer, f"changed the password of {name}")
+    _done(
+        session,
+        answer,
+        f"changed the password of {name}: their sessions ended and their API tokens were revoked",
+    )
 
 
 @app.command()

@@ -51,8 +51,10 @@ def scalar(raw: str) -> Any:
     """A value as YAML reads it (``5`` an int, ``true`` a bool, ``null``); else the text."""
     import yaml  # only the commands that take assignments pay for it
 
+    from bascule import safeyaml
+
     try:
-        return yaml.safe_load(raw) if raw.strip() else None
+        return safeyaml.load(raw) if raw.strip() else None
     except yaml.YAMLError:
         return raw
 

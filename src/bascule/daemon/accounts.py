@@ -31,18 +31,19 @@ from datetime import UTC, datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from bascule.daemon.audit import AuditOutcome, AuditService
+from bascule.daemon.audit import AuditService
+from bascule.daemon.guard import Attempt, GuardPolicy, PasswordGuard
 from bascule.errors import (
     AuthenticationFailed,
     FieldError,
     Forbidden,
     InvalidConfiguration,
-    LockedOut,
     NotApplicable,
     NotFound,
 )
 from bascule.model.access import Actor, Permission, Role, role_covers
-from bascule.store.accounts import AccountStore, LoginFailures, TokenInfo, User
+from bascule.model.types import single_line
+from bascule.store.accounts import AccountStore, TokenInfo, User
 
 __all__ = ["AccountService", "TokenInfo", "User", "WebSession"]
 
@@ -60,7 +61,6 @@ TOUCH_INTERVAL = 10.0
 
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _TOKEN_ID = re.compile(r"^[0-9a-f]{16}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CSRF_CONTEXT = b"bascule csrf token v1"
 
 
@@ -91,22 +91,36 @@ class AccountService:
         idle_timeout: float,
         lockout_attempts: int,
         lockout_seconds: float,
+        lockout_source_attempts: int | None = None,
+        lockout_account_attempts: int | None = None,
         clock: Callable[[], float] = time.time,
         audit: AuditService | None = None,
         hasher: PasswordHasher | None = None,
     ) -> None:
-        if idle_timeout <= 0 or lockout_attempts < 1 or lockout_seconds <= 0:
-            raise ValueError("idle_timeout, lockout_attempts and lockout_seconds must be > 0")
+        """``lockout_attempts`` failures of one account from one source within
+        ``lockout_seconds`` lock it there; ``lockout_source_attempts`` (default 4 times as
+        many) lock the source, ``lockout_account_attempts`` (default 10 times as many) the
+        account for sources it never logged in from (daemon/guard.py)."""
+        if idle_timeout <= 0:
+            raise ValueError("idle_timeout must be > 0")
         self.store = store
         self.idle_timeout = idle_timeout
-        self.lockout_attempts = lockout_attempts
-        self.lockout_seconds = lockout_seconds
+        self.guard = PasswordGuard(
+            store,
+            GuardPolicy(
+                attempts=lockout_attempts,
+                source_attempts=lockout_source_attempts or 4 * lockout_attempts,
+                account_attempts=lockout_account_attempts or 10 * lockout_attempts,
+                seconds=lockout_seconds,
+            ),
+            clock=clock,
+            audit=audit,
+        )
         self._clock = clock
         self._audit = audit
         self._hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None
         self._hashing = asyncio.Semaphore(MAX_PARALLEL_HASHES)
-        self._noted_locks: dict[str, datetime] = {}  # name -> the lock whose refusal is recorded
 
     # -- first start ------------------------------------------------------------------------
 
@@ -129,26 +143,26 @@ class AccountService:
         """Check a user name and password and open a session.
 
         ``AuthenticationFailed`` says the same for a wrong name and a wrong password (and takes
-        as long: an unknown name is checked against a dummy hash). ``LockedOut`` once
-        ``lockout_attempts`` failures for that name fall within ``lockout_seconds``."""
-        if len(name) > MAX_LOGIN_NAME:  # no user has such a name; keep the store and log small
-            name = name[:MAX_LOGIN_NAME]
-            self._record_login(name, remote, AuditOutcome.failed, "user name too long")
+        as long: an unknown name is checked against a dummy hash). ``LockedOut`` while the
+        password guard holds a lock for that name or that source (daemon/guard.py)."""
+        # No user has a longer name: it is wrong without a check, and kept short in the store.
+        too_long = len(name) > MAX_LOGIN_NAME
+        name = name[:MAX_LOGIN_NAME]
+        attempt = Attempt(name=name, remote=remote, action="login", actor=name)
+        stored = None if too_long else self.store.password_hash(name)
+
+        async def check() -> bool:
+            if too_long:
+                return False
+            return await self._verify(stored, password) and stored is not None
+
+        if not await self.guard.verify(attempt, check):
             raise AuthenticationFailed()
-        self._refuse_if_locked(name, remote, self._now())
-        stored = self.store.password_hash(name)
-        ok = await self._verify(stored, password)
-        # Read the count again after the (slow, threaded) check: logins for the same name
-        # running side by side must add up, and one that finishes after the name got locked
-        # is refused even with the right password (else parallel guesses skip the lockout).
-        now = self._now()
-        failures = self._refuse_if_locked(name, remote, now)
-        if stored is None or not ok:
-            self._fail(name, remote, failures, now)
-        self.store.clear_login_failures(name)
         user = self.store.user(name)
         if user is None:  # deleted while we verified
             raise AuthenticationFailed()
+        self.guard.trust(name, remote)
+        now = self._now()
         self.store.delete_sessions_seen_before(now - timedelta(seconds=self.idle_timeout))
         session_id = secrets.token_urlsafe(32)
         self.store.add_session(_sha256(session_id), name, at=now, remote=remote)
@@ -230,8 +244,12 @@ class AccountService:
         """A new token and its secret (shown once). Without ``administer`` one may create
         tokens only for oneself and only at or below one's own role."""
         name = name.strip()
-        if not name or len(name) > 64 or _CONTROL.search(name):
-            raise _invalid("name", "must be 1 to 64 characters, without control characters")
+        try:
+            single_line(name, max_length=64)
+        except ValueError as exc:
+            raise _invalid("name", str(exc)) from None
+        if not name:
+            raise _invalid("name", "must not be empty")
         owner = owner or by.name
         if not by.may(Permission.administer):
             if owner != by.name:
@@ -282,21 +300,40 @@ class AccountService:
 
     async def set_password(
         self, name: str, password: str, *, by: Actor, current: str | None = None
-    ) -> None:
-        """Change a password (ending the user's sessions). An administrator may set anyone's;
-        anyone else only their own, giving the current one. ``current``, whenever given (the
-        WUI's own-account form gives it, administrators too), must be the current password."""
+    ) -> int:
+        """Change a password, ending the user's sessions and revoking the API tokens they own;
+        how many tokens were revoked. An administrator may set anyone's; anyone else only
+        their own, giving the current one. ``current``, whenever given (the WUI's own-account
+        form gives it, administrators too), must be the current password, checked by the
+        password guard like a login.
+
+        Why the tokens go too: a new password is how a person takes their account back, and a
+        token made with the old one (by whoever held it) would outlive the change and keep the
+        access it was meant to end. Automation gets a new token after a rotation; it is told so
+        (the audit entry, the WUI's message, ``bascule user passwd``)."""
         if not by.may(Permission.administer):
             if by.name != name:
                 raise Forbidden("only an administrator may change someone else's password")
             if current is None:
                 raise _invalid("current_password", "is not your current password")
-        if current is not None and not await self._verify(self.store.password_hash(name), current):
-            raise _invalid("current_password", "is not your current password")
+        if current is not None:
+            # A guess at the current password is a guess at a login: the same guard, lock and
+            # audit entries (a read-only token must not be a way round the lockout).
+            stored = self.store.password_hash(name)
+            attempt = Attempt(name=name, remote=by.remote, action="user.password", actor=by)
+
+            async def check() -> bool:
+                return await self._verify(stored, current) and stored is not None
+
+            if not await self.guard.verify(attempt, check):
+                raise _invalid("current_password", "is not your current password")
         self.user(name)
         _check_password(password)
-        self.store.set_password_hash(name, await self._hash(password), at=self._now())
-        self._record(by, "user.password", name)
+        revoked = self.store.set_password_hash(name, await self._hash(password), at=self._now())
+        self._record(
+            by, "user.password", name, detail=f"sessions ended, {revoked} API tokens revoked"
+        )
+        return revoked
 
     def set_role(self, name: str, role: Role, *, by: Actor) -> User:
         _require(by, Permission.administer, "change roles")
@@ -318,46 +355,6 @@ class AccountService:
         self._record(by, "user.delete", name)
 
     # -- inside -----------------------------------------------------------------------------
-
-    def _refuse_if_locked(self, name: str, remote: str, now: datetime) -> LoginFailures | None:
-        """``LockedOut`` if ``name`` is locked now, else its failures so far."""
-        failures = self.store.login_failures(name)
-        if failures and failures.locked_until and failures.locked_until > now:
-            remaining = (failures.locked_until - now).total_seconds()
-            # Once per lock: a refusal costs no password check, so recording each one would
-            # let anyone fill the disk with audit entries by hammering a locked name.
-            if self._noted_locks.get(name) != failures.locked_until:
-                self._noted_locks = {
-                    locked: until for locked, until in self._noted_locks.items() if until > now
-                }
-                self._noted_locks[name] = failures.locked_until
-                self._record_login(
-                    name, remote, AuditOutcome.locked, "refused while locked out (once per lock)"
-                )
-            raise LockedOut(remaining)
-        return failures
-
-    def _fail(self, name: str, remote: str, failures: LoginFailures | None, now: datetime) -> None:
-        window = timedelta(seconds=self.lockout_seconds)
-        fresh = (
-            failures is None
-            or failures.locked_until is not None
-            or failures.first_at < now - window
-        )
-        if failures is None or fresh:
-            count, first_at = 1, now
-        else:
-            count, first_at = failures.count + 1, failures.first_at
-        locked_until = now + window if count >= self.lockout_attempts else None
-        self.store.forget_login_failures_before(now - window)
-        self.store.save_login_failures(
-            LoginFailures(name=name, count=count, first_at=first_at, locked_until=locked_until)
-        )
-        if locked_until is not None:
-            self._record_login(name, remote, AuditOutcome.locked, f"{count} failed logins: locked")
-            raise LockedOut(self.lockout_seconds)
-        self._record_login(name, remote, AuditOutcome.failed, "wrong user name or password")
-        raise AuthenticationFailed()
 
     async def _hash(self, password: str) -> str:
         async with self._hashing:
@@ -385,10 +382,6 @@ class AccountService:
     ) -> None:
         if self._audit is not None:
             self._audit.record(actor, action, target, detail=detail)
-
-    def _record_login(self, name: str, remote: str, outcome: AuditOutcome, detail: str) -> None:
-        if self._audit is not None:
-            self._audit.record(name, "login", name, remote=remote, outcome=outcome, detail=detail)
 
 
 def _sha256(value: str) -> str:

@@ -9,10 +9,18 @@ the WUI (``/backup``) both use these functions, so they write and read the same 
 
 Users and API tokens are not in a backup: they carry secrets (password hashes) and belong to
 the appliance, not to the configuration.
+
+The certificate store travels in the same file, under ``certificate_store`` (when it has
+entries): the certificates always, their private keys only sealed with a passphrase the
+administrator gives (``store/certificates.py``, ``pki/keyset.py``); a restore asks for it, and
+a backup without keys says so. Such a file is restored with ``bascule restore`` (or the API,
+or the WUI), which puts the store back first and then the document that names it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -20,25 +28,76 @@ from typing import Any
 
 import yaml
 
+from bascule import safeyaml
+from bascule.daemon.certificates import CertificateService
 from bascule.daemon.changes import ChangeRequest
 from bascule.daemon.results import ApplyResult
 from bascule.daemon.service import ConfigService
-from bascule.errors import FieldError, InvalidConfiguration
+from bascule.errors import FieldError, InvalidConfiguration, NotApplicable
 
 RESTORE_MESSAGE = "restore from backup"
 RESTORE_ACTION = "config.restore"
-REVISION_LINE = re.compile(r"^#\s*bascule revision (\d+)\s*$")
+REVISION_LINE = re.compile(r"^#\s*bascule revision (\d{1,18})\s*$")  # an SQLite INTEGER
 #: A backup larger than this is not a configuration document (200 services of 10 servers
 #: each are well under 1 MiB).
 MAX_BACKUP_BYTES = 16 * 1024 * 1024
 
 
-def backup_text(revision: int | None, document: Mapping[str, Any]) -> str:
-    """The document as YAML, first line ``# bascule revision N`` (0 before the first)."""
-    body = yaml.safe_dump(
-        dict(document), sort_keys=False, default_flow_style=False, allow_unicode=True
-    )
+CERTIFICATE_STORE = "certificate_store"
+
+
+def backup_text(
+    revision: int | None,
+    document: Mapping[str, Any],
+    certificates: Mapping[str, Any] | None = None,
+) -> str:
+    """The document as YAML, first line ``# bascule revision N`` (0 before the first), with
+    the certificate store's export (``CertificateService.export``) when it has entries."""
+    content = dict(document)
+    if certificates is not None and certificates.get("entries"):
+        content[CERTIFICATE_STORE] = dict(certificates)
+    body = yaml.safe_dump(content, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return f"# bascule revision {revision or 0}\n{body}"
+
+
+def split_backup(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A backup's configuration document and its certificate store section (None: none)."""
+    document = dict(data)
+    store = document.pop(CERTIFICATE_STORE, None)
+    if store is not None and not isinstance(store, dict):
+        raise InvalidConfiguration(
+            [FieldError(path=CERTIFICATE_STORE, message="must be a mapping (a store export)")]
+        )
+    return document, store
+
+
+async def restore_with_certificates(
+    config: ConfigService,
+    certificates: CertificateService | None,
+    data: Mapping[str, Any],
+    request: ChangeRequest,
+    *,
+    passphrase: str | None = None,
+) -> ApplyResult:
+    """Restore a backup file's content: its certificate store first (all or nothing), then
+    its document (``restore``). A dry run opens the sealed keys and plans the document as if
+    the store's entries were there, and changes nothing. The certificate store's outcome
+    ("this backup carries no private keys"...) is added to the result's message."""
+    document, store = split_backup(data)
+    if store is None:
+        return await restore(config, document, request)
+    if certificates is None:
+        raise NotApplicable("this daemon has no certificate store to restore into")
+    if request.dry_run:
+        said = await asyncio.to_thread(certificates.check_backup, store, passphrase)
+        with certificates.restoring(store):
+            result = await restore(config, document, request)
+    else:
+        report = await certificates.restore(store, passphrase, actor=request.actor)
+        said = report.message
+        result = await restore(config, document, request)
+    message = "; ".join(part for part in (result.message, said) if part)
+    return dataclasses.replace(result, message=message)
 
 
 def backup_filename(revision: int | None) -> str:
@@ -57,8 +116,10 @@ def read_backup(data: bytes | str) -> dict[str, Any]:
     """The configuration document in a backup file (YAML or JSON).
 
     Raises ``InvalidConfiguration`` with one ``FieldError`` of path ``""`` when the file is
-    not a document at all (empty, not UTF-8, not YAML, not a mapping); the document itself is
-    validated by the service layer when it is restored.
+    not a document at all (empty, not UTF-8, not YAML, not a mapping, an alias, nested too
+    deep: bascule.safeyaml); the document itself is validated by the service layer when it is
+    restored. Parsing 16 MiB of YAML takes seconds: callers on the event loop run this in a
+    worker thread.
     """
     if len(data) > MAX_BACKUP_BYTES:
         raise _unreadable(f"the file is larger than {MAX_BACKUP_BYTES // (1024 * 1024)} MiB")
@@ -72,7 +133,7 @@ def read_backup(data: bytes | str) -> dict[str, Any]:
     if not text.strip():
         raise _unreadable("the file is empty")
     try:
-        document = yaml.load(text, Loader=_NoAliases)  # noqa: S506 (a SafeLoader)
+        document = safeyaml.load(text)  # aliases bounded by their expansion, bounded depth
     except yaml.YAMLError as exc:
         raise _unreadable(f"the file is not YAML or JSON: {_yaml_problem(exc)}") from None
     if not isinstance(document, dict):
@@ -81,7 +142,7 @@ def read_backup(data: bytes | str) -> dict[str, Any]:
         )
     try:
         json.dumps(document, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise _unreadable(f"the file holds values a configuration cannot: {exc}") from None
     return document
 
@@ -101,20 +162,6 @@ async def restore(
         request.with_default_message(RESTORE_MESSAGE),
         action=RESTORE_ACTION,
     )
-
-
-class _NoAliases(yaml.SafeLoader):
-    """YAML without anchors and aliases: a document never needs them, and aliases nested in
-    aliases expand exponentially (the "billion laughs") once the document is walked."""
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.MarkedYAMLError(
-                problem="aliases (*name) are not accepted in a backup",
-                problem_mark=event.start_mark,
-            )
-        return super().compose_node(parent, index)
 
 
 def _unreadable(message: str) -> InvalidConfiguration:

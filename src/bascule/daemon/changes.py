@@ -6,9 +6,9 @@ revision, why, and whether it is only a dry run. The pipeline runs the flow of D
 under the reconciler's lock, so changes are serialised::
 
     base revision check -> the edit (model/edits.py) -> parse_document, probing type: auto
-    (detect/) -> VIP placement -> each engine's check (haproxy -c, nft -c) -> the plan
-    preview -> store.commit (a new revision and its audit entry, one transaction)
-    -> reconcile (daemon/reconciler.py) -> the apply outcome
+    (detect/) -> the tls names in the certificate store -> VIP placement -> each engine's
+    check (haproxy -c, nft -c) -> the plan preview -> store.commit (a new revision and its
+    audit entry, one transaction) -> reconcile (daemon/reconciler.py) -> the apply outcome
 
 Nothing is committed unless the whole document validates and every engine's own checker
 accepts it. The audit log gets one entry per change, whatever the door: a committed change's
@@ -29,16 +29,21 @@ from bascule.daemon.audit import AuditOutcome, AuditService
 from bascule.daemon.reconciler import Reconciler
 from bascule.daemon.results import ApplyResult, Detection
 from bascule.detect import ServiceProber, check_given, choose, rewrite
+from bascule.engines.base import share_of
 from bascule.errors import BasculeError, Conflict, FieldError, InvalidConfiguration
 from bascule.model import Configuration, ServiceType
 from bascule.model.access import Actor
-from bascule.model.document import for_mode, parse_document
-from bascule.reconcile.diff import diff_documents, diff_to_json
+from bascule.model.document import parse_document
+from bascule.model.types import single_line
+from bascule.reconcile.diff import DiffItem, diff_documents, diff_to_json
 
 log = logging.getLogger("bascule.service")
 
 Change = Callable[[Mapping[str, Any]], Any]
 """The current document -> the new one (an edit of model/edits.py, or a whole document)."""
+
+StoreCheck = Callable[[Configuration], list[FieldError]]
+"""A document -> what the certificate store cannot serve of its ``tls`` names."""
 
 
 class _Unchecked:
@@ -49,6 +54,9 @@ class _Unchecked:
 
 
 UNCHECKED: Final = _Unchecked()
+#: The longest revision message, and the longest author name, a change may carry.
+MAX_MESSAGE = 1000
+MAX_AUTHOR = 128
 Base = int | None | _Unchecked
 """The revision a change was based on: a number, ``None`` for an empty store, or UNCHECKED."""
 
@@ -63,8 +71,23 @@ class ChangeRequest:
 
     actor: Actor
     base: Base = UNCHECKED  # a change on another revision than the head is a Conflict
-    message: str = ""  # why, recorded with the revision
+    message: str = ""  # why, recorded with the revision: one line, MAX_MESSAGE characters
     dry_run: bool = False  # validate, check and plan; commit and apply nothing
+
+    def __post_init__(self) -> None:
+        # Free text a person stores, shown later on terminals and pages: one line, no control
+        # character (an ESC in a message used to reach every `bascule history`).
+        problems = []
+        for path, value, limit in (
+            ("message", self.message, MAX_MESSAGE),
+            ("author", self.actor.name, MAX_AUTHOR),
+        ):
+            try:
+                single_line(value, max_length=limit)
+            except ValueError as exc:
+                problems.append(FieldError(path=path, message=str(exc)))
+        if problems:
+            raise InvalidConfiguration(problems)
 
     def with_default_message(self, message: str) -> ChangeRequest:
         """This request, saying ``message`` unless the person gave their own."""
@@ -97,6 +120,8 @@ class ChangePipeline:
         self.reconciler = reconciler
         self.store = reconciler.store
         self.audit = audit
+        # the certificate store's word on a document's tls names (daemon/certificates.py)
+        self.store_check: StoreCheck | None = None
 
     async def run(
         self,
@@ -149,12 +174,21 @@ class ChangePipeline:
         if not isinstance(request.base, _Unchecked) and request.base != head_number:
             raise Conflict(base=request.base, current=head_number)
         current_document = dict(head.document) if head else Configuration().to_document()
-        config, detections = await self._detect_types(change(current_document))
+        # The CPU-heavy steps (the edit, validation, the document and its diff) run in a worker
+        # thread: on the event loop, a 10,000-service document held every other request
+        # (status, logins, the WUI) for seconds. They are pure, and the lock is still held.
+        edited = await asyncio.to_thread(change, current_document)
+        config, detections = await self._detect_types(edited)
+        if self.store_check is not None:
+            problems = self.store_check(config)
+            if problems:
+                raise InvalidConfiguration(problems)
         await self._check_vips(config)
-        document = config.to_document()
-        diff = diff_documents(head.document if head else None, document)
+        document, diff = await asyncio.to_thread(
+            _document_and_diff, config, head.document if head else None
+        )
         for engine in self.reconciler.engines:
-            await engine.check(for_mode(config, engine.mode))
+            await engine.check(share_of(engine, config))
         preview = await self.reconciler.plan(config)
         actions = preview.descriptions()
         if request.dry_run or not diff:
@@ -176,10 +210,12 @@ class ChangePipeline:
                 actor,
                 name.action,
                 name.target,
-                diff=diff_to_json(diff),
+                diff=await asyncio.to_thread(diff_to_json, diff),
                 detail=request.message,
             )
-        revision = self.store.commit(
+        # JSON of the whole document and an fsync: off the loop too.
+        revision = await asyncio.to_thread(
+            self.store.commit,
             document,
             base=head_number,
             author=actor.name,
@@ -213,7 +249,7 @@ class ChangePipeline:
         Probes run concurrently and each is bounded (detect/probes.py): an apply never hangs
         on a real server that does not answer.
         """
-        config = parse_document(data)
+        config = await asyncio.to_thread(parse_document, data)
         auto = [i for i, vs in enumerate(config.virtual_services) if vs.type is ServiceType.auto]
         if not auto:
             return config, ()
@@ -225,7 +261,7 @@ class ChangePipeline:
             for i, verdict in zip(auto, verdicts, strict=True)
         }
         try:
-            detected = parse_document(rewrite(data, choices))
+            detected = await asyncio.to_thread(parse_document, rewrite(data, choices))
         except InvalidConfiguration as exc:
             # say what was detected next to what it made invalid
             evidence = [
@@ -283,3 +319,11 @@ class ChangePipeline:
                 )
         if problems:
             raise InvalidConfiguration(problems)
+
+
+def _document_and_diff(
+    config: Configuration, previous: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], tuple[DiffItem, ...]]:
+    """The document of ``config`` and its difference from ``previous`` (pure; in a thread)."""
+    document = config.to_document()
+    return document, diff_documents(previous, document)

@@ -24,10 +24,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from bascule.daemon.vips import VipManager
-from bascule.engines.base import Engine
+from bascule.engines.base import Engine, share_of
 from bascule.errors import ApplyFailed, EngineError, InvalidConfiguration
 from bascule.model import Configuration, parse_document
-from bascule.model.document import for_mode
 from bascule.reconcile.planner import FullPlan, Observed, Overrides, Plan, plan_engine, plan_vips
 from bascule.store.revisions import Revision, RevisionStore
 
@@ -77,6 +76,14 @@ class Reconciler:
             self._parsed = (head.number, parse_document(head.document))
         return self._parsed[1]
 
+    async def load_desired(self, head: Revision | None) -> Configuration:
+        """``desired_of`` for the event loop: a revision not parsed yet is parsed in a worker
+        thread (a large document takes a second or more to validate)."""
+        if head is not None and (self._parsed is None or self._parsed[0] != head.number):
+            config = await asyncio.to_thread(parse_document, head.document)
+            self._parsed = (head.number, config)
+        return self.desired_of(head)
+
     def committed(self, number: int, config: Configuration) -> None:
         """Revision ``number`` was just committed from ``config``: no need to parse it again."""
         self._parsed = (number, config)
@@ -93,7 +100,9 @@ class Reconciler:
 
     async def plan(self, desired: Configuration) -> FullPlan:
         """What converging on ``desired`` takes, from what each engine reports now."""
-        ensure, remove = plan_vips(desired, self.vips.owned())
+        # The planner is pure; on a large document it takes a noticeable time: in a worker
+        # thread, so the event loop keeps serving meanwhile.
+        ensure, remove = await asyncio.to_thread(plan_vips, desired, self.vips.owned())
         per_engine: list[tuple[str, Plan]] = []
         for engine in self.engines:
             running = self._running[engine.name]
@@ -102,8 +111,9 @@ class Reconciler:
                 applied=running if observation.running else None,
                 servers=observation.runtime(),
             )
-            engine_plan = plan_engine(
-                for_mode(desired, engine.mode),
+            engine_plan = await asyncio.to_thread(
+                plan_engine,
+                share_of(engine, desired),
                 observed,
                 max_weight=engine.max_weight,
                 overrides=self.overrides(),
@@ -135,7 +145,7 @@ class Reconciler:
         """``reconcile`` for a caller that holds ``lock`` (the change pipeline, after a
         commit); the ``after_reconcile`` hook runs whatever the outcome."""
         head = self.store.head()
-        desired = self.desired_of(head)
+        desired = await self.load_desired(head)
         try:
             return await self._reconcile_on(head, desired)
         finally:
@@ -166,7 +176,7 @@ class Reconciler:
 
     async def _converge_on_last_good(self, number: int) -> None:
         try:
-            last_good = parse_document(self.store.get(number).document)
+            last_good = await asyncio.to_thread(parse_document, self.store.get(number).document)
             await self._converge(last_good)
         except (ApplyFailed, EngineError, OSError, InvalidConfiguration) as exc:
             log.error("could not restore the last good revision", extra={"error": str(exc)})
@@ -189,6 +199,6 @@ class Reconciler:
             engine = engines[name]
             await engine.execute(engine_plan.actions, self._running[name])
             if engine_plan.reloads:
-                self._running[name] = for_mode(desired, engine.mode)
+                self._running[name] = share_of(engine, desired)
         for remove in plan.remove:
             await self.vips.remove(remove.address)

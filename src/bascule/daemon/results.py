@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bascule.model import RealServerState
@@ -85,6 +86,18 @@ class VirtualServiceStatus:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CertificateAlert:
+    """A certificate of the store that expires within 30 days, or has expired (``level``:
+    warning, critical, expired), or whose automatic renewal failed (``acme_failed``)."""
+
+    name: str
+    level: str
+    message: str
+    not_after: datetime | None
+    used_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class StatusReport:
     revision: int | None
     applied_revision: int | None
@@ -92,3 +105,4 @@ class StatusReport:
     apply_message: str
     engine: dict[str, Any] = field(default_factory=dict)
     virtual_services: tuple[VirtualServiceStatus, ...] = ()
+    certificates: tuple[CertificateAlert, ...] = ()

@@ -23,8 +23,14 @@ HAProxy and the L4 NAT connections drain for ``shutdown_grace`` seconds (no new 
 taken meanwhile), stops HAProxy, deletes Bascule's nftables tables and removes the VIPs
 Bascule added. A daemon killed outright leaves the data plane as SIGTERM does.
 
-The first start (no user yet) creates the ``admin`` user and prints ``admin password: ...``
-once on stdout (a random password, or the one of ``BASCULE_ADMIN_PASSWORD``, not printed).
+The first start (no user yet) creates the ``admin`` user with a random password (or the one of
+``BASCULE_ADMIN_PASSWORD``, not shown), printed once on a terminal, else written to
+``<data dir>/initial-admin-password`` (0600) whose path is printed (daemon/first_admin.py).
+
+The HTTPS listener is guarded (daemon/listener.py): connections capped per source and in all,
+the handshake, a request's head and its body bounded in time, and descriptors kept in reserve
+for the unix socket and the engines; old audit entries and revisions are pruned every hour
+(daemon/retention.py).
 """
 
 from __future__ import annotations
@@ -47,26 +53,42 @@ from typing import Any, Protocol
 import uvicorn
 
 from bascule import __version__
+from bascule.daemon import first_admin
 from bascule.daemon.accounts import AccountService
+from bascule.daemon.acme import AcmeService
 from bascule.daemon.audit import AuditService
+from bascule.daemon.certificates import CertificateService
 from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.l4 import L4Supervisor
+from bascule.daemon.listener import (
+    Exhaustion,
+    GuardedServer,
+    ListenerLimits,
+    descriptor_budget,
+    quiet_exhaustion,
+    raise_descriptor_limit,
+)
 from bascule.daemon.logfiles import rotate_if_larger, stderr_file
+from bascule.daemon.retention import MIB, Retention, RetentionPolicy
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.daemon.systemd import Notifier
 from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager
-from bascule.engines.base import Engine
+from bascule.engines.base import Engine, share_of
 from bascule.engines.haproxy.engine import HaproxyEngine
+from bascule.engines.haproxy.peers import PeersListener, PeersTls
 from bascule.engines.nftables.engine import NftablesEngine
+from bascule.engines.stunnel.engine import StunnelEngine
 from bascule.errors import BasculeError, StoreError
 from bascule.model import Configuration, Mode, parse_document
 from bascule.model.document import for_mode
 from bascule.model.schema import SCHEMA_VERSION
 from bascule.settings import Settings
 from bascule.store.accounts import AccountStore
+from bascule.store.acme import AcmeStore
 from bascule.store.audit import AuditStore
+from bascule.store.certificates import CertificateStore
 from bascule.store.revisions import RevisionStore
 
 log = logging.getLogger("bascule.daemon")
@@ -145,12 +167,19 @@ def bind_tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def https_config(app: Any, host: str, port: int, certificate: Certificate) -> uvicorn.Config:
+def https_config(
+    app: Any,
+    host: str,
+    port: int,
+    certificate: Certificate,
+    limits: ListenerLimits = ListenerLimits(),
+) -> uvicorn.Config:
     """The HTTPS listener's server: TLS with Python's defaults (TLS 1.2 or later, forward
     secrecy, AEAD or SHA-2 ciphers; uvicorn before 0.48 would restrict TLS 1.2 to its CBC-SHA1
     ciphers unless told otherwise), no access log (it would hold request lines of every
     client), no ``Server`` header, and no trust in ``X-Forwarded-*``: the client's address is
-    the one the audit log records."""
+    the one the audit log records. httptools (which ``listener.GuardedHttpProtocol`` extends),
+    no WebSockets, and ``limits.idle_timeout`` between two requests of a connection."""
     return uvicorn.Config(
         app,
         host=host,
@@ -162,6 +191,9 @@ def https_config(app: Any, host: str, port: int, certificate: Certificate) -> uv
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        http="httptools",
+        ws="none",
+        timeout_keep_alive=limits.idle_timeout,
     )
 
 
@@ -199,6 +231,8 @@ class DaemonServices:
     statistics: Statistics
     system: SystemInfo
     stop: StopDaemon
+    certificates: CertificateService
+    acme: AcmeService
 
 
 class AppFactory(Protocol):
@@ -223,9 +257,26 @@ class Daemon:
         (a later request without it does not take that back)."""
         self._stop_data_plane = self._stop_data_plane or data_plane
         self._stop.set()
+        self._nofile: int | None = None
+        self._listener_limits = ListenerLimits()
 
     async def run(self) -> None:
         settings = self.settings
+        # Descriptors: the soft limit up to the hard one, the HTTPS listener kept well below it
+        # (daemon/listener.py); HAProxy's maxconn follows the limit the daemon was given.
+        self._nofile, nofile = raise_descriptor_limit()
+        self._listener_limits = descriptor_budget(
+            ListenerLimits(
+                max_connections=settings.listen_max_connections,
+                max_per_source=settings.listen_max_per_source,
+                handshake_timeout=settings.listen_handshake_timeout,
+                head_timeout=settings.listen_header_timeout,
+                body_timeout=settings.listen_body_timeout,
+                idle_timeout=settings.listen_idle_timeout,
+            ),
+            nofile,
+        )
+        asyncio.get_running_loop().set_exception_handler(quiet_exhaustion(Exhaustion()))
         prepare_data_dir(settings.data_dir)
         with data_dir_lock(settings.data_dir):
             (settings.data_dir / "bascule.pid").write_text(f"{os.getpid()}\n")
@@ -234,15 +285,24 @@ class Daemon:
                 with (
                     AccountStore(settings.database_path) as account_store,
                     AuditStore(settings.database_path) as audit_store,
+                    CertificateStore(settings.database_path) as certificate_store,
+                    AcmeStore(settings.database_path) as acme_store,
                 ):
-                    await self._run(store, account_store, audit_store)
+                    await self._run(
+                        store, account_store, audit_store, certificate_store, acme_store
+                    )
             finally:
                 store.close()
                 with contextlib.suppress(FileNotFoundError):
                     (settings.data_dir / "bascule.pid").unlink()
 
     async def _run(
-        self, store: RevisionStore, account_store: AccountStore, audit_store: AuditStore
+        self,
+        store: RevisionStore,
+        account_store: AccountStore,
+        audit_store: AuditStore,
+        certificate_store: CertificateStore,
+        acme_store: AcmeStore,
     ) -> None:
         settings = self.settings
         check_stored_revisions(store)
@@ -251,6 +311,8 @@ class Daemon:
             account_store,
             idle_timeout=settings.session_idle_timeout,
             lockout_attempts=settings.lockout_attempts,
+            lockout_source_attempts=settings.lockout_source_attempts,
+            lockout_account_attempts=settings.lockout_account_attempts,
             lockout_seconds=settings.lockout_seconds,
             audit=audit,
         )
@@ -262,13 +324,21 @@ class Daemon:
         engine = HaproxyEngine(
             settings.haproxy_dir,
             binary=settings.haproxy_binary,
-            maxconn=haproxy_maxconn(),
+            maxconn=haproxy_maxconn(self._nofile),
             nbthread=len(cpus),
             cpus=cpus,
+            peers_listener=_peers_listener(settings),
+            certificates_dir=settings.certificates_dir,
+        )
+        # type: starttls: the STARTTLS front, after HAProxy, whose loopback relay it connects to
+        stunnel = StunnelEngine(
+            settings.stunnel_dir,
+            binary=settings.stunnel_binary,
+            certificates_dir=settings.certificates_dir,
         )
         nftables = NftablesEngine()
         l4 = L4Supervisor(nftables)
-        engines: list[Engine] = [engine, nftables]
+        engines: list[Engine] = [engine, stunnel, nftables]
         vips = IpVipManager(settings.data_dir / "vips.json")
         # adaptive and weighted_response_time: weights decided at run time (daemon/dynamic.py)
         dynamic = DynamicScheduler(ceiling=engine.max_weight)
@@ -280,10 +350,29 @@ class Daemon:
             overrides=dynamic.overrides,
             audit=audit,
         )
+        certificates = CertificateService(
+            certificate_store, directory=settings.certificates_dir, config=service, audit=audit
+        )
+        acme = AcmeService(acme_store, certificates=certificates)
+        service.attach_certificates(
+            certificates.document_problems, lambda: (*certificates.alerts(), *acme.alerts())
+        )
+        # the engines read the store's files: written before anything checks or starts them
+        await certificates.prepare()
         statistics = Statistics(service.status, interval=settings.stats_interval)
         # At boot the VIPs are gone while vips.json remembers them: forget those, so that the
         # first reconcile puts them back with the rest of the stored revision.
         await vips.forget_missing()
+        retention = Retention(
+            revisions=store,
+            audit=audit_store,
+            policy=RetentionPolicy(
+                audit_days=settings.audit_retention_days,
+                audit_max_bytes=int(settings.audit_max_mb * MIB),
+                revisions_keep=settings.revisions_keep,
+                revisions_max_bytes=int(settings.revisions_max_mb * MIB),
+            ),
+        )
         await adopt_engines(service, _last_good(store), l4_adopted=l4.adopted)
         ok, error = await service.reconcile()
         log.info("started", extra={"version": __version__, "applied": ok, "error": error})
@@ -311,6 +400,8 @@ class Daemon:
             statistics=statistics,
             system=system,
             stop=self.request_stop,
+            certificates=certificates,
+            acme=acme,
         )
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path
@@ -340,7 +431,20 @@ class Daemon:
         statistics_loop = asyncio.create_task(statistics.run(), name="statistics")
         watchdog = asyncio.create_task(self.notifier.watchdog(), name="watchdog")
         rotation = asyncio.create_task(self._rotate_logs_forever(engine), name="log rotation")
-        loops = (reconciler, l4_loop, dynamic_loop, statistics_loop, watchdog, rotation)
+        retention_loop = asyncio.create_task(retention.run(), name="retention")
+        expiry_loop = asyncio.create_task(certificates.watch_expiry(), name="expiry")
+        acme_loop = asyncio.create_task(acme.run(settings.acme_interval), name="acme")
+        loops = (
+            reconciler,
+            l4_loop,
+            dynamic_loop,
+            statistics_loop,
+            watchdog,
+            rotation,
+            retention_loop,
+            expiry_loop,
+            acme_loop,
+        )
         await self._stop.wait()
         data_plane = self._stop_data_plane
         if data_plane:
@@ -412,16 +516,27 @@ class Daemon:
             await asyncio.sleep(LOG_ROTATION_INTERVAL)
 
     async def _first_admin(self, accounts: AccountService) -> None:
-        """Create ``admin`` on the first start; print a generated password once."""
+        """Create ``admin`` on the first start and hand a generated password to whoever
+        started the daemon, once (daemon/first_admin.py: a terminal, else a 0600 file)."""
         given = self.settings.admin_password
         password = await accounts.ensure_admin(None if given is None else given.get_secret_value())
         if password is None:
+            admin = accounts.store.user("admin")
+            data_dir = self.settings.data_dir
+            if first_admin.forget_if_changed(
+                data_dir, admin.password_changed_at if admin else None
+            ):
+                log.info("deleted the initial admin password file: the password was changed")
             return
         if given is None:
-            # stdout only, never the log: whoever started the daemon reads it once
-            sys.stdout.write(f"admin password: {password}\n")
-            sys.stdout.flush()
-            log.info("created the admin user; its password is printed once on stdout")
+            # never the log: a terminal, or a file only root reads
+            where = first_admin.deliver(
+                password, data_dir=self.settings.data_dir, stream=sys.stdout
+            )
+            log.info(
+                "created the admin user",
+                extra={"password": "printed once on stdout" if where is None else str(where)},
+            )
         else:
             log.info("created the admin user with the password of BASCULE_ADMIN_PASSWORD")
 
@@ -445,15 +560,17 @@ class Daemon:
 
     async def _serve_https(
         self, services: DaemonServices, listener: tuple[Certificate, socket.socket] | None
-    ) -> tuple[_Server, asyncio.Task[None]] | None:
+    ) -> tuple[uvicorn.Server, asyncio.Task[None]] | None:
         """Serve the API and the WUI over HTTPS on the socket ``_prepare_https`` bound."""
         if listener is None:
             return None
         settings = self.settings
         certificate, sock = listener
         host, port = sock.getsockname()[:2]
-        server = _Server(
-            https_config(self.make_app(services, local=False), host, port, certificate)
+        limits = self._listener_limits
+        server = GuardedServer(
+            https_config(self.make_app(services, local=False), host, port, certificate, limits),
+            limits=limits,
         )
         task = asyncio.create_task(server.serve(sockets=[sock]), name="https")
         while not server.started and not task.done():  # noqa: ASYNC110  (uvicorn has no event)
@@ -466,6 +583,8 @@ class Daemon:
             "serving HTTPS",
             extra={
                 "listen": settings.listen,
+                "max_connections": limits.max_connections,
+                "max_per_source": limits.max_per_source,
                 "cert": str(certificate.cert),
                 "sha256": certificate.fingerprint,
                 "not_after": certificate.not_after.isoformat(),
@@ -562,7 +681,7 @@ async def adopt_engines(
     """
     adopted = [engine for engine in service.engines if await engine.adopt()]
     for engine in adopted:
-        service.adopt(engine.name, for_mode(last_good, engine.mode) if last_good else None)
+        service.adopt(engine.name, share_of(engine, last_good) if last_good else None)
     if last_good is not None and any(engine.mode is Mode.l4 for engine in adopted):
         await l4_adopted(for_mode(last_good, Mode.l4))
     return [engine.name for engine in adopted]
@@ -576,6 +695,19 @@ def _last_good(store: RevisionStore) -> Configuration | None:
         return parse_document(store.get(applied.last_good).document)
     except (BasculeError, StoreError):
         return None
+
+
+def _peers_listener(settings: Settings) -> PeersListener | None:
+    """HAProxy's peers listener on the network (the HA pair), with its TLS; ``None``: the
+    default unix socket in HAProxy's run directory."""
+    if settings.peers_listen is None:
+        return None
+    if settings.peers_tls_cert is None or settings.peers_tls_ca is None:  # Settings refuses it
+        raise BasculeError("peers_listen needs peers_tls_cert and peers_tls_ca")
+    return PeersListener(
+        address=settings.peers_listen,
+        tls=PeersTls(crt=str(settings.peers_tls_cert), ca_file=str(settings.peers_tls_ca)),
+    )
 
 
 def run(settings: Settings, *, make_app: AppFactory) -> None:

@@ -17,13 +17,15 @@ so the user can fix it forward or roll back.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from bascule.daemon.audit import AuditService
-from bascule.daemon.changes import AuditName, Change, ChangePipeline, ChangeRequest
+from bascule.daemon.changes import AuditName, Change, ChangePipeline, ChangeRequest, StoreCheck
 from bascule.daemon.reconciler import Reconciler
-from bascule.daemon.results import ApplyResult, StatusReport
+from bascule.daemon.results import ApplyResult, CertificateAlert, StatusReport
 from bascule.daemon.status import build_status
 from bascule.daemon.vips import VipManager
 from bascule.detect import ServiceProber
@@ -37,10 +39,10 @@ from bascule.engines.base import (
     PersistenceEntry,
     PersistenceTables,
     merge_observations,
+    share_of,
 )
 from bascule.errors import BasculeError, NotApplicable, NotFound
 from bascule.model import Configuration, RealServerState, VirtualService, edits
-from bascule.model.document import for_mode
 from bascule.reconcile.diff import DiffItem
 from bascule.reconcile.planner import Overrides
 from bascule.store.revisions import Revision, RevisionStore, RevisionSummary
@@ -78,6 +80,16 @@ class ConfigService:
         self.changes = ChangePipeline(self.reconciler, audit=audit)
         self.engines = self.reconciler.engines
         self.vips = vips
+        self._status_flight: asyncio.Future[StatusReport] | None = None
+        self.certificate_alerts: Callable[[], tuple[CertificateAlert, ...]] | None = None
+
+    def attach_certificates(
+        self, check: StoreCheck, alerts: Callable[[], tuple[CertificateAlert, ...]]
+    ) -> None:
+        """The certificate service (daemon/certificates.py) checks every document's tls
+        names, and its expiry alerts join the status."""
+        self.changes.store_check = check
+        self.certificate_alerts = alerts
 
     @property
     def audit(self) -> AuditService | None:
@@ -236,18 +248,31 @@ class ConfigService:
         return merge_observations(observations)
 
     async def status(self) -> StatusReport:
+        """The status now. Callers that ask while a report is being made share it: 200
+        requests side by side read the engines once, not 200 times (each ``show stat`` of a
+        large configuration is megabytes through HAProxy's stats socket)."""
+        flight = self._status_flight
+        if flight is None or flight.done():
+            flight = asyncio.ensure_future(self._status())
+            # its error is each waiter's; one nobody waits for any more is not "never retrieved"
+            flight.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._status_flight = flight
+        # shielded: one caller going away does not cancel the report the others wait for
+        return await asyncio.shield(flight)
+
+    async def _status(self) -> StatusReport:
         head = self.store.head()
         applied = self.store.applied()
-        desired = self.reconciler.desired_of(head)
+        desired = await self.reconciler.load_desired(head)
         observations = []
         engine_info: dict[str, Any] = {}
         for engine in self.engines:
             observation = await engine.observe(self.reconciler.running(engine.name))
-            has_services = bool(for_mode(desired, engine.mode).virtual_services)
+            has_services = bool(share_of(engine, desired).virtual_services)
             observations.append((observation, has_services))
             engine_info[engine.name] = await engine.info()
         apply_ok = applied is None or applied.ok
-        return build_status(
+        report = build_status(
             desired,
             merge_observations(observations),
             revision=head.number if head else None,
@@ -257,3 +282,6 @@ class ConfigService:
             engine=engine_info,
             overrides=self.reconciler.overrides(),
         )
+        if self.certificate_alerts is None:
+            return report
+        return dataclasses.replace(report, certificates=self.certificate_alerts())

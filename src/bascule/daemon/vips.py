@@ -113,9 +113,7 @@ class IpVipManager:
         todo = [address for address, _ in wanted if address not in self._owned]
         machine = await self._machine() if todo else Addresses(links=frozenset(), addresses=())
         return [
-            None
-            if address in self._owned
-            else choose_interface(address, interface, machine)[1]
+            None if address in self._owned else choose_interface(address, interface, machine)[1]
             for address, interface in wanted
         ]
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from bascule.errors import ApplyFailed, EngineRejected
 from bascule.model import Configuration, Mode, RealServerState
+from bascule.model.document import for_mode
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import (
     ServerRef,
@@ -254,3 +255,41 @@ class FakeEngine:
 
     async def clear_persistence(self, applied: Configuration | None, vs_name: str) -> int:
         return len(self.persisted.pop(vs_name, []))
+
+
+@runtime_checkable
+class CertificateUpdates(Protocol):
+    """An engine that serves certificates of the store and can take a new one without a
+    reload (HAProxy's SSL transactions; the STARTTLS front's SIGHUP)."""
+
+    async def certificate_changed(self, applied: Configuration | None, name: str) -> bool:
+        """The store rewrote ``name``'s file: serve it now if ``applied`` uses it; whether
+        the engine did (False: not running, or not used)."""
+
+
+@runtime_checkable
+class ChallengeResponder(Protocol):
+    """An engine that answers ACME's HTTP-01 challenges on port 80 of the VIPs."""
+
+    async def set_challenge(self, path: str, answer: str) -> None:
+        """Answer GET ``path`` (``/.well-known/acme-challenge/<token>``) with ``answer``."""
+
+    async def clear_challenge(self, path: str) -> None:
+        """Stop answering ``path``."""
+
+
+@runtime_checkable
+class SelectsServices(Protocol):
+    """An engine whose share of a document is not simply the services of its mode (the
+    STARTTLS front runs the ``type: starttls`` services of ``l7``, beside HAProxy)."""
+
+    def share(self, config: Configuration) -> Configuration:
+        """What the engine runs of ``config``."""
+
+
+def share_of(engine: Engine, config: Configuration) -> Configuration:
+    """The part of ``config`` that ``engine`` runs: the services of its mode, or what it
+    selects itself (``SelectsServices``)."""
+    if isinstance(engine, SelectsServices):
+        return engine.share(config)
+    return for_mode(config, engine.mode)

@@ -12,11 +12,13 @@ from bascule.model.capabilities import (
     Protocol,
     Scheduler,
     ServiceType,
+    StartTls,
 )
 from bascule.model.check import HealthCheck, HttpMethod, StatusRange
 from bascule.model.document import Configuration, parse_document
 from bascule.model.persistence import Persistence, PersistenceFallback
 from bascule.model.real_server import Forwarding, RealServer, RealServerState
+from bascule.model.tls import Tls
 from bascule.model.virtual_service import Adaptive, PortRange, VirtualService
 from bascule.model.weights import scale_weights
 
@@ -37,7 +39,9 @@ __all__ = [
     "RealServerState",
     "Scheduler",
     "ServiceType",
+    "StartTls",
     "StatusRange",
+    "Tls",
     "VirtualService",
     "parse_document",
     "scale_weights",

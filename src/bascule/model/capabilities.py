@@ -1,7 +1,7 @@
 """What a virtual service can be and do: the words of the document and the facts of each (pure).
 
-Every fact Bascule knows about a scheduler, a persistence method or a check type lives here,
-once, in a table keyed by the enum, and reads as a property of the member
+Every fact Bascule knows about a service type, a scheduler, a persistence method or a check
+type lives here, once, in a table keyed by the enum, and reads as a property of the member
 (``Scheduler.weighted``, ``PersistenceMethod.needs_type``, ``CheckType.banner``...). The rest of
 the code asks the member; it never keeps a second set of the same names:
 
@@ -38,12 +38,52 @@ class Protocol(enum.StrEnum):
 
 
 class ServiceType(enum.StrEnum):
-    """What the service speaks; ``auto`` is detected and replaced before anything runs it."""
+    """What the service speaks; ``auto`` is detected and replaced before anything runs it.
+
+    ``https`` is not a member: the document accepts it as LoadMaster users type it and stores
+    it as ``http`` with a ``tls`` section (model/virtual_service.py)."""
 
     auto = "auto"
     http = "http"
     generic = "generic"
     remote_terminal = "remote_terminal"
+    starttls = "starttls"
+
+    @property
+    def modes(self) -> frozenset[Mode]:
+        """The modes whose services may be of this type."""
+        return SERVICE_TYPES[self].modes
+
+    @property
+    def tls(self) -> TlsUse:
+        """Whether a ``tls`` section (SSL offload) is refused, optional or required."""
+        return SERVICE_TYPES[self].tls
+
+    @property
+    def reads_http(self) -> bool:
+        """Whether the proxy reads HTTP requests (headers, HTTP/2, HSTS, redirects)."""
+        return SERVICE_TYPES[self].reads_http
+
+
+class TlsUse(enum.StrEnum):
+    """What a service type does with a ``tls`` section."""
+
+    refused = "refused"
+    optional = "optional"
+    required = "required"
+
+
+class StartTls(enum.StrEnum):
+    """The protocols whose STARTTLS a ``type: starttls`` service speaks (``starttls:``)."""
+
+    smtp = "smtp"
+    imap = "imap"
+    pop3 = "pop3"
+
+    @property
+    def check(self) -> CheckType:
+        """The health check a service of this protocol gets unless it names one."""
+        return STARTTLS_PROTOCOLS[self].check
 
 
 class Scheduler(enum.StrEnum):
@@ -169,6 +209,18 @@ TCP_AND_UDP = frozenset(Protocol)
 
 
 @dataclass(frozen=True, kw_only=True)
+class ServiceTypeFacts:
+    modes: frozenset[Mode]
+    tls: TlsUse
+    reads_http: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartTlsFacts:
+    check: CheckType
+
+
+@dataclass(frozen=True, kw_only=True)
 class SchedulerFacts:
     modes: frozenset[Mode]
     weighted: bool
@@ -192,22 +244,38 @@ class CheckFacts:
     banner: str | None = None
 
 
+# An l4 service forwards packets without reading them: it can be generic only (auto is
+# resolved before anything runs it). TLS is terminated by the l7 proxy: HTTPS (http + tls),
+# TLS over TCP (generic + tls, e.g. LDAPS or IMAPS), and STARTTLS, whose upgrade HAProxy cannot
+# speak (a STARTTLS front does, engines/stunnel/). RDP wraps TLS inside its own protocol, which
+# no proxy here can terminate; `auto` must be resolved before its tls could mean anything.
+SERVICE_TYPES: dict[ServiceType, ServiceTypeFacts] = {
+    ServiceType.auto: ServiceTypeFacts(modes=BOTH, tls=TlsUse.refused),
+    ServiceType.http: ServiceTypeFacts(modes=L7_ONLY, tls=TlsUse.optional, reads_http=True),
+    ServiceType.generic: ServiceTypeFacts(modes=BOTH, tls=TlsUse.optional),
+    ServiceType.remote_terminal: ServiceTypeFacts(modes=L7_ONLY, tls=TlsUse.refused),
+    ServiceType.starttls: ServiceTypeFacts(modes=L7_ONLY, tls=TlsUse.required),
+}
+
+# The banner checks of model/check.py, one per protocol (RFC 5321, RFC 9051, RFC 1939).
+STARTTLS_PROTOCOLS: dict[StartTls, StartTlsFacts] = {
+    StartTls.smtp: StartTlsFacts(check=CheckType.smtp),
+    StartTls.imap: StartTlsFacts(check=CheckType.imap),
+    StartTls.pop3: StartTlsFacts(check=CheckType.pop3),
+}
+
 # The dynamic schedulers run on l7 only: the daemon sets their weights through HAProxy's
 # runtime API (daemon/dynamic.py). url_hash reads the request, which an l4 service never sees.
 SCHEDULERS: dict[Scheduler, SchedulerFacts] = {
     Scheduler.round_robin: SchedulerFacts(modes=BOTH, weighted=False),
     Scheduler.weighted_round_robin: SchedulerFacts(modes=BOTH, weighted=True),
-    Scheduler.least_connection: SchedulerFacts(
-        modes=BOTH, weighted=False, counts_connections=True
-    ),
+    Scheduler.least_connection: SchedulerFacts(modes=BOTH, weighted=False, counts_connections=True),
     Scheduler.weighted_least_connection: SchedulerFacts(
         modes=BOTH, weighted=True, counts_connections=True
     ),
     Scheduler.fixed_weighting: SchedulerFacts(modes=BOTH, weighted=True),
     Scheduler.source_ip_hash: SchedulerFacts(modes=BOTH, weighted=True),
-    Scheduler.url_hash: SchedulerFacts(
-        modes=L7_ONLY, weighted=True, needs_type=ServiceType.http
-    ),
+    Scheduler.url_hash: SchedulerFacts(modes=L7_ONLY, weighted=True, needs_type=ServiceType.http),
     Scheduler.weighted_response_time: SchedulerFacts(
         modes=L7_ONLY, weighted=True, dynamic=True, needs_check=True
     ),
@@ -219,21 +287,15 @@ PERSISTENCE_METHODS: dict[PersistenceMethod, PersistenceFacts] = {
     PersistenceMethod.none: PersistenceFacts(modes=BOTH),
     PersistenceMethod.source_ip: PersistenceFacts(modes=BOTH),
     PersistenceMethod.super_http: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
-    PersistenceMethod.server_cookie: PersistenceFacts(
-        modes=L7_ONLY, needs_type=ServiceType.http
-    ),
-    PersistenceMethod.active_cookie: PersistenceFacts(
-        modes=L7_ONLY, needs_type=ServiceType.http
-    ),
+    PersistenceMethod.server_cookie: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
+    PersistenceMethod.active_cookie: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
     PersistenceMethod.hash_all_cookies: PersistenceFacts(
         modes=L7_ONLY, needs_type=ServiceType.http
     ),
     PersistenceMethod.url_hash: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
     PersistenceMethod.host_header: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
     PersistenceMethod.query_item: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
-    PersistenceMethod.selected_header: PersistenceFacts(
-        modes=L7_ONLY, needs_type=ServiceType.http
-    ),
+    PersistenceMethod.selected_header: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
     PersistenceMethod.ssl_session_id: PersistenceFacts(
         modes=L7_ONLY, needs_type=ServiceType.generic
     ),

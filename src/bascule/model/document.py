@@ -2,14 +2,14 @@
 
 ``parse_document`` is the single entry point for every door. It validates each field
 (pydantic), then the invariants that span objects (unique names, no port clashes between
-services, unique real servers), then what each service's mode allows (``modes.py``), and
-reports *every* problem as a ``FieldError`` whose path reads like
-``virtual_services[0].real_servers[2].weight``.
+services, unique real servers), then what each service's mode allows (``modes.py``) and what
+SSL offload asks of it (``offload.py``), and reports *every* problem as a ``FieldError`` whose
+path reads like ``virtual_services[0].real_servers[2].weight``.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import itertools
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -19,8 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bascule.errors import FieldError, InvalidConfiguration
 from bascule.model.capabilities import Mode, Protocol
 from bascule.model.modes import mode_errors
+from bascule.model.offload import offload_errors
+from bascule.model.ports import port_clashes
 from bascule.model.schema import SCHEMA_VERSION, migrate, newer_message
 from bascule.model.virtual_service import VirtualService
+
+#: The deepest nesting of mappings and lists a document may have (a real one has 5).
+MAX_DEPTH = 32
+#: The most problems one refusal reports (every one of 10,000 services may be wrong).
+MAX_PROBLEMS = 200
 
 
 class Configuration(BaseModel):
@@ -58,22 +65,63 @@ def for_mode(config: Configuration, mode: Mode) -> Configuration:
 
 
 def parse_document(data: Any) -> Configuration:
-    """Validate a document (parsed YAML/JSON) and return it, or raise InvalidConfiguration."""
+    """Validate a document (parsed YAML/JSON) and return it, or raise InvalidConfiguration.
+
+    The work is bounded whatever the input: nesting deeper than ``MAX_DEPTH`` is refused before
+    anything walks the document (recursion would otherwise end in RecursionError), port clashes
+    are found in n log n (``ports.py``), and at most ``MAX_PROBLEMS`` problems are reported."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise InvalidConfiguration(
             [FieldError(path="", message="the document must be a mapping with virtual_services")]
         )
+    deepest = nesting_depth(data, MAX_DEPTH)
+    if deepest > MAX_DEPTH:
+        raise InvalidConfiguration(
+            [FieldError(path="", message=f"the document is nested deeper than {MAX_DEPTH} levels")]
+        )
     data = migrate(data)
     try:
         config = Configuration.model_validate(data)
     except ValidationError as exc:
-        raise InvalidConfiguration(list(_translate(exc))) from None
-    problems = [*invariant_errors(config), *mode_errors(config)]
+        raise InvalidConfiguration(_bounded(_translate(exc))) from None
+    problems = _bounded(
+        itertools.chain(invariant_errors(config), mode_errors(config), offload_errors(config))
+    )
     if problems:
         raise InvalidConfiguration(problems)
     return config
+
+
+def nesting_depth(data: Any, stop: int) -> int:
+    """How deep ``data`` nests mappings and lists (a scalar is 0), counted without recursion;
+    the walk stops once it is deeper than ``stop``."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, Mapping):
+            children: Any = value.values()
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > stop:
+            return deepest
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _bounded(problems: Iterator[FieldError]) -> list[FieldError]:
+    """At most ``MAX_PROBLEMS`` problems, and a last line when there were more."""
+    shown = list(itertools.islice(problems, MAX_PROBLEMS))
+    if next(problems, None) is not None:
+        shown.append(
+            FieldError(path="", message=f"more problems not shown (the first {MAX_PROBLEMS} are)")
+        )
+    return shown
 
 
 def invariant_errors(config: Configuration) -> Iterator[FieldError]:
@@ -116,42 +164,16 @@ def _own_port_overlaps(vs: VirtualService, where: str) -> Iterator[FieldError]:
 
 def _clashes_between_services(config: Configuration) -> Iterator[FieldError]:
     services = config.virtual_services
-    # Only services of one protocol on the same address can clash; a wildcard VIP (0.0.0.0 or
-    # ::) listens on every address of its family. Grouping first keeps this linear in the
-    # number of services rather than comparing every pair (200 services: 20,000 pairs).
-    by_address: dict[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address], list[int]] = {}
-    wildcards: dict[tuple[str, int], list[int]] = {}
-    by_family: dict[tuple[str, int], list[int]] = {}
-    ranges = [vs.port_ranges for vs in services]  # a computed property: once per service
-    for index, vs in enumerate(services):
-        # each VIP of a dual-stack service is checked on its own (one per family)
-        for vip in vs.addresses:
-            address = ipaddress.ip_address(vip)
-            proto = Protocol(vs.protocol).value
-            family = (proto, address.version)
-            if address.is_unspecified:
-                candidates = by_family.get(family, [])
-            else:
-                candidates = sorted(
-                    [*by_address.get((proto, address), []), *wildcards.get(family, [])]
-                )
-            for other_index in candidates:
-                other = services[other_index]
-                for position, mine in enumerate(ranges[index]):
-                    clash = next((r for r in ranges[other_index] if mine.overlaps(r)), None)
-                    if clash is not None:
-                        yield FieldError(
-                            path=f"virtual_services[{index}].port"
-                            if position == 0
-                            else f"virtual_services[{index}].extra_ports[{position - 1}]",
-                            message=f"{vip} {proto} port {mine} is already used by "
-                            f"virtual service {other.name!r} (port {clash})",
-                        )
-            by_family.setdefault(family, []).append(index)
-            if address.is_unspecified:
-                wildcards.setdefault(family, []).append(index)
-            else:
-                by_address.setdefault((proto, address), []).append(index)
+    for clash in port_clashes(services, limit=MAX_PROBLEMS + 1):
+        vs, other = services[clash.index], services[clash.other]
+        mine = vs.port_ranges[clash.position]
+        yield FieldError(
+            path=f"virtual_services[{clash.index}].port"
+            if clash.position == 0
+            else f"virtual_services[{clash.index}].extra_ports[{clash.position - 1}]",
+            message=f"{clash.address} {Protocol(vs.protocol).value} port {mine} is already used "
+            f"by virtual service {other.name!r} (port {clash.clash})",
+        )
 
 
 # Messages for pydantic's own error types, in words a person understands.

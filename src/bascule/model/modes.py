@@ -53,8 +53,7 @@ def _needs(vs: VirtualService, where: str) -> Iterator[FieldError]:
         if needs is not None and vs.type not in (needs, ServiceType.auto):
             yield FieldError(
                 path=f"{where}.{path}",
-                message=f"{name} needs type: {needs.value} (this service is type: "
-                f"{vs.type.value})",
+                message=f"{name} needs type: {needs.value} (this service is type: {vs.type.value})",
             )
 
 
@@ -86,8 +85,14 @@ def _l7(vs: VirtualService, where: str) -> Iterator[FieldError]:
 
 def _l4(vs: VirtualService, where: str) -> Iterator[FieldError]:
     # A `type: auto` service is resolved by the service layer (detect/) before anything runs it
-    if vs.type not in (ServiceType.generic, ServiceType.auto):
+    if Mode.l4 not in vs.type.modes:
         yield FieldError(path=f"{where}.type", message=f"{vs.type.value}{_L7_ONLY}")
+    if vs.tls is not None:
+        yield FieldError(
+            path=f"{where}.tls",
+            message="SSL offload needs mode l7: the proxy terminates TLS, and an l4 service "
+            "forwards packets without reading them (remove tls, or use mode l7)",
+        )
     if vs.transparent:
         yield FieldError(
             path=f"{where}.transparent",

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import enum
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 
 from bascule.model.capabilities import PersistenceMethod
 from bascule.model.types import CookieName, HeaderName
 from bascule.model.types import bounded as _bounded
 from bascule.model.types import seconds as _seconds
+
+
+def _no_quote(value: str) -> str:
+    # A single quote is an RFC 9110 token character, so a header name may hold one; but the
+    # header is read by an engine's sample fetch (HAProxy's ``req.fhdr(<name>)``, 7.1), whose
+    # argument cannot carry a quote, and no real header has one.
+    if "'" in value:
+        raise ValueError("must not contain a single quote (')")
+    return value
+
+
+#: The header ``selected_header`` persistence reads its key from.
+StickyHeader = Annotated[HeaderName, AfterValidator(_no_quote)]
 
 
 class PersistenceFallback(enum.StrEnum):
@@ -30,7 +43,7 @@ class Persistence(BaseModel):
         60, 2419200, whole="HAProxy's cookie maxidle counts whole seconds"
     ) = 3600
     cookie: CookieName = "BASCULEID"
-    header: HeaderName = "X-Session"
+    header: StickyHeader = "X-Session"
     query_item: CookieName = "session"
     fallback: PersistenceFallback = PersistenceFallback.none
     # source_ip: the prefix length that counts as one client, per address family (a dual-stack

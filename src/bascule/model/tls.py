@@ -10,6 +10,7 @@ that speaks TLS (HAProxy, the STARTTLS component) renders from it.
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Self
@@ -266,3 +267,21 @@ class Tls(BaseModel):
         """Every name of the certificate store this section uses (certificates, CA bundles)."""
         names = [*self.certificates, self.client_ca, self.server_ca]
         return tuple(name for name in names if name is not None)
+
+
+# -- the STARTTLS relay ---------------------------------------------------------------------
+
+
+def starttls_relay(name: str, port: int) -> tuple[str, int]:
+    """Where the STARTTLS front hands a service's plain sessions to the proxy: a loopback
+    address of its own (derived from the service's name) on the service's port.
+
+    Both engines of a ``type: starttls`` service read it here, the one place they share
+    (engines never import each other): the STARTTLS front (``engines/stunnel``) connects to
+    it, HAProxy listens on it and schedules and checks the real servers as for any service.
+    Linux routes all of 127.0.0.0/8 to the loopback interface, so no address is added; the
+    addresses avoid 127.0.0.0/24 (127.0.0.1 and HAProxy's local peer). The document refuses
+    two services whose relays would meet (model/offload.py).
+    """
+    digest = hashlib.sha256(name.encode()).digest()
+    return f"127.{1 + digest[0] % 254}.{digest[1]}.{1 + digest[2] % 254}", port

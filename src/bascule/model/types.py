@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from bascule.text import has_control
+
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
@@ -92,8 +93,22 @@ Weight = bounded(1, 65535)
 
 
 def _no_control(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (newlines, tabs, NUL...)")
+    # C0, DEL, C1, the Unicode separators and bidi overrides (bascule.text)
+    if has_control(value):
+        raise ValueError("must not contain control characters (newlines, tabs, NUL, ESC...)")
+    return value
+
+
+def single_line(value: str, *, max_length: int) -> str:
+    """``value`` as one line of free text to store and show (a revision message, an API
+    token's name, an author): at most ``max_length`` characters, no control character.
+
+    Every free text a person can store goes through this (or ``SafeText``): it ends up on
+    terminals (``bascule history``), in pages and in the audit log, where an ESC or a newline
+    could forge what others read. ValueError says why, for a FieldError."""
+    _no_control(value)
+    if len(value) > max_length:
+        raise ValueError(f"must be at most {max_length} characters")
     return value
 
 

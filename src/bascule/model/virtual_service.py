@@ -9,10 +9,11 @@ from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from bascule.model.capabilities import CheckType, Mode, Protocol, Scheduler, ServiceType
+from bascule.model.capabilities import CheckType, Mode, Protocol, Scheduler, ServiceType, StartTls
 from bascule.model.check import HealthCheck
 from bascule.model.persistence import Persistence
 from bascule.model.real_server import Forwarding, RealServer
+from bascule.model.tls import Tls
 from bascule.model.types import HttpPath, IPAddress, Name, Port
 from bascule.model.types import bounded as _bounded
 from bascule.model.types import seconds as _seconds
@@ -31,6 +32,10 @@ class PortRange:
     def __str__(self) -> str:
         return str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
 
+
+#: The service type LoadMaster users type for HTTP with SSL offload: stored as http + tls.
+HTTPS = "https"
+HTTPS_PORT = 443
 
 _RANGE = re.compile(r"^([0-9]{1,5})-([0-9]{1,5})$")
 _INTERFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
@@ -125,17 +130,29 @@ class VirtualService(BaseModel):
     persistence: Persistence = Field(default_factory=Persistence)
     check: HealthCheck = Field(default_factory=HealthCheck)
     real_servers: list[RealServer] = Field(default_factory=list)
+    # SSL offload (model/tls.py): the certificates of the store it serves, versions, ciphers
+    tls: Tls | None = None
+    # type starttls: the protocol whose STARTTLS the load balancer speaks
+    starttls: StartTls | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _defaults_that_depend_on_others(cls, data: Any) -> Any:
         # mode defaults to l7 for tcp and l4 for udp; an l4 service forwards packets, so its
-        # type defaults to generic; an http service is checked with an HTTP GET, a udp one
-        # with ICMP, anything else with a TCP connect unless told otherwise (LoadMaster's
-        # defaults).
+        # type defaults to generic; an http service is checked with an HTTP GET, a starttls
+        # one with its protocol's banner, a udp one with ICMP, anything else with a TCP
+        # connect unless told otherwise (LoadMaster's defaults).
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        if data.get("type") == HTTPS:
+            # LoadMaster's users say "https": it is http with SSL offload, stored as such
+            if data.get("tls") is None:
+                raise ValueError(
+                    "tls: type https is http with SSL offload: give a tls section naming "
+                    "the certificates it serves (tls: {certificates: [NAME]})"
+                )
+            data["type"] = ServiceType.http
         if data.get("mode") is None:
             data["mode"] = Mode.l4 if data.get("protocol") == Protocol.udp else Mode.l7
         if data.get("type") is None:
@@ -144,6 +161,8 @@ class VirtualService(BaseModel):
         if check is None or (isinstance(check, dict) and "type" not in check):
             if data["type"] == ServiceType.http:
                 default_type = CheckType.http
+            elif data["type"] == ServiceType.starttls and data.get("starttls") in set(StartTls):
+                default_type = StartTls(data["starttls"]).check
             elif data.get("protocol") == Protocol.udp:
                 default_type = CheckType.icmp
             else:
@@ -165,6 +184,12 @@ class VirtualService(BaseModel):
                 raise ValueError(
                     "address6: a dual-stack service's address is its IPv4 VIP and address6 "
                     "its IPv6 one; this address is already IPv6"
+                )
+            if self.type is ServiceType.starttls:
+                # stunnel's STARTTLS front accepts on one address (engines/stunnel)
+                raise ValueError(
+                    "address6: a starttls service listens on one VIP; make a second service "
+                    "for the other family"
                 )
         return self
 
@@ -194,6 +219,8 @@ class VirtualService(BaseModel):
         default_port = self.check.type.default_port
         if default_port is None:
             return None
+        if self.tls is not None and self.type.reads_http:
+            default_port = HTTPS_PORT  # the clients of an HTTPS service write no port for 443
         vip = f"[{self.address}]" if ":" in self.address else self.address
         return vip if self.port == default_port else f"{vip}:{self.port}"
 

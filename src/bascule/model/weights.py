@@ -26,9 +26,7 @@ def scale_weights(weights: Sequence[int], ceiling: int) -> tuple[int, ...]:
     return tuple(max(1, round(w * ceiling / largest)) for w in reduced)
 
 
-def engine_weights(
-    weights: Mapping[str, int], ceiling: int, *, weighted: bool
-) -> dict[str, int]:
+def engine_weights(weights: Mapping[str, int], ceiling: int, *, weighted: bool) -> dict[str, int]:
     """The engine weight of each real server (by key) under an engine ``ceiling``.
 
     ``weighted``: whether the weights count (``Scheduler.weighted``); when they do not, every

@@ -28,6 +28,28 @@ def host_prefix(address: str) -> str:
     return f"{address}/{ipaddress.ip_address(address).max_prefixlen}"
 
 
+#: The IPv6 prefix that counts as one client: a /64 is what one site or one host usually gets,
+#: so an attacker holding one has 2**64 addresses but still one source.
+SOURCE_PREFIX_V6 = 64
+#: A client address that is not an IP address (a unix socket's peer) is kept to this length.
+SOURCE_TEXT = 64
+
+
+def client_source(address: str) -> str:
+    """The client a remote address stands for, for limits per source: an IPv4 address as is,
+    an IPv6 address as its /64 (``2001:db8:1:2::/64``; an IPv4-mapped one as the IPv4
+    address), anything else cut to ``SOURCE_TEXT`` characters."""
+    try:
+        parsed = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return address[:SOURCE_TEXT]
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, SOURCE_PREFIX_V6), strict=False))
+    return str(parsed)
+
+
 def mac_bytes(mac: str) -> bytes:
     """``02:00:c6:12:00:0b`` -> 6 octets; ValueError for anything else."""
     parts = mac.split(":")

@@ -1,4 +1,5 @@
-"""Users, API tokens, WUI sessions and failed logins, in ``bascule.db`` beside the revisions.
+"""Users, API tokens, WUI sessions and failed password checks, in ``bascule.db`` beside the
+revisions.
 
 Sits under the daemon's ``AccountService``, which decides (hashes passwords, checks roles,
 counts failures); this module only keeps rows. Nothing secret is stored in clear: a password
@@ -12,6 +13,7 @@ UTC, as the revisions are.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,11 +62,21 @@ class StoredSession:
     remote: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class LoginFailures:
-    """Failed logins for one user name since ``first_at``; ``locked_until`` once locked."""
+class FailureScope(enum.StrEnum):
+    """What a count of failed password checks is kept for (see daemon/guard.py)."""
 
-    name: str
+    account = "account"  # one user name, from every source
+    source = "source"  # one source address (an IPv6 /64), whatever the name
+    account_source = "account_source"  # one user name from one source
+
+
+@dataclass(frozen=True, kw_only=True)
+class PasswordFailures:
+    """Failed password checks of one ``scope`` and ``key`` since ``first_at``;
+    ``locked_until`` once locked."""
+
+    scope: FailureScope
+    key: str
     count: int
     first_at: datetime
     locked_until: datetime | None
@@ -115,8 +127,9 @@ class AccountStore(Database):
             )
         return User(name=name, role=role, created_at=at, password_changed_at=at)
 
-    def set_password_hash(self, name: str, password_hash: str, *, at: datetime) -> None:
-        """Change a password; the user's sessions end with it."""
+    def set_password_hash(self, name: str, password_hash: str, *, at: datetime) -> int:
+        """Change a password; the user's sessions end and the API tokens they own are revoked
+        with it (daemon/accounts.py says why). How many tokens were revoked."""
         with self._use(f"change the password of {name}") as db, transaction(db):
             cursor = db.execute(
                 "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE name = ?",
@@ -125,6 +138,11 @@ class AccountStore(Database):
             if cursor.rowcount == 0:
                 raise NotFound(f"there is no user named {name}")
             db.execute("DELETE FROM sessions WHERE user = ?", (name,))
+            revoked = db.execute(
+                "UPDATE api_tokens SET revoked_at = ? WHERE owner = ? AND revoked_at IS NULL",
+                (_text(at), name),
+            ).rowcount
+        return int(revoked)
 
     def set_role(self, name: str, role: Role) -> None:
         with self._use(f"change the role of {name}") as db, transaction(db):
@@ -133,7 +151,7 @@ class AccountStore(Database):
                 raise NotFound(f"there is no user named {name}")
 
     def delete_user(self, name: str, *, at: datetime) -> None:
-        """Delete a user, their sessions, and revoke the tokens they own."""
+        """Delete a user, their sessions and login sources, and revoke the tokens they own."""
         with self._use(f"delete the user {name}") as db, transaction(db):
             cursor = db.execute("DELETE FROM users WHERE name = ?", (name,))
             if cursor.rowcount == 0:
@@ -142,6 +160,8 @@ class AccountStore(Database):
                 "UPDATE api_tokens SET revoked_at = ? WHERE owner = ? AND revoked_at IS NULL",
                 (_text(at), name),
             )
+            # a user made again under the same name does not inherit where this one logged in
+            db.execute("DELETE FROM login_sources WHERE name = ?", (name,))
 
     # -- API tokens -------------------------------------------------------------------------
 
@@ -251,50 +271,76 @@ class AccountStore(Database):
             cursor = db.execute("DELETE FROM sessions WHERE last_seen < ?", (_text(before),))
         return cursor.rowcount
 
-    # -- failed logins ----------------------------------------------------------------------
+    # -- failed password checks and trusted sources ---------------------------------------------
 
-    def login_failures(self, name: str) -> LoginFailures | None:
-        with self._use("read failed logins") as db:
+    def failures(self, scope: FailureScope, key: str) -> PasswordFailures | None:
+        with self._use("read failed password checks") as db:
             row = db.execute(
-                "SELECT name, count, first_at, locked_until FROM login_failures WHERE name = ?",
-                (name,),
+                "SELECT count, first_at, locked_until FROM password_failures"
+                " WHERE scope = ? AND key = ?",
+                (scope.value, key),
             ).fetchone()
         if row is None:
             return None
-        name, count, first_at, locked_until = row
-        return LoginFailures(
-            name=name,
+        count, first_at, locked_until = row
+        return PasswordFailures(
+            scope=scope,
+            key=key,
             count=count,
             first_at=_time(first_at),
             locked_until=None if locked_until is None else _time(locked_until),
         )
 
-    def save_login_failures(self, failures: LoginFailures) -> None:
+    def save_failures(self, failures: PasswordFailures) -> None:
         locked_until = failures.locked_until
-        with self._use("record a failed login") as db, transaction(db):
+        with self._use("record a failed password check") as db, transaction(db):
             db.execute(
-                "INSERT OR REPLACE INTO login_failures (name, count, first_at, locked_until)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO password_failures"
+                " (scope, key, count, first_at, locked_until) VALUES (?, ?, ?, ?, ?)",
                 (
-                    failures.name,
+                    failures.scope.value,
+                    failures.key,
                     failures.count,
                     _text(failures.first_at),
                     None if locked_until is None else _text(locked_until),
                 ),
             )
 
-    def clear_login_failures(self, name: str) -> None:
-        with self._use("clear failed logins") as db, transaction(db):
-            db.execute("DELETE FROM login_failures WHERE name = ?", (name,))
-
-    def forget_login_failures_before(self, before: datetime) -> None:
-        """Drop the counts that no longer matter (so unknown names do not pile up)."""
-        with self._use("forget old failed logins") as db, transaction(db):
+    def clear_failures(self, scope: FailureScope, key: str) -> None:
+        with self._use("clear failed password checks") as db, transaction(db):
             db.execute(
-                "DELETE FROM login_failures WHERE first_at < ?"
+                "DELETE FROM password_failures WHERE scope = ? AND key = ?", (scope.value, key)
+            )
+
+    def forget_failures_before(self, before: datetime) -> None:
+        """Drop the counts that no longer matter (so unknown names do not pile up)."""
+        with self._use("forget old failed password checks") as db, transaction(db):
+            db.execute(
+                "DELETE FROM password_failures WHERE first_at < ?"
                 " AND (locked_until IS NULL OR locked_until < ?)",
                 (_text(before), _text(before)),
             )
+
+    def trust_source(self, name: str, source: str, *, at: datetime) -> None:
+        """``name`` logged in from ``source`` at ``at``."""
+        with self._use("record where a user logged in from") as db, transaction(db):
+            db.execute(
+                "INSERT OR REPLACE INTO login_sources (name, source, last_ok_at) VALUES (?, ?, ?)",
+                (name, source, _text(at)),
+            )
+
+    def trusted_source(self, name: str, source: str, *, since: datetime) -> bool:
+        """Whether ``name`` logged in from ``source`` after ``since``."""
+        with self._use("read where a user logged in from") as db:
+            row = db.execute(
+                "SELECT 1 FROM login_sources WHERE name = ? AND source = ? AND last_ok_at >= ?",
+                (name, source, _text(since)),
+            ).fetchone()
+        return row is not None
+
+    def forget_sources_before(self, before: datetime) -> None:
+        with self._use("forget old login sources") as db, transaction(db):
+            db.execute("DELETE FROM login_sources WHERE last_ok_at < ?", (_text(before),))
 
     # -- inside -----------------------------------------------------------------------------
 

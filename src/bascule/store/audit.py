@@ -4,7 +4,8 @@ Sits under the daemon's ``AuditService``: the service layer (configuration chang
 account service (logins, users, tokens) record entries; the API and the WUI page through them,
 newest first. Entries are only ever appended, with one exception: the entry of a committed
 revision is written by ``RevisionStore.commit`` in the revision's own transaction (so neither
-exists without the other) and its outcome is settled once the engines have applied it.
+exists without the other) and its outcome is settled once the engines have applied it. Old
+entries are deleted by the retention (``prune``, daemon/retention.py), oldest first.
 """
 
 from __future__ import annotations
@@ -66,6 +67,18 @@ class AuditRecord:
 
 
 _COLUMNS = "id, at, actor, role, remote, action, target, revision, diff, outcome, detail"
+# An entry's size as the retention counts it: its texts in bytes, and a little for the rest.
+_ENTRY_BYTES = (
+    "(LENGTH(CAST(diff AS BLOB)) + LENGTH(CAST(detail AS BLOB)) + LENGTH(CAST(target AS BLOB))"
+    " + LENGTH(CAST(actor AS BLOB)) + LENGTH(CAST(remote AS BLOB)) + LENGTH(action) + 64)"
+)
+# The newest entry that no longer fits in the size cap, counting from the newest.
+_OLDEST_BEYOND = (
+    "SELECT id FROM ("  # noqa: S608 (constant clauses)
+    " SELECT id, SUM(size) OVER (ORDER BY id DESC) AS kept FROM ("
+    f"  SELECT id, {_ENTRY_BYTES} AS size FROM audit_log))"
+    " WHERE kept > ? ORDER BY id DESC LIMIT 1"
+)
 
 
 def insert_entry(db: sqlite3.Connection, record: AuditRecord) -> int:
@@ -135,6 +148,25 @@ class AuditStore(Database):
                 "UPDATE audit_log SET outcome = ?, detail = ? WHERE revision = ?",
                 (outcome, detail, revision),
             )
+
+    def prune(self, *, before: datetime, max_bytes: int) -> int:
+        """Delete the entries older than ``before``, then the oldest until the rest take at most
+        ``max_bytes`` (their text, counted in bytes); how many went (daemon/retention.py)."""
+        with self._use("prune the audit log") as db, transaction(db):
+            aged = db.execute("DELETE FROM audit_log WHERE at < ?", (_text(before),)).rowcount
+            row = db.execute(_OLDEST_BEYOND, (max_bytes,)).fetchone()
+            sized = 0
+            if row is not None:
+                sized = db.execute("DELETE FROM audit_log WHERE id <= ?", (row[0],)).rowcount
+        return int(aged) + int(sized)
+
+    def size(self) -> tuple[int, int]:
+        """How many entries the log holds, and their size in bytes (as ``prune`` counts)."""
+        with self._use("measure the audit log") as db:
+            count, total = db.execute(
+                f"SELECT COUNT(*), COALESCE(SUM({_ENTRY_BYTES}), 0) FROM audit_log"  # noqa: S608
+            ).fetchone()
+        return int(count), int(total)
 
     def page(
         self,

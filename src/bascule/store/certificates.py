@@ -130,7 +130,7 @@ class CertificateStore(Database):
         at: datetime,
     ) -> StoredCertificate:
         """Add an entry; a name already used (by a certificate or a CA bundle) is refused."""
-        _check_name(name)
+        check_name(name)
         with self._use(f"add the certificate {name}") as db, transaction(db):
             if db.execute("SELECT 1 FROM certificates WHERE name = ?", (name,)).fetchone():
                 raise InvalidCertificate(
@@ -237,15 +237,7 @@ class CertificateStore(Database):
         required); otherwise a certificate keeps the key already stored under its name if that
         key matches it, and is stored without a key if not.
         """
-        entries = _backup_entries(backup)
-        sealed = backup.get("keys")
-        keys: dict[str, bytes] = {}
-        if sealed is not None:
-            if passphrase is None:
-                raise InvalidCertificate(
-                    "passphrase", "this backup's private keys are sealed: give its passphrase"
-                )
-            keys = open_keys(sealed, passphrase, associated=_associated(entries))
+        entries, keys = _opened(backup, passphrase)
         restored: list[str] = []
         without_key: list[str] = []
         with self._use("restore the certificates") as db, transaction(db):
@@ -276,8 +268,23 @@ class CertificateStore(Database):
         return RestoreReport(
             restored=tuple(restored),
             without_key=tuple(without_key),
-            keys_in_backup=sealed is not None,
+            keys_in_backup=backup.get("keys") is not None,
         )
+
+    def check_backup(self, backup: Mapping[str, Any], passphrase: str | None = None) -> str:
+        """What ``restore`` would say of ``backup``, or its refusal; nothing is written."""
+        entries, keys = _opened(backup, passphrase)
+        without_key: list[str] = []
+        with self._use("check a certificate backup") as db:
+            for item in entries:
+                key = self._restored_key(db, item, keys.get(item["name"]))
+                if item["kind"] == EntryKind.certificate and key is None:
+                    without_key.append(item["name"])
+        return RestoreReport(
+            restored=tuple(item["name"] for item in entries),
+            without_key=tuple(without_key),
+            keys_in_backup=backup.get("keys") is not None,
+        ).message
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -308,7 +315,8 @@ class CertificateStore(Database):
         return entry
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
+    """Refuse a name the document could not name (``InvalidCertificate`` on ``name``)."""
     try:
         _NAME.validate_python(name)
     except ValidationError as exc:
@@ -361,7 +369,7 @@ def _backup_entries(backup: Mapping[str, Any]) -> list[dict[str, str]]:
         where = f"certificates[{index}]"
         try:
             entry = {k: str(item[k]) for k in ("name", "kind", "source", "certificate", "chain")}
-            _check_name(entry["name"])
+            check_name(entry["name"])
             EntryKind(entry["kind"])
             Source(entry["source"])
             x509.load_pem_x509_certificates(entry["certificate"].encode())
@@ -371,6 +379,22 @@ def _backup_entries(backup: Mapping[str, Any]) -> list[dict[str, str]]:
             raise InvalidCertificate(where, f"is damaged: {exc}") from None
         entries.append(entry)
     return entries
+
+
+def _opened(
+    backup: Mapping[str, Any], passphrase: str | None
+) -> tuple[list[dict[str, str]], dict[str, bytes]]:
+    """A backup's entries, checked, and its keys opened with ``passphrase`` (none if the
+    backup carries none)."""
+    entries = _backup_entries(backup)
+    sealed = backup.get("keys")
+    if sealed is None:
+        return entries, {}
+    if passphrase is None:
+        raise InvalidCertificate(
+            "passphrase", "this backup's private keys are sealed: give its passphrase"
+        )
+    return entries, open_keys(sealed, passphrase, associated=_associated(entries))
 
 
 def _associated(entries: list[dict[str, str]]) -> bytes:

@@ -125,6 +125,60 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) STRICT
         """,
     ),
+    # 4: the password guard (daemon/guard.py): failed password checks counted per account, per
+    # source address and per account-and-source (replacing login_failures, per name only), the
+    # sources each account logged in from; and an index for the audit log's retention.
+    (
+        "DROP TABLE login_failures",
+        """
+        CREATE TABLE password_failures (
+            scope        TEXT NOT NULL CHECK (scope IN ('account', 'source', 'account_source')),
+            key          TEXT NOT NULL,
+            count        INTEGER NOT NULL,
+            first_at     TEXT NOT NULL,
+            locked_until TEXT,
+            PRIMARY KEY (scope, key)
+        ) STRICT
+        """,
+        """
+        CREATE TABLE login_sources (
+            name       TEXT NOT NULL,
+            source     TEXT NOT NULL,
+            last_ok_at TEXT NOT NULL,
+            PRIMARY KEY (name, source)
+        ) STRICT
+        """,
+        "CREATE INDEX audit_log_at ON audit_log (at)",
+    ),
+    # 5: ACME (store/acme.py): the accounts at each CA (their keys, PKCS#8 PEM) and the orders
+    # that keep a certificate of the store issued and renewed.
+    (
+        """
+        CREATE TABLE acme_accounts (
+            directory  TEXT NOT NULL,
+            email      TEXT NOT NULL,
+            key        TEXT NOT NULL,
+            uri        TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (directory, email)
+        ) STRICT
+        """,
+        """
+        CREATE TABLE acme_orders (
+            name         TEXT PRIMARY KEY,
+            directory    TEXT NOT NULL,
+            email        TEXT NOT NULL,
+            domains      TEXT NOT NULL,
+            ca_bundle    TEXT NOT NULL,
+            state        TEXT NOT NULL CHECK (state IN ('pending', 'valid', 'failed')),
+            last_error   TEXT NOT NULL,
+            failures     INTEGER NOT NULL,
+            next_attempt TEXT,
+            created_at   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL
+        ) STRICT
+        """,
+    ),
 )
 
 

@@ -3,7 +3,8 @@
 Sits after validation in the flow of a change: the service layer commits a validated document
 as a new revision (with its author, message and the diff from the previous head), the
 reconciler reads the head, and the daemon records here what it applied. A revision is never
-changed or deleted; a rollback is a new revision carrying an old document.
+changed; a rollback is a new revision carrying an old document. The oldest revisions are
+deleted by the retention (``prune``, daemon/retention.py), never those the daemon runs on.
 
 Writes are optimistic: every write names the revision it was based on (``base``) and fails with
 ``Conflict`` when another write got there first, so no edit silently overwrites another.
@@ -235,6 +236,47 @@ class RevisionStore(Database):
         with self._use("count the revisions by schema version") as db:
             rows = db.execute(query, (f"$.{SCHEMA_FIELD}",)).fetchall()
         return {int(version): count for version, count in rows}
+    def prune(self, *, keep: int, max_bytes: int) -> list[int]:
+        """Delete the oldest revisions beyond the newest ``keep``, or beyond ``max_bytes`` of
+        documents and diffs; the numbers deleted (daemon/retention.py).
+
+        Never deleted: the head, the last good and the last attempted revisions (what runs and
+        what the daemon would converge on), and any revision a kept one was rolled back from
+        (so a rollback's origin always reads)."""
+        with self._use("prune the history") as db, transaction(db):
+            rows = db.execute(
+                "SELECT number, LENGTH(CAST(document AS BLOB)) + LENGTH(CAST(diff AS BLOB))"
+                " + LENGTH(CAST(message AS BLOB)) + 64, rolled_back_from"
+                " FROM revisions ORDER BY number DESC"
+            ).fetchall()
+            applied = db.execute(
+                "SELECT last_good, last_attempt FROM applied_state WHERE singleton = 1"
+            ).fetchone()
+            protected = {number for number in (applied or ()) if number is not None}
+            if rows:
+                protected.add(rows[0][0])  # the head
+            kept: set[int] = set()
+            total = 0
+            full = False
+            for position, (number, size, _) in enumerate(rows):
+                full = full or position >= keep or total + size > max_bytes
+                if number in protected or not full:
+                    kept.add(number)
+                    total += size
+            origins = {number: origin for number, _, origin in rows}
+            pending = list(kept)
+            while pending:  # what a kept revision was rolled back from, transitively
+                origin = origins.get(pending.pop())
+                if origin is not None and origin in origins and origin not in kept:
+                    kept.add(origin)
+                    pending.append(origin)
+            # Newest first: a revision is rolled back from an older one, so whatever refers to
+            # the one being deleted is gone already (or kept, and then so is its origin).
+            doomed = sorted(set(origins) - kept, reverse=True)
+            db.executemany(
+                "DELETE FROM revisions WHERE number = ?", [(number,) for number in doomed]
+            )
+        return sorted(doomed)
 
     # -- inside ----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from bascule.web.auth import LoginRequired
 from bascule.web.pages import (
     audit,
     backup,
+    certificates,
     dashboard,
     history,
     login,
@@ -53,6 +54,7 @@ PAGES = (
     audit,
     users,
     tokens,
+    certificates,
     backup,
     system,
 )

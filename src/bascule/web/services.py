@@ -14,7 +14,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from bascule.daemon.accounts import AccountService
+from bascule.daemon.acme import AcmeService
 from bascule.daemon.audit import AuditService
+from bascule.daemon.certificates import CertificateService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 
@@ -37,6 +39,8 @@ class WebServices:
     statistics: Statistics
     system: SystemProbe  # engine versions and state, as the daemon knows them
     logs: LogLines = no_logs  # recent log lines for the System page (daemon.logs.recent_lines)
+    certificates: CertificateService | None = None  # the certificate store's service
+    acme: AcmeService | None = None  # ACME orders and renewal (daemon/acme.py)
 
 
 def get_web_services(request: Request) -> WebServices:

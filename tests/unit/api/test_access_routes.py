@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from bascule.model.access import Permission
+from bascule.model.access import Actor, Permission, Role
+from bascule.pki.selfsigned import self_signed
 
 Document = dict[str, Any]
 ClientAs = Callable[[str | None], Awaitable[httpx.AsyncClient]]  # the conftest's client_as
@@ -64,6 +66,24 @@ def document() -> Document:
             }
         ]
     }
+
+
+def _pem() -> dict[str, str]:
+    bundle = self_signed(dns=["new.test"], now=datetime.now(UTC))
+    return {"cert": bundle.certificate_pem.decode(), "key": bundle.key_pem.decode()}
+
+
+#: a certificate with its key, and a CA certificate, for the certificate store's routes
+NEW_PEM = _pem()
+CA_PEM = NEW_PEM["cert"]
+
+
+@pytest.fixture(autouse=True)
+async def store_entries(services: Any) -> None:
+    """The store holds ``shop`` (a certificate) and ``corp`` (a CA bundle)."""
+    admin = Actor(name="root@local", role=Role.admin, via="local", remote="test")
+    await services.certificates.self_signed("shop", dns=["shop.test"], actor=admin)
+    await services.certificates.import_ca("corp", CA_PEM.encode(), actor=admin)
 
 
 read, operate, configure, administer = (
@@ -130,6 +150,7 @@ ROUTES = [
     Route("GET", "/api/v1/statistics/virtual-services", read),
     Route("GET", "/api/v1/statistics/virtual-services/web", read),
     Route("GET", "/api/v1/backup", read),
+    Route("POST", "/api/v1/backup", administer, body={"passphrase": "a long passphrase"}),
     Route(
         "POST",
         "/api/v1/restore",
@@ -139,6 +160,29 @@ ROUTES = [
         writes=True,
     ),
     Route("GET", "/metrics", read),
+    Route("GET", "/api/v1/certificates", administer),
+    Route("POST", "/api/v1/certificates", administer, 201, {"name": "new", **NEW_PEM}),
+    Route(
+        "POST",
+        "/api/v1/certificates/self-signed",
+        administer,
+        201,
+        {"name": "lab", "dns": ["lab.test"]},
+    ),
+    Route("GET", "/api/v1/certificates/shop", administer),
+    # no ACME client in these tests: not_applicable, but allowed
+    Route(
+        "POST",
+        "/api/v1/certificates/acme",
+        administer,
+        422,
+        {"name": "le", "domains": ["le.test"], "email": "a@b.test"},
+    ),
+    Route("POST", "/api/v1/certificates/shop/renew", administer, 422),
+    Route("PUT", "/api/v1/certificates/shop", administer, body=NEW_PEM),
+    Route("DELETE", "/api/v1/certificates/shop", administer, 204),
+    Route("POST", "/api/v1/ca-bundles", administer, 201, {"name": "corp2", "pem": CA_PEM}),
+    Route("PUT", "/api/v1/ca-bundles/corp", administer, body={"pem": CA_PEM}),
 ]
 
 #: Reachable without credentials: tested in test_auth_routes.py.
@@ -165,6 +209,8 @@ def template(path: str) -> str:
         .replace("/users/viewer", "/users/{user}")
         .replace("/tokens/{token}", "/tokens/{token_id}")
         .replace("/statistics/virtual-services/web", "/statistics/virtual-services/{name}")
+        .replace("/certificates/shop", "/certificates/{name}")
+        .replace("/ca-bundles/corp", "/ca-bundles/{name}")
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from bascule.daemon.accounts import AccountService
+from bascule.model.access import Actor, Role
 
 ClientAs = Callable[[str | None], Awaitable[httpx.AsyncClient]]
 
@@ -86,6 +87,11 @@ async def test_anyone_changes_their_own_password_with_the_current_one(
         own, json={"password": "new-viewer-password", "current_password": "viewer-password"}
     )
     assert changed.status_code == 200, changed.text
+    # the change revoked the viewer's tokens, this one included: a new one to go on
+    assert (await viewer.get(own)).status_code == 401
+    root = Actor(name="root@local", role=Role.admin, via="local", remote="test")
+    _, secret = accounts.create_token("again", Role.viewer, by=root, owner="viewer")
+    viewer.headers["Authorization"] = f"Bearer {secret}"
     assert (await viewer.get(own)).status_code == 200  # one's own account is readable
     await accounts.login("viewer", "new-viewer-password", remote="test")
     # ...but not someone else's password, nor one's own role.

@@ -362,9 +362,7 @@ def test_vs_add_list_show_set_delete(daemon: Daemon) -> None:
     assert "no virtual services" in ok(run(daemon, "vs", "list")).stdout
 
 
-def test_vs_set_another_scheduler_drops_the_adaptive_agent(
-    daemon: Daemon, tmp_path: Path
-) -> None:
+def test_vs_set_another_scheduler_drops_the_adaptive_agent(daemon: Daemon, tmp_path: Path) -> None:
     adaptive = WEB.format(weight=1000).replace(
         "scheduler: weighted_round_robin", "scheduler: adaptive\n    adaptive: {port: 8080}"
     )

@@ -140,7 +140,7 @@ def test_demo_prints_the_password_first_and_names_the_way_back(
     import bascule.main
 
     def start_daemon(data_dir: Path, log_path: Path, env: dict[str, str]) -> DeadDaemon:
-        log_path.write_text("level=error msg=\"cannot bind 127.0.0.1:8443\"\n")
+        log_path.write_text('level=error msg="cannot bind 127.0.0.1:8443"\n')
         assert env["BASCULE_ADMIN_PASSWORD"]  # the daemon is told the password chosen
         return DeadDaemon()
 

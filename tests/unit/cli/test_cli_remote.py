@@ -243,6 +243,11 @@ def test_a_viewer_changes_their_own_password_remotely(served: Served) -> None:
     )
     assert "current password" in ok(out)
     asyncio.run(served.services.accounts.login("viewer", "new-viewer-password", remote="test"))
+    # the change revoked the viewer's tokens: the one used is refused, a new one goes on
+    assert "unknown, revoked or malformed" in error(remote(served, "viewer", "status"))
+    served.tokens["viewer"] = served.services.accounts.create_token(
+        "cli again", Role.viewer, by=ROOT, owner="viewer"
+    )[1]
     assert "not your current password" in error(
         remote(
             served, "viewer", "user", "passwd", "viewer", input="wrong-one\nxxxxxxxxx\nxxxxxxxxx\n"

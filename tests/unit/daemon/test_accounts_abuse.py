@@ -23,7 +23,7 @@ from bascule.daemon.accounts import (
 from bascule.daemon.audit import AuditService
 from bascule.errors import AuthenticationFailed, InvalidConfiguration, LockedOut
 from bascule.model.access import Actor, Role
-from bascule.store.accounts import AccountStore
+from bascule.store.accounts import AccountStore, FailureScope
 from bascule.store.audit import AuditStore
 
 ROOT = Actor(name="root@local", role=Role.admin, via="local", remote="unix socket")
@@ -68,7 +68,7 @@ async def test_parallel_guesses_do_not_skip_the_lockout(accounts: AccountService
     outcomes = await asyncio.gather(*(attempt(accounts, guess) for guess in guesses))
     assert outcomes.count("failed") == 2
     assert outcomes.count("locked") == 28
-    failures = accounts.store.login_failures("admin")
+    failures = accounts.store.failures(FailureScope.account_source, "admin|192.0.2.66")
     assert failures is not None and failures.locked_until is not None
 
 
@@ -122,7 +122,8 @@ async def test_an_oversized_user_name_is_refused_without_storing_it(
     name = "x" * 100_000
     with pytest.raises(AuthenticationFailed):
         await accounts.login(name, "whatever-password", remote="192.0.2.66")
-    assert accounts.store.login_failures(name) is None
+    assert accounts.store.failures(FailureScope.account, name) is None
+    assert accounts.store.failures(FailureScope.account, name[:MAX_LOGIN_NAME]) is not None
     entries, _ = audit.page(0, 1)
     assert entries[0].action == "login" and entries[0].outcome == "failed"
     assert len(entries[0].actor) == MAX_LOGIN_NAME

@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from bascule.daemon.accounts import AccountService
 from bascule.errors import NotFound, StoreError
 from bascule.model.access import Actor, Role
-from bascule.store.accounts import AccountStore, LoginFailures
+from bascule.store.accounts import AccountStore, FailureScope, PasswordFailures
 from bascule.store.audit import AuditStore
 from bascule.store.database import MIGRATIONS, open_database, schema_version
 from bascule.store.revisions import RevisionStore
@@ -37,7 +37,15 @@ def test_the_accounts_share_the_revisions_file(tmp_path: Path) -> None:
         }
         assert schema_version(connection) == len(MIGRATIONS)
         connection.close()
-    assert {"revisions", "users", "api_tokens", "sessions", "login_failures", "audit_log"} <= tables
+    assert {
+        "revisions",
+        "users",
+        "api_tokens",
+        "sessions",
+        "password_failures",
+        "login_sources",
+        "audit_log",
+    } <= tables
 
 
 def test_users(store: AccountStore) -> None:
@@ -108,15 +116,27 @@ def test_tokens(store: AccountStore) -> None:
         store.revoke_token("ffffffffffffffff", at=T0)
 
 
-def test_login_failures(store: AccountStore) -> None:
-    failures = LoginFailures(name="alice", count=2, first_at=T0, locked_until=None)
-    store.save_login_failures(failures)
-    assert store.login_failures("alice") == failures
-    store.forget_login_failures_before(T0 + timedelta(seconds=1))
-    assert store.login_failures("alice") is None
-    store.save_login_failures(failures)
-    store.clear_login_failures("alice")
-    assert store.login_failures("alice") is None
+def test_password_failures(store: AccountStore) -> None:
+    failures = PasswordFailures(
+        scope=FailureScope.account, key="alice", count=2, first_at=T0, locked_until=None
+    )
+    store.save_failures(failures)
+    assert store.failures(FailureScope.account, "alice") == failures
+    assert store.failures(FailureScope.source, "alice") is None
+    store.forget_failures_before(T0 + timedelta(seconds=1))
+    assert store.failures(FailureScope.account, "alice") is None
+    store.save_failures(failures)
+    store.clear_failures(FailureScope.account, "alice")
+    assert store.failures(FailureScope.account, "alice") is None
+
+
+def test_login_sources(store: AccountStore) -> None:
+    store.trust_source("alice", "192.0.2.1", at=T0)
+    assert store.trusted_source("alice", "192.0.2.1", since=T0)
+    assert not store.trusted_source("alice", "192.0.2.1", since=T0 + timedelta(seconds=1))
+    assert not store.trusted_source("bob", "192.0.2.1", since=T0)
+    store.forget_sources_before(T0 + timedelta(seconds=1))
+    assert not store.trusted_source("alice", "192.0.2.1", since=T0)
 
 
 def test_a_closed_store_says_so(tmp_path: Path) -> None:

@@ -24,12 +24,14 @@ from bascule.api.auth import (
     remember_actor,
     web_session,
 )
+from bascule.api.bodies import OffLoopRoute
 from bascule.api.deps import Reader
+from bascule.api.errors import LOCKED_RESPONSES
 from bascule.errors import Forbidden
 from bascule.model.access import ROLE_PERMISSIONS, Permission, Role
 
-public = APIRouter(prefix="/auth", tags=["authentication"])
-router = APIRouter(prefix="/auth", tags=["authentication"])
+public = APIRouter(prefix="/auth", tags=["authentication"], route_class=OffLoopRoute)
+router = APIRouter(prefix="/auth", tags=["authentication"], route_class=OffLoopRoute)
 
 
 class LoginIn(BaseModel):
@@ -52,7 +54,11 @@ class LoginOut(WhoAmIOut):
     expires_at: datetime
 
 
-@public.post("/login", summary="Log in: sets the session cookie, returns the CSRF token")
+@public.post(
+    "/login",
+    summary="Log in: sets the session cookie, returns the CSRF token",
+    responses=LOCKED_RESPONSES,
+)
 async def login(
     credentials: Annotated[LoginIn, Body()], request: Request, response: Response
 ) -> LoginOut:

@@ -1,7 +1,9 @@
 """/backup and /restore: the configuration document as a file to keep, and back again.
 
 A backup is the current revision's document as YAML, headed ``# bascule revision N`` exactly
-as ``bascule export`` writes it, so the same file also works with ``bascule apply -f``. A
+as ``bascule export`` writes it, so the same file also works with ``bascule apply -f`` (unless
+it carries the certificate store: its ``certificate_store`` section, the certificates always
+and their keys only sealed with a passphrase, ``POST /backup``, is restored here). A
 restore enters the flow of a change at its first door like any apply: the whole document is
 validated, checked by the engines, committed as a new revision ("restore from backup") and
 applied; on any error nothing is changed and the errors name the document's own fields.
@@ -12,18 +14,28 @@ format and the restore itself are daemon/backup.py's, shared with the WUI's Back
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Body, Request, Response
+from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
-from bascule.api.deps import ConfigServiceDep, ConfigureAction, DryRun
-from bascule.api.etags import answer_change, tag
+from bascule.api.answers import change_answer
+from bascule.api.bodies import OffLoopRoute
+from bascule.api.deps import (
+    Administrator,
+    ConfigServiceDep,
+    ConfigureAction,
+    DryRun,
+    get_services,
+)
+from bascule.api.etags import etag
 from bascule.api.schemas import ApplyResultOut
 from bascule.daemon import backup as backups
 from bascule.errors import FieldError, InvalidConfiguration
 
-router = APIRouter(tags=["backup"])
+router = APIRouter(tags=["backup"], route_class=OffLoopRoute)
 
 YAML_TYPE = "application/yaml"
 
@@ -34,14 +46,19 @@ _DOCUMENT_SCHEMA: dict[str, Any] = {
 RESTORE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "The document as YAML or JSON, or a multipart form with a `file` field",
+        "description": "The document as YAML or JSON, or a multipart form with a `file` field "
+        "(and a `passphrase` field when the backup's private keys are sealed; with a raw body, "
+        "the X-Backup-Passphrase header)",
         "content": {
             YAML_TYPE: {"schema": _DOCUMENT_SCHEMA},
             "application/json": {"schema": _DOCUMENT_SCHEMA},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "passphrase": {"type": "string"},
+                    },
                     "required": ["file"],
                 }
             },
@@ -50,46 +67,93 @@ RESTORE_BODY: dict[str, Any] = {
 }
 
 
+PASSPHRASE_HEADER = "X-Backup-Passphrase"  # noqa: S105 - a header name, not a secret
+
+
+class SealedBackupIn(BaseModel):
+    passphrase: str = Field(
+        min_length=12,
+        max_length=1024,
+        description="Seals the certificate store's private keys (scrypt, AES-256-GCM); a "
+        "restore asks for it",
+    )
+
+
+def _backup_file(config: ConfigServiceDep, request: Request, passphrase: str | None) -> Response:
+    revision, document = config.document()
+    certificates = get_services(request).certificates
+    store = certificates.export(passphrase) if certificates is not None else None
+    filename = backups.backup_filename(revision)
+    # PyYAML writes in pure Python and scrypt takes a moment: the caller runs this in a
+    # worker thread
+    return Response(
+        backups.backup_text(revision, document, store),
+        media_type=YAML_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "ETag": etag(revision),
+        },
+    )
+
+
 @router.get(
     "/backup",
-    summary="Download the current configuration document as YAML",
+    summary="Download the configuration document as YAML, with the certificate store's "
+    "certificates (without their private keys)",
     response_class=Response,
     responses={200: {"content": {YAML_TYPE: {"schema": _DOCUMENT_SCHEMA}}}},
 )
-async def backup(config: ConfigServiceDep) -> Response:
-    revision, document = config.document()
-    filename = backups.backup_filename(revision)
-    response = Response(
-        backups.backup_text(revision, document),
-        media_type=YAML_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-    tag(response, revision)
-    return response
+async def backup(config: ConfigServiceDep, request: Request) -> Response:
+    return await asyncio.to_thread(_backup_file, config, request, None)
+
+
+@router.post(
+    "/backup",
+    summary="Download the backup with the certificate store's private keys sealed by a "
+    "passphrase (administer)",
+    response_class=Response,
+    responses={200: {"content": {YAML_TYPE: {"schema": _DOCUMENT_SCHEMA}}}},
+)
+async def sealed_backup(
+    actor: Administrator,
+    config: ConfigServiceDep,
+    request: Request,
+    body: Annotated[SealedBackupIn, Body()],
+) -> Response:
+    return await asyncio.to_thread(_backup_file, config, request, body.passphrase)
 
 
 @router.post(
     "/restore",
     summary="Restore a backup: validated, then applied as a new revision",
     openapi_extra=RESTORE_BODY,
+    response_model=ApplyResultOut,
 )
 async def restore(
     request: Request,
     config: ConfigServiceDep,
     change_request: ConfigureAction,
-    response: Response,
     dry_run: DryRun = False,
-) -> ApplyResultOut:
-    document = backups.read_backup(await _upload(request))
-    result = await backups.restore(config, document, change_request.with_dry_run(dry_run))
-    answer_change(response, result)
-    return ApplyResultOut.of(result)
+) -> Response:
+    data, passphrase = await _upload(request)
+    # YAML is parsed in pure Python: seconds for a large file, so in a worker thread
+    content = await asyncio.to_thread(backups.read_backup, data)
+    result = await backups.restore_with_certificates(
+        config,
+        get_services(request).certificates,
+        content,
+        change_request.with_dry_run(dry_run),
+        passphrase=passphrase,
+    )
+    return await change_answer(result)
 
 
-async def _upload(request: Request) -> bytes:
+async def _upload(request: Request) -> tuple[bytes, str | None]:
     """The file's bytes: the request body, or the ``file`` field of a multipart form; reading
-    stops past the size limit (``read_backup`` then refuses the file)."""
+    stops past the size limit (``read_backup`` then refuses the file). And the passphrase of
+    its sealed keys: the form's ``passphrase`` field, or the X-Backup-Passphrase header."""
     limit = backups.MAX_BACKUP_BYTES + 1
+    passphrase = request.headers.get(PASSPHRASE_HEADER) or None
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         async with request.form(max_files=1, max_fields=10) as form:
@@ -98,10 +162,13 @@ async def _upload(request: Request) -> bytes:
                 raise InvalidConfiguration(
                     [FieldError(path="file", message="is required: the backup file to restore")]
                 )
-            return await upload.read(limit)
+            given = form.get("passphrase")
+            if isinstance(given, str) and given:
+                passphrase = given
+            return await upload.read(limit), passphrase
     received = bytearray()
     async for chunk in request.stream():
         received += chunk
         if len(received) >= limit:
             break
-    return bytes(received)
+    return bytes(received), passphrase

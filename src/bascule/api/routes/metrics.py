@@ -11,18 +11,18 @@ permission like every reading route.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from bascule.api.auth import require
-from bascule.api.deps import ConfigServiceDep
+from bascule.api.deps import ConfigServiceDep, get_services
 from bascule.daemon.results import StatusReport
 from bascule.model.access import Permission
 from bascule.reconcile.status import ServerStatus, ServiceStatus
@@ -38,8 +38,10 @@ _RS = ["virtual_service", "real_server"]
 class StatusCollector(Collector):
     """One status report as metric families (a fresh collector per scrape)."""
 
-    def __init__(self, report: StatusReport) -> None:
+    def __init__(self, report: StatusReport, expiry: Mapping[str, float] | None = None) -> None:
+        """``expiry``: seconds until each entry of the certificate store expires."""
         self.report = report
+        self.expiry = expiry or {}
 
     def collect(self) -> Iterator[Metric]:
         report = self.report
@@ -52,6 +54,14 @@ class StatusCollector(Collector):
         yield _gauge("bascule_apply_ok", "1 when the last apply worked", int(report.apply_ok))
         yield from self._services()
         yield from self._servers()
+        expiry = GaugeMetricFamily(
+            "bascule_certificate_expiry_seconds",
+            "Seconds until a certificate of the store expires (negative once expired)",
+            labels=["name"],
+        )
+        for name, seconds in sorted(self.expiry.items()):
+            expiry.add_metric([name], seconds)
+        yield expiry
 
     def _services(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(
@@ -187,10 +197,10 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
 
-def exposition(report: StatusReport) -> bytes:
-    """The report in the Prometheus text format 0.0.4."""
+def exposition(report: StatusReport, expiry: Mapping[str, float] | None = None) -> bytes:
+    """The report (and the certificates' expiry) in the Prometheus text format 0.0.4."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(report))
+    registry.register(StatusCollector(report, expiry))
     return generate_latest(registry)
 
 
@@ -200,5 +210,7 @@ def exposition(report: StatusReport) -> bytes:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {"schema": {"type": "string"}}}}},
 )
-async def metrics(config: ConfigServiceDep) -> Response:
-    return Response(exposition(await config.status()), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+async def metrics(config: ConfigServiceDep, request: Request) -> Response:
+    certificates = get_services(request).certificates
+    expiry = certificates.expiry_seconds() if certificates is not None else {}
+    return Response(exposition(await config.status(), expiry), media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from bascule.api import documents
-from bascule.api.auth import check
+from bascule.api.bodies import OffLoopRoute
 from bascule.api.deps import (
     ChangesBody,
     ConfigServiceDep,
@@ -28,7 +28,9 @@ from bascule.api.schemas import ApplyResultOut, ItemsOut
 from bascule.model import RealServerState, edits
 from bascule.model.access import permission_for_real_server_patch
 
-router = APIRouter(prefix="/virtual-services/{name}/real-servers", tags=["real servers"])
+router = APIRouter(
+    prefix="/virtual-services/{name}/real-servers", tags=["real servers"], route_class=OffLoopRoute
+)
 
 
 @router.get("", summary="The real servers of a virtual service (all, or a page)")
@@ -82,11 +84,11 @@ async def update_real_server(
     key: str,
     changes: ChangesBody,
     config: ConfigServiceDep,
-    change_request: FieldChange,
+    change_for: FieldChange,
     response: Response,
 ) -> ApplyResultOut:
     # A weight alone is an operator's change; any other field is structural.
-    check(change_request.actor, permission_for_real_server_patch(changes))
+    change_request = change_for(permission_for_real_server_patch(changes))
     result = await config.edit(
         lambda doc: edits.update_real_server(doc, name, key, changes),
         change_request.with_default_message(f"change real server {key} of {name}"),

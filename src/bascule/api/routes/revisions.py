@@ -11,8 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from bascule.api.answers import change_answer, off_loop
 from bascule.api.deps import ConfigServiceDep, ConfigureAction
-from bascule.api.etags import answer_change
 from bascule.api.schemas import ApplyResultOut, DiffOut, RevisionOut, RevisionPage
 
 router = APIRouter(prefix="/revisions", tags=["revisions"])
@@ -35,23 +35,31 @@ async def list_revisions(
     return RevisionPage.of(config.history(limit=limit + 1, before=before), limit=limit)
 
 
-@router.get("/{number}", summary="One revision, its document and its diff from the one before")
-async def read_revision(number: RevisionNumber, config: ConfigServiceDep) -> RevisionOut:
-    return RevisionOut.of(config.revision(number))
+@router.get(
+    "/{number}",
+    summary="One revision, its document and its diff from the one before",
+    response_model=RevisionOut,
+)
+async def read_revision(number: RevisionNumber, config: ConfigServiceDep) -> Response:
+    revision = config.revision(number)
+    return await off_loop(lambda: RevisionOut.of(revision))
 
 
-@router.get("/{a}/diff/{b}", summary="The changes from revision a to revision b")
-async def diff_revisions(a: RevisionNumber, b: RevisionNumber, config: ConfigServiceDep) -> DiffOut:
-    return DiffOut.of(config.diff(a, b))
+@router.get(
+    "/{a}/diff/{b}", summary="The changes from revision a to revision b", response_model=DiffOut
+)
+async def diff_revisions(
+    a: RevisionNumber, b: RevisionNumber, config: ConfigServiceDep
+) -> Response:
+    return await off_loop(lambda: DiffOut.of(config.diff(a, b)))
 
 
-@router.post("/{number}/rollback", summary="Make an older revision current again")
+@router.post(
+    "/{number}/rollback",
+    summary="Make an older revision current again",
+    response_model=ApplyResultOut,
+)
 async def rollback(
-    number: RevisionNumber,
-    config: ConfigServiceDep,
-    change_request: ConfigureAction,
-    response: Response,
-) -> ApplyResultOut:
-    result = await config.rollback(number, change_request)
-    answer_change(response, result)
-    return ApplyResultOut.of(result)
+    number: RevisionNumber, config: ConfigServiceDep, change_request: ConfigureAction
+) -> Response:
+    return await change_answer(await config.rollback(number, change_request))

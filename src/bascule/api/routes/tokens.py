@@ -18,12 +18,13 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, Field
 
+from bascule.api.bodies import OffLoopRoute
 from bascule.api.deps import AccountServiceDep, Reader
 from bascule.daemon.accounts import TokenInfo
 from bascule.errors import Forbidden
 from bascule.model.access import Permission, Role
 
-router = APIRouter(prefix="/tokens", tags=["tokens"])
+router = APIRouter(prefix="/tokens", tags=["tokens"], route_class=OffLoopRoute)
 
 
 class TokenOut(BaseModel):

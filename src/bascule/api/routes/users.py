@@ -17,12 +17,14 @@ from fastapi import APIRouter, Body, Path
 from pydantic import BaseModel, Field
 
 from bascule.api.auth import check
+from bascule.api.bodies import OffLoopRoute
 from bascule.api.deps import AccountServiceDep, Administrator, Reader
+from bascule.api.errors import LOCKED_RESPONSES
 from bascule.daemon.accounts import User
 from bascule.errors import FieldError, InvalidConfiguration
 from bascule.model.access import Permission, Role
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=OffLoopRoute)
 
 UserName = Annotated[str, Path(min_length=1, max_length=64, description="The user's name")]
 
@@ -83,7 +85,11 @@ async def read_user(user: UserName, actor: Reader, accounts: AccountServiceDep) 
     return UserOut.of(accounts.user(user))
 
 
-@router.patch("/{user}", summary="Change a user's role (administer) or password")
+@router.patch(
+    "/{user}",
+    summary="Change a user's role (administer) or password",
+    responses=LOCKED_RESPONSES,
+)
 async def update_user(
     user: UserName,
     actor: Reader,

@@ -11,13 +11,14 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from bascule.api import documents
+from bascule.api.bodies import OffLoopRoute
 from bascule.api.deps import ChangesBody, ConfigServiceDep, ConfigureChange, VirtualServiceBody
 from bascule.api.etags import answer_change, tag
 from bascule.api.pagination import Limit, Offset, page
 from bascule.api.schemas import ApplyResultOut, ItemsOut
 from bascule.model import edits
 
-router = APIRouter(prefix="/virtual-services", tags=["virtual services"])
+router = APIRouter(prefix="/virtual-services", tags=["virtual services"], route_class=OffLoopRoute)
 
 
 @router.get("", summary="The virtual services of the current revision (all, or a page)")

@@ -9,6 +9,7 @@ runtime-API commands (runtime.py), and HAProxy's own reports (``show servers sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -24,29 +25,30 @@ from bascule.engines.base import (
     ServiceObservation,
 )
 from bascule.engines.haproxy import runtime
+from bascule.engines.haproxy import transactions as tx
+from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
 from bascule.engines.haproxy.render import render
 from bascule.engines.haproxy.shell import HaproxyPaths, HaproxyShell
+from bascule.engines.haproxy.tls import TlsPaths
 from bascule.engines.haproxy.view import (
     MAX_WEIGHT,
     PEERS,
     HaproxyGlobals,
+    HaproxyView,
     build_view,
     proxy_name,
     server_name,
 )
 from bascule.errors import EngineError, EngineRejected
-from bascule.model import Configuration, Mode, RealServerState, VirtualService
+from bascule.model import Configuration, Mode, RealServerState, ServiceType, VirtualService
+from bascule.model.offload import HTTP_PORT
 from bascule.net.addresses import host_port
 from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import ServerRef
 
 log = logging.getLogger("bascule.haproxy")
 
-# Where HAProxy's local peer listens (on the load balancer's loopback): during a reload the old
-# worker connects there to hand its stick tables (persistence) to the new one (configuration.txt
-# 3.5 "Peers").
-LOCAL_PEER = "127.0.0.1:7785"
 
 # The longest a reload waits for the running worker's initial stick-table resync (two 5 s
 # steps: from the previous worker, then from remote peers, of which there are none).
@@ -74,11 +76,25 @@ class HaproxyEngine:
         maxconn: int,
         nbthread: int,
         cpus: tuple[int, ...] = (),
-        local_peer: str | None = LOCAL_PEER,
+        peers: bool = True,
+        peers_listener: PeersListener | None = None,
+        certificates_dir: Path | None = None,
     ) -> None:
+        """``peers``: keep the stick tables (persistence) across reloads through HAProxy's
+        local peer, listening on a unix socket in ``run_dir`` (only root reaches it), or on
+        ``peers_listener`` (``ip:port`` with TLS, for the HA pair); see peers.py.
+        ``certificates_dir``: where the certificate store writes ``<name>.pem`` and
+        ``<name>.ca.pem`` (default: ``certificates`` beside ``run_dir``)."""
         self.paths = HaproxyPaths.under(run_dir)
+        local_peer = None
+        if peers:
+            local_peer = peers_listener or PeersListener(address=str(self.paths.peers_socket))
         self.shell = HaproxyShell(self.paths, binary=binary)
         self.server_state = self.paths.run_dir / "server-state"
+        self._version: str | None = None
+        self.crt_lists = self.paths.run_dir / "crt-lists"
+        self.acme_map = self.paths.run_dir / "acme.map"
+        self.certificates_dir = certificates_dir or run_dir.parent / "certificates"
         self.globals = HaproxyGlobals(
             stats_socket=str(self.paths.stats_socket),
             maxconn=maxconn,
@@ -86,13 +102,50 @@ class HaproxyEngine:
             server_state_file=str(self.server_state),
             cpus=cpus,
             local_peer=local_peer,
+            tls_paths=TlsPaths(
+                certificates_dir=str(self.certificates_dir),
+                crt_list_dir=str(self.crt_lists),
+                acme_map=str(self.acme_map),
+            ),
         )
+        # ACME HTTP-01 answers (path -> key authorization), kept in the map file too so that a
+        # reload during a challenge keeps answering it
+        self._challenges: dict[str, str] = {}
 
     def render(self, config: Configuration) -> str:
         return render(build_view(config, self.globals))
 
+    def _prepare(self, config: Configuration) -> str:
+        """The configuration text, with the files it reads beside it: the crt-lists (named by
+        their content, so a running or last good configuration's lists are never rewritten)
+        and the ACME map, which must exist when HAProxy loads."""
+        view = build_view(config, self.globals)
+        self._write_tls_files(view)
+        return render(view)
+
+    def _write_tls_files(self, view: HaproxyView) -> None:
+        self.paths.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.crt_lists.mkdir(mode=0o700, exist_ok=True)
+        for listed in view.crt_lists:
+            path = Path(listed.path)
+            if not path.exists() or path.read_text() != listed.text:
+                _write_private(path, listed.text)
+        if not self.acme_map.exists():
+            self._write_map()
+
+    def _remove_stale_crt_lists(self) -> None:
+        """Keep the crt-lists the current and the last good configuration read."""
+        kept = ""
+        for path in (self.paths.config, self.paths.last_good):
+            with contextlib.suppress(OSError):
+                kept += path.read_text()
+        for listed in self.crt_lists.glob("*.crtlist"):
+            if str(listed) not in kept:
+                listed.unlink(missing_ok=True)
+
     async def check(self, config: Configuration) -> None:
-        await self.shell.check(self.render(config))
+        # Rendering a large configuration takes a second: in a worker thread, off the loop.
+        await self.shell.check(await asyncio.to_thread(self._prepare, config))
         busy = await asyncio.to_thread(unbindable_listeners, config)
         if busy:
             raise EngineRejected(
@@ -112,8 +165,10 @@ class HaproxyEngine:
 
     async def info(self) -> dict[str, Any]:
         running = await self.shell.is_running()
+        if self._version is None:  # `haproxy -v` once, not a process on every status read
+            self._version = await self.shell.version()
         return {
-            "version": await self.shell.version(),
+            "version": self._version,
             "running": running,
             "worker_pids": await self.shell.worker_pids() if running else [],
             "config": str(self.paths.config),
@@ -126,7 +181,8 @@ class HaproxyEngine:
                 await self._flush(commands)
                 await self._wait_tables_handed_over(applied)
                 await self._save_server_state()
-                await self.shell.apply(self.render(action.config))
+                await self.shell.apply(await asyncio.to_thread(self._prepare, action.config))
+                self._remove_stale_crt_lists()
                 applied = action.config
             elif isinstance(action, SetWeight):
                 backend, server = _names(applied, action.vs, action.server)
@@ -174,10 +230,7 @@ class HaproxyEngine:
             state = await self.shell.runtime("show servers state")
         except EngineError:
             return
-        tmp = self.server_state.with_suffix(".tmp")
-        tmp.write_text(state if state.endswith("\n") else state + "\n")
-        tmp.chmod(0o600)
-        tmp.replace(self.server_state)
+        _write_private(self.server_state, state if state.endswith("\n") else state + "\n")
 
     async def _flush(self, commands: list[str]) -> None:
         if commands:
@@ -269,6 +322,75 @@ class HaproxyEngine:
             await self.shell.runtime(runtime.clear_table(table))
         return count
 
+    # -- the certificate store and ACME -------------------------------------------------------
+
+    async def certificate_changed(self, applied: Configuration | None, name: str) -> bool:
+        """The store rewrote ``name``'s file: swap it into the running worker without a reload
+        (``set ssl cert`` or ``set ssl ca-file``, then ``commit``; ``abort`` on failure).
+        Whether HAProxy serves it (False: not running, or no service of ``applied`` uses it).
+        The file is read back, so HAProxy and a later reload see the same bytes."""
+        if applied is None or not await self.shell.is_running():
+            return False
+        kind, path = _store_file(applied, name, self.globals.tls_paths)
+        if kind is None:
+            return False
+        pem = await asyncio.to_thread(Path(path).read_bytes)
+        tx.check_started(await self.shell.request(tx.set_ssl(kind, path, pem)))
+        answer = await self.shell.request(tx.commit_ssl(kind, path))
+        try:
+            tx.check_committed(answer)
+        except EngineError:
+            with contextlib.suppress(EngineError):
+                await self.shell.request(tx.abort_ssl(kind, path))
+            raise
+        log.info("certificate swapped at runtime", extra={"certificate": name, "file": path})
+        return True
+
+    async def set_challenge(self, path: str, answer: str) -> None:
+        """Answer ACME's HTTP-01 request for ``path`` with ``answer`` on every port-80 HTTP
+        listener: the map file first (a reload keeps it), then the running worker's map."""
+        self._challenges[path] = answer
+        await asyncio.to_thread(self._write_map)
+        if await self.shell.is_running():
+            map_path = str(self.acme_map)
+            with contextlib.suppress(EngineError):  # a stale entry: replace it
+                tx.check_map_answer(await self.shell.request(tx.del_map(map_path, path)))
+            tx.check_map_answer(await self.shell.request(tx.add_map(map_path, path, answer)))
+
+    async def clear_challenge(self, path: str) -> None:
+        self._challenges.pop(path, None)
+        await asyncio.to_thread(self._write_map)
+        if await self.shell.is_running():
+            tx.check_map_answer(await self.shell.request(tx.del_map(str(self.acme_map), path)))
+
+    def _write_map(self) -> None:
+        self.paths.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        text = "".join(f"{path} {answer}\n" for path, answer in sorted(self._challenges.items()))
+        _write_private(self.acme_map, text)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` 0600 through a renamed temporary file (HAProxy never reads half)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def _store_file(
+    applied: Configuration, name: str, paths: TlsPaths
+) -> tuple[tx.SslObject | None, str]:
+    """Which file of the store HAProxy loaded for ``name``, and as what (None: unused)."""
+    for vs in applied.virtual_services:
+        tls = vs.tls
+        if tls is None or vs.type is ServiceType.starttls:
+            continue
+        if name in tls.certificates:
+            return tx.SslObject.cert, paths.certificate(name)
+        if name in (tls.client_ca, tls.server_ca):
+            return tx.SslObject.ca_file, paths.ca_bundle(name)
+    return None, ""
+
 
 def _running_service(applied: Configuration | None, vs_name: str) -> VirtualService:
     vs = applied.virtual_service(vs_name) if applied else None
@@ -294,12 +416,16 @@ def unbindable_listeners(config: Configuration) -> list[tuple[str, str]]:
     """
     busy: list[tuple[str, str]] = []
     for vs in config.virtual_services:
-        if not vs.enabled or vs.mode is not Mode.l7:
+        # a STARTTLS front holds a starttls service's VIP (HAProxy its loopback relay)
+        if not vs.enabled or vs.mode is not Mode.l7 or vs.type is ServiceType.starttls:
             continue
+        ports_of = [(r.first, r.last) for r in vs.port_ranges]
+        if vs.tls is not None and vs.tls.redirect_http:
+            ports_of.append((HTTP_PORT, HTTP_PORT))
         for address in vs.addresses:
             family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            for ports in vs.port_ranges:
-                for port in range(ports.first, ports.last + 1):
+            for first, last in ports_of:
+                for port in range(first, last + 1):
                     if _in_use(family, address, port):
                         busy.append((host_port(address, port), "address already in use"))
     return busy

@@ -31,6 +31,10 @@ from pathlib import Path
 
 from bascule.engines.haproxy import runtime as runtime_api
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
+from bascule.net.processes import alive as _alive
+from bascule.net.processes import send_signal as _signal
+from bascule.net.processes import spawn_session as _spawn_session
+from bascule.net.processes import wait_dead as _wait_dead
 
 ENGINE = "haproxy"
 # sun_path is 108 bytes on Linux, the terminating NUL included (unix(7)).
@@ -39,6 +43,14 @@ _POLL = 0.05
 _SOCKET_TIMEOUT = 5.0
 # A CLI line is read into one buffer (tune.bufsize, 16 kB by default): stay well below it.
 _MAX_LINE = 8000
+# Connections open at once on one HAProxy socket. The stats socket serves 10 at a time
+# (configuration.txt 3.1 "stats maxconn": "By default, the stats socket is limited to 10
+# concurrent connections") and drops what its backlog cannot hold: 200 status reads side by
+# side lost 179 ("Connection lost"). They queue here instead, in the daemon's event loop.
+_SOCKET_SLOTS = 4
+# A connection refused or reset before a line was sent (a worker being replaced, a full
+# backlog) is tried again, this many times in all, after 50 ms, 100 ms...
+_CONNECT_TRIES = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +61,7 @@ class HaproxyPaths:
     config: Path
     stats_socket: Path
     master_socket: Path
+    peers_socket: Path
     pid_file: Path
     last_good: Path
     new_config: Path
@@ -63,6 +76,7 @@ class HaproxyPaths:
             config=run_dir / "haproxy.cfg",
             stats_socket=run_dir / "haproxy.sock",
             master_socket=run_dir / "master.sock",
+            peers_socket=run_dir / "peers.sock",
             pid_file=run_dir / "haproxy.pid",
             last_good=run_dir / "haproxy.cfg.last-good",
             new_config=run_dir / "haproxy.cfg.new",
@@ -70,7 +84,7 @@ class HaproxyPaths:
             rejected_output=run_dir / "haproxy.cfg.rejected.txt",
             log=run_dir / "haproxy.log",
         )
-        for socket_path in (paths.stats_socket, paths.master_socket):
+        for socket_path in (paths.stats_socket, paths.master_socket, paths.peers_socket):
             if len(os.fsencode(socket_path)) > _MAX_SOCKET_PATH:
                 raise ValueError(
                     f"unix socket path too long (max {_MAX_SOCKET_PATH} bytes): {socket_path}"
@@ -93,6 +107,10 @@ class HaproxyShell:
         self.binary = binary
         self.start_timeout = start_timeout
         self.reload_timeout = reload_timeout
+        self._slots = {
+            path: asyncio.Semaphore(_SOCKET_SLOTS)
+            for path in (paths.stats_socket, paths.master_socket)
+        }
 
     # --- the checker -------------------------------------------------------------------------
 
@@ -221,7 +239,12 @@ class HaproxyShell:
         await _wait_dead(pid, 2.0)
 
     def _remove_runtime_files(self) -> None:
-        for path in (self.paths.pid_file, self.paths.master_socket, self.paths.stats_socket):
+        for path in (
+            self.paths.pid_file,
+            self.paths.master_socket,
+            self.paths.stats_socket,
+            self.paths.peers_socket,
+        ):
             path.unlink(missing_ok=True)
 
     # --- the apply protocol ------------------------------------------------------------------
@@ -326,6 +349,11 @@ class HaproxyShell:
         if batch:
             await self._send_batch(batch)
 
+    async def request(self, text: str) -> str:
+        """Send ``text`` on the stats socket as it is (a command with its payload, see
+        transactions.py) and return the answer unchecked: each kind has its own verdict."""
+        return await self._exchange(self.paths.stats_socket, text)
+
     async def _send_batch(self, batch: list[str]) -> None:
         answer = await self._exchange(self.paths.stats_socket, runtime_api.command_line(batch))
         runtime_api.check_answer(answer)
@@ -367,20 +395,25 @@ class HaproxyShell:
         (checked on 2.6.12), hence the half-close; the stats socket does not mind it.
         """
         try:
-            async with asyncio.timeout(wait):
-                reader, writer = await asyncio.open_unix_connection(str(path))
-                try:
-                    writer.write(line.encode())
-                    await writer.drain()
-                    writer.write_eof()
-                    answer = await reader.read()
-                finally:
-                    writer.close()
-                    with contextlib.suppress(OSError):
-                        await writer.wait_closed()
+            # the wait for a slot is not the exchange's: a queue of reads is not a failure
+            async with self._slots[path]:
+                answer = await self._exchange_now(path, line, wait)
         except (OSError, TimeoutError) as exc:
             raise EngineError(f"HAProxy socket {path}: {exc or type(exc).__name__}") from exc
         return answer.decode(errors="replace")
+
+    async def _exchange_now(self, path: Path, line: str, wait: float) -> bytes:
+        async with asyncio.timeout(wait):
+            reader, writer = await _connect(path)
+            try:
+                writer.write(line.encode())
+                await writer.drain()
+                writer.write_eof()
+                return await reader.read()
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
 
     async def _run(self, *argv: str) -> tuple[int, str]:
         try:
@@ -394,6 +427,18 @@ class HaproxyShell:
         except OSError as exc:
             raise EngineError(f"cannot run {argv[0]}: {exc}") from exc
         return process.returncode or 0, output.decode(errors="replace")
+
+
+async def _connect(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open ``path``, trying again (``_CONNECT_TRIES`` in all) when HAProxy refuses or drops
+    the connection before anything was sent, which a busy or reloading socket does; a
+    missing socket (HAProxy not running) fails at once."""
+    for attempt in range(_CONNECT_TRIES - 1):
+        try:
+            return await asyncio.open_unix_connection(str(path))
+        except (ConnectionRefusedError, ConnectionResetError, BlockingIOError):
+            await asyncio.sleep(0.05 * 2**attempt)
+    return await asyncio.open_unix_connection(str(path))
 
 
 # --- file and process helpers (synchronous: small files, quick syscalls) --------------------
@@ -451,58 +496,5 @@ def _read_pid(pid_file: Path) -> int | None:
     return int(first[0]) if first and first[0].isdigit() else None
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs; reaps it if it is our exited child, and a zombie counts as dead."""
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        reaped = 0  # not our child (adopted, or started through another parent)
-    if reaped == pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces, so split after ')'.
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-def _spawn_session(binary: str, argv: list[str], log: Path) -> int:
-    """Start ``argv`` in a new session, stdin from /dev/null, stdout and stderr to ``log``.
-
-    posix_spawn rather than asyncio's subprocess: the master must outlive this process, and an
-    asyncio child transport would be reported as leaked when the daemon's loop closes.
-    """
-    log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        return os.posix_spawnp(
-            binary,
-            argv,
-            dict(os.environ),
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, log_fd, 1),
-                (os.POSIX_SPAWN_DUP2, log_fd, 2),
-            ],
-            setsid=True,
-        )
-    finally:
-        os.close(log_fd)
-
-
 def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
-
-
-def _signal(pid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
-
-
-async def _wait_dead(pid: int, wait: float) -> bool:
-    deadline = time.monotonic() + wait
-    while _alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(_POLL)
-    return True

@@ -22,7 +22,9 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from bascule.engines.haproxy import tls as offload
 from bascule.engines.haproxy.persistence import (
     PersistenceView,
     persistence_view,
@@ -39,15 +41,19 @@ from bascule.model import (
     VirtualService,
 )
 from bascule.model.check import sni_for
+from bascule.model.offload import HTTP_PORT
+from bascule.model.tls import starttls_relay
 from bascule.model.weights import engine_weights
 from bascule.net.addresses import host_port
+
+if TYPE_CHECKING:  # peers.py prints with this module's quoting
+    from bascule.engines.haproxy.peers import PeersListener
 
 # Section 5.2 "weight": "The default weight is 1, and the maximal value is 256. A value of 0
 # means the server will not participate in load-balancing but will still accept persistent
 # connections."
 MAX_WEIGHT = 256
 DRAIN_WEIGHT = 0
-
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,17 @@ HTTP_REUSE = "safe"
 # The local "peers" section and this process's peer in it (see HaproxyGlobals.local_peer).
 PEERS = "bascule"
 
+# Where the store's certificate files, the crt-lists and the ACME map are, as the daemon lays
+# out its data directory (the engine passes its own; golden files print these).
+DEFAULT_TLS_PATHS = offload.TlsPaths(
+    certificates_dir="/var/lib/bascule/certificates",
+    crt_list_dir="/var/lib/bascule/haproxy/crt-lists",
+)
+
+# redirect_http's frontend: "<service>.http" (service names never contain '.', so it cannot
+# collide with a service, like the fallback tables' "<service>.src").
+REDIRECT_SUFFIX = ".http"
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # What may appear unquoted: HAProxy's own name alphabet (letters, digits, '.', ':', '_',
 # '-') plus '[', ']' and '/' for bracketed IPv6 addresses and "proxy/server" references.
@@ -214,9 +231,12 @@ class HaproxyGlobals:
     hard_stop_after_s: int = 30
     server_state_file: str | None = None
     cpus: tuple[int, ...] = ()
-    # "<ip>:<port>" where the local peer listens: the old worker hands its stick tables
-    # (persistence) to the new one there on a reload (3.5 "Peers"). None: tables start empty.
-    local_peer: str | None = None
+    # Where the local peer listens (peers.py: a unix socket, or ip:port with TLS): the old
+    # worker hands its stick tables (persistence) to the new one there on a reload (3.5
+    # "Peers"). None: tables start empty after a reload.
+    local_peer: PeersListener | None = None
+    # The certificate store's files, the crt-lists and the ACME challenge map (tls.py).
+    tls_paths: offload.TlsPaths = DEFAULT_TLS_PATHS
 
     def __post_init__(self) -> None:
         for field, value in (
@@ -300,6 +320,14 @@ class ProxyView:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FrontendView:
+    """A ``frontend`` section that serves no real server: ``redirect_http``'s port 80."""
+
+    name: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class HaproxyView:
     """The whole HAProxy configuration, decided; ``render`` only prints it."""
 
@@ -311,6 +339,10 @@ class HaproxyView:
     peers: tuple[str, ...] = ()
     peers_name: str = PEERS
     tables: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # redirect_http's port-80 frontends, and the crt-list files the TLS binds read (the
+    # engine's shell writes them beside the configuration)
+    frontends: tuple[FrontendView, ...] = ()
+    crt_lists: tuple[offload.CrtList, ...] = ()
 
 
 def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
@@ -328,13 +360,24 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     if has_tables and globals_.local_peer is not None:
         # 3.1 "localpeer" names this process's peer in the "peers" section (3.5).
         global_settings = (*global_settings, f"localpeer {PEERS}")
-        peer_lines = (f"peer {PEERS} {_token(globals_.local_peer)}",)
+        peer_lines = globals_.local_peer.lines()
+    paths = globals_.tls_paths
     return HaproxyView(
         global_settings=global_settings,
         defaults=_defaults(globals_),
-        proxies=tuple(_proxy(vs, persistence[vs.name]) for vs in config.virtual_services),
+        proxies=tuple(_proxy(vs, persistence[vs.name], paths) for vs in config.virtual_services),
         peers=peer_lines,
         tables=tables,
+        frontends=tuple(
+            _redirect_frontend(vs, paths)
+            for vs in config.virtual_services
+            if vs.tls is not None and vs.tls.redirect_http
+        ),
+        crt_lists=tuple(
+            offload.crt_list(vs, vs.tls, paths)
+            for vs in config.virtual_services
+            if vs.tls is not None and _terminates_tls(vs)
+        ),
     )
 
 
@@ -375,12 +418,27 @@ def _defaults(globals_: HaproxyGlobals) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _proxy(vs: VirtualService, persistence: PersistenceView) -> ProxyView:
+def _proxy(vs: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths) -> ProxyView:
     name = proxy_name(vs)
     http = _is_http(vs)
     balance = _balance(vs)
     options: tuple[str, ...] = ()
     idempotent_only: tuple[str, ...] = ()
+    tls = vs.tls
+    # the first rules: ACME's answers on a plain HTTP listener of port 80; what an HTTPS
+    # service tells its real servers, and HSTS
+    first: tuple[str, ...] = ()
+    if http and tls is None and _listens_on(vs, HTTP_PORT):
+        first = offload.acme_rules(paths)
+    elif http and tls is not None:
+        first = (
+            *offload.http_request_rules(tls),
+            *offload.http_response_rules(tls, quote=quote),
+        )
+    binds = _binds(vs)
+    if tls is not None and _terminates_tls(vs):
+        options_of_bind = offload.listener_tls(vs, tls, paths, quote=quote).bind_options
+        binds = tuple(f"{bind} {options_of_bind}" for bind in binds)
     if http:
         # 4.2: keep-alive on both sides (the 2.x default, stated), connection reuse, the
         # client address for the real servers, and no idle client connection cut during a
@@ -396,19 +454,48 @@ def _proxy(vs: VirtualService, persistence: PersistenceView) -> ProxyView:
             f"http-request disable-l7-retry unless {' || '.join(IDEMPOTENT_METHOD_ACLS)}",
         )
     check = health_check_view(vs)
+    server_keywords = check.server_keywords
+    if tls is not None:
+        server_keywords += offload.server_tls(vs, tls, paths, checked=vs.checked, quote=quote)
     return ProxyView(
         name=name,
         disabled=not vs.enabled,
         mode="http" if http else "tcp",
-        binds=_binds(vs),
+        binds=binds,
         balance=balance.algorithm,
         hash_type=balance.hash_type,
         options=options,
-        rules=(*_critical_rules(vs, http), *idempotent_only),
+        rules=(*first, *_critical_rules(vs, http), *idempotent_only),
         check=check,
-        servers=_servers(vs, check.server_keywords, persistence.server_cookies or {}),
+        servers=_servers(vs, server_keywords, persistence.server_cookies or {}),
         persistence=persistence.lines,
     )
+
+
+def _terminates_tls(vs: VirtualService) -> bool:
+    """Whether HAProxy itself ends the service's TLS (a STARTTLS front ends its own)."""
+    return vs.tls is not None and vs.type is not ServiceType.starttls
+
+
+def _listens_on(vs: VirtualService, port: int) -> bool:
+    return any(r.first <= port <= r.last for r in vs.port_ranges)
+
+
+def _redirect_frontend(vs: VirtualService, paths: offload.TlsPaths) -> FrontendView:
+    """``redirect_http``: port 80 of the VIP (each VIP of a dual-stack service) answers ACME's
+    challenges, and 301 to HTTPS."""
+    lines = ["disabled"] if not vs.enabled else []
+    lines += [
+        "mode http",
+        *(
+            f"bind {_token(host_port(address, HTTP_PORT))}"
+            + (" v6only" if ipaddress.ip_address(address) == ipaddress.IPv6Address("::") else "")
+            for address in vs.addresses
+        ),
+        *offload.acme_rules(paths),
+        offload.redirect_rule(vs, quote=quote),
+    ]
+    return FrontendView(name=_token(f"{vs.name}{REDIRECT_SUFFIX}"), lines=tuple(lines))
 
 
 def _balance(vs: VirtualService) -> Balance:
@@ -421,12 +508,16 @@ def _balance(vs: VirtualService) -> Balance:
 def _is_http(vs: VirtualService) -> bool:
     if vs.type is ServiceType.http:
         return True
-    if vs.type in (ServiceType.generic, ServiceType.remote_terminal):
+    if vs.type in (ServiceType.generic, ServiceType.remote_terminal, ServiceType.starttls):
         return False
     raise ValueError(f"service type {vs.type.value} has no HAProxy translation")
 
 
 def _binds(vs: VirtualService) -> tuple[str, ...]:
+    if vs.type is ServiceType.starttls:
+        # The STARTTLS front (engines/stunnel) listens on the VIP; HAProxy takes the plain
+        # sessions on the service's relay address and schedules and checks the real servers.
+        return (_token(host_port(*starttls_relay(vs.name, vs.port))),)
     # Section 4.2 "bind": "<address>:<port_range>"; IPv6 in brackets. A wildcard IPv6 VIP
     # gets "v6only" so it does not also take the IPv4 wildcard, a different VIP in the model.
     # A dual-stack service binds each of its VIPs (address, then address6) on every port.
@@ -553,6 +644,10 @@ def _http(vs: VirtualService) -> HealthCheckView:
 
 
 def _https(vs: VirtualService) -> HealthCheckView:
+    if vs.tls is not None and vs.tls.reencrypt:
+        # the servers' traffic is ciphered too: the check goes over TLS with the same
+        # verification as the traffic (tls.server_tls)
+        return HealthCheckView(directives=_http(vs).directives)
     # 5.2 "check-ssl", "verify", "check-sni". Only the check is ciphered (no "ssl"), and a
     # health check has no CA to verify against.
     keywords = ["check-ssl", "verify", "none"]

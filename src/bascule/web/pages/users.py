@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from bascule.errors import FieldError, Forbidden, InvalidConfiguration, NotApplicable
+from bascule.errors import FieldError, Forbidden, InvalidConfiguration, LockedOut, NotApplicable
 from bascule.model.access import Role
 from bascule.web.auth import Administrator, Reader
 from bascule.web.forms import errors_for
@@ -189,7 +189,11 @@ async def reset_password(
     if name == session.actor.name:
         # a new password ends every session of its user, this one included
         return RedirectResponse("/login", status_code=303)
-    flash(request, f"The password of {name} was changed; their sessions were ended.")
+    flash(
+        request,
+        f"The password of {name} was changed; their sessions were ended and their API tokens "
+        "revoked.",
+    )
     return RedirectResponse(f"/users/{name}", status_code=303)
 
 
@@ -219,6 +223,7 @@ def _account_page(
     errors: Mapping[str, str] | None = None,
     general: list[str] | None = None,
     status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     return render(
         request,
@@ -230,6 +235,7 @@ def _account_page(
             "general": general or [],
         },
         status_code=status_code,
+        headers=headers,
     )
 
 
@@ -260,6 +266,13 @@ async def change_own_password(
     except InvalidConfiguration as exc:
         errors, general = split_errors(exc, ("current_password", "password", "password_confirm"))
         return _account_page(request, errors=errors, general=general, status_code=422)
+    except LockedOut as exc:  # the password guard: the same lock as the login's
+        return _account_page(
+            request,
+            errors={"current_password": str(exc)},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     except Forbidden as exc:
         return _forbidden(exc)
     # the new password ended every session of this user: log in again with it

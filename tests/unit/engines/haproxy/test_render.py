@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.render import render
 from bascule.engines.haproxy.view import HaproxyGlobals, build_view
 from bascule.model import parse_document
@@ -68,7 +69,7 @@ PEERED = HaproxyGlobals(
     stats_socket="/run/bascule/haproxy.sock",
     maxconn=4096,
     nbthread=2,
-    local_peer="127.0.0.1:7785",
+    local_peer=PeersListener(address="/run/bascule/peers.sock"),
 )
 
 

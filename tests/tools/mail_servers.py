@@ -1,11 +1,13 @@
-"""Plain mail servers for the STARTTLS proof: SMTP (aiosmtpd), and IMAP and POP3 stubs.
+"""Plain mail real servers for the STARTTLS tests: SMTP (aiosmtpd), and IMAP and POP3 stubs.
 
-    python mail_stubs.py smtp 127.0.0.1 2525 rs1
-    python mail_stubs.py imap 127.0.0.1 1143 rs1
-    python mail_stubs.py pop3 127.0.0.1 1110 rs1
+    python tests/tools/mail_servers.py smtp 198.18.0.11 25 rs1
+    python tests/tools/mail_servers.py imap 198.18.0.11 143 rs1
+    python tests/tools/mail_servers.py pop3 198.18.0.11 110 rs1
 
-Each answers with its name (rs1, rs2...) so a client sees which real server it reached, and
-prints the peer address of each connection (what the real server sees as the client).
+Each answers with its name (rs1, rs2...) so a client sees which real server it reached, prints
+"ready" once it listens (tests/integration/netns.py waits for it), then the peer address of
+each connection (what the real server sees as the client). The load balancer's STARTTLS front
+upgrades the client's session; these servers speak the protocols without TLS.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ async def imap(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name:
             size = int(line.rstrip()[line.rindex(b"{") + 1 : -1])
             writer.write(b"+ go ahead\r\n")
             await writer.drain()
-            line = line[: line.rindex(b"{")] + await reader.readexactly(size) + await reader.readline()
+            head = line[: line.rindex(b"{")]
+            line = head + await reader.readexactly(size) + await reader.readline()
         tag, _, rest = line.decode().strip().partition(" ")
         command = rest.split(" ")[0].upper()
         if command == "CAPABILITY":
@@ -59,19 +62,21 @@ async def serve(kind: str, host: str, port: int, name: str) -> None:
     if kind == "smtp":
         from aiosmtpd.controller import Controller
         from aiosmtpd.handlers import Sink
-        from aiosmtpd.smtp import SMTP
 
         class Named(Sink):
             async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
                 print(name, "received mail from", session.peer, envelope.mail_from, flush=True)
                 return f"250 queued at {name}"
 
-        controller = Controller(Named(), hostname=host, port=port, server_hostname=name,
-                                ident=f"{name} aiosmtpd")
+        controller = Controller(
+            Named(), hostname=host, port=port, server_hostname=name, ident=f"{name} aiosmtpd"
+        )
         controller.start()
+        print("ready", flush=True)
         await asyncio.Event().wait()
     handler = imap if kind == "imap" else pop3
     server = await asyncio.start_server(lambda r, w: handler(r, w, name), host, port)
+    print("ready", flush=True)
     async with server:
         await server.serve_forever()
 
