@@ -360,6 +360,13 @@ def _nat_table(
         ("traffic", "filter", "forward", PRIORITY_COUNT),
     ):
         table.chain(name, type=kind, hook=hook, prio=prio, policy="accept")
+    if family == "ip6":
+        # IPv6 has no send_redirects sysctl (machine.py turns IPv4's off): a routed NAT
+        # server's reply to a client on the same link would earn it an ICMPv6 redirect
+        # (RFC 4861 8.2), and it would then answer the client directly, from its own
+        # address, which the client never asked. The load balancer sends none.
+        table.chain("redirects", type="filter", hook="output", prio=0, policy="accept")
+        table.rule("redirects", match(payload("icmpv6", "type"), "nd-redirect"), {"drop": None})
     counters: _CountersByService = {}
     address_type = "ipv4_addr" if family == "ip" else "ipv6_addr"
     # Per real server traffic: one lookup per direction in a map of named counters, keyed by
