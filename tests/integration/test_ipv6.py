@@ -34,6 +34,7 @@ import pytest
 import test_l7_checks as l7_checks
 from daemon import BasculeDaemon
 from netns import Host, Topology, wait_ready
+from test_l4_daemon_methods import Capture, mac_of
 
 pytestmark = pytest.mark.integration
 
@@ -88,11 +89,6 @@ def client(topo: Topology, target: str, *args: str) -> dict[str, Any]:
     result = topo.run_client("--url", target, *args)
     assert result["failures"] == 0, result["errors"]
     return result
-
-
-def mac_of(topo: Topology, host: Host | str) -> str:
-    links = json.loads(topo.run(host, ["ip", "-j", "link", "show", "dev", "eth0"]).stdout)
-    return str(links[0]["address"]).lower()
 
 
 # -- L7 ---------------------------------------------------------------------------------------
@@ -313,7 +309,9 @@ def test_dsr_dual_stack_with_neighbour_discovery_script_and_verify(
 
         server_macs = {mac_of(topo, server): server.name for server in topo.real_servers}
         for target, me in ((vip6, v6(topo.client)), (vip, topo.client.address)):
-            capture = Capture(topo, "client", f"src host {target} and tcp src port 80")
+            capture = Capture(
+                topo, "client", "src host", target, "and tcp src port 80", ethernet=True
+            )
             result = client(topo, url(target), "--requests", "300")
             replies = capture.lines(at_least=300 * 3)
             counts = result["counts"]
@@ -357,34 +355,6 @@ def assert_verify_json(daemon: BasculeDaemon, *, ok: bool) -> dict[str, Any]:
     assert report["ok"] is ok, json.dumps(report, indent=1)
     assert report["vip6"] == daemon.topology.vip6(), report
     return report
-
-
-class Capture:
-    """tcpdump -e inside one host, into a file; ``lines()`` stops it and reads."""
-
-    def __init__(self, topo: Topology, host: str, expression: str) -> None:
-        assert topo.workdir is not None
-        self.topo = topo
-        self.out = topo.workdir / f"tcpdump6-{host}.txt"
-        self.err = topo.workdir / f"tcpdump6-{host}.err"
-        argv = ["tcpdump", "-i", "eth0", "-Q", "in", "-nn", "-l", "-U", "-e", *expression.split()]
-        with self.out.open("w") as out, self.err.open("w") as err:
-            self.proc = topo.popen(host, argv, stdout=out, stderr=err)
-        deadline = time.monotonic() + 10
-        while "listening on" not in self.err.read_text():
-            assert self.proc.poll() is None, self.err.read_text()
-            assert time.monotonic() < deadline, "tcpdump did not start"
-            time.sleep(0.05)
-
-    def lines(self, *, at_least: int) -> list[str]:
-        deadline = time.monotonic() + 10
-        while len(self._captured()) < at_least and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.topo.stop(self.proc, timeout=3)
-        return self._captured()
-
-    def _captured(self) -> list[str]:
-        return [line for line in self.out.read_text().splitlines() if line.strip()]
 
 
 # -- Bascule's own probes (the L4 checker) ----------------------------------------------------

@@ -90,36 +90,26 @@ def test_the_target_link_address_option_names_the_mac() -> None:
     assert parsed is not None and parsed.mac == RS
 
 
-def test_other_frames_are_not_advertisements() -> None:
-    assert parse_advertisement(b"") is None
-    assert (
-        parse_advertisement(
-            tcp_segment(
-                source_mac=LB,
-                destination_mac=RS,
-                source=SOURCE,
-                destination=VIP,
-                source_port=40000,
-                destination_port=80,
-                seq=1,
-                flags=TcpFlag.syn,
-            )
-        )
-        is None
-    )
-
-
-def test_a_syn_to_an_ipv6_vip() -> None:
-    frame = tcp_segment(
+def syn_to_the_vip(seq: int) -> bytes:
+    return tcp_segment(
         source_mac=LB,
         destination_mac=RS,
         source=SOURCE,
         destination=VIP,
         source_port=40000,
         destination_port=80,
-        seq=0xFFFFFFFF,
+        seq=seq,
         flags=TcpFlag.syn,
     )
+
+
+def test_other_frames_are_not_advertisements() -> None:
+    assert parse_advertisement(b"") is None
+    assert parse_advertisement(syn_to_the_vip(1)) is None
+
+
+def test_a_syn_to_an_ipv6_vip() -> None:
+    frame = syn_to_the_vip(0xFFFFFFFF)
     ethertype, next_header, hops, source, destination, segment = ipv6_parts(frame)
     assert (ethertype, next_header, hops) == (ETH_P_IPV6, IPPROTO_TCP, 64)
     assert valid(source, destination, IPPROTO_TCP, segment)
