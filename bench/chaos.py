@@ -421,7 +421,7 @@ def run(
     soak_minutes: float,
     soak_interval: float,
     seed: int,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = lambda line: print(line, flush=True),
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     with Topology(real_servers=6) as topo:
