@@ -261,7 +261,7 @@ def test_l4_udp_adoption_after_kill_and_full_stop(make_topology: Callable[..., T
         assert result["failures"] == 0, result["errors"]
         # a restart adopts the tables: new connections never fail meanwhile
         load = topo.start_client("--url", f"http://{topo.vip()}/", "--duration", "4")
-        second = BasculeDaemon(topo, data_dir=daemon.data_dir).start()
+        second = BasculeDaemon(topo, data_dir=daemon.data_dir).start(timeout=60)  # a loaded CI
         assert service_status(second, "web")["status"] == "up"
         loaded = topo.finish_client(load)
         assert loaded["failures"] == 0, loaded["errors"]
