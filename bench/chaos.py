@@ -68,6 +68,9 @@ class ChaosFigures:
     missing_revisions: list[int] = field(default_factory=list)
     engine_mismatches: list[str] = field(default_factory=list)
     by_kind: dict[str, int] = field(default_factory=dict)
+    # (seconds since the load started, change number, kind, "killed" or ""): to place each
+    # failed request (its "t" in the clients' errors) among the changes
+    timeline: list[tuple[float, int, str, str]] = field(default_factory=list)
     l7: dict[str, Any] = field(default_factory=dict)  # the clients' reports
     l4: dict[str, Any] = field(default_factory=dict)
 
@@ -254,7 +257,9 @@ def start_load(topo: Topology, stop: Path, duration: float) -> tuple[Any, Any]:
     return l7, l4
 
 
-def chaos(lab: Lab, changes: int, kill_every: int, log: Callable[[str], None]) -> ChaosFigures:
+def chaos(
+    lab: Lab, changes: int, kill_every: int, log: Callable[[str], None], load_started: float
+) -> ChaosFigures:
     figures = ChaosFigures()
     acknowledged: dict[int, dict[str, Any]] = {}
     next_kill = lab.rng.randint(max(1, kill_every // 2), kill_every * 3 // 2)
@@ -268,6 +273,8 @@ def chaos(lab: Lab, changes: int, kill_every: int, log: Callable[[str], None]) -
             change = lab.apply_in_flight(document)
         figures.by_kind[kind] = figures.by_kind.get(kind, 0) + 1
         kill = done == next_kill
+        at = round(time.monotonic() - load_started, 3)
+        figures.timeline.append((at, done, kind, "killed" if kill else ""))
         if kill:
             time.sleep(lab.rng.uniform(0.0, 0.6))  # somewhere in the change, or just after
             in_flight = change.poll() is None
@@ -440,8 +447,9 @@ def run(
             budget = 3600 * 24
             result: dict[str, Any] = {"seed": seed}
             if changes:
+                load_started = time.monotonic()
                 l7, l4 = start_load(topo, stop, budget)
-                figures = chaos(lab, changes, kill_every, log)
+                figures = chaos(lab, changes, kill_every, log, load_started)
                 stop.touch()
                 figures.l7, figures.l4 = topo.finish_client(l7), topo.finish_client(l4)
                 stop.unlink()

@@ -25,8 +25,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ import pytest
 import test_l7_checks as l7_checks
 from daemon import BasculeDaemon
 from netns import Host, Topology, wait_ready
-from test_l4_daemon_methods import Capture, mac_of
+from test_l4_daemon_methods import Capture, mac_of, running
 
 pytestmark = pytest.mark.integration
 
@@ -56,15 +55,6 @@ def key(address: str, port: int = 80) -> str:
 def v6(host: Host) -> str:
     assert host.address6 is not None
     return host.address6
-
-
-@contextmanager
-def running(topo: Topology) -> Iterator[BasculeDaemon]:
-    daemon = BasculeDaemon(topo).start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
 
 
 def service_status(daemon: BasculeDaemon, name: str) -> dict[str, Any]:
