@@ -3,6 +3,11 @@
 #
 #   ./test.sh            lint, type check, layer contracts, unit and integration tests
 #   ./test.sh -k drain   extra arguments go to pytest
+#
+# Tests run in BASCULE_TEST_WORKERS processes (default 3, pytest-xdist), a test file per
+# worker at a time: integration tests mostly wait on real daemons and clients, so three
+# overlap well on two CPUs; every topology has its own namespace names. BASCULE_TEST_WORKERS=0
+# runs them in this process, one after the other.
 set -euo pipefail
 cd "$(dirname "$0")"
 ./setup.sh --no-demo --dev --no-link
@@ -13,4 +18,4 @@ echo "==> mypy --strict"
 echo "==> import-linter (layers of DESIGN.md)"
 .venv/bin/lint-imports
 echo "==> pytest"
-exec .venv/bin/pytest -p no:cacheprovider "$@"
+exec .venv/bin/pytest -p no:cacheprovider -n "${BASCULE_TEST_WORKERS:-3}" --dist loadfile "$@"

@@ -141,7 +141,10 @@ def test_issue_serve_and_renew_without_a_reload(acme: Acme) -> None:
     assert shown["certificate"]["issuer"].startswith("CN=Pebble Intermediate CA")
     acme.daemon.apply(https(acme.topology, "le"))
     first = acme.served()
-    assert first["serial"] == shown["certificate"]["serial"]
+    # the issued certificate, or (on a slow machine, past two thirds of its short lifetime
+    # already) its renewal: what the store holds now
+    now = acme.daemon.cli_json("cert", "show", "le")["certificate"]["serial"]
+    assert first["serial"] in {shown["certificate"]["serial"], now}
     assert first["issuer"].startswith("CN=Pebble Intermediate CA")
     pids = acme.daemon.worker_pids()
     # renewed at two thirds of the lifetime by the daemon's loop, swapped in at runtime

@@ -53,6 +53,10 @@ class ErrorDetail(BaseModel):
     current_revision: int | None = None
 
 
+class _FromAttributes(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
 class ErrorOut(BaseModel):
     """The one shape of every error the API returns."""
 
@@ -75,7 +79,7 @@ class DiffItemOut(BaseModel):
         return [cls.model_validate(item) for item in diff_to_json(items)]
 
 
-class DetectionOut(BaseModel):
+class DetectionOut(_FromAttributes):
     """What ``type: auto`` made of a virtual service: the type and check it now has, the
     evidence (``detected: http — "HTTP/1.1 200" from 198.18.0.11:80``) and any compromise."""
 
@@ -87,13 +91,7 @@ class DetectionOut(BaseModel):
 
     @classmethod
     def of(cls, detection: Detection) -> DetectionOut:
-        return cls(
-            virtual_service=detection.virtual_service,
-            type=detection.type,
-            check=detection.check,
-            evidence=detection.evidence,
-            notes=list(detection.notes),
-        )
+        return cls.model_validate(detection)
 
 
 class ApplyResultOut(BaseModel):
@@ -152,7 +150,7 @@ class ItemsOut(BaseModel):
 # -- revisions ----------------------------------------------------------------------------------
 
 
-class RevisionSummaryOut(BaseModel):
+class RevisionSummaryOut(_FromAttributes):
     number: int
     created_at: datetime
     author: str
@@ -162,14 +160,7 @@ class RevisionSummaryOut(BaseModel):
 
     @classmethod
     def of(cls, summary: RevisionSummary) -> RevisionSummaryOut:
-        return cls(
-            number=summary.number,
-            created_at=summary.created_at,
-            author=summary.author,
-            message=summary.message,
-            changes=summary.changes,
-            rolled_back_from=summary.rolled_back_from,
-        )
+        return cls.model_validate(summary)
 
 
 class RevisionPage(BaseModel):
@@ -189,28 +180,17 @@ class RevisionPage(BaseModel):
         )
 
 
-class RevisionOut(BaseModel):
+class RevisionOut(RevisionSummaryOut):
     """One revision with its document and the diff from the revision before it."""
 
-    number: int
-    created_at: datetime
-    author: str
-    message: str
-    changes: int
-    rolled_back_from: int | None
     document: dict[str, Any]
     diff: list[DiffItemOut]
     diff_text: str
 
     @classmethod
-    def of(cls, revision: Revision) -> RevisionOut:
+    def of(cls, revision: Revision) -> RevisionOut:  # type: ignore[override]
         return cls(
-            number=revision.number,
-            created_at=revision.created_at,
-            author=revision.author,
-            message=revision.message,
-            changes=len(revision.diff),
-            rolled_back_from=revision.rolled_back_from,
+            **RevisionSummaryOut.of(revision.summary()).model_dump(),
             document=revision.document,
             diff=DiffItemOut.of_all(revision.diff),
             diff_text=format_diff(revision.diff),
@@ -228,10 +208,6 @@ class DiffOut(BaseModel):
 
 # -- status -------------------------------------------------------------------------------------
 # Mirrors of daemon.results, read from its dataclasses by attribute.
-
-
-class _FromAttributes(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
 
 class RealServerStatusOut(_FromAttributes):

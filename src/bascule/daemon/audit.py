@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from bascule.errors import StoreError
 from bascule.model.access import Actor
@@ -61,6 +61,16 @@ class _Bucket:
     suppressed: int = 0
 
 
+class EntryFields(TypedDict, total=False):
+    """What an entry may say besides who, what and on which target (``AuditService.entry``)."""
+
+    remote: str
+    revision: int | None
+    diff: Sequence[Mapping[str, Any]]
+    outcome: AuditOutcome
+    detail: str
+
+
 class AuditService:
     """Appends to and pages through the audit log."""
 
@@ -74,46 +84,22 @@ class AuditService:
         actor: Actor | str | None,
         action: str,
         target: str = "",
-        *,
-        remote: str = "",
-        revision: int | None = None,
-        diff: Sequence[Mapping[str, Any]] = (),
-        outcome: AuditOutcome = AuditOutcome.ok,
-        detail: str = "",
+        **fields: Unpack[EntryFields],
     ) -> None:
         """Record one entry. ``actor`` is who (an ``Actor``, with its role and address, or
         only a name, e.g. the user name a login tried); ``remote`` defaults to the actor's
         address. A refusal beyond the actor's rate is counted, not recorded."""
-        if outcome is AuditOutcome.refused:
+        if fields.get("outcome") is AuditOutcome.refused:
             name = actor.name if isinstance(actor, Actor) else (actor or SYSTEM)
             recorded, suppressed = self._take_refusal(name)
             if not recorded:
                 return
             if suppressed:
-                detail = f"{detail} ({suppressed} more refusals of {name} not recorded)"
-        entry = self.entry(
-            actor,
-            action,
-            target,
-            remote=remote,
-            revision=revision,
-            diff=diff,
-            outcome=outcome,
-            detail=detail,
-        )
+                detail = fields.get("detail", "")
+                fields["detail"] = f"{detail} ({suppressed} more refusals of {name} not recorded)"
+        entry = self.entry(actor, action, target, **fields)
         try:
-            self.store.append(
-                at=entry.at,
-                actor=entry.actor,
-                role=entry.role,
-                remote=entry.remote,
-                action=entry.action,
-                target=entry.target,
-                revision=entry.revision,
-                diff=entry.diff,
-                outcome=entry.outcome,
-                detail=entry.detail,
-            )
+            self.store.append(entry)
         except StoreError as exc:
             log.error(
                 "cannot record in the audit log",

@@ -36,6 +36,7 @@ from bascule.model.access import Actor
 from bascule.model.document import parse_document
 from bascule.model.types import single_line
 from bascule.reconcile.diff import DiffItem, diff_documents, diff_to_json
+from bascule.text import escape_control
 
 log = logging.getLogger("bascule.service")
 
@@ -90,8 +91,16 @@ class ChangeRequest:
             raise InvalidConfiguration(problems)
 
     def with_default_message(self, message: str) -> ChangeRequest:
-        """This request, saying ``message`` unless the person gave their own."""
-        return self if self.message else dataclasses.replace(self, message=message)
+        """This request, saying ``message`` unless the person gave their own. ``message`` is
+        ours but quotes what was sent (a server's address, a service's name), which the model
+        has not judged yet: its control characters are escaped and it is cut to length, so the
+        model's own error about the field is what the sender hears."""
+        if self.message:
+            return self
+        text = escape_control(message)
+        if len(text) > MAX_MESSAGE:
+            text = text[: MAX_MESSAGE - 3] + "..."
+        return dataclasses.replace(self, message=text)
 
     def with_dry_run(self, dry_run: bool = True) -> ChangeRequest:
         """The same request as a dry run (the WUI's preview) or for real (its Apply)."""

@@ -8,7 +8,7 @@ the code asks the member; it never keeps a second set of the same names:
 - ``model/modes.py`` turns the ``modes`` and ``needs_*`` facts into the field errors of a
   document (an ``l4`` service with ``url_hash``, ``active_cookie`` on a ``generic`` one...);
 - each engine keeps only its translation table, keyed by the enum: HAProxy's ``BALANCE``
-  and ``CHECKS`` (``engines/haproxy/view.py``) and ``PERSISTENCE``
+  and ``CHECKS`` (``engines/haproxy/checks.py``) and ``PERSISTENCE``
   (``engines/haproxy/persistence.py``), nftables' ``NAT_SCHEDULING`` and ``DSR_SCHEDULING``
   (``engines/nftables/scheduling.py``) and ``STICKY`` (``engines/nftables/view.py``), the L4
   checker's ``PROBES`` (``health/probes.py``); a unit test per table proves it covers every

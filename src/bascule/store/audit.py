@@ -33,23 +33,6 @@ class AuditOutcome(enum.StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AuditEntry:
-    """One line of the audit log. ``diff`` is the revision's diff as JSON (``[]`` if none)."""
-
-    id: int
-    at: datetime
-    actor: str
-    role: str
-    remote: str
-    action: str
-    target: str
-    revision: int | None
-    diff: tuple[Mapping[str, Any], ...]
-    outcome: AuditOutcome
-    detail: str
-
-
-@dataclass(frozen=True, kw_only=True)
 class AuditRecord:
     """An entry not written yet: ``RevisionStore.commit`` writes it with the revision it
     commits (filling in ``revision``), in the same transaction."""
@@ -64,6 +47,14 @@ class AuditRecord:
     diff: Sequence[Mapping[str, Any]]
     outcome: AuditOutcome
     detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry(AuditRecord):
+    """One line of the audit log, as read back: a record and its ``id``. ``diff`` is the
+    revision's diff as JSON (``()`` if none)."""
+
+    id: int
 
 
 _COLUMNS = "id, at, actor, role, remote, action, target, revision, diff, outcome, detail"
@@ -110,33 +101,8 @@ def insert_entry(db: sqlite3.Connection, record: AuditRecord) -> int:
 class AuditStore(Database):
     """The ``audit_log`` table; one connection, serialized by a lock."""
 
-    def append(
-        self,
-        *,
-        at: datetime,
-        actor: str,
-        role: str,
-        remote: str,
-        action: str,
-        target: str,
-        revision: int | None,
-        diff: Sequence[Mapping[str, Any]],
-        outcome: AuditOutcome,
-        detail: str,
-    ) -> int:
+    def append(self, record: AuditRecord) -> int:
         """Append an entry; returns its id."""
-        record = AuditRecord(
-            at=at,
-            actor=actor,
-            role=role,
-            remote=remote,
-            action=action,
-            target=target,
-            revision=revision,
-            diff=diff,
-            outcome=outcome,
-            detail=detail,
-        )
         with self._use("append to the audit log") as db, transaction(db):
             return insert_entry(db, record)
 

@@ -52,6 +52,17 @@ class Revision:
     diff: tuple[DiffItem, ...]
     rolled_back_from: int | None
 
+    def summary(self) -> RevisionSummary:
+        """Its line of the history."""
+        return RevisionSummary(
+            number=self.number,
+            created_at=self.created_at,
+            author=self.author,
+            message=self.message,
+            changes=len(self.diff),
+            rolled_back_from=self.rolled_back_from,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class RevisionSummary:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bascule.daemon.retention import Retention, RetentionPolicy
-from bascule.store.audit import AuditOutcome, AuditStore
+from bascule.store.audit import AuditOutcome, AuditRecord, AuditStore
 from bascule.store.revisions import RevisionStore
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -37,16 +37,18 @@ def fill(revisions: RevisionStore, audit: AuditStore) -> None:
         )
     for age in range(40):
         audit.append(
-            at=NOW - timedelta(days=age * 10),
-            actor="admin",
-            role="admin",
-            remote="192.0.2.1",
-            action="login",
-            target="admin",
-            revision=None,
-            diff=(),
-            outcome=AuditOutcome.ok,
-            detail="",
+            AuditRecord(
+                at=NOW - timedelta(days=age * 10),
+                actor="admin",
+                role="admin",
+                remote="192.0.2.1",
+                action="login",
+                target="admin",
+                revision=None,
+                diff=(),
+                outcome=AuditOutcome.ok,
+                detail="",
+            )
         )
 
 
@@ -81,9 +83,14 @@ async def test_the_loop_prunes_and_says_so(
     with caplog.at_level(logging.INFO, logger="bascule.retention"):
         task = asyncio.create_task(retention.run())
         async with asyncio.timeout(10):
-            while len(revisions.history(limit=100)) > 5:  # noqa: ASYNC110 (a condition in a store)
+            # a pass prunes in a worker thread and says so after: wait for its words
+            while not said(caplog, "pruned by the retention policy"):  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert any(r.message == "pruned by the retention policy" for r in caplog.records)
+    assert len(revisions.history(limit=100)) == 5
+
+
+def said(caplog: pytest.LogCaptureFixture, message: str) -> bool:
+    return any(r.message == message for r in caplog.records)

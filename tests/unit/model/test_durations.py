@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from model_documents import CHECK, PERSIST, VS, Document, assert_refused, doc, service
 
-from bascule.engines.haproxy.view import haproxy_time
+from bascule.engines.haproxy.checks import haproxy_time
 from bascule.model import parse_document
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bascule.store.audit import AuditOutcome, AuditStore
+from bascule.store.audit import AuditOutcome, AuditRecord, AuditStore
 from bascule.store.revisions import RevisionStore
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -29,16 +29,18 @@ def revisions(tmp_path: Path) -> Iterator[RevisionStore]:
 
 def append(store: AuditStore, at: datetime, detail: str = "") -> int:
     return store.append(
-        at=at,
-        actor="viewer",
-        role="viewer",
-        remote="203.0.113.9",
-        action="access.denied",
-        target="GET /",
-        revision=None,
-        diff=(),
-        outcome=AuditOutcome.refused,
-        detail=detail,
+        AuditRecord(
+            at=at,
+            actor="viewer",
+            role="viewer",
+            remote="203.0.113.9",
+            action="access.denied",
+            target="GET /",
+            revision=None,
+            diff=(),
+            outcome=AuditOutcome.refused,
+            detail=detail,
+        )
     )
 
 

@@ -40,19 +40,7 @@ class AuditEntryOut(BaseModel):
 
     @classmethod
     def of(cls, entry: AuditEntry) -> AuditEntryOut:
-        return cls(
-            id=entry.id,
-            at=entry.at,
-            actor=entry.actor,
-            role=entry.role,
-            remote=entry.remote,
-            action=entry.action,
-            target=entry.target,
-            revision=entry.revision,
-            diff=[dict(item) for item in entry.diff],
-            outcome=entry.outcome,
-            detail=entry.detail,
-        )
+        return cls.model_validate(entry, from_attributes=True)
 
 
 class AuditPageOut(BaseModel):

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from bascule.api import documents
+from bascule.api.answers import answered, edit_answer, listed
 from bascule.api.bodies import OffLoopRoute
 from bascule.api.deps import (
     ChangesBody,
@@ -22,8 +23,8 @@ from bascule.api.deps import (
     OperateAction,
     RealServerBody,
 )
-from bascule.api.etags import answer_change, tag
-from bascule.api.pagination import Limit, Offset, page
+from bascule.api.etags import tag
+from bascule.api.pagination import Limit, Offset
 from bascule.api.schemas import ApplyResultOut, ItemsOut
 from bascule.model import RealServerState, edits
 from bascule.model.access import permission_for_real_server_patch
@@ -42,13 +43,8 @@ async def list_real_servers(
     offset: Offset = 0,
 ) -> ItemsOut:
     revision, document = config.document()
-    tag(response, revision)
-    chosen = page(documents.real_servers(document, name), limit=limit, offset=offset)
-    return ItemsOut(
-        revision=revision,
-        items=chosen.items,
-        total=chosen.total,
-        next_offset=chosen.next_offset,
+    return listed(
+        response, revision, documents.real_servers(document, name), limit=limit, offset=offset
     )
 
 
@@ -61,12 +57,14 @@ async def add_real_server(
     response: Response,
 ) -> ApplyResultOut:
     key = edits.server_key(server.get("address"), server.get("port"))
-    result = await config.edit(
+    return await edit_answer(
+        config,
+        response,
         lambda doc: edits.add_real_server(doc, name, server),
-        change_request.with_default_message(f"add real server {key} to {name}"),
+        change_request,
+        f"add real server {key} to {name}",
+        creates=True,
     )
-    answer_change(response, result, creates=True)
-    return ApplyResultOut.of(result)
 
 
 @router.get("/{key}", summary="One real server, as in the document")
@@ -89,12 +87,13 @@ async def update_real_server(
 ) -> ApplyResultOut:
     # A weight alone is an operator's change; any other field is structural.
     change_request = change_for(permission_for_real_server_patch(changes))
-    result = await config.edit(
+    return await edit_answer(
+        config,
+        response,
         lambda doc: edits.update_real_server(doc, name, key, changes),
-        change_request.with_default_message(f"change real server {key} of {name}"),
+        change_request,
+        f"change real server {key} of {name}",
     )
-    answer_change(response, result)
-    return ApplyResultOut.of(result)
 
 
 @router.delete("/{key}", summary="Remove a real server")
@@ -105,48 +104,31 @@ async def delete_real_server(
     change_request: ConfigureChange,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.edit(
+    return await edit_answer(
+        config,
+        response,
         lambda doc: edits.delete_real_server(doc, name, key),
-        change_request.with_default_message(f"remove real server {key} from {name}"),
+        change_request,
+        f"remove real server {key} from {name}",
     )
-    answer_change(response, result)
-    return ApplyResultOut.of(result)
 
 
-@router.post("/{key}/enable", summary="Send new connections to a real server again")
-async def enable_real_server(
-    name: str,
-    key: str,
-    config: ConfigServiceDep,
-    change_request: OperateAction,
-    response: Response,
-) -> ApplyResultOut:
-    result = await config.set_real_server_state(name, key, RealServerState.enabled, change_request)
-    answer_change(response, result)
-    return ApplyResultOut.of(result)
+def _state_route(state: RealServerState, verb: str, summary: str) -> None:
+    """``POST /{key}/<verb>``: set a real server's state, an operator's runtime change."""
+
+    async def change_state(
+        name: str,
+        key: str,
+        config: ConfigServiceDep,
+        change_request: OperateAction,
+        response: Response,
+    ) -> ApplyResultOut:
+        result = await config.set_real_server_state(name, key, state, change_request)
+        return answered(response, result)
+
+    router.post(f"/{{key}}/{verb}", summary=summary, name=f"{verb}_real_server")(change_state)
 
 
-@router.post("/{key}/disable", summary="Take a real server out of service")
-async def disable_real_server(
-    name: str,
-    key: str,
-    config: ConfigServiceDep,
-    change_request: OperateAction,
-    response: Response,
-) -> ApplyResultOut:
-    result = await config.set_real_server_state(name, key, RealServerState.disabled, change_request)
-    answer_change(response, result)
-    return ApplyResultOut.of(result)
-
-
-@router.post("/{key}/drain", summary="Let connections finish; send new ones elsewhere")
-async def drain_real_server(
-    name: str,
-    key: str,
-    config: ConfigServiceDep,
-    change_request: OperateAction,
-    response: Response,
-) -> ApplyResultOut:
-    result = await config.set_real_server_state(name, key, RealServerState.drain, change_request)
-    answer_change(response, result)
-    return ApplyResultOut.of(result)
+_state_route(RealServerState.enabled, "enable", "Send new connections to a real server again")
+_state_route(RealServerState.disabled, "disable", "Take a real server out of service")
+_state_route(RealServerState.drain, "drain", "Let connections finish; send new ones elsewhere")

@@ -11,10 +11,11 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from bascule.api import documents
+from bascule.api.answers import edit_answer, listed
 from bascule.api.bodies import OffLoopRoute
 from bascule.api.deps import ChangesBody, ConfigServiceDep, ConfigureChange, VirtualServiceBody
-from bascule.api.etags import answer_change, tag
-from bascule.api.pagination import Limit, Offset, page
+from bascule.api.etags import tag
+from bascule.api.pagination import Limit, Offset
 from bascule.api.schemas import ApplyResultOut, ItemsOut
 from bascule.model import edits
 
@@ -26,14 +27,7 @@ async def list_virtual_services(
     config: ConfigServiceDep, response: Response, limit: Limit = None, offset: Offset = 0
 ) -> ItemsOut:
     revision, document = config.document()
-    tag(response, revision)
-    chosen = page(document["virtual_services"], limit=limit, offset=offset)
-    return ItemsOut(
-        revision=revision,
-        items=chosen.items,
-        total=chosen.total,
-        next_offset=chosen.next_offset,
-    )
+    return listed(response, revision, document["virtual_services"], limit=limit, offset=offset)
 
 
 @router.post("", status_code=201, summary="Add a virtual service")
@@ -43,12 +37,14 @@ async def add_virtual_service(
     change_request: ConfigureChange,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.edit(
+    return await edit_answer(
+        config,
+        response,
         lambda doc: edits.add_virtual_service(doc, service),
-        change_request.with_default_message(f"add virtual service {service.get('name')}"),
+        change_request,
+        f"add virtual service {service.get('name')}",
+        creates=True,
     )
-    answer_change(response, result, creates=True)
-    return ApplyResultOut.of(result)
 
 
 @router.get("/{name}", summary="One virtual service, as in the document")
@@ -68,12 +64,13 @@ async def replace_virtual_service(
     change_request: ConfigureChange,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.edit(
+    return await edit_answer(
+        config,
+        response,
         lambda doc: edits.replace_virtual_service(doc, name, service),
-        change_request.with_default_message(f"replace virtual service {name}"),
+        change_request,
+        f"replace virtual service {name}",
     )
-    answer_change(response, result)
-    return ApplyResultOut.of(result)
 
 
 @router.patch("/{name}", summary="Change some fields of a virtual service (merge)")
@@ -84,12 +81,13 @@ async def update_virtual_service(
     change_request: ConfigureChange,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.edit(
+    return await edit_answer(
+        config,
+        response,
         lambda doc: edits.update_virtual_service(doc, name, changes),
-        change_request.with_default_message(f"change virtual service {name}"),
+        change_request,
+        f"change virtual service {name}",
     )
-    answer_change(response, result)
-    return ApplyResultOut.of(result)
 
 
 @router.delete("/{name}", summary="Remove a virtual service")
@@ -99,9 +97,10 @@ async def delete_virtual_service(
     change_request: ConfigureChange,
     response: Response,
 ) -> ApplyResultOut:
-    result = await config.edit(
+    return await edit_answer(
+        config,
+        response,
         lambda doc: edits.delete_virtual_service(doc, name),
-        change_request.with_default_message(f"remove virtual service {name}"),
+        change_request,
+        f"remove virtual service {name}",
     )
-    answer_change(response, result)
-    return ApplyResultOut.of(result)

@@ -23,7 +23,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from bascule.engines.haproxy.view import PEERS, quote
+from bascule.engines.haproxy.quoting import quote
+from bascule.engines.haproxy.view import PEERS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,7 @@ Injection safety: every free-text user string (paths, hosts, header names and va
 regular expressions, POST bodies, file paths) is emitted through ``quote`` (HAProxy strong
 quoting, manual section 2.2); log-format arguments go through ``quote_log_format`` (which also
 doubles ``%``, manual section 8.2.6). Identifiers the model constrains to a safe alphabet
-(service names, IP addresses, hex strings) go through ``_token``, which re-checks that
+(service names, IP addresses, hex strings) go through ``token``, which re-checks that
 alphabet and refuses anything else. Section numbers below refer to HAProxy 2.6's
 ``configuration.txt``.
 """
@@ -19,34 +19,31 @@ alphabet and refuses anything else. Section numbers below refer to HAProxy 2.6's
 from __future__ import annotations
 
 import ipaddress
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bascule.engines.haproxy import tls as offload
+from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
 from bascule.engines.haproxy.persistence import (
     PersistenceView,
     persistence_view,
     table_names,
 )
+from bascule.engines.haproxy.quoting import quote, token
 from bascule.model import (
-    CheckType,
     Configuration,
-    HealthCheck,
     RealServer,
     RealServerState,
     Scheduler,
     ServiceType,
     VirtualService,
 )
-from bascule.model.check import sni_for
 from bascule.model.offload import HTTP_PORT
 from bascule.model.tls import starttls_relay
 from bascule.model.weights import engine_weights
 from bascule.net.addresses import host_port
 
-if TYPE_CHECKING:  # peers.py prints with this module's quoting
+if TYPE_CHECKING:  # peers.py names its section with this module's PEERS
     from bascule.engines.haproxy.peers import PeersListener
 
 # Section 5.2 "weight": "The default weight is 1, and the maximal value is 256. A value of 0
@@ -156,50 +153,12 @@ DEFAULT_TLS_PATHS = offload.TlsPaths(
 # collide with a service, like the fallback tables' "<service>.src").
 REDIRECT_SUFFIX = ".http"
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# What may appear unquoted: HAProxy's own name alphabet (letters, digits, '.', ':', '_',
-# '-') plus '[', ']' and '/' for bracketed IPv6 addresses and "proxy/server" references.
-# No space, quote, '#', '\\' or '$', the characters section 2.2 gives a meaning to.
-_TOKEN = re.compile(r"^[A-Za-z0-9_.:\[\]/-]+$")
-
-
-# --------------------------------------------------------------------------- quoting
-
-
-def quote(text: str) -> str:
-    """``text`` as one HAProxy word in strong quoting (section 2.2).
-
-    Inside single quotes nothing is interpreted (spaces, '#', '$', '"', '\\' are literal);
-    a literal single quote, which has no representation there, closes the quotes, is
-    escaped, and reopens them: ``it's`` -> ``'it'\\''s'``. LF and CR cannot be represented
-    at all, so control characters raise ValueError (the model refuses them earlier).
-    """
-    if _CONTROL.search(text):
-        raise ValueError(f"control characters cannot be written to an HAProxy config: {text!r}")
-    return "'" + text.replace("'", "'\\''") + "'"
-
-
-def quote_log_format(text: str) -> str:
-    """``text`` as a literal log-format argument: '%' doubled (section 8.2.6), then quoted.
-
-    Without the doubling, ``%[src]`` in a header value would be evaluated by HAProxy.
-    """
-    return quote(text.replace("%", "%%"))
-
-
-def _token(text: str) -> str:
-    """A model-validated identifier emitted unquoted; anything outside the alphabet raises."""
-    if not _TOKEN.fullmatch(text):
-        raise ValueError(f"{text!r} is not a safe HAProxy identifier")
-    return text
-
-
 # --------------------------------------------------------------------------- names
 
 
 def proxy_name(vs: VirtualService) -> str:
     """The ``listen`` section of a virtual service: its name (the model allows [a-z0-9-])."""
-    return _token(vs.name)
+    return token(vs.name)
 
 
 def server_name(rs: RealServer) -> str:
@@ -209,7 +168,7 @@ def server_name(rs: RealServer) -> str:
     written without brackets (``2001:db8::4:80``). The name stays unique inside a service:
     the port never contains ':', so the last ':' always separates it from the address.
     """
-    return _token(f"{rs.address}:{rs.port}")
+    return token(f"{rs.address}:{rs.port}")
 
 
 # --------------------------------------------------------------------------- the view
@@ -250,14 +209,6 @@ class HaproxyGlobals:
             raise ValueError(f"cpus must name one CPU per thread ({self.nbthread}): {self.cpus}")
         if any(cpu < 0 for cpu in self.cpus) or len(set(self.cpus)) != len(self.cpus):
             raise ValueError(f"cpus must be distinct CPU numbers: {self.cpus}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class HealthCheckView:
-    """A health check: proxy-level directives and the keywords added to every server line."""
-
-    directives: tuple[str, ...] = ()
-    server_keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -488,14 +439,14 @@ def _redirect_frontend(vs: VirtualService, paths: offload.TlsPaths) -> FrontendV
     lines += [
         "mode http",
         *(
-            f"bind {_token(host_port(address, HTTP_PORT))}"
+            f"bind {token(host_port(address, HTTP_PORT))}"
             + (" v6only" if ipaddress.ip_address(address) == ipaddress.IPv6Address("::") else "")
             for address in vs.addresses
         ),
         *offload.acme_rules(paths),
         offload.redirect_rule(vs, quote=quote),
     ]
-    return FrontendView(name=_token(f"{vs.name}{REDIRECT_SUFFIX}"), lines=tuple(lines))
+    return FrontendView(name=token(f"{vs.name}{REDIRECT_SUFFIX}"), lines=tuple(lines))
 
 
 def _balance(vs: VirtualService) -> Balance:
@@ -517,7 +468,7 @@ def _binds(vs: VirtualService) -> tuple[str, ...]:
     if vs.type is ServiceType.starttls:
         # The STARTTLS front (engines/stunnel) listens on the VIP; HAProxy takes the plain
         # sessions on the service's relay address and schedules and checks the real servers.
-        return (_token(host_port(*starttls_relay(vs.name, vs.port))),)
+        return (token(host_port(*starttls_relay(vs.name, vs.port))),)
     # Section 4.2 "bind": "<address>:<port_range>"; IPv6 in brackets. A wildcard IPv6 VIP
     # gets "v6only" so it does not also take the IPv4 wildcard, a different VIP in the model.
     # A dual-stack service binds each of its VIPs (address, then address6) on every port.
@@ -526,7 +477,7 @@ def _binds(vs: VirtualService) -> tuple[str, ...]:
         wildcard6 = ipaddress.ip_address(address) == ipaddress.IPv6Address("::")
         suffix = " v6only" if wildcard6 else ""
         binds += [
-            _token(host_port(address, str(port_range))) + suffix for port_range in vs.port_ranges
+            token(host_port(address, str(port_range))) + suffix for port_range in vs.port_ranges
         ]
     return tuple(binds)
 
@@ -557,7 +508,7 @@ def _servers(
     return tuple(
         ServerView(
             name=server_name(rs),
-            address=_token(host_port(rs.address, rs.port)),
+            address=token(host_port(rs.address, rs.port)),
             weight=DRAIN_WEIGHT if rs.state is RealServerState.drain else weights[rs.key],
             backup=rs.key in backups,
             disabled=rs.state is RealServerState.disabled,
@@ -581,137 +532,3 @@ def _fixed_weighting_order(servers: list[RealServer]) -> tuple[RealServer, ...]:
     so state changes stay runtime operations; a weight change that reorders needs a reload.
     """
     return tuple(sorted(servers, key=lambda rs: -rs.weight))
-
-
-# --------------------------------------------------------------------------- health checks
-
-
-def haproxy_time(seconds: float) -> str:
-    """A duration as HAProxy writes it (2.4 "Time format"): whole seconds as ``2s``, anything
-    finer in milliseconds (``500ms``, ``1500ms``): HAProxy reads no decimal point."""
-    if float(seconds).is_integer():
-        return f"{int(seconds)}s"
-    return f"{round(seconds * 1000)}ms"
-
-
-def health_check_view(vs: VirtualService) -> HealthCheckView:
-    """The health check of a virtual service as proxy directives and server keywords."""
-    check = vs.check
-    if check.type is CheckType.none:
-        return HealthCheckView()
-    translate = CHECKS.get(check.type)
-    if translate is None:
-        raise ValueError(f"check type {check.type.value} has no HAProxy translation")
-    # 5.2 "check", "inter", "rise", "fall", "port"; 4.2 "timeout check".
-    keywords = ["check", "inter", haproxy_time(check.interval), "rise", str(check.rise)]
-    keywords += ["fall", str(check.fall)]
-    if check.port is not None:
-        keywords += ["port", str(check.port)]
-    own = translate(vs)
-    return HealthCheckView(
-        directives=(f"timeout check {haproxy_time(check.timeout)}", *own.directives),
-        server_keywords=(*keywords, *own.server_keywords),
-    )
-
-
-def _connect(vs: VirtualService) -> HealthCheckView:
-    # 5.2 "check": a TCP connection is enough, no directive
-    return HealthCheckView()
-
-
-def _http(vs: VirtualService) -> HealthCheckView:
-    check = vs.check
-    # 4.2 "http-check send": "uri" and "body" are plain strings; each "hdr" value is a
-    # log-format string (hence quote_log_format); the header name is plain. HTTP/1.1 needs a
-    # Host header, which HAProxy does not add by itself.
-    send = [
-        "http-check send",
-        f"meth {check.method.value}",
-        f"uri {quote(check.path)}",
-        "ver HTTP/1.1",
-        f"hdr Host {quote_log_format(_host(vs))}",
-    ]
-    send += [f"hdr {quote(name)} {quote_log_format(value)}" for name, value in _headers(check)]
-    if check.post_data:
-        send.append(f"body {quote(check.post_data)}")
-    # 4.2 "http-check expect status": "a comma-separated list of status codes or range
-    # codes"; a second expect rule is evaluated on the same response.
-    statuses = ",".join(str(r) for r in check.status_ranges)
-    lines = ["option httpchk", " ".join(send), f"http-check expect status {statuses}"]
-    if check.expect_body is not None:
-        lines.append(f"http-check expect rstring {quote(check.expect_body)}")
-    return HealthCheckView(directives=tuple(lines))
-
-
-def _https(vs: VirtualService) -> HealthCheckView:
-    if vs.tls is not None and vs.tls.reencrypt:
-        # the servers' traffic is ciphered too: the check goes over TLS with the same
-        # verification as the traffic (tls.server_tls)
-        return HealthCheckView(directives=_http(vs).directives)
-    # 5.2 "check-ssl", "verify", "check-sni". Only the check is ciphered (no "ssl"), and a
-    # health check has no CA to verify against.
-    keywords = ["check-ssl", "verify", "none"]
-    sni = sni_for(_host(vs))
-    if sni is not None:
-        keywords += ["check-sni", quote(sni)]
-    return HealthCheckView(directives=_http(vs).directives, server_keywords=tuple(keywords))
-
-
-def _host(vs: VirtualService) -> str:
-    host = vs.check_host
-    if host is None:  # the model gives every http and https check one
-        raise ValueError(f"an {vs.check.type.value} check needs a Host header")
-    return host
-
-
-def _smtp(vs: VirtualService) -> HealthCheckView:
-    return HealthCheckView(directives=("option smtpchk",))  # 4.2: "HELO localhost", expects 2xx
-
-
-def _ldap(vs: VirtualService) -> HealthCheckView:
-    return HealthCheckView(directives=("option ldap-check",))  # 4.2: LDAPv3 anonymous bind
-
-
-def _banner(vs: VirtualService) -> HealthCheckView:
-    # 4.2 "option tcp-check": an expect-only ruleset tests the banner (an implicit connect
-    # opens it).
-    banner = vs.check.type.banner
-    if banner is None:
-        raise ValueError(f"check type {vs.check.type.value} has no banner")
-    return HealthCheckView(
-        directives=("option tcp-check", f"tcp-check expect rstring {quote(banner)}")
-    )
-
-
-def _binary(vs: VirtualService) -> HealthCheckView:
-    check = vs.check
-    directives = ["option tcp-check"]
-    if check.send_hex:
-        directives.append(f"tcp-check send-binary {_token(check.send_hex)}")
-    if check.expect_hex:
-        directives.append(f"tcp-check expect binary {_token(check.expect_hex)}")
-    return HealthCheckView(directives=tuple(directives))
-
-
-def _headers(check: HealthCheck) -> tuple[tuple[str, str], ...]:
-    for name, value in check.headers.items():
-        # HAProxy silently drops a check header whose value is empty (and refuses '' as an
-        # argument), so an empty value cannot be honoured.
-        if not value:
-            raise ValueError(f"check header {name!r} has an empty value")
-    return tuple(check.headers.items())
-
-
-# How HAProxy runs each check type the model allows on l7 (all but none, which is no check):
-# its directives in the section and its keywords on every server line.
-CHECKS: dict[CheckType, Callable[[VirtualService], HealthCheckView]] = {
-    CheckType.tcp: _connect,
-    CheckType.http: _http,
-    CheckType.https: _https,
-    CheckType.smtp: _smtp,
-    CheckType.ftp: _banner,
-    CheckType.pop3: _banner,
-    CheckType.imap: _banner,
-    CheckType.ldap: _ldap,
-    CheckType.binary: _binary,
-}

@@ -6,18 +6,16 @@ from typing import Any
 
 import pytest
 
+from bascule.engines.haproxy.checks import CHECKS, HealthCheckView
+from bascule.engines.haproxy.quoting import quote, quote_log_format
 from bascule.engines.haproxy.view import (
     BALANCE,
-    CHECKS,
     MAX_WEIGHT,
     HaproxyGlobals,
-    HealthCheckView,
     ProxyView,
     ServerView,
     build_view,
     proxy_name,
-    quote,
-    quote_log_format,
     server_name,
 )
 from bascule.model import CheckType, Mode, RealServer, Scheduler, parse_document
