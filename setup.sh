@@ -5,6 +5,8 @@
 #   ./setup.sh --no-demo  install everything, start nothing
 #   ./setup.sh --dev      also install the development and test tools (used by ./test.sh)
 #   ./setup.sh --no-link  do not link bascule into /usr/local/bin (used by ./test.sh)
+#   ./setup.sh --service  install Bascule as a systemd service (bascule.service, data in
+#                         /var/lib/bascule) and start it, instead of the demo
 #
 # Idempotent: running it again only installs what changed.
 set -euo pipefail
@@ -13,12 +15,14 @@ cd "$(dirname "$0")"
 demo=1
 dev=0
 link=1
+service=0
 for arg in "$@"; do
   case "$arg" in
     --no-demo) demo=0 ;;
     --dev) dev=1 ;;
     --no-link) link=0 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --service) service=1; demo=0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -105,6 +109,37 @@ if [ ! -e "$npm_stamp" ]; then
 fi
 if [ "$link" = 1 ]; then
   ln -sf "$(pwd)/.venv/bin/bascule" /usr/local/bin/bascule
+fi
+
+# --- the system service ----------------------------------------------------------------------
+# deploy/systemd/bascule.service with this checkout's paths. HAProxy outlives a restart of the
+# unit (KillMode=process): see docs/user-guide.md, "Running as a system service".
+if [ "$service" = 1 ]; then
+  unit="${BASCULE_UNIT_DIR:-/etc/systemd/system}/bascule.service"
+  protect_home=yes
+  case "$(pwd)/" in
+    /home/*|/root/*|/run/user/*) protect_home=read-only ;;  # the code itself lives there
+  esac
+  echo "==> installing $unit"
+  sed -e "s#@BASCULE@#$(pwd)/.venv/bin/bascule#" \
+      -e "s#@DOCS@#$(pwd)/docs#" \
+      -e "s#^ProtectHome=yes\$#ProtectHome=$protect_home#" \
+      deploy/systemd/bascule.service > "$unit.tmp"
+  chmod 0644 "$unit.tmp"
+  mv "$unit.tmp" "$unit"
+  if command -v systemd-analyze >/dev/null 2>&1; then
+    systemd-analyze verify "$unit"
+  fi
+  if [ -z "${BASCULE_UNIT_DIR:-}" ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    systemctl enable bascule.service
+    # restart, not start: an upgrade restarts the daemon, which adopts the running data plane
+    systemctl restart bascule.service
+    echo "==> Bascule runs as bascule.service: systemctl status bascule; journalctl -u bascule"
+  else
+    echo "==> $unit is installed, but systemd is not the service manager here: start Bascule" \
+      "with \`bascule run\`"
+  fi
 fi
 
 if [ "$demo" = 1 ]; then

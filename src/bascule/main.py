@@ -59,6 +59,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
             accounts=services.accounts,
             audit=services.audit,
             statistics=services.statistics,
+            stop=services.stop,
             certificates=services.certificates,
             acme=services.acme,
             ha=services.ha,
@@ -106,7 +107,7 @@ def run(
     API and web interface over HTTPS."""
     from pydantic import ValidationError
 
-    from bascule.daemon import logs, runner
+    from bascule.daemon import logs, runner, systemd
     from bascule.errors import BasculeError
     from bascule.settings import Settings
 
@@ -123,7 +124,7 @@ def run(
     except ValidationError as exc:
         problems = "; ".join(str(error["msg"]) for error in exc.errors())
         raise CliError(f"bad setting: {problems}") from exc
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, journal=systemd.journal_stream())
     try:
         runner.run(settings, make_app=_make_app)
     except BasculeError as exc:
@@ -154,6 +155,32 @@ def _stop_pid(pid: int, timeout: float = 15.0) -> None:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+def _stop_demo_daemon(session: Session) -> None:
+    """Stop the demo's daemon and its data plane (``bascule stop --data-plane``); a daemon
+    that does not answer is sent SIGTERM, and an HAProxy left running is stopped."""
+    import signal
+
+    from bascule.cli.daemon import wait_exited
+
+    pid = _pid(session.data_dir / "bascule.pid")
+    if pid is not None:
+        try:
+            with session.client() as client:
+                client.stop_daemon(data_plane=True)
+            stopped = wait_exited(pid, DAEMON_START_TIMEOUT)
+        except CliError:
+            stopped = False
+        if not stopped:
+            _stop_pid(pid)
+    (session.data_dir / "bascule.pid").unlink(missing_ok=True)
+    # A daemon killed earlier left HAProxy serving (as it must, for a restart to adopt it).
+    haproxy = _pid(session.data_dir / "haproxy" / "haproxy.pid")
+    if haproxy is not None:
+        os.kill(haproxy, signal.SIGUSR1)  # HAProxy's soft stop (management.txt 4)
+        if not wait_exited(haproxy, 10.0):
+            _stop_pid(haproxy)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL) -> list[str]:
@@ -236,7 +263,8 @@ def demo(
     session = Session.of(ctx)
     demo_dir = session.data_dir / "demo"
     if stop:
-        for pid_file in [*sorted(demo_dir.glob("*.pid")), session.data_dir / "bascule.pid"]:
+        _stop_demo_daemon(session)
+        for pid_file in sorted(demo_dir.glob("*.pid")):
             pid = _pid(pid_file)
             if pid is not None:
                 _stop_pid(pid)

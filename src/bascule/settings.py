@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     stunnel_binary: str = "stunnel4"
     # The HA pair's VRRP (Debian's keepalived), run only by a document with high_availability.
     keepalived_binary: str = "keepalived"
-    # How long SIGTERM lets connections finish before HAProxy is stopped for good.
+    # How long `bascule stop --data-plane` lets connections finish before HAProxy is stopped
+    # for good (SIGTERM stops the daemon only: the data plane runs on).
     shutdown_grace: float = 10.0
     # How often the daemon re-reads the engines and repairs drift.
     reconcile_interval: float = 5.0
@@ -34,6 +35,10 @@ class Settings(BaseSettings):
     # Request logs on disk (daemon/request_logs.py): rotated at this size, this many kept.
     request_log_max_mb: float = Field(default=50.0, gt=0)
     request_log_keep: int = Field(default=5, ge=1)
+    # Log files (haproxy/haproxy.log; the daemon's own when its stderr is a file) are rotated
+    # past this size, keeping this many older copies (daemon/logfiles.py).
+    log_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024)
+    log_file_backups: int = Field(default=3, ge=0, le=100)
     # The HTTPS management listener (API + WUI): "ADDRESS:PORT" ("[::1]:8443" for IPv6), or
     # "none" for the unix socket only. Beyond loopback only when configured.
     listen: str = "127.0.0.1:8443"

@@ -2,7 +2,8 @@
 
 ``BasculeDaemon(topology)`` starts ``bascule run`` in the ``lb`` namespace with its own data
 dir, waits for its API socket, and offers the CLI (``cli(...)``, run in the same namespace),
-HAProxy's stats socket (``haproxy(cmd)``) and clean stopping (SIGTERM or SIGKILL).
+HAProxy's stats socket (``haproxy(cmd)``) and stopping: SIGTERM (``terminate``: the daemon
+only, the data plane runs on), ``bascule stop --data-plane`` (``stop``: everything) or SIGKILL.
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ class BasculeDaemon:
         env: Mapping[str, str] | None = None,
         run_args: Sequence[str] = (),
         host: str = "lb",
+        command: str = BASCULE,
     ) -> None:
         self.topology = topology
         self.host = host  # the namespace it runs in (an HA pair has two load balancers)
+        # The ``bascule`` that runs the daemon (another virtual environment's, to upgrade)
+        self.command = command
         # Extra BASCULE_* settings (e.g. BASCULE_ADMIN_PASSWORD) and `bascule run` options
         # (e.g. "--listen", "198.18.0.2:8443").
         self.env = dict(env or {})
@@ -51,7 +55,9 @@ class BasculeDaemon:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self, timeout: float = 15.0) -> BasculeDaemon:
+    def start(self, timeout: float = 15.0, *, wait: bool = True) -> BasculeDaemon:
+        """Start ``bascule run``; unless ``wait`` is False, wait until its API socket
+        accepts connections."""
         env = {
             **os.environ,
             "BASCULE_RECONCILE_INTERVAL": "1",
@@ -61,22 +67,25 @@ class BasculeDaemon:
         with self.log_path.open("a") as log:
             self.process = self.topology.popen(
                 self.host,
-                [BASCULE, "--data-dir", str(self.data_dir), "run", *self.run_args],
+                [self.command, "--data-dir", str(self.data_dir), "run", *self.run_args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
                 text=True,
             )
+        if not wait:
+            return self
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"bascule run exited {self.process.returncode}:\n{self.log()}")
-            if self._socket_answers():
+            if self.socket_answers():
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"bascule run did not serve its API within {timeout}s:\n{self.log()}")
 
-    def _socket_answers(self) -> bool:
+    def socket_answers(self) -> bool:
+        """The API socket accepts a connection."""
         path = self.data_dir / "bascule.sock"
         if not path.exists():
             return False
@@ -90,6 +99,12 @@ class BasculeDaemon:
     def terminate(self, timeout: float = 20.0) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def stop(self, *, data_plane: bool = True, timeout: float = 30.0) -> int:
+        """``bascule stop [--data-plane]``; the daemon's exit code."""
+        assert self.process is not None
+        self.cli("stop", *(["--data-plane"] if data_plane else []), "--timeout", str(timeout))
         return self.process.wait(timeout=timeout)
 
     def kill(self) -> None:

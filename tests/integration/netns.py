@@ -4,7 +4,9 @@ Every engine test builds its own small network (DESIGN.md, "Test topology"): a `
 load balancer `lb` and real servers `rs1..rsN`, each a network namespace with one veth
 `eth0` plugged into a bridge that lives in a namespace of its own, so the host's root
 namespace networking is never touched. All addresses come from 198.18.0.0/15 (RFC 2544, the
-benchmarking range); this module refuses any other subnet.
+benchmarking range); this module refuses any other subnet. ``Topology(ipv6=True)`` gives every
+host an IPv6 address too, from 2001:2::/64 (RFC 5180, the IPv6 benchmarking range), with the
+same last number: lb 2001:2::2, client 2001:2::a, rsN 2001:2::(a+N), ``vip6(n)`` 2001:2::n.
 
 Layout of the default subnet 198.18.0.0/24::
 
@@ -51,6 +53,9 @@ CLIENT = TOOLS / "client.py"
 
 # RFC 2544 benchmarking range: the only addresses test traffic may use.
 ALLOWED_NETWORK = ipaddress.ip_network("198.18.0.0/15")
+# ... and its IPv6 counterpart (RFC 5180): ipv6=True topologies number hosts in this /64
+ALLOWED_NETWORK6 = ipaddress.ip_network("2001:2::/48")
+SUBNET6 = ipaddress.ip_network("2001:2::/64")
 NAME_PREFIX = "bsc"
 _NAME_RE = re.compile(r"^bsc([0-9a-z]{5})([0-9a-z]{2})-[0-9a-z]+$")
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -77,10 +82,16 @@ class Host:
     interface: str = "eth0"
     prefixlen: int = 24
     extra_addresses: tuple[str, ...] = ()
+    address6: str | None = None  # on `interface` too, in an ipv6=True topology (a /64)
+    extra_addresses6: tuple[str, ...] = ()
 
     @property
     def addresses(self) -> tuple[str, ...]:
         return (self.address, *self.extra_addresses)
+
+    @property
+    def addresses6(self) -> tuple[str, ...]:
+        return () if self.address6 is None else (self.address6, *self.extra_addresses6)
 
 
 def _base36(number: int, width: int) -> str:
@@ -250,6 +261,7 @@ class Topology:
         *,
         client_extra_addresses: int = 0,
         subnet: str = "198.18.0.0/24",
+        ipv6: bool = False,
     ) -> None:
         network = ipaddress.ip_network(subnet)
         if not (isinstance(network, ipaddress.IPv4Network) and network.subnet_of(ALLOWED_NETWORK)):
@@ -261,6 +273,7 @@ class Topology:
         if not 0 <= client_extra_addresses <= MAX_CLIENT_EXTRA:
             raise ValueError(f"client_extra_addresses must be 0..{MAX_CLIENT_EXTRA}")
         self.network = network
+        self.ipv6 = ipv6
         self.prefix = self._unique_prefix()
         self.bridge_netns = f"{self.prefix}-br"
         prefixlen = network.prefixlen
@@ -272,14 +285,27 @@ class Topology:
             extra_addresses=tuple(
                 self._address(CLIENT_EXTRA_OFFSET + i) for i in range(client_extra_addresses)
             ),
+            address6=self._address6(CLIENT_OFFSET),
+            extra_addresses6=tuple(
+                a
+                for i in range(client_extra_addresses)
+                if (a := self._address6(CLIENT_EXTRA_OFFSET + i)) is not None
+            ),
         )
-        self.lb = Host("lb", f"{self.prefix}-lb", self._address(LB_OFFSET), prefixlen=prefixlen)
+        self.lb = Host(
+            "lb",
+            f"{self.prefix}-lb",
+            self._address(LB_OFFSET),
+            prefixlen=prefixlen,
+            address6=self._address6(LB_OFFSET),
+        )
         self.real_servers = [
             Host(
                 f"rs{i}",
                 f"{self.prefix}-rs{i}",
                 self._address(REAL_SERVER_OFFSET + i),
                 prefixlen=prefixlen,
+                address6=self._address6(REAL_SERVER_OFFSET + i),
             )
             for i in range(1, real_servers + 1)
         ]
@@ -301,11 +327,22 @@ class Topology:
     def _address(self, offset: int) -> str:
         return str(self.network.network_address + offset)
 
+    def _address6(self, offset: int) -> str | None:
+        return str(SUBNET6.network_address + offset) if self.ipv6 else None
+
     def vip(self, n: int = 100) -> str:
         """Address number `n` of the subnet (198.18.0.n): free for the daemon to add as a VIP."""
         if not 30 <= n <= 254:
             raise ValueError("VIPs are .30-.254; lower addresses belong to the topology's hosts")
         return self._address(n)
+
+    def vip6(self, n: int = 100) -> str:
+        """IPv6 address number `n` of 2001:2::/64 (ipv6=True topologies): a VIP to add."""
+        if not self.ipv6:
+            raise ValueError("an IPv6 VIP needs Topology(ipv6=True)")
+        if not 30 <= n <= 254:
+            raise ValueError("VIPs are ::30-::254 (decimal); lower ones belong to the hosts")
+        return str(SUBNET6.network_address + n)
 
     @property
     def hosts(self) -> list[Host]:
@@ -317,6 +354,9 @@ class Topology:
         for server in self.real_servers:
             for client in self.client.addresses:
                 self.run(server, ["ip", "route", "add", f"{client}/32", "via", self.lb.address])
+            for client in self.client.addresses6:
+                via = self.lb.address6 or ""
+                self.run(server, ["ip", "-6", "route", "add", f"{client}/128", "via", via])
 
     def host(self, host: Host | str) -> Host:
         """The Host for a Host or a logical name ("client", "lb", "rs2")."""
@@ -347,12 +387,24 @@ class Topology:
             _ip("netns", "add", name)
             self._created.append(name)
         # No IPv6 (and so no router solicitations or DAD noise in tcpdump captures), and no
-        # forwarding on the bridge host: it only switches frames.
-        sysctls = [
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
+        # forwarding on the bridge host: it only switches frames. An ipv6=True topology keeps
+        # IPv6 on its hosts, without router solicitations and without duplicate address
+        # detection (an address is usable at once: no test waits for DAD).
+        off = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]
+        on = [
+            f"net.ipv6.conf.{which}.{key}={value}"
+            for which in ("all", "default")
+            for key, value in (
+                ("disable_ipv6", 0),
+                ("accept_dad", 0),
+                ("router_solicitations", 0),
+                ("accept_ra", 0),
+            )
         ]
-        script = "; ".join(f"ip netns exec {name} sysctl -qw {' '.join(sysctls)}" for name in names)
+        def sysctls(name: str) -> str:
+            return " ".join(on if self.ipv6 and name != self.bridge_netns else off)
+
+        script = "; ".join(f"ip netns exec {name} sysctl -qw {sysctls(name)}" for name in names)
         subprocess.run(["sh", "-c", script], check=True, capture_output=True, timeout=30)
 
         batch = [
@@ -372,6 +424,10 @@ class Topology:
             lines += [
                 f"address add {address}/{host.prefixlen} dev {host.interface}"
                 for address in host.addresses
+            ]
+            lines += [
+                f"address add {address}/{SUBNET6.prefixlen} dev {host.interface} nodad"
+                for address in host.addresses6
             ]
             lines.append(f"link set {host.interface} up")
             _ip("-n", host.netns, "-batch", "-", stdin="\n".join(lines) + "\n")
@@ -491,7 +547,7 @@ class Topology:
             sys.executable,
             str(REALSERVER),
             "--bind",
-            bind or host.address,
+            bind or ",".join((host.address, *host.addresses6[:1])),  # both in an ipv6 one
             "--port",
             str(port),
             "--name",

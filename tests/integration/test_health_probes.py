@@ -377,7 +377,8 @@ async def _checker_job(job: dict[str, Any]) -> dict[str, Any]:
 
 def _serve_dns(address: str, port: int, mode: str) -> None:
     """Answer every query: "good" with the question and NOERROR, "echo" with the query."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.bind((address, port))
         print("ready", flush=True)
         while True:

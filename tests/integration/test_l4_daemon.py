@@ -213,10 +213,11 @@ def test_l4_nat_tcp_through_the_daemon(make_topology: Callable[..., Topology]) -
         assert sticky_result["requests"] > 6 * 5
     finally:
         daemon.terminate()
-    assert "bascule" not in lb_tables(topo)  # SIGTERM removes our tables
+    # SIGTERM stops the daemon only: the tables stay for the next start to adopt
+    assert "bascule" in lb_tables(topo)
 
 
-def test_l4_udp_adoption_after_kill_and_sigterm(make_topology: Callable[..., Topology]) -> None:
+def test_l4_udp_adoption_after_kill_and_full_stop(make_topology: Callable[..., Topology]) -> None:
     topo = make_topology(real_servers=3, client_extra_addresses=8)
     topo.route_back_through_lb()
     for server in topo.real_servers:
@@ -260,7 +261,7 @@ def test_l4_udp_adoption_after_kill_and_sigterm(make_topology: Callable[..., Top
         assert result["failures"] == 0, result["errors"]
         # a restart adopts the tables: new connections never fail meanwhile
         load = topo.start_client("--url", f"http://{topo.vip()}/", "--duration", "4")
-        second = BasculeDaemon(topo, data_dir=daemon.data_dir).start()
+        second = BasculeDaemon(topo, data_dir=daemon.data_dir).start(timeout=60)  # a loaded CI
         assert service_status(second, "web")["status"] == "up"
         loaded = topo.finish_client(load)
         assert loaded["failures"] == 0, loaded["errors"]
@@ -272,6 +273,6 @@ def test_l4_udp_adoption_after_kill_and_sigterm(make_topology: Callable[..., Top
     finally:
         running = second or daemon
         if running.process is not None and running.process.poll() is None:
-            running.terminate()
+            running.stop(data_plane=True)
         daemon.stop_haproxy()
-    assert "bascule" not in lb_tables(topo)
+    assert "bascule" not in lb_tables(topo)  # bascule stop --data-plane removes our tables

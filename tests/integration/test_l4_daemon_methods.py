@@ -87,7 +87,7 @@ def running(topo: Topology) -> Iterator[BasculeDaemon]:
     try:
         yield daemon
     finally:
-        daemon.terminate()
+        daemon.stop(data_plane=True)  # SIGTERM would leave the tables for the next start
     assert "bascule" not in topo.run("lb", ["nft", "list", "tables"]).stdout
 
 

@@ -380,7 +380,9 @@ def test_kill_9_under_load_keeps_serving_and_a_new_daemon_adopts(topology: Topol
 # --------------------------------------------------------------------------- clean stop
 
 
-def test_sigterm_drains_and_removes_everything_it_started(topology: Topology) -> None:
+def test_stop_with_the_data_plane_drains_and_removes_everything_it_started(
+    topology: Topology,
+) -> None:
     topology.start_real_servers()
     daemon = start_daemon(topology, {"virtual_services": [web_service(topology)]})
     try:
@@ -391,7 +393,7 @@ def test_sigterm_drains_and_removes_everything_it_started(topology: Topology) ->
             "--url", f"http://{topology.vip()}/slow?ms=1500", "--requests", "1", "--timeout", "10"
         )
         wait_connections(daemon, 1)
-        code = daemon.terminate()
+        code = daemon.stop(data_plane=True)
         in_flight = topology.finish_client(slow)
     finally:
         stop_daemon(daemon)  # only does something if the daemon failed to stop

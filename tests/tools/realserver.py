@@ -333,7 +333,7 @@ def make_binary_handler(args: argparse.Namespace) -> Handler:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bind", default="0.0.0.0")
+    parser.add_argument("--bind", default="0.0.0.0", help="an address, or several: a,b")
     parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--name", required=True)
     parser.add_argument("--mode", choices=["http", "banner", "binary", "tcp-echo"], default="http")
@@ -369,7 +369,13 @@ async def serve(args: argparse.Namespace) -> None:
             tls.maximum_version = ssl.TLSVersion.TLSv1_2
             tls.options |= ssl.OP_NO_TICKET
     server = await asyncio.start_server(
-        handler, args.bind, args.port, reuse_address=True, backlog=1024, limit=MAX_HEADER, ssl=tls
+        handler,
+        args.bind.split(","),
+        args.port,
+        reuse_address=True,
+        backlog=1024,
+        limit=MAX_HEADER,
+        ssl=tls,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

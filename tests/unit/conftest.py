@@ -31,6 +31,16 @@ async def no_system() -> dict[str, Any]:
     return {}
 
 
+class StopRecorder:
+    """A daemon's ``stop`` that records what it was asked (``POST /system/stop``)."""
+
+    def __init__(self) -> None:
+        self.requests: list[bool] = []
+
+    def __call__(self, *, data_plane: bool) -> None:
+        self.requests.append(data_plane)
+
+
 @pytest.fixture
 def fast_hasher() -> PasswordHasher:
     return FAST_HASHER
@@ -73,6 +83,7 @@ def make_api_services() -> Iterator[Callable[..., ApiServices]]:
                 accounts=accounts,
                 audit=audit,
                 statistics=Statistics(config.status, interval=10),
+                stop=StopRecorder(),
                 certificates=certificates,
             )
 

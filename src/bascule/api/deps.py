@@ -36,6 +36,7 @@ from bascule.daemon.certificates import CertificateService
 from bascule.daemon.changes import ChangeRequest
 from bascule.daemon.ha import HaService
 from bascule.daemon.request_logs import RequestLogFile
+from bascule.daemon.runner import StopDaemon
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.model.access import Actor, Permission
@@ -55,6 +56,7 @@ class ApiServices:
     accounts: AccountService
     audit: AuditService
     statistics: Statistics
+    stop: StopDaemon | None = None  # None: this app cannot stop its daemon (tests)
     certificates: CertificateService | None = None  # the certificate store (daemon/certificates.py)
     acme: AcmeService | None = None  # ACME orders and renewal (daemon/acme.py)
     ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
@@ -94,6 +96,7 @@ IfMatch = Annotated[
 caller's permission is checked, so a role that may not write is told 403 whatever it sent."""
 
 
+ServicesDep = Annotated[ApiServices, Depends(get_services)]
 ConfigServiceDep = Annotated[ConfigService, Depends(get_config_service)]
 SystemProbeDep = Annotated[SystemProbe, Depends(get_system_probe)]
 AccountServiceDep = Annotated[AccountService, Depends(get_accounts)]

@@ -255,6 +255,7 @@ class VirtualServiceStatusOut(_FromAttributes):
     bytes_out: int
     packets: int = 0
     total_requests: int = Field(default=0, description="L7 HTTP: requests received")
+    address6: str | None = Field(default=None, description="a dual-stack service's IPv6 VIP")
     real_servers: list[RealServerStatusOut]
     sub_services: list[VirtualServiceStatusOut] = Field(
         default_factory=list,

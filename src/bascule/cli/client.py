@@ -339,6 +339,25 @@ class BasculeClient:
     def revoke_token(self, token_id: str) -> dict[str, Any]:
         return self._write("DELETE", f"/tokens/{quote(token_id, safe='')}")
 
+    # -- the daemon itself ------------------------------------------------------------------
+
+    def stop_daemon(self, *, data_plane: bool) -> dict[str, Any]:
+        """Ask the daemon to stop (with ``data_plane``, HAProxy, its tables and VIPs too)."""
+        params = {"data_plane": "true" if data_plane else "false"}
+        return self._write("POST", "/system/stop", params=params)
+
+    def wait_silent(self, timeout: float, *, poll: float = 0.1) -> bool:
+        """Wait until the daemon no longer answers; whether it stopped within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.remote and not self._accepts():
+                return True
+            try:
+                self._get("/auth/whoami", timeout=min(2.0, max(deadline - time.monotonic(), poll)))
+            except CliError:
+                return True
+            time.sleep(poll)
+        return False
     # -- the certificate store (administer) --------------------------------------------------
 
     def certificates(self) -> dict[str, Any]:

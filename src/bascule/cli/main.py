@@ -22,6 +22,7 @@ from bascule.cli import (
     backup,
     certificates,
     config,
+    daemon,
     detect,
     dsr,
     ha,
@@ -127,6 +128,7 @@ app.command("status")(status.status)
 app.command("agent")(agent.agent)
 app.command("detect")(detect.detect)
 app.command("logs")(logs.logs)
+app.command("stop")(daemon.stop)
 app.add_typer(vs.app, name="vs")
 app.add_typer(rs.app, name="rs")
 app.add_typer(dsr.app, name="dsr")

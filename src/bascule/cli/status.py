@@ -101,7 +101,7 @@ def _services_table(services: list[Mapping[str, Any]]) -> Any:
     for vs in services:
         grid.add_row(
             output.text(vs.get("name"), "bold"),
-            output.text(vs.get("address")),
+            output.text(", ".join(a for a in (vs.get("address"), vs.get("address6")) if a)),
             output.text(f"{vs.get('ports')}/{vs.get('protocol')}"),
             output.text(f"{vs.get('mode')} {vs.get('type')}"),
             output.text(vs.get("scheduler")),

@@ -187,6 +187,10 @@ def add(
     name: Annotated[str, typer.Argument(help="Unique name: a-z, 0-9 and -, up to 63.")],
     address: Annotated[str, typer.Option("--address", help="The VIP (IPv4 or IPv6).")],
     port: Annotated[int, typer.Option("--port", help="The main port.")],
+    address6: Annotated[
+        str | None,
+        typer.Option("--address6", help="Dual-stack: the IPv6 VIP (--address is the IPv4 one)."),
+    ] = None,
     protocol: Annotated[str | None, typer.Option("--protocol", help="tcp or udp.")] = None,
     type_: Annotated[str | None, typer.Option("--type", help="http or generic.")] = None,
     scheduler: Annotated[
@@ -205,7 +209,12 @@ def add(
     """Add a virtual service (no real servers yet: add them with `rs add`)."""
     session = Session.of(ctx, json=as_json)
     service: dict[str, Any] = {"name": name, "address": address, "port": port}
-    optional = {"protocol": protocol, "type": type_, "scheduler": scheduler}
+    optional = {
+        "address6": address6,
+        "protocol": protocol,
+        "type": type_,
+        "scheduler": scheduler,
+    }
     service.update({k: v for k, v in optional.items() if v is not None})
     if extra_port:
         service["extra_ports"] = [port_spec(p) for p in extra_port]

@@ -309,14 +309,22 @@ class ChangePipeline:
                         f"{vs.mode.value} engine",
                     )
                 )
-        services = config.virtual_services
-        wanted = [(vs.address, vs.interface) for vs in services]
-        reasons = await self.reconciler.vips.placement_problems(wanted)
-        for index, (vs, reason) in enumerate(zip(services, reasons, strict=True)):
+        # (service index, field, address, interface): each VIP, both of a dual-stack service
+        wanted = [
+            (index, field, address, vs.interface)
+            for index, vs in enumerate(config.virtual_services)
+            for field, address in zip(("address", "address6"), vs.addresses, strict=False)
+        ]
+        reasons = await self.reconciler.vips.placement_problems(
+            [(address, interface) for _, _, address, interface in wanted]
+        )
+        for (index, field, _, interface), reason in zip(wanted, reasons, strict=True):
             if reason is not None:
-                field = "interface" if vs.interface else "address"
                 problems.append(
-                    FieldError(path=f"virtual_services[{index}].{field}", message=reason)
+                    FieldError(
+                        path=f"virtual_services[{index}].{'interface' if interface else field}",
+                        message=reason,
+                    )
                 )
         if problems:
             raise InvalidConfiguration(problems)

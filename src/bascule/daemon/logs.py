@@ -1,7 +1,11 @@
 """Structured log lines (logfmt) for the daemon: ``ts=... level=info msg="..." key=value``.
 
-The daemon logs to stderr (the journal keeps it); ``configure`` also keeps the last lines in
-memory (``RecentLogs``) for the WUI's System page (``recent_lines``).
+The daemon logs to stderr. Under systemd that is the journal (``journal=True``, see
+daemon/systemd.py): each line then starts with its syslog priority (``<6>`` for info), which
+journald reads as the line's level, and carries no ``ts=``, since the journal stamps every
+line itself. Elsewhere (by hand, the demo's log file) lines carry their own UTC time; a
+log *file* is kept under a size cap by daemon/logfiles.py. ``configure`` also keeps the last
+lines in memory (``RecentLogs``) for the WUI's System page (``recent_lines``).
 """
 
 from __future__ import annotations
@@ -27,11 +31,30 @@ def _value(value: object) -> str:
     return text
 
 
+# syslog(3) priorities of Python's levels, for journald's SyslogLevelPrefix.
+_PRIORITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+
+
 class LogfmtFormatter(logging.Formatter):
+    """One logfmt line per record; ``journal``: the journal's form (priority prefix, no
+    timestamp of its own)."""
+
+    def __init__(self, *, journal: bool = False) -> None:
+        super().__init__()
+        self.journal = journal
+
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        fields = {
-            "ts": f"{ts}.{int(record.msecs):03d}Z",
+        fields: dict[str, object] = {}
+        if not self.journal:
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            fields["ts"] = f"{ts}.{int(record.msecs):03d}Z"
+        fields |= {
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -41,7 +64,11 @@ class LogfmtFormatter(logging.Formatter):
                 fields[key] = value
         if record.exc_info:
             fields["exception"] = self.formatException(record.exc_info)
-        return " ".join(f"{k}={_value(v)}" for k, v in fields.items())
+        line = " ".join(f"{k}={_value(v)}" for k, v in fields.items())
+        if self.journal:
+            priority = _PRIORITY.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
+            return f"<{priority}>{line}"
+        return line
 
 
 class RecentLogs(logging.Handler):
@@ -74,9 +101,10 @@ def recent_lines(limit: int = 200) -> list[str]:
     return _RECENT.lines(limit)
 
 
-def configure(level: str = "INFO") -> None:
+def configure(level: str = "INFO", *, journal: bool = False) -> None:
+    """Log to stderr (in the journal's form when ``journal``) and keep the recent lines."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LogfmtFormatter())
+    handler.setFormatter(LogfmtFormatter(journal=journal))
     root = logging.getLogger()
     root.handlers[:] = [handler, _RECENT]
     root.setLevel(level.upper())

@@ -84,6 +84,7 @@ class VirtualServiceStatus:
     total_requests: int = 0  # L7 HTTP only: requests HAProxy received for this service
     # http: each sub-service's pool ("site/api"), its own status and real servers
     sub_services: tuple[VirtualServiceStatus, ...] = ()
+    address6: str | None = None  # a dual-stack service's IPv6 VIP
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,20 +1,27 @@
 """``bascule run``: the appliance in the foreground.
 
 Startup: take the data dir's lock, open the store, adopt a running HAProxy and Bascule's
-nftables tables left by a previous daemon (or start afresh), reconcile on the current
-revision, then serve the API on the unix socket (mode 0600, the caller trusted as a local
-administrator) and the API and the WUI over HTTPS on ``settings.listen`` (127.0.0.1:8443 by
-default; ``none`` disables it; a self-signed certificate is made at first start, daemon/tls.py),
-and re-reconcile every few seconds to repair drift (a dead engine is restarted, missing
-tables are re-applied). The L4 health checker and the nftables engine's tick run once a
-second (daemon/l4.py).
+nftables tables left by a previous daemon (or start afresh: at boot, the VIPs, the rules and
+HAProxy come back from the stored revision here, before the API opens), reconcile on the
+current revision, then serve the API on the unix socket (mode 0600, the caller trusted as a
+local administrator) and the API and the WUI over HTTPS on ``settings.listen`` (127.0.0.1:8443
+by default; ``none`` disables it; a self-signed certificate is made at first start,
+daemon/tls.py). Under systemd it then tells the service manager it is ready (``READY=1``,
+daemon/systemd.py: only once the engines run the revision and the API has answered a request)
+and pings its watchdog. It re-reconciles every few seconds to repair drift (a dead engine is
+restarted, missing tables are re-applied), keeps ``haproxy.log`` (and its own log, when that
+is a file) under a size cap (daemon/logfiles.py), and runs the L4 health checker and the
+nftables engine's tick once a second (daemon/l4.py).
 
-SIGTERM and SIGINT stop the API and the health checks, let HAProxy and the L4 NAT connections
-drain for ``shutdown_grace`` seconds (no new connection is taken meanwhile), stop HAProxy,
-delete Bascule's nftables tables — L4 traffic stops with the daemon, as L7 traffic does — and
-remove the VIPs Bascule added. If the daemon is killed outright nothing of this runs: HAProxy
-lives in its own session and the tables stay in the kernel, so traffic keeps flowing on the
-last applied state, and the next start adopts both (adopted L4 servers start up).
+Stopping. SIGTERM and SIGINT (``systemctl stop``, ``bascule stop``) stop the daemon only: the
+API, the health checks and the loops end, and the data plane keeps running on the last
+applied state: HAProxy (in its own session), Bascule's nftables tables and the VIPs stay, with
+the established connections, stick tables and persistence sets, so that a restart or an
+upgrade of the daemon costs no request; the next start adopts them. ``bascule stop
+--data-plane`` (``POST /api/v1/system/stop?data_plane=true``) stops the data plane too: it lets
+HAProxy and the L4 NAT connections drain for ``shutdown_grace`` seconds (no new connection is
+taken meanwhile), stops HAProxy, deletes Bascule's nftables tables and removes the VIPs
+Bascule added. A daemon killed outright leaves the data plane as SIGTERM does.
 
 The first start (no user yet) creates the ``admin`` user with a random password (or the one of
 ``BASCULE_ADMIN_PASSWORD``, not shown), printed once on a terminal, else written to
@@ -62,12 +69,14 @@ from bascule.daemon.listener import (
     quiet_exhaustion,
     raise_descriptor_limit,
 )
+from bascule.daemon.logfiles import rotate_if_larger, stderr_file
 from bascule.daemon.request_logs import RequestLogFile
 from bascule.daemon.request_logs import bind as request_logs_bind
 from bascule.daemon.request_logs import listen as request_logs_listen
 from bascule.daemon.retention import MIB, Retention, RetentionPolicy
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
+from bascule.daemon.systemd import Notifier
 from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager, PairedVips
 from bascule.engines.base import Engine, share_of
@@ -79,6 +88,7 @@ from bascule.engines.stunnel.engine import StunnelEngine
 from bascule.errors import BasculeError, StoreError
 from bascule.model import Configuration, Mode, parse_document
 from bascule.model.document import for_mode
+from bascule.model.schema import SCHEMA_VERSION
 from bascule.settings import Settings
 from bascule.store.accounts import AccountStore
 from bascule.store.acme import AcmeStore
@@ -205,6 +215,16 @@ class _Server(uvicorn.Server):
 
 SystemInfo = Callable[[], Awaitable[dict[str, Any]]]
 
+#: How often the log files' sizes are checked (daemon/logfiles.py).
+LOG_ROTATION_INTERVAL = 30.0
+
+
+class StopDaemon(Protocol):
+    """Asks the running daemon to stop: itself only, or (``data_plane``) the engines and the
+    VIPs too. It stops after the request that asked has been answered."""
+
+    def __call__(self, *, data_plane: bool) -> None: ...
+
 
 @dataclass(frozen=True, kw_only=True)
 class DaemonServices:
@@ -215,6 +235,7 @@ class DaemonServices:
     audit: AuditService
     statistics: Statistics
     system: SystemInfo
+    stop: StopDaemon
     certificates: CertificateService
     acme: AcmeService
     ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
@@ -235,6 +256,14 @@ class Daemon:
         self.settings = settings
         self.make_app = make_app
         self._stop = asyncio.Event()
+        self._stop_data_plane = False
+        self.notifier = Notifier()
+
+    def request_stop(self, *, data_plane: bool) -> None:
+        """Stop the daemon; with ``data_plane``, HAProxy, the nftables tables and the VIPs too
+        (a later request without it does not take that back)."""
+        self._stop_data_plane = self._stop_data_plane or data_plane
+        self._stop.set()
         self._nofile: int | None = None
         self._listener_limits = ListenerLimits()
 
@@ -283,6 +312,7 @@ class Daemon:
         acme_store: AcmeStore,
     ) -> None:
         settings = self.settings
+        check_stored_revisions(store)
         audit = AuditService(audit_store)
         accounts = AccountService(
             account_store,
@@ -357,6 +387,9 @@ class Daemon:
         # the engines read the store's files: written before anything checks or starts them
         await certificates.prepare()
         statistics = Statistics(service.status, interval=settings.stats_interval)
+        # At boot the VIPs are gone while vips.json remembers them: forget those, so that the
+        # first reconcile puts them back with the rest of the stored revision.
+        await vips.forget_missing()
         retention = Retention(
             revisions=store,
             audit=audit_store,
@@ -393,6 +426,7 @@ class Daemon:
             audit=audit,
             statistics=statistics,
             system=system,
+            stop=self.request_stop,
             certificates=certificates,
             acme=acme,
             ha=HaService(service, keepalived, audit=audit),
@@ -405,7 +439,7 @@ class Daemon:
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._stop.set)
+            loop.add_signal_handler(signum, self._stop.set)  # the daemon only
         # Bound here, not by uvicorn: given uds= alone, uvicorn makes the socket 0666 once it
         # listens, and anyone connecting before our chmod would be trusted as root.
         api_socket = bind_unix_socket(socket_path)
@@ -416,10 +450,16 @@ class Daemon:
             api.result()
         log.info("serving the API", extra={"socket": str(socket_path)})
         https = await self._serve_https(services, listener)
-        reconciler = asyncio.create_task(self._reconcile_forever(service), name="reconcile")
+        await _wait_answers(socket_path)
+        self.notifier.ready(_ready_status(ok, error))
+        reconciler = asyncio.create_task(
+            self._reconcile_forever(service, vips), name="reconcile"
+        )
         l4_loop = asyncio.create_task(l4.run(service.desired), name="l4")
         dynamic_loop = asyncio.create_task(dynamic.run(service), name="dynamic")
         statistics_loop = asyncio.create_task(statistics.run(), name="statistics")
+        watchdog = asyncio.create_task(self.notifier.watchdog(), name="watchdog")
+        rotation = asyncio.create_task(self._rotate_logs_forever(engine), name="log rotation")
         retention_loop = asyncio.create_task(retention.run(), name="retention")
         expiry_loop = asyncio.create_task(certificates.watch_expiry(), name="expiry")
         acme_loop = asyncio.create_task(acme.run(settings.acme_interval), name="acme")
@@ -428,12 +468,23 @@ class Daemon:
             l4_loop,
             dynamic_loop,
             statistics_loop,
+            watchdog,
+            rotation,
             retention_loop,
             expiry_loop,
             acme_loop,
         )
         await self._stop.wait()
-        log.info("stopping: draining connections", extra={"grace_s": settings.shutdown_grace})
+        data_plane = self._stop_data_plane
+        if data_plane:
+            log.info(
+                "stopping with the data plane: draining connections",
+                extra={"grace_s": settings.shutdown_grace},
+            )
+            self.notifier.stopping("stopping the data plane: draining connections")
+        else:
+            log.info("stopping the daemon; the data plane keeps running")
+            self.notifier.stopping("stopping the daemon; the data plane keeps running")
         for task in loops:
             task.cancel()
         server.should_exit = True
@@ -447,8 +498,25 @@ class Daemon:
             with contextlib.suppress(SystemExit):
                 await https[1]
         await l4.stop()
+        if data_plane:
+            await self._stop_data_plane_now(engines, vips)
+        request_log_receiver.close()
+        with contextlib.suppress(FileNotFoundError):
+            socket_path.unlink()
+        if data_plane:
+            log.info("stopped, with the data plane")
+        else:
+            log.info(
+                "stopped; the data plane runs on for the next start to adopt",
+                extra={"haproxy_pids": await _worker_pids(engine)},
+            )
+
+    async def _stop_data_plane_now(self, engines: list[Engine], vips: PairedVips) -> None:
+        """Drain and stop every engine (together, within the shutdown grace), then remove
+        the VIPs Bascule added."""
+        grace = self.settings.shutdown_grace
         results = await asyncio.gather(
-            *(e.stop(grace=settings.shutdown_grace) for e in engines), return_exceptions=True
+            *(e.stop(grace=grace) for e in engines), return_exceptions=True
         )
         for stopped, result in zip(engines, results, strict=True):
             if isinstance(result, BaseException):
@@ -456,10 +524,26 @@ class Daemon:
                     "engine did not stop", extra={"engine": stopped.name, "error": str(result)}
                 )
         await vips.remove_all()
-        request_log_receiver.close()
-        with contextlib.suppress(FileNotFoundError):
-            socket_path.unlink()
-        log.info("stopped")
+
+    async def _rotate_logs_forever(self, engine: HaproxyEngine) -> None:
+        """Keep haproxy.log, and the daemon's own log when it is a file, under the cap."""
+        settings = self.settings
+        own = stderr_file()
+        files = [engine.paths.log] if own is None else [engine.paths.log, own]
+        while True:
+            for path in files:
+                try:
+                    await asyncio.to_thread(
+                        rotate_if_larger,
+                        path,
+                        max_bytes=settings.log_file_max_bytes,
+                        backups=settings.log_file_backups,
+                    )
+                except OSError as exc:
+                    log.warning(
+                        "cannot rotate a log file", extra={"path": str(path), "error": str(exc)}
+                    )
+            await asyncio.sleep(LOG_ROTATION_INTERVAL)
 
     async def _first_admin(self, accounts: AccountService) -> None:
         """Create ``admin`` on the first start and hand a generated password to whoever
@@ -538,13 +622,79 @@ class Daemon:
         )
         return server, task
 
-    async def _reconcile_forever(self, service: ConfigService) -> None:
+    async def _reconcile_forever(self, service: ConfigService, vips: PairedVips) -> None:
         while True:
             await asyncio.sleep(self.settings.reconcile_interval)
             try:
+                async with service.reconciler.lock:  # never while a change places its VIPs
+                    await vips.forget_missing()
                 await service.reconcile(retry_failed=False)
             except (BasculeError, OSError) as exc:
                 log.error("reconcile failed", extra={"error": str(exc)})
+
+
+def check_stored_revisions(store: RevisionStore) -> None:
+    """Before anything starts: the current revision must be readable by this version.
+
+    Revisions written by an older Bascule are read forward (model/schema.py; logged, so an
+    upgrade's start says what it migrated); one written by a newer Bascule stops the start
+    with the store's message naming both versions, before any engine is touched.
+    """
+    versions = store.schema_versions()
+    older = {version: count for version, count in versions.items() if version < SCHEMA_VERSION}
+    if older:
+        log.info(
+            "revisions of older document schemas are read forward",
+            extra={"schema_version": SCHEMA_VERSION, "older": older},
+        )
+    try:
+        store.head()
+    except StoreError as exc:
+        raise BasculeError(
+            f"cannot start: {exc} (restore a backup made by this version, or run the newer "
+            "Bascule)"
+        ) from exc
+
+
+async def _worker_pids(engine: HaproxyEngine) -> list[int]:
+    try:
+        return await engine.worker_pids()
+    except BasculeError:
+        return []
+
+
+def _ready_status(ok: bool, error: str | None) -> str:
+    """``systemctl status``'s line once the daemon is ready."""
+    if ok:
+        return "serving: the engines run the current revision"
+    return f"serving the last good revision: the current one failed to apply: {error}"
+
+
+async def _wait_answers(socket_path: Path, within: float = 10.0) -> None:
+    """Wait until the API answers a real request on its unix socket (readiness means it)."""
+    request = b"GET /api/v1/auth/whoami HTTP/1.1\r\nHost: bascule\r\nConnection: close\r\n\r\n"
+    deadline = asyncio.get_running_loop().time() + within
+    last = "no answer"
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            async with asyncio.timeout(2.0):
+                reader, writer = await asyncio.open_unix_connection(str(socket_path))
+                try:
+                    writer.write(request)
+                    await writer.drain()
+                    status_line = await reader.readline()
+                finally:
+                    writer.close()
+                    with contextlib.suppress(OSError):
+                        await writer.wait_closed()
+        except (OSError, TimeoutError) as exc:
+            last = str(exc) or type(exc).__name__
+        else:
+            if status_line.startswith(b"HTTP/1.1 200"):
+                return
+            last = status_line.decode(errors="replace").strip()
+        await asyncio.sleep(0.05)
+    raise BasculeError(f"the API on {socket_path} does not answer: {last}")
 
 
 async def adopt_engines(

@@ -107,6 +107,7 @@ def _service_status(
     return VirtualServiceStatus(
         name=vs.name,
         address=vs.address,
+        address6=vs.address6,
         ports=",".join(str(r) for r in vs.port_ranges),
         protocol=vs.protocol.value,
         type=vs.type.value,

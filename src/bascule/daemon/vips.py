@@ -153,6 +153,24 @@ class IpVipManager:
         self._save()
         log.info("removed VIP", extra={"address": address, "interface": target})
 
+    async def forget_missing(self) -> list[str]:
+        """Forget the VIPs ``vips.json`` lists that are no longer on the machine (a reboot,
+        an address deleted by hand), so that the next reconcile adds them again; their list.
+
+        Called at start, before the first reconcile (at boot every VIP is gone while the file
+        remembers them), and before each repair pass.
+        """
+        if not self._owned:
+            return []
+        present = {str(a.network.ip) for a in (await self._machine()).addresses}
+        missing = sorted(a for a in self._owned if str(ipaddress.ip_address(a)) not in present)
+        if missing:
+            for address in missing:
+                del self._owned[address]
+            self._save()
+            log.info("VIPs missing from the machine: adding them again", extra={"vips": missing})
+        return missing
+
     async def remove_all(self) -> None:
         self._foreign.clear()
         for address in sorted(self._owned):
@@ -236,6 +254,13 @@ class PairedVips:
         self._wanted.discard(address)
         self._handback.discard(address)
         await self.inner.remove(address)
+
+    async def forget_missing(self) -> list[str]:
+        """As ``IpVipManager.forget_missing`` on a single node; on a paired node a VIP missing
+        is keepalived's business (the standby holds none), so nothing is forgotten."""
+        if self.paired:
+            return []
+        return await self.inner.forget_missing()
 
     async def remove_all(self) -> None:
         await self.inner.remove_all()

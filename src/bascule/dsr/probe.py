@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from bascule.net import icmp
 from bascule.net.frames import (
     IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
     IPPROTO_TCP,
     TcpFlag,
     icmp_echo,
-    parse_ipv4,
+    parse_ip,
     tcp_segment,
 )
 
@@ -38,6 +39,7 @@ class VipProbe:
     ``source``/``source_port``: the load balancer's own address and a port it reserved, so the
     answer comes back to it. ``isn``: the SYN's sequence number (the echo identifier for
     ICMP). ``tcp`` false: an ICMP echo to the VIP (UDP services have no handshake to test).
+    An IPv6 VIP (with an IPv6 ``source``) is probed the same way over IPv6 and ICMPv6.
     """
 
     lb_mac: str
@@ -82,7 +84,7 @@ class VipProbe:
 
     def answer(self, frame: bytes) -> tuple[Answer, str] | None:
         """(what it says, the MAC it came from) when ``frame`` answers this probe, else None."""
-        segment = parse_ipv4(frame)
+        segment = parse_ip(frame)
         if segment is None or segment.source != self.vip or segment.destination != self.source:
             return None
         if self.tcp:
@@ -101,9 +103,10 @@ class VipProbe:
             else:
                 return None
         else:
+            v6 = ":" in self.vip
             echo = (
-                segment.protocol == IPPROTO_ICMP
-                and segment.icmp_type == icmp.ECHO_REPLY
+                segment.protocol == (IPPROTO_ICMPV6 if v6 else IPPROTO_ICMP)
+                and segment.icmp_type == (icmp.V6_ECHO_REPLY if v6 else icmp.ECHO_REPLY)
                 and segment.ack == self.isn & 0xFFFF
             )
             if not echo:

@@ -1,9 +1,9 @@
 """The verdicts of ``bascule dsr verify``, and the decisions behind them (pure).
 
-Where it sits: dsr/verify.py gathers what the wire and the machine say (ARP answers, the
-neighbour table, each test connection's answer) and asks ``judge_arp`` and
-``describe_answer`` what it means; the ``DsrReport`` it returns goes through the service
-layer to the doors (API, CLI), which print its details as they are.
+Where it sits: dsr/verify.py gathers what the wire and the machine say (ARP answers and
+neighbour advertisements, the neighbour table, each test connection's answer) and asks
+``judge_neighbours`` and ``describe_answer`` what it means; the ``DsrReport`` it returns goes
+through the service layer to the doors (API, CLI), which print its details as they are.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class RealServerCheck:
 
 @dataclass(frozen=True, kw_only=True)
 class Responder:
-    """A host that is not a real server of the service but answers ARP for its VIP."""
+    """A host that is not a real server of the service but claims its VIP (ARP, or neighbour
+    discovery for IPv6)."""
 
     mac: str
     addresses: tuple[str, ...]  # what the neighbour table knows it as (may be empty)
@@ -52,56 +53,73 @@ class DsrReport:
     interface: str
     real_servers: tuple[RealServerCheck, ...]
     others: tuple[Responder, ...] = ()
+    vip6: str | None = None  # a dual-stack service's IPv6 VIP, checked too
 
     @property
     def ok(self) -> bool:
         return all(check.ok for check in self.real_servers) and not self.others
 
 
-def judge_arp(
+def _claim(address: str) -> str:
+    """How a host claims an address on the segment: ARP for IPv4, neighbour discovery for
+    IPv6."""
+    return "neighbour solicitations" if ":" in address else "ARP"
+
+
+def _claimed(vip: str, mac: str) -> str:
+    if ":" in vip:
+        return (
+            f"answers neighbour solicitations for the VIP {vip} (as {mac}): clients would "
+            "bypass the load balancer; hold the VIP on lo, not on the interface of the "
+            "segment (bascule dsr script)"
+        )
+    return (
+        f"answers ARP for the VIP {vip} (as {mac}): clients would bypass the load balancer; "
+        "set arp_ignore=1 and arp_announce=2 (bascule dsr script)"
+    )
+
+
+def judge_neighbours(
     vs: VirtualService,
     answers: Mapping[str, frozenset[str]],
     own_macs: frozenset[str],
     neighbours: Iterable[Neighbour],
 ) -> tuple[dict[str, tuple[str | None, bool, str]], tuple[Responder, ...]]:
-    """Decide from the ARP answers seen: address -> MAC list of the hosts that answered.
+    """Decide from the answers seen to ARP probes (IPv4) and neighbour solicitations (IPv6):
+    address -> MACs of the hosts that answered for it.
 
-    Returns real server address -> (its MAC, arp_ok, detail), and the other hosts that claim
-    the VIP, named by what the neighbour table knows them as. The load balancer's own MACs
-    never count.
+    Returns real server address -> (its MAC, nobody's VIP claimed, detail), and the other
+    hosts that claim a VIP (both of a dual-stack service), named by what the neighbour table
+    knows them as. The load balancer's own MACs never count.
     """
     known: dict[str, list[str]] = {}
     for neighbour in neighbours:
         known.setdefault(neighbour.mac, []).append(neighbour.address)
-    claimants = set(answers.get(vs.address, frozenset())) - own_macs
+    claims = {vip: set(answers.get(vip, frozenset())) - own_macs for vip in vs.addresses}
+    claimants = set().union(*claims.values())
     verdicts: dict[str, tuple[str | None, bool, str]] = {}
     server_macs: set[str] = set()
     for rs in vs.real_servers:
         macs = sorted(answers.get(rs.address, frozenset()))
         if not macs:
+            answer = "neighbour advertisement" if ":" in rs.address else "ARP answer"
             verdicts[rs.address] = (
                 None,
                 False,
-                f"no ARP answer for {rs.address} itself: is it up and on this segment?",
+                f"no {answer} for {rs.address} itself: is it up and on this segment?",
             )
             continue
         mac = macs[0]
         server_macs.update(macs)
         conflict = f" ({len(macs)} hosts answer for {rs.address}: {', '.join(macs)})"
         note = conflict if len(macs) > 1 else ""
-        if claimants & set(macs):
-            verdicts[rs.address] = (
-                mac,
-                False,
-                f"answers ARP for the VIP {vs.address} (as {mac}): clients would bypass the "
-                "load balancer; set arp_ignore=1 and arp_announce=2 (bascule dsr script)" + note,
-            )
+        claimed = [vip for vip, macs_of in claims.items() if macs_of & set(macs)]
+        if claimed:
+            detail = "; ".join(_claimed(vip, mac) for vip in claimed)
+            verdicts[rs.address] = (mac, False, detail + note)
         else:
-            verdicts[rs.address] = (
-                mac,
-                True,
-                f"does not answer ARP for the VIP {vs.address}" + note,
-            )
+            quiet = " nor ".join(f"{_claim(vip)} for the VIP {vip}" for vip in vs.addresses)
+            verdicts[rs.address] = (mac, True, f"does not answer {quiet}" + note)
     others = tuple(
         Responder(mac=mac, addresses=tuple(known.get(mac, ())))
         for mac in sorted(claimants - server_macs)

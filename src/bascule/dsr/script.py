@@ -12,7 +12,8 @@ must
   ``arp_ignore=1`` (answer ARP only for addresses of the interface asked) and
   ``arp_announce=2`` (never use the VIP as the source of its own ARP requests), see the
   kernel's Documentation/networking/ip-sysctl.rst; IPv6 needs nothing more, as Linux answers
-  neighbour solicitations only for addresses of the interface asked;
+  neighbour solicitations only for addresses of the interface asked; a dual-stack service's
+  server holds both VIPs;
 - on Windows, hold the VIP on the Microsoft KM-TEST Loopback Adapter (whose addresses are
   never announced on the wire) and use the weak host model so the NIC accepts packets for
   it and replies leave from it, as Microsoft, KEMP and others document.
@@ -59,7 +60,10 @@ class RealServerSetup:
     ports: str  # "tcp port 80", "udp ports 53,5300-5310"
     protocol: str  # TCP or UDP, as Windows' firewall spells it
     local_ports: str  # PowerShell's -LocalPort list: '53', '5300-5310'
-    servers: tuple[str, ...]  # the real servers of the VIP's family, once each
+    # dual-stack (address6): the IPv6 VIP the server holds too; None for one VIP
+    vip6: str | None
+    host_address6: str | None  # 2001:db8::1/128
+    servers: tuple[str, ...]  # the real servers' addresses, once each
     servers_text: str  # for a comment: "198.18.0.11, 198.18.0.12" or "(none listed yet)"
     servers_words: str  # for a shell loop: "198.18.0.11 198.18.0.12"
     servers_quoted: str  # for PowerShell: '198.18.0.11', '198.18.0.12'
@@ -74,13 +78,9 @@ def setup(vs: VirtualService) -> RealServerSetup:
     if not is_dsr(vs):
         raise ValueError(f"{vs.name} is not a DSR service (mode: l4, forwarding: dsr)")
     version = ipaddress.ip_address(vs.address).version
-    servers = tuple(
-        dict.fromkeys(
-            rs.address
-            for rs in vs.real_servers
-            if ipaddress.ip_address(rs.address).version == version
-        )
-    )
+    # DSR rewrites only MACs: a server serves every VIP it holds, whatever the family of the
+    # address it is checked and reached on (engines/nftables/view.py)
+    servers = tuple(dict.fromkeys(rs.address for rs in vs.real_servers))
     ranges = vs.port_ranges
     plural = "s" if len(ranges) > 1 or ranges[0].first != ranges[0].last else ""
     return RealServerSetup(
@@ -88,6 +88,8 @@ def setup(vs: VirtualService) -> RealServerSetup:
         vip=vs.address,
         ipv6=version == 6,
         host_address=host_prefix(vs.address),
+        vip6=vs.address6,
+        host_address6=None if vs.address6 is None else host_prefix(vs.address6),
         prefix=128 if version == 6 else 32,
         stack=f"ipv{version}",
         ports=f"{vs.protocol.value} port{plural} {','.join(str(r) for r in ranges)}",

@@ -5,16 +5,18 @@ virtual service to a ``DsrVerifier``; ``PacketDsrVerifier`` is the real one. It 
 load balancer's interface towards the real servers, with a packet socket (root), and needs
 no running engine: it sends what the DSR ingress rules would send.
 
-1. ARP: one RFC 5227 probe (sender 0.0.0.0, so nobody learns anything from it) for the VIP
-   and one for each real server's address, then about a second of listening. A real server
-   must answer for its own address (that gives its MAC) and nobody but the load balancer
-   may answer for the VIP; a host that does is named by its MAC, through the real servers'
+1. Who claims what: for an IPv4 address an RFC 5227 ARP probe (sender 0.0.0.0), for an IPv6
+   one a duplicate-address-detection neighbour solicitation (from ``::``, net/ndp.py): so
+   nobody learns anything from them. One for each VIP (both of a dual-stack service) and one
+   for each real server's address, then about a second of listening. A real server must
+   answer for its own address (that gives its MAC) and nobody but the load balancer may
+   answer for a VIP; a host that does is named by its MAC, through the real servers'
    answers and the neighbour table (``ip -j neigh``).
-2. A test connection through the VIP: a TCP SYN to VIP:port from the load balancer's own
-   address, in a frame addressed to the real server's MAC, exactly as DSR forwards a
-   client's SYN. The server must answer SYN-ACK from VIP:port; we then send it the RST that
-   removes its half-open connection. A UDP service has no handshake: an ICMP echo to the
-   VIP shows the server accepts the VIP's packets.
+2. A test connection through each VIP: a TCP SYN to VIP:port from the load balancer's own
+   address of the VIP's family, in a frame addressed to the real server's MAC, exactly as
+   DSR forwards a client's SYN. The server must answer SYN-ACK from VIP:port; we then send
+   it the RST that removes its half-open connection. A UDP service has no handshake: an
+   ICMP (ICMPv6) echo to the VIP shows the server accepts the VIP's packets.
 
 Why the load balancer's own stack stays out of it: the SYN-ACK comes from the VIP, which is
 an address of the load balancer itself, so its kernel drops it as a martian source
@@ -26,7 +28,8 @@ the test, so no connection of the load balancer's own can share the 4-tuple.
 The machine's facts (routes, links, addresses, neighbours) come from net's async ``Ip``; the
 packet socket's blocking sends and receives run in a worker thread (``asyncio.to_thread``),
 so the event loop keeps serving while a verification listens. The decisions on what was seen
-are report.py's, the frames probe.py's and net/frames.py's: all pure, tested without root.
+are report.py's, the frames probe.py's, net/frames.py's and net/ndp.py's: all pure, tested
+without root.
 """
 
 from __future__ import annotations
@@ -41,15 +44,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bascule.dsr.probe import Answer, VipProbe
-from bascule.dsr.report import DsrReport, RealServerCheck, describe_answer, judge_arp
+from bascule.dsr.report import DsrReport, RealServerCheck, describe_answer, judge_neighbours
 from bascule.errors import EngineError
 from bascule.model import Protocol as L4Protocol
 from bascule.model import VirtualService
 from bascule.net.frames import ARP_REPLY, arp_probe, parse_arp
 from bascule.net.iproute import Neighbour
+from bascule.net.ndp import parse_advertisement, solicitation_probe
 from bascule.net.shell import Ip
 
-LISTEN = 1.0  # seconds of listening for ARP answers
+LISTEN = 1.0  # seconds of listening for ARP answers and neighbour advertisements
 CONNECT_TIMEOUT = 1.0  # seconds to wait for each real server's SYN-ACK
 ETH_P_ALL = 0x0003
 
@@ -84,7 +88,7 @@ class _Segment:
 
     interface: str
     mac: str
-    source: str  # an address of ours on it (never the VIP)
+    sources: Mapping[int, str]  # IP version -> an address of ours on it (never a VIP)
     own_macs: frozenset[str]
     unreachable: Mapping[str, str]  # rs address -> why it is not on this segment
 
@@ -122,17 +126,25 @@ async def _segment(vs: VirtualService, ip: Ip) -> _Segment:
     if link is None or link.mac is None:
         raise _NoSegment(f"interface {interface} has no MAC address")
     try:
-        addresses = (await ip.addresses(interface)).of(interface, 4)
+        machine = await ip.addresses(interface)
     except EngineError as exc:
         raise _NoSegment(f"cannot list the addresses of {interface}: {exc}") from exc
     preferred = [r.source for r in routes.values() if r and r.interface == interface and r.source]
-    usable = [a for a in [*preferred, *addresses] if a != vs.address and a in addresses]
-    if not usable:
-        raise _NoSegment(f"{interface} has no IPv4 address of its own besides the VIP")
+    sources: dict[int, str] = {}
+    for version in sorted({ipaddress.ip_address(vip).version for vip in vs.addresses}):
+        addresses = machine.of(interface, version)
+        # a global address before a link-local one (IPv6): the answer's route is simpler
+        ranked = sorted(addresses, key=lambda a: ipaddress.ip_address(a).is_link_local)
+        usable = [a for a in [*preferred, *ranked] if a not in vs.addresses and a in addresses]
+        if not usable:
+            raise _NoSegment(
+                f"{interface} has no IPv{version} address of its own besides the VIP"
+            )
+        sources[version] = usable[0]
     return _Segment(
         interface=interface,
         mac=link.mac,
-        source=usable[0],
+        sources=sources,
         own_macs=frozenset(link.mac for link in links if link.ethernet and link.mac),
         unreachable=unreachable,
     )
@@ -180,20 +192,26 @@ class _PacketSocket:
                 yield frame
 
 
-def _arp_survey(
+def _survey(
     packets: _PacketSocket, mac: str, targets: Sequence[str], listen: float
 ) -> dict[str, frozenset[str]]:
-    """Address -> MACs of the hosts that answered an ARP probe for it within ``listen`` s."""
+    """Address -> MACs of the hosts that answered for it within ``listen`` s: an ARP probe
+    for an IPv4 address, a neighbour solicitation for an IPv6 one."""
     wanted = set(targets)
     seen: dict[str, set[str]] = {}
     start = time.monotonic()
     for deadline in (start + listen / 2, start + listen):  # twice, in case a frame is lost
         for target in targets:
-            packets.send(arp_probe(mac, target))
+            probe = solicitation_probe if ":" in target else arp_probe
+            packets.send(probe(mac, target))
         for frame in packets.frames(deadline):
             arp = parse_arp(frame)
             if arp is not None and arp.operation == ARP_REPLY and arp.sender_ip in wanted:
                 seen.setdefault(arp.sender_ip, set()).add(arp.sender_mac)
+                continue
+            advertised = parse_advertisement(frame)
+            if advertised is not None and advertised.target in wanted:
+                seen.setdefault(advertised.target, set()).add(advertised.mac)
     return {address: frozenset(macs) for address, macs in seen.items()}
 
 
@@ -223,7 +241,8 @@ def _test_connection(
     packets: _PacketSocket, template: _ProbeTemplate, timeout: float
 ) -> tuple[VipProbe, tuple[Answer, str] | None]:
     """Send a probe (again halfway through ``timeout``) and wait for its answer."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as reserved:
+    family = socket.AF_INET6 if ":" in template.source else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as reserved:
         reserved.bind((template.source, 0))
         probe = template.with_port(reserved.getsockname()[1])
         start = time.monotonic()
@@ -245,6 +264,7 @@ def _unverifiable(vs: VirtualService, interface: str, why: str) -> DsrReport:
     return DsrReport(
         service=vs.name,
         vip=vs.address,
+        vip6=vs.address6,
         interface=interface,
         real_servers=tuple(
             RealServerCheck(
@@ -269,13 +289,13 @@ async def verify_service(
     ip: Ip | None = None,
 ) -> DsrReport:
     """Check every real server of ``vs`` (a few seconds at most). Needs root."""
-    if ipaddress.ip_address(vs.address).version != 4:
-        return _unverifiable(
-            vs, vs.interface or "", "IPv6 VIPs are not verified yet (neighbour discovery)"
-        )
     if not vs.real_servers:
         return DsrReport(
-            service=vs.name, vip=vs.address, interface=vs.interface or "", real_servers=()
+            service=vs.name,
+            vip=vs.address,
+            vip6=vs.address6,
+            interface=vs.interface or "",
+            real_servers=(),
         )
     ip = ip or Ip()
     try:
@@ -284,10 +304,10 @@ async def verify_service(
         return _unverifiable(vs, vs.interface or "", f"not checked: {exc}")
     packets = _PacketSocket(segment.interface)
     try:
-        targets = [vs.address, *dict.fromkeys(rs.address for rs in vs.real_servers)]
-        answers = await asyncio.to_thread(_arp_survey, packets, segment.mac, targets, listen)
+        targets = [*vs.addresses, *dict.fromkeys(rs.address for rs in vs.real_servers)]
+        answers = await asyncio.to_thread(_survey, packets, segment.mac, targets, listen)
         neighbours = await _neighbours(ip, segment.interface)
-        verdicts, others = judge_arp(vs, answers, segment.own_macs, neighbours)
+        verdicts, others = judge_neighbours(vs, answers, segment.own_macs, neighbours)
         checks = await asyncio.to_thread(
             _check_servers, packets, segment, vs, verdicts, connect_timeout
         )
@@ -296,6 +316,7 @@ async def verify_service(
     return DsrReport(
         service=vs.name,
         vip=vs.address,
+        vip6=vs.address6,
         interface=segment.interface,
         real_servers=checks,
         others=others,
@@ -340,17 +361,22 @@ def _check_server(
     if mac is None:
         connect_ok, connect_detail = False, "not tried: no MAC address for the server"
     else:
-        template = _ProbeTemplate(
-            lb_mac=segment.mac,
-            server_mac=mac,
-            source=segment.source,
-            vip=vs.address,
-            port=vs.port,
-            tcp=vs.protocol is L4Protocol.tcp,
-        )
-        probe, answer = _test_connection(packets, template, timeout)
-        connect_ok = answer is not None and answer[0] is Answer.accepted
-        connect_detail = describe_answer(answer, probe, timeout)
+        # through each VIP (both of a dual-stack service), from our address of its family
+        results = []
+        for vip in vs.addresses:
+            template = _ProbeTemplate(
+                lb_mac=segment.mac,
+                server_mac=mac,
+                source=segment.sources[ipaddress.ip_address(vip).version],
+                vip=vip,
+                port=vs.port,
+                tcp=vs.protocol is L4Protocol.tcp,
+            )
+            probe, answer = _test_connection(packets, template, timeout)
+            accepted = answer is not None and answer[0] is Answer.accepted
+            results.append((accepted, describe_answer(answer, probe, timeout)))
+        connect_ok = all(accepted for accepted, _ in results)
+        connect_detail = "; ".join(detail for _, detail in results)
     return RealServerCheck(
         key=key,
         address=address,

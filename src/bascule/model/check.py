@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from bascule.model.capabilities import CheckType
 from bascule.model.types import HeaderName, HeaderValue, Hex, Hostname, HttpPath, Regex, SafeText
 from bascule.model.types import bounded as _bounded
+from bascule.model.types import seconds as _seconds
 
 
 class HttpMethod(enum.StrEnum):
@@ -69,8 +70,9 @@ class HealthCheck(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
     type: CheckType = CheckType.tcp
-    interval: _bounded(1, 3600) = 2  # type: ignore[valid-type]
-    timeout: _bounded(1, 3600) = 1  # type: ignore[valid-type]
+    # seconds, fractions to the ms: HAProxy's "inter 500ms", the L4 checker's timers
+    interval: _seconds(0.1, 3600) = 2  # type: ignore[valid-type]
+    timeout: _seconds(0.1, 3600) = 1  # type: ignore[valid-type]
     rise: _bounded(1, 100) = 2  # type: ignore[valid-type]
     fall: _bounded(1, 100) = 3  # type: ignore[valid-type]
     port: _bounded(1, 65535) | None = None  # type: ignore[valid-type]

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bascule.errors import FieldError, InvalidConfiguration
 from bascule.model.capabilities import Mode, Protocol
@@ -24,6 +24,7 @@ from bascule.model.logging import Logging
 from bascule.model.modes import mode_errors
 from bascule.model.offload import offload_errors
 from bascule.model.ports import port_clashes
+from bascule.model.schema import SCHEMA_VERSION, migrate, newer_message
 from bascule.model.sub_service import POOL_SEPARATOR
 from bascule.model.virtual_service import VirtualService
 
@@ -38,10 +39,21 @@ class Configuration(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The shape of the document (model/schema.py); parse_document migrates older ones first.
+    schema_version: int = SCHEMA_VERSION
     virtual_services: list[VirtualService] = Field(default_factory=list)
     # an active/standby pair (model/high_availability.py); None: a single node
     high_availability: HighAvailability | None = None
     logging: Logging | None = None
+
+    @field_validator("schema_version")
+    @classmethod
+    def _current(cls, value: int) -> int:
+        if value > SCHEMA_VERSION:
+            raise ValueError(newer_message(value))
+        if value != SCHEMA_VERSION:
+            raise ValueError(f"must be {SCHEMA_VERSION} (parse_document migrates older ones)")
+        return value
 
     def virtual_service(self, name: str) -> VirtualService | None:
         return next((vs for vs in self.virtual_services if vs.name == name), None)
@@ -74,6 +86,7 @@ class Configuration(BaseModel):
 def for_mode(config: Configuration, mode: Mode) -> Configuration:
     """The services one kind of engine runs (HAProxy l7, nftables l4), as a configuration."""
     return Configuration.model_construct(
+        schema_version=config.schema_version,
         virtual_services=[vs for vs in config.virtual_services if vs.mode is mode],
         logging=config.logging,
     )
@@ -96,8 +109,9 @@ def parse_document(data: Any) -> Configuration:
         raise InvalidConfiguration(
             [FieldError(path="", message=f"the document is nested deeper than {MAX_DEPTH} levels")]
         )
+    data = migrate(data)
     try:
-        config = Configuration.model_validate(dict(data))
+        config = Configuration.model_validate(data)
     except ValidationError as exc:
         raise InvalidConfiguration(_bounded(_translate(exc))) from None
     problems = _bounded(
@@ -206,7 +220,7 @@ def _clashes_between_services(config: Configuration) -> Iterator[FieldError]:
             path=f"virtual_services[{clash.index}].port"
             if clash.position == 0
             else f"virtual_services[{clash.index}].extra_ports[{clash.position - 1}]",
-            message=f"{vs.address} {Protocol(vs.protocol).value} port {mine} is already used "
+            message=f"{clash.address} {Protocol(vs.protocol).value} port {mine} is already used "
             f"by virtual service {other.name!r} (port {clash.clash})",
         )
 

@@ -110,9 +110,11 @@ def _l4(vs: VirtualService, where: str) -> Iterator[FieldError]:
             message="applies to mode l7 only: an l4 service forwards packets, it writes and "
             "reads no PROXY protocol header",
         )
-    if ipaddress.ip_address(vs.address).is_unspecified:
+    for field, address in zip(("address", "address6"), vs.addresses, strict=False):
+        if not ipaddress.ip_address(address).is_unspecified:
+            continue
         yield FieldError(
-            path=f"{where}.address",
+            path=f"{where}.{field}",
             message="an l4 service needs its own VIP (the kernel rewrites packets sent to it); "
             "0.0.0.0 and :: are for l7 services",
         )

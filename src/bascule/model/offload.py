@@ -164,7 +164,17 @@ def _same_listener(vs: VirtualService, other: VirtualService) -> bool:
     """Whether the two services' TCP listeners can meet on one address."""
     if other.protocol is not Protocol.tcp or vs.protocol is not Protocol.tcp:
         return False
-    mine, theirs = ipaddress.ip_address(vs.address), ipaddress.ip_address(other.address)
+    return any(
+        _same_address(ipaddress.ip_address(mine), ipaddress.ip_address(theirs))
+        for mine in vs.addresses  # both VIPs of a dual-stack service
+        for theirs in other.addresses
+    )
+
+
+def _same_address(
+    mine: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    theirs: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> bool:
     if mine.version != theirs.version:
         return False
     return mine == theirs or mine.is_unspecified or theirs.is_unspecified

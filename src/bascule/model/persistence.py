@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 from bascule.model.capabilities import PersistenceMethod
 from bascule.model.types import CookieName, HeaderName
 from bascule.model.types import bounded as _bounded
+from bascule.model.types import seconds as _seconds
 
 
 def _no_quote(value: str) -> str:
@@ -36,12 +37,19 @@ class Persistence(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: PersistenceMethod = PersistenceMethod.none
-    timeout: _bounded(60, 2419200) = 3600  # type: ignore[valid-type]
+    # whole seconds: HAProxy's cookie "maxidle" counts seconds, and a persistence timeout is
+    # minutes to weeks anyway
+    timeout: _seconds(  # type: ignore[valid-type]
+        60, 2419200, whole="HAProxy's cookie maxidle counts whole seconds"
+    ) = 3600
     cookie: CookieName = "BASCULEID"
     header: StickyHeader = "X-Session"
     query_item: CookieName = "session"
     fallback: PersistenceFallback = PersistenceFallback.none
-    source_mask: _bounded(1, 128) = 32  # type: ignore[valid-type]
+    # source_ip: the prefix length that counts as one client, per address family (a dual-stack
+    # service has both); an IPv6 client is one address by default, as an IPv4 one is
+    source_mask: _bounded(1, 32) = 32  # type: ignore[valid-type]
+    source_mask6: _bounded(1, 128) = 128  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -31,6 +31,7 @@ class PortClash:
     overlaps range ``clash`` of the earlier service ``other``."""
 
     index: int
+    address: str  # the VIP of ``index`` that clashes (one of a dual-stack service's two)
     position: int
     other: int
     clash: PortRange
@@ -107,52 +108,60 @@ def port_clashes(services: Sequence[VirtualService], *, limit: int) -> Iterator[
     addresses_of_family: dict[tuple[str, int], list[_Ranges]] = {}
     found = 0
     for index, vs in enumerate(services):
-        address = ipaddress.ip_address(vs.address)
-        proto = Protocol(vs.protocol).value
-        family = (proto, address.version)
-        wildcard = address.is_unspecified
-        if wildcard:
-            if family not in wildcards:
-                wildcards[family] = _Ranges()
-            own = wildcards[family]
-        else:
-            key = (proto, str(address))
-            if key not in by_address:
-                by_address[key] = _Ranges()
-                addresses_of_family.setdefault(family, []).append(by_address[key])
-            own = by_address[key]
-        for position, mine in enumerate(vs.port_ranges):
-            overlaps = [held for held in own.overlapping(mine) if held.service != index]
-            own_overlap = len(overlaps) < len(own.overlapping(mine))
+        # each VIP of a dual-stack service is checked on its own (one per family)
+        for vip in vs.addresses:
+            address = ipaddress.ip_address(vip)
+            proto = Protocol(vs.protocol).value
+            family = (proto, address.version)
+            wildcard = address.is_unspecified
             if wildcard:
-                family_coverage = coverage.get(family)
-                if family_coverage is not None and family_coverage.any_in(mine.first, mine.last):
-                    for ranges in addresses_of_family.get(family, []):
-                        overlaps.extend(ranges.overlapping(mine))
-            elif family in wildcards:
-                overlaps.extend(wildcards[family].overlapping(mine))
-            firsts: dict[int, _Held] = {}
-            for held in overlaps:
-                if held.service not in firsts or held.position < firsts[held.service].position:
-                    firsts[held.service] = held
-            for other in sorted(firsts):
-                yield PortClash(
-                    index=index, position=position, other=other, clash=firsts[other].range
-                )
-                found += 1
-                if found >= limit:
-                    return
-            if not firsts and not own_overlap:
-                own.add(
-                    _Held(
-                        first=mine.first,
-                        last=mine.last,
-                        service=index,
+                if family not in wildcards:
+                    wildcards[family] = _Ranges()
+                own = wildcards[family]
+            else:
+                key = (proto, str(address))
+                if key not in by_address:
+                    by_address[key] = _Ranges()
+                    addresses_of_family.setdefault(family, []).append(by_address[key])
+                own = by_address[key]
+            for position, mine in enumerate(vs.port_ranges):
+                overlaps = [held for held in own.overlapping(mine) if held.service != index]
+                own_overlap = len(overlaps) < len(own.overlapping(mine))
+                if wildcard:
+                    family_coverage = coverage.get(family)
+                    if family_coverage is not None and family_coverage.any_in(
+                        mine.first, mine.last
+                    ):
+                        for ranges in addresses_of_family.get(family, []):
+                            overlaps.extend(ranges.overlapping(mine))
+                elif family in wildcards:
+                    overlaps.extend(wildcards[family].overlapping(mine))
+                firsts: dict[int, _Held] = {}
+                for held in overlaps:
+                    if held.service not in firsts or held.position < firsts[held.service].position:
+                        firsts[held.service] = held
+                for other in sorted(firsts):
+                    yield PortClash(
+                        index=index,
+                        address=vip,
                         position=position,
-                        range=mine,
+                        other=other,
+                        clash=firsts[other].range,
                     )
-                )
-                if not wildcard:
-                    if family not in coverage:
-                        coverage[family] = _Coverage()
-                    coverage[family].add(mine.first, mine.last)
+                    found += 1
+                    if found >= limit:
+                        return
+                if not firsts and not own_overlap:
+                    own.add(
+                        _Held(
+                            first=mine.first,
+                            last=mine.last,
+                            service=index,
+                            position=position,
+                            range=mine,
+                        )
+                    )
+                    if not wildcard:
+                        if family not in coverage:
+                            coverage[family] = _Coverage()
+                        coverage[family].add(mine.first, mine.last)

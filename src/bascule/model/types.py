@@ -55,6 +55,39 @@ def bounded(low: int, high: int) -> Any:
     ]
 
 
+def seconds(low: float, high: float, *, whole: str | None = None) -> Any:
+    """A duration in seconds, in ``low..high``: fractions down to the millisecond where the
+    engines honour them (HAProxy's times take ms units, the L4 checker and nftables
+    timeouts count in ms); ``whole``: the reason, said in the error, why only whole seconds
+    are accepted. Whole values stay integers (``2``, not ``2.0``), so documents keep reading
+    as they were written."""
+
+    def check(value: Any) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a number of seconds")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("must be a number of seconds")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {_number(low)} and {_number(high)} seconds")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, float):
+            if whole is not None:
+                raise ValueError(f"must be a whole number of seconds: {whole}")
+            if abs(value * 1000 - round(value * 1000)) > 1e-6:
+                raise ValueError("must be a whole number of milliseconds (e.g. 0.25)")
+            return round(value, 3)
+        return value
+
+    schema: dict[str, Any] = {"minimum": low, "maximum": high}
+    schema["type"] = "integer" if whole is not None else "number"
+    return Annotated[int | float, BeforeValidator(check), WithJsonSchema(schema)]
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 Port = bounded(1, 65535)
 Weight = bounded(1, 65535)
 

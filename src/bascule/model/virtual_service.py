@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Self
@@ -26,6 +27,7 @@ from bascule.model.sub_service import SubService, pool_name
 from bascule.model.tls import Tls
 from bascule.model.types import HttpPath, IPAddress, Name, Port
 from bascule.model.types import bounded as _bounded
+from bascule.model.types import seconds as _seconds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,7 +105,7 @@ class Adaptive(BaseModel):
 
     url: HttpPath = "/load"
     port: Port = 80
-    interval: _bounded(1, 3600) = 7  # type: ignore[valid-type]
+    interval: _seconds(1, 3600) = 7  # type: ignore[valid-type]
     min_percent: _bounded(0, 100) = 5  # type: ignore[valid-type]
 
 
@@ -114,6 +116,9 @@ class VirtualService(BaseModel):
 
     name: Name
     address: IPAddress
+    # dual-stack: the IPv6 VIP of a service whose ``address`` is its IPv4 one (same ports,
+    # same real servers)
+    address6: IPAddress | None = None
     port: Port
     extra_ports: Annotated[
         list[int | str], BeforeValidator(_no_booleans), AfterValidator(_port_specs)
@@ -207,7 +212,26 @@ class VirtualService(BaseModel):
         if self.protocol is Protocol.udp and self.mode is Mode.l7:
             # the L7 engine (HAProxy) proxies TCP only; UDP is forwarded by the kernel
             raise ValueError("mode: l7 proxies tcp only; a udp service needs mode l4")
+        if self.address6 is not None:
+            if ipaddress.ip_address(self.address6).version != 6:
+                raise ValueError("address6: must be an IPv6 address (the service's IPv6 VIP)")
+            if ipaddress.ip_address(self.address).version != 4:
+                raise ValueError(
+                    "address6: a dual-stack service's address is its IPv4 VIP and address6 "
+                    "its IPv6 one; this address is already IPv6"
+                )
+            if self.type is ServiceType.starttls:
+                # stunnel's STARTTLS front accepts on one address (engines/stunnel)
+                raise ValueError(
+                    "address6: a starttls service listens on one VIP; make a second service "
+                    "for the other family"
+                )
         return self
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every VIP of the service: ``address``, then ``address6`` when dual-stack."""
+        return (self.address,) if self.address6 is None else (self.address, self.address6)
 
     @property
     def port_ranges(self) -> tuple[PortRange, ...]:

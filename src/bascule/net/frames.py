@@ -1,14 +1,15 @@
-"""Ethernet frames: ARP, and IPv4 carrying TCP or ICMP echo, built and read (pure).
+"""Ethernet frames: ARP, and IPv4 or IPv6 carrying TCP or an ICMP echo, built and read (pure).
 
 Where it sits: ``bascule dsr verify`` (dsr/verify.py) sends these frames from the load
 balancer's interface on a packet socket, exactly as the DSR ingress rules would forward a
-client's packet, and reads what comes back with ``parse_arp`` and ``parse_ipv4`` (its probe,
+client's packet, and reads what comes back with ``parse_arp`` and ``parse_ip`` (its probe,
 dsr/probe.py, says what an answer means). Nothing here touches a socket or the clock: values
 in, bytes out; bytes in, a frozen value (or None for a frame of another kind) out.
 
 Formats: Ethernet II, ARP for IPv4 over Ethernet (RFC 826, probes as in RFC 5227), IPv4
-(RFC 791), TCP (RFC 9293), ICMP echo (RFC 792). IPv4 only: IPv6 would need neighbour
-discovery.
+(RFC 791), IPv6 (RFC 8200, without extension headers), TCP (RFC 9293), ICMP echo (RFC 792)
+and ICMPv6 echo (RFC 4443). IPv6's neighbour discovery, ARP's counterpart, is net/ndp.py.
+The family of a frame is the family of its addresses.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bascule.net.checksum import internet_checksum
 
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
+ETH_P_IPV6 = 0x86DD
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 MIN_FRAME = 60  # an Ethernet frame without its FCS is at least 60 octets (padded)
 
@@ -31,12 +33,15 @@ ARP_REQUEST = 1
 ARP_REPLY = 2
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
+IPPROTO_ICMPV6 = 58
 
 _ETHERNET = struct.Struct("!6s6sH")
 _ARP = struct.Struct("!HHBBH6s4s6s4s")  # htype, ptype, hlen, plen, oper, sha, spa, tha, tpa
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, length, id, flags/frag, ttl, proto, sum
 _TCP = struct.Struct("!HHIIBBHHH")  # sport, dport, seq, ack, offset, flags, window, sum, urg
 _PSEUDO = struct.Struct("!4s4sBBH")  # source, destination, zero, protocol, length
+_IPV6 = struct.Struct("!IHBB16s16s")  # version/class/flow, payload length, next, hops, addresses
+_PSEUDO6 = struct.Struct("!16s16sI3xB")  # source, destination, length, zero, next header
 
 _IP_DONT_FRAGMENT = 0x4000
 _TTL = 64
@@ -71,11 +76,53 @@ def _ethernet(destination: str, source: str, ethertype: int, payload: bytes) -> 
     return frame.ljust(MIN_FRAME, b"\x00")
 
 
+def _v6(address: str) -> bool:
+    return ipaddress.ip_address(address).version == 6
+
+
 def _ip_packet(source: str, destination: str, protocol: int, ident: int, payload: bytes) -> bytes:
+    if _v6(destination):
+        return ipv6_packet(source, destination, protocol, payload)
     fields = [0x45, 0, _IPV4.size + len(payload), ident & 0xFFFF, _IP_DONT_FRAGMENT, _TTL]
     header = _IPV4.pack(*fields, protocol, 0, _ipv4(source), _ipv4(destination))
     header = header[:10] + struct.pack("!H", internet_checksum(header)) + header[12:]
     return header + payload
+
+
+def ipv6_packet(
+    source: str, destination: str, next_header: int, payload: bytes, *, hops: int = _TTL
+) -> bytes:
+    """An IPv6 header (no extension header) and its payload."""
+    header = _IPV6.pack(
+        6 << 28,
+        len(payload),
+        next_header,
+        hops,
+        ipaddress.IPv6Address(source).packed,
+        ipaddress.IPv6Address(destination).packed,
+    )
+    return header + payload
+
+
+def ip_frame(destination_mac: str, source_mac: str, packet: bytes) -> bytes:
+    """An IP packet (either family, by its version) in an Ethernet frame."""
+    ethertype = ETH_P_IPV6 if packet[0] >> 4 == 6 else ETH_P_IP
+    return _ethernet(destination_mac, source_mac, ethertype, packet)
+
+
+def transport_checksum(source: str, destination: str, protocol: int, segment: bytes) -> int:
+    """The checksum of a TCP segment or ICMPv6 message over its pseudo-header (RFC 9293 3.1,
+    RFC 8200 8.1); ICMP for IPv4 has none and is summed alone."""
+    if _v6(destination):
+        pseudo = _PSEUDO6.pack(
+            ipaddress.IPv6Address(source).packed,
+            ipaddress.IPv6Address(destination).packed,
+            len(segment),
+            protocol,
+        )
+    else:
+        pseudo = _PSEUDO.pack(_ipv4(source), _ipv4(destination), 0, protocol, len(segment))
+    return internet_checksum(pseudo + segment)
 
 
 # -- ARP ----------------------------------------------------------------------------------------
@@ -170,7 +217,7 @@ class Segment:
     seq: int = 0  # TCP; ICMP echo: the sequence number
     ack: int = 0  # TCP; ICMP echo: the identifier
     flags: TcpFlag = NO_FLAGS  # TCP
-    icmp_type: int = -1  # ICMP
+    icmp_type: int = -1  # ICMP or ICMPv6
 
 
 def tcp_segment(
@@ -194,10 +241,10 @@ def tcp_segment(
         source_port, destination_port, seq, ack, offset << 4, int(flags), window, 0, 0
     )
     segment = header + options
-    pseudo = _PSEUDO.pack(_ipv4(source), _ipv4(destination), 0, IPPROTO_TCP, len(segment))
-    segment = segment[:16] + struct.pack("!H", internet_checksum(pseudo + segment)) + segment[18:]
+    checksum = transport_checksum(source, destination, IPPROTO_TCP, segment)
+    segment = segment[:16] + struct.pack("!H", checksum) + segment[18:]
     packet = _ip_packet(source, destination, IPPROTO_TCP, ident, segment)
-    return _ethernet(destination_mac, source_mac, ETH_P_IP, packet)
+    return ip_frame(destination_mac, source_mac, packet)
 
 
 def icmp_echo(
@@ -210,10 +257,63 @@ def icmp_echo(
     sequence: int,
     reply: bool = False,
 ) -> bytes:
-    """An ICMP echo request (or reply) with a short payload."""
-    message = icmp.echo(identifier, sequence, b"bascule dsr verify", reply=reply)
-    packet = _ip_packet(source, destination, IPPROTO_ICMP, identifier, message)
-    return _ethernet(destination_mac, source_mac, ETH_P_IP, packet)
+    """An ICMP echo request (or reply) with a short payload; ICMPv6 between IPv6 addresses."""
+    if _v6(destination):
+        message = icmp.echo(identifier, sequence, b"bascule dsr verify", v6=True, reply=reply)
+        checksum = transport_checksum(source, destination, IPPROTO_ICMPV6, message)
+        message = message[:2] + struct.pack("!H", checksum) + message[4:]
+        packet = ipv6_packet(source, destination, IPPROTO_ICMPV6, message)
+    else:
+        message = icmp.echo(identifier, sequence, b"bascule dsr verify", reply=reply)
+        packet = _ip_packet(source, destination, IPPROTO_ICMP, identifier, message)
+    return ip_frame(destination_mac, source_mac, packet)
+
+
+def parse_ip(frame: bytes) -> Segment | None:
+    """``parse_ipv4`` or ``parse_ipv6``, by the frame's Ethernet type."""
+    if len(frame) >= _ETHERNET.size and _ETHERNET.unpack_from(frame)[2] == ETH_P_IPV6:
+        return parse_ipv6(frame)
+    return parse_ipv4(frame)
+
+
+def parse_ipv6(frame: bytes) -> Segment | None:
+    """The IPv6 header of a frame, with its TCP or ICMPv6 echo header; None for other frames
+    (a packet with extension headers is returned without its transport header)."""
+    if len(frame) < _ETHERNET.size + _IPV6.size:
+        return None
+    destination_mac, source_mac, ethertype = _ETHERNET.unpack_from(frame)
+    if ethertype != ETH_P_IPV6:
+        return None
+    first, length, next_header, _, source, destination = _IPV6.unpack_from(frame, _ETHERNET.size)
+    if first >> 28 != 6:
+        return None
+    base = Segment(
+        source_mac=mac_text(source_mac),
+        destination_mac=mac_text(destination_mac),
+        source=str(ipaddress.IPv6Address(source)),
+        destination=str(ipaddress.IPv6Address(destination)),
+        protocol=next_header,
+    )
+    start = _ETHERNET.size + _IPV6.size
+    return _transport(base, frame[start : start + length], icmp_protocol=IPPROTO_ICMPV6)
+
+
+def _transport(base: Segment, payload: bytes, *, icmp_protocol: int) -> Segment:
+    """``base`` with the TCP or ICMP echo header read from ``payload``."""
+    if base.protocol == IPPROTO_TCP and len(payload) >= _TCP.size:
+        sport, dport, seq, ack, _, flags, _, _, _ = _TCP.unpack_from(payload)
+        return replace(
+            base,
+            source_port=sport,
+            destination_port=dport,
+            seq=seq,
+            ack=ack,
+            flags=TcpFlag(flags & 0x1F),
+        )
+    echo = icmp.echo_header(payload) if base.protocol == icmp_protocol else None
+    if echo is not None:
+        return replace(base, seq=echo.sequence, ack=echo.identifier, icmp_type=echo.type)
+    return base
 
 
 def parse_ipv4(frame: bytes) -> Segment | None:
@@ -244,22 +344,4 @@ def parse_ipv4(frame: bytes) -> Segment | None:
     payload = frame[start + header_length : start + max(length, header_length)]
     if fragment & 0x1FFF:  # a later fragment has no transport header
         return base
-    if protocol == IPPROTO_TCP and len(payload) >= _TCP.size:
-        sport, dport, seq, ack, _, flags, _, _, _ = _TCP.unpack_from(payload)
-        return replace(
-            base,
-            source_port=sport,
-            destination_port=dport,
-            seq=seq,
-            ack=ack,
-            flags=TcpFlag(flags & 0x1F),
-        )
-    echo = icmp.echo_header(payload) if protocol == IPPROTO_ICMP else None
-    if echo is not None:
-        return replace(
-            base,
-            seq=echo.sequence,
-            ack=echo.identifier,
-            icmp_type=echo.type,
-        )
-    return base
+    return _transport(base, payload, icmp_protocol=IPPROTO_ICMP)

@@ -116,12 +116,15 @@ class Ip:
         return parse_neighbours(await self._query("neigh", "show", *target, "dev", interface))
 
     async def add_host_address(self, address: str, interface: str) -> None:
-        """``ip address add ADDRESS/32 dev INTERFACE`` (/128 and ``nodad`` for IPv6: a VIP
-        must answer at once, not after duplicate address detection)."""
+        """``ip address add ADDRESS/32 dev INTERFACE``; for IPv6 /128, ``nodad`` (a VIP must
+        answer at once, not after duplicate address detection) and ``preferred_lft 0``: a
+        deprecated address still receives and can be bound, but is never picked as the
+        source of the machine's own connections (RFC 6724 rule 3), which a /128 on the link
+        otherwise wins by its longest matching prefix (rule 8): health checks, HAProxy's
+        connections and one-armed NAT would leave from a VIP."""
         v6 = ":" in address
-        await self._change(
-            "address", "add", host_prefix(address), "dev", interface, *(("nodad",) if v6 else ())
-        )
+        extra = ("nodad", "preferred_lft", "0") if v6 else ()
+        await self._change("address", "add", host_prefix(address), "dev", interface, *extra)
 
     async def delete_host_address(self, address: str, interface: str) -> None:
         """``ip address del ADDRESS/32 dev INTERFACE`` (/128 for IPv6)."""

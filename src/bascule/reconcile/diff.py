@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from bascule.errors import BasculeError
+from bascule.model.schema import FIELD as SCHEMA_FIELD
 
 JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 
@@ -78,11 +79,19 @@ def diff_documents(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> tup
     changed) first, then what only ``new`` holds. Raises ``TypeError`` or ``ValueError`` when a
     document is not a JSON tree (a non-string key, a set, a NaN...).
     """
-    old_tree = _normalize({} if old is None else old, "")
-    new_tree = _normalize(new, "")
+    # The schema version is the document's shape, not its content (model/schema.py): a
+    # document read forward from an older version differs from it in nothing a person changed.
+    old_tree = _normalize(_without_version({} if old is None else old), "")
+    new_tree = _normalize(_without_version(new), "")
     items: list[DiffItem] = []
     _diff_value("", None, old_tree, new_tree, items)
     return tuple(items)
+
+
+def _without_version(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    if SCHEMA_FIELD not in document:
+        return document
+    return {key: value for key, value in document.items() if key != SCHEMA_FIELD}
 
 
 def _diff_value(path: str, field: str | None, old: Any, new: Any, out: list[DiffItem]) -> None:

@@ -164,10 +164,11 @@ def desired_vips(config: Configuration) -> dict[str, str | None]:
     """Every VIP the configuration listens on, with its named interface if any."""
     vips: dict[str, str | None] = {}
     for vs in config.virtual_services:
-        if ipaddress.ip_address(vs.address).is_unspecified:
-            continue
-        if vs.address not in vips or vips[vs.address] is None:
-            vips[vs.address] = vs.interface
+        for address in vs.addresses:  # both of a dual-stack service, on the same interface
+            if ipaddress.ip_address(address).is_unspecified:
+                continue
+            if address not in vips or vips[address] is None:
+                vips[address] = vs.interface
     return vips
 
 

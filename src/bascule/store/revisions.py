@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bascule.errors import Conflict, NotFound, StoreError
+from bascule.errors import Conflict, InvalidConfiguration, NotFound, StoreError
+from bascule.model.schema import FIELD as SCHEMA_FIELD
+from bascule.model.schema import migrate
 from bascule.reconcile.diff import DiffItem, diff_documents, diff_from_json, diff_to_json
 from bascule.store.audit import AuditRecord, insert_entry
 from bascule.store.database import Database, transaction
@@ -235,6 +237,16 @@ class RevisionStore(Database):
             attempted_at=_parse_time(attempted_at),
         )
 
+    def schema_versions(self) -> dict[int, int]:
+        """How many revisions each document schema version wrote, as stored (before they are
+        read forward): what a start after an upgrade reports."""
+        query = (
+            "SELECT COALESCE(json_extract(document, ?), 1), COUNT(*) FROM revisions"
+            " GROUP BY 1 ORDER BY 1"
+        )
+        with self._use("count the revisions by schema version") as db:
+            rows = db.execute(query, (f"$.{SCHEMA_FIELD}",)).fetchall()
+        return {int(version): count for version, count in rows}
     def prune(self, *, keep: int, max_bytes: int) -> list[int]:
         """Delete the oldest revisions beyond the newest ``keep``, or beyond ``max_bytes`` of
         documents and diffs; the numbers deleted (daemon/retention.py).
@@ -370,7 +382,7 @@ def _revision_from_row(row: tuple[Any, ...]) -> Revision:
         created_at=_parse_time(created_at),
         author=author,
         message=message,
-        document=_decode_document(document),
+        document=_read_forward(number, _decode_document(document)),
         diff=decoded_diff,
         rolled_back_from=rolled_back_from,
     )
@@ -408,6 +420,17 @@ def _decode_document(text: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise StoreError("a stored document is not a JSON object")
     return document
+
+
+def _read_forward(number: int, document: dict[str, Any]) -> dict[str, Any]:
+    """A stored document in the current schema version (model/schema.py): a revision written
+    by an older Bascule is read forward, never rewritten; one written by a newer Bascule
+    cannot be read."""
+    try:
+        return migrate(document)
+    except InvalidConfiguration as exc:
+        reasons = "; ".join(f"{e.path}: {e.message}" for e in exc.errors)
+        raise StoreError(f"revision {number} cannot be read: {reasons}") from exc
 
 
 def _parse_time(text: str) -> datetime:

@@ -52,6 +52,12 @@ CHECK_TYPE = Field(name="check.type", label="Check", kind="select", choices=choi
 BASIC = (
     NAME,
     ADDRESS,
+    Field(
+        name="address6",
+        label="IPv6 address (dual-stack)",
+        optional=True,
+        help="Dual-stack: the IPv6 VIP of a service whose address is IPv4. Empty: none.",
+    ),
     PORT,
     PROTOCOL,
     TYPE,
@@ -86,7 +92,8 @@ PERSISTENCE = (
     Field(name="persistence.cookie", label="Cookie name"),
     Field(name="persistence.header", label="Header name"),
     Field(name="persistence.query_item", label="Query item"),
-    Field(name="persistence.source_mask", label="Source mask (prefix length)", kind="number"),
+    Field(name="persistence.source_mask", label="Source mask (IPv4 prefix)", kind="number"),
+    Field(name="persistence.source_mask6", label="Source mask (IPv6 prefix)", kind="number"),
 )
 
 CHECK = (

@@ -72,6 +72,7 @@ def parse(form: FormData | Mapping[str, Any], fields: Iterable[Field]) -> dict[s
 
 _OMIT = object()
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_DECIMAL = re.compile(r"^-?[0-9]{1,9}\.[0-9]{1,6}$")  # seconds: check.interval=0.5
 
 
 def _convert(field: Field, text: str) -> Any:
@@ -81,6 +82,8 @@ def _convert(field: Field, text: str) -> Any:
         return None if field.optional else _OMIT if field.kind == "select" else text
     if field.kind == "number":
         # not an integer: give the model the text, it says "must be an integer" beside it
+        if _DECIMAL.match(text):
+            return float(text)
         return int(text) if _INTEGER.match(text) and len(text) < 12 else text
     if field.kind == "list":
         items = [item.strip() for item in text.split(",") if item.strip()]

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Bascule: set up a real server of the DSR virtual service "web"
 # (VIP 2001:2::100, tcp port 80). Run it as root on each
-# real server: 2001:2::11.
+# real server: 2001:2::11, 198.18.0.12.
 #
 # The load balancer hands each client packet to this server unchanged but for its
 # Ethernet address: the server must accept packets for the VIP and answer the client

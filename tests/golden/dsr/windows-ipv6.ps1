@@ -1,6 +1,6 @@
 # Bascule: set up a real server of the DSR virtual service "web"
 # (VIP 2001:2::100, tcp port 80). Run it in an elevated PowerShell on
-# each real server: 2001:2::11.
+# each real server: 2001:2::11, 198.18.0.12.
 # Every setting below persists across reboots.
 #
 # 0. Once, by hand: add the Microsoft KM-TEST Loopback Adapter. Device Manager > Action >
@@ -11,7 +11,7 @@ $ErrorActionPreference = "Stop"
 # 1. Name the adapters: the loopback adapter, and the NIC holding this server's address.
 Get-NetAdapter -InterfaceDescription 'Microsoft KM-TEST Loopback Adapter*' |
     Select-Object -First 1 | Rename-NetAdapter -NewName 'loopback'
-$Nic = (Get-NetIPAddress | Where-Object IPAddress -In @('2001:2::11') |
+$Nic = (Get-NetIPAddress | Where-Object IPAddress -In @('2001:2::11', '198.18.0.12') |
     Select-Object -First 1).InterfaceAlias
 
 # 2. The VIP on the loopback adapter as a host address, never a source nor in DNS.

@@ -155,6 +155,7 @@ ROUTES = [
     # no HA service in these tests: 422 not_applicable once the caller may (test_ha_routes.py)
     Route("GET", "/api/v1/ha", read, 422),
     Route("POST", "/api/v1/ha/standby", operate, 422),
+    Route("POST", "/api/v1/system/stop", administer, 202),
     Route("GET", "/api/v1/auth/whoami", read),
     Route("GET", "/api/v1/users", administer),
     Route(

@@ -34,7 +34,7 @@ async def test_backup_is_the_document_under_its_revision_line(
 async def test_backup_of_an_empty_store(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/backup")
     assert response.text.startswith("# bascule revision 0\n")
-    assert yaml.safe_load(response.text) == {"virtual_services": []}
+    assert yaml.safe_load(response.text) == {"schema_version": 2, "virtual_services": []}
 
 
 async def test_restore_a_backup_as_a_new_revision(

@@ -22,7 +22,10 @@ async def test_an_empty_store_reads_as_an_empty_document(client: httpx.AsyncClie
     response = await client.get(CONFIG)
     assert response.status_code == 200
     assert response.headers["etag"] == '"0"'
-    assert response.json() == {"revision": None, "document": {"virtual_services": []}}
+    assert response.json() == {
+        "revision": None,
+        "document": {"schema_version": 2, "virtual_services": []},
+    }
 
 
 async def test_put_commits_applies_and_reports(

@@ -35,6 +35,7 @@ def composed(services: ApiServices, tmp_path: Path) -> FastAPI:
             system=services.system,
             certificates=services.certificates,
             acme=acme,
+            stop=lambda *, data_plane: None,  # never asked here
         ),
         local=False,
     )

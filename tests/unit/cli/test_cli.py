@@ -155,7 +155,7 @@ def test_apply_then_export_round_trips(daemon: Daemon, tmp_path: Path) -> None:
     document = yaml.safe_load(body)
     assert document == daemon.store.get(1).document
     web = document["virtual_services"][0]
-    assert list(web)[:3] == ["name", "address", "port"]  # document order, not sorted
+    assert list(web)[:4] == ["name", "address", "address6", "port"]  # document order, not sorted
     assert [rs["weight"] for rs in web["real_servers"]] == [1000, 500]
 
     again = ok(run(daemon, "apply", "-f", "-", input=exported))
@@ -175,7 +175,7 @@ def test_history_records_the_message_and_the_cli_author(daemon: Daemon, tmp_path
 def test_export_formats_and_output_file(daemon: Daemon, tmp_path: Path) -> None:
     empty = ok(run(daemon, "export")).stdout
     assert not empty.startswith("#")  # no revision line while the store is empty
-    assert yaml.safe_load(empty) == {"virtual_services": []}
+    assert yaml.safe_load(empty) == {"schema_version": 2, "virtual_services": []}
 
     apply_web(daemon, tmp_path)
     as_json = json.loads(ok(run(daemon, "export", "--format", "json")).stdout)

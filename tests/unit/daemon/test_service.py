@@ -119,7 +119,7 @@ async def test_the_committed_document_spells_out_the_defaults(service: ConfigSer
 
 
 async def test_the_document_of_an_empty_store(service: ConfigService) -> None:
-    assert service.document() == (None, {"virtual_services": []})
+    assert service.document() == (None, {"schema_version": 2, "virtual_services": []})
 
 
 async def test_the_same_document_again_is_no_change(

@@ -176,3 +176,33 @@ async def test_a_slow_ip_does_not_stall_the_event_loop(
         "address del 192.0.2.50/32 dev eth0",
     ]
     assert manager.owned() == frozenset()
+
+
+async def test_vips_missing_from_the_machine_are_forgotten_and_added_again(
+    tmp_path: Path,
+) -> None:
+    """At boot vips.json remembers VIPs the machine no longer has: forgotten at start, the
+    first reconcile adds them again (the planner only adds what the manager does not own)."""
+    from bascule.net.shell import Completed, Ip
+
+    state = tmp_path / "vips.json"
+    state.write_text('{"192.0.2.50": "eth0", "192.0.2.60": "eth0"}')
+    sample = IP_ADDRESS_SHOW.read_text()
+    ran: list[list[str]] = []
+
+    async def runner(argv: list[str], stdin: str | None) -> Completed:
+        ran.append(argv)
+        if argv[:2] == ["ip", "-j"]:
+            # the sample machine, with 192.0.2.60 put back by hand (still present)
+            data = sample.replace('"local":"192.0.2.2"', '"local":"192.0.2.60"', 1)
+            return Completed(returncode=0, stdout=data, stderr="")
+        return Completed(returncode=0, stdout="", stderr="")
+
+    manager = IpVipManager(state, ip=Ip(runner))
+    assert manager.owned() == frozenset({"192.0.2.50", "192.0.2.60"})
+    assert await manager.forget_missing() == ["192.0.2.50"]
+    assert manager.owned() == frozenset({"192.0.2.60"})
+    assert '"192.0.2.50"' not in state.read_text()  # remembered across a restart too
+    await manager.ensure("192.0.2.50", None)
+    assert ["ip", "address", "add", "192.0.2.50/32", "dev", "eth0"] in ran
+    assert manager.owned() == frozenset({"192.0.2.50", "192.0.2.60"})

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from bascule.dsr.probe import Answer, VipProbe
-from bascule.dsr.report import DsrReport, RealServerCheck, Responder, describe_answer, judge_arp
+from bascule.dsr.report import (
+    DsrReport,
+    RealServerCheck,
+    Responder,
+    describe_answer,
+    judge_neighbours,
+)
 from bascule.model import VirtualService, parse_document
 from bascule.net.iproute import Neighbour
 
@@ -27,7 +33,7 @@ def service() -> VirtualService:
     return parse_document({"virtual_services": [document]}).virtual_services[0]
 
 
-def test_judge_arp_names_servers_and_strangers_that_claim_the_vip() -> None:
+def test_judge_neighbours_names_servers_and_strangers_that_claim_the_vip() -> None:
     answers = {
         "198.18.0.100": frozenset({LB, RS2, STRANGER}),
         "198.18.0.11": frozenset({RS1}),
@@ -38,7 +44,7 @@ def test_judge_arp_names_servers_and_strangers_that_claim_the_vip() -> None:
         Neighbour(address="198.18.0.11", mac=RS1),
     ]
 
-    verdicts, others = judge_arp(service(), answers, frozenset({LB}), neighbours)
+    verdicts, others = judge_neighbours(service(), answers, frozenset({LB}), neighbours)
 
     assert verdicts["198.18.0.11"] == (
         RS1,
@@ -57,9 +63,9 @@ def test_judge_arp_names_servers_and_strangers_that_claim_the_vip() -> None:
     assert others == (Responder(mac=STRANGER, addresses=("198.18.0.99",)),)
 
 
-def test_judge_arp_reports_an_address_conflict() -> None:
+def test_judge_neighbours_reports_an_address_conflict() -> None:
     answers = {"198.18.0.11": frozenset({RS1, STRANGER})}
-    verdicts, others = judge_arp(service(), answers, frozenset({LB}), ())
+    verdicts, others = judge_neighbours(service(), answers, frozenset({LB}), ())
 
     mac, ok, detail = verdicts["198.18.0.11"]
     assert (mac, ok) == (RS1, True)

@@ -55,14 +55,17 @@ IPV6: dict[str, Any] = {
     "address": "2001:2::100",
     "real_servers": [
         {"address": "2001:2::11", "port": 80},
-        {"address": "198.18.0.12", "port": 80},  # not of the VIP's family: left out
+        {"address": "198.18.0.12", "port": 80},  # any family: DSR rewrites MACs only
     ],
 }
+DUAL_STACK: dict[str, Any] = {"address6": "2001:2::100"}
 CASES: dict[str, tuple[TargetOs, dict[str, Any]]] = {
     "linux-tcp": (TargetOs.linux, {}),
     "linux-udp-extra-ports": (TargetOs.linux, UDP_EXTRA_PORTS),
     "linux-ipv6": (TargetOs.linux, IPV6),
     "linux-no-real-servers": (TargetOs.linux, {"real_servers": []}),
+    "linux-dual-stack": (TargetOs.linux, DUAL_STACK),
+    "windows-dual-stack": (TargetOs.windows, DUAL_STACK),
     "windows-tcp": (TargetOs.windows, {}),
     "windows-udp-extra-ports": (TargetOs.windows, UDP_EXTRA_PORTS),
     "windows-ipv6": (TargetOs.windows, IPV6),
@@ -113,7 +116,13 @@ def test_the_decisions_behind_the_scripts() -> None:
     assert decided.local_ports == "'53', '5300-5310'"
     assert decided.servers == ("198.18.0.11", "198.18.0.12")
     assert setup(service()).ports == "tcp port 80"
-    assert setup(service(**IPV6)).servers == ("2001:2::11",)
+    assert setup(service(**IPV6)).servers == ("2001:2::11", "198.18.0.12")
+    dual = setup(service(**DUAL_STACK))
+    assert (dual.vip, dual.vip6, dual.host_address6) == (
+        "198.18.0.100",
+        "2001:2::100",
+        "2001:2::100/128",
+    )
 
 
 @pytest.mark.parametrize(

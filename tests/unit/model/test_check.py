@@ -17,9 +17,9 @@ from bascule.model import CheckType, parse_document
 BAD_FIELDS: list[tuple[str, Document, str, str]] = [
     ("check not a mapping", doc(service(check="http")), CHECK, "must be a mapping"),
     ("check type", doc(service(check={"type": "ping"})), f"{CHECK}.type", "must be one of"),
-    ("interval 0", doc(service(check={"interval": 0})), f"{CHECK}.interval", "between 1 and 3600"),
+    ("interval 0", doc(service(check={"interval": 0})), f"{CHECK}.interval", "0.1 and 3600 s"),
     ("interval 3601", doc(service(check={"interval": 3601})), f"{CHECK}.interval", "3600"),
-    ("timeout 0", doc(service(check={"timeout": 0})), f"{CHECK}.timeout", "between 1 and 3600"),
+    ("timeout 0", doc(service(check={"timeout": 0})), f"{CHECK}.timeout", "0.1 and 3600 s"),
     ("rise 0", doc(service(check={"rise": 0})), f"{CHECK}.rise", "between 1 and 100"),
     ("rise 101", doc(service(check={"rise": 101})), f"{CHECK}.rise", "between 1 and 100"),
     ("fall 0", doc(service(check={"fall": 0})), f"{CHECK}.fall", "between 1 and 100"),

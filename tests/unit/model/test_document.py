@@ -71,7 +71,7 @@ def test_every_problem_is_listed_with_its_exact_path() -> None:
         "virtual_services[0].real_servers[2].weight: must be between 1 and 65535",
         "virtual_services[1].name: must be 1 to 63 characters of a-z, 0-9 and '-', starting "
         "and ending with a letter or digit",
-        "virtual_services[1].persistence.timeout: must be between 60 and 2419200",
+        "virtual_services[1].persistence.timeout: must be between 60 and 2419200 seconds",
     ]
 
 

@@ -46,7 +46,13 @@ def reference(services: list[VirtualService]) -> list[PortClash]:
                     firsts[other] = (other_position, theirs)
             for other in sorted(firsts):
                 clashes.append(
-                    PortClash(index=index, position=position, other=other, clash=firsts[other][1])
+                    PortClash(
+                        index=index,
+                        address=vs.address,
+                        position=position,
+                        other=other,
+                        clash=firsts[other][1],
+                    )
                 )
             if not firsts and not own_overlap:
                 held.append((index, position, mine))

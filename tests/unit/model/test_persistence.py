@@ -68,12 +68,18 @@ BAD_FIELDS: list[tuple[str, Document, str, str]] = [
         "source_mask 0",
         doc(service(persistence={"source_mask": 0})),
         f"{PERSIST}.source_mask",
-        "between 1 and 128",
+        "between 1 and 32",
     ),
     (
-        "source_mask 129",
-        doc(service(persistence={"source_mask": 129})),
+        "source_mask 33",
+        doc(service(persistence={"source_mask": 33})),
         f"{PERSIST}.source_mask",
+        "between 1 and 32",
+    ),
+    (
+        "source_mask6 129",
+        doc(service(persistence={"source_mask6": 129})),
+        f"{PERSIST}.source_mask6",
         "between 1 and 128",
     ),
     (

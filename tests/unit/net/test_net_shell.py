@@ -62,6 +62,6 @@ async def test_ip_spells_each_command_and_says_what_failed() -> None:
         ["ip", "-j", "route", "get", "198.18.0.11"],
         ["ip", "-j", "route", "get", "198.19.255.1"],
         ["ip", "-j", "link", "show", "dev", "eth9"],
-        ["ip", "address", "add", "2001:2::100/128", "dev", "eth0", "nodad"],
+        ["ip", "address", "add", "2001:2::100/128", "dev", "eth0", "nodad", "preferred_lft", "0"],
         ["ip", "address", "del", "198.18.0.100/32", "dev", "eth0"],
     ]

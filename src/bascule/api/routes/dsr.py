@@ -36,7 +36,8 @@ class DsrRealServerOut(BaseModel):
 
 
 class DsrResponderOut(BaseModel):
-    """A host that is no real server of the service but answers ARP for its VIP."""
+    """A host that is no real server of the service but claims its VIP (ARP, or neighbour
+    discovery for IPv6)."""
 
     mac: str
     addresses: list[str]
@@ -45,6 +46,7 @@ class DsrResponderOut(BaseModel):
 class DsrVerifyOut(BaseModel):
     service: str
     vip: str
+    vip6: str | None = None  # a dual-stack service's IPv6 VIP, checked too
     interface: str
     ok: bool
     real_servers: list[DsrRealServerOut]
@@ -55,6 +57,7 @@ class DsrVerifyOut(BaseModel):
         return cls(
             service=report.service,
             vip=report.vip,
+            vip6=report.vip6,
             interface=report.interface,
             ok=report.ok,
             real_servers=[

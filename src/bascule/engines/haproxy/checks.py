@@ -23,6 +23,14 @@ class HealthCheckView:
     server_keywords: tuple[str, ...] = ()
 
 
+def haproxy_time(seconds: float) -> str:
+    """A duration as HAProxy writes it (2.4 "Time format"): whole seconds as ``2s``, anything
+    finer in milliseconds (``500ms``, ``1500ms``): HAProxy reads no decimal point."""
+    if float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000)}ms"
+
+
 def health_check_view(vs: VirtualService) -> HealthCheckView:
     """The health check of a virtual service as proxy directives and server keywords."""
     check = vs.check
@@ -32,13 +40,13 @@ def health_check_view(vs: VirtualService) -> HealthCheckView:
     if translate is None:
         raise ValueError(f"check type {check.type.value} has no HAProxy translation")
     # 5.2 "check", "inter", "rise", "fall", "port"; 4.2 "timeout check".
-    keywords = ["check", "inter", f"{check.interval}s", "rise", str(check.rise)]
+    keywords = ["check", "inter", haproxy_time(check.interval), "rise", str(check.rise)]
     keywords += ["fall", str(check.fall)]
     if check.port is not None:
         keywords += ["port", str(check.port)]
     own = translate(vs)
     return HealthCheckView(
-        directives=(f"timeout check {check.timeout}s", *own.directives),
+        directives=(f"timeout check {haproxy_time(check.timeout)}", *own.directives),
         server_keywords=(*keywords, *own.server_keywords),
     )
 

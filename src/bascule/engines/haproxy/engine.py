@@ -429,21 +429,29 @@ def unbindable_listeners(config: Configuration) -> list[tuple[str, str]]:
         # a STARTTLS front holds a starttls service's VIP (HAProxy its loopback relay)
         if not vs.enabled or vs.mode is not Mode.l7 or vs.type is ServiceType.starttls:
             continue
-        family = socket.AF_INET6 if ":" in vs.address else socket.AF_INET
         ports_of = [(r.first, r.last) for r in vs.port_ranges]
         if vs.tls is not None and vs.tls.redirect_http:
             ports_of.append((HTTP_PORT, HTTP_PORT))
-        for first, last in ports_of:
-            for port in range(first, last + 1):
-                with socket.socket(family, socket.SOCK_STREAM) as probe:
-                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                    try:
-                        probe.bind((vs.address, port))
-                    except OSError as exc:
-                        if exc.errno == errno.EADDRINUSE:
-                            busy.append((host_port(vs.address, port), "address already in use"))
+        for address in vs.addresses:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            for first, last in ports_of:
+                for port in range(first, last + 1):
+                    if _in_use(family, address, port):
+                        busy.append((host_port(address, port), "address already in use"))
     return busy
+
+
+def _in_use(family: socket.AddressFamily, address: str, port: int) -> bool:
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as "v6only"
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def _names(applied: Configuration | None, vs_name: str, key: str) -> tuple[str, str]:

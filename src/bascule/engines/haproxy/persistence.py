@@ -16,7 +16,8 @@ hands the entries of the old worker to the new one on a reload (3.5 "Peers").
 ``PERSISTENCE`` is the translation, one function per method the model allows on l7; the key
 of each (documented in docs/reference.md, "Persistence on l7"):
 
-- ``source_ip``: the client address, masked by ``source_mask`` (7.3.1 "ipmask").
+- ``source_ip``: the client address, masked by ``source_mask`` (IPv4) or ``source_mask6``
+  (IPv6) (7.3.1 "ipmask").
 - ``active_cookie``: HAProxy's own cookie (4.2 "cookie ... insert indirect nocache"), whose
   value names the server; idle for longer than ``timeout`` it is ignored ("maxidle").
 - ``server_cookie``: the application's cookie, learnt from the server's Set-Cookie
@@ -122,16 +123,19 @@ def _word(text: str) -> str:
     return f"'{text}'"
 
 
-def _ipv6(vs: VirtualService) -> bool:
-    return ":" in vs.address
+def _source_key(vs: VirtualService) -> tuple[str, str]:
+    """(table type, key) of a source-address table.
 
-
-def _source_key(vs: VirtualService, mask: int) -> tuple[str, str]:
-    """(table type, key) of a source-address table."""
-    if _ipv6(vs):
-        return "ipv6", "src" if mask >= 128 else f"src,ipmask(32,{mask})"
-    mask = min(mask, 32)
-    return "ip", "src" if mask == 32 else f"src,ipmask({mask})"
+    A service with an IPv6 VIP (IPv6 or dual-stack) keeps an ``ipv6`` table, where IPv4
+    clients are stored as ``::ffff:a.b.c.d`` (4.2 "stick-table": "type ipv6"); ``ipmask``
+    masks an IPv4 sample with its first argument and an IPv6 one with its second (7.3.1).
+    """
+    mask4, mask6 = vs.persistence.source_mask, vs.persistence.source_mask6
+    if any(":" in address for address in vs.addresses):
+        has_ipv4 = any(":" not in address for address in vs.addresses)
+        whole = mask6 == 128 and (mask4 == 32 or not has_ipv4)
+        return "ipv6", "src" if whole else f"src,ipmask({mask4 if has_ipv4 else 32},{mask6})"
+    return "ip", "src" if mask4 == 32 else f"src,ipmask({mask4})"
 
 
 def _table(kind: str, timeout: int, peers: str | None) -> str:
@@ -157,7 +161,7 @@ def _none(vs: VirtualService, peers: str | None) -> _Stickiness:
 
 def _source_ip(vs: VirtualService, peers: str | None) -> _Stickiness:
     p = vs.persistence
-    kind, key = _source_key(vs, p.source_mask)
+    kind, key = _source_key(vs)
     return _Stickiness(lines=(_table(kind, p.timeout, peers), f"stick on {key}"), table=True)
 
 
@@ -310,7 +314,7 @@ def persistence_view(vs: VirtualService, peers: str | None) -> PersistenceView:
     fallback_lines: tuple[str, ...] = ()
     if p.fallback is PersistenceFallback.source_ip and own.keyless is not None:
         fallback_table = fallback_table_name(vs)
-        kind, key = _source_key(vs, p.source_mask)
+        kind, key = _source_key(vs)
         fallback_lines = (_table(kind, p.timeout, peers),)
         lines.append(_rule("stick on", key, own.keyless, table=fallback_table))
     return PersistenceView(

@@ -324,7 +324,8 @@ class HaproxyShell:
     def _log_reason(self, offset: int, fallback: str) -> str:
         try:
             with self.paths.log.open("rb") as log:
-                log.seek(offset)
+                # A rotation (daemon/logfiles.py) may have truncated it since: read it all.
+                log.seek(offset if offset <= _size(self.paths.log) else 0)
                 text = log.read().decode(errors="replace")
         except OSError:
             return fallback

@@ -560,12 +560,16 @@ def _listens_on(vs: VirtualService, port: int) -> bool:
 
 
 def _redirect_frontend(vs: VirtualService, paths: offload.TlsPaths) -> FrontendView:
-    """``redirect_http``: port 80 of the VIP answers ACME's challenges, and 301 to HTTPS."""
-    suffix = " v6only" if ipaddress.ip_address(vs.address) == ipaddress.IPv6Address("::") else ""
+    """``redirect_http``: port 80 of the VIP (each VIP of a dual-stack service) answers ACME's
+    challenges, and 301 to HTTPS."""
     lines = ["disabled"] if not vs.enabled else []
     lines += [
         "mode http",
-        f"bind {token(host_port(vs.address, HTTP_PORT))}{suffix}",
+        *(
+            f"bind {token(host_port(address, HTTP_PORT))}"
+            + (" v6only" if ipaddress.ip_address(address) == ipaddress.IPv6Address("::") else "")
+            for address in vs.addresses
+        ),
         *offload.acme_rules(paths),
         offload.redirect_rule(vs, quote=quote),
     ]
@@ -594,10 +598,15 @@ def _binds(vs: VirtualService) -> tuple[str, ...]:
         return (token(host_port(*starttls_relay(vs.name, vs.port))),)
     # Section 4.2 "bind": "<address>:<port_range>"; IPv6 in brackets. A wildcard IPv6 VIP
     # gets "v6only" so it does not also take the IPv4 wildcard, a different VIP in the model.
-    suffix = " v6only" if ipaddress.ip_address(vs.address) == ipaddress.IPv6Address("::") else ""
-    return tuple(
-        token(host_port(vs.address, str(port_range))) + suffix for port_range in vs.port_ranges
-    )
+    # A dual-stack service binds each of its VIPs (address, then address6) on every port.
+    binds = []
+    for address in vs.addresses:
+        wildcard6 = ipaddress.ip_address(address) == ipaddress.IPv6Address("::")
+        suffix = " v6only" if wildcard6 else ""
+        binds += [
+            token(host_port(address, str(port_range))) + suffix for port_range in vs.port_ranges
+        ]
+    return tuple(binds)
 
 
 def _critical_rules(vs: VirtualService, http: bool) -> tuple[str, ...]:

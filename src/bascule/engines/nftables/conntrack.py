@@ -109,7 +109,9 @@ def active_connections(
         if conn.protocol == "tcp" and conn.state not in ACTIVE_TCP_STATES:
             continue
         for vs in services:
-            if conn.protocol != vs.protocol.value or not _same(conn.destination, vs.address):
+            if conn.protocol != vs.protocol.value or not any(
+                _same(conn.destination, vip) for vip in vs.addresses
+            ):
                 continue
             if not any(r.first <= conn.destination_port <= r.last for r in vs.port_ranges):
                 continue

@@ -40,7 +40,7 @@ from bascule.engines.nftables.conntrack import active_connections, least_connect
 from bascule.engines.nftables.machine import Machine
 from bascule.engines.nftables.maglev import DEFAULT_TABLE_SIZE
 from bascule.engines.nftables.nft import FAMILIES
-from bascule.engines.nftables.rules import Ruleset, build_ruleset
+from bascule.engines.nftables.rules import Ruleset, ServiceView, build_ruleset
 from bascule.engines.nftables.scheduling import DSR_SCHEDULING, NAT_SCHEDULING
 from bascule.engines.nftables.shell import NftablesShell
 from bascule.engines.nftables.transaction import CounterValue, map_update
@@ -154,9 +154,11 @@ class NftablesEngine:
         ports: list[int | None] = [r.first for r in vs.port_ranges]
         if any(r.first != r.last for r in vs.port_ranges):
             ports = [None]
+        # the VIP of the server's family (a dual-stack service NATs each family to its own)
+        vip = next((a for a in vs.addresses if (":" in a) == (":" in rs.address)), vs.address)
         for port in ports:
             try:
-                await self.shell.flush_connections(vs.address, port, rs.address, vs.protocol.value)
+                await self.shell.flush_connections(vip, port, rs.address, vs.protocol.value)
             except EngineError as exc:
                 log.error("could not cut connections", extra={"server": rs.key, "error": str(exc)})
         log.info("cut the connections of a failed real server", extra={"vs": vs.name, "rs": rs.key})
@@ -259,9 +261,11 @@ class NftablesEngine:
         servers: dict[ServerRef, ServerObservation] = {}
         services: dict[str, ServiceObservation] = {}
         for vs in l4_services(config):
-            view = ruleset.services.get(vs.name) if ruleset else None
-            counted = _by_server(view.counters, view.table, values) if view else {}
-            excluded = view.excluded if view else {}
+            # one view per VIP (two for a dual-stack service), counted together
+            all_views = ruleset.services.values() if ruleset else ()
+            views = [view for view in all_views if view.service == vs.name]
+            counted = _by_server_of(views, values)
+            excluded = _excluded_from_all(views)
             total_active = 0
             for rs in vs.real_servers:
                 ref = (vs.name, rs.key)
@@ -469,18 +473,33 @@ def _reasons(excluded: Mapping[str, Exclusion]) -> dict[str, str]:
     return {key: reason.value for key, reason in excluded.items()}
 
 
-def _by_server(
-    counters: Mapping[str, tuple[str, str]],
-    table: str,
-    values: Mapping[tuple[str, str], CounterValue],
+def _by_server_of(
+    views: Sequence[ServiceView], values: Mapping[tuple[str, str], CounterValue]
 ) -> dict[str, dict[str, CounterValue]]:
-    """rs key ("" for the service) -> kind -> value."""
+    """rs key ("" for the service) -> kind -> value, summed over the service's views."""
     found: dict[str, dict[str, CounterValue]] = {}
-    for counter, (key, kind) in counters.items():
-        value = values.get((table, counter))
-        if value is not None:
-            found.setdefault(key, {})[kind] = value
+    for view in views:
+        for counter, (key, kind) in view.counters.items():
+            value = values.get((view.table, counter))
+            if value is None:
+                continue
+            kinds = found.setdefault(key, {})
+            seen = kinds.get(kind)
+            if seen is not None:
+                value = CounterValue(
+                    packets=seen.packets + value.packets, bytes=seen.bytes + value.bytes
+                )
+            kinds[kind] = value
     return found
+
+
+def _excluded_from_all(views: Sequence[ServiceView]) -> dict[str, Exclusion]:
+    """rs key -> why it is in no map of any of the service's views (the first view's reason);
+    a server forwarded by one VIP of a dual-stack service is not excluded."""
+    if not views:
+        return {}
+    keys = set.intersection(*(set(view.excluded) for view in views))
+    return {key: views[0].excluded[key] for key in keys}
 
 
 def _packets(values: Mapping[str, CounterValue], kind: str) -> int:

@@ -118,9 +118,10 @@ class Machine:
             "net.ipv4.conf.all.send_redirects": "0",
             "net.ipv4.conf.default.send_redirects": "0",
         }
-        if any(ipaddress.ip_address(vs.address).version == 4 for vs in nat):
+        versions = {ipaddress.ip_address(vip).version for vs in nat for vip in vs.addresses}
+        if 4 in versions:
             wanted["net.ipv4.ip_forward"] = "1"
-        if any(ipaddress.ip_address(vs.address).version == 6 for vs in nat):
+        if 6 in versions:
             wanted["net.ipv6.conf.all.forwarding"] = "1"
         for vs in nat:
             for rs in vs.real_servers:

@@ -94,7 +94,8 @@ PRIORITY_INGRESS = -500
 class ServiceView:
     """What the status shows about one L4 service: how it picks, whom, and who is left out."""
 
-    name: str
+    name: str  # the nft objects' name: the service's, or ``<name>.v6`` (view.halves)
+    service: str  # the document's name of the service
     family: str  # "ip" | "ip6"
     forwarding: Forwarding
     table: str  # "ip" | "ip6" | "netdev": the family of the table holding it
@@ -161,9 +162,10 @@ def _ports(vs: VirtualService) -> Any:
 
 
 def _source_key(vs: VirtualService, family: str) -> Any:
-    """The client address as persistence sees it: masked to ``source_mask`` bits."""
+    """The client address as persistence sees it: masked to ``source_mask`` bits (IPv4) or
+    ``source_mask6`` bits (IPv6)."""
     bits = 32 if family == "ip" else 128
-    prefix = min(vs.persistence.source_mask, bits)
+    prefix = vs.persistence.source_mask if family == "ip" else vs.persistence.source_mask6
     saddr = payload(family, "saddr")
     if prefix == bits:
         return saddr
@@ -246,8 +248,13 @@ def _service_rules(
     counters: dict[str, tuple[str, str]] = {}
     chain = vs_chain(vs)
     table.chain(chain)
+    # every server this VIP can ever reach (not those of the other family of a dual-stack
+    # NAT service): each keeps its persistence set, whose entries outlive a down spell
+    reachable = [
+        rs for rs in vs.real_servers if service.excluded.get(rs.key) is not Exclusion.other_family
+    ]
     if persistent:
-        for rs in vs.real_servers:  # declared for every server: entries outlive a down spell
+        for rs in reachable:
             table.persistence_set(persistence_set(vs, rs), key_type)
         for rs in service.members:
             # A known client goes back to its server only while the server is live: its pin
@@ -265,7 +272,7 @@ def _service_rules(
         if service.selection.maglev and vs.forwarding is Forwarding.nat:
             table.rule(name, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 0}})
         if persistent:
-            for other in vs.real_servers:
+            for other in reachable:
                 if other is not rs:
                     table.rule(
                         name,
@@ -353,6 +360,13 @@ def _nat_table(
         ("traffic", "filter", "forward", PRIORITY_COUNT),
     ):
         table.chain(name, type=kind, hook=hook, prio=prio, policy="accept")
+    if family == "ip6":
+        # IPv6 has no send_redirects sysctl (machine.py turns IPv4's off): a routed NAT
+        # server's reply to a client on the same link would earn it an ICMPv6 redirect
+        # (RFC 4861 8.2), and it would then answer the client directly, from its own
+        # address, which the client never asked. The load balancer sends none.
+        table.chain("redirects", type="filter", hook="output", prio=0, policy="accept")
+        table.rule("redirects", match(payload("icmpv6", "type"), "nd-redirect"), {"drop": None})
     counters: _CountersByService = {}
     address_type = "ipv4_addr" if family == "ip" else "ipv6_addr"
     # Per real server traffic: one lookup per direction in a map of named counters, keyed by
@@ -477,6 +491,7 @@ def build_ruleset(config: Configuration, inputs: L4Inputs) -> Ruleset:
         for service in mine:
             views[service.vs.name] = ServiceView(
                 name=service.vs.name,
+                service=service.service,
                 family=service.family,
                 forwarding=service.vs.forwarding,
                 table=family,

@@ -80,14 +80,18 @@ def effective_weights(
     selection: Selection,
     servers: Sequence[RealServer],
     counted: Mapping[tuple[str, str], int],
+    *,
+    service: str | None = None,
 ) -> dict[str, int]:
     """rs key -> weight in the scheduling table, for the live ``servers`` of ``vs``.
 
     fixed_weighting keeps only the heaviest server (the first in document order among equals).
     ``counted``: (vs, rs key) -> the daemon's conntrack-derived weight, which the least
     connection family honours; until they arrive (and always in DSR, which has none) an
-    unweighted scheduler counts every server 1, as in LoadMaster.
+    unweighted scheduler counts every server 1, as in LoadMaster. ``service``: the name the
+    weights are kept under, when ``vs`` is one VIP of a dual-stack service (view.halves).
     """
+    name = vs.name if service is None else service
     if not servers:
         return {}
     if selection is Selection.fixed:
@@ -95,7 +99,7 @@ def effective_weights(
         return {top.key: 1}
     scheduler = vs.scheduler
     given = {
-        rs.key: counted.get((vs.name, rs.key), rs.weight if scheduler.weighted else 1)
+        rs.key: counted.get((name, rs.key), rs.weight if scheduler.weighted else 1)
         for rs in servers
     }
     ceiling = max(1, MAX_SEQUENCE // len(servers))

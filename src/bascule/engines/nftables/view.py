@@ -132,9 +132,17 @@ class L4Inputs:
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceDecision:
-    """What the tables hold for one L4 service: where, how it selects, and whom."""
+    """What the tables hold for one VIP of an L4 service: where, how it selects, and whom.
+
+    ``vs`` is the service as that VIP sees it: a single-stack service itself; for a
+    dual-stack one (``address6``), one decision per VIP, the second named ``<name>.v6``
+    (``halves``), so that every nft object of its IPv6 VIP has a name of its own, even in
+    the one netdev table DSR uses for both families. ``service`` is the document's name,
+    under which health, weights and the status are kept.
+    """
 
     vs: VirtualService
+    service: str
     family: str  # "ip" | "ip6": the VIP's
     table: str  # "ip" | "ip6" | "netdev": the family of the table holding it
     selection: Selection
@@ -156,13 +164,32 @@ def l4_services(
     )
 
 
+#: The suffix of the nft names of a dual-stack service's IPv6 VIP (model names have no '.').
+IPV6_HALF = ".v6"
+
+
+def halves(vs: VirtualService) -> tuple[VirtualService, ...]:
+    """The service once per VIP: itself when single-stack; for a dual-stack service, its
+    IPv4 VIP under its own name and its IPv6 VIP as ``<name>.v6``."""
+    if vs.address6 is None:
+        return (vs,)
+    return (
+        vs.model_copy(update={"address6": None}),
+        vs.model_copy(
+            update={"name": vs.name + IPV6_HALF, "address": vs.address6, "address6": None}
+        ),
+    )
+
+
 def decide(config: Configuration, inputs: L4Inputs) -> tuple[ServiceDecision, ...]:
-    """The decision for every enabled l4 service of ``config``; raise ViewError when one
-    cannot be expressed in the kernel."""
-    return tuple(_decide(vs, inputs) for vs in l4_services(config))
+    """The decision for every VIP of every enabled l4 service of ``config``; raise ViewError
+    when one cannot be expressed in the kernel."""
+    return tuple(
+        _decide(half, vs.name, inputs) for vs in l4_services(config) for half in halves(vs)
+    )
 
 
-def _decide(vs: VirtualService, inputs: L4Inputs) -> ServiceDecision:
+def _decide(vs: VirtualService, service: str, inputs: L4Inputs) -> ServiceDecision:
     sticky = STICKY.get(vs.persistence.method)
     if sticky is None:
         raise ViewError(
@@ -183,7 +210,7 @@ def _decide(vs: VirtualService, inputs: L4Inputs) -> ServiceDecision:
             excluded[rs.key] = misfit
             continue
         members.append(rs)
-        reason = _exclusion(vs, rs, inputs)
+        reason = _exclusion(service, rs, inputs)
         if reason is None and vs.forwarding is Forwarding.dsr and rs.address not in env.server_macs:
             reason = Exclusion.no_mac
         if reason is None:
@@ -192,13 +219,14 @@ def _decide(vs: VirtualService, inputs: L4Inputs) -> ServiceDecision:
             excluded[rs.key] = reason
     if vs.forwarding is Forwarding.dsr and members and env.lb_mac is None:
         raise ViewError(f"{vs.name}: DSR needs the load balancer's MAC address")
-    weights = effective_weights(vs, selection, candidates, inputs.weights)
+    weights = effective_weights(vs, selection, candidates, inputs.weights, service=service)
     live = tuple(rs for rs in candidates if rs.key in weights)
     for rs in candidates:
         if rs.key not in weights:
             excluded[rs.key] = Exclusion.standby
     return ServiceDecision(
         vs=vs,
+        service=service,
         family=family,
         table="netdev" if vs.forwarding is Forwarding.dsr else family,
         selection=selection,
@@ -211,19 +239,25 @@ def _decide(vs: VirtualService, inputs: L4Inputs) -> ServiceDecision:
 
 
 def _misfit(vs: VirtualService, rs: RealServer, family: str) -> Exclusion | None:
-    """Why the document itself keeps a server out of the tables (no chain at all)."""
-    if family_of(rs.address) != family:
+    """Why the document itself keeps a server out of the tables (no chain at all).
+
+    NAT rewrites the destination address, which must be of the VIP's family (the kernel does
+    no NAT between families): a dual-stack NAT service sends each VIP's clients to the real
+    servers of its family. DSR rewrites only MACs: a real server holding both VIPs serves
+    both families whatever the address it is checked and reached on.
+    """
+    if vs.forwarding is Forwarding.nat and family_of(rs.address) != family:
         return Exclusion.other_family
     if vs.forwarding is Forwarding.dsr and rs.port != vs.port:
         return Exclusion.dsr_port
     return None
 
 
-def _exclusion(vs: VirtualService, rs: RealServer, inputs: L4Inputs) -> Exclusion | None:
+def _exclusion(service: str, rs: RealServer, inputs: L4Inputs) -> Exclusion | None:
     """Why a server with chains is out of the maps for now (state or health)."""
     if rs.state is not RealServerState.enabled:
         # Drain: conntrack keeps existing NAT connections on it; new ones go elsewhere.
         return _STATE_EXCLUSIONS[rs.state]
-    if not inputs.health.get((vs.name, rs.key), True):
+    if not inputs.health.get((service, rs.key), True):
         return Exclusion.down
     return None

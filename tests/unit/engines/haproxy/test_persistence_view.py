@@ -59,9 +59,8 @@ def test_source_ip_masks_the_client_address() -> None:
         "stick-table type ip size 1m expire 120s",
         "stick on src,ipmask(24)",
     )
-    # an IPv4 mask past 32 is the whole address; IPv6 services mask with the second argument
-    assert persistence_view(vs(method="source_ip", source_mask=64), None).lines[1] == "stick on src"
-    ipv6 = persistence_view(vs(address="2001:db8::1", method="source_ip", source_mask=64), None)
+    # IPv6 services mask with the second argument (source_mask6)
+    ipv6 = persistence_view(vs(address="2001:db8::1", method="source_ip", source_mask6=64), None)
     assert ipv6.lines[1] == "stick on src,ipmask(32,64)"
 
 

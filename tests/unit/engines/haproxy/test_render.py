@@ -98,6 +98,21 @@ PERSISTENCE_CASES: dict[str, Case] = {
         ],
         globals_=PEERED,
     ),
+    # dual-stack: both VIPs bound, one ipv6 table for both families' clients, each masked
+    "persistence_source_ip_dual_stack": Case(
+        services=[
+            service(
+                address="198.18.0.100",
+                address6="2001:db8::100",
+                real_servers=[
+                    {"address": "198.18.0.4", "port": 80},
+                    {"address": "2001:db8::4", "port": 80},
+                ],
+                persistence={"method": "source_ip", "source_mask": 24, "source_mask6": 64},
+            )
+        ],
+        globals_=PEERED,
+    ),
     "persistence_active_cookie": Case(
         services=[persisted("active_cookie", cookie="LB")], globals_=PEERED
     ),

@@ -119,7 +119,7 @@ def cases() -> dict[str, dict[str, Any]]:
         "port": 443,
         "mode": "l4",
         "scheduler": "round_robin",
-        "persistence": {"method": "source_ip", "source_mask": 64},
+        "persistence": {"method": "source_ip", "source_mask6": 64},
         "real_servers": [
             {"address": "2001:db8::11", "port": 8443},
             {"address": "2001:db8::12", "port": 443},
@@ -128,7 +128,46 @@ def cases() -> dict[str, dict[str, Any]]:
     config = Configuration.model_validate({"virtual_services": [ipv6]})
     RULESETS["nat_routed-ipv6"] = build_ruleset(config, L4Inputs(environment=ENVIRONMENT))
     found["nat_routed-ipv6"] = golden(RULESETS["nat_routed-ipv6"])
+    for mode in ("nat_one_armed", "dsr"):
+        config = Configuration.model_validate({"virtual_services": [dual_stack(mode)]})
+        RULESETS[f"{mode}-dual_stack"] = build_ruleset(config, L4Inputs(environment=DUAL))
+        found[f"{mode}-dual_stack"] = golden(RULESETS[f"{mode}-dual_stack"])
     return found
+
+
+# A dual-stack service (address + address6): NAT sends each VIP's clients to the real
+# servers of its family, in the ip and ip6 tables; DSR forwards both VIPs to every server,
+# the IPv6 VIP's objects named "<name>.v6" in the one netdev table.
+DUAL = Environment(
+    **{
+        **ENVIRONMENT.__dict__,
+        "server_macs": {
+            **ENVIRONMENT.server_macs,
+            "2001:2::11": "02:00:00:00:06:11",
+        },
+        "source_addresses": {4: "198.18.0.2", 6: "2001:2::2"},
+    }
+)
+
+
+def dual_stack(mode: str) -> dict[str, Any]:
+    dsr = mode == "dsr"
+    return {
+        "name": "web",
+        "address": "198.18.0.100",
+        "address6": "2001:2::100",
+        "port": 80,
+        "mode": "l4",
+        "forwarding": "dsr" if dsr else "nat",
+        "subnet_originating": not dsr,
+        "scheduler": "round_robin",
+        "persistence": {"method": "source_ip", "timeout": 600, "source_mask6": 64},
+        "real_servers": [
+            {"address": "198.18.0.11", "port": 80},
+            {"address": "198.18.0.12", "port": 80},
+            {"address": "2001:2::11", "port": 80},
+        ],
+    }
 
 
 def with_weights(document: dict[str, Any], weights: tuple[int, ...]) -> dict[str, Any]:
