@@ -189,6 +189,10 @@ def test_a_boot_brings_the_revision_back_before_ready(
         assert topo.vip(100) in addresses and topo.vip(101) in addresses
         assert "table ip bascule" in tables and "haproxy" in names
         assert booted.socket_answers()
+        # the L4 service's servers join once Bascule's own checker has seen them rise (one
+        # interval after the start; later on a loaded machine)
+        for rs in topo.real_servers:
+            booted.wait_status("fast", f"{rs.address}:80", "up")
         for vip in (topo.vip(100), topo.vip(101)):
             result = topo.run_client("--url", f"http://{vip}/", "--requests", "10")
             assert result["failures"] == 0, (vip, result["errors"])
