@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from fake_clock import Clock
 
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
@@ -21,32 +22,9 @@ from bascule.errors import (
 )
 from bascule.model.access import Actor, Role
 from bascule.store.accounts import AccountStore
-from bascule.store.audit import AuditStore
 
 ROOT = Actor(name="root@local", role=Role.admin, via="local", remote="unix socket")
 IDLE = 900.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def audit(tmp_path: Path, clock: Clock) -> Iterator[AuditService]:
-    with AuditStore(tmp_path / "bascule.db") as store:
-        yield AuditService(store, clock=clock)
 
 
 @pytest.fixture

@@ -11,46 +11,24 @@ failures every 300 s from anyone kept ``admin`` locked out for everyone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from fake_clock import Clock
 
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
 from bascule.errors import AuthenticationFailed, InvalidConfiguration, LockedOut
 from bascule.model.access import Actor, Role
 from bascule.store.accounts import AccountStore
-from bascule.store.audit import AuditStore
 
 ADMIN_PASSWORD = "admin-password"
 HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 ROOT = Actor(name="root@local", role=Role.admin, via="local", remote="unix socket")
 ATTACKER = "203.0.113.66"
 OWNER = "192.0.2.1"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def audit(tmp_path: Path, clock: Clock) -> Iterator[AuditService]:
-    with AuditStore(tmp_path / "bascule.db") as store:
-        yield AuditService(store, clock=clock)
 
 
 @pytest.fixture
