@@ -3,35 +3,13 @@ short and printable, and refusals are recorded a few at a time per actor."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
+from fake_clock import Clock
 
 from bascule.daemon.audit import LIMITS, REFUSAL_BURST, REFUSAL_EVERY, AuditService
 from bascule.model.access import Actor, Role
-from bascule.store.audit import AuditOutcome, AuditStore
+from bascule.store.audit import AuditOutcome
 
 VIEWER = Actor(name="viewer", role=Role.viewer, via="token", remote="203.0.113.9")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def audit(tmp_path: Path, clock: Clock) -> Iterator[AuditService]:
-    with AuditStore(tmp_path / "bascule.db") as store:
-        yield AuditService(store, clock=clock)
 
 
 def test_what_a_request_carries_is_stored_short_and_printable(audit: AuditService) -> None:
