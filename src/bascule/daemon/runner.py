@@ -99,18 +99,12 @@ from bascule.store.revisions import RevisionStore
 log = logging.getLogger("bascule.daemon")
 
 
-def haproxy_maxconn(nofile: int | None = None) -> int:
-    """The largest global maxconn HAProxy can honour with the descriptors it may open.
-
-    Each proxied connection holds two descriptors (client and server side); keep a margin for
-    listeners, checks, sockets and logs. HAProxy refuses to start when maxconn needs more
-    descriptors than ``ulimit -n`` allows.
-    """
-    if nofile is None:
-        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        if nofile == resource.RLIM_INFINITY:
-            nofile = 1_048_576
-    return max(100, (nofile - 500) // 2)
+def haproxy_maxconn(nofile: int) -> int:
+    """The ceiling of HAProxy's global maxconn: two descriptors per connection (client and
+    server side). The view lowers it to what fits beside the descriptors each configuration
+    holds (listeners, checks, sockets, threads: engines/haproxy/descriptors.py); HAProxy
+    refuses to start when maxconn needs more descriptors than it may open."""
+    return max(1, nofile // 2)
 
 
 @contextlib.contextmanager
@@ -258,20 +252,22 @@ class Daemon:
         self._stop = asyncio.Event()
         self._stop_data_plane = False
         self.notifier = Notifier()
+        self._nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self._listener_limits = ListenerLimits()
 
     def request_stop(self, *, data_plane: bool) -> None:
         """Stop the daemon; with ``data_plane``, HAProxy, the nftables tables and the VIPs too
         (a later request without it does not take that back)."""
         self._stop_data_plane = self._stop_data_plane or data_plane
         self._stop.set()
-        self._nofile: int | None = None
-        self._listener_limits = ListenerLimits()
 
     async def run(self) -> None:
         settings = self.settings
         # Descriptors: the soft limit up to the hard one, the HTTPS listener kept well below it
-        # (daemon/listener.py); HAProxy's maxconn follows the limit the daemon was given.
-        self._nofile, nofile = raise_descriptor_limit()
+        # (daemon/listener.py). HAProxy inherits the raised limit: its maxconn is sized from it
+        # and from what each configuration holds (engines/haproxy/descriptors.py).
+        _, self._nofile = raise_descriptor_limit()
+        nofile = self._nofile
         self._listener_limits = descriptor_budget(
             ListenerLimits(
                 max_connections=settings.listen_max_connections,
@@ -333,6 +329,7 @@ class Daemon:
             binary=settings.haproxy_binary,
             maxconn=haproxy_maxconn(self._nofile),
             nbthread=len(cpus),
+            descriptor_limit=self._nofile,
             cpus=cpus,
             peers_listener=_peers_listener(settings),
             certificates_dir=settings.certificates_dir,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import socket
@@ -26,6 +27,7 @@ from bascule.engines.base import (
 )
 from bascule.engines.haproxy import runtime, transparency
 from bascule.engines.haproxy import transactions as tx
+from bascule.engines.haproxy.descriptors import DescriptorShortage
 from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
 from bascule.engines.haproxy.render import render
@@ -75,6 +77,7 @@ class HaproxyEngine:
         binary: str,
         maxconn: int,
         nbthread: int,
+        descriptor_limit: int | None = None,
         cpus: tuple[int, ...] = (),
         peers: bool = True,
         peers_listener: PeersListener | None = None,
@@ -85,7 +88,9 @@ class HaproxyEngine:
         local peer, listening on a unix socket in ``run_dir`` (only root reaches it), or on
         ``peers_listener`` (``ip:port`` with TLS, for the HA pair); see peers.py.
         ``certificates_dir``: where the certificate store writes ``<name>.pem`` and
-        ``<name>.ca.pem`` (default: ``certificates`` beside ``run_dir``)."""
+        ``<name>.ca.pem`` (default: ``certificates`` beside ``run_dir``).
+        ``descriptor_limit``: the file descriptors HAProxy may open; maxconn is then sized
+        from what each configuration holds (descriptors.py), at most ``maxconn``."""
         self.paths = HaproxyPaths.under(run_dir)
         local_peer = None
         if peers:
@@ -100,6 +105,7 @@ class HaproxyEngine:
             stats_socket=str(self.paths.stats_socket),
             maxconn=maxconn,
             nbthread=nbthread,
+            descriptor_limit=descriptor_limit,
             server_state_file=str(self.server_state),
             cpus=cpus,
             local_peer=local_peer,
@@ -116,13 +122,21 @@ class HaproxyEngine:
         self._challenges: dict[str, str] = {}
 
     def render(self, config: Configuration) -> str:
-        return render(build_view(config, self.globals))
+        return render(self.view(config))
+
+    def view(self, config: Configuration) -> HaproxyView:
+        """``config``'s view; EngineRejected when its descriptors leave no room for
+        connections (nothing is touched: the document is refused like ``haproxy -c`` would)."""
+        try:
+            return build_view(config, self.globals)
+        except DescriptorShortage as exc:
+            raise EngineRejected("haproxy", str(exc)) from None
 
     def _prepare(self, config: Configuration) -> str:
         """The configuration text, with the files it reads beside it: the crt-lists (named by
         their content, so a running or last good configuration's lists are never rewritten)
         and the ACME map, which must exist when HAProxy loads."""
-        view = build_view(config, self.globals)
+        view = self.view(config)
         self._write_tls_files(view)
         return render(view)
 
@@ -170,12 +184,18 @@ class HaproxyEngine:
         running = await self.shell.is_running()
         if self._version is None:  # `haproxy -v` once, not a process on every status read
             self._version = await self.shell.version()
-        return {
+        info: dict[str, Any] = {
             "version": self._version,
             "running": running,
             "worker_pids": await self.shell.worker_pids() if running else [],
             "config": str(self.paths.config),
         }
+        if running:
+            # the effective limits, as the worker reports them (descriptors.py sized maxconn)
+            with contextlib.suppress(EngineError):
+                limits = runtime.parse_limits(await self.shell.runtime(runtime.SHOW_INFO))
+                info["limits"] = dataclasses.asdict(limits)
+        return info
 
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
         commands: list[str] = []

@@ -440,6 +440,32 @@ _PROC_ROW = re.compile(
     r"^(?P<pid>\d+)\s+(?P<type>\S+)\s+(?P<reloads>\d+)(?:\s+\[failed: (?P<failed>\d+)\])?"
     r"\s+(?P<uptime>\S+)\s+(?P<version>\S+)\s*$"
 )
+SHOW_INFO = "show info"
+
+
+@dataclass(frozen=True)
+class ProcessLimits:
+    """``show info``'s limits of the worker: connections (``Maxconn``), descriptors
+    (``Maxsock``, what HAProxy counted it needs) and its RLIMIT_NOFILE (``Ulimit-n``)."""
+
+    maxconn: int
+    maxsock: int
+    ulimit_n: int
+
+
+def parse_limits(text: str) -> ProcessLimits:
+    """The limits of a ``show info`` answer ("Name: value" lines, management.txt 9.3)."""
+    fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    try:
+        return ProcessLimits(
+            maxconn=int(fields["Maxconn"]),
+            maxsock=int(fields["Maxsock"]),
+            ulimit_n=int(fields["Ulimit-n"]),
+        )
+    except (KeyError, ValueError) as exc:
+        raise EngineError(f"unexpected 'show info' answer: no {exc}") from None
+
+
 _UPTIME = re.compile(r"^(?P<d>\d+)d(?P<h>\d+)h(?P<m>\d+)m(?P<s>\d+)s$")
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from bascule.engines.haproxy import content
 from bascule.engines.haproxy import tls as offload
 from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
+from bascule.engines.haproxy.descriptors import Descriptors, count
 from bascule.engines.haproxy.logs import LogView, log_view, proxy_lines
 from bascule.engines.haproxy.persistence import (
     PersistenceView,
@@ -199,12 +200,15 @@ class HaproxyGlobals:
     ``server_state_file``, when set, makes a reload restore servers' health and runtime
     state from the file the engine saves with ``show servers state`` just before reloading.
     ``cpus``, when given, are the CPUs the threads may run on, one per thread: thread N is
-    bound to the Nth (see ``CPU_MAP_LIMIT``).
+    bound to the Nth (see ``CPU_MAP_LIMIT``). ``descriptor_limit``, when given, is how many
+    file descriptors HAProxy may open: maxconn is then the most that fit beside what the
+    configuration itself holds (descriptors.py), at most ``maxconn``.
     """
 
     stats_socket: str
     maxconn: int
     nbthread: int
+    descriptor_limit: int | None = None
     hard_stop_after_s: int = 30
     server_state_file: str | None = None
     cpus: tuple[int, ...] = ()
@@ -322,6 +326,9 @@ class HaproxyView:
     crt_lists: tuple[offload.CrtList, ...] = ()
     # request logs to a TCP syslog server go through a ring (logs.py): (name, lines)
     rings: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # the global maxconn, and the descriptors the configuration holds besides connections
+    maxconn: int
+    descriptors: Descriptors
 
 
 def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
@@ -335,46 +342,63 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     )
     has_tables = any(table_names(pool) for pool in config.pools())
     logs = log_view(config, globals_.request_log_socket)
-    global_settings = (*_global_settings(globals_), *logs.global_lines)
     peer_lines: tuple[str, ...] = ()
+    local_peer: tuple[str, ...] = ()
     if has_tables and globals_.local_peer is not None:
         # 3.1 "localpeer" names this process's peer in the "peers" section (3.5).
-        global_settings = (*global_settings, f"localpeer {PEERS}")
+        local_peer = (f"localpeer {PEERS}",)
         peer_lines = globals_.local_peer.lines()
     paths = globals_.tls_paths
-    return HaproxyView(
-        global_settings=global_settings,
-        defaults=_defaults(globals_),
-        proxies=tuple(
-            proxy
-            for vs in config.virtual_services
-            for proxy in (
-                _proxy(vs, persistence[vs.name], paths, logs),
-                *(_sub_service(pool, persistence[pool.name], paths) for pool in vs.pools[1:]),
-            )
+    proxies = tuple(
+        proxy
+        for vs in config.virtual_services
+        for proxy in (
+            _proxy(vs, persistence[vs.name], paths, logs),
+            *(_sub_service(pool, persistence[pool.name], paths) for pool in vs.pools[1:]),
+        )
+    )
+    frontends = tuple(
+        _redirect_frontend(vs, paths)
+        for vs in config.virtual_services
+        if vs.tls is not None and vs.tls.redirect_http
+    )
+    descriptors = count(
+        binds=(
+            *(bind for proxy in proxies for bind in proxy.binds),
+            *(line[5:] for f in frontends for line in f.lines if line.startswith("bind ")),
+            *(line[5:] for line in peer_lines if line.startswith("bind ")),
         ),
+        servers=(server.check_keywords for proxy in proxies for server in proxy.servers),
+        peers=sum(line.startswith("server ") for line in peer_lines),
+        nbthread=globals_.nbthread,
+    )
+    maxconn = globals_.maxconn
+    if globals_.descriptor_limit is not None:
+        maxconn = descriptors.fit(globals_.descriptor_limit, ceiling=globals_.maxconn)
+    return HaproxyView(
+        global_settings=(*_global_settings(globals_, maxconn), *logs.global_lines, *local_peer),
+        defaults=_defaults(globals_),
+        proxies=proxies,
         peers=peer_lines,
         tables=tables,
-        frontends=tuple(
-            _redirect_frontend(vs, paths)
-            for vs in config.virtual_services
-            if vs.tls is not None and vs.tls.redirect_http
-        ),
+        frontends=frontends,
         crt_lists=tuple(
             offload.crt_list(vs, vs.tls, paths)
             for vs in config.virtual_services
             if vs.tls is not None and _terminates_tls(vs)
         ),
         rings=logs.rings,
+        maxconn=maxconn,
+        descriptors=descriptors,
     )
 
 
-def _global_settings(globals_: HaproxyGlobals) -> tuple[str, ...]:
+def _global_settings(globals_: HaproxyGlobals, maxconn: int) -> tuple[str, ...]:
     # Section 3.1: "expose-fd listeners" lets a new process take over the listening sockets
     # on reload (seamless reload); "level admin" is needed for weights and states.
     lines = [
         f"stats socket {quote(globals_.stats_socket)} mode 600 level admin expose-fd listeners",
-        f"maxconn {globals_.maxconn}",
+        f"maxconn {maxconn}",
         f"nbthread {globals_.nbthread}",
         f"hard-stop-after {globals_.hard_stop_after_s}s",
     ]
