@@ -11,14 +11,6 @@ so a reload shows neither a dip below zero nor a spike. Pure: timestamps are pas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Reading:
-    timestamp: float
-    total: float
-
 
 def increase(previous: float, current: float) -> float:
     """What a monotonic counter counted between two readings; a decrease is a reset."""
@@ -28,20 +20,24 @@ def increase(previous: float, current: float) -> float:
 class CounterRates:
     """The last reading of each named counter, turning the next reading into a rate."""
 
+    __slots__ = ("_last",)
+
     def __init__(self) -> None:
-        self._last: dict[str, _Reading] = {}
+        # (timestamp, total): a tuple, the smallest record (one per counter of every tracked
+        # object: 10,000 real servers keep 50,000)
+        self._last: dict[str, tuple[float, float]] = {}
 
     def update(self, name: str, timestamp: float, total: float) -> float | None:
         """The rate per second of ``name`` since its previous reading, None for the first
         reading or when time did not move forward (a clock step back restarts the counter)."""
         previous = self._last.get(name)
-        self._last[name] = _Reading(timestamp=timestamp, total=total)
+        self._last[name] = (timestamp, total)
         if previous is None:
             return None
-        elapsed = timestamp - previous.timestamp
+        elapsed = timestamp - previous[0]
         if elapsed <= 0:
             return None
-        return increase(previous.total, total) / elapsed
+        return increase(previous[1], total) / elapsed
 
     def forget(self, name: str) -> None:
         self._last.pop(name, None)

@@ -5,10 +5,16 @@ sampler reads the engines every few seconds and adds one sample per virtual serv
 server; each window (an hour of 10 s buckets, a day of 5 min buckets) is a ``Ring``. Pure: the
 caller passes every timestamp, nothing here reads the clock.
 
-Memory is bounded and allocated once: one ``array`` of single-precision floats per metric
-(NaN marks a bucket without a value) plus the bucket number each slot holds, so 200 virtual
-services of 10 real servers each cost a few tens of megabytes for both windows. A slot is
-reused when time comes round to it; a bucket the sampler missed reads as a gap (``None``).
+Memory is what the values need, in compact arrays (issue 15: 10,000 real servers in a daemon
+under 150 MB). A ring holds the number of its newest bucket and one ``array`` of 16-bit sample
+counts per slot: the slots between the newest bucket and a newer one are cleared when time
+moves on, so no slot needs to say which bucket it holds; a slot without a sample is a gap
+(``None``). Each metric's means (single-precision floats) are allocated at its first value
+other than zero: a server without traffic or a service without checks keeps no column at all
+(2 bytes per bucket for the ring, against 80 before). A metric's first bucket with a value is
+remembered: every sample before it had none (a rate's first reading, an unchecked server's
+check time); the samples after it without a value are counted per slot in a small dict; a
+metric that never had a value reads as gaps.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 _EMPTY = -1
+# the largest count of a 16-bit slot: a running mean past it weighs new samples 1/65535
+_MAX_COUNT = 0xFFFF
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,16 +40,22 @@ class Points:
 class Ring:
     """``size`` buckets of ``step`` seconds; bucket ``n`` covers ``[n * step, (n+1) * step)``."""
 
+    __slots__ = ("_means", "_missing", "_newest", "_samples", "_since", "metrics", "size", "step")
+
     def __init__(self, *, step: float, size: int, metrics: Iterable[str]) -> None:
         if step <= 0 or size <= 0:
             raise ValueError("a ring needs a positive step and size")
         self.step = step
         self.size = size
         self.metrics = tuple(metrics)
-        self._buckets = array("q", [_EMPTY]) * size
         self._newest = _EMPTY
-        self._means = {m: array("f", [math.nan]) * size for m in self.metrics}
-        self._counts = {m: array("L", [0]) * size for m in self.metrics}
+        self._samples = array("H", bytes(2 * size))
+        # per metric, only once needed: its means (at its first value other than zero); its
+        # first bucket with a value and the samples of that bucket before it; the samples of
+        # later buckets without a value, by slot
+        self._means: dict[str, array[float]] = {}
+        self._since: dict[str, tuple[int, int]] = {}
+        self._missing: dict[str, dict[int, int]] = {}
 
     def bucket(self, timestamp: float) -> int:
         return math.floor(timestamp / self.step)
@@ -60,22 +74,73 @@ class Ring:
         bucket = self.bucket(timestamp)
         if self._newest != _EMPTY and bucket <= self._newest - self.size:
             return
+        if bucket > self._newest:
+            self._advance(bucket)
         slot = bucket % self.size
-        if self._buckets[slot] != bucket:
-            self._buckets[slot] = bucket
-            for metric in self.metrics:
-                self._means[metric][slot] = math.nan
-                self._counts[metric][slot] = 0
-        self._newest = max(self._newest, bucket)
+        samples = self._samples[slot]
+        if samples == _MAX_COUNT:
+            samples -= 1  # saturated: keep weighing new samples in
+        self._samples[slot] = samples + 1
         for metric in self.metrics:
             value = values.get(metric)
             if value is None or math.isnan(value) or math.isinf(value):
+                since = self._since.get(metric)
+                if since is not None and bucket >= since[0]:  # before it: none implied
+                    missing = self._missing.setdefault(metric, {})
+                    missing[slot] = missing.get(slot, 0) + 1
                 continue
-            count = self._counts[metric][slot] + 1
-            mean = self._means[metric][slot]
+            since = self._since.get(metric)
+            if since is None:
+                # the metric's first value; the samples of any newer bucket (this one is
+                # late) had none
+                self._since[metric] = (bucket, samples)
+                self._without(metric, bucket + 1, self._newest)
+            elif bucket < since[0]:
+                # a late value before the first one: the buckets since then had none
+                first, before = since
+                self._without(metric, bucket + 1, first - 1)
+                if before:
+                    missing = self._missing.setdefault(metric, {})
+                    missing[first % self.size] = missing.get(first % self.size, 0) + before
+                self._since[metric] = (bucket, samples)
+            count = self._count(metric, slot, bucket)
+            means = self._means.get(metric)
+            if means is None:
+                if value == 0:
+                    continue  # still all zeros: nothing to keep
+                means = self._means[metric] = array("f", bytes(4 * self.size))
+            mean = means[slot] if count > 1 else 0.0
             # A running mean: one slot per bucket whatever the number of samples in it.
-            self._means[metric][slot] = value if count == 1 else mean + (value - mean) / count
-            self._counts[metric][slot] = count
+            means[slot] = mean + (value - mean) / count
+
+    def _without(self, metric: str, first: int, last: int) -> None:
+        """Count every sample of the buckets ``first`` to ``last`` as without ``metric``."""
+        for bucket in range(first, last + 1):
+            slot = bucket % self.size
+            if self._samples[slot]:
+                missing = self._missing.setdefault(metric, {})
+                missing[slot] = missing.get(slot, 0) + self._samples[slot]
+
+    def _count(self, metric: str, slot: int, bucket: int) -> int:
+        """The samples of ``bucket`` (in ``slot``) with a value of ``metric``."""
+        since = self._since.get(metric)
+        if since is None or bucket < since[0]:
+            return 0
+        missing = self._missing.get(metric)
+        count = self._samples[slot] - (missing.get(slot, 0) if missing else 0)
+        return count - since[1] if bucket == since[0] else count
+
+    def _advance(self, bucket: int) -> None:
+        """Make ``bucket`` the newest: the slots of the buckets skipped on the way are gaps."""
+        first = bucket - self.size + 1 if self._newest == _EMPTY else self._newest + 1
+        for cleared in range(max(first, bucket - self.size + 1), bucket + 1):
+            slot = cleared % self.size
+            self._samples[slot] = 0
+            for metric, missing in list(self._missing.items()):
+                missing.pop(slot, None)
+                if not missing:
+                    del self._missing[metric]
+        self._newest = bucket
 
     def points(self, until: float | None = None) -> Points:
         """Every bucket of the window that ends with the bucket of ``until`` (default: the
@@ -84,11 +149,18 @@ class Ring:
         if last == _EMPTY:
             return Points(timestamps=(), values={m: () for m in self.metrics})
         buckets = range(last - self.size + 1, last + 1)
-        slots = [b % self.size if self._buckets[b % self.size] == b else None for b in buckets]
+        slots = [self._slot(b) for b in buckets]
         return Points(
             timestamps=tuple(b * self.step for b in buckets),
-            values={m: self._column(m, slots) for m in self.metrics},
+            values={m: self._column(m, slots, buckets) for m in self.metrics},
         )
+
+    def _slot(self, bucket: int) -> int | None:
+        """The slot holding ``bucket``, None when no sample fell in it (or it is out of reach)."""
+        if bucket > self._newest or bucket <= self._newest - self.size:
+            return None
+        slot = bucket % self.size
+        return slot if self._samples[slot] else None
 
     def last(self, metric: str, count: int, until: float | None = None) -> list[float]:
         """The values of ``metric`` in the last ``count`` buckets that have one, oldest first."""
@@ -98,14 +170,26 @@ class Ring:
 
     def latest(self, metric: str) -> float | None:
         """The newest bucket's value of ``metric``."""
-        if self._newest == _EMPTY or metric not in self._means:
+        if self._newest == _EMPTY or metric not in self.metrics:
             return None
-        return _value(self._means[metric][self._newest % self.size])
+        return self._value(metric, self._newest % self.size, self._newest)
 
-    def _column(self, metric: str, slots: list[int | None]) -> tuple[float | None, ...]:
-        means = self._means[metric]
-        return tuple(None if slot is None else _value(means[slot]) for slot in slots)
+    def _column(
+        self, metric: str, slots: list[int | None], buckets: range
+    ) -> tuple[float | None, ...]:
+        return tuple(
+            None if slot is None else self._value(metric, slot, bucket)
+            for slot, bucket in zip(slots, buckets, strict=True)
+        )
 
+    def _value(self, metric: str, slot: int, bucket: int) -> float | None:
+        if self._count(metric, slot, bucket) <= 0:
+            return None
+        means = self._means.get(metric)
+        return 0.0 if means is None else means[slot]
 
-def _value(stored: float) -> float | None:
-    return None if math.isnan(stored) else stored
+    def nbytes(self) -> int:
+        """The bytes of the ring's arrays (its objects aside)."""
+        return self._samples.itemsize * self.size + sum(
+            means.itemsize * self.size for means in self._means.values()
+        )

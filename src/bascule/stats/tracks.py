@@ -103,6 +103,8 @@ class ServiceSeries:
 class Track:
     """The two windows of one virtual service or real server."""
 
+    __slots__ = ("_rates", "metrics", "rings")
+
     def __init__(self, metrics: tuple[Metric, ...]) -> None:
         self.metrics = metrics
         self.rings = {

@@ -110,3 +110,39 @@ def test_every_bucket_is_the_mean_of_the_samples_still_in_the_window(
             assert got is None
         else:
             assert got == pytest.approx(sum(values) / len(values), rel=1e-5)
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 2_000), st.one_of(st.none(), st.just(0.0), st.floats(0, 1e6))),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_values_missing_zero_or_late_are_averaged_over_the_samples_that_had_one(
+    samples: list[tuple[float, float | None]],
+) -> None:
+    """The compact columns (no means while all zeros, no per-slot counts before the first
+    value) give what a replay with a dict gives: a bucket's mean over its samples with a
+    value, a gap where none had one."""
+    step, size = 10.0, 36
+    ring = Ring(step=step, size=size, metrics=["a"])
+    for timestamp, value in samples:
+        ring.add(timestamp, {"a": value})
+    newest = -1
+    buckets: dict[int, list[float]] = {}
+    for timestamp, value in samples:
+        bucket = math.floor(timestamp / step)
+        if newest >= 0 and bucket <= newest - size:
+            continue
+        newest = max(newest, bucket)
+        buckets.setdefault(bucket, [])
+        if value is not None:
+            buckets[bucket].append(value)
+    points = ring.points()
+    for stamp, got in zip(points.timestamps, points.values["a"], strict=True):
+        values = buckets.get(round(stamp / step))
+        if not values:
+            assert got is None
+        else:
+            assert got == pytest.approx(sum(values) / len(values), rel=1e-5, abs=1e-6)
