@@ -6,14 +6,16 @@ revision, why, and whether it is only a dry run. The pipeline runs the flow of D
 under the reconciler's lock, so changes are serialised::
 
     base revision check -> the edit (model/edits.py) -> parse_document, probing type: auto
-    (detect/) -> the tls names in the certificate store -> VIP placement -> each engine's
-    check (haproxy -c, nft -c) -> the plan preview -> store.commit (a new revision and its
-    audit entry, one transaction) -> reconcile (daemon/reconciler.py) -> the apply outcome
+    (detect/) -> the tls names in the certificate store -> VIP placement -> the plan preview
+    -> the check of each engine that reloads (haproxy -c, nft -c) -> store.commit (a new
+    revision and its audit entry, one transaction) -> reconcile (daemon/reconciler.py) -> the
+    apply outcome
 
-Nothing is committed unless the whole document validates and every engine's own checker
-accepts it. The audit log gets one entry per change, whatever the door: a committed change's
-is written with its revision and settled to ``apply_failed`` if the engines then fail; a
-refused change's is recorded as ``refused``; dry runs and no-ops are not recorded.
+Nothing is committed unless the whole document validates and the own checker of every
+engine that would install a configuration accepts it (runtime changes install none). The
+audit log gets one entry per change, whatever the door: a committed change's is written with
+its revision and settled to ``apply_failed`` if the engines then fail; a refused change's is
+recorded as ``refused``; dry runs and no-ops are not recorded.
 """
 
 from __future__ import annotations
@@ -196,9 +198,15 @@ class ChangePipeline:
         document, diff = await asyncio.to_thread(
             _document_and_diff, config, head.document if head else None
         )
-        for engine in self.reconciler.engines:
-            await engine.check(share_of(engine, config))
         preview = await self.reconciler.plan(config)
+        # Each engine's checker judges the configuration it would install. An engine whose plan
+        # does not reload installs none (a weight or a state is a runtime command; its share
+        # may also be unchanged): haproxy -c of 10,000 servers for a weight was most of its
+        # cost (issue 15). What a later reload installs is checked then.
+        reloading = {name for name, plan in preview.engines if plan.reloads}
+        for engine in self.reconciler.engines:
+            if engine.name in reloading:
+                await engine.check(share_of(engine, config))
         actions = preview.descriptions()
         if request.dry_run or not diff:
             return ApplyResult(

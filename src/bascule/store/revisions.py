@@ -108,13 +108,29 @@ class RevisionStore(Database):
     def __init__(self, path: Path, *, clock: Clock = utc_now) -> None:
         super().__init__(path)  # the audit log of its commits lives in the same file
         self._clock = clock
+        # The head revision as last read: the daemon's loops read the head every second or
+        # so, and decoding a 10,000-server document each time was most of an idle daemon's
+        # CPU (issue 15). A revision never changes: the cache holds while the head row is
+        # the same (its number and time: a restored backup may reuse a number).
+        self._head: tuple[tuple[Any, ...], Revision] | None = None
 
     # -- reading ----------------------------------------------------------------------------
 
     def head(self) -> Revision | None:
-        """The current revision, ``None`` while the store is empty."""
+        """The current revision, ``None`` while the store is empty. Its document is shared
+        with every caller: read it, copy it to change it."""
         with self._use("read the head revision") as db:
-            return _head(db)
+            row = db.execute(
+                "SELECT number, created_at FROM revisions ORDER BY number DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            key = tuple(row)
+            if self._head is not None and self._head[0] == key:
+                return self._head[1]
+            head = _head(db)
+            self._head = None if head is None else (key, head)
+            return head
 
     def head_number(self) -> int | None:
         """The current revision's number (they start at 1), ``None`` while empty."""

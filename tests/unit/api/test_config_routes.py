@@ -241,7 +241,9 @@ async def test_an_engine_rejection_commits_nothing(
     make_document: Callable[..., Document],
 ) -> None:
     engine.reject_with = "[ALERT] parsing [/etc/haproxy.cfg:12]: unknown keyword"
-    response = await client.put(CONFIG, json=make_document(500, 1000))
+    # a third real server: a new configuration to install, which the checker judges (a
+    # weight alone is a runtime command: no configuration, no check)
+    response = await client.put(CONFIG, json=make_document(500, 1000, 1000))
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["kind"] == "engine_rejected"
