@@ -1,9 +1,16 @@
-"""Management benchmark: API write latency and WUI page render time at scale (issue 5).
+"""Management benchmark: API write latency, WUI page render time and memory at scale
+(issues 5 and 15).
 
 One command, as root, from the repository root::
 
-    .venv/bin/python bench/management.py               # 200 x 10, 30 writes, 50 page loads
-    .venv/bin/python bench/management.py --services 50 --runs 10 --pages 20
+    .venv/bin/python bench/management.py               # 1,000 x 10, 30 writes, 20 page loads
+    .venv/bin/python bench/management.py --services 200 --runs 10 --pages 20
+    .venv/bin/python bench/management.py --compare bench/results/management-<before>.json
+
+``--compare`` prints a previous run's figures beside this run's (before | after). To measure
+another checkout's daemon (the "before"), put its ``src`` first on the path: the daemon is
+started with this environment, ``PYTHONPATH=/path/to/other/src`` wins over this editable
+install.
 
 It builds a throwaway network (tests/integration/netns.py: a client and a load balancer in
 their own namespaces, 198.18.0.0/24), starts a real ``bascule run`` in the lb namespace with
@@ -11,20 +18,24 @@ its HTTPS listener on 127.0.0.1:8443, and applies one document of ``--services``
 virtual services (one VIP, ports 10000 and up) of ``--servers`` real servers each, addressed
 in 198.19.0.0/16 (part of the benchmarking range 198.18.0.0/15). The real servers need not
 exist: health checks are off, no traffic is sent; what is measured is the control plane.
+If the document is not applied (HAProxy refused it), the bench says why and stops.
 
 Then, from a client process inside the lb namespace (on the appliance, so the figures are
 Bascule's and not the network's), over the unix socket and over HTTPS with an admin API token:
 
     weight        PATCH a real server's weight: an operate change, runtime API, no reload
+    drain, disable, enable
+                  POST .../drain|disable|enable of a real server: runtime API, no reload
     add_server    POST a new real server: a structural change, haproxy -c and a seamless
-                  reload of 200 x 10 servers (it is removed again after each run, untimed)
+                  reload of every server (it is removed again after each run, untimed)
     status        GET /api/v1/status: every service and real server with health and counters
 
 and over HTTPS with a WUI session (logged in through the form): the dashboard (``/``), its
 live fragment (``/dashboard/live``, polled every 2 s by the page), one virtual service's page
 and its live fragment. Each figure is the p50 and p95 of the runs, in milliseconds, of the
-whole request as the client sees it. Results go to ``bench/results/management-<time>.json``
-(git-ignored) and a table is printed.
+whole request as the client sees it. The daemon's resident memory (VmRSS) is read after the
+apply, 30 s later (the statistics sampler has run) and at the end. Results go to
+``bench/results/management-<time>.json`` (git-ignored) and a table is printed.
 """
 
 from __future__ import annotations
@@ -65,9 +76,15 @@ def service_name(index: int) -> str:
     return f"vs-{index:03d}"
 
 
-def server_address(service: int, server: int) -> str:
-    """198.19.<service>.<server + 1>: 198.19.0.0/16 is inside 198.18.0.0/15 (RFC 2544)."""
-    return f"198.19.{service}.{server + 1}"
+SERVERS = 10  # per service; the client side's addresses follow the document's
+ADDED = "198.19.250"  # the real servers add_server adds (never one of the document's)
+
+
+def server_address(service: int, server: int, servers: int = SERVERS) -> str:
+    """The ``n``-th real server of the document, n = service x servers + server, counted from
+    198.19.0.1: 198.19.0.0/16 is inside 198.18.0.0/15 (RFC 2544)."""
+    n = service * servers + server + 1
+    return f"198.19.{n // 256}.{n % 256}"
 
 
 def document(vip: str, services: int, servers: int) -> dict[str, Any]:
@@ -81,7 +98,8 @@ def document(vip: str, services: int, servers: int) -> dict[str, Any]:
                 "scheduler": "weighted_round_robin",
                 "check": {"type": "none"},
                 "real_servers": [
-                    {"address": server_address(i, j), "port": 80} for j in range(servers)
+                    {"address": server_address(i, j, servers), "port": 80}
+                    for j in range(servers)
                 ],
             }
             for i in range(services)
@@ -113,16 +131,24 @@ def api_writes(
     Every weight is new (``weights`` + run: each door has its own range), so every PATCH is a
     real change: a new revision and a runtime command, never the "no change" shortcut.
     """
-    times: dict[str, list[float]] = {"weight": [], "add_server": [], "status": []}
+    states = ("drain", "disable", "enable")
+    times: dict[str, list[float]] = {
+        what: [] for what in ("weight", *states, "add_server", "status")
+    }
     for run in range(args.runs):
         index = (run * 7) % args.services  # spread over the services
-        key = f"{server_address(index, 0)}:80"
+        key = f"{server_address(index, 0, args.servers)}:80"
         path = f"{API}/virtual-services/{service_name(index)}/real-servers"
         weight = weights + run
         times["weight"].append(timed(client.patch, f"{path}/{key}", json={"weight": weight}))
-        added = f"198.19.{index}.{200 + run % 50}"
-        times["add_server"].append(timed(client.post, path, json={"address": added, "port": 80}))
-        timed(client.delete, f"{path}/{added}:80")
+        for state in states:
+            times[state].append(timed(client.post, f"{path}/{key}/{state}"))
+        if run < args.structural_runs:
+            added = f"{ADDED}.{run % 250 + 1}"
+            times["add_server"].append(
+                timed(client.post, path, json={"address": added, "port": 80})
+            )
+            timed(client.delete, f"{path}/{added}:80")
         times["status"].append(timed(client.get, f"{API}/status"))
     return times
 
@@ -180,16 +206,39 @@ def summarize(results: dict[str, dict[str, list[float]]]) -> dict[str, dict[str,
     }
 
 
-def table(summary: dict[str, dict[str, Any]], setup: dict[str, float]) -> str:
-    lines = [f"{'measure':32} {'runs':>5} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}"]
+def table(report: dict[str, Any], before: dict[str, Any] | None = None) -> str:
+    """This run's figures; with ``before`` (a previous run's report), its p50 and p95 first."""
+    summary: dict[str, dict[str, Any]] = report["summary"]
+    old: dict[str, dict[str, Any]] = before["summary"] if before else {}
+    head = f"{'measure':28} {'runs':>5} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}"
+    if before:
+        head = f"{'measure':28} {'before p50':>11} {'p95':>9} | {'after p50':>10} {'p95':>9}"
+    lines = [head]
     for name, row in summary.items():
-        lines.append(
-            f"{name:32} {row['runs']:5d} {row['p50_ms']:9.1f} {row['p95_ms']:9.1f}"
-            f" {row['max_ms']:9.1f}"
-        )
+        if before:
+            was = old.get(name)
+            then = f"{was['p50_ms']:11.1f} {was['p95_ms']:9.1f}" if was else f"{'-':>11} {'-':>9}"
+            lines.append(f"{name:28} {then} | {row['p50_ms']:10.1f} {row['p95_ms']:9.1f}")
+        else:
+            lines.append(
+                f"{name:28} {row['runs']:5d} {row['p50_ms']:9.1f} {row['p95_ms']:9.1f}"
+                f" {row['max_ms']:9.1f}"
+            )
     lines.append("")
-    lines += [f"{name}: {value:.2f} s" for name, value in setup.items()]
+    for section, unit in (("setup_s", "s"), ("rss_mib", "MiB")):
+        for name, value in report[section].items():
+            was = (before or {}).get(section, {}).get(name)
+            then = "" if not before else f"{'-' if was is None else f'{was:.2f}'} -> "
+            lines.append(f"{name}: {then}{value:.2f} {unit}")
     return "\n".join(lines)
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory (VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 class Bench:
@@ -202,6 +251,11 @@ class Bench:
             env={"BASCULE_ADMIN_PASSWORD": ADMIN_PASSWORD, "BASCULE_RECONCILE_INTERVAL": "5"},
         )
         self.setup_times: dict[str, float] = {}
+        self.rss: dict[str, float] = {}
+
+    def daemon_rss(self, when: str) -> None:
+        pid = int((self.daemon.data_dir / "bascule.pid").read_text())
+        self.rss[when] = rss_mib(pid)
 
     def local(self) -> httpx.Client:
         transport = httpx.HTTPTransport(uds=str(self.daemon.data_dir / "bascule.sock"))
@@ -211,16 +265,25 @@ class Bench:
         """Start the daemon, apply the document; return an admin API token."""
         self.daemon.start(timeout=30)
         self.topology.wait_tcp("lb", "127.0.0.1", 8443, timeout=30)
+        self.daemon_rss("started")
         wanted = document(self.topology.vip(), self.args.services, self.args.servers)
         with self.local() as api:
             start = time.monotonic()
             response = api.put(f"{API}/config", json=wanted, params={"message": "bench"})
             self.setup_times["apply_whole_document"] = time.monotonic() - start
             if response.status_code != 200 or not response.json().get("applied"):
-                raise RuntimeError(f"the document was not applied: {response.text[:2000]}")
+                message = response.json().get("message") if response.status_code == 200 else ""
+                raise RuntimeError(
+                    f"the document was not applied after {self.setup_times} s: "
+                    f"{message or response.text[-2000:]}\n{self.daemon.log()}"
+                )
+            self.daemon_rss("applied")
             start = time.monotonic()
             api.get(f"{API}/status").raise_for_status()
             self.setup_times["first_status"] = time.monotonic() - start
+            # the statistics sampler runs every 10 s: three samples of every server
+            time.sleep(self.args.settle)
+            self.daemon_rss(f"applied_plus_{self.args.settle:g}s")
             created = api.post(
                 f"{API}/tokens", json={"name": "bench", "role": "admin", "owner": "admin"}
             )
@@ -241,6 +304,10 @@ class Bench:
             str(self.daemon.data_dir / "tls" / "cert.pem"),
             "--services",
             str(self.args.services),
+            "--servers",
+            str(self.args.servers),
+            "--structural-runs",
+            str(self.args.structural_runs),
             "--runs",
             str(self.args.runs),
             "--pages",
@@ -250,6 +317,7 @@ class Bench:
         if proc.returncode != 0:
             raise RuntimeError(f"the client failed: {proc.stderr[-4000:]}\n{self.daemon.log()}")
         results: dict[str, dict[str, list[float]]] = json.loads(proc.stdout)
+        self.daemon_rss("measured")
         return results
 
     def teardown(self) -> None:
@@ -277,10 +345,15 @@ def environment() -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--services", type=int, default=200)
+    parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--servers", type=int, default=10, help="real servers per service")
     parser.add_argument("--runs", type=int, default=30, help="API writes per kind and door")
-    parser.add_argument("--pages", type=int, default=50, help="loads of each WUI page")
+    parser.add_argument(
+        "--structural-runs", type=int, default=10, help="of the runs, those that add a server"
+    )
+    parser.add_argument("--pages", type=int, default=20, help="loads of each WUI page")
+    parser.add_argument("--settle", type=float, default=30, help="seconds before the RSS")
+    parser.add_argument("--compare", type=Path, help="a previous result, printed beside")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     # The client side, run inside the lb namespace by the bench itself.
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
@@ -288,8 +361,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--token", help=argparse.SUPPRESS)
     parser.add_argument("--ca", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if not 1 <= args.services <= 250 or not 1 <= args.servers <= 50:
-        parser.error("--services 1..250 and --servers 1..50 (addresses 198.19.<vs>.<rs>)")
+    if not 1 <= args.services * args.servers <= 60_000:
+        parser.error("at most 60,000 real servers (addresses 198.19.0.1 and up)")
     return args
 
 
@@ -325,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"setup: {bench.setup_times}", file=sys.stderr)
         results = bench.measure(token)
         setup_times = bench.setup_times
+        rss = bench.rss
     summary = summarize(results)
     report = {
         "started": started.isoformat(timespec="seconds"),
@@ -336,13 +410,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "environment": env_before,
         "loadavg_after": os.getloadavg(),
         "setup_s": setup_times,
+        "rss_mib": rss,
         "summary": summary,
         "runs_ms": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"management-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
-    print(table(summary, setup_times))
+    before = json.loads(args.compare.read_text()) if args.compare else None
+    print(table(report, before))
     print(f"\nresults: {path}")
     return 0
 
