@@ -99,6 +99,20 @@ def test_commit_head_get(store: RevisionStore) -> None:
     assert store.get(1) == first
 
 
+def test_the_head_is_decoded_once_and_follows_every_writer(path: Path) -> None:
+    """The daemon's loops read the head every second: it is kept while its row is the same,
+    and a commit, by this store or another on the same file, is seen at once."""
+    with (
+        RevisionStore(path, clock=ticking_clock()) as store,
+        RevisionStore(path, clock=ticking_clock()) as other,
+    ):
+        first = store.commit(document(80, 1000), base=None, author="a", message="m")
+        assert store.head() is store.head()
+        second = other.commit(document(8080, 1000), base=1, author="b", message="m")
+        assert store.head() == second != first
+        assert store.head() is store.head()
+
+
 def test_the_store_persists(path: Path) -> None:
     with RevisionStore(path, clock=ticking_clock()) as store:
         committed = store.commit(document(), base=None, author="a", message="m")
