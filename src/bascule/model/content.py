@@ -50,6 +50,8 @@ def _not_http(vs: VirtualService, where: str) -> Iterator[FieldError]:
         yield FieldError(path=f"{where}.timeouts", message=f"on l4 services {_LATER}")
     if vs.mode is Mode.l4 and vs.slow_start:
         yield FieldError(path=f"{where}.slow_start", message=f"on l4 services {_LATER}")
+    if vs.mode is Mode.l4 and vs.drain_time:
+        yield FieldError(path=f"{where}.drain_time", message=f"on l4 services {_LATER}")
     available = vs.not_available
     if available is None:
         return

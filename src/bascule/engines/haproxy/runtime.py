@@ -91,6 +91,11 @@ def set_state(backend: str, server: str, state: AdminState) -> str:
     return f"set server {_server_ref(backend, server)} state {state.value}"
 
 
+def shutdown_sessions(backend: str, server: str) -> str:
+    """``shutdown sessions server <backend>/<server>``: close every session on the server."""
+    return f"shutdown sessions server {_server_ref(backend, server)}"
+
+
 def set_maxconn(backend: str, server: str, maxconn: int) -> str:
     """``set maxconn server <backend>/<server> <maxconn>``; 0 means unlimited."""
     if maxconn < 0:
