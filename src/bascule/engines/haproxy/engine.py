@@ -81,6 +81,7 @@ class HaproxyEngine:
         peers_listener: PeersListener | None = None,
         certificates_dir: Path | None = None,
         request_log_socket: Path | None = None,
+        pages_dir: Path | None = None,
     ) -> None:
         """``peers``: keep the stick tables (persistence) across reloads through HAProxy's
         local peer, listening on a unix socket in ``run_dir`` (only root reaches it), or on
@@ -110,6 +111,7 @@ class HaproxyEngine:
                 acme_map=str(self.acme_map),
             ),
             request_log_socket=None if request_log_socket is None else str(request_log_socket),
+            pages_dir=str(pages_dir or run_dir.parent / "pages"),
         )
         self.transparency = transparency.Transparency()
         # ACME HTTP-01 answers (path -> key authorization), kept in the map file too so that a
