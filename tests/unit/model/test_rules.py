@@ -148,14 +148,25 @@ def test_l7_sections_need_an_http_service() -> None:
         assert "type http" in found[f"virtual_services[0].{field}"], found
 
 
-def test_l4_services_refuse_not_available_for_now() -> None:
+def test_l4_nat_services_take_a_sorry_server_only() -> None:
+    sorry = {"sorry_server": {"address": "198.18.0.20", "port": 80}}
+    l4 = {"name": "l4", "address": "198.18.0.1", "port": 80, "mode": "l4", "type": "generic"}
+    config = parse_document({"virtual_services": [{**l4, "not_available": sorry}]})
+    assert config.virtual_services[0].not_available is not None
+    l4_errors = {"mode": "l4", "type": "generic", "sub_services": []}
+    found = errors(**l4_errors, forwarding="dsr", not_available=sorry)
+    assert "nat only" in found["virtual_services[0].not_available"]
+    found = errors(mode="l4", type="generic", sub_services=[], not_available={"respond": {}})
+    assert "type http" in found["virtual_services[0].not_available.respond"]
     found = errors(
         mode="l4",
         type="generic",
         sub_services=[],
-        not_available={"sorry_server": {"address": "198.18.0.20", "port": 80}},
+        not_available={"sorry_server": {"address": "2001:2::20", "port": 80}},
     )
-    assert "not supported yet" in found["virtual_services[0].not_available"]
+    assert "address family" in found["virtual_services[0].not_available.sorry_server.address"]
+    found = errors(not_available={"sorry_server": {"address": "198.18.0.4", "port": 80}})
+    assert "already a real server" in found["virtual_services[0].not_available.sorry_server"]
 
 
 @pytest.mark.parametrize(
