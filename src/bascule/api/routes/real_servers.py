@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
@@ -137,15 +137,17 @@ def _pool_routes(pools: APIRouter, pool_of: Callable[..., str], *, kind: str, wh
     """``PATCH /{key}`` and ``POST /{key}/{verb}`` on the real servers of a pool, the pool
     named by the path (``pool_of``): a service's own (``kind`` "service"), or a
     sub-service's."""
-    Pool = Annotated[str, Depends(pool_of)]
+    # a default, not an Annotated alias: annotations are strings here (PEP 563), and FastAPI
+    # could not resolve a name local to this function
+    pool_dependency = Depends(pool_of)
 
     async def update_real_server(
         key: str,
         changes: ChangesBody,
-        pool: Pool,
         config: ConfigServiceDep,
         change_for: FieldChange,
         response: Response,
+        pool: str = pool_dependency,
     ) -> ApplyResultOut:
         # A weight alone is an operator's change; any other field is structural.
         change_request = change_for(permission_for_real_server_patch(changes))
@@ -160,10 +162,10 @@ def _pool_routes(pools: APIRouter, pool_of: Callable[..., str], *, kind: str, wh
     async def set_real_server_state(
         key: str,
         verb: RealServerVerb,
-        pool: Pool,
         config: ConfigServiceDep,
         change_request: OperateAction,
         response: Response,
+        pool: str = pool_dependency,
     ) -> ApplyResultOut:
         result = await config.set_real_server_state(pool, key, verb.state, change_request)
         return answered(response, result)

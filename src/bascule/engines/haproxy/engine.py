@@ -302,6 +302,7 @@ class HaproxyEngine:
                 check_code=stat.check_code,
                 check_duration_ms=stat.check_duration,
                 check_detail=stat.last_chk or None,
+                connection_errors=stat.connection_errors,
                 **_counters(stat),
             )
         return EngineObservation(running=True, servers=servers, services=services)
