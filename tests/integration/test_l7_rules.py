@@ -134,6 +134,21 @@ def down_service(topology: Topology, name: str, port: int, **not_available: Any)
     }
 
 
+# forwarded: each way to tell the real servers who the client is, a service of its own
+FORWARDED_PORTS = {"x_forwarded_for": 8090, "via": 8091, "none": 8092}
+
+
+def forwarding(topology: Topology, how: str, port: int) -> dict[str, Any]:
+    return {
+        "name": f"fwd-{how.replace('_', '-')}",
+        "address": topology.vip(),
+        "port": port,
+        "forwarded": how,
+        "check": CHECK,
+        "real_servers": [{"address": topology.real_servers[0].address, "port": 80}],
+    }
+
+
 def document(topology: Topology) -> dict[str, Any]:
     rs3 = topology.real_servers[2]
     return {
@@ -146,6 +161,7 @@ def document(topology: Topology) -> dict[str, Any]:
             down_service(topology, "page", 8081, respond={"code": 503, "body": "maintenance"}),
             down_service(topology, "moved", 8082, redirect="https://status.test/"),
             down_service(topology, "closed", 8083, respond={"code": 503, "body_file": "maint"}),
+            *(forwarding(topology, how, port) for how, port in FORWARDED_PORTS.items()),
         ]
     }
 
@@ -296,6 +312,21 @@ def test_headers_rewrites_and_forwarded(site: Site, scheme: str, port: int) -> N
     assert (legacy["path"], legacy["server"] in {"rs2", "rs3"}) == ("/echo/v2/users", True)
 
 
+@pytest.mark.parametrize(
+    ("how", "xff", "via"),
+    [("x_forwarded_for", True, False), ("via", False, True), ("none", False, False)],
+)
+def test_forwarded_tells_the_servers_what_it_says(
+    site: Site, how: str, xff: bool, via: bool
+) -> None:
+    name = f"fwd-{how.replace('_', '-')}"
+    wait_until(f"{name} up", lambda: services(site.daemon)[name]["up"] == 1, timeout=15)
+    seen = site.get("/echo", port=FORWARDED_PORTS[how]).echo()["headers"]
+    assert (seen.get("x-forwarded-for") == site.topology.client.address) is xff, seen
+    assert ("x-forwarded-for" in seen) is xff, seen
+    assert seen.get("via", "").endswith(" bascule") is via, seen
+
+
 def test_sub_service_schedules_persists_and_drains_at_runtime(site: Site) -> None:
     first = {site.get("/api/echo").server for _ in range(6)}
     assert first == {"rs2", "rs3"}  # round robin over the sub-service's own servers
@@ -360,10 +391,12 @@ def test_the_page_store_refuses_what_it_cannot_serve(site: Site) -> None:
     assert refused.returncode != 0 and "used by virtual service closed" in refused.stderr
     head = daemon.cli_json("history")
     changed = document(site.topology)
-    changed["virtual_services"][-1]["not_available"]["respond"]["body_file"] = "nowhere"
+    names = [vs["name"] for vs in changed["virtual_services"]]
+    closed = names.index("closed")
+    changed["virtual_services"][closed]["not_available"]["respond"]["body_file"] = "nowhere"
     refused = daemon.apply(changed, check=False)
     assert refused.returncode != 0
-    assert "virtual_services[5].not_available.respond.body_file" in refused.stderr
+    assert f"virtual_services[{closed}].not_available.respond.body_file" in refused.stderr
     assert "no page nowhere in the page store" in refused.stderr
     assert daemon.cli_json("history") == head  # nothing committed
     for name, content in (
