@@ -42,7 +42,7 @@ class PageService:
         *,
         directory: Path,
         config: ConfigService,
-        audit: AuditService | None = None,
+        audit: AuditService,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -72,9 +72,10 @@ class PageService:
                 page = self.store.add(name, content, at=self.clock())
                 await self._write_files()
         except BasculeError as exc:
-            self._record(actor, "page.add", name, outcome=AuditOutcome.refused, detail=str(exc))
+            refused = AuditOutcome.refused
+            self.audit.record(actor, "page.add", name, outcome=refused, detail=str(exc))
             raise
-        self._record(actor, "page.add", name, detail=f"{page.size} bytes")
+        self.audit.record(actor, "page.add", name, detail=f"{page.size} bytes")
         return _details(page, {})
 
     async def delete(self, name: str, *, actor: Actor) -> None:
@@ -95,9 +96,10 @@ class PageService:
                 self.store.delete(name)
                 await self._write_files()
         except BasculeError as exc:
-            self._record(actor, "page.delete", name, outcome=AuditOutcome.refused, detail=str(exc))
+            refused = AuditOutcome.refused
+            self.audit.record(actor, "page.delete", name, outcome=refused, detail=str(exc))
             raise
-        self._record(actor, "page.delete", name, detail="deleted")
+        self.audit.record(actor, "page.delete", name, detail="deleted")
 
     async def prepare(self) -> None:
         """At the daemon's start: write every page before HAProxy reads them."""
@@ -105,18 +107,6 @@ class PageService:
 
     async def _write_files(self) -> None:
         await asyncio.to_thread(self.store.write_files, self.directory)
-
-    def _record(
-        self,
-        actor: Actor,
-        action: str,
-        target: str,
-        *,
-        outcome: AuditOutcome = AuditOutcome.ok,
-        detail: str = "",
-    ) -> None:
-        if self.audit is not None:
-            self.audit.record(actor, action, target, outcome=outcome, detail=detail)
 
     # -- the document -------------------------------------------------------------------------
 
