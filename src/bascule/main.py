@@ -84,6 +84,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
                 certificates=services.certificates,
                 acme=services.acme,
                 ha=services.ha,
+                request_logs=services.request_logs,
             )
         )
         api.mount("/", wui)
