@@ -31,13 +31,15 @@ async def request_logs_page(
     services: Services,
     vs: Annotated[str | None, Query(max_length=63)] = None,
     text: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[int | None, Query(ge=1, le=7 * 24 * 60)] = None,
+    # minutes, or empty (the form's "any time"): a string, which an int parameter refuses
+    since: Annotated[str | None, Query(pattern=r"^(|[1-9][0-9]{0,3})$")] = None,
     limit: Annotated[int, Query(ge=1, le=max(LIMITS))] = LIMITS[1],
 ) -> HTMLResponse:
     vs, text = vs or None, text or None
+    minutes = int(since) if since else None
     lines = []
     if services.request_logs is not None:
-        after = None if since is None else datetime.now(UTC) - timedelta(minutes=since)
+        after = None if minutes is None else datetime.now(UTC) - timedelta(minutes=minutes)
         # the filter on text reads more lines than it shows: keep the newest that hold it
         read = services.request_logs.read(service=vs, since=after, limit=max(LIMITS) * 5)
         lines = [line for line in read if text is None or text in line.text][-limit:]
@@ -51,7 +53,7 @@ async def request_logs_page(
             "available": services.request_logs is not None,
             "vs_filter": vs or "",
             "text_filter": text or "",
-            "since_filter": since,
+            "since_filter": since or "",
             "limit": limit,
             "service_choices": [
                 ("", "every service"),
