@@ -147,6 +147,11 @@ class Settings(BaseSettings):
         """The certificate store's files, as the engines read them (0700, files 0600)."""
         return self.data_dir / "certificates"
 
+    @property
+    def pages_dir(self) -> Path:
+        """The page store's files (``<name>.html``), as HAProxy reads them."""
+        return self.data_dir / "pages"
+
 
 def parse_listen(value: str) -> tuple[str, int] | None:
     """``"127.0.0.1:8443"`` -> ``("127.0.0.1", 8443)``; ``"[::1]:8443"`` -> ``("::1", 8443)``;

@@ -35,6 +35,7 @@ from bascule.api.routes import (
     ha,
     logs,
     metrics,
+    pages,
     persistence,
     real_servers,
     revisions,
@@ -98,6 +99,7 @@ def create_app(
         statistics,
         backup,
         certificates,
+        pages,
         ha,
         logs,
     ):

@@ -235,6 +235,11 @@ class RealServerStatusOut(_FromAttributes):
     weight_reason: str | None = Field(
         default=None, description='why, e.g. "agent load 80 %" or "check time 12 ms (EWMA)"'
     )
+    warning: str | None = Field(
+        default=None,
+        description="transparent services: the server does not route back through the "
+        "load balancer (its clients' connections fail while its checks pass)",
+    )
 
 
 class VirtualServiceStatusOut(_FromAttributes):

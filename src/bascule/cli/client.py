@@ -390,6 +390,20 @@ class BasculeClient:
     def replace_ca_bundle(self, name: str, pem: str) -> dict[str, Any]:
         return self._write("PUT", f"/ca-bundles/{quote(name, safe='')}", body={"pem": pem})
 
+    # -- the page store (not_available.respond.body_file) -------------------------------------
+
+    def pages(self) -> dict[str, Any]:
+        return self._get("/pages")
+
+    def page(self, name: str) -> dict[str, Any]:
+        return self._get(f"/pages/{quote(name, safe='')}")
+
+    def add_page(self, name: str, content: str) -> dict[str, Any]:
+        return self._write("POST", "/pages", body={"name": name, "content": content})
+
+    def delete_page(self, name: str) -> dict[str, Any]:
+        return self._write("DELETE", f"/pages/{quote(name, safe='')}")
+
     # -- backups -------------------------------------------------------------------------------
 
     def backup(self, passphrase: str | None = None) -> str:

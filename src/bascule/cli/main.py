@@ -29,6 +29,7 @@ from bascule.cli import (
     history,
     logs,
     output,
+    pages,
     persistence,
     rs,
     status,
@@ -141,6 +142,7 @@ app.command("rollback")(history.rollback)
 app.add_typer(users.app, name="user")
 app.add_typer(tokens.app, name="token")
 app.add_typer(certificates.app, name="cert")
+app.add_typer(pages.app, name="page")
 app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)
 

@@ -70,6 +70,7 @@ from bascule.daemon.listener import (
     raise_descriptor_limit,
 )
 from bascule.daemon.logfiles import rotate_if_larger, stderr_file
+from bascule.daemon.pages import PageService
 from bascule.daemon.request_logs import RequestLogFile
 from bascule.daemon.request_logs import bind as request_logs_bind
 from bascule.daemon.request_logs import listen as request_logs_listen
@@ -94,6 +95,7 @@ from bascule.store.accounts import AccountStore
 from bascule.store.acme import AcmeStore
 from bascule.store.audit import AuditStore
 from bascule.store.certificates import CertificateStore
+from bascule.store.pages import PageStore
 from bascule.store.revisions import RevisionStore
 
 log = logging.getLogger("bascule.daemon")
@@ -240,6 +242,7 @@ class DaemonServices:
     acme: AcmeService
     ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
     request_logs: RequestLogFile | None = None
+    pages: PageService | None = None  # the page store (daemon/pages.py)
 
 
 class AppFactory(Protocol):
@@ -294,9 +297,15 @@ class Daemon:
                     AuditStore(settings.database_path) as audit_store,
                     CertificateStore(settings.database_path) as certificate_store,
                     AcmeStore(settings.database_path) as acme_store,
+                    PageStore(settings.database_path) as page_store,
                 ):
                     await self._run(
-                        store, account_store, audit_store, certificate_store, acme_store
+                        store,
+                        account_store,
+                        audit_store,
+                        certificate_store,
+                        acme_store,
+                        page_store,
                     )
             finally:
                 store.close()
@@ -310,6 +319,7 @@ class Daemon:
         audit_store: AuditStore,
         certificate_store: CertificateStore,
         acme_store: AcmeStore,
+        page_store: PageStore,
     ) -> None:
         settings = self.settings
         check_stored_revisions(store)
@@ -337,6 +347,7 @@ class Daemon:
             peers_listener=_peers_listener(settings),
             certificates_dir=settings.certificates_dir,
             request_log_socket=settings.haproxy_dir / "requests.sock",
+            pages_dir=settings.pages_dir,
         )
         # HAProxy's request log lines, kept on disk (daemon/request_logs.py)
         request_logs = RequestLogFile(
@@ -381,11 +392,17 @@ class Daemon:
             certificate_store, directory=settings.certificates_dir, config=service, audit=audit
         )
         acme = AcmeService(acme_store, certificates=certificates)
+        pages = PageService(page_store, directory=settings.pages_dir, config=service, audit=audit)
         service.attach_certificates(
-            certificates.document_problems, lambda: (*certificates.alerts(), *acme.alerts())
+            lambda config: [
+                *certificates.document_problems(config),
+                *pages.document_problems(config),
+            ],
+            lambda: (*certificates.alerts(), *acme.alerts()),
         )
-        # the engines read the store's files: written before anything checks or starts them
+        # the engines read the stores' files: written before anything checks or starts them
         await certificates.prepare()
+        await pages.prepare()
         statistics = Statistics(service.status, interval=settings.stats_interval)
         # At boot the VIPs are gone while vips.json remembers them: forget those, so that the
         # first reconcile puts them back with the rest of the stored revision.
@@ -431,6 +448,7 @@ class Daemon:
             acme=acme,
             ha=HaService(service, keepalived, audit=audit),
             request_logs=request_logs,
+            pages=pages,
         )
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path
@@ -452,9 +470,7 @@ class Daemon:
         https = await self._serve_https(services, listener)
         await _wait_answers(socket_path)
         self.notifier.ready(_ready_status(ok, error))
-        reconciler = asyncio.create_task(
-            self._reconcile_forever(service, vips), name="reconcile"
-        )
+        reconciler = asyncio.create_task(self._reconcile_forever(service, vips), name="reconcile")
         l4_loop = asyncio.create_task(l4.run(service.desired), name="l4")
         dynamic_loop = asyncio.create_task(dynamic.run(service), name="dynamic")
         statistics_loop = asyncio.create_task(statistics.run(), name="statistics")
@@ -651,8 +667,7 @@ def check_stored_revisions(store: RevisionStore) -> None:
         store.head()
     except StoreError as exc:
         raise BasculeError(
-            f"cannot start: {exc} (restore a backup made by this version, or run the newer "
-            "Bascule)"
+            f"cannot start: {exc} (restore a backup made by this version, or run the newer Bascule)"
         ) from exc
 
 

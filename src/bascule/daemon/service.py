@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -46,6 +47,8 @@ from bascule.model import Configuration, RealServerState, VirtualService, edits
 from bascule.reconcile.diff import DiffItem
 from bascule.reconcile.planner import Overrides
 from bascule.store.revisions import Revision, RevisionStore, RevisionSummary
+
+log = logging.getLogger("bascule.service")
 
 
 class ConfigService:
@@ -81,6 +84,7 @@ class ConfigService:
         self.engines = self.reconciler.engines
         self.vips = vips
         self._status_flight: asyncio.Future[StatusReport] | None = None
+        self._warned: set[tuple[str, str]] = set()  # (pool, rs key) whose warning is logged
         self.certificate_alerts: Callable[[], tuple[CertificateAlert, ...]] | None = None
 
     def attach_certificates(
@@ -260,6 +264,22 @@ class ConfigService:
         # shielded: one caller going away does not cancel the report the others wait for
         return await asyncio.shield(flight)
 
+    def _log_warnings(self, report: StatusReport) -> None:
+        """Log each real server's warning once, when it first appears in a status."""
+        warned: set[tuple[str, str]] = set()
+        pools = [p for vs in report.virtual_services for p in (vs, *vs.sub_services)]
+        for pool in pools:
+            for rs in pool.real_servers:
+                if rs.warning is None:
+                    continue
+                warned.add((pool.name, rs.key))
+                if (pool.name, rs.key) not in self._warned:
+                    log.warning(
+                        "real server warning",
+                        extra={"vs": pool.name, "rs": rs.key, "warning": rs.warning},
+                    )
+        self._warned = warned
+
     async def _status(self) -> StatusReport:
         head = self.store.head()
         applied = self.store.applied()
@@ -282,6 +302,7 @@ class ConfigService:
             engine=engine_info,
             overrides=self.reconciler.overrides(),
         )
+        self._log_warnings(report)
         if self.certificate_alerts is None:
             return report
         return dataclasses.replace(report, certificates=self.certificate_alerts())

@@ -56,6 +56,7 @@ class ServerObservation:
     rate: int = 0
     packets: int = 0  # L4 engines: packets both ways (HAProxy counts none)
     total_requests: int = 0  # L7 HTTP: responses from this server (HAProxy's hrsp_*)
+    connection_errors: int = 0  # L7: failed connection attempts (HAProxy's econ + wretr)
 
     @property
     def runtime(self) -> ServerRuntime:

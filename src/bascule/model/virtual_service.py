@@ -161,10 +161,13 @@ class VirtualService(BaseModel):
     # keeps the lines on disk (``bascule logs``) and logging.syslog gets them too. None: on
     # for l7 (an exported document spells null, which an l4 service may carry)
     request_log: bool | None = None
-    # l7: timeouts of the service's connections (seconds), and how long a real server that
-    # comes back up takes to reach its full weight (0: at once)
+    # l7: timeouts of the service's connections (seconds), how long a real server that
+    # comes back up takes to reach its full weight (0: at once), and how long a drained real
+    # server keeps its open connections before the load balancer closes them (0: until they
+    # end)
     timeouts: Timeouts | None = None
     slow_start: _bounded(0, 3600) = 0  # type: ignore[valid-type]
+    drain_time: _bounded(0, 86400) = 0  # type: ignore[valid-type]
     accept_proxy: bool = False
     not_available: NotAvailable | None = None
 

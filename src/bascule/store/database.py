@@ -179,6 +179,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) STRICT
         """,
     ),
+    # 8 (6 on the l7b branch; the integrator numbers it after the other branches' 6 and 7):
+    # the page store (store/pages.py), HTML pages that not_available.respond.body_file names.
+    (
+        """
+        CREATE TABLE pages (
+            name       TEXT PRIMARY KEY,
+            content    TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        ) STRICT
+        """,
+    ),
 )
 
 

@@ -99,10 +99,12 @@ CA_PEM = NEW_PEM["cert"]
 
 @pytest.fixture(autouse=True)
 async def store_entries(services: Any) -> None:
-    """The store holds ``shop`` (a certificate) and ``corp`` (a CA bundle)."""
+    """The store holds ``shop`` (a certificate) and ``corp`` (a CA bundle); the page store
+    ``maint``."""
     admin = Actor(name="root@local", role=Role.admin, via="local", remote="test")
     await services.certificates.self_signed("shop", dns=["shop.test"], actor=admin)
     await services.certificates.import_ca("corp", CA_PEM.encode(), actor=admin)
+    await services.pages.add("maint", b"<h1>Back soon</h1>", actor=admin)
 
 
 read, operate, configure, administer = (
@@ -208,6 +210,10 @@ ROUTES = [
     Route("DELETE", "/api/v1/certificates/shop", administer, 204),
     Route("POST", "/api/v1/ca-bundles", administer, 201, {"name": "corp2", "pem": CA_PEM}),
     Route("PUT", "/api/v1/ca-bundles/corp", administer, body={"pem": CA_PEM}),
+    Route("GET", "/api/v1/pages", read),
+    Route("GET", "/api/v1/pages/maint", read),
+    Route("POST", "/api/v1/pages", configure, 201, {"name": "new", "content": "<p>x</p>"}),
+    Route("DELETE", "/api/v1/pages/maint", configure, 204),
 ]
 
 #: Reachable without credentials: tested in test_auth_routes.py.
@@ -227,7 +233,9 @@ def template(path: str) -> str:
     """A concrete path back to its OpenAPI template (for the coverage check)."""
     if path.startswith(SUB):
         path = path.replace(SUB, "/api/v1/virtual-services/{name}/sub-services/{sub}")
-        path = path.replace("/drain", "/{verb}")
+    if "/real-servers/" in path:
+        for verb in ("/enable", "/disable", "/drain"):
+            path = path.replace(verb, "/{verb}")
     return (
         path.replace(WEB, "/api/v1/virtual-services/{name}")
         .replace(RS, "{key}")
@@ -239,6 +247,7 @@ def template(path: str) -> str:
         .replace("/statistics/virtual-services/web", "/statistics/virtual-services/{name}")
         .replace("/certificates/shop", "/certificates/{name}")
         .replace("/ca-bundles/corp", "/ca-bundles/{name}")
+        .replace("/pages/maint", "/pages/{name}")
     )
 
 

@@ -26,6 +26,7 @@ from bascule.engines.base import (
 )
 from bascule.engines.haproxy import runtime, transparency
 from bascule.engines.haproxy import transactions as tx
+from bascule.engines.haproxy.drains import DrainClock, ServerKey
 from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
 from bascule.engines.haproxy.render import render
@@ -80,6 +81,7 @@ class HaproxyEngine:
         peers_listener: PeersListener | None = None,
         certificates_dir: Path | None = None,
         request_log_socket: Path | None = None,
+        pages_dir: Path | None = None,
     ) -> None:
         """``peers``: keep the stick tables (persistence) across reloads through HAProxy's
         local peer, listening on a unix socket in ``run_dir`` (only root reaches it), or on
@@ -109,11 +111,17 @@ class HaproxyEngine:
                 acme_map=str(self.acme_map),
             ),
             request_log_socket=None if request_log_socket is None else str(request_log_socket),
+            pages_dir=str(pages_dir or run_dir.parent / "pages"),
         )
         self.transparency = transparency.Transparency()
         # ACME HTTP-01 answers (path -> key authorization), kept in the map file too so that a
         # reload during a challenge keeps answering it
         self._challenges: dict[str, str] = {}
+        # drain_time: the deadlines of drained servers, and the task that closes their
+        # sessions when one runs out (started with the first drain it has to time)
+        self._drains = DrainClock()
+        self._drains_changed = asyncio.Event()
+        self._drain_timer: asyncio.Task[None] | None = None
 
     def render(self, config: Configuration) -> str:
         return render(build_view(config, self.globals))
@@ -199,6 +207,7 @@ class HaproxyEngine:
             elif isinstance(action, SetState):
                 backend, server = _names(applied, action.vs, action.server)
                 commands.append(runtime.set_state(backend, server, ADMIN_STATE[action.state]))
+                self._time_drain(applied, action)
         await self._flush(commands)
 
     async def _wait_tables_handed_over(self, applied: Configuration | None) -> None:
@@ -254,10 +263,13 @@ class HaproxyEngine:
         if applied is None:
             return EngineObservation(running=True)
         index: dict[tuple[str, str], ServerRef] = {}
+        drain_times: dict[ServerKey, int] = {}
         for pool in applied.pools():  # each service, then its sub-services ("site/api")
             for rs in pool.real_servers:
                 index[(proxy_name(pool), server_name(rs))] = (pool.name, rs.key)
+                drain_times[(proxy_name(pool), server_name(rs))] = pool.drain_time
         states = {(s.backend, s.server): s for s in await self.shell.show_servers_state()}
+        self._observe_drains(states, drain_times)
         servers: dict[ServerRef, ServerObservation] = {}
         if not counters:
             # Planning needs runtime weights and states only; "show stat" (health, counters)
@@ -290,12 +302,76 @@ class HaproxyEngine:
                 check_code=stat.check_code,
                 check_duration_ms=stat.check_duration,
                 check_detail=stat.last_chk or None,
+                connection_errors=stat.connection_errors,
                 **_counters(stat),
             )
         return EngineObservation(running=True, servers=servers, services=services)
 
     async def stop(self, *, grace: float) -> None:
         await self.shell.stop(grace=grace)
+
+    # -- drain time ---------------------------------------------------------------------------
+
+    def _time_drain(self, applied: Configuration | None, action: SetState) -> None:
+        """A runtime state change: a drain starts its server's clock, anything else stops it."""
+        pool = applied.pool(action.vs) if applied else None
+        rs = pool.real_server(action.server) if pool else None
+        if pool is None or rs is None:
+            return
+        key = (proxy_name(pool), server_name(rs))
+        if action.state is RealServerState.drain:
+            self._drains.drained(key, pool.drain_time, asyncio.get_running_loop().time())
+        else:
+            self._drains.undrained(key)
+        self._wake_drain_timer()
+
+    def _observe_drains(
+        self, states: dict[ServerKey, runtime.ServerRuntimeState], drain_times: dict[ServerKey, int]
+    ) -> None:
+        """What HAProxy reports: a server drained by a reload or before a restart of the
+        daemon starts its clock now; one that is no longer drained stops it."""
+        drained = {
+            key: drain_times[key]
+            for key, state in states.items()
+            if key in drain_times and _admin_state(state) is RealServerState.drain
+        }
+        self._drains.seen(drained, asyncio.get_running_loop().time())
+        self._wake_drain_timer()
+
+    def _wake_drain_timer(self) -> None:
+        if self._drains.next_deadline() is None and self._drain_timer is None:
+            return
+        if self._drain_timer is None or self._drain_timer.done():
+            self._drain_timer = asyncio.create_task(self._close_drained(), name="drain-time")
+        self._drains_changed.set()
+
+    async def _close_drained(self) -> None:
+        """Wait for the next deadline (or a change of them); close the sessions of each
+        server whose drain time has run out and that HAProxy still reports drained."""
+        loop = asyncio.get_running_loop()
+        while True:
+            self._drains_changed.clear()
+            deadline = self._drains.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drains_changed.wait(), timeout)
+            due = self._drains.due(loop.time())
+            if not due:
+                continue
+            try:
+                states = {(s.backend, s.server): s for s in await self.shell.show_servers_state()}
+                commands = [
+                    runtime.shutdown_sessions(*key)
+                    for key in due
+                    if key in states and _admin_state(states[key]) is RealServerState.drain
+                ]
+                if commands:
+                    await self.shell.runtime_many(commands)
+            except (EngineError, OSError) as exc:
+                log.warning("could not close drained servers' sessions", extra={"error": str(exc)})
+                continue
+            if commands:
+                log.info("drain time over: sessions closed", extra={"commands": commands})
 
     async def persistence(
         self, applied: Configuration | None, vs_name: str

@@ -91,6 +91,11 @@ def set_state(backend: str, server: str, state: AdminState) -> str:
     return f"set server {_server_ref(backend, server)} state {state.value}"
 
 
+def shutdown_sessions(backend: str, server: str) -> str:
+    """``shutdown sessions server <backend>/<server>``: close every session on the server."""
+    return f"shutdown sessions server {_server_ref(backend, server)}"
+
+
 def set_maxconn(backend: str, server: str, maxconn: int) -> str:
     """``set maxconn server <backend>/<server> <maxconn>``; 0 means unlimited."""
     if maxconn < 0:
@@ -215,6 +220,9 @@ class ServerStat:
     # has no req_tot in 2.6 (management.txt 9.1, field 48), so there it is the sum of the HTTP
     # responses it gave (hrsp_1xx..hrsp_other, fields 39-44). 0 for TCP proxies.
     requests: int = 0
+    # connection attempts to the server that failed: the requests that gave up (field 14
+    # "econ") and the retries before them (field 16 "wretr"); each attempt counts in stot
+    connection_errors: int = 0
 
 
 _RESPONSE_COLUMNS = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other")
@@ -286,6 +294,7 @@ def parse_show_stat(text: str) -> list[ServerStat]:
                 downtime=_int(row.get("downtime")),
                 address=_text(row.get("addr")),
                 requests=_requests(row),
+                connection_errors=_count(row.get("econ")) + _count(row.get("wretr")),
             )
         )
     return rows

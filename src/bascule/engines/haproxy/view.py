@@ -152,6 +152,8 @@ DEFAULT_TLS_PATHS = offload.TlsPaths(
     certificates_dir="/var/lib/bascule/certificates",
     crt_list_dir="/var/lib/bascule/haproxy/crt-lists",
 )
+# Where the page store's files are (store/pages.py; not_available.respond.body_file).
+DEFAULT_PAGES_DIR = "/var/lib/bascule/pages"
 
 # 5.2 "send-proxy", "send-proxy-v2": the PROXY protocol header on every connection to a
 # real server; "check-send-proxy" sends it on the health checks' connections too, since a
@@ -216,6 +218,8 @@ class HaproxyGlobals:
     tls_paths: offload.TlsPaths = DEFAULT_TLS_PATHS
     # The daemon's unix datagram socket for request logs (logs.py); None: no local target.
     request_log_socket: str | None = None
+    # The page store's files (``<name>.html``), read by HAProxy when it loads the config.
+    pages_dir: str = DEFAULT_PAGES_DIR
 
     def __post_init__(self) -> None:
         for field, value in (
@@ -349,8 +353,11 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
             proxy
             for vs in config.virtual_services
             for proxy in (
-                _proxy(vs, persistence[vs.name], paths, logs),
-                *(_sub_service(pool, persistence[pool.name], paths) for pool in vs.pools[1:]),
+                _proxy(vs, persistence[vs.name], paths, logs, globals_.pages_dir),
+                *(
+                    _sub_service(pool, persistence[pool.name], paths, globals_.pages_dir)
+                    for pool in vs.pools[1:]
+                ),
             )
         ),
         peers=peer_lines,
@@ -407,7 +414,11 @@ def _defaults(globals_: HaproxyGlobals) -> tuple[str, ...]:
 
 
 def _proxy(
-    vs: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths, logs: LogView
+    vs: VirtualService,
+    persistence: PersistenceView,
+    paths: offload.TlsPaths,
+    logs: LogView,
+    pages_dir: str,
 ) -> ProxyView:
     name = proxy_name(vs)
     http = _is_http(vs)
@@ -451,7 +462,9 @@ def _proxy(
     rules = content.ContentView()
     if http:
         rules = content.content_view(
-            vs, {pool.name.rpartition("/")[2]: proxy_name(pool) for pool in vs.pools[1:]}
+            vs,
+            {pool.name.rpartition("/")[2]: proxy_name(pool) for pool in vs.pools[1:]},
+            pages_dir=pages_dir,
         )
     elif vs.not_available is not None and vs.not_available.sorry_server is None:
         raise ValueError(f"{vs.name}: not_available answers HTTP; this service is not http")
@@ -493,7 +506,7 @@ def _timeouts(vs: VirtualService, *, client: bool) -> tuple[str, ...]:
 
 
 def _sub_service(
-    pool: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths
+    pool: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths, pages_dir: str
 ) -> ProxyView:
     """A sub-service's pool as a ``backend`` section: scheduled, persisted and checked like a
     service; its "not available" answer is its own (``nbsrv`` of this backend)."""
@@ -514,7 +527,11 @@ def _sub_service(
         ),
         rules=(
             *_critical_rules(pool, True),
-            *(content.not_available_rules(available, pool) if available is not None else ()),
+            *(
+                content.not_available_rules(available, pool, pages_dir=pages_dir)
+                if available is not None
+                else ()
+            ),
         ),
         check=health_check_view(pool),
         servers=_pool_servers(pool, persistence, paths),

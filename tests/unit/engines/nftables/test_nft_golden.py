@@ -128,6 +128,13 @@ def cases() -> dict[str, dict[str, Any]]:
     config = Configuration.model_validate({"virtual_services": [ipv6]})
     RULESETS["nat_routed-ipv6"] = build_ruleset(config, L4Inputs(environment=ENVIRONMENT))
     found["nat_routed-ipv6"] = golden(RULESETS["nat_routed-ipv6"])
+    for persistence in PERSISTENCE:
+        # not_available.sorry_server: its chain is always there, in the maps only when no
+        # real server is (update-nat_routed-sorry_*)
+        config = Configuration.model_validate({"virtual_services": [sorry(persistence)]})
+        name = f"nat_routed-sorry_server-{persistence}"
+        RULESETS[name] = build_ruleset(config, inputs_for("nat_routed"))
+        found[name] = golden(RULESETS[name])
     for mode in ("nat_one_armed", "dsr"):
         config = Configuration.model_validate({"virtual_services": [dual_stack(mode)]})
         RULESETS[f"{mode}-dual_stack"] = build_ruleset(config, L4Inputs(environment=DUAL))
@@ -168,6 +175,20 @@ def dual_stack(mode: str) -> dict[str, Any]:
             {"address": "2001:2::11", "port": 80},
         ],
     }
+
+
+def sorry(persistence: str) -> dict[str, Any]:
+    return {
+        **service("nat_routed", "round_robin", persistence),
+        "not_available": {"sorry_server": {"address": "198.18.0.20", "port": 80}},
+    }
+
+
+ALL_DOWN = {
+    ("web", "198.18.0.11:80"): False,
+    ("web", "198.18.0.12:8080"): False,
+    ("web", "198.18.0.13:80"): False,
+}
 
 
 def with_weights(document: dict[str, Any], weights: tuple[int, ...]) -> dict[str, Any]:
@@ -212,6 +233,13 @@ def update_cases() -> dict[str, tuple[str, dict[str, Any]]]:
         service("nat_routed", "least_connection", "none"),
         inputs_for("nat_routed", weights={("web", "198.18.0.11:80"): 250}),
     )
+    for persistence in PERSISTENCE:
+        add(
+            f"update-nat_routed-sorry_server-{persistence}",
+            f"nat_routed-sorry_server-{persistence}",
+            sorry(persistence),
+            inputs_for("nat_routed", health=ALL_DOWN),
+        )
     macs = {**ENVIRONMENT.server_macs, "198.18.0.12": "02:00:00:00:01:12"}
     moved = Environment(**{**ENVIRONMENT.__dict__, "server_macs": macs})
     add(
