@@ -26,6 +26,7 @@ from bascule.api.errors import ERROR_RESPONSES, install_error_handlers
 from bascule.api.gate import Gate
 from bascule.api.headers import SecurityHeaders
 from bascule.api.routes import (
+    access_lists,
     audit,
     auth,
     backup,
@@ -100,6 +101,7 @@ def create_app(
         certificates,
         ha,
         logs,
+        access_lists,
     ):
         api.include_router(module.router)
     api.include_router(real_servers.sub_service_router)

@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from bascule.cli import (
+    acl,
     agent,
     backup,
     certificates,
@@ -141,6 +142,7 @@ app.command("rollback")(history.rollback)
 app.add_typer(users.app, name="user")
 app.add_typer(tokens.app, name="token")
 app.add_typer(certificates.app, name="cert")
+app.add_typer(acl.app, name="acl")
 app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)
 

@@ -20,6 +20,7 @@ from bascule.model.capabilities import (
     StartTls,
 )
 from bascule.model.check import HealthCheck
+from bascule.model.filtering import Access
 from bascule.model.persistence import Persistence
 from bascule.model.real_server import Forwarding, RealServer
 from bascule.model.rules import HeaderOperation, NotAvailable, RewritePath, Rule, Timeouts
@@ -167,6 +168,9 @@ class VirtualService(BaseModel):
     slow_start: _bounded(0, 3600) = 0  # type: ignore[valid-type]
     accept_proxy: bool = False
     not_available: NotAvailable | None = None
+    # the access lists (by name) whose clients may reach the service, and those dropped
+    # (model/filtering.py); enforced in the kernel for l4 and l7 alike
+    access: Access | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -208,6 +208,20 @@ ROUTES = [
     Route("DELETE", "/api/v1/certificates/shop", administer, 204),
     Route("POST", "/api/v1/ca-bundles", administer, 201, {"name": "corp2", "pem": CA_PEM}),
     Route("PUT", "/api/v1/ca-bundles/corp", administer, body={"pem": CA_PEM}),
+    Route("GET", "/api/v1/access-lists", read),
+    Route("GET", "/api/v1/access-lists/office", read, 404),
+    Route(
+        "PUT", "/api/v1/access-lists/office", configure, body={"addresses": ["198.18.0.0/24"]},
+        writes=True,
+    ),
+    Route(
+        "POST",
+        "/api/v1/access-lists/office/import",
+        configure,
+        body={"text": "198.18.0.0/24  # the office\n"},
+        writes=True,
+    ),
+    Route("DELETE", "/api/v1/access-lists/office", configure, 404, writes=True),
 ]
 
 #: Reachable without credentials: tested in test_auth_routes.py.
@@ -239,6 +253,7 @@ def template(path: str) -> str:
         .replace("/statistics/virtual-services/web", "/statistics/virtual-services/{name}")
         .replace("/certificates/shop", "/certificates/{name}")
         .replace("/ca-bundles/corp", "/ca-bundles/{name}")
+        .replace("/access-lists/office", "/access-lists/{name}")
     )
 
 
