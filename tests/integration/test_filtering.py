@@ -39,12 +39,34 @@ def services(topo: Topology) -> list[dict[str, Any]]:
     servers = [{"address": rs.address, "port": 80} for rs in topo.real_servers]
     allow = {"allow": ["office"]}
     return [
-        {"name": "site", "address": topo.vip(), "port": 80, "check": CHECK,
-         "real_servers": servers, "access": allow},
-        {"name": "nat", "address": topo.vip(), "port": 8080, "mode": "l4",
-         "subnet_originating": True, "check": CHECK, "real_servers": servers, "access": allow},
-        {"name": "fast", "address": topo.vip(101), "port": 80, "mode": "l4",
-         "forwarding": "dsr", "check": CHECK, "real_servers": servers, "access": allow},
+        {
+            "name": "site",
+            "address": topo.vip(),
+            "port": 80,
+            "check": CHECK,
+            "real_servers": servers,
+            "access": allow,
+        },
+        {
+            "name": "nat",
+            "address": topo.vip(),
+            "port": 8080,
+            "mode": "l4",
+            "subnet_originating": True,
+            "check": CHECK,
+            "real_servers": servers,
+            "access": allow,
+        },
+        {
+            "name": "fast",
+            "address": topo.vip(101),
+            "port": 80,
+            "mode": "l4",
+            "forwarding": "dsr",
+            "check": CHECK,
+            "real_servers": servers,
+            "access": allow,
+        },
     ]
 
 
@@ -64,8 +86,14 @@ def served(topo: Topology, source: str) -> dict[str, bool]:
     found = {}
     for name, url in URLS.items():
         result = topo.run_client(
-            "--url", url.format(vip=topo.vip(), vip101=topo.vip(101)),
-            "--source", source, "--requests", "2", "--timeout", "1",
+            "--url",
+            url.format(vip=topo.vip(), vip101=topo.vip(101)),
+            "--source",
+            source,
+            "--requests",
+            "2",
+            "--timeout",
+            "1",
         )
         found[name] = result["failures"] == 0
         if result["failures"] not in (0, 2):
@@ -110,11 +138,11 @@ def test_lists_allow_deny_and_block_on_l7_nat_and_dsr(
         assert served(topo, stranger) == nowhere  # in no allowed list
         assert served(topo, blocked) == nowhere  # in the global block
         # the block holds for every VIP, whatever the port or protocol
-        ping = topo.run("client", ["ping", "-c", "1", "-W", "1", "-I", blocked, topo.vip()],
-                        check=False)
+        ping = topo.run(
+            "client", ["ping", "-c", "1", "-W", "1", "-I", blocked, topo.vip()], check=False
+        )
         assert ping.returncode != 0
-        ping = topo.run("client", ["ping", "-c", "1", "-W", "1", "-I", me, topo.vip()],
-                        check=False)
+        ping = topo.run("client", ["ping", "-c", "1", "-W", "1", "-I", me, topo.vip()], check=False)
         assert ping.returncode == 0, ping.stdout
 
         status = daemon.status()["engine"]["filter"]
@@ -173,8 +201,13 @@ def test_no_filtering_no_table(make_topology: Callable[..., Topology]) -> None:
         daemon.apply({"virtual_services": [service]})
         tables = topo.run("lb", ["nft", "list", "tables"]).stdout
         assert "bascule_filter" not in tables
-        daemon.apply({"access_lists": {"b": {"addresses": ["198.18.9.9"]}}, "block": ["b"],
-                      "virtual_services": [service]})
+        daemon.apply(
+            {
+                "access_lists": {"b": {"addresses": ["198.18.9.9"]}},
+                "block": ["b"],
+                "virtual_services": [service],
+            }
+        )
         assert "bascule_filter" in topo.run("lb", ["nft", "list", "tables"]).stdout
         daemon.apply({"virtual_services": [service]})
         assert "bascule_filter" not in topo.run("lb", ["nft", "list", "tables"]).stdout

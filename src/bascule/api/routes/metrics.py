@@ -62,6 +62,27 @@ class StatusCollector(Collector):
         for name, seconds in sorted(self.expiry.items()):
             expiry.add_metric([name], seconds)
         yield expiry
+        yield from self._filter()
+
+    def _filter(self) -> Iterator[Metric]:
+        """The kernel filter's drops (engines/nftables/filter.py ``info``)."""
+        info = self.report.engine.get("filter") or {}
+        dropped = CounterMetricFamily(
+            "bascule_access_list_dropped_packets",
+            "Packets dropped because their source is in an access list (block or deny)",
+            labels=["list"],
+        )
+        for name, values in sorted((info.get("lists") or {}).items()):
+            dropped.add_metric([name], values.get("dropped_packets", 0))
+        yield dropped
+        denied = CounterMetricFamily(
+            "bascule_virtual_service_denied_packets",
+            "Packets dropped because their source is in none of the service's allowed lists",
+            labels=["virtual_service"],
+        )
+        for name, values in sorted((info.get("services") or {}).items()):
+            denied.add_metric([name], values.get("denied_packets", 0))
+        yield denied
 
     def _services(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(

@@ -38,7 +38,7 @@ from typing import Any
 from bascule.engines.nftables.nft import Json, match, payload
 from bascule.engines.nftables.rules import PRIORITY_INGRESS
 from bascule.model import Configuration, Forwarding, Mode, VirtualService
-from bascule.model.filtering import Network, used_lists
+from bascule.model.filtering import used_lists
 
 FAMILY = "inet"
 TABLE = "bascule_filter"
@@ -163,10 +163,12 @@ def set_update(old: FilterRuleset, new: FilterRuleset) -> Json | None:
     return {"nftables": commands}
 
 
-def _element(network: Network) -> Any:
-    if network.prefixlen == network.max_prefixlen:
-        return str(network.network_address)
-    return {"prefix": {"addr": str(network.network_address), "len": network.prefixlen}}
+def _element(entry: str) -> Any:
+    """An entry as the model spells it (canonical): an address, or a prefix."""
+    address, slash, length = entry.partition("/")
+    if not slash:
+        return address
+    return {"prefix": {"addr": address, "len": int(length)}}
 
 
 def _ports(vs: VirtualService) -> Any:
@@ -252,10 +254,7 @@ def build_filter(config: Configuration, devices: Mapping[str, str]) -> FilterRul
     sets: dict[str, tuple[Any, ...]] = {}
     counters: dict[str, tuple[str, str]] = {}
     for name in lists:
-        by_version: dict[int, list[Any]] = {4: [], 6: []}
-        for network in config.access_lists[name].networks():
-            by_version[network.version].append(_element(network))
-        for version, elements in by_version.items():
+        for version, entries in config.access_lists[name].by_family().items():
             set_body = {
                 **_ref(),
                 "name": set_name(name, version),
@@ -263,7 +262,7 @@ def build_filter(config: Configuration, devices: Mapping[str, str]) -> FilterRul
                 "flags": ["interval"],
             }
             table.sets.append({"add": {"set": set_body}})
-            sets[set_name(name, version)] = tuple(elements)
+            sets[set_name(name, version)] = tuple(_element(entry) for entry in entries)
         table.counters.append({"add": {"counter": {**_ref(), "name": dropped_counter(name)}}})
         counters[dropped_counter(name)] = ("list", name)
     table.chain(

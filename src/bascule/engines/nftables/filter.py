@@ -125,8 +125,7 @@ class FilterEngine:
             packets = values.get(counter, 0)
             if kind == "list":
                 entries = sum(
-                    len(ruleset.sets.get(access.set_name(name, version), ()))
-                    for version in (4, 6)
+                    len(ruleset.sets.get(access.set_name(name, version), ())) for version in (4, 6)
                 )
                 lists[name] = {"entries": entries, "dropped_packets": packets}
             else:
@@ -183,11 +182,19 @@ class FilterEngine:
         )
 
     async def _present(self) -> bool:
+        """Whether the table exists (``list tables``: listing the table itself would print
+        every element of its sets)."""
         try:
-            done = await self._nft("list", "table", access.FAMILY, access.TABLE)
+            done = await self._nft("-j", "list", "tables", access.FAMILY)
         except (EngineError, OSError):
             return False
-        return done.returncode == 0
+        if done.returncode != 0:
+            return False
+        return any(
+            body.get("name") == access.TABLE
+            for item in Listing.parse(done.stdout).items
+            if isinstance(body := item.get("table"), dict)
+        )
 
     async def _nft(self, *args: str, stdin: str | None = None) -> Completed:
         return await self._run(["nft", *args], stdin)

@@ -69,8 +69,13 @@ DOCUMENTS: dict[str, dict[str, Any]] = {
     ),
     "dsr-and-block": document(
         service("site"),
-        service("fast", address="198.18.0.101", mode="l4", forwarding="dsr",
-                access={"allow": ["office"]}),
+        service(
+            "fast",
+            address="198.18.0.101",
+            mode="l4",
+            forwarding="dsr",
+            access={"allow": ["office"]},
+        ),
         block=["blocked"],
     ),
     "dual_stack-and-every-address": document(
@@ -97,8 +102,9 @@ RULESETS = {name: build(data) for name, data in DOCUMENTS.items()}
 def update_cases() -> dict[str, tuple[str, dict[str, Any]]]:
     """update case name -> (its base case, the set update)."""
     more_blocked = {**LISTS, "blocked": {"addresses": ["198.18.7.0/24", "198.18.8.0/24"]}}
-    changed = build(document(service("site", extra_ports=[8080]), lists=more_blocked,
-                             block=["blocked"]))
+    changed = build(
+        document(service("site", extra_ports=[8080]), lists=more_blocked, block=["blocked"])
+    )
     update = set_update(RULESETS["block-l7"], changed)
     assert update is not None
     emptied = {**LISTS, "office": {"addresses": []}}
@@ -156,8 +162,13 @@ def test_a_change_beyond_the_lists_replaces_the_table() -> None:
 
 
 def test_unused_lists_are_not_loaded_and_nothing_filtered_is_empty() -> None:
-    names = {body["name"] for c in RULESETS["block-l7"].structure for body in [c["add"]]
-             if "set" in body for body in [body["set"]]}
+    names = {
+        body["name"]
+        for c in RULESETS["block-l7"].structure
+        for body in [c["add"]]
+        if "set" in body
+        for body in [body["set"]]
+    }
     assert names == {"acl4/blocked", "acl6/blocked"}
     assert RULESETS["nothing"].empty
 
