@@ -21,6 +21,7 @@ from bascule.model.capabilities import Mode, Protocol
 from bascule.model.content import content_errors
 from bascule.model.filtering import AccessList, filtering_errors
 from bascule.model.high_availability import HighAvailability
+from bascule.model.limits import limits_errors
 from bascule.model.logging import Logging
 from bascule.model.modes import mode_errors
 from bascule.model.offload import offload_errors
@@ -96,15 +97,19 @@ def for_mode(config: Configuration, mode: Mode) -> Configuration:
     """The services one kind of engine runs (HAProxy l7, nftables l4), as a configuration.
 
     A service's ``access`` is left out: the kernel's filter enforces it
-    (``engines/nftables/filter.py``), so a change of it reloads neither engine."""
+    (``engines/nftables/filter.py``), so a change of it reloads neither engine; of the access
+    lists, only those the services' ``limits`` exempt are in."""
+    services = [
+        vs if vs.access is None else vs.model_copy(update={"access": None})
+        for vs in config.virtual_services
+        if vs.mode is mode
+    ]
+    exempt = {name for vs in services if vs.limits is not None for name in vs.limits.exempt}
     return Configuration.model_construct(
         schema_version=config.schema_version,
-        virtual_services=[
-            vs if vs.access is None else vs.model_copy(update={"access": None})
-            for vs in config.virtual_services
-            if vs.mode is mode
-        ],
+        virtual_services=services,
         logging=config.logging,
+        access_lists={name: config.access_lists[name] for name in sorted(exempt)},
     )
 
 
@@ -137,6 +142,7 @@ def parse_document(data: Any) -> Configuration:
             offload_errors(config),
             content_errors(config),
             filtering_errors(config),
+            limits_errors(config),
         )
     )
     if problems:

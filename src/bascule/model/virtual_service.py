@@ -21,6 +21,7 @@ from bascule.model.capabilities import (
 )
 from bascule.model.check import HealthCheck
 from bascule.model.filtering import Access
+from bascule.model.limits import Limits
 from bascule.model.persistence import Persistence
 from bascule.model.real_server import Forwarding, RealServer
 from bascule.model.rules import HeaderOperation, NotAvailable, RewritePath, Rule, Timeouts
@@ -171,6 +172,8 @@ class VirtualService(BaseModel):
     # the access lists (by name) whose clients may reach the service, and those dropped
     # (model/filtering.py); enforced in the kernel for l4 and l7 alike
     access: Access | None = None
+    # connections and requests per service and per client (model/limits.py)
+    limits: Limits | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from bascule.engines.haproxy import content
 from bascule.engines.haproxy import tls as offload
 from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
+from bascule.engines.haproxy.limits import LimitsView, limits_view
 from bascule.engines.haproxy.logs import LogView, log_view, proxy_lines
 from bascule.engines.haproxy.persistence import (
     PersistenceView,
@@ -328,11 +329,15 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     """Translate a validated configuration into the HAProxy view (pure)."""
     peers = PEERS if globals_.local_peer is not None else None
     persistence = {pool.name: persistence_view(pool, peers) for pool in config.pools()}
+    limits = {
+        vs.name: limits_view(vs, _is_http(vs), config.access_lists)
+        for vs in config.virtual_services
+    }
     tables = tuple(
         (p.fallback_table, p.fallback_lines)
         for p in persistence.values()
         if p.fallback_table is not None
-    )
+    ) + tuple(view.table for view in limits.values() if view.table is not None)
     has_tables = any(table_names(pool) for pool in config.pools())
     logs = log_view(config, globals_.request_log_socket)
     global_settings = (*_global_settings(globals_), *logs.global_lines)
@@ -349,7 +354,7 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
             proxy
             for vs in config.virtual_services
             for proxy in (
-                _proxy(vs, persistence[vs.name], paths, logs),
+                _proxy(vs, persistence[vs.name], paths, logs, limits[vs.name]),
                 *(_sub_service(pool, persistence[pool.name], paths) for pool in vs.pools[1:]),
             )
         ),
@@ -407,7 +412,11 @@ def _defaults(globals_: HaproxyGlobals) -> tuple[str, ...]:
 
 
 def _proxy(
-    vs: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths, logs: LogView
+    vs: VirtualService,
+    persistence: PersistenceView,
+    paths: offload.TlsPaths,
+    logs: LogView,
+    limits: LimitsView,
 ) -> ProxyView:
     name = proxy_name(vs)
     http = _is_http(vs)
@@ -462,9 +471,15 @@ def _proxy(
         binds=binds,
         balance=balance.algorithm,
         hash_type=balance.hash_type,
-        options=(*options, *proxy_lines(vs, http, logs), *_timeouts(vs, client=True)),
+        options=(
+            *options,
+            *proxy_lines(vs, http, logs),
+            *_timeouts(vs, client=True),
+            *limits.options,
+        ),
         acls=rules.acls,
         rules=(
+            *limits.rules,
             *first,
             *_critical_rules(vs, http),
             *rules.request_rules,
