@@ -145,3 +145,72 @@ def test_a_large_list_validates() -> None:
     addresses = [f"198.{18 + i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(100_000)]
     config = parse_document({"access_lists": {"big": {"addresses": addresses}}})
     assert len(config.access_lists["big"].addresses) == 100_000
+
+
+# -- limits (model/limits.py) ---------------------------------------------------------------
+
+
+def test_limits_of_zero_or_less_and_bad_answers_name_their_field() -> None:
+    found = problems(
+        {
+            "virtual_services": [
+                service(
+                    limits={
+                        "max_connections": 0,
+                        "connections_per_second": -5,
+                        "per_client": {"connections": 0, "bandwidth": 1000},
+                        "response": {"code": 404, "retry_after": 0},
+                        "exempt": ["nope"],
+                    }
+                )
+            ]
+        }
+    )
+    where = "virtual_services[0].limits"
+    assert dict(found) == {
+        f"{where}.max_connections": "must be between 1 and 10000000",
+        f"{where}.connections_per_second": "must be between 1 and 10000000",
+        f"{where}.per_client.connections": "must be between 1 and 10000000",
+        f"{where}.per_client.bandwidth": (
+            "is not supported yet (neither engine limits a client's bandwidth)"
+        ),
+        f"{where}.response.code": "must be 429 (too many requests) or 503 (service unavailable)",
+        f"{where}.response.retry_after": "must be between 1 and 86400",
+    }
+
+
+def test_limits_that_a_service_cannot_do() -> None:
+    found = problems(
+        {
+            "virtual_services": [
+                service(type="generic", limits={"per_client": {"requests_per_second": 5}}),
+                service(
+                    name="fast",
+                    port=81,
+                    mode="l4",
+                    limits={"per_client": {"connections": 5}, "exempt": ["x"]},
+                ),
+            ]
+        }
+    )
+    assert found == [
+        (
+            "virtual_services[0].limits.per_client.requests_per_second",
+            "counts HTTP requests: it needs an l7 service of type http",
+        ),
+        ("virtual_services[1].limits.exempt[0]", "'x' is not in access_lists (none is defined)"),
+        ("virtual_services[1].limits", "on l4 services is not supported yet"),
+    ]
+
+
+def test_haproxys_share_carries_the_exempt_lists_only() -> None:
+    config = parse_document(
+        {
+            "access_lists": {"office": {"addresses": ["198.18.0.0/24"]}, "other": {}},
+            "virtual_services": [
+                service(limits={"per_client": {"connections": 5}, "exempt": ["office"]})
+            ],
+        }
+    )
+    assert list(for_mode(config, Mode.l7).access_lists) == ["office"]
+    assert for_mode(config, Mode.l4).access_lists == {}
