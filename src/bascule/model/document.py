@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bascule.errors import FieldError, InvalidConfiguration
+from bascule.model.caching import caching_errors
 from bascule.model.capabilities import Mode, Protocol
 from bascule.model.content import content_errors
 from bascule.model.filtering import AccessList, filtering_errors
@@ -143,6 +144,7 @@ def parse_document(data: Any) -> Configuration:
             content_errors(config),
             filtering_errors(config),
             limits_errors(config),
+            caching_errors(config),
         )
     )
     if problems:

@@ -19,6 +19,7 @@ from bascule.model.capabilities import (
     ServiceType,
     StartTls,
 )
+from bascule.model.caching import Cache, Compression
 from bascule.model.check import HealthCheck
 from bascule.model.filtering import Access
 from bascule.model.limits import Limits
@@ -174,6 +175,9 @@ class VirtualService(BaseModel):
     access: Access | None = None
     # connections and requests per service and per client (model/limits.py)
     limits: Limits | None = None
+    # l7 http: the proxy's cache and compression of responses (model/caching.py)
+    cache: Cache | None = None
+    compression: Compression | None = None
 
     @model_validator(mode="before")
     @classmethod

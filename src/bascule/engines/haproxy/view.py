@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from bascule.engines.haproxy import content
 from bascule.engines.haproxy import tls as offload
 from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
+from bascule.engines.haproxy.caching import caching_view
 from bascule.engines.haproxy.limits import LimitsView, limits_view
 from bascule.engines.haproxy.logs import LogView, log_view, proxy_lines
 from bascule.engines.haproxy.persistence import (
@@ -323,6 +324,8 @@ class HaproxyView:
     crt_lists: tuple[offload.CrtList, ...] = ()
     # request logs to a TCP syslog server go through a ring (logs.py): (name, lines)
     rings: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # the services' caches (caching.py): (name, lines)
+    caches: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
@@ -371,6 +374,11 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
             if vs.tls is not None and _terminates_tls(vs)
         ),
         rings=logs.rings,
+        caches=tuple(
+            section
+            for vs in config.virtual_services
+            if (section := caching_view(vs).section) is not None
+        ),
     )
 
 
@@ -457,6 +465,7 @@ def _proxy(
         idempotent_only = (
             f"http-request disable-l7-retry unless {' || '.join(IDEMPOTENT_METHOD_ACLS)}",
         )
+    caching = caching_view(vs)
     rules = content.ContentView()
     if http:
         rules = content.content_view(
@@ -476,6 +485,7 @@ def _proxy(
             *proxy_lines(vs, http, logs),
             *_timeouts(vs, client=True),
             *limits.options,
+            *caching.options,
         ),
         acls=rules.acls,
         rules=(
@@ -483,8 +493,10 @@ def _proxy(
             *first,
             *_critical_rules(vs, http),
             *rules.request_rules,
+            *caching.request_rules,
             *idempotent_only,
             *rules.response_rules,
+            *caching.response_rules,
         ),
         use_backends=rules.use_backends,
         check=health_check_view(vs),
