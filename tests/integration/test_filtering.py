@@ -26,7 +26,7 @@ CHECK = {"type": "tcp", "interval": 1, "rise": 1, "fall": 2}
 
 @contextmanager
 def running(topo: Topology) -> Iterator[BasculeDaemon]:
-    daemon = BasculeDaemon(topo).start()
+    daemon = BasculeDaemon(topo).start(timeout=60)
     try:
         yield daemon
     finally:

@@ -46,7 +46,7 @@ def test_per_client_request_rate_trips_releases_and_spares_others(
     rs1, flooder = topo.real_servers
     topo.start_real_server(rs1)
     exempt = topo.client.extra_addresses[0]
-    daemon = BasculeDaemon(topo).start()
+    daemon = BasculeDaemon(topo).start(timeout=60)
     try:
         daemon.apply(
             {

@@ -82,7 +82,9 @@ class FilterEngine:
         async with self._lock:
             ruleset = await self._build(config)
             if ruleset.empty:
-                if self._applied is None or not self._applied.empty or await self._present():
+                # nothing to filter: no nft call unless our table is there (a machine with
+                # l7 services only may have no nftables at all)
+                if await self._present():
                     await self._send(access.removal(), "remove the filter table")
                 self._applied = ruleset
                 return
