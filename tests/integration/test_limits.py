@@ -30,15 +30,6 @@ print(r.status, r.getheader("Retry-After"))
 """
 
 
-def flooding(table: str, address: str) -> bool:
-    """Whether ``show table`` has ``address`` over the rate."""
-    for line in table.splitlines():
-        if f"key=::ffff:{address} " in line:
-            rate = re.search(r"http_req_rate\(1000\)=(\d+)", line)
-            return rate is not None and int(rate.group(1)) > RATE
-    return False
-
-
 def test_per_client_request_rate_trips_releases_and_spares_others(
     make_topology: Callable[..., Topology],
 ) -> None:
@@ -70,11 +61,17 @@ def test_per_client_request_rate_trips_releases_and_spares_others(
         daemon.wait_status("site", f"{rs1.address}:80", "up", timeout=20)
         url = f"http://{topo.vip()}/"
         wrk = topo.popen(flooder, ["wrk", "-t1", "-c8", "-d4s", url], stdout=-1, text=True)
-        # the flood is under way (its source over the rate in the table) before the other starts
-        wait_until(
-            "the flooder is over the rate",
-            lambda: flooding(daemon.haproxy("show table site_limits"), flooder.address),
-        )
+
+        # the flood is under way, and seen: the flooder is the busiest client, limited
+        def limited() -> bool:
+            shown = daemon.cli_json("limits", "show", "site")["clients"]
+            return bool(shown) and shown[0] == {
+                **shown[0],
+                "client": flooder.address,
+                "limited": True,
+            }
+
+        wait_until("the flooder is shown limited", limited, timeout=10)
         calm = topo.run_client("--url", url, "--rate", "5", "--duration", "3")
         out, _ = wrk.communicate(timeout=60)
         total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]

@@ -34,6 +34,7 @@ from bascule.api.routes import (
     config,
     dsr,
     ha,
+    limits,
     logs,
     metrics,
     persistence,
@@ -102,6 +103,7 @@ def create_app(
         ha,
         logs,
         access_lists,
+        limits,
     ):
         api.include_router(module.router)
     api.include_router(real_servers.sub_service_router)

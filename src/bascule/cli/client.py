@@ -278,6 +278,10 @@ class BasculeClient:
         """Empty the persistence tables of ``name``: ``{"service", "cleared": N}``."""
         return self._write("DELETE", f"{_vs(name)}/persistence")
 
+    def client_loads(self, name: str, top: int) -> dict[str, Any]:
+        """``{"service", "clients": [{"client", "connections", ..., "limited"}]}``."""
+        return self._get(f"{_vs(name)}/limits", params={"top": top})
+
     # -- access lists ----------------------------------------------------------------------
 
     def access_lists(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from bascule.model.caching import Cache, Compression
 from bascule.model.capabilities import (
     CheckType,
     Forwarded,
@@ -19,7 +20,6 @@ from bascule.model.capabilities import (
     ServiceType,
     StartTls,
 )
-from bascule.model.caching import Cache, Compression
 from bascule.model.check import HealthCheck
 from bascule.model.filtering import Access
 from bascule.model.limits import Limits

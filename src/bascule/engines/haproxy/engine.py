@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from bascule.engines.base import (
+    ClientLoad,
     EngineObservation,
     Health,
     PersistenceEntry,
     ServerObservation,
     ServiceObservation,
 )
-from bascule.engines.haproxy import runtime, transparency
+from bascule.engines.haproxy import limits, runtime, transparency
 from bascule.engines.haproxy import transactions as tx
 from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
@@ -321,6 +322,15 @@ class HaproxyEngine:
                     )
                 )
         return entries
+
+    async def client_loads(
+        self, applied: Configuration | None, vs_name: str, *, top: int
+    ) -> list[ClientLoad]:
+        vs = _running_service(applied, vs_name)
+        if vs.limits is None or not vs.limits.per_client_limited:
+            return []
+        text = await self.shell.runtime(runtime.show_table(limits.table_name(vs)))
+        return limits.client_loads(vs, runtime.parse_show_table(text), top=top)
 
     async def clear_persistence(self, applied: Configuration | None, vs_name: str) -> int:
         vs = _running_service(applied, vs_name)

@@ -21,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bascule.engines.base import ClientLoad
 from bascule.engines.haproxy.quoting import token
+from bascule.engines.haproxy.runtime import StickEntry
 from bascule.model import VirtualService
 from bascule.model.filtering import AccessList
 
@@ -90,3 +92,51 @@ def _exempt_acls(names: Sequence[str], lists: Mapping[str, AccessList]) -> list[
         f"acl {EXEMPT_ACL} src {' '.join(entries[i : i + ACL_CHUNK])}"
         for i in range(0, len(entries), ACL_CHUNK)
     ]
+
+
+# -- who is being limited: the table's counters (``show table <service>_limits``) ----------------
+
+
+def client_loads(
+    vs: VirtualService, entries: Sequence[StickEntry], *, top: int
+) -> list[ClientLoad]:
+    """The ``top`` clients of a service's limits table, busiest first (by request rate, then
+    connection rate, then connections), each saying whether a limit holds it now."""
+    limits = vs.limits
+    per_client = limits.per_client if limits is not None else None
+    loads = []
+    for entry in entries:
+        connections = _counter(entry.data, "conn_cur")
+        connection_rate = _counter(entry.data, "conn_rate(1000)")
+        request_rate = _counter(entry.data, "http_req_rate(1000)")
+        over = per_client is not None and any(
+            limit is not None and value > limit
+            for value, limit in (
+                (connections, per_client.connections),
+                (connection_rate, per_client.connections_per_second),
+                (request_rate, per_client.requests_per_second),
+            )
+        )
+        loads.append(
+            ClientLoad(
+                client=entry.key.removeprefix("::ffff:"),
+                connections=connections,
+                connections_per_second=connection_rate,
+                requests_per_second=request_rate,
+                limited=over,
+            )
+        )
+    loads.sort(
+        key=lambda load: (
+            -load.requests_per_second,
+            -load.connections_per_second,
+            -load.connections,
+            load.client,
+        )
+    )
+    return loads[:top]
+
+
+def _counter(data: Mapping[str, str], name: str) -> int:
+    value = data.get(name, "0")
+    return int(value) if value.isdigit() else 0

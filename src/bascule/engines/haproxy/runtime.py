@@ -17,8 +17,8 @@ from __future__ import annotations
 import csv
 import enum
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from bascule.errors import EngineError
 
@@ -543,6 +543,8 @@ class StickEntry:
     expires_ms: int
     server_id: int | None
     server_key: str | None
+    # the stored counters as HAProxy names them ("conn_cur", "http_req_rate(1000)"...)
+    data: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 # "0x55d1c1a8e2a0: key=198.18.0.10 use=0 exp=3599104 server_id=1 server_key=198.18.0.11:80".
@@ -566,6 +568,7 @@ def parse_show_table(text: str) -> list[StickEntry]:
                 expires_ms=int(match["exp"]),
                 server_id=_int(data.get("server_id")),
                 server_key=data.get("server_key") or data.get("server_name"),
+                data=data,
             )
         )
     return entries

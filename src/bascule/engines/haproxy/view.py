@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from bascule.engines.haproxy import content
 from bascule.engines.haproxy import tls as offload
-from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
 from bascule.engines.haproxy.caching import caching_view
+from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
 from bascule.engines.haproxy.limits import LimitsView, limits_view
 from bascule.engines.haproxy.logs import LogView, log_view, proxy_lines
 from bascule.engines.haproxy.persistence import (

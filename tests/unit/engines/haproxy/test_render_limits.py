@@ -77,3 +77,26 @@ def test_a_long_exempt_list_is_split_over_acl_lines() -> None:
     acls = [line for line in text.splitlines() if "acl bascule_limits_exempt src" in line]
     assert len(acls) == 3
     assert sum(len(line.split()) - 3 for line in acls) == len(entries)
+
+
+COUNTERS = "conn_cur={} conn_rate(1000)={} http_req_rate(1000)={}"
+SHOW_TABLE = "\n".join(
+    [
+        "# table: site_limits, type: ipv6, size:1048576, used:3",
+        "0x55d1c1a8e2a0: key=::ffff:198.18.0.12 use=8 exp=29998 " + COUNTERS.format(8, 8, 1532),
+        "0x55d1c1a8e2b0: key=::ffff:198.18.0.10 use=1 exp=29000 " + COUNTERS.format(1, 1, 5),
+        "0x55d1c1a8e2c0: key=2001:2::10 use=0 exp=1000 " + COUNTERS.format(0, 0, 0),
+    ]
+)
+
+
+def test_client_loads_busiest_first_and_who_is_limited() -> None:
+    from bascule.engines.haproxy.limits import client_loads
+    from bascule.engines.haproxy.runtime import parse_show_table
+
+    vs = parse_document(CASES["per_client_http"]).virtual_services[0]
+    loads = client_loads(vs, parse_show_table(SHOW_TABLE), top=2)
+    assert [(load.client, load.requests_per_second, load.limited) for load in loads] == [
+        ("198.18.0.12", 1532, True),
+        ("198.18.0.10", 5, False),
+    ]
