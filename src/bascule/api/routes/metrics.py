@@ -83,6 +83,22 @@ class StatusCollector(Collector):
         for name, values in sorted((info.get("services") or {}).items()):
             denied.add_metric([name], values.get("denied_packets", 0))
         yield denied
+        caches = (self.report.engine.get("haproxy") or {}).get("caches") or {}
+        lookups = CounterMetricFamily(
+            "bascule_cache_lookups",
+            "Requests an l7 service looked up in its cache",
+            labels=["virtual_service"],
+        )
+        hits = CounterMetricFamily(
+            "bascule_cache_hits",
+            "Requests an l7 service answered from its cache",
+            labels=["virtual_service"],
+        )
+        for name, values in sorted(caches.items()):
+            lookups.add_metric([name], values.get("lookups", 0))
+            hits.add_metric([name], values.get("hits", 0))
+        yield lookups
+        yield hits
 
     def _services(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(

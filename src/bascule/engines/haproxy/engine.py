@@ -94,6 +94,7 @@ class HaproxyEngine:
         self.shell = HaproxyShell(self.paths, binary=binary)
         self.server_state = self.paths.run_dir / "server-state"
         self._version: str | None = None
+        self._caches: dict[str, dict[str, Any]] = {}  # service -> its cache counters
         self.crt_lists = self.paths.run_dir / "crt-lists"
         self.acme_map = self.paths.run_dir / "acme.map"
         self.certificates_dir = certificates_dir or run_dir.parent / "certificates"
@@ -176,6 +177,9 @@ class HaproxyEngine:
             "running": running,
             "worker_pids": await self.shell.worker_pids() if running else [],
             "config": str(self.paths.config),
+            # each service's cache, as the last full observe read it (HAProxy's counters
+            # start again from zero when it reloads)
+            "caches": dict(self._caches),
         }
 
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
@@ -273,9 +277,17 @@ class HaproxyEngine:
                     )
             return EngineObservation(running=True, servers=servers)
         services: dict[str, ServiceObservation] = {}
+        caches: dict[str, dict[str, Any]] = {}
         for stat in await self.shell.show_stat():
             if stat.kind is runtime.StatKind.FRONTEND:
                 services[stat.proxy] = ServiceObservation(**_counters(stat))
+                if stat.cache_lookups:
+                    ratio = round(stat.cache_hits / stat.cache_lookups, 4)
+                    caches[stat.proxy] = {
+                        "lookups": stat.cache_lookups,
+                        "hits": stat.cache_hits,
+                        "hit_ratio": ratio,
+                    }
                 continue
             if stat.kind is not runtime.StatKind.SERVER:
                 continue
@@ -293,6 +305,7 @@ class HaproxyEngine:
                 check_detail=stat.last_chk or None,
                 **_counters(stat),
             )
+        self._caches = caches
         return EngineObservation(running=True, servers=servers, services=services)
 
     async def stop(self, *, grace: float) -> None:

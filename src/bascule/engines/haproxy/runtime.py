@@ -215,6 +215,9 @@ class ServerStat:
     # has no req_tot in 2.6 (management.txt 9.1, field 48), so there it is the sum of the HTTP
     # responses it gave (hrsp_1xx..hrsp_other, fields 39-44). 0 for TCP proxies.
     requests: int = 0
+    # a proxy's cache (fields 84-85): requests looked up in it, and answered from it
+    cache_lookups: int = 0
+    cache_hits: int = 0
 
 
 _RESPONSE_COLUMNS = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other")
@@ -286,6 +289,8 @@ def parse_show_stat(text: str) -> list[ServerStat]:
                 downtime=_int(row.get("downtime")),
                 address=_text(row.get("addr")),
                 requests=_requests(row),
+                cache_lookups=_count(row.get("cache_lookups")),
+                cache_hits=_count(row.get("cache_hits")),
             )
         )
     return rows
