@@ -45,9 +45,12 @@ def _uses(document: dict[str, Any], name: str) -> list[str]:
 
 
 async def _dropped(config: ConfigServiceDep) -> dict[str, Any]:
-    report = await config.status()
-    info = report.engine.get("filter", {})
-    lists: dict[str, Any] = info.get("lists", {})
+    """The filter engine's counters per list (its ``info``: one nft call, not a whole
+    status, which lists every engine's state)."""
+    engine = next((engine for engine in config.engines if engine.name == "filter"), None)
+    if engine is None:
+        return {}
+    lists: dict[str, Any] = (await engine.info()).get("lists", {})
     return lists
 
 

@@ -72,7 +72,10 @@ class FilterEngine:
             return
         done = await self._nft("-c", "-j", "-f", "-", stdin=json.dumps(ruleset.transaction()))
         if done.returncode != 0:
-            raise EngineRejected("nft", done.stderr.strip())
+            devices = ", ".join(sorted(set((await self._devices(config)).values()))) or "none"
+            raise EngineRejected(
+                "nft", f"the filter table (DSR devices: {devices}): {done.stderr.strip()}"
+            )
 
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
         replace = [action for action in actions if isinstance(action, ReplaceConfig)]
