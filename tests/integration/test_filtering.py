@@ -150,16 +150,7 @@ def test_lists_allow_deny_and_block_on_l7_nat_and_dsr(
         assert status["lists"]["office"]["entries"] == 2
         for name in URLS:
             assert status["services"][name]["denied_packets"] >= 2, status
-        metrics = topo.run(
-            "lb",
-            [
-                "curl",
-                "-s",
-                "--unix-socket",
-                str(daemon.data_dir / "bascule.sock"),
-                "http://localhost/metrics",
-            ],
-        ).stdout
+        metrics = daemon.metrics()
         assert 'bascule_access_list_dropped_packets_total{list="blocked"}' in metrics
         assert 'bascule_virtual_service_denied_packets_total{virtual_service="fast"}' in metrics
         listed = {item["name"]: item for item in daemon.cli_json("acl", "show")["items"]}

@@ -9,17 +9,13 @@ review the diff.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from nft_namespace import nft
 
 from bascule.engines.nftables.access import FilterRuleset, build_filter, set_update, share
 from bascule.model import parse_document
@@ -171,36 +167,6 @@ def test_unused_lists_are_not_loaded_and_nothing_filtered_is_empty() -> None:
     }
     assert names == {"acl4/blocked", "acl6/blocked"}
     assert RULESETS["nothing"].empty
-
-
-@pytest.fixture(scope="module")
-def namespace() -> Iterator[str]:
-    """A throwaway network namespace with an `eth0` (a veth), so the host is never touched."""
-    if os.geteuid() != 0 or shutil.which("nft") is None or shutil.which("ip") is None:
-        pytest.skip("needs root, nft and ip: checks each golden file with nft -c in a netns")
-    name = f"bscfilt{os.getpid() % 100000:05d}{secrets.token_hex(1)}"
-    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
-    try:
-        subprocess.run(
-            ["ip", "-n", name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"],
-            check=True,
-            capture_output=True,
-        )
-        yield name
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            subprocess.run(["ip", "netns", "del", name], check=True, capture_output=True)
-
-
-def nft(namespace: str, *args: str, stdin: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["ip", "netns", "exec", namespace, "nft", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("case", sorted(name for name in RULESETS if not RULESETS[name].empty))
