@@ -278,6 +278,30 @@ class BasculeClient:
         """Empty the persistence tables of ``name``: ``{"service", "cleared": N}``."""
         return self._write("DELETE", f"{_vs(name)}/persistence")
 
+    def client_loads(self, name: str, top: int) -> dict[str, Any]:
+        """``{"service", "clients": [{"client", "connections", ..., "limited"}]}``."""
+        return self._get(f"{_vs(name)}/limits", params={"top": top})
+
+    # -- access lists ----------------------------------------------------------------------
+
+    def access_lists(self) -> dict[str, Any]:
+        """``{"items": [{"name", "entries", "file", "used_by", "dropped_packets"}]}``."""
+        return self._get("/access-lists")
+
+    def access_list(self, name: str) -> dict[str, Any]:
+        return self._get(f"/access-lists/{quote(name, safe='')}")
+
+    def set_access_list(self, name: str, addresses: list[str]) -> dict[str, Any]:
+        body = {"addresses": addresses}
+        return self._write("PUT", f"/access-lists/{quote(name, safe='')}", body=body)
+
+    def import_access_list(self, name: str, text: str, file: str | None) -> dict[str, Any]:
+        body = {"text": text, "file": file}
+        return self._write("POST", f"/access-lists/{quote(name, safe='')}/import", body=body)
+
+    def delete_access_list(self, name: str) -> dict[str, Any]:
+        return self._write("DELETE", f"/access-lists/{quote(name, safe='')}")
+
     # -- status and history ----------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:

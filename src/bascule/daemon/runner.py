@@ -85,6 +85,7 @@ from bascule.engines.haproxy.engine import HaproxyEngine
 from bascule.engines.haproxy.peers import PeersListener, PeersTls
 from bascule.engines.keepalived.engine import KeepalivedEngine, TrackedProcess
 from bascule.engines.nftables.engine import NftablesEngine
+from bascule.engines.nftables.filter import FilterEngine
 from bascule.engines.stunnel.engine import StunnelEngine
 from bascule.errors import BasculeError, StoreError
 from bascule.model import Configuration, Mode, parse_document
@@ -376,7 +377,10 @@ class Daemon:
                 TrackedProcess(name="haproxy", pid_file=engine.paths.pid_file),
             ),
         )
-        engines: list[Engine] = [keepalived, engine, stunnel, nftables]
+        # the kernel's access lists: before the engines that serve, so a service's filter is
+        # in place before it takes a connection
+        filtering = FilterEngine()
+        engines: list[Engine] = [keepalived, filtering, engine, stunnel, nftables]
         vips = PairedVips(IpVipManager(settings.data_dir / "vips.json"))
         # adaptive and weighted_response_time: weights decided at run time (daemon/dynamic.py)
         dynamic = DynamicScheduler(ceiling=engine.max_weight)

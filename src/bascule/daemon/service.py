@@ -35,6 +35,8 @@ from bascule.dsr.script import is_dsr, script
 from bascule.dsr.target import TargetOs
 from bascule.dsr.verify import DsrVerifier, PacketDsrVerifier
 from bascule.engines.base import (
+    ClientLimits,
+    ClientLoad,
     Engine,
     EngineObservation,
     PersistenceEntry,
@@ -234,6 +236,19 @@ class ConfigService:
         """The clients ``name`` keeps on a real server (its stick-table entries)."""
         engine, running = self._persistence_engine(name)
         return await engine.persistence(running, name)
+
+    async def client_loads(self, name: str, *, top: int = 20) -> list[ClientLoad]:
+        """The busiest clients of a service with per-client limits, and whether a limit
+        holds each (``bascule limits show``)."""
+        vs = self._service(name)
+        if vs.limits is None or not vs.limits.per_client_limited:
+            raise NotApplicable(f"virtual service {name!r} has no per-client limits")
+        for engine in self.engines:
+            if engine.mode is vs.mode and isinstance(engine, ClientLimits):
+                return await engine.client_loads(
+                    self.reconciler.running(engine.name), name, top=top
+                )
+        raise NotApplicable(f"virtual service {name!r}: no engine counts its clients")
 
     async def clear_persistence(self, name: str) -> int:
         """Forget every persisted client of ``name``; how many entries there were."""

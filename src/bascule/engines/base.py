@@ -258,6 +258,29 @@ class FakeEngine:
         return len(self.persisted.pop(vs_name, []))
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClientLoad:
+    """One client of a service with per-client limits: its counters now (connections at
+    once, new connections and HTTP requests over the last second) and whether a limit holds
+    it."""
+
+    client: str
+    connections: int
+    connections_per_second: int
+    requests_per_second: int
+    limited: bool
+
+
+@runtime_checkable
+class ClientLimits(Protocol):
+    """An engine that counts each client of a service with per-client limits."""
+
+    async def client_loads(
+        self, applied: Configuration | None, vs_name: str, *, top: int
+    ) -> list[ClientLoad]:
+        """The ``top`` busiest clients of ``vs_name``, busiest first."""
+
+
 @runtime_checkable
 class CertificateUpdates(Protocol):
     """An engine that serves certificates of the store and can take a new one without a

@@ -148,6 +148,7 @@ ROUTES = [
     Route("POST", f"{WEB}/dsr/verify", operate, 422),
     Route("GET", f"{WEB}/persistence", read),
     Route("DELETE", f"{WEB}/persistence", configure),
+    Route("GET", f"{WEB}/limits", read, 422),  # web has no per-client limits
     Route("GET", "/api/v1/revisions", read),
     Route("GET", "/api/v1/revisions/1", read),
     Route("GET", "/api/v1/revisions/1/diff/1", read),
@@ -214,6 +215,20 @@ ROUTES = [
     Route("GET", "/api/v1/pages/maint", read),
     Route("POST", "/api/v1/pages", configure, 201, {"name": "new", "content": "<p>x</p>"}),
     Route("DELETE", "/api/v1/pages/maint", configure, 204),
+    Route("GET", "/api/v1/access-lists", read),
+    Route("GET", "/api/v1/access-lists/office", read, 404),
+    Route(
+        "PUT", "/api/v1/access-lists/office", configure, body={"addresses": ["198.18.0.0/24"]},
+        writes=True,
+    ),
+    Route(
+        "POST",
+        "/api/v1/access-lists/office/import",
+        configure,
+        body={"text": "198.18.0.0/24  # the office\n"},
+        writes=True,
+    ),
+    Route("DELETE", "/api/v1/access-lists/office", configure, 404, writes=True),
 ]
 
 #: Reachable without credentials: tested in test_auth_routes.py.
@@ -248,6 +263,7 @@ def template(path: str) -> str:
         .replace("/certificates/shop", "/certificates/{name}")
         .replace("/ca-bundles/corp", "/ca-bundles/{name}")
         .replace("/pages/maint", "/pages/{name}")
+        .replace("/access-lists/office", "/access-lists/{name}")
     )
 
 

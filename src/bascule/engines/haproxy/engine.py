@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from bascule.engines.base import (
+    ClientLoad,
     EngineObservation,
     Health,
     PersistenceEntry,
     ServerObservation,
     ServiceObservation,
 )
-from bascule.engines.haproxy import runtime, transparency
+from bascule.engines.haproxy import limits, runtime, transparency
 from bascule.engines.haproxy import transactions as tx
 from bascule.engines.haproxy.drains import DrainClock, ServerKey
 from bascule.engines.haproxy.peers import PeersListener
@@ -95,6 +96,7 @@ class HaproxyEngine:
         self.shell = HaproxyShell(self.paths, binary=binary)
         self.server_state = self.paths.run_dir / "server-state"
         self._version: str | None = None
+        self._caches: dict[str, dict[str, Any]] = {}  # service -> its cache counters
         self.crt_lists = self.paths.run_dir / "crt-lists"
         self.acme_map = self.paths.run_dir / "acme.map"
         self.certificates_dir = certificates_dir or run_dir.parent / "certificates"
@@ -183,6 +185,9 @@ class HaproxyEngine:
             "running": running,
             "worker_pids": await self.shell.worker_pids() if running else [],
             "config": str(self.paths.config),
+            # each service's cache, as the last full observe read it (HAProxy's counters
+            # start again from zero when it reloads)
+            "caches": dict(self._caches),
         }
 
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
@@ -284,9 +289,17 @@ class HaproxyEngine:
                     )
             return EngineObservation(running=True, servers=servers)
         services: dict[str, ServiceObservation] = {}
+        caches: dict[str, dict[str, Any]] = {}
         for stat in await self.shell.show_stat():
             if stat.kind is runtime.StatKind.FRONTEND:
                 services[stat.proxy] = ServiceObservation(**_counters(stat))
+                if stat.cache_lookups:
+                    ratio = round(stat.cache_hits / stat.cache_lookups, 4)
+                    caches[stat.proxy] = {
+                        "lookups": stat.cache_lookups,
+                        "hits": stat.cache_hits,
+                        "hit_ratio": ratio,
+                    }
                 continue
             if stat.kind is not runtime.StatKind.SERVER:
                 continue
@@ -305,6 +318,7 @@ class HaproxyEngine:
                 connection_errors=stat.connection_errors,
                 **_counters(stat),
             )
+        self._caches = caches
         return EngineObservation(running=True, servers=servers, services=services)
 
     async def stop(self, *, grace: float) -> None:
@@ -397,6 +411,15 @@ class HaproxyEngine:
                     )
                 )
         return entries
+
+    async def client_loads(
+        self, applied: Configuration | None, vs_name: str, *, top: int
+    ) -> list[ClientLoad]:
+        vs = _running_service(applied, vs_name)
+        if vs.limits is None or not vs.limits.per_client_limited:
+            return []
+        text = await self.shell.runtime(runtime.show_table(limits.table_name(vs)))
+        return limits.client_loads(vs, runtime.parse_show_table(text), top=top)
 
     async def clear_persistence(self, applied: Configuration | None, vs_name: str) -> int:
         vs = _running_service(applied, vs_name)

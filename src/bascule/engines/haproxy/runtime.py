@@ -17,8 +17,8 @@ from __future__ import annotations
 import csv
 import enum
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from bascule.errors import EngineError
 
@@ -223,6 +223,9 @@ class ServerStat:
     # connection attempts to the server that failed: the requests that gave up (field 14
     # "econ") and the retries before them (field 16 "wretr"); each attempt counts in stot
     connection_errors: int = 0
+    # a proxy's cache (fields 84-85): requests looked up in it, and answered from it
+    cache_lookups: int = 0
+    cache_hits: int = 0
 
 
 _RESPONSE_COLUMNS = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other")
@@ -295,6 +298,8 @@ def parse_show_stat(text: str) -> list[ServerStat]:
                 address=_text(row.get("addr")),
                 requests=_requests(row),
                 connection_errors=_count(row.get("econ")) + _count(row.get("wretr")),
+                cache_lookups=_count(row.get("cache_lookups")),
+                cache_hits=_count(row.get("cache_hits")),
             )
         )
     return rows
@@ -552,6 +557,8 @@ class StickEntry:
     expires_ms: int
     server_id: int | None
     server_key: str | None
+    # the stored counters as HAProxy names them ("conn_cur", "http_req_rate(1000)"...)
+    data: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 # "0x55d1c1a8e2a0: key=198.18.0.10 use=0 exp=3599104 server_id=1 server_key=198.18.0.11:80".
@@ -575,6 +582,7 @@ def parse_show_table(text: str) -> list[StickEntry]:
                 expires_ms=int(match["exp"]),
                 server_id=_int(data.get("server_id")),
                 server_key=data.get("server_key") or data.get("server_name"),
+                data=data,
             )
         )
     return entries

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING
 
 from bascule.engines.haproxy import content
 from bascule.engines.haproxy import tls as offload
+from bascule.engines.haproxy.caching import caching_view
 from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
+from bascule.engines.haproxy.limits import LimitsView, limits_view
 from bascule.engines.haproxy.logs import LogView, log_view, proxy_lines
 from bascule.engines.haproxy.persistence import (
     PersistenceView,
@@ -326,17 +328,23 @@ class HaproxyView:
     crt_lists: tuple[offload.CrtList, ...] = ()
     # request logs to a TCP syslog server go through a ring (logs.py): (name, lines)
     rings: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # the services' caches (caching.py): (name, lines)
+    caches: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     """Translate a validated configuration into the HAProxy view (pure)."""
     peers = PEERS if globals_.local_peer is not None else None
     persistence = {pool.name: persistence_view(pool, peers) for pool in config.pools()}
+    limits = {
+        vs.name: limits_view(vs, _is_http(vs), config.access_lists)
+        for vs in config.virtual_services
+    }
     tables = tuple(
         (p.fallback_table, p.fallback_lines)
         for p in persistence.values()
         if p.fallback_table is not None
-    )
+    ) + tuple(view.table for view in limits.values() if view.table is not None)
     has_tables = any(table_names(pool) for pool in config.pools())
     logs = log_view(config, globals_.request_log_socket)
     global_settings = (*_global_settings(globals_), *logs.global_lines)
@@ -353,7 +361,7 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
             proxy
             for vs in config.virtual_services
             for proxy in (
-                _proxy(vs, persistence[vs.name], paths, logs, globals_.pages_dir),
+                _proxy(vs, persistence[vs.name], paths, logs, globals_.pages_dir, limits[vs.name]),
                 *(
                     _sub_service(pool, persistence[pool.name], paths, globals_.pages_dir)
                     for pool in vs.pools[1:]
@@ -373,6 +381,11 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
             if vs.tls is not None and _terminates_tls(vs)
         ),
         rings=logs.rings,
+        caches=tuple(
+            section
+            for vs in config.virtual_services
+            if (section := caching_view(vs).section) is not None
+        ),
     )
 
 
@@ -419,6 +432,7 @@ def _proxy(
     paths: offload.TlsPaths,
     logs: LogView,
     pages_dir: str,
+    limits: LimitsView,
 ) -> ProxyView:
     name = proxy_name(vs)
     http = _is_http(vs)
@@ -459,6 +473,7 @@ def _proxy(
         idempotent_only = (
             f"http-request disable-l7-retry unless {' || '.join(IDEMPOTENT_METHOD_ACLS)}",
         )
+    caching = caching_view(vs)
     rules = content.ContentView()
     if http:
         rules = content.content_view(
@@ -475,14 +490,23 @@ def _proxy(
         binds=binds,
         balance=balance.algorithm,
         hash_type=balance.hash_type,
-        options=(*options, *proxy_lines(vs, http, logs), *_timeouts(vs, client=True)),
+        options=(
+            *options,
+            *proxy_lines(vs, http, logs),
+            *_timeouts(vs, client=True),
+            *limits.options,
+            *caching.options,
+        ),
         acls=rules.acls,
         rules=(
+            *limits.rules,
             *first,
             *_critical_rules(vs, http),
             *rules.request_rules,
+            *caching.request_rules,
             *idempotent_only,
             *rules.response_rules,
+            *caching.response_rules,
         ),
         use_backends=rules.use_backends,
         check=health_check_view(vs),

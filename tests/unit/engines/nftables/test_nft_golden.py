@@ -9,17 +9,13 @@ Regenerate after an intended change with
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from nft_namespace import nft
 
 from bascule.engines.nftables.rules import Ruleset, build_ruleset
 from bascule.engines.nftables.transaction import Listing, map_update, prelude
@@ -287,36 +283,6 @@ def test_updates_touch_maps_only() -> None:
         }
         assert verbs <= {("flush", "map"), ("add", "element")}, name
         assert update["nftables"], name
-
-
-@pytest.fixture(scope="module")
-def namespace() -> Iterator[str]:
-    """A throwaway network namespace with an `eth0` (a veth), so the host is never touched."""
-    if os.geteuid() != 0 or shutil.which("nft") is None or shutil.which("ip") is None:
-        pytest.skip("needs root, nft and ip: checks each golden file with nft -c in a netns")
-    name = f"bscgold{os.getpid() % 100000:05d}{secrets.token_hex(1)}"
-    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
-    try:
-        subprocess.run(
-            ["ip", "-n", name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"],
-            check=True,
-            capture_output=True,
-        )
-        yield name
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            subprocess.run(["ip", "netns", "del", name], check=True, capture_output=True)
-
-
-def nft(namespace: str, *args: str, stdin: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["ip", "netns", "exec", namespace, "nft", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def load(namespace: str, case: str, *, check_only: bool) -> None:
