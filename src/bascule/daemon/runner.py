@@ -70,6 +70,7 @@ from bascule.daemon.listener import (
     raise_descriptor_limit,
 )
 from bascule.daemon.logfiles import rotate_if_larger, stderr_file
+from bascule.daemon.pair import Listener, PairService
 from bascule.daemon.request_logs import RequestLogFile
 from bascule.daemon.request_logs import bind as request_logs_bind
 from bascule.daemon.request_logs import listen as request_logs_listen
@@ -94,6 +95,7 @@ from bascule.store.accounts import AccountStore
 from bascule.store.acme import AcmeStore
 from bascule.store.audit import AuditStore
 from bascule.store.certificates import CertificateStore
+from bascule.store.pair import PairStore
 from bascule.store.revisions import RevisionStore
 
 log = logging.getLogger("bascule.daemon")
@@ -294,9 +296,15 @@ class Daemon:
                     AuditStore(settings.database_path) as audit_store,
                     CertificateStore(settings.database_path) as certificate_store,
                     AcmeStore(settings.database_path) as acme_store,
+                    PairStore(settings.database_path) as pair_store,
                 ):
                     await self._run(
-                        store, account_store, audit_store, certificate_store, acme_store
+                        store,
+                        account_store,
+                        audit_store,
+                        certificate_store,
+                        acme_store,
+                        pair_store,
                     )
             finally:
                 store.close()
@@ -310,6 +318,7 @@ class Daemon:
         audit_store: AuditStore,
         certificate_store: CertificateStore,
         acme_store: AcmeStore,
+        pair_store: PairStore,
     ) -> None:
         settings = self.settings
         check_stored_revisions(store)
@@ -420,6 +429,24 @@ class Daemon:
                 }
             return info
 
+        # the HA pair's configuration sync (daemon/pair.py): writes only on the active, each
+        # commit handed to the standby
+        pair = PairService(
+            store=pair_store,
+            config=service,
+            certificates=certificates,
+            accounts=accounts,
+            keepalived=keepalived,
+            listener=None
+            if listener is None or settings.listen_address is None
+            else Listener(
+                port=settings.listen_address[1],
+                certificate_pem=listener[0].cert.read_text(),
+            ),
+            audit=audit,
+        )
+        service.changes.guard = pair.check_writable
+        service.changes.after_commit = pair.after_commit
         services = DaemonServices(
             config=service,
             accounts=accounts,
@@ -429,7 +456,7 @@ class Daemon:
             stop=self.request_stop,
             certificates=certificates,
             acme=acme,
-            ha=HaService(service, keepalived, audit=audit),
+            ha=HaService(service, keepalived, audit=audit, pair=pair),
             request_logs=request_logs,
         )
         app = self.make_app(services, local=True)
@@ -463,7 +490,9 @@ class Daemon:
         retention_loop = asyncio.create_task(retention.run(), name="retention")
         expiry_loop = asyncio.create_task(certificates.watch_expiry(), name="expiry")
         acme_loop = asyncio.create_task(acme.run(settings.acme_interval), name="acme")
+        pair_loop = asyncio.create_task(pair.run(), name="pair sync")
         loops = (
+            pair_loop,
             reconciler,
             l4_loop,
             dynamic_loop,

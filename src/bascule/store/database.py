@@ -179,6 +179,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) STRICT
         """,
     ),
+    # 7 (the filtering's migration is 6; until both are merged this one is the sixth entry):
+    # the HA pair's link (store/pair.py): the peer's URL, its pinned certificate, the token
+    # this node presents to it and the id of the token minted for it.
+    (
+        """
+        CREATE TABLE ha_pair (
+            singleton      INTEGER PRIMARY KEY CHECK (singleton = 1),
+            peer_url       TEXT NOT NULL,
+            peer_cert      TEXT NOT NULL,
+            peer_token     TEXT NOT NULL,
+            minted_token   TEXT NOT NULL,
+            joined_at      TEXT NOT NULL
+        ) STRICT
+        """,
+    ),
 )
 
 

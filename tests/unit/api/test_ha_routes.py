@@ -58,6 +58,7 @@ async def test_a_single_node(client: httpx.AsyncClient) -> None:
         "vrrp": None,
         "revision": None,
         "detail": "",
+        "sync": None,
     }
 
 

@@ -1,0 +1,184 @@
+"""The HA pair's configuration sync for real: ``bascule ha join``, the active feeding the
+standby, writes refused on the standby, ``ha takeover`` and ``ha leave``.
+
+The topology of ha_pair.py, each daemon's HTTPS listener on its node address (the two call
+each other there). lb1 runs the pair's document alone; lb2 starts empty and joins it with an
+administrator's token of lb1 and lb1's certificate fingerprint, after a wrong fingerprint (refused
+before anything is sent) and a wrong token (refused by lb1) changed nothing. Then: changes on
+lb1 are on lb2 with the same numbers when each write returns; lb2 refuses writes naming lb1;
+lb2 down during 10 changes catches up on return; the peer's routes refuse any other caller;
+``ha takeover`` on lb2 moves the VIP and the right to write; ``ha leave`` ends the link on both.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from daemon import BasculeDaemon
+from ha_pair import LB1, LB2, START_TIMEOUT, Pair, PairTopology, document
+from netns import require_root
+from waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+if not Path("/usr/sbin/keepalived").exists():
+    pytest.skip("needs keepalived (Debian package keepalived)", allow_module_level=True)
+
+PORT = 8443
+
+
+def fingerprint(daemon: BasculeDaemon) -> str:
+    """The SHA-256 of a daemon's listener certificate, as ``AB:CD:...``."""
+    pem = (daemon.data_dir / "tls" / "cert.pem").read_bytes()
+    return x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def history(daemon: BasculeDaemon) -> list[tuple[int, str, str]]:
+    items = daemon.cli_json("history", "-n", "200")["items"]
+    return [(item["number"], item["created_at"], item["author"]) for item in items]
+
+
+def head(daemon: BasculeDaemon) -> int | None:
+    revision: int | None = daemon.cli_json("ha", "status")["revision"]
+    return revision
+
+
+def weighted(vip: str, weight: int) -> dict[str, Any]:
+    """The pair's document with the first real server's weight changed: one revision each."""
+    changed = copy.deepcopy(document(vip))
+    changed["virtual_services"][0]["real_servers"][0]["weight"] = weight
+    return changed
+
+
+def refused(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0, result.stdout
+    return result.stdout + result.stderr
+
+
+@pytest.fixture
+def lb1_alone(_stale_namespaces_removed: None) -> Iterator[Pair]:
+    """lb1 active with the pair's document and a certificate in its store; lb2 started empty."""
+    require_root()
+    with PairTopology() as topology:
+        topology.start_real_servers()
+        nodes = Pair(
+            topology,
+            run_args={"lb": ("--listen", f"{LB1}:{PORT}"), "lb2": ("--listen", f"{LB2}:{PORT}")},
+        )
+        try:
+            nodes.start("lb")
+            wait_until("lb1 holds the VIP", lambda: nodes.holds_vip("lb"), timeout=20)
+            lb1 = nodes.daemons["lb"]
+            lb1.cli("cert", "self-signed", "pair-test", "--dns", "pair.example")
+            nodes.daemons["lb2"].start(timeout=START_TIMEOUT)
+            yield nodes
+        finally:
+            nodes.stop()
+
+
+def join(pair: Pair, *, token: str, fingerprint_given: str) -> subprocess.CompletedProcess[str]:
+    return pair.daemons["lb2"].cli(
+        "ha", "join", f"https://{LB1}:{PORT}", "--token", token,
+        "--fingerprint", fingerprint_given, check=False,
+    )  # fmt: skip
+
+
+def admin_token(daemon: BasculeDaemon, name: str) -> str:
+    secret: str = daemon.cli_json("token", "create", name, "--role", "admin")["secret"]
+    return secret
+
+
+def peer_call(pair: Pair, path: str, token: str | None) -> int:
+    """The status of a GET of lb1's ``path`` from the client, with ``token`` if given."""
+    code = (
+        "import httpx,sys;"
+        "h={'Authorization':'Bearer '+sys.argv[2]} if len(sys.argv)>2 else {};"
+        "print(httpx.get(sys.argv[1],headers=h,verify=False).status_code)"
+    )
+    argv = [sys.executable, "-c", code, f"https://{LB1}:{PORT}{path}"]
+    out = pair.topology.run("client", [*argv, *([token] if token else [])]).stdout
+    return int(out.strip())
+
+
+def test_join_follow_refuse_takeover_and_leave(lb1_alone: Pair) -> None:
+    pair = lb1_alone
+    lb1, lb2 = pair.daemons["lb"], pair.daemons["lb2"]
+    token = admin_token(lb1, "join lb2")
+    right = fingerprint(lb1)
+
+    # a wrong fingerprint: refused before the token is sent; nothing changes on either node
+    wrong = "00" + right[2:]
+    message = refused(join(pair, token=token, fingerprint_given=wrong))
+    assert "fingerprint" in message and "nothing was sent" in message, message
+    # a wrong token: lb1 refuses it; lb2 revokes the token it had minted for lb1
+    message = refused(join(pair, token=token[:-4] + "AAAA", fingerprint_given=right))
+    assert "refused (401)" in message, message
+    for daemon in (lb1, lb2):
+        assert not daemon.cli_json("ha", "status")["sync"]["joined"]
+    assert head(lb2) is None
+    live = [t for t in lb2.cli_json("token", "list")["items"] if t.get("revoked_at") is None]
+    assert not [t for t in live if t["owner"] == "ha peer"], live
+    # bad input names its field
+    assert "url" in refused(lb2.cli("ha", "join", "http://x", "--token", "t", check=False))
+
+    # the right ones: lb2 takes lb1's history and certificate store, and follows
+    joined = lb2.cli_json(
+        "ha", "join", f"https://{LB1}:{PORT}", "--token", token, "--fingerprint", right.lower()
+    )
+    assert joined["sync"]["joined"] and joined["sync"]["peer_fingerprint"] == right
+    assert history(lb2) == history(lb1)
+    certificate = lb2.cli_json("cert", "show", "pair-test")
+    assert certificate["has_key"], certificate
+    assert pair.settled() == "lb"
+    assert lb1.cli_json("ha", "status")["sync"]["health"] == "in_sync"
+
+    # every change on the active is on the standby, same number, when the write returns
+    for weight in range(101, 111):
+        lb1.apply(weighted(pair.vip, weight))
+        assert head(lb2) == head(lb1)
+    assert history(lb2) == history(lb1)
+
+    # the standby refuses writes, naming the active
+    message = refused(lb2.apply(weighted(pair.vip, 7), check=False))
+    assert "standby" in message and LB1 in message, message
+    message = refused(lb2.cli("cert", "delete", "pair-test", check=False))
+    assert LB1 in message, message
+
+    # the peer's routes: only the peer's token (no token 401, an administrator's 403)
+    assert peer_call(pair, "/api/v1/ha/peer/state", None) == 401
+    assert peer_call(pair, "/api/v1/ha/peer/state", token) == 403
+
+    # the standby away during 10 changes catches up when it returns
+    lb2.terminate()
+    for weight in range(111, 121):
+        lb1.apply(weighted(pair.vip, weight))
+    status = lb1.cli_json("ha", "status")["sync"]
+    assert status["health"] == "unreachable" and status["peer_revision"] < head(lb1), status
+    lb2.start(timeout=START_TIMEOUT)
+    wait_until("lb2 caught up", lambda: head(lb2) == head(lb1), timeout=30)
+    assert history(lb2) == history(lb1)
+
+    # a planned takeover from the standby: lb2 holds the VIP and takes the writes
+    taken = lb2.cli_json("ha", "takeover")
+    assert taken["role"] == "active", taken
+    assert pair.settled() == "lb2"
+    message = refused(lb1.apply(weighted(pair.vip, 8), check=False))
+    assert LB2 in message, message
+    lb2.apply(weighted(pair.vip, 9))
+    assert head(lb1) == head(lb2)
+
+    # leaving: both nodes forget the link; lb1 takes changes again
+    left = lb1.cli_json("ha", "leave")
+    assert not left["sync"]["joined"]
+    wait_until("lb2 forgot the link", lambda: not lb2.cli_json("ha", "status")["sync"]["joined"])
+    lb1.apply(weighted(pair.vip, 10))
+    print("\nHA sync:", json.dumps({"revisions": head(lb1)}))
