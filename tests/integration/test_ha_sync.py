@@ -8,6 +8,9 @@ before anything is sent) and a wrong token (refused by lb1) changed nothing. The
 lb1 are on lb2 with the same numbers when each write returns; lb2 refuses writes naming lb1;
 lb2 down during 10 changes catches up on return; the peer's routes refuse any other caller;
 ``ha takeover`` on lb2 moves the VIP and the right to write; ``ha leave`` ends the link on both.
+And the state sync: a client kept on a real server (source_ip) is on the standby's HAProxy
+before a failover (HAProxy peers over the node addresses, TLS both ways) and keeps its server
+after it.
 """
 
 from __future__ import annotations
@@ -182,3 +185,50 @@ def test_join_follow_refuse_takeover_and_leave(lb1_alone: Pair) -> None:
     wait_until("lb2 forgot the link", lambda: not lb2.cli_json("ha", "status")["sync"]["joined"])
     lb1.apply(weighted(pair.vip, 10))
     print("\nHA sync:", json.dumps({"revisions": head(lb1)}))
+
+
+def sticky(vip: str) -> dict[str, Any]:
+    """The pair's document with source_ip persistence on ``web``."""
+    changed = copy.deepcopy(document(vip))
+    changed["virtual_services"][0]["persistence"] = {"method": "source_ip", "timeout": 600}
+    return changed
+
+
+def test_a_client_keeps_its_real_server_across_a_failover(lb1_alone: Pair) -> None:
+    """The stick tables are shared over the node addresses (HAProxy peers, TLS both ways):
+    the standby's HAProxy knows the client's server before the failover, and serves it that
+    server after."""
+    pair = lb1_alone
+    lb1, lb2 = pair.daemons["lb"], pair.daemons["lb2"]
+    token = admin_token(lb1, "join lb2")
+    lb2.cli("ha", "join", f"https://{LB1}:{PORT}", "--token", token, "--fingerprint",
+            fingerprint(lb1))  # fmt: skip
+    lb1.apply(sticky(pair.vip))
+    assert head(lb2) == head(lb1)
+
+    def shared() -> bool:
+        return all(d.cli_json("ha", "status")["tables"] == "established" for d in (lb1, lb2))
+
+    wait_until("the stick tables are shared", shared, timeout=30)
+    assert pair.settled() == "lb"
+
+    def served() -> str:
+        argv = ["curl", "-s", "--max-time", "2", f"http://{pair.vip}/"]
+        return pair.topology.run("client", argv).stdout.strip()
+
+    before = {served() for _ in range(6)}
+    assert len(before) == 1, before  # source_ip: one server for the one client
+    entries = lb1.cli_json("persistence", "show", "web")["entries"]
+    assert len(entries) == 1, entries
+    kept = entries[0]["real_server"]
+
+    def on_lb2() -> bool:
+        seen = lb2.cli_json("persistence", "show", "web")["entries"]
+        return [entry["real_server"] for entry in seen] == [kept]
+
+    wait_until("lb2's HAProxy has the client's entry", on_lb2, timeout=10)
+    lb1.cli_json("ha", "standby")
+    assert pair.settled() == "lb2"
+    after = {served() for _ in range(6)}
+    assert after == before, (before, after)
+    print(f"\nHA persistence: the client stayed on {kept} across the failover")

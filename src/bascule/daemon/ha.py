@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from bascule.daemon.audit import AuditService
 from bascule.daemon.pair import PairService, SyncStatus
+from bascule.daemon.pair_state import StateSync
 from bascule.daemon.peer import PeerClient
 from bascule.daemon.service import ConfigService
 from bascule.engines.keepalived.engine import KeepalivedEngine, VrrpStatus
@@ -56,6 +57,8 @@ class HaStatus:
     revision: int | None = None
     detail: str = ""
     sync: SyncStatus | None = None
+    # the stick tables' link to the peer's HAProxy: established, local (not shared), ...
+    tables: str | None = None
 
 
 class HaService:
@@ -68,11 +71,13 @@ class HaService:
         *,
         audit: AuditService | None = None,
         pair: PairService | None = None,
+        state: StateSync | None = None,
     ) -> None:
         self.config = config
         self.keepalived = keepalived
         self.audit = audit
         self.pair = pair
+        self.state = state
 
     async def status(self) -> HaStatus:
         desired = self.config.desired()
@@ -95,7 +100,14 @@ class HaService:
         elif vrrp.standby:
             detail = "held back by ha standby"
         return HaStatus(
-            role=role, node=me, peer=peer, vrrp=vrrp, revision=revision, detail=detail, sync=sync
+            role=role,
+            node=me,
+            peer=peer,
+            vrrp=vrrp,
+            revision=revision,
+            detail=detail,
+            sync=sync,
+            tables=None if self.state is None else await self.state.health(),
         )
 
     async def standby(self, actor: Actor) -> HaStatus:

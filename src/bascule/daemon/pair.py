@@ -93,10 +93,12 @@ class SyncStatus:
 
 @dataclass(frozen=True, kw_only=True)
 class Listener:
-    """This node's HTTPS listener, as the peer will call it: its port and certificate."""
+    """This node's HTTPS listener, as the peer will call it: its port and certificate; and
+    the certificate of its HAProxy peers listener (daemon/pair_state.py)."""
 
     port: int
     certificate_pem: str
+    peers_certificate_pem: str
 
 
 class PairService:
@@ -205,6 +207,7 @@ class PairService:
             peer_cert=peer_cert,
             peer_token=token.strip(),
             minted_token=info.id,
+            peers_cert="",  # the peer's answer carries it
             joined_at=datetime.now(UTC),
         )
         try:
@@ -214,6 +217,7 @@ class PairService:
                 body={
                     "port": self.listener.port,
                     "certificate": self.listener.certificate_pem,
+                    "peers_certificate": self.listener.peers_certificate_pem,
                     "token": minted,
                 },
             )
@@ -226,7 +230,11 @@ class PairService:
         except BasculeError:
             self.accounts.revoke_token(info.id, by=_pair_actor())
             raise
-        self.store.save(dataclasses.replace(link, peer_token=str(offer["token"])))
+        peers_cert = str(offer.get("peers_certificate") or "")
+        certificate_fingerprint(peers_cert, field="peers_certificate")
+        self.store.save(
+            dataclasses.replace(link, peer_token=str(offer["token"]), peers_cert=peers_cert)
+        )
         self._synced(self.config.store.head_number())
         self._record(actor, "ha.join", link.peer_url, detail=f"pinned {seen}")
         log.info("joined the pair", extra={"peer": link.peer_url, "revisions": len(revisions)})
@@ -234,11 +242,21 @@ class PairService:
         return self.status()
 
     async def accept_join(
-        self, *, remote: str, port: int, certificate_pem: str, token: str, actor: Actor
+        self,
+        *,
+        remote: str,
+        port: int,
+        certificate_pem: str,
+        peers_certificate_pem: str,
+        token: str,
+        actor: Actor,
     ) -> dict[str, Any]:
         """The active's side of a join: link to the caller (one of the pair's nodes), and
         hand it a token, the certificate store and the history."""
         certificate_fingerprint(certificate_pem)
+        certificate_fingerprint(peers_certificate_pem, field="peers_certificate")
+        if self.listener is None:  # pragma: no cover (the join came through the listener)
+            raise NotApplicable("this node's HTTPS listener is off")
         pair = self.config.desired().high_availability
         if pair is None:
             raise NotApplicable(
@@ -270,6 +288,7 @@ class PairService:
                 peer_cert=certificate_pem,
                 peer_token=token,
                 minted_token=info.id,
+                peers_cert=peers_certificate_pem,
                 joined_at=datetime.now(UTC),
             )
         )
@@ -278,6 +297,7 @@ class PairService:
         self._record(actor, "ha.join", peer_url, detail="accepted")
         return {
             "token": minted,
+            "peers_certificate": self.listener.peers_certificate_pem,
             "certificates": self.certificates.store.snapshot(),
             "revisions": [revision_to_wire(revision) for revision in revisions],
         }

@@ -71,6 +71,7 @@ from bascule.daemon.listener import (
 )
 from bascule.daemon.logfiles import rotate_if_larger, stderr_file
 from bascule.daemon.pair import Listener, PairService
+from bascule.daemon.pair_state import StateSync, ensure_peers_certificate, private_directory
 from bascule.daemon.request_logs import RequestLogFile
 from bascule.daemon.request_logs import bind as request_logs_bind
 from bascule.daemon.request_logs import listen as request_logs_listen
@@ -409,6 +410,18 @@ class Daemon:
                 revisions_max_bytes=int(settings.revisions_max_mb * MIB),
             ),
         )
+        # the pair's stick tables, shared with the peer (daemon/pair_state.py)
+        ha_dir = private_directory(settings.data_dir)
+        peers_certificate = ensure_peers_certificate(ha_dir)
+        state_sync = StateSync(
+            store=pair_store,
+            config=service,
+            haproxy=engine,
+            keepalived=keepalived,
+            directory=ha_dir,
+            own_certificate=peers_certificate,
+        )
+        await state_sync.prepare()
         await adopt_engines(service, _last_good(store), l4_adopted=l4.adopted)
         ok, error = await service.reconcile()
         log.info("started", extra={"version": __version__, "applied": ok, "error": error})
@@ -442,6 +455,7 @@ class Daemon:
             else Listener(
                 port=settings.listen_address[1],
                 certificate_pem=listener[0].cert.read_text(),
+                peers_certificate_pem=peers_certificate,
             ),
             audit=audit,
         )
@@ -456,7 +470,7 @@ class Daemon:
             stop=self.request_stop,
             certificates=certificates,
             acme=acme,
-            ha=HaService(service, keepalived, audit=audit, pair=pair),
+            ha=HaService(service, keepalived, audit=audit, pair=pair, state=state_sync),
             request_logs=request_logs,
         )
         app = self.make_app(services, local=True)
@@ -491,8 +505,10 @@ class Daemon:
         expiry_loop = asyncio.create_task(certificates.watch_expiry(), name="expiry")
         acme_loop = asyncio.create_task(acme.run(settings.acme_interval), name="acme")
         pair_loop = asyncio.create_task(pair.run(), name="pair sync")
+        state_loop = asyncio.create_task(state_sync.run(), name="pair state sync")
         loops = (
             pair_loop,
+            state_loop,
             reconciler,
             l4_loop,
             dynamic_loop,

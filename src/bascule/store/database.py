@@ -181,7 +181,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 7 (the filtering's migration is 6; until both are merged this one is the sixth entry):
     # the HA pair's link (store/pair.py): the peer's URL, its pinned certificate, the token
-    # this node presents to it and the id of the token minted for it.
+    # this node presents to it, the id of the token minted for it, and the certificate of its
+    # HAProxy peers listener (stick tables across the pair).
     (
         """
         CREATE TABLE ha_pair (
@@ -190,6 +191,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             peer_cert      TEXT NOT NULL,
             peer_token     TEXT NOT NULL,
             minted_token   TEXT NOT NULL,
+            peers_cert     TEXT NOT NULL,
             joined_at      TEXT NOT NULL
         ) STRICT
         """,

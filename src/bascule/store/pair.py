@@ -8,7 +8,9 @@ deleted by ``bascule ha leave``. One row (a node has one peer):
   accepts;
 - ``peer_token``: the API token this node presents to the peer (minted by the peer for this
   node, a secret like the certificate keys beside it in this 0600 file);
-- ``minted_token``: the id of the token this node minted for the peer, revoked on leave.
+- ``minted_token``: the id of the token this node minted for the peer, revoked on leave;
+- ``peers_cert``: the certificate of the peer's HAProxy peers listener (PEM), which this node's
+  HAProxy trusts to exchange the stick tables (daemon/pair_state.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class PairLink:
     peer_cert: str
     peer_token: str
     minted_token: str
+    peers_cert: str
     joined_at: datetime
 
 
@@ -36,17 +39,18 @@ class PairStore(Database):
     def link(self) -> PairLink | None:
         with self._use("read the HA pair's link") as db:
             row = db.execute(
-                "SELECT peer_url, peer_cert, peer_token, minted_token, joined_at"
+                "SELECT peer_url, peer_cert, peer_token, minted_token, peers_cert, joined_at"
                 " FROM ha_pair WHERE singleton = 1"
             ).fetchone()
         if row is None:
             return None
-        url, cert, token, minted, joined_at = row
+        url, cert, token, minted, peers_cert, joined_at = row
         return PairLink(
             peer_url=url,
             peer_cert=cert,
             peer_token=token,
             minted_token=minted,
+            peers_cert=peers_cert,
             joined_at=datetime.fromisoformat(joined_at),
         )
 
@@ -54,12 +58,13 @@ class PairStore(Database):
         with self._use("save the HA pair's link") as db, transaction(db):
             db.execute(
                 "INSERT OR REPLACE INTO ha_pair (singleton, peer_url, peer_cert, peer_token,"
-                " minted_token, joined_at) VALUES (1, ?, ?, ?, ?, ?)",
+                " minted_token, peers_cert, joined_at) VALUES (1, ?, ?, ?, ?, ?, ?)",
                 (
                     link.peer_url,
                     link.peer_cert,
                     link.peer_token,
                     link.minted_token,
+                    link.peers_cert,
                     link.joined_at.astimezone(UTC).isoformat(),
                 ),
             )

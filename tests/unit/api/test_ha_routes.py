@@ -59,6 +59,7 @@ async def test_a_single_node(client: httpx.AsyncClient) -> None:
         "revision": None,
         "detail": "",
         "sync": None,
+        "tables": None,
     }
 
 

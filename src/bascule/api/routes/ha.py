@@ -97,6 +97,8 @@ class HaStatusOut(BaseModel):
     revision: int | None
     detail: str
     sync: SyncOut | None
+    # the stick tables' link to the peer's HAProxy (state sync): established, local, ...
+    tables: str | None
 
     @classmethod
     def of(cls, status: HaStatus) -> HaStatusOut:
@@ -112,6 +114,7 @@ class HaStatusOut(BaseModel):
             revision=status.revision,
             detail=status.detail,
             sync=None if status.sync is None else _sync(status.sync),
+            tables=status.tables,
         )
 
 
@@ -132,6 +135,7 @@ class JoinIn(BaseModel):
 class PeerJoinIn(BaseModel):
     port: int = Field(ge=1, le=65535)
     certificate: str = Field(max_length=65536)
+    peers_certificate: str = Field(default="", max_length=65536)
     token: str = Field(min_length=1, max_length=300)
 
 
@@ -183,6 +187,7 @@ async def peer_join(body: PeerJoinIn, actor: Administrator, pair: PairDep) -> di
         remote=actor.remote,
         port=body.port,
         certificate_pem=body.certificate,
+        peers_certificate_pem=body.peers_certificate,
         token=body.token,
         actor=actor,
     )
