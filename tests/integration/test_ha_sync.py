@@ -10,7 +10,7 @@ lb2 down during 10 changes catches up on return; the peer's routes refuse any ot
 ``ha takeover`` on lb2 moves the VIP and the right to write; ``ha leave`` ends the link on both.
 And the state sync: a client kept on a real server (source_ip) is on the standby's HAProxy
 before a failover (HAProxy peers over the node addresses, TLS both ways) and keeps its server
-after it.
+after it; an established L4 NAT connection carrying data survives a failover (conntrackd).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from daemon import BasculeDaemon
 from ha_pair import LB1, LB2, START_TIMEOUT, Pair, PairTopology, document
-from netns import require_root
-from waiting import wait_until
+from netns import TOOLS, require_root, wait_ready
+from waiting import answered, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -232,3 +232,77 @@ def test_a_client_keeps_its_real_server_across_a_failover(lb1_alone: Pair) -> No
     after = {served() for _ in range(6)}
     assert after == before, (before, after)
     print(f"\nHA persistence: the client stayed on {kept} across the failover")
+
+
+def streaming(vip: str, vip_l4: str) -> dict[str, Any]:
+    """The pair's document with an L4 NAT service on a second VIP."""
+    changed = copy.deepcopy(document(vip))
+    changed["virtual_services"].append(
+        {
+            "name": "stream",
+            "address": vip_l4,
+            "port": 80,
+            "mode": "l4",
+            "forwarding": "nat",
+            "check": {"type": "tcp", "interval": 1},
+            "real_servers": [
+                {"address": "198.18.0.11", "port": 80},
+                {"address": "198.18.0.12", "port": 80},
+            ],
+        }
+    )
+    return changed
+
+
+def test_an_established_l4_connection_survives_a_failover(lb1_alone: Pair) -> None:
+    """conntrackd copies lb1's NAT flows into lb2's kernel: after the failover, the packets of
+    an established connection find their translation on lb2 and reach the same real server,
+    on the same connection, with no error. lb1's link is cut, so nothing else could carry it."""
+    pair = lb1_alone
+    topology = pair.topology
+    lb1, lb2 = pair.daemons["lb"], pair.daemons["lb2"]
+    vip_l4 = topology.vip(101)
+    # routed NAT: the real servers answer the client through whichever node holds the VIPs
+    for server in topology.real_servers:
+        topology.run(server, ["ip", "route", "add", f"{topology.client.address}/32", "via", vip_l4])
+    token = admin_token(lb1, "join lb2")
+    lb2.cli("ha", "join", f"https://{LB1}:{PORT}", "--token", token, "--fingerprint",
+            fingerprint(lb1))  # fmt: skip
+    lb1.apply(streaming(pair.vip, vip_l4))
+
+    def flows_shared() -> bool:
+        return all(d.cli_json("ha", "status")["flows"] == "running" for d in (lb1, lb2))
+
+    wait_until("conntrackd runs on both nodes", flows_shared, timeout=30)
+    assert pair.settled() == "lb"
+    topology.wait_tcp("client", vip_l4, 80, timeout=30)
+    assert topology.workdir is not None
+    stop = topology.workdir / "stream-stop"
+    progress = topology.workdir / "stream-progress"
+    client = topology.popen(
+        "client",
+        [sys.executable, str(TOOLS / "stream_client.py"), f"--address={vip_l4}",
+         f"--stop-file={stop}", f"--progress-file={progress}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_ready(client, timeout=10)
+
+    def on_lb2() -> bool:
+        out = topology.run(
+            "lb2", ["conntrack", "-L", "-p", "tcp", "--orig-dst", vip_l4], check=False
+        ).stdout
+        return "ESTABLISHED" in out
+
+    wait_until("lb2's kernel holds the flow", on_lb2, timeout=10)
+    # lb1 cut off: the flow can only go on through lb2 (a planned handover would leave lb1
+    # able to forward what still reaches it)
+    topology.run("lb", ["ip", "link", "set", "eth0", "down"])
+    wait_until("lb2 takes the VIPs", lambda: pair.holds_vip("lb2"), timeout=10, poll=0.02)
+    seen = answered(progress)
+    wait_until("answers on lb2", lambda: answered(progress) >= seen + 40, timeout=20)
+    stop.touch()
+    out, err = client.communicate(timeout=30)
+    result = json.loads(out.strip().splitlines()[-1])
+    print(f"\nHA L4 flow across the failover: {json.dumps(result)}")
+    assert result["error"] is None, (result, err)
+    assert len(result["servers"]) == 1, result

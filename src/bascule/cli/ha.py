@@ -125,6 +125,7 @@ def print_status(report: Mapping[str, Any]) -> None:
         if sync.get("error"):
             rows.append(("sync error", sync.get("error")))
         rows.append(("stick tables", report.get("tables") or "-"))
+        rows.append(("L4 flows", f"conntrackd {report.get('flows') or '-'}"))
     elif report.get("role") not in (None, "single"):
         rows.append(("sync", "not joined (bascule ha join on the second node)"))
     output.console().print(output.properties(rows))

@@ -59,6 +59,8 @@ class HaStatus:
     sync: SyncStatus | None = None
     # the stick tables' link to the peer's HAProxy: established, local (not shared), ...
     tables: str | None = None
+    # conntrackd, which copies the L4 flows to the peer: running, stopped, none
+    flows: str | None = None
 
 
 class HaService:
@@ -108,6 +110,7 @@ class HaService:
             detail=detail,
             sync=sync,
             tables=None if self.state is None else await self.state.health(),
+            flows=None if self.state is None else self.state.flows(),
         )
 
     async def standby(self, actor: Actor) -> HaStatus:

@@ -1,4 +1,5 @@
-"""State sync of a joined HA pair: HAProxy's stick tables shared by the two nodes (``peers``).
+"""State sync of a joined HA pair: HAProxy's stick tables (``peers``) and the kernel's L4 flows
+(conntrackd) shared by the two nodes.
 
 Where it sits: beside the configuration sync (daemon/pair.py), over the HAProxy engine. A
 client a node keeps on a real server (persistence) must find that server after a failover, so
@@ -14,10 +15,17 @@ in ``<data dir>/ha``); ``bascule ha join`` exchanges the two over the pinned cha
 HAProxy trusts exactly those two (``peers-ca.pem``: its own, for the local handover of a
 reload, and the peer's).
 
-Every ``REFRESH_INTERVAL`` and after a join or a leave, ``refresh`` derives the peers section
-from the document's pair, this node's addresses and the link, and when it changes has HAProxy
-reloaded with it (the old worker hands its tables to the new one as on any reload). A node
-that is not joined keeps the local unix-socket peer of a single node.
+The L4 NAT flows are the kernel's conntrack entries: conntrackd (engines/conntrackd) copies
+each node's into the other's kernel table, so an established connection through an L4 NAT
+service keeps its translation (its real server) on the node that takes the VIPs over.
+
+Every ``REFRESH_INTERVAL``, ``refresh`` derives both from the document's pair, this node's
+addresses and the link: when the peers section changes HAProxy is reloaded with it (the old
+worker hands its tables to the new one as on any reload), and conntrackd is started,
+restarted on a new configuration, or stopped. A node that is not joined keeps the local
+unix-socket peer of a single node and runs no conntrackd. This is not an ``Engine`` of the
+reconciler: what it runs depends on the link (the peer's certificate), not on the document
+alone.
 """
 
 from __future__ import annotations
@@ -34,14 +42,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bascule.daemon.service import ConfigService
+from bascule.engines.conntrackd.render import render as render_conntrackd
+from bascule.engines.conntrackd.shell import ConntrackdShell
+from bascule.engines.conntrackd.view import build_view as conntrackd_view
 from bascule.engines.haproxy.engine import HaproxyEngine
 from bascule.engines.haproxy.peers import PeersListener, PeersTls
 from bascule.engines.keepalived.engine import KeepalivedEngine
 from bascule.engines.keepalived.view import NotANode, find_self
 from bascule.errors import BasculeError
+from bascule.model.high_availability import HaNode, HighAvailability
 from bascule.net.addresses import host_port
 from bascule.store.certificates import write_file
-from bascule.store.pair import PairStore
+from bascule.store.pair import PairLink, PairStore
 
 log = logging.getLogger("bascule.pair")
 
@@ -120,6 +132,7 @@ class StateSync:
         keepalived: KeepalivedEngine,
         directory: Path,
         own_certificate: str,
+        conntrackd: ConntrackdShell | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -127,11 +140,11 @@ class StateSync:
         self.keepalived = keepalived
         self.directory = directory
         self.own_certificate = own_certificate
+        self.conntrackd = conntrackd
         self.peer_name: str | None = None  # the remote peer HAProxy shares the tables with
 
-    async def listener(self) -> PeersListener | None:
-        """The pair's peers listener, or ``None`` (not joined, not a node of the document's
-        pair, or a link from before the peers' certificates)."""
+    async def _placement(self) -> tuple[HighAvailability, HaNode, HaNode, PairLink] | None:
+        """(the pair, this node, its peer, the link) of a joined node, else ``None``."""
         pair = self.config.desired().high_availability
         link = self.store.link()
         if pair is None or link is None or not link.peers_cert:
@@ -140,6 +153,15 @@ class StateSync:
             me, peer = find_self(pair, await self.keepalived.addresses())
         except NotANode:
             return None
+        return pair, me, peer, link
+
+    async def listener(self) -> PeersListener | None:
+        """The pair's peers listener, or ``None`` (not joined, not a node of the document's
+        pair, or a link from before the peers' certificates)."""
+        placed = await self._placement()
+        if placed is None:
+            return None
+        _, me, peer, link = placed
         trusted = self.directory / "peers-ca.pem"
         wanted = (self.own_certificate + link.peers_cert).encode()
         if not trusted.exists() or trusted.read_bytes() != wanted:
@@ -160,7 +182,31 @@ class StateSync:
         self.peer_name = None if listener is None else listener.remotes[0][0]
 
     async def refresh(self) -> None:
-        """Put the peers section the pair needs in place; reload HAProxy if it changed."""
+        """Put what the pair needs in place: conntrackd, and HAProxy's peers section."""
+        await self.refresh_flows()
+        await self.refresh_tables()
+
+    async def refresh_flows(self) -> None:
+        """conntrackd on the pair's configuration on a joined node; stopped otherwise."""
+        if self.conntrackd is None:
+            return
+        placed = await self._placement()
+        if placed is None:
+            await self.conntrackd.stop()
+            return
+        pair, me, peer, _ = placed
+        text = render_conntrackd(conntrackd_view(pair, me, peer, self.conntrackd.paths))
+        if await self.conntrackd.apply(text):
+            log.info("conntrackd shares the L4 flows with the peer", extra={"peer": peer.address})
+
+    def flows(self) -> str:
+        """conntrackd's state: ``running``, or ``stopped`` (a node not joined runs none)."""
+        if self.conntrackd is None:
+            return "none"
+        return "running" if self.conntrackd.pid() is not None else "stopped"
+
+    async def refresh_tables(self) -> None:
+        """The peers section the pair needs; HAProxy reloaded if it changed."""
         listener = await self.listener()
         reconciler = self.config.reconciler
         async with reconciler.lock:

@@ -82,6 +82,7 @@ from bascule.daemon.systemd import Notifier
 from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager, PairedVips
 from bascule.engines.base import Engine, share_of
+from bascule.engines.conntrackd.shell import ConntrackdShell
 from bascule.engines.haproxy.engine import HaproxyEngine
 from bascule.engines.haproxy.peers import PeersListener, PeersTls
 from bascule.engines.keepalived.engine import KeepalivedEngine, TrackedProcess
@@ -420,6 +421,9 @@ class Daemon:
             keepalived=keepalived,
             directory=ha_dir,
             own_certificate=peers_certificate,
+            conntrackd=ConntrackdShell(
+                settings.data_dir / "conntrackd", binary=settings.conntrackd_binary
+            ),
         )
         await state_sync.prepare()
         await adopt_engines(service, _last_good(store), l4_adopted=l4.adopted)
@@ -545,6 +549,8 @@ class Daemon:
         await l4.stop()
         if data_plane:
             await self._stop_data_plane_now(engines, vips)
+            if state_sync.conntrackd is not None:
+                await state_sync.conntrackd.stop()
         request_log_receiver.close()
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()

@@ -60,6 +60,7 @@ async def test_a_single_node(client: httpx.AsyncClient) -> None:
         "detail": "",
         "sync": None,
         "tables": None,
+        "flows": None,
     }
 
 

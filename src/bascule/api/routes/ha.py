@@ -99,6 +99,8 @@ class HaStatusOut(BaseModel):
     sync: SyncOut | None
     # the stick tables' link to the peer's HAProxy (state sync): established, local, ...
     tables: str | None
+    # conntrackd, which copies the L4 flows to the peer: running, stopped, none
+    flows: str | None
 
     @classmethod
     def of(cls, status: HaStatus) -> HaStatusOut:
@@ -115,6 +117,7 @@ class HaStatusOut(BaseModel):
             detail=status.detail,
             sync=None if status.sync is None else _sync(status.sync),
             tables=status.tables,
+            flows=status.flows,
         )
 
 
