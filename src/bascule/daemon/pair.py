@@ -442,7 +442,7 @@ class PairService:
         return SyncStatus(
             joined=True,
             peer_url=link.peer_url,
-            peer_fingerprint=certificate_fingerprint(link.peer_cert),
+            peer_fingerprint=_fingerprint_or_none(link.peer_cert),
             joined_at=link.joined_at,
             last_sync_at=self._last_sync_at,
             peer_revision=self._peer_head,
@@ -471,6 +471,13 @@ class PairService:
     def _record(self, actor: Actor, action: str, target: str, *, detail: str = "") -> None:
         if self.audit is not None:
             self.audit.record(actor, action, target, detail=detail)
+
+
+def _fingerprint_or_none(pem: str) -> str | None:
+    try:
+        return certificate_fingerprint(pem)
+    except InvalidConfiguration:
+        return None
 
 
 def _pair_actor() -> Actor:

@@ -324,7 +324,9 @@ class CertificateStore(Database):
                     str(item["chain"]),
                     None if key is None else str(key),
                 )
-            except (KeyError, ValueError, TypeError, InvalidCertificate) as exc:
+            except KeyError as exc:
+                raise InvalidCertificate(f"certificates[{index}]", f"lacks {exc}") from None
+            except (ValueError, TypeError, InvalidCertificate) as exc:
                 raise InvalidCertificate(f"certificates[{index}]", str(exc)) from None
         changed: list[str] = []
         with self._use("store the active's certificates") as db, transaction(db):
