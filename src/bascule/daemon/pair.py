@@ -330,7 +330,8 @@ class PairService:
         """After a commit on the active: the standby gets it before the write returns, or
         the loop retries (the write itself is committed either way)."""
         try:
-            await asyncio.wait_for(self.sync_once(), timeout=CALL_TIMEOUT)
+            # under the reconciler's lock: no fetch (it reconciles), only a push
+            await asyncio.wait_for(self.sync_once(fetch=False), timeout=CALL_TIMEOUT)
         except (BasculeError, TimeoutError) as exc:
             self._failed(exc)
 
@@ -344,8 +345,9 @@ class PairService:
                 log.exception("the configuration sync failed")
             await asyncio.sleep(SYNC_INTERVAL)
 
-    async def sync_once(self) -> None:
-        """Bring the peer to this node's head (on the active); nothing on a standby."""
+    async def sync_once(self, *, fetch: bool = True) -> None:
+        """Bring the peer to this node's head (on the active); nothing on a standby.
+        ``fetch``: an active behind its peer takes the revisions it lacks (and reconciles)."""
         async with self._sync:
             link = self.store.link()
             if link is None or not self.is_active():
@@ -360,6 +362,8 @@ class PairService:
             if theirs is not None and not isinstance(theirs, int):
                 raise NotApplicable(f"the peer at {link.peer_url} answered a head of {theirs!r}")
             if theirs is not None and (mine is None or theirs > mine):
+                if not fetch:
+                    return  # the loop fetches
                 await self._fetch(peer, mine, state)
                 mine = store.head_number()
             elif theirs is not None and store.digest(theirs) != state.get("head_digest"):
