@@ -187,10 +187,15 @@ def test_join_follow_refuse_takeover_and_leave(lb1_alone: Pair) -> None:
     print("\nHA sync:", json.dumps({"revisions": head(lb1)}))
 
 
-def sticky(vip: str) -> dict[str, Any]:
-    """The pair's document with source_ip persistence on ``web``."""
+def sticky(vip: str, vip_cookie: str) -> dict[str, Any]:
+    """The pair's document with source_ip persistence on ``web``, and ``app``, a copy on
+    another VIP with active_cookie persistence."""
     changed = copy.deepcopy(document(vip))
-    changed["virtual_services"][0]["persistence"] = {"method": "source_ip", "timeout": 600}
+    web = changed["virtual_services"][0]
+    web["persistence"] = {"method": "source_ip", "timeout": 600}
+    app = {**copy.deepcopy(web), "name": "app", "address": vip_cookie}
+    app["persistence"] = {"method": "active_cookie", "cookie": "LB", "timeout": 600}
+    changed["virtual_services"].append(app)
     return changed
 
 
@@ -203,7 +208,8 @@ def test_a_client_keeps_its_real_server_across_a_failover(lb1_alone: Pair) -> No
     token = admin_token(lb1, "join lb2")
     lb2.cli("ha", "join", f"https://{LB1}:{PORT}", "--token", token, "--fingerprint",
             fingerprint(lb1))  # fmt: skip
-    lb1.apply(sticky(pair.vip))
+    vip_cookie = pair.topology.vip(102)
+    lb1.apply(sticky(pair.vip, vip_cookie))
     assert head(lb2) == head(lb1)
 
     def shared() -> bool:
@@ -212,10 +218,16 @@ def test_a_client_keeps_its_real_server_across_a_failover(lb1_alone: Pair) -> No
     wait_until("the stick tables are shared", shared, timeout=30)
     assert pair.settled() == "lb"
 
-    def served() -> str:
-        argv = ["curl", "-s", "--max-time", "2", f"http://{pair.vip}/"]
+    assert pair.topology.workdir is not None
+    jar = str(pair.topology.workdir / "cookies")
+
+    def served(vip: str = pair.vip, *cookies: str) -> str:
+        argv = ["curl", "-s", "--max-time", "2", *cookies, f"http://{vip}/"]
         return pair.topology.run("client", argv).stdout.strip()
 
+    with_cookie = ("-c", jar, "-b", jar)
+    before_cookie = {served(vip_cookie, *with_cookie) for _ in range(6)}
+    assert len(before_cookie) == 1, before_cookie
     before = {served() for _ in range(6)}
     assert len(before) == 1, before  # source_ip: one server for the one client
     entries = lb1.cli_json("persistence", "show", "web")["entries"]
@@ -231,6 +243,8 @@ def test_a_client_keeps_its_real_server_across_a_failover(lb1_alone: Pair) -> No
     assert pair.settled() == "lb2"
     after = {served() for _ in range(6)}
     assert after == before, (before, after)
+    # active_cookie needs no shared state: the cookie names the server, alike on both nodes
+    assert {served(vip_cookie, *with_cookie) for _ in range(6)} == before_cookie
     print(f"\nHA persistence: the client stayed on {kept} across the failover")
 
 
