@@ -47,6 +47,14 @@ from bascule.pki.keyset import open_keys, seal_keys
 from bascule.store.database import Database, transaction
 
 BACKUP_FORMAT = "bascule-certificates/1"
+#: Add an entry, or replace the one of its name (a restore, the HA pair's copy).
+_UPSERT = (
+    "INSERT INTO certificates (name, kind, source, certificate, chain, private_key, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+    " kind = excluded.kind, source = excluded.source, certificate = excluded.certificate,"
+    " chain = excluded.chain, private_key = excluded.private_key,"
+    " updated_at = excluded.updated_at"
+)
 _NAME: TypeAdapter[str] = TypeAdapter(Name)
 
 
@@ -250,12 +258,7 @@ class CertificateStore(Database):
                 if item["kind"] == EntryKind.certificate and key is None:
                     without_key.append(name)
                 db.execute(
-                    "INSERT INTO certificates (name, kind, source, certificate, chain,"
-                    " private_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (name) DO UPDATE SET kind = excluded.kind,"
-                    " source = excluded.source, certificate = excluded.certificate,"
-                    " chain = excluded.chain, private_key = excluded.private_key,"
-                    " updated_at = excluded.updated_at",
+                    _UPSERT,
                     (
                         name,
                         item["kind"],
@@ -341,12 +344,7 @@ class CertificateStore(Database):
                 if current.get(name) == columns:
                     continue
                 db.execute(
-                    "INSERT INTO certificates (name, kind, source, certificate, chain,"
-                    " private_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (name) DO UPDATE SET kind = excluded.kind,"
-                    " source = excluded.source, certificate = excluded.certificate,"
-                    " chain = excluded.chain, private_key = excluded.private_key,"
-                    " updated_at = excluded.updated_at",
+                    _UPSERT,
                     (name, *columns, _text(at), _text(at)),
                 )
                 changed.append(name)
