@@ -139,11 +139,21 @@ class PairService:
         vrrp = self.keepalived.vrrp()
         return vrrp.running and vrrp.state == "MASTER"
 
+    def takes_writes(self) -> bool:
+        """The active; or any node while the document has no ``high_availability`` (no VRRP,
+        no roles: the sync still carries each change to the other, and reports a
+        divergence); or a node not joined."""
+        return (
+            self.is_active()
+            or self.config.desired().high_availability is None
+            or self.store.link() is None
+        )
+
     def check_writable(self) -> None:
         """``NotTheActive`` on a joined node that is not the active (the change pipeline and
         the certificate store ask before every write)."""
         link = self.store.link()
-        if link is None or self.is_active():
+        if link is None or self.takes_writes():
             return
         vrrp = self.keepalived.vrrp()
         raise NotTheActive(
@@ -350,7 +360,7 @@ class PairService:
         ``fetch``: an active behind its peer takes the revisions it lacks (and reconciles)."""
         async with self._sync:
             link = self.store.link()
-            if link is None or not self.is_active():
+            if link is None or not self.takes_writes():
                 if link is not None:
                     self._health = "following"
                 return

@@ -26,6 +26,14 @@ from bascule.store.pair import PairLink, PairStore
 from bascule.store.revisions import RevisionStore
 
 DOCUMENT: dict[str, Any] = {
+    # a pair: its standby refuses writes (without high_availability, no node has a role)
+    "high_availability": {
+            "nodes": [
+                {"name": "lb1", "address": "198.18.0.3", "priority": 150},
+                {"name": "lb2", "address": "198.18.0.4", "priority": 100},
+            ],
+            "interface": "eth0",
+        },
     "virtual_services": [
         {
             "name": "web",
@@ -89,7 +97,7 @@ async def node(
 async def test_a_joined_standby_refuses_writes_naming_the_active(node: Node) -> None:
     assert (await node.local.put("/api/v1/config", json=DOCUMENT)).status_code == 200
     node.pair.store.save(LINK)
-    changed = {"virtual_services": [{**DOCUMENT["virtual_services"][0], "port": 8081}]}
+    changed = {**DOCUMENT, "virtual_services": [{**DOCUMENT["virtual_services"][0], "port": 8081}]}
     response = await node.local.put("/api/v1/config", json=changed)
     assert response.status_code == 409, response.text
     error = response.json()["error"]

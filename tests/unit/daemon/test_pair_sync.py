@@ -39,6 +39,13 @@ class Node:
 
 def document(weight: int) -> dict[str, Any]:
     return {
+        "high_availability": {
+            "nodes": [
+                {"name": "lb1", "address": "198.18.0.3", "priority": 150},
+                {"name": "lb2", "address": "198.18.0.4", "priority": 100},
+            ],
+            "interface": "eth0",
+        },
         "virtual_services": [
             {
                 "name": "web",
