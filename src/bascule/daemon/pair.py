@@ -96,6 +96,7 @@ class Listener:
     """This node's HTTPS listener, as the peer will call it: its port and certificate; and
     the certificate of its HAProxy peers listener (daemon/pair_state.py)."""
 
+    host: str
     port: int
     certificate_pem: str
     peers_certificate_pem: str
@@ -198,6 +199,11 @@ class PairService:
             raise NotApplicable(
                 "this node's HTTPS listener is off (listen: none): the peer calls this node "
                 "there; start it with --listen ADDRESS:PORT on its node address"
+            )
+        if ipaddress.ip_address(self.listener.host).is_loopback:
+            raise NotApplicable(
+                f"this node's HTTPS listener is on {self.listener.host}, which the peer cannot "
+                "reach: start it with --listen NODE-ADDRESS:PORT (or 0.0.0.0:PORT)"
             )
         peer_cert = await asyncio.to_thread(fetch_certificate, host, port, ca_pem=ca_pem)
         seen = certificate_fingerprint(peer_cert)

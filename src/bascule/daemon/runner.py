@@ -457,6 +457,7 @@ class Daemon:
             listener=None
             if listener is None or settings.listen_address is None
             else Listener(
+                host=settings.listen_address[0],
                 port=settings.listen_address[1],
                 certificate_pem=listener[0].cert.read_text(),
                 peers_certificate_pem=peers_certificate,

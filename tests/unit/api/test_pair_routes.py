@@ -132,3 +132,31 @@ async def test_an_administrator_is_not_the_peer(node: Node) -> None:
     )
     assert response.status_code == 403, response.text
     assert "only the HA pair's peer" in response.json()["error"]["message"]
+
+
+PEER = "https://198.18.0.3:8443"
+FINGERPRINT = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "field"),
+    [
+        ({"url": "http://x:8443", "token": "t", "fingerprint": FINGERPRINT}, None, "url"),
+        ({"url": PEER, "token": " ", "fingerprint": FINGERPRINT}, None, "token"),
+        ({"url": PEER, "token": "t"}, None, "fingerprint"),
+        ({"url": PEER, "token": "t", "fingerprint": "xyz"}, None, "fingerprint"),
+        ({"url": PEER, "token": "t", "ca_cert": "not a PEM"}, None, "ca_cert"),
+        ({"url": PEER, "token": "t", "fingerprint": FINGERPRINT}, "not_applicable", None),
+    ],
+)
+async def test_a_bad_join_names_its_field_and_changes_nothing(
+    node: Node, body: dict[str, str], kind: str | None, field: str | None
+) -> None:
+    response = await node.local.post("/api/v1/ha/join", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    if field is not None:
+        assert [f["path"] for f in error["fields"]] == [field], error
+    else:
+        assert error["kind"] == kind and "listener is off" in error["message"], error
+    assert node.pair.store.link() is None
