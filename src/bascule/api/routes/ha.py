@@ -21,13 +21,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from bascule.api.bodies import OffLoopRoute
 from bascule.api.deps import Administrator, Operator, Reader, get_services
 from bascule.daemon.ha import HaService, HaStatus, Role
 from bascule.daemon.pair import PAIR_ACTOR, PairService, SyncStatus
 from bascule.errors import Forbidden, NotApplicable
 from bascule.model.access import Actor
 
-router = APIRouter(prefix="/ha", tags=["high availability"])
+router = APIRouter(prefix="/ha", tags=["high availability"], route_class=OffLoopRoute)
 
 
 def get_ha(request: Request) -> HaService:
