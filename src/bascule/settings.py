@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     stunnel_binary: str = "stunnel4"
     # The HA pair's VRRP (Debian's keepalived), run only by a document with high_availability.
     keepalived_binary: str = "keepalived"
+    # A joined pair's L4 flows, copied to the peer's kernel (Debian's conntrackd).
+    conntrackd_binary: str = "conntrackd"
     # How long `bascule stop --data-plane` lets connections finish before HAProxy is stopped
     # for good (SIGTERM stops the daemon only: the data plane runs on).
     shutdown_grace: float = 10.0

@@ -25,6 +25,7 @@ ErrorKind = Literal[
     "not_found",
     "not_applicable",
     "conflict",
+    "not_active",
     "engine_rejected",
     "apply_failed",
     "store_error",
@@ -34,6 +35,7 @@ ErrorKind = Literal[
     "forbidden",
     "locked_out",
     "acme_failed",
+    "peer_unreachable",
 ]
 
 # -- errors -------------------------------------------------------------------------------------

@@ -268,6 +268,21 @@ class BasculeClient:
         """Hand the VIPs to the peer now (this node must be the active)."""
         return self._request("POST", "/ha/standby")
 
+    def ha_takeover(self) -> dict[str, Any]:
+        """Take the VIPs from the active now (this node must be the joined standby)."""
+        return self._request("POST", "/ha/takeover", timeout=30)
+
+    def ha_join(
+        self, url: str, token: str, *, fingerprint: str | None, ca_cert: str | None
+    ) -> dict[str, Any]:
+        """Join this node to the active at ``url`` (its history and certificates come here)."""
+        body = {"url": url, "token": token, "fingerprint": fingerprint, "ca_cert": ca_cert}
+        return self._request("POST", "/ha/join", body=body, timeout=120)
+
+    def ha_leave(self) -> dict[str, Any]:
+        """End the configuration sync with the peer, on both nodes."""
+        return self._request("POST", "/ha/leave", timeout=30)
+
     # -- persistence tables ----------------------------------------------------------------
 
     def persistence(self, name: str) -> dict[str, Any]:

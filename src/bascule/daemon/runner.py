@@ -71,6 +71,8 @@ from bascule.daemon.listener import (
 )
 from bascule.daemon.logfiles import rotate_if_larger, stderr_file
 from bascule.daemon.pages import PageService
+from bascule.daemon.pair import Listener, PairService
+from bascule.daemon.pair_state import StateSync, ensure_peers_certificate, private_directory
 from bascule.daemon.request_logs import RequestLogFile
 from bascule.daemon.request_logs import bind as request_logs_bind
 from bascule.daemon.request_logs import listen as request_logs_listen
@@ -81,6 +83,7 @@ from bascule.daemon.systemd import Notifier
 from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager, PairedVips
 from bascule.engines.base import Engine, share_of
+from bascule.engines.conntrackd.shell import ConntrackdShell
 from bascule.engines.haproxy.engine import HaproxyEngine
 from bascule.engines.haproxy.peers import PeersListener, PeersTls
 from bascule.engines.keepalived.engine import KeepalivedEngine, TrackedProcess
@@ -97,6 +100,7 @@ from bascule.store.acme import AcmeStore
 from bascule.store.audit import AuditStore
 from bascule.store.certificates import CertificateStore
 from bascule.store.pages import PageStore
+from bascule.store.pair import PairStore
 from bascule.store.revisions import RevisionStore
 
 log = logging.getLogger("bascule.daemon")
@@ -299,6 +303,7 @@ class Daemon:
                     CertificateStore(settings.database_path) as certificate_store,
                     AcmeStore(settings.database_path) as acme_store,
                     PageStore(settings.database_path) as page_store,
+                    PairStore(settings.database_path) as pair_store,
                 ):
                     await self._run(
                         store,
@@ -307,6 +312,7 @@ class Daemon:
                         certificate_store,
                         acme_store,
                         page_store,
+                        pair_store,
                     )
             finally:
                 store.close()
@@ -321,6 +327,7 @@ class Daemon:
         certificate_store: CertificateStore,
         acme_store: AcmeStore,
         page_store: PageStore,
+        pair_store: PairStore,
     ) -> None:
         settings = self.settings
         check_stored_revisions(store)
@@ -421,6 +428,21 @@ class Daemon:
                 revisions_max_bytes=int(settings.revisions_max_mb * MIB),
             ),
         )
+        # the pair's stick tables, shared with the peer (daemon/pair_state.py)
+        ha_dir = private_directory(settings.data_dir)
+        peers_certificate = ensure_peers_certificate(ha_dir)
+        state_sync = StateSync(
+            store=pair_store,
+            config=service,
+            haproxy=engine,
+            keepalived=keepalived,
+            directory=ha_dir,
+            own_certificate=peers_certificate,
+            conntrackd=ConntrackdShell(
+                settings.data_dir / "conntrackd", binary=settings.conntrackd_binary
+            ),
+        )
+        await state_sync.prepare()
         await adopt_engines(service, _last_good(store), l4_adopted=l4.adopted)
         ok, error = await service.reconcile()
         log.info("started", extra={"version": __version__, "applied": ok, "error": error})
@@ -441,6 +463,26 @@ class Daemon:
                 }
             return info
 
+        # the HA pair's configuration sync (daemon/pair.py): writes only on the active, each
+        # commit handed to the standby
+        pair = PairService(
+            store=pair_store,
+            config=service,
+            certificates=certificates,
+            accounts=accounts,
+            keepalived=keepalived,
+            listener=None
+            if listener is None or settings.listen_address is None
+            else Listener(
+                host=settings.listen_address[0],
+                port=settings.listen_address[1],
+                certificate_pem=listener[0].cert.read_text(),
+                peers_certificate_pem=peers_certificate,
+            ),
+            audit=audit,
+        )
+        service.changes.guard = pair.check_writable
+        service.changes.after_commit = pair.after_commit
         services = DaemonServices(
             config=service,
             accounts=accounts,
@@ -450,7 +492,7 @@ class Daemon:
             stop=self.request_stop,
             certificates=certificates,
             acme=acme,
-            ha=HaService(service, keepalived, audit=audit),
+            ha=HaService(service, keepalived, audit=audit, pair=pair, state=state_sync),
             request_logs=request_logs,
             pages=pages,
         )
@@ -483,7 +525,11 @@ class Daemon:
         retention_loop = asyncio.create_task(retention.run(), name="retention")
         expiry_loop = asyncio.create_task(certificates.watch_expiry(), name="expiry")
         acme_loop = asyncio.create_task(acme.run(settings.acme_interval), name="acme")
+        pair_loop = asyncio.create_task(pair.run(), name="pair sync")
+        state_loop = asyncio.create_task(state_sync.run(), name="pair state sync")
         loops = (
+            pair_loop,
+            state_loop,
             reconciler,
             l4_loop,
             dynamic_loop,
@@ -520,6 +566,8 @@ class Daemon:
         await l4.stop()
         if data_plane:
             await self._stop_data_plane_now(engines, vips)
+            if state_sync.conntrackd is not None:
+                await state_sync.conntrackd.stop()
         request_log_receiver.close()
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()

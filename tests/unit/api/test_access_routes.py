@@ -43,6 +43,7 @@ class Route:
         return f"{self.method} {self.path}"
 
 
+PEER_JOIN = {"port": 1, "certificate": "", "token": "t"}
 SUB_SERVICE = {"name": "app", "real_servers": [{"address": "198.18.0.4", "port": 80}]}
 
 
@@ -158,6 +159,16 @@ ROUTES = [
     # no HA service in these tests: 422 not_applicable once the caller may (test_ha_routes.py)
     Route("GET", "/api/v1/ha", read, 422),
     Route("POST", "/api/v1/ha/standby", operate, 422),
+    Route("POST", "/api/v1/ha/takeover", operate, 422),
+    Route("POST", "/api/v1/ha/join", administer, 422, {"url": "https://198.18.0.3", "token": "t"}),
+    Route("POST", "/api/v1/ha/leave", administer, 422),
+    Route("POST", "/api/v1/ha/peer/join", administer, 422, PEER_JOIN),
+    # only the peer's own token gets further (test_pair_routes.py)
+    Route("GET", "/api/v1/ha/peer/state", administer, 403),
+    Route("GET", "/api/v1/ha/peer/revisions", administer, 403),
+    Route("POST", "/api/v1/ha/peer/revisions", administer, 403, {"revisions": []}),
+    Route("POST", "/api/v1/ha/peer/standby", administer, 403),
+    Route("POST", "/api/v1/ha/peer/leave", administer, 403),
     Route("POST", "/api/v1/system/stop", administer, 202),
     Route("GET", "/api/v1/auth/whoami", read),
     Route("GET", "/api/v1/users", administer),

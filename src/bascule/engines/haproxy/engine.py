@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import socket
@@ -93,6 +94,7 @@ class HaproxyEngine:
         local_peer = None
         if peers:
             local_peer = peers_listener or PeersListener(address=str(self.paths.peers_socket))
+        self._local_peer = local_peer
         self.shell = HaproxyShell(self.paths, binary=binary)
         self.server_state = self.paths.run_dir / "server-state"
         self._version: str | None = None
@@ -127,6 +129,23 @@ class HaproxyEngine:
 
     def render(self, config: Configuration) -> str:
         return render(build_view(config, self.globals))
+
+    def set_local_peer(self, listener: PeersListener | None) -> bool:
+        """The peers section from now on: the HA pair's (daemon/pair_state.py), or ``None``
+        for the one given at start. Whether it changed (the caller then reloads HAProxy)."""
+        wanted = listener or self._local_peer
+        if wanted == self.globals.local_peer:
+            return False
+        self.globals = dataclasses.replace(self.globals, local_peer=wanted)
+        return True
+
+    async def remote_peers(self) -> dict[str, str]:
+        """Each remote peer's last status as HAProxy's ``show peers`` says it (``ESTA``:
+        connected, the tables flow); empty when HAProxy does not run or has none."""
+        try:
+            return runtime.remote_peers(await self.shell.runtime("show peers"))
+        except EngineError:
+            return {}
 
     def _prepare(self, config: Configuration) -> str:
         """The configuration text, with the files it reads beside it: the crt-lists (named by

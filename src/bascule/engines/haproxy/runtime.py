@@ -610,3 +610,19 @@ def peers_resynced(text: str, section: str) -> bool | None:
         if match and match["id"] == section:
             return int(match["flags"], 16) & _PEERS_RESYNCED == _PEERS_RESYNCED
     return None
+
+
+# peers.c, peers_dump_peer: "  0x...: id=<name>(remote,active) addr=<ip:port> last_status=ESTA"
+_REMOTE_PEER = re.compile(
+    r"^\s+0x[0-9a-f]+: id=(?P<id>[^(\s]+)\(remote,\w+\).*?\blast_status=(?P<status>\w+)"
+)
+
+
+def remote_peers(text: str) -> dict[str, str]:
+    """Each remote peer of a ``show peers`` answer and its last status (``ESTA``: the session
+    is established and the stick tables are exchanged; ``CONN``, ``HSHK``, ``NONE``... not)."""
+    return {
+        match["id"]: match["status"]
+        for line in text.splitlines()
+        if (match := _REMOTE_PEER.match(line))
+    }

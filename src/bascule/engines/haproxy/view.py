@@ -351,7 +351,7 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     peer_lines: tuple[str, ...] = ()
     if has_tables and globals_.local_peer is not None:
         # 3.1 "localpeer" names this process's peer in the "peers" section (3.5).
-        global_settings = (*global_settings, f"localpeer {PEERS}")
+        global_settings = (*global_settings, f"localpeer {token(globals_.local_peer.name)}")
         peer_lines = globals_.local_peer.lines()
     paths = globals_.tls_paths
     return HaproxyView(
