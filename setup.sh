@@ -35,7 +35,8 @@ fi
 # --- Debian packages -------------------------------------------------------------------------
 # stunnel4: the STARTTLS front of type: starttls services (engines/stunnel), run by Bascule.
 # keepalived: VRRP for the HA pair (engines/keepalived), run by Bascule on a paired node.
-packages=(haproxy stunnel4 keepalived nftables conntrack iproute2 iputils-ping python3 python3-venv python3-pip curl procps ca-certificates)
+# conntrackd: a joined pair's L4 flows copied to the peer (engines/conntrackd), run by Bascule.
+packages=(haproxy stunnel4 keepalived conntrackd nftables conntrack iproute2 iputils-ping python3 python3-venv python3-pip curl procps ca-certificates)
 # The WUI's front-end packages come from npm (package-lock.json). Node.js from elsewhere (e.g.
 # NodeSource, whose nodejs bundles npm and conflicts with Debian's npm) is used as it is.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
@@ -54,7 +55,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # Bascule starts HAProxy, stunnel and keepalived itself: keep the packages' own services
+  # Bascule starts HAProxy, stunnel, keepalived and conntrackd itself: keep the packages' own services
   # from starting at install (a policy-rc.d that says no, unless the machine has one)
   no_start=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -66,10 +67,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if [ -n "$no_start" ]; then rm -f "$no_start"; fi
 fi
-# Debian's haproxy, stunnel4 and keepalived packages have their own services; Bascule starts
+# Debian's haproxy, stunnel4, keepalived and conntrackd packages have their own services; Bascule starts
 # them itself.
 # nginx (test tools only) is run by the benchmarks with their own configs, never as a service.
-for unit in haproxy stunnel4 keepalived nginx; do
+for unit in haproxy stunnel4 keepalived conntrackd nginx; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled "$unit" >/dev/null 2>&1; then
     systemctl disable --now "$unit" >/dev/null 2>&1 || true
   fi

@@ -296,7 +296,10 @@ def chaos(
             status = lab.wait_converged()
             figures.restarts_s.append(round(time.monotonic() - started, 2))
             numbers = stored_revisions(lab)
-            figures.missing_revisions += sorted(set(acknowledged) - numbers)
+            missing = sorted(set(acknowledged) - numbers)
+            figures.missing_revisions += missing
+            if missing:
+                log(f"change {done}: acknowledged revisions missing after the restart: {missing}")
             next_kill = done + lab.rng.randint(max(1, kill_every // 2), kill_every * 3 // 2)
             back = figures.restarts_s[-1]
             log(f"change {done}: killed, back in {back} s, head {status['revision']}")
@@ -306,6 +309,7 @@ def chaos(
             mismatch = _settled_mismatch(lab)
             if mismatch is not None:
                 figures.engine_mismatches.append(f"after change {done}: {mismatch}")
+                log(f"change {done}: the engines do not match the last revision: {mismatch}")
     figures.changes = changes
     return figures
 

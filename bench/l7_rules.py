@@ -1,4 +1,4 @@
-"""What content rules cost: requests per second and HAProxy CPU per request, 1 rule vs 100.
+"""What content rules and request logs cost: requests per second and HAProxy CPU per request.
 
 One command, as root, from the repository root::
 
@@ -8,9 +8,12 @@ One command, as root, from the repository root::
 In the L7 bench's network (real servers with nginx ``return 200``), two HAProxy instances run
 side by side with configurations rendered by Bascule itself (engines/haproxy/view.py): the
 same service with 1 content rule and with 100 (``path_prefix`` rules sending to a
-sub-service). The requests match no rule, the worst case: every rule's ACL is evaluated.
-Runs are interleaved, ``wrk -t2 -c50`` with keep-alive; each figure is the median of the
-rounds. Figures: docs/performance.md, content rules. Nothing here is asserted.
+sub-service), and a third with 1 rule whose request log is on: HAProxy writes every request's
+line to a unix datagram socket, as it does to the daemon's (``requests.sock``), read here by a
+process that only drains it. The first two log nothing, so rules and logs are measured apart.
+The requests match no rule, the worst case: every rule's ACL is evaluated. Runs are
+interleaved, ``wrk -t2 -c50`` with keep-alive; each figure is the median of the rounds.
+Figures: docs/performance.md, content rules and request logs. Nothing here is asserted.
 """
 
 from __future__ import annotations
@@ -35,15 +38,32 @@ from bascule.model import parse_document
 from l7 import OWN_SESSION, cpu_ticks, preflight, start_real_server_nginx
 
 FIRST_PORT = 9600
-RULE_COUNTS = (1, 100)
+# name -> (rules, request log on)
+VARIANTS: dict[str, tuple[int, bool]] = {
+    "1 rule": (1, False),
+    "100 rules": (100, False),
+    "1 rule, logged": (1, True),
+}
+# Reads the request log socket and throws the lines away (the daemon writes them to disk).
+DRAIN = """
+import socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind(sys.argv[1])
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+print("ready", flush=True)
+while True:
+    sock.recv(65536)
+"""
 
 
-def document(address: str, port: int, servers: Sequence[str], rules: int) -> dict[str, Any]:
+def document(
+    name: str, address: str, port: int, servers: Sequence[str], rules: int
+) -> dict[str, Any]:
     pool = [{"address": server, "port": 80} for server in servers]
     return {
         "virtual_services": [
             {
-                "name": f"rules{rules}",
+                "name": name,
                 "address": address,
                 "port": port,
                 "check": {"type": "none"},
@@ -70,42 +90,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_real_server_nginx(topology, work)
         lb = topology.lb.address
         servers = [host.address for host in topology.real_servers]
-        pids: dict[int, int] = {}
-        urls: dict[int, str] = {}
-        for index, rules in enumerate(RULE_COUNTS):
+        pids: dict[str, int] = {}
+        urls: dict[str, str] = {}
+        for index, (variant, (rules, logged)) in enumerate(VARIANTS.items()):
             port = FIRST_PORT + index
+            name = f"v{index}"
+            log_socket = None
+            if logged:
+                log_socket = work / f"{name}-requests.sock"
+                drain = topology.popen(
+                    "lb",
+                    [sys.executable, "-c", DRAIN, str(log_socket)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    **OWN_SESSION,
+                )
+                assert drain.stdout is not None and drain.stdout.readline().strip() == "ready"
             globals_ = HaproxyGlobals(
-                stats_socket=str(work / f"rules{rules}.sock"), maxconn=8000, nbthread=1
+                stats_socket=str(work / f"{name}.sock"),
+                maxconn=8000,
+                nbthread=1,
+                request_log_socket=None if log_socket is None else str(log_socket),
             )
-            config = parse_document(document(lb, port, servers, rules))
-            path = work / f"rules{rules}.cfg"
+            config = parse_document(document(name, lb, port, servers, rules))
+            path = work / f"{name}.cfg"
             path.write_text(render(build_view(config, globals_)))
             argv_ = ["haproxy", "-db", "-f", str(path)]
-            pids[rules] = topology.popen("lb", argv_, stdout=subprocess.DEVNULL, **OWN_SESSION).pid
-            urls[rules] = f"http://{lb}:{port}/nothing/matches"
+            pids[variant] = topology.popen(
+                "lb", argv_, stdout=subprocess.DEVNULL, **OWN_SESSION
+            ).pid
+            urls[variant] = f"http://{lb}:{port}/nothing/matches"
             topology.wait_tcp("client", lb, port)
-        rates: dict[int, list[float]] = {rules: [] for rules in RULE_COUNTS}
-        cpu: dict[int, list[float]] = {rules: [] for rules in RULE_COUNTS}
+        rates: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+        cpu: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
         for round_ in range(args.rounds):
-            order = RULE_COUNTS if round_ % 2 == 0 else tuple(reversed(RULE_COUNTS))
-            for rules in order:
-                before = cpu_ticks(pids[rules])
-                wrk = ["wrk", "-t2", "-c50", f"-d{args.duration:g}s", urls[rules]]
+            order = list(VARIANTS) if round_ % 2 == 0 else list(reversed(VARIANTS))
+            for variant in order:
+                before = cpu_ticks(pids[variant])
+                wrk = ["wrk", "-t2", "-c50", f"-d{args.duration:g}s", urls[variant]]
                 output = topology.run("client", wrk, **OWN_SESSION).stdout
-                ticks = cpu_ticks(pids[rules]) - before
+                ticks = cpu_ticks(pids[variant]) - before
                 found = re.search(r"(\d+) requests in", output)
                 rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
                 if found is None or rate is None:
                     raise RuntimeError(f"cannot read wrk's output:\n{output}")
-                rates[rules].append(float(rate.group(1)))
+                rates[variant].append(float(rate.group(1)))
                 seconds = ticks / os.sysconf("SC_CLK_TCK")
-                cpu[rules].append(seconds * 1e6 / int(found.group(1)))
-    print("content rules: requests/s and HAProxy CPU per request (median, then each round)")
-    for rules in RULE_COUNTS:
-        each = " / ".join(f"{value:.0f}" for value in rates[rules])
+                cpu[variant].append(seconds * 1e6 / int(found.group(1)))
+    print("requests/s and HAProxy CPU per request (median, then each round)")
+    for variant in VARIANTS:
+        each = " / ".join(f"{value:.0f}" for value in rates[variant])
         print(
-            f"  {rules:>3} rules  {statistics.median(rates[rules]):8.0f} req/s "
-            f"{statistics.median(cpu[rules]):6.1f} us/req   ({each})"
+            f"  {variant:<15} {statistics.median(rates[variant]):8.0f} req/s "
+            f"{statistics.median(cpu[variant]):6.1f} us/req   ({each})"
         )
     return 0
 

@@ -4,6 +4,7 @@ One command, as root, from the repository root::
 
     .venv/bin/python bench/tls.py                # 3 rounds x 5 s, the three workloads
     .venv/bin/python bench/tls.py --rounds 5 --duration 10 --workloads handshake-ecdsa
+    .venv/bin/python bench/tls.py --logs off     # nobody logs requests
 
 It builds the L7 bench's throwaway network (tests/integration/netns.py: a client, a load
 balancer and three real servers, 198.18.0.0/24; nginx ``return 200`` on the real servers,
@@ -23,6 +24,14 @@ under three workloads:
                      ECDSA P-256 certificate: requests/s = full handshakes/s
     handshake-rsa    the same with an RSA 2048 certificate
     keepalive        persistent TLS connections (ECDSA): requests/s over established TLS
+
+Request logs (``--logs``): ``on`` (the default) compares each proxy as it ships, logging every
+request: Bascule's services log by default (HAProxy -> the daemon's socket -> its rotated
+file), the hand-written HAProxy logs as Debian's packaged configuration does (``log /dev/log
+local0`` with ``option httplog``; here a unix datagram socket read by the same receiver code
+as Bascule's daemon, standing in for the system's syslog daemon), nginx with its default
+``access_log`` (the combined format to a file). ``off``: no proxy logs (``request_log: false``
+on Bascule's services, ``access_log off`` for nginx).
 
 Everyone uses Mozilla's intermediate profile as Bascule renders it (``CIPHER_SETS``: TLS 1.2
 and 1.3, the same ciphers and groups, the client's cipher order, no tickets); wrk's OpenSSL
@@ -91,6 +100,22 @@ SUITES = ":".join(PROFILE.ciphersuites)
 CURVES = ":".join(PROFILE.curves)
 
 
+# The hand-written HAProxy's syslog daemon (see TlsBench._start_log_reader): argv socket, dir.
+LOG_READER = """
+import asyncio, sys
+from pathlib import Path
+from bascule.daemon.request_logs import RequestLogFile, bind, listen
+
+async def main() -> None:
+    # the daemon's default cap (settings.py request_log_max_mb, request_log_keep)
+    file = RequestLogFile(Path(sys.argv[2]) / "requests.log", max_bytes=50 << 20, keep=5)
+    await listen(bind(Path(sys.argv[1])), file)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
 def key_of(workload: str) -> str:
     return "rsa" if workload.endswith("-rsa") else "ecdsa"
 
@@ -132,10 +157,18 @@ def make_certificate(directory: Path, key_name: str, address: str) -> Path:
     return path
 
 
-def hand_haproxy(address: str, servers: Sequence[str], certificates: dict[str, Path]) -> str:
-    """What a person writes from Mozilla's generator for HAProxy, per certificate."""
+def hand_haproxy(
+    address: str,
+    servers: Sequence[str],
+    certificates: dict[str, Path],
+    log_socket: Path | None = None,
+) -> str:
+    """What a person writes from Mozilla's generator for HAProxy, per certificate; with
+    ``log_socket``, logging requests as Debian's packaged haproxy.cfg does (to /dev/log)."""
+    logs = log_socket is not None
     lines = [
         "global",
+        *([f"    log {log_socket} local0"] if logs else []),
         "    maxconn 8000",
         "    tune.ssl.default-dh-param 2048",
         f"    ssl-default-bind-ciphers {CIPHERS}",
@@ -149,6 +182,7 @@ def hand_haproxy(address: str, servers: Sequence[str], certificates: dict[str, P
         "    timeout server 30s",
         "    option http-keep-alive",
         "    option forwardfor",
+        *(["    log global", "    option httplog"] if logs else []),
         "",
         "listen web",
     ]
@@ -166,15 +200,23 @@ def hand_haproxy(address: str, servers: Sequence[str], certificates: dict[str, P
 
 
 def tls_nginx(
-    address: str, servers: Sequence[str], certificates: dict[str, Path], prefix: Path
+    address: str,
+    servers: Sequence[str],
+    certificates: dict[str, Path],
+    prefix: Path,
+    *,
+    logs: bool = False,
 ) -> str:
-    """nginx as a TLS reverse proxy, from Mozilla's generator for nginx."""
+    """nginx as a TLS reverse proxy, from Mozilla's generator for nginx; with ``logs``, its
+    default access log (the combined format, one write per request)."""
+    access_log = f"access_log {prefix}/access.log combined" if logs else "access_log off"
     upstream = "\n".join(f"        server {server}:80;" for server in servers)
     listeners = "\n".join(
         f"""    server {{
         listen {address}:{PORTS["nginx"][key]} ssl backlog=4096;
         ssl_certificate {certificates[key]};
         ssl_certificate_key {certificates[key]};
+        {access_log};
         location / {{
             proxy_pass http://web;
             proxy_http_version 1.1;
@@ -213,6 +255,7 @@ class TlsBench(Bench):
         super().__init__(topology, args)
         self.certificates: dict[str, Path] = {}
         self.pids: dict[str, int] = {}  # the hand-written proxies (ip netns exec execs them)
+        self.log_reader: subprocess.Popen[bytes] | None = None  # the hand HAProxy's syslog
 
     def proxy_pid(self, target: str) -> int | None:
         if target == "bascule":  # HAProxy's master (its workers are its children)
@@ -240,8 +283,10 @@ class TlsBench(Bench):
         lb = self.topology.lb.address
         self.certificates = {key: make_certificate(pki, key, lb) for key in KEYS}
         targets = self.args.targets
+        logs = self.args.logs == "on"
         if "haproxy" in targets:
-            text = hand_haproxy(lb, self.servers, self.certificates)
+            log_socket = self._start_log_reader() if logs else None
+            text = hand_haproxy(lb, self.servers, self.certificates, log_socket)
             self.configs["haproxy"] = text
             conf = self.workdir / "hand-haproxy.cfg"
             conf.write_text(text)
@@ -252,13 +297,32 @@ class TlsBench(Bench):
             self.topology.wait_tcp("client", lb, PORTS["haproxy"]["ecdsa"])
         if "nginx" in targets:
             prefix = self.workdir / "nginx-proxy"
-            text = tls_nginx(lb, self.servers, self.certificates, prefix)
+            text = tls_nginx(lb, self.servers, self.certificates, prefix, logs=logs)
             self.configs["nginx"] = text
             self._start_nginx("lb", prefix, text, self.pin.proxy)
             self.topology.wait_tcp("client", lb, PORTS["nginx"]["ecdsa"])
             self.pids["nginx"] = int((prefix / "nginx.pid").read_text().split()[0])
         if "bascule" in targets:
             self._start_bascule_tls()
+
+    def _start_log_reader(self) -> Path:
+        """The hand-written HAProxy's syslog daemon: Bascule's request log receiver (the same
+        code as the daemon's) on a unix datagram socket, writing a rotated file."""
+        socket_path = self.workdir / "hand-haproxy-log.sock"
+        argv = [sys.executable, "-c", LOG_READER, str(socket_path), str(self.workdir / "logs")]
+        self.log_reader = subprocess.Popen(argv, **OWN_SESSION)
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            if self.log_reader.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the log reader did not start")
+            time.sleep(0.05)
+        return socket_path
+
+    def teardown(self) -> None:
+        super().teardown()
+        if self.log_reader is not None:
+            self.log_reader.terminate()
+            self.log_reader.wait(timeout=30)
 
     def _start_bascule_tls(self) -> None:
         self.start_daemon()
@@ -276,6 +340,7 @@ class TlsBench(Bench):
                     "check": {"type": "http"},
                     "tls": {"certificates": [f"bench-{key}"], "cipher_set": "intermediate"},
                     "real_servers": servers,
+                    **({} if self.args.logs == "on" else {"request_log": False}),
                 }
                 for key in KEYS
             ]
@@ -312,6 +377,13 @@ def cpu_table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = bench_arguments(__doc__.split("\n\n")[0], TARGETS, tuple(WORKLOADS))
+    parser.add_argument(
+        "--logs",
+        choices=("on", "off"),
+        default="on",
+        help="on: every proxy logs its requests as it ships (Bascule's default, Debian's "
+        "haproxy.cfg, nginx's access_log); off: none does",
+    )
     args = parse_selection(parser, argv, TARGETS, tuple(WORKLOADS))
     args.pin = "none"  # the L7 bench's pinning: not offered here
     return args

@@ -9,8 +9,10 @@ The TLS bench (bench/tls.py) found Bascule's HAProxy spending more CPU per keep-
 over TLS than a hand-written one. This finds where: in the L7 bench's network (real servers
 with nginx ``return 200``), it runs several HAProxy instances side by side, each the
 hand-written TLS configuration of bench/tls.py plus one of the directives Bascule adds (and one
-with all of them), and for each, interleaved, ``wrk -t2 -c50`` with keep-alive over TLS while
-counting the instance's user + system time per request. Figures: docs/performance.md, TLS.
+with all of them; ``request-log`` is the request logs, on by default, to a unix datagram socket
+read by Bascule's own receiver), and for each, interleaved, ``wrk -t2 -c50`` with keep-alive
+over TLS while counting the instance's user + system time per request. Figures:
+docs/performance.md, TLS.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integ
 from netns import Topology
 
 from l7 import OWN_SESSION, cpu_ticks, preflight, start_real_server_nginx
-from tls import CIPHERS, CURVES, SUITES, make_certificate
+from tls import CIPHERS, CURVES, LOG_READER, SUITES, make_certificate
 
 HAND = """global
-    maxconn 8000
+{global_extra}    maxconn 8000
     tune.ssl.default-dh-param 2048
 defaults
     mode http
@@ -61,16 +64,25 @@ ADDITIONS = {
         "http-request del-header X-SSL-Client -m beg",
         "http-request set-header X-Forwarded-Port %[dst_port]",
     ),
+    # request logs, on by default (engines/haproxy/logs.py): the global "log" line is added
+    # where these are (see LOG_TARGET), read by Bascule's own receiver
+    "request-log": ("log global", "option httplog"),
 }
 FIRST_PORT = 9500
+# The daemon's log target as engines/haproxy/logs.py renders it ({socket}: the reader's).
+LOG_TARGET = "log {socket} len 8192 format raw local0 info"
 
 
-def configurations(address: str, certificate: Path, servers: Sequence[str]) -> dict[str, str]:
+def configurations(
+    address: str, certificate: Path, servers: Sequence[str], log_socket: Path
+) -> dict[str, str]:
     every = tuple(line for lines in ADDITIONS.values() for line in lines)
     variants = {**ADDITIONS, "all": every}
     server_lines = "".join(f"    server rs{i} {s}:80\n" for i, s in enumerate(servers, 1))
+    log_target = f"    {LOG_TARGET.format(socket=log_socket)}\n"
     return {
         name: HAND.format(
+            global_extra=log_target if "option httplog" in lines else "",
             address=address,
             port=FIRST_PORT + index,
             certificate=certificate,
@@ -96,10 +108,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_real_server_nginx(topology, work)
         lb = topology.lb.address
         certificate = make_certificate(work, "ecdsa", lb)
+        log_socket = work / "requests.sock"
+        reader_argv = [sys.executable, "-c", LOG_READER, str(log_socket), str(work / "logs")]
+        reader = subprocess.Popen(reader_argv, **OWN_SESSION)
+        deadline = time.monotonic() + 30
+        while not log_socket.exists():
+            if reader.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the log reader did not start")
+            time.sleep(0.05)
         servers = [host.address for host in topology.real_servers]
         pids: dict[str, int] = {}
         urls: dict[str, str] = {}
-        for index, (name, text) in enumerate(configurations(lb, certificate, servers).items()):
+        texts = configurations(lb, certificate, servers, log_socket)
+        for index, (name, text) in enumerate(texts.items()):
             path = work / f"{name}.cfg"
             path.write_text(text)
             argv_ = ["haproxy", "-db", "-f", str(path)]
@@ -120,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise RuntimeError(f"cannot read wrk's output:\n{output}")
                 seconds = ticks / os.sysconf("SC_CLK_TCK")
                 spent[name].append(seconds * 1e6 / int(found.group(1)))
+        reader.terminate()
+        reader.wait(timeout=30)
     print("HAProxy CPU per keep-alive TLS request, microseconds (median, then each round)")
     for name, values in spent.items():
         rounds = " / ".join(f"{value:.1f}" for value in values)

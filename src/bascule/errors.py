@@ -8,6 +8,8 @@ The hierarchy says who is at fault::
     ├── NotFound                 the thing you named does not exist (a revision, a service...)
     ├── NotApplicable            what you asked for does not apply to it (DSR help for NAT)
     ├── Conflict                 you edited a stale revision; carries the current one
+    │   └── DivergedHistory      an HA peer committed other revisions under the same numbers
+    ├── NotTheActive             this node is an HA pair's standby: write on the active
     ├── EngineError              an engine refused or failed
     │   ├── EngineRejected       the engine's own checker refused the rendered config
     │   └── ApplyFailed          applying failed; the previous working state was restored
@@ -81,6 +83,33 @@ class Conflict(BasculeError):
         super().__init__(
             f"revision {base} is stale: the current revision is {current}; "
             "re-read the configuration and apply your change again"
+        )
+
+
+class DivergedHistory(Conflict):
+    """Two nodes of an HA pair hold different revisions under the same number (both committed
+    while they could not reach each other): neither history is overwritten."""
+
+    def __init__(self, *, number: int, current: int | None, detail: str = "") -> None:
+        BasculeError.__init__(
+            self,
+            f"the histories diverge at revision {number}: both nodes committed a revision "
+            "numbered so; nothing is overwritten" + (f" ({detail})" if detail else ""),
+        )
+        self.base = number
+        self.current = current
+        self.number = number
+
+
+class NotTheActive(BasculeError):
+    """A write reached the standby of an HA pair: configuration changes are made on the
+    active only (daemon/pair.py), which ``active`` names (its address)."""
+
+    def __init__(self, *, active: str, detail: str = "") -> None:
+        self.active = active
+        super().__init__(
+            f"this node is the standby of an HA pair: make changes on the active, {active}"
+            + (f" ({detail})" if detail else "")
         )
 
 

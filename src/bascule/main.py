@@ -64,6 +64,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
             acme=services.acme,
             ha=services.ha,
             request_logs=services.request_logs,
+            pages=services.pages,
         ),
         local=local,
         docs_assets=vendor,
@@ -83,6 +84,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
                 certificates=services.certificates,
                 acme=services.acme,
                 ha=services.ha,
+                request_logs=services.request_logs,
             )
         )
         api.mount("/", wui)

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     stunnel_binary: str = "stunnel4"
     # The HA pair's VRRP (Debian's keepalived), run only by a document with high_availability.
     keepalived_binary: str = "keepalived"
+    # A joined pair's L4 flows, copied to the peer's kernel (Debian's conntrackd).
+    conntrackd_binary: str = "conntrackd"
     # How long `bascule stop --data-plane` lets connections finish before HAProxy is stopped
     # for good (SIGTERM stops the daemon only: the data plane runs on).
     shutdown_grace: float = 10.0
@@ -146,6 +148,11 @@ class Settings(BaseSettings):
     def certificates_dir(self) -> Path:
         """The certificate store's files, as the engines read them (0700, files 0600)."""
         return self.data_dir / "certificates"
+
+    @property
+    def pages_dir(self) -> Path:
+        """The page store's files (``<name>.html``), as HAProxy reads them."""
+        return self.data_dir / "pages"
 
 
 def parse_listen(value: str) -> tuple[str, int] | None:

@@ -16,6 +16,7 @@ The page is found through the stable hooks the WUI promises its tests (issue 5):
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -275,3 +276,30 @@ def test_dashboard_shows_the_traffic_live(page: Any, web_service: str) -> None:
     )
     assert page.locator(f"{row} svg.sparkline").count() == 1
     save_screenshot(page, "dashboard.png")
+
+
+def test_request_logs_page_shows_the_traffic_and_filters_it(page: Any, web_service: str) -> None:
+    """The background client's requests appear on the Request logs page, newest first; the
+    service filter keeps them, a text no line holds leaves none."""
+    page.goto("/request-logs")
+    rows = f'table.request-logs tr[data-vs="{web_service}"]'
+
+    def refreshed_until_lines() -> None:
+        deadline = time.monotonic() + LIVE_TIMEOUT_MS / 1000
+        while page.locator(rows).count() == 0:
+            assert time.monotonic() < deadline, "no request line on the page"
+            page.wait_for_timeout(500)  # a poll of the page, bounded by the deadline
+            page.reload()
+
+    refreshed_until_lines()
+    assert '"GET / HTTP/1.1"' in page.locator(rows).first.inner_text()
+    page.select_option("#field-vs", web_service)
+    page.click('[data-action="filter"]')
+    page.wait_for_url(re.compile(r"vs=" + web_service))
+    assert page.locator(rows).count() > 0
+    save_screenshot(page, "request-logs.png")
+    page.fill("#field-text", "no line holds this")
+    page.click('[data-action="filter"]')
+    page.wait_for_url(re.compile(r"text="))
+    assert page.locator(rows).count() == 0
+    assert "No line matches this filter." in page.content()

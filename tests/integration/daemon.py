@@ -189,6 +189,12 @@ class BasculeDaemon:
                 raise AssertionError(f"{vs}/{key} is {seen}, not {wanted}, after {timeout}s")
             time.sleep(0.1)
 
+    def metrics(self) -> str:
+        """``/metrics`` as Prometheus scrapes it, through the API socket."""
+        socket_path = str(self.data_dir / "bascule.sock")
+        argv = ["curl", "-s", "--unix-socket", socket_path, "http://localhost/metrics"]
+        return self.topology.run(self.host, argv).stdout
+
     def haproxy(self, command: str) -> str:
         path = self.data_dir / "haproxy" / "haproxy.sock"
         with socket.socket(socket.AF_UNIX) as s:

@@ -1,5 +1,6 @@
 """Request logs end to end (issue 12): HAProxy's lines on disk, read with ``bascule logs``, and
-sent to a remote syslog server (a UDP receiver in a real server's namespace).
+sent to a remote syslog server (a UDP or TCP receiver in a real server's namespace; TCP goes
+through HAProxy's ring, one line per message).
 
 The lines match the traffic sent: one per request, with the client's address, the service,
 the real server, the status and the request line; a service with ``request_log: false`` has
@@ -21,7 +22,8 @@ from waiting import wait_until
 pytestmark = pytest.mark.integration
 
 CHECK = {"type": "http", "path": "/health", "interval": 1, "rise": 1, "fall": 1}
-RECEIVER = """
+RECEIVERS = {
+    "udp": """
 import socket, sys
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind((sys.argv[1], int(sys.argv[2])))
@@ -29,11 +31,24 @@ print("ready", flush=True)
 with open(sys.argv[3], "ab", buffering=0) as out:
     while True:
         out.write(sock.recv(65536).rstrip(b"\\n") + b"\\n")
-"""
+""",
+    "tcp": """
+import socket, sys
+server = socket.create_server((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+with open(sys.argv[3], "ab", buffering=0) as out:
+    while True:
+        connection, _ = server.accept()
+        with connection, connection.makefile("rb") as lines:
+            for line in lines:
+                out.write(line.rstrip(b"\\n") + b"\\n")
+""",
+}
 
 
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
 def test_request_lines_on_disk_in_bascule_logs_and_at_the_syslog_server(
-    make_topology: Callable[..., Topology],
+    make_topology: Callable[..., Topology], protocol: str
 ) -> None:
     topology = make_topology(real_servers=2)
     rs1, rs2 = topology.real_servers
@@ -42,7 +57,7 @@ def test_request_lines_on_disk_in_bascule_logs_and_at_the_syslog_server(
     topology.start_real_server(rs1)
     receiver = topology.popen(
         rs2,
-        [sys.executable, "-c", RECEIVER, rs2.address, "5514", str(received)],
+        [sys.executable, "-c", RECEIVERS[protocol], rs2.address, "5514", str(received)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -53,7 +68,9 @@ def test_request_lines_on_disk_in_bascule_logs_and_at_the_syslog_server(
     try:
         daemon.apply(
             {
-                "logging": {"syslog": {"address": rs2.address, "port": 5514}},
+                "logging": {
+                    "syslog": {"address": rs2.address, "port": 5514, "protocol": protocol}
+                },
                 "virtual_services": [
                     {"name": "web", "address": vip, "port": 80, "check": CHECK,
                      "real_servers": servers},

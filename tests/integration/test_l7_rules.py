@@ -4,7 +4,8 @@ One topology and one daemon serve the module. The service ``site`` (port 80) and
 ``secure`` (HTTPS on 443, the same rules over SSL offload) route by every match kind to the
 default pool (rs1) and the sub-services ``api`` (rs2, rs3) and ``static`` (rs3); requests are
 sent with curl from the client namespace and the real servers echo what they received. Three
-more services answer when no real server is up: a sorry server, a page, a redirect.
+more services answer when no real server is up: a sorry server, a text, a page of the page
+store (``bascule page add``), a redirect.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ pytestmark = pytest.mark.integration
 
 CHECK = {"type": "http", "path": "/health", "interval": 1, "rise": 1, "fall": 1}
 HOST = "site.test"
+# A page of the page store (not_available.respond.body_file): UTF-8, HTML
+PAGE = "<!doctype html>\n<h1>Back soon — l'équipe</h1>\n"
 REDIRECT_CODES = (301, 302, 307, 308)
 
 RULES: list[dict[str, Any]] = [
@@ -131,6 +134,21 @@ def down_service(topology: Topology, name: str, port: int, **not_available: Any)
     }
 
 
+# forwarded: each way to tell the real servers who the client is, a service of its own
+FORWARDED_PORTS = {"x_forwarded_for": 8090, "via": 8091, "none": 8092}
+
+
+def forwarding(topology: Topology, how: str, port: int) -> dict[str, Any]:
+    return {
+        "name": f"fwd-{how.replace('_', '-')}",
+        "address": topology.vip(),
+        "port": port,
+        "forwarded": how,
+        "check": CHECK,
+        "real_servers": [{"address": topology.real_servers[0].address, "port": 80}],
+    }
+
+
 def document(topology: Topology) -> dict[str, Any]:
     rs3 = topology.real_servers[2]
     return {
@@ -142,6 +160,8 @@ def document(topology: Topology) -> dict[str, Any]:
             ),
             down_service(topology, "page", 8081, respond={"code": 503, "body": "maintenance"}),
             down_service(topology, "moved", 8082, redirect="https://status.test/"),
+            down_service(topology, "closed", 8083, respond={"code": 503, "body_file": "maint"}),
+            *(forwarding(topology, how, port) for how, port in FORWARDED_PORTS.items()),
         ]
     }
 
@@ -206,6 +226,9 @@ def site(_stale_namespaces_removed: None) -> Iterator[Site]:
                 "cert", "add", "site", "--cert", str(material.pem("shop")),
                 "--key", str(material.key("shop")),
             )  # fmt: skip
+            page = topology.workdir / "maint.html"
+            page.write_text(PAGE, encoding="utf-8")
+            daemon.cli("page", "add", "maint", "--file", str(page))
             daemon.apply(document(topology))
 
             def all_up() -> bool:
@@ -289,6 +312,21 @@ def test_headers_rewrites_and_forwarded(site: Site, scheme: str, port: int) -> N
     assert (legacy["path"], legacy["server"] in {"rs2", "rs3"}) == ("/echo/v2/users", True)
 
 
+@pytest.mark.parametrize(
+    ("how", "xff", "via"),
+    [("x_forwarded_for", True, False), ("via", False, True), ("none", False, False)],
+)
+def test_forwarded_tells_the_servers_what_it_says(
+    site: Site, how: str, xff: bool, via: bool
+) -> None:
+    name = f"fwd-{how.replace('_', '-')}"
+    wait_until(f"{name} up", lambda: services(site.daemon)[name]["up"] == 1, timeout=15)
+    seen = site.get("/echo", port=FORWARDED_PORTS[how]).echo()["headers"]
+    assert (seen.get("x-forwarded-for") == site.topology.client.address) is xff, seen
+    assert ("x-forwarded-for" in seen) is xff, seen
+    assert seen.get("via", "").endswith(" bascule") is via, seen
+
+
 def test_sub_service_schedules_persists_and_drains_at_runtime(site: Site) -> None:
     first = {site.get("/api/echo").server for _ in range(6)}
     assert first == {"rs2", "rs3"}  # round robin over the sub-service's own servers
@@ -318,11 +356,16 @@ def test_sub_service_schedules_persists_and_drains_at_runtime(site: Site) -> Non
         (8080, lambda a: a.status == 200 and a.server == "rs3"),  # the sorry server answers
         (8081, lambda a: (a.status, a.body) == (503, "maintenance")),
         (8082, lambda a: a.status == 302 and a.headers["location"] == "https://status.test/"),
+        (
+            8083,
+            lambda a: (a.status, a.body, a.headers["content-type"])
+            == (503, PAGE, "text/html; charset=utf-8"),
+        ),
     ],
-    ids=["sorry_server", "respond", "redirect"],
+    ids=["sorry_server", "respond", "redirect", "respond_page"],
 )
 def test_not_available_until_a_real_server_returns(site: Site, port: int, expect: Any) -> None:
-    name = {8080: "sorry", 8081: "page", 8082: "moved"}[port]
+    name = {8080: "sorry", 8081: "page", 8082: "moved", 8083: "closed"}[port]
     wait_until(f"{name} reported sorry", lambda: services(site.daemon)[name]["status"] == "sorry")
     assert expect(site.get("/", port=port))
     rs1 = site.topology.real_servers[0]
@@ -334,6 +377,42 @@ def test_not_available_until_a_real_server_returns(site: Site, port: int, expect
     finally:
         site.topology.stop(server)
     wait_until(f"{name} sorry again", lambda: services(site.daemon)[name]["status"] == "sorry")
+
+
+def test_the_page_store_refuses_what_it_cannot_serve(site: Site) -> None:
+    """A page in use is not deleted; a document naming a missing page is refused on its
+    field; a page that is not UTF-8 text, or too large, is refused on ``content``."""
+    daemon, workdir = site.daemon, site.topology.workdir
+    assert workdir is not None
+    listed = daemon.cli_json("page", "list")["items"]
+    assert [(p["name"], p["used_by"]) for p in listed] == [("maint", ["closed"])]
+    assert daemon.cli("page", "show", "maint").stdout == PAGE
+    refused = daemon.cli("page", "delete", "maint", check=False)
+    assert refused.returncode != 0 and "used by virtual service closed" in refused.stderr
+    head = daemon.cli_json("history")
+    changed = document(site.topology)
+    names = [vs["name"] for vs in changed["virtual_services"]]
+    closed = names.index("closed")
+    changed["virtual_services"][closed]["not_available"]["respond"]["body_file"] = "nowhere"
+    refused = daemon.apply(changed, check=False)
+    assert refused.returncode != 0
+    assert f"virtual_services[{closed}].not_available.respond.body_file" in refused.stderr
+    assert "no page nowhere in the page store" in refused.stderr
+    assert daemon.cli_json("history") == head  # nothing committed
+    for name, content in (
+        ("binary", b"\x89PNG\r\n\x1a\n"),
+        ("controls", b"<h1>a\x1b[31mb</h1>"),
+        ("large", b"x" * (12 * 1024 + 1)),
+    ):
+        path = workdir / f"{name}.html"
+        path.write_bytes(content)
+        refused = daemon.cli("page", "add", name, "--file", str(path), check=False)
+        assert refused.returncode != 0, name
+    assert refused.returncode != 0 and "content" in refused.stderr
+    for bad in ("../x", "X", "a'b"):
+        refused = daemon.cli("page", "add", bad, "--file", str(workdir / "maint.html"), check=False)
+        assert refused.returncode != 0 and "name" in refused.stderr
+    assert [p["name"] for p in daemon.cli_json("page", "list")["items"]] == ["maint"]
 
 
 def test_a_100_rule_change_under_load_fails_no_request(

@@ -84,3 +84,43 @@ def test_the_real_server_sees_the_client_only_with_transparency(
         assert source() == topology.lb.address
     finally:
         daemon.terminate()
+
+
+def test_a_server_that_does_not_route_back_is_warned_about(
+    make_topology: Callable[..., Topology],
+) -> None:
+    """Transparency on, but the real server answers the client directly (no route back
+    through the load balancer): its checks pass, the clients' connections fail, and the
+    status (API, ``bascule status``) and the log say why."""
+    topology = make_topology(real_servers=1)  # no route_back_through_lb
+    topology.start_real_servers()
+    daemon = BasculeDaemon(topology).start()
+    key = f"{topology.real_servers[0].address}:80"
+    document = service(topology, transparent=True)
+    document["virtual_services"][0]["timeouts"] = {"connect": 1}
+    url = f"http://{topology.vip()}/"
+
+    def warning() -> str | None:
+        rs = daemon.status()["virtual_services"][0]["real_servers"][0]
+        found: str | None = rs.get("warning")
+        return found
+
+    try:
+        daemon.apply(document)
+        daemon.wait_status("web", key, "up", timeout=20)
+        assert warning() is None
+        failed = topology.run("client", ["curl", "-sS", "--max-time", "8", url], check=False)
+        assert "503" in failed.stdout, failed  # HAProxy could not connect, retries included
+        message = wait_until("the status warns", warning, timeout=20)
+        assert "does not route its replies back through the load balancer" in message
+        assert daemon.server_status("web", key) == "up"  # the checks still pass
+        shown = daemon.cli("status").stdout
+        assert f"web {key}: transparent:" in " ".join(shown.split())
+        wait_until("the log warns", lambda: "real server warning" in daemon.log(), timeout=10)
+        # with transparency off the same server serves, and the warning is gone
+        daemon.apply(service(topology, transparent=False))
+        done = topology.run("client", ["curl", "-sS", "--max-time", "8", url], check=False)
+        assert done.returncode == 0, done.stderr
+        assert warning() is None
+    finally:
+        daemon.terminate()

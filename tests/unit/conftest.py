@@ -15,11 +15,13 @@ from bascule.api import ApiServices
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
+from bascule.daemon.pages import PageService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.store.accounts import AccountStore
 from bascule.store.audit import AuditStore
 from bascule.store.certificates import CertificateStore
+from bascule.store.pages import PageStore
 
 System = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -76,7 +78,16 @@ def make_api_services() -> Iterator[Callable[..., ApiServices]]:
                 config=config,
                 audit=audit,
             )
-            config.attach_certificates(certificates.document_problems, certificates.alerts)
+            pages = PageService(
+                stack.enter_context(PageStore(path)),
+                directory=path.parent / "pages",
+                config=config,
+                audit=audit,
+            )
+            config.attach_certificates(
+                lambda c: [*certificates.document_problems(c), *pages.document_problems(c)],
+                certificates.alerts,
+            )
             return ApiServices(
                 config=config,
                 system=system,
@@ -85,6 +96,7 @@ def make_api_services() -> Iterator[Callable[..., ApiServices]]:
                 statistics=Statistics(config.status, interval=10),
                 stop=StopRecorder(),
                 certificates=certificates,
+                pages=pages,
             )
 
         yield make

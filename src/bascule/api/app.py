@@ -26,6 +26,7 @@ from bascule.api.errors import ERROR_RESPONSES, install_error_handlers
 from bascule.api.gate import Gate
 from bascule.api.headers import SecurityHeaders
 from bascule.api.routes import (
+    access_lists,
     audit,
     auth,
     backup,
@@ -33,8 +34,10 @@ from bascule.api.routes import (
     config,
     dsr,
     ha,
+    limits,
     logs,
     metrics,
+    pages,
     persistence,
     real_servers,
     revisions,
@@ -98,8 +101,11 @@ def create_app(
         statistics,
         backup,
         certificates,
+        pages,
         ha,
         logs,
+        access_lists,
+        limits,
     ):
         api.include_router(module.router)
     api.include_router(real_servers.sub_service_router)

@@ -9,6 +9,8 @@ code and a ``kind`` that says who is at fault, so clients switch on ``kind`` and
     NotFound               404  not_found
     NotApplicable          422  not_applicable         e.g. DSR help for a NAT service
     Conflict               409  conflict               current_revision, and its ETag
+    NotTheActive           409  not_active             a write on an HA standby: names the active
+    DaemonUnavailable      502  peer_unreachable       the HA pair's peer did not answer
     ApplyFailed, EngineError 500 apply_failed
     StoreError             500  store_error
     NotAuthenticated       401  unauthorized           with WWW-Authenticate: Bearer
@@ -42,6 +44,7 @@ from bascule.errors import (
     ApplyFailed,
     BasculeError,
     Conflict,
+    DaemonUnavailable,
     EngineError,
     EngineRejected,
     Forbidden,
@@ -50,6 +53,7 @@ from bascule.errors import (
     NotApplicable,
     NotAuthenticated,
     NotFound,
+    NotTheActive,
     StoreError,
 )
 
@@ -116,6 +120,10 @@ async def _bascule_error(request: Request, exc: Exception) -> JSONResponse:
                 current_revision=exc.current,
                 headers={"ETag": etag(exc.current)},
             )
+        case NotTheActive():
+            return error_response(409, "not_active", str(exc))
+        case DaemonUnavailable():
+            return error_response(502, "peer_unreachable", str(exc))
         case EngineRejected():
             return error_response(422, "engine_rejected", exc.checker_message)
         case LockedOut():

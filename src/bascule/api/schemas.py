@@ -25,6 +25,7 @@ ErrorKind = Literal[
     "not_found",
     "not_applicable",
     "conflict",
+    "not_active",
     "engine_rejected",
     "apply_failed",
     "store_error",
@@ -34,6 +35,7 @@ ErrorKind = Literal[
     "forbidden",
     "locked_out",
     "acme_failed",
+    "peer_unreachable",
 ]
 
 # -- errors -------------------------------------------------------------------------------------
@@ -234,6 +236,11 @@ class RealServerStatusOut(_FromAttributes):
     )
     weight_reason: str | None = Field(
         default=None, description='why, e.g. "agent load 80 %" or "check time 12 ms (EWMA)"'
+    )
+    warning: str | None = Field(
+        default=None,
+        description="transparent services: the server does not route back through the "
+        "load balancer (its clients' connections fail while its checks pass)",
     )
 
 

@@ -268,6 +268,21 @@ class BasculeClient:
         """Hand the VIPs to the peer now (this node must be the active)."""
         return self._request("POST", "/ha/standby")
 
+    def ha_takeover(self) -> dict[str, Any]:
+        """Take the VIPs from the active now (this node must be the joined standby)."""
+        return self._request("POST", "/ha/takeover", timeout=30)
+
+    def ha_join(
+        self, url: str, token: str, *, fingerprint: str | None, ca_cert: str | None
+    ) -> dict[str, Any]:
+        """Join this node to the active at ``url`` (its history and certificates come here)."""
+        body = {"url": url, "token": token, "fingerprint": fingerprint, "ca_cert": ca_cert}
+        return self._request("POST", "/ha/join", body=body, timeout=120)
+
+    def ha_leave(self) -> dict[str, Any]:
+        """End the configuration sync with the peer, on both nodes."""
+        return self._request("POST", "/ha/leave", timeout=30)
+
     # -- persistence tables ----------------------------------------------------------------
 
     def persistence(self, name: str) -> dict[str, Any]:
@@ -277,6 +292,30 @@ class BasculeClient:
     def clear_persistence(self, name: str) -> dict[str, Any]:
         """Empty the persistence tables of ``name``: ``{"service", "cleared": N}``."""
         return self._write("DELETE", f"{_vs(name)}/persistence")
+
+    def client_loads(self, name: str, top: int) -> dict[str, Any]:
+        """``{"service", "clients": [{"client", "connections", ..., "limited"}]}``."""
+        return self._get(f"{_vs(name)}/limits", params={"top": top})
+
+    # -- access lists ----------------------------------------------------------------------
+
+    def access_lists(self) -> dict[str, Any]:
+        """``{"items": [{"name", "entries", "file", "used_by", "dropped_packets"}]}``."""
+        return self._get("/access-lists")
+
+    def access_list(self, name: str) -> dict[str, Any]:
+        return self._get(f"/access-lists/{quote(name, safe='')}")
+
+    def set_access_list(self, name: str, addresses: list[str]) -> dict[str, Any]:
+        body = {"addresses": addresses}
+        return self._write("PUT", f"/access-lists/{quote(name, safe='')}", body=body)
+
+    def import_access_list(self, name: str, text: str, file: str | None) -> dict[str, Any]:
+        body = {"text": text, "file": file}
+        return self._write("POST", f"/access-lists/{quote(name, safe='')}/import", body=body)
+
+    def delete_access_list(self, name: str) -> dict[str, Any]:
+        return self._write("DELETE", f"/access-lists/{quote(name, safe='')}")
 
     # -- status and history ----------------------------------------------------------------
 
@@ -389,6 +428,20 @@ class BasculeClient:
 
     def replace_ca_bundle(self, name: str, pem: str) -> dict[str, Any]:
         return self._write("PUT", f"/ca-bundles/{quote(name, safe='')}", body={"pem": pem})
+
+    # -- the page store (not_available.respond.body_file) -------------------------------------
+
+    def pages(self) -> dict[str, Any]:
+        return self._get("/pages")
+
+    def page(self, name: str) -> dict[str, Any]:
+        return self._get(f"/pages/{quote(name, safe='')}")
+
+    def add_page(self, name: str, content: str) -> dict[str, Any]:
+        return self._write("POST", "/pages", body={"name": name, "content": content})
+
+    def delete_page(self, name: str) -> dict[str, Any]:
+        return self._write("DELETE", f"/pages/{quote(name, safe='')}")
 
     # -- backups -------------------------------------------------------------------------------
 

@@ -1,19 +1,24 @@
 """``bascule ha ...``: this node of the HA pair (the document's ``high_availability``).
 
-``status`` shows which node this is, its peer, its role (active, standby, held back) and
-VRRP's state; ``standby`` hands the VIPs to the peer at once (a planned failover, for
-maintenance) and stands by, ready to take over again if the peer fails.
+``status`` shows which node this is, its peer, its role (active, standby, held back), VRRP's
+state and the configuration sync (the peer, last sync, the revision on each node, its
+health); ``standby`` hands the VIPs to the peer at once (a planned failover, for maintenance)
+and stands by, ready to take over again if the peer fails; ``takeover`` asks the active for
+them from the standby. ``join`` makes this node the pair's second (the active's history and
+certificate store come here, and it follows from then on); ``leave`` ends that link.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
 
 from bascule.cli import output
+from bascule.cli.errors import CliError
 from bascule.cli.session import JsonFlag, Session
 
 if TYPE_CHECKING:  # the HTTP client is imported when a command runs (see session.client)
@@ -22,6 +27,7 @@ if TYPE_CHECKING:  # the HTTP client is imported when a command runs (see sessio
 app = typer.Typer(help="High availability: this node of the pair.", no_args_is_help=True)
 
 ROLE_STYLES = {"active": "green", "standby": "cyan", "held": "red", "unknown": "yellow"}
+SYNC_STYLES = {"in_sync": "green", "following": "cyan", "diverged": "red", "unreachable": "red"}
 
 
 @app.command()
@@ -34,6 +40,47 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def standby(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Hand the VIPs to the peer now (on the active), then stand by."""
     _show(ctx, as_json, lambda api: api.ha_standby())
+
+
+@app.command()
+def takeover(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Take the VIPs from the active now (on the joined standby): a planned failover."""
+    _show(ctx, as_json, lambda api: api.ha_takeover())
+
+
+@app.command()
+def join(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="The active's listener, https://ADDRESS:8443")],
+    token: Annotated[str, typer.Option(help="An administrator's API token on the active")],
+    fingerprint: Annotated[
+        str | None,
+        typer.Option(help="The SHA-256 of the active's listener certificate (bascule status)"),
+    ] = None,
+    ca_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-cert", help="The CA that signed the active's listener certificate (PEM)"
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Join this node to the pair's active: pin its certificate, take its configuration,
+    certificate store and history, and follow it from then on."""
+    pem = None
+    if ca_cert is not None:
+        try:
+            pem = ca_cert.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"--ca-cert: cannot read {ca_cert}: {exc}") from exc
+    _show(ctx, as_json, lambda api: api.ha_join(url, token, fingerprint=fingerprint, ca_cert=pem))
+
+
+@app.command()
+def leave(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """End the configuration sync with the peer (on both nodes); each keeps its
+    configuration, and this node takes changes again."""
+    _show(ctx, as_json, lambda api: api.ha_leave())
 
 
 def _show(
@@ -67,4 +114,18 @@ def print_status(report: Mapping[str, Any]) -> None:
         rows.append(("vrrp", f"{vrrp.get('state')} (priority {vrrp.get('priority')})"))
     if report.get("detail"):
         rows.append(("detail", report.get("detail")))
+    sync = report.get("sync") or {}
+    if sync.get("joined"):
+        health = str(sync.get("health"))
+        rows.append(("sync", Text(health, style=SYNC_STYLES.get(health, "yellow"))))
+        rows.append(("sync peer", f"{sync.get('peer_url')} ({sync.get('peer_fingerprint')})"))
+        rows.append(("last sync", sync.get("last_sync_at") or "never"))
+        revisions = f"here {report.get('revision')}, peer {sync.get('peer_revision')}"
+        rows.append(("revisions", revisions))
+        if sync.get("error"):
+            rows.append(("sync error", sync.get("error")))
+        rows.append(("stick tables", report.get("tables") or "-"))
+        rows.append(("L4 flows", f"conntrackd {report.get('flows') or '-'}"))
+    elif report.get("role") not in (None, "single"):
+        rows.append(("sync", "not joined (bascule ha join on the second node)"))
     output.console().print(output.properties(rows))

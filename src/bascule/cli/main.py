@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from bascule.cli import (
+    acl,
     agent,
     backup,
     certificates,
@@ -27,8 +28,10 @@ from bascule.cli import (
     dsr,
     ha,
     history,
+    limits,
     logs,
     output,
+    pages,
     persistence,
     rs,
     status,
@@ -141,6 +144,9 @@ app.command("rollback")(history.rollback)
 app.add_typer(users.app, name="user")
 app.add_typer(tokens.app, name="token")
 app.add_typer(certificates.app, name="cert")
+app.add_typer(pages.app, name="page")
+app.add_typer(acl.app, name="acl")
+app.add_typer(limits.app, name="limits")
 app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)
 

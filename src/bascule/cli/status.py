@@ -55,6 +55,10 @@ def status(
         _print_l4_scheduling(out, report, vs)
         _print_servers(out, vs)
         _print_effective_weights(out, vs)
+        for rs in vs.get("real_servers") or []:
+            if rs.get("warning"):
+                warning = f"{vs.get('name')} {rs.get('key')}: {rs['warning']}"
+                out.print(Text(warning, style="yellow"), soft_wrap=True)
 
 
 def _print_control_plane(out: Console, report: Mapping[str, Any]) -> None:

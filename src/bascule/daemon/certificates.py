@@ -263,6 +263,7 @@ class CertificateService:
         """Remove an entry; refused while a virtual service names it."""
         action = "certificate.delete"
         try:
+            self._check_writable()
             async with self.config.reconciler.lock:
                 self._entry(name)
                 users = self.used_by(name)
@@ -295,6 +296,7 @@ class CertificateService:
     ) -> CertificateChange:
         action = "certificate.replace" if replace else "certificate.add"
         try:
+            self._check_writable()
             # parsing, checking (and a new key for a self-signed one) cost CPU: not on the loop
             bundle = await asyncio.to_thread(load, self.clock())
             async with self.config.reconciler.lock:
@@ -312,6 +314,12 @@ class CertificateService:
         self._record(actor, action, name, detail=_summary(how, details))
         self._levels.pop(name, None)  # a new certificate: say its expiry again if it must
         return CertificateChange(details=details, swapped=swapped, message=message)
+
+    def _check_writable(self) -> None:
+        """On an HA pair's standby the store follows the active's: writes go there."""
+        guard = self.config.changes.guard
+        if guard is not None:
+            guard()
 
     async def _write_files(self) -> None:
         await asyncio.to_thread(self.store.write_files, self.directory)
@@ -501,6 +509,7 @@ class CertificateService:
         """Put a backup's entries back (others are kept); in-use ones are swapped at runtime."""
         action = "certificate.restore"
         try:
+            self._check_writable()
             async with self.config.reconciler.lock:
                 before = {e.name: e for e in self.store.entries()}
                 report = await asyncio.to_thread(
@@ -515,6 +524,19 @@ class CertificateService:
             raise
         self._record(actor, action, "", detail=report.message)
         return report
+
+
+    async def replicate(self, entries: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+        """Hold exactly the HA pair's active's entries (daemon/pair.py): stored, files
+        written, those in use swapped at runtime; the names that changed."""
+        async with self.config.reconciler.lock:
+            changed = await asyncio.to_thread(self.store.replicate, entries, at=self.clock())
+            if changed:
+                await self._write_files()
+                for name in changed:
+                    if self.store.entry(name) is not None:
+                        await self._swap(name)
+        return changed
 
 
 def _chain_of(entry: StoredCertificate) -> list[x509.Certificate]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -133,6 +133,10 @@ class ChangePipeline:
         self.audit = audit
         # the certificate store's word on a document's tls names (daemon/certificates.py)
         self.store_check: StoreCheck | None = None
+        # an HA pair (daemon/pair.py): raises NotTheActive on the standby, before anything;
+        # after a commit, hands the new revision to the standby before the write returns
+        self.guard: Callable[[], None] | None = None
+        self.after_commit: Callable[[], Awaitable[None]] | None = None
 
     async def run(
         self,
@@ -180,6 +184,8 @@ class ChangePipeline:
         name: AuditName,
         rolled_back_from: int | None,
     ) -> ApplyResult:
+        if self.guard is not None:
+            self.guard()
         head = self.store.head()
         head_number = head.number if head else None
         if not isinstance(request.base, _Unchecked) and request.base != head_number:
@@ -247,6 +253,8 @@ class ChangePipeline:
             extra={"revision": revision.number, "author": actor.name, "changes": len(diff)},
         )
         ok, error = await self.reconciler.reconcile_locked()
+        if self.after_commit is not None:
+            await self.after_commit()
         return ApplyResult(
             revision=revision.number,
             changed=True,

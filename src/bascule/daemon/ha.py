@@ -1,4 +1,4 @@
-"""The HA pair as this node sees it: ``bascule ha status`` and ``bascule ha standby``.
+"""The HA pair as this node sees it: ``bascule ha status``, ``standby`` and ``takeover``.
 
 Where it sits: above the keepalived engine (engines/keepalived), beside the service layer.
 ``status`` says which node of the document's pair this machine is, its peer, its role (the
@@ -6,7 +6,10 @@ active holds the VIPs: VRRP's MASTER; the standby is BACKUP; a node held back is
 keepalived's state and priority, what holds it back (``ha standby``, a dead HAProxy), and
 the revision it runs. ``standby`` is the planned failover for maintenance: the active hands
 the VIPs to its peer at once (keepalived's priority 0 advert, not three lost adverts), then
-stands by as the BACKUP again, ready to take over if the peer fails.
+stands by as the BACKUP again, ready to take over if the peer fails. ``takeover`` is the same
+handover asked from the other side: the standby has the active run its ``standby`` (a call to
+the peer, daemon/pair.py), then waits to be the MASTER. The configuration sync (join, leave,
+who may write) is ``PairService``'s; its state joins the status.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bascule.daemon.audit import AuditService
+from bascule.daemon.pair import PairService, SyncStatus
+from bascule.daemon.pair_state import StateSync
+from bascule.daemon.peer import PeerClient
 from bascule.daemon.service import ConfigService
 from bascule.engines.keepalived.engine import KeepalivedEngine, VrrpStatus
 from bascule.engines.keepalived.view import NotANode, find_self
@@ -50,6 +56,11 @@ class HaStatus:
     vrrp: VrrpStatus | None = None
     revision: int | None = None
     detail: str = ""
+    sync: SyncStatus | None = None
+    # the stick tables' link to the peer's HAProxy: established, local (not shared), ...
+    tables: str | None = None
+    # conntrackd, which copies the L4 flows to the peer: running, stopped, none
+    flows: str | None = None
 
 
 class HaService:
@@ -61,22 +72,26 @@ class HaService:
         keepalived: KeepalivedEngine,
         *,
         audit: AuditService | None = None,
+        pair: PairService | None = None,
+        state: StateSync | None = None,
     ) -> None:
         self.config = config
         self.keepalived = keepalived
         self.audit = audit
+        self.pair = pair
+        self.state = state
 
     async def status(self) -> HaStatus:
         desired = self.config.desired()
-        head = self.config.store.head()
-        revision = head.number if head else None
+        revision = self.config.store.head_number()
         pair = desired.high_availability
+        sync = None if self.pair is None else self.pair.status()
         if pair is None:
-            return HaStatus(role=Role.single, revision=revision)
+            return HaStatus(role=Role.single, revision=revision, sync=sync)
         try:
             me, peer = find_self(pair, await self.keepalived.addresses())
         except NotANode as exc:
-            return HaStatus(role=Role.unknown, revision=revision, detail=str(exc))
+            return HaStatus(role=Role.unknown, revision=revision, detail=str(exc), sync=sync)
         vrrp = self.keepalived.vrrp()
         role = ROLES.get(vrrp.state, Role.unknown) if vrrp.running else Role.unknown
         detail = ""
@@ -86,7 +101,17 @@ class HaService:
             detail = "held back: " + ", ".join(vrrp.failed) + " not running"
         elif vrrp.standby:
             detail = "held back by ha standby"
-        return HaStatus(role=role, node=me, peer=peer, vrrp=vrrp, revision=revision, detail=detail)
+        return HaStatus(
+            role=role,
+            node=me,
+            peer=peer,
+            vrrp=vrrp,
+            revision=revision,
+            detail=detail,
+            sync=sync,
+            tables=None if self.state is None else await self.state.health(),
+            flows=None if self.state is None else self.state.flows(),
+        )
 
     async def standby(self, actor: Actor) -> HaStatus:
         """Hand the VIPs to the peer now, then stand by (NotApplicable unless active)."""
@@ -122,6 +147,31 @@ class HaService:
             self.keepalived.set_standby(False)
         if self.audit is not None:
             self.audit.record(actor, "ha.standby", before.node.name if before.node else "")
+        return await self.status()
+
+
+    async def takeover(self, actor: Actor) -> HaStatus:
+        """Take the VIPs from the active now (on the standby): the active is asked to stand by
+        over the pair's link, then this node waits to be the MASTER."""
+        before = await self.status()
+        if before.role is Role.active:
+            raise NotApplicable("this node is already the active")
+        if before.role is Role.single:
+            raise NotApplicable("this node is not part of a pair (no high_availability)")
+        link = None if self.pair is None else self.pair.link()
+        if link is None:
+            raise NotApplicable(
+                "this node has not joined its peer (bascule ha join): run bascule ha standby "
+                "on the active instead"
+            )
+        await PeerClient(link).call("POST", "/standby")
+
+        async def master() -> bool:
+            return self.keepalived.vrrp().state == "MASTER"
+
+        await _until(master)
+        if self.audit is not None:
+            self.audit.record(actor, "ha.takeover", before.node.name if before.node else "")
         return await self.status()
 
 

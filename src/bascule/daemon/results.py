@@ -60,6 +60,9 @@ class RealServerStatus:
     # adaptive / weighted_response_time: the engine weight the scheduler decided, and why
     effective_weight: int | None = None
     weight_reason: str | None = None
+    # what the administrator should know: a transparent service's server that does not
+    # route back through the load balancer (daemon/status.py, transparency_warning)
+    warning: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

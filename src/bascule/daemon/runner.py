@@ -70,6 +70,9 @@ from bascule.daemon.listener import (
     raise_descriptor_limit,
 )
 from bascule.daemon.logfiles import rotate_if_larger, stderr_file
+from bascule.daemon.pages import PageService
+from bascule.daemon.pair import Listener, PairService
+from bascule.daemon.pair_state import StateSync, ensure_peers_certificate, private_directory
 from bascule.daemon.request_logs import RequestLogFile
 from bascule.daemon.request_logs import bind as request_logs_bind
 from bascule.daemon.request_logs import listen as request_logs_listen
@@ -80,10 +83,12 @@ from bascule.daemon.systemd import Notifier
 from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager, PairedVips
 from bascule.engines.base import Engine, share_of
+from bascule.engines.conntrackd.shell import ConntrackdShell
 from bascule.engines.haproxy.engine import HaproxyEngine
 from bascule.engines.haproxy.peers import PeersListener, PeersTls
 from bascule.engines.keepalived.engine import KeepalivedEngine, TrackedProcess
 from bascule.engines.nftables.engine import NftablesEngine
+from bascule.engines.nftables.filter import FilterEngine
 from bascule.engines.stunnel.engine import StunnelEngine
 from bascule.errors import BasculeError, StoreError
 from bascule.model import Configuration, Mode, parse_document
@@ -94,6 +99,8 @@ from bascule.store.accounts import AccountStore
 from bascule.store.acme import AcmeStore
 from bascule.store.audit import AuditStore
 from bascule.store.certificates import CertificateStore
+from bascule.store.pages import PageStore
+from bascule.store.pair import PairStore
 from bascule.store.revisions import RevisionStore
 
 log = logging.getLogger("bascule.daemon")
@@ -234,6 +241,7 @@ class DaemonServices:
     acme: AcmeService
     ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
     request_logs: RequestLogFile | None = None
+    pages: PageService | None = None  # the page store (daemon/pages.py)
 
 
 class AppFactory(Protocol):
@@ -290,9 +298,17 @@ class Daemon:
                     AuditStore(settings.database_path) as audit_store,
                     CertificateStore(settings.database_path) as certificate_store,
                     AcmeStore(settings.database_path) as acme_store,
+                    PageStore(settings.database_path) as page_store,
+                    PairStore(settings.database_path) as pair_store,
                 ):
                     await self._run(
-                        store, account_store, audit_store, certificate_store, acme_store
+                        store,
+                        account_store,
+                        audit_store,
+                        certificate_store,
+                        acme_store,
+                        page_store,
+                        pair_store,
                     )
             finally:
                 store.close()
@@ -306,6 +322,8 @@ class Daemon:
         audit_store: AuditStore,
         certificate_store: CertificateStore,
         acme_store: AcmeStore,
+        page_store: PageStore,
+        pair_store: PairStore,
     ) -> None:
         settings = self.settings
         check_stored_revisions(store)
@@ -334,6 +352,7 @@ class Daemon:
             peers_listener=_peers_listener(settings),
             certificates_dir=settings.certificates_dir,
             request_log_socket=settings.haproxy_dir / "requests.sock",
+            pages_dir=settings.pages_dir,
         )
         # HAProxy's request log lines, kept on disk (daemon/request_logs.py)
         request_logs = RequestLogFile(
@@ -362,7 +381,10 @@ class Daemon:
                 TrackedProcess(name="haproxy", pid_file=engine.paths.pid_file),
             ),
         )
-        engines: list[Engine] = [keepalived, engine, stunnel, nftables]
+        # the kernel's access lists: before the engines that serve, so a service's filter is
+        # in place before it takes a connection
+        filtering = FilterEngine()
+        engines: list[Engine] = [keepalived, filtering, engine, stunnel, nftables]
         vips = PairedVips(IpVipManager(settings.data_dir / "vips.json"))
         # adaptive and weighted_response_time: weights decided at run time (daemon/dynamic.py)
         dynamic = DynamicScheduler(ceiling=engine.max_weight)
@@ -378,11 +400,17 @@ class Daemon:
             certificate_store, directory=settings.certificates_dir, config=service, audit=audit
         )
         acme = AcmeService(acme_store, certificates=certificates)
+        pages = PageService(page_store, directory=settings.pages_dir, config=service, audit=audit)
         service.attach_certificates(
-            certificates.document_problems, lambda: (*certificates.alerts(), *acme.alerts())
+            lambda config: [
+                *certificates.document_problems(config),
+                *pages.document_problems(config),
+            ],
+            lambda: (*certificates.alerts(), *acme.alerts()),
         )
-        # the engines read the store's files: written before anything checks or starts them
+        # the engines read the stores' files: written before anything checks or starts them
         await certificates.prepare()
+        await pages.prepare()
         statistics = Statistics(service.status, interval=settings.stats_interval)
         # At boot the VIPs are gone while vips.json remembers them: forget those, so that the
         # first reconcile puts them back with the rest of the stored revision.
@@ -397,6 +425,21 @@ class Daemon:
                 revisions_max_bytes=int(settings.revisions_max_mb * MIB),
             ),
         )
+        # the pair's stick tables, shared with the peer (daemon/pair_state.py)
+        ha_dir = private_directory(settings.data_dir)
+        peers_certificate = ensure_peers_certificate(ha_dir)
+        state_sync = StateSync(
+            store=pair_store,
+            config=service,
+            haproxy=engine,
+            keepalived=keepalived,
+            directory=ha_dir,
+            own_certificate=peers_certificate,
+            conntrackd=ConntrackdShell(
+                settings.data_dir / "conntrackd", binary=settings.conntrackd_binary
+            ),
+        )
+        await state_sync.prepare()
         await adopt_engines(service, _last_good(store), l4_adopted=l4.adopted)
         ok, error = await service.reconcile()
         log.info("started", extra={"version": __version__, "applied": ok, "error": error})
@@ -417,6 +460,26 @@ class Daemon:
                 }
             return info
 
+        # the HA pair's configuration sync (daemon/pair.py): writes only on the active, each
+        # commit handed to the standby
+        pair = PairService(
+            store=pair_store,
+            config=service,
+            certificates=certificates,
+            accounts=accounts,
+            keepalived=keepalived,
+            listener=None
+            if listener is None or settings.listen_address is None
+            else Listener(
+                host=settings.listen_address[0],
+                port=settings.listen_address[1],
+                certificate_pem=listener[0].cert.read_text(),
+                peers_certificate_pem=peers_certificate,
+            ),
+            audit=audit,
+        )
+        service.changes.guard = pair.check_writable
+        service.changes.after_commit = pair.after_commit
         services = DaemonServices(
             config=service,
             accounts=accounts,
@@ -426,8 +489,9 @@ class Daemon:
             stop=self.request_stop,
             certificates=certificates,
             acme=acme,
-            ha=HaService(service, keepalived, audit=audit),
+            ha=HaService(service, keepalived, audit=audit, pair=pair, state=state_sync),
             request_logs=request_logs,
+            pages=pages,
         )
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path
@@ -449,9 +513,7 @@ class Daemon:
         https = await self._serve_https(services, listener)
         await _wait_answers(socket_path)
         self.notifier.ready(_ready_status(ok, error))
-        reconciler = asyncio.create_task(
-            self._reconcile_forever(service, vips), name="reconcile"
-        )
+        reconciler = asyncio.create_task(self._reconcile_forever(service, vips), name="reconcile")
         l4_loop = asyncio.create_task(l4.run(service.desired), name="l4")
         dynamic_loop = asyncio.create_task(dynamic.run(service), name="dynamic")
         statistics_loop = asyncio.create_task(statistics.run(), name="statistics")
@@ -460,7 +522,11 @@ class Daemon:
         retention_loop = asyncio.create_task(retention.run(), name="retention")
         expiry_loop = asyncio.create_task(certificates.watch_expiry(), name="expiry")
         acme_loop = asyncio.create_task(acme.run(settings.acme_interval), name="acme")
+        pair_loop = asyncio.create_task(pair.run(), name="pair sync")
+        state_loop = asyncio.create_task(state_sync.run(), name="pair state sync")
         loops = (
+            pair_loop,
+            state_loop,
             reconciler,
             l4_loop,
             dynamic_loop,
@@ -497,6 +563,8 @@ class Daemon:
         await l4.stop()
         if data_plane:
             await self._stop_data_plane_now(engines, vips)
+            if state_sync.conntrackd is not None:
+                await state_sync.conntrackd.stop()
         request_log_receiver.close()
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
@@ -648,8 +716,7 @@ def check_stored_revisions(store: RevisionStore) -> None:
         store.head()
     except StoreError as exc:
         raise BasculeError(
-            f"cannot start: {exc} (restore a backup made by this version, or run the newer "
-            "Bascule)"
+            f"cannot start: {exc} (restore a backup made by this version, or run the newer Bascule)"
         ) from exc
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,6 +35,8 @@ from bascule.dsr.script import is_dsr, script
 from bascule.dsr.target import TargetOs
 from bascule.dsr.verify import DsrVerifier, PacketDsrVerifier
 from bascule.engines.base import (
+    ClientLimits,
+    ClientLoad,
     Engine,
     EngineObservation,
     PersistenceEntry,
@@ -46,6 +49,8 @@ from bascule.model import Configuration, RealServerState, VirtualService, edits
 from bascule.reconcile.diff import DiffItem
 from bascule.reconcile.planner import Overrides
 from bascule.store.revisions import Revision, RevisionStore, RevisionSummary
+
+log = logging.getLogger("bascule.service")
 
 
 class ConfigService:
@@ -81,6 +86,7 @@ class ConfigService:
         self.engines = self.reconciler.engines
         self.vips = vips
         self._status_flight: asyncio.Future[StatusReport] | None = None
+        self._warned: set[tuple[str, str]] = set()  # (pool, rs key) whose warning is logged
         self.certificate_alerts: Callable[[], tuple[CertificateAlert, ...]] | None = None
 
     def attach_certificates(
@@ -231,6 +237,19 @@ class ConfigService:
         engine, running = self._persistence_engine(name)
         return await engine.persistence(running, name)
 
+    async def client_loads(self, name: str, *, top: int = 20) -> list[ClientLoad]:
+        """The busiest clients of a service with per-client limits, and whether a limit
+        holds each (``bascule limits show``)."""
+        vs = self._service(name)
+        if vs.limits is None or not vs.limits.per_client_limited:
+            raise NotApplicable(f"virtual service {name!r} has no per-client limits")
+        for engine in self.engines:
+            if engine.mode is vs.mode and isinstance(engine, ClientLimits):
+                return await engine.client_loads(
+                    self.reconciler.running(engine.name), name, top=top
+                )
+        raise NotApplicable(f"virtual service {name!r}: no engine counts its clients")
+
     async def clear_persistence(self, name: str) -> int:
         """Forget every persisted client of ``name``; how many entries there were."""
         engine, running = self._persistence_engine(name)
@@ -260,6 +279,22 @@ class ConfigService:
         # shielded: one caller going away does not cancel the report the others wait for
         return await asyncio.shield(flight)
 
+    def _log_warnings(self, report: StatusReport) -> None:
+        """Log each real server's warning once, when it first appears in a status."""
+        warned: set[tuple[str, str]] = set()
+        pools = [p for vs in report.virtual_services for p in (vs, *vs.sub_services)]
+        for pool in pools:
+            for rs in pool.real_servers:
+                if rs.warning is None:
+                    continue
+                warned.add((pool.name, rs.key))
+                if (pool.name, rs.key) not in self._warned:
+                    log.warning(
+                        "real server warning",
+                        extra={"vs": pool.name, "rs": rs.key, "warning": rs.warning},
+                    )
+        self._warned = warned
+
     async def _status(self) -> StatusReport:
         head = self.store.head()
         applied = self.store.applied()
@@ -282,6 +317,7 @@ class ConfigService:
             engine=engine_info,
             overrides=self.reconciler.overrides(),
         )
+        self._log_warnings(report)
         if self.certificate_alerts is None:
             return report
         return dataclasses.replace(report, certificates=self.certificate_alerts())

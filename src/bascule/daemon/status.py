@@ -182,7 +182,29 @@ def _server_status(
         critical=rs.critical,
         effective_weight=override.weight if override else None,
         weight_reason=override.reason if override else None,
+        warning=transparency_warning(vs, status, seen),
         **_counters(seen),
+    )
+
+
+def transparency_warning(
+    vs: VirtualService, status: ServerStatus, seen: ServerObservation | None
+) -> str | None:
+    """A transparent (TPROXY) service's server whose checks pass (they come from the load
+    balancer's own address) while the connections HAProxy opens from the clients' addresses
+    fail: its replies to those addresses do not come back through the load balancer. Said
+    when at least half of its connection attempts failed (HAProxy's ``econ`` and ``wretr``
+    against ``stot``)."""
+    if not vs.transparent or seen is None or status is not ServerStatus.up:
+        return None
+    failed, total = seen.connection_errors, max(seen.total_connections, 1)
+    if failed == 0 or failed * 2 < total:
+        return None
+    return (
+        f"transparent: {failed} of {max(seen.total_connections, failed)} connection attempts from "
+        "the clients' addresses failed while the checks (from the load balancer's address) "
+        "pass: this real server does not route its replies back through the load balancer; "
+        "make the load balancer its gateway to the clients, or set transparent: false"
     )
 
 

@@ -56,6 +56,7 @@ class ServerObservation:
     rate: int = 0
     packets: int = 0  # L4 engines: packets both ways (HAProxy counts none)
     total_requests: int = 0  # L7 HTTP: responses from this server (HAProxy's hrsp_*)
+    connection_errors: int = 0  # L7: failed connection attempts (HAProxy's econ + wretr)
 
     @property
     def runtime(self) -> ServerRuntime:
@@ -255,6 +256,29 @@ class FakeEngine:
 
     async def clear_persistence(self, applied: Configuration | None, vs_name: str) -> int:
         return len(self.persisted.pop(vs_name, []))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientLoad:
+    """One client of a service with per-client limits: its counters now (connections at
+    once, new connections and HTTP requests over the last second) and whether a limit holds
+    it."""
+
+    client: str
+    connections: int
+    connections_per_second: int
+    requests_per_second: int
+    limited: bool
+
+
+@runtime_checkable
+class ClientLimits(Protocol):
+    """An engine that counts each client of a service with per-client limits."""
+
+    async def client_loads(
+        self, applied: Configuration | None, vs_name: str, *, top: int
+    ) -> list[ClientLoad]:
+        """The ``top`` busiest clients of ``vs_name``, busiest first."""
 
 
 @runtime_checkable

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from bascule.errors import FieldError
 from bascule.model.capabilities import Forwarded, Mode, RuleActionKind
 from bascule.model.modes import needs_errors
+from bascule.model.real_server import Forwarding, RealServer
+from bascule.model.rules import SorryServer
 from bascule.model.virtual_service import VirtualService
 
 if TYPE_CHECKING:
@@ -29,6 +31,9 @@ def content_errors(config: Configuration) -> Iterator[FieldError]:
     """One FieldError per L7 section a service cannot have, and per dangling name."""
     for index, vs in enumerate(config.virtual_services):
         where = f"virtual_services[{index}]"
+        if vs.not_available is not None and vs.not_available.sorry_server is not None:
+            sorry = vs.not_available.sorry_server
+            yield from _sorry_server(vs, sorry, f"{where}.not_available.sorry_server")
         if not (vs.mode is Mode.l7 and vs.type.reads_http):
             yield from _not_http(vs, where)
             continue
@@ -50,15 +55,33 @@ def _not_http(vs: VirtualService, where: str) -> Iterator[FieldError]:
         yield FieldError(path=f"{where}.timeouts", message=f"on l4 services {_LATER}")
     if vs.mode is Mode.l4 and vs.slow_start:
         yield FieldError(path=f"{where}.slow_start", message=f"on l4 services {_LATER}")
+    if vs.mode is Mode.l4 and vs.drain_time:
+        yield FieldError(path=f"{where}.drain_time", message=f"on l4 services {_LATER}")
     available = vs.not_available
     if available is None:
         return
-    if vs.mode is Mode.l4:
-        yield FieldError(path=f"{where}.not_available", message=f"on l4 services {_LATER}")
+    if vs.mode is Mode.l4 and vs.forwarding is not Forwarding.nat:
+        yield FieldError(
+            path=f"{where}.not_available",
+            message=f"a sorry server on {vs.forwarding.value} services {_LATER} (nat only)",
+        )
     elif available.respond is not None:
         yield FieldError(path=f"{where}.not_available.respond", message=_HTTP_ONLY)
     elif available.redirect is not None:
         yield FieldError(path=f"{where}.not_available.redirect", message=_HTTP_ONLY)
+
+
+def _sorry_server(vs: VirtualService, sorry: SorryServer, where: str) -> Iterator[FieldError]:
+    """A sorry server is not one of the service's real servers, and an l4 one is of the VIP's
+    address family (NAT translates within a family)."""
+    key = RealServer(address=sorry.address, port=sorry.port).key
+    if any(rs.key == key for rs in vs.real_servers):
+        yield FieldError(path=where, message=f"{key} is already a real server of this service")
+    if vs.mode is Mode.l4 and (":" in sorry.address) != (":" in vs.address):
+        yield FieldError(
+            path=f"{where}.address",
+            message="must be of the VIP's address family (NAT cannot translate between them)",
+        )
 
 
 def repeats(keys: Iterable[str]) -> Iterator[tuple[int, int]]:

@@ -17,15 +17,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bascule.errors import FieldError, InvalidConfiguration
+from bascule.model.caching import caching_errors
 from bascule.model.capabilities import Mode, Protocol
 from bascule.model.content import content_errors
+from bascule.model.filtering import AccessList, filtering_errors
 from bascule.model.high_availability import HighAvailability
+from bascule.model.limits import limits_errors
 from bascule.model.logging import Logging
 from bascule.model.modes import mode_errors
 from bascule.model.offload import offload_errors
 from bascule.model.ports import port_clashes
 from bascule.model.schema import SCHEMA_VERSION, migrate, newer_message
 from bascule.model.sub_service import POOL_SEPARATOR
+from bascule.model.types import Name
 from bascule.model.virtual_service import VirtualService
 
 #: The deepest nesting of mappings and lists a document may have (a real one has 5).
@@ -45,6 +49,10 @@ class Configuration(BaseModel):
     # an active/standby pair (model/high_availability.py); None: a single node
     high_availability: HighAvailability | None = None
     logging: Logging | None = None
+    # filtering by client address (model/filtering.py): named lists, and those dropped for
+    # every VIP
+    access_lists: dict[Name, AccessList] = Field(default_factory=dict)
+    block: list[Name] = Field(default_factory=list)
 
     @field_validator("schema_version")
     @classmethod
@@ -73,22 +81,36 @@ class Configuration(BaseModel):
 
     def to_document(self) -> dict[str, Any]:
         """The JSON-ready document (every default spelled out), as ``bascule export`` shows;
-        a single node's has no ``high_availability`` and a document without ``logging`` has
-        none (their documents read as they always did)."""
+        a single node's has no ``high_availability`` and a document without ``logging``,
+        ``access_lists`` or ``block`` has none (their documents read as they always did)."""
         document = self.model_dump(mode="json")
         if document.get("high_availability", ...) is None:
             del document["high_availability"]
         if document.get("logging") is None:
             document.pop("logging", None)
+        for optional in ("access_lists", "block"):
+            if not document.get(optional):
+                document.pop(optional, None)
         return document
 
 
 def for_mode(config: Configuration, mode: Mode) -> Configuration:
-    """The services one kind of engine runs (HAProxy l7, nftables l4), as a configuration."""
+    """The services one kind of engine runs (HAProxy l7, nftables l4), as a configuration.
+
+    A service's ``access`` is left out: the kernel's filter enforces it
+    (``engines/nftables/filter.py``), so a change of it reloads neither engine; of the access
+    lists, only those the services' ``limits`` exempt are in."""
+    services = [
+        vs if vs.access is None else vs.model_copy(update={"access": None})
+        for vs in config.virtual_services
+        if vs.mode is mode
+    ]
+    exempt = {name for vs in services if vs.limits is not None for name in vs.limits.exempt}
     return Configuration.model_construct(
         schema_version=config.schema_version,
-        virtual_services=[vs for vs in config.virtual_services if vs.mode is mode],
+        virtual_services=services,
         logging=config.logging,
+        access_lists={name: config.access_lists[name] for name in sorted(exempt)},
     )
 
 
@@ -120,6 +142,9 @@ def parse_document(data: Any) -> Configuration:
             mode_errors(config),
             offload_errors(config),
             content_errors(config),
+            filtering_errors(config),
+            limits_errors(config),
+            caching_errors(config),
         )
     )
     if problems:

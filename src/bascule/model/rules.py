@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -310,17 +310,38 @@ class SorryServer(BaseModel):
     port: Port
 
 
+def page_file_name(name: str) -> str:
+    """The file of page ``name`` in the page store's directory (store/pages.py writes it,
+    HAProxy reads it); a page is HTML."""
+    return f"{name}.html"
+
+
+#: The media type of a page of the page store.
+PAGE_MEDIA_TYPE = "text/html; charset=utf-8"
+
+
 class NotAvailableResponse(BaseModel):
-    """A response of the load balancer's own: ``code`` and a plain-text ``body``."""
+    """A response of the load balancer's own: ``code`` and a plain-text ``body``, or an HTML
+    page of the page store (``body_file`` names it; store/pages.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     code: int = 503
-    body: Body = "Service temporarily unavailable"
+    body: Body | None = "Service temporarily unavailable"
+    body_file: Name | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _page_has_no_default_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("body_file") is not None and "body" not in data:
+            return {**data, "body": None}
+        return data
 
     @model_validator(mode="after")
     def _status(self) -> Self:
-        _respond_code(self.code, self.body, "code")
+        if self.body is not None and self.body_file is not None:
+            raise ValueError("body: give body (text) or body_file (a page), not both")
+        _respond_code(self.code, self.body or self.body_file, "code")
         return self
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from bascule.model.caching import Cache, Compression
 from bascule.model.capabilities import (
     CheckType,
     Forwarded,
@@ -20,6 +21,8 @@ from bascule.model.capabilities import (
     StartTls,
 )
 from bascule.model.check import HealthCheck
+from bascule.model.filtering import Access
+from bascule.model.limits import Limits
 from bascule.model.persistence import Persistence
 from bascule.model.real_server import Forwarding, RealServer
 from bascule.model.rules import HeaderOperation, NotAvailable, RewritePath, Rule, Timeouts
@@ -161,12 +164,23 @@ class VirtualService(BaseModel):
     # keeps the lines on disk (``bascule logs``) and logging.syslog gets them too. None: on
     # for l7 (an exported document spells null, which an l4 service may carry)
     request_log: bool | None = None
-    # l7: timeouts of the service's connections (seconds), and how long a real server that
-    # comes back up takes to reach its full weight (0: at once)
+    # l7: timeouts of the service's connections (seconds), how long a real server that
+    # comes back up takes to reach its full weight (0: at once), and how long a drained real
+    # server keeps its open connections before the load balancer closes them (0: until they
+    # end)
     timeouts: Timeouts | None = None
     slow_start: _bounded(0, 3600) = 0  # type: ignore[valid-type]
+    drain_time: _bounded(0, 86400) = 0  # type: ignore[valid-type]
     accept_proxy: bool = False
     not_available: NotAvailable | None = None
+    # the access lists (by name) whose clients may reach the service, and those dropped
+    # (model/filtering.py); enforced in the kernel for l4 and l7 alike
+    access: Access | None = None
+    # connections and requests per service and per client (model/limits.py)
+    limits: Limits | None = None
+    # l7 http: the proxy's cache and compression of responses (model/caching.py)
+    cache: Cache | None = None
+    compression: Compression | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -18,16 +18,19 @@ Where things live, and why:
   ``<name>.ca.pem``; they are rewritten from the rows, never read back.
 - **No read path returns a key.** ``entries`` and ``entry`` give ``StoredCertificate``
   values (public parts and ``has_key``); only ``write_files`` and ``export`` touch keys, and
-  ``export`` seals them with the administrator's passphrase (``pki/keyset.py``).
+  ``export`` seals them with the administrator's passphrase (``pki/keyset.py``); ``snapshot``
+  hands them to the HA pair's peer, over its pinned, authenticated channel only
+  (daemon/pair.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +47,14 @@ from bascule.pki.keyset import open_keys, seal_keys
 from bascule.store.database import Database, transaction
 
 BACKUP_FORMAT = "bascule-certificates/1"
+#: Add an entry, or replace the one of its name (a restore, the HA pair's copy).
+_UPSERT = (
+    "INSERT INTO certificates (name, kind, source, certificate, chain, private_key, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+    " kind = excluded.kind, source = excluded.source, certificate = excluded.certificate,"
+    " chain = excluded.chain, private_key = excluded.private_key,"
+    " updated_at = excluded.updated_at"
+)
 _NAME: TypeAdapter[str] = TypeAdapter(Name)
 
 
@@ -247,12 +258,7 @@ class CertificateStore(Database):
                 if item["kind"] == EntryKind.certificate and key is None:
                     without_key.append(name)
                 db.execute(
-                    "INSERT INTO certificates (name, kind, source, certificate, chain,"
-                    " private_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (name) DO UPDATE SET kind = excluded.kind,"
-                    " source = excluded.source, certificate = excluded.certificate,"
-                    " chain = excluded.chain, private_key = excluded.private_key,"
-                    " updated_at = excluded.updated_at",
+                    _UPSERT,
                     (
                         name,
                         item["kind"],
@@ -285,6 +291,70 @@ class CertificateStore(Database):
             without_key=tuple(without_key),
             keys_in_backup=backup.get("keys") is not None,
         ).message
+
+    # -- the HA pair --------------------------------------------------------------------------
+
+    def snapshot(self) -> list[dict[str, str | None]]:
+        """Every entry with its key in clear, for the HA pair's peer (daemon/pair.py): sent
+        over the pinned, mutually authenticated channel only, never shown or saved elsewhere."""
+        with self._use("read the certificates for the peer") as db:
+            rows = db.execute(
+                "SELECT name, kind, source, certificate, chain, private_key FROM certificates"
+                " ORDER BY name"
+            ).fetchall()
+        return [
+            {"name": n, "kind": k, "source": s, "certificate": c, "chain": ch, "private_key": key}
+            for n, k, s, c, ch, key in rows
+        ]
+
+    def replicate(self, entries: Sequence[Mapping[str, Any]], *, at: datetime) -> tuple[str, ...]:
+        """Make the store hold exactly the active's ``entries`` (``snapshot``'s shape); the
+        names added, changed or deleted. All or nothing."""
+        wanted: dict[str, tuple[str, str, str, str, str | None]] = {}
+        for index, item in enumerate(entries):
+            try:
+                name = str(item["name"])
+                check_name(name)
+                kind = EntryKind(item["kind"])
+                source = Source(item["source"])
+                key = item.get("private_key")
+                if key is not None and kind is not EntryKind.certificate:
+                    raise ValueError("a CA bundle has no key")
+                wanted[name] = (
+                    kind.value,
+                    source.value,
+                    str(item["certificate"]),
+                    str(item["chain"]),
+                    None if key is None else str(key),
+                )
+            except KeyError as exc:
+                raise InvalidCertificate(f"certificates[{index}]", f"lacks {exc}") from None
+            except (ValueError, TypeError, InvalidCertificate) as exc:
+                raise InvalidCertificate(f"certificates[{index}]", str(exc)) from None
+        changed: list[str] = []
+        with self._use("store the active's certificates") as db, transaction(db):
+            rows = db.execute(
+                "SELECT name, kind, source, certificate, chain, private_key FROM certificates"
+            ).fetchall()
+            current = {row[0]: tuple(row[1:]) for row in rows}
+            for name in sorted(set(current) - set(wanted)):
+                db.execute("DELETE FROM certificates WHERE name = ?", (name,))
+                changed.append(name)
+            for name, columns in sorted(wanted.items()):
+                if current.get(name) == columns:
+                    continue
+                db.execute(
+                    _UPSERT,
+                    (name, *columns, _text(at), _text(at)),
+                )
+                changed.append(name)
+        return tuple(sorted(changed))
+
+    def digest(self) -> str:
+        """What tells two stores apart (SHA-256, hex, of every entry and key): the active
+        sends its certificates when the peer's digest is not its own."""
+        text = json.dumps(self.snapshot(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     # -- helpers ------------------------------------------------------------------------------
 

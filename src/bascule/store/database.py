@@ -179,6 +179,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) STRICT
         """,
     ),
+    # 6: the page store (store/pages.py), HTML pages that not_available.respond.body_file names.
+    (
+        """
+        CREATE TABLE pages (
+            name       TEXT PRIMARY KEY,
+            content    TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        ) STRICT
+        """,
+    ),
+    # 7: the HA pair's link (store/pair.py): the peer's URL, its pinned certificate, the token
+    # this node presents to it, the id of the token minted for it, and the certificate of its
+    # HAProxy peers listener (stick tables across the pair).
+    (
+        """
+        CREATE TABLE ha_pair (
+            singleton      INTEGER PRIMARY KEY CHECK (singleton = 1),
+            peer_url       TEXT NOT NULL,
+            peer_cert      TEXT NOT NULL,
+            peer_token     TEXT NOT NULL,
+            minted_token   TEXT NOT NULL,
+            peers_cert     TEXT NOT NULL,
+            joined_at      TEXT NOT NULL
+        ) STRICT
+        """,
+    ),
 )
 
 

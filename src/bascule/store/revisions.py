@@ -12,15 +12,22 @@ Writes are optimistic: every write names the revision it was based on (``base``)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bascule.errors import Conflict, InvalidConfiguration, NotFound, StoreError
+from bascule.errors import (
+    Conflict,
+    DivergedHistory,
+    InvalidConfiguration,
+    NotFound,
+    StoreError,
+)
 from bascule.model.schema import FIELD as SCHEMA_FIELD
 from bascule.model.schema import migrate
 from bascule.reconcile.diff import DiffItem, diff_documents, diff_from_json, diff_to_json
@@ -305,6 +312,75 @@ class RevisionStore(Database):
             )
         return sorted(doomed)
 
+    # -- the HA pair: the standby holds the active's revisions, same numbers ----------------
+
+    def since(self, after: int | None, *, limit: int) -> list[Revision]:
+        """Up to ``limit`` revisions newer than ``after`` (all when ``None``), oldest first:
+        what a peer that holds ``after`` lacks (daemon/pair.py)."""
+        with self._use("read revisions for the peer") as db:
+            rows = db.execute(
+                f"SELECT {_REVISION_COLUMNS} FROM revisions"  # noqa: S608 (a constant)
+                " WHERE number > ? ORDER BY number LIMIT ?",
+                (after or 0, limit),
+            ).fetchall()
+        return [_revision_from_row(row) for row in rows]
+
+    def digest(self, number: int | None) -> str | None:
+        """Revision ``number``'s digest (``digest_of``), ``None`` for ``None`` or a missing one."""
+        if number is None:
+            return None
+        try:
+            return digest_of(self.get(number))
+        except NotFound:
+            return None
+
+    def replicate(self, revisions: Sequence[Revision]) -> int | None:
+        """Store revisions committed on the HA pair's active, under their own numbers, times,
+        authors and diffs; the new head. All or nothing.
+
+        One this store already holds must be the same revision (``digest_of``); one newer
+        than the head is appended. ``DivergedHistory`` when a number holds another revision
+        here (both nodes committed during a partition): nothing is overwritten.
+        """
+        with self._use("store the active's revisions") as db, transaction(db):
+            for revision in sorted(revisions, key=lambda r: r.number):
+                try:
+                    mine = _get(db, revision.number)
+                except NotFound:
+                    mine = None
+                if mine is not None:
+                    if digest_of(mine) != digest_of(revision):
+                        raise DivergedHistory(
+                            number=revision.number,
+                            current=_head_number(db),
+                            detail=f"here by {mine.author} at {mine.created_at.isoformat()}, "
+                            f"on the peer by {revision.author} at "
+                            f"{revision.created_at.isoformat()}",
+                        )
+                    continue
+                head = _head_number(db)
+                if head is not None and revision.number < head:
+                    raise DivergedHistory(
+                        number=revision.number,
+                        current=head,
+                        detail="this node has newer revisions than the one it is sent",
+                    )
+                db.execute(
+                    f"INSERT INTO revisions ({_REVISION_COLUMNS}, changes)"  # noqa: S608
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        revision.number,
+                        revision.created_at.astimezone(UTC).isoformat(),
+                        revision.author,
+                        revision.message,
+                        _encode(revision.document),
+                        _encode_diff(revision.diff),
+                        revision.rolled_back_from,
+                        len(revision.diff),
+                    ),
+                )
+            return _head_number(db)
+
     # -- inside ----------------------------------------------------------------------------
 
     def _commit(
@@ -354,6 +430,21 @@ class RevisionStore(Database):
         if now.tzinfo is None:
             raise StoreError("the store's clock returned a time without a time zone")
         return now.astimezone(UTC)
+
+
+def digest_of(revision: Revision) -> str:
+    """What tells two copies of a revision apart (SHA-256, hex): number, time, author, message
+    and document. Two nodes that both committed a revision N differ at least in its time."""
+    text = "\n".join(
+        (
+            str(revision.number),
+            revision.created_at.astimezone(UTC).isoformat(),
+            revision.author,
+            revision.message,
+            _encode(revision.document),
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _check_base(db: sqlite3.Connection, base: int | None) -> Revision | None:

@@ -20,7 +20,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bascule.errors import BasculeError, Conflict, NotApplicable, NotFound
+from bascule.errors import BasculeError, Conflict, NotApplicable, NotFound, NotTheActive
 from bascule.web.auth import LoginRequired
 from bascule.web.pages import (
     audit,
@@ -32,6 +32,7 @@ from bascule.web.pages import (
     login,
     preview,
     real_servers,
+    request_logs,
     statistics,
     system,
     tokens,
@@ -51,6 +52,7 @@ PAGES = (
     real_servers,
     preview,
     statistics,
+    request_logs,
     history,
     audit,
     users,
@@ -116,7 +118,7 @@ def _install_handlers(app: FastAPI) -> None:
         status = 500
         if isinstance(exc, NotFound):
             status = 404
-        elif isinstance(exc, Conflict):
+        elif isinstance(exc, Conflict | NotTheActive):
             status = 409
         elif isinstance(exc, NotApplicable):
             status = 400

@@ -43,6 +43,7 @@ class Route:
         return f"{self.method} {self.path}"
 
 
+PEER_JOIN = {"port": 1, "certificate": "", "token": "t"}
 SUB_SERVICE = {"name": "app", "real_servers": [{"address": "198.18.0.4", "port": 80}]}
 
 
@@ -99,10 +100,12 @@ CA_PEM = NEW_PEM["cert"]
 
 @pytest.fixture(autouse=True)
 async def store_entries(services: Any) -> None:
-    """The store holds ``shop`` (a certificate) and ``corp`` (a CA bundle)."""
+    """The store holds ``shop`` (a certificate) and ``corp`` (a CA bundle); the page store
+    ``maint``."""
     admin = Actor(name="root@local", role=Role.admin, via="local", remote="test")
     await services.certificates.self_signed("shop", dns=["shop.test"], actor=admin)
     await services.certificates.import_ca("corp", CA_PEM.encode(), actor=admin)
+    await services.pages.add("maint", b"<h1>Back soon</h1>", actor=admin)
 
 
 read, operate, configure, administer = (
@@ -146,6 +149,7 @@ ROUTES = [
     Route("POST", f"{WEB}/dsr/verify", operate, 422),
     Route("GET", f"{WEB}/persistence", read),
     Route("DELETE", f"{WEB}/persistence", configure),
+    Route("GET", f"{WEB}/limits", read, 422),  # web has no per-client limits
     Route("GET", "/api/v1/revisions", read),
     Route("GET", "/api/v1/revisions/1", read),
     Route("GET", "/api/v1/revisions/1/diff/1", read),
@@ -155,6 +159,16 @@ ROUTES = [
     # no HA service in these tests: 422 not_applicable once the caller may (test_ha_routes.py)
     Route("GET", "/api/v1/ha", read, 422),
     Route("POST", "/api/v1/ha/standby", operate, 422),
+    Route("POST", "/api/v1/ha/takeover", operate, 422),
+    Route("POST", "/api/v1/ha/join", administer, 422, {"url": "https://198.18.0.3", "token": "t"}),
+    Route("POST", "/api/v1/ha/leave", administer, 422),
+    Route("POST", "/api/v1/ha/peer/join", administer, 422, PEER_JOIN),
+    # only the peer's own token gets further (test_pair_routes.py)
+    Route("GET", "/api/v1/ha/peer/state", administer, 403),
+    Route("GET", "/api/v1/ha/peer/revisions", administer, 403),
+    Route("POST", "/api/v1/ha/peer/revisions", administer, 403, {"revisions": []}),
+    Route("POST", "/api/v1/ha/peer/standby", administer, 403),
+    Route("POST", "/api/v1/ha/peer/leave", administer, 403),
     Route("POST", "/api/v1/system/stop", administer, 202),
     Route("GET", "/api/v1/auth/whoami", read),
     Route("GET", "/api/v1/users", administer),
@@ -208,6 +222,24 @@ ROUTES = [
     Route("DELETE", "/api/v1/certificates/shop", administer, 204),
     Route("POST", "/api/v1/ca-bundles", administer, 201, {"name": "corp2", "pem": CA_PEM}),
     Route("PUT", "/api/v1/ca-bundles/corp", administer, body={"pem": CA_PEM}),
+    Route("GET", "/api/v1/pages", read),
+    Route("GET", "/api/v1/pages/maint", read),
+    Route("POST", "/api/v1/pages", configure, 201, {"name": "new", "content": "<p>x</p>"}),
+    Route("DELETE", "/api/v1/pages/maint", configure, 204),
+    Route("GET", "/api/v1/access-lists", read),
+    Route("GET", "/api/v1/access-lists/office", read, 404),
+    Route(
+        "PUT", "/api/v1/access-lists/office", configure, body={"addresses": ["198.18.0.0/24"]},
+        writes=True,
+    ),
+    Route(
+        "POST",
+        "/api/v1/access-lists/office/import",
+        configure,
+        body={"text": "198.18.0.0/24  # the office\n"},
+        writes=True,
+    ),
+    Route("DELETE", "/api/v1/access-lists/office", configure, 404, writes=True),
 ]
 
 #: Reachable without credentials: tested in test_auth_routes.py.
@@ -227,7 +259,9 @@ def template(path: str) -> str:
     """A concrete path back to its OpenAPI template (for the coverage check)."""
     if path.startswith(SUB):
         path = path.replace(SUB, "/api/v1/virtual-services/{name}/sub-services/{sub}")
-        path = path.replace("/drain", "/{verb}")
+    if "/real-servers/" in path:
+        for verb in ("/enable", "/disable", "/drain"):
+            path = path.replace(verb, "/{verb}")
     return (
         path.replace(WEB, "/api/v1/virtual-services/{name}")
         .replace(RS, "{key}")
@@ -239,6 +273,8 @@ def template(path: str) -> str:
         .replace("/statistics/virtual-services/web", "/statistics/virtual-services/{name}")
         .replace("/certificates/shop", "/certificates/{name}")
         .replace("/ca-bundles/corp", "/ca-bundles/{name}")
+        .replace("/pages/maint", "/pages/{name}")
+        .replace("/access-lists/office", "/access-lists/{name}")
     )
 
 

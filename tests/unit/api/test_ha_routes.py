@@ -58,6 +58,9 @@ async def test_a_single_node(client: httpx.AsyncClient) -> None:
         "vrrp": None,
         "revision": None,
         "detail": "",
+        "sync": None,
+        "tables": None,
+        "flows": None,
     }
 
 

@@ -61,9 +61,8 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
         "/api/v1/virtual-services/{name}",
         "/api/v1/virtual-services/{name}/real-servers",
         "/api/v1/virtual-services/{name}/real-servers/{key}",
-        "/api/v1/virtual-services/{name}/real-servers/{key}/enable",
-        "/api/v1/virtual-services/{name}/real-servers/{key}/disable",
-        "/api/v1/virtual-services/{name}/real-servers/{key}/drain",
+        "/api/v1/virtual-services/{name}/real-servers/{key}/{verb}",  # enable, disable, drain
+        "/api/v1/virtual-services/{name}/sub-services/{sub}/real-servers/{key}/{verb}",
         "/api/v1/revisions",
         "/api/v1/revisions/{number}",
         "/api/v1/revisions/{a}/diff/{b}",
@@ -71,6 +70,15 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
         "/api/v1/status",
         "/api/v1/system",
     } <= set(paths)
+    verb = next(
+        parameter
+        for parameter in paths["/api/v1/virtual-services/{name}/real-servers/{key}/{verb}"][
+            "post"
+        ]["parameters"]
+        if parameter["name"] == "verb"
+    )
+    schema = response.json()["components"]["schemas"][verb["schema"]["$ref"].split("/")[-1]]
+    assert schema["enum"] == ["enable", "disable", "drain"]
     error = paths["/api/v1/config"]["put"]["responses"]["409"]
     assert error["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorOut"

@@ -148,14 +148,25 @@ def test_l7_sections_need_an_http_service() -> None:
         assert "type http" in found[f"virtual_services[0].{field}"], found
 
 
-def test_l4_services_refuse_not_available_for_now() -> None:
+def test_l4_nat_services_take_a_sorry_server_only() -> None:
+    sorry = {"sorry_server": {"address": "198.18.0.20", "port": 80}}
+    l4 = {"name": "l4", "address": "198.18.0.1", "port": 80, "mode": "l4", "type": "generic"}
+    config = parse_document({"virtual_services": [{**l4, "not_available": sorry}]})
+    assert config.virtual_services[0].not_available is not None
+    l4_errors = {"mode": "l4", "type": "generic", "sub_services": []}
+    found = errors(**l4_errors, forwarding="dsr", not_available=sorry)
+    assert "nat only" in found["virtual_services[0].not_available"]
+    found = errors(mode="l4", type="generic", sub_services=[], not_available={"respond": {}})
+    assert "type http" in found["virtual_services[0].not_available.respond"]
     found = errors(
         mode="l4",
         type="generic",
         sub_services=[],
-        not_available={"sorry_server": {"address": "198.18.0.20", "port": 80}},
+        not_available={"sorry_server": {"address": "2001:2::20", "port": 80}},
     )
-    assert "not supported yet" in found["virtual_services[0].not_available"]
+    assert "address family" in found["virtual_services[0].not_available.sorry_server.address"]
+    found = errors(not_available={"sorry_server": {"address": "198.18.0.4", "port": 80}})
+    assert "already a real server" in found["virtual_services[0].not_available.sorry_server"]
 
 
 @pytest.mark.parametrize(
@@ -236,13 +247,26 @@ def test_request_log_set_on_l4_is_refused() -> None:
     assert "not supported yet" in str(caught.value)
 
 
-def test_timeouts_and_slow_start_are_l7_for_now() -> None:
+def test_timeouts_slow_start_and_drain_time_are_l7_for_now() -> None:
     l4 = {"name": "l4", "address": "198.18.0.1", "port": 53, "mode": "l4", "type": "generic"}
     with pytest.raises(InvalidConfiguration) as caught:
-        parse_document({"virtual_services": [{**l4, "timeouts": {"idle": 5}, "slow_start": 9}]})
+        parse_document(
+            {
+                "virtual_services": [
+                    {**l4, "timeouts": {"idle": 5}, "slow_start": 9, "drain_time": 30}
+                ]
+            }
+        )
     paths = {error.path for error in caught.value.errors}
-    assert paths == {"virtual_services[0].timeouts", "virtual_services[0].slow_start"}
+    assert paths == {
+        "virtual_services[0].timeouts",
+        "virtual_services[0].slow_start",
+        "virtual_services[0].drain_time",
+    }
     assert "between 1 and 86400" in str(errors(timeouts={"idle": 0}))
+    assert "between 0 and 86400" in errors(drain_time=86401)["virtual_services[0].drain_time"]
+    assert "virtual_services[0].drain_time" in errors(drain_time="soon")
+    assert "virtual_services[0].drain_time" in errors(drain_time=True)
 
 
 def test_an_exported_document_parses_again() -> None:

@@ -4,7 +4,8 @@ and VRRP; the handover is refused on a node that is not the active (and changes 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,14 @@ from change_requests import by
 from fastapi import FastAPI
 from wui_client import Browser
 
+from bascule.daemon.accounts import AccountService
+from bascule.daemon.certificates import CertificateService
 from bascule.daemon.ha import HaService
+from bascule.daemon.pair import PairService
 from bascule.daemon.service import ConfigService
 from bascule.engines.keepalived.engine import KeepalivedEngine
+from bascule.store.certificates import CertificateStore
+from bascule.store.pair import PairLink, PairStore
 
 PAIR = {
     "nodes": [
@@ -67,3 +73,65 @@ async def test_a_paired_node_shows_itself_and_its_peer(
 async def test_a_viewer_may_not_hand_over(viewer: Browser, with_ha: HaService) -> None:
     refused = await viewer.client.post("/ha/standby", data={"csrf_token": viewer.csrf})
     assert refused.status_code == 403
+
+
+@pytest.fixture
+def joined(
+    wui: FastAPI, service: ConfigService, accounts: AccountService, tmp_path: Path
+) -> Iterator[PairService]:
+    """lb2, joined to lb1 (the link stored; no peer answers), keepalived not running."""
+
+    async def lb2() -> frozenset[str]:
+        return frozenset({"198.18.0.4"})
+
+    keepalived = KeepalivedEngine(tmp_path / "keepalived", addresses=lb2)
+    with (
+        PairStore(tmp_path / "bascule.db") as store,
+        CertificateStore(tmp_path / "bascule.db") as certificate_store,
+    ):
+        pair = PairService(
+            store=store,
+            config=service,
+            certificates=CertificateService(
+                certificate_store, directory=tmp_path / "certificates", config=service
+            ),
+            accounts=accounts,
+            keepalived=keepalived,
+            listener=None,
+        )
+        ha = HaService(service, keepalived, pair=pair)
+        wui.state.web_services = dataclasses.replace(wui.state.web_services, ha=ha)
+        store.save(
+            PairLink(
+                peer_url="https://198.18.0.3:8443",
+                peer_cert="",
+                peer_token="bsc_0123_secret",
+                minted_token="none",
+                peers_cert="",
+                joined_at=datetime(2026, 12, 5, tzinfo=UTC),
+            )
+        )
+        service.changes.guard = pair.check_writable
+        yield pair
+
+
+async def test_a_joined_standby_shows_the_sync_and_refuses_changes(
+    admin: Browser,
+    service: ConfigService,
+    joined: PairService,
+    check_html: Callable[[str], None],
+) -> None:
+    # the pair's document (without high_availability a node has no role, and takes writes)
+    await service.apply({"high_availability": PAIR}, by("test"))
+    page = await admin.client.get("/ha")
+    assert page.status_code == 200
+    check_html(page.text)
+    assert 'data-fact="sync-peer">https://198.18.0.3:8443' in page.text
+    assert 'data-action="leave"' in page.text
+    refused = await admin.post(
+        "/virtual-services/new",
+        {"address": "198.18.0.100", "port": "80", "protocol": "tcp", "type": "http"},
+    )
+    assert refused.status_code == 409, refused.text
+    assert "make changes on the active, 198.18.0.3" in refused.text
+    assert service.store.head_number() == 1

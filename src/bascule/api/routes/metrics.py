@@ -62,6 +62,43 @@ class StatusCollector(Collector):
         for name, seconds in sorted(self.expiry.items()):
             expiry.add_metric([name], seconds)
         yield expiry
+        yield from self._filter()
+
+    def _filter(self) -> Iterator[Metric]:
+        """The kernel filter's drops (engines/nftables/filter.py ``info``)."""
+        info = self.report.engine.get("filter") or {}
+        dropped = CounterMetricFamily(
+            "bascule_access_list_dropped_packets",
+            "Packets dropped because their source is in an access list (block or deny)",
+            labels=["list"],
+        )
+        for name, values in sorted((info.get("lists") or {}).items()):
+            dropped.add_metric([name], values.get("dropped_packets", 0))
+        yield dropped
+        denied = CounterMetricFamily(
+            "bascule_virtual_service_denied_packets",
+            "Packets dropped because their source is in none of the service's allowed lists",
+            labels=["virtual_service"],
+        )
+        for name, values in sorted((info.get("services") or {}).items()):
+            denied.add_metric([name], values.get("denied_packets", 0))
+        yield denied
+        caches = (self.report.engine.get("haproxy") or {}).get("caches") or {}
+        lookups = CounterMetricFamily(
+            "bascule_cache_lookups",
+            "Requests an l7 service looked up in its cache",
+            labels=["virtual_service"],
+        )
+        hits = CounterMetricFamily(
+            "bascule_cache_hits",
+            "Requests an l7 service answered from its cache",
+            labels=["virtual_service"],
+        )
+        for name, values in sorted(caches.items()):
+            lookups.add_metric([name], values.get("lookups", 0))
+            hits.add_metric([name], values.get("hits", 0))
+        yield lookups
+        yield hits
 
     def _services(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(

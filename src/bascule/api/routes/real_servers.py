@@ -9,9 +9,10 @@ drain and a PATCH of the weight alone need the ``operate`` permission; the rest 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
 from bascule.api import documents
 from bascule.api.answers import answered, edit_answer, listed
@@ -98,26 +99,6 @@ async def read_real_server(
     return documents.real_server(document, name, key)
 
 
-@router.patch("/{key}", summary="Change some fields of a real server (merge)")
-async def update_real_server(
-    name: str,
-    key: str,
-    changes: ChangesBody,
-    config: ConfigServiceDep,
-    change_for: FieldChange,
-    response: Response,
-) -> ApplyResultOut:
-    # A weight alone is an operator's change; any other field is structural.
-    change_request = change_for(permission_for_real_server_patch(changes))
-    return await edit_answer(
-        config,
-        response,
-        lambda doc: edits.update_real_server(doc, name, key, changes),
-        change_request,
-        f"change real server {key} of {name}",
-    )
-
-
 @router.delete("/{key}", summary="Remove a real server")
 async def delete_real_server(
     name: str,
@@ -135,27 +116,6 @@ async def delete_real_server(
     )
 
 
-def _state_route(state: RealServerState, verb: str, summary: str) -> None:
-    """``POST /{key}/<verb>``: set a real server's state, an operator's runtime change."""
-
-    async def change_state(
-        name: str,
-        key: str,
-        config: ConfigServiceDep,
-        change_request: OperateAction,
-        response: Response,
-    ) -> ApplyResultOut:
-        result = await config.set_real_server_state(name, key, state, change_request)
-        return answered(response, result)
-
-    router.post(f"/{{key}}/{verb}", summary=summary, name=f"{verb}_real_server")(change_state)
-
-
-_state_route(RealServerState.enabled, "enable", "Send new connections to a real server again")
-_state_route(RealServerState.disabled, "disable", "Take a real server out of service")
-_state_route(RealServerState.drain, "drain", "Let connections finish; send new ones elsewhere")
-
-
 # A sub-service's real servers (``bascule rs drain site/api KEY``): the same operations on the
 # pool "<service>/<sub-service>" (model/sub_service.py), which a path parameter cannot hold.
 sub_service_router = APIRouter(
@@ -165,32 +125,64 @@ sub_service_router = APIRouter(
 )
 
 
-@sub_service_router.patch("/{key}", summary="Change some fields of a sub-service's real server")
-async def update_sub_service_real_server(
-    name: str,
-    sub: str,
-    key: str,
-    changes: ChangesBody,
-    config: ConfigServiceDep,
-    change_for: FieldChange,
-    response: Response,
-) -> ApplyResultOut:
-    return await update_real_server(
-        pool_name(name, sub), key, changes, config, change_for, response
-    )
+def _service(name: str) -> str:
+    return name
 
 
-@sub_service_router.post("/{key}/{verb}", summary="Enable, disable or drain a sub-service's server")
-async def set_sub_service_real_server_state(
-    name: str,
-    sub: str,
-    key: str,
-    verb: RealServerVerb,
-    config: ConfigServiceDep,
-    change_request: OperateAction,
-    response: Response,
-) -> ApplyResultOut:
-    result = await config.set_real_server_state(
-        pool_name(name, sub), key, verb.state, change_request
-    )
-    return answered(response, result)
+def _sub_service(name: str, sub: str) -> str:
+    return pool_name(name, sub)
+
+
+def _pool_routes(pools: APIRouter, pool_of: Callable[..., str], *, kind: str, whose: str) -> None:
+    """``PATCH /{key}`` and ``POST /{key}/{verb}`` on the real servers of a pool, the pool
+    named by the path (``pool_of``): a service's own (``kind`` "service"), or a
+    sub-service's."""
+    # a default, not an Annotated alias: annotations are strings here (PEP 563), and FastAPI
+    # could not resolve a name local to this function
+    pool_dependency = Depends(pool_of)
+
+    async def update_real_server(
+        key: str,
+        changes: ChangesBody,
+        config: ConfigServiceDep,
+        change_for: FieldChange,
+        response: Response,
+        pool: str = pool_dependency,
+    ) -> ApplyResultOut:
+        # A weight alone is an operator's change; any other field is structural.
+        change_request = change_for(permission_for_real_server_patch(changes))
+        return await edit_answer(
+            config,
+            response,
+            lambda doc: edits.update_real_server(doc, pool, key, changes),
+            change_request,
+            f"change real server {key} of {pool}",
+        )
+
+    async def set_real_server_state(
+        key: str,
+        verb: RealServerVerb,
+        config: ConfigServiceDep,
+        change_request: OperateAction,
+        response: Response,
+        pool: str = pool_dependency,
+    ) -> ApplyResultOut:
+        result = await config.set_real_server_state(pool, key, verb.state, change_request)
+        return answered(response, result)
+
+    pools.patch(
+        "/{key}",
+        summary=f"Change some fields of {whose} real server (merge)",
+        name=f"update_{kind}_real_server",
+    )(update_real_server)
+    pools.post(
+        "/{key}/{verb}",
+        summary=f"Enable, disable or drain {whose} real server: enable sends it new connections "
+        "again, disable takes it out of service, drain lets connections finish and sends new "
+        "ones elsewhere",
+        name=f"set_{kind}_real_server_state",
+    )(set_real_server_state)
+
+
+_pool_routes(router, _service, kind="service", whose="a")
+_pool_routes(sub_service_router, _sub_service, kind="sub_service", whose="a sub-service's")

@@ -30,7 +30,14 @@ from dataclasses import dataclass
 from bascule.engines.haproxy.persistence import section_name
 from bascule.engines.haproxy.quoting import quote, quote_log_format, token
 from bascule.model.capabilities import HeaderOperationKind, MatchKind, RuleActionKind
-from bascule.model.rules import HeaderOperation, Match, NotAvailable, Rule
+from bascule.model.rules import (
+    PAGE_MEDIA_TYPE,
+    HeaderOperation,
+    Match,
+    NotAvailable,
+    Rule,
+    page_file_name,
+)
 from bascule.model.virtual_service import VirtualService
 
 #: The transaction variable that holds the number (1-based) of the rule that matched (2.8).
@@ -130,8 +137,9 @@ class ContentView:
     use_backends: tuple[str, ...] = ()
 
 
-def content_view(vs: VirtualService, sections: dict[str, str]) -> ContentView:
-    """The lines of ``vs``'s rules; ``sections`` maps sub-service names to backend names."""
+def content_view(vs: VirtualService, sections: dict[str, str], *, pages_dir: str) -> ContentView:
+    """The lines of ``vs``'s rules; ``sections`` maps sub-service names to backend names;
+    ``pages_dir``: where the page store's files are."""
     rules = vs.rules
     acls: list[str] = []
     matching: list[str] = []
@@ -164,7 +172,7 @@ def content_view(vs: VirtualService, sections: dict[str, str]) -> ContentView:
     if vs.not_available is not None:
         elsewhere = " ".join(str(number) for number, _ in uses)
         guard = f" !{{ var({RULE_VAR}) -m int {elsewhere} }}" if uses else ""
-        request += not_available_rules(vs.not_available, vs, guard=guard)
+        request += not_available_rules(vs.not_available, vs, pages_dir=pages_dir, guard=guard)
     return ContentView(
         acls=tuple(acls),
         request_rules=tuple(request),
@@ -226,13 +234,22 @@ def _header_rules(directive: str, operations: list[HeaderOperation]) -> tuple[st
 
 
 def not_available_rules(
-    available: NotAvailable, pool: VirtualService, *, guard: str = ""
+    available: NotAvailable, pool: VirtualService, *, pages_dir: str, guard: str = ""
 ) -> tuple[str, ...]:
     """A pool's answer when none of its real servers is up (7.3.1 "nbsrv"); a sorry server
-    is a ``backup`` server instead (view.py). ``guard``: more conditions."""
+    is a ``backup`` server instead (view.py). ``guard``: more conditions. A page of the
+    page store is read by HAProxy when it loads the configuration (4.2 "http-request
+    return ... file")."""
     down = f"if !{{ nbsrv({token(section_name(pool))}) gt 0 }}{guard}"
-    if available.respond is not None:
-        return (f"{_return(available.respond.code, available.respond.body)} {down}",)
+    respond = available.respond
+    if respond is not None and respond.body_file is not None:
+        page = f"{pages_dir}/{page_file_name(respond.body_file)}"
+        return (
+            f"http-request return status {respond.code} content-type "
+            f"{quote(PAGE_MEDIA_TYPE)} file {quote(page)} {down}",
+        )
+    if respond is not None:
+        return (f"{_return(respond.code, respond.body)} {down}",)
     if available.redirect is not None:
         return (f"http-request redirect location {quote_log_format(available.redirect)} {down}",)
     return ()

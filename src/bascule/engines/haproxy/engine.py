@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from bascule.engines.base import (
+    ClientLoad,
     EngineObservation,
     Health,
     PersistenceEntry,
     ServerObservation,
     ServiceObservation,
 )
-from bascule.engines.haproxy import runtime, transparency
+from bascule.engines.haproxy import limits, runtime, transparency
 from bascule.engines.haproxy import transactions as tx
 from bascule.engines.haproxy.descriptors import DescriptorShortage
+from bascule.engines.haproxy.drains import DrainClock, ServerKey
 from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
 from bascule.engines.haproxy.render import render
@@ -83,6 +85,7 @@ class HaproxyEngine:
         peers_listener: PeersListener | None = None,
         certificates_dir: Path | None = None,
         request_log_socket: Path | None = None,
+        pages_dir: Path | None = None,
     ) -> None:
         """``peers``: keep the stick tables (persistence) across reloads through HAProxy's
         local peer, listening on a unix socket in ``run_dir`` (only root reaches it), or on
@@ -95,9 +98,11 @@ class HaproxyEngine:
         local_peer = None
         if peers:
             local_peer = peers_listener or PeersListener(address=str(self.paths.peers_socket))
+        self._local_peer = local_peer
         self.shell = HaproxyShell(self.paths, binary=binary)
         self.server_state = self.paths.run_dir / "server-state"
         self._version: str | None = None
+        self._caches: dict[str, dict[str, Any]] = {}  # service -> its cache counters
         self.crt_lists = self.paths.run_dir / "crt-lists"
         self.acme_map = self.paths.run_dir / "acme.map"
         self.certificates_dir = certificates_dir or run_dir.parent / "certificates"
@@ -115,11 +120,17 @@ class HaproxyEngine:
                 acme_map=str(self.acme_map),
             ),
             request_log_socket=None if request_log_socket is None else str(request_log_socket),
+            pages_dir=str(pages_dir or run_dir.parent / "pages"),
         )
         self.transparency = transparency.Transparency()
         # ACME HTTP-01 answers (path -> key authorization), kept in the map file too so that a
         # reload during a challenge keeps answering it
         self._challenges: dict[str, str] = {}
+        # drain_time: the deadlines of drained servers, and the task that closes their
+        # sessions when one runs out (started with the first drain it has to time)
+        self._drains = DrainClock()
+        self._drains_changed = asyncio.Event()
+        self._drain_timer: asyncio.Task[None] | None = None
 
     def render(self, config: Configuration) -> str:
         return render(self.view(config))
@@ -131,6 +142,23 @@ class HaproxyEngine:
             return build_view(config, self.globals)
         except DescriptorShortage as exc:
             raise EngineRejected("haproxy", str(exc)) from None
+
+    def set_local_peer(self, listener: PeersListener | None) -> bool:
+        """The peers section from now on: the HA pair's (daemon/pair_state.py), or ``None``
+        for the one given at start. Whether it changed (the caller then reloads HAProxy)."""
+        wanted = listener or self._local_peer
+        if wanted == self.globals.local_peer:
+            return False
+        self.globals = dataclasses.replace(self.globals, local_peer=wanted)
+        return True
+
+    async def remote_peers(self) -> dict[str, str]:
+        """Each remote peer's last status as HAProxy's ``show peers`` says it (``ESTA``:
+        connected, the tables flow); empty when HAProxy does not run or has none."""
+        try:
+            return runtime.remote_peers(await self.shell.runtime("show peers"))
+        except EngineError:
+            return {}
 
     def _prepare(self, config: Configuration) -> str:
         """The configuration text, with the files it reads beside it: the crt-lists (named by
@@ -189,6 +217,9 @@ class HaproxyEngine:
             "running": running,
             "worker_pids": await self.shell.worker_pids() if running else [],
             "config": str(self.paths.config),
+            # each service's cache, as the last full observe read it (HAProxy's counters
+            # start again from zero when it reloads)
+            "caches": dict(self._caches),
         }
         if running:
             # the effective limits, as the worker reports them (descriptors.py sized maxconn)
@@ -219,6 +250,7 @@ class HaproxyEngine:
             elif isinstance(action, SetState):
                 backend, server = _names(applied, action.vs, action.server)
                 commands.append(runtime.set_state(backend, server, ADMIN_STATE[action.state]))
+                self._time_drain(applied, action)
         await self._flush(commands)
 
     async def _wait_tables_handed_over(self, applied: Configuration | None) -> None:
@@ -274,10 +306,13 @@ class HaproxyEngine:
         if applied is None:
             return EngineObservation(running=True)
         index: dict[tuple[str, str], ServerRef] = {}
+        drain_times: dict[ServerKey, int] = {}
         for pool in applied.pools():  # each service, then its sub-services ("site/api")
             for rs in pool.real_servers:
                 index[(proxy_name(pool), server_name(rs))] = (pool.name, rs.key)
+                drain_times[(proxy_name(pool), server_name(rs))] = pool.drain_time
         states = {(s.backend, s.server): s for s in await self.shell.show_servers_state()}
+        self._observe_drains(states, drain_times)
         servers: dict[ServerRef, ServerObservation] = {}
         if not counters:
             # Planning needs runtime weights and states only; "show stat" (health, counters)
@@ -292,9 +327,17 @@ class HaproxyEngine:
                     )
             return EngineObservation(running=True, servers=servers)
         services: dict[str, ServiceObservation] = {}
+        caches: dict[str, dict[str, Any]] = {}
         for stat in await self.shell.show_stat():
             if stat.kind is runtime.StatKind.FRONTEND:
                 services[stat.proxy] = ServiceObservation(**_counters(stat))
+                if stat.cache_lookups:
+                    ratio = round(stat.cache_hits / stat.cache_lookups, 4)
+                    caches[stat.proxy] = {
+                        "lookups": stat.cache_lookups,
+                        "hits": stat.cache_hits,
+                        "hit_ratio": ratio,
+                    }
                 continue
             if stat.kind is not runtime.StatKind.SERVER:
                 continue
@@ -310,12 +353,77 @@ class HaproxyEngine:
                 check_code=stat.check_code,
                 check_duration_ms=stat.check_duration,
                 check_detail=stat.last_chk or None,
+                connection_errors=stat.connection_errors,
                 **_counters(stat),
             )
+        self._caches = caches
         return EngineObservation(running=True, servers=servers, services=services)
 
     async def stop(self, *, grace: float) -> None:
         await self.shell.stop(grace=grace)
+
+    # -- drain time ---------------------------------------------------------------------------
+
+    def _time_drain(self, applied: Configuration | None, action: SetState) -> None:
+        """A runtime state change: a drain starts its server's clock, anything else stops it."""
+        pool = applied.pool(action.vs) if applied else None
+        rs = pool.real_server(action.server) if pool else None
+        if pool is None or rs is None:
+            return
+        key = (proxy_name(pool), server_name(rs))
+        if action.state is RealServerState.drain:
+            self._drains.drained(key, pool.drain_time, asyncio.get_running_loop().time())
+        else:
+            self._drains.undrained(key)
+        self._wake_drain_timer()
+
+    def _observe_drains(
+        self, states: dict[ServerKey, runtime.ServerRuntimeState], drain_times: dict[ServerKey, int]
+    ) -> None:
+        """What HAProxy reports: a server drained by a reload or before a restart of the
+        daemon starts its clock now; one that is no longer drained stops it."""
+        drained = {
+            key: drain_times[key]
+            for key, state in states.items()
+            if key in drain_times and _admin_state(state) is RealServerState.drain
+        }
+        self._drains.seen(drained, asyncio.get_running_loop().time())
+        self._wake_drain_timer()
+
+    def _wake_drain_timer(self) -> None:
+        if self._drains.next_deadline() is None and self._drain_timer is None:
+            return
+        if self._drain_timer is None or self._drain_timer.done():
+            self._drain_timer = asyncio.create_task(self._close_drained(), name="drain-time")
+        self._drains_changed.set()
+
+    async def _close_drained(self) -> None:
+        """Wait for the next deadline (or a change of them); close the sessions of each
+        server whose drain time has run out and that HAProxy still reports drained."""
+        loop = asyncio.get_running_loop()
+        while True:
+            self._drains_changed.clear()
+            deadline = self._drains.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drains_changed.wait(), timeout)
+            due = self._drains.due(loop.time())
+            if not due:
+                continue
+            try:
+                states = {(s.backend, s.server): s for s in await self.shell.show_servers_state()}
+                commands = [
+                    runtime.shutdown_sessions(*key)
+                    for key in due
+                    if key in states and _admin_state(states[key]) is RealServerState.drain
+                ]
+                if commands:
+                    await self.shell.runtime_many(commands)
+            except (EngineError, OSError) as exc:
+                log.warning("could not close drained servers' sessions", extra={"error": str(exc)})
+                continue
+            if commands:
+                log.info("drain time over: sessions closed", extra={"commands": commands})
 
     async def persistence(
         self, applied: Configuration | None, vs_name: str
@@ -341,6 +449,15 @@ class HaproxyEngine:
                     )
                 )
         return entries
+
+    async def client_loads(
+        self, applied: Configuration | None, vs_name: str, *, top: int
+    ) -> list[ClientLoad]:
+        vs = _running_service(applied, vs_name)
+        if vs.limits is None or not vs.limits.per_client_limited:
+            return []
+        text = await self.shell.runtime(runtime.show_table(limits.table_name(vs)))
+        return limits.client_loads(vs, runtime.parse_show_table(text), top=top)
 
     async def clear_persistence(self, applied: Configuration | None, vs_name: str) -> int:
         vs = _running_service(applied, vs_name)

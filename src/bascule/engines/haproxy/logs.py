@@ -46,7 +46,8 @@ def log_view(config: Configuration, socket: str | None) -> LogView:
     lines: list[str] = []
     rings: list[tuple[str, tuple[str, ...]]] = []
     if socket is not None:
-        lines.append(f"log {quote(socket)} len {LOG_LENGTH} {FACILITY} info")
+        # "format raw": the line only; the daemon keeps no syslog header (3.1 "log")
+        lines.append(f"log {quote(socket)} len {LOG_LENGTH} format raw {FACILITY} info")
     syslog = config.logging.syslog if config.logging is not None else None
     if syslog is not None:
         target = token(host_port(syslog.address, syslog.port))

@@ -15,7 +15,11 @@ bound where only HAProxy and Bascule can reach it:
 - across the network (the HA pair, issue 16): ``ip:port`` **with TLS**, each end presenting a
   certificate signed by the pair's CA and verifying the other's (``verify required``), on the
   listener and on every connection to a peer (``default-server``), the local handover
-  included. A listener on the network without TLS is refused.
+  included. A listener on the network without TLS is refused. The daemon of a joined pair
+  (daemon/pair_state.py) names the local peer after its node and adds the other node as a
+  remote peer (``remotes``), so the two HAProxy processes push each stick table's updates to
+  each other (3.5: a peer "server" with an address is a remote peer; its name must be the
+  ``localpeer`` of the HAProxy it reaches).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from bascule.engines.haproxy.quoting import quote
+from bascule.engines.haproxy.quoting import quote, token
 from bascule.engines.haproxy.view import PEERS
 
 
@@ -47,19 +51,22 @@ class PeersListener:
 
     address: str
     tls: PeersTls | None = None
+    # this process's peer name (3.1 "localpeer"); the HA pair's node name on a joined node
+    name: str = PEERS
+    # the other HAProxy processes that share the tables: (peer name, ADDRESS:PORT)
+    remotes: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        token(self.name)
         if self.unix:
+            if self.remotes:
+                raise ValueError("remote peers need a peers listener on the network, with TLS")
             return
-        host, _, port = self.address.rpartition(":")
-        try:
-            ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            raise ValueError(
-                f"a peers listener is a unix socket path or ADDRESS:PORT, not {self.address!r}"
-            ) from None
-        if not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ValueError(f"a peers listener needs a port 1-65535: {self.address!r}")
+        for address in (self.address, *(address for _, address in self.remotes)):
+            _check_address(address)
+        for name, _ in self.remotes:
+            if token(name) == self.name:
+                raise ValueError(f"a remote peer cannot have the local peer's name {name!r}")
         if self.tls is None:
             raise ValueError(
                 "a peers listener on the network hands out every persisted client: it needs "
@@ -74,11 +81,24 @@ class PeersListener:
         """The ``peers`` section's lines: the listener, then this process's own peer."""
         if self.unix:
             # 5.1 "mode" on a unix socket's bind: the socket file itself is 0600
-            return (f"bind {quote('unix@' + self.address)} mode 600", f"server {PEERS}")
+            return (f"bind {quote('unix@' + self.address)} mode 600", f"server {token(self.name)}")
         if self.tls is None:  # pragma: no cover (refused at construction)
             raise ValueError("a peers listener on the network needs TLS")
         return (
             f"bind {quote(self.address)} {self.tls.options}",
             f"default-server {self.tls.options}",
-            f"server {PEERS}",
+            f"server {token(self.name)}",
+            *(f"server {token(name)} {quote(address)}" for name, address in self.remotes),
         )
+
+
+def _check_address(address: str) -> None:
+    host, _, port = address.rpartition(":")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise ValueError(
+            f"a peers listener is a unix socket path or ADDRESS:PORT, not {address!r}"
+        ) from None
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"a peers listener needs a port 1-65535: {address!r}")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import csv
 import enum
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from bascule.errors import EngineError
 
@@ -89,6 +89,11 @@ def set_weight(backend: str, server: str, weight: int) -> str:
 def set_state(backend: str, server: str, state: AdminState) -> str:
     """``set server <backend>/<server> state ready|drain|maint``."""
     return f"set server {_server_ref(backend, server)} state {state.value}"
+
+
+def shutdown_sessions(backend: str, server: str) -> str:
+    """``shutdown sessions server <backend>/<server>``: close every session on the server."""
+    return f"shutdown sessions server {_server_ref(backend, server)}"
 
 
 def set_maxconn(backend: str, server: str, maxconn: int) -> str:
@@ -215,6 +220,12 @@ class ServerStat:
     # has no req_tot in 2.6 (management.txt 9.1, field 48), so there it is the sum of the HTTP
     # responses it gave (hrsp_1xx..hrsp_other, fields 39-44). 0 for TCP proxies.
     requests: int = 0
+    # connection attempts to the server that failed: the requests that gave up (field 14
+    # "econ") and the retries before them (field 16 "wretr"); each attempt counts in stot
+    connection_errors: int = 0
+    # a proxy's cache (fields 84-85): requests looked up in it, and answered from it
+    cache_lookups: int = 0
+    cache_hits: int = 0
 
 
 _RESPONSE_COLUMNS = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other")
@@ -286,6 +297,9 @@ def parse_show_stat(text: str) -> list[ServerStat]:
                 downtime=_int(row.get("downtime")),
                 address=_text(row.get("addr")),
                 requests=_requests(row),
+                connection_errors=_count(row.get("econ")) + _count(row.get("wretr")),
+                cache_lookups=_count(row.get("cache_lookups")),
+                cache_hits=_count(row.get("cache_hits")),
             )
         )
     return rows
@@ -569,6 +583,8 @@ class StickEntry:
     expires_ms: int
     server_id: int | None
     server_key: str | None
+    # the stored counters as HAProxy names them ("conn_cur", "http_req_rate(1000)"...)
+    data: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 # "0x55d1c1a8e2a0: key=198.18.0.10 use=0 exp=3599104 server_id=1 server_key=198.18.0.11:80".
@@ -592,6 +608,7 @@ def parse_show_table(text: str) -> list[StickEntry]:
                 expires_ms=int(match["exp"]),
                 server_id=_int(data.get("server_id")),
                 server_key=data.get("server_key") or data.get("server_name"),
+                data=data,
             )
         )
     return entries
@@ -619,3 +636,19 @@ def peers_resynced(text: str, section: str) -> bool | None:
         if match and match["id"] == section:
             return int(match["flags"], 16) & _PEERS_RESYNCED == _PEERS_RESYNCED
     return None
+
+
+# peers.c, peers_dump_peer: "  0x...: id=<name>(remote,active) addr=<ip:port> last_status=ESTA"
+_REMOTE_PEER = re.compile(
+    r"^\s+0x[0-9a-f]+: id=(?P<id>[^(\s]+)\(remote,\w+\).*?\blast_status=(?P<status>\w+)"
+)
+
+
+def remote_peers(text: str) -> dict[str, str]:
+    """Each remote peer of a ``show peers`` answer and its last status (``ESTA``: the session
+    is established and the stick tables are exchanged; ``CONN``, ``HSHK``, ``NONE``... not)."""
+    return {
+        match["id"]: match["status"]
+        for line in text.splitlines()
+        if (match := _REMOTE_PEER.match(line))
+    }

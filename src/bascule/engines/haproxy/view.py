@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING
 
 from bascule.engines.haproxy import content
 from bascule.engines.haproxy import tls as offload
+from bascule.engines.haproxy.caching import caching_view
 from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
 from bascule.engines.haproxy.descriptors import Descriptors, count
+from bascule.engines.haproxy.limits import LimitsView, limits_view
 from bascule.engines.haproxy.logs import LogView, log_view, proxy_lines
 from bascule.engines.haproxy.persistence import (
     PersistenceView,
@@ -153,6 +155,8 @@ DEFAULT_TLS_PATHS = offload.TlsPaths(
     certificates_dir="/var/lib/bascule/certificates",
     crt_list_dir="/var/lib/bascule/haproxy/crt-lists",
 )
+# Where the page store's files are (store/pages.py; not_available.respond.body_file).
+DEFAULT_PAGES_DIR = "/var/lib/bascule/pages"
 
 # 5.2 "send-proxy", "send-proxy-v2": the PROXY protocol header on every connection to a
 # real server; "check-send-proxy" sends it on the health checks' connections too, since a
@@ -220,6 +224,8 @@ class HaproxyGlobals:
     tls_paths: offload.TlsPaths = DEFAULT_TLS_PATHS
     # The daemon's unix datagram socket for request logs (logs.py); None: no local target.
     request_log_socket: str | None = None
+    # The page store's files (``<name>.html``), read by HAProxy when it loads the config.
+    pages_dir: str = DEFAULT_PAGES_DIR
 
     def __post_init__(self) -> None:
         for field, value in (
@@ -326,6 +332,8 @@ class HaproxyView:
     crt_lists: tuple[offload.CrtList, ...] = ()
     # request logs to a TCP syslog server go through a ring (logs.py): (name, lines)
     rings: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # the services' caches (caching.py): (name, lines)
+    caches: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # the global maxconn, and the descriptors the configuration holds besides connections
     maxconn: int
     descriptors: Descriptors
@@ -335,26 +343,33 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     """Translate a validated configuration into the HAProxy view (pure)."""
     peers = PEERS if globals_.local_peer is not None else None
     persistence = {pool.name: persistence_view(pool, peers) for pool in config.pools()}
+    limits = {
+        vs.name: limits_view(vs, _is_http(vs), config.access_lists)
+        for vs in config.virtual_services
+    }
     tables = tuple(
         (p.fallback_table, p.fallback_lines)
         for p in persistence.values()
         if p.fallback_table is not None
-    )
+    ) + tuple(view.table for view in limits.values() if view.table is not None)
     has_tables = any(table_names(pool) for pool in config.pools())
     logs = log_view(config, globals_.request_log_socket)
     peer_lines: tuple[str, ...] = ()
     local_peer: tuple[str, ...] = ()
     if has_tables and globals_.local_peer is not None:
         # 3.1 "localpeer" names this process's peer in the "peers" section (3.5).
-        local_peer = (f"localpeer {PEERS}",)
+        local_peer = (f"localpeer {token(globals_.local_peer.name)}",)
         peer_lines = globals_.local_peer.lines()
     paths = globals_.tls_paths
     proxies = tuple(
         proxy
         for vs in config.virtual_services
         for proxy in (
-            _proxy(vs, persistence[vs.name], paths, logs),
-            *(_sub_service(pool, persistence[pool.name], paths) for pool in vs.pools[1:]),
+            _proxy(vs, persistence[vs.name], paths, logs, globals_.pages_dir, limits[vs.name]),
+            *(
+                _sub_service(pool, persistence[pool.name], paths, globals_.pages_dir)
+                for pool in vs.pools[1:]
+            ),
         )
     )
     frontends = tuple(
@@ -388,6 +403,11 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
             if vs.tls is not None and _terminates_tls(vs)
         ),
         rings=logs.rings,
+        caches=tuple(
+            section
+            for vs in config.virtual_services
+            if (section := caching_view(vs).section) is not None
+        ),
         maxconn=maxconn,
         descriptors=descriptors,
     )
@@ -431,7 +451,12 @@ def _defaults(globals_: HaproxyGlobals) -> tuple[str, ...]:
 
 
 def _proxy(
-    vs: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths, logs: LogView
+    vs: VirtualService,
+    persistence: PersistenceView,
+    paths: offload.TlsPaths,
+    logs: LogView,
+    pages_dir: str,
+    limits: LimitsView,
 ) -> ProxyView:
     name = proxy_name(vs)
     http = _is_http(vs)
@@ -472,10 +497,13 @@ def _proxy(
         idempotent_only = (
             f"http-request disable-l7-retry unless {' || '.join(IDEMPOTENT_METHOD_ACLS)}",
         )
+    caching = caching_view(vs)
     rules = content.ContentView()
     if http:
         rules = content.content_view(
-            vs, {pool.name.rpartition("/")[2]: proxy_name(pool) for pool in vs.pools[1:]}
+            vs,
+            {pool.name.rpartition("/")[2]: proxy_name(pool) for pool in vs.pools[1:]},
+            pages_dir=pages_dir,
         )
     elif vs.not_available is not None and vs.not_available.sorry_server is None:
         raise ValueError(f"{vs.name}: not_available answers HTTP; this service is not http")
@@ -486,14 +514,23 @@ def _proxy(
         binds=binds,
         balance=balance.algorithm,
         hash_type=balance.hash_type,
-        options=(*options, *proxy_lines(vs, http, logs), *_timeouts(vs, client=True)),
+        options=(
+            *options,
+            *proxy_lines(vs, http, logs),
+            *_timeouts(vs, client=True),
+            *limits.options,
+            *caching.options,
+        ),
         acls=rules.acls,
         rules=(
+            *limits.rules,
             *first,
             *_critical_rules(vs, http),
             *rules.request_rules,
+            *caching.request_rules,
             *idempotent_only,
             *rules.response_rules,
+            *caching.response_rules,
         ),
         use_backends=rules.use_backends,
         check=health_check_view(vs),
@@ -517,7 +554,7 @@ def _timeouts(vs: VirtualService, *, client: bool) -> tuple[str, ...]:
 
 
 def _sub_service(
-    pool: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths
+    pool: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths, pages_dir: str
 ) -> ProxyView:
     """A sub-service's pool as a ``backend`` section: scheduled, persisted and checked like a
     service; its "not available" answer is its own (``nbsrv`` of this backend)."""
@@ -538,7 +575,11 @@ def _sub_service(
         ),
         rules=(
             *_critical_rules(pool, True),
-            *(content.not_available_rules(available, pool) if available is not None else ()),
+            *(
+                content.not_available_rules(available, pool, pages_dir=pages_dir)
+                if available is not None
+                else ()
+            ),
         ),
         check=health_check_view(pool),
         servers=_pool_servers(pool, persistence, paths),

@@ -256,7 +256,7 @@ def _service_rules(
     if persistent:
         for rs in reachable:
             table.persistence_set(persistence_set(vs, rs), key_type)
-        for rs in service.members:
+        for rs in (member for member in service.members if member is not service.sorry):
             # A known client goes back to its server only while the server is live: its pin
             # map holds "protocol -> goto" then, and nothing (a miss: go on) otherwise.
             pin = pin_map(vs, rs)
@@ -271,7 +271,7 @@ def _service_rules(
         table.chain(name)
         if service.selection.maglev and vs.forwarding is Forwarding.nat:
             table.rule(name, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 0}})
-        if persistent:
+        if persistent and rs is not service.sorry:  # the sorry server pins no client
             for other in reachable:
                 if other is not rs:
                     table.rule(

@@ -13,6 +13,9 @@ Left out of the maps: a real server that is drained, disabled, down, standing by
 fixed_weighting family), without a known MAC (DSR) or that the tables cannot hold (another
 address family, a DSR port change) is in ``ServiceDecision.excluded`` with an ``Exclusion``;
 the text a person reads is the member's value, taken at the edge (status, ``bascule status``).
+
+A NAT service's sorry server (``not_available.sorry_server``) is a member whose chain is always
+there; it is in the maps, alone, only while no real server is (``ServiceDecision.sorry``).
 """
 
 from __future__ import annotations
@@ -151,6 +154,8 @@ class ServiceDecision:
     live: tuple[RealServer, ...]  # in the maps, in document order
     weights: Mapping[str, int]  # rs key -> weight in the scheduling table (live servers)
     excluded: Mapping[str, Exclusion]  # rs key -> why it is not in the maps
+    # not_available.sorry_server as a member (NAT): live alone while no real server is
+    sorry: RealServer | None = None
 
 
 def l4_services(
@@ -224,6 +229,11 @@ def _decide(vs: VirtualService, service: str, inputs: L4Inputs) -> ServiceDecisi
     for rs in candidates:
         if rs.key not in weights:
             excluded[rs.key] = Exclusion.standby
+    sorry = sorry_server(vs)
+    if sorry is not None:
+        members.append(sorry)
+        if not live:
+            live, weights = (sorry,), {sorry.key: 1}
     return ServiceDecision(
         vs=vs,
         service=service,
@@ -235,7 +245,18 @@ def _decide(vs: VirtualService, service: str, inputs: L4Inputs) -> ServiceDecisi
         live=live,
         weights=weights,
         excluded=excluded,
+        sorry=sorry,
     )
+
+
+def sorry_server(vs: VirtualService) -> RealServer | None:
+    """The service's sorry server as a real server of its tables (unchecked, never in the
+    document's list), or None."""
+    available = vs.not_available
+    if available is None or available.sorry_server is None:
+        return None
+    sorry = available.sorry_server
+    return RealServer(address=sorry.address, port=sorry.port)
 
 
 def _misfit(vs: VirtualService, rs: RealServer, family: str) -> Exclusion | None:

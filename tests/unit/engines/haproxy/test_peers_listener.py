@@ -81,13 +81,53 @@ def test_tls_verifies_both_ends() -> None:
     )
 
 
+def test_a_joined_pair_names_its_node_and_the_remote_peer() -> None:
+    """daemon/pair_state.py: the local peer is the node, the other node a remote peer."""
+    listener = PeersListener(
+        address="198.18.0.3:8444",
+        tls=PeersTls(crt="/p/peers.pem", ca_file="/p/peers-ca.pem"),
+        name="lb1",
+        remotes=(("lb2", "198.18.0.4:8444"),),
+    )
+    assert listener.lines()[2:] == ("server lb1", "server lb2 '198.18.0.4:8444'")
+    assert "    localpeer lb1\n" in rendered(listener)
+
+
+@pytest.mark.parametrize(
+    ("name", "remotes", "message"),
+    [
+        ("lb1\nglobal", (), "safe HAProxy identifier"),
+        ("lb1", (("lb 2", "198.18.0.4:8444"),), "safe HAProxy identifier"),
+        ("lb1", (("lb2", "lb2:8444"),), "ADDRESS:PORT"),
+        ("lb1", (("lb1", "198.18.0.4:8444"),), "the local peer's name"),
+    ],
+)
+def test_bad_peer_names_and_addresses_are_refused(
+    name: str, remotes: tuple[tuple[str, str], ...], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        PeersListener(
+            address="198.18.0.3:8444", tls=PeersTls(crt="/c", ca_file="/a"), name=name,
+            remotes=remotes,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="remote peers need a peers listener on the network"):
+        PeersListener(address="/run/peers.sock", remotes=(("lb2", "198.18.0.4:8444"),))
+
+
 @pytest.mark.skipif(not HAPROXY.exists(), reason=f"no HAProxy at {HAPROXY}")
-@pytest.mark.parametrize("kind", ["unix", "tls"])
+@pytest.mark.parametrize("kind", ["unix", "tls", "pair"])
 def test_haproxy_accepts_both(kind: str, tmp_path: Path) -> None:
     listener = (
         PeersListener(address=str(tmp_path / "peers.sock"))
         if kind == "unix"
         else PeersListener(address="127.0.0.1:7785", tls=write_pki(tmp_path))
+        if kind == "tls"
+        else PeersListener(
+            address="127.0.0.1:7785",
+            tls=write_pki(tmp_path),
+            name="lb1",
+            remotes=(("lb2", "198.18.0.4:7785"),),
+        )
     )
     (tmp_path / "haproxy.cfg").write_text(rendered(listener))
     checked = subprocess.run(

@@ -10,6 +10,8 @@ configuration HAProxy accepts.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,6 +122,9 @@ CASES: dict[str, dict[str, Any]] = {
         not_available={"respond": {"code": 503, "body": "maintenance"}},
     ),
     "not_available_redirect": document(not_available={"redirect": "https://status.example.com/"}),
+    "not_available_page": document(
+        not_available={"respond": {"code": 503, "body_file": "maintenance"}}
+    ),
     "sub_service_fixed_weighting_sorry": document(
         sub_services=[{**API, "scheduler": "fixed_weighting", "persistence": {"method": "none"}}],
         not_available={"sorry_server": {"address": "198.18.0.20", "port": 80}},
@@ -156,7 +161,43 @@ def test_golden(
     golden(f"rules/{case}", text)
     if case == "https":
         return  # the certificate file exists on an appliance only (test_render_tls checks TLS)
+    if case == "not_available_page":
+        return  # so does the page: test_a_page_of_the_store_is_read_by_haproxy checks it
     haproxy_check(text)
+
+
+def test_a_page_of_the_store_is_read_by_haproxy(
+    tmp_path: Path, haproxy_check: Callable[..., str]
+) -> None:
+    """``body_file``: HAProxy reads the page file when it loads the configuration (haproxy -c
+    fails when it is missing), for the service and each sub-service."""
+    available = {"respond": {"code": 503, "body_file": "maintenance"}}
+    config = parse_document(document(not_available=available))
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    text = render(build_view(config, replace(GLOBALS, pages_dir=str(pages))))
+    page = f"'{pages}/maintenance.html'"
+    assert text.count(f"content-type 'text/html; charset=utf-8' file {page}") == 2
+    with pytest.raises(AssertionError, match=r"maintenance\.html"):
+        haproxy_check(text)
+    (pages / "maintenance.html").write_text("<h1>Back soon</h1>\n")
+    haproxy_check(text)
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", "a b", "x'y", "Maint", "a\nb", ""])
+def test_a_page_name_is_a_plain_name(name: str) -> None:
+    with pytest.raises(InvalidConfiguration, match="body_file"):
+        parse_document(document(not_available={"respond": {"body_file": name}}))
+
+
+def test_a_page_or_a_body_not_both() -> None:
+    with pytest.raises(InvalidConfiguration, match="not both"):
+        parse_document(document(not_available={"respond": {"body": "x", "body_file": "m"}}))
+    config = parse_document(document(not_available={"respond": {"body_file": "m"}}))
+    respond = config.virtual_services[0].not_available.respond  # type: ignore[union-attr]
+    assert respond is not None and (respond.body, respond.body_file) == (None, "m")
+    with pytest.raises(InvalidConfiguration, match="carries no body"):
+        parse_document(document(not_available={"respond": {"code": 204, "body_file": "m"}}))
 
 
 def test_the_translation_tables_cover_every_member() -> None:

@@ -65,3 +65,14 @@ def test_show_peers_tells_whether_the_initial_resync_is_over() -> None:
     assert runtime.peers_resynced(sample("show_peers_resynced.txt"), "bascule") is True
     assert runtime.peers_resynced(sample("show_peers_resynced.txt"), "other") is None
     assert runtime.peers_resynced("", "bascule") is None
+
+
+def test_show_peers_tells_the_remote_peers_status() -> None:
+    # captured on lb1 of tests/integration/test_ha_sync.py while its peer's TLS was refused
+    connecting = sample("show_peers_pair_connecting.txt")
+    assert runtime.remote_peers(connecting) == {"lb2": "CONN"}  # the local peer is not listed
+    established = connecting.replace("lb2(remote,inactive)", "lb2(remote,active)").replace(
+        "last_status=CONN", "last_status=ESTA"
+    )
+    assert runtime.remote_peers(established) == {"lb2": "ESTA"}
+    assert runtime.remote_peers(sample("show_peers_resynced.txt")) == {}

@@ -1,0 +1,51 @@
+"""/virtual-services/{name}/limits: who a service's per-client limits hold now.
+
+GET lists the busiest clients of a service with per-client limits (its stick table of
+counters: connections at once, new connections and HTTP requests over the last second) and
+whether a limit holds each. 404 for an unknown service, 422 ``not_applicable`` for a service
+without per-client limits.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from bascule.api.deps import ConfigServiceDep
+
+router = APIRouter(prefix="/virtual-services", tags=["limits"])
+
+
+class ClientLoadOut(BaseModel):
+    client: str
+    connections: int
+    connections_per_second: int
+    requests_per_second: int
+    limited: bool
+
+
+class ClientLoadsOut(BaseModel):
+    service: str
+    clients: list[ClientLoadOut]
+
+
+@router.get("/{name}/limits", summary="The busiest clients of a service, and who is limited")
+async def show_limits(
+    name: str, config: ConfigServiceDep, top: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> ClientLoadsOut:
+    loads = await config.client_loads(name, top=top)
+    return ClientLoadsOut(
+        service=name,
+        clients=[
+            ClientLoadOut(
+                client=load.client,
+                connections=load.connections,
+                connections_per_second=load.connections_per_second,
+                requests_per_second=load.requests_per_second,
+                limited=load.limited,
+            )
+            for load in loads
+        ],
+    )

@@ -1,0 +1,66 @@
+"""A service's ``cache`` and ``compression`` as HAProxy lines (configuration manual 6 and 4.2).
+
+Where this sits in the flow of a change: ``view.py`` asks ``caching_view`` for a service's
+lines, prints its rules and options in the service's ``listen`` section and its cache as a
+``cache`` section of its own. Pure.
+
+- the cache (6.2): ``cache <service>_cache`` with ``total-max-size`` (MB),
+  ``max-object-size`` (bytes) and ``max-age`` (the longest keep; a response's own
+  ``s-maxage``/``max-age`` wins when shorter), ``process-vary on`` (responses that vary on
+  ``Accept-Encoding`` or ``Referer`` are kept per variant; on any other header, not kept);
+  ``http-request cache-use`` after the content rules (a rule's answer or redirect goes first)
+  and ``http-response cache-store``; ``X-Cache: HIT|MISS`` from ``res.cache_hit`` in
+  ``http-after-response``, which also runs on the answers the cache builds itself.
+- compression (4.2 "compression"): ``compression algo`` and ``compression type``; HAProxy
+  compresses only for a client whose ``Accept-Encoding`` accepts the algorithm, never a
+  response that is already encoded, and (2.6) has no minimum size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bascule.engines.haproxy.quoting import token
+from bascule.model import VirtualService
+
+CACHE_SUFFIX = "_cache"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CachingView:
+    options: tuple[str, ...] = ()
+    request_rules: tuple[str, ...] = ()
+    response_rules: tuple[str, ...] = ()
+    section: tuple[str, tuple[str, ...]] | None = None
+
+
+def cache_name(vs: VirtualService) -> str:
+    return token(f"{vs.name}{CACHE_SUFFIX}")
+
+
+def caching_view(vs: VirtualService) -> CachingView:
+    options: list[str] = []
+    compression = vs.compression
+    if compression is not None:
+        options.append(f"compression algo {' '.join(a.value for a in compression.algorithms)}")
+        # media types are validated tokens (model/caching.py): printed as they are
+        options.append(f"compression type {' '.join(compression.types)}")
+    cache = vs.cache
+    if cache is None:
+        return CachingView(options=tuple(options))
+    name = cache_name(vs)
+    response = [f"http-response cache-store {name}"]
+    if cache.x_cache_header:
+        response.append("http-after-response set-header X-Cache %[res.cache_hit,iif(HIT,MISS)]")
+    lines = (
+        f"total-max-size {cache.size_mb}",
+        f"max-object-size {cache.max_object_kb * 1024}",
+        f"max-age {cache.max_age}",
+        "process-vary on",
+    )
+    return CachingView(
+        options=tuple(options),
+        request_rules=(f"http-request cache-use {name}",),
+        response_rules=tuple(response),
+        section=(name, lines),
+    )

@@ -1,0 +1,322 @@
+"""Access lists in the kernel: the document's filtering -> the nft JSON of ``inet bascule_filter``.
+
+Where this sits in the flow of a change: the filter engine (``filter.py``) takes its share of a
+validated document (``share``: the lists in use, ``block``, and each service's VIPs, ports and
+``access``; no real servers, so nothing else reloads it) and hands it here with the device of
+each DSR service; ``build_filter`` decides every rule and ``set_update`` says when a change
+is only the lists' contents. Pure: no I/O, no settings, no clock.
+
+The table, one for both address families (``inet``) and for l4 and l7 services alike::
+
+    table inet bascule_filter
+      set acl4/NAME, acl6/NAME              one interval set per list and family
+      counter dropped/NAME                  packets dropped because of list NAME
+      counter denied/SERVICE                packets dropped for being in no allowed list
+      chain prerouting   filter, prerouting, priority -300 (raw: before conntrack, NAT and
+                         the proxy's socket)
+                         ip daddr VIP tcp dport PORTS goto svc/SERVICE     (nat and l7)
+                         ip daddr {every VIP} ip saddr @acl4/BLOCKED drop  (other ports, ICMP)
+      chain ingress/DEV  filter, ingress DEV, priority -510 (before the DSR chain, -500)
+                         ip daddr VIP tcp dport PORTS goto svc/SERVICE     (dsr)
+      chain svc/SERVICE  ip saddr @acl4/BLOCKED drop; ip saddr @acl4/DENIED drop;
+                         ip saddr @acl4/ALLOWED accept; drop   (allow empty: accept)
+
+Structure and data, as in ``rules.py``: the rules depend on which lists are used where, the
+services' VIPs and ports and the DSR devices; a list's entries are its sets' elements only. So
+a change of a list's entries is ``set_update``: the changed sets flushed and refilled in one
+transaction, no rule touched (rule handles and counters stay). Any other change replaces the
+table in one transaction (counters start again from zero).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bascule.engines.nftables.nft import Json, match, payload
+from bascule.engines.nftables.rules import PRIORITY_INGRESS
+from bascule.model import Configuration, Forwarding, Mode, VirtualService
+from bascule.model.filtering import used_lists
+
+FAMILY = "inet"
+TABLE = "bascule_filter"
+# nft(8) "CHAINS": raw is -300, before conntrack (-200), dstnat (-100) and the local socket.
+PRIORITY_PREROUTING = -300
+# Before the DSR chain of the netdev table, which forwards the frame out at once.
+PRIORITY_INGRESS_FILTER = PRIORITY_INGRESS - 10
+
+_ADDRESS_FAMILY = {4: "ip", 6: "ip6"}
+_KEY_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
+
+
+def set_name(list_name: str, version: int) -> str:
+    """``acl4/office``: one interval set per list and address family."""
+    return f"acl{version}/{list_name}"
+
+
+def dropped_counter(list_name: str) -> str:
+    return f"dropped/{list_name}"
+
+
+def denied_counter(service: str) -> str:
+    return f"denied/{service}"
+
+
+def service_chain(service: str) -> str:
+    return f"svc/{service}"
+
+
+def filters(config: Configuration) -> bool:
+    """Whether the document filters anything: a global block, or a service's access."""
+    return bool(config.block) or any(
+        vs.access is not None and vs.access.filters for vs in config.virtual_services
+    )
+
+
+def share(config: Configuration) -> Configuration:
+    """What the filter runs of a document: the lists in use, ``block``, and each enabled
+    service's VIPs, protocol, ports, forwarding, interface and ``access`` (nothing of its real
+    servers, checks or rules: their changes are not the filter's). Empty when the document
+    filters nothing."""
+    if not filters(config):
+        return Configuration.model_construct(virtual_services=[])
+    return Configuration.model_construct(
+        virtual_services=[
+            VirtualService.model_construct(
+                name=vs.name,
+                address=vs.address,
+                address6=vs.address6,
+                port=vs.port,
+                extra_ports=vs.extra_ports,
+                protocol=vs.protocol,
+                mode=vs.mode,
+                forwarding=vs.forwarding,
+                interface=vs.interface,
+                access=vs.access,
+            )
+            for vs in config.virtual_services
+            if vs.enabled
+        ],
+        access_lists={name: config.access_lists[name] for name in used_lists(config)},
+        block=list(config.block),
+    )
+
+
+def is_dsr(vs: VirtualService) -> bool:
+    """A DSR service's packets never reach prerouting: they are filtered at ingress."""
+    return vs.mode is Mode.l4 and vs.forwarding is Forwarding.dsr
+
+
+@dataclass(frozen=True, kw_only=True)
+class FilterRuleset:
+    """The filter table, decided: its structure, each set's elements, and its counters.
+
+    ``structure``: the table, sets, counters, chains and rules (no element); ``sets``: set
+    name -> elements; ``counters``: counter name -> ("list" | "service", the list's or
+    the service's name)."""
+
+    structure: tuple[Json, ...] = ()
+    sets: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    counters: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.structure
+
+    def transaction(self) -> Json:
+        """The whole table in one transaction: removed (if there) and made again."""
+        commands = [*removal()["nftables"], *self.structure]
+        commands += [c for name, elements in self.sets.items() for c in _fill(name, elements)]
+        return {"nftables": commands}
+
+
+def _ref() -> Json:
+    return {"family": FAMILY, "table": TABLE}
+
+
+def removal() -> Json:
+    """``add table`` + ``delete table``: gone, whether it was there or not."""
+    ref = {"family": FAMILY, "name": TABLE}
+    return {"nftables": [{"add": {"table": ref}}, {"delete": {"table": ref}}]}
+
+
+def _fill(name: str, elements: Sequence[Any]) -> list[Json]:
+    if not elements:
+        return []
+    return [{"add": {"element": {**_ref(), "name": name, "elem": list(elements)}}}]
+
+
+def set_update(old: FilterRuleset, new: FilterRuleset) -> Json | None:
+    """The transaction that refills the sets whose elements changed, when nothing else did
+    (None: the structure differs, replace the table). An empty list of commands: nothing
+    to do."""
+    if old.empty or old.structure != new.structure:
+        return None
+    commands: list[Json] = []
+    for name, elements in new.sets.items():
+        if old.sets.get(name) == elements:
+            continue
+        commands.append({"flush": {"set": {**_ref(), "name": name}}})
+        commands += _fill(name, elements)
+    return {"nftables": commands}
+
+
+def _element(entry: str) -> Any:
+    """An entry as the model spells it (canonical): an address, or a prefix."""
+    address, slash, length = entry.partition("/")
+    if not slash:
+        return address
+    return {"prefix": {"addr": address, "len": int(length)}}
+
+
+def _ports(vs: VirtualService) -> Any:
+    items = [r.first if r.first == r.last else {"range": [r.first, r.last]} for r in vs.port_ranges]
+    return items[0] if len(items) == 1 else {"set": items}
+
+
+def _counter(name: str) -> Json:
+    return {"counter": name}
+
+
+class _Table:
+    """The commands of the filter table, gathered in the order the transaction needs them."""
+
+    def __init__(self) -> None:
+        self.sets: list[Json] = []
+        self.counters: list[Json] = []
+        self.chains: list[Json] = []
+        self.rules: list[Json] = []
+
+    def chain(self, name: str, **hook: Any) -> None:
+        self.chains.append({"add": {"chain": {**_ref(), "name": name, **hook}}})
+
+    def rule(self, chain: str, *expr: Json) -> None:
+        self.rules.append({"add": {"rule": {**_ref(), "chain": chain, "expr": list(expr)}}})
+
+    def structure(self) -> tuple[Json, ...]:
+        head = [{"add": {"table": {"family": FAMILY, "name": TABLE}}}]
+        return (*head, *self.sets, *self.counters, *self.chains, *self.rules)
+
+
+def _versions(vs: VirtualService) -> tuple[int, ...]:
+    return tuple(ipaddress.ip_address(address).version for address in vs.addresses)
+
+
+def _from_list(list_name: str, version: int) -> Json:
+    return match(payload(_ADDRESS_FAMILY[version], "saddr"), f"@{set_name(list_name, version)}")
+
+
+def _service_rules(table: _Table, vs: VirtualService, block: Sequence[str]) -> None:
+    """The service's chain: the global block, its denied lists, then its allowed ones."""
+    chain = service_chain(vs.name)
+    table.chain(chain)
+    access = vs.access
+    deny = access.deny if access is not None else []
+    allow = access.allow if access is not None else []
+    versions = _versions(vs)
+    for name in [*block, *deny]:
+        for version in versions:
+            table.rule(chain, _from_list(name, version), _counter(dropped_counter(name)), _drop())
+    if not allow:
+        return
+    for name in allow:
+        for version in versions:
+            table.rule(chain, _from_list(name, version), {"accept": None})
+    table.rule(chain, _counter(denied_counter(vs.name)), _drop())
+
+
+def _drop() -> Json:
+    return {"drop": None}
+
+
+def _dispatch(vs: VirtualService) -> Iterator[list[Json]]:
+    """The matches of each VIP of the service (one per address family)."""
+    proto = vs.protocol.value
+    for address in vs.addresses:
+        vip = ipaddress.ip_address(address)
+        family = _ADDRESS_FAMILY[vip.version]
+        if vip.is_unspecified:  # listening on every address of the family
+            first = match({"meta": {"key": "nfproto"}}, "ipv4" if vip.version == 4 else "ipv6")
+        else:
+            first = match(payload(family, "daddr"), str(vip))
+        yield [first, match(payload(proto, "dport"), _ports(vs))]
+
+
+def build_filter(config: Configuration, devices: Mapping[str, str]) -> FilterRuleset:
+    """The filter table for ``config`` (the filter's share); ``devices``: DSR service name
+    -> the device its clients' packets arrive on. An empty ruleset: the table goes away."""
+    if not filters(config):
+        return FilterRuleset()
+    table = _Table()
+    lists = used_lists(config)
+    sets: dict[str, tuple[Any, ...]] = {}
+    counters: dict[str, tuple[str, str]] = {}
+    for name in lists:
+        for version, entries in config.access_lists[name].by_family().items():
+            set_body = {
+                **_ref(),
+                "name": set_name(name, version),
+                "type": _KEY_TYPE[version],
+                "flags": ["interval"],
+            }
+            table.sets.append({"add": {"set": set_body}})
+            sets[set_name(name, version)] = tuple(_element(entry) for entry in entries)
+        table.counters.append({"add": {"counter": {**_ref(), "name": dropped_counter(name)}}})
+        counters[dropped_counter(name)] = ("list", name)
+    table.chain(
+        "prerouting", type="filter", hook="prerouting", prio=PRIORITY_PREROUTING, policy="accept"
+    )
+    ingress: dict[str, list[VirtualService]] = {}
+    for vs in config.virtual_services:
+        if not (config.block or (vs.access is not None and vs.access.filters)):
+            continue
+        if vs.access is not None and vs.access.allow:
+            table.counters.append({"add": {"counter": {**_ref(), "name": denied_counter(vs.name)}}})
+            counters[denied_counter(vs.name)] = ("service", vs.name)
+        _service_rules(table, vs, config.block)
+        if is_dsr(vs):
+            ingress.setdefault(devices[vs.name], []).append(vs)
+            continue
+        for matches in _dispatch(vs):
+            table.rule("prerouting", *matches, {"goto": {"target": service_chain(vs.name)}})
+    for version in (4, 6):
+        # the block for every VIP, whatever the port or protocol (ICMP too); the services'
+        # own ports went to their chains above
+        vips = sorted(
+            {
+                str(ip)
+                for vs in config.virtual_services
+                for address in vs.addresses
+                if (ip := ipaddress.ip_address(address)).version == version
+                and not ip.is_unspecified
+            }
+        )
+        if not vips or not config.block:
+            continue
+        family = _ADDRESS_FAMILY[version]
+        to_vip = match(payload(family, "daddr"), vips[0] if len(vips) == 1 else {"set": vips})
+        for name in config.block:
+            table.rule(
+                "prerouting",
+                to_vip,
+                _from_list(name, version),
+                _counter(dropped_counter(name)),
+                _drop(),
+            )
+    for device in sorted(ingress):
+        chain = f"ingress/{device}"
+        table.chain(
+            chain,
+            type="filter",
+            hook="ingress",
+            dev=device,
+            prio=PRIORITY_INGRESS_FILTER,
+            policy="accept",
+        )
+        for vs in ingress[device]:
+            for matches in _dispatch(vs):
+                table.rule(chain, *matches, {"goto": {"target": service_chain(vs.name)}})
+    # chains before the rules that name them, rules in the order decided
+    return FilterRuleset(structure=table.structure(), sets=sets, counters=counters)

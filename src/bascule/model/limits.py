@@ -1,0 +1,112 @@
+"""Connection and request limits of a virtual service, per service and per client (pure).
+
+``limits`` says how many connections a service takes at once and per second, and how many
+connections, new connections per second and HTTP requests per second one client (one source
+address) may have; a client over its limit is answered ``response.code`` (429 or 503) with
+``Retry-After`` on an ``l7`` service. ``exempt`` names access lists whose clients are never
+limited. The engines enforce it (HAProxy's stick tables: ``engines/haproxy/limits.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from bascule.errors import FieldError
+from bascule.model.capabilities import Mode
+from bascule.model.types import Name
+from bascule.model.types import bounded as _bounded
+
+if TYPE_CHECKING:
+    from bascule.model.document import Configuration
+
+#: The highest limit the document takes (HAProxy's counters are 32-bit; far above any machine).
+MAX_LIMIT = 10_000_000
+#: The answers a limited client of an http service may get.
+RESPONSE_CODES = (429, 503)
+
+Limit = _bounded(1, MAX_LIMIT)
+
+
+def _code(value: Any) -> Any:
+    if isinstance(value, bool) or value not in RESPONSE_CODES:
+        raise ValueError("must be 429 (too many requests) or 503 (service unavailable)")
+    return value
+
+
+class LimitResponse(BaseModel):
+    """What a limited client of an http service is answered."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: Annotated[int, BeforeValidator(_code)] = 429
+    retry_after: _bounded(1, 86400) | None = None  # type: ignore[valid-type]
+
+
+def _no_bandwidth(value: Any) -> Any:
+    if value is not None:
+        raise ValueError("is not supported yet (neither engine limits a client's bandwidth)")
+    return value
+
+
+class PerClient(BaseModel):
+    """The limits of one client (one source address)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connections: Limit | None = None  # type: ignore[valid-type]
+    connections_per_second: Limit | None = None  # type: ignore[valid-type]
+    requests_per_second: Limit | None = None  # type: ignore[valid-type]
+    bandwidth: Annotated[Any, BeforeValidator(_no_bandwidth)] = None
+
+    @property
+    def any(self) -> bool:
+        return any(
+            value is not None
+            for value in (self.connections, self.connections_per_second, self.requests_per_second)
+        )
+
+
+class Limits(BaseModel):
+    """A service's limits (``virtual_services[].limits``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_connections: Limit | None = None  # type: ignore[valid-type]
+    connections_per_second: Limit | None = None  # type: ignore[valid-type]
+    per_client: PerClient | None = None
+    response: LimitResponse = Field(default_factory=LimitResponse)
+    exempt: list[Name] = Field(default_factory=list)
+
+    @property
+    def per_client_limited(self) -> bool:
+        return self.per_client is not None and self.per_client.any
+
+
+def limits_errors(config: Configuration) -> Iterator[FieldError]:
+    """What a service's limits ask that it cannot do, and exempt lists that do not exist."""
+    for index, vs in enumerate(config.virtual_services):
+        limits = vs.limits
+        if limits is None:
+            continue
+        where = f"virtual_services[{index}].limits"
+        for position, name in enumerate(limits.exempt):
+            if name not in config.access_lists:
+                names = ", ".join(sorted(config.access_lists)) or "none is defined"
+                yield FieldError(
+                    path=f"{where}.exempt[{position}]",
+                    message=f"{name!r} is not in access_lists ({names})",
+                )
+        if vs.mode is Mode.l4:
+            # the kernel's meters are the l4 side of this issue, not built yet
+            yield FieldError(path=where, message="on l4 services is not supported yet")
+            continue
+        per_client = limits.per_client
+        counts_requests = per_client is not None and per_client.requests_per_second is not None
+        if counts_requests and not vs.type.reads_http:
+            yield FieldError(
+                path=f"{where}.per_client.requests_per_second",
+                message="counts HTTP requests: it needs an l7 service of type http",
+            )

@@ -1,0 +1,187 @@
+"""The configuration sync's protocol between two PairServices in one process (the peer's calls
+routed to the other node's service, no network): the active pushes what the standby lacks,
+a standby that was away catches up, an active behind its peer fetches, and two histories that
+diverge are both kept."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bascule.daemon import pair as pair_module
+from bascule.daemon.accounts import AccountService
+from bascule.daemon.certificates import CertificateService
+from bascule.daemon.pair import PairService
+from bascule.daemon.service import ConfigService
+from bascule.daemon.vips import NullVipManager
+from bascule.engines.base import FakeEngine
+from bascule.engines.keepalived.engine import KeepalivedEngine
+from bascule.errors import DaemonUnavailable
+from bascule.store.accounts import AccountStore
+from bascule.store.certificates import CertificateStore
+from bascule.store.pair import PairLink, PairStore
+from bascule.store.revisions import RevisionStore
+
+
+@dataclasses.dataclass
+class Node:
+    name: str
+    store: RevisionStore
+    pair: PairService
+    active: bool = False
+
+
+def document(weight: int) -> dict[str, Any]:
+    return {
+        "high_availability": {
+            "nodes": [
+                {"name": "lb1", "address": "198.18.0.3", "priority": 150},
+                {"name": "lb2", "address": "198.18.0.4", "priority": 100},
+            ],
+            "interface": "eth0",
+        },
+        "virtual_services": [
+            {
+                "name": "web",
+                "address": "127.0.0.1",
+                "port": 8080,
+                "real_servers": [{"address": "127.0.0.1", "port": 9000, "weight": weight}],
+            }
+        ]
+    }
+
+
+#: The nodes that do not answer (a test adds one to take it down).
+DOWN: set[str] = set()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Node]]:
+    made: dict[str, Node] = {}
+    down = DOWN
+    down.clear()
+
+    class RoutedPeer:
+        """PeerClient, its calls handled by the other node's PairService."""
+
+        def __init__(self, link: PairLink) -> None:
+            self.peer = made[link.peer_url]
+
+        async def call(
+            self,
+            method: str,
+            path: str,
+            *,
+            body: Any = None,
+            params: Mapping[str, Any] | None = None,
+        ) -> dict[str, Any]:
+            if self.peer.name in down:
+                raise DaemonUnavailable(f"{self.peer.name} is down")
+            service = self.peer.pair
+            if (method, path) == ("GET", "/state"):
+                return service.state(int((params or {})["number"]))
+            if (method, path) == ("GET", "/revisions"):
+                return {"revisions": service.revisions_after(int((params or {})["after"]))}
+            if (method, path) == ("POST", "/revisions"):
+                return await service.receive(body["revisions"], body["certificates"])
+            raise AssertionError(f"unexpected call {method} {path}")
+
+    monkeypatch.setattr(pair_module, "PeerClient", RoutedPeer)
+    monkeypatch.setattr(PairService, "is_active", lambda self: made[self.name].active)
+    with ExitStack() as stack:
+        for name, peer in (("lb1", "lb2"), ("lb2", "lb1")):
+            path = tmp_path / f"{name}.db"
+            store = stack.enter_context(RevisionStore(path))
+            config = ConfigService(store=store, engines=[FakeEngine()], vips=NullVipManager())
+            certificates = CertificateService(
+                stack.enter_context(CertificateStore(path)),
+                directory=tmp_path / name / "certificates",
+                config=config,
+            )
+            accounts = AccountService(
+                stack.enter_context(AccountStore(path)), idle_timeout=900, lockout_attempts=5,
+                lockout_seconds=300,
+            )  # fmt: skip
+            pair_store = stack.enter_context(PairStore(path))
+            pair_store.save(
+                PairLink(
+                    peer_url=peer, peer_cert="", peer_token="t", minted_token="m",
+                    peers_cert="", joined_at=datetime.now(UTC),
+                )
+            )  # fmt: skip
+            service = PairService(
+                store=pair_store,
+                config=config,
+                certificates=certificates,
+                accounts=accounts,
+                keepalived=KeepalivedEngine(tmp_path / name / "keepalived"),
+                listener=None,
+            )
+            service.name = name  # type: ignore[attr-defined]
+            made[name] = Node(name=name, store=store, pair=service)
+        made["lb1"].active = True
+        yield made
+
+
+def commit(node: Node, *weights: int) -> None:
+    for weight in weights:
+        node.store.commit(document(weight), base=node.store.head_number(), author="a", message="")
+
+
+def numbers(node: Node) -> list[tuple[int, str]]:
+    return [(r.number, r.created_at.isoformat()) for r in node.store.history(limit=100)]
+
+
+async def test_the_active_pushes_what_the_standby_lacks(nodes: dict[str, Node]) -> None:
+    lb1, lb2 = nodes["lb1"], nodes["lb2"]
+    commit(lb1, 1, 2, 3)
+    await lb1.pair.sync_once()
+    assert numbers(lb2) == numbers(lb1)
+    assert lb1.pair.status().health == "in_sync" and lb1.pair.status().peer_revision == 3
+    await lb2.pair.sync_once()  # the standby pushes nothing
+    assert lb2.pair.status().health == "following"
+
+
+async def test_a_standby_that_was_away_catches_up(nodes: dict[str, Node]) -> None:
+    lb1, lb2 = nodes["lb1"], nodes["lb2"]
+    down = DOWN
+    commit(lb1, 1)
+    await lb1.pair.sync_once()
+    down.add("lb2")
+    commit(lb1, *range(2, 12))
+    await lb1.pair.after_commit()
+    assert lb1.pair.status().health == "unreachable" and lb2.store.head_number() == 1
+    down.clear()
+    await lb1.pair.sync_once()
+    assert numbers(lb2) == numbers(lb1) and lb2.store.head_number() == 11
+
+
+async def test_an_active_behind_its_peer_fetches(nodes: dict[str, Node]) -> None:
+    lb1, lb2 = nodes["lb1"], nodes["lb2"]
+    commit(lb1, 1)
+    await lb1.pair.sync_once()
+    # lb2 took over and took changes while lb1 was away; lb1 is the active again
+    lb1.active, lb2.active = False, True
+    commit(lb2, 2, 3)
+    lb1.active, lb2.active = True, False
+    await lb1.pair.sync_once()
+    assert numbers(lb1) == numbers(lb2)
+
+
+async def test_diverged_histories_are_both_kept(nodes: dict[str, Node]) -> None:
+    lb1, lb2 = nodes["lb1"], nodes["lb2"]
+    commit(lb1, 1)
+    await lb1.pair.sync_once()
+    commit(lb1, 2)  # a partition: both took a revision 2
+    commit(lb2, 20)
+    theirs, mine = numbers(lb2), numbers(lb1)
+    await lb1.pair.after_commit()
+    status = lb1.pair.status()
+    assert status.health == "diverged" and "revision 2" in status.error, status
+    assert numbers(lb2) == theirs and numbers(lb1) == mine  # nothing overwritten

@@ -1,0 +1,49 @@
+"""A service's cache and compression rendered for HAProxy: golden files
+(tests/golden/haproxy/caching/), each accepted by the real ``haproxy -c`` without a warning."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bascule.engines.haproxy.render import render
+from bascule.engines.haproxy.view import HaproxyGlobals, build_view
+from bascule.model import parse_document
+
+GLOBALS = HaproxyGlobals(stats_socket="/run/bascule/haproxy.sock", maxconn=4096, nbthread=2)
+
+
+def document(**fields: Any) -> dict[str, Any]:
+    return {
+        "virtual_services": [
+            {
+                "name": "site",
+                "address": "198.18.0.100",
+                "port": 80,
+                "real_servers": [{"address": "198.18.0.4", "port": 80}],
+                **fields,
+            }
+        ]
+    }
+
+
+CASES: dict[str, dict[str, Any]] = {
+    "cache": document(cache={"size_mb": 256, "max_object_kb": 1024, "max_age": 60}),
+    "cache_x_cache_and_compression": document(
+        cache={"x_cache_header": True},
+        compression={"types": ["text/html", "application/json"], "algorithms": ["gzip"]},
+        rules=[{"name": "old", "match": {"path": "/old"}, "action": {"redirect": "/new"}}],
+    ),
+    "compression_defaults": document(compression={}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden(
+    case: str, golden: Callable[[str, str], None], haproxy_check: Callable[..., str]
+) -> None:
+    text = render(build_view(parse_document(CASES[case]), GLOBALS))
+    golden(f"caching/{case}", text)
+    haproxy_check(text)
