@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -76,7 +77,14 @@ class ConntrackdShell:
         Path(self.paths.lock_file).unlink(missing_ok=True)  # a killed one's stale lock
 
     def _listening(self) -> bool:
-        return Path(self.paths.socket).exists()
+        """conntrackd answers on its control socket (a connection is accepted), not merely
+        that the socket's file exists."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(self.paths.socket)
+            except OSError:
+                return False
+        return True
 
     async def _start(self) -> None:
         self._prepare_start()
