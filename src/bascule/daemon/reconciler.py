@@ -27,6 +27,7 @@ from bascule.daemon.vips import FollowsDocument, VipManager
 from bascule.engines.base import Engine, share_of
 from bascule.errors import ApplyFailed, EngineError, InvalidConfiguration
 from bascule.model import Configuration, parse_document
+from bascule.reconcile.actions import Action, describe
 from bascule.reconcile.planner import FullPlan, Observed, Overrides, Plan, plan_engine, plan_vips
 from bascule.store.revisions import Revision, RevisionStore
 
@@ -83,6 +84,12 @@ class Reconciler:
             config = await asyncio.to_thread(parse_document, head.document)
             self._parsed = (head.number, config)
         return self.desired_of(head)
+
+    def parsed(self, head: Revision) -> Configuration | None:
+        """``head``'s parsed document if it is parsed already, else ``None``."""
+        if self._parsed is not None and self._parsed[0] == head.number:
+            return self._parsed[1]
+        return None
 
     def committed(self, number: int, config: Configuration) -> None:
         """Revision ``number`` was just committed from ``config``: no need to parse it again."""
@@ -153,6 +160,32 @@ class Reconciler:
         finally:
             if self._after_reconcile is not None:
                 await self._after_reconcile(desired)
+
+    async def execute_runtime(
+        self,
+        head: Revision,
+        desired: Configuration,
+        plans: Sequence[tuple[Engine, Sequence[Action]]],
+    ) -> tuple[bool, str]:
+        """Converge on ``head`` (``desired``) by each engine's runtime ``plans`` alone: the
+        operate path (daemon/operations.py) planned the pools it touched, on engines that
+        ran the previous head. For a caller that holds ``lock``. A command that fails is
+        followed by a whole reconcile, which records and reports it as any failed apply; the
+        repair loop corrects any drift the plans did not see."""
+        try:
+            for engine, actions in plans:
+                if actions:
+                    log.info("executing plan", extra={"actions": [describe(a) for a in actions]})
+                    await engine.execute(actions, self._running[engine.name])
+        except (ApplyFailed, EngineError, OSError) as exc:
+            log.warning("runtime commands failed, reconciling", extra={"error": str(exc)})
+            return await self.reconcile_locked()
+        try:
+            self.store.record_applied(head.number, ok=True, message="")
+        finally:
+            if self._after_reconcile is not None:
+                await self._after_reconcile(desired)
+        return True, ""
 
     async def _reconcile_on(
         self, head: Revision | None, desired: Configuration

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from bascule.daemon import operations as operations_path
 from bascule.daemon.audit import AuditService
 from bascule.daemon.changes import AuditName, Change, ChangePipeline, ChangeRequest, StoreCheck
 from bascule.daemon.reconciler import Reconciler
@@ -47,6 +48,7 @@ from bascule.engines.base import (
 from bascule.errors import BasculeError, NotApplicable, NotFound
 from bascule.model import Configuration, RealServerState, VirtualService, edits
 from bascule.reconcile.diff import DiffItem
+from bascule.reconcile.operations import ServerOperation
 from bascule.reconcile.planner import Overrides
 from bascule.store.revisions import Revision, RevisionStore, RevisionSummary
 
@@ -156,15 +158,68 @@ class ConfigService:
         ``action`` and ``target`` name it in the audit log."""
         return await self.changes.run(change, request, name=AuditName(action=action, target=target))
 
+    async def operate(
+        self,
+        operations: Sequence[ServerOperation],
+        request: ChangeRequest,
+        *,
+        action: str = "config.edit",
+        target: str = "",
+    ) -> ApplyResult:
+        """Weights and states of real servers (``ServerOperation``s), in one revision: the
+        operate path (daemon/operations.py) where it can take them, else the whole flow
+        with the same edits; the same result either way."""
+        name = AuditName(action=action, target=target)
+        result = await operations_path.run(self.changes, operations, request, name=name)
+        if result is not None:
+            return result
+        return await self.changes.run(
+            lambda doc: edits.update_real_servers(
+                doc, [(op.pool, op.key, op.changes) for op in operations]
+            ),
+            request,
+            name=name,
+        )
+
     async def set_real_server_state(
         self, service: str, key: str, state: RealServerState, request: ChangeRequest
     ) -> ApplyResult:
         """Enable, disable or drain one real server (a runtime change for the engines)."""
-        return await self.edit(
-            lambda doc: edits.update_real_server(doc, service, key, {"state": state.value}),
+        return await self.operate(
+            [ServerOperation(pool=service, key=key, changes={"state": state.value})],
             request.with_default_message(f"{state.value} real server {key} of {service}"),
             action="real_server.state",
             target=f"{service}/{key}",
+        )
+
+    async def set_real_servers_state(
+        self,
+        state: RealServerState,
+        request: ChangeRequest,
+        *,
+        address: str | None = None,
+        servers: Sequence[tuple[str, str]] = (),
+    ) -> ApplyResult:
+        """Enable, disable or drain, in one revision, every real server at ``address`` (in
+        every service and sub-service) and each of ``servers`` ((pool, key) pairs); NotFound
+        when that names none."""
+        _, document = self.document()
+        chosen = list(
+            dict.fromkeys(
+                [
+                    *(edits.servers_at(document, address) if address is not None else ()),
+                    *((pool, edits.normalise_key(key)) for pool, key in servers),
+                ]
+            )
+        )
+        if not chosen:
+            raise NotFound(f"no real server has the address {address}")
+        what = f"at {address}" if address is not None and not servers else f"({len(chosen)})"
+        return await self.operate(
+            [ServerOperation(pool=p, key=k, changes={"state": state.value}) for p, k in chosen],
+            request.with_default_message(f"{state.value} real servers {what}"),
+            action="real_server.state",
+            target=",".join(f"{p}/{k}" for p, k in chosen)[:512],
         )
 
     async def rollback(self, to: int, request: ChangeRequest) -> ApplyResult:

@@ -31,6 +31,7 @@ from bascule.api.schemas import ApplyResultOut, ItemsOut
 from bascule.model import RealServerState, edits
 from bascule.model.access import permission_for_real_server_patch
 from bascule.model.sub_service import pool_name
+from bascule.reconcile.operations import RUNTIME_FIELDS, ServerOperation
 
 
 class RealServerVerb(enum.StrEnum):
@@ -151,6 +152,13 @@ def _pool_routes(pools: APIRouter, pool_of: Callable[..., str], *, kind: str, wh
     ) -> ApplyResultOut:
         # A weight alone is an operator's change; any other field is structural.
         change_request = change_for(permission_for_real_server_patch(changes))
+        if changes and set(changes) <= RUNTIME_FIELDS:  # the operate path, if it can
+            operation = ServerOperation(pool=pool, key=key, changes=changes)
+            result = await config.operate(
+                [operation],
+                change_request.with_default_message(f"change real server {key} of {pool}"),
+            )
+            return answered(response, result)
         return await edit_answer(
             config,
             response,
