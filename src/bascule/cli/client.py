@@ -248,6 +248,18 @@ class BasculeClient:
         """``verb`` is ``enable``, ``disable`` or ``drain``."""
         return self._write("POST", f"{_rs(service, key)}/{verb}")
 
+    def set_real_servers_state(
+        self, verb: str, *, address: str | None, servers: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        """``verb`` (``enable``, ``disable``, ``drain``) every real server at ``address`` and
+        each (service, ``address:port``) of ``servers``, in one revision."""
+        body: dict[str, Any] = {
+            "servers": [{"virtual_service": vs, "server": key} for vs, key in servers]
+        }
+        if address is not None:
+            body["address"] = address
+        return self._write("POST", f"/real-servers/{verb}", body=body)
+
     # -- DSR real-server help --------------------------------------------------------------
 
     def dsr_script(self, name: str, os: str = "linux") -> dict[str, Any]:
