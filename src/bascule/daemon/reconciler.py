@@ -141,6 +141,8 @@ class Reconciler:
         dead engine and repairs drift towards it — until a new change, a rollback or a
         restart of the daemon tries the current revision again.
         """
+        if not retry_failed and await self._converged():
+            return True, ""
         async with self.lock:
             if not retry_failed:
                 head, applied = self.store.head_number(), self.store.applied()
@@ -149,6 +151,18 @@ class Reconciler:
                         await self._converge_on_last_good(applied.last_good)
                     return False, applied.message
             return await self.reconcile_locked()
+
+    async def _converged(self) -> bool:
+        """Whether the engines run the head as it was applied and their plan is empty,
+        found without the lock: the repair loop's check of a large configuration takes a
+        second or more, and changes (a weight: milliseconds) no longer wait behind it. What
+        the check finds to do is done under the lock, planned again there."""
+        if self.lock.locked():
+            return False
+        head, applied = self.store.head(), self.store.applied()
+        if head is None or applied is None or not applied.ok or applied.last_good != head.number:
+            return False
+        return (await self.plan(await self.load_desired(head))).empty
 
     async def reconcile_locked(self) -> tuple[bool, str]:
         """``reconcile`` for a caller that holds ``lock`` (the change pipeline, after a
