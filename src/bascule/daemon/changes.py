@@ -236,18 +236,24 @@ class ChangePipeline:
                 diff=await asyncio.to_thread(diff_to_json, diff),
                 detail=request.message,
             )
+        # The committed document is ``config``'s own: no need to parse it again to reconcile,
+        # and known before the commit is visible (a reader of the new head on the event loop
+        # would otherwise parse the whole document there).
+        self.reconciler.committed((head_number or 0) + 1, config)
         # JSON of the whole document and an fsync: off the loop too.
-        revision = await asyncio.to_thread(
-            self.store.commit,
-            document,
-            base=head_number,
-            author=actor.name,
-            message=request.message,
-            rolled_back_from=rolled_back_from,
-            audit=entry,
-        )
-        # The committed document is ``config``'s own: no need to parse it again to reconcile.
-        self.reconciler.committed(revision.number, config)
+        try:
+            revision = await asyncio.to_thread(
+                self.store.commit,
+                document,
+                base=head_number,
+                author=actor.name,
+                message=request.message,
+                rolled_back_from=rolled_back_from,
+                audit=entry,
+            )
+        except BaseException:
+            self.reconciler.forget((head_number or 0) + 1)
+            raise
         log.info(
             "committed revision",
             extra={"revision": revision.number, "author": actor.name, "changes": len(diff)},

@@ -118,16 +118,22 @@ async def _run_locked(
         entry = pipeline.audit.entry(
             request.actor, name.action, name.target, diff=diff_to_json(diff), detail=request.message
         )
-    revision = await asyncio.to_thread(
-        store.commit_operation,
-        operated.document,
-        diff,
-        base=head.number,
-        author=request.actor.name,
-        message=request.message,
-        audit=entry,
-    )
-    reconciler.committed(revision.number, operated.config)
+    # Known parsed before the commit is visible: a reader of the new head (the dynamic
+    # schedulers, the status) must not parse 10,000 servers on the event loop meanwhile.
+    reconciler.committed(head.number + 1, operated.config)
+    try:
+        revision = await asyncio.to_thread(
+            store.commit_operation,
+            operated.document,
+            diff,
+            base=head.number,
+            author=request.actor.name,
+            message=request.message,
+            audit=entry,
+        )
+    except BaseException:
+        reconciler.forget(head.number + 1)
+        raise
     log.info(
         "committed revision",
         extra={"revision": revision.number, "author": request.actor.name, "changes": len(diff)},

@@ -95,6 +95,11 @@ class Reconciler:
         """Revision ``number`` was just committed from ``config``: no need to parse it again."""
         self._parsed = (number, config)
 
+    def forget(self, number: int) -> None:
+        """Revision ``number`` was not committed after all (``committed`` was told early)."""
+        if self._parsed is not None and self._parsed[0] == number:
+            self._parsed = None
+
     def running(self, engine: str) -> Configuration | None:
         """The document ``engine``'s running state was built from (``None``: nothing yet)."""
         return self._running[engine]
