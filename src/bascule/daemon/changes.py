@@ -154,16 +154,20 @@ class ChangePipeline:
                 if not request.dry_run:
                     self.refused(request, name, exc)
                 raise
-            if (
-                self.audit is not None
-                and result.changed
-                and not result.dry_run
-                and not result.applied
-                and result.revision is not None
-            ):
-                detail = "; ".join(part for part in (request.message, result.message) if part)
-                self.audit.settle(result.revision, outcome=AuditOutcome.apply_failed, detail=detail)
+            self.settle(request, result)
             return result
+
+    def settle(self, request: ChangeRequest, result: ApplyResult) -> None:
+        """A committed change the engines could not apply: its audit entry says so."""
+        if (
+            self.audit is not None
+            and result.changed
+            and not result.dry_run
+            and not result.applied
+            and result.revision is not None
+        ):
+            detail = "; ".join(part for part in (request.message, result.message) if part)
+            self.audit.settle(result.revision, outcome=AuditOutcome.apply_failed, detail=detail)
 
     def refused(self, request: ChangeRequest, name: AuditName, error: BasculeError) -> None:
         """Record a refused change (a committed one is written by the store's commit)."""

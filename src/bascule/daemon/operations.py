@@ -24,7 +24,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from bascule.daemon.audit import AuditOutcome
 from bascule.daemon.changes import UNCHECKED, AuditName, ChangePipeline, ChangeRequest
 from bascule.daemon.results import ApplyResult
 from bascule.engines.base import Engine
@@ -52,16 +51,8 @@ async def run(
             if not request.dry_run:
                 pipeline.refused(request, name, exc)
             raise
-    if (
-        result is not None
-        and pipeline.audit is not None
-        and result.changed
-        and not result.dry_run
-        and not result.applied
-        and result.revision is not None
-    ):
-        detail = "; ".join(part for part in (request.message, result.message) if part)
-        pipeline.audit.settle(result.revision, outcome=AuditOutcome.apply_failed, detail=detail)
+    if result is not None:
+        pipeline.settle(request, result)
     return result
 
 
