@@ -168,7 +168,11 @@ def nesting_depth(data: Any, stop: int) -> int:
         deepest = max(deepest, depth)
         if deepest > stop:
             return deepest
-        pending.extend((child, depth + 1) for child in children)
+        # only containers go on the stack: a 100,000-entry access list is one step, not
+        # 100,000 pushes of strings
+        pending.extend(
+            (child, depth + 1) for child in children if isinstance(child, Mapping | list | tuple)
+        )
     return deepest
 
 
