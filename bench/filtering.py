@@ -12,8 +12,8 @@ configuration Bascule renders for one service, and Bascule's filter engine
 ``wrk -t2 -c50`` with keep-alive twice, interleaved: with no filter table, and with a block
 list of ``--entries`` networks (none of them the client's, so every packet is looked up and
 passes) loaded as the daemon loads it. The load (the whole table in one transaction) and a
-change of one entry (``access.set_update``: that entry deleted, its successor added) are
-timed every round. Each figure is the median of the rounds. Nothing here is asserted.
+change of one entry (the list's sets refilled, ``access.set_update``) are timed every round.
+Each figure is the median of the rounds. Nothing here is asserted.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {label:>16}  {statistics.median(rates[which]):8.0f} req/s   ({each})")
     print(f"  validation of the two documents: {validation:.2f} s")
     print(f"  load of the list (whole table): {statistics.median(loads):.2f} s median")
-    print(f"  change of one entry of the list: {statistics.median(updates):.2f} s median")
+    print(f"  change of the list (sets refilled): {statistics.median(updates):.2f} s median")
     return 0
 
 

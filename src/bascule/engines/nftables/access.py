@@ -23,16 +23,14 @@ The table, one for both address families (``inet``) and for l4 and l7 services a
 
 Structure and data, as in ``rules.py``: the rules depend on which lists are used where, the
 services' VIPs and ports and the DSR devices; a list's entries are its sets' elements only. So
-a change of a list's entries is ``set_update``: in one transaction, the entries that went
-deleted and those that came added (the set flushed and refilled when most of it changed), no
-rule touched (rule handles and counters stay). Any other change replaces the
+a change of a list's entries is ``set_update``: the changed sets flushed and refilled in one
+transaction, no rule touched (rule handles and counters stay). Any other change replaces the
 table in one transaction (counters start again from zero).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,43 +149,23 @@ def _fill(name: str, elements: Sequence[Any]) -> list[Json]:
 
 
 def set_update(old: FilterRuleset, new: FilterRuleset) -> Json | None:
-    """The transaction that changes the sets whose elements changed, when nothing else did
+    """The transaction that refills the sets whose elements changed, when nothing else did
     (None: the structure differs, replace the table). An empty list of commands: nothing
-    to do."""
+    to do.
+
+    Refilled, not patched: deleting and adding only the entries that changed was tried and
+    measured against a 100,000-entry interval set, and cost the same or more (nft 1.0.6
+    reads the whole interval set back from the kernel to change one element: ~1.2 s of CPU
+    for one entry, ~0.8 s to flush and refill all of them)."""
     if old.empty or old.structure != new.structure:
         return None
     commands: list[Json] = []
     for name, elements in new.sets.items():
-        before = old.sets.get(name, ())
-        if before != elements:
-            commands += _refill(name, before, elements)
+        if old.sets.get(name) == elements:
+            continue
+        commands.append({"flush": {"set": {**_ref(), "name": name}}})
+        commands += _fill(name, elements)
     return {"nftables": commands}
-
-
-def _refill(name: str, old: Sequence[Any], new: Sequence[Any]) -> list[Json]:
-    """The elements that went deleted and those that came added, in one transaction (an
-    entry changed in a 100,000-entry list is two elements for the kernel, not 200,000); the
-    set flushed and filled again when most of it changed."""
-    before = {_element_key(e): e for e in old}
-    after = {_element_key(e): e for e in new}
-    gone = [e for key, e in before.items() if key not in after]
-    came = [e for key, e in after.items() if key not in before]
-    if len(gone) + len(came) >= len(new):
-        return [{"flush": {"set": {**_ref(), "name": name}}}, *_fill(name, new)]
-    commands: list[Json] = []
-    if gone:  # first: an entry may come back as a wider or narrower network
-        commands.append({"delete": {"element": {**_ref(), "name": name, "elem": gone}}})
-    return commands + _fill(name, came)
-
-
-def _element_key(element: Any) -> Any:
-    """A hashable stand-in for an element as ``_element`` spells it."""
-    if isinstance(element, str):
-        return element
-    prefix = element.get("prefix") if isinstance(element, dict) else None
-    if isinstance(prefix, dict):
-        return (prefix.get("addr"), prefix.get("len"))
-    return json.dumps(element, sort_keys=True)
 
 
 def _element(entry: str) -> Any:
