@@ -248,7 +248,11 @@ class ConfigService:
                 return await engine.client_loads(
                     self.reconciler.running(engine.name), name, top=top
                 )
-        raise NotApplicable(f"virtual service {name!r}: no engine counts its clients")
+        raise NotApplicable(
+            f"virtual service {name!r}: no engine counts its clients (on an l4 service the "
+            "kernel drops a client over a limit but does not report each client's rate; the "
+            "drops are counted in the filter table's limited/<service> counter)"
+        )
 
     async def clear_persistence(self, name: str) -> int:
         """Forget every persisted client of ``name``; how many entries there were."""
