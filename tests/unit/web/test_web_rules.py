@@ -158,6 +158,7 @@ async def test_edit_move_and_delete_a_rule(
     assert [r["name"] for r in _stored(store)["rules"]] == ["older", "to-api"]
     page = await admin.client.get("/virtual-services/site")
     assert page.text.index('data-rule="older"') < page.text.index('data-rule="to-api"')
+    assert page.text.count('data-action="up"') == 1 and page.text.count('data-action="down"') == 1
     await _apply(admin, await admin.post("/virtual-services/site/rules/older/delete"))
     assert [r["name"] for r in _stored(store)["rules"]] == ["to-api"]
 
