@@ -33,7 +33,8 @@ from bascule.model import (
     Scheduler,
     ServiceType,
 )
-from bascule.model.capabilities import Forwarded
+from bascule.model.capabilities import Forwarded, TlsUse
+from bascule.model.tls import CipherSet, ClientCertificate, TlsVersion, VerifyServer
 from bascule.web.forms import Field, choices
 
 Section = tuple[str, str, tuple[Field, ...]]  # (id, title, fields)
@@ -201,9 +202,51 @@ ADVANCED = (
     ),
 )
 
+TLS_CERTIFICATES = Field(
+    name="tls.certificates",
+    label="SSL offload: certificates",
+    kind="list",
+    help="Names in the certificate store, comma-separated (the first is the default); "
+    "empty: no SSL offload.",
+)
+SSL = (
+    TLS_CERTIFICATES,
+    Field(name="tls.cipher_set", label="Cipher set", kind="select", choices=choices(CipherSet)),
+    Field(
+        name="tls.min_version",
+        label="Lowest TLS version",
+        kind="select",
+        choices=choices(TlsVersion, default="the cipher set's"),
+        optional=True,
+    ),
+    Field(
+        name="tls.max_version", label="Highest TLS version", kind="select",
+        choices=choices(TlsVersion),
+    ),
+    Field(name="tls.hsts", label="HSTS max-age (seconds)", kind="number", help="0: no HSTS."),
+    Field(name="tls.redirect_http", label="Redirect HTTP (port 80) to HTTPS", kind="checkbox"),
+    Field(
+        name="tls.client_certificate",
+        label="Client certificates",
+        kind="select",
+        choices=choices(ClientCertificate),
+    ),
+    Field(name="tls.client_ca", label="Client CA bundle", optional=True),
+    Field(name="tls.reencrypt", label="Re-encrypt to the real servers", kind="checkbox"),
+    Field(
+        name="tls.verify_server",
+        label="Verify the real servers' certificates",
+        kind="select",
+        choices=choices(VerifyServer),
+    ),
+    Field(name="tls.server_ca", label="Real servers' CA bundle", optional=True),
+    Field(name="tls.server_sni", label="SNI sent to the real servers"),
+)  # fmt: skip
+
 SECTIONS: tuple[Section, ...] = (
     ("basic", "Basic properties", BASIC),
     ("standard", "Standard options", (*SCHEDULING, L4_FORWARDING, TRANSPARENT, *PERSISTENCE)),
+    ("ssl", "SSL properties", SSL),
     ("check", "Health check", CHECK),
     ("advanced", "Advanced properties", ADVANCED),
 )
@@ -272,8 +315,14 @@ L7_ONLY_FIELDS = frozenset(
 )
 #: The choices a change of which shows other fields (the page swaps its sections then).
 CONTEXT_FIELDS = frozenset(
-    {"mode", "protocol", "type", "scheduler", "persistence.method", "check.type"}
-)
+    {
+        "mode", "protocol", "type", "scheduler", "persistence.method", "check.type",
+        "tls.certificates", "tls.client_certificate", "tls.reencrypt",
+    }
+)  # fmt: skip
+#: The SSL settings that apply only with client certificates, or with re-encryption.
+_CLIENT_CERTIFICATE_FIELDS = frozenset({"tls.client_ca"})
+_REENCRYPT_FIELDS = frozenset({"tls.verify_server", "tls.server_ca", "tls.server_sni"})
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -294,6 +343,9 @@ class FormContext:
     type: ServiceType | None
     persistence: PersistenceMethod | None
     check: CheckType | None
+    tls: bool = False  # SSL offload: certificates named
+    client_certificate: bool = False  # clients asked for certificates
+    reencrypt: bool = False  # TLS again towards the real servers
 
     @classmethod
     def of(
@@ -321,6 +373,9 @@ class FormContext:
             type=service_type,
             persistence=_member(PersistenceMethod, shown.get("persistence.method")),
             check=check,
+            tls=bool(str(shown.get("tls.certificates") or "").strip(" ,")),
+            client_certificate=shown.get("tls.client_certificate") not in (None, "", "none"),
+            reencrypt=shown.get("tls.reencrypt") not in (None, False, "", "false"),
         )
 
 
@@ -335,7 +390,38 @@ def applicable(field: Field, context: FormContext) -> bool:
         return context.persistence is not None and setting in context.persistence.settings
     if group == "check" and setting != "type":
         return context.check is not None and setting in context.check.settings
+    if group == "tls":
+        return _tls_applies(field.name, context)
     return True
+
+
+def _tls_applies(name: str, context: FormContext) -> bool:
+    """SSL offload is for l7 services of a type that takes it; its settings show once a
+    certificate is named, the client CA with client certificates, the server side with
+    re-encryption."""
+    takes_tls = context.mode is Mode.l7 and (
+        context.type is not None and context.type.tls is not TlsUse.refused
+    )
+    if not takes_tls:
+        return False
+    if name == TLS_CERTIFICATES.name:
+        return True
+    if not context.tls:
+        return False
+    if name in _CLIENT_CERTIFICATE_FIELDS:
+        return context.client_certificate
+    if name in _REENCRYPT_FIELDS:
+        return context.reencrypt
+    return True
+
+
+def without_empty_tls(changes: dict[str, Any]) -> dict[str, Any]:
+    """A form's changes where no certificate is named: no SSL offload (``tls: null``), not
+    a ``tls`` section without certificates."""
+    tls = changes.get("tls")
+    if isinstance(tls, dict) and not tls.get("certificates"):
+        changes["tls"] = None
+    return changes
 
 
 def allowed_choices(field: Field, context: FormContext) -> tuple[tuple[str, str], ...]:

@@ -90,6 +90,23 @@ def test_every_service_field_is_shown_somewhere() -> None:
         FormContext.of({"persistence.method": "query_item"}),
         FormContext.of({"persistence.method": "source_ip"}),
         FormContext.of({"check.type": "binary"}),
+        FormContext.of(
+            {"type": "http", "tls.certificates": "shop", "tls.client_certificate": "required",
+             "tls.reencrypt": "true"}
+        ),
     ]
     for field in SERVICE_FIELDS:
         assert any(applicable(field, c) for c in contexts), field.name
+
+
+def test_ssl_settings_show_once_a_certificate_is_named() -> None:
+    plain = _names({"mode": "l7", "type": "http"})
+    assert {n for n in plain if n.startswith("tls.")} == {"tls.certificates"}
+    offload = _names({"mode": "l7", "type": "http", "tls.certificates": "shop"})
+    assert {"tls.cipher_set", "tls.hsts", "tls.reencrypt"} <= offload
+    assert "tls.client_ca" not in offload and "tls.server_ca" not in offload
+    both = _names({"type": "http", "tls.certificates": "shop",
+                   "tls.client_certificate": "optional", "tls.reencrypt": True})  # fmt: skip
+    assert {"tls.client_ca", "tls.server_ca", "tls.verify_server"} <= both
+    assert not any(n.startswith("tls.") for n in _names({"mode": "l4", "type": "generic"}))
+    assert not any(n.startswith("tls.") for n in _names({"type": "auto"}))

@@ -287,3 +287,32 @@ async def test_a_field_the_form_did_not_show_is_unchanged(
     await _apply(admin, response)
     stored = _stored(store)
     assert stored["scheduler"] == "least_connection" and stored["transparent"] is True
+
+
+async def test_ssl_offload_is_turned_on_and_off_by_naming_certificates(
+    admin: Browser, site: int, store: RevisionStore
+) -> None:
+    page = await admin.client.get("/virtual-services/site")
+    assert 'id="section-ssl"' in page.text and 'name="tls.cipher_set"' not in page.text
+    swapped = await admin.post("/virtual-services/site/fields", {"tls.certificates": "shop"})
+    assert 'name="tls.cipher_set"' in swapped.text and 'value="shop"' in swapped.text
+    fields = "name,address,port,tls.certificates,tls.cipher_set,tls.redirect_http"
+    response = await admin.post(
+        "/virtual-services/site",
+        {"name": "site", "address": "198.18.0.100", "port": "443", "tls.certificates": "shop",
+         "tls.cipher_set": "modern", "tls.redirect_http": "true", "_fields": fields},
+    )  # fmt: skip
+    await _apply(admin, response)
+    tls = _stored(store)["tls"]
+    assert (tls["certificates"], tls["cipher_set"], tls["redirect_http"]) == (
+        ["shop"],
+        "modern",
+        True,
+    )
+    off = await admin.post(
+        "/virtual-services/site",
+        {"name": "site", "address": "198.18.0.100", "port": "80", "tls.certificates": "",
+         "_fields": "name,address,port,tls.certificates"},
+    )  # fmt: skip
+    await _apply(admin, off)
+    assert _stored(store)["tls"] is None

@@ -36,6 +36,7 @@ from bascule.web.fields import (
     FormContext,
     Section,
     shown_sections,
+    without_empty_tls,
 )
 from bascule.web.forms import (
     NO_ERRORS,
@@ -110,7 +111,7 @@ async def new_service_form(request: Request, session: Configurer) -> HTMLRespons
 @router.post("/virtual-services/new", response_class=HTMLResponse)
 async def add_service(request: Request, session: Configurer, services: Services) -> Response:
     form = await request.form()
-    service = parse(form, posted_fields(form, NEW_SERVICE_FIELDS))
+    service = without_empty_tls(parse(form, posted_fields(form, NEW_SERVICE_FIELDS)))
     if not service.get("name") and service.get("address") and service.get("port"):
         service["name"] = derived_name(service["address"], service["port"])
     _, document = services.config.document()
@@ -200,7 +201,7 @@ async def edit_service(
 ) -> Response:
     index, stored = service_document(services, name)
     form = await request.form()
-    changes = parse(form, posted_fields(form, SERVICE_FIELDS))
+    changes = without_empty_tls(parse(form, posted_fields(form, SERVICE_FIELDS)))
     new_name = str(changes.get("name") or name)
     change = config_edit(
         services,
