@@ -16,12 +16,14 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
 
+from bascule.daemon.accounts import WebSession
 from bascule.errors import NotFound
 from bascule.model import edits
 from bascule.model.access import Permission
 from bascule.web.auth import Configurer
-from bascule.web.changes import config_edit, propose_form, propose_or_say
+from bascule.web.changes import PendingChange, config_edit, propose_form, propose_or_say
 from bascule.web.forms import NO_ERRORS, FormErrors
 from bascule.web.pages.virtual_services import service_document, service_tabs
 from bascule.web.rule_form import (
@@ -86,16 +88,7 @@ async def add_rule(
         done_to=f"/virtual-services/{name}",
     )
     position = len(_rules(stored))
-    errors = await propose_form(
-        request,
-        session,
-        change,
-        prefix=f"virtual_services[{index}].rules[{position}]",
-        names=ERROR_NAMES,
-    )
-    if not isinstance(errors, FormErrors):
-        return errors
-    return _form(request, name, stored, None, dict(form), rule_errors(errors), status_code=422)
+    return await _propose(request, session, change, (index, position), stored, None, form)
 
 
 # -- edit, move, delete ------------------------------------------------------------------------
@@ -128,6 +121,21 @@ async def edit_rule(
         return_to=f"/virtual-services/{name}/rules/{rule}",
         done_to=f"/virtual-services/{name}",
     )
+    return await _propose(request, session, change, (index, position), stored, rule, form)
+
+
+async def _propose(
+    request: Request,
+    session: WebSession,
+    change: PendingChange,
+    where: tuple[int, int],
+    stored: Mapping[str, Any],
+    rule: str | None,
+    form: FormData,
+) -> Response:
+    """Preview the change of a rule at ``where`` (the service's and the rule's indexes), or
+    show the form again with the model's errors beside their fields."""
+    index, position = where
     errors = await propose_form(
         request,
         session,
@@ -135,9 +143,10 @@ async def edit_rule(
         prefix=f"virtual_services[{index}].rules[{position}]",
         names=ERROR_NAMES,
     )
-    if not isinstance(errors, FormErrors):
-        return errors
-    return _form(request, name, stored, rule, dict(form), rule_errors(errors), status_code=422)
+    if isinstance(errors, FormErrors):
+        name = str(stored.get("name"))
+        return _form(request, name, stored, rule, dict(form), rule_errors(errors), status_code=422)
+    return errors
 
 
 @router.post("/virtual-services/{name}/rules/{rule}/move")
