@@ -85,6 +85,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
                 acme=services.acme,
                 ha=services.ha,
                 request_logs=services.request_logs,
+                pages=services.pages,
             )
         )
         api.mount("/", wui)

@@ -79,6 +79,7 @@ from bascule.daemon.request_logs import listen as request_logs_listen
 from bascule.daemon.retention import MIB, Retention, RetentionPolicy
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
+from bascule.daemon.subnets import ConnectedSubnets
 from bascule.daemon.systemd import Notifier
 from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager, PairedVips
@@ -396,6 +397,7 @@ class Daemon:
             overrides=dynamic.overrides,
             audit=audit,
         )
+        service.connected_networks = ConnectedSubnets().networks
         certificates = CertificateService(
             certificate_store, directory=settings.certificates_dir, config=service, audit=audit
         )

@@ -27,7 +27,7 @@ from bascule.daemon.audit import AuditService
 from bascule.daemon.changes import AuditName, Change, ChangePipeline, ChangeRequest, StoreCheck
 from bascule.daemon.reconciler import Reconciler
 from bascule.daemon.results import ApplyResult, CertificateAlert, StatusReport
-from bascule.daemon.status import build_status
+from bascule.daemon.status import ConnectedNetworks, build_status
 from bascule.daemon.vips import VipManager
 from bascule.detect import ServiceProber
 from bascule.dsr.report import DsrReport
@@ -88,6 +88,9 @@ class ConfigService:
         self._status_flight: asyncio.Future[StatusReport] | None = None
         self._warned: set[tuple[str, str]] = set()  # (pool, rs key) whose warning is logged
         self.certificate_alerts: Callable[[], tuple[CertificateAlert, ...]] | None = None
+        # the networks the load balancer is connected to (daemon/subnets.py), read for the
+        # route-back warning of transparent services; None: not checked (tests, demo)
+        self.connected_networks: Callable[[], Awaitable[ConnectedNetworks]] | None = None
 
     def attach_certificates(
         self, check: StoreCheck, alerts: Callable[[], tuple[CertificateAlert, ...]]
@@ -311,6 +314,11 @@ class ConfigService:
             observations.append((observation, has_services))
             engine_info[engine.name] = await engine.info()
         apply_ok = applied is None or applied.ok
+        connected: ConnectedNetworks = frozenset()
+        if self.connected_networks is not None and any(
+            vs.transparent for vs in desired.virtual_services
+        ):
+            connected = await self.connected_networks()
         report = build_status(
             desired,
             merge_observations(observations),
@@ -320,6 +328,7 @@ class ConfigService:
             apply_message="" if apply_ok or applied is None else applied.message,
             engine=engine_info,
             overrides=self.reconciler.overrides(),
+            connected=connected,
         )
         self._log_warnings(report)
         if self.certificate_alerts is None:
