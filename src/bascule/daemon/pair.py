@@ -403,7 +403,10 @@ class PairService:
                 else:
                     await self._check_following(peer)
             except DivergedHistory as exc:
-                await self._note_conflict(peer)
+                try:
+                    await self._note_conflict(peer)
+                except BasculeError as why:
+                    log.warning("could not compare the histories", extra={"error": str(why)})
                 self._failed(exc)
                 raise
 
@@ -586,7 +589,10 @@ class PairService:
         else:
             body = {"keep": keep, "by": actor.name}
             await PeerClient(link).call("POST", "/resolve", body=body, within=RESOLVE_TIMEOUT)
-            await self.sync_once()
+            try:
+                await self.sync_once()
+            except BasculeError as exc:  # the loop tries again
+                self._failed(exc)
         resolution = self._resolution
         detail = f"kept {keep}'s history"
         if resolution is not None:
@@ -594,9 +600,10 @@ class PairService:
         self._record(actor, "ha.resolve", keep, detail=detail)
         return self.status()
 
-    async def impose(self, *, kept: str, by: str) -> None:
+    async def impose(self, *, kept: str, by: str, peer_actor: Actor | None = None) -> None:
         """This node's history is kept: the peer replaces its revisions after the fork with
-        this node's, and takes this node's certificate store."""
+        this node's, and takes this node's certificate store. ``peer_actor``: the peer asked
+        (the administrator ran ``ha resolve`` there), recorded here too."""
         link = self.store.link()
         if link is None:
             raise NotApplicable("this node is not joined to a peer: nothing to resolve")
@@ -629,10 +636,19 @@ class PairService:
                 by=by,
             )
             self._synced(after)
+        resolution = self._resolution
         log.warning(
             "the pair's histories were resolved: this node's was kept",
-            extra={"archived_on": other.name, "archive": self._resolution.archive},
+            extra={"archived_on": other.name, "archive": resolution.archive},
         )
+        if peer_actor is not None:
+            self._record(
+                peer_actor,
+                "ha.resolve",
+                kept,
+                detail=f"asked by {by} on the peer: its revisions "
+                f"{','.join(map(str, resolution.archived))} archived in {resolution.archive}",
+            )
 
     async def accept_resolution(
         self,

@@ -278,7 +278,7 @@ async def peer_digests(
 
 @router.post("/peer/resolve", summary="(the peer, resolving) Impose this node's history")
 async def peer_resolve(body: PeerResolveIn, actor: Peer, pair: PairDep) -> dict[str, Any]:
-    await pair.impose(kept=body.keep, by=body.by)
+    await pair.impose(kept=body.keep, by=body.by, peer_actor=actor)
     return {"kept": body.keep}
 
 
