@@ -17,7 +17,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from bascule.daemon.ha import HaStatus, Role
+from bascule.daemon.ha import HaService, HaStatus, Role
 from bascule.daemon.pair import PairService
 from bascule.errors import BasculeError, InvalidConfiguration, NotApplicable
 from bascule.model.access import Actor, Permission
@@ -120,26 +120,9 @@ async def join(
         )
     except InvalidConfiguration as exc:
         errors, general = split_errors(exc, ("url", "token", "fingerprint"))
-        return _page(
-            request,
-            await ha.status() if ha else None,
-            may_operate=True,
-            may_administer=True,
-            values=values,
-            errors=errors,
-            general=general,
-            status_code=422,
-        )
+        return await _refused(request, ha, values=values, errors=errors, general=general)
     except BasculeError as exc:
-        return _page(
-            request,
-            await ha.status() if ha else None,
-            may_operate=True,
-            may_administer=True,
-            values=values,
-            problem=str(exc),
-            status_code=422,
-        )
+        return await _refused(request, ha, values=values, problem=str(exc))
     done = f"This node joined {pair.status().peer_url}: it follows the active from now on."
     return _page(request, await ha.status(), may_operate=True, may_administer=True, message=done)
 
@@ -156,14 +139,7 @@ async def resolve(
             raise NotApplicable("this daemon runs no configuration sync")
         sync = await pair.resolve(keep, session.actor)
     except BasculeError as exc:
-        return _page(
-            request,
-            await ha.status() if ha else None,
-            may_operate=True,
-            may_administer=True,
-            problem=str(exc),
-            status_code=422,
-        )
+        return await _refused(request, ha, problem=str(exc))
     resolution = sync.resolution
     done = f"Both nodes now hold {keep}'s history."
     if resolution is not None and resolution.archive:
@@ -172,6 +148,29 @@ async def resolve(
             f"{resolution.archived_node} are archived there, in {resolution.archive}."
         )
     return _page(request, await ha.status(), may_operate=True, may_administer=True, message=done)
+
+
+async def _refused(
+    request: Request,
+    ha: HaService | None,
+    *,
+    problem: str = "",
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    general: list[str] | None = None,
+) -> HTMLResponse:
+    """The page again (an administrator's action was refused), saying why."""
+    return _page(
+        request,
+        await ha.status() if ha else None,
+        may_operate=True,
+        may_administer=True,
+        problem=problem,
+        values=values,
+        errors=errors,
+        general=general,
+        status_code=422,
+    )
 
 
 async def _act(
