@@ -283,6 +283,10 @@ class BasculeClient:
         """End the configuration sync with the peer, on both nodes."""
         return self._request("POST", "/ha/leave", timeout=30)
 
+    def ha_resolve(self, keep: str) -> dict[str, Any]:
+        """Keep node ``keep``'s history on both nodes of a pair whose histories diverge."""
+        return self._request("POST", "/ha/resolve", body={"keep": keep}, timeout=120)
+
     # -- persistence tables ----------------------------------------------------------------
 
     def persistence(self, name: str) -> dict[str, Any]:

@@ -479,6 +479,7 @@ class Daemon:
                 peers_certificate_pem=peers_certificate,
             ),
             audit=audit,
+            archive_dir=ha_dir / "conflicts",
         )
         service.changes.guard = pair.check_writable
         service.changes.after_commit = pair.after_commit
