@@ -14,7 +14,7 @@ import dataclasses
 import errno
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -150,6 +150,16 @@ class HaproxyEngine:
         if wanted == self.globals.local_peer:
             return False
         self.globals = dataclasses.replace(self.globals, local_peer=wanted)
+        return True
+
+    def set_http_users(self, hashes: Mapping[str, str]) -> bool:
+        """The HTTP user store's users (name -> crypt(3) hash) the services' basic auth reads
+        (authentication.py) from now on. Whether they changed (the caller then reloads
+        HAProxy when a service names one: HAProxy reads its userlists at load only)."""
+        wanted = tuple(sorted(hashes.items()))
+        if wanted == self.globals.http_users:
+            return False
+        self.globals = dataclasses.replace(self.globals, http_users=wanted)
         return True
 
     async def remote_peers(self) -> dict[str, str]:

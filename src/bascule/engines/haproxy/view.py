@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from bascule.engines.haproxy import content
 from bascule.engines.haproxy import tls as offload
+from bascule.engines.haproxy.authentication import AuthenticationView, authentication_view
 from bascule.engines.haproxy.caching import caching_view
 from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
 from bascule.engines.haproxy.descriptors import Descriptors, count
@@ -226,6 +227,9 @@ class HaproxyGlobals:
     request_log_socket: str | None = None
     # The page store's files (``<name>.html``), read by HAProxy when it loads the config.
     pages_dir: str = DEFAULT_PAGES_DIR
+    # The HTTP user store's users, (name, crypt(3) hash), for the services' basic auth
+    # (authentication.py); what the document names is looked up here.
+    http_users: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         for field, value in (
@@ -334,6 +338,8 @@ class HaproxyView:
     rings: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # the services' caches (caching.py): (name, lines)
     caches: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # the services' basic auth users (authentication.py): (name, lines)
+    userlists: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # the global maxconn, and the descriptors the configuration holds besides connections
     maxconn: int
     descriptors: Descriptors
@@ -347,6 +353,8 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
         vs.name: limits_view(vs, _is_http(vs), config.access_lists)
         for vs in config.virtual_services
     }
+    hashes = dict(globals_.http_users)
+    authentication = {vs.name: authentication_view(vs, hashes) for vs in config.virtual_services}
     tables = tuple(
         (p.fallback_table, p.fallback_lines)
         for p in persistence.values()
@@ -365,7 +373,15 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
         proxy
         for vs in config.virtual_services
         for proxy in (
-            _proxy(vs, persistence[vs.name], paths, logs, globals_.pages_dir, limits[vs.name]),
+            _proxy(
+                vs,
+                persistence[vs.name],
+                paths,
+                logs,
+                globals_.pages_dir,
+                limits[vs.name],
+                authentication[vs.name],
+            ),
             *(
                 _sub_service(pool, persistence[pool.name], paths, globals_.pages_dir)
                 for pool in vs.pools[1:]
@@ -407,6 +423,9 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
             section
             for vs in config.virtual_services
             if (section := caching_view(vs).section) is not None
+        ),
+        userlists=tuple(
+            view.userlist for view in authentication.values() if view.userlist is not None
         ),
         maxconn=maxconn,
         descriptors=descriptors,
@@ -457,6 +476,7 @@ def _proxy(
     logs: LogView,
     pages_dir: str,
     limits: LimitsView,
+    authentication: AuthenticationView,
 ) -> ProxyView:
     name = proxy_name(vs)
     http = _is_http(vs)
@@ -525,6 +545,7 @@ def _proxy(
         rules=(
             *limits.rules,
             *first,
+            *authentication.request_rules,
             *_critical_rules(vs, http),
             *rules.request_rules,
             *caching.request_rules,
