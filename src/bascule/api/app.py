@@ -30,6 +30,7 @@ from bascule.api.routes import (
     audit,
     auth,
     backup,
+    caches,
     certificates,
     config,
     dsr,
@@ -108,6 +109,7 @@ def create_app(
         logs,
         access_lists,
         limits,
+        caches,
     ):
         api.include_router(module.router)
     api.include_router(real_servers.sub_service_router)

@@ -443,6 +443,9 @@ class BasculeClient:
     def delete_page(self, name: str) -> dict[str, Any]:
         return self._write("DELETE", f"/pages/{quote(name, safe='')}")
 
+    def purge_cache(self, name: str) -> dict[str, Any]:
+        return self._write("POST", f"/virtual-services/{quote(name, safe='')}/cache/purge")
+
     # -- the HTTP user store (authentication.users) -------------------------------------------
 
     def http_users(self) -> dict[str, Any]:

@@ -151,6 +151,7 @@ ROUTES = [
     Route("GET", f"{WEB}/persistence", read),
     Route("DELETE", f"{WEB}/persistence", configure),
     Route("GET", f"{WEB}/limits", read, 422),  # web has no per-client limits
+    Route("POST", f"{WEB}/cache/purge", operate, 422),  # web has no cache
     Route("GET", "/api/v1/revisions", read),
     Route("GET", "/api/v1/revisions/1", read),
     Route("GET", "/api/v1/revisions/1/diff/1", read),
