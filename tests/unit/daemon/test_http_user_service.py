@@ -18,7 +18,12 @@ from bascule.daemon.vips import NullVipManager
 from bascule.engines.base import FakeEngine
 from bascule.errors import InvalidConfiguration, NotFound
 from bascule.store.audit import AuditStore
-from bascule.store.http_users import HttpUserStore, InvalidHttpUser, verify_password
+from bascule.store.http_users import (
+    HttpUserStore,
+    InvalidHttpUser,
+    hash_password,
+    verify_password,
+)
 from bascule.store.revisions import RevisionStore
 
 ADMIN = by("alice").actor
@@ -133,3 +138,18 @@ async def test_bad_input_is_refused_on_its_field_and_changes_nothing(
         await users.add(name, password, actor=ADMIN)
     assert [e.path for e in caught.value.errors] == [field]
     assert users.entries() == [] and engine.hashes == {}
+
+
+async def test_replicate_holds_the_active_users_and_reloads_for_a_named_one(
+    parts: Parts, tmp_path: Path
+) -> None:
+    users, config, _, engine = parts
+    await users.add("ops", "password-1", actor=ADMIN)
+    await config.apply(protected("ops"), by("alice"))
+    reloads = engine.reloads
+    with HttpUserStore(tmp_path / "active.db") as active:
+        active.add("ops", users.store.hashes()["ops"], at=users.clock())
+        active.set_password_hash("ops", hash_password("password-9"), at=users.clock())
+        assert await users.replicate(active.export()) == ("ops",)
+    assert verify_password("password-9", engine.hashes["ops"])
+    assert engine.reloads == reloads + 1
