@@ -86,6 +86,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
                 acme=services.acme,
                 ha=services.ha,
                 request_logs=services.request_logs,
+                http_users=services.http_users,
             )
         )
         api.mount("/", wui)
