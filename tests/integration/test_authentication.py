@@ -9,13 +9,12 @@ the reload on, and the configuration file that holds the hashes is 0600.
 from __future__ import annotations
 
 import base64
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from daemon import BasculeDaemon
 from netns import Topology
+from origins import start_logging_origin
 from waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -54,16 +53,7 @@ def test_basic_auth_refuses_and_accepts_and_never_logs_the_password(
 ) -> None:
     topo = make_topology(real_servers=1)
     rs1 = topo.real_servers[0]
-    assert topo.workdir is not None
-    log = Path(topo.workdir) / "origin.log"
-    log.touch()
-    origin = topo.popen(
-        rs1, [sys.executable, "-c", ORIGIN, rs1.address, str(log)], stdout=-1, text=True
-    )
-    assert origin.stdout is not None and origin.stdout.readline().strip() == "ready"
-
-    def reached(path: str) -> int:
-        return log.read_text().splitlines().count(path)
+    reached = start_logging_origin(topo, ORIGIN)
 
     def get(path: str, user: str | None = None) -> tuple[int, dict[str, str], str]:
         argv = ["curl", "-sS", "--max-time", "5", "-D", "-", f"http://{topo.vip()}{path}"]

@@ -8,13 +8,12 @@ its log: a cached response never reaches it. It serves ``/static.css`` (max-age=
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from daemon import BasculeDaemon
 from netns import Topology
+from origins import start_logging_origin
 from waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -61,16 +60,7 @@ def test_cache_hits_no_store_max_age_and_compression(
 ) -> None:
     topo = make_topology(real_servers=1)
     rs1 = topo.real_servers[0]
-    assert topo.workdir is not None
-    log = Path(topo.workdir) / "origin.log"
-    log.touch()
-    origin = topo.popen(
-        rs1, [sys.executable, "-c", ORIGIN, rs1.address, str(log)], stdout=-1, text=True
-    )
-    assert origin.stdout is not None and origin.stdout.readline().strip() == "ready"
-
-    def hits(path: str) -> int:
-        return log.read_text().splitlines().count(path)
+    hits = start_logging_origin(topo, ORIGIN)
 
     def get(path: str, *headers: str) -> dict[str, str]:
         argv = ["curl", "-s", "-o", "/dev/null", "-D", "-", f"http://{topo.vip()}{path}"]
@@ -141,23 +131,14 @@ def test_purge_sends_the_next_request_to_the_real_server(
 ) -> None:
     topo = make_topology(real_servers=1)
     rs1 = topo.real_servers[0]
-    assert topo.workdir is not None
-    log = Path(topo.workdir) / "origin.log"
-    log.touch()
-    origin = topo.popen(
-        rs1, [sys.executable, "-c", ORIGIN, rs1.address, str(log)], stdout=-1, text=True
-    )
-    assert origin.stdout is not None and origin.stdout.readline().strip() == "ready"
-
-    def hits(path: str) -> int:
-        return log.read_text().splitlines().count(path)
+    hits = start_logging_origin(topo, ORIGIN)
 
     def x_cache(path: str) -> str:
         argv = ["curl", "-s", "-o", "/dev/null", "-D", "-", f"http://{topo.vip()}{path}"]
-        head = topo.run("client", argv).stdout.splitlines()
+        head: list[str] = topo.run("client", argv).stdout.splitlines()
         assert head and " 200 " in head[0], head
-        return next(line.split(":", 1)[1].strip() for line in head if ":" in line and
-                    line.lower().startswith("x-cache:"))  # fmt: skip
+        found = [line.partition(":")[2] for line in head if line.lower().startswith("x-cache:")]
+        return found[0].strip()
 
     daemon = BasculeDaemon(topo).start(timeout=60)
     try:
