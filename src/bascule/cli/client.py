@@ -447,6 +447,24 @@ class BasculeClient:
     def delete_page(self, name: str) -> dict[str, Any]:
         return self._write("DELETE", f"/pages/{quote(name, safe='')}")
 
+    def purge_cache(self, name: str) -> dict[str, Any]:
+        return self._write("POST", f"/virtual-services/{quote(name, safe='')}/cache/purge")
+
+    # -- the HTTP user store (authentication.users) -------------------------------------------
+
+    def http_users(self) -> dict[str, Any]:
+        return self._get("/http-users")
+
+    def add_http_user(self, name: str, password: str) -> dict[str, Any]:
+        return self._write("POST", "/http-users", body={"name": name, "password": password})
+
+    def set_http_user_password(self, name: str, password: str) -> dict[str, Any]:
+        path = f"/http-users/{quote(name, safe='')}/password"
+        return self._write("PUT", path, body={"password": password})
+
+    def delete_http_user(self, name: str) -> dict[str, Any]:
+        return self._write("DELETE", f"/http-users/{quote(name, safe='')}")
+
     # -- backups -------------------------------------------------------------------------------
 
     def backup(self, passphrase: str | None = None) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bascule.errors import FieldError, InvalidConfiguration
+from bascule.model.authentication import authentication_errors
 from bascule.model.caching import caching_errors
 from bascule.model.capabilities import Mode, Protocol
 from bascule.model.content import content_errors
@@ -145,6 +146,7 @@ def parse_document(data: Any) -> Configuration:
             filtering_errors(config),
             limits_errors(config),
             caching_errors(config),
+            authentication_errors(config),
         )
     )
     if problems:
