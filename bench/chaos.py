@@ -73,6 +73,8 @@ class ChaosFigures:
     timeline: list[tuple[float, int, str, str]] = field(default_factory=list)
     l7: dict[str, Any] = field(default_factory=dict)  # the clients' reports
     l4: dict[str, Any] = field(default_factory=dict)
+    # HAProxy's request-log lines with a 5xx status (its termination state says who failed)
+    server_errors: list[str] = field(default_factory=list)
 
     @property
     def failed_requests(self) -> int:
@@ -207,10 +209,13 @@ def mutate(lab: Lab) -> tuple[str, dict[str, Any]]:
     elif kind == "delete" and len(servers) > len(STEADY):
         servers.pop(rng.randrange(len(STEADY), len(servers)))
     elif kind == "drain":
-        rs = rng.choice(servers[: len(STEADY)])
+        steady = servers[: len(STEADY)]
+        rs = rng.choice(steady)
         rs["state"] = "enabled" if rs.get("state") == "drain" else "drain"
-        if all(other.get("state") == "drain" for other in servers):
-            rs["state"] = "enabled"  # never all of them
+        if all(other.get("state") == "drain" for other in steady):
+            # never all the steady ones: a spare added later may be deleted again, and a
+            # service whose every server is drained answers 503 to a client not stuck to one
+            rs["state"] = "enabled"
     elif kind == "service" and ((extras and rng.random() < 0.5) or len(extras) >= 3):
         services.remove(rng.choice(extras))
         kind = "service-delete"
@@ -337,6 +342,20 @@ def stored_revisions(lab: Lab) -> set[int]:
         before = ["--before", str(min(numbers))]
 
 
+def logged_server_errors(lab: Lab, most: int = 50) -> list[str]:
+    """The request-log lines (``requests.log`` and its rotations) whose status is 5xx."""
+    logs = lab.daemon.data_dir / "logs"
+    found: list[str] = []
+    for path in sorted(logs.glob("requests.log*")):
+        for line in path.read_text(errors="replace").splitlines():
+            # client:port [date] frontend backend/server timers status bytes ...
+            words = line.split()
+            status = next((w for w in words[5:8] if len(w) == 3 and w.isdigit()), "")
+            if status.startswith("5") and len(found) < most:
+                found.append(line)
+    return found
+
+
 # -- the soak ------------------------------------------------------------------------------------
 
 
@@ -456,6 +475,7 @@ def run(
                 figures = chaos(lab, changes, kill_every, log, load_started)
                 stop.touch()
                 figures.l7, figures.l4 = topo.finish_client(l7), topo.finish_client(l4)
+                figures.server_errors = logged_server_errors(lab)
                 stop.unlink()
                 result["chaos"] = {**asdict(figures), "failed_requests": figures.failed_requests}
             if soak_minutes:
@@ -487,6 +507,7 @@ def summary(result: dict[str, Any]) -> str:
             f"{chaos_figures['missing_revisions'] or 'none'}",
             f"  engines not matching the last revision: "
             f"{chaos_figures['engine_mismatches'] or 'never'}",
+            f"  5xx in HAProxy's request log: {chaos_figures['server_errors'] or 'none'}",
             f"  restart to the engines on the head: max {max(restarts, default=0)} s, "
             f"median {sorted(restarts)[len(restarts) // 2] if restarts else 0} s",
         ]

@@ -65,6 +65,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
             ha=services.ha,
             request_logs=services.request_logs,
             pages=services.pages,
+            http_users=services.http_users,
         ),
         local=local,
         docs_assets=vendor,
@@ -85,6 +86,8 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
                 acme=services.acme,
                 ha=services.ha,
                 request_logs=services.request_logs,
+                pages=services.pages,
+                http_users=services.http_users,
             )
         )
         api.mount("/", wui)

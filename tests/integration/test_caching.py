@@ -8,13 +8,12 @@ its log: a cached response never reaches it. It serves ``/static.css`` (max-age=
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from daemon import BasculeDaemon
 from netns import Topology
+from origins import start_logging_origin
 from waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -61,16 +60,7 @@ def test_cache_hits_no_store_max_age_and_compression(
 ) -> None:
     topo = make_topology(real_servers=1)
     rs1 = topo.real_servers[0]
-    assert topo.workdir is not None
-    log = Path(topo.workdir) / "origin.log"
-    log.touch()
-    origin = topo.popen(
-        rs1, [sys.executable, "-c", ORIGIN, rs1.address, str(log)], stdout=-1, text=True
-    )
-    assert origin.stdout is not None and origin.stdout.readline().strip() == "ready"
-
-    def hits(path: str) -> int:
-        return log.read_text().splitlines().count(path)
+    hits = start_logging_origin(topo, ORIGIN)
 
     def get(path: str, *headers: str) -> dict[str, str]:
         argv = ["curl", "-s", "-o", "/dev/null", "-D", "-", f"http://{topo.vip()}{path}"]
@@ -132,5 +122,59 @@ def test_cache_hits_no_store_max_age_and_compression(
         assert get("/page.html", "Accept-Encoding: gzip").get("content-encoding") == "gzip"
         assert "content-encoding" not in get("/page.html")
         assert "content-encoding" not in get("/image.png", "Accept-Encoding: gzip")
+    finally:
+        daemon.stop(data_plane=True)
+
+
+def test_purge_sends_the_next_request_to_the_real_server(
+    make_topology: Callable[..., Topology],
+) -> None:
+    topo = make_topology(real_servers=1)
+    rs1 = topo.real_servers[0]
+    hits = start_logging_origin(topo, ORIGIN)
+
+    def x_cache(path: str) -> str:
+        argv = ["curl", "-s", "-o", "/dev/null", "-D", "-", f"http://{topo.vip()}{path}"]
+        head: list[str] = topo.run("client", argv).stdout.splitlines()
+        assert head and " 200 " in head[0], head
+        found = [line.partition(":")[2] for line in head if line.lower().startswith("x-cache:")]
+        return found[0].strip()
+
+    daemon = BasculeDaemon(topo).start(timeout=60)
+    try:
+        service = {
+            "name": "site",
+            "address": topo.vip(),
+            "port": 80,
+            "check": {"type": "tcp", "interval": 1, "rise": 1},
+            "real_servers": [{"address": rs1.address, "port": 80}],
+            "cache": {"max_age": 60, "x_cache_header": True},
+        }
+        daemon.apply({"virtual_services": [service, {**service, "name": "other", "port": 8080}]})
+        daemon.wait_status("site", f"{rs1.address}:80", "up", timeout=20)
+        pids = daemon.worker_pids()
+
+        assert [x_cache("/static.css") for _ in range(3)] == ["MISS", "HIT", "HIT"]
+        assert hits("/static.css") == 1
+
+        answer = daemon.cli_json("cache", "purge", "site")
+        assert answer == {"service": "site", "running": True}
+        # the next request reaches the real server, and is kept again
+        assert [x_cache("/static.css") for _ in range(2)] == ["MISS", "HIT"]
+        assert hits("/static.css") == 2
+        assert daemon.worker_pids() == pids  # no reload
+
+        # twice in a row works too (the map entry is replaced, never missing)
+        daemon.cli("cache", "purge", "site")
+        assert x_cache("/static.css") == "MISS"
+        assert hits("/static.css") == 3
+
+        # a service without a cache, or none at all, is refused and nothing changes
+        daemon.apply({"virtual_services": [service, {**service, "name": "bare", "port": 8080,
+                                                     "cache": None}]})  # fmt: skip
+        refused = daemon.cli("cache", "purge", "bare", check=False)
+        assert refused.returncode != 0 and "has no cache" in refused.stderr
+        missing = daemon.cli("cache", "purge", "nowhere", check=False)
+        assert missing.returncode != 0 and "no virtual service" in missing.stderr
     finally:
         daemon.stop(data_plane=True)

@@ -8,6 +8,9 @@ before anything is sent) and a wrong token (refused by lb1) changed nothing. The
 lb1 are on lb2 with the same numbers when each write returns; lb2 refuses writes naming lb1;
 lb2 down during 10 changes catches up on return; the peer's routes refuse any other caller;
 ``ha takeover`` on lb2 moves the VIP and the right to write; ``ha leave`` ends the link on both.
+A partition of the two nodes (clients still reach both) with writes on both sides keeps both
+histories, names the conflicting revisions on both nodes until ``ha resolve --keep lb1``, after
+which both hold lb1's history and lb2's revisions are in an archive file on lb2.
 And the state sync: a client kept on a real server (source_ip) is on the standby's HAProxy
 before a failover (HAProxy peers over the node addresses, TLS both ways) and keeps its server
 after it; an established L4 NAT connection carrying data survives a failover (conntrackd).
@@ -15,6 +18,7 @@ after it; an established L4 NAT connection carrying data survives a failover (co
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import subprocess
@@ -30,6 +34,8 @@ from daemon import BasculeDaemon
 from ha_pair import LB1, LB2, START_TIMEOUT, Pair, PairTopology, document
 from netns import TOOLS, require_root, wait_ready
 from waiting import answered, wait_until
+
+from bascule.cli.client import BasculeClient
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +66,16 @@ def weighted(vip: str, weight: int) -> dict[str, Any]:
     changed = copy.deepcopy(document(vip))
     changed["virtual_services"][0]["real_servers"][0]["weight"] = weight
     return changed
+
+
+@contextlib.contextmanager
+def api(daemon: BasculeDaemon) -> Iterator[BasculeClient]:
+    """The daemon's API over its unix socket, from the test's process."""
+    client = BasculeClient(daemon.data_dir / "bascule.sock", author="test")
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def refused(result: subprocess.CompletedProcess[str]) -> str:
@@ -144,11 +160,14 @@ def test_join_follow_refuse_takeover_and_leave(lb1_alone: Pair) -> None:
     assert pair.settled() == "lb"
     assert lb1.cli_json("ha", "status")["sync"]["health"] == "in_sync"
 
-    # every change on the active is on the standby, same number, when the write returns
-    for weight in range(101, 111):
-        lb1.apply(weighted(pair.vip, weight))
-        assert head(lb2) == head(lb1)
+    # 100 changes on the active: each is on the standby, same number, when the write returns
+    # (through the API on the unix socket: 100 CLI starts would be most of the time)
+    with api(lb1) as on_lb1, api(lb2) as on_lb2:
+        for weight in range(101, 201):
+            number = on_lb1.put_config(weighted(pair.vip, weight))["revision"]
+            assert on_lb2.ha_status()["revision"] == number
     assert history(lb2) == history(lb1)
+    assert len(history(lb1)) > 100
 
     # the standby refuses writes, naming the active
     message = refused(lb2.apply(weighted(pair.vip, 7), check=False))
@@ -320,3 +339,147 @@ def test_an_established_l4_connection_survives_a_failover(lb1_alone: Pair) -> No
     print(f"\nHA L4 flow across the failover: {json.dumps(result)}")
     assert result["error"] is None, (result, err)
     assert len(result["servers"]) == 1, result
+
+
+def joined_pair(pair: Pair) -> None:
+    """lb2 joined to lb1, lb1 the active."""
+    lb1, lb2 = pair.daemons["lb"], pair.daemons["lb2"]
+    token = admin_token(lb1, "join lb2")
+    lb2.cli("ha", "join", f"https://{LB1}:{PORT}", "--token", token, "--fingerprint",
+            fingerprint(lb1))  # fmt: skip
+    assert pair.settled() == "lb"
+
+
+#: The test's own nftables table (Bascule's are named "bascule...").
+PARTITION = "bsc_partition"
+
+
+def partition(pair: Pair) -> None:
+    """Each node drops every packet from and to the other node's address: VRRP, the sync,
+    the stick tables and conntrackd are cut; the client and the real servers reach both."""
+    for node, other in (("lb", LB2), ("lb2", LB1)):
+        run = pair.topology.run
+        run(node, ["nft", "add", "table", "inet", PARTITION])
+        for chain, hook, match in (("in", "input", "saddr"), ("out", "output", "daddr")):
+            run(node, ["nft", "add", "chain", "inet", PARTITION, chain,
+                       f"{{ type filter hook {hook} priority -300 ; }}"])  # fmt: skip
+            run(node, ["nft", "add", "rule", "inet", PARTITION, chain, "ip", match, other, "drop"])
+
+
+def heal(pair: Pair) -> None:
+    for node in ("lb", "lb2"):
+        pair.topology.run(node, ["nft", "delete", "table", "inet", PARTITION])
+
+
+def exported(daemon: BasculeDaemon) -> Any:
+    with api(daemon) as client:
+        return client.get_config()
+
+
+def test_a_partition_with_writes_on_both_sides_is_reported_then_resolved(
+    lb1_alone: Pair,
+) -> None:
+    pair = lb1_alone
+    lb1, lb2 = pair.daemons["lb"], pair.daemons["lb2"]
+    joined_pair(pair)
+    lb1.apply(weighted(pair.vip, 101))
+    fork = head(lb1)
+    assert fork is not None and head(lb2) == fork
+
+    partition(pair)
+    try:
+        wait_until("lb2 is a MASTER too", lambda: pair.vrrp_state("lb2") == "MASTER", timeout=20)
+        lb1.apply(weighted(pair.vip, 201))  # each write waits for the peer, then returns
+        lb2.apply(weighted(pair.vip, 301))
+        lb2.apply(weighted(pair.vip, 302))
+        on_lb1, on_lb2 = history(lb1), history(lb2)
+        assert head(lb1) == fork + 1 and head(lb2) == fork + 2
+    finally:
+        heal(pair)
+    assert pair.settled() == "lb"  # the higher priority keeps the VIP
+
+    def conflict(daemon: BasculeDaemon) -> Any:
+        return daemon.cli_json("ha", "status")["sync"]["conflict"]
+
+    wait_until("lb1 reports the conflict", lambda: conflict(lb1) is not None, timeout=30)
+    wait_until("lb2 reports the conflict", lambda: conflict(lb2) is not None, timeout=30)
+    seen = {node: conflict(daemon) for node, daemon in pair.daemons.items()}
+    assert seen["lb"]["fork"] == seen["lb2"]["fork"] == fork, seen
+    assert [r["number"] for r in seen["lb"]["here"]] == [fork + 1], seen
+    assert [r["number"] for r in seen["lb"]["peer"]] == [fork + 1, fork + 2], seen
+    assert [r["number"] for r in seen["lb2"]["here"]] == [fork + 1, fork + 2], seen
+    text = lb1.cli("ha", "status").stdout
+    assert "diverge" in text and "bascule ha resolve --keep" in text, text
+    assert "the pair's histories diverge" in lb1.log_path.read_text()
+    # nothing was overwritten meanwhile; lb2 still runs its own revision
+    assert history(lb1) == on_lb1 and history(lb2) == on_lb2
+
+    # resolved from lb2, keeping lb1's history: lb2's two revisions go to an archive on lb2
+    resolved = lb2.cli_json("ha", "resolve", "--keep", "lb1")
+    resolution = resolved["sync"]["resolution"]
+    assert resolution["kept"] == "lb1" and resolution["archived_node"] == "lb2", resolution
+    assert resolution["archived"] == [fork + 1, fork + 2], resolution
+    archive = json.loads(Path(resolution["archive"]).read_text())
+    assert [r["number"] for r in archive["revisions"]] == [fork + 1, fork + 2]
+    assert archive["revisions"][-1]["document"]["virtual_services"][0]["real_servers"][0][
+        "weight"
+    ] == 302
+    assert history(lb2) == history(lb1) == on_lb1
+    assert exported(lb2) == exported(lb1)
+    text = lb2.cli("ha", "status").stdout
+    assert "archived in" in text and resolution["archive"] in text.replace("\n", ""), text
+    wait_until(
+        "both in step again",
+        lambda: lb1.cli_json("ha", "status")["sync"]["health"] == "in_sync"
+        and lb2.cli_json("ha", "status")["sync"]["health"] == "following",
+        timeout=30,
+    )
+    # lb2 runs lb1's document again (its HAProxy: the weight of revision fork + 1)
+    lb1.apply(weighted(pair.vip, 202))
+    assert head(lb2) == head(lb1) == fork + 2
+    assert exported(lb2) == exported(lb1)
+    print("\nHA partition:", json.dumps({"fork": fork, "archived": resolution["archived"]}))
+
+
+def test_a_rolling_upgrade_fails_no_request(lb1_alone: Pair) -> None:
+    """Restart the standby's daemon, take over from it, restart the other daemon: a client
+    opening a new connection every 10 ms for an idempotent GET, retrying once as a browser
+    does, has every request answered."""
+    pair = lb1_alone
+    topology = pair.topology
+    lb1, lb2 = pair.daemons["lb"], pair.daemons["lb2"]
+    joined_pair(pair)
+    topology.wait_tcp("client", pair.vip, 80, timeout=30)
+
+    def role(daemon: BasculeDaemon) -> str:
+        return str(daemon.cli_json("ha", "status")["role"])
+
+    assert topology.workdir is not None
+    stop = topology.workdir / "upgrade-stop"
+    progress = topology.workdir / "upgrade-progress"
+    probe = topology.popen(
+        "client",
+        [sys.executable, str(TOOLS / "gap_probe.py"), f"--url=http://{pair.vip}/",
+         "--retries=1", "--duration=600", f"--stop-file={stop}", f"--progress-file={progress}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until("the probe gets answers", lambda: answered(progress) >= 20, timeout=10)
+        lb2.terminate()  # "upgrade" the standby: a new daemon over the running engines
+        lb2.start(timeout=START_TIMEOUT)
+        wait_until("lb2 stands by again", lambda: role(lb2) == "standby", timeout=30)
+        assert lb2.cli_json("ha", "takeover")["role"] == "active"
+        assert pair.settled() == "lb2"
+        lb1.terminate()
+        lb1.start(timeout=START_TIMEOUT)
+        wait_until("lb1 stands by again", lambda: role(lb1) == "standby", timeout=30)
+        seen = answered(progress)
+        wait_until("answers after", lambda: answered(progress) >= seen + 100, timeout=20)
+    finally:
+        stop.touch()
+        out, err = probe.communicate(timeout=60)
+    result = json.loads(out)
+    print(f"\nHA rolling upgrade: {json.dumps(result)}")
+    assert result["failed"] == 0 and result["answered"] > 500, (result, err)
+    lb2.apply(weighted(pair.vip, 5))  # the new active takes writes and feeds lb1
+    assert head(lb1) == head(lb2)

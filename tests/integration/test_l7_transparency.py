@@ -66,11 +66,21 @@ def test_the_real_server_sees_the_client_only_with_transparency(
     def up() -> bool:
         return bool(daemon.status()["virtual_services"][0]["up"] == 1)
 
+    def warning() -> str | None:
+        found: str | None = daemon.status()["virtual_services"][0]["real_servers"][0]["warning"]
+        return found
+
     try:
         daemon.apply(service(topology, transparent=True))
         assert plumbing(topology) == (True, True)
         wait_until("web up (checks from the lb's own address)", up, timeout=20)
+        # the server is on the lb's own subnet: until traffic shows it routes back, it is
+        # told that its default route must point through the load balancer
+        static = warning()
+        assert static is not None and "default route must point back" in static, static
         assert source() == topology.client.address
+        wait_until("the warning goes once the clients' connections work",
+                   lambda: warning() is None, timeout=10)  # fmt: skip
         # the daemon dies: traffic keeps its plumbing; a new daemon adopts it as it is
         daemon.kill()
         assert plumbing(topology) == (True, True)
@@ -108,11 +118,18 @@ def test_a_server_that_does_not_route_back_is_warned_about(
     try:
         daemon.apply(document)
         daemon.wait_status("web", key, "up", timeout=20)
-        assert warning() is None
+        before = warning()  # on the lb's subnet: the static advice, before any traffic
+        assert before is not None and "default route must point back" in before, before
         failed = topology.run("client", ["curl", "-sS", "--max-time", "8", url], check=False)
         assert "503" in failed.stdout, failed  # HAProxy could not connect, retries included
-        message = wait_until("the status warns", warning, timeout=20)
-        assert "does not route its replies back through the load balancer" in message
+        passive = "does not route its replies back through the load balancer"
+
+        def failing() -> str | None:
+            found = warning()
+            return found if found is not None and passive in found else None
+
+        message = wait_until("the status warns of the failures", failing, timeout=20)
+        assert "transparent: false" in message
         assert daemon.server_status("web", key) == "up"  # the checks still pass
         shown = daemon.cli("status").stdout
         assert f"web {key}: transparent:" in " ".join(shown.split())

@@ -15,6 +15,9 @@ its time is when the answer arrived. A connection lost during the failover may s
 answered later (a SYN retransmitted after 1 s): the gap is measured between answers, so it is
 the time clients could get no answer at all, whatever the retries. ``--progress-file`` holds
 the number of answers so far, so a test can wait for traffic instead of sleeping.
+``--retries N`` retries a failed request up to N times on a new connection, as a browser retries
+an idempotent request whose connection was reset: ``failed`` then counts the requests that
+failed every time, ``retried`` those that needed a retry.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--stop-file")
     parser.add_argument("--progress-file")
+    parser.add_argument("--retries", type=int, default=0)
     args = parser.parse_args()
     parts = urlsplit(args.url)
     host, port, path = parts.hostname or "", parts.port or 80, parts.path or "/"
@@ -45,10 +49,25 @@ def main() -> None:
     answers: list[float] = []
     servers: dict[str, int] = {}
     failed = 0
+    retried = 0
     start = time.monotonic()
 
     def attempt() -> None:
-        nonlocal failed
+        nonlocal failed, retried
+        server, tries = once(), 0
+        while server is None and tries < args.retries:
+            tries += 1
+            server = once()
+        now = time.monotonic() - start
+        with lock:
+            if server is None:
+                failed += 1
+            else:
+                answers.append(now)
+                servers[server] = servers.get(server, 0) + 1
+                retried += tries > 0
+
+    def once() -> str | None:
         server = None
         try:
             with socket.create_connection((host, port), timeout=args.timeout) as conn:
@@ -64,13 +83,7 @@ def main() -> None:
                         server = value.strip()
         except OSError:
             server = None
-        now = time.monotonic() - start
-        with lock:
-            if server is None:
-                failed += 1
-            else:
-                answers.append(now)
-                servers[server] = servers.get(server, 0) + 1
+        return server
 
     threads: list[threading.Thread] = []
     attempts = 0
@@ -105,6 +118,7 @@ def main() -> None:
                 "attempts": attempts,
                 "answered": len(ordered),
                 "failed": failed,
+                "retried": retried,
                 "gap": round(gap, 4),
                 "gap_from": round(gap_from, 4),
                 "gap_to": round(gap_to, 4),

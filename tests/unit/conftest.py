@@ -15,12 +15,14 @@ from bascule.api import ApiServices
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
+from bascule.daemon.http_users import HttpUserService
 from bascule.daemon.pages import PageService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.store.accounts import AccountStore
 from bascule.store.audit import AuditStore
 from bascule.store.certificates import CertificateStore
+from bascule.store.http_users import HttpUserStore
 from bascule.store.pages import PageStore
 
 System = Callable[[], Awaitable[dict[str, Any]]]
@@ -84,8 +86,15 @@ def make_api_services() -> Iterator[Callable[..., ApiServices]]:
                 config=config,
                 audit=audit,
             )
+            http_users = HttpUserService(
+                stack.enter_context(HttpUserStore(path)), config=config, audit=audit
+            )
             config.attach_certificates(
-                lambda c: [*certificates.document_problems(c), *pages.document_problems(c)],
+                lambda c: [
+                    *certificates.document_problems(c),
+                    *pages.document_problems(c),
+                    *http_users.document_problems(c),
+                ],
                 certificates.alerts,
             )
             return ApiServices(
@@ -97,6 +106,7 @@ def make_api_services() -> Iterator[Callable[..., ApiServices]]:
                 stop=StopRecorder(),
                 certificates=certificates,
                 pages=pages,
+                http_users=http_users,
             )
 
         yield make

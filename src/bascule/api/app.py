@@ -30,10 +30,12 @@ from bascule.api.routes import (
     audit,
     auth,
     backup,
+    caches,
     certificates,
     config,
     dsr,
     ha,
+    http_users,
     limits,
     logs,
     metrics,
@@ -102,10 +104,12 @@ def create_app(
         backup,
         certificates,
         pages,
+        http_users,
         ha,
         logs,
         access_lists,
         limits,
+        caches,
     ):
         api.include_router(module.router)
     api.include_router(real_servers.sub_service_router)

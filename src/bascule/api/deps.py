@@ -35,6 +35,7 @@ from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.changes import ChangeRequest
 from bascule.daemon.ha import HaService
+from bascule.daemon.http_users import HttpUserService
 from bascule.daemon.pages import PageService
 from bascule.daemon.request_logs import RequestLogFile
 from bascule.daemon.runner import StopDaemon
@@ -63,6 +64,7 @@ class ApiServices:
     ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
     request_logs: RequestLogFile | None = None  # HAProxy's request logs (daemon/request_logs.py)
     pages: PageService | None = None  # the page store (daemon/pages.py)
+    http_users: HttpUserService | None = None  # basic auth users (daemon/http_users.py)
 
 
 def get_services(request: Request) -> ApiServices:

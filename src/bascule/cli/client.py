@@ -295,6 +295,10 @@ class BasculeClient:
         """End the configuration sync with the peer, on both nodes."""
         return self._request("POST", "/ha/leave", timeout=30)
 
+    def ha_resolve(self, keep: str) -> dict[str, Any]:
+        """Keep node ``keep``'s history on both nodes of a pair whose histories diverge."""
+        return self._request("POST", "/ha/resolve", body={"keep": keep}, timeout=120)
+
     # -- persistence tables ----------------------------------------------------------------
 
     def persistence(self, name: str) -> dict[str, Any]:
@@ -454,6 +458,24 @@ class BasculeClient:
 
     def delete_page(self, name: str) -> dict[str, Any]:
         return self._write("DELETE", f"/pages/{quote(name, safe='')}")
+
+    def purge_cache(self, name: str) -> dict[str, Any]:
+        return self._write("POST", f"/virtual-services/{quote(name, safe='')}/cache/purge")
+
+    # -- the HTTP user store (authentication.users) -------------------------------------------
+
+    def http_users(self) -> dict[str, Any]:
+        return self._get("/http-users")
+
+    def add_http_user(self, name: str, password: str) -> dict[str, Any]:
+        return self._write("POST", "/http-users", body={"name": name, "password": password})
+
+    def set_http_user_password(self, name: str, password: str) -> dict[str, Any]:
+        path = f"/http-users/{quote(name, safe='')}/password"
+        return self._write("PUT", path, body={"password": password})
+
+    def delete_http_user(self, name: str) -> dict[str, Any]:
+        return self._write("DELETE", f"/http-users/{quote(name, safe='')}")
 
     # -- backups -------------------------------------------------------------------------------
 

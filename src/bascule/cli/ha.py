@@ -6,6 +6,8 @@ health); ``standby`` hands the VIPs to the peer at once (a planned failover, for
 and stands by, ready to take over again if the peer fails; ``takeover`` asks the active for
 them from the standby. ``join`` makes this node the pair's second (the active's history and
 certificate store come here, and it follows from then on); ``leave`` ends that link.
+``resolve --keep NODE``, after a partition with changes on both nodes, keeps one node's
+history on both (the other's revisions are archived in a file on that node, which it names).
 """
 
 from __future__ import annotations
@@ -83,6 +85,19 @@ def leave(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     _show(ctx, as_json, lambda api: api.ha_leave())
 
 
+@app.command()
+def resolve(
+    ctx: typer.Context,
+    keep: Annotated[
+        str, typer.Option(help="The node whose history both nodes keep (its name, e.g. lb1)")
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Keep one node's history on both, after the two diverged (writes on both sides of a
+    partition); the other node's revisions are archived there, in a file this names."""
+    _show(ctx, as_json, lambda api: api.ha_resolve(keep))
+
+
 def _show(
     ctx: typer.Context, as_json: bool, call: Callable[[BasculeClient], Mapping[str, Any]]
 ) -> None:
@@ -99,6 +114,22 @@ def _node(node: Mapping[str, Any] | None) -> str:
     if not node:
         return "-"
     return f"{node.get('name')} ({node.get('address')}, priority {node.get('priority')})"
+
+
+def _marks(marks: list[Mapping[str, Any]]) -> str:
+    return "; ".join(
+        f"{mark.get('number')} by {mark.get('author')} at {mark.get('created_at')}"
+        for mark in marks
+    )
+
+
+def _resolution(resolution: Mapping[str, Any]) -> str:
+    archived = ", ".join(str(n) for n in resolution.get("archived") or []) or "none"
+    return (
+        f"kept {resolution.get('kept')}'s history ({resolution.get('at')}, by "
+        f"{resolution.get('by')}); revisions {archived} of {resolution.get('archived_node')} "
+        f"archived in {resolution.get('archive') or '-'} on {resolution.get('archived_node')}"
+    )
 
 
 def print_status(report: Mapping[str, Any]) -> None:
@@ -124,6 +155,15 @@ def print_status(report: Mapping[str, Any]) -> None:
         rows.append(("revisions", revisions))
         if sync.get("error"):
             rows.append(("sync error", sync.get("error")))
+        conflict = sync.get("conflict")
+        if conflict:
+            rows.append(("conflict", f"the histories diverge after revision {conflict['fork']}"))
+            rows.append(("  here", _marks(conflict.get("here") or [])))
+            rows.append(("  on the peer", _marks(conflict.get("peer") or [])))
+            rows.append(("  resolve", "bascule ha resolve --keep NODE (the other's are archived)"))
+        resolution = sync.get("resolution")
+        if resolution:
+            rows.append(("last resolve", _resolution(resolution)))
         rows.append(("stick tables", report.get("tables") or "-"))
         rows.append(("L4 flows", f"conntrackd {report.get('flows') or '-'}"))
     elif report.get("role") not in (None, "single"):

@@ -21,6 +21,7 @@ from bascule.cli import (
     acl,
     agent,
     backup,
+    cache,
     certificates,
     config,
     daemon,
@@ -28,6 +29,7 @@ from bascule.cli import (
     dsr,
     ha,
     history,
+    http_users,
     limits,
     logs,
     output,
@@ -145,6 +147,8 @@ app.add_typer(users.app, name="user")
 app.add_typer(tokens.app, name="token")
 app.add_typer(certificates.app, name="cert")
 app.add_typer(pages.app, name="page")
+app.add_typer(http_users.app, name="http-user")
+app.add_typer(cache.app, name="cache")
 app.add_typer(acl.app, name="acl")
 app.add_typer(limits.app, name="limits")
 app.command("backup")(backup.backup)

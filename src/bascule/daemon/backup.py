@@ -15,6 +15,10 @@ entries): the certificates always, their private keys only sealed with a passphr
 administrator gives (``store/certificates.py``, ``pki/keyset.py``); a restore asks for it, and
 a backup without keys says so. Such a file is restored with ``bascule restore`` (or the API,
 or the WUI), which puts the store back first and then the document that names it.
+
+The page store (the pages ``not_available.respond.body_file`` names) travels the same way,
+under ``page_store`` (when it has pages): every page with its content. A restore puts the
+pages back first (a page of the same name is replaced, the others kept), then the document.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import yaml
 from bascule import safeyaml
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.changes import ChangeRequest
+from bascule.daemon.pages import PAGE_STORE, PageService
 from bascule.daemon.results import ApplyResult
 from bascule.daemon.service import ConfigService
 from bascule.errors import FieldError, InvalidConfiguration, NotApplicable
@@ -50,12 +55,16 @@ def backup_text(
     revision: int | None,
     document: Mapping[str, Any],
     certificates: Mapping[str, Any] | None = None,
+    pages: list[dict[str, str]] | None = None,
 ) -> str:
     """The document as YAML, first line ``# bascule revision N`` (0 before the first), with
-    the certificate store's export (``CertificateService.export``) when it has entries."""
+    the certificate store's export (``CertificateService.export``) when it has entries and
+    the page store's (``PageService.export``) when it has pages."""
     content = dict(document)
     if certificates is not None and certificates.get("entries"):
         content[CERTIFICATE_STORE] = dict(certificates)
+    if pages:
+        content[PAGE_STORE] = list(pages)
     body = yaml.safe_dump(content, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return f"# bascule revision {revision or 0}\n{body}"
 
@@ -71,18 +80,52 @@ def split_backup(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return document, store
 
 
-async def restore_with_certificates(
+async def restore_backup(
     config: ConfigService,
     certificates: CertificateService | None,
     data: Mapping[str, Any],
     request: ChangeRequest,
     *,
     passphrase: str | None = None,
+    pages: PageService | None = None,
 ) -> ApplyResult:
-    """Restore a backup file's content: its certificate store first (all or nothing), then
-    its document (``restore``). A dry run opens the sealed keys and plans the document as if
-    the store's entries were there, and changes nothing. The certificate store's outcome
-    ("this backup carries no private keys"...) is added to the result's message."""
+    """Restore a backup file's content: its page store and its certificate store first (each
+    all or nothing), then its document (``restore``). A dry run checks the pages, opens the
+    sealed keys and plans the document as if the stores' entries were there, and changes
+    nothing. The stores' outcomes ("this backup carries no private keys"...) are added to
+    the result's message."""
+    content = dict(data)
+    section = content.pop(PAGE_STORE, None)
+    if section is None:
+        return await _restore_certificates(
+            config, certificates, content, request, passphrase=passphrase
+        )
+    if pages is None:
+        raise NotApplicable("this daemon has no page store to restore into")
+    if request.dry_run:
+        checked = await asyncio.to_thread(pages.check_backup, section)
+        said = f"{len(checked)} page{'' if len(checked) == 1 else 's'} of the page store"
+        with pages.restoring(frozenset(checked)):
+            result = await _restore_certificates(
+                config, certificates, content, request, passphrase=passphrase
+            )
+    else:
+        said = await pages.restore(section, actor=request.actor)
+        result = await _restore_certificates(
+            config, certificates, content, request, passphrase=passphrase
+        )
+    message = "; ".join(part for part in (result.message, said) if part)
+    return dataclasses.replace(result, message=message)
+
+
+async def _restore_certificates(
+    config: ConfigService,
+    certificates: CertificateService | None,
+    data: Mapping[str, Any],
+    request: ChangeRequest,
+    *,
+    passphrase: str | None,
+) -> ApplyResult:
     document, store = split_backup(data)
     if store is None:
         return await restore(config, document, request)

@@ -10,17 +10,21 @@ page cannot be committed while the page is being deleted) and recorded in the au
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bascule.daemon.audit import AuditOutcome, AuditService
 from bascule.daemon.service import ConfigService
-from bascule.errors import BasculeError, FieldError, NotFound
+from bascule.errors import BasculeError, FieldError, InvalidConfiguration, NotFound
 from bascule.model import Configuration
 from bascule.model.access import Actor
-from bascule.store.pages import InvalidPage, PageStore, StoredPage, check_name
+from bascule.store.pages import InvalidPage, PageStore, StoredPage, check_content, check_name
+
+#: The section of a backup file that carries the page store (daemon/backup.py).
+PAGE_STORE = "page_store"
 
 Clock = Callable[[], datetime]
 
@@ -50,6 +54,7 @@ class PageService:
         self.config = config
         self.audit = audit
         self.clock = clock
+        self._restoring: frozenset[str] = frozenset()  # a backup's pages, while it is planned
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -101,6 +106,64 @@ class PageService:
             raise
         self.audit.record(actor, "page.delete", name, detail="deleted")
 
+    # -- backups ------------------------------------------------------------------------------
+
+    def export(self) -> list[dict[str, str]]:
+        """Every page with its content, for a backup file's ``page_store`` section."""
+        return [
+            {"name": page.name, "content": self.store.content(page.name)}
+            for page in self.store.entries()
+        ]
+
+    def check_backup(self, section: object) -> dict[str, str]:
+        """A backup's ``page_store`` section as name -> text, every page checked as an
+        upload is; ``InvalidConfiguration`` names each entry at fault."""
+        if not isinstance(section, list):
+            raise InvalidConfiguration(
+                [FieldError(path=PAGE_STORE, message="must be a list of {name, content}")]
+            )
+        pages: dict[str, str] = {}
+        errors: list[FieldError] = []
+        for index, entry in enumerate(section):
+            where = f"{PAGE_STORE}[{index}]"
+            name = entry.get("name") if isinstance(entry, Mapping) else None
+            content = entry.get("content") if isinstance(entry, Mapping) else None
+            if not isinstance(name, str) or not isinstance(content, str):
+                errors.append(FieldError(path=where, message="must be {name, content} (text)"))
+                continue
+            if name in pages:
+                errors.append(FieldError(path=f"{where}.name", message=f"{name} is twice"))
+                continue
+            try:
+                pages[check_name(name)] = check_content(content.encode())
+            except InvalidPage as exc:
+                errors.extend(
+                    FieldError(path=f"{where}.{e.path}", message=e.message) for e in exc.errors
+                )
+        if errors:
+            raise InvalidConfiguration(errors)
+        return pages
+
+    @contextlib.contextmanager
+    def restoring(self, names: frozenset[str]) -> Iterator[None]:
+        """While a restore is planned (a dry run): the backup's pages count as stored."""
+        self._restoring = names
+        try:
+            yield
+        finally:
+            self._restoring = frozenset()
+
+    async def restore(self, section: object, *, actor: Actor) -> str:
+        """Put a backup's pages back (a page of the same name is replaced, the others kept)
+        and write HAProxy's files; says what it did."""
+        pages = self.check_backup(section)
+        async with self.config.reconciler.lock:
+            self.store.restore(pages, at=self.clock())
+            await self._write_files()
+        said = f"{len(pages)} page{'' if len(pages) == 1 else 's'} of the page store restored"
+        self.audit.record(actor, "page.restore", ", ".join(sorted(pages)) or "-", detail=said)
+        return said
+
     async def prepare(self) -> None:
         """At the daemon's start: write every page before HAProxy reads them."""
         await self._write_files()
@@ -112,7 +175,7 @@ class PageService:
 
     def document_problems(self, config: Configuration) -> list[FieldError]:
         """Every ``body_file`` of ``config`` that names no page of the store."""
-        stored = {page.name for page in self.store.entries()}
+        stored = {page.name for page in self.store.entries()} | self._restoring
         return [
             FieldError(
                 path=f"virtual_services[{index}].not_available.respond.body_file",

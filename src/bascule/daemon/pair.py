@@ -21,8 +21,16 @@ included). From then on:
   nodes, and the standby needs no timer to learn of a change.
 - **Never a silent overwrite.** Each side compares digests of the revisions both hold: if the
   two committed different revisions under one number (a partition with writes on both sides),
-  nothing is sent and ``ha status`` reports the divergence. A node behind an active it follows
-  gets the missing revisions; an active behind a standby (it came back alone) fetches them.
+  nothing is sent; ``ha status`` (on both nodes: the standby checks its head against the
+  active's), the WUI and the log name the conflicting revisions (daemon/pair_conflict.py). A
+  node behind an active it follows gets the missing revisions; an active behind a standby (it
+  came back alone) fetches them.
+- **Resolving.** ``bascule ha resolve --keep lb1``, on either node, keeps one node's history:
+  that node (asked by its peer if the command ran on the other) sends its revisions after
+  the fork and its certificate store (``POST /ha/peer/replace``); the other writes its own
+  revisions after the fork to an archive file, replaces them (``RevisionStore.replace_after``)
+  and reconciles. Both then hold the same numbers and documents, and ``ha status`` says where
+  the discarded revisions are.
 """
 
 from __future__ import annotations
@@ -34,12 +42,21 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
+from bascule.daemon.pair_conflict import (
+    EXAMINED,
+    HistoryConflict,
+    Resolution,
+    RevisionMark,
+    find_conflict,
+    write_archive,
+)
 from bascule.daemon.peer import (
     CALL_TIMEOUT,
     PeerClient,
@@ -53,6 +70,7 @@ from bascule.daemon.peer import (
 )
 from bascule.daemon.service import ConfigService
 from bascule.engines.keepalived.engine import KeepalivedEngine
+from bascule.engines.keepalived.view import NotANode, find_self
 from bascule.errors import (
     BasculeError,
     DivergedHistory,
@@ -62,6 +80,7 @@ from bascule.errors import (
     NotTheActive,
 )
 from bascule.model.access import Actor, Role
+from bascule.model.high_availability import HaNode
 from bascule.store.pair import PairLink, PairStore
 
 log = logging.getLogger("bascule.pair")
@@ -72,6 +91,8 @@ PAIR_ACTOR = "ha peer"
 SYNC_INTERVAL = 2.0
 #: Revisions per call to the peer.
 BATCH = 50
+#: How long ``ha resolve`` waits for the peer (which may call this node back meanwhile).
+RESOLVE_TIMEOUT = 60.0
 
 
 # -- the sync ------------------------------------------------------------------------------------
@@ -89,6 +110,8 @@ class SyncStatus:
     peer_revision: int | None = None  # the head the peer said it holds, last time asked
     health: str = "single"  # single | in_sync | behind | unreachable | diverged | following
     error: str = ""
+    conflict: HistoryConflict | None = None  # while diverged: the revisions of each side
+    resolution: Resolution | None = None  # the last ``ha resolve`` since this daemon started
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +138,7 @@ class PairService:
         keepalived: KeepalivedEngine,
         listener: Listener | None,
         audit: AuditService | None = None,
+        archive_dir: Path | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -123,11 +147,15 @@ class PairService:
         self.keepalived = keepalived
         self.listener = listener
         self.audit = audit
+        self.archive_dir = archive_dir
         self._sync = asyncio.Lock()
         self._last_sync_at: datetime | None = None
         self._peer_head: int | None = None
         self._health = "unknown"
         self._error = ""
+        self._conflict: HistoryConflict | None = None
+        self._conflict_key: tuple[Any, ...] | None = None
+        self._resolution: Resolution | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- who may write -------------------------------------------------------------------------
@@ -366,42 +394,74 @@ class PairService:
         ``fetch``: an active behind its peer takes the revisions it lacks (and reconciles)."""
         async with self._sync:
             link = self.store.link()
-            if link is None or not self.takes_writes():
-                if link is not None:
-                    self._health = "following"
+            if link is None:
                 return
-            store = self.config.store
             peer = PeerClient(link)
+            try:
+                if self.takes_writes():
+                    await self._push_once(peer, link, fetch=fetch)
+                else:
+                    await self._check_following(peer)
+            except DivergedHistory as exc:
+                try:
+                    await self._note_conflict(peer)
+                except BasculeError as why:
+                    log.warning("could not compare the histories", extra={"error": str(why)})
+                self._failed(exc)
+                raise
+
+    async def _check_following(self, peer: PeerClient) -> None:
+        """On the standby: the active's revision under this node's head (or this node's
+        revision under the active's head, when the active is behind) must be the same."""
+        store = self.config.store
+        mine = store.head_number()
+        state = await peer.call("GET", "/state", params={"number": mine or 0})
+        theirs = state.get("head")
+        if mine is not None and isinstance(theirs, int):
+            if theirs >= mine and state.get("digest_at") != store.digest(mine):
+                raise DivergedHistory(number=mine, current=mine, detail="the active's differs")
+            if theirs < mine and state.get("head_digest") != store.digest(theirs):
+                raise DivergedHistory(number=theirs, current=mine, detail="the active's differs")
+        self._health, self._error = "following", ""
+        self._conflict = None
+
+    async def _push_once(self, peer: PeerClient, link: PairLink, *, fetch: bool) -> None:
+        """On the active: bring the peer to this node's head (see ``sync_once``)."""
+        store = self.config.store
+        mine = store.head_number()
+        state = await peer.call("GET", "/state", params={"number": mine or 0})
+        theirs = state.get("head")
+        if theirs is not None and not isinstance(theirs, int):
+            raise NotApplicable(f"the peer at {link.peer_url} answered a head of {theirs!r}")
+        if theirs is not None and (mine is None or theirs > mine):
+            if not fetch:
+                return  # the loop fetches
+            await self._fetch(peer, mine, state)
             mine = store.head_number()
-            state = await peer.call("GET", "/state", params={"number": mine or 0})
-            theirs = state.get("head")
-            if theirs is not None and not isinstance(theirs, int):
-                raise NotApplicable(f"the peer at {link.peer_url} answered a head of {theirs!r}")
-            if theirs is not None and (mine is None or theirs > mine):
-                if not fetch:
-                    return  # the loop fetches
-                await self._fetch(peer, mine, state)
-                mine = store.head_number()
-            elif theirs is not None and store.digest(theirs) != state.get("head_digest"):
-                raise DivergedHistory(number=theirs, current=mine, detail="the peer's differs")
+        elif theirs is not None and store.digest(theirs) != state.get("head_digest"):
+            raise DivergedHistory(number=theirs, current=mine, detail="the peer's differs")
+        certificates = None
+        if state.get("certificates") != self.certificates.store.digest():
+            certificates = self.certificates.store.snapshot()
+        after = await self._push(peer, theirs, certificates)
+        self._synced(after if isinstance(after, int) else theirs)
+
+    async def _push(
+        self, peer: PeerClient, after: int | None, certificates: list[dict[str, Any]] | None
+    ) -> int | None:
+        """Send the peer every revision after ``after`` (and ``certificates``, first); the
+        head it then holds."""
+        while True:
+            batch = await asyncio.to_thread(self.config.store.since, after, limit=BATCH)
+            if not batch and certificates is None:
+                return after
+            body = {"revisions": [revision_to_wire(r) for r in batch], "certificates": certificates}
+            reply = await peer.call("POST", "/revisions", body=body)
             certificates = None
-            if state.get("certificates") != self.certificates.store.digest():
-                certificates = self.certificates.store.snapshot()
-            after = theirs
-            while True:
-                batch = await asyncio.to_thread(store.since, after, limit=BATCH)
-                if not batch and certificates is None:
-                    break
-                body = {
-                    "revisions": [revision_to_wire(r) for r in batch],
-                    "certificates": certificates,
-                }
-                reply = await peer.call("POST", "/revisions", body=body)
-                certificates = None
-                after = reply.get("head")
-                if not batch:
-                    break
-            self._synced(after if isinstance(after, int) else theirs)
+            head = reply.get("head")
+            after = head if isinstance(head, int) else after
+            if not batch:
+                return after
 
     async def _fetch(self, peer: PeerClient, mine: int | None, state: Mapping[str, Any]) -> None:
         """The active is behind its peer (it came back alone while the peer had taken
@@ -444,10 +504,214 @@ class PairService:
         head = await asyncio.to_thread(self.config.store.replicate, parsed)
         self._synced(head)
         if parsed or certificates is not None:
-            task = asyncio.create_task(self.config.reconcile(), name="reconcile on sync")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._reconcile_soon()
         return {"head": head}
+
+    def _reconcile_soon(self) -> None:
+        task = asyncio.create_task(self.config.reconcile(), name="reconcile on sync")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def digests_after(self, after: int) -> list[dict[str, Any]]:
+        """This node's revisions after ``after`` as the peer compares them (number, digest,
+        author, time, message), at most ``2 * EXAMINED``."""
+        revisions = self.config.store.since(after or None, limit=2 * EXAMINED)
+        return [RevisionMark.of(revision).to_wire() for revision in revisions]
+
+    # -- a diverged history ----------------------------------------------------------------
+
+    async def _note_conflict(self, peer: PeerClient) -> None:
+        """After ``DivergedHistory``: find which revisions conflict (once per pair of heads),
+        for the status, the WUI and the log."""
+        store = self.config.store
+        state = await peer.call("GET", "/state", params={"number": 0})
+        key = (store.head_number(), store.digest(store.head_number()), state.get("head_digest"))
+        if key == self._conflict_key and self._conflict is not None:
+            return
+        conflict = await self._examine(peer)
+        self._conflict, self._conflict_key = conflict, key
+        if conflict is not None:
+            log.warning(
+                "the pair's histories diverge: bascule ha resolve --keep NODE keeps one",
+                extra={
+                    "fork": conflict.fork,
+                    "here": ",".join(str(mark.number) for mark in conflict.here),
+                    "peer": ",".join(str(mark.number) for mark in conflict.peer),
+                },
+            )
+
+    async def _examine(self, peer: PeerClient) -> HistoryConflict | None:
+        """Compare this node's recent history with the peer's (``find_conflict``)."""
+        store = self.config.store
+        mine = store.head_number()
+        state = await peer.call("GET", "/state", params={"number": 0})
+        theirs = state.get("head")
+        if mine is None or not isinstance(theirs, int):
+            return None
+        lowest = max(0, min(mine, theirs) - EXAMINED)
+        reply = await peer.call("GET", "/digests", params={"after": lowest})
+        peer_marks = [
+            RevisionMark.from_wire(item, index)
+            for index, item in enumerate(reply.get("revisions") or [])
+        ]
+        own = await asyncio.to_thread(store.since, lowest or None, limit=2 * EXAMINED)
+        return find_conflict([RevisionMark.of(r) for r in own], peer_marks, lowest=lowest)
+
+    async def names(self) -> tuple[HaNode, HaNode]:
+        """(this node, its peer) in the document's pair; ``NotApplicable`` without one."""
+        pair = self.config.desired().high_availability
+        if pair is None:
+            raise NotApplicable("this node's configuration has no high_availability")
+        try:
+            return find_self(pair, await self.keepalived.addresses())
+        except NotANode as exc:
+            raise NotApplicable(str(exc)) from None
+
+    async def resolve(self, keep: str, actor: Actor) -> SyncStatus:
+        """``bascule ha resolve --keep NODE``: both nodes take ``keep``'s history; the other
+        node's revisions after the fork are archived there (see the module's doc)."""
+        link = self.store.link()
+        if link is None:
+            raise NotApplicable("this node is not joined to a peer: nothing to resolve")
+        me, other = await self.names()
+        if keep not in (me.name, other.name):
+            raise InvalidConfiguration(
+                [
+                    FieldError(
+                        path="keep",
+                        message=f"must name a node of the pair: {me.name} (this node) or "
+                        f"{other.name}, not {keep!r}",
+                    )
+                ]
+            )
+        if keep == me.name:
+            await self.impose(kept=me.name, by=actor.name)
+        else:
+            body = {"keep": keep, "by": actor.name}
+            await PeerClient(link).call("POST", "/resolve", body=body, within=RESOLVE_TIMEOUT)
+            try:
+                await self.sync_once()
+            except BasculeError as exc:  # the loop tries again
+                self._failed(exc)
+        resolution = self._resolution
+        detail = f"kept {keep}'s history"
+        if resolution is not None:
+            detail += f"; {resolution.archived_node}'s revisions archived in {resolution.archive}"
+        self._record(actor, "ha.resolve", keep, detail=detail)
+        return self.status()
+
+    async def impose(self, *, kept: str, by: str, peer_actor: Actor | None = None) -> None:
+        """This node's history is kept: the peer replaces its revisions after the fork with
+        this node's, and takes this node's certificate store. ``peer_actor``: the peer asked
+        (the administrator ran ``ha resolve`` there), recorded here too."""
+        link = self.store.link()
+        if link is None:
+            raise NotApplicable("this node is not joined to a peer: nothing to resolve")
+        me, other = await self.names()
+        if kept != me.name:
+            raise NotApplicable(f"this node is {me.name}, not {kept}")
+        async with self._sync:
+            peer = PeerClient(link)
+            conflict = await self._examine(peer)
+            if conflict is None:
+                raise NotApplicable("the two histories do not diverge: nothing to resolve")
+            store = self.config.store
+            batch = await asyncio.to_thread(store.since, conflict.fork or None, limit=BATCH)
+            body = {
+                "fork": conflict.fork,
+                "fork_digest": store.digest(conflict.fork or None),
+                "revisions": [revision_to_wire(revision) for revision in batch],
+                "certificates": self.certificates.store.snapshot(),
+                "kept": kept,
+                "by": by,
+            }
+            reply = await peer.call("POST", "/replace", body=body, within=RESOLVE_TIMEOUT)
+            after = await self._push(peer, reply.get("head"), None)
+            self._resolution = Resolution(
+                kept=kept,
+                archived_node=other.name,
+                archived=tuple(int(n) for n in reply.get("archived") or ()),
+                archive=str(reply.get("archive") or ""),
+                at=datetime.now(UTC),
+                by=by,
+            )
+            self._synced(after)
+        resolution = self._resolution
+        log.warning(
+            "the pair's histories were resolved: this node's was kept",
+            extra={"archived_on": other.name, "archive": resolution.archive},
+        )
+        if peer_actor is not None:
+            self._record(
+                peer_actor,
+                "ha.resolve",
+                kept,
+                detail=f"asked by {by} on the peer: its revisions "
+                f"{','.join(map(str, resolution.archived))} archived in {resolution.archive}",
+            )
+
+    async def accept_resolution(
+        self,
+        *,
+        fork: int,
+        fork_digest: str | None,
+        revisions: Sequence[Mapping[str, Any]],
+        certificates: Sequence[Mapping[str, Any]] | None,
+        kept: str,
+        by: str,
+    ) -> dict[str, Any]:
+        """The peer's history is kept: archive this node's revisions after ``fork``, replace
+        them with the peer's, and reconcile."""
+        me, _ = await self.names()
+        if self.archive_dir is None:
+            raise NotApplicable("this node keeps no archive of replaced revisions")
+        parsed = [revision_from_wire(item, index) for index, item in enumerate(revisions)]
+        store = self.config.store
+        async with self._sync:
+            if fork and store.digest(fork) != fork_digest:
+                raise NotApplicable(
+                    f"revision {fork} differs here too: run bascule ha resolve again"
+                )
+            if certificates is not None:
+                await self.certificates.replicate(certificates)
+            at = datetime.now(UTC)
+            async with self.config.reconciler.lock:  # no commit in between
+                discarded = await asyncio.to_thread(store.since, fork or None, limit=1_000_000)
+                path = None
+                if discarded:
+                    path = await asyncio.to_thread(
+                        write_archive,
+                        self.archive_dir,
+                        node=me.name,
+                        kept=kept,
+                        fork=fork,
+                        revisions=discarded,
+                        at=at,
+                    )
+                await asyncio.to_thread(store.replace_after, fork, parsed)
+            head = store.head_number()
+            numbers = tuple(revision.number for revision in discarded)
+            self._resolution = Resolution(
+                kept=kept,
+                archived_node=me.name,
+                archived=numbers,
+                archive="" if path is None else str(path),
+                at=at,
+                by=by,
+            )
+            self._synced(head)
+        log.warning(
+            "the pair's histories were resolved: the peer's was kept, this node's archived",
+            extra={"kept": kept, "archived": ",".join(map(str, numbers)), "archive": str(path)},
+        )
+        self._record(
+            _pair_actor(),
+            "ha.resolve",
+            kept,
+            detail=f"by {by}: revisions {','.join(map(str, numbers))} archived in {path}",
+        )
+        self._reconcile_soon()
+        return {"head": head, "archived": list(numbers), "archive": str(path or "")}
 
     # -- status --------------------------------------------------------------------------------
 
@@ -468,16 +732,21 @@ class PairService:
             peer_revision=self._peer_head,
             health=health,
             error=self._error,
+            conflict=self._conflict if health == "diverged" else None,
+            resolution=self._resolution,
         )
 
     def _synced(self, peer_head: int | None) -> None:
         self._peer_head = peer_head
         self._last_sync_at = datetime.now(UTC)
         self._health, self._error = "in_sync", ""
+        self._conflict = self._conflict_key = None
 
     def _failed(self, exc: BaseException) -> None:
         message = str(exc) or f"no answer within {CALL_TIMEOUT:g} s"
         health = "diverged" if isinstance(exc, DivergedHistory) else "unreachable"
+        if isinstance(exc, DivergedHistory) and self._conflict is not None:
+            message = self._conflict.describe() + ": bascule ha resolve --keep NODE keeps one"
         if (health, message) != (self._health, self._error):
             log.warning("the peer is not in sync", extra={"health": health, "error": message})
         self._health, self._error = health, message

@@ -181,12 +181,18 @@ class PeerClient:
         self.link = link
 
     async def call(
-        self, method: str, path: str, *, body: Any = None, params: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        within: float = CALL_TIMEOUT,
     ) -> dict[str, Any]:
         url = self.link.peer_url + "/api/v1/ha/peer" + path
         try:
             async with httpx.AsyncClient(
-                verify=pinned_context(self.link.peer_cert), timeout=CALL_TIMEOUT
+                verify=pinned_context(self.link.peer_cert), timeout=within
             ) as client:
                 response = await client.request(
                     method,

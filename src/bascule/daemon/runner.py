@@ -60,6 +60,7 @@ from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.ha import HaService
+from bascule.daemon.http_users import HttpUserService
 from bascule.daemon.l4 import L4Supervisor
 from bascule.daemon.listener import (
     Exhaustion,
@@ -79,6 +80,7 @@ from bascule.daemon.request_logs import listen as request_logs_listen
 from bascule.daemon.retention import MIB, Retention, RetentionPolicy
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
+from bascule.daemon.subnets import ConnectedSubnets
 from bascule.daemon.systemd import Notifier
 from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager, PairedVips
@@ -99,6 +101,7 @@ from bascule.store.accounts import AccountStore
 from bascule.store.acme import AcmeStore
 from bascule.store.audit import AuditStore
 from bascule.store.certificates import CertificateStore
+from bascule.store.http_users import HttpUserStore
 from bascule.store.pages import PageStore
 from bascule.store.pair import PairStore
 from bascule.store.revisions import RevisionStore
@@ -242,6 +245,7 @@ class DaemonServices:
     ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
     request_logs: RequestLogFile | None = None
     pages: PageService | None = None  # the page store (daemon/pages.py)
+    http_users: HttpUserService | None = None  # basic auth users (daemon/http_users.py)
 
 
 class AppFactory(Protocol):
@@ -300,6 +304,7 @@ class Daemon:
                     AcmeStore(settings.database_path) as acme_store,
                     PageStore(settings.database_path) as page_store,
                     PairStore(settings.database_path) as pair_store,
+                    HttpUserStore(settings.database_path) as http_user_store,
                 ):
                     await self._run(
                         store,
@@ -309,6 +314,7 @@ class Daemon:
                         acme_store,
                         page_store,
                         pair_store,
+                        http_user_store,
                     )
             finally:
                 store.close()
@@ -324,6 +330,7 @@ class Daemon:
         acme_store: AcmeStore,
         page_store: PageStore,
         pair_store: PairStore,
+        http_user_store: HttpUserStore,
     ) -> None:
         settings = self.settings
         check_stored_revisions(store)
@@ -396,21 +403,25 @@ class Daemon:
             overrides=dynamic.overrides,
             audit=audit,
         )
+        service.connected_networks = ConnectedSubnets().networks
         certificates = CertificateService(
             certificate_store, directory=settings.certificates_dir, config=service, audit=audit
         )
         acme = AcmeService(acme_store, certificates=certificates)
         pages = PageService(page_store, directory=settings.pages_dir, config=service, audit=audit)
+        http_users = HttpUserService(http_user_store, config=service, audit=audit, engine=engine)
         service.attach_certificates(
             lambda config: [
                 *certificates.document_problems(config),
                 *pages.document_problems(config),
+                *http_users.document_problems(config),
             ],
             lambda: (*certificates.alerts(), *acme.alerts()),
         )
         # the engines read the stores' files: written before anything checks or starts them
         await certificates.prepare()
         await pages.prepare()
+        await http_users.prepare()
         statistics = Statistics(service.status, interval=settings.stats_interval)
         # At boot the VIPs are gone while vips.json remembers them: forget those, so that the
         # first reconcile puts them back with the rest of the stored revision.
@@ -477,6 +488,7 @@ class Daemon:
                 peers_certificate_pem=peers_certificate,
             ),
             audit=audit,
+            archive_dir=ha_dir / "conflicts",
         )
         service.changes.guard = pair.check_writable
         service.changes.after_commit = pair.after_commit
@@ -492,6 +504,7 @@ class Daemon:
             ha=HaService(service, keepalived, audit=audit, pair=pair, state=state_sync),
             request_logs=request_logs,
             pages=pages,
+            http_users=http_users,
         )
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path

@@ -7,6 +7,7 @@ returns a StatusReport. The control plane's status (``apply_error``) and the dat
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
@@ -20,6 +21,10 @@ from bascule.engines.base import (
 from bascule.model import Configuration, RealServer, RealServerState, VirtualService
 from bascule.reconcile.planner import ServerRef, WeightOverride
 from bascule.reconcile.status import ServerStatus, ServiceStatus
+
+#: The networks of the load balancer's own addresses (``ip -j address show``): a real server
+#: in one of them is reached directly, without a router between (``Subnets`` reads them).
+ConnectedNetworks = frozenset[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
 # What a critical real server may be without taking its service down: HAProxy's srv_is_up
 # (the critical rule, see engines/haproxy/view.py) is true for a drained server whose checks
@@ -61,8 +66,10 @@ def build_status(
     apply_message: str,
     engine: dict[str, Any],
     overrides: Mapping[ServerRef, WeightOverride] | None = None,
+    connected: ConnectedNetworks = frozenset(),
 ) -> StatusReport:
-    """``overrides``: the weights dynamic schedulers decided, shown with their reasons."""
+    """``overrides``: the weights dynamic schedulers decided, shown with their reasons;
+    ``connected``: the networks of the load balancer's addresses (for ``route_back_warning``)."""
     services = tuple(
         _service_status(
             vs,
@@ -70,6 +77,7 @@ def build_status(
             apply_ok=apply_ok,
             apply_message=apply_message,
             overrides=overrides or {},
+            connected=connected,
         )
         for vs in config.virtual_services
     )
@@ -90,6 +98,7 @@ def _service_status(
     apply_ok: bool,
     apply_message: str,
     overrides: Mapping[ServerRef, WeightOverride],
+    connected: ConnectedNetworks,
 ) -> VirtualServiceStatus:
     servers = tuple(
         _server_status(
@@ -97,6 +106,7 @@ def _service_status(
             rs,
             observation.servers.get((vs.name, rs.key)),
             overrides.get((vs.name, rs.key)),
+            connected,
         )
         for rs in vs.real_servers
     )
@@ -125,6 +135,7 @@ def _service_status(
                 apply_ok=apply_ok,
                 apply_message=apply_message,
                 overrides=overrides,
+                connected=connected,
             )
             for pool in vs.pools[1:]
         ),
@@ -163,6 +174,7 @@ def _server_status(
     rs: RealServer,
     seen: ServerObservation | None,
     override: WeightOverride | None = None,
+    connected: ConnectedNetworks = frozenset(),
 ) -> RealServerStatus:
     status = _server_verdict(vs, rs, seen)
     if override is not None and override.out and rs.state is RealServerState.enabled:
@@ -182,7 +194,8 @@ def _server_status(
         critical=rs.critical,
         effective_weight=override.weight if override else None,
         weight_reason=override.reason if override else None,
-        warning=transparency_warning(vs, status, seen),
+        warning=transparency_warning(vs, status, seen)
+        or route_back_warning(vs, rs, seen, connected),
         **_counters(seen),
     )
 
@@ -205,6 +218,33 @@ def transparency_warning(
         "the clients' addresses failed while the checks (from the load balancer's address) "
         "pass: this real server does not route its replies back through the load balancer; "
         "make the load balancer its gateway to the clients, or set transparent: false"
+    )
+
+
+def route_back_warning(
+    vs: VirtualService,
+    rs: RealServer,
+    seen: ServerObservation | None,
+    connected: ConnectedNetworks,
+) -> str | None:
+    """A transparent service's real server on a network the load balancer is directly
+    connected to: its replies to the clients' own addresses go to its default gateway, so
+    that gateway must be the load balancer, or the clients' connections hang. Said until the
+    traffic shows it routes back (connections from the clients' addresses opened, at most a
+    few failed: ``transparency_warning``'s counters)."""
+    if not vs.transparent:
+        return None
+    address = ipaddress.ip_address(rs.address)
+    network = next((n for n in connected if n.prefixlen < n.max_prefixlen and address in n), None)
+    if network is None:
+        return None
+    routes_back = seen is not None and seen.connection_errors * 2 < seen.total_connections
+    if routes_back:
+        return None  # connections from the clients' addresses work
+    return (
+        f"transparent: {rs.address} is on {network}, a network the load balancer is directly "
+        "connected to: its default route must point back through the load balancer (clients "
+        "on that network itself cannot be served transparently), or set transparent: false"
     )
 
 

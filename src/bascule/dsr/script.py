@@ -29,20 +29,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-import jinja2
-
+from bascule.config_templates import config_environment
 from bascule.dsr.target import TargetOs
 from bascule.model import Forwarding, Mode, VirtualService
 from bascule.net.addresses import host_prefix
 
-_ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.PackageLoader("bascule.dsr", "templates"),
-    autoescape=False,  # noqa: S701 - shell and PowerShell scripts, not HTML
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+_ENVIRONMENT = config_environment("bascule.dsr")
 
 TEMPLATES = {TargetOs.linux: "linux.sh.j2", TargetOs.windows: "windows.ps1.j2"}
 

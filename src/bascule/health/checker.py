@@ -131,6 +131,9 @@ class HealthChecker:
         self._sleep = sleep
         self._jitter = jitter  # a fraction in [0, 1) of the interval before the first check
         self._watches: dict[TargetRef, _Watch] = {}
+        # ``update`` awaits the cancelled checks: a second caller (the once-a-second follow
+        # and an apply's) must wait for the first, or both would remove the same watches
+        self._updating = asyncio.Lock()
 
     # -- the target set --------------------------------------------------------------------
 
@@ -143,6 +146,10 @@ class HealthChecker:
         stopped and forgotten.
         """
         wanted = {target.ref: target for target in targets}
+        async with self._updating:
+            await self._update(wanted)
+
+    async def _update(self, wanted: dict[TargetRef, Target]) -> None:
         stale = [
             watch
             for ref, watch in self._watches.items()
@@ -164,9 +171,10 @@ class HealthChecker:
 
     async def stop(self) -> None:
         """Stop every check and forget every target."""
-        tasks = [watch.task for watch in self._watches.values() if watch.task is not None]
-        self._watches.clear()
-        await _cancel(tasks)
+        async with self._updating:
+            tasks = [watch.task for watch in self._watches.values() if watch.task is not None]
+            self._watches.clear()
+            await _cancel(tasks)
 
     # -- what it knows ---------------------------------------------------------------------
 

@@ -158,6 +158,11 @@ class PersistenceMethod(enum.StrEnum):
         connection request), if any."""
         return PERSISTENCE_METHODS[self].needs_type
 
+    @property
+    def settings(self) -> frozenset[str]:
+        """The fields of ``persistence`` it reads besides ``method`` (the WUI shows those)."""
+        return PERSISTENCE_METHODS[self].settings
+
 
 class CheckType(enum.StrEnum):
     """How a real server's health is checked."""
@@ -197,6 +202,11 @@ class CheckType(enum.StrEnum):
         """The regular expression the server's greeting must match, for a protocol whose
         server speaks first (SMTP, FTP, POP3, IMAP); None otherwise."""
         return CHECK_TYPES[self].banner
+
+    @property
+    def settings(self) -> frozenset[str]:
+        """The fields of ``check`` it reads besides ``type`` (the WUI shows those)."""
+        return CHECK_TYPES[self].settings
 
 
 class MatchKind(enum.StrEnum):
@@ -279,6 +289,17 @@ L4_ONLY = frozenset({Mode.l4})
 TCP = frozenset({Protocol.tcp})
 TCP_AND_UDP = frozenset(Protocol)
 
+# Every method but none keeps a client for ``timeout`` and may fall back to the source
+# address; the cookie, header and query methods name what they read.
+_PERSISTENCE = frozenset({"timeout", "fallback"})
+_COOKIE = _PERSISTENCE | {"cookie"}
+
+# Every check but none has the timing fields; an HTTP check also says what to send and expect.
+_CHECK = frozenset({"interval", "timeout", "rise", "fall", "port"})
+_HTTP_CHECK = _CHECK | {
+    "method", "path", "host", "headers", "post_data", "expect_status", "expect_body"
+}  # fmt: skip
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceTypeFacts:
@@ -306,6 +327,7 @@ class SchedulerFacts:
 class PersistenceFacts:
     modes: frozenset[Mode]
     needs_type: ServiceType | None = None
+    settings: frozenset[str] = _PERSISTENCE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -314,6 +336,7 @@ class CheckFacts:
     protocols: frozenset[Protocol]
     default_port: int | None = None
     banner: str | None = None
+    settings: frozenset[str] = _CHECK
 
 
 # An l4 service forwards packets without reading them: it can be generic only (auto is
@@ -356,18 +379,28 @@ SCHEDULERS: dict[Scheduler, SchedulerFacts] = {
 
 # An l4 service sees packets, never a request: it can key on the source address only.
 PERSISTENCE_METHODS: dict[PersistenceMethod, PersistenceFacts] = {
-    PersistenceMethod.none: PersistenceFacts(modes=BOTH),
-    PersistenceMethod.source_ip: PersistenceFacts(modes=BOTH),
+    PersistenceMethod.none: PersistenceFacts(modes=BOTH, settings=frozenset()),
+    PersistenceMethod.source_ip: PersistenceFacts(
+        modes=BOTH, settings=frozenset({"timeout", "source_mask", "source_mask6"})
+    ),
     PersistenceMethod.super_http: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
-    PersistenceMethod.server_cookie: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
-    PersistenceMethod.active_cookie: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
+    PersistenceMethod.server_cookie: PersistenceFacts(
+        modes=L7_ONLY, needs_type=ServiceType.http, settings=_COOKIE
+    ),
+    PersistenceMethod.active_cookie: PersistenceFacts(
+        modes=L7_ONLY, needs_type=ServiceType.http, settings=_COOKIE
+    ),
     PersistenceMethod.hash_all_cookies: PersistenceFacts(
         modes=L7_ONLY, needs_type=ServiceType.http
     ),
     PersistenceMethod.url_hash: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
     PersistenceMethod.host_header: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
-    PersistenceMethod.query_item: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
-    PersistenceMethod.selected_header: PersistenceFacts(modes=L7_ONLY, needs_type=ServiceType.http),
+    PersistenceMethod.query_item: PersistenceFacts(
+        modes=L7_ONLY, needs_type=ServiceType.http, settings=_PERSISTENCE | {"query_item"}
+    ),
+    PersistenceMethod.selected_header: PersistenceFacts(
+        modes=L7_ONLY, needs_type=ServiceType.http, settings=_PERSISTENCE | {"header"}
+    ),
     PersistenceMethod.ssl_session_id: PersistenceFacts(
         modes=L7_ONLY, needs_type=ServiceType.generic
     ),
@@ -381,10 +414,12 @@ PERSISTENCE_METHODS: dict[PersistenceMethod, PersistenceFacts] = {
 # FTP greet with 220 (RFC 5321 4.2, RFC 959 4.2), POP3 with +OK (RFC 1939 4), IMAP with
 # an untagged OK (RFC 9051 7.1.1).
 CHECK_TYPES: dict[CheckType, CheckFacts] = {
-    CheckType.none: CheckFacts(modes=BOTH, protocols=TCP_AND_UDP),
+    CheckType.none: CheckFacts(modes=BOTH, protocols=TCP_AND_UDP, settings=frozenset()),
     CheckType.tcp: CheckFacts(modes=BOTH, protocols=TCP),
-    CheckType.http: CheckFacts(modes=BOTH, protocols=TCP, default_port=80),
-    CheckType.https: CheckFacts(modes=BOTH, protocols=TCP, default_port=443),
+    CheckType.http: CheckFacts(modes=BOTH, protocols=TCP, default_port=80, settings=_HTTP_CHECK),
+    CheckType.https: CheckFacts(
+        modes=BOTH, protocols=TCP, default_port=443, settings=_HTTP_CHECK
+    ),
     CheckType.icmp: CheckFacts(modes=L4_ONLY, protocols=TCP_AND_UDP),
     CheckType.smtp: CheckFacts(modes=BOTH, protocols=TCP, banner=r"^220"),
     CheckType.ftp: CheckFacts(modes=BOTH, protocols=TCP, banner=r"^220"),
@@ -393,7 +428,9 @@ CHECK_TYPES: dict[CheckType, CheckFacts] = {
     CheckType.ldap: CheckFacts(modes=BOTH, protocols=TCP),
     CheckType.dns: CheckFacts(modes=L4_ONLY, protocols=frozenset({Protocol.udp})),
     CheckType.rdp: CheckFacts(modes=L4_ONLY, protocols=TCP),
-    CheckType.binary: CheckFacts(modes=BOTH, protocols=TCP),
+    CheckType.binary: CheckFacts(
+        modes=BOTH, protocols=TCP, settings=_CHECK | {"send_hex", "expect_hex"}
+    ),
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bascule.errors import FieldError, InvalidConfiguration
+from bascule.model.authentication import authentication_errors
 from bascule.model.caching import caching_errors
 from bascule.model.capabilities import Mode, Protocol
 from bascule.model.content import content_errors
@@ -145,6 +146,7 @@ def parse_document(data: Any) -> Configuration:
             filtering_errors(config),
             limits_errors(config),
             caching_errors(config),
+            authentication_errors(config),
         )
     )
     if problems:
@@ -168,7 +170,11 @@ def nesting_depth(data: Any, stop: int) -> int:
         deepest = max(deepest, depth)
         if deepest > stop:
             return deepest
-        pending.extend((child, depth + 1) for child in children)
+        # only containers go on the stack: a 100,000-entry access list is one step, not
+        # 100,000 pushes of strings
+        pending.extend(
+            (child, depth + 1) for child in children if isinstance(child, Mapping | list | tuple)
+        )
     return deepest
 
 

@@ -139,6 +139,96 @@ def delete_real_server(document: Mapping[str, Any], service: str, key: str) -> D
     return result
 
 
+# -- content rules and sub-services (issue 12) ------------------------------------------------
+# Rules are identified by name inside their service and kept in order (first match wins);
+# a new rule goes last, ``move_rule`` changes its place. The model judges what they say.
+
+
+def add_rule(document: Mapping[str, Any], service: str, rule: Mapping[str, Any]) -> Document:
+    result = _copy(document)
+    rules = _service(result, service).setdefault("rules", [])
+    _refuse_taken(rules, rule.get("name"), f"a rule of {service}")
+    rules.append(copy.deepcopy(dict(rule)))
+    return result
+
+
+def replace_rule(
+    document: Mapping[str, Any], service: str, name: str, rule: Mapping[str, Any]
+) -> Document:
+    """Put ``rule`` in the place of rule ``name`` (it may rename it)."""
+    result = _copy(document)
+    rules = _service(result, service).get("rules", [])
+    index = _named_index(rules, name, f"virtual service {service!r} has no rule")
+    if rule.get("name") != name:
+        _refuse_taken(rules, rule.get("name"), f"a rule of {service}")
+    rules[index] = copy.deepcopy(dict(rule))
+    return result
+
+
+def delete_rule(document: Mapping[str, Any], service: str, name: str) -> Document:
+    result = _copy(document)
+    rules = _service(result, service).get("rules", [])
+    del rules[_named_index(rules, name, f"virtual service {service!r} has no rule")]
+    return result
+
+
+def move_rule(document: Mapping[str, Any], service: str, name: str, position: int) -> Document:
+    """Move rule ``name`` to ``position`` (0 is tried first; clamped to the list)."""
+    result = _copy(document)
+    rules = _service(result, service).get("rules", [])
+    rule = rules.pop(_named_index(rules, name, f"virtual service {service!r} has no rule"))
+    rules.insert(max(0, min(position, len(rules))), rule)
+    return result
+
+
+def add_sub_service(
+    document: Mapping[str, Any], service: str, sub_service: Mapping[str, Any]
+) -> Document:
+    result = _copy(document)
+    subs = _service(result, service).setdefault("sub_services", [])
+    _refuse_taken(subs, sub_service.get("name"), f"a sub-service of {service}")
+    subs.append(copy.deepcopy(dict(sub_service)))
+    return result
+
+
+def update_sub_service(
+    document: Mapping[str, Any], service: str, name: str, changes: Mapping[str, Any]
+) -> Document:
+    """Merge ``changes`` into sub-service ``name`` (as ``update_virtual_service`` merges)."""
+    result = _copy(document)
+    subs = _service(result, service).get("sub_services", [])
+    index = _named_index(subs, name, f"virtual service {service!r} has no sub-service")
+    subs[index] = _merge(subs[index], changes)
+    return result
+
+
+def delete_sub_service(document: Mapping[str, Any], service: str, name: str) -> Document:
+    """Remove sub-service ``name``; a rule still using it is then the model's field error."""
+    result = _copy(document)
+    subs = _service(result, service).get("sub_services", [])
+    del subs[_named_index(subs, name, f"virtual service {service!r} has no sub-service")]
+    return result
+
+
+def _service(document: Document, name: str) -> dict[str, Any]:
+    service: dict[str, Any] = document["virtual_services"][_service_index(document, name)]
+    return service
+
+
+def _named_index(items: list[Any], name: str, missing: str) -> int:
+    for index, item in enumerate(items):
+        if isinstance(item, Mapping) and item.get("name") == name:
+            return index
+    raise NotFound(f"{missing} named {name!r}")
+
+
+def _refuse_taken(items: list[Any], name: object, what: str) -> None:
+    if any(isinstance(item, Mapping) and item.get("name") == name for item in items):
+        raise InvalidConfiguration(
+            [FieldError(path="name", message=f"{what} is already named {name!r}")]
+        )
+
+
 def server_key(address: Any, port: Any) -> str:
     """``address:port`` as RealServer.key spells it (IPv6 in brackets, address normalised)."""
     text = str(address)

@@ -17,7 +17,7 @@ import ipaddress
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -32,10 +32,11 @@ MAX_ENTRIES = 1_000_000
 #: The most bad lines one refused import reports.
 MAX_LINE_ERRORS = 50
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One entry of a list: its family (4 or 6), first and last address as integers, prefix
-    length and canonical spelling (an address alone for a single host)."""
+    length and canonical spelling (an address alone for a single host). A named tuple, not a
+    frozen dataclass: a 100,000-entry list makes 100,000 of them, and a tuple is made in a
+    fifth of the time."""
 
     version: int
     first: int
@@ -111,12 +112,9 @@ class Overlap:
 def overlaps(entries: Sequence[Entry]) -> Iterator[Overlap]:
     """Every entry that overlaps an earlier-starting one, found in n log n (sort, then one
     sweep per family keeping the furthest end seen)."""
-    order = sorted(
-        range(len(entries)),
-        key=lambda i: (entries[i].version, entries[i].first, entries[i].prefixlen),
-    )
+    order = sorted((e.version, e.first, e.prefixlen, i) for i, e in enumerate(entries))
     version, furthest, owner = 0, -1, -1
-    for i in order:
+    for *_, i in order:
         entry = entries[i]
         if entry.version != version:
             version, furthest, owner = entry.version, -1, -1

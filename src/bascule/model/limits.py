@@ -4,7 +4,9 @@
 connections, new connections per second and HTTP requests per second one client (one source
 address) may have; a client over its limit is answered ``response.code`` (429 or 503) with
 ``Retry-After`` on an ``l7`` service. ``exempt`` names access lists whose clients are never
-limited. The engines enforce it (HAProxy's stick tables: ``engines/haproxy/limits.py``).
+limited. The engines enforce it: HAProxy's stick tables on ``l7`` services
+(``engines/haproxy/limits.py``), the kernel's meters on ``l4`` NAT services, where a limited
+client's new connections are dropped (``engines/nftables/access.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bascule.errors import FieldError
 from bascule.model.capabilities import Mode
+from bascule.model.real_server import Forwarding
 from bascule.model.types import Name
 from bascule.model.types import bounded as _bounded
 
@@ -99,11 +102,16 @@ def limits_errors(config: Configuration) -> Iterator[FieldError]:
                     path=f"{where}.exempt[{position}]",
                     message=f"{name!r} is not in access_lists ({names})",
                 )
-        if vs.mode is Mode.l4:
-            # the kernel's meters are the l4 side of this issue, not built yet
-            yield FieldError(path=where, message="on l4 services is not supported yet")
-            continue
         per_client = limits.per_client
+        if vs.mode is Mode.l4 and vs.forwarding is Forwarding.dsr:
+            # the kernel's meters count connections in conntrack, which never sees the
+            # replies of a DSR service (they go from the real servers to the client)
+            yield FieldError(
+                path=where,
+                message="needs connection tracking, which DSR services do not have: "
+                "use forwarding: nat, or limit on the real servers",
+            )
+            continue
         counts_requests = per_client is not None and per_client.requests_per_second is not None
         if counts_requests and not vs.type.reads_http:
             yield FieldError(

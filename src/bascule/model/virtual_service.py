@@ -9,6 +9,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from bascule.model.authentication import Authentication
 from bascule.model.caching import Cache, Compression
 from bascule.model.capabilities import (
     CheckType,
@@ -181,6 +182,8 @@ class VirtualService(BaseModel):
     # l7 http: the proxy's cache and compression of responses (model/caching.py)
     cache: Cache | None = None
     compression: Compression | None = None
+    # l7 http: basic auth in front, with users of the HTTP user store (model/authentication.py)
+    authentication: Authentication | None = None
 
     @model_validator(mode="before")
     @classmethod

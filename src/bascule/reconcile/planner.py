@@ -286,4 +286,17 @@ def runtime_actions(
         # A weight only matters to a server that takes new traffic.
         if want.state is RealServerState.enabled and want.weight != now.weight:
             actions.append(SetWeight(vs=vs, server=server, weight=want.weight))
-    return actions
+    return sorted(actions, key=_capacity_order)
+
+
+def _capacity_order(action: Action) -> int:
+    """Servers taking traffic again first, weights next, servers leaving last.
+
+    An engine applies runtime changes one after the other: in document order, "drain rs1,
+    enable rs3" of a pool whose rs2 is drained would leave it no server between the two,
+    and a request arriving then gets a 503 (the chaos bench saw two). The sort is stable,
+    so a server's own state comes before its weight, as the document orders them.
+    """
+    if isinstance(action, SetState):
+        return 0 if action.state is RealServerState.enabled else 2
+    return 1

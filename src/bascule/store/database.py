@@ -205,6 +205,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) STRICT
         """,
     ),
+    # 8: the HTTP user store (store/http_users.py): the users of services' basic authentication
+    # (authentication.users names them), each with a yescrypt crypt(3) hash HAProxy verifies.
+    (
+        """
+        CREATE TABLE http_users (
+            name                TEXT PRIMARY KEY,
+            password_hash       TEXT NOT NULL,
+            created_at          TEXT NOT NULL,
+            password_changed_at TEXT NOT NULL
+        ) STRICT
+        """,
+    ),
 )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,6 +116,18 @@ class PageStore(Database):
         page = self.entry(name)
         assert page is not None
         return page
+
+    def restore(self, pages: Mapping[str, str], *, at: datetime) -> None:
+        """Put ``pages`` (name -> checked text) back from a backup, in one transaction: a
+        page of the same name is replaced (the restored document is what will serve it), the
+        others are kept."""
+        with self._use("restore the pages") as db, transaction(db):
+            db.executemany(
+                "INSERT INTO pages (name, content, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET content = excluded.content, "
+                "created_at = excluded.created_at",
+                [(name, text, at.astimezone(UTC).isoformat()) for name, text in pages.items()],
+            )
 
     def delete(self, name: str) -> None:
         """Remove a page. Whether a service still names it is the caller's check."""

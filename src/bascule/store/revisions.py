@@ -418,21 +418,45 @@ class RevisionStore(Database):
                         current=head,
                         detail="this node has newer revisions than the one it is sent",
                     )
-                db.execute(
-                    f"INSERT INTO revisions ({_REVISION_COLUMNS}, changes)"  # noqa: S608
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        revision.number,
-                        revision.created_at.astimezone(UTC).isoformat(),
-                        revision.author,
-                        revision.message,
-                        _encode(revision.document),
-                        _encode_diff(revision.diff),
-                        revision.rolled_back_from,
-                        len(revision.diff),
-                    ),
-                )
+                _insert_replica(db, revision)
             return _head_number(db)
+
+    def replace_after(self, fork: int, revisions: Sequence[Revision]) -> list[Revision]:
+        """Replace every revision newer than ``fork`` by ``revisions``, numbered from
+        ``fork + 1`` on: the HA pair's kept history (``bascule ha resolve``, daemon/pair.py);
+        the revisions replaced, oldest first (the caller archives them). All or nothing.
+
+        The applied state forgets a replaced revision (its number now holds another
+        document): a start before the next apply then applies in full."""
+        wanted = sorted(revisions, key=lambda r: r.number)
+        if [r.number for r in wanted] != list(range(fork + 1, fork + 1 + len(wanted))):
+            raise StoreError(f"the kept history must follow revision {fork} without a gap")
+        with self._use("replace the revisions of a diverged history") as db, transaction(db):
+            rows = db.execute(
+                f"SELECT {_REVISION_COLUMNS} FROM revisions"  # noqa: S608 (a constant)
+                " WHERE number > ? ORDER BY number",
+                (fork,),
+            ).fetchall()
+            applied = db.execute(
+                "SELECT last_good, last_attempt FROM applied_state WHERE singleton = 1"
+            ).fetchone()
+            if applied is not None and applied[1] > fork:
+                last_good = applied[0] if applied[0] is not None and applied[0] <= fork else None
+                if fork < 1:
+                    db.execute("DELETE FROM applied_state")
+                else:
+                    db.execute(
+                        "UPDATE applied_state SET last_good = ?, last_attempt = ?, ok = 0,"
+                        " message = ? WHERE singleton = 1",
+                        (last_good, fork, "replaced by the pair's kept history"),
+                    )
+            # newest first: a rollback refers to an older revision
+            db.executemany(
+                "DELETE FROM revisions WHERE number = ?", [(row[0],) for row in reversed(rows)]
+            )
+            for revision in wanted:
+                _insert_replica(db, revision)
+            return [_revision_from_row(row) for row in rows]
 
     # -- inside ----------------------------------------------------------------------------
 
@@ -517,6 +541,24 @@ class ServiceTexts:
             for key, value in document.items()
         )
         return "{" + ",".join(items) + "}"
+
+
+def _insert_replica(db: sqlite3.Connection, revision: Revision) -> None:
+    """A revision made on the HA pair's other node, under its own number, time and author."""
+    db.execute(
+        f"INSERT INTO revisions ({_REVISION_COLUMNS}, changes)"  # noqa: S608 (a constant)
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            revision.number,
+            revision.created_at.astimezone(UTC).isoformat(),
+            revision.author,
+            revision.message,
+            _encode(revision.document),
+            _encode_diff(revision.diff),
+            revision.rolled_back_from,
+            len(revision.diff),
+        ),
+    )
 
 
 def digest_of(revision: Revision) -> str:

@@ -119,3 +119,16 @@ async def propose_form(
         return errors_for(exc, prefix=prefix, names=names)
     except EngineError as exc:
         return FormErrors(fields={}, general=(str(exc),))
+
+
+async def propose_or_say(
+    request: Request, session: WebSession, change: PendingChange, *, prefix: str
+) -> RedirectResponse:
+    """``propose`` a change that has no form of its own (a delete, a move): when it is
+    refused, the person goes back to ``change.return_to`` with the reasons, nothing saved."""
+    errors = await propose_form(request, session, change, prefix=prefix, names=())
+    if not isinstance(errors, FormErrors):
+        return errors
+    reasons = [*errors.general, *(f"{name}: {text}" for name, text in errors.fields.items())]
+    flash(request, "The change was not made: " + "; ".join(reasons), "error")
+    return RedirectResponse(change.return_to, status_code=303)

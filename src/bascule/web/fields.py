@@ -4,9 +4,21 @@ Named by their model path (DESIGN.md's document), labelled in words, with choice
 the model's enums so a new scheduler or check type appears in the WUI by itself. The add form
 shows ``ESSENTIAL`` and folds the rest (``MORE``) in a collapsed section: every other field
 has the model's default.
+
+The service page's sections are LoadMaster's (basic properties, standard options, health
+check, advanced properties). Only the fields that apply to the chosen mode, type, persistence
+method and check type are shown: ``FormContext`` reads those choices from the form's values
+and ``applicable`` decides, from the model's facts (``PersistenceMethod.settings``,
+``CheckType.settings``, the modes of each option), pure. A field left out is not posted, so
+an edit keeps its stored value.
 """
 
 from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from bascule.model import (
     CheckType,
@@ -16,10 +28,13 @@ from bascule.model import (
     PersistenceFallback,
     PersistenceMethod,
     Protocol,
+    ProxyProtocol,
     RealServerState,
     Scheduler,
     ServiceType,
 )
+from bascule.model.capabilities import Forwarded, TlsUse
+from bascule.model.tls import CipherSet, ClientCertificate, TlsVersion, VerifyServer
 from bascule.web.forms import Field, choices
 
 Section = tuple[str, str, tuple[Field, ...]]  # (id, title, fields)
@@ -71,9 +86,10 @@ BASIC = (
     ),
 )
 
-SCHEDULING = (
-    Field(name="scheduler", label="Scheduling method", kind="select", choices=choices(Scheduler)),
+SCHEDULER = Field(
+    name="scheduler", label="Scheduling method", kind="select", choices=choices(Scheduler)
 )
+SCHEDULING = (SCHEDULER,)
 
 PERSISTENCE = (
     Field(
@@ -123,14 +139,21 @@ CHECK = (
     Field(name="check.expect_hex", label="Expect (hex)", optional=True),
 )
 
-OPTIONS = (
-    Field(
-        name="forwarding",
-        label="L4 forwarding",
-        kind="select",
-        choices=choices(Forwarding),
-        help="l4 only: nat, or dsr (direct server return).",
-    ),
+TRANSPARENT = Field(
+    name="transparent",
+    label="L7 transparency (real servers see the client's address)",
+    kind="checkbox",
+    help="Only when the real servers route back through the load balancer.",
+)
+L4_FORWARDING = Field(
+    name="forwarding",
+    label="Forwarding method",
+    kind="select",
+    choices=choices(Forwarding),
+    help="nat, or dsr (direct server return).",
+)
+
+ADVANCED = (
     Field(
         name="interface",
         label="Interface",
@@ -138,28 +161,94 @@ OPTIONS = (
         help="Where the VIP is added; empty: chosen by its subnet.",
     ),
     Field(
-        name="transparent",
-        label="L7 transparency (real servers see the client's address)",
+        name="forwarded",
+        label="Client address header",
+        kind="select",
+        choices=choices(Forwarded),
+        help="How the real servers learn the client's address (via and both: http only).",
+    ),
+    Field(
+        name="proxy_protocol",
+        label="PROXY protocol to the real servers",
+        kind="select",
+        choices=choices(ProxyProtocol),
+    ),
+    Field(
+        name="accept_proxy",
+        label="Accept the PROXY protocol from a load balancer in front",
         kind="checkbox",
     ),
     Field(
+        name="slow_start",
+        label="Slow start (seconds)",
+        kind="number",
+        help="A returning server reaches its weight over this time; 0: at once.",
+    ),
+    Field(
+        name="drain_time",
+        label="Drain time (seconds)",
+        kind="number",
+        help="A drained server's connections are closed after this; 0: never.",
+    ),
+    Field(
         name="subnet_originating",
-        label="L4 subnet originating (connections come from the load balancer)",
+        label="Subnet originating (connections come from the load balancer)",
         kind="checkbox",
     ),
     Field(
         name="drop_on_failure",
-        label="L4 drop connections when a real server fails",
+        label="Drop connections when a real server fails",
         kind="checkbox",
     ),
 )
 
+TLS_CERTIFICATES = Field(
+    name="tls.certificates",
+    label="SSL offload: certificates",
+    kind="list",
+    help="Names in the certificate store, comma-separated (the first is the default); "
+    "empty: no SSL offload.",
+)
+SSL = (
+    TLS_CERTIFICATES,
+    Field(name="tls.cipher_set", label="Cipher set", kind="select", choices=choices(CipherSet)),
+    Field(
+        name="tls.min_version",
+        label="Lowest TLS version",
+        kind="select",
+        choices=choices(TlsVersion, default="the cipher set's"),
+        optional=True,
+    ),
+    Field(
+        name="tls.max_version", label="Highest TLS version", kind="select",
+        choices=choices(TlsVersion),
+    ),
+    Field(name="tls.hsts", label="HSTS max-age (seconds)", kind="number", help="0: no HSTS."),
+    Field(name="tls.redirect_http", label="Redirect HTTP (port 80) to HTTPS", kind="checkbox"),
+    Field(
+        name="tls.client_certificate",
+        label="Client certificates",
+        kind="select",
+        choices=choices(ClientCertificate),
+    ),
+    Field(name="tls.client_ca", label="Client CA bundle", optional=True),
+    Field(name="tls.reencrypt", label="Re-encrypt to the real servers", kind="checkbox"),
+    Field(
+        name="tls.verify_server",
+        label="Verify the real servers' certificates",
+        kind="select",
+        choices=choices(VerifyServer),
+    ),
+    Field(name="tls.server_ca", label="Real servers' CA bundle", optional=True),
+    Field(name="tls.server_sni", label="SNI sent to the real servers"),
+)  # fmt: skip
+
 SECTIONS: tuple[Section, ...] = (
     ("basic", "Basic properties", BASIC),
-    ("scheduling", "Scheduling", SCHEDULING),
-    ("persistence", "Persistence", PERSISTENCE),
+    ("standard", "Standard options", (*SCHEDULING, L4_FORWARDING, TRANSPARENT, *PERSISTENCE)),
+    ("ssl", "SSL properties", SSL),
     ("check", "Health check", CHECK),
-    ("options", "L4 / L7 options", OPTIONS),
+    ("advanced", "Advanced properties", ADVANCED),
 )
 SERVICE_FIELDS = tuple(field for _, _, fields in SECTIONS for field in fields)
 
@@ -215,3 +304,216 @@ REAL_SERVER_MORE = (
     ),
 )
 ALL_REAL_SERVER_FIELDS = (*REAL_SERVER_FIELDS, *REAL_SERVER_MORE)
+
+
+# -- which fields apply -----------------------------------------------------------------------
+
+#: The options of each mode (the model refuses the others' non-default values on it).
+L4_ONLY_FIELDS = frozenset({"forwarding", "subnet_originating", "drop_on_failure"})
+L7_ONLY_FIELDS = frozenset(
+    {"transparent", "forwarded", "proxy_protocol", "accept_proxy", "slow_start", "drain_time"}
+)
+#: The choices a change of which shows other fields (the page swaps its sections then).
+CONTEXT_FIELDS = frozenset(
+    {
+        "mode", "protocol", "type", "scheduler", "persistence.method", "check.type",
+        "tls.certificates", "tls.client_certificate", "tls.reencrypt",
+    }
+)  # fmt: skip
+#: The SSL settings that apply only with client certificates, or with re-encryption.
+_CLIENT_CERTIFICATE_FIELDS = frozenset({"tls.client_ca"})
+_REENCRYPT_FIELDS = frozenset({"tls.verify_server", "tls.server_ca", "tls.server_sni"})
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _member(kind: type[E], value: Any) -> E | None:
+    try:
+        return kind(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FormContext:
+    """The choices of a service form that decide which fields apply; None: not chosen yet
+    (the add form's automatic mode and check, or a sub-service's "as the service")."""
+
+    mode: Mode
+    type: ServiceType | None
+    persistence: PersistenceMethod | None
+    check: CheckType | None
+    tls: bool = False  # SSL offload: certificates named
+    client_certificate: bool = False  # clients asked for certificates
+    reencrypt: bool = False  # TLS again towards the real servers
+
+    @classmethod
+    def of(
+        cls, shown: Mapping[str, Any], *, inherited: Mapping[str, Any] | None = None
+    ) -> FormContext:
+        """Read the choices from a form's values; a sub-service's mode, protocol and type
+        are ``inherited`` from its service's values. An empty persistence method or check
+        type (automatic, or the service's) shows none of their settings."""
+        base = inherited or {}
+
+        def pick(name: str) -> Any:
+            value = shown.get(name)
+            return base.get(name) if value in (None, "") else value
+
+        mode = _member(Mode, pick("mode"))
+        if mode is None:  # automatic: what the model's default is for the protocol
+            mode = Mode.l4 if pick("protocol") == Protocol.udp.value else Mode.l7
+        service_type = _member(ServiceType, pick("type"))
+        check = _member(CheckType, shown.get("check.type"))
+        if check is None and inherited is None:
+            # a service's automatic check: the one its type gets (http for http)
+            check = CheckType.http if service_type is ServiceType.http else CheckType.tcp
+        return cls(
+            mode=mode,
+            type=service_type,
+            persistence=_member(PersistenceMethod, shown.get("persistence.method")),
+            check=check,
+            tls=bool(str(shown.get("tls.certificates") or "").strip(" ,")),
+            client_certificate=shown.get("tls.client_certificate") not in (None, "", "none"),
+            reencrypt=shown.get("tls.reencrypt") not in (None, False, "", "false"),
+        )
+
+
+def applicable(field: Field, context: FormContext) -> bool:
+    """Whether ``field`` applies to the service the form describes."""
+    group, _, setting = field.name.rpartition(".")
+    if field.name in L4_ONLY_FIELDS:
+        return context.mode is Mode.l4
+    if field.name in L7_ONLY_FIELDS:
+        return context.mode is Mode.l7
+    if group == "persistence" and setting != "method":
+        return context.persistence is not None and setting in context.persistence.settings
+    if group == "check" and setting != "type":
+        return context.check is not None and setting in context.check.settings
+    if group == "tls":
+        return _tls_applies(field.name, context)
+    return True
+
+
+def _tls_applies(name: str, context: FormContext) -> bool:
+    """SSL offload is for l7 services of a type that takes it; its settings show once a
+    certificate is named, the client CA with client certificates, the server side with
+    re-encryption."""
+    takes_tls = context.mode is Mode.l7 and (
+        context.type is not None and context.type.tls is not TlsUse.refused
+    )
+    if not takes_tls:
+        return False
+    if name == TLS_CERTIFICATES.name:
+        return True
+    if not context.tls:
+        return False
+    if name in _CLIENT_CERTIFICATE_FIELDS:
+        return context.client_certificate
+    if name in _REENCRYPT_FIELDS:
+        return context.reencrypt
+    return True
+
+
+def without_empty_tls(changes: dict[str, Any]) -> dict[str, Any]:
+    """A form's changes where no certificate is named: no SSL offload (``tls: null``), not
+    a ``tls`` section without certificates."""
+    tls = changes.get("tls")
+    if isinstance(tls, dict) and not tls.get("certificates"):
+        changes["tls"] = None
+    return changes
+
+
+def allowed_choices(field: Field, context: FormContext) -> tuple[tuple[str, str], ...]:
+    """The choices of a select that the mode (and the type, once known) allow."""
+    kinds: dict[str, type[Scheduler] | type[PersistenceMethod] | type[CheckType]] = {
+        "scheduler": Scheduler,
+        "persistence.method": PersistenceMethod,
+        "check.type": CheckType,
+    }
+    kind = kinds.get(field.name)
+    if kind is None:
+        return field.choices
+
+    def allowed(value: str) -> bool:
+        member = _member(kind, value)
+        if member is None:  # the empty "automatic" or "as the service" choice
+            return True
+        if context.mode not in member.modes:
+            return False
+        needs = getattr(member, "needs_type", None)
+        return needs is None or context.type in (None, ServiceType.auto, needs)
+
+    return tuple(choice for choice in field.choices if allowed(choice[0]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShownField:
+    """A field as the template prints it: its choices narrowed to what applies."""
+
+    field: Field
+    choices: tuple[tuple[str, str], ...]
+    context: bool  # a change of it swaps the sections in place
+
+
+def shown_sections(
+    sections: tuple[Section, ...], context: FormContext
+) -> tuple[tuple[str, str, tuple[ShownField, ...]], ...]:
+    """``sections`` with only the fields that apply to ``context`` (an empty one dropped)."""
+    result = []
+    for key, title, fields in sections:
+        shown = tuple(
+            ShownField(
+                field=f,
+                choices=allowed_choices(f, context),
+                context=f.name in CONTEXT_FIELDS,
+            )
+            for f in fields
+            if applicable(f, context)
+        )
+        if shown:
+            result.append((key, title, shown))
+    return tuple(result)
+
+
+# -- a sub-service's own pool settings ------------------------------------------------------
+
+_SERVICE_S = "as the service"
+SUB_SERVICE_SECTIONS: tuple[Section, ...] = (
+    (
+        "standard",
+        "Standard options",
+        (
+            Field(
+                name="scheduler",
+                label=SCHEDULER.label,
+                kind="select",
+                choices=choices(Scheduler, default=_SERVICE_S),
+                optional=True,
+            ),
+            Field(
+                name="persistence.method",
+                label="Persistence",
+                kind="select",
+                choices=choices(PersistenceMethod, default=_SERVICE_S),
+                optional=True,
+            ),
+            *PERSISTENCE[1:],
+        ),
+    ),
+    (
+        "check",
+        "Health check",
+        (
+            Field(
+                name="check.type",
+                label="Check",
+                kind="select",
+                choices=choices(CheckType, default=_SERVICE_S),
+                optional=True,
+            ),
+            *CHECK[1:],
+        ),
+    ),
+)
+SUB_SERVICE_FIELDS = tuple(field for _, _, fields in SUB_SERVICE_SECTIONS for field in fields)

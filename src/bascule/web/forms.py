@@ -75,6 +75,36 @@ _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _DECIMAL = re.compile(r"^-?[0-9]{1,9}\.[0-9]{1,6}$")  # seconds: check.interval=0.5
 
 
+#: The hidden input that lists the fields a form showed (comma-separated names): a field the
+#: form did not show is not changed, and a checkbox it showed but left unticked is false.
+SHOWN = "_fields"
+
+
+def posted_fields(form: FormData | Mapping[str, Any], fields: Iterable[Field]) -> tuple[Field, ...]:
+    """The ``fields`` the posted form showed (all of them when it does not say)."""
+    fields = tuple(fields)
+    listed = form.get(SHOWN)
+    if not isinstance(listed, str):
+        return fields
+    names = set(listed.split(","))
+    return tuple(f for f in fields if f.name in names)
+
+
+def typed_values(
+    form: FormData | Mapping[str, Any], fields: Iterable[Field], base: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The values to show a form again with: what was typed in the fields the form showed,
+    ``base`` (the stored or default values) for the others."""
+    shown = dict(base)
+    for field in posted_fields(form, fields):
+        raw = form.get(field.name)
+        if field.kind == "checkbox":
+            shown[field.name] = raw is not None and raw != "false"
+        elif isinstance(raw, str):
+            shown[field.name] = raw
+    return shown
+
+
 def _convert(field: Field, text: str) -> Any:
     if not text:
         if field.kind == "list":

@@ -18,6 +18,8 @@ from bascule.daemon.acme import AcmeService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.ha import HaService
+from bascule.daemon.http_users import HttpUserService
+from bascule.daemon.pages import PageService
 from bascule.daemon.request_logs import RequestLogFile
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
@@ -45,6 +47,8 @@ class WebServices:
     acme: AcmeService | None = None  # ACME orders and renewal (daemon/acme.py)
     ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
     request_logs: RequestLogFile | None = None  # HAProxy's request logs (daemon/request_logs.py)
+    pages: PageService | None = None  # the page store (daemon/pages.py)
+    http_users: HttpUserService | None = None  # basic auth users (daemon/http_users.py)
 
 
 def get_web_services(request: Request) -> WebServices:

@@ -101,11 +101,12 @@ CA_PEM = NEW_PEM["cert"]
 @pytest.fixture(autouse=True)
 async def store_entries(services: Any) -> None:
     """The store holds ``shop`` (a certificate) and ``corp`` (a CA bundle); the page store
-    ``maint``."""
+    ``maint``; the HTTP user store ``ops``."""
     admin = Actor(name="root@local", role=Role.admin, via="local", remote="test")
     await services.certificates.self_signed("shop", dns=["shop.test"], actor=admin)
     await services.certificates.import_ca("corp", CA_PEM.encode(), actor=admin)
     await services.pages.add("maint", b"<h1>Back soon</h1>", actor=admin)
+    await services.http_users.add("ops", "ops-password-1", actor=admin)
 
 
 read, operate, configure, administer = (
@@ -153,6 +154,7 @@ ROUTES = [
     Route("GET", f"{WEB}/persistence", read),
     Route("DELETE", f"{WEB}/persistence", configure),
     Route("GET", f"{WEB}/limits", read, 422),  # web has no per-client limits
+    Route("POST", f"{WEB}/cache/purge", operate, 422),  # web has no cache
     Route("GET", "/api/v1/revisions", read),
     Route("GET", "/api/v1/revisions/1", read),
     Route("GET", "/api/v1/revisions/1/diff/1", read),
@@ -165,12 +167,22 @@ ROUTES = [
     Route("POST", "/api/v1/ha/takeover", operate, 422),
     Route("POST", "/api/v1/ha/join", administer, 422, {"url": "https://198.18.0.3", "token": "t"}),
     Route("POST", "/api/v1/ha/leave", administer, 422),
+    Route("POST", "/api/v1/ha/resolve", administer, 422, {"keep": "lb1"}),
     Route("POST", "/api/v1/ha/peer/join", administer, 422, PEER_JOIN),
     # only the peer's own token gets further (test_pair_routes.py)
     Route("GET", "/api/v1/ha/peer/state", administer, 403),
     Route("GET", "/api/v1/ha/peer/revisions", administer, 403),
     Route("POST", "/api/v1/ha/peer/revisions", administer, 403, {"revisions": []}),
     Route("POST", "/api/v1/ha/peer/standby", administer, 403),
+    Route("GET", "/api/v1/ha/peer/digests", administer, 403),
+    Route("POST", "/api/v1/ha/peer/resolve", administer, 403, {"keep": "lb1", "by": "a"}),
+    Route(
+        "POST",
+        "/api/v1/ha/peer/replace",
+        administer,
+        403,
+        {"revisions": [], "fork": 1, "kept": "lb1", "by": "a"},
+    ),
     Route("POST", "/api/v1/ha/peer/leave", administer, 403),
     Route("POST", "/api/v1/system/stop", administer, 202),
     Route("GET", "/api/v1/auth/whoami", read),
@@ -225,6 +237,11 @@ ROUTES = [
     Route("DELETE", "/api/v1/certificates/shop", administer, 204),
     Route("POST", "/api/v1/ca-bundles", administer, 201, {"name": "corp2", "pem": CA_PEM}),
     Route("PUT", "/api/v1/ca-bundles/corp", administer, body={"pem": CA_PEM}),
+    Route("GET", "/api/v1/http-users", administer),
+    Route("GET", "/api/v1/http-users/ops", administer),
+    Route("POST", "/api/v1/http-users", administer, 201, {"name": "new", "password": "x" * 9}),
+    Route("PUT", "/api/v1/http-users/ops/password", administer, body={"password": "y" * 9}),
+    Route("DELETE", "/api/v1/http-users/ops", administer, 204),
     Route("GET", "/api/v1/pages", read),
     Route("GET", "/api/v1/pages/maint", read),
     Route("POST", "/api/v1/pages", configure, 201, {"name": "new", "content": "<p>x</p>"}),
@@ -280,6 +297,7 @@ def template(path: str) -> str:
         .replace("/certificates/shop", "/certificates/{name}")
         .replace("/ca-bundles/corp", "/ca-bundles/{name}")
         .replace("/pages/maint", "/pages/{name}")
+        .replace("/http-users/ops", "/http-users/{name}")
         .replace("/access-lists/office", "/access-lists/{name}")
     )
 

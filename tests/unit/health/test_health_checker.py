@@ -221,6 +221,20 @@ async def test_update_keeps_unchanged_targets_and_replaces_the_others() -> None:
     await checker.stop()
 
 
+async def test_two_updates_at_once_remove_a_target_once() -> None:
+    # an apply's update and the once-a-second one overlapped while the first awaited the
+    # cancelled checks: both removed the same target, and the second raised KeyError (the
+    # chaos bench's "internal error: KeyError: TargetRef(...)" on a real server's deletion)
+    checker, clock, _, _ = make_checker()
+    await checker.update([target(11), target(12)])
+    await clock.run_until(2.0)
+    await asyncio.gather(checker.update([target(11)]), checker.update([target(11)]))
+    assert list(checker.statuses()) == [ref(11)]
+    await asyncio.gather(checker.update([target(13)]), checker.stop())
+    await checker.stop()
+    assert checker.statuses() == {}
+
+
 async def test_an_initially_up_target_needs_fall_failures_to_go_down() -> None:
     checker, clock, probes, changes = make_checker()
     probes.ok["198.18.0.11"] = False

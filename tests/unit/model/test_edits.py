@@ -299,3 +299,62 @@ def test_the_input_is_never_mutated(
         service.setdefault("real_servers", []).append(rs("198.18.0.99"))
     assert original == kept
     assert argument == kept_argument
+
+
+# -- content rules and sub-services ------------------------------------------------------------
+
+
+def _site() -> Document:
+    rules = [
+        {"name": name, "match": {"path": f"/{name}"}, "action": {"use_default": True}}
+        for name in ("a", "b", "c")
+    ]
+    return {"virtual_services": [{**vs("site", 80), "rules": rules, "sub_services": []}]}
+
+
+def _rule_names(document: Document) -> list[str]:
+    return [rule["name"] for rule in document["virtual_services"][0]["rules"]]
+
+
+@pytest.mark.parametrize(
+    ("position", "order"),
+    [(0, "cab"), (1, "acb"), (2, "abc"), (9, "abc")],
+)
+def test_move_rule(position: int, order: str) -> None:
+    original = _site()
+    moved = edits.move_rule(original, "site", "c", position)
+    assert _rule_names(moved) == list(order)
+    assert _rule_names(original) == ["a", "b", "c"]
+
+
+def test_add_replace_delete_rule() -> None:
+    rule = {"name": "d", "match": {"path": "/d"}, "action": {"use_default": True}}
+    added = edits.add_rule(_site(), "site", rule)
+    assert _rule_names(added) == ["a", "b", "c", "d"]
+    renamed = edits.replace_rule(added, "site", "b", {**rule, "name": "e"})
+    assert _rule_names(renamed) == ["a", "e", "c", "d"]
+    assert _rule_names(edits.delete_rule(renamed, "site", "a")) == ["e", "c", "d"]
+    with pytest.raises(InvalidConfiguration) as taken:
+        edits.replace_rule(added, "site", "b", {**rule, "name": "c"})
+    assert list(taken.value.errors) == [
+        FieldError(path="name", message="a rule of site is already named 'c'")
+    ]
+    with pytest.raises(NotFound, match="has no rule named 'x'"):
+        edits.delete_rule(added, "site", "x")
+
+
+def test_sub_service_edits() -> None:
+    added = edits.add_sub_service(_site(), "site", {"name": "api"})
+    with pytest.raises(InvalidConfiguration):
+        edits.add_sub_service(added, "site", {"name": "api"})
+    changed = edits.update_sub_service(
+        added, "site", "api", {"scheduler": "least_connection", "persistence": None}
+    )
+    assert changed["virtual_services"][0]["sub_services"] == [
+        {"name": "api", "scheduler": "least_connection", "persistence": None}
+    ]
+    assert edits.delete_sub_service(changed, "site", "api")["virtual_services"][0][
+        "sub_services"
+    ] == []
+    with pytest.raises(NotFound, match="no sub-service named 'x'"):
+        edits.update_sub_service(added, "site", "x", {})

@@ -190,6 +190,13 @@ def test_limits_that_a_service_cannot_do() -> None:
                     mode="l4",
                     limits={"per_client": {"connections": 5}, "exempt": ["x"]},
                 ),
+                service(
+                    name="dsr",
+                    port=82,
+                    mode="l4",
+                    forwarding="dsr",
+                    limits={"per_client": {"connections_per_second": 5}},
+                ),
             ]
         }
     )
@@ -199,7 +206,11 @@ def test_limits_that_a_service_cannot_do() -> None:
             "counts HTTP requests: it needs an l7 service of type http",
         ),
         ("virtual_services[1].limits.exempt[0]", "'x' is not in access_lists (none is defined)"),
-        ("virtual_services[1].limits", "on l4 services is not supported yet"),
+        (
+            "virtual_services[2].limits",
+            "needs connection tracking, which DSR services do not have: use forwarding: nat, "
+            "or limit on the real servers",
+        ),
     ]
 
 

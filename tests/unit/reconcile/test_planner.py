@@ -228,6 +228,22 @@ def test_state_and_weight_change_together() -> None:
     )
 
 
+def test_servers_taking_traffic_come_before_servers_leaving() -> None:
+    # "drain 4, enable 6" in document order would leave the pool (5 drained) without a
+    # server between the two runtime commands: a 503 for a request arriving then
+    servers = (rs(4), rs(5, state="drain"), rs(6, 2000, state="drain"), rs(7, state="disabled"))
+    before = config(vs("web", *servers, **WRR))
+    after = config(
+        vs("web", rs(4, state="drain"), rs(5, state="drain"), rs(6, 2000), rs(7, 3000), **WRR)
+    )
+    assert plan_of(after, running(before)).actions == (
+        SetState(vs="web", server="198.18.0.6:80", state=RealServerState.enabled),
+        SetState(vs="web", server="198.18.0.7:80", state=RealServerState.enabled),
+        SetWeight(vs="web", server="198.18.0.7:80", weight=3),
+        SetState(vs="web", server="198.18.0.4:80", state=RealServerState.drain),
+    )
+
+
 # -- structural changes -------------------------------------------------------------------------
 
 STRUCTURAL: list[tuple[str, dict[str, Any]]] = [

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from make_certificates import NOW
 
-from bascule.errors import DivergedHistory, InvalidCertificate
+from bascule.errors import DivergedHistory, InvalidCertificate, StoreError
 from bascule.pki.selfsigned import self_signed
 from bascule.store.certificates import CertificateStore
 from bascule.store.pair import PairLink, PairStore
@@ -141,3 +141,27 @@ def test_a_bad_entry_from_the_peer_is_refused_naming_it(
         with pytest.raises(InvalidCertificate, match=r"^certificates\[1\]: "):
             theirs.replicate([{**good, "chain": ""}, entry], at=NOW)
         assert theirs.entries() == []
+
+
+def test_a_diverged_history_is_replaced_after_the_fork(
+    active: RevisionStore, standby: RevisionStore
+) -> None:
+    """``ha resolve``: the standby's revisions after the fork give way to the kept ones, all
+    at once; the applied state forgets the replaced revisions (a start then applies in full)."""
+    commit(active, 1, 2)
+    standby.replicate(active.since(None, limit=10))
+    commit(active, 3)
+    commit(standby, 30, 40)  # a partition: 3 here, 3-4 there
+    standby.rollback(3, base=4, author="admin")  # 5, rolled back from 3
+    standby.record_applied(5, ok=True, message="")
+    mine = standby.since(2, limit=10)
+    replaced = standby.replace_after(2, active.since(2, limit=10))
+    assert replaced == mine
+    assert [digest_of(r) for r in standby.since(None, limit=10)] == [
+        digest_of(r) for r in active.since(None, limit=10)
+    ]
+    applied = standby.applied()
+    assert applied is not None and (applied.last_good, applied.last_attempt) == (None, 2)
+    with pytest.raises(StoreError, match="without a gap"):
+        standby.replace_after(1, active.since(2, limit=10))
+    assert standby.head_number() == 3

@@ -17,6 +17,7 @@ from bascule.daemon.accounts import AccountService
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.ha import HaService
 from bascule.daemon.pair import PairService
+from bascule.daemon.pair_conflict import HistoryConflict, RevisionMark
 from bascule.daemon.service import ConfigService
 from bascule.engines.keepalived.engine import KeepalivedEngine
 from bascule.store.certificates import CertificateStore
@@ -135,3 +136,61 @@ async def test_a_joined_standby_shows_the_sync_and_refuses_changes(
     assert refused.status_code == 409, refused.text
     assert "make changes on the active, 198.18.0.3" in refused.text
     assert service.store.head_number() == 1
+
+
+async def test_an_administrator_joins_from_the_page_and_bad_input_names_its_field(
+    admin: Browser,
+    operator: Browser,
+    joined: PairService,
+    check_html: Callable[[str], None],
+) -> None:
+    joined.store.forget()  # not joined yet
+    page = await admin.client.get("/ha")
+    check_html(page.text)
+    assert 'data-action="join"' in page.text
+    assert 'data-action="join"' not in (await operator.client.get("/ha")).text
+    refused = await admin.post(
+        "/ha/join", {"url": "http://198.18.0.3", "token": "secret-token", "fingerprint": ""}
+    )
+    assert refused.status_code == 422
+    check_html(refused.text)
+    assert 'id="error-url"' in refused.text and "https://ADDRESS:PORT" in refused.text
+    assert "secret-token" not in refused.text  # the token is never shown back
+    assert 'value="http://198.18.0.3"' in refused.text
+    refused = await admin.post(
+        "/ha/join", {"url": "https://198.18.0.3:8443", "token": "t", "fingerprint": ""}
+    )
+    assert refused.status_code == 422 and 'id="error-fingerprint"' in refused.text
+    assert joined.store.link() is None
+    assert (await operator.post("/ha/join", {"url": "https://198.18.0.3:8443"})).status_code == 403
+
+
+async def test_a_diverged_history_is_shown_with_the_choice_of_the_history_to_keep(
+    admin: Browser,
+    viewer: Browser,
+    service: ConfigService,
+    joined: PairService,
+    check_html: Callable[[str], None],
+) -> None:
+    await service.apply({"high_availability": PAIR}, by("test"))
+    at = datetime(2026, 12, 5, 12, tzinfo=UTC)
+
+    def mark(number: int, author: str) -> RevisionMark:
+        return RevisionMark(number=number, digest="d", author=author, created_at=at, message="m")
+
+    joined._conflict = HistoryConflict(
+        fork=1, here=(mark(2, "bob"),), peer=(mark(2, "alice"), mark(3, "alice"))
+    )
+    joined._health = "diverged"
+    page = await admin.client.get("/ha")
+    check_html(page.text)
+    assert 'data-conflict="1"' in page.text
+    for row in ("lb2-2", "lb1-2", "lb1-3"):
+        assert f'data-conflict-revision="{row}"' in page.text
+    assert 'data-action="keep-lb1"' in page.text and 'data-action="keep-lb2"' in page.text
+    seen = (await viewer.client.get("/ha")).text
+    assert 'data-conflict="1"' in seen and 'data-action="keep-lb1"' not in seen
+    assert (await viewer.post("/ha/resolve", {"keep": "lb1"})).status_code == 403
+    refused = await admin.post("/ha/resolve", {"keep": "lb3"})
+    assert refused.status_code == 422
+    assert "must name a node of the pair: lb2 (this node) or lb1" in refused.text

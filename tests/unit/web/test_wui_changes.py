@@ -110,7 +110,7 @@ async def test_edit_a_section_of_a_service(
     admin: Browser, web_service: int, store: RevisionStore
 ) -> None:
     page = await admin.client.get("/virtual-services/web")
-    assert 'id="section-check"' in page.text and 'id="section-persistence"' in page.text
+    assert 'id="section-check"' in page.text and 'id="section-standard"' in page.text
     form = {
         "name": "web",
         "address": "198.18.0.100",

@@ -146,5 +146,5 @@ async def test_service_page_shows_rules_and_sub_services(
     assert '<tr data-rule="to-api">' in page.text
     assert "path_prefix=/api/&lt;b&gt;" in page.text  # escaped, like every value
     assert "not (host=www.example.com)" in page.text
-    assert 'data-sub-service="site/api"' in page.text
+    assert 'data-pool="site/api"' in page.text
     assert '<tr data-rs="198.18.0.5:80"' in page.text

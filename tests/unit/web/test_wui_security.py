@@ -22,6 +22,8 @@ SAMPLE = {
     "name": "web",
     "key": "198.18.0.4:80",
     "number": "1",
+    "rule": "to-api",
+    "sub": "api",
     "token_id": "0123456789abcdef",
 }
 

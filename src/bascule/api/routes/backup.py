@@ -81,13 +81,14 @@ class SealedBackupIn(BaseModel):
 
 def _backup_file(config: ConfigServiceDep, request: Request, passphrase: str | None) -> Response:
     revision, document = config.document()
-    certificates = get_services(request).certificates
+    services = get_services(request)
+    certificates, pages = services.certificates, services.pages
     store = certificates.export(passphrase) if certificates is not None else None
     filename = backups.backup_filename(revision)
     # PyYAML writes in pure Python and scrypt takes a moment: the caller runs this in a
     # worker thread
     return Response(
-        backups.backup_text(revision, document, store),
+        backups.backup_text(revision, document, store, pages.export() if pages else None),
         media_type=YAML_TYPE,
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
@@ -138,12 +139,13 @@ async def restore(
     data, passphrase = await _upload(request)
     # YAML is parsed in pure Python: seconds for a large file, so in a worker thread
     content = await asyncio.to_thread(backups.read_backup, data)
-    result = await backups.restore_with_certificates(
+    result = await backups.restore_backup(
         config,
         get_services(request).certificates,
         content,
         change_request.with_dry_run(dry_run),
         passphrase=passphrase,
+        pages=get_services(request).pages,
     )
     return await change_answer(result)
 

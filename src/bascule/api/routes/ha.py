@@ -6,7 +6,10 @@ node back, and the configuration sync (``sync``: the peer, last sync, the peer's
 health). ``POST /ha/standby`` (operate) hands the VIPs to the peer at once and stands by, 422
 ``not_applicable`` unless this node is the active; ``POST /ha/takeover`` (operate) asks the
 active for them. ``POST /ha/join`` (administer) joins this node to the active at ``url``,
-``POST /ha/leave`` (administer) ends the link. See daemon/ha.py and daemon/pair.py.
+``POST /ha/leave`` (administer) ends the link. While the two histories diverge, ``sync.conflict``
+names the revisions of each side; ``POST /ha/resolve`` (administer) keeps one node's history on
+both (``{"keep": "lb1"}``), the other's revisions archived in a file on that node, which
+``sync.resolution`` names. See daemon/ha.py, daemon/pair.py and daemon/pair_conflict.py.
 
 ``/ha/peer/...`` are the calls the two daemons make on each other: only the peer's token
 (owned by ``PAIR_ACTOR``) may call them, but ``/ha/peer/join``, which takes an administrator's
@@ -15,6 +18,7 @@ token (the one given to ``bascule ha join``) from a node address of the pair.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -75,6 +79,33 @@ class VrrpOut(BaseModel):
     failed: list[str]  # needed processes that do not run
 
 
+class RevisionMarkOut(BaseModel):
+    number: int
+    author: str
+    created_at: datetime
+    message: str
+
+
+class ConflictOut(BaseModel):
+    """Both nodes committed after ``fork``: the revisions of each, oldest first."""
+
+    fork: int
+    here: list[RevisionMarkOut]
+    peer: list[RevisionMarkOut]
+
+
+class ResolutionOut(BaseModel):
+    """The last ``ha resolve``: whose history was kept, and where the other's revisions are
+    (a file on the node named ``archived_node``)."""
+
+    kept: str
+    archived_node: str
+    archived: list[int]
+    archive: str
+    at: datetime
+    by: str
+
+
 class SyncOut(BaseModel):
     """The configuration sync: joined or not, the peer, and how in step the two are."""
 
@@ -88,6 +119,8 @@ class SyncOut(BaseModel):
     # unreachable, diverged (both committed under one number: nothing overwritten), unknown
     health: str
     error: str
+    conflict: ConflictOut | None
+    resolution: ResolutionOut | None
 
 
 class HaStatusOut(BaseModel):
@@ -148,6 +181,23 @@ class RevisionsIn(BaseModel):
     certificates: list[dict[str, Any]] | None = None
 
 
+class ResolveIn(BaseModel):
+    """``bascule ha resolve --keep NODE``: the node (of the pair) whose history both keep."""
+
+    keep: str = Field(max_length=63, description="a node's name, as in high_availability.nodes")
+
+
+class PeerResolveIn(ResolveIn):
+    by: str = Field(max_length=200)
+
+
+class ReplaceIn(RevisionsIn):
+    fork: int = Field(ge=0)
+    fork_digest: str | None = Field(default=None, max_length=64)
+    kept: str = Field(max_length=63)
+    by: str = Field(max_length=200)
+
+
 @router.get("", summary="This node of the HA pair: role, peer, VRRP state")
 async def read_ha(actor: Reader, ha: HaServiceDep) -> HaStatusOut:
     return HaStatusOut.of(await ha.status())
@@ -182,6 +232,14 @@ async def leave(actor: Administrator, ha: HaServiceDep, pair: PairDep) -> HaStat
     return HaStatusOut.of(await ha.status())
 
 
+@router.post("/resolve", summary="Keep one node's history on both (after a partition)")
+async def resolve(
+    body: ResolveIn, actor: Administrator, ha: HaServiceDep, pair: PairDep
+) -> HaStatusOut:
+    await pair.resolve(body.keep, actor)
+    return HaStatusOut.of(await ha.status())
+
+
 # -- the peer's calls ----------------------------------------------------------------------------
 
 
@@ -209,6 +267,31 @@ async def peer_revisions(
     actor: Peer, pair: PairDep, after: Annotated[int, Query(ge=0)] = 0
 ) -> dict[str, Any]:
     return {"revisions": pair.revisions_after(after)}
+
+
+@router.get("/peer/digests", summary="(the peer) Digests of revisions after a number")
+async def peer_digests(
+    actor: Peer, pair: PairDep, after: Annotated[int, Query(ge=0)] = 0
+) -> dict[str, Any]:
+    return {"revisions": await asyncio.to_thread(pair.digests_after, after)}
+
+
+@router.post("/peer/resolve", summary="(the peer, resolving) Impose this node's history")
+async def peer_resolve(body: PeerResolveIn, actor: Peer, pair: PairDep) -> dict[str, Any]:
+    await pair.impose(kept=body.keep, by=body.by, peer_actor=actor)
+    return {"kept": body.keep}
+
+
+@router.post("/peer/replace", summary="(the peer whose history is kept) Take its history")
+async def peer_replace(body: ReplaceIn, actor: Peer, pair: PairDep) -> dict[str, Any]:
+    return await pair.accept_resolution(
+        fork=body.fork,
+        fork_digest=body.fork_digest,
+        revisions=body.revisions,
+        certificates=body.certificates,
+        kept=body.kept,
+        by=body.by,
+    )
 
 
 @router.post("/peer/revisions", summary="(the active) Store its revisions and certificates")

@@ -11,6 +11,14 @@ lines, prints its rules and options in the service's ``listen`` section and its 
   ``http-request cache-use`` after the content rules (a rule's answer or redirect goes first)
   and ``http-response cache-store``; ``X-Cache: HIT|MISS`` from ``res.cache_hit`` in
   ``http-after-response``, which also runs on the answers the cache builds itself.
+- the purge (``bascule cache purge``): HAProxy 2.6 has no command that empties a cache, and
+  its key is a hash of the ``Host`` header and the URI (6). So the ``Host`` the cache sees is
+  prefixed with the service's generation, ``g<generation>.<host>``, read from a map file
+  (``<service> <generation>``) that the runtime API changes (``set map``) without a reload:
+  after a purge no request finds an entry stored before it, and the old entries age out
+  (``max_age``) or are evicted first when space runs short. The real ``Host`` is put back
+  right after ``cache-use``, so the content rules before it, the real servers and the logs
+  see the client's own.
 - compression (4.2 "compression"): ``compression algo`` and ``compression type``; HAProxy
   compresses only for a client whose ``Accept-Encoding`` accepts the algorithm, never a
   response that is already encoded, and (2.6) has no minimum size.
@@ -24,6 +32,10 @@ from bascule.engines.haproxy.quoting import token
 from bascule.model import VirtualService
 
 CACHE_SUFFIX = "_cache"
+# where the Host header waits while the cache looks the request up (a transaction variable)
+HOST_VARIABLE = "txn.bascule_host"
+#: the generation of a service the map file does not list (yet)
+FIRST_GENERATION = "0"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,7 +50,8 @@ def cache_name(vs: VirtualService) -> str:
     return token(f"{vs.name}{CACHE_SUFFIX}")
 
 
-def caching_view(vs: VirtualService) -> CachingView:
+def caching_view(vs: VirtualService, generations_map: str) -> CachingView:
+    """``generations_map``: the map file of the services' cache generations (the purge)."""
     options: list[str] = []
     compression = vs.compression
     if compression is not None:
@@ -60,7 +73,15 @@ def caching_view(vs: VirtualService) -> CachingView:
     )
     return CachingView(
         options=tuple(options),
-        request_rules=(f"http-request cache-use {name}",),
+        request_rules=(
+            f"http-request set-var({HOST_VARIABLE}) req.hdr(host) if {{ req.hdr(host) -m found }}",
+            "http-request set-header Host "
+            f"g%[str({token(vs.name)}),map({token(generations_map)},"
+            f"{FIRST_GENERATION})].%[req.hdr(host)] if {{ req.hdr(host) -m found }}",
+            f"http-request cache-use {name}",
+            f"http-request set-header Host %[var({HOST_VARIABLE})] "
+            f"if {{ var({HOST_VARIABLE}) -m found }}",
+        ),
         response_rules=tuple(response),
         section=(name, lines),
     )

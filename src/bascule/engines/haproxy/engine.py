@@ -14,7 +14,8 @@ import dataclasses
 import errno
 import logging
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -28,6 +29,7 @@ from bascule.engines.base import (
 )
 from bascule.engines.haproxy import limits, runtime, transparency
 from bascule.engines.haproxy import transactions as tx
+from bascule.engines.haproxy.caching import FIRST_GENERATION
 from bascule.engines.haproxy.descriptors import DescriptorShortage
 from bascule.engines.haproxy.drains import DrainClock, ServerKey
 from bascule.engines.haproxy.peers import PeersListener
@@ -105,6 +107,9 @@ class HaproxyEngine:
         self._caches: dict[str, dict[str, Any]] = {}  # service -> its cache counters
         self.crt_lists = self.paths.run_dir / "crt-lists"
         self.acme_map = self.paths.run_dir / "acme.map"
+        # the services' cache generations (caching.py): a purge gives a service a new one
+        self.cache_generations = self.paths.run_dir / "cache-generations.map"
+        self._generations: dict[str, str] = {}
         self.certificates_dir = certificates_dir or run_dir.parent / "certificates"
         self.globals = HaproxyGlobals(
             stats_socket=str(self.paths.stats_socket),
@@ -121,6 +126,7 @@ class HaproxyEngine:
             ),
             request_log_socket=None if request_log_socket is None else str(request_log_socket),
             pages_dir=str(pages_dir or run_dir.parent / "pages"),
+            cache_generations_map=str(self.cache_generations),
         )
         self.transparency = transparency.Transparency()
         # ACME HTTP-01 answers (path -> key authorization), kept in the map file too so that a
@@ -152,6 +158,16 @@ class HaproxyEngine:
         self.globals = dataclasses.replace(self.globals, local_peer=wanted)
         return True
 
+    def set_http_users(self, hashes: Mapping[str, str]) -> bool:
+        """The HTTP user store's users (name -> crypt(3) hash) the services' basic auth reads
+        (authentication.py) from now on. Whether they changed (the caller then reloads
+        HAProxy when a service names one: HAProxy reads its userlists at load only)."""
+        wanted = tuple(sorted(hashes.items()))
+        if wanted == self.globals.http_users:
+            return False
+        self.globals = dataclasses.replace(self.globals, http_users=wanted)
+        return True
+
     async def remote_peers(self) -> dict[str, str]:
         """Each remote peer's last status as HAProxy's ``show peers`` says it (``ESTA``:
         connected, the tables flow); empty when HAProxy does not run or has none."""
@@ -166,6 +182,7 @@ class HaproxyEngine:
         and the ACME map, which must exist when HAProxy loads."""
         view = self.view(config)
         self._write_tls_files(view)
+        self._write_generations(config)
         return render(view)
 
     def _write_tls_files(self, view: HaproxyView) -> None:
@@ -508,6 +525,39 @@ class HaproxyEngine:
         await asyncio.to_thread(self._write_map)
         if await self.shell.is_running():
             tx.check_map_answer(await self.shell.request(tx.del_map(str(self.acme_map), path)))
+
+    # -- the cache's purge (caching.py) --------------------------------------------------------
+
+    async def purge_cache(self, applied: Configuration | None, name: str) -> bool:
+        """Give service ``name``'s cache a new generation: no request finds an entry stored
+        before now (they age out). The map file first (a reload keeps it), then the running
+        worker's map with one ``set map``. Whether HAProxy runs it (False: not running, or
+        ``applied`` has no cache for ``name``)."""
+        vs = None if applied is None else applied.virtual_service(name)
+        if vs is None or vs.cache is None:
+            return False
+        generation = str(time.time_ns())
+        self._generations[name] = generation
+        await asyncio.to_thread(self._write_generations, applied)
+        if not await self.shell.is_running():
+            return False
+        path = str(self.cache_generations)
+        answer = await self.shell.request(tx.set_map(path, name, generation))
+        if tx.map_entry_missing(answer):
+            answer = await self.shell.request(tx.add_map(path, name, generation))
+        tx.check_map_answer(answer)
+        log.info("cache purged", extra={"virtual_service": name, "generation": generation})
+        return True
+
+    def _write_generations(self, config: Configuration | None) -> None:
+        self.paths.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        services = () if config is None else config.virtual_services
+        text = "".join(
+            f"{vs.name} {self._generations.get(vs.name, FIRST_GENERATION)}\n"
+            for vs in services
+            if vs.cache is not None
+        )
+        _write_private(self.cache_generations, text)
 
     def _write_map(self) -> None:
         self.paths.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -11,20 +11,12 @@ machine, no file of the appliance is read here.
 
 from __future__ import annotations
 
-import jinja2
-
+from bascule.config_templates import config_environment
 from bascule.engines.haproxy.view import HaproxyView
 
 TEMPLATE_NAME = "haproxy.cfg.j2"
 
-_ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.PackageLoader("bascule.engines.haproxy", "templates"),
-    autoescape=False,  # noqa: S701 - HAProxy config, not HTML; quoting is done in view.py
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+_ENVIRONMENT = config_environment("bascule.engines.haproxy")
 
 
 def render(view: HaproxyView) -> str:

@@ -83,6 +83,16 @@ def add_map(map_path: str, key: str, value: str) -> str:
     return f"add map {_word('map', map_path)} {_word('key', key)} {_word('value', value)}\n"
 
 
+def set_map(map_path: str, key: str, value: str) -> str:
+    """Replace the value of ``key`` in one step (a lookup never sees it missing)."""
+    return f"set map {_word('map', map_path)} {_word('key', key)} {_word('value', value)}\n"
+
+
+def map_entry_missing(answer: str) -> bool:
+    """Whether ``set map`` found no entry to change (then ``add map`` adds it)."""
+    return "entry not found" in answer.lower()
+
+
 def del_map(map_path: str, key: str) -> str:
     return f"del map {_word('map', map_path)} {_word('key', key)}\n"
 

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 
 from bascule.engines.haproxy import content
 from bascule.engines.haproxy import tls as offload
-from bascule.engines.haproxy.caching import caching_view
+from bascule.engines.haproxy.authentication import AuthenticationView, authentication_view
+from bascule.engines.haproxy.caching import CachingView, caching_view
 from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
 from bascule.engines.haproxy.descriptors import Descriptors, count
 from bascule.engines.haproxy.limits import LimitsView, limits_view
@@ -157,6 +158,7 @@ DEFAULT_TLS_PATHS = offload.TlsPaths(
 )
 # Where the page store's files are (store/pages.py; not_available.respond.body_file).
 DEFAULT_PAGES_DIR = "/var/lib/bascule/pages"
+DEFAULT_CACHE_GENERATIONS_MAP = "/var/lib/bascule/haproxy/cache-generations.map"
 
 # 5.2 "send-proxy", "send-proxy-v2": the PROXY protocol header on every connection to a
 # real server; "check-send-proxy" sends it on the health checks' connections too, since a
@@ -226,6 +228,11 @@ class HaproxyGlobals:
     request_log_socket: str | None = None
     # The page store's files (``<name>.html``), read by HAProxy when it loads the config.
     pages_dir: str = DEFAULT_PAGES_DIR
+    # The services' cache generations (caching.py: the purge), ``<service> <generation>``.
+    cache_generations_map: str = DEFAULT_CACHE_GENERATIONS_MAP
+    # The HTTP user store's users, (name, crypt(3) hash), for the services' basic auth
+    # (authentication.py); what the document names is looked up here.
+    http_users: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         for field, value in (
@@ -334,6 +341,8 @@ class HaproxyView:
     rings: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # the services' caches (caching.py): (name, lines)
     caches: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # the services' basic auth users (authentication.py): (name, lines)
+    userlists: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # the global maxconn, and the descriptors the configuration holds besides connections
     maxconn: int
     descriptors: Descriptors
@@ -347,6 +356,10 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
         vs.name: limits_view(vs, _is_http(vs), config.access_lists)
         for vs in config.virtual_services
     }
+    hashes = dict(globals_.http_users)
+    authentication = {vs.name: authentication_view(vs, hashes) for vs in config.virtual_services}
+    generations = globals_.cache_generations_map
+    caching = {vs.name: caching_view(vs, generations) for vs in config.virtual_services}
     tables = tuple(
         (p.fallback_table, p.fallback_lines)
         for p in persistence.values()
@@ -365,7 +378,16 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
         proxy
         for vs in config.virtual_services
         for proxy in (
-            _proxy(vs, persistence[vs.name], paths, logs, globals_.pages_dir, limits[vs.name]),
+            _proxy(
+                vs,
+                persistence[vs.name],
+                paths,
+                logs,
+                globals_.pages_dir,
+                limits[vs.name],
+                authentication[vs.name],
+                caching[vs.name],
+            ),
             *(
                 _sub_service(pool, persistence[pool.name], paths, globals_.pages_dir)
                 for pool in vs.pools[1:]
@@ -406,7 +428,10 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
         caches=tuple(
             section
             for vs in config.virtual_services
-            if (section := caching_view(vs).section) is not None
+            if (section := caching[vs.name].section) is not None
+        ),
+        userlists=tuple(
+            view.userlist for view in authentication.values() if view.userlist is not None
         ),
         maxconn=maxconn,
         descriptors=descriptors,
@@ -457,6 +482,8 @@ def _proxy(
     logs: LogView,
     pages_dir: str,
     limits: LimitsView,
+    authentication: AuthenticationView,
+    caching: CachingView,
 ) -> ProxyView:
     name = proxy_name(vs)
     http = _is_http(vs)
@@ -497,7 +524,6 @@ def _proxy(
         idempotent_only = (
             f"http-request disable-l7-retry unless {' || '.join(IDEMPOTENT_METHOD_ACLS)}",
         )
-    caching = caching_view(vs)
     rules = content.ContentView()
     if http:
         rules = content.content_view(
@@ -525,6 +551,7 @@ def _proxy(
         rules=(
             *limits.rules,
             *first,
+            *authentication.request_rules,
             *_critical_rules(vs, http),
             *rules.request_rules,
             *caching.request_rules,

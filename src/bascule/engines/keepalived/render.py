@@ -8,20 +8,12 @@ value that is not a plain word), StrictUndefined so a misspelt field fails.
 
 from __future__ import annotations
 
-import jinja2
-
+from bascule.config_templates import config_environment
 from bascule.engines.keepalived.view import KeepalivedView
 
 TEMPLATE_NAME = "keepalived.conf.j2"
 
-_ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.PackageLoader("bascule.engines.keepalived", "templates"),
-    autoescape=False,  # noqa: S701 - a keepalived config, not HTML; values are checked in view.py
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+_ENVIRONMENT = config_environment("bascule.engines.keepalived")
 
 
 def render(view: KeepalivedView) -> str:

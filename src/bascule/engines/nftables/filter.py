@@ -133,8 +133,10 @@ class FilterEngine:
                     len(ruleset.sets.get(access.set_name(name, version), ())) for version in (4, 6)
                 )
                 lists[name] = {"entries": entries, "dropped_packets": packets}
+            elif kind == "limited":
+                services.setdefault(name, {})["limited_packets"] = packets
             else:
-                services[name] = {"denied_packets": packets}
+                services.setdefault(name, {})["denied_packets"] = packets
         return {
             "running": True,
             "idle": False,

@@ -8,20 +8,12 @@ the view refuses any value that could break one), StrictUndefined so a misspelt 
 
 from __future__ import annotations
 
-import jinja2
-
+from bascule.config_templates import config_environment
 from bascule.engines.stunnel.view import StunnelView
 
 TEMPLATE_NAME = "stunnel.conf.j2"
 
-_ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.PackageLoader("bascule.engines.stunnel", "templates"),
-    autoescape=False,  # noqa: S701 - a stunnel config, not HTML; values are checked in view.py
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+_ENVIRONMENT = config_environment("bascule.engines.stunnel")
 
 
 def render(view: StunnelView) -> str:

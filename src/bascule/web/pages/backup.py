@@ -27,7 +27,7 @@ from bascule.daemon.backup import (
     backup_revision,
     backup_text,
     read_backup,
-    restore_with_certificates,
+    restore_backup,
 )
 from bascule.daemon.changes import ChangeRequest
 from bascule.daemon.results import ApplyResult
@@ -78,10 +78,10 @@ async def backup_page(request: Request, session: Reader, services: Services) -> 
 
 def _download(services: Services, passphrase: str | None) -> Response:
     revision, document = services.config.document()
-    certificates = services.certificates
+    certificates, pages = services.certificates, services.pages
     store = certificates.export(passphrase) if certificates is not None else None
     return Response(
-        backup_text(revision, document, store),
+        backup_text(revision, document, store, pages.export() if pages is not None else None),
         media_type="application/yaml",
         headers={
             "Content-Disposition": f'attachment; filename="{backup_filename(revision)}"',
@@ -148,12 +148,13 @@ async def upload(
     taken_from = backup_revision(data.decode("utf-8-sig", "replace"))
 
     async def run(change_request: ChangeRequest) -> ApplyResult:
-        return await restore_with_certificates(
+        return await restore_backup(
             config,
             services.certificates,
             document,
             change_request,
             passphrase=passphrase or None,
+            pages=services.pages,
         )
 
     source = f"{filename} (revision {taken_from})" if taken_from else filename

@@ -1,14 +1,18 @@
-"""Real server pages: add one to a virtual service, edit one, change its state, delete it.
+"""Real server pages: add one to a pool, edit one, change its state, delete it.
 
-Operators may enable, disable and drain a real server and change its weight; everything else
-needs ``configure`` (model/access.py). Like every change, each is planned and shown on
-``/preview`` first. The state buttons live in the virtual service page's real servers table.
+A pool is a virtual service's own real servers (``/virtual-services/web/real-servers/...``)
+or a sub-service's (``/virtual-services/site/sub-services/api/real-servers/...``, the pool
+``site/api`` of the model's edits). Operators may enable, disable and drain a real server and
+change its weight; everything else needs ``configure`` (model/access.py). Like every change,
+each is planned and shown on ``/preview`` first. The state buttons live in the pool's real
+servers table (the service page or the sub-service's tab).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -17,13 +21,14 @@ from fastapi.responses import HTMLResponse, Response
 from bascule.errors import NotFound
 from bascule.model import RealServer, RealServerState, edits
 from bascule.model.access import OPERATE_FIELDS, Permission
+from bascule.model.sub_service import pool_name
 from bascule.web.auth import Configurer, Operator, Reader, refusal
 from bascule.web.changes import config_edit, propose, propose_form
 from bascule.web.fields import ALL_REAL_SERVER_FIELDS, REAL_SERVER_FIELDS, REAL_SERVER_MORE
 from bascule.web.forms import NO_ERRORS, Field, FormErrors, parse, values
 from bascule.web.pages.virtual_services import service_document
 from bascule.web.services import Services, WebServices
-from bascule.web.templating import render
+from bascule.web.templating import path_part, render
 
 router = APIRouter()
 
@@ -34,36 +39,73 @@ _OPERATE = OPERATE_FIELDS | {"state"}
 _STATE_WORDS = {"enabled": "enable", "disabled": "disable", "drain": "drain"}
 
 
-def _server(services: WebServices, name: str, key: str) -> tuple[int, int, dict[str, Any]]:
-    """Indexes of the service and the server, and the server's stored form."""
+@dataclass(frozen=True, kw_only=True)
+class Pool:
+    """The real servers of a service, or of one of its sub-services (``sub``)."""
+
+    service: str
+    sub: str
+    prefix: str  # its model path: virtual_services[0] or virtual_services[0].sub_services[1]
+    stored: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The model's pool name: ``web`` or ``site/api``."""
+        return pool_name(self.service, self.sub) if self.sub else self.service
+
+    @property
+    def url(self) -> str:
+        base = f"/virtual-services/{path_part(self.service)}"
+        return f"{base}/sub-services/{path_part(self.sub)}" if self.sub else base
+
+
+def _pool(services: WebServices, name: str, sub: str) -> Pool:
     index, stored = service_document(services, name)
+    prefix = f"virtual_services[{index}]"
+    if not sub:
+        return Pool(service=name, sub="", prefix=prefix, stored=stored)
+    for sub_index, found in enumerate(stored.get("sub_services") or []):
+        if isinstance(found, dict) and found.get("name") == sub:
+            prefix = f"{prefix}.sub_services[{sub_index}]"
+            return Pool(service=name, sub=sub, prefix=prefix, stored=found)
+    raise NotFound(f"virtual service {name!r} has no sub-service named {sub!r}")
+
+
+def _server(pool: Pool, key: str) -> tuple[int, dict[str, Any]]:
+    """Index of the server in its pool, and its stored form."""
     wanted = edits.normalise_key(key)
-    for rs_index, rs in enumerate(stored.get("real_servers", [])):
+    for rs_index, rs in enumerate(pool.stored.get("real_servers", [])):
         if edits.server_key(rs.get("address"), rs.get("port")) == wanted:
-            return index, rs_index, dict(rs)
-    raise NotFound(f"virtual service {name!r} has no real server {wanted}")
+            return rs_index, dict(rs)
+    raise NotFound(f"{pool.name} has no real server {wanted}")
+
+
+_SUB = "/virtual-services/{name}/sub-services/{sub}"
 
 
 # -- add ----------------------------------------------------------------------------------
 
 
 @router.get("/virtual-services/{name}/real-servers/new", response_class=HTMLResponse)
+@router.get(_SUB + "/real-servers/new", response_class=HTMLResponse)
 async def new_server_form(
-    request: Request, name: str, session: Configurer, services: Services
+    request: Request, name: str, session: Configurer, services: Services, sub: str = ""
 ) -> HTMLResponse:
+    pool = _pool(services, name, sub)
     _, stored = service_document(services, name)
     defaults = RealServer.model_validate({"address": "198.18.0.1", "port": 1}).model_dump(
         mode="json"
     )
     defaults.update(address="", port=stored.get("port", ""))
-    return _new_form(request, name, values(defaults, ALL_REAL_SERVER_FIELDS), NO_ERRORS)
+    return _new_form(request, pool, values(defaults, ALL_REAL_SERVER_FIELDS), NO_ERRORS)
 
 
 @router.post("/virtual-services/{name}/real-servers/new", response_class=HTMLResponse)
+@router.post(_SUB + "/real-servers/new", response_class=HTMLResponse)
 async def add_server(
-    request: Request, name: str, session: Configurer, services: Services
+    request: Request, name: str, session: Configurer, services: Services, sub: str = ""
 ) -> Response:
-    index, stored = service_document(services, name)
+    pool = _pool(services, name, sub)
     form = await request.form()
     server = parse(form, ALL_REAL_SERVER_FIELDS)
     if server.get("forwarding") is None:
@@ -72,30 +114,30 @@ async def add_server(
     change = config_edit(
         services,
         session,
-        title=f"Add real server {key} to {name}",
-        edit=functools.partial(edits.add_real_server, service=name, server=server),
-        message=f"add real server {key} to {name}",
+        title=f"Add real server {key} to {pool.name}",
+        edit=functools.partial(edits.add_real_server, service=pool.name, server=server),
+        message=f"add real server {key} to {pool.name}",
         permission=Permission.configure,
-        return_to=f"/virtual-services/{name}/real-servers/new",
-        done_to=f"/virtual-services/{name}",
+        return_to=f"{pool.url}/real-servers/new",
+        done_to=pool.url,
     )
-    position = len(stored.get("real_servers", []))
+    position = len(pool.stored.get("real_servers", []))
     errors = await propose_form(
         request,
         session,
         change,
-        prefix=f"virtual_services[{index}].real_servers[{position}]",
+        prefix=f"{pool.prefix}.real_servers[{position}]",
         names=_NAMES,
     )
     if not isinstance(errors, FormErrors):
         return errors
     shown = {n: form.get(n) for n in _NAMES}
-    return _new_form(request, name, shown, errors, status_code=422)
+    return _new_form(request, pool, shown, errors, status_code=422)
 
 
 def _new_form(
     request: Request,
-    name: str,
+    pool: Pool,
     shown: Mapping[str, Any],
     errors: FormErrors,
     *,
@@ -105,11 +147,12 @@ def _new_form(
         request,
         "real_servers/form.html",
         {
-            "title": f"Add a real server to {name}",
+            "title": f"Add a real server to {pool.name}",
             "page": "dashboard",
-            "name": name,
+            "name": pool.name,
+            "back": pool.url,
             "key": None,
-            "action": f"/virtual-services/{name}/real-servers/new",
+            "action": f"{pool.url}/real-servers/new",
             "fields": REAL_SERVER_FIELDS,
             "more": REAL_SERVER_MORE,
             "values": shown,
@@ -126,18 +169,22 @@ def _new_form(
 
 
 @router.get("/virtual-services/{name}/real-servers/{key}", response_class=HTMLResponse)
+@router.get(_SUB + "/real-servers/{key}", response_class=HTMLResponse)
 async def server_page(
-    request: Request, name: str, key: str, session: Reader, services: Services
+    request: Request, name: str, key: str, session: Reader, services: Services, sub: str = ""
 ) -> HTMLResponse:
-    _, _, stored = _server(services, name, key)
-    return _edit_form(request, name, stored, values(stored, ALL_REAL_SERVER_FIELDS), NO_ERRORS)
+    pool = _pool(services, name, sub)
+    _, stored = _server(pool, key)
+    return _edit_form(request, pool, stored, values(stored, ALL_REAL_SERVER_FIELDS), NO_ERRORS)
 
 
 @router.post("/virtual-services/{name}/real-servers/{key}", response_class=HTMLResponse)
+@router.post(_SUB + "/real-servers/{key}", response_class=HTMLResponse)
 async def edit_server(
-    request: Request, name: str, key: str, session: Operator, services: Services
+    request: Request, name: str, key: str, session: Operator, services: Services, sub: str = ""
 ) -> Response:
-    index, rs_index, stored = _server(services, name, key)
+    pool = _pool(services, name, sub)
+    rs_index, stored = _server(pool, key)
     form = await request.form()
     fields: tuple[Field, ...] = ALL_REAL_SERVER_FIELDS
     if not session.actor.may(Permission.configure):
@@ -151,31 +198,31 @@ async def edit_server(
     change = config_edit(
         services,
         session,
-        title=f"Change real server {current} of {name}",
+        title=f"Change real server {current} of {pool.name}",
         edit=functools.partial(
-            edits.update_real_server, service=name, key=current, changes=changes
+            edits.update_real_server, service=pool.name, key=current, changes=changes
         ),
-        message=f"change real server {current} of {name}",
+        message=f"change real server {current} of {pool.name}",
         permission=needed,
-        return_to=f"/virtual-services/{name}/real-servers/{current}",
-        done_to=f"/virtual-services/{name}",
+        return_to=f"{pool.url}/real-servers/{path_part(current)}",
+        done_to=pool.url,
     )
     errors = await propose_form(
         request,
         session,
         change,
-        prefix=f"virtual_services[{index}].real_servers[{rs_index}]",
+        prefix=f"{pool.prefix}.real_servers[{rs_index}]",
         names=_NAMES,
     )
     if not isinstance(errors, FormErrors):
         return errors
     shown = {**values(stored, ALL_REAL_SERVER_FIELDS), **{n: form.get(n) for n in changes}}
-    return _edit_form(request, name, stored, shown, errors, status_code=422)
+    return _edit_form(request, pool, stored, shown, errors, status_code=422)
 
 
 def _edit_form(
     request: Request,
-    name: str,
+    pool: Pool,
     stored: Mapping[str, Any],
     shown: Mapping[str, Any],
     errors: FormErrors,
@@ -194,11 +241,12 @@ def _edit_form(
         request,
         "real_servers/form.html",
         {
-            "title": f"Real server {key} of {name}",
+            "title": f"Real server {key} of {pool.name}",
             "page": "dashboard",
-            "name": name,
+            "name": pool.name,
+            "back": pool.url,
             "key": key,
-            "action": f"/virtual-services/{name}/real-servers/{key}",
+            "action": f"{pool.url}/real-servers/{path_part(key)}",
             "fields": REAL_SERVER_FIELDS,
             "more": REAL_SERVER_MORE,
             "values": shown,
@@ -212,10 +260,12 @@ def _edit_form(
 
 
 @router.post("/virtual-services/{name}/real-servers/{key}/state")
+@router.post(_SUB + "/real-servers/{key}/state")
 async def set_state(
-    request: Request, name: str, key: str, session: Operator, services: Services
+    request: Request, name: str, key: str, session: Operator, services: Services, sub: str = ""
 ) -> Response:
-    _, _, stored = _server(services, name, key)
+    pool = _pool(services, name, sub)
+    _, stored = _server(pool, key)
     form = await request.form()
     state = str(form.get("state") or "")
     if state not in RealServerState.__members__:
@@ -225,32 +275,34 @@ async def set_state(
     change = config_edit(
         services,
         session,
-        title=f"{word.capitalize()} real server {current} of {name}",
+        title=f"{word.capitalize()} real server {current} of {pool.name}",
         edit=functools.partial(
-            edits.update_real_server, service=name, key=current, changes={"state": state}
+            edits.update_real_server, service=pool.name, key=current, changes={"state": state}
         ),
-        message=f"{state} real server {current} of {name}",
+        message=f"{state} real server {current} of {pool.name}",
         permission=Permission.operate,
-        return_to=f"/virtual-services/{name}",
-        done_to=f"/virtual-services/{name}",
+        return_to=pool.url,
+        done_to=pool.url,
     )
     return await propose(request, session, change)
 
 
 @router.post("/virtual-services/{name}/real-servers/{key}/delete")
+@router.post(_SUB + "/real-servers/{key}/delete")
 async def delete_server(
-    request: Request, name: str, key: str, session: Configurer, services: Services
+    request: Request, name: str, key: str, session: Configurer, services: Services, sub: str = ""
 ) -> Response:
-    _, _, stored = _server(services, name, key)
+    pool = _pool(services, name, sub)
+    _, stored = _server(pool, key)
     current = edits.server_key(stored.get("address"), stored.get("port"))
     change = config_edit(
         services,
         session,
-        title=f"Delete real server {current} of {name}",
-        edit=functools.partial(edits.delete_real_server, service=name, key=current),
-        message=f"delete real server {current} of {name}",
+        title=f"Delete real server {current} of {pool.name}",
+        edit=functools.partial(edits.delete_real_server, service=pool.name, key=current),
+        message=f"delete real server {current} of {pool.name}",
         permission=Permission.configure,
-        return_to=f"/virtual-services/{name}",
-        done_to=f"/virtual-services/{name}",
+        return_to=pool.url,
+        done_to=pool.url,
     )
     return await propose(request, session, change)

@@ -4,6 +4,11 @@ Each change is an edit from ``bascule.model.edits`` planned through ``changes.pr
 shown on ``/preview`` before it is applied; a change the model refuses comes back here with
 every problem beside its field and nothing saved. The real servers table is refreshed by
 htmx from ``/virtual-services/{name}/live`` every 2 s.
+
+The settings show only the fields that apply (``fields.applicable``); when a choice that
+decides them changes, htmx posts the form to ``.../fields``, which answers the sections again
+with what was typed, swapped in place. The service's content rules (pages/rules.py) and its
+sub-services (pages/sub_services.py, one tab each) are on the same page.
 """
 
 from __future__ import annotations
@@ -22,8 +27,26 @@ from bascule.model import VirtualService, edits
 from bascule.model.access import Permission
 from bascule.web.auth import Configurer, Reader
 from bascule.web.changes import config_edit, propose, propose_form
-from bascule.web.fields import ESSENTIAL, MORE, NEW_SERVICE_FIELDS, SECTIONS, SERVICE_FIELDS
-from bascule.web.forms import NO_ERRORS, FormErrors, parse, values
+from bascule.web.fields import (
+    ESSENTIAL,
+    MORE,
+    NEW_SERVICE_FIELDS,
+    SECTIONS,
+    SERVICE_FIELDS,
+    FormContext,
+    Section,
+    shown_sections,
+    without_empty_tls,
+)
+from bascule.web.forms import (
+    NO_ERRORS,
+    FormErrors,
+    parse,
+    posted_fields,
+    typed_values,
+    values,
+)
+from bascule.web.rule_form import rule_summary
 from bascule.web.services import Services, WebServices
 from bascule.web.templating import render
 
@@ -55,6 +78,28 @@ def derived_name(address: object, port: object) -> str:
     return text[:63].strip("-") or "service"
 
 
+def fields_part(
+    sections: tuple[Section, ...],
+    shown: Mapping[str, Any],
+    *,
+    refresh_url: str,
+    editable: bool = True,
+    fixed: tuple[str, ...] = (),
+    inherited: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What ``virtual_services/_fields.html`` prints: the sections whose fields apply to
+    the choices in ``shown``, and the names the form shows (``fixed``: its fields outside
+    the swapped part)."""
+    applying = shown_sections(sections, FormContext.of(shown, inherited=inherited))
+    names = [*fixed, *(s.field.name for _, _, fields in applying for s in fields)]
+    return {
+        "sections": applying,
+        "shown_names": names,
+        "refresh_url": refresh_url,
+        "editable": editable,
+    }
+
+
 # -- add -----------------------------------------------------------------------------------
 
 
@@ -66,7 +111,7 @@ async def new_service_form(request: Request, session: Configurer) -> HTMLRespons
 @router.post("/virtual-services/new", response_class=HTMLResponse)
 async def add_service(request: Request, session: Configurer, services: Services) -> Response:
     form = await request.form()
-    service = parse(form, NEW_SERVICE_FIELDS)
+    service = without_empty_tls(parse(form, posted_fields(form, NEW_SERVICE_FIELDS)))
     if not service.get("name") and service.get("address") and service.get("port"):
         service["name"] = derived_name(service["address"], service["port"])
     _, document = services.config.document()
@@ -91,9 +136,30 @@ async def add_service(request: Request, session: Configurer, services: Services)
     )
     if not isinstance(errors, FormErrors):
         return errors
-    shown = {f.name: form.get(f.name) for f in NEW_SERVICE_FIELDS}
+    shown = typed_values(form, NEW_SERVICE_FIELDS, values(_new_defaults(), NEW_SERVICE_FIELDS))
     shown["name"] = name
     return _new_form(request, shown, errors, status_code=422)
+
+
+@router.post("/virtual-services/new/fields", response_class=HTMLResponse)
+async def new_service_fields(request: Request, session: Configurer) -> HTMLResponse:
+    """The add form's folded sections again, for the choices typed so far (htmx)."""
+    form = await request.form()
+    shown = typed_values(form, NEW_SERVICE_FIELDS, values(_new_defaults(), NEW_SERVICE_FIELDS))
+    return render(
+        request,
+        "virtual_services/_fields.html",
+        {"values": shown, "errors": {}, **_new_fields(shown)},
+    )
+
+
+def _new_fields(shown: Mapping[str, Any]) -> dict[str, Any]:
+    return fields_part(
+        MORE,
+        shown,
+        refresh_url="/virtual-services/new/fields",
+        fixed=tuple(f.name for f in ESSENTIAL),
+    )
 
 
 def _new_form(
@@ -107,7 +173,8 @@ def _new_form(
             "title": "Add virtual service",
             "page": "dashboard",
             "essential": ESSENTIAL,
-            "more": MORE,
+            "context_names": ("protocol", "type"),
+            **_new_fields(shown),
             "values": shown,
             "errors": errors.fields,
             "general": errors.general,
@@ -132,9 +199,9 @@ async def service_page(
 async def edit_service(
     request: Request, name: str, session: Configurer, services: Services
 ) -> Response:
-    index, _ = service_document(services, name)
+    index, stored = service_document(services, name)
     form = await request.form()
-    changes = parse(form, SERVICE_FIELDS)
+    changes = without_empty_tls(parse(form, posted_fields(form, SERVICE_FIELDS)))
     new_name = str(changes.get("name") or name)
     change = config_edit(
         services,
@@ -155,8 +222,27 @@ async def edit_service(
     )
     if not isinstance(errors, FormErrors):
         return errors
-    shown = {f.name: form.get(f.name) for f in SERVICE_FIELDS}
+    shown = typed_values(form, SERVICE_FIELDS, values(stored, SERVICE_FIELDS))
     return await _service_page(request, services, name, shown, errors, status_code=422)
+
+
+@router.post("/virtual-services/{name}/fields", response_class=HTMLResponse)
+async def service_fields(
+    request: Request, name: str, session: Configurer, services: Services
+) -> HTMLResponse:
+    """The settings' sections again, for the choices typed so far (htmx swaps them in)."""
+    _, stored = service_document(services, name)
+    form = await request.form()
+    shown = typed_values(form, SERVICE_FIELDS, values(stored, SERVICE_FIELDS))
+    return render(
+        request,
+        "virtual_services/_fields.html",
+        {
+            "values": shown,
+            "errors": {},
+            **fields_part(SECTIONS, shown, refresh_url=f"/virtual-services/{name}/fields"),
+        },
+    )
 
 
 @router.post("/virtual-services/{name}/delete")
@@ -201,12 +287,10 @@ async def _live(services: WebServices, name: str) -> dict[str, Any]:
     }
 
 
-def _rules(services: WebServices, name: str) -> list[dict[str, Any]]:
-    """The service's content rules as stored (shown read-only: they are edited in the
-    document or through the API)."""
-    _, stored = service_document(services, name)
-    rules = stored.get("rules") or []
-    return [rule for rule in rules if isinstance(rule, dict)]
+def service_tabs(stored: Mapping[str, Any]) -> list[str]:
+    """The names of the service's sub-services, one tab each after the service's own."""
+    subs = stored.get("sub_services") or []
+    return [str(sub.get("name")) for sub in subs if isinstance(sub, dict)]
 
 
 async def _service_page(
@@ -219,20 +303,27 @@ async def _service_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     live = await _live(services, name)
+    _, stored = service_document(services, name)
     session: WebSession = request.state.web_session
+    editable = session.actor.may(Permission.configure)
+    rules = [rule for rule in stored.get("rules") or [] if isinstance(rule, dict)]
     return render(
         request,
         "virtual_services/show.html",
         {
             **live,
+            **fields_part(
+                SECTIONS, shown, refresh_url=f"/virtual-services/{name}/fields", editable=editable
+            ),
             "title": f"Virtual service {name}",
             "page": "dashboard",
-            "sections": SECTIONS,
             "values": shown,
             "errors": errors.fields,
             "general": errors.general,
-            "editable": session.actor.may(Permission.configure),
-            "rules": _rules(services, name),
+            "rules": [rule_summary(rule) for rule in rules],
+            "http": stored.get("type", "http") == "http",
+            "tabs": service_tabs(stored),
+            "tab": "",
         },
         status_code=status_code,
     )

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,8 +44,16 @@ CASES: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(
-    case: str, golden: Callable[[str, str], None], haproxy_check: Callable[..., str]
+    case: str,
+    golden: Callable[[str, str], None],
+    haproxy_check: Callable[..., str],
+    tmp_path: Path,
 ) -> None:
-    text = render(build_view(parse_document(CASES[case]), GLOBALS))
-    golden(f"caching/{case}", text)
-    haproxy_check(text)
+    config = parse_document(CASES[case])
+    golden(f"caching/{case}", render(build_view(config, GLOBALS)))
+    # HAProxy opens the cache generations' map file (the purge) when it loads
+    generations = tmp_path / "cache-generations.map"
+    generations.write_text("")
+    haproxy_check(
+        render(build_view(config, replace(GLOBALS, cache_generations_map=str(generations))))
+    )

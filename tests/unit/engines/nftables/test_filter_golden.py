@@ -51,6 +51,20 @@ def document(*services: dict[str, Any], lists: Any = None, block: Any = ()) -> d
 
 DOCUMENTS: dict[str, dict[str, Any]] = {
     "block-l7": document(service("site", extra_ports=[8080]), block=["blocked"]),
+    "limits-l4-nat": document(
+        service(
+            "fast",
+            mode="l4",
+            address6="2001:2::100",
+            limits={
+                "max_connections": 10000,
+                "connections_per_second": 500,
+                "per_client": {"connections": 50, "connections_per_second": 20},
+                "exempt": ["office"],
+            },
+        ),
+        service("site", port=8080, limits={"per_client": {"connections": 5}}),
+    ),
     "access-l7-and-nat": document(
         service("site", access={"allow": ["office", "partners"], "deny": ["blocked"]}),
         service(

@@ -1,0 +1,260 @@
+"""Sub-service pages (LoadMaster's SubVS): one tab of the service page each.
+
+A sub-service is a pool of its own inside an http service (model/sub_service.py): its tab
+shows its status and real servers (with their state buttons, pages/real_servers.py serves
+them under ``.../sub-services/<sub>/real-servers/``) and its own scheduler, persistence and
+health check, each "as the service" when left empty. Adding, changing and deleting one are
+edits of ``bascule.model.edits``, shown on ``/preview`` first; what the model refuses comes
+back beside its field, nothing saved.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from bascule.errors import NotFound
+from bascule.model import HealthCheck, Persistence, edits
+from bascule.model.access import Permission
+from bascule.web.auth import Configurer, Reader
+from bascule.web.changes import config_edit, propose_form, propose_or_say
+from bascule.web.fields import NAME, SERVICE_FIELDS, SUB_SERVICE_FIELDS, SUB_SERVICE_SECTIONS
+from bascule.web.forms import NO_ERRORS, FormErrors, parse, posted_fields, typed_values, values
+from bascule.web.pages.virtual_services import fields_part, service_document, service_tabs
+from bascule.web.services import Services, WebServices
+from bascule.web.templating import render
+
+router = APIRouter()
+
+# What an empty choice leaves to the service: the whole section, not a half-filled one.
+_INHERITED = {"persistence": "persistence.method", "check": "check.type"}
+
+
+def _sub_service(services: WebServices, name: str, sub: str) -> tuple[int, int, dict[str, Any]]:
+    """Indexes of the service and of its sub-service ``sub``, and the sub-service as stored."""
+    index, stored = service_document(services, name)
+    for position, found in enumerate(stored.get("sub_services") or []):
+        if isinstance(found, dict) and found.get("name") == sub:
+            return index, position, found
+    raise NotFound(f"virtual service {name!r} has no sub-service named {sub!r}")
+
+
+def _shown(stored_sub: Mapping[str, Any]) -> dict[str, Any]:
+    """A sub-service's form values: its own settings over the model's defaults (so a
+    persistence method or a check chosen now starts from them)."""
+    defaults = {
+        "persistence": {**Persistence().model_dump(mode="json"), "method": None},
+        "check": {**HealthCheck().model_dump(mode="json"), "type": None},
+    }
+    own = {key: value for key, value in stored_sub.items() if value is not None}
+    merged = {**defaults, **own}
+    return values(merged, SUB_SERVICE_FIELDS)
+
+
+def _changes(form: Any) -> dict[str, Any]:
+    """The posted settings; an empty scheduler, persistence method or check type is null:
+    the service's."""
+    changes = parse(form, posted_fields(form, SUB_SERVICE_FIELDS))
+    for section, choice in _INHERITED.items():
+        chosen = changes.get(section)
+        if isinstance(chosen, dict) and chosen.get(choice.partition(".")[2]) is None:
+            changes[section] = None
+    return changes
+
+
+# -- add -------------------------------------------------------------------------------------
+
+
+@router.get("/virtual-services/{name}/new-sub-service", response_class=HTMLResponse)
+async def new_sub_service_form(
+    request: Request, name: str, session: Configurer, services: Services
+) -> HTMLResponse:
+    _, stored = service_document(services, name)
+    return _new_form(request, name, stored, {"name": ""}, NO_ERRORS)
+
+
+@router.post("/virtual-services/{name}/new-sub-service", response_class=HTMLResponse)
+async def add_sub_service(
+    request: Request, name: str, session: Configurer, services: Services
+) -> Response:
+    index, stored = service_document(services, name)
+    form = await request.form()
+    sub = parse(form, (NAME,))
+    change = config_edit(
+        services,
+        session,
+        title=f"Add sub-service {sub.get('name')} to {name}",
+        edit=functools.partial(edits.add_sub_service, service=name, sub_service=sub),
+        message=f"add sub-service {sub.get('name')} to {name}",
+        permission=Permission.configure,
+        return_to=f"/virtual-services/{name}/new-sub-service",
+        done_to=f"/virtual-services/{name}/sub-services/{sub.get('name')}",
+    )
+    position = len(stored.get("sub_services") or [])
+    errors = await propose_form(
+        request, session, change, prefix=f"virtual_services[{index}].sub_services[{position}]",
+        names=["name"],
+    )  # fmt: skip
+    if not isinstance(errors, FormErrors):
+        return errors
+    return _new_form(request, name, stored, {"name": form.get("name")}, errors, status_code=422)
+
+
+def _new_form(
+    request: Request,
+    name: str,
+    stored: Mapping[str, Any],
+    shown: Mapping[str, Any],
+    errors: FormErrors,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "virtual_services/new_sub_service.html",
+        {
+            "title": f"Add a sub-service to {name}",
+            "page": "dashboard",
+            "name": name,
+            "name_field": NAME,
+            "values": shown,
+            "errors": errors.fields,
+            "general": errors.general,
+            "tabs": service_tabs(stored),
+            "tab": "+",
+            "http": True,
+        },
+        status_code=status_code,
+    )
+
+
+# -- show, edit, delete ------------------------------------------------------------------------
+
+
+@router.get("/virtual-services/{name}/sub-services/{sub}", response_class=HTMLResponse)
+async def sub_service_page(
+    request: Request, name: str, sub: str, session: Reader, services: Services
+) -> HTMLResponse:
+    _, _, found = _sub_service(services, name, sub)
+    return await _page(request, services, name, sub, _shown(found), NO_ERRORS)
+
+
+@router.post("/virtual-services/{name}/sub-services/{sub}", response_class=HTMLResponse)
+async def edit_sub_service(
+    request: Request, name: str, sub: str, session: Configurer, services: Services
+) -> Response:
+    index, position, found = _sub_service(services, name, sub)
+    form = await request.form()
+    change = config_edit(
+        services,
+        session,
+        title=f"Change sub-service {sub} of {name}",
+        edit=functools.partial(
+            edits.update_sub_service, service=name, name=sub, changes=_changes(form)
+        ),
+        message=f"change sub-service {sub} of {name}",
+        permission=Permission.configure,
+        return_to=f"/virtual-services/{name}/sub-services/{sub}",
+        done_to=f"/virtual-services/{name}/sub-services/{sub}",
+    )
+    errors = await propose_form(
+        request,
+        session,
+        change,
+        prefix=f"virtual_services[{index}].sub_services[{position}]",
+        names=[f.name for f in SUB_SERVICE_FIELDS],
+    )
+    if not isinstance(errors, FormErrors):
+        return errors
+    shown = typed_values(form, SUB_SERVICE_FIELDS, _shown(found))
+    return await _page(request, services, name, sub, shown, errors, status_code=422)
+
+
+@router.post("/virtual-services/{name}/sub-services/{sub}/fields", response_class=HTMLResponse)
+async def sub_service_fields(
+    request: Request, name: str, sub: str, session: Configurer, services: Services
+) -> HTMLResponse:
+    """The settings' sections again, for the choices typed so far (htmx swaps them in)."""
+    _, _, found = _sub_service(services, name, sub)
+    _, stored = service_document(services, name)
+    form = await request.form()
+    shown = typed_values(form, SUB_SERVICE_FIELDS, _shown(found))
+    return render(
+        request,
+        "virtual_services/_fields.html",
+        {"values": shown, "errors": {}, **_fields(name, sub, stored, shown, editable=True)},
+    )
+
+
+@router.post("/virtual-services/{name}/sub-services/{sub}/delete")
+async def delete_sub_service(
+    request: Request, name: str, sub: str, session: Configurer, services: Services
+) -> Response:
+    index, _, _ = _sub_service(services, name, sub)
+    change = config_edit(
+        services,
+        session,
+        title=f"Delete sub-service {sub} of {name}",
+        edit=functools.partial(edits.delete_sub_service, service=name, name=sub),
+        message=f"delete sub-service {sub} of {name}",
+        permission=Permission.configure,
+        return_to=f"/virtual-services/{name}/sub-services/{sub}",
+        done_to=f"/virtual-services/{name}",
+    )
+    return await propose_or_say(request, session, change, prefix=f"virtual_services[{index}]")
+
+
+def _fields(
+    name: str, sub: str, stored: Mapping[str, Any], shown: Mapping[str, Any], *, editable: bool
+) -> dict[str, Any]:
+    return fields_part(
+        SUB_SERVICE_SECTIONS,
+        shown,
+        refresh_url=f"/virtual-services/{name}/sub-services/{sub}/fields",
+        editable=editable,
+        inherited=values(stored, SERVICE_FIELDS),
+    )
+
+
+async def _page(
+    request: Request,
+    services: WebServices,
+    name: str,
+    sub: str,
+    shown: Mapping[str, Any],
+    errors: FormErrors,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    _, stored = service_document(services, name)
+    report = await services.config.status()
+    status = next((vs for vs in report.virtual_services if vs.name == name), None)
+    pool = (
+        next((s for s in status.sub_services if s.name == f"{name}/{sub}"), None)
+        if status
+        else None
+    )
+    editable = request.state.web_session.actor.may(Permission.configure)
+    return render(
+        request,
+        "virtual_services/sub_service.html",
+        {
+            **_fields(name, sub, stored, shown, editable=editable),
+            "title": f"Sub-service {sub} of {name}",
+            "page": "dashboard",
+            "name": name,
+            "sub": sub,
+            "pool": pool,
+            "values": shown,
+            "errors": errors.fields,
+            "general": errors.general,
+            "tabs": service_tabs(stored),
+            "tab": sub,
+            "http": True,
+        },
+        status_code=status_code,
+    )
