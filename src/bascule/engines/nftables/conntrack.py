@@ -13,7 +13,18 @@ them) and, for the schedulers that count connections (``Scheduler.counts_connect
 where ``weight`` is the server's runtime weight, for the schedulers whose weights count
 (``Scheduler.weighted``). New connections are then spread in inverse proportion to the open
 ones. DSR services have no conntrack entries on the load balancer (it never sees a reply):
-they schedule by Maglev and count 0 here. Pure: no I/O.
+they schedule by Maglev and count 0 here.
+
+Traffic. A NAT packet of an established connection walks no Bascule rule (``rules.py``): the
+bytes each real server receives and sends are conntrack's own accounting (``nf_conntrack_acct``,
+which the engine turns on in the load balancer's namespace), read from the same table.
+Conntrack forgets a flow some time after it ends (TCP's TIME_WAIT: 120 s), so
+``TrafficLedger`` keeps the last figures of the flows it saw and, when one is gone (or its
+4-tuple is used again by a new flow, whose figures start over), adds them to the server's
+totals for good. The totals are exact for every flow the engine saw at least once before it was
+forgotten, that is when the table is read more often than flows are forgotten (the statistics
+sampler reads it every 10 s). They start at the open flows' figures when the daemon starts.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -41,9 +52,15 @@ class Connection:
     destination_port: int
     reply_source: str
     reply_source_port: int
+    # conntrack's accounting (0 while nf_conntrack_acct is off): original direction, reply
+    packets: int = 0
+    bytes: int = 0
+    reply_packets: int = 0
+    reply_bytes: int = 0
 
 
 _TUPLE = re.compile(r"(src|dst|sport|dport)=(\S+)")
+_ACCOUNTING = re.compile(r"\bpackets=(\d+) bytes=(\d+)")
 _TCP_STATES = {
     "SYN_SENT",
     "SYN_RECV",
@@ -71,6 +88,8 @@ def parse_conntrack(text: str) -> list[Connection]:
         if len(pairs) < 8:
             continue
         original, reply = dict(pairs[:4]), dict(pairs[4:8])
+        counted = [(int(p), int(b)) for p, b in _ACCOUNTING.findall(line)[:2]]
+        (packets, size), (reply_packets, reply_size) = (*counted, (0, 0), (0, 0))[:2]
         try:
             found.append(
                 Connection(
@@ -82,6 +101,10 @@ def parse_conntrack(text: str) -> list[Connection]:
                     destination_port=int(original["dport"]),
                     reply_source=reply["src"],
                     reply_source_port=int(reply["sport"]),
+                    packets=packets,
+                    bytes=size,
+                    reply_packets=reply_packets,
+                    reply_bytes=reply_size,
                 )
             )
         except (KeyError, ValueError):
@@ -119,6 +142,87 @@ def active_connections(
                 if _same(conn.reply_source, rs.address):
                     counts[(vs.name, rs.key)] += 1
     return counts
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Packets and bytes both ways: ``in`` from the clients to the server, ``out`` back."""
+
+    packets_in: int = 0
+    bytes_in: int = 0
+    packets_out: int = 0
+    bytes_out: int = 0
+
+    def __add__(self, other: Traffic) -> Traffic:
+        return Traffic(
+            self.packets_in + other.packets_in,
+            self.bytes_in + other.bytes_in,
+            self.packets_out + other.packets_out,
+            self.bytes_out + other.bytes_out,
+        )
+
+
+FlowKey = tuple[str, str, int, str, int]  # protocol, client address and port, VIP and port
+
+
+def server_of(conn: Connection, services: Iterable[VirtualService]) -> ServerRef | None:
+    """The (vs, rs key) a conntrack entry was NATed to: its VIP and port, then the real server
+    answering (the one on the reply's source port if several share the address)."""
+    for vs in services:
+        if conn.protocol != vs.protocol.value or not any(
+            _same(conn.destination, vip) for vip in vs.addresses
+        ):
+            continue
+        if not any(r.first <= conn.destination_port <= r.last for r in vs.port_ranges):
+            continue
+        found = [rs for rs in vs.real_servers if _same(conn.reply_source, rs.address)]
+        if found:
+            rs = next((rs for rs in found if rs.port == conn.reply_source_port), found[0])
+            return (vs.name, rs.key)
+    return None
+
+
+class TrafficLedger:
+    """Per real server traffic of NAT flows, from successive reads of conntrack's table
+    (module docstring). ``read`` must see the reads in order (the engine holds a lock)."""
+
+    def __init__(self) -> None:
+        self._flows: dict[FlowKey, tuple[ServerRef, Traffic]] = {}
+        self._done: dict[ServerRef, Traffic] = {}
+
+    def read(
+        self, connections: Iterable[Connection], services: Iterable[VirtualService]
+    ) -> dict[ServerRef, Traffic]:
+        """(vs, rs key) -> everything its flows carried, the ended ones and the open ones."""
+        services = list(services)
+        flows: dict[FlowKey, tuple[ServerRef, Traffic]] = {}
+        for conn in connections:
+            ref = server_of(conn, services)
+            if ref is None:
+                continue
+            key = (
+                conn.protocol,
+                conn.source,
+                conn.source_port,
+                conn.destination,
+                conn.destination_port,
+            )
+            traffic = Traffic(conn.packets, conn.bytes, conn.reply_packets, conn.reply_bytes)
+            flows[key] = (ref, traffic)
+        for key, (ref, last) in self._flows.items():
+            now = flows.get(key)
+            if (
+                now is None
+                or now[0] != ref
+                or now[1].packets_in < last.packets_in
+                or now[1].packets_out < last.packets_out
+            ):  # gone, or its 4-tuple now belongs to a new flow: it ended with ``last``
+                self._done[ref] = self._done.get(ref, Traffic()) + last
+        self._flows = flows
+        totals = dict(self._done)
+        for ref, traffic in flows.values():
+            totals[ref] = totals.get(ref, Traffic()) + traffic
+        return totals
 
 
 def least_connection_weight(vs: VirtualService, weight: int, active: int) -> int:
