@@ -82,7 +82,7 @@ def add(
     password = read_password(password_stdin)
     with session.client() as api:
         answer = api.add_user(name, role, password)
-    _done(session, answer, f"added {name} ({role})")
+    session.done(answer, f"added {name} ({role})")
 
 
 @app.command()
@@ -102,8 +102,7 @@ def passwd(
                 changes["current_password"] = typer.prompt("current password", hide_input=True)
         changes["password"] = read_password(password_stdin, "new password")
         answer = api.update_user(name, changes)
-    _done(
-        session,
+    session.done(
         answer,
         f"changed the password of {name}: their sessions ended and their API tokens were revoked",
     )
@@ -121,7 +120,7 @@ def role(
     check_role(new_role)
     with session.client() as api:
         answer = api.update_user(name, {"role": new_role})
-    _done(session, answer, f"{name} is now {new_role}")
+    session.done(answer, f"{name} is now {new_role}")
 
 
 @app.command()
@@ -137,14 +136,8 @@ def delete(
         typer.confirm(f"delete the user {name} and revoke their tokens?", abort=True)
     with session.client() as api:
         answer = api.delete_user(name)
-    _done(session, answer, f"deleted {name}")
+    session.done(answer, f"deleted {name}")
 
-
-def _done(session: Session, answer: dict[str, object], message: str) -> None:
-    if session.json:
-        output.print_json(answer)
-    else:
-        output.console().print(output.text(message))
 
 
 def _day(value: object) -> str:
