@@ -38,8 +38,8 @@ def list_users(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     for item in answer.get("items") or []:
         grid.add_row(
             output.text(item.get("name"), "bold"),
-            output.text(_minute(item.get("created_at"))),
-            output.text(_minute(item.get("password_changed_at"))),
+            output.text(output.minute(item.get("created_at"))),
+            output.text(output.minute(item.get("password_changed_at"))),
             output.text(", ".join(item.get("used_by") or []) or "-"),
         )
     output.console().print(grid)
@@ -83,9 +83,3 @@ def delete(
     with session.client() as api:
         answer = api.delete_http_user(name)
     session.done(answer, f"deleted the HTTP user {name}")
-
-
-
-def _minute(value: object) -> str:
-    text = str(value or "")
-    return text[:16].replace("T", " ") if text else "-"

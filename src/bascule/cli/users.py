@@ -62,8 +62,8 @@ def list_users(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         grid.add_row(
             output.text(user.get("name"), "bold"),
             output.text(user.get("role")),
-            output.text(_day(user.get("created_at"))),
-            output.text(_day(user.get("password_changed_at"))),
+            output.text(output.minute(user.get("created_at"))),
+            output.text(output.minute(user.get("password_changed_at"))),
         )
     output.console().print(grid)
 
@@ -137,10 +137,3 @@ def delete(
     with session.client() as api:
         answer = api.delete_user(name)
     session.done(answer, f"deleted {name}")
-
-
-
-def _day(value: object) -> str:
-    """``2026-11-26T06:45:08.201002+00:00`` -> ``2026-11-26 06:45``."""
-    text = str(value or "")
-    return text[:16].replace("T", " ") if text else "-"
