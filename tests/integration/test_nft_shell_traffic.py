@@ -347,7 +347,8 @@ def test_dsr_maglev_replies_bypass_the_lb(make_topology: Callable[..., Topology]
     seen = [i["rule"] for i in json.loads(listing)["nftables"] if "rule" in i]
     assert seen[0]["expr"][1]["counter"]["packets"] == 0
     values = asyncio.run(engine.counter_values())
-    assert values[("netdev", "in/web")].packets >= 500 * 3  # SYN, request, ACK/FIN at least
+    sent = sum(v.packets for (_, name), v in values.items() if name.startswith("traffic/"))
+    assert sent >= 500 * 3  # SYN, request, ACK/FIN at least
     syns = sum(v.packets for (_, name), v in values.items() if name.startswith("new/"))
     assert syns == 500
 
@@ -439,7 +440,7 @@ def test_runtime_changes_update_maps_and_keep_rules_and_connections(
     config = configuration(service)
     asyncio.run(driver.execute([ReplaceConfig(config=config, reason="test")], None))
     handles = rule_handles(topo)
-    assert len(handles) > 10
+    assert len(handles) == 8  # dispatch, selection, and each server's count and dnat
 
     held = topo.popen(
         "client",

@@ -281,7 +281,7 @@ def list_certificates(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             output.text(info.get("subject")),
             output.text(", ".join([*info.get("dns_names", []), *info.get("ip_addresses", [])])),
             output.text(info.get("issuer")),
-            output.text(str(item.get("not_after", ""))[:16].replace("T", " ")),
+            output.text(output.minute(item.get("not_after"))),
             output.text(info.get("days_left"), style),
             output.text(info.get("key_type")),
             output.text(", ".join(item.get("used_by") or []) or "-"),

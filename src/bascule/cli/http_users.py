@@ -38,8 +38,8 @@ def list_users(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     for item in answer.get("items") or []:
         grid.add_row(
             output.text(item.get("name"), "bold"),
-            output.text(_minute(item.get("created_at"))),
-            output.text(_minute(item.get("password_changed_at"))),
+            output.text(output.minute(item.get("created_at"))),
+            output.text(output.minute(item.get("password_changed_at"))),
             output.text(", ".join(item.get("used_by") or []) or "-"),
         )
     output.console().print(grid)
@@ -54,7 +54,7 @@ def add(
     password = read_password(password_stdin)
     with session.client() as api:
         answer = api.add_http_user(name, password)
-    _done(session, answer, f"added the HTTP user {name}")
+    session.done(answer, f"added the HTTP user {name}")
 
 
 @app.command()
@@ -66,7 +66,7 @@ def passwd(
     password = read_password(password_stdin, "new password")
     with session.client() as api:
         answer = api.set_http_user_password(name, password)
-    _done(session, answer, f"changed the password of the HTTP user {name}")
+    session.done(answer, f"changed the password of the HTTP user {name}")
 
 
 @app.command()
@@ -82,18 +82,4 @@ def delete(
         typer.confirm(f"delete the HTTP user {name}?", abort=True)
     with session.client() as api:
         answer = api.delete_http_user(name)
-    _done(session, answer, f"deleted the HTTP user {name}")
-
-
-def _done(session: Session, answer: dict[str, object], message: str) -> None:
-    if session.json:
-        output.print_json(answer)
-        return
-    output.console().print(output.text(message))
-    if answer.get("message"):
-        output.console().print(output.text(str(answer["message"]), "yellow"))
-
-
-def _minute(value: object) -> str:
-    text = str(value or "")
-    return text[:16].replace("T", " ") if text else "-"
+    session.done(answer, f"deleted the HTTP user {name}")

@@ -83,6 +83,13 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json_text(data) + "\n")
 
 
+def minute(value: object) -> str:
+    """A timestamp to the minute: ``2026-11-26T06:45:08.201002+00:00`` -> ``2026-11-26 06:45``;
+    none is a dash."""
+    stamp = str(value or "")
+    return stamp[:16].replace("T", " ") if stamp else "-"
+
+
 def text(value: Any, style: str = "") -> Text:
     """A table cell: ``None`` shows as a dash, booleans as yes/no, control characters as
     escapes (``clean``)."""

@@ -53,7 +53,7 @@ def list_pages(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         grid.add_row(
             output.text(item.get("name"), "bold"),
             output.text(item.get("size")),
-            output.text(str(item.get("created_at", ""))[:16].replace("T", " ")),
+            output.text(output.minute(item.get("created_at"))),
             output.text(", ".join(item.get("used_by") or []) or "-"),
         )
     output.console().print(grid)

@@ -55,6 +55,18 @@ class Session:
     def remote(self) -> bool:
         return self.url is not None
 
+    def done(self, answer: dict[str, object], message: str) -> None:
+        """A write's answer: the JSON with ``--json``, else ``message`` and what the daemon
+        added to it (its ``message``, in yellow: a reload it made, a warning)."""
+        from bascule.cli import output
+
+        if self.json:
+            output.print_json(answer)
+            return
+        output.console().print(output.text(message))
+        if answer.get("message"):
+            output.console().print(output.text(str(answer["message"]), "yellow"))
+
     def client(self) -> BasculeClient:
         """A client of the daemon: remote over HTTPS with ``--url``, else the local socket."""
         # Imported here: the HTTP client is the costliest import of a command, and neither

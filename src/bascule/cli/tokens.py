@@ -45,8 +45,8 @@ def list_tokens(
             output.text(token.get("name")),
             output.text(token.get("role")),
             output.text(token.get("owner")),
-            output.text(_minute(token.get("created_at"))),
-            output.text(_minute(token.get("last_used_at"))),
+            output.text(output.minute(token.get("created_at"))),
+            output.text(output.minute(token.get("last_used_at"))),
             output.text("revoked" if revoked else "active", "bright_black" if revoked else "green"),
         )
     output.console().print(grid)
@@ -96,8 +96,3 @@ def revoke(
         output.print_json(answer)
     else:
         output.console().print(output.text(f"revoked token {token_id}"))
-
-
-def _minute(value: object) -> str:
-    text = str(value or "")
-    return text[:16].replace("T", " ") if text else "-"

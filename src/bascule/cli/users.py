@@ -62,8 +62,8 @@ def list_users(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         grid.add_row(
             output.text(user.get("name"), "bold"),
             output.text(user.get("role")),
-            output.text(_day(user.get("created_at"))),
-            output.text(_day(user.get("password_changed_at"))),
+            output.text(output.minute(user.get("created_at"))),
+            output.text(output.minute(user.get("password_changed_at"))),
         )
     output.console().print(grid)
 
@@ -82,7 +82,7 @@ def add(
     password = read_password(password_stdin)
     with session.client() as api:
         answer = api.add_user(name, role, password)
-    _done(session, answer, f"added {name} ({role})")
+    session.done(answer, f"added {name} ({role})")
 
 
 @app.command()
@@ -102,8 +102,7 @@ def passwd(
                 changes["current_password"] = typer.prompt("current password", hide_input=True)
         changes["password"] = read_password(password_stdin, "new password")
         answer = api.update_user(name, changes)
-    _done(
-        session,
+    session.done(
         answer,
         f"changed the password of {name}: their sessions ended and their API tokens were revoked",
     )
@@ -121,7 +120,7 @@ def role(
     check_role(new_role)
     with session.client() as api:
         answer = api.update_user(name, {"role": new_role})
-    _done(session, answer, f"{name} is now {new_role}")
+    session.done(answer, f"{name} is now {new_role}")
 
 
 @app.command()
@@ -137,17 +136,4 @@ def delete(
         typer.confirm(f"delete the user {name} and revoke their tokens?", abort=True)
     with session.client() as api:
         answer = api.delete_user(name)
-    _done(session, answer, f"deleted {name}")
-
-
-def _done(session: Session, answer: dict[str, object], message: str) -> None:
-    if session.json:
-        output.print_json(answer)
-    else:
-        output.console().print(output.text(message))
-
-
-def _day(value: object) -> str:
-    """``2026-11-26T06:45:08.201002+00:00`` -> ``2026-11-26 06:45``."""
-    text = str(value or "")
-    return text[:16].replace("T", " ") if text else "-"
+    session.done(answer, f"deleted {name}")

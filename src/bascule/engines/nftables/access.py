@@ -295,8 +295,10 @@ def _limits_rules(table: _Table, vs: VirtualService) -> None:
         for version in versions:
             name = meter_name(vs.name, what, version)
             body: Json = {**_ref(), "name": name, "type": _KEY_TYPE[version], "size": METER_SIZE}
-            if expires:  # "dynamic": nft sets it, for the rule adds to the set (JSON 1.0.6
-                body["flags"] = ["timeout"]  # refuses the flag by name)
+            # no "dynamic" flag: nft sets it itself, the rule adding to the set (nft 1.0.6's
+            # JSON refuses the flag by name)
+            if expires:
+                body["flags"] = ["timeout"]
                 body["timeout"] = METER_TIMEOUT_S
             table.sets.append({"add": {"set": body}})
             client = payload(_ADDRESS_FAMILY[version], "saddr")

@@ -36,7 +36,12 @@ from bascule.engines.base import (
     ServerObservation,
     ServiceObservation,
 )
-from bascule.engines.nftables.conntrack import active_connections, least_connection_weights
+from bascule.engines.nftables.conntrack import (
+    Traffic,
+    TrafficLedger,
+    active_connections,
+    least_connection_weights,
+)
 from bascule.engines.nftables.machine import Machine
 from bascule.engines.nftables.maglev import DEFAULT_TABLE_SIZE
 from bascule.engines.nftables.nft import FAMILIES
@@ -118,6 +123,8 @@ class NftablesEngine:
         self._health: dict[ServerRef, bool] = {}  # verdicts given through health_changed
         self._lc_weights: dict[ServerRef, int] = {}
         self._applied: _Applied | None = None
+        self._ledger = TrafficLedger()  # NAT traffic, from conntrack's accounting
+        self._ledger_lock = asyncio.Lock()  # the ledger reads conntrack's snapshots in order
 
     # -- the daemon's extra verbs ---------------------------------------------------------------
 
@@ -257,7 +264,7 @@ class NftablesEngine:
                 detail=f"Bascule's nftables table(s) {', '.join(missing)} are missing",
             )
         values = await self.shell.counter_values()
-        active = await self._active(config)
+        active, flows = await self._nat_flows(config)
         servers: dict[ServerRef, ServerObservation] = {}
         services: dict[str, ServiceObservation] = {}
         for vs in l4_services(config):
@@ -266,7 +273,8 @@ class NftablesEngine:
             views = [view for view in all_views if view.service == vs.name]
             counted = _by_server_of(views, values)
             excluded = _excluded_from_all(views)
-            total_active = 0
+            total_active = total_new = 0
+            total = Traffic()
             for rs in vs.real_servers:
                 ref = (vs.name, rs.key)
                 own = counted.get(rs.key, {})
@@ -276,8 +284,10 @@ class NftablesEngine:
                 if reason is not None and reason.faulty:
                     health, detail = Health.down, f"not forwarded: {reason.value}"
                 runtime = self._runtime.get(ref, ServerRuntime(weight=1, state=rs.state))
-                current = active.get(ref, 0)
-                total_active += current
+                # NAT: conntrack's accounting; DSR: the server chain's counter (no replies)
+                traffic = flows.get(ref) or Traffic(
+                    _packets(own, "traffic"), _bytes(own, "traffic")
+                )
                 servers[ref] = ServerObservation(
                     weight=runtime.weight,
                     state=runtime.state,
@@ -286,19 +296,22 @@ class NftablesEngine:
                     check_code=report.code if report else None,
                     check_duration_ms=report.duration_ms if report else None,
                     check_detail=detail,
-                    current_connections=current,
+                    current_connections=active.get(ref, 0),
                     total_connections=_packets(own, "new"),
-                    bytes_in=_bytes(own, "traffic"),
-                    bytes_out=_bytes(own, "reply"),
-                    packets=_packets(own, "traffic") + _packets(own, "reply"),
+                    bytes_in=traffic.bytes_in,
+                    bytes_out=traffic.bytes_out,
+                    packets=traffic.packets_in + traffic.packets_out,
                 )
-            mine = counted.get("", {})
+                total_active += active.get(ref, 0)
+                total_new += _packets(own, "new")
+                total += traffic
+            # the service: the sum of its servers' (packets: those the clients sent)
             services[vs.name] = ServiceObservation(
                 current_connections=total_active,
-                total_connections=sum(_packets(c, "new") for c in counted.values()),
-                bytes_in=_bytes(mine, "in"),
-                bytes_out=sum(_bytes(c, "reply") for c in counted.values()),
-                packets=_packets(mine, "in"),
+                total_connections=total_new,
+                bytes_in=total.bytes_in,
+                bytes_out=total.bytes_out,
+                packets=total.packets_in,
             )
         return EngineObservation(running=True, servers=servers, services=services)
 
@@ -431,6 +444,7 @@ class NftablesEngine:
             await self.shell.update(update)
         else:
             await self.shell.apply(ruleset)
+        await self.machine.account_flows(config)
         self._config, self._runtime = config, runtime
         self._applied = _Applied(config=effective, inputs=inputs, ruleset=ruleset)
         log.info(
@@ -448,13 +462,21 @@ class NftablesEngine:
     # -- conntrack ------------------------------------------------------------------------------
 
     async def _active(self, config: Configuration) -> dict[ServerRef, int]:
+        return (await self._nat_flows(config))[0]
+
+    async def _nat_flows(
+        self, config: Configuration
+    ) -> tuple[dict[ServerRef, int], dict[ServerRef, Traffic]]:
+        """One read of conntrack: the open connections and the traffic of each NAT server."""
         nat = l4_services(config, Forwarding.nat)
         if not nat:
-            return {}
-        try:
-            return active_connections(await self.shell.connections(), nat)
-        except EngineError:
-            return {}
+            return {}, {}
+        async with self._ledger_lock:
+            try:
+                connections = await self.shell.connections()
+            except EngineError:
+                return {}, {}
+            return active_connections(connections, nat), self._ledger.read(connections, nat)
 
     async def _count_connections(self, config: Configuration) -> None:
         """Least-connection weights from conntrack (the lock is held)."""

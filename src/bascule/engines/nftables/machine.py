@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from bascule.engines.nftables.shell import NftablesShell
 from bascule.engines.nftables.view import Environment, l4_services
@@ -48,6 +48,7 @@ class Machine:
         self._lb_macs: dict[str, str] = {}  # interface -> its MAC
         self._macs_at: float | None = None
         self._sysctls_done: set[str] = set()
+        self._devices: dict[str, str | None] = {}  # real server address -> interface to it
 
     def environment(self, *, maglev_size: int) -> Environment:
         """The view's facts of the machine, as last found."""
@@ -125,14 +126,32 @@ class Machine:
             wanted["net.ipv6.conf.all.forwarding"] = "1"
         for vs in nat:
             for rs in vs.real_servers:
-                route = None if vs.interface else await self._shell.route_to(rs.address)
-                device = vs.interface or (route.interface if route else None)
+                device = vs.interface or await self._device_to(rs.address)
                 if device:
                     # the effective value is "all" OR the interface's (IN_DEV_ORCONF)
                     wanted[f"net.ipv4.conf.{device}.send_redirects"] = "0"
+        await self._set_once(wanted, "set the network prerequisites of L4 NAT")
+
+    async def _device_to(self, address: str) -> str | None:
+        """The interface towards ``address``, asked once: every apply (a weight change too)
+        comes here, and a 100-server service would otherwise start 100 ``ip route get``."""
+        if address not in self._devices:
+            route = await self._shell.route_to(address)
+            self._devices[address] = route.interface if route else None
+        return self._devices[address]
+
+    async def account_flows(self, config: Configuration) -> None:
+        """Conntrack counts each NAT flow's packets and bytes (the servers' traffic, see
+        conntrack.py). Once the NAT table is in: it loads conntrack, whose sysctls appear
+        with it."""
+        if l4_services(config, Forwarding.nat):
+            wanted = {"net.netfilter.nf_conntrack_acct": "1"}
+            await self._set_once(wanted, "turned conntrack's accounting on")
+
+    async def _set_once(self, wanted: Mapping[str, str], what: str) -> None:
         todo = {key: value for key, value in wanted.items() if key not in self._sysctls_done}
         if not todo:
             return
         await self._shell.set_sysctls(todo)
         self._sysctls_done.update(todo)
-        log.info("set the network prerequisites of L4 NAT", extra={"sysctls": todo})
+        log.info(what, extra={"sysctls": todo})

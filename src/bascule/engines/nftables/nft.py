@@ -67,10 +67,10 @@ def mac_map(vs: VirtualService, rs: RealServer) -> str:
     return f"mac/{_rs_id(vs, rs)}"
 
 
-def counter_name(vs: VirtualService, rs: RealServer | None, kind: str) -> str:
-    """``in/web`` (service traffic), ``new/…``, ``traffic/…`` (to the server), ``reply/…``
-    (from it), ``…`` being ``web/addr/port``."""
-    return f"{kind}/{vs.name}" if rs is None else f"{kind}/{_rs_id(vs, rs)}"
+def counter_name(vs: VirtualService, rs: RealServer, kind: str) -> str:
+    """``new/…`` (connections), ``traffic/…`` (DSR: to the server), ``…`` being
+    ``web/addr/port``."""
+    return f"{kind}/{_rs_id(vs, rs)}"
 
 
 # -- expressions ------------------------------------------------------------------------------

@@ -14,13 +14,17 @@ What the ruleset looks like (one table per family that is needed, all named ``ba
                                               numgen inc mod 5040 vmap @sched/web
       chain rs/web/198.18.0.11/80             forget other servers' persistence, count, dnat
       chain postrouting  nat, srcnat          one-armed: snat the server side to the LB
-      chain traffic      filter, forward      per real server packets and bytes: one counter
-                                              map lookup per direction (@count/...)
-      chain clients      filter, prerouting   per virtual service packets and bytes
     table netdev bascule                      DSR, both families
       chain ingress/eth0 filter, ingress      ip daddr VIP tcp dport 80 goto vs/web
       chain vs/web                            persistence hits, then jhash(flow) vmap @sched
-      chain rs/web/...                        ether saddr/daddr (@mac/... map) set, fwd
+      chain rs/web/...                        count, ether saddr/daddr (@mac/... map) set, fwd
+
+Counting costs an established NAT packet nothing: the nat chains see the first packet of a
+connection only, where ``new/…`` counts it; its bytes are conntrack's own accounting
+(``nf_conntrack_acct``, read by ``conntrack.TrafficLedger``), so no filter chain is hooked for
+NAT and an established packet costs what conntrack and NAT cost. DSR has no conntrack on the
+load balancer: its server chains count packets and bytes (``traffic/…``) and SYNs (``new/…``)
+on the path every frame already walks.
 
 Structure and data: every rule depends on the document only (services, real servers, ports,
 forwarding, persistence) and on facts of the machine that do not move (interface, the load
@@ -46,7 +50,6 @@ ever named.
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,11 +85,10 @@ from bascule.engines.nftables.view import (
 )
 from bascule.model import Configuration, Forwarding, PortRange, RealServer, VirtualService
 
-# Hook priorities, nft(8) "CHAINS": dstnat -100, srcnat 100, mangle -150. DSR runs at the
+# Hook priorities, nft(8) "CHAINS": dstnat -100, srcnat 100. DSR runs at the
 # ingress hook before anything else on the interface.
 PRIORITY_DSTNAT = -100
 PRIORITY_SRCNAT = 100
-PRIORITY_COUNT = -150
 PRIORITY_INGRESS = -500
 
 
@@ -356,8 +358,6 @@ def _nat_table(
     for name, kind, hook, prio in (
         ("prerouting", "nat", "prerouting", PRIORITY_DSTNAT),
         ("postrouting", "nat", "postrouting", PRIORITY_SRCNAT),
-        ("clients", "filter", "prerouting", PRIORITY_COUNT),
-        ("traffic", "filter", "forward", PRIORITY_COUNT),
     ):
         table.chain(name, type=kind, hook=hook, prio=prio, policy="accept")
     if family == "ip6":
@@ -368,22 +368,12 @@ def _nat_table(
         table.chain("redirects", type="filter", hook="output", prio=0, policy="accept")
         table.rule("redirects", match(payload("icmpv6", "type"), "nd-redirect"), {"drop": None})
     counters: _CountersByService = {}
-    address_type = "ipv4_addr" if family == "ip" else "ipv6_addr"
-    # Per real server traffic: one lookup per direction in a map of named counters, keyed by
-    # what the packet and conntrack say (nft(8) "MAPS": "counter name ... map @m").
-    to_server: list[Any] = []
-    from_server: list[Any] = []
-    keys: set[str] = set()
     for service in services:
         vs = service.vs
-        dispatch = _dispatchmatch(service)
-        served = counter_name(vs, None, "in")
-        table.counter(served)
-        table.rule("clients", *dispatch, {"counter": served})
-        table.rule("prerouting", *dispatch, goto(vs_chain(vs)))
-        found = {served: ("", "in")}
-        found.update(_service_rules(table, service, inputs.environment))
-        one_armed = nat_topology(vs) is NatTopology.one_armed
+        table.rule("prerouting", *_dispatchmatch(service), goto(vs_chain(vs)))
+        counters[vs.name] = _service_rules(table, service, inputs.environment)
+        if nat_topology(vs) is not NatTopology.one_armed:
+            continue
         version = 4 if family == "ip" else 6
         source = inputs.environment.source_addresses.get(version)
         snat: Json = {"snat": {"addr": source}} if source else {"masquerade": None}
@@ -391,52 +381,16 @@ def _nat_table(
             match({"ct": {"key": "status"}}, "dnat", op="in"),
             match({"ct": {"key": "daddr", "dir": "original", "family": family}}, vs.address),
         ]
-        vip = str(ipaddress.ip_address(vs.address))
         proto = vs.protocol.value
         for rs in service.members:
-            address = str(ipaddress.ip_address(rs.address))
-            # two counters: what the clients send (bytes in) and what the server answers
-            traffic, reply = counter_name(vs, rs, "traffic"), counter_name(vs, rs, "reply")
-            table.counter(traffic)
-            table.counter(reply)
-            found[traffic] = (rs.key, "traffic")
-            found[reply] = (rs.key, "reply")
-            ports = _server_ports(vs, rs)
-            for port in ports["set"] if isinstance(ports, dict) else [ports]:
-                key = {"concat": [proto, vip, address, port]}
-                if json.dumps(key) in keys:
-                    # another service of the same VIP reaches the same server port: the
-                    # first one counts it (nft refuses a key twice)
-                    continue
-                keys.add(json.dumps(key))
-                to_server.append([key, traffic])
-                from_server.append([key, reply])
-            if one_armed:
-                # Matched on the packets' own (translated) headers: the server's address and
-                # the ports it listens on, plus conntrack's memory of the VIP they were sent to.
-                to_this_server = [
-                    match(payload(family, "daddr"), address),
-                    match(payload(proto, "dport"), _server_ports(vs, rs)),
-                    *from_vip,
-                ]
-                table.rule("postrouting", *to_this_server, snat)
-        counters[vs.name] = found
-    # protocol . the VIP (conntrack's original destination) . the server's address . port
-    key_type = ["inet_proto", address_type, address_type, "inet_service"]
-    vip_side: list[Json] = [
-        {"meta": {"key": "l4proto"}},
-        # "ip daddr": the family inside the key, as nft -j lists it; the "family" member
-        # is not enough inside a concatenation ("specify either ip or ip6")
-        {"ct": {"key": f"{family} daddr", "dir": "original"}},
-    ]
-    dnatted = match({"ct": {"key": "status"}}, "dnat", op="in")
-    for name, elements, side in (
-        ("count/to_server", to_server, ("daddr", "dport")),
-        ("count/from_server", from_server, ("saddr", "sport")),
-    ):
-        table.map(name, key_type, "counter", elements, flags=["interval"])
-        key = {"concat": [*vip_side, payload(family, side[0]), payload("th", side[1])]}
-        table.rule("traffic", dnatted, {"counter": {"map": {"key": key, "data": f"@{name}"}}})
+            # Matched on the packets' own (translated) headers: the server's address and the
+            # ports it listens on, plus conntrack's memory of the VIP they were sent to.
+            to_this_server = [
+                match(payload(family, "daddr"), str(ipaddress.ip_address(rs.address))),
+                match(payload(proto, "dport"), _server_ports(vs, rs)),
+                *from_vip,
+            ]
+            table.rule("postrouting", *to_this_server, snat)
     return table, counters
 
 
@@ -457,13 +411,9 @@ def _dsr_table(
         )
     for service in services:
         vs = service.vs
-        served = counter_name(vs, None, "in")
-        table.counter(served)
         chain = f"ingress/{vs.interface or env.interface}"
-        table.rule(chain, *_dispatchmatch(service), {"counter": served}, goto(vs_chain(vs)))
-        found = {served: ("", "in")}
-        found.update(_service_rules(table, service, env))
-        counters[vs.name] = found
+        table.rule(chain, *_dispatchmatch(service), goto(vs_chain(vs)))
+        counters[vs.name] = _service_rules(table, service, env)
     return table, counters
 
 

@@ -7,10 +7,13 @@ from l4_documents import config
 
 from bascule.engines.nftables.conntrack import (
     LC_SCALE,
+    Traffic,
+    TrafficLedger,
     active_connections,
     least_connection_weight,
     least_connection_weights,
     parse_conntrack,
+    server_of,
 )
 
 PROC = """\
@@ -61,3 +64,45 @@ def test_least_connection_weights_per_server_with_the_runtime_weights() -> None:
         ("web", RS2): LC_SCALE,
         ("web", RS3): LC_SCALE,  # no runtime weight, no connection: 1 and 0
     }
+
+
+def accounted(port: int, sent: tuple[int, int], answered: tuple[int, int], rs: str = "11") -> str:
+    """A conntrack line with nf_conntrack_acct on: packets= bytes= after each direction."""
+    return (
+        f"ipv4 2 tcp 6 119 ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport={port} dport=80 "
+        f"packets={sent[0]} bytes={sent[1]} src=198.18.0.{rs} dst=198.18.0.10 sport=80 "
+        f"dport={port} packets={answered[0]} bytes={answered[1]} [ASSURED] mark=0 use=1\n"
+    )
+
+
+def test_parse_conntrack_reads_the_accounting_of_both_directions() -> None:
+    (conn,) = parse_conntrack(accounted(40000, (5, 400), (4, 3000)))
+    assert (conn.packets, conn.bytes, conn.reply_packets, conn.reply_bytes) == (5, 400, 4, 3000)
+    # accounting off: no figures, zeros
+    assert parse_conntrack(PROC)[0].bytes == 0
+
+
+def test_server_of_finds_the_real_server_a_flow_was_nated_to() -> None:
+    services = config().virtual_services
+    first, _, udp, *_ = parse_conntrack(PROC)
+    assert server_of(first, services) == ("web", RS1)
+    assert server_of(udp, services) is None  # the service is TCP
+
+
+def test_ledger_keeps_the_traffic_of_flows_conntrack_forgot() -> None:
+    services = config().virtual_services
+    ledger = TrafficLedger()
+    read = ledger.read(
+        parse_conntrack(
+            accounted(40000, (5, 400), (4, 3000)) + accounted(40001, (3, 200), (2, 900), "12")
+        ),
+        services,
+    )
+    assert read == {("web", RS1): Traffic(5, 400, 4, 3000), ("web", RS2): Traffic(3, 200, 2, 900)}
+    # 40000 grew, 40001 is gone: its last figures stay counted
+    read = ledger.read(parse_conntrack(accounted(40000, (7, 600), (5, 4000))), services)
+    assert read == {("web", RS1): Traffic(7, 600, 5, 4000), ("web", RS2): Traffic(3, 200, 2, 900)}
+    # 40000's 4-tuple now belongs to a new flow (its figures started over): both count
+    read = ledger.read(parse_conntrack(accounted(40000, (1, 60), (0, 0))), services)
+    assert read[("web", RS1)] == Traffic(8, 660, 5, 4000)
+    assert ledger.read([], services) == read  # nothing open: the totals stay

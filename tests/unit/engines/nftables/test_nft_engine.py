@@ -134,12 +134,14 @@ def test_replace_config_applies_once_and_observe_reports_what_runs() -> None:
     assert observation.running
     assert observation.servers[("web", RS1)].weight == 3  # 3000:1000 reduced exactly
     assert weights_of(engine) == {RS1: 3, RS2: 1, RS3: 1}
-    # NAT needs forwarding and no redirects, set once in this namespace
+    # NAT needs forwarding and no redirects before its table, conntrack's accounting once it
+    # is in (the table loads conntrack), each set once in this namespace
     sysctls = kernel.ran("sysctl")
-    assert len(sysctls) == 1 and "net.ipv4.ip_forward=1" in sysctls[0]
+    assert len(sysctls) == 2 and "net.ipv4.ip_forward=1" in sysctls[0]
     assert "net.ipv4.conf.eth0.send_redirects=0" in sysctls[0]
+    assert sysctls[1][-1] == "net.netfilter.nf_conntrack_acct=1"
     run(engine.execute([ReplaceConfig(config=desired, reason="again")], desired))
-    assert len(kernel.ran("sysctl")) == 1
+    assert len(kernel.ran("sysctl")) == 2
 
 
 def test_weight_and_state_changes_are_map_updates_and_converge() -> None:
@@ -330,23 +332,29 @@ def test_counters_per_server_and_service() -> None:
     def counter(name: str, packets: int, size: int) -> dict[str, Any]:
         return {"family": "ip", "table": "bascule", "name": name, "packets": packets, "bytes": size}
 
-    kernel.counters = [
-        counter("in/web", 30, 3000),
-        counter("new/web/198.18.0.11/80", 5, 300),
-        counter("traffic/web/198.18.0.11/80", 20, 2000),
-        counter("reply/web/198.18.0.11/80", 10, 9000),
-    ]
-    kernel.conntrack = (
-        "ipv4 2 tcp 6 431999 ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport=40000 "
-        "dport=80 src=198.18.0.11 dst=198.18.0.10 sport=80 dport=40000 [ASSURED] use=2\n"
+    def flow(port: int, state: str, sent: tuple[int, int], answered: tuple[int, int]) -> str:
+        return (
+            f"ipv4 2 tcp 6 431999 {state} src=198.18.0.10 dst=198.18.0.100 sport={port} "
+            f"dport=80 packets={sent[0]} bytes={sent[1]} src=198.18.0.11 dst=198.18.0.10 "
+            f"sport=80 dport={port} packets={answered[0]} bytes={answered[1]} [ASSURED] use=2\n"
+        )
+
+    # connections are nft's counter (first packets only), traffic is conntrack's accounting
+    kernel.counters = [counter("new/web/198.18.0.11/80", 5, 300)]
+    kernel.conntrack = flow(40000, "ESTABLISHED", (12, 1200), (8, 6000)) + flow(
+        40001, "TIME_WAIT", (8, 800), (2, 3000)
     )
     observation = run(engine.observe(desired))
     rs1 = observation.servers[("web", RS1)]
     assert (rs1.total_connections, rs1.current_connections) == (5, 1)
     assert (rs1.packets, rs1.bytes_in, rs1.bytes_out) == (30, 2000, 9000)
     web = observation.services["web"]
-    assert (web.packets, web.bytes_in, web.bytes_out) == (30, 3000, 9000)
+    assert (web.packets, web.bytes_in, web.bytes_out) == (20, 2000, 9000)
     assert (web.total_connections, web.current_connections) == (5, 1)
+    # the ended flow leaves conntrack: its traffic stays counted
+    kernel.conntrack = flow(40000, "ESTABLISHED", (13, 1300), (9, 7000))
+    rs1 = run(engine.observe(desired)).servers[("web", RS1)]
+    assert (rs1.packets, rs1.bytes_in, rs1.bytes_out) == (32, 2100, 10000)
 
 
 def test_no_l4_service_and_no_table_means_no_nft_apply() -> None:

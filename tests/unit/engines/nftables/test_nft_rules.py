@@ -99,11 +99,19 @@ def test_every_command_names_only_our_tables() -> None:
                     assert thing.get("table", thing.get("name")) == "bascule"
 
 
-def test_counters_are_named_per_service_and_server() -> None:
-    view = build_ruleset(config(), L4Inputs()).services["web"]
-    assert view.counters["in/web"] == ("", "in")
-    assert view.counters["new/web/198.18.0.11/80"] == ("198.18.0.11:80", "new")
-    assert view.counters["traffic/web/198.18.0.11/80"] == ("198.18.0.11:80", "traffic")
+def test_nat_counts_new_connections_only_and_hooks_no_filter_chain() -> None:
+    # An established NAT packet walks no Bascule rule: conntrack accounts for its bytes.
+    ruleset = build_ruleset(config(), L4Inputs())
+    counters = ruleset.services["web"].counters
+    assert counters == {
+        f"new/web/198.18.0.1{i}/80": (f"198.18.0.1{i}:80", "new") for i in (1, 2, 3)
+    }
+    hooked = [
+        command["add"]["chain"]
+        for command in ruleset.structure
+        if "hook" in command.get("add", {}).get("chain", {})
+    ]
+    assert {chain["type"] for chain in hooked} == {"nat"}
 
 
 def test_objects_are_every_declaration_and_prelude_map() -> None:
@@ -112,5 +120,5 @@ def test_objects_are_every_declaration_and_prelude_map() -> None:
     assert ("ip", "map", "sched/web") in objects  # from the prelude
     assert ("ip", "set", "persist/web/198.18.0.11/80") in objects
     assert ("ip", "chain", "vs/web") in objects
-    assert ("ip", "counter", "in/web") in objects
+    assert ("ip", "counter", "new/web/198.18.0.11/80") in objects
     assert {family for family, _, _ in objects} == {"ip"}
