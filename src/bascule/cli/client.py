@@ -335,8 +335,10 @@ class BasculeClient:
 
     # -- status and history ----------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        return self._get("/status")
+    def status(self, *, fresh: bool = True) -> dict[str, Any]:
+        """The status; ``fresh`` (a command's default) has the engines read now rather than
+        their last reading of up to 10 s ago."""
+        return self._get("/status", params={"fresh": "true"} if fresh else None)
 
     def request_logs(
         self, *, virtual_service: str | None, since: datetime | None, limit: int

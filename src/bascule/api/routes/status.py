@@ -2,16 +2,18 @@
 
 After the flow of a change: the current revision, the last one applied and whether the last
 apply worked, then every virtual service and real server with health and counters. Served
-from the engines' last reading while it is recent (``ConfigService.recent_status``), and the
-JSON of a report is made once: at 10,000 real servers both were most of a request (issue 15).
+from the engines' last reading while it is recent (``ConfigService.recent_status``) unless
+``?fresh=true`` asks for a reading now, and the JSON of a report is made once: at 10,000 real
+servers both were most of a request (issue 15).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from bascule.api.deps import ConfigServiceDep
 from bascule.api.schemas import StatusOut
@@ -46,7 +48,17 @@ _answer = _Answer()
     summary="Status of the virtual services and real servers",
     response_model=StatusOut,
 )
-async def read_status(config: ConfigServiceDep) -> Response:
-    report = await config.recent_status()
+async def read_status(
+    config: ConfigServiceDep,
+    fresh: Annotated[
+        bool,
+        Query(
+            description="Read the engines now instead of serving their last reading while it "
+            "is recent (at most 10 s old, less for a small configuration). `bascule status` "
+            "asks for this: a command shows the counters of the moment it ran."
+        ),
+    ] = False,
+) -> Response:
+    report = await (config.status() if fresh else config.recent_status())
     body = await asyncio.to_thread(_answer.of, report)  # 11,000 rows: off the event loop
     return Response(body, media_type="application/json")
