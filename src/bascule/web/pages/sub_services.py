@@ -231,7 +231,7 @@ async def _page(
     status_code: int = 200,
 ) -> HTMLResponse:
     _, stored = service_document(services, name)
-    report = await services.config.status()
+    report = await services.config.recent_status()
     status = next((vs for vs in report.virtual_services if vs.name == name), None)
     pool = (
         next((s for s in status.sub_services if s.name == f"{name}/{sub}"), None)
