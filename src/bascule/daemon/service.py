@@ -28,7 +28,7 @@ from bascule.daemon.audit import AuditService
 from bascule.daemon.changes import AuditName, Change, ChangePipeline, ChangeRequest, StoreCheck
 from bascule.daemon.reconciler import Reconciler
 from bascule.daemon.results import ApplyResult, CertificateAlert, StatusReport
-from bascule.daemon.status import ConnectedNetworks, build_status
+from bascule.daemon.status import ConnectedNetworks, ServiceRows, build_status
 from bascule.daemon.vips import VipManager
 from bascule.detect import ServiceProber
 from bascule.dsr.report import DsrReport
@@ -106,6 +106,7 @@ class ConfigService:
         self._status_flight: asyncio.Future[StatusReport] | None = None
         self._reading: _Reading | None = None  # the engines' last reading (recent_status)
         self._last_report: tuple[_Reading, Any, StatusReport] | None = None
+        self._rows = ServiceRows()  # the rows of the reports so far, reused where unchanged
         self._warned: set[tuple[str, str]] = set()  # (pool, rs key) whose warning is logged
         self.certificate_alerts: Callable[[], tuple[CertificateAlert, ...]] | None = None
         # the networks the load balancer is connected to (daemon/subnets.py), read for the
@@ -460,5 +461,6 @@ class ConfigService:
             engine=reading.engine,
             overrides=overrides,
             connected=connected,
+            rows=self._rows,
         )
         return report
