@@ -49,6 +49,53 @@ CASES: dict[str, dict[str, Any]] = {
         },
         access_lists={"office": {"addresses": ["198.18.0.0/24", "2001:2::/48", "198.18.9.9"]}},
     ),
+    "rule_login": document(
+        {
+            "limits": {"per_client": {"requests_per_second": 50}},
+            "rules": [
+                {
+                    "name": "login",
+                    "match": {"path": "/login", "method": "POST"},
+                    "action": {"use_default": True},
+                    "limits": {
+                        "per_client": {"requests_per_second": 5},
+                        "response": {"code": 429, "retry_after": 10},
+                        "exempt": ["office"],
+                    },
+                },
+                {
+                    "name": "search",
+                    "match": {"path_prefix": "/search"},
+                    "action": {"use_default": True},
+                    # no response of its own: the service's (429 without Retry-After)
+                    "limits": {"per_client": {"requests_per_second": 20}},
+                },
+            ],
+        },
+        access_lists={"office": {"addresses": ["198.18.0.0/24"]}},
+    ),
+    "sub_service": document(
+        {
+            "limits": {"response": {"code": 503, "retry_after": 3}},
+            "sub_services": [
+                {
+                    "name": "api",
+                    "real_servers": [{"address": "198.18.0.5", "port": 80}],
+                    "persistence": {"method": "source_ip"},
+                    "limits": {"per_client": {"requests_per_second": 30}, "exempt": ["office"]},
+                }
+            ],
+            "rules": [
+                {
+                    "name": "api",
+                    "match": {"path_prefix": "/api/"},
+                    "action": {"use": "api"},
+                    "limits": {"per_client": {"requests_per_second": 10}},
+                }
+            ],
+        },
+        access_lists={"office": {"addresses": ["198.18.0.0/24", "2001:2::/48"]}},
+    ),
     "per_client_tcp": document(
         {
             "type": "generic",
