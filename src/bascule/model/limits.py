@@ -124,11 +124,11 @@ def limits_errors(config: Configuration) -> Iterator[FieldError]:
     exempt lists that do not exist."""
     for index, vs in enumerate(config.virtual_services):
         service = f"virtual_services[{index}]"
-        for kind, holders in (("rules", vs.rules), ("sub_services", vs.sub_services)):
-            for position, holder in enumerate(holders):
-                if holder.limits is not None:
-                    where = f"{service}.{kind}[{position}].limits"
-                    yield from _request_limits_errors(holder.limits, where, config)
+        held = [(f"rules[{i}]", rule.limits) for i, rule in enumerate(vs.rules)]
+        held += [(f"sub_services[{i}]", sub.limits) for i, sub in enumerate(vs.sub_services)]
+        for holder, own in held:
+            if own is not None:
+                yield from _request_limits_errors(own, f"{service}.{holder}.limits", config)
         limits = vs.limits
         if limits is None:
             continue
