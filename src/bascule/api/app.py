@@ -31,6 +31,7 @@ from bascule.api.routes import (
     auth,
     backup,
     caches,
+    content,
     certificates,
     config,
     dsr,
@@ -110,6 +111,7 @@ def create_app(
         access_lists,
         limits,
         caches,
+        content,
     ):
         api.include_router(module.router)
     api.include_router(real_servers.sub_service_router)

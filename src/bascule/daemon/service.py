@@ -242,10 +242,13 @@ class ConfigService:
 
     async def client_loads(self, name: str, *, top: int = 20) -> list[ClientLoad]:
         """The busiest clients of a service with per-client limits, and whether a limit
-        holds each (``bascule limits show``)."""
-        vs = self._service(name)
+        holds each (``bascule limits show``); ``name`` may be a sub-service's pool
+        (``site/api``), whose limits are its own."""
+        vs = self.desired().pool(name)
+        if vs is None:
+            raise NotFound(f"there is no virtual service or sub-service named {name!r}")
         if vs.limits is None or not vs.limits.per_client_limited:
-            raise NotApplicable(f"virtual service {name!r} has no per-client limits")
+            raise NotApplicable(f"{name!r} has no per-client limits")
         for engine in self.engines:
             if engine.mode is vs.mode and isinstance(engine, ClientLimits):
                 return await engine.client_loads(

@@ -3,7 +3,8 @@
 GET lists the busiest clients of a service with per-client limits (its stick table of
 counters: connections at once, new connections and HTTP requests over the last second) and
 whether a limit holds each. 404 for an unknown service, 422 ``not_applicable`` for a service
-without per-client limits.
+without per-client limits. A sub-service's (``/{name}/sub-services/{sub}/limits``) counts the
+requests that reach its pool, named ``<service>/<sub-service>`` in the answer.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from bascule.api.deps import ConfigServiceDep
+from bascule.daemon.service import ConfigService
+from bascule.model.sub_service import pool_name
 
 router = APIRouter(prefix="/virtual-services", tags=["limits"])
 
@@ -35,6 +38,20 @@ class ClientLoadsOut(BaseModel):
 async def show_limits(
     name: str, config: ConfigServiceDep, top: Annotated[int, Query(ge=1, le=1000)] = 20
 ) -> ClientLoadsOut:
+    return await _loads(config, name, top)
+
+
+@router.get(
+    "/{name}/sub-services/{sub}/limits",
+    summary="The busiest clients of a sub-service, and who is limited",
+)
+async def show_sub_service_limits(
+    name: str, sub: str, config: ConfigServiceDep, top: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> ClientLoadsOut:
+    return await _loads(config, pool_name(name, sub), top)
+
+
+async def _loads(config: ConfigService, name: str, top: int) -> ClientLoadsOut:
     loads = await config.client_loads(name, top=top)
     return ClientLoadsOut(
         service=name,
