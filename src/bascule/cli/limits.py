@@ -19,7 +19,9 @@ app = typer.Typer(help="Limits: who a service's per-client limits hold.", no_arg
 @app.command()
 def show(
     ctx: typer.Context,
-    service: Annotated[str, typer.Argument(help="The virtual service.", show_default=False)],
+    service: Annotated[
+        str, typer.Argument(help="A virtual service, or SERVICE/SUB.", show_default=False)
+    ],
     top: Annotated[int, typer.Option("--top", help="How many clients, busiest first.")] = 20,
     as_json: JsonFlag = False,
 ) -> None:
