@@ -147,3 +147,25 @@ def test_client_loads_busiest_first_and_who_is_limited() -> None:
         ("198.18.0.12", 1532, True),
         ("198.18.0.10", 5, False),
     ]
+
+
+def test_the_tables_of_a_rule_and_a_sub_service_and_their_clients() -> None:
+    from bascule.engines.haproxy.limits import client_loads, rule_table_name, table_name
+    from bascule.engines.haproxy.runtime import parse_show_table
+
+    vs = parse_document(CASES["sub_service"]).virtual_services[0]
+    pool = vs.pools[1]
+    assert (table_name(vs), table_name(pool)) == ("site_limits", "site_api_limits")
+    assert rule_table_name(vs, "api") == "site.rules.api"
+    shown = "\n".join(
+        [
+            "# table: site_api_limits, type: ipv6, size:1048576, used:2",
+            "0x1: key=::ffff:198.18.0.12 use=0 exp=29998 http_req_rate(1000)=44",
+            "0x2: key=::ffff:198.18.0.10 use=0 exp=29000 http_req_rate(1000)=3",
+        ]
+    )
+    loads = client_loads(pool, parse_show_table(shown), top=5)
+    assert [(load.client, load.requests_per_second, load.limited) for load in loads] == [
+        ("198.18.0.12", 44, True),
+        ("198.18.0.10", 3, False),
+    ]
