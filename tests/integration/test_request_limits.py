@@ -146,6 +146,25 @@ def test_a_rules_limit_trips_only_its_requests_and_releases(
         # a refused login never reached the real server
         assert reached1("POST /login") == logins["200 None None"]
         assert reached1("GET /account") == 60
+        # the rule's table shows the client, limited while its logins keep coming
+        flood = topo.popen(
+            topo.client,
+            [sys.executable, "-c", REQUESTS, topo.vip(), "POST", "/login", "400"],
+            stdout=-1,
+            text=True,
+        )
+
+        def shown_limited() -> bool:
+            shown = daemon.cli_json("limits", "show", "site", "--rule", "login")
+            assert (shown["service"], shown["rule"]) == ("site", "login"), shown
+            return bool(shown["clients"]) and shown["clients"][0] == {
+                **shown["clients"][0],
+                "client": topo.client.address,
+                "limited": True,
+            }
+
+        wait_until("the login flooder is shown limited", shown_limited, timeout=20)
+        flood.communicate(timeout=120)
 
         # slowed down, the client logs in again
         wait_until(

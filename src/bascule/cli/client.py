@@ -304,9 +304,10 @@ class BasculeClient:
         """Empty the persistence tables of ``name``: ``{"service", "cleared": N}``."""
         return self._write("DELETE", f"{_vs(name)}/persistence")
 
-    def client_loads(self, name: str, top: int) -> dict[str, Any]:
-        """``{"service", "clients": [{"client", "connections", ..., "limited"}]}``."""
-        return self._get(f"{_pool(name)}/limits", params={"top": top})
+    def client_loads(self, name: str, top: int, rule: str | None = None) -> dict[str, Any]:
+        """``{"service", "rule", "clients": [{"client", "connections", ..., "limited"}]}``."""
+        where = _pool(name) if rule is None else f"{_vs(name)}/rules/{quote(rule, safe='')}"
+        return self._get(f"{where}/limits", params={"top": top})
 
     # -- access lists ----------------------------------------------------------------------
 

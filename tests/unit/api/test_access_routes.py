@@ -163,6 +163,7 @@ ROUTES = [
         writes=True,
     ),
     Route("GET", f"{WEB}/rules/login", read, 404),  # web has no rules
+    Route("GET", f"{WEB}/rules/login/limits", read, 404),
     Route("PATCH", f"{WEB}/rules/login", configure, 404, body={"limits": None}, writes=True),
     Route("GET", "/api/v1/revisions", read),
     Route("GET", "/api/v1/revisions/1", read),

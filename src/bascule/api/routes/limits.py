@@ -4,7 +4,8 @@ GET lists the busiest clients of a service with per-client limits (its stick tab
 counters: connections at once, new connections and HTTP requests over the last second) and
 whether a limit holds each. 404 for an unknown service, 422 ``not_applicable`` for a service
 without per-client limits. A sub-service's (``/{name}/sub-services/{sub}/limits``) counts the
-requests that reach its pool, named ``<service>/<sub-service>`` in the answer.
+requests that reach its pool, named ``<service>/<sub-service>`` in the answer; a content rule's
+(``/{name}/rules/{rule}/limits``) the requests it matched.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ClientLoadOut(BaseModel):
 
 class ClientLoadsOut(BaseModel):
     service: str
+    rule: str | None = None
     clients: list[ClientLoadOut]
 
 
@@ -51,10 +53,23 @@ async def show_sub_service_limits(
     return await _loads(config, pool_name(name, sub), top)
 
 
-async def _loads(config: ConfigService, name: str, top: int) -> ClientLoadsOut:
-    loads = await config.client_loads(name, top=top)
+@router.get(
+    "/{name}/rules/{rule}/limits",
+    summary="The busiest clients of a content rule's limits, and who is limited",
+)
+async def show_rule_limits(
+    name: str, rule: str, config: ConfigServiceDep, top: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> ClientLoadsOut:
+    return await _loads(config, name, top, rule=rule)
+
+
+async def _loads(
+    config: ConfigService, name: str, top: int, *, rule: str | None = None
+) -> ClientLoadsOut:
+    loads = await config.client_loads(name, top=top, rule=rule)
     return ClientLoadsOut(
         service=name,
+        rule=rule,
         clients=[
             ClientLoadOut(
                 client=load.client,

@@ -475,13 +475,19 @@ class HaproxyEngine:
         return entries
 
     async def client_loads(
-        self, applied: Configuration | None, vs_name: str, *, top: int
+        self, applied: Configuration | None, vs_name: str, *, top: int, rule: str | None = None
     ) -> list[ClientLoad]:
         vs = _running_service(applied, vs_name)
-        if vs.limits is None or not vs.limits.per_client_limited:
+        held = vs.limits
+        table = limits.table_name(vs)
+        if rule is not None:
+            found = next((r for r in vs.rules if r.name == rule), None)
+            held = found.limits if found is not None else None
+            table = limits.rule_table_name(vs, rule)
+        if held is None or not held.per_client_limited:
             return []
-        text = await self.shell.runtime(runtime.show_table(limits.table_name(vs)))
-        return limits.client_loads(vs, runtime.parse_show_table(text), top=top)
+        text = await self.shell.runtime(runtime.show_table(table))
+        return limits.client_loads(held, runtime.parse_show_table(text), top=top)
 
     async def clear_persistence(self, applied: Configuration | None, vs_name: str) -> int:
         vs = _running_service(applied, vs_name)

@@ -193,11 +193,11 @@ def _exempt_acls(names: Sequence[str], lists: Mapping[str, AccessList], acl: str
 
 
 def client_loads(
-    vs: VirtualService, entries: Sequence[StickEntry], *, top: int
+    limits: Limits | None, entries: Sequence[StickEntry], *, top: int
 ) -> list[ClientLoad]:
-    """The ``top`` clients of a service's limits table, busiest first (by request rate, then
-    connection rate, then connections), each saying whether a limit holds it now."""
-    limits = vs.limits
+    """The ``top`` clients of a limits table (a service's, a rule's or a sub-service's:
+    ``limits`` are its), busiest first (by request rate, then connection rate, then
+    connections), each saying whether a limit holds it now."""
     per_client = limits.per_client if limits is not None else None
     loads = []
     for entry in entries:

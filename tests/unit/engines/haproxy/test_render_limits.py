@@ -142,7 +142,7 @@ def test_client_loads_busiest_first_and_who_is_limited() -> None:
     from bascule.engines.haproxy.runtime import parse_show_table
 
     vs = parse_document(CASES["per_client_http"]).virtual_services[0]
-    loads = client_loads(vs, parse_show_table(SHOW_TABLE), top=2)
+    loads = client_loads(vs.limits, parse_show_table(SHOW_TABLE), top=2)
     assert [(load.client, load.requests_per_second, load.limited) for load in loads] == [
         ("198.18.0.12", 1532, True),
         ("198.18.0.10", 5, False),
@@ -164,7 +164,7 @@ def test_the_tables_of_a_rule_and_a_sub_service_and_their_clients() -> None:
             "0x2: key=::ffff:198.18.0.10 use=0 exp=29000 http_req_rate(1000)=3",
         ]
     )
-    loads = client_loads(pool, parse_show_table(shown), top=5)
+    loads = client_loads(pool.limits, parse_show_table(shown), top=5)
     assert [(load.client, load.requests_per_second, load.limited) for load in loads] == [
         ("198.18.0.12", 44, True),
         ("198.18.0.10", 3, False),
