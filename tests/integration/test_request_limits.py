@@ -7,8 +7,8 @@ pool, rs2 the sub-service ``static`` (paths under ``/static/``, kept 60 s by the
 site has none. One client hammers POST /login and is refused (the service's 429 and
 Retry-After) while its other pages, asked at the same time, are all served; it is served again
 once it slows down. The sub-service's limit refuses only requests for its pool, its cache keeps
-its responses (rs2 reached once), and `bascule cache purge site/static` sends the next request
-to rs2 again.
+its responses (rs2 reached once) while the service's own cache never looks its requests up,
+and `bascule cache purge site/static` sends the next request to rs2 again.
 """
 
 from __future__ import annotations
@@ -99,6 +99,8 @@ def site(topo: Topology) -> dict[str, object]:
         "real_servers": [{"address": rs1.address, "port": 80}],
         # the service's own answer, which the rule's limit gives when it has none
         "limits": {"response": {"code": 429, "retry_after": 3}},
+        # the service's own cache leaves the requests of the sub-service with one to it
+        "cache": {"size_mb": 8},
         "sub_services": [
             {
                 "name": "static",
@@ -206,12 +208,13 @@ def test_a_sub_services_limit_and_cache_act_on_its_pool_only(
             timeout=10,
         )
         assert reached2("GET /static/a.css") == 1
-        # the service's own pool has no cache: every request reaches rs1
+        # the service's own pool: no-store pages, looked up in the service's cache only (the
+        # sub-service's requests never are) and never kept there
         requests(topo, "GET", "/page", 3)
         assert reached1("GET /page") == 3
         caches = daemon.status()["engine"]["haproxy"]["caches"]
         assert caches["site/static"]["hits"] >= 1, caches
-        assert "site" not in caches, caches
+        assert caches["site"]["lookups"] == 3 and caches["site"]["hits"] == 0, caches
         assert 'bascule_cache_hits_total{virtual_service="site/static"}' in daemon.metrics()
 
         # purged: the next request reaches rs2 again
