@@ -160,6 +160,9 @@ def _rules_table(rules: list[dict[str, Any]]) -> Any:
         )
         if rule.get("rewrite_path"):
             action += f", rewrite_path={rule['rewrite_path']}"
+        rate = ((rule.get("limits") or {}).get("per_client") or {}).get("requests_per_second")
+        if rate is not None:
+            action += f", limit {rate} req/s per client"
         grid.add_row(
             output.text(number),
             output.text(rule.get("name")),

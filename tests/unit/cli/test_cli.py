@@ -695,6 +695,9 @@ def test_vs_set_reaches_a_sub_service_and_set_rule_a_rule_with_field_errors(
     assert service["sub_services"][0]["cache"]["size_mb"] == 32
     assert service["rules"][0]["limits"]["per_client"]["requests_per_second"] == 5
     assert service["rules"][0]["action"]["use"] == "api"  # merged, not replaced
+    shown = ok(run(daemon, "vs", "show", "site")).stdout
+    assert "limit 5 req/s per client" in shown
+    assert "limits.per_client.requests_per_second" in shown  # the sub-service's, flattened
 
     # bad values name their field, and change nothing
     assert failed(
