@@ -13,6 +13,7 @@ and `bascule cache purge site/static` sends the next request to rs2 again.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -82,6 +83,12 @@ def start_origin(topo: Topology, host: Host) -> Callable[[str], int]:
     return lambda line: log.read_text().splitlines().count(line)
 
 
+def start_requests(topo: Topology, method: str, path: str, count: int) -> subprocess.Popen[str]:
+    """``requests`` in the background (read its lines with ``communicate``)."""
+    argv = [sys.executable, "-c", REQUESTS, topo.vip(), method, path, str(count)]
+    return topo.popen(topo.client, argv, stdout=subprocess.PIPE, text=True)
+
+
 def requests(topo: Topology, method: str, path: str, count: int) -> list[str]:
     done = topo.run(
         topo.client, [sys.executable, "-c", REQUESTS, topo.vip(), method, path, str(count)]
@@ -134,12 +141,7 @@ def test_a_rules_limit_trips_only_its_requests_and_releases(
         daemon.wait_status("site", f"{rs1.address}:80", "up", timeout=20)
 
         # the same client: a burst of logins beside a burst of other pages, at once
-        pages = topo.popen(
-            topo.client,
-            [sys.executable, "-c", REQUESTS, topo.vip(), "GET", "/account", "60"],
-            stdout=-1,
-            text=True,
-        )
+        pages = start_requests(topo, "GET", "/account", 60)
         logins = Counter(requests(topo, "POST", "/login", LOGIN_RATE * 8))
         other, _ = pages.communicate(timeout=60)
         assert logins["429 3 None"] > 0, logins  # the service's code and Retry-After
@@ -149,12 +151,7 @@ def test_a_rules_limit_trips_only_its_requests_and_releases(
         assert reached1("POST /login") == logins["200 None None"]
         assert reached1("GET /account") == 60
         # the rule's table shows the client, limited while its logins keep coming
-        flood = topo.popen(
-            topo.client,
-            [sys.executable, "-c", REQUESTS, topo.vip(), "POST", "/login", "400"],
-            stdout=-1,
-            text=True,
-        )
+        flood = start_requests(topo, "POST", "/login", 400)
 
         def shown_limited() -> bool:
             shown = daemon.cli_json("limits", "show", "site", "--rule", "login")
@@ -228,12 +225,7 @@ def test_a_sub_services_limit_and_cache_act_on_its_pool_only(
 
         # its limit: a burst for its pool is refused in part (hits count too), the same
         # client's pages of the default pool are all served meanwhile
-        pages = topo.popen(
-            topo.client,
-            [sys.executable, "-c", REQUESTS, topo.vip(), "GET", "/page", "40"],
-            stdout=-1,
-            text=True,
-        )
+        pages = start_requests(topo, "GET", "/page", 40)
         burst = Counter(
             status.split()[0] for status in requests(topo, "GET", "/static/b.css", STATIC_RATE * 6)
         )
