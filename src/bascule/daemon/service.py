@@ -314,16 +314,27 @@ class ConfigService:
         engine, running = self._persistence_engine(name)
         return await engine.persistence(running, name)
 
-    async def client_loads(self, name: str, *, top: int = 20) -> list[ClientLoad]:
+    async def client_loads(
+        self, name: str, *, top: int = 20, rule: str | None = None
+    ) -> list[ClientLoad]:
         """The busiest clients of a service with per-client limits, and whether a limit
-        holds each (``bascule limits show``)."""
-        vs = self._service(name)
-        if vs.limits is None or not vs.limits.per_client_limited:
-            raise NotApplicable(f"virtual service {name!r} has no per-client limits")
+        holds each (``bascule limits show``); ``name`` may be a sub-service's pool
+        (``site/api``), whose limits are its own, or a content rule's (``rule``)."""
+        vs = self.desired().pool(name)
+        if vs is None:
+            raise NotFound(f"there is no virtual service or sub-service named {name!r}")
+        held, what = vs.limits, repr(name)
+        if rule is not None:
+            found = next((r for r in vs.rules if r.name == rule), None)
+            if found is None:
+                raise NotFound(f"virtual service {name!r} has no rule named {rule!r}")
+            held, what = found.limits, f"rule {rule!r} of {name!r}"
+        if held is None or not held.per_client_limited:
+            raise NotApplicable(f"{what} has no per-client limits")
         for engine in self.engines:
             if engine.mode is vs.mode and isinstance(engine, ClientLimits):
                 return await engine.client_loads(
-                    self.reconciler.running(engine.name), name, top=top
+                    self.reconciler.running(engine.name), name, top=top, rule=rule
                 )
         raise NotApplicable(
             f"virtual service {name!r}: no engine counts its clients (on an l4 service the "
