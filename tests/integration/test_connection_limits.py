@@ -163,6 +163,11 @@ def test_l4_nat_per_client_connections_hold_one_client_only(
         refused = probe(topo, busy)
         assert refused["ok"] == 0 and refused["failures"] == 1, refused
         assert probe(topo, calm, timeout=5)["ok"] == 1
+        # limits show names the busy client, its two open connections, and that it is held
+        shown = daemon.cli_json("limits", "show", "site")
+        clients = {c["client"]: c for c in shown["clients"]}
+        assert clients[busy]["connections"] == 2 and clients[busy]["limited"], shown
+        assert not clients.get(calm, {}).get("limited"), shown
         assert held.again() == ["200", "200"]
         held.close()
         wait_until("the busy client is served again", lambda: served(topo, busy), timeout=10)

@@ -337,9 +337,8 @@ class ConfigService:
                     self.reconciler.running(engine.name), name, top=top, rule=rule
                 )
         raise NotApplicable(
-            f"virtual service {name!r}: no engine counts its clients (on an l4 service the "
-            "kernel drops a client over a limit but does not report each client's rate; the "
-            "drops are counted in the filter table's limited/<service> counter)"
+            f"virtual service {name!r}: no engine counts its clients (the filter engine, "
+            "which counts an l4 service's, is not running)"
         )
 
     async def clear_persistence(self, name: str) -> int:
