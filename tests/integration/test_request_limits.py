@@ -151,7 +151,9 @@ def test_a_rules_limit_trips_only_its_requests_and_releases(
         assert reached1("POST /login") == logins["200 None None"]
         assert reached1("GET /account") == 60
         # the rule's table shows the client, limited while its logins keep coming
-        flood = start_requests(topo, "POST", "/login", 400)
+        # (a flood that lasts until it was seen: on a loaded machine 400 logins could end
+        # before the first `limits show` had started)
+        flood = start_requests(topo, "POST", "/login", 1_000_000)
 
         def shown_limited() -> bool:
             shown = daemon.cli_json("limits", "show", "site", "--rule", "login")
@@ -162,8 +164,11 @@ def test_a_rules_limit_trips_only_its_requests_and_releases(
                 "limited": True,
             }
 
-        wait_until("the login flooder is shown limited", shown_limited, timeout=20)
-        flood.communicate(timeout=120)
+        try:
+            wait_until("the login flooder is shown limited", shown_limited, timeout=20)
+        finally:
+            flood.kill()
+            flood.communicate(timeout=30)
 
         # slowed down, the client logs in again
         wait_until(
