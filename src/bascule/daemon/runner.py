@@ -489,9 +489,11 @@ class Daemon:
             ),
             audit=audit,
             archive_dir=ha_dir / "conflicts",
+            http_users=http_users,
         )
         service.changes.guard = pair.check_writable
         service.changes.after_commit = pair.after_commit
+        http_users.after_change = pair.after_commit
         services = DaemonServices(
             config=service,
             accounts=accounts,

@@ -179,6 +179,8 @@ class PeerJoinIn(BaseModel):
 class RevisionsIn(BaseModel):
     revisions: list[dict[str, Any]] = Field(max_length=1000)
     certificates: list[dict[str, Any]] | None = None
+    # the HTTP user store's rows, hashes included (HttpUserStore.export)
+    http_users: list[dict[str, Any]] | None = None
 
 
 class ResolveIn(BaseModel):
@@ -291,12 +293,13 @@ async def peer_replace(body: ReplaceIn, actor: Peer, pair: PairDep) -> dict[str,
         certificates=body.certificates,
         kept=body.kept,
         by=body.by,
+        http_users=body.http_users,
     )
 
 
 @router.post("/peer/revisions", summary="(the active) Store its revisions and certificates")
 async def peer_receive(body: RevisionsIn, actor: Peer, pair: PairDep) -> dict[str, Any]:
-    return await pair.receive(body.revisions, body.certificates)
+    return await pair.receive(body.revisions, body.certificates, body.http_users)
 
 
 @router.post("/peer/standby", summary="(the standby, taking over) Hand it the VIPs")
