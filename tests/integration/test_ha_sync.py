@@ -483,3 +483,61 @@ def test_a_rolling_upgrade_fails_no_request(lb1_alone: Pair) -> None:
     assert result["failed"] == 0 and result["answered"] > 500, (result, err)
     lb2.apply(weighted(pair.vip, 5))  # the new active takes writes and feeds lb1
     assert head(lb1) == head(lb2)
+
+
+def guarded(vip: str) -> dict[str, Any]:
+    """The pair's document with basic authentication on ``web`` (user ``ops``)."""
+    changed = copy.deepcopy(document(vip))
+    web = changed["virtual_services"][0]
+    web["type"] = "http"
+    web["authentication"] = {"realm": "staff", "users": ["ops"]}
+    return changed
+
+
+def test_http_users_follow_the_active_and_serve_after_a_failover(lb1_alone: Pair) -> None:
+    """An HTTP user added on the active is on the standby when the command returns (its hash,
+    over the pinned channel); after a failover the new active checks it (real curl: 200 with
+    it, 401 without or with another password); a new password given on the new active is
+    the one checked after failing back; deleted, it is gone on both."""
+    pair = lb1_alone
+    lb1, lb2 = pair.daemons["lb"], pair.daemons["lb2"]
+    joined_pair(pair)
+
+    def users(daemon: BasculeDaemon) -> list[str]:
+        return [item["name"] for item in daemon.cli_json("http-user", "list")["items"]]
+
+    def status(user: str | None) -> int:
+        argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"]
+        if user is not None:
+            argv += ["-u", user]
+        return int(pair.topology.run("client", [*argv, f"http://{pair.vip}/"]).stdout)
+
+    lb1.cli("http-user", "add", "ops", "--password-stdin", stdin="ops-password-1\n")
+    assert users(lb2) == ["ops"]  # on the standby when the add returned
+    message = refused(
+        lb2.cli("http-user", "add", "dev", "--password-stdin", stdin="dev-password-1\n",
+                check=False)
+    )  # fmt: skip
+    assert LB1 in message, message
+    lb1.apply(guarded(pair.vip))
+    assert head(lb2) == head(lb1)
+    wait_until("lb1 checks the user", lambda: status("ops:ops-password-1") == 200, timeout=30)
+    assert status(None) == 401 and status("ops:wrong-password") == 401
+
+    lb1.cli_json("ha", "standby")
+    assert pair.settled() == "lb2"
+    # lb2's HAProxy had the user before the failover: no wait for a reload
+    assert status("ops:ops-password-1") == 200
+    assert status(None) == 401 and status("ops:wrong-password") == 401
+
+    # a new password on the new active: lb1's HAProxy checks it once lb1 is the active again
+    lb2.cli("http-user", "passwd", "ops", "--password-stdin", stdin="ops-password-2\n")
+    lb2.cli_json("ha", "standby")
+    assert pair.settled() == "lb"
+    assert status("ops:ops-password-2") == 200 and status("ops:ops-password-1") == 401
+
+    # removed: the service first, then the user; gone on both nodes
+    lb1.apply(weighted(pair.vip, 5))
+    lb1.cli("http-user", "delete", "ops", "--yes")
+    assert users(lb1) == [] and users(lb2) == []
+    assert lb1.cli_json("ha", "status")["sync"]["health"] == "in_sync"
