@@ -23,12 +23,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, IPvAnyAddress
 
 from bascule.api.bodies import OffLoopRoute
 from bascule.api.deps import Administrator, Operator, Reader, get_services
 from bascule.daemon.ha import HaService, HaStatus, Role
 from bascule.daemon.pair import PAIR_ACTOR, PairService, SyncStatus
+from bascule.engines.keepalived.handover import DrainedService
 from bascule.errors import Forbidden, NotApplicable
 from bascule.model.access import Actor
 
@@ -183,6 +184,19 @@ class RevisionsIn(BaseModel):
     http_users: list[dict[str, Any]] | None = None
 
 
+class DrainedServiceIn(BaseModel):
+    name: str = Field(max_length=63)
+    address: IPvAnyAddress
+    port: int = Field(ge=1, le=65535)
+    drain_time: int = Field(ge=1, le=86400)
+
+
+class DrainIn(BaseModel):
+    """The peer hands the VIPs over and keeps its connections of these services."""
+
+    services: list[DrainedServiceIn] = Field(max_length=10000)
+
+
 class ResolveIn(BaseModel):
     """``bascule ha resolve --keep NODE``: the node (of the pair) whose history both keep."""
 
@@ -305,6 +319,16 @@ async def peer_receive(body: RevisionsIn, actor: Peer, pair: PairDep) -> dict[st
 @router.post("/peer/standby", summary="(the standby, taking over) Hand it the VIPs")
 async def peer_standby(actor: Peer, ha: HaServiceDep) -> HaStatusOut:
     return HaStatusOut.of(await ha.standby(actor))
+
+
+@router.post("/peer/drain", summary="(the active, handing over) Hand it its connections")
+async def peer_drain(body: DrainIn, actor: Peer, ha: HaServiceDep) -> dict[str, Any]:
+    services = [
+        DrainedService(name=s.name, address=str(s.address), port=s.port, drain_time=s.drain_time)
+        for s in body.services
+    ]
+    await ha.drain_from_peer(services)
+    return {"services": len(services)}
 
 
 @router.post("/peer/leave", summary="(the peer, leaving) Forget the link")
