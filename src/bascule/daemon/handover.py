@@ -25,7 +25,7 @@ import dataclasses
 import ipaddress
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +66,11 @@ class Handover:
         config: ConfigService,
         keepalived: KeepalivedEngine,
         runner: Runner | None = None,
+        sysctls: Mapping[Path, str] = ARP_SYSCTLS,
     ) -> None:
         self.config = config
         self.keepalived = keepalived
+        self.sysctls = sysctls
         self._run = runner or subprocess_runner()
         self.ip = Ip(self._run)
         self._applied: HandoverView | None = None
@@ -117,7 +119,7 @@ class Handover:
         view = self._applied
         if view is None or not view.services:
             return ()
-        for path, value in ARP_SYSCTLS.items():
+        for path, value in self.sysctls.items():
             await asyncio.to_thread(path.write_text, value)
         held = {str(a.network.ip) for a in (await self.ip.addresses("lo")).addresses}
         now = time.monotonic()
