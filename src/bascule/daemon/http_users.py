@@ -12,7 +12,10 @@ It also answers, for the change pipeline, whether a document's ``authentication.
 (``document_problems``: field errors like ``virtual_services[0].authentication.users[0]``)
 and refuses deleting a user a service names. Changes take the reconciler's lock (a document
 naming a user and the user's deletion never cross), are refused on an HA pair's standby (its
-stores follow the active's), and are recorded in the audit log without any password.
+stores follow the active's), handed to the standby before they return (``after_change``: the
+pair's push, daemon/pair.py; the standby runs ``replicate``), and are recorded in the audit log
+without any password. A sealed backup carries the users (``export``: the hashes sealed with
+the backup's passphrase, store/http_users.py) and a restore puts them back (``restore``).
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from typing import Protocol
 
 from bascule.daemon.audit import AuditOutcome, AuditService
 from bascule.daemon.service import ConfigService
-from bascule.errors import BasculeError, FieldError, NotFound
+from bascule.errors import BasculeError, FieldError, Forbidden, NotFound
 from bascule.model import Configuration
-from bascule.model.access import Actor
+from bascule.model.access import Actor, Permission
 from bascule.model.authentication import authentication_users
 from bascule.store.http_users import (
     HttpUser,
@@ -234,6 +237,8 @@ class HttpUserService:
         action = "http_user.restore"
         names = ""
         try:
+            if not actor.may(Permission.administer):  # the doors ask for configure only
+                raise Forbidden("only an administrator may restore HTTP users")
             guard = self.config.changes.guard
             if guard is not None:
                 guard()

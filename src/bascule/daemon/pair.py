@@ -5,7 +5,7 @@ Where it sits: beside the service layer, under the doors (``bascule ha join``, t
 node pins the first node's listener certificate (checked against ``--fingerprint`` or signed by
 ``--ca-cert``), mints an API token for the peer and sends it with its own certificate, and
 receives a token minted for it, the whole revision history and the certificate store (keys
-included). From then on:
+included), and the HTTP user store (hashes included). From then on:
 
 - **Who calls whom.** Every call between the two goes over HTTPS to the peer's listener, whose
   certificate must be the pinned one (it is the only trust anchor of the call), with the token
@@ -15,7 +15,9 @@ included). From then on:
   MASTER); a write anywhere else is refused with ``NotTheActive`` naming the peer. After each
   commit the active sends the standby what it lacks before the write returns
   (``after_commit``, bounded by ``CALL_TIMEOUT``); a peer that is down is caught up by the
-  loop (``run``) every ``SYNC_INTERVAL`` while ``ha status`` shows how far behind it is. The
+  loop (``run``) every ``SYNC_INTERVAL`` while ``ha status`` shows how far behind it is; the
+  certificate store and the HTTP user store go with them when their digests differ, and an
+  HTTP user change is pushed the same way (``HttpUserService.after_change``). The
   standby stores the revisions under their own numbers (``RevisionStore.replicate``) and
   reconciles on them. Push rather than pull: the write returns once the revision is on both
   nodes, and the standby needs no timer to learn of a change.

@@ -8,6 +8,11 @@ configuration manual 3.4): yescrypt (``$y$``), the strongest scheme of the syste
 every request that carries credentials, so the cost is yescrypt's second setting (about 3 ms a
 check on a 2020s CPU, as long as a SHA-512 crypt of 5000 rounds, memory-hard where SHA-512 is
 not); docs/security.md says why. The plain password is never stored, logged or returned.
+
+The rows leave the store whole (``export``, hashes included) on two paths only: to the HA
+pair's standby over the pinned, mutually authenticated channel (``replicate`` there; the
+``digest`` tells the active whether to send them), and into a backup, the hashes sealed with
+the backup's passphrase (``seal_rows``/``open_rows``, pki/keyset.py's scheme; ``restore``).
 """
 
 from __future__ import annotations
