@@ -100,7 +100,8 @@ class Handover:
             elif before is not None:
                 await self._nft(f"delete table {before.family} {TABLE}\n", check=False)
         self._applied = view
-        await self._clear_lo()
+        if view is not None:  # a single node never drains
+            await self._clear_lo()
 
     async def _clear_lo(self) -> None:
         now = time.monotonic()

@@ -187,10 +187,13 @@ class StateSync:
     async def refresh(self) -> None:
         """Put what the pair needs in place: conntrackd, HAProxy's peers section, and the
         handover's table."""
+        if self.handover is not None:
+            try:
+                await self.handover.refresh()
+            except (BasculeError, OSError, ValueError) as exc:  # the rest goes on
+                log.warning("could not set the handover table", extra={"error": str(exc)})
         await self.refresh_flows()
         await self.refresh_tables()
-        if self.handover is not None:
-            await self.handover.refresh()
 
     async def refresh_flows(self) -> None:
         """conntrackd on the pair's configuration on a joined node; stopped otherwise."""
