@@ -550,7 +550,7 @@ DRAIN = 6
 # balancer node carrying the connection), or "closed" once it no longer echoes.
 HOLDER = """
 import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=15)
 lines = s.makefile("rb")
 print("ready", flush=True)
 for _ in sys.stdin:
@@ -654,6 +654,9 @@ def test_a_planned_standby_drains_long_connections_within_the_drain_time(
     )
     wait_until("the long connection is closed", lambda: held.carrier() == "closed", timeout=10)
     closed = time.monotonic() - started
-    assert DRAIN - 1.0 <= closed <= DRAIN + 4, closed
+    # the daemon's drain clock starts once the VIPs moved: the CLI's start and the handover
+    # itself (seconds on a loaded machine) come before it
+    assert DRAIN - 1.0 <= closed <= DRAIN + 8, closed
+    assert "handover drain time over" in lb1.log()
     assert fresh.carrier() == address[other]  # the new active's own connection is untouched
     print(f"\nHA planned standby: the long connection was closed {closed:.1f} s after it")
