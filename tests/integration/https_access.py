@@ -49,14 +49,24 @@ def csrf_token(page: str) -> str | None:
 
 
 class HttpsRelay:
-    """127.0.0.1:<port> in the root namespace -> 127.0.0.1:`port` inside `lb`."""
+    """127.0.0.1:<port> in the root namespace -> `address`:`port` inside `host` (`lb`,
+    127.0.0.1 unless told)."""
 
-    def __init__(self, topology: Topology, *, port: int = HTTPS_PORT) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        port: int = HTTPS_PORT,
+        host: str = "lb",
+        address: str = "127.0.0.1",
+    ) -> None:
         if topology.workdir is None:
             raise TopologyError("the topology is not built: use it as a context manager")
         self.topology = topology
         self.port = port
-        self.socket_path = topology.workdir / f"https-{port}.sock"
+        self.host = host
+        self.address = address
+        self.socket_path = topology.workdir / f"https-{host}-{port}.sock"
         self.local_port = 0
         self._inner: subprocess.Popen[str] | None = None
         self._outer: subprocess.Popen[str] | None = None
@@ -78,16 +88,16 @@ class HttpsRelay:
 
     def start(self, timeout: float = 15.0) -> None:
         # The daemon opens its HTTPS listener next to its unix socket: wait until it accepts.
-        self.topology.wait_tcp("lb", "127.0.0.1", self.port, timeout=timeout)
+        self.topology.wait_tcp(self.host, self.address, self.port, timeout=timeout)
         self._inner = self.topology.popen(
-            "lb",
+            self.host,
             [
                 sys.executable,
                 str(RELAY),
                 "--listen-unix",
                 str(self.socket_path),
                 "--connect-tcp",
-                f"127.0.0.1:{self.port}",
+                f"{self.address}:{self.port}",
             ],
             stdout=subprocess.PIPE,
             text=True,

@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ha_pair import LB1, LB2, START_TIMEOUT, Pair, PairTopology, document
@@ -245,3 +246,131 @@ def test_leaving_the_pair_gives_the_vip_back_to_the_daemon(pair: Pair) -> None:
     wait_until("the daemon holds the VIP", lambda: pair.holds_vip(active), timeout=10)
     assert not (pair.daemons[active].data_dir / "keepalived" / "keepalived.pid").exists()
     pair.topology.wait_tcp("client", pair.vip, 80)
+
+
+# -- what clients keep across a failover ------------------------------------------------------
+
+FLOWS = TOOLS / "flows.py"
+
+
+def apply_both(pair: Pair, changed: dict[str, Any]) -> None:
+    """The same document on both nodes (this topology's nodes are not joined)."""
+    for daemon in pair.daemons.values():
+        daemon.apply(changed)
+
+
+def kill_keepalived_of_the_active(pair: Pair) -> str:
+    """Kill the active's keepalived; the other node, once it holds the VIP. The killed node
+    comes back as the standby (the daemon starts a new keepalived)."""
+    active = pair.settled()
+    other = "lb2" if active == "lb" else "lb"
+    kill(pair.keepalived_pids(active))
+    wait_until(f"{other} takes the VIP", lambda: pair.holds_vip(other), timeout=10, poll=0.02)
+    wait_until("keepalived restarted", lambda: len(pair.keepalived_pids(active)) == 2, timeout=30)
+    assert pair.settled() == other
+    return other
+
+
+def test_an_active_cookie_keeps_its_real_server_across_a_failover(pair: Pair) -> None:
+    """active_cookie needs no shared table: the cookie names the real server alike on both
+    nodes, so each client (its own cookie jar) is on the same server after the active's
+    keepalived dies, and its cookie still names that server."""
+    changed = document(pair.vip)
+    web = changed["virtual_services"][0]
+    web["type"] = "http"
+    web["persistence"] = {"method": "active_cookie", "cookie": "LB", "timeout": 600}
+    apply_both(pair, changed)
+    topology = pair.topology
+    assert topology.workdir is not None
+    jars = [topology.workdir / f"jar-{n}" for n in range(8)]
+
+    def served(jar: Path) -> str:
+        argv = ["curl", "-s", "--max-time", "3", "-c", str(jar), "-b", str(jar)]
+        return str(topology.run("client", [*argv, f"http://{pair.vip}/"]).stdout.strip())
+
+    def cookie(jar: Path) -> str:
+        """The server part of the jar's LB cookie (after '|': the date maxidle refreshes)."""
+        line = next(line for line in jar.read_text().splitlines() if "\tLB\t" in line)
+        return line.split("\t")[-1].split("|")[0]
+
+    def both_up() -> bool:
+        return all(
+            {rs["status"] for rs in d.status()["virtual_services"][0]["real_servers"]} == {"up"}
+            for d in pair.daemons.values()
+        )
+
+    wait_until("both real servers up on both nodes", both_up, timeout=30)
+    before = {}
+    for jar in jars:
+        seen = {served(jar) for _ in range(4)}
+        assert len(seen) == 1, (jar.name, seen)
+        before[jar.name] = (seen.pop(), cookie(jar))
+    assert {server for server, _ in before.values()} == {"rs1", "rs2"}, before
+
+    kill_keepalived_of_the_active(pair)
+    after = {}
+    for jar in jars:
+        seen = {served(jar) for _ in range(4)}
+        assert len(seen) == 1, (jar.name, seen)
+        after[jar.name] = (seen.pop(), cookie(jar))
+    assert after == before
+    print(f"\nHA active_cookie: {len(jars)} clients kept their real servers across the failover")
+
+
+def test_dsr_flows_land_on_the_same_real_servers_on_both_nodes(pair: Pair) -> None:
+    """DSR keeps no state: both nodes compute the same Maglev table (their netdev
+    ``sched/<service>`` maps are equal), so 40 fixed client flows (source ports) reach the
+    same real servers before and after the active's keepalived dies."""
+    topology = pair.topology
+    vip_dsr = topology.vip(101)
+    changed = document(pair.vip)
+    changed["virtual_services"].append(
+        {
+            "name": "direct",
+            "address": vip_dsr,
+            "port": 8080,
+            "mode": "l4",
+            "forwarding": "dsr",
+            "check": {"type": "tcp", "interval": 1},
+            "real_servers": [
+                {"address": server.address, "port": 8080} for server in topology.real_servers
+            ],
+        }
+    )
+    apply_both(pair, changed)
+    active = pair.settled()
+    # each real server as its administrator would set it up (the VIP on lo, arp_ignore...)
+    script = pair.daemons[active].cli("dsr", "script", "direct").stdout
+    for server in topology.real_servers:
+        topology.run(server, ["sh", "-c", script])
+        topology.start_real_server(server, port=8080, bind="0.0.0.0")
+
+    def maglev(node: str) -> str | None:
+        """The node's Maglev map once every real server holds slots in it."""
+        listing = topology.run(
+            node, ["nft", "list", "map", "netdev", "bascule", "sched/direct"], check=False
+        ).stdout
+        full = all(f"goto rs/direct/{s.address}/" in listing for s in topology.real_servers)
+        return listing if full else None
+
+    tables = {
+        node: wait_until(f"{node}'s Maglev map holds both servers", lambda n=node: maglev(n),
+                         timeout=60, poll=0.5)
+        for node in pair.daemons
+    }  # fmt: skip
+    assert tables["lb"] == tables["lb2"]  # the same slots, the same real server in each
+    topology.wait_tcp("client", vip_dsr, 8080, timeout=30)
+
+    def flows() -> dict[str, str]:
+        argv = [sys.executable, str(FLOWS), f"--source={topology.client.address}",
+                f"--address={vip_dsr}", "--port=8080", "--ports=41000-41039"]  # fmt: skip
+        result = json.loads(topology.run("client", argv).stdout)
+        assert not result["errors"], result
+        return dict(result["servers"])
+
+    before = flows()
+    assert set(before.values()) == {"rs1", "rs2"}, before
+    kill_keepalived_of_the_active(pair)
+    topology.wait_tcp("client", vip_dsr, 8080, timeout=30)
+    assert flows() == before
+    print(f"\nHA DSR: {len(before)} flows on the same real servers across the failover")

@@ -23,6 +23,7 @@ import copy
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from daemon import BasculeDaemon
 from ha_pair import LB1, LB2, START_TIMEOUT, Pair, PairTopology, document
 from netns import TOOLS, require_root, wait_ready
-from waiting import answered, wait_until
+from waiting import answered, holds, wait_until
 
 from bascule.cli.client import BasculeClient
 
@@ -483,3 +484,179 @@ def test_a_rolling_upgrade_fails_no_request(lb1_alone: Pair) -> None:
     assert result["failed"] == 0 and result["answered"] > 500, (result, err)
     lb2.apply(weighted(pair.vip, 5))  # the new active takes writes and feeds lb1
     assert head(lb1) == head(lb2)
+
+
+def guarded(vip: str) -> dict[str, Any]:
+    """The pair's document with basic authentication on ``web`` (user ``ops``)."""
+    changed = copy.deepcopy(document(vip))
+    web = changed["virtual_services"][0]
+    web["type"] = "http"
+    web["authentication"] = {"realm": "staff", "users": ["ops"]}
+    return changed
+
+
+def test_http_users_follow_the_active_and_serve_after_a_failover(lb1_alone: Pair) -> None:
+    """An HTTP user added on the active is on the standby when the command returns (its hash,
+    over the pinned channel); after a failover the new active checks it (real curl: 200 with
+    it, 401 without or with another password); a new password given on the new active is
+    the one checked after failing back; deleted, it is gone on both."""
+    pair = lb1_alone
+    lb1, lb2 = pair.daemons["lb"], pair.daemons["lb2"]
+    joined_pair(pair)
+
+    def users(daemon: BasculeDaemon) -> list[str]:
+        return [item["name"] for item in daemon.cli_json("http-user", "list")["items"]]
+
+    def status(user: str | None) -> int:
+        argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"]
+        if user is not None:
+            argv += ["-u", user]
+        return int(pair.topology.run("client", [*argv, f"http://{pair.vip}/"]).stdout)
+
+    lb1.cli("http-user", "add", "ops", "--password-stdin", stdin="ops-password-1\n")
+    assert users(lb2) == ["ops"]  # on the standby when the add returned
+    message = refused(
+        lb2.cli("http-user", "add", "dev", "--password-stdin", stdin="dev-password-1\n",
+                check=False)
+    )  # fmt: skip
+    assert LB1 in message, message
+    lb1.apply(guarded(pair.vip))
+    assert head(lb2) == head(lb1)
+    wait_until("lb1 checks the user", lambda: status("ops:ops-password-1") == 200, timeout=30)
+    assert status(None) == 401 and status("ops:wrong-password") == 401
+
+    lb1.cli_json("ha", "standby")
+    assert pair.settled() == "lb2"
+    # lb2's HAProxy had the user before the failover: no wait for a reload
+    assert status("ops:ops-password-1") == 200
+    assert status(None) == 401 and status("ops:wrong-password") == 401
+
+    # a new password on the new active: lb1's HAProxy checks it once lb1 is the active again
+    lb2.cli("http-user", "passwd", "ops", "--password-stdin", stdin="ops-password-2\n")
+    lb2.cli_json("ha", "standby")
+    assert pair.settled() == "lb"
+    assert status("ops:ops-password-2") == 200 and status("ops:ops-password-1") == 401
+
+    # removed: the service first, then the user; gone on both nodes
+    lb1.apply(weighted(pair.vip, 5))
+    lb1.cli("http-user", "delete", "ops", "--yes")
+    assert users(lb1) == [] and users(lb2) == []
+    assert lb1.cli_json("ha", "status")["sync"]["health"] == "in_sync"
+
+
+DRAIN = 6
+# Holds one connection to ARGV[1]:ARGV[2] (a tcp-echo real server behind the VIP) and answers
+# each line of stdin with the echo's "<server> <peer ip>:<port>" (the peer: the load
+# balancer node carrying the connection), or "closed" once it no longer echoes.
+HOLDER = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=15)
+lines = s.makefile("rb")
+print("ready", flush=True)
+for _ in sys.stdin:
+    try:
+        s.sendall(b"y\\n")
+        answer = lines.readline().decode()
+    except OSError:
+        answer = ""
+    if not answer.endswith(" y\\n"):
+        print("closed", flush=True)
+        break
+    print(answer.split()[1].rsplit(":", 1)[0], flush=True)
+"""
+
+
+class Holder:
+    """A long connection from the client: which node carries it, asked line by line."""
+
+    def __init__(self, pair: Pair, vip: str, port: int) -> None:
+        self.proc: subprocess.Popen[str] = pair.topology.popen(
+            "client",
+            [sys.executable, "-c", HOLDER, vip, str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._line() == "ready"
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip() or "closed"
+
+    def carrier(self) -> str:
+        """The address of the node the connection goes through, or "closed"."""
+        if self.proc.poll() is not None:
+            return "closed"
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("?\n")
+        self.proc.stdin.flush()
+        return self._line()
+
+
+def test_a_planned_standby_drains_long_connections_within_the_drain_time(
+    lb1_alone: Pair,
+) -> None:
+    """``bascule ha standby``: new connections go to the new active at once, while a long
+    connection opened on the old active keeps working through it (the new active hands the
+    segments of connections it does not know to the peer: daemon/handover.py) until the
+    service's drain_time, when the old active closes it."""
+    pair = lb1_alone
+    topology = pair.topology
+    for server in topology.real_servers:
+        topology.start_real_server(server, "--mode", "tcp-echo", port=7000)
+    lb1, lb2 = pair.daemons["lb"], pair.daemons["lb2"]
+    joined_pair(pair)
+    changed = document(pair.vip)
+    changed["virtual_services"].append(
+        {
+            "name": "hold",
+            "address": pair.vip,
+            "port": 7000,
+            "type": "generic",
+            "drain_time": DRAIN,
+            "check": {"type": "tcp", "interval": 1},
+            "real_servers": [
+                {"address": server.address, "port": 7000} for server in topology.real_servers
+            ],
+        }
+    )
+    lb1.apply(changed)
+    assert head(lb2) == head(lb1)
+    active, other = "lb", "lb2"
+    address = {"lb": LB1, "lb2": LB2}
+
+    def handover_tables() -> bool:
+        return all(
+            topology.run(
+                node, ["nft", "list", "table", "ip", "bascule_handover"], check=False
+            ).returncode
+            == 0
+            for node in pair.daemons
+        )
+
+    wait_until("both nodes hold the handover table", handover_tables, timeout=30)
+    topology.wait_tcp("client", pair.vip, 7000, timeout=30)
+    held = Holder(pair, pair.vip, 7000)
+    assert held.carrier() == address[active]
+
+    started = time.monotonic()
+    lb1.cli_json("ha", "standby")
+    assert pair.settled() == other
+    # a new connection: to the new active, at once
+    fresh = Holder(pair, pair.vip, 7000)
+    assert fresh.carrier() == address[other]
+    # the old one: through the old active until the drain time runs out, then closed
+    holds(
+        f"the long connection goes on through {active}",
+        lambda: held.carrier() == address[active],
+        DRAIN - (time.monotonic() - started) - 1.0,
+        poll=0.2,
+    )
+    wait_until("the long connection is closed", lambda: held.carrier() == "closed", timeout=10)
+    closed = time.monotonic() - started
+    # the daemon's drain clock starts once the VIPs moved: the CLI's start and the handover
+    # itself (seconds on a loaded machine) come before it
+    assert DRAIN - 1.0 <= closed <= DRAIN + 8, closed
+    wait_until("lb1 logs the drain's end", lambda: "handover drain time over" in lb1.log(), 5)
+    assert fresh.carrier() == address[other]  # the new active's own connection is untouched
+    print(f"\nHA planned standby: the long connection was closed {closed:.1f} s after it")

@@ -3,14 +3,17 @@ file, and back.
 
 Both ends of the flow of a change, through the daemon's API: ``backup`` writes the current
 document with the certificate store's certificates (``certificate_store``); with
-``--with-keys`` their private keys too, sealed with a passphrase (typed twice at a hidden
-prompt, or the first line of ``--passphrase-file``), never in clear. ``restore`` sends a
-file back: the store first, then the document as a new revision; it asks for the passphrase
-when the file's keys are sealed, and says when a file carries no keys.
+``--with-keys`` their private keys too, and the HTTP users with their password hashes
+(``http_user_store``), sealed with a passphrase (typed twice at a hidden prompt, or the first
+line of ``--passphrase-file``), never in clear. The file is written 0600, also over an
+existing file. ``restore`` sends a file back: the stores first, then the document as a new
+revision; it asks for the passphrase when the file holds sealed keys or hashes, and says when
+a file carries no keys.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,12 +54,14 @@ def backup(
     with_keys: Annotated[
         bool,
         typer.Option(
-            "--with-keys", help="Add the certificates' private keys, sealed with a passphrase."
+            "--with-keys",
+            help="Add the certificates' private keys and the HTTP users' password hashes, "
+            "sealed with a passphrase.",
         ),
     ] = False,
     passphrase_file: PassphraseFile = None,
 ) -> None:
-    """Back up the configuration and the certificate store (keys only sealed)."""
+    """Back up the configuration and the stores (keys and HTTP users only sealed)."""
     session = Session.of(ctx)
     passphrase = read_passphrase(passphrase_file, confirm=True) if with_keys else None
     with session.client() as api:
@@ -65,8 +70,7 @@ def backup(
         typer.echo(text, nl=False)
         return
     try:
-        output_file.touch(mode=0o600)
-        output_file.write_text(text)
+        write_private(output_file, text.encode())
     except OSError as exc:
         raise CliError(f"--output {output_file}: {exc.strerror or exc}") from exc
     typer.echo(f"wrote {output_file}")
@@ -90,17 +94,33 @@ def restore(
     with session.client() as api:
         result = api.restore(data, passphrase=passphrase, dry_run=dry_run)
     output.print_change(result, as_json=session.json)
-    said = [part for part in str(result.get("message") or "").split("; ") if "certificate" in part]
+    said = [
+        part
+        for part in str(result.get("message") or "").split("; ")
+        if "certificate" in part or "HTTP user" in part
+    ]
     if said and not session.json:
         output.console().print(output.text("; ".join(said)), soft_wrap=True)
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """``data`` into ``path``, readable by its owner only (0600), even if the file existed
+    with a wider mode: a backup may hold sealed keys and hashes."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        os.fchmod(fd, 0o600)
+        file.write(data)
+
+
 def _keys_sealed(data: bytes) -> bool:
+    """Whether the file holds sealed keys or HTTP user hashes (then the passphrase is asked)."""
     import yaml
 
     try:
         content: Any = yaml.safe_load(data)
     except yaml.YAMLError:
         return False  # the daemon says what is wrong with the file
-    store = content.get("certificate_store") if isinstance(content, dict) else None
-    return isinstance(store, dict) and bool(store.get("keys"))
+    if not isinstance(content, dict):
+        return False
+    store, users = content.get("certificate_store"), content.get("http_user_store")
+    return (isinstance(store, dict) and bool(store.get("keys"))) or isinstance(users, dict)

@@ -19,11 +19,18 @@ or the WUI), which puts the store back first and then the document that names it
 The page store (the pages ``not_available.respond.body_file`` names) travels the same way,
 under ``page_store`` (when it has pages): every page with its content. A restore puts the
 pages back first (a page of the same name is replaced, the others kept), then the document.
+
+The HTTP user store (the users services' ``authentication`` names) travels only in a sealed
+backup, under ``http_user_store``: the names and times in clear, the yescrypt hashes sealed
+with the passphrase as the keys are (store/http_users.py, ``seal_rows``); never a password.
+A restore opens them with the passphrase and puts the users back first (a user of the same
+name takes the backup's hash, the others are kept).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import re
@@ -35,10 +42,12 @@ import yaml
 from bascule import safeyaml
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.changes import ChangeRequest
+from bascule.daemon.http_users import HttpUserService
 from bascule.daemon.pages import PAGE_STORE, PageService
 from bascule.daemon.results import ApplyResult
 from bascule.daemon.service import ConfigService
 from bascule.errors import FieldError, InvalidConfiguration, NotApplicable
+from bascule.store.http_users import BACKUP_SECTION as HTTP_USER_STORE
 
 RESTORE_MESSAGE = "restore from backup"
 RESTORE_ACTION = "config.restore"
@@ -56,17 +65,42 @@ def backup_text(
     document: Mapping[str, Any],
     certificates: Mapping[str, Any] | None = None,
     pages: list[dict[str, str]] | None = None,
+    http_users: Mapping[str, Any] | None = None,
 ) -> str:
     """The document as YAML, first line ``# bascule revision N`` (0 before the first), with
-    the certificate store's export (``CertificateService.export``) when it has entries and
-    the page store's (``PageService.export``) when it has pages."""
+    the certificate store's export (``CertificateService.export``) when it has entries, the
+    page store's (``PageService.export``) when it has pages and the HTTP user store's
+    (``HttpUserService.export``: sealed backups only) when it has users."""
     content = dict(document)
     if certificates is not None and certificates.get("entries"):
         content[CERTIFICATE_STORE] = dict(certificates)
     if pages:
         content[PAGE_STORE] = list(pages)
+    if http_users:
+        content[HTTP_USER_STORE] = dict(http_users)
     body = yaml.safe_dump(content, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return f"# bascule revision {revision or 0}\n{body}"
+
+
+def backup_of(
+    config: ConfigService,
+    *,
+    certificates: CertificateService | None,
+    pages: PageService | None,
+    http_users: HttpUserService | None,
+    passphrase: str | None,
+) -> tuple[int | None, str]:
+    """The current revision and its backup file (``backup_text``), the stores' sections
+    included; with ``passphrase``, the private keys and the HTTP users' hashes sealed. Runs
+    PyYAML and scrypt: call it in a worker thread."""
+    revision, document = config.document()
+    return revision, backup_text(
+        revision,
+        document,
+        certificates.export(passphrase) if certificates is not None else None,
+        pages.export() if pages is not None else None,
+        http_users=http_users.export(passphrase) if http_users is not None else None,
+    )
 
 
 def split_backup(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -88,33 +122,43 @@ async def restore_backup(
     *,
     passphrase: str | None = None,
     pages: PageService | None = None,
+    http_users: HttpUserService | None = None,
 ) -> ApplyResult:
-    """Restore a backup file's content: its page store and its certificate store first (each
-    all or nothing), then its document (``restore``). A dry run checks the pages, opens the
-    sealed keys and plans the document as if the stores' entries were there, and changes
-    nothing. The stores' outcomes ("this backup carries no private keys"...) are added to
-    the result's message."""
+    """Restore a backup file's content: its HTTP user store, its page store and its
+    certificate store first (each all or nothing), then its document (``restore``). A dry
+    run opens the sealed hashes and keys, checks the pages and plans the document as if the
+    stores' entries were there, and changes nothing. The stores' outcomes ("this backup
+    carries no private keys"...) are added to the result's message."""
     content = dict(data)
-    section = content.pop(PAGE_STORE, None)
-    if section is None:
-        return await _restore_certificates(
-            config, certificates, content, request, passphrase=passphrase
-        )
-    if pages is None:
+    page_section = content.pop(PAGE_STORE, None)
+    user_section = content.pop(HTTP_USER_STORE, None)
+    if page_section is not None and pages is None:
         raise NotApplicable("this daemon has no page store to restore into")
-    if request.dry_run:
-        checked = await asyncio.to_thread(pages.check_backup, section)
-        said = f"{len(checked)} page{'' if len(checked) == 1 else 's'} of the page store"
-        with pages.restoring(frozenset(checked)):
-            result = await _restore_certificates(
-                config, certificates, content, request, passphrase=passphrase
-            )
-    else:
-        said = await pages.restore(section, actor=request.actor)
+    if user_section is not None and http_users is None:
+        raise NotApplicable("this daemon has no HTTP user store to restore into")
+    said: list[str] = []
+    with contextlib.ExitStack() as planned:
+        if request.dry_run:
+            if user_section is not None and http_users is not None:
+                # the passphrase first: the likeliest mistake, before anything else is read
+                names = await asyncio.to_thread(http_users.check_backup, user_section, passphrase)
+                said.append(f"{len(names)} HTTP user{'' if len(names) == 1 else 's'} in the backup")
+                planned.enter_context(http_users.restoring(names))
+            if page_section is not None and pages is not None:
+                checked = await asyncio.to_thread(pages.check_backup, page_section)
+                said.append(
+                    f"{len(checked)} page{'' if len(checked) == 1 else 's'} of the page store"
+                )
+                planned.enter_context(pages.restoring(frozenset(checked)))
+        else:
+            if user_section is not None and http_users is not None:
+                said.append(await http_users.restore(user_section, passphrase, actor=request.actor))
+            if page_section is not None and pages is not None:
+                said.append(await pages.restore(page_section, actor=request.actor))
         result = await _restore_certificates(
             config, certificates, content, request, passphrase=passphrase
         )
-    message = "; ".join(part for part in (result.message, said) if part)
+    message = "; ".join(part for part in (result.message, *said) if part)
     return dataclasses.replace(result, message=message)
 
 

@@ -15,22 +15,28 @@ who may write) is ``PairService``'s; its state joins the status.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import ipaddress
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bascule.daemon.audit import AuditService
+from bascule.daemon.handover import Handover
 from bascule.daemon.pair import PairService, SyncStatus
 from bascule.daemon.pair_state import StateSync
 from bascule.daemon.peer import PeerClient
 from bascule.daemon.service import ConfigService
 from bascule.engines.keepalived.engine import KeepalivedEngine, VrrpStatus
+from bascule.engines.keepalived.handover import DrainedService
 from bascule.engines.keepalived.view import NotANode, find_self
-from bascule.errors import EngineError, NotApplicable
+from bascule.errors import BasculeError, EngineError, NotApplicable
 from bascule.model.access import Actor
 from bascule.model.high_availability import HaNode
+
+log = logging.getLogger("bascule.pair")
 
 #: How long ``standby`` waits for keepalived to hand the VIPs over.
 HANDOVER_TIMEOUT = 5.0
@@ -74,12 +80,14 @@ class HaService:
         audit: AuditService | None = None,
         pair: PairService | None = None,
         state: StateSync | None = None,
+        handover: Handover | None = None,
     ) -> None:
         self.config = config
         self.keepalived = keepalived
         self.audit = audit
         self.pair = pair
         self.state = state
+        self.handover = handover
 
     async def status(self) -> HaStatus:
         desired = self.config.desired()
@@ -133,8 +141,9 @@ class HaService:
             return self.keepalived.vrrp().state == "FAULT"
 
         async def vips_gone() -> bool:
-            return not vips & await self.keepalived.addresses()
+            return not vips & await self._held_addresses()
 
+        drained = await self._drain()
         self.keepalived.set_standby(True)
         try:
             await _until(in_fault)
@@ -145,10 +154,42 @@ class HaService:
             await asyncio.sleep(interval)
         finally:
             self.keepalived.set_standby(False)
+            if self.handover is not None:
+                self.handover.finish_later(drained)
         if self.audit is not None:
             self.audit.record(actor, "ha.standby", before.node.name if before.node else "")
         return await self.status()
 
+    async def _drain(self) -> tuple[DrainedService, ...]:
+        """Before a handover: this node keeps the connections of the services with a
+        drain_time, and the peer hands them to it (daemon/handover.py). Nothing is drained
+        on a node not joined (the peer cannot be told), or when the peer does not answer."""
+        link = None if self.pair is None else self.pair.link()
+        if self.handover is None or link is None:
+            return ()
+        try:
+            drained = await self.handover.begin()
+            if drained:
+                body = {"services": [dataclasses.asdict(service) for service in drained]}
+                await PeerClient(link).call("POST", "/drain", body=body)
+        except (BasculeError, OSError) as exc:
+            log.warning("the handover drains nothing", extra={"error": str(exc)})
+            return ()
+        return drained
+
+    async def _held_addresses(self) -> frozenset[str]:
+        """The addresses this machine holds, but for those on lo (a drain keeps VIPs there)."""
+        if self.handover is None:
+            return await self.keepalived.addresses()
+        listed = await self.handover.ip.addresses()
+        return frozenset(str(a.network.ip) for a in listed.addresses if a.interface != "lo")
+
+    async def drain_from_peer(self, services: list[DrainedService]) -> None:
+        """The peer hands the VIPs over and keeps its connections of ``services``: this node
+        sends it the segments of connections it does not know, for their drain time."""
+        if self.handover is None:
+            raise NotApplicable("this daemon hands no connections over")
+        await self.handover.forward(services)
 
     async def takeover(self, actor: Actor) -> HaStatus:
         """Take the VIPs from the active now (on the standby): the active is asked to stand by

@@ -12,23 +12,27 @@ It also answers, for the change pipeline, whether a document's ``authentication.
 (``document_problems``: field errors like ``virtual_services[0].authentication.users[0]``)
 and refuses deleting a user a service names. Changes take the reconciler's lock (a document
 naming a user and the user's deletion never cross), are refused on an HA pair's standby (its
-stores follow the active's), and are recorded in the audit log without any password.
+stores follow the active's), handed to the standby before they return (``after_change``: the
+pair's push, daemon/pair.py; the standby runs ``replicate``), and are recorded in the audit log
+without any password. A sealed backup carries the users (``export``: the hashes sealed with
+the backup's passphrase, store/http_users.py) and a restore puts them back (``restore``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from bascule.daemon.audit import AuditOutcome, AuditService
 from bascule.daemon.service import ConfigService
-from bascule.errors import BasculeError, FieldError, NotFound
+from bascule.errors import BasculeError, FieldError, Forbidden, NotFound
 from bascule.model import Configuration
-from bascule.model.access import Actor
+from bascule.model.access import Actor, Permission
 from bascule.model.authentication import authentication_users
 from bascule.store.http_users import (
     HttpUser,
@@ -36,6 +40,8 @@ from bascule.store.http_users import (
     InvalidHttpUser,
     check_name,
     hash_password,
+    open_rows,
+    seal_rows,
 )
 
 log = logging.getLogger("bascule.http_users")
@@ -83,6 +89,10 @@ class HttpUserService:
         self.audit = audit
         self.engine = engine
         self.clock = clock
+        # an HA pair (daemon/pair.py): after a change, hands the store to the standby before
+        # the change returns (the pair's loop retries while the peer is down)
+        self.after_change: Callable[[], Awaitable[None]] | None = None
+        self._restoring: frozenset[str] = frozenset()
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -149,6 +159,8 @@ class HttpUserService:
             async with self.config.reconciler.lock:
                 await change()
                 message = await self._publish(changed=name)
+                if self.after_change is not None:
+                    await self.after_change()
         except BasculeError as exc:
             self._record(actor, action, name, outcome=AuditOutcome.refused, detail=str(exc))
             raise
@@ -179,15 +191,73 @@ class HttpUserService:
         if self.engine is not None:
             self.engine.set_http_users(await asyncio.to_thread(self.store.hashes))
 
-    async def replicate(self, rows: Sequence[Mapping[str, str]]) -> tuple[str, ...]:
+    async def replicate(self, rows: Sequence[Mapping[str, object]]) -> tuple[str, ...]:
         """Hold exactly the HA pair's active's users (``HttpUserStore.export`` there); HAProxy
         reloaded when one a service names changed. The names that changed."""
         async with self.config.reconciler.lock:
-            changed = await asyncio.to_thread(self.store.replicate, [dict(r) for r in rows])
-            usage = _usage(self.config.desired())
+            changed = await asyncio.to_thread(self.store.replicate, rows)
             if changed:
-                await self._publish(changed=next((n for n in changed if n in usage), None))
+                await self._publish(changed=self._named(changed))
         return changed
+
+    def _named(self, names: Sequence[str]) -> str | None:
+        """One of ``names`` a service's authentication names, if any (it makes a reload)."""
+        usage = _usage(self.config.desired())
+        return next((name for name in names if name in usage), None)
+
+    # -- backups ------------------------------------------------------------------------------
+
+    def export(self, passphrase: str | None) -> dict[str, object] | None:
+        """A backup's ``http_user_store`` section: only in a sealed backup (a passphrase),
+        the hashes sealed with it; None without a passphrase or without users."""
+        if passphrase is None:
+            return None
+        rows = self.store.export()
+        return seal_rows(rows, passphrase) if rows else None
+
+    @staticmethod
+    def check_backup(section: object, passphrase: str | None) -> frozenset[str]:
+        """The names a backup's section would restore (its hashes opened with
+        ``passphrase``, every row checked), or its refusal; nothing is written."""
+        return frozenset(row["name"] for row in open_rows(section, passphrase))
+
+    @contextlib.contextmanager
+    def restoring(self, names: frozenset[str]) -> Iterator[None]:
+        """While a restore is planned (a dry run): the backup's users count as stored."""
+        self._restoring = names
+        try:
+            yield
+        finally:
+            self._restoring = frozenset()
+
+    async def restore(self, section: object, passphrase: str | None, *, actor: Actor) -> str:
+        """Put a backup's users back (a user of the same name takes the backup's hash, the
+        others are kept), HAProxy reloaded when a service names one that changed; says what
+        it did."""
+        action = "http_user.restore"
+        names = ""
+        try:
+            if not actor.may(Permission.administer):  # the doors ask for configure only
+                raise Forbidden("only an administrator may restore HTTP users")
+            guard = self.config.changes.guard
+            if guard is not None:
+                guard()
+            # scrypt opens the hashes: 128 MiB and half a second, not on the loop
+            rows = await asyncio.to_thread(open_rows, section, passphrase)
+            names = ", ".join(row["name"] for row in rows)
+            async with self.config.reconciler.lock:
+                changed = await asyncio.to_thread(self.store.restore, rows)
+                problem = await self._publish(changed=self._named(changed)) if changed else ""
+                if self.after_change is not None:
+                    await self.after_change()
+        except BasculeError as exc:
+            self._record(actor, action, names, outcome=AuditOutcome.refused, detail=str(exc))
+            raise
+        said = f"{len(rows)} HTTP user{'' if len(rows) == 1 else 's'} restored"
+        if problem:
+            said = f"{said} ({problem})"
+        self._record(actor, action, names or "-", detail=said)
+        return said
 
     def _record(
         self,
@@ -208,7 +278,7 @@ class HttpUserService:
         named = list(authentication_users(config))
         if not named:
             return []
-        stored = {user.name for user in self.store.entries()}
+        stored = {user.name for user in self.store.entries()} | self._restoring
         return [
             FieldError(
                 path=f"virtual_services[{index}].authentication.users[{user_index}]",

@@ -5,7 +5,7 @@ Where it sits: beside the service layer, under the doors (``bascule ha join``, t
 node pins the first node's listener certificate (checked against ``--fingerprint`` or signed by
 ``--ca-cert``), mints an API token for the peer and sends it with its own certificate, and
 receives a token minted for it, the whole revision history and the certificate store (keys
-included). From then on:
+included), and the HTTP user store (hashes included). From then on:
 
 - **Who calls whom.** Every call between the two goes over HTTPS to the peer's listener, whose
   certificate must be the pinned one (it is the only trust anchor of the call), with the token
@@ -15,7 +15,9 @@ included). From then on:
   MASTER); a write anywhere else is refused with ``NotTheActive`` naming the peer. After each
   commit the active sends the standby what it lacks before the write returns
   (``after_commit``, bounded by ``CALL_TIMEOUT``); a peer that is down is caught up by the
-  loop (``run``) every ``SYNC_INTERVAL`` while ``ha status`` shows how far behind it is. The
+  loop (``run``) every ``SYNC_INTERVAL`` while ``ha status`` shows how far behind it is; the
+  certificate store and the HTTP user store go with them when their digests differ, and an
+  HTTP user change is pushed the same way (``HttpUserService.after_change``). The
   standby stores the revisions under their own numbers (``RevisionStore.replicate``) and
   reconciles on them. Push rather than pull: the write returns once the revision is on both
   nodes, and the standby needs no timer to learn of a change.
@@ -49,6 +51,7 @@ from urllib.parse import urlsplit
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
+from bascule.daemon.http_users import HttpUserService
 from bascule.daemon.pair_conflict import (
     EXAMINED,
     HistoryConflict,
@@ -139,10 +142,12 @@ class PairService:
         listener: Listener | None,
         audit: AuditService | None = None,
         archive_dir: Path | None = None,
+        http_users: HttpUserService | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.certificates = certificates
+        self.http_users = http_users
         self.accounts = accounts
         self.keepalived = keepalived
         self.listener = listener
@@ -270,6 +275,7 @@ class PairService:
                 for index, item in enumerate(offer.get("revisions") or [])
             ]
             await self.certificates.replicate(list(offer.get("certificates") or []))
+            await self._replicate_users(offer.get("http_users"))
             await asyncio.to_thread(self.config.store.replicate, revisions)
         except BasculeError:
             self.accounts.revoke_token(info.id, by=_pair_actor())
@@ -343,6 +349,7 @@ class PairService:
             "token": minted,
             "peers_certificate": self.listener.peers_certificate_pem,
             "certificates": self.certificates.store.snapshot(),
+            "http_users": self._users_export(),
             "revisions": [revision_to_wire(revision) for revision in revisions],
         }
 
@@ -443,21 +450,32 @@ class PairService:
         certificates = None
         if state.get("certificates") != self.certificates.store.digest():
             certificates = self.certificates.store.snapshot()
-        after = await self._push(peer, theirs, certificates)
+        users = None
+        if self.http_users is not None and state.get("http_users") != self._users_digest():
+            users = self._users_export()
+        after = await self._push(peer, theirs, certificates, users)
         self._synced(after if isinstance(after, int) else theirs)
 
     async def _push(
-        self, peer: PeerClient, after: int | None, certificates: list[dict[str, Any]] | None
+        self,
+        peer: PeerClient,
+        after: int | None,
+        certificates: list[dict[str, Any]] | None,
+        users: list[dict[str, str]] | None = None,
     ) -> int | None:
-        """Send the peer every revision after ``after`` (and ``certificates``, first); the
-        head it then holds."""
+        """Send the peer every revision after ``after`` (and ``certificates`` and the HTTP
+        ``users``, first); the head it then holds."""
         while True:
             batch = await asyncio.to_thread(self.config.store.since, after, limit=BATCH)
-            if not batch and certificates is None:
+            if not batch and certificates is None and users is None:
                 return after
-            body = {"revisions": [revision_to_wire(r) for r in batch], "certificates": certificates}
+            body = {
+                "revisions": [revision_to_wire(r) for r in batch],
+                "certificates": certificates,
+                "http_users": users,
+            }
             reply = await peer.call("POST", "/revisions", body=body)
-            certificates = None
+            certificates = users = None
             head = reply.get("head")
             after = head if isinstance(head, int) else after
             if not batch:
@@ -486,6 +504,7 @@ class PairService:
             "head_digest": store.digest(head),
             "digest_at": store.digest(number) if number else None,
             "certificates": self.certificates.store.digest(),
+            "http_users": self._users_digest(),
         }
 
     def revisions_after(self, after: int) -> list[dict[str, Any]]:
@@ -495,17 +514,35 @@ class PairService:
         self,
         revisions: Sequence[Mapping[str, Any]],
         certificates: Sequence[Mapping[str, Any]] | None,
+        http_users: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """The active's revisions (and certificates, first: the documents name them);
-        reconciled in the background, so the active's write returns once they are stored."""
+        """The active's revisions (and its certificates and HTTP users, first: the documents
+        name them); reconciled in the background, so the active's write returns once they
+        are stored."""
         parsed = [revision_from_wire(item, index) for index, item in enumerate(revisions)]
         if certificates is not None:
             await self.certificates.replicate(certificates)
+        await self._replicate_users(http_users)
         head = await asyncio.to_thread(self.config.store.replicate, parsed)
         self._synced(head)
         if parsed or certificates is not None:
             self._reconcile_soon()
         return {"head": head}
+
+    # -- the HTTP user store, synced like the certificate store -----------------------------
+
+    def _users_export(self) -> list[dict[str, str]] | None:
+        """Every HTTP user with its hash (only ever on the pinned channel)."""
+        return None if self.http_users is None else self.http_users.store.export()
+
+    def _users_digest(self) -> str | None:
+        return None if self.http_users is None else self.http_users.store.digest()
+
+    async def _replicate_users(self, rows: Sequence[Mapping[str, Any]] | None) -> None:
+        """Hold exactly the peer's HTTP users (None: the peer sent none, as a Bascule from
+        before the HTTP users were synced does)."""
+        if rows is not None and self.http_users is not None:
+            await self.http_users.replicate(rows)
 
     def _reconcile_soon(self) -> None:
         task = asyncio.create_task(self.config.reconcile(), name="reconcile on sync")
@@ -622,6 +659,7 @@ class PairService:
                 "fork_digest": store.digest(conflict.fork or None),
                 "revisions": [revision_to_wire(revision) for revision in batch],
                 "certificates": self.certificates.store.snapshot(),
+                "http_users": self._users_export(),
                 "kept": kept,
                 "by": by,
             }
@@ -659,6 +697,7 @@ class PairService:
         certificates: Sequence[Mapping[str, Any]] | None,
         kept: str,
         by: str,
+        http_users: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """The peer's history is kept: archive this node's revisions after ``fork``, replace
         them with the peer's, and reconcile."""
@@ -674,6 +713,7 @@ class PairService:
                 )
             if certificates is not None:
                 await self.certificates.replicate(certificates)
+            await self._replicate_users(http_users)
             at = datetime.now(UTC)
             async with self.config.reconciler.lock:  # no commit in between
                 discarded = await asyncio.to_thread(store.since, fork or None, limit=1_000_000)

@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from bascule.daemon.handover import Handover
 from bascule.daemon.service import ConfigService
 from bascule.engines.conntrackd.render import render as render_conntrackd
 from bascule.engines.conntrackd.shell import ConntrackdShell
@@ -133,6 +134,7 @@ class StateSync:
         directory: Path,
         own_certificate: str,
         conntrackd: ConntrackdShell | None = None,
+        handover: Handover | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -141,6 +143,7 @@ class StateSync:
         self.directory = directory
         self.own_certificate = own_certificate
         self.conntrackd = conntrackd
+        self.handover = handover  # the planned handover's table (daemon/handover.py)
         self.peer_name: str | None = None  # the remote peer HAProxy shares the tables with
 
     async def _placement(self) -> tuple[HighAvailability, HaNode, HaNode, PairLink] | None:
@@ -182,7 +185,13 @@ class StateSync:
         self.peer_name = None if listener is None else listener.remotes[0][0]
 
     async def refresh(self) -> None:
-        """Put what the pair needs in place: conntrackd, and HAProxy's peers section."""
+        """Put what the pair needs in place: conntrackd, HAProxy's peers section, and the
+        handover's table."""
+        if self.handover is not None:
+            try:
+                await self.handover.refresh()
+            except (BasculeError, OSError, ValueError) as exc:  # the rest goes on
+                log.warning("could not set the handover table", extra={"error": str(exc)})
         await self.refresh_flows()
         await self.refresh_tables()
 

@@ -60,6 +60,7 @@ from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.ha import HaService
+from bascule.daemon.handover import Handover
 from bascule.daemon.http_users import HttpUserService
 from bascule.daemon.l4 import L4Supervisor
 from bascule.daemon.listener import (
@@ -449,6 +450,7 @@ class Daemon:
             conntrackd=ConntrackdShell(
                 settings.data_dir / "conntrackd", binary=settings.conntrackd_binary
             ),
+            handover=(handover := Handover(config=service, keepalived=keepalived)),
         )
         await state_sync.prepare()
         await adopt_engines(service, _last_good(store), l4_adopted=l4.adopted)
@@ -489,9 +491,11 @@ class Daemon:
             ),
             audit=audit,
             archive_dir=ha_dir / "conflicts",
+            http_users=http_users,
         )
         service.changes.guard = pair.check_writable
         service.changes.after_commit = pair.after_commit
+        http_users.after_change = pair.after_commit
         services = DaemonServices(
             config=service,
             accounts=accounts,
@@ -501,7 +505,9 @@ class Daemon:
             stop=self.request_stop,
             certificates=certificates,
             acme=acme,
-            ha=HaService(service, keepalived, audit=audit, pair=pair, state=state_sync),
+            ha=HaService(
+                service, keepalived, audit=audit, pair=pair, state=state_sync, handover=handover
+            ),
             request_logs=request_logs,
             pages=pages,
             http_users=http_users,

@@ -8,18 +8,28 @@ configuration manual 3.4): yescrypt (``$y$``), the strongest scheme of the syste
 every request that carries credentials, so the cost is yescrypt's second setting (about 3 ms a
 check on a 2020s CPU, as long as a SHA-512 crypt of 5000 rounds, memory-hard where SHA-512 is
 not); docs/security.md says why. The plain password is never stored, logged or returned.
+
+The rows leave the store whole (``export``, hashes included) on two paths only: to the HA
+pair's standby over the pinned, mutually authenticated channel (``replicate`` there; the
+``digest`` tells the active whether to send them), and into a backup, the hashes sealed with
+the backup's passphrase (``seal_rows``/``open_rows``, pki/keyset.py's scheme; ``restore``).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
+import json
 import re
+import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
 from bascule.errors import InvalidCertificate, NotFound, StoreError
+from bascule.pki.keyset import open_keys, seal_keys
 from bascule.store.database import Database, transaction
 
 #: The crypt(3) scheme and cost of new hashes (libxcrypt's ``crypt_gensalt`` arguments).
@@ -171,37 +181,153 @@ class HttpUserStore(Database):
                 raise NotFound(f"there is no HTTP user named {name!r}")
 
     def export(self) -> list[dict[str, str]]:
-        """Every row, hashes included: for the HA pair's standby only (daemon/pair.py)."""
+        """Every row, hashes included (``ROW_KEYS``): for the HA pair's peer, over its pinned
+        channel (daemon/pair.py), and for a sealed backup (daemon/http_users.py)."""
         with self._use("export the HTTP users") as db:
             rows = db.execute(
                 "SELECT name, password_hash, created_at, password_changed_at FROM http_users"
                 " ORDER BY name"
             ).fetchall()
-        keys = ("name", "password_hash", "created_at", "password_changed_at")
-        return [dict(zip(keys, map(str, row), strict=True)) for row in rows]
+        return [dict(zip(ROW_KEYS, map(str, row), strict=True)) for row in rows]
 
-    def replicate(self, rows: list[dict[str, str]]) -> tuple[str, ...]:
-        """Hold exactly ``rows`` (an ``export`` of the pair's active); the names that changed."""
-        for row in rows:
-            check_name(row["name"])
-            _check_hash(row["password_hash"])
+    def digest(self) -> str:
+        """What tells two stores apart (SHA-256, hex, of every row): the pair's active sends
+        its users when the peer's digest is not its own."""
+        return rows_digest(self.export())
+
+    def replicate(self, rows: Sequence[Mapping[str, object]]) -> tuple[str, ...]:
+        """Hold exactly ``rows`` (an ``export`` of the pair's active); the names added,
+        changed or deleted. All or nothing: a bad row is refused naming it."""
+        wanted = checked_rows(rows, field="http_users")
         with self._use("replicate the HTTP users") as db, transaction(db):
-            before = {
-                str(name): str(hashed)
-                for name, hashed in db.execute("SELECT name, password_hash FROM http_users")
-            }
-            wanted = {row["name"]: row for row in rows}
+            before = _stored_hashes(db)
             changed = sorted(
                 {n for n in before if n not in wanted}
                 | {n for n, row in wanted.items() if before.get(n) != row["password_hash"]}
             )
             db.execute("DELETE FROM http_users")
-            db.executemany(
-                "INSERT INTO http_users (name, password_hash, created_at, password_changed_at)"
-                " VALUES (:name, :password_hash, :created_at, :password_changed_at)",
-                list(wanted.values()),
-            )
+            db.executemany(_INSERT, list(wanted.values()))
         return tuple(changed)
+
+    def restore(self, rows: Sequence[Mapping[str, object]]) -> tuple[str, ...]:
+        """Put a backup's ``rows`` back: a user of the same name takes the backup's hash and
+        times, the others are kept. All or nothing; the names whose hash changed."""
+        wanted = checked_rows(rows, field="http_user_store.users")
+        with self._use("restore the HTTP users") as db, transaction(db):
+            before = _stored_hashes(db)
+            db.executemany("DELETE FROM http_users WHERE name = ?", [(n,) for n in wanted])
+            db.executemany(_INSERT, list(wanted.values()))
+        return tuple(
+            n for n, row in sorted(wanted.items()) if before.get(n) != row["password_hash"]
+        )
+
+
+#: A user's row as it leaves the store (``export``): to the pair's peer, into a sealed backup.
+ROW_KEYS = ("name", "password_hash", "created_at", "password_changed_at")
+_INSERT = (
+    "INSERT INTO http_users (name, password_hash, created_at, password_changed_at)"
+    " VALUES (:name, :password_hash, :created_at, :password_changed_at)"
+)
+
+
+def rows_digest(rows: Sequence[Mapping[str, str]]) -> str:
+    text = json.dumps(list(rows), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def checked_rows(rows: Sequence[Mapping[str, object]], *, field: str) -> dict[str, dict[str, str]]:
+    """``rows`` (``ROW_KEYS`` each) by name, every one checked: a name, a yescrypt hash, two
+    ISO 8601 times with a zone, no name twice. ``InvalidHttpUser`` names the row at fault
+    (``http_users[2].password_hash``)."""
+    wanted: dict[str, dict[str, str]] = {}
+    for index, row in enumerate(rows):
+        where = f"{field}[{index}]"
+        if not isinstance(row, Mapping):
+            raise InvalidHttpUser(where, "must be {" + ", ".join(ROW_KEYS) + "}")
+        values: dict[str, str] = {}
+        for key in ROW_KEYS:
+            value = row.get(key)
+            if not isinstance(value, str):
+                raise InvalidHttpUser(f"{where}.{key}", "is required (text)")
+            values[key] = value
+        if not _NAME.fullmatch(values["name"]):
+            raise InvalidHttpUser(f"{where}.name", f"{values['name']!r} is not an HTTP user name")
+        if values["name"] in wanted:
+            raise InvalidHttpUser(f"{where}.name", f"{values['name']} is twice")
+        if not _HASH.fullmatch(values["password_hash"]):
+            raise InvalidHttpUser(f"{where}.password_hash", "is not a yescrypt hash")
+        for key in ("created_at", "password_changed_at"):
+            try:
+                when = datetime.fromisoformat(values[key])
+            except ValueError:
+                when = None
+            if when is None or when.tzinfo is None:
+                raise InvalidHttpUser(f"{where}.{key}", "must be an ISO 8601 time with a zone")
+            values[key] = when.astimezone(UTC).isoformat()
+        wanted[values["name"]] = values
+    return wanted
+
+
+# -- backups ------------------------------------------------------------------------------------
+
+#: A backup's section of HTTP users (``bascule backup --with-keys``).
+BACKUP_SECTION = "http_user_store"
+BACKUP_FORMAT = 1
+_PUBLIC_KEYS = ("name", "created_at", "password_changed_at")
+
+
+def seal_rows(rows: Sequence[Mapping[str, str]], passphrase: str) -> dict[str, object]:
+    """A backup's ``http_user_store`` section: the users (names, times) in clear, their
+    hashes sealed with ``passphrase`` as the certificates' keys are (pki/keyset.py), bound to
+    the users listed."""
+    users = [{key: row[key] for key in _PUBLIC_KEYS} for row in rows]
+    hashes = {row["name"]: row["password_hash"].encode("ascii") for row in rows}
+    sealed = seal_keys(hashes, passphrase, associated=_associated(users))
+    return {"format": BACKUP_FORMAT, "users": users, "hashes": sealed}
+
+
+def open_rows(section: object, passphrase: str | None) -> list[dict[str, str]]:
+    """The rows of a backup's ``http_user_store`` section (``seal_rows``), their hashes
+    opened with ``passphrase`` and every row checked; ``InvalidHttpUser`` names the field."""
+    where = BACKUP_SECTION
+    if not isinstance(section, Mapping) or section.get("format") != BACKUP_FORMAT:
+        raise InvalidHttpUser(where, f"must be a store export of format {BACKUP_FORMAT}")
+    users, sealed = section.get("users"), section.get("hashes")
+    if not isinstance(users, list):
+        raise InvalidHttpUser(f"{where}.users", "must be a list of {name, created_at, ...}")
+    if not isinstance(sealed, Mapping):
+        raise InvalidHttpUser(f"{where}.hashes", "must be the sealed password hashes")
+    if passphrase is None:
+        raise InvalidHttpUser(
+            "passphrase", "this backup's HTTP user password hashes are sealed: give its passphrase"
+        )
+    try:
+        hashes = open_keys(sealed, passphrase, associated=_associated(users))
+    except InvalidCertificate as exc:
+        error = exc.errors[0]
+        if error.path == "passphrase":
+            raise InvalidHttpUser(
+                "passphrase", "wrong passphrase, or the backup was altered: no HTTP user restored"
+            ) from None
+        raise InvalidHttpUser(f"{where}.hashes", error.message) from None
+    rows = [
+        {**user, "password_hash": hashes.get(str(user.get("name")), b"").decode("ascii")}
+        if isinstance(user, Mapping)
+        else user
+        for user in users
+    ]
+    return list(checked_rows(rows, field=f"{where}.users").values())
+
+
+def _associated(users: object) -> bytes:
+    """What the sealed hashes are bound to: the section's users, canonically."""
+    text = json.dumps([BACKUP_SECTION, BACKUP_FORMAT, users], sort_keys=True, separators=(",", ":"))
+    return text.encode()
+
+
+def _stored_hashes(db: sqlite3.Connection) -> dict[str, str]:
+    rows = db.execute("SELECT name, password_hash FROM http_users")
+    return {str(name): str(hashed) for name, hashed in rows}
 
 
 def _check_hash(password_hash: str) -> None:

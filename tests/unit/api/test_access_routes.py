@@ -196,6 +196,7 @@ ROUTES = [
         403,
         {"revisions": [], "fork": 1, "kept": "lb1", "by": "a"},
     ),
+    Route("POST", "/api/v1/ha/peer/drain", administer, 403, {"services": []}),
     Route("POST", "/api/v1/ha/peer/leave", administer, 403),
     Route("POST", "/api/v1/system/stop", administer, 202),
     Route("GET", "/api/v1/auth/whoami", read),

@@ -160,3 +160,24 @@ async def test_a_bad_join_names_its_field_and_changes_nothing(
     else:
         assert error["kind"] == kind and "listener is off" in error["message"], error
     assert node.pair.store.link() is None
+
+
+async def test_the_drain_route_takes_the_peer_only_and_checks_each_service(node: Node) -> None:
+    """``/ha/peer/drain`` (the active handing over tells the standby what to forward)."""
+    accounts = node.pair.accounts
+    accounts.store.add_user("bob", Role.admin, "x", at=datetime.now(UTC))
+    actor = Actor(name="bob", role=Role.admin, via="local", remote="test")
+    _, admin = accounts.create_token("not the peer", Role.admin, by=actor)
+    _, peer = accounts.create_token("ha pair", Role.admin, by=_pair_actor())
+    service = {"name": "hold", "address": "198.18.0.100", "port": 7000, "drain_time": 30}
+    url = "/api/v1/ha/peer/drain"
+    refused = await node.remote.post(
+        url, json={"services": [service]}, headers={"Authorization": f"Bearer {admin}"}
+    )
+    assert refused.status_code == 403, refused.text
+    as_peer = {"Authorization": f"Bearer {peer}"}
+    bad = {**service, "address": "198.18.0.100; flush ruleset", "port": 0}
+    answer = await node.remote.post(url, json={"services": [bad]}, headers=as_peer)
+    assert answer.status_code == 422, answer.text
+    paths = {field["path"] for field in answer.json()["error"]["fields"]}
+    assert paths == {"body.services[0].address", "body.services[0].port"}, paths

@@ -118,6 +118,8 @@ def test_backup_with_sealed_keys_and_restore(daemon: Daemon, tmp_path: Path) -> 
     passphrase.write_text("a long enough passphrase\n")
     plain = tmp_path / "plain.yaml"
     sealed = tmp_path / "sealed.yaml"
+    sealed.write_text("an older file, readable by all\n")
+    sealed.chmod(0o644)  # written over: 0600 all the same
     ok(run(daemon, "backup", "-o", str(plain)))
     ok(
         run(

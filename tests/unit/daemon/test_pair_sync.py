@@ -19,6 +19,7 @@ import pytest
 from bascule.daemon import pair as pair_module
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.certificates import CertificateService
+from bascule.daemon.http_users import HttpUserService
 from bascule.daemon.pair import PairService
 from bascule.daemon.peer import revision_from_wire
 from bascule.daemon.service import ConfigService
@@ -29,6 +30,7 @@ from bascule.errors import DaemonUnavailable, DivergedHistory, InvalidConfigurat
 from bascule.model.access import Actor, Role
 from bascule.store.accounts import AccountStore
 from bascule.store.certificates import CertificateStore
+from bascule.store.http_users import HttpUserStore, hash_password
 from bascule.store.pair import PairLink, PairStore
 from bascule.store.revisions import RevisionStore
 
@@ -38,6 +40,7 @@ class Node:
     name: str
     store: RevisionStore
     pair: PairService
+    users: HttpUserService
     active: bool = False
 
 
@@ -95,7 +98,9 @@ def nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
             if (method, path) == ("GET", "/revisions"):
                 return {"revisions": service.revisions_after(int((params or {})["after"]))}
             if (method, path) == ("POST", "/revisions"):
-                return await service.receive(body["revisions"], body["certificates"])
+                return await service.receive(
+                    body["revisions"], body["certificates"], body["http_users"]
+                )
             if (method, path) == ("GET", "/digests"):
                 return {"revisions": service.digests_after(int((params or {})["after"]))}
             if (method, path) == ("POST", "/resolve"):
@@ -140,9 +145,15 @@ def nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
                 keepalived=KeepalivedEngine(tmp_path / name / "keepalived", addresses=addresses),
                 listener=None,
                 archive_dir=tmp_path / name / "conflicts",
+                http_users=(
+                    users := HttpUserService(
+                        stack.enter_context(HttpUserStore(path)), config=config, audit=None
+                    )
+                ),
             )
+            users.after_change = service.after_commit
             service.name = name  # type: ignore[attr-defined]
-            made[name] = Node(name=name, store=store, pair=service)
+            made[name] = Node(name=name, store=store, pair=service, users=users)
         made["lb1"].active = True
         yield made
 
@@ -297,3 +308,46 @@ class _AnyTime:
 
 
 ANY_TIME: Any = _AnyTime()
+
+
+def hashes(node: Node) -> dict[str, str]:
+    return node.users.store.hashes()
+
+
+async def test_http_users_reach_the_standby_with_each_change(nodes: dict[str, Node]) -> None:
+    """Added, given a new password, deleted: on the standby when the change returns, the same
+    rows (hashes and times), never a password."""
+    lb1, lb2 = nodes["lb1"], nodes["lb2"]
+    commit(lb1, 1)
+    await lb1.pair.sync_once()
+    await lb1.users.add("ops", "password-1", actor=ADMIN)
+    assert lb2.users.store.export() == lb1.users.store.export() and "ops" in hashes(lb2)
+    await lb1.users.set_password("ops", "password-2", actor=ADMIN)
+    assert hashes(lb2) == hashes(lb1)
+    await lb1.users.delete("ops", actor=ADMIN)
+    assert hashes(lb2) == {}
+    assert lb1.pair.status().health == "in_sync"
+
+
+async def test_a_standby_that_was_away_gets_the_users_it_missed(nodes: dict[str, Node]) -> None:
+    lb1, lb2 = nodes["lb1"], nodes["lb2"]
+    lb2.users.store.add("stale", hash_password("password-0"), at=datetime.now(UTC))
+    down = DOWN
+    down.add("lb2")
+    await lb1.users.add("ops", "password-1", actor=ADMIN)  # the change returns all the same
+    assert lb1.pair.status().health == "unreachable" and "ops" not in hashes(lb2)
+    down.clear()
+    await lb1.pair.sync_once()
+    assert lb2.users.store.export() == lb1.users.store.export()  # "stale" is gone
+    assert lb2.pair.state(0)["http_users"] == lb1.pair.state(0)["http_users"]
+
+
+async def test_resolving_carries_the_kept_nodes_users(nodes: dict[str, Node]) -> None:
+    lb1, lb2 = nodes["lb1"], nodes["lb2"]
+    commit(lb1, 1)
+    await lb1.pair.sync_once()
+    diverge(lb1, lb2)
+    lb1.users.store.add("ops", hash_password("password-1"), at=datetime.now(UTC))
+    lb2.users.store.add("dev", hash_password("password-2"), at=datetime.now(UTC))
+    await lb2.pair.resolve("lb1", ADMIN)
+    assert hashes(lb2) == hashes(lb1) and set(hashes(lb2)) == {"ops"}

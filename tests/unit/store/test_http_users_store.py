@@ -15,6 +15,8 @@ from bascule.store.http_users import (
     HttpUserStore,
     InvalidHttpUser,
     hash_password,
+    open_rows,
+    seal_rows,
     verify_password,
 )
 
@@ -106,3 +108,78 @@ def test_replicate_holds_exactly_the_active_rows(tmp_path: Path, store: HttpUser
         assert store.hashes() == active.hashes()
     assert changed == ("new", "old", "ops")
     assert store.replicate(store.export()) == ()
+
+
+def test_two_stores_with_the_same_rows_have_the_same_digest(
+    tmp_path: Path, store: HttpUserStore
+) -> None:
+    """What the pair's active compares to decide whether to send its users."""
+    store.add("ops", hash_password("password-1"), at=T0)
+    with HttpUserStore(tmp_path / "standby.db") as standby:
+        assert standby.digest() != store.digest()
+        standby.replicate(store.export())
+        assert standby.digest() == store.digest() and standby.export() == store.export()
+        store.set_password_hash("ops", hash_password("password-2"), at=T0)
+        assert standby.digest() != store.digest()
+
+
+@pytest.mark.parametrize(
+    ("row", "path"),
+    [
+        ({"name": "bad name"}, "http_users[1].name"),
+        ({"password_hash": "$6$salt$plain"}, "http_users[1].password_hash"),
+        ({"password_hash": "password-1"}, "http_users[1].password_hash"),
+        ({"created_at": "2026-12-05T12:00:00"}, "http_users[1].created_at"),
+        ({"password_changed_at": None}, "http_users[1].password_changed_at"),
+        ({"name": "ops"}, "http_users[1].name"),  # twice
+    ],
+)
+def test_replicate_refuses_a_bad_row_naming_it_and_changes_nothing(
+    store: HttpUserStore, row: dict[str, object], path: str
+) -> None:
+    store.add("kept", hash_password("password-1"), at=T0)
+    good = {
+        "name": "ops",
+        "password_hash": hash_password("password-2"),
+        "created_at": T0.isoformat(),
+        "password_changed_at": T0.isoformat(),
+    }
+    with pytest.raises(InvalidHttpUser) as refused:
+        store.replicate([good, {**good, "name": "dev", **row}])
+    assert refused.value.errors[0].path == path
+    assert [user.name for user in store.entries()] == ["kept"]
+
+
+def test_a_sealed_section_restores_its_users_and_keeps_the_others(
+    tmp_path: Path, store: HttpUserStore
+) -> None:
+    store.add("ops", hash_password("password-1"), at=T0)
+    section = seal_rows(store.export(), "a passphrase of twelve")
+    text = repr(section)
+    assert "$y$" not in text and "password-1" not in text  # the hashes are sealed
+    assert section["users"] == [
+        {"name": "ops", "created_at": T0.isoformat(), "password_changed_at": T0.isoformat()}
+    ]
+    with HttpUserStore(tmp_path / "other.db") as other:
+        other.add("ops", hash_password("password-9"), at=T0)
+        other.add("dev", hash_password("password-3"), at=T0)
+        assert other.restore(open_rows(section, "a passphrase of twelve")) == ("ops",)
+        assert other.hashes()["ops"] == store.hashes()["ops"]
+        assert verify_password("password-1", other.hashes()["ops"])
+        assert [user.name for user in other.entries()] == ["dev", "ops"]
+
+
+def test_a_sealed_section_needs_its_passphrase_and_its_own_users(store: HttpUserStore) -> None:
+    store.add("ops", hash_password("password-1"), at=T0)
+    section = seal_rows(store.export(), "a passphrase of twelve")
+    for passphrase in (None, "another passphrase"):
+        with pytest.raises(InvalidHttpUser) as refused:
+            open_rows(section, passphrase)
+        assert refused.value.errors[0].path == "passphrase"
+    moved = {**section, "users": [{**section["users"][0], "name": "root"}]}  # type: ignore[dict-item]
+    with pytest.raises(InvalidHttpUser) as refused:
+        open_rows(moved, "a passphrase of twelve")  # the hashes are bound to their users
+    assert refused.value.errors[0].path == "passphrase"
+    with pytest.raises(InvalidHttpUser) as refused:
+        open_rows({"format": 1, "users": "ops"}, "a passphrase of twelve")
+    assert refused.value.errors[0].path == "http_user_store.users"

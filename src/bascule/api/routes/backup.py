@@ -80,15 +80,19 @@ class SealedBackupIn(BaseModel):
 
 
 def _backup_file(config: ConfigServiceDep, request: Request, passphrase: str | None) -> Response:
-    revision, document = config.document()
     services = get_services(request)
-    certificates, pages = services.certificates, services.pages
-    store = certificates.export(passphrase) if certificates is not None else None
+    revision, text = backups.backup_of(
+        config,
+        certificates=services.certificates,
+        pages=services.pages,
+        http_users=services.http_users,
+        passphrase=passphrase,
+    )
     filename = backups.backup_filename(revision)
     # PyYAML writes in pure Python and scrypt takes a moment: the caller runs this in a
     # worker thread
     return Response(
-        backups.backup_text(revision, document, store, pages.export() if pages else None),
+        text,
         media_type=YAML_TYPE,
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
@@ -146,6 +150,7 @@ async def restore(
         change_request.with_dry_run(dry_run),
         passphrase=passphrase,
         pages=get_services(request).pages,
+        http_users=get_services(request).http_users,
     )
     return await change_answer(result)
 

@@ -23,12 +23,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, IPvAnyAddress
 
 from bascule.api.bodies import OffLoopRoute
 from bascule.api.deps import Administrator, Operator, Reader, get_services
 from bascule.daemon.ha import HaService, HaStatus, Role
 from bascule.daemon.pair import PAIR_ACTOR, PairService, SyncStatus
+from bascule.engines.keepalived.handover import DrainedService
 from bascule.errors import Forbidden, NotApplicable
 from bascule.model.access import Actor
 
@@ -179,6 +180,21 @@ class PeerJoinIn(BaseModel):
 class RevisionsIn(BaseModel):
     revisions: list[dict[str, Any]] = Field(max_length=1000)
     certificates: list[dict[str, Any]] | None = None
+    # the HTTP user store's rows, hashes included (HttpUserStore.export)
+    http_users: list[dict[str, Any]] | None = None
+
+
+class DrainedServiceIn(BaseModel):
+    name: str = Field(max_length=63)
+    address: IPvAnyAddress
+    port: int = Field(ge=1, le=65535)
+    drain_time: int = Field(ge=1, le=86400)
+
+
+class DrainIn(BaseModel):
+    """The peer hands the VIPs over and keeps its connections of these services."""
+
+    services: list[DrainedServiceIn] = Field(max_length=10000)
 
 
 class ResolveIn(BaseModel):
@@ -291,17 +307,28 @@ async def peer_replace(body: ReplaceIn, actor: Peer, pair: PairDep) -> dict[str,
         certificates=body.certificates,
         kept=body.kept,
         by=body.by,
+        http_users=body.http_users,
     )
 
 
 @router.post("/peer/revisions", summary="(the active) Store its revisions and certificates")
 async def peer_receive(body: RevisionsIn, actor: Peer, pair: PairDep) -> dict[str, Any]:
-    return await pair.receive(body.revisions, body.certificates)
+    return await pair.receive(body.revisions, body.certificates, body.http_users)
 
 
 @router.post("/peer/standby", summary="(the standby, taking over) Hand it the VIPs")
 async def peer_standby(actor: Peer, ha: HaServiceDep) -> HaStatusOut:
     return HaStatusOut.of(await ha.standby(actor))
+
+
+@router.post("/peer/drain", summary="(the active, handing over) Hand it its connections")
+async def peer_drain(body: DrainIn, actor: Peer, ha: HaServiceDep) -> dict[str, Any]:
+    services = [
+        DrainedService(name=s.name, address=str(s.address), port=s.port, drain_time=s.drain_time)
+        for s in body.services
+    ]
+    await ha.drain_from_peer(services)
+    return {"services": len(services)}
 
 
 @router.post("/peer/leave", summary="(the peer, leaving) Forget the link")

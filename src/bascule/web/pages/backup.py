@@ -24,8 +24,8 @@ from bascule.daemon.backup import (
     CERTIFICATE_STORE,
     MAX_BACKUP_BYTES,
     backup_filename,
+    backup_of,
     backup_revision,
-    backup_text,
     read_backup,
     restore_backup,
 )
@@ -77,11 +77,15 @@ async def backup_page(request: Request, session: Reader, services: Services) -> 
 
 
 def _download(services: Services, passphrase: str | None) -> Response:
-    revision, document = services.config.document()
-    certificates, pages = services.certificates, services.pages
-    store = certificates.export(passphrase) if certificates is not None else None
+    revision, text = backup_of(
+        services.config,
+        certificates=services.certificates,
+        pages=services.pages,
+        http_users=services.http_users,
+        passphrase=passphrase,
+    )
     return Response(
-        backup_text(revision, document, store, pages.export() if pages is not None else None),
+        text,
         media_type="application/yaml",
         headers={
             "Content-Disposition": f'attachment; filename="{backup_filename(revision)}"',
@@ -155,6 +159,7 @@ async def upload(
             change_request,
             passphrase=passphrase or None,
             pages=services.pages,
+            http_users=services.http_users,
         )
 
     source = f"{filename} (revision {taken_from})" if taken_from else filename
