@@ -12,10 +12,12 @@ starts the graphs afresh, as LoadMaster's do.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import statistics as mean_of
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from bascule.daemon.results import RealServerStatus, StatusReport, VirtualServiceStatus
 from bascule.errors import BasculeError
@@ -62,7 +64,12 @@ class Statistics:
 
     def record(self, report: StatusReport, timestamp: float) -> None:
         """Record one status report read at ``timestamp`` (Unix seconds)."""
-        self._tracks.record(timestamp, {vs.name: reading(vs) for vs in report.virtual_services})
+        caches: Mapping[str, Mapping[str, Any]] = (
+            (report.engine.get("haproxy") or {}).get("caches") or {}
+        )
+        self._tracks.record(
+            timestamp, {vs.name: reading(vs, caches.get(vs.name)) for vs in report.virtual_services}
+        )
         self.samples += 1
 
     async def run(self) -> None:
@@ -111,13 +118,22 @@ def counts_requests(vs: VirtualServiceStatus) -> bool:
     return vs.mode == "l7" and vs.type == "http"
 
 
-def reading(vs: VirtualServiceStatus) -> ServiceReading:
+def reading(
+    vs: VirtualServiceStatus, cache: Mapping[str, Any] | None = None
+) -> ServiceReading:
     """A virtual service's status as numbers: the service's own counters (its front end) and
     its real servers'; the service's check duration is the mean of its servers' last checks."""
     requests = counts_requests(vs)
     packets = vs.mode == "l4"
     durations = [s.check_duration_ms for s in vs.real_servers if s.check_duration_ms is not None]
     own = _reading(vs, requests, packets, mean_of.fmean(durations) if durations else None)
+    if requests:  # the service's cache, if any (HAProxy's counters)
+        own = dataclasses.replace(
+            own,
+            cacheable=True,
+            cache_lookups=None if cache is None else int(cache.get("lookups", 0)),
+            cache_hits=None if cache is None else int(cache.get("hits", 0)),
+        )
     return ServiceReading(
         own=own,
         real_servers={

@@ -31,6 +31,8 @@ class Metric(enum.StrEnum):
     bytes_in = "bytes_in_per_s"
     bytes_out = "bytes_out_per_s"
     check_duration = "check_duration_ms"  # the last health check's duration (a gauge)
+    cache_hits = "cache_hits_per_s"  # L7 HTTP with a cache: requests answered from it
+    cache_hit_ratio = "cache_hit_ratio"  # hits / lookups over the sample's interval
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,14 +61,23 @@ class Reading:
     total_requests: int | None = None
     packets: int | None = None
     check_duration_ms: float | None = None
+    # an HTTP service's own reading (not its real servers'): it has the cache's series, kept
+    # whether or not it has a cache, so that a cache's first lookup (or a cache added) does
+    # not start the service's history afresh; the counters: None when none was read
+    cacheable: bool = False
+    cache_lookups: int | None = None
+    cache_hits: int | None = None
 
     def metrics(self) -> tuple[Metric, ...]:
+        """The series of the object."""
         kept = [Metric.connections, Metric.new_connections]
         if self.total_requests is not None:
             kept.append(Metric.requests)
         if self.packets is not None:
             kept.append(Metric.packets)
         kept += [Metric.bytes_in, Metric.bytes_out, Metric.check_duration]
+        if self.cacheable:
+            kept += [Metric.cache_hits, Metric.cache_hit_ratio]
         return tuple(kept)
 
 
@@ -125,6 +136,11 @@ class Track:
             values[Metric.requests] = rate("requests", timestamp, reading.total_requests)
         if reading.packets is not None:
             values[Metric.packets] = rate("packets", timestamp, reading.packets)
+        if reading.cache_lookups is not None and reading.cache_hits is not None:
+            lookups = rate("cache_lookups", timestamp, reading.cache_lookups)
+            hits = values[Metric.cache_hits] = rate("cache_hits", timestamp, reading.cache_hits)
+            if lookups and hits is not None:
+                values[Metric.cache_hit_ratio] = min(1.0, hits / lookups)
         for ring in self.rings.values():
             ring.add(timestamp, values)
 

@@ -122,6 +122,36 @@ async def test_samples_become_series_and_sparklines() -> None:
     assert stats.series("web", "day").step == 300
 
 
+async def test_a_cache_gives_its_hits_and_hit_ratio_series() -> None:
+    clock = Clock()
+    counts = iter([(0, 0), (100, 80), (300, 130)])  # (lookups, hits) of web's cache
+
+    async def source() -> StatusReport:
+        lookups, hits = next(counts)
+        caches = {"web": {"lookups": lookups, "hits": hits, "hit_ratio": 0.5}}
+        return StatusReport(
+            revision=1,
+            applied_revision=1,
+            apply_ok=True,
+            apply_message="",
+            engine={"haproxy": {"caches": caches}},
+            virtual_services=(service("web"), service("api")),
+        )
+
+    stats = Statistics(source, interval=10, clock=clock)
+    for _ in range(3):
+        await stats.sample()
+        clock.now += 10
+    clock.now -= 10
+    web = stats.series("web", "hour").values
+    assert web["cache_hits_per_s"][-2:] == (8.0, 5.0)
+    assert web["cache_hit_ratio"][-2:] == pytest.approx((0.8, 0.25))  # per interval
+    api = stats.series("api", "hour").values  # no cache: the series are there, empty
+    assert set(api["cache_hit_ratio"]) == {None}
+    servers = stats.series("web", "hour").real_servers["198.18.0.4:80"]
+    assert "cache_hit_ratio" not in servers  # a real server has no cache of its own
+
+
 async def test_run_samples_on_its_interval_and_survives_a_failed_read() -> None:
     calls = 0
 

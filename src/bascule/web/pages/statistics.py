@@ -102,6 +102,17 @@ def charts(vs: VirtualService) -> tuple[list[Chart], list[Chart]]:
                 id="rs-rate", title=f"{title} per second", unit="/s", scope="rs", metrics=(metric,)
             )
         )
+        if vs.cache is not None:
+            own.append(
+                Chart(
+                    id="vs-cache",
+                    title="Cache hit ratio",
+                    unit="",
+                    scope="vs",
+                    metrics=(Metric.cache_hit_ratio.value,),
+                    labels=("hits / lookups",),
+                )
+            )
     else:
         servers.append(
             Chart(
