@@ -204,6 +204,7 @@ def https_config(
         http="httptools",
         ws="none",
         timeout_keep_alive=limits.idle_timeout,
+        timeout_graceful_shutdown=REQUESTS_GRACE_S,
     )
 
 
@@ -222,6 +223,9 @@ SystemInfo = Callable[[], Awaitable[dict[str, Any]]]
 
 #: How often the log files' sizes are checked (daemon/logfiles.py).
 LOG_ROTATION_INTERVAL = 30.0
+#: At a stop, how long the API's requests in flight may take before they are cancelled (a
+#: peer's call whose link went down would otherwise hold the stop for its whole timeout).
+REQUESTS_GRACE_S = 5
 
 
 class StopDaemon(Protocol):
@@ -515,7 +519,13 @@ class Daemon:
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path
         server = _Server(
-            uvicorn.Config(app, uds=str(socket_path), log_config=None, access_log=False)
+            uvicorn.Config(
+                app,
+                uds=str(socket_path),
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=REQUESTS_GRACE_S,
+            )
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
