@@ -87,7 +87,8 @@ NOT_AVAILABLE = (
         name=NOT_AVAILABLE_KIND,
         label="When no real server is up",
         kind="select",
-        choices=choices(NotAvailableKind, default="refuse (503 from the load balancer)"),
+        choices=choices(NotAvailableKind, default="none: 503 from the load balancer (l4: none)"),
+        optional=True,
         help="sorry server: another server answers; respond: a status and a text or a page "
         "of the page store; redirect: the clients go elsewhere.",
     ),
