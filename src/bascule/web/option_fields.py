@@ -110,7 +110,7 @@ ACCESS = (
         name="access.allow",
         label="Allow only the clients of",
         kind="multi",
-        help="Access lists (System → access lists, or bascule acl). None ticked: everyone.",
+        help="The access lists of the configuration (bascule acl). None ticked: everyone.",
     ),
     Field(
         name="access.deny",
