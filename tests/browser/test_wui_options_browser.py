@@ -174,8 +174,11 @@ def test_header_operations_are_added_moved_deleted_and_saved(
     assert [op["delete"] for op in stored["response_headers"]] == ["Server"]
     page.goto(f"/virtual-services/{shop}")
     assert _names(page, "request_headers") == ["X-Drop", "Host"]
-    page.locator("#section-request-headers").scroll_into_view_if_needed()
-    save_screenshot(page, "header-operations.png")
+    save_screenshot(
+        page,
+        "header-operations.png",
+        parts=(page.locator("#section-request-headers"), page.locator("#section-response-headers")),
+    )
 
 
 def test_limits_cache_compression_and_authentication(
@@ -226,8 +229,11 @@ def test_limits_cache_compression_and_authentication(
     assert limits["exempt"] == ["partners"]
 
     page.goto(f"/virtual-services/{shop}")
-    page.locator("#section-limits").scroll_into_view_if_needed()
-    save_screenshot(page, "service-filtering.png")
+    save_screenshot(
+        page,
+        "service-filtering.png",
+        parts=(page.locator("#section-access"), page.locator("#section-authentication")),
+    )
     page.locator('[data-action="purge-cache"]').click()
     page.wait_for_url(re.compile(rf"/virtual-services/{shop}$"))
     assert "The cache of shop was purged." in page.locator("body").inner_text()

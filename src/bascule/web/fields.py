@@ -43,6 +43,7 @@ from bascule.web.option_fields import (
     OPTION_CONTEXT_FIELDS,
     OPTION_SECTIONS,
     applies,
+    is_switch,
     not_available_choices,
 )
 
@@ -363,7 +364,7 @@ class FormContext:
     tls: bool = False  # SSL offload: certificates named
     client_certificate: bool = False  # clients asked for certificates
     reencrypt: bool = False  # TLS again towards the real servers
-    on: frozenset[str] = frozenset()  # the option groups switched on (cache, compression...)
+    on: frozenset[str] = frozenset()  # the groups switched on, by path (cache, rules[0].cache)
     not_available: str = ""  # the chosen not_available kind, "" for none
 
     @property
@@ -401,9 +402,9 @@ class FormContext:
             client_certificate=shown.get("tls.client_certificate") not in (None, "", "none"),
             reencrypt=shown.get("tls.reencrypt") not in (None, False, "", "false"),
             on=frozenset(
-                name.partition(".")[0]
-                for name in OPTION_CONTEXT_FIELDS
-                if name != NOT_AVAILABLE_KIND and shown.get(name) not in (None, False, "", "false")
+                name.rpartition(".")[0]
+                for name, value in shown.items()
+                if is_switch(name) and value not in (None, False, "", "false")
             ),
             not_available=str(shown.get(NOT_AVAILABLE_KIND) or ""),
         )
@@ -512,7 +513,7 @@ def shown_sections(
             ShownField(
                 field=f,
                 choices=_named_choices(f, named or {}) or allowed_choices(f, context),
-                context=f.name in CONTEXT_FIELDS,
+                context=f.name in CONTEXT_FIELDS or is_switch(f.name),
             )
             for f in fields
             if applicable(f, context)

@@ -10,8 +10,12 @@ by it (``replaced_groups``), so a choice left (a sorry server replaced by a page
 nothing behind.
 
 The limits and cache groups are built for a field-name prefix (``limits_fields("limits")``),
-so the same inputs can be put on any form that edits an object with such a group; the
-template prints them like every other section (``macros.html``'s ``section``).
+so the same inputs can be put on any form that edits an object with such a group (a rule's
+``rules[0].limits``, a sub-service's ``cache``): the template prints them like every other
+section (``macros.html``'s ``section``), ``applies`` judges them by the group's own name
+wherever it sits, a switch named ``<prefix>.enabled`` shows its group's settings
+(``FormContext.on``), and ``limits_value`` / ``switched`` make the posted group the value the
+document takes.
 
 A group that is either there or not (cache, compression, authentication) has a switch
 (``<group>.enabled``, the WUI's own name, never stored): its settings show when it is on.
@@ -181,7 +185,8 @@ OPTION_SECTIONS: tuple[Section, ...] = (
     ("not-available", "When no real server is up", NOT_AVAILABLE),
     ("access", "Access", ACCESS),
     ("limits", "Limits", LIMITS),
-    ("cache", "Cache and compression", (*CACHE, *COMPRESSION)),
+    ("cache", "Cache", CACHE),
+    ("compression", "Compression", COMPRESSION),
     ("authentication", "Authentication", AUTHENTICATION),
 )
 #: The choices a change of which shows other fields.
@@ -206,6 +211,7 @@ GROUPS = (
 _HTTP_GROUPS = frozenset({"rewrite_path", "cache", "compression", "authentication"})
 #: Groups of l7 services (the engine that runs them is the proxy).
 _L7_GROUPS = frozenset({"timeouts", "request_log"})
+_ALL_GROUPS = frozenset({*GROUPS, "request_log"})
 #: Settings of a limits group that only an l7 http service honours.
 _HTTP_LIMITS = frozenset({"per_client.requests_per_second", "response.code",
                           "response.retry_after"})  # fmt: skip
@@ -218,11 +224,15 @@ def applies(
 
     ``on``: the groups whose switch is on; ``not_available``: the chosen NotAvailableKind
     (empty: none)."""
-    group, _, setting = name.partition(".")
+    parts = name.split(".")
+    at = next((i for i, part in enumerate(parts) if part in _ALL_GROUPS), None)
+    if at is None:
+        return None
+    group, setting = parts[at], ".".join(parts[at + 1 :])
     if group in _HTTP_GROUPS:
         if not reads_http:
             return False
-        return setting == ENABLED or group == "rewrite_path" or group in on
+        return setting == ENABLED or group == "rewrite_path" or ".".join(parts[: at + 1]) in on
     if group in _L7_GROUPS:
         return l7
     if group == "limits":
@@ -237,7 +247,7 @@ def applies(
 def _not_available_applies(name: str, *, reads_http: bool, chosen: str) -> bool:
     if name == NOT_AVAILABLE_KIND:
         return True
-    kind = name.split(".")[1]
+    kind = name.split(".")[1]  # the service's own (not_available.<kind>...)
     return kind == chosen and (reads_http or kind == NotAvailableKind.sorry_server)
 
 
@@ -287,9 +297,8 @@ def group_changes(changes: dict[str, Any], stored: Mapping[str, Any]) -> dict[st
     switched off, or with nothing asked, is null; the not-available choice becomes the
     chosen one's section; a request log left on stays as stored (on by default)."""
     for group in ("cache", "compression", "authentication"):
-        posted = changes.get(group)
-        if isinstance(posted, dict):
-            changes[group] = posted if posted.pop(ENABLED, False) else None
+        if isinstance(changes.get(group), dict):
+            changes[group] = switched(changes[group])
     if isinstance(changes.get("not_available"), dict):
         changes["not_available"] = _not_available(changes["not_available"])
     if isinstance(changes.get("limits"), dict):
@@ -300,6 +309,18 @@ def group_changes(changes: dict[str, Any], stored: Mapping[str, Any]) -> dict[st
     if changes.get(REQUEST_LOG.name) is True and stored.get(REQUEST_LOG.name) is not True:
         changes[REQUEST_LOG.name] = None  # on: the default, not a change
     return changes
+
+
+def is_switch(name: str) -> bool:
+    """Whether ``name`` is the switch of a group (``cache.enabled``, ``rules[0].cache.enabled``):
+    its change shows or hides the group's settings."""
+    return name.endswith(f".{ENABLED}")
+
+
+def switched(posted: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A posted group with a switch as the document takes it: null when switched off."""
+    group = dict(posted)
+    return group if group.pop(ENABLED, False) else None
 
 
 def limits_value(posted: Mapping[str, Any]) -> dict[str, Any] | None:
