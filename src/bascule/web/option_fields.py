@@ -27,12 +27,12 @@ per-client request rate and the limited client's response on l7 only
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from bascule.model.caching import Cache, Compression, CompressionAlgorithm
 from bascule.model.limits import RESPONSE_CODES
-from bascule.web.forms import Field, choices
+from bascule.web.forms import Field, FormErrors, choices
 
 Section = tuple[str, str, tuple[Field, ...]]  # (id, title, fields), as fields.Section
 
@@ -358,6 +358,37 @@ def _asked(group: Mapping[str, Any]) -> bool:
         _asked(value) if isinstance(value, Mapping) else value not in (None, "", [])
         for value in group.values()
     )
+
+
+#: Where the model's errors of a whole group go: beside the group's first input.
+_GROUP_INPUTS = {
+    "timeouts": TIMEOUTS[0].name,
+    "rewrite_path": REWRITE_PATH[0].name,
+    "not_available": NOT_AVAILABLE_KIND,
+    "access": ACCESS[0].name,
+    "limits": LIMITS[0].name,
+    "cache": CACHE[0].name,
+    "compression": COMPRESSION[0].name,
+    "authentication": AUTHENTICATION[0].name,
+}
+#: The names ``forms.errors_for`` may give a group's own errors.
+GROUP_ERROR_NAMES = tuple(_GROUP_INPUTS)
+
+
+def group_errors(errors: FormErrors, shown_names: Collection[str]) -> FormErrors:
+    """The errors of a whole group (``limits: needs connection tracking...``) beside its
+    first input when the form shows it, above the form (naming the group) otherwise."""
+    fields = dict(errors.fields)
+    general = list(errors.general)
+    for group, first in _GROUP_INPUTS.items():
+        message = fields.pop(group, None)
+        if message is None:
+            continue
+        if first in shown_names:
+            fields[first] = f"{fields[first]}; {message}" if first in fields else message
+        else:
+            general.append(f"{group}: {message}")
+    return FormErrors(fields=fields, general=tuple(general))
 
 
 def replaced_groups(changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -727,3 +727,23 @@ async def test_sub_service_tab_status_is_live(
     assert 'id="sub-service-status"' in live.text and 'data-status="down"' in live.text
     missing = await admin.client.get("/virtual-services/site/sub-services/nope/live")
     assert missing.status_code == 404
+
+
+async def test_errors_of_a_whole_group_name_it(
+    admin: Browser, site: int, store: RevisionStore, check_html: Callable[[str], None]
+) -> None:
+    await _save(admin, {**_shown(*CACHE), "cache.enabled": "true", "cache.size_mb": "64",
+                        "cache.max_object_kb": "1024", "cache.max_age": "60"})  # fmt: skip
+    # the type changed to generic: the cache is not shown any more, its error is above the form
+    _, html = await _refused(admin, store, {**_shown("type"), "type": "generic"}, check_html)
+    assert "cache: reads HTTP responses: it needs an l7 service of type http" in html
+    # limits on a DSR service: beside the limits' first input, which the form shows
+    errors, _ = await _refused(
+        admin,
+        store,
+        {**_shown("forwarding", *LIMITS[:5], "limits.exempt"), "forwarding": "dsr",
+         "limits.max_connections": "10"},
+        check_html,
+        name="dns",
+    )  # fmt: skip
+    assert errors["limits.max_connections"].startswith("needs connection tracking")

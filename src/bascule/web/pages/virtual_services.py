@@ -61,8 +61,10 @@ from bascule.web.header_rows import (
     with_row_action,
 )
 from bascule.web.option_fields import (
+    GROUP_ERROR_NAMES,
     NAMED_CHOICES,
     group_changes,
+    group_errors,
     option_values,
     replaced_groups,
     with_option_defaults,
@@ -302,14 +304,13 @@ async def edit_service(
         session,
         change,
         prefix=f"virtual_services[{index}]",
-        names=[*(f.name for f in SERVICE_FIELDS), *error_names(rows)],
+        names=[*(f.name for f in SERVICE_FIELDS), *error_names(rows), *GROUP_ERROR_NAMES],
     )
     if not isinstance(errors, FormErrors):
         return errors
     shown = typed_values(form, SERVICE_FIELDS, stored_values(stored))
-    return await _service_page(
-        request, services, name, shown, row_errors(errors), rows, status_code=422
-    )
+    errors = group_errors(row_errors(errors), [f.name for f in posted_fields(form, SERVICE_FIELDS)])
+    return await _service_page(request, services, name, shown, errors, rows, status_code=422)
 
 
 @router.post("/virtual-services/{name}/fields", response_class=HTMLResponse)
