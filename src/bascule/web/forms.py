@@ -204,11 +204,16 @@ def _field_of(error: FieldError, prefix: str, known: set[str], relative_ok: bool
     # a form whose inputs are rows of a list names them with their index
     # ("request_headers[2].value"); otherwise "extra_ports[1]" belongs to "extra_ports" and
     # "check.headers.X-A" to the nearest known name
-    for candidate in (path, re.sub(r"\[\d+\]", "", path)):
-        while candidate:
-            if candidate in known:
-                return candidate
-            candidate = candidate.rpartition(".")[0]
+    indexed = path
+    while "[" in indexed:
+        if indexed in known:
+            return indexed
+        indexed = indexed.rpartition(".")[0]
+    path = re.sub(r"\[\d+\]", "", path)
+    while path:
+        if path in known:
+            return path
+        path = path.rpartition(".")[0]
     return None
 
 
