@@ -19,50 +19,29 @@ from typing import Any
 import pytest
 from chromium import VIEWPORT, save_screenshot
 from daemon import BasculeDaemon
-from https_access import ADMIN_PASSWORD
 from netns import Topology
+from wui_pages import apply_previewed, log_in, revisions, service_document, settled
 
 pytestmark = pytest.mark.integration
 
 SHOP = "shop"
 L4 = "tcp4"
-PAGE_TIMEOUT_MS = 15_000
 LIVE_TIMEOUT_MS = 30_000
 HTTP_PASSWORD = "ops-password-1"
 
 
 def _service(daemon: BasculeDaemon, name: str = SHOP) -> dict[str, Any]:
-    for service in daemon.cli_json("export")["document"]["virtual_services"]:
-        if service["name"] == name:
-            found: dict[str, Any] = service
-            return found
-    raise KeyError(name)
-
-
-def _revisions(daemon: BasculeDaemon) -> int:
-    return len(daemon.cli_json("history", "--limit", "1000")["items"])
-
-
-def _settled(page: Any) -> None:
-    """Wait until htmx has swapped the fields in and settled."""
-    page.wait_for_function(
-        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
-    )
+    return service_document(daemon, name)
 
 
 def _click(page: Any, selector: str) -> None:
     page.locator(selector).click()
-    _settled(page)
+    settled(page)
 
 
 def _preview_and_apply(page: Any) -> None:
     page.locator('#virtual-service-form [data-action="preview"]').click()
-    page.wait_for_url(re.compile(r"/preview$"), timeout=PAGE_TIMEOUT_MS)
-    page.locator('[data-action="apply"]').click()
-    outcome = page.wait_for_selector(
-        '#preview[data-state="applied"], #preview[data-state="failed"]', timeout=PAGE_TIMEOUT_MS
-    )
-    assert outcome.get_attribute("data-state") == "applied", outcome.inner_text()
+    apply_previewed(page)
 
 
 def _row(list_name: str, index: int, part: str) -> str:
@@ -112,18 +91,11 @@ def shop(wui_topology: Topology, wui_daemon: BasculeDaemon) -> str:
 
 @pytest.fixture(scope="module")
 def page(browser: Any, wui_url: str, shop: str) -> Iterator[Any]:
-    context = browser.new_context(base_url=wui_url, ignore_https_errors=True, viewport=VIEWPORT)
-    context.set_default_timeout(PAGE_TIMEOUT_MS)
-    tab = context.new_page()
-    tab.goto("/login")
-    tab.fill('[name="username"]', "admin")
-    tab.fill('[name="password"]', ADMIN_PASSWORD)
-    tab.click('[data-action="login"]')
-    tab.wait_for_url(lambda u: "/login" not in u)
+    tab = log_in(browser, wui_url, VIEWPORT)
     try:
         yield tab
     finally:
-        context.close()
+        tab.context.close()
 
 
 def test_header_operations_are_added_moved_deleted_and_saved(
@@ -137,14 +109,14 @@ def test_header_operations_are_added_moved_deleted_and_saved(
     _click(page, f'{request} [data-action="add-header"]')
     page.fill(_row("request_headers", 1, "name"), "Host")
     page.select_option(_row("request_headers", 1, "op"), "replace")
-    _settled(page)
+    settled(page)
     page.locator(_row("request_headers", 1, "regex")).wait_for(state="visible")
     assert page.locator(_row("request_headers", 1, "value")).count() == 0
     page.fill(_row("request_headers", 1, "regex"), "^old\\.(.*")  # a bad regex first
     page.fill(_row("request_headers", 1, "with"), "new.\\1")
     _click(page, f'{request} [data-action="add-header"]')
     page.select_option(_row("request_headers", 2, "op"), "delete")
-    _settled(page)
+    settled(page)
     page.fill(_row("request_headers", 2, "name"), "X-Drop")
     assert _names(page, "request_headers") == ["X-Env", "Host", "X-Drop"]
     _click(page, f'{request} [data-row="2"] [data-action="up"]')
@@ -154,16 +126,16 @@ def test_header_operations_are_added_moved_deleted_and_saved(
     assert page.locator(_row("request_headers", 0, "value")).count() == 0  # a delete: no value
     _click(page, '#section-response-headers [data-action="add-header"]')
     page.select_option(_row("response_headers", 0, "op"), "delete")
-    _settled(page)
+    settled(page)
     page.fill(_row("response_headers", 0, "name"), "Server")
 
-    before = _revisions(wui_daemon)
+    before = revisions(wui_daemon)
     page.locator('#virtual-service-form [data-action="preview"]').click()
     error = page.wait_for_selector("#error-request_headers\\[1\\]\\.regex")
     assert "not a valid regular expression" in error.inner_text()
     assert page.locator(_row("request_headers", 1, "regex")).input_value() == "^old\\.(.*"
     assert _names(page, "request_headers") == ["X-Drop", "Host"]  # the rows as typed
-    assert _revisions(wui_daemon) == before
+    assert revisions(wui_daemon) == before
     page.fill(_row("request_headers", 1, "regex"), "^old\\.(.*)")
     _preview_and_apply(page)
     stored = _service(wui_daemon)
@@ -188,16 +160,16 @@ def test_limits_cache_compression_and_authentication(
     assert page.locator("#field-cache\\.size_mb").count() == 0  # off: no settings shown
     page.fill("#field-limits\\.per_client\\.requests_per_second", "50")
     page.check("#field-cache\\.enabled")
-    _settled(page)
+    settled(page)
     page.locator("#field-cache\\.size_mb").wait_for(state="visible")
     assert page.locator("#field-limits\\.per_client\\.requests_per_second").input_value() == "50"
     page.fill("#field-cache\\.size_mb", "1")
     page.fill("#field-cache\\.max_object_kb", "4096")  # more than half the cache
     page.check("#field-compression\\.enabled")
-    _settled(page)
+    settled(page)
     page.fill("#field-compression\\.types", "text/html, application/json")
     page.check("#field-authentication\\.enabled")
-    _settled(page)
+    settled(page)
     page.fill("#field-authentication\\.realm", "Operations")
     page.check('input[name="authentication.users"][value="ops"]')
     page.fill("#field-limits\\.max_connections", "10000")
@@ -206,11 +178,11 @@ def test_limits_cache_compression_and_authentication(
     page.check('input[name="limits.exempt"][value="partners"]')
     page.check('input[name="access.allow"][value="office"]')
 
-    before = _revisions(wui_daemon)
+    before = revisions(wui_daemon)
     page.locator('#virtual-service-form [data-action="preview"]').click()
     error = page.wait_for_selector("#error-cache\\.max_object_kb")
     assert "at most half of size_mb" in error.inner_text()
-    assert _revisions(wui_daemon) == before
+    assert revisions(wui_daemon) == before
     assert page.locator("#field-compression\\.types").input_value() == (
         "text/html, application/json"
     )
