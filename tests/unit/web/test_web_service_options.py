@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from change_requests import by
 from fastapi import FastAPI
-from wui_client import Browser, CheckedFakeEngine
+from wui_client import Browser, CheckedFakeEngine, given, wui_over
 
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
@@ -34,7 +34,6 @@ from bascule.model.access import Actor, Role
 from bascule.store.http_users import HttpUserStore
 from bascule.store.pages import PageStore
 from bascule.store.revisions import RevisionStore
-from bascule.web import WebServices, create_wui
 
 ADMIN = Actor(name="admin", role=Role.admin, via="local", remote="test")
 SITE = {
@@ -118,21 +117,8 @@ def wui(
     statistics: Statistics,
     stores: tuple[PageService, HttpUserService],
 ) -> FastAPI:
-    async def system() -> dict[str, Any]:
-        return {}
-
     pages, users = stores
-    return create_wui(
-        WebServices(
-            config=service,
-            accounts=accounts,
-            audit=audit,
-            statistics=statistics,
-            system=system,
-            pages=pages,
-            http_users=users,
-        )
-    )
+    return wui_over(service, accounts, audit, statistics, pages=pages, http_users=users)
 
 
 @pytest.fixture
@@ -211,12 +197,12 @@ async def test_header_operations_are_saved_in_order(
     }
     await _save(admin, form)
     stored = _stored(store)
-    assert [_given(op) for op in stored["request_headers"]] == [
+    assert [given(op) for op in stored["request_headers"]] == [
         {"set": "X-Env", "value": "prod"},
         {"replace": "Host", "regex": "^old\\.(.*)", "replacement": "new.\\1"},
         {"add": "X-Trace", "value": "1"},
     ]
-    assert [_given(op) for op in stored["response_headers"]] == [{"delete": "Server"}]
+    assert [given(op) for op in stored["response_headers"]] == [{"delete": "Server"}]
     page = await admin.client.get("/virtual-services/site")
     check_html(page.text)
     assert 'name="request_headers[1].with" id="field-request_headers[1].with" value="new.\\1"' in (
@@ -228,12 +214,6 @@ async def test_header_operations_are_saved_in_order(
     # all rows deleted: no operation left
     await _save(admin, _shown("request_headers", "response_headers"))
     assert _stored(store)["request_headers"] == [] and _stored(store)["response_headers"] == []
-
-
-def _given(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _given(v) for k, v in value.items() if v not in (None, False)}
-    return value
 
 
 async def test_a_bad_header_operation_is_refused_beside_its_input(
@@ -420,7 +400,7 @@ async def test_each_not_available_choice(
          "not_available.sorry_server.address": "198.18.0.20",
          "not_available.sorry_server.port": "80"},
     )  # fmt: skip
-    assert _given(_stored(store)["not_available"]) == {
+    assert given(_stored(store)["not_available"]) == {
         "sorry_server": {"address": "198.18.0.20", "port": 80}
     }
     # a page of the page store: the sorry server is gone, no default text either
@@ -435,7 +415,7 @@ async def test_each_not_available_choice(
         {**_shown(*shown), "not_available.kind": "respond", "not_available.respond.code": "503",
          "not_available.respond.body_file": "maintenance"},
     )  # fmt: skip
-    assert _given(_stored(store)["not_available"]) == {
+    assert given(_stored(store)["not_available"]) == {
         "respond": {"code": 503, "body_file": "maintenance"}
     }
     await _save(
@@ -443,7 +423,7 @@ async def test_each_not_available_choice(
         {**_shown(*shown), "not_available.kind": "respond", "not_available.respond.code": "200",
          "not_available.respond.body": "Closed for lunch"},
     )  # fmt: skip
-    assert _given(_stored(store)["not_available"]) == {
+    assert given(_stored(store)["not_available"]) == {
         "respond": {"code": 200, "body": "Closed for lunch"}
     }
     await _save(
@@ -451,7 +431,7 @@ async def test_each_not_available_choice(
         {**_shown(*shown), "not_available.kind": "redirect",
          "not_available.redirect": "https://status.example.com/"},
     )  # fmt: skip
-    assert _given(_stored(store)["not_available"]) == {"redirect": "https://status.example.com/"}
+    assert given(_stored(store)["not_available"]) == {"redirect": "https://status.example.com/"}
     page = await admin.client.get("/virtual-services/site")
     assert 'id="field-not_available.redirect" value="https://status.example.com/"' in page.text
     await _save(admin, {**_shown(*shown), "not_available.kind": ""})
@@ -518,7 +498,7 @@ async def test_limits_are_saved_and_refused_beside_their_fields(
          "limits.per_client.requests_per_second": "20", "limits.response.code": "503",
          "limits.response.retry_after": "10", "limits.exempt": "office"},
     )  # fmt: skip
-    assert _given(_stored(store)["limits"]) == {
+    assert given(_stored(store)["limits"]) == {
         "max_connections": 10000,
         "connections_per_second": 500,
         "per_client": {"connections": 50, "requests_per_second": 20},
@@ -552,7 +532,7 @@ async def test_l4_limits_take_what_l4_takes(
         {**_shown(*shown), "limits.per_client.connections": "5", "limits.exempt": "office"},
         name="dns",
     )
-    assert _given(_stored(store, "dns")["limits"]) == {
+    assert given(_stored(store, "dns")["limits"]) == {
         "per_client": {"connections": 5},
         "response": {"code": 429},
         "exempt": ["office"],
