@@ -705,6 +705,14 @@ async def test_sub_service_tab_status_is_live(
     )
     assert live.status_code == 200
     assert 'id="sub-service-status"' in live.text and 'data-status="down"' in live.text
+    # the tabs come along, swapped out of band, with the sub-service's status now
+    tabs = live.text[live.text.index('<nav class="tabs service-tabs"') :]
+    assert 'hx-swap-oob="true"' in tabs and "status-down" in tabs
+    service_live = await admin.client.get(
+        "/virtual-services/site/live", headers={"HX-Request": "true"}
+    )
+    assert 'id="service-tabs" hx-swap-oob="true"' in service_live.text
+    assert 'data-tab="api"' in service_live.text
     missing = await admin.client.get("/virtual-services/site/sub-services/nope/live")
     assert missing.status_code == 404
 

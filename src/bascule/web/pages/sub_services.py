@@ -262,9 +262,13 @@ async def sub_service_live(
     request: Request, name: str, sub: str, session: Reader, services: Services
 ) -> HTMLResponse:
     """The tab's status and real servers again (htmx refreshes them every 2 s)."""
+    _, stored = service_document(services, name)
     _sub_service(services, name, sub)
+    tabs = {"tabs": service_tabs(stored), "tab": sub, "http": True, "tabs_oob": True}
     return render(
-        request, "virtual_services/_sub_service_live.html", await _live(services, name, sub)
+        request,
+        "virtual_services/_sub_service_live.html",
+        {**await _live(services, name, sub), **tabs},
     )
 
 

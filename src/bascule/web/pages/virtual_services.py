@@ -360,7 +360,10 @@ async def delete_service(
 async def service_live(
     request: Request, name: str, session: Reader, services: Services
 ) -> HTMLResponse:
-    return render(request, "virtual_services/live.html", await _live(services, name))
+    _, stored = service_document(services, name)
+    live = await _live(services, name)
+    tabs = {"tabs": service_tabs(stored), "tab": "", "http": _http(stored), "tabs_oob": True}
+    return render(request, "virtual_services/live.html", {**live, **tabs})
 
 
 async def _live(services: WebServices, name: str) -> dict[str, Any]:
@@ -374,10 +377,16 @@ async def _live(services: WebServices, name: str) -> dict[str, Any]:
     return {
         "name": name,
         "status": status,
+        "tab_status": tab_statuses(status),
         "rate": latest.get(shown),
         "rate_label": {"requests_per_s": "req/s", "packets_per_s": "pkt/s"}.get(shown, "conn/s"),
         "sparkline": services.statistics.sparkline(name),
     }
+
+
+def _http(stored: Mapping[str, Any]) -> bool:
+    """Whether the service is of type http (it has rules and sub-services)."""
+    return bool(stored.get("type", "http") == "http")
 
 
 def _limits_clients(stored: Mapping[str, Any]) -> bool:
@@ -435,11 +444,10 @@ async def _service_page(
             "errors": errors.fields,
             "general": errors.general,
             "rules": [rule_summary(rule) for rule in rules],
-            "http": stored.get("type", "http") == "http",
+            "http": _http(stored),
             "cache": stored.get("cache") is not None,
             "client_limits": _limits_clients(stored),
             "tabs": service_tabs(stored),
-            "tab_status": tab_statuses(live["status"]),
             "tab": "",
         },
         status_code=status_code,
