@@ -167,6 +167,12 @@ def test_a_sub_service_tab_has_its_own_settings_and_servers(
     page.goto(f"/virtual-services/{site}/sub-services/api")
     page.wait_for_selector(f'#real-servers tr[data-rs="{key}"][data-state="drain"]')
     save_screenshot(page, "sub-service.png")
+    # the tabs follow the statuses live: enabled again from the CLI, the tab says up without
+    # a reload of the page
+    page.goto(f"/virtual-services/{site}")
+    page.wait_for_selector('#service-tabs [data-tab="api"] .status-down')
+    wui_daemon.cli("rs", "enable", f"{site}/api", key)
+    page.wait_for_selector('#service-tabs [data-tab="api"] .status-up', timeout=LIVE_TIMEOUT_MS)
 
 
 def test_the_service_page_fits_a_phone(browser: Any, wui_url: str, site: str) -> None:
