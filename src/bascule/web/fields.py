@@ -527,12 +527,12 @@ def _named_choices(
     field: Field, named: Mapping[str, tuple[str, ...]]
 ) -> tuple[tuple[str, str], ...]:
     """The names a field offers from the store or the document (none for other fields); a
-    select of them starts with an empty "none" choice."""
+    select of them (the page of a response) starts with an empty choice: none, the text."""
     source = NAMED_CHOICES.get(field.name)
     if source is None:
         return ()
     offered = tuple((name, name) for name in named.get(source, ()))
-    return offered if field.kind == "multi" else (("", "none"), *offered)
+    return offered if field.kind == "multi" else (("", "none: the text below"), *offered)
 
 
 # -- a sub-service's own pool settings ------------------------------------------------------

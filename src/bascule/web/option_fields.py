@@ -189,12 +189,10 @@ OPTION_SECTIONS: tuple[Section, ...] = (
     ("compression", "Compression", COMPRESSION),
     ("authentication", "Authentication", AUTHENTICATION),
 )
-#: The choices a change of which shows other fields.
-OPTION_CONTEXT_FIELDS = frozenset(
-    {NOT_AVAILABLE_KIND, *(f"{group}.{ENABLED}" for group in ("cache", "compression",
-                                                             "authentication"))}
-)  # fmt: skip
-#: The fields whose choices are the names of the store or of the document (``option_names``).
+#: The choices a change of which shows other fields (and every switch: ``is_switch``).
+OPTION_CONTEXT_FIELDS = frozenset({NOT_AVAILABLE_KIND})
+#: The fields whose choices are names of a store or of the document, by their source (the
+#: page gives ``fields.shown_sections`` the names each source holds).
 NAMED_CHOICES = {
     "access.allow": "access_lists",
     "access.deny": "access_lists",
