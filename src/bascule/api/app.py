@@ -113,6 +113,7 @@ def create_app(
     ):
         api.include_router(module.router)
     api.include_router(real_servers.sub_service_router)
+    api.include_router(real_servers.bulk_router)
     app.include_router(api)
     app.include_router(metrics.router, responses=ERROR_RESPONSES)  # /metrics, where scrapers look
     return app

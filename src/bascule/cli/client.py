@@ -248,6 +248,18 @@ class BasculeClient:
         """``verb`` is ``enable``, ``disable`` or ``drain``."""
         return self._write("POST", f"{_rs(service, key)}/{verb}")
 
+    def set_real_servers_state(
+        self, verb: str, *, address: str | None, servers: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        """``verb`` (``enable``, ``disable``, ``drain``) every real server at ``address`` and
+        each (service, ``address:port``) of ``servers``, in one revision."""
+        body: dict[str, Any] = {
+            "servers": [{"virtual_service": vs, "server": key} for vs, key in servers]
+        }
+        if address is not None:
+            body["address"] = address
+        return self._write("POST", f"/real-servers/{verb}", body=body)
+
     # -- DSR real-server help --------------------------------------------------------------
 
     def dsr_script(self, name: str, os: str = "linux") -> dict[str, Any]:
@@ -323,8 +335,10 @@ class BasculeClient:
 
     # -- status and history ----------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        return self._get("/status")
+    def status(self, *, fresh: bool = True) -> dict[str, Any]:
+        """The status; ``fresh`` (a command's default) has the engines read now rather than
+        their last reading of up to 10 s ago."""
+        return self._get("/status", params={"fresh": "true"} if fresh else None)
 
     def request_logs(
         self, *, virtual_service: str | None, since: datetime | None, limit: int

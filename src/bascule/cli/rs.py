@@ -104,29 +104,104 @@ def delete(ctx: typer.Context, service: Service, server: Server, as_json: JsonFl
     output.print_change(result, as_json=session.json)
 
 
-def _state_change(ctx: typer.Context, service: str, server: str, verb: str, as_json: bool) -> None:
+OptionalService = Annotated[
+    str | None,
+    typer.Argument(help="The virtual service (or use --address / --server).", show_default=False),
+]
+OptionalServer = Annotated[
+    str | None,
+    typer.Argument(
+        help="ADDRESS:PORT, e.g. 198.18.0.4:80 or [2001:db8::1]:80.",
+        metavar="[ADDRESS:PORT]",
+        show_default=False,
+    ),
+]
+Address = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Every real server at this address, in every service (one revision).",
+        show_default=False,
+    ),
+]
+Servers = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--server",
+        help="SERVICE/ADDRESS:PORT, repeatable: these servers, in one revision.",
+        show_default=False,
+    ),
+]
+
+
+def parse_pool_server(value: str) -> tuple[str, str]:
+    """``web/198.18.0.4:80`` (or ``site/api/...`` for a sub-service's) as (pool, key)."""
+    pool, _, server = value.rpartition("/")
+    if not pool:
+        raise typer.BadParameter(f"{value!r} is not SERVICE/ADDRESS:PORT (e.g. web/198.18.0.4:80)")
+    return pool, key_of(server)
+
+
+def _state_change(
+    ctx: typer.Context,
+    verb: str,
+    as_json: bool,
+    service: str | None,
+    server: str | None,
+    address: str | None,
+    servers: list[str] | None,
+) -> None:
     session = Session.of(ctx, json=as_json)
-    key = key_of(server)
+    chosen = [parse_pool_server(value) for value in servers or ()]
+    if service is not None or server is not None:
+        if service is None or server is None:
+            raise typer.BadParameter("give both SERVICE and ADDRESS:PORT")
+        chosen.insert(0, (service, key_of(server)))
+    if not chosen and address is None:
+        raise typer.BadParameter("give SERVICE ADDRESS:PORT, --address or --server")
     with session.client() as api:
-        result = api.set_real_server_state(service, key, verb)
+        if address is None and len(chosen) == 1:
+            result = api.set_real_server_state(chosen[0][0], chosen[0][1], verb)
+        else:
+            result = api.set_real_servers_state(verb, address=address, servers=chosen)
     output.print_change(result, as_json=session.json)
 
 
 @app.command()
-def enable(ctx: typer.Context, service: Service, server: Server, as_json: JsonFlag = False) -> None:
-    """Put a real server back in service."""
-    _state_change(ctx, service, server, "enable", as_json)
+def enable(
+    ctx: typer.Context,
+    service: OptionalService = None,
+    server: OptionalServer = None,
+    address: Address = None,
+    servers: Servers = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Put a real server back in service (or all at --address, or each --server)."""
+    _state_change(ctx, "enable", as_json, service, server, address, servers)
 
 
 @app.command()
 def disable(
-    ctx: typer.Context, service: Service, server: Server, as_json: JsonFlag = False
+    ctx: typer.Context,
+    service: OptionalService = None,
+    server: OptionalServer = None,
+    address: Address = None,
+    servers: Servers = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Take a real server out of service now."""
-    _state_change(ctx, service, server, "disable", as_json)
+    """Take a real server out of service now (or all at --address, or each --server)."""
+    _state_change(ctx, "disable", as_json, service, server, address, servers)
 
 
 @app.command()
-def drain(ctx: typer.Context, service: Service, server: Server, as_json: JsonFlag = False) -> None:
-    """Let a real server's connections finish while new ones go elsewhere."""
-    _state_change(ctx, service, server, "drain", as_json)
+def drain(
+    ctx: typer.Context,
+    service: OptionalService = None,
+    server: OptionalServer = None,
+    address: Address = None,
+    servers: Servers = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Let a real server's connections finish while new ones go elsewhere (or all at
+    --address, or each --server, in one revision)."""
+    _state_change(ctx, "drain", as_json, service, server, address, servers)

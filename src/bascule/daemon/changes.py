@@ -154,16 +154,20 @@ class ChangePipeline:
                 if not request.dry_run:
                     self.refused(request, name, exc)
                 raise
-            if (
-                self.audit is not None
-                and result.changed
-                and not result.dry_run
-                and not result.applied
-                and result.revision is not None
-            ):
-                detail = "; ".join(part for part in (request.message, result.message) if part)
-                self.audit.settle(result.revision, outcome=AuditOutcome.apply_failed, detail=detail)
+            self.settle(request, result)
             return result
+
+    def settle(self, request: ChangeRequest, result: ApplyResult) -> None:
+        """A committed change the engines could not apply: its audit entry says so."""
+        if (
+            self.audit is not None
+            and result.changed
+            and not result.dry_run
+            and not result.applied
+            and result.revision is not None
+        ):
+            detail = "; ".join(part for part in (request.message, result.message) if part)
+            self.audit.settle(result.revision, outcome=AuditOutcome.apply_failed, detail=detail)
 
     def refused(self, request: ChangeRequest, name: AuditName, error: BasculeError) -> None:
         """Record a refused change (a committed one is written by the store's commit)."""
@@ -236,18 +240,24 @@ class ChangePipeline:
                 diff=await asyncio.to_thread(diff_to_json, diff),
                 detail=request.message,
             )
+        # The committed document is ``config``'s own: no need to parse it again to reconcile,
+        # and known before the commit is visible (a reader of the new head on the event loop
+        # would otherwise parse the whole document there).
+        self.reconciler.committed((head_number or 0) + 1, config)
         # JSON of the whole document and an fsync: off the loop too.
-        revision = await asyncio.to_thread(
-            self.store.commit,
-            document,
-            base=head_number,
-            author=actor.name,
-            message=request.message,
-            rolled_back_from=rolled_back_from,
-            audit=entry,
-        )
-        # The committed document is ``config``'s own: no need to parse it again to reconcile.
-        self.reconciler.committed(revision.number, config)
+        try:
+            revision = await asyncio.to_thread(
+                self.store.commit,
+                document,
+                base=head_number,
+                author=actor.name,
+                message=request.message,
+                rolled_back_from=rolled_back_from,
+                audit=entry,
+            )
+        except BaseException:
+            self.reconciler.forget((head_number or 0) + 1)
+            raise
         log.info(
             "committed revision",
             extra={"revision": revision.number, "author": actor.name, "changes": len(diff)},

@@ -27,6 +27,7 @@ from bascule.daemon.vips import FollowsDocument, VipManager
 from bascule.engines.base import Engine, share_of
 from bascule.errors import ApplyFailed, EngineError, InvalidConfiguration
 from bascule.model import Configuration, parse_document
+from bascule.reconcile.actions import Action, describe
 from bascule.reconcile.planner import FullPlan, Observed, Overrides, Plan, plan_engine, plan_vips
 from bascule.store.revisions import Revision, RevisionStore
 
@@ -84,9 +85,20 @@ class Reconciler:
             self._parsed = (head.number, config)
         return self.desired_of(head)
 
+    def parsed(self, head: Revision) -> Configuration | None:
+        """``head``'s parsed document if it is parsed already, else ``None``."""
+        if self._parsed is not None and self._parsed[0] == head.number:
+            return self._parsed[1]
+        return None
+
     def committed(self, number: int, config: Configuration) -> None:
         """Revision ``number`` was just committed from ``config``: no need to parse it again."""
         self._parsed = (number, config)
+
+    def forget(self, number: int) -> None:
+        """Revision ``number`` was not committed after all (``committed`` was told early)."""
+        if self._parsed is not None and self._parsed[0] == number:
+            self._parsed = None
 
     def running(self, engine: str) -> Configuration | None:
         """The document ``engine``'s running state was built from (``None``: nothing yet)."""
@@ -134,6 +146,8 @@ class Reconciler:
         dead engine and repairs drift towards it — until a new change, a rollback or a
         restart of the daemon tries the current revision again.
         """
+        if not retry_failed and await self._converged():
+            return True, ""
         async with self.lock:
             if not retry_failed:
                 head, applied = self.store.head_number(), self.store.applied()
@@ -142,6 +156,18 @@ class Reconciler:
                         await self._converge_on_last_good(applied.last_good)
                     return False, applied.message
             return await self.reconcile_locked()
+
+    async def _converged(self) -> bool:
+        """Whether the engines run the head as it was applied and their plan is empty,
+        found without the lock: the repair loop's check of a large configuration takes a
+        second or more, and changes (a weight: milliseconds) no longer wait behind it. What
+        the check finds to do is done under the lock, planned again there."""
+        if self.lock.locked():
+            return False
+        head, applied = self.store.head(), self.store.applied()
+        if head is None or applied is None or not applied.ok or applied.last_good != head.number:
+            return False
+        return (await self.plan(await self.load_desired(head))).empty
 
     async def reconcile_locked(self) -> tuple[bool, str]:
         """``reconcile`` for a caller that holds ``lock`` (the change pipeline, after a
@@ -153,6 +179,32 @@ class Reconciler:
         finally:
             if self._after_reconcile is not None:
                 await self._after_reconcile(desired)
+
+    async def execute_runtime(
+        self,
+        head: Revision,
+        desired: Configuration,
+        plans: Sequence[tuple[Engine, Sequence[Action]]],
+    ) -> tuple[bool, str]:
+        """Converge on ``head`` (``desired``) by each engine's runtime ``plans`` alone: the
+        operate path (daemon/operations.py) planned the pools it touched, on engines that
+        ran the previous head. For a caller that holds ``lock``. A command that fails is
+        followed by a whole reconcile, which records and reports it as any failed apply; the
+        repair loop corrects any drift the plans did not see."""
+        try:
+            for engine, actions in plans:
+                if actions:
+                    log.info("executing plan", extra={"actions": [describe(a) for a in actions]})
+                    await engine.execute(actions, self._running[engine.name])
+        except (ApplyFailed, EngineError, OSError) as exc:
+            log.warning("runtime commands failed, reconciling", extra={"error": str(exc)})
+            return await self.reconcile_locked()
+        try:
+            self.store.record_applied(head.number, ok=True, message="")
+        finally:
+            if self._after_reconcile is not None:
+                await self._after_reconcile(desired)
+        return True, ""
 
     async def _reconcile_on(
         self, head: Revision | None, desired: Configuration

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bascule.errors import FieldError, InvalidConfiguration, NotFound
@@ -93,6 +93,43 @@ def update_real_server(
     index = _server_index(vs, service, key)
     vs["real_servers"][index] = _merge(vs["real_servers"][index], changes)
     return result
+
+
+def update_real_servers(
+    document: Mapping[str, Any], changes: Sequence[tuple[str, str, Mapping[str, Any]]]
+) -> Document:
+    """``update_real_server`` of each (pool, key, changes), in one new document."""
+    result = _copy(document)
+    for service, key, fields in changes:
+        vs = _pool(result, service)
+        index = _server_index(vs, service, key)
+        vs["real_servers"][index] = _merge(vs["real_servers"][index], fields)
+    return result
+
+
+def servers_at(document: Mapping[str, Any], address: str) -> list[tuple[str, str]]:
+    """(pool, key) of every real server at ``address`` in every service and sub-service
+    (a bulk operation: ``bascule rs drain --address 198.18.0.21``), in document order."""
+    try:
+        wanted = str(ipaddress.ip_address(address.strip("[]")))
+    except ValueError:
+        raise InvalidConfiguration(
+            [FieldError(path="address", message=f"{address!r} is not an IP address")]
+        ) from None
+    found: list[tuple[str, str]] = []
+    for vs in document.get("virtual_services", []):
+        pools = [(vs.get("name"), vs)]
+        pools += [
+            (f"{vs.get('name')}{POOL_SEPARATOR}{sub.get('name')}", sub)
+            for sub in vs.get("sub_services", [])
+            if isinstance(sub, Mapping)
+        ]
+        for pool, holder in pools:
+            for rs in holder.get("real_servers", []):
+                key = server_key(rs.get("address"), rs.get("port"))
+                if key.rpartition(":")[0].strip("[]") == wanted:
+                    found.append((str(pool), key))
+    return found
 
 
 def delete_real_server(document: Mapping[str, Any], service: str, key: str) -> Document:

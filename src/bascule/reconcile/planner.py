@@ -180,23 +180,33 @@ def desired_runtime(
     ``overrides`` (dynamic schedulers) replace the weight of servers the document enables,
     and take out (runtime disabled) those marked ``out``.
     """
-    overrides = overrides or {}
     result: dict[ServerRef, ServerRuntime] = {}
     for vs in config.pools():  # each service, then its sub-services ("site/api")
-        if not vs.enabled:
-            continue
-        weights = engine_weights(
-            {rs.key: rs.weight for rs in vs.real_servers},
-            max_weight,
-            weighted=vs.scheduler.weighted,
-        )
-        for rs in vs.real_servers:
-            runtime = ServerRuntime(weight=weights[rs.key], state=rs.state)
-            override = overrides.get((vs.name, rs.key))
-            if override is not None and rs.state is RealServerState.enabled:
-                state = RealServerState.disabled if override.out else rs.state
-                runtime = ServerRuntime(weight=min(override.weight, max_weight), state=state)
-            result[(vs.name, rs.key)] = runtime
+        result.update(pool_runtime(vs, max_weight=max_weight, overrides=overrides))
+    return result
+
+
+def pool_runtime(
+    pool: VirtualService, *, max_weight: int, overrides: Overrides | None = None
+) -> dict[ServerRef, ServerRuntime]:
+    """``desired_runtime`` of one pool (a service, or a sub-service's ``site/api``): its
+    engine weights are relative to one another, so a pool is the least that is planned."""
+    if not pool.enabled:
+        return {}
+    overrides = overrides or {}
+    weights = engine_weights(
+        {rs.key: rs.weight for rs in pool.real_servers},
+        max_weight,
+        weighted=pool.scheduler.weighted,
+    )
+    result: dict[ServerRef, ServerRuntime] = {}
+    for rs in pool.real_servers:
+        runtime = ServerRuntime(weight=weights[rs.key], state=rs.state)
+        override = overrides.get((pool.name, rs.key))
+        if override is not None and rs.state is RealServerState.enabled:
+            state = RealServerState.disabled if override.out else rs.state
+            runtime = ServerRuntime(weight=min(override.weight, max_weight), state=state)
+        result[(pool.name, rs.key)] = runtime
     return result
 
 
@@ -260,14 +270,21 @@ def _structural_reason(desired: Configuration, observed: Observed) -> str | None
 def _runtime_actions(
     desired: Configuration, observed: Observed, *, max_weight: int, overrides: Overrides | None
 ) -> list[Action]:
-    actions: list[Action] = []
     wanted = desired_runtime(desired, max_weight=max_weight, overrides=overrides)
+    return runtime_actions(wanted, observed.servers)
+
+
+def runtime_actions(
+    wanted: Mapping[ServerRef, ServerRuntime], have: Mapping[ServerRef, ServerRuntime]
+) -> list[Action]:
+    """The weight and state commands that take each server of ``wanted`` from ``have``."""
+    actions: list[Action] = []
     for (vs, server), want in wanted.items():
-        have = observed.servers[(vs, server)]
-        if want.state is not have.state:
+        now = have[(vs, server)]
+        if want.state is not now.state:
             actions.append(SetState(vs=vs, server=server, state=want.state))
         # A weight only matters to a server that takes new traffic.
-        if want.state is RealServerState.enabled and want.weight != have.weight:
+        if want.state is RealServerState.enabled and want.weight != now.weight:
             actions.append(SetWeight(vs=vs, server=server, weight=want.weight))
     return sorted(actions, key=_capacity_order)
 

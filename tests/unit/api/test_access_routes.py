@@ -146,6 +146,9 @@ ROUTES = [
     Route("POST", f"{WEB}/real-servers/{RS}/drain", operate, writes=True),
     Route("PATCH", f"{SUB}/real-servers/{RS}", operate, body={"weight": 7}, writes=True),
     Route("POST", f"{SUB}/real-servers/{RS}/drain", operate, writes=True),
+    Route(
+        "POST", "/api/v1/real-servers/drain", operate, body={"address": "198.18.0.4"}, writes=True
+    ),
     Route("GET", f"{WEB}/dsr/script", read, 422),  # web is NAT: not_applicable, but allowed
     Route("POST", f"{WEB}/dsr/verify", operate, 422),
     Route("GET", f"{WEB}/persistence", read),
@@ -246,7 +249,10 @@ ROUTES = [
     Route("GET", "/api/v1/access-lists", read),
     Route("GET", "/api/v1/access-lists/office", read, 404),
     Route(
-        "PUT", "/api/v1/access-lists/office", configure, body={"addresses": ["198.18.0.0/24"]},
+        "PUT",
+        "/api/v1/access-lists/office",
+        configure,
+        body={"addresses": ["198.18.0.0/24"]},
         writes=True,
     ),
     Route(

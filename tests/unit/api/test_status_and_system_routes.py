@@ -41,6 +41,29 @@ async def test_status_is_the_service_report(
     assert [rs["engine_weight"] for rs in web["real_servers"]] == [1, 1]
 
 
+async def test_status_serves_the_recent_reading_unless_fresh_is_asked(
+    client: httpx.AsyncClient, service: ConfigService, committed: int, monkeypatch: Any
+) -> None:
+    called: list[str] = []
+    status = service.status
+
+    async def counted_status() -> Any:
+        called.append("fresh")
+        return await status()
+
+    async def counted_recent() -> Any:
+        called.append("recent")
+        return await status()  # (the real one would read too: no reading yet)
+
+    monkeypatch.setattr(service, "status", counted_status)
+    monkeypatch.setattr(service, "recent_status", counted_recent)
+    assert (await client.get("/api/v1/status")).status_code == 200
+    assert called == ["recent"]
+    fresh = await client.get("/api/v1/status", params={"fresh": "true"})
+    assert fresh.status_code == 200 and fresh.json()["revision"] == committed
+    assert called == ["recent", "fresh"]  # a reading now, not the recent one
+
+
 async def test_system_adds_the_version(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/system")
     assert response.status_code == 200

@@ -451,6 +451,34 @@ def test_state_change_json(daemon: Daemon, tmp_path: Path) -> None:
     assert answer["reloads"] is False
 
 
+def test_bulk_state_changes_are_one_revision(daemon: Daemon, tmp_path: Path) -> None:
+    two = WEB.format(weight=1000) + WEB.format(weight=1000).split("\n", 1)[1].replace(
+        "name: web", "name: api"
+    ).replace("port: 80\n    scheduler", "port: 81\n    scheduler")
+    ok(run(daemon, "apply", "-f", str(write(tmp_path, two, "two.yaml"))))
+
+    drained = ok(run(daemon, "rs", "drain", "--address", "198.18.0.5"))
+    assert "revision 2 applied" in drained.stdout
+    for service in ("web", "api"):
+        assert daemon.engine.servers[(service, "198.18.0.5:80")].state is RealServerState.drain
+        assert daemon.engine.servers[(service, "198.18.0.4:80")].state is RealServerState.enabled
+    assert daemon.store.get(2).message == "drain real servers at 198.18.0.5"
+
+    ok(
+        run(
+            daemon, "rs", "enable", "--server", "web/198.18.0.5:80", "--server", "api/198.18.0.5:80"
+        )
+    )
+    assert daemon.store.head_number() == 3
+    assert daemon.engine.servers[("api", "198.18.0.5:80")].state is RealServerState.enabled
+
+    assert failed(run(daemon, "rs", "disable", "--address", "198.18.0.9")) == [
+        "error: no real server has the address 198.18.0.9"
+    ]
+    assert run(daemon, "rs", "disable", "--server", "web").exit_code == 2  # usage errors
+    assert run(daemon, "rs", "disable").exit_code == 2
+
+
 # -- status ------------------------------------------------------------------------------------
 
 

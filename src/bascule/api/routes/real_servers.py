@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from bascule.api import documents
 from bascule.api.answers import answered, edit_answer, listed
@@ -28,9 +29,11 @@ from bascule.api.deps import (
 from bascule.api.etags import tag
 from bascule.api.pagination import Limit, Offset
 from bascule.api.schemas import ApplyResultOut, ItemsOut
+from bascule.errors import FieldError, InvalidConfiguration
 from bascule.model import RealServerState, edits
 from bascule.model.access import permission_for_real_server_patch
 from bascule.model.sub_service import pool_name
+from bascule.reconcile.operations import RUNTIME_FIELDS, ServerOperation
 
 
 class RealServerVerb(enum.StrEnum):
@@ -151,6 +154,13 @@ def _pool_routes(pools: APIRouter, pool_of: Callable[..., str], *, kind: str, wh
     ) -> ApplyResultOut:
         # A weight alone is an operator's change; any other field is structural.
         change_request = change_for(permission_for_real_server_patch(changes))
+        if changes and set(changes) <= RUNTIME_FIELDS:  # the operate path, if it can
+            operation = ServerOperation(pool=pool, key=key, changes=changes)
+            result = await config.operate(
+                [operation],
+                change_request.with_default_message(f"change real server {key} of {pool}"),
+            )
+            return answered(response, result)
         return await edit_answer(
             config,
             response,
@@ -186,3 +196,51 @@ def _pool_routes(pools: APIRouter, pool_of: Callable[..., str], *, kind: str, wh
 
 _pool_routes(router, _service, kind="service", whose="a")
 _pool_routes(sub_service_router, _sub_service, kind="sub_service", whose="a sub-service's")
+
+
+class ServerIn(BaseModel):
+    """One real server of a bulk operation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    virtual_service: str = Field(description="A service, or `<service>/<sub-service>`")
+    server: str = Field(description="`address:port`, e.g. 198.18.0.4:80 or [2001:db8::1]:80")
+
+
+class SelectionIn(BaseModel):
+    """The real servers of a bulk operation: every one at ``address`` (in every service and
+    sub-service), and each of ``servers``; at least one of the two."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = None
+    servers: list[ServerIn] = Field(default_factory=list, max_length=100_000)
+
+
+# Bulk operations (``bascule rs drain --address 198.18.0.21``): one revision for them all.
+bulk_router = APIRouter(prefix="/real-servers", tags=["real servers"], route_class=OffLoopRoute)
+
+
+@bulk_router.post(
+    "/{verb}",
+    summary="Enable, disable or drain many real servers in one revision: every one at an "
+    "address, across services, and a list",
+)
+async def set_real_servers_state(
+    verb: RealServerVerb,
+    selection: SelectionIn,
+    config: ConfigServiceDep,
+    change_request: OperateAction,
+    response: Response,
+) -> ApplyResultOut:
+    if selection.address is None and not selection.servers:
+        raise InvalidConfiguration(
+            [FieldError(path="address", message="give an address, servers, or both")]
+        )
+    result = await config.set_real_servers_state(
+        verb.state,
+        change_request,
+        address=selection.address,
+        servers=[(item.virtual_service, item.server) for item in selection.servers],
+    )
+    return answered(response, result)

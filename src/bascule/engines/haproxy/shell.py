@@ -358,11 +358,14 @@ class HaproxyShell:
         answer = await self._exchange(self.paths.stats_socket, runtime_api.command_line(batch))
         runtime_api.check_answer(answer)
 
+    # Parsed in a worker thread: at 10,000 servers these answers are megabytes, and parsing
+    # them on the event loop held every request behind it (issue 15).
     async def show_stat(self) -> list[runtime_api.ServerStat]:
-        return runtime_api.parse_show_stat(await self.runtime("show stat"))
+        return await asyncio.to_thread(runtime_api.parse_show_stat, await self.runtime("show stat"))
 
     async def show_servers_state(self) -> list[runtime_api.ServerRuntimeState]:
-        return runtime_api.parse_servers_state(await self.runtime("show servers state"))
+        text = await self.runtime("show servers state")
+        return await asyncio.to_thread(runtime_api.parse_servers_state, text)
 
     async def worker_pids(self) -> list[int]:
         """PIDs of the worker(s) serving the current configuration (not the old ones)."""

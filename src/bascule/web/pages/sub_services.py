@@ -275,7 +275,7 @@ async def sub_service_live(
 async def _live(services: WebServices, name: str, sub: str) -> dict[str, Any]:
     """The sub-service's pool as the status reports it (None before the change that added
     it is applied), and the status of every tab of the service."""
-    report = await services.config.status()
+    report = await services.config.recent_status()
     status = next((vs for vs in report.virtual_services if vs.name == name), None)
     pools = {s.name: s for s in status.sub_services} if status else {}
     return {

@@ -367,7 +367,7 @@ async def service_live(
 
 
 async def _live(services: WebServices, name: str) -> dict[str, Any]:
-    report = await services.config.status()
+    report = await services.config.recent_status()
     status = next((vs for vs in report.virtual_services if vs.name == name), None)
     if status is None:
         raise NotFound(f"there is no virtual service named {name!r}")
