@@ -33,6 +33,7 @@ from bascule.api.routes import (
     caches,
     certificates,
     config,
+    content,
     dsr,
     ha,
     http_users,
@@ -110,6 +111,7 @@ def create_app(
         access_lists,
         limits,
         caches,
+        content,
     ):
         api.include_router(module.router)
     api.include_router(real_servers.sub_service_router)

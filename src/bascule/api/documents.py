@@ -22,6 +22,15 @@ def virtual_service(document: Mapping[str, Any], name: str) -> dict[str, Any]:
     raise NotFound(f"there is no virtual service named {name!r}")
 
 
+def named_part(document: Mapping[str, Any], name: str, part: str, key: str) -> dict[str, Any]:
+    """One sub-service (``part`` "sub_services") or rule ("rules") of service ``name``."""
+    for item in virtual_service(document, name).get(part, []):
+        if item.get("name") == key:
+            return dict(item)
+    what = "sub-service" if part == "sub_services" else "rule"
+    raise NotFound(f"virtual service {name!r} has no {what} named {key!r}")
+
+
 def real_servers(document: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
     return [dict(rs) for rs in virtual_service(document, name).get("real_servers", [])]
 

@@ -15,7 +15,9 @@ from bascule.cli.session import JsonFlag, Session
 
 app = typer.Typer(help="Services' HTTP caches: purge.", no_args_is_help=True)
 
-Service = Annotated[str, typer.Argument(help="The virtual service.", show_default=False)]
+Service = Annotated[
+    str, typer.Argument(help="A virtual service, or SERVICE/SUB.", show_default=False)
+]
 
 
 @app.command()

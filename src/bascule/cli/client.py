@@ -228,6 +228,13 @@ class BasculeClient:
     def delete_virtual_service(self, name: str) -> dict[str, Any]:
         return self._write("DELETE", _vs(name))
 
+    def update_sub_service(self, pool: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """``pool``: ``<service>/<sub-service>``."""
+        return self._write("PATCH", _pool(pool), body=changes)
+
+    def update_rule(self, service: str, rule: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write("PATCH", f"{_vs(service)}/rules/{quote(rule, safe='')}", body=changes)
+
     # -- real servers ----------------------------------------------------------------------
 
     def add_real_server(self, service: str, server: Mapping[str, Any]) -> dict[str, Any]:
@@ -309,9 +316,10 @@ class BasculeClient:
         """Empty the persistence tables of ``name``: ``{"service", "cleared": N}``."""
         return self._write("DELETE", f"{_vs(name)}/persistence")
 
-    def client_loads(self, name: str, top: int) -> dict[str, Any]:
-        """``{"service", "clients": [{"client", "connections", ..., "limited"}]}``."""
-        return self._get(f"{_vs(name)}/limits", params={"top": top})
+    def client_loads(self, name: str, top: int, rule: str | None = None) -> dict[str, Any]:
+        """``{"service", "rule", "clients": [{"client", "connections", ..., "limited"}]}``."""
+        where = _pool(name) if rule is None else f"{_vs(name)}/rules/{quote(rule, safe='')}"
+        return self._get(f"{where}/limits", params={"top": top})
 
     # -- access lists ----------------------------------------------------------------------
 
@@ -462,7 +470,7 @@ class BasculeClient:
         return self._write("DELETE", f"/pages/{quote(name, safe='')}")
 
     def purge_cache(self, name: str) -> dict[str, Any]:
-        return self._write("POST", f"/virtual-services/{quote(name, safe='')}/cache/purge")
+        return self._write("POST", f"{_pool(name)}/cache/purge")
 
     # -- the HTTP user store (authentication.users) -------------------------------------------
 
@@ -677,8 +685,12 @@ def _vs(name: str) -> str:
     return f"/virtual-services/{quote(name, safe='')}"
 
 
-def _rs(service: str, key: str) -> str:
-    # a sub-service's pool is "<service>/<sub-service>" (bascule rs drain site/api KEY)
+def _pool(service: str) -> str:
+    """A service's path, or a sub-service's: its pool is "<service>/<sub-service>"
+    (``bascule rs drain site/api KEY``, ``bascule limits show site/api``)."""
     name, _, sub = service.partition("/")
-    pool = f"{_vs(name)}/sub-services/{quote(sub, safe='')}" if sub else _vs(name)
-    return f"{pool}/real-servers/{quote(key, safe='')}"
+    return f"{_vs(name)}/sub-services/{quote(sub, safe='')}" if sub else _vs(name)
+
+
+def _rs(service: str, key: str) -> str:
+    return f"{_pool(service)}/real-servers/{quote(key, safe='')}"

@@ -19,20 +19,24 @@ app = typer.Typer(help="Limits: who a service's per-client limits hold.", no_arg
 @app.command()
 def show(
     ctx: typer.Context,
-    service: Annotated[str, typer.Argument(help="The virtual service.", show_default=False)],
+    service: Annotated[
+        str, typer.Argument(help="A virtual service, or SERVICE/SUB.", show_default=False)
+    ],
     top: Annotated[int, typer.Option("--top", help="How many clients, busiest first.")] = 20,
+    rule: Annotated[
+        str | None, typer.Option("--rule", help="A content rule's limits instead.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List the busiest clients of a virtual service and whether they are limited."""
     session = Session.of(ctx, json=as_json)
     with session.client() as api:
-        answer = api.client_loads(service, top)
+        answer = api.client_loads(service, top, rule)
     if session.json:
         output.print_json(answer)
         return
-    grid = output.table(
-        "client", "connections", "conn/s", "req/s", "limited", title=f"clients of {service}"
-    )
+    title = f"clients of {service}" + (f" rule {rule}" if rule else "")
+    grid = output.table("client", "connections", "conn/s", "req/s", "limited", title=title)
     for client in answer.get("clients") or []:
         grid.add_row(
             output.text(client.get("client")),

@@ -15,7 +15,10 @@ from bascule.cli import output
 from bascule.cli.session import JsonFlag, Session
 from bascule.net.addresses import host_port
 
-app = typer.Typer(help="Virtual services: list, show, add, set, delete.", no_args_is_help=True)
+app = typer.Typer(
+    help="Virtual services: list, show, add, set (a sub-service too), set-rule, delete.",
+    no_args_is_help=True,
+)
 
 Assignments = Annotated[
     list[str],
@@ -157,6 +160,9 @@ def _rules_table(rules: list[dict[str, Any]]) -> Any:
         )
         if rule.get("rewrite_path"):
             action += f", rewrite_path={rule['rewrite_path']}"
+        rate = ((rule.get("limits") or {}).get("per_client") or {}).get("requests_per_second")
+        if rate is not None:
+            action += f", limit {rate} req/s per client"
         grid.add_row(
             output.text(number),
             output.text(rule.get("name")),
@@ -230,15 +236,36 @@ def add(
 @app.command("set")
 def set_(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The virtual service.")],
+    name: Annotated[str, typer.Argument(help="The virtual service, or SERVICE/SUB-SERVICE.")],
     assignments: Assignments,
     as_json: JsonFlag = False,
 ) -> None:
-    """Change fields of a virtual service: `vs set web scheduler=least_connection`."""
+    """Change fields of a virtual service: `vs set web scheduler=least_connection`; of a
+    sub-service with SERVICE/SUB: `vs set site/api limits.per_client.requests_per_second=20`."""
     session = Session.of(ctx, json=as_json)
     changes = parse_assignments(assignments)
     with session.client() as api:
-        result = api.update_virtual_service(name, changes)
+        if "/" in name:
+            result = api.update_sub_service(name, changes)
+        else:
+            result = api.update_virtual_service(name, changes)
+    output.print_change(result, as_json=session.json)
+
+
+@app.command("set-rule")
+def set_rule(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The virtual service.")],
+    rule: Annotated[str, typer.Argument(help="The content rule.")],
+    assignments: Assignments,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change fields of a content rule: `vs set-rule site login
+    limits.per_client.requests_per_second=5` (`limits=null` removes its limits)."""
+    session = Session.of(ctx, json=as_json)
+    changes = parse_assignments(assignments)
+    with session.client() as api:
+        result = api.update_rule(name, rule, changes)
     output.print_change(result, as_json=session.json)
 
 

@@ -38,12 +38,13 @@ class CachePurged:
 
 
 async def purge_cache(config: ConfigService, name: str, *, actor: Actor) -> CachePurged:
-    """Purge the cache of virtual service ``name``; NotFound / NotApplicable otherwise."""
-    vs = config.desired().virtual_service(name)
+    """Purge the cache of virtual service ``name``, or of a sub-service (``site/api``);
+    NotFound / NotApplicable otherwise."""
+    vs = config.desired().pool(name)
     if vs is None:
-        raise NotFound(f"there is no virtual service named {name!r}")
+        raise NotFound(f"there is no virtual service or sub-service named {name!r}")
     if vs.cache is None:
-        raise NotApplicable(f"virtual service {name!r} has no cache (give it a cache section)")
+        raise NotApplicable(f"{name!r} has no cache (give it a cache section)")
     engine = next((e for e in config.engines if isinstance(e, CachePurge)), None)
     if engine is None:
         raise NotApplicable("no engine of this daemon keeps a cache")

@@ -28,7 +28,7 @@ from bascule.daemon.audit import AuditService
 from bascule.daemon.changes import AuditName, Change, ChangePipeline, ChangeRequest, StoreCheck
 from bascule.daemon.reconciler import Reconciler
 from bascule.daemon.results import ApplyResult, CertificateAlert, StatusReport
-from bascule.daemon.status import ConnectedNetworks, build_status
+from bascule.daemon.status import ConnectedNetworks, ServiceRows, build_status
 from bascule.daemon.vips import VipManager
 from bascule.detect import ServiceProber
 from bascule.dsr.report import DsrReport
@@ -106,6 +106,7 @@ class ConfigService:
         self._status_flight: asyncio.Future[StatusReport] | None = None
         self._reading: _Reading | None = None  # the engines' last reading (recent_status)
         self._last_report: tuple[_Reading, Any, StatusReport] | None = None
+        self._rows = ServiceRows()  # the rows of the reports so far, reused where unchanged
         self._warned: set[tuple[str, str]] = set()  # (pool, rs key) whose warning is logged
         self.certificate_alerts: Callable[[], tuple[CertificateAlert, ...]] | None = None
         # the networks the load balancer is connected to (daemon/subnets.py), read for the
@@ -313,21 +314,31 @@ class ConfigService:
         engine, running = self._persistence_engine(name)
         return await engine.persistence(running, name)
 
-    async def client_loads(self, name: str, *, top: int = 20) -> list[ClientLoad]:
+    async def client_loads(
+        self, name: str, *, top: int = 20, rule: str | None = None
+    ) -> list[ClientLoad]:
         """The busiest clients of a service with per-client limits, and whether a limit
-        holds each (``bascule limits show``)."""
-        vs = self._service(name)
-        if vs.limits is None or not vs.limits.per_client_limited:
-            raise NotApplicable(f"virtual service {name!r} has no per-client limits")
+        holds each (``bascule limits show``); ``name`` may be a sub-service's pool
+        (``site/api``), whose limits are its own, or a content rule's (``rule``)."""
+        vs = self.desired().pool(name)
+        if vs is None:
+            raise NotFound(f"there is no virtual service or sub-service named {name!r}")
+        held, what = vs.limits, repr(name)
+        if rule is not None:
+            found = next((r for r in vs.rules if r.name == rule), None)
+            if found is None:
+                raise NotFound(f"virtual service {name!r} has no rule named {rule!r}")
+            held, what = found.limits, f"rule {rule!r} of {name!r}"
+        if held is None or not held.per_client_limited:
+            raise NotApplicable(f"{what} has no per-client limits")
         for engine in self.engines:
             if engine.mode is vs.mode and isinstance(engine, ClientLimits):
                 return await engine.client_loads(
-                    self.reconciler.running(engine.name), name, top=top
+                    self.reconciler.running(engine.name), name, top=top, rule=rule
                 )
         raise NotApplicable(
-            f"virtual service {name!r}: no engine counts its clients (on an l4 service the "
-            "kernel drops a client over a limit but does not report each client's rate; the "
-            "drops are counted in the filter table's limited/<service> counter)"
+            f"virtual service {name!r}: no engine counts its clients (the filter engine, "
+            "which counts an l4 service's, is not running)"
         )
 
     async def clear_persistence(self, name: str) -> int:
@@ -460,5 +471,6 @@ class ConfigService:
             engine=reading.engine,
             overrides=overrides,
             connected=connected,
+            rows=self._rows,
         )
         return report

@@ -276,9 +276,10 @@ class ClientLimits(Protocol):
     """An engine that counts each client of a service with per-client limits."""
 
     async def client_loads(
-        self, applied: Configuration | None, vs_name: str, *, top: int
+        self, applied: Configuration | None, vs_name: str, *, top: int, rule: str | None = None
     ) -> list[ClientLoad]:
-        """The ``top`` busiest clients of ``vs_name``, busiest first."""
+        """The ``top`` busiest clients of ``vs_name`` (a service or a sub-service's pool),
+        or of its content rule ``rule``, busiest first."""
 
 
 @runtime_checkable

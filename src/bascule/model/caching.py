@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 #: HAProxy's cache holds at most 4095 MB ("total-max-size", configuration manual 6.2.1).
 MAX_CACHE_MB = 4095
+#: The memory all caches of a document may take together. HAProxy maps each cache's whole
+#: size in shared memory when it starts (not as it fills), so the services' and
+#: sub-services' caches are counted together against the most one cache may hold.
+MAX_CACHES_MB = MAX_CACHE_MB
 # RFC 9110 8.3.1: type "/" subtype, each a token; of the token characters, only those media
 # type names use (RFC 6838 4.2 adds '!#$&^_', which no common type has): '#', '$' and quotes
 # mean something to HAProxy's parser, and nothing here needs them.
@@ -82,7 +86,9 @@ class Compression(BaseModel):
 
 
 def caching_errors(config: Configuration) -> Iterator[FieldError]:
-    """Cache and compression read HTTP responses: an l7 service of type http only."""
+    """Cache and compression read HTTP responses: an l7 service of type http only; and the
+    caches together fit in ``MAX_CACHES_MB`` (reported on the first cache past it)."""
+    total = 0
     for index, vs in enumerate(config.virtual_services):
         for field in ("cache", "compression"):
             if getattr(vs, field) is not None and not (vs.mode is Mode.l7 and vs.type.reads_http):
@@ -90,3 +96,20 @@ def caching_errors(config: Configuration) -> Iterator[FieldError]:
                     path=f"virtual_services[{index}].{field}",
                     message="reads HTTP responses: it needs an l7 service of type http",
                 )
+        caches = [(f"virtual_services[{index}].cache", vs.cache)]
+        caches += [
+            (f"virtual_services[{index}].sub_services[{position}].cache", sub.cache)
+            for position, sub in enumerate(vs.sub_services)
+        ]
+        for path, cache in caches:
+            if cache is None:
+                continue
+            total += cache.size_mb
+            if total > MAX_CACHES_MB:
+                yield FieldError(
+                    path=f"{path}.size_mb",
+                    message=f"the caches would take {total} MB in all; HAProxy maps every "
+                    f"cache's whole size when it starts, and at most {MAX_CACHES_MB} MB may "
+                    "be given to caches",
+                )
+                total -= cache.size_mb

@@ -23,7 +23,7 @@ from bascule.model.capabilities import Mode, Protocol
 from bascule.model.content import content_errors
 from bascule.model.filtering import AccessList, filtering_errors
 from bascule.model.high_availability import HighAvailability
-from bascule.model.limits import limits_errors
+from bascule.model.limits import exempt_names, limits_errors
 from bascule.model.logging import Logging
 from bascule.model.modes import mode_errors
 from bascule.model.offload import offload_errors
@@ -106,7 +106,7 @@ def for_mode(config: Configuration, mode: Mode) -> Configuration:
         for vs in config.virtual_services
         if vs.mode is mode
     ]
-    exempt = {name for vs in services if vs.limits is not None for name in vs.limits.exempt}
+    exempt = {name for vs in services for name in exempt_names(vs)}
     return Configuration.model_construct(
         schema_version=config.schema_version,
         virtual_services=services,

@@ -165,6 +165,20 @@ def replace_rule(
     return result
 
 
+def update_rule(
+    document: Mapping[str, Any], service: str, name: str, changes: Mapping[str, Any]
+) -> Document:
+    """Merge ``changes`` into rule ``name`` (as ``update_virtual_service`` merges; a rename is
+    refused when the name is taken)."""
+    result = _copy(document)
+    rules = _service(result, service).get("rules", [])
+    index = _named_index(rules, name, f"virtual service {service!r} has no rule")
+    if changes.get("name", name) != name:
+        _refuse_taken(rules, changes.get("name"), f"a rule of {service}")
+    rules[index] = _merge(rules[index], changes)
+    return result
+
+
 def delete_rule(document: Mapping[str, Any], service: str, name: str) -> Document:
     result = _copy(document)
     rules = _service(result, service).get("rules", [])

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from bascule.model.capabilities import HeaderOperationKind, MatchKind, RuleActionKind
+from bascule.model.limits import Limits
 from bascule.model.regex import portable_regex
 from bascule.model.types import HeaderValue, Hostname, HttpPath, IPAddress, Name, Port, SafeText
 from bascule.model.types import bounded as _bounded
@@ -245,6 +246,8 @@ class Rule(BaseModel):
     match: Match
     action: RuleAction
     rewrite_path: RewritePath | None = None
+    # the requests this rule matches, per client (model/limits.py): counted before its action
+    limits: Limits | None = None
 
     @model_validator(mode="after")
     def _rewrite_needs_a_pool(self) -> Self:

@@ -290,7 +290,8 @@ class VirtualService(BaseModel):
     def pool(self, sub: SubService) -> VirtualService:
         """A sub-service as a service of its own named ``<service>/<sub-service>``: what an
         engine schedules, persists and checks, and what the status reports (not validated
-        again: its parts are). It has no rules or sub-services of its own."""
+        again: its parts are). It has no rules or sub-services of its own; its ``limits`` and
+        ``cache`` are the sub-service's."""
         return self.model_copy(
             update={
                 "name": pool_name(self.name, sub.name),
@@ -301,6 +302,8 @@ class VirtualService(BaseModel):
                 "real_servers": sub.real_servers,
                 "sub_services": [],
                 "rules": [],
+                "limits": sub.limits,
+                "cache": sub.cache,
             }
         )
 

@@ -131,6 +131,18 @@ def rule_document(form: FormData | Mapping[str, Any]) -> dict[str, Any]:
     return rule
 
 
+#: The parts of a rule its form edits. The others (a rule's ``limits``) are kept as stored
+#: when the form changes the rule.
+FORM_PARTS = frozenset({"name", "match", "action", "rewrite_path"})
+
+
+def edited_rule(stored: Mapping[str, Any], form: FormData | Mapping[str, Any]) -> dict[str, Any]:
+    """``stored`` changed as a post of its form says: what the form shows is replaced, the
+    rest of the rule is kept."""
+    kept = {key: value for key, value in stored.items() if key not in FORM_PARTS}
+    return {**kept, **rule_document(form)}
+
+
 def _pruned(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` without null values and the mappings left empty by them."""
     result: dict[str, Any] = {}

@@ -155,6 +155,19 @@ ROUTES = [
     Route("DELETE", f"{WEB}/persistence", configure),
     Route("GET", f"{WEB}/limits", read, 422),  # web has no per-client limits
     Route("POST", f"{WEB}/cache/purge", operate, 422),  # web has no cache
+    Route("GET", f"{SUB}/limits", read, 422),  # nor its sub-service app
+    Route("POST", f"{SUB}/cache/purge", operate, 422),
+    Route("GET", SUB, read),
+    Route(
+        "PATCH",
+        SUB,
+        configure,
+        body={"limits": {"per_client": {"requests_per_second": 5}}},
+        writes=True,
+    ),
+    Route("GET", f"{WEB}/rules/login", read, 404),  # web has no rules
+    Route("GET", f"{WEB}/rules/login/limits", read, 404),
+    Route("PATCH", f"{WEB}/rules/login", configure, 404, body={"limits": None}, writes=True),
     Route("GET", "/api/v1/revisions", read),
     Route("GET", "/api/v1/revisions/1", read),
     Route("GET", "/api/v1/revisions/1/diff/1", read),
@@ -299,6 +312,7 @@ def template(path: str) -> str:
         .replace("/pages/maint", "/pages/{name}")
         .replace("/http-users/ops", "/http-users/{name}")
         .replace("/access-lists/office", "/access-lists/{name}")
+        .replace("/rules/login", "/rules/{rule}")
     )
 
 

@@ -709,3 +709,42 @@ def test_vs_show_lists_the_rules_and_rs_reaches_a_sub_service(
     assert failed(run(daemon, "rs", "drain", "site/nope", "198.18.0.5:80")) == [
         "error: virtual service 'site' has no sub-service named 'nope'"
     ]
+
+
+def test_vs_set_reaches_a_sub_service_and_set_rule_a_rule_with_field_errors(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    ok(run(daemon, "apply", "-f", str(write(tmp_path, SITE))))
+    ok(run(daemon, "vs", "set", "site/api", "limits.per_client.requests_per_second=20"))
+    ok(run(daemon, "vs", "set", "site/api", "cache.size_mb=32", "cache.max_age=600"))
+    ok(run(daemon, "vs", "set-rule", "site", "to-api", "limits.per_client.requests_per_second=5"))
+    service = daemon.store.get(4).document["virtual_services"][0]
+    assert service["sub_services"][0]["limits"]["per_client"]["requests_per_second"] == 20
+    assert service["sub_services"][0]["cache"]["size_mb"] == 32
+    assert service["rules"][0]["limits"]["per_client"]["requests_per_second"] == 5
+    assert service["rules"][0]["action"]["use"] == "api"  # merged, not replaced
+    shown = ok(run(daemon, "vs", "show", "site")).stdout
+    assert "limit 5 req/s per client" in shown
+    assert "limits.per_client.requests_per_second" in shown  # the sub-service's, flattened
+
+    # bad values name their field, and change nothing
+    assert failed(
+        run(daemon, "vs", "set-rule", "site", "to-api", "limits.per_client.requests_per_second=0")
+    ) == [
+        "error: virtual_services[0].rules[0].limits.per_client.requests_per_second: "
+        "must be between 1 and 10000000"
+    ]
+    lines = failed(run(daemon, "vs", "set", "site/api", "limits.max_connections=10"))
+    assert lines[0].startswith(
+        "error: virtual_services[0].sub_services[0].limits.max_connections: not here"
+    )
+    assert failed(run(daemon, "vs", "set-rule", "site", "nope", "limits=null")) == [
+        "error: virtual service 'site' has no rule named 'nope'"
+    ]
+    assert daemon.store.head_number() == 4
+    # the fake engine runs no HAProxy: limits show and cache purge reach the sub-service
+    # and say so (the integration tests read real counters)
+    assert failed(run(daemon, "limits", "show", "site/api"))[0].startswith("error: ")
+    assert failed(run(daemon, "cache", "purge", "site/nope")) == [
+        "error: there is no virtual service or sub-service named 'site/nope'"
+    ]

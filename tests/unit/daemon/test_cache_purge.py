@@ -30,7 +30,7 @@ class CachingEngine(FakeEngine):
         self.purged: list[tuple[str, bool]] = []  # (service, whether the engine ran it)
 
     async def purge_cache(self, applied: Configuration | None, name: str) -> bool:
-        running = applied is not None and applied.virtual_service(name) is not None
+        running = applied is not None and applied.pool(name) is not None
         self.purged.append((name, running))
         return running
 
@@ -50,7 +50,16 @@ def document() -> dict[str, Any]:
     service = {"address": "198.18.0.100", "real_servers": [{"address": "198.18.0.4", "port": 80}]}
     return {
         "virtual_services": [
-            {**service, "name": "site", "port": 80, "cache": {}},
+            {
+                **service,
+                "name": "site",
+                "port": 80,
+                "cache": {},
+                "sub_services": [
+                    {"name": "static", "cache": {"size_mb": 8}},
+                    {"name": "api"},
+                ],
+            },
             {**service, "name": "bare", "port": 81},
         ]
     }
@@ -78,3 +87,19 @@ async def test_an_unknown_service_or_one_without_a_cache_is_refused(
     with pytest.raises(NotApplicable, match="has no cache"):
         await purge_cache(config, "bare", actor=ADMIN)
     assert engine.purged == []
+
+
+async def test_a_sub_services_own_cache_is_purged_by_its_pool_name(
+    parts: tuple[ConfigService, CachingEngine, AuditStore],
+) -> None:
+    config, engine, audits = parts
+    await config.apply(document(), by("alice"))
+    purged = await purge_cache(config, "site/static", actor=ADMIN)
+    assert (purged.service, purged.running) == ("site/static", True)
+    with pytest.raises(NotApplicable, match="has no cache"):
+        await purge_cache(config, "site/api", actor=ADMIN)
+    with pytest.raises(NotFound):
+        await purge_cache(config, "site/nowhere", actor=ADMIN)
+    assert engine.purged == [("site/static", True)]
+    entries, _ = audits.page(0, 10)
+    assert ("cache.purge", "site/static") in [(e.action, e.target) for e in entries]

@@ -156,6 +156,34 @@ async def test_edit_move_and_delete_a_rule(
     assert [r["name"] for r in _stored(store)["rules"]] == ["to-api"]
 
 
+async def test_editing_a_rule_keeps_what_its_form_does_not_show(
+    admin: Browser, service: ConfigService, store: RevisionStore
+) -> None:
+    limited = {
+        **SITE,
+        "rules": [
+            {
+                "name": "login",
+                "match": {"path": "/login", "method": "POST"},
+                "action": {"use_default": True},
+                "limits": {"per_client": {"requests_per_second": 5}},
+            }
+        ],
+    }
+    await service.apply({"virtual_services": [limited]}, by("test"))
+    await _apply(
+        admin,
+        await admin.post(
+            "/virtual-services/site/rules/login",
+            {"name": "login", "match.path": "/signin", "match.method": "POST",
+             "action.kind": "use_default"},
+        ),
+    )  # fmt: skip
+    [rule] = _stored(store)["rules"]
+    assert rule["match"]["path"] == "/signin"
+    assert rule["limits"]["per_client"]["requests_per_second"] == 5  # not lost by the form
+
+
 async def test_the_action_fields_follow_the_choice(admin: Browser, site: int) -> None:
     response = await admin.post(
         "/virtual-services/site/rule-fields",

@@ -204,7 +204,7 @@ class ServerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     virtual_service: str = Field(description="A service, or `<service>/<sub-service>`")
-    server: str = Field(description="`address:port`, e.g. 198.18.0.4:80 or [2001:db8::1]:80")
+    server: str = Field(description="`address:port`, e.g. 192.0.2.4:80 or [2001:db8::1]:80")
 
 
 class SelectionIn(BaseModel):

@@ -19,6 +19,11 @@ lines, prints its rules and options in the service's ``listen`` section and its 
   (``max_age``) or are evicted first when space runs short. The real ``Host`` is put back
   right after ``cache-use``, so the content rules before it, the real servers and the logs
   see the client's own.
+- a sub-service's cache (its own ``cache``) is its ``backend``'s: the same lines there, in a
+  ``cache <service>_<sub-service>_cache`` section, with the generation of ``<service>_<sub>``
+  in the map. The service's cache then leaves the requests of the rules that send to such a
+  sub-service alone (``unless`` the matched rule is one of them), so each response is kept in
+  one cache only.
 - compression (4.2 "compression"): ``compression algo`` and ``compression type``; HAProxy
   compresses only for a client whose ``Accept-Encoding`` accepts the algorithm, never a
   response that is already encoded, and (2.6) has no minimum size.
@@ -28,6 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bascule.engines.haproxy.content import RULE_VAR
+from bascule.engines.haproxy.persistence import section_name
 from bascule.engines.haproxy.quoting import token
 from bascule.model import VirtualService
 
@@ -47,11 +54,20 @@ class CachingView:
 
 
 def cache_name(vs: VirtualService) -> str:
-    return token(f"{vs.name}{CACHE_SUFFIX}")
+    """The cache of a service, or of a sub-service pool (``site_api_cache``)."""
+    return token(f"{section_name(vs)}{CACHE_SUFFIX}")
 
 
-def caching_view(vs: VirtualService, generations_map: str) -> CachingView:
-    """``generations_map``: the map file of the services' cache generations (the purge)."""
+def generation_key(vs: VirtualService) -> str:
+    """A pool's key in the generations map: its section's name (``site``, ``site_api``)."""
+    return token(section_name(vs))
+
+
+def caching_view(
+    vs: VirtualService, generations_map: str, *, own_caches: tuple[int, ...] = ()
+) -> CachingView:
+    """``generations_map``: the map file of the services' cache generations (the purge);
+    ``own_caches``: the numbers of the rules whose sub-service keeps its own cache."""
     options: list[str] = []
     compression = vs.compression
     if compression is not None:
@@ -62,7 +78,9 @@ def caching_view(vs: VirtualService, generations_map: str) -> CachingView:
     if cache is None:
         return CachingView(options=tuple(options))
     name = cache_name(vs)
-    response = [f"http-response cache-store {name}"]
+    guard = f" !{{ var({RULE_VAR}) -m int {' '.join(map(str, own_caches))} }}" if own_caches else ""
+    unless = f" if{guard}" if guard else ""
+    response = [f"http-response cache-store {name}{unless}"]
     if cache.x_cache_header:
         response.append("http-after-response set-header X-Cache %[res.cache_hit,iif(HIT,MISS)]")
     lines = (
@@ -74,11 +92,12 @@ def caching_view(vs: VirtualService, generations_map: str) -> CachingView:
     return CachingView(
         options=tuple(options),
         request_rules=(
-            f"http-request set-var({HOST_VARIABLE}) req.hdr(host) if {{ req.hdr(host) -m found }}",
+            f"http-request set-var({HOST_VARIABLE}) req.hdr(host) "
+            f"if {{ req.hdr(host) -m found }}{guard}",
             "http-request set-header Host "
-            f"g%[str({token(vs.name)}),map({token(generations_map)},"
-            f"{FIRST_GENERATION})].%[req.hdr(host)] if {{ req.hdr(host) -m found }}",
-            f"http-request cache-use {name}",
+            f"g%[str({generation_key(vs)}),map({token(generations_map)},"
+            f"{FIRST_GENERATION})].%[req.hdr(host)] if {{ req.hdr(host) -m found }}{guard}",
+            f"http-request cache-use {name}{unless}",
             f"http-request set-header Host %[var({HOST_VARIABLE})] "
             f"if {{ var({HOST_VARIABLE}) -m found }}",
         ),

@@ -11,7 +11,8 @@ evaluated once, in order, by ``http-request set-var(txn.bascule_rule) int(<n>)``
 number. The order of a request's processing in the ``listen`` section:
 
 1. ``request_headers`` (in order), and the Via header of ``forwarded``;
-2. the rules' matches (on the request as the header operations left it);
+2. the rules' matches (on the request as the header operations left it), then the matched
+   rule's ``limits`` (limits.py, passed in as ``after_matches``);
 3. the matched rule's answer (``redirect``, ``respond``) or its ``rewrite_path``;
 4. the service's ``rewrite_path``;
 5. "not available" for the default pool (when no rule sent the request elsewhere);
@@ -137,9 +138,16 @@ class ContentView:
     use_backends: tuple[str, ...] = ()
 
 
-def content_view(vs: VirtualService, sections: dict[str, str], *, pages_dir: str) -> ContentView:
+def content_view(
+    vs: VirtualService,
+    sections: dict[str, str],
+    *,
+    pages_dir: str,
+    after_matches: tuple[str, ...] = (),
+) -> ContentView:
     """The lines of ``vs``'s rules; ``sections`` maps sub-service names to backend names;
-    ``pages_dir``: where the page store's files are."""
+    ``pages_dir``: where the page store's files are; ``after_matches``: lines between the
+    rules' matches and their actions (the rules' limits)."""
     rules = vs.rules
     acls: list[str] = []
     matching: list[str] = []
@@ -157,6 +165,7 @@ def content_view(vs: VirtualService, sections: dict[str, str], *, pages_dir: str
         # 7.3.6 "req.ver": "1.1" or "2.0", the version the client spoke
         request.append(f"http-request add-header Via {quote(f'%[req.ver] {VIA_PSEUDONYM}')}")
     request += matching
+    request += after_matches
     request += [line for number, rule in enumerate(rules, 1) for line in _actions(number, rule)]
     if vs.rewrite_path is not None:
         rewrite = vs.rewrite_path

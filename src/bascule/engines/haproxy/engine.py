@@ -29,7 +29,7 @@ from bascule.engines.base import (
 )
 from bascule.engines.haproxy import limits, runtime, transparency
 from bascule.engines.haproxy import transactions as tx
-from bascule.engines.haproxy.caching import FIRST_GENERATION
+from bascule.engines.haproxy.caching import FIRST_GENERATION, generation_key
 from bascule.engines.haproxy.descriptors import DescriptorShortage
 from bascule.engines.haproxy.drains import DrainClock, ServerKey
 from bascule.engines.haproxy.peers import PeersListener
@@ -345,16 +345,23 @@ class HaproxyEngine:
             return EngineObservation(running=True, servers=servers)
         services: dict[str, ServiceObservation] = {}
         caches: dict[str, dict[str, Any]] = {}
+        # a sub-service's cache counts in its backend's row (a service's in its frontend's)
+        cached_backends = {
+            proxy_name(pool): pool.name
+            for vs in applied.virtual_services
+            for pool in vs.pools[1:]
+            if pool.cache is not None
+        }
         for stat in await self.shell.show_stat():
+            pool_name = None
             if stat.kind is runtime.StatKind.FRONTEND:
                 services[stat.proxy] = ServiceObservation(**_counters(stat))
+                pool_name = stat.proxy
+            elif stat.kind is runtime.StatKind.BACKEND:
+                pool_name = cached_backends.get(stat.proxy)
+            if pool_name is not None:
                 if stat.cache_lookups:
-                    ratio = round(stat.cache_hits / stat.cache_lookups, 4)
-                    caches[stat.proxy] = {
-                        "lookups": stat.cache_lookups,
-                        "hits": stat.cache_hits,
-                        "hit_ratio": ratio,
-                    }
+                    caches[pool_name] = _cache_counters(stat)
                 continue
             if stat.kind is not runtime.StatKind.SERVER:
                 continue
@@ -468,13 +475,19 @@ class HaproxyEngine:
         return entries
 
     async def client_loads(
-        self, applied: Configuration | None, vs_name: str, *, top: int
+        self, applied: Configuration | None, vs_name: str, *, top: int, rule: str | None = None
     ) -> list[ClientLoad]:
         vs = _running_service(applied, vs_name)
-        if vs.limits is None or not vs.limits.per_client_limited:
+        held = vs.limits
+        table = limits.table_name(vs)
+        if rule is not None:
+            found = next((r for r in vs.rules if r.name == rule), None)
+            held = found.limits if found is not None else None
+            table = limits.rule_table_name(vs, rule)
+        if held is None or not held.per_client_limited:
             return []
-        text = await self.shell.runtime(runtime.show_table(limits.table_name(vs)))
-        return limits.client_loads(vs, runtime.parse_show_table(text), top=top)
+        text = await self.shell.runtime(runtime.show_table(table))
+        return limits.client_loads(held, runtime.parse_show_table(text), top=top)
 
     async def clear_persistence(self, applied: Configuration | None, vs_name: str) -> int:
         vs = _running_service(applied, vs_name)
@@ -533,30 +546,28 @@ class HaproxyEngine:
         before now (they age out). The map file first (a reload keeps it), then the running
         worker's map with one ``set map``. Whether HAProxy runs it (False: not running, or
         ``applied`` has no cache for ``name``)."""
-        vs = None if applied is None else applied.virtual_service(name)
+        vs = None if applied is None else applied.pool(name)
         if vs is None or vs.cache is None:
             return False
         generation = str(time.time_ns())
-        self._generations[name] = generation
+        key = generation_key(vs)  # a sub-service pool's is "site_api"
+        self._generations[key] = generation
         await asyncio.to_thread(self._write_generations, applied)
         if not await self.shell.is_running():
             return False
         path = str(self.cache_generations)
-        answer = await self.shell.request(tx.set_map(path, name, generation))
+        answer = await self.shell.request(tx.set_map(path, key, generation))
         if tx.map_entry_missing(answer):
-            answer = await self.shell.request(tx.add_map(path, name, generation))
+            answer = await self.shell.request(tx.add_map(path, key, generation))
         tx.check_map_answer(answer)
         log.info("cache purged", extra={"virtual_service": name, "generation": generation})
         return True
 
     def _write_generations(self, config: Configuration | None) -> None:
         self.paths.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        services = () if config is None else config.virtual_services
-        text = "".join(
-            f"{vs.name} {self._generations.get(vs.name, FIRST_GENERATION)}\n"
-            for vs in services
-            if vs.cache is not None
-        )
+        pools = () if config is None else config.pools()
+        keys = [generation_key(pool) for pool in pools if pool.cache is not None]
+        text = "".join(f"{key} {self._generations.get(key, FIRST_GENERATION)}\n" for key in keys)
         _write_private(self.cache_generations, text)
 
     def _write_map(self) -> None:
@@ -586,6 +597,14 @@ def _store_file(
         if name in (tls.client_ca, tls.server_ca):
             return tx.SslObject.ca_file, paths.ca_bundle(name)
     return None, ""
+
+
+def _cache_counters(stat: runtime.ServerStat) -> dict[str, Any]:
+    return {
+        "lookups": stat.cache_lookups,
+        "hits": stat.cache_hits,
+        "hit_ratio": round(stat.cache_hits / stat.cache_lookups, 4),
+    }
 
 
 def _running_service(applied: Configuration | None, vs_name: str) -> VirtualService:

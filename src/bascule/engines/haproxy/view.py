@@ -28,7 +28,13 @@ from bascule.engines.haproxy.authentication import AuthenticationView, authentic
 from bascule.engines.haproxy.caching import CachingView, caching_view
 from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
 from bascule.engines.haproxy.descriptors import Descriptors, count
-from bascule.engines.haproxy.limits import LimitsView, limits_view
+from bascule.engines.haproxy.limits import (
+    LimitsView,
+    RequestLimitsView,
+    limits_view,
+    pool_limits_view,
+    rule_limits_view,
+)
 from bascule.engines.haproxy.logs import LogView, log_view, proxy_lines
 from bascule.engines.haproxy.persistence import (
     PersistenceView,
@@ -352,19 +358,29 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     """Translate a validated configuration into the HAProxy view (pure)."""
     peers = PEERS if globals_.local_peer is not None else None
     persistence = {pool.name: persistence_view(pool, peers) for pool in config.pools()}
-    limits = {
-        vs.name: limits_view(vs, _is_http(vs), config.access_lists)
+    lists = config.access_lists
+    limits = {vs.name: limits_view(vs, _is_http(vs), lists) for vs in config.virtual_services}
+    # the rules' limits of each service, and each sub-service pool's (by pool name)
+    request_limits = {vs.name: rule_limits_view(vs, lists) for vs in config.virtual_services}
+    request_limits |= {
+        pool.name: pool_limits_view(pool, vs.limits, lists)
         for vs in config.virtual_services
+        for pool in vs.pools[1:]
     }
     hashes = dict(globals_.http_users)
     authentication = {vs.name: authentication_view(vs, hashes) for vs in config.virtual_services}
     generations = globals_.cache_generations_map
-    caching = {vs.name: caching_view(vs, generations) for vs in config.virtual_services}
+    caching = {
+        vs.name: caching_view(vs, generations, own_caches=_rules_to_own_caches(vs))
+        for vs in config.virtual_services
+    }
+    caching |= {pool.name: caching_view(pool, generations) for pool in _sub_pools(config)}
     tables = tuple(
         (p.fallback_table, p.fallback_lines)
         for p in persistence.values()
         if p.fallback_table is not None
     ) + tuple(view.table for view in limits.values() if view.table is not None)
+    tables += tuple(table for view in request_limits.values() for table in view.tables)
     has_tables = any(table_names(pool) for pool in config.pools())
     logs = log_view(config, globals_.request_log_socket)
     peer_lines: tuple[str, ...] = ()
@@ -385,11 +401,19 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
                 logs,
                 globals_.pages_dir,
                 limits[vs.name],
+                request_limits[vs.name],
                 authentication[vs.name],
                 caching[vs.name],
             ),
             *(
-                _sub_service(pool, persistence[pool.name], paths, globals_.pages_dir)
+                _sub_service(
+                    pool,
+                    persistence[pool.name],
+                    paths,
+                    globals_.pages_dir,
+                    request_limits[pool.name],
+                    caching[pool.name],
+                )
                 for pool in vs.pools[1:]
             ),
         )
@@ -427,8 +451,8 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
         rings=logs.rings,
         caches=tuple(
             section
-            for vs in config.virtual_services
-            if (section := caching[vs.name].section) is not None
+            for pool in config.pools()
+            if (section := caching[pool.name].section) is not None
         ),
         userlists=tuple(
             view.userlist for view in authentication.values() if view.userlist is not None
@@ -482,6 +506,7 @@ def _proxy(
     logs: LogView,
     pages_dir: str,
     limits: LimitsView,
+    rule_limits: RequestLimitsView,
     authentication: AuthenticationView,
     caching: CachingView,
 ) -> ProxyView:
@@ -530,6 +555,7 @@ def _proxy(
             vs,
             {pool.name.rpartition("/")[2]: proxy_name(pool) for pool in vs.pools[1:]},
             pages_dir=pages_dir,
+            after_matches=rule_limits.rules,
         )
     elif vs.not_available is not None and vs.not_available.sorry_server is None:
         raise ValueError(f"{vs.name}: not_available answers HTTP; this service is not http")
@@ -580,11 +606,31 @@ def _timeouts(vs: VirtualService, *, client: bool) -> tuple[str, ...]:
     return tuple(f"timeout {name} {value}s" for name, value in pairs if value is not None)
 
 
+def _sub_pools(config: Configuration) -> tuple[VirtualService, ...]:
+    return tuple(pool for vs in config.virtual_services for pool in vs.pools[1:])
+
+
+def _rules_to_own_caches(vs: VirtualService) -> tuple[int, ...]:
+    """The numbers of the rules that send requests to a sub-service with a cache of its own:
+    the service's cache leaves those requests to it."""
+    cached = {sub.name for sub in vs.sub_services if sub.cache is not None}
+    return tuple(
+        number for number, rule in enumerate(vs.rules, start=1) if rule.action.use in cached
+    )
+
+
 def _sub_service(
-    pool: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths, pages_dir: str
+    pool: VirtualService,
+    persistence: PersistenceView,
+    paths: offload.TlsPaths,
+    pages_dir: str,
+    limits: RequestLimitsView,
+    caching: CachingView,
 ) -> ProxyView:
     """A sub-service's pool as a ``backend`` section: scheduled, persisted and checked like a
-    service; its "not available" answer is its own (``nbsrv`` of this backend)."""
+    service; its "not available" answer is its own (``nbsrv`` of this backend); its limits
+    first, then its cache (after "not available": an answer of the load balancer is not
+    kept)."""
     balance = _balance(pool)
     available = pool.not_available
     return ProxyView(
@@ -601,12 +647,15 @@ def _sub_service(
             *_timeouts(pool, client=False),
         ),
         rules=(
+            *limits.rules,
             *_critical_rules(pool, True),
             *(
                 content.not_available_rules(available, pool, pages_dir=pages_dir)
                 if available is not None
                 else ()
             ),
+            *caching.request_rules,
+            *caching.response_rules,
         ),
         check=health_check_view(pool),
         servers=_pool_servers(pool, persistence, paths),

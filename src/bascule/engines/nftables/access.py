@@ -52,6 +52,9 @@ PRIORITY_LIMITS = -150
 # How long a client's rate meter outlives its last new connection.
 METER_TIMEOUT_S = 60
 METER_SIZE = 65535
+#: How long a client a per-client meter dropped stays in ``held4/<service>`` (``limited`` in
+#: ``bascule limits show``), from its last drop.
+HELD_TIMEOUT_S = 10
 
 _ADDRESS_FAMILY = {4: "ip", 6: "ip6"}
 _KEY_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
@@ -84,7 +87,8 @@ def limited_counter(service: str) -> str:
 
 def meter_name(service: str, what: str, version: int) -> str:
     """``rate4/fast``: a dynamic set of one service's clients (``rate``: new connections per
-    second, ``conns``: connections open), per address family."""
+    second, ``conns``: connections open, ``held``: those a meter dropped lately), per address
+    family."""
     return f"{what}{version}/{service}"
 
 
@@ -291,6 +295,18 @@ def _limits_rules(table: _Table, vs: VirtualService) -> None:
         meters.append(("rate", rate, True))
     if per_client is not None and per_client.connections is not None:
         meters.append(("conns", {"ct count": {"val": per_client.connections, "inv": True}}, False))
+    for version in versions if meters else ():
+        # the clients a meter dropped lately, for `bascule limits show` (the meters keep no
+        # state a listing shows: ct count's and limit's elements carry only their limit)
+        held: Json = {
+            **_ref(),
+            "name": meter_name(vs.name, "held", version),
+            "type": _KEY_TYPE[version],
+            "size": METER_SIZE,
+            "flags": ["timeout"],
+            "timeout": HELD_TIMEOUT_S,
+        }
+        table.sets.append({"add": {"set": held}})
     for what, statement, expires in meters:
         for version in versions:
             name = meter_name(vs.name, what, version)
@@ -303,7 +319,14 @@ def _limits_rules(table: _Table, vs: VirtualService) -> None:
             table.sets.append({"add": {"set": body}})
             client = payload(_ADDRESS_FAMILY[version], "saddr")
             meter = {"set": {"op": "add", "elem": client, "set": f"@{name}", "stmt": [statement]}}
-            table.rule(chain, _family(version), meter, *dropped)
+            hold = {
+                "set": {
+                    "op": "update",
+                    "elem": client,
+                    "set": f"@{meter_name(vs.name, 'held', version)}",
+                }
+            }
+            table.rule(chain, _family(version), meter, hold, *dropped)
     if limits.max_connections is not None:
         table.rule(chain, {"ct count": {"val": limits.max_connections, "inv": True}}, *dropped)
     if limits.connections_per_second is not None:

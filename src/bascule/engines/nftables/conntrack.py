@@ -35,6 +35,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from bascule.engines.base import ClientLoad
 from bascule.model import RealServer, VirtualService
 from bascule.reconcile.planner import ServerRef
 
@@ -166,6 +167,66 @@ def active_connections(
             for rs in answering:
                 counts[(vs.name, rs.key)] += 1
     return counts
+
+
+def client_loads(
+    before: Iterable[Connection],
+    after: Iterable[Connection],
+    vs: VirtualService,
+    *,
+    held: Iterable[str],
+    interval: float,
+    top: int,
+) -> list[ClientLoad]:
+    """The ``top`` busiest clients of the l4 NAT service ``vs`` from two reads of conntrack
+    ``interval`` seconds apart: each client's open connections (as ``active_connections``
+    counts them) in the second read, its new connections per second (the flows of the second
+    read that the first did not have; a flow closed meanwhile is still there, in TIME_WAIT)
+    and whether the kernel dropped it lately (``held``: the addresses the limits chain
+    recorded when a per-client meter dropped them). Busiest: most new connections, then most
+    open ones."""
+    vips = {_canonical(address) for address in vs.addresses}
+
+    def ours(conn: Connection) -> bool:
+        return (
+            conn.protocol == vs.protocol.value
+            and _canonical(conn.destination) in vips
+            and any(r.first <= conn.destination_port <= r.last for r in vs.port_ranges)
+        )
+
+    def flows(connections: Iterable[Connection]) -> dict[tuple[str, str, int, int], Connection]:
+        return {
+            (conn.protocol, _canonical(conn.source), conn.source_port, conn.destination_port): conn
+            for conn in connections
+            if ours(conn)
+        }
+
+    known, now = flows(before), flows(after)
+    open_: dict[str, int] = {}
+    new: dict[str, int] = {}
+    for key, conn in now.items():
+        client = key[1]
+        open_.setdefault(client, 0)
+        new.setdefault(client, 0)
+        if conn.protocol != "tcp" or conn.state in ACTIVE_TCP_STATES:
+            open_[client] += 1
+        if key not in known:
+            new[client] += 1
+    holding = {_canonical(address) for address in held}
+    for client in holding - open_.keys():  # dropped, none of its flows left: still shown
+        open_[client], new[client] = 0, 0
+    loads = [
+        ClientLoad(
+            client=client,
+            connections=open_[client],
+            connections_per_second=round(new[client] / interval) if interval > 0 else 0,
+            requests_per_second=0,
+            limited=client in holding,
+        )
+        for client in open_
+    ]
+    loads.sort(key=lambda load: (-load.connections_per_second, -load.connections, load.client))
+    return loads[:top]
 
 
 @dataclass(frozen=True)

@@ -17,22 +17,26 @@ the engine's, else the device of the VIP (or of the route towards it, before it 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bascule.engines.base import EngineObservation
-from bascule.engines.nftables import access
+from bascule.engines.base import ClientLoad, EngineObservation
+from bascule.engines.nftables import access, conntrack
 from bascule.engines.nftables.access import FilterRuleset, build_filter, is_dsr, set_update
 from bascule.engines.nftables.nft import Json
 from bascule.engines.nftables.transaction import Listing
-from bascule.errors import ApplyFailed, EngineError, EngineRejected
+from bascule.errors import ApplyFailed, EngineError, EngineRejected, NotApplicable
 from bascule.model import Configuration, Mode
 from bascule.net.shell import Completed, Ip, Runner, subprocess_runner
 from bascule.reconcile.actions import Action, ReplaceConfig
 
 log = logging.getLogger("bascule.filter")
+
+#: Between the two reads of conntrack that count an l4 client's new connections per second.
+CLIENT_INTERVAL_S = 1.0
 
 
 class FilterEngine:
@@ -158,7 +162,47 @@ class FilterEngine:
                 found[str(body["name"])] = int(body.get("packets", 0))
         return found
 
+    async def client_loads(
+        self, applied: Configuration | None, vs_name: str, *, top: int, rule: str | None = None
+    ) -> list[ClientLoad]:
+        """An l4 NAT service's busiest clients (``conntrack.client_loads``): conntrack read
+        twice ``CLIENT_INTERVAL_S`` apart, and the clients its per-client meters dropped
+        lately (``held4/<service>``)."""
+        vs = applied.pool(vs_name) if applied is not None else None
+        if vs is None or rule is not None or not access.kernel_limited(vs):
+            raise NotApplicable(f"{vs_name!r} is not an l4 NAT service with limits")
+        before = await self._connections()
+        await asyncio.sleep(CLIENT_INTERVAL_S)
+        after = await self._connections()
+        held: list[str] = []
+        for version in {ipaddress.ip_address(a).version for a in vs.addresses}:
+            held += await self._elements(access.meter_name(vs.name, "held", version))
+        return conntrack.client_loads(
+            before, after, vs, held=held, interval=CLIENT_INTERVAL_S, top=top
+        )
+
     # -- the shell --------------------------------------------------------------------------------
+
+    async def _connections(self) -> list[conntrack.Connection]:
+        done = await self._run(["cat", "/proc/net/nf_conntrack"], None)
+        if done.returncode != 0:
+            raise EngineError(f"cannot read conntrack: {done.stderr.strip()}")
+        return conntrack.parse_conntrack(done.stdout)
+
+    async def _elements(self, name: str) -> list[str]:
+        """The addresses in set ``name`` of the filter table (none if it is not there)."""
+        done = await self._nft("-j", "list", "set", access.FAMILY, access.TABLE, name)
+        if done.returncode != 0:
+            return []
+        found: list[str] = []
+        for item in json.loads(done.stdout).get("nftables", []):
+            body = item.get("set") if isinstance(item, dict) else None
+            for element in body.get("elem", []) if isinstance(body, dict) else []:
+                if isinstance(element, dict):  # with its timeout: {"elem": {"val": ...}}
+                    element = element.get("elem", {}).get("val")
+                if isinstance(element, str):
+                    found.append(element)
+        return found
 
     async def _build(self, config: Configuration) -> FilterRuleset:
         devices = await self._devices(config)

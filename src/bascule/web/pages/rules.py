@@ -34,6 +34,7 @@ from bascule.web.rule_form import (
     NAME,
     action_fields,
     action_kind,
+    edited_rule,
     rule_document,
     rule_errors,
     rule_values,
@@ -107,10 +108,10 @@ async def rule_page(
 async def edit_rule(
     request: Request, name: str, rule: str, session: Configurer, services: Services
 ) -> Response:
-    index, position, _ = _rule(services, name, rule)
+    index, position, found = _rule(services, name, rule)
     _, stored = service_document(services, name)
     form = await request.form()
-    changed = rule_document(form)
+    changed = edited_rule(found, form)
     change = config_edit(
         services,
         session,

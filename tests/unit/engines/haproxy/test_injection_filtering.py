@@ -64,3 +64,101 @@ def test_a_list_name(bad: str) -> None:
     with pytest.raises(InvalidConfiguration) as caught:
         parse_document(data)
     assert [e.path for e in caught.value.errors] == ["virtual_services[0].access.allow[0]"]
+
+
+# -- a rule's and a sub-service's limits, a sub-service's cache -----------------------------
+
+RULE = {"name": "login", "match": {"path": "/login"}, "action": {"use_default": True}}
+SUB = {"name": "api", "real_servers": [{"address": "198.18.0.5", "port": 80}]}
+# every field of theirs that is not a plain number where the file prints it: what a string
+# there becomes (names of tables and caches are made of the rule's and sub-service's names)
+REQUEST_FIELDS = [
+    ("rules[0].name", lambda bad: {"rules": [{**RULE, "name": f"login{bad}"}]}),
+    (
+        "rules[0].limits.exempt[0]",
+        lambda bad: {
+            "rules": [
+                {
+                    **RULE,
+                    "limits": {
+                        "per_client": {"requests_per_second": 5},
+                        "exempt": [f"office{bad}"],
+                    },
+                }
+            ]
+        },
+    ),
+    (
+        "rules[0].limits.per_client.requests_per_second",
+        lambda bad: {
+            "rules": [{**RULE, "limits": {"per_client": {"requests_per_second": f"5{bad}"}}}]
+        },
+    ),
+    (
+        "rules[0].limits.response.retry_after",
+        lambda bad: {
+            "rules": [
+                {
+                    **RULE,
+                    "limits": {
+                        "per_client": {"requests_per_second": 5},
+                        "response": {"retry_after": f"10{bad}"},
+                    },
+                }
+            ]
+        },
+    ),
+    ("sub_services[0].name", lambda bad: {"sub_services": [{**SUB, "name": f"api{bad}"}]}),
+    (
+        "sub_services[0].limits.exempt[0]",
+        lambda bad: {
+            "sub_services": [
+                {
+                    **SUB,
+                    "limits": {
+                        "per_client": {"requests_per_second": 5},
+                        "exempt": [f"office{bad}"],
+                    },
+                }
+            ]
+        },
+    ),
+    (
+        "sub_services[0].limits.response.code",
+        lambda bad: {
+            "sub_services": [
+                {
+                    **SUB,
+                    "limits": {
+                        "per_client": {"requests_per_second": 5},
+                        "response": {"code": f"429{bad}"},
+                    },
+                }
+            ]
+        },
+    ),
+    (
+        "sub_services[0].cache.size_mb",
+        lambda bad: {"sub_services": [{**SUB, "cache": {"size_mb": f"64{bad}"}}]},
+    ),
+    (
+        "sub_services[0].cache.max_age",
+        lambda bad: {"sub_services": [{**SUB, "cache": {"max_age": f"60{bad}"}}]},
+    ),
+    (
+        "sub_services[0].cache.max_object_kb",
+        lambda bad: {"sub_services": [{**SUB, "cache": {"max_object_kb": f"1{bad}"}}]},
+    ),
+]
+
+
+@pytest.mark.parametrize("bad", NASTY)
+@pytest.mark.parametrize(("path", "fields"), REQUEST_FIELDS, ids=[p for p, _ in REQUEST_FIELDS])
+def test_a_field_of_a_rules_or_sub_services_limits_or_cache(
+    path: str, fields: Any, bad: str
+) -> None:
+    data = document(**fields(bad))
+    data["access_lists"] = {"office": {"addresses": ["198.18.0.0/24"]}}
+    with pytest.raises(InvalidConfiguration) as caught:
+        parse_document(data)
+    assert f"virtual_services[0].{path}" in [e.path for e in caught.value.errors]

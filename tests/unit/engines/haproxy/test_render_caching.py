@@ -39,6 +39,22 @@ CASES: dict[str, dict[str, Any]] = {
         rules=[{"name": "old", "match": {"path": "/old"}, "action": {"redirect": "/new"}}],
     ),
     "compression_defaults": document(compression={}),
+    # the sub-service's own cache in its backend; the service's leaves its requests alone
+    "sub_service_cache": document(
+        cache={"size_mb": 128},
+        sub_services=[
+            {
+                "name": "static",
+                "real_servers": [{"address": "198.18.0.5", "port": 80}],
+                "cache": {"size_mb": 512, "max_age": 3600, "x_cache_header": True},
+            },
+            {"name": "api", "real_servers": [{"address": "198.18.0.6", "port": 80}]},
+        ],
+        rules=[
+            {"name": "static", "match": {"path_prefix": "/static/"}, "action": {"use": "static"}},
+            {"name": "api", "match": {"path_prefix": "/api/"}, "action": {"use": "api"}},
+        ],
+    ),
 }
 
 

@@ -49,6 +49,53 @@ CASES: dict[str, dict[str, Any]] = {
         },
         access_lists={"office": {"addresses": ["198.18.0.0/24", "2001:2::/48", "198.18.9.9"]}},
     ),
+    "rule_login": document(
+        {
+            "limits": {"per_client": {"requests_per_second": 50}},
+            "rules": [
+                {
+                    "name": "login",
+                    "match": {"path": "/login", "method": "POST"},
+                    "action": {"use_default": True},
+                    "limits": {
+                        "per_client": {"requests_per_second": 5},
+                        "response": {"code": 429, "retry_after": 10},
+                        "exempt": ["office"],
+                    },
+                },
+                {
+                    "name": "search",
+                    "match": {"path_prefix": "/search"},
+                    "action": {"use_default": True},
+                    # no response of its own: the service's (429 without Retry-After)
+                    "limits": {"per_client": {"requests_per_second": 20}},
+                },
+            ],
+        },
+        access_lists={"office": {"addresses": ["198.18.0.0/24"]}},
+    ),
+    "sub_service": document(
+        {
+            "limits": {"response": {"code": 503, "retry_after": 3}},
+            "sub_services": [
+                {
+                    "name": "api",
+                    "real_servers": [{"address": "198.18.0.5", "port": 80}],
+                    "persistence": {"method": "source_ip"},
+                    "limits": {"per_client": {"requests_per_second": 30}, "exempt": ["office"]},
+                }
+            ],
+            "rules": [
+                {
+                    "name": "api",
+                    "match": {"path_prefix": "/api/"},
+                    "action": {"use": "api"},
+                    "limits": {"per_client": {"requests_per_second": 10}},
+                }
+            ],
+        },
+        access_lists={"office": {"addresses": ["198.18.0.0/24", "2001:2::/48"]}},
+    ),
     "per_client_tcp": document(
         {
             "type": "generic",
@@ -95,8 +142,30 @@ def test_client_loads_busiest_first_and_who_is_limited() -> None:
     from bascule.engines.haproxy.runtime import parse_show_table
 
     vs = parse_document(CASES["per_client_http"]).virtual_services[0]
-    loads = client_loads(vs, parse_show_table(SHOW_TABLE), top=2)
+    loads = client_loads(vs.limits, parse_show_table(SHOW_TABLE), top=2)
     assert [(load.client, load.requests_per_second, load.limited) for load in loads] == [
         ("198.18.0.12", 1532, True),
         ("198.18.0.10", 5, False),
+    ]
+
+
+def test_the_tables_of_a_rule_and_a_sub_service_and_their_clients() -> None:
+    from bascule.engines.haproxy.limits import client_loads, rule_table_name, table_name
+    from bascule.engines.haproxy.runtime import parse_show_table
+
+    vs = parse_document(CASES["sub_service"]).virtual_services[0]
+    pool = vs.pools[1]
+    assert (table_name(vs), table_name(pool)) == ("site_limits", "site_api_limits")
+    assert rule_table_name(vs, "api") == "site.rules.api"
+    shown = "\n".join(
+        [
+            "# table: site_api_limits, type: ipv6, size:1048576, used:2",
+            "0x1: key=::ffff:198.18.0.12 use=0 exp=29998 http_req_rate(1000)=44",
+            "0x2: key=::ffff:198.18.0.10 use=0 exp=29000 http_req_rate(1000)=3",
+        ]
+    )
+    loads = client_loads(pool.limits, parse_show_table(shown), top=5)
+    assert [(load.client, load.requests_per_second, load.limited) for load in loads] == [
+        ("198.18.0.12", 44, True),
+        ("198.18.0.10", 3, False),
     ]

@@ -10,6 +10,7 @@ from bascule.engines.nftables.conntrack import (
     Traffic,
     TrafficLedger,
     active_connections,
+    client_loads,
     least_connection_weight,
     least_connection_weights,
     parse_conntrack,
@@ -106,3 +107,30 @@ def test_ledger_keeps_the_traffic_of_flows_conntrack_forgot() -> None:
     read = ledger.read(parse_conntrack(accounted(40000, (1, 60), (0, 0))), services)
     assert read[("web", RS1)] == Traffic(8, 660, 5, 4000)
     assert ledger.read([], services) == read  # nothing open: the totals stay
+
+
+def _flow(client: str, port: int, state: str = "ESTABLISHED", vip: str = "198.18.0.100") -> str:
+    return (
+        f"ipv4 2 tcp 6 100 {state} src={client} dst={vip} sport={port} dport=80 "
+        f"src=198.18.0.11 dst={client} sport=80 dport={port} [ASSURED] mark=0 use=2\n"
+    )
+
+
+def test_client_loads_count_open_and_new_connections_per_client() -> None:
+    vs = config().virtual_services[0]
+    busy, calm, held = "198.18.0.20", "198.18.0.21", "198.18.0.22"
+    before = parse_conntrack(_flow(busy, 1000) + _flow(calm, 2000))
+    after = parse_conntrack(
+        _flow(busy, 1000)
+        + _flow(busy, 1001)
+        + _flow(busy, 1002, "TIME_WAIT")  # new and closed since: counts as new, not open
+        + _flow(calm, 2000)
+        + _flow(calm, 2001, vip="198.18.0.101")  # another VIP: not this service's
+    )
+    loads = client_loads(before, after, vs, held=[held], interval=0.5, top=10)
+    assert [(c.client, c.connections, c.connections_per_second, c.limited) for c in loads] == [
+        (busy, 2, 4, False),  # 2 new in half a second
+        (calm, 1, 0, False),
+        (held, 0, 0, True),  # dropped lately, no flow left: still shown, limited
+    ]
+    assert len(client_loads(before, after, vs, held=[], interval=1, top=1)) == 1
