@@ -69,7 +69,7 @@ class CachingEngine(CheckedFakeEngine):
         return applied is not None
 
     async def client_loads(
-        self, applied: Configuration | None, vs_name: str, *, top: int
+        self, applied: Configuration | None, vs_name: str, *, top: int, rule: str | None = None
     ) -> list[ClientLoad]:
         return [
             ClientLoad(client="198.18.0.9", connections=7, connections_per_second=30,
