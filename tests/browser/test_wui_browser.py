@@ -25,6 +25,7 @@ from chromium import VIEWPORT, save_screenshot
 from daemon import BasculeDaemon
 from https_access import ADMIN_PASSWORD
 from netns import Topology
+from wui_pages import log_in
 
 pytestmark = pytest.mark.integration
 
@@ -83,18 +84,11 @@ def real_servers(wui_topology: Topology) -> list[Any]:
 @pytest.fixture(scope="module")
 def page(browser: Any, wui_url: str) -> Iterator[Any]:
     """One browser tab logged in as admin through the login form."""
-    context = browser.new_context(base_url=wui_url, ignore_https_errors=True, viewport=VIEWPORT)
-    context.set_default_timeout(PAGE_TIMEOUT_MS)
-    tab = context.new_page()
-    tab.goto("/login")
-    tab.fill('[name="username"]', "admin")
-    tab.fill('[name="password"]', ADMIN_PASSWORD)
-    tab.click('[data-action="login"]')
-    tab.wait_for_url(lambda url: "/login" not in url)
+    tab = log_in(browser, wui_url, VIEWPORT)
     try:
         yield tab
     finally:
-        context.close()
+        tab.context.close()
 
 
 @pytest.fixture(scope="module")

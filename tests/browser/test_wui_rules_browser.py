@@ -16,57 +16,24 @@ from typing import Any
 import pytest
 from chromium import VIEWPORT, save_screenshot
 from daemon import BasculeDaemon
-from https_access import ADMIN_PASSWORD
 from netns import Topology
+from wui_pages import apply_previewed, log_in, revisions, service_document, settled
 
 pytestmark = pytest.mark.integration
 
 SITE = "site"
-PAGE_TIMEOUT_MS = 15_000
 LIVE_TIMEOUT_MS = 30_000
 PHONE = {"width": 390, "height": 844}
 
 
 def _document(daemon: BasculeDaemon) -> dict[str, Any]:
-    for service in daemon.cli_json("export")["document"]["virtual_services"]:
-        if service["name"] == SITE:
-            found: dict[str, Any] = service
-            return found
-    raise KeyError(SITE)
-
-
-def _revisions(daemon: BasculeDaemon) -> int:
-    return len(daemon.cli_json("history", "--limit", "1000")["items"])
-
-
-def _apply_previewed(page: Any) -> None:
-    page.wait_for_url(re.compile(r"/preview$"), timeout=PAGE_TIMEOUT_MS)
-    page.locator('[data-action="apply"]').click()
-    outcome = page.wait_for_selector(
-        '#preview[data-state="applied"], #preview[data-state="failed"]', timeout=PAGE_TIMEOUT_MS
-    )
-    assert outcome.get_attribute("data-state") == "applied", outcome.inner_text()
+    return service_document(daemon, SITE)
 
 
 def _choose(page: Any, select: str, value: str) -> None:
-    """Pick ``value`` and wait until htmx has swapped the fields it shows in and settled
-    (a choice made while it settles would go to the element being replaced)."""
+    """Pick ``value`` and wait until htmx has swapped the fields it shows in and settled."""
     page.select_option(select, value)
-    page.wait_for_function(
-        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
-    )
-
-
-def _log_in(browser: Any, url: str, viewport: dict[str, int]) -> Any:
-    context = browser.new_context(base_url=url, ignore_https_errors=True, viewport=viewport)
-    context.set_default_timeout(PAGE_TIMEOUT_MS)
-    tab = context.new_page()
-    tab.goto("/login")
-    tab.fill('[name="username"]', "admin")
-    tab.fill('[name="password"]', ADMIN_PASSWORD)
-    tab.click('[data-action="login"]')
-    tab.wait_for_url(lambda u: "/login" not in u)
-    return tab
+    settled(page)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +63,7 @@ def site(wui_topology: Topology, wui_daemon: BasculeDaemon) -> str:
 
 @pytest.fixture(scope="module")
 def page(browser: Any, wui_url: str, site: str) -> Iterator[Any]:
-    tab = _log_in(browser, wui_url, VIEWPORT)
+    tab = log_in(browser, wui_url, VIEWPORT)
     try:
         yield tab
     finally:
@@ -126,7 +93,7 @@ def test_fields_follow_the_choices_and_keep_what_was_typed(page: Any, site: str)
 def test_a_bad_regex_is_refused_beside_its_field_then_the_rule_is_added(
     page: Any, site: str, wui_daemon: BasculeDaemon
 ) -> None:
-    before = _revisions(wui_daemon)
+    before = revisions(wui_daemon)
     page.goto(f"/virtual-services/{site}")
     page.locator('[data-action="add-rule"]').click()
     page.fill("#field-name", "images")
@@ -138,11 +105,11 @@ def test_a_bad_regex_is_refused_beside_its_field_then_the_rule_is_added(
     error = page.wait_for_selector("#error-match\\.path_regex")
     assert "not a valid regular expression" in error.inner_text()
     assert page.locator("#field-match\\.path_regex").input_value() == "^/img/([a-z"
-    assert _revisions(wui_daemon) == before  # nothing saved
+    assert revisions(wui_daemon) == before  # nothing saved
     save_screenshot(page, "rule-refused.png")
     page.fill("#field-match\\.path_regex", "^/img/[a-z]+")
     page.locator('#rule-form [data-action="preview"]').click()
-    _apply_previewed(page)
+    apply_previewed(page)
     rules = _document(wui_daemon)["rules"]
     assert [r["name"] for r in rules] == ["to-api", "images"]
     assert rules[1]["match"]["path_regex"] == "^/img/[a-z]+"
@@ -162,7 +129,7 @@ def test_the_action_fields_follow_the_action(page: Any, site: str) -> None:
 def test_a_rule_moves_up_then_is_deleted(page: Any, site: str, wui_daemon: BasculeDaemon) -> None:
     page.goto(f"/virtual-services/{site}")
     page.locator('tr[data-rule="images"] [data-action="up"]').click()
-    _apply_previewed(page)
+    apply_previewed(page)
     assert [r["name"] for r in _document(wui_daemon)["rules"]] == ["images", "to-api"]
     page.goto(f"/virtual-services/{site}")
     order = page.locator("#rules tbody tr").evaluate_all("rows => rows.map(r => r.dataset.rule)")
@@ -170,7 +137,7 @@ def test_a_rule_moves_up_then_is_deleted(page: Any, site: str, wui_daemon: Bascu
     save_screenshot(page, "rules-editor.png")
     page.locator('tr[data-rule="images"] a').click()
     page.locator('[data-action="delete-rule"]').click()
-    _apply_previewed(page)
+    apply_previewed(page)
     assert [r["name"] for r in _document(wui_daemon)["rules"]] == ["to-api"]
 
 
@@ -189,21 +156,27 @@ def test_a_sub_service_tab_has_its_own_settings_and_servers(
     page.locator("#field-persistence\\.cookie").wait_for(state="visible")
     page.fill("#field-persistence\\.cookie", "API")
     page.locator('#sub-service-form [data-action="preview"]').click()
-    _apply_previewed(page)
+    apply_previewed(page)
     sub = _document(wui_daemon)["sub_services"][0]
     assert sub["scheduler"] == "least_connection"
     assert (sub["persistence"]["method"], sub["persistence"]["cookie"]) == ("active_cookie", "API")
     page.goto(f"/virtual-services/{site}/sub-services/api")
     page.locator(f'#real-servers tr[data-rs="{key}"] [data-action="drain"]').click()
-    _apply_previewed(page)
+    apply_previewed(page)
     assert _document(wui_daemon)["sub_services"][0]["real_servers"][0]["state"] == "drain"
     page.goto(f"/virtual-services/{site}/sub-services/api")
     page.wait_for_selector(f'#real-servers tr[data-rs="{key}"][data-state="drain"]')
     save_screenshot(page, "sub-service.png")
+    # the tabs follow the statuses live: enabled again from the CLI, the tab says up without
+    # a reload of the page
+    page.goto(f"/virtual-services/{site}")
+    page.wait_for_selector('#service-tabs [data-tab="api"] .status-down')
+    wui_daemon.cli("rs", "enable", f"{site}/api", key)
+    page.wait_for_selector('#service-tabs [data-tab="api"] .status-up', timeout=LIVE_TIMEOUT_MS)
 
 
 def test_the_service_page_fits_a_phone(browser: Any, wui_url: str, site: str) -> None:
-    phone = _log_in(browser, wui_url, PHONE)
+    phone = log_in(browser, wui_url, PHONE)
     try:
         for path in (f"/virtual-services/{site}", f"/virtual-services/{site}/new-rule",
                      f"/virtual-services/{site}/sub-services/api"):  # fmt: skip

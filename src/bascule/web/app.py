@@ -25,6 +25,7 @@ from bascule.web.auth import LoginRequired
 from bascule.web.pages import (
     audit,
     backup,
+    cache_and_limits,
     certificates,
     dashboard,
     ha,
@@ -56,6 +57,7 @@ PAGES = (
     rules,
     sub_services,
     real_servers,
+    cache_and_limits,
     preview,
     statistics,
     sub_services,

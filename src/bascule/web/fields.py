@@ -36,6 +36,16 @@ from bascule.model import (
 from bascule.model.capabilities import Forwarded, TlsUse
 from bascule.model.tls import CipherSet, ClientCertificate, TlsVersion, VerifyServer
 from bascule.web.forms import Field, choices
+from bascule.web.option_fields import (
+    ADVANCED_OPTIONS,
+    NAMED_CHOICES,
+    NOT_AVAILABLE_KIND,
+    OPTION_CONTEXT_FIELDS,
+    OPTION_SECTIONS,
+    applies,
+    is_switch,
+    not_available_choices,
+)
 
 Section = tuple[str, str, tuple[Field, ...]]  # (id, title, fields)
 
@@ -243,18 +253,26 @@ SSL = (
     Field(name="tls.server_sni", label="SNI sent to the real servers"),
 )  # fmt: skip
 
-SECTIONS: tuple[Section, ...] = (
+_FIRST_SECTIONS: tuple[Section, ...] = (
     ("basic", "Basic properties", BASIC),
     ("standard", "Standard options", (*SCHEDULING, L4_FORWARDING, TRANSPARENT, *PERSISTENCE)),
     ("ssl", "SSL properties", SSL),
     ("check", "Health check", CHECK),
     ("advanced", "Advanced properties", ADVANCED),
 )
+# The service page adds the L7 options and the filtering (option_fields.py); the header
+# operations are rows of their own (header_rows.py).
+SECTIONS: tuple[Section, ...] = (
+    *_FIRST_SECTIONS[:-1],
+    ("advanced", "Advanced properties", (*ADVANCED, *ADVANCED_OPTIONS)),
+    *OPTION_SECTIONS,
+)
 SERVICE_FIELDS = tuple(field for _, _, fields in SECTIONS for field in fields)
 
-# The add form: what LoadMaster asks first; the rest folded under "More options". Mode and
-# check type default to what the protocol and the (detected) type call for, so they start
-# on an empty "automatic" choice that leaves them out of the document.
+# The add form: what LoadMaster asks first; the rest folded under "More options" (the options
+# and filtering are set on the service's page, once it exists). Mode and check type default
+# to what the protocol and the (detected) type call for, so they start on an empty
+# "automatic" choice that leaves them out of the document.
 ESSENTIAL = (ADDRESS, PORT, PROTOCOL, TYPE, NAME)
 _AUTOMATIC = {
     MODE: Field(
@@ -277,7 +295,7 @@ MORE: tuple[Section, ...] = tuple(
         "More basic properties" if key == "basic" else title,
         tuple(_AUTOMATIC.get(f, f) for f in fields if f not in ESSENTIAL),
     )
-    for key, title, fields in SECTIONS
+    for key, title, fields in _FIRST_SECTIONS
 )
 NEW_SERVICE_FIELDS = (*ESSENTIAL, *(f for _, _, fields in MORE for f in fields))
 
@@ -319,7 +337,7 @@ CONTEXT_FIELDS = frozenset(
         "mode", "protocol", "type", "scheduler", "persistence.method", "check.type",
         "tls.certificates", "tls.client_certificate", "tls.reencrypt",
     }
-)  # fmt: skip
+) | OPTION_CONTEXT_FIELDS  # fmt: skip
 #: The SSL settings that apply only with client certificates, or with re-encryption.
 _CLIENT_CERTIFICATE_FIELDS = frozenset({"tls.client_ca"})
 _REENCRYPT_FIELDS = frozenset({"tls.verify_server", "tls.server_ca", "tls.server_sni"})
@@ -346,6 +364,13 @@ class FormContext:
     tls: bool = False  # SSL offload: certificates named
     client_certificate: bool = False  # clients asked for certificates
     reencrypt: bool = False  # TLS again towards the real servers
+    on: frozenset[str] = frozenset()  # the groups switched on, by path (cache, rules[0].cache)
+    not_available: str = ""  # the chosen not_available kind, "" for none
+
+    @property
+    def reads_http(self) -> bool:
+        """An l7 service of a type whose requests the proxy reads (http)."""
+        return self.mode is Mode.l7 and self.type is not None and self.type.reads_http
 
     @classmethod
     def of(
@@ -376,11 +401,26 @@ class FormContext:
             tls=bool(str(shown.get("tls.certificates") or "").strip(" ,")),
             client_certificate=shown.get("tls.client_certificate") not in (None, "", "none"),
             reencrypt=shown.get("tls.reencrypt") not in (None, False, "", "false"),
+            on=frozenset(
+                name.rpartition(".")[0]
+                for name, value in shown.items()
+                if is_switch(name) and value not in (None, False, "", "false")
+            ),
+            not_available=str(shown.get(NOT_AVAILABLE_KIND) or ""),
         )
 
 
 def applicable(field: Field, context: FormContext) -> bool:
     """Whether ``field`` applies to the service the form describes."""
+    option = applies(
+        field.name,
+        l7=context.mode is Mode.l7,
+        reads_http=context.reads_http,
+        on=context.on,
+        not_available=context.not_available,
+    )
+    if option is not None:
+        return option
     group, _, setting = field.name.rpartition(".")
     if field.name in L4_ONLY_FIELDS:
         return context.mode is Mode.l4
@@ -426,6 +466,8 @@ def without_empty_tls(changes: dict[str, Any]) -> dict[str, Any]:
 
 def allowed_choices(field: Field, context: FormContext) -> tuple[tuple[str, str], ...]:
     """The choices of a select that the mode (and the type, once known) allow."""
+    if field.name == NOT_AVAILABLE_KIND:
+        return not_available_choices(context.reads_http)
     kinds: dict[str, type[Scheduler] | type[PersistenceMethod] | type[CheckType]] = {
         "scheduler": Scheduler,
         "persistence.method": PersistenceMethod,
@@ -457,16 +499,21 @@ class ShownField:
 
 
 def shown_sections(
-    sections: tuple[Section, ...], context: FormContext
+    sections: tuple[Section, ...],
+    context: FormContext,
+    named: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[tuple[str, str, tuple[ShownField, ...]], ...]:
-    """``sections`` with only the fields that apply to ``context`` (an empty one dropped)."""
+    """``sections`` with only the fields that apply to ``context`` (an empty one dropped).
+
+    ``named``: the names a field of ``NAMED_CHOICES`` offers, by their source
+    (``access_lists``, ``http_users``, ``pages``)."""
     result = []
     for key, title, fields in sections:
         shown = tuple(
             ShownField(
                 field=f,
-                choices=allowed_choices(f, context),
-                context=f.name in CONTEXT_FIELDS,
+                choices=_named_choices(f, named or {}) or allowed_choices(f, context),
+                context=f.name in CONTEXT_FIELDS or is_switch(f.name),
             )
             for f in fields
             if applicable(f, context)
@@ -474,6 +521,18 @@ def shown_sections(
         if shown:
             result.append((key, title, shown))
     return tuple(result)
+
+
+def _named_choices(
+    field: Field, named: Mapping[str, tuple[str, ...]]
+) -> tuple[tuple[str, str], ...]:
+    """The names a field offers from the store or the document (none for other fields); a
+    select of them (the page of a response) starts with an empty choice: none, the text."""
+    source = NAMED_CHOICES.get(field.name)
+    if source is None:
+        return ()
+    offered = tuple((name, name) for name in named.get(source, ()))
+    return offered if field.kind == "multi" else (("", "none: the text below"), *offered)
 
 
 # -- a sub-service's own pool settings ------------------------------------------------------

@@ -21,7 +21,7 @@ from starlette.datastructures import FormData
 
 from bascule.errors import FieldError, InvalidConfiguration
 
-Kind = Literal["text", "number", "select", "checkbox", "list"]
+Kind = Literal["text", "number", "select", "checkbox", "list", "multi"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,7 +31,7 @@ class Field:
     name: str
     label: str
     kind: Kind = "text"
-    choices: tuple[tuple[str, str], ...] = ()  # (value, label) for selects
+    choices: tuple[tuple[str, str], ...] = ()  # (value, label) for selects and multi
     optional: bool = False  # empty means null (the model's default)
     help: str = ""
 
@@ -53,13 +53,16 @@ def parse(form: FormData | Mapping[str, Any], fields: Iterable[Field]) -> dict[s
     """The posted values of ``fields`` as a nested document fragment.
 
     A field absent from the post (a disabled input, a field not shown) is left out, so an
-    edit merges only what the form showed; a checkbox's absence means false.
+    edit merges only what the form showed; a checkbox's absence means false, and a multiple
+    choice's (ticked boxes of one name) means none.
     """
     data: dict[str, Any] = {}
     for field in fields:
         raw = form.get(field.name)
         if field.kind == "checkbox":
             value: Any = raw is not None and raw != "false"
+        elif field.kind == "multi":
+            value = ticked(form, field.name)
         elif raw is None or not isinstance(raw, str):
             continue
         else:
@@ -78,6 +81,16 @@ _DECIMAL = re.compile(r"^-?[0-9]{1,9}\.[0-9]{1,6}$")  # seconds: check.interval=
 #: The hidden input that lists the fields a form showed (comma-separated names): a field the
 #: form did not show is not changed, and a checkbox it showed but left unticked is false.
 SHOWN = "_fields"
+
+
+def ticked(form: FormData | Mapping[str, Any], name: str) -> list[str]:
+    """The values posted under ``name`` (a multiple choice's ticked boxes)."""
+    if isinstance(form, FormData):
+        return [value for value in form.getlist(name) if isinstance(value, str) and value]
+    raw = form.get(name)
+    if isinstance(raw, str):
+        return [raw] if raw else []
+    return [str(value) for value in raw] if isinstance(raw, list | tuple) else []
 
 
 def posted_fields(form: FormData | Mapping[str, Any], fields: Iterable[Field]) -> tuple[Field, ...]:
@@ -100,6 +113,8 @@ def typed_values(
         raw = form.get(field.name)
         if field.kind == "checkbox":
             shown[field.name] = raw is not None and raw != "false"
+        elif field.kind == "multi":
+            shown[field.name] = ticked(form, field.name)
         elif isinstance(raw, str):
             shown[field.name] = raw
     return shown
@@ -186,7 +201,14 @@ def _field_of(error: FieldError, prefix: str, known: set[str], relative_ok: bool
         path = path[len(prefix) + 1 :]
     elif not (relative_ok and path and not path.startswith("virtual_services")):
         return None
-    # "extra_ports[1]" belongs to "extra_ports"; "check.headers.X-A" to the nearest known name
+    # a form whose inputs are rows of a list names them with their index
+    # ("request_headers[2].value"); otherwise "extra_ports[1]" belongs to "extra_ports" and
+    # "check.headers.X-A" to the nearest known name
+    indexed = path
+    while "[" in indexed:
+        if indexed in known:
+            return indexed
+        indexed = indexed.rpartition(".")[0]
     path = re.sub(r"\[\d+\]", "", path)
     while path:
         if path in known:

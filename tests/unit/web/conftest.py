@@ -9,14 +9,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
 from change_requests import by
 from fastapi import FastAPI
-from wui_client import BASE_URL, PASSWORD, Browser, CheckedFakeEngine, csrf_of, well_formed
+from wui_client import (
+    BASE_URL,
+    PASSWORD,
+    Browser,
+    CheckedFakeEngine,
+    csrf_of,
+    well_formed,
+    wui_over,
+)
 
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
@@ -28,7 +35,6 @@ from bascule.model.access import Actor, Role
 from bascule.store.accounts import AccountStore
 from bascule.store.audit import AuditStore
 from bascule.store.revisions import RevisionStore
-from bascule.web import WebServices, create_wui
 
 
 @pytest.fixture
@@ -83,18 +89,7 @@ def wui(
     audit: AuditService,
     statistics: Statistics,
 ) -> FastAPI:
-    async def system() -> dict[str, Any]:
-        return {"engines": {"fake": {"version": "1", "running": True}}}
-
-    return create_wui(
-        WebServices(
-            config=service,
-            accounts=accounts,
-            audit=audit,
-            statistics=statistics,
-            system=system,
-        )
-    )
+    return wui_over(service, accounts, audit, statistics)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from bascule.web.fields import (
     applicable,
     shown_sections,
 )
+from bascule.web.option_fields import cache_fields, limits_fields, limits_value, switched
 
 
 def _names(shown: dict[str, Any], **kwargs: Any) -> set[str]:
@@ -94,6 +95,14 @@ def test_every_service_field_is_shown_somewhere() -> None:
             {"type": "http", "tls.certificates": "shop", "tls.client_certificate": "required",
              "tls.reencrypt": "true"}
         ),
+        *(
+            FormContext.of({"type": "http", "not_available.kind": kind})
+            for kind in ("sorry_server", "respond", "redirect")
+        ),
+        FormContext.of(
+            {"type": "http", "cache.enabled": True, "compression.enabled": True,
+             "authentication.enabled": True}
+        ),
     ]
     for field in SERVICE_FIELDS:
         assert any(applicable(field, c) for c in contexts), field.name
@@ -110,3 +119,43 @@ def test_ssl_settings_show_once_a_certificate_is_named() -> None:
     assert {"tls.client_ca", "tls.server_ca", "tls.verify_server"} <= both
     assert not any(n.startswith("tls.") for n in _names({"mode": "l4", "type": "generic"}))
     assert not any(n.startswith("tls.") for n in _names({"type": "auto"}))
+
+
+def test_the_limits_and_cache_groups_work_under_any_prefix() -> None:
+    """A form of another object (a rule, a sub-service) shows the same groups under its own
+    prefix, judged by the same rules."""
+    sections = (
+        ("limits", "Limits", limits_fields("rules[0].limits")),
+        ("cache", "Cache", cache_fields("rules[0].cache")),
+    )
+
+    def shown(values: dict[str, object]) -> set[str]:
+        context = FormContext.of(values)
+        return {s.field.name for _, _, fs in shown_sections(sections, context) for s in fs}
+
+    l4 = shown({"mode": "l4", "type": "generic"})
+    assert "rules[0].limits.per_client.connections" in l4
+    assert "rules[0].limits.per_client.requests_per_second" not in l4
+    assert "rules[0].limits.response.code" not in l4
+    assert not any(name.startswith("rules[0].cache") for name in l4)
+    off = shown({"mode": "l7", "type": "http"})
+    assert "rules[0].cache.enabled" in off and "rules[0].cache.size_mb" not in off
+    on = shown({"mode": "l7", "type": "http", "rules[0].cache.enabled": "true"})
+    assert {"rules[0].cache.size_mb", "rules[0].limits.response.code"} <= on
+    switch = next(
+        s
+        for _, _, fs in shown_sections(sections, FormContext.of({"type": "http"}))
+        for s in fs
+        if s.field.name == "rules[0].cache.enabled"
+    )
+    assert switch.context  # ticking it swaps the settings in
+
+
+def test_a_posted_group_becomes_the_documents_value() -> None:
+    assert switched({"enabled": False, "size_mb": 64}) is None
+    assert switched({"enabled": True, "size_mb": 64}) == {"size_mb": 64}
+    assert limits_value({"max_connections": None, "per_client": {"connections": None},
+                         "response": {"code": "429"}, "exempt": []}) is None  # fmt: skip
+    assert limits_value(
+        {"max_connections": 5, "per_client": {"connections": None}, "response": {"code": "503"}}
+    ) == {"max_connections": 5, "per_client": None, "response": {"code": 503}}

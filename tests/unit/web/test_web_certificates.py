@@ -7,13 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from change_requests import by
 from fastapi import FastAPI
 from make_certificates import DAY, hierarchy, issue
-from wui_client import Browser
+from wui_client import Browser, wui_over
 
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
@@ -21,7 +20,6 @@ from bascule.daemon.certificates import CertificateService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.store.certificates import CertificateStore
-from bascule.web import WebServices, create_wui
 
 
 @pytest.fixture
@@ -44,19 +42,7 @@ def wui(
     statistics: Statistics,
     certificates: CertificateService,
 ) -> FastAPI:
-    async def system() -> dict[str, Any]:
-        return {}
-
-    return create_wui(
-        WebServices(
-            config=service,
-            accounts=accounts,
-            audit=audit,
-            statistics=statistics,
-            system=system,
-            certificates=certificates,
-        )
-    )
+    return wui_over(service, accounts, audit, statistics, certificates=certificates)
 
 
 def no_key(html: str) -> None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from change_requests import by
 from fastapi import FastAPI
-from wui_client import Browser
+from wui_client import Browser, wui_over
 
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
@@ -19,8 +18,6 @@ from bascule.daemon.http_users import HttpUserService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.store.http_users import HttpUserStore, verify_password
-from bascule.web.app import create_wui
-from bascule.web.services import WebServices
 
 
 @pytest.fixture
@@ -41,19 +38,7 @@ def wui(
     statistics: Statistics,
     http_users: HttpUserService,
 ) -> FastAPI:
-    async def system() -> dict[str, Any]:
-        return {}
-
-    return create_wui(
-        WebServices(
-            config=service,
-            accounts=accounts,
-            audit=audit,
-            statistics=statistics,
-            system=system,
-            http_users=http_users,
-        )
-    )
+    return wui_over(service, accounts, audit, statistics, http_users=http_users)
 
 
 def _error(html: str, field: str) -> str:

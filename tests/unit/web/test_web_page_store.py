@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from change_requests import by
 from fastapi import FastAPI
-from wui_client import Browser
+from wui_client import Browser, wui_over
 
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
@@ -17,7 +16,6 @@ from bascule.daemon.pages import PageService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.store.pages import PageStore
-from bascule.web import WebServices, create_wui
 
 
 @pytest.fixture
@@ -36,19 +34,7 @@ def wui(
     statistics: Statistics,
     pages: PageService,
 ) -> FastAPI:
-    async def system() -> dict[str, Any]:
-        return {}
-
-    return create_wui(
-        WebServices(
-            config=service,
-            accounts=accounts,
-            audit=audit,
-            statistics=statistics,
-            system=system,
-            pages=pages,
-        )
-    )
+    return wui_over(service, accounts, audit, statistics, pages=pages)
 
 
 async def test_add_a_page_typed_or_uploaded_then_delete_it(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from change_requests import by
-from wui_client import Browser
+from wui_client import Browser, given
 
 from bascule.daemon.service import ConfigService
 from bascule.store.revisions import RevisionStore
@@ -69,7 +69,7 @@ async def test_add_a_rule_of_each_action(
         await _apply(admin, await admin.post("/virtual-services/site/new-rule", rule))
     stored = _stored(store)["rules"]
     assert [r["name"] for r in stored] == ["to-api", "old", "hdr", "deny", "rest", "moved"]
-    assert [_given(rule) for rule in stored[2:]] == [
+    assert [given(rule) for rule in stored[2:]] == [
         {
             "name": "hdr",
             "match": {"header": {"name": "X-Env", "regex": "^te?st$"}},
@@ -95,13 +95,6 @@ async def test_add_a_rule_of_each_action(
     # the stored rule fills the form again
     page = await admin.client.get("/virtual-services/site/rules/hdr")
     assert 'value="/\\1"' in page.text and 'value="^te?st$"' in page.text
-
-
-def _given(value: Any) -> Any:
-    """A stored (normalised) fragment without its empty fields."""
-    if isinstance(value, dict):
-        return {k: _given(v) for k, v in value.items() if v not in (None, False)}
-    return value
 
 
 async def test_a_bad_regex_is_refused_beside_its_field(

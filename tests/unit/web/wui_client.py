@@ -9,9 +9,15 @@ from html.parser import HTMLParser
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
+from bascule.daemon.accounts import AccountService
+from bascule.daemon.audit import AuditService
+from bascule.daemon.service import ConfigService
+from bascule.daemon.statistics import Statistics
 from bascule.engines.base import EngineObservation, FakeEngine, Health
 from bascule.model import Configuration
+from bascule.web import WebServices, create_wui
 
 PASSWORD = "correct horse battery"
 BASE_URL = "https://bascule.test"
@@ -111,3 +117,35 @@ class CheckedFakeEngine(FakeEngine):
             for ref, observation in seen.servers.items()
         }
         return dataclasses.replace(seen, servers=servers)
+
+
+def given(value: Any) -> Any:
+    """A stored (normalised) fragment without its empty fields."""
+    if isinstance(value, dict):
+        return {k: given(v) for k, v in value.items() if v not in (None, False)}
+    return value
+
+
+def wui_over(
+    service: ConfigService,
+    accounts: AccountService,
+    audit: AuditService,
+    statistics: Statistics,
+    **companions: Any,
+) -> FastAPI:
+    """The WUI over the test's services and the ``companions`` a module adds (``pages=``,
+    ``http_users=``...: the fields of WebServices)."""
+
+    async def system() -> dict[str, Any]:
+        return {"engines": {"fake": {"version": "1", "running": True}}}
+
+    return create_wui(
+        WebServices(
+            config=service,
+            accounts=accounts,
+            audit=audit,
+            statistics=statistics,
+            system=system,
+            **companions,
+        )
+    )

@@ -24,7 +24,12 @@ from bascule.web.auth import Configurer, Reader
 from bascule.web.changes import config_edit, propose_form, propose_or_say
 from bascule.web.fields import NAME, SERVICE_FIELDS, SUB_SERVICE_FIELDS, SUB_SERVICE_SECTIONS
 from bascule.web.forms import NO_ERRORS, FormErrors, parse, posted_fields, typed_values, values
-from bascule.web.pages.virtual_services import fields_part, service_document, service_tabs
+from bascule.web.pages.virtual_services import (
+    fields_part,
+    service_document,
+    service_tabs,
+    tab_statuses,
+)
 from bascule.web.services import Services, WebServices
 from bascule.web.templating import render
 
@@ -231,13 +236,7 @@ async def _page(
     status_code: int = 200,
 ) -> HTMLResponse:
     _, stored = service_document(services, name)
-    report = await services.config.recent_status()
-    status = next((vs for vs in report.virtual_services if vs.name == name), None)
-    pool = (
-        next((s for s in status.sub_services if s.name == f"{name}/{sub}"), None)
-        if status
-        else None
-    )
+    live = await _live(services, name, sub)
     editable = request.state.web_session.actor.may(Permission.configure)
     return render(
         request,
@@ -246,9 +245,7 @@ async def _page(
             **_fields(name, sub, stored, shown, editable=editable),
             "title": f"Sub-service {sub} of {name}",
             "page": "dashboard",
-            "name": name,
-            "sub": sub,
-            "pool": pool,
+            **live,
             "values": shown,
             "errors": errors.fields,
             "general": errors.general,
@@ -258,3 +255,32 @@ async def _page(
         },
         status_code=status_code,
     )
+
+
+@router.get("/virtual-services/{name}/sub-services/{sub}/live", response_class=HTMLResponse)
+async def sub_service_live(
+    request: Request, name: str, sub: str, session: Reader, services: Services
+) -> HTMLResponse:
+    """The tab's status and real servers again (htmx refreshes them every 2 s)."""
+    _, stored = service_document(services, name)
+    _sub_service(services, name, sub)
+    tabs = {"tabs": service_tabs(stored), "tab": sub, "http": True, "tabs_oob": True}
+    return render(
+        request,
+        "virtual_services/_sub_service_live.html",
+        {**await _live(services, name, sub), **tabs},
+    )
+
+
+async def _live(services: WebServices, name: str, sub: str) -> dict[str, Any]:
+    """The sub-service's pool as the status reports it (None before the change that added
+    it is applied), and the status of every tab of the service."""
+    report = await services.config.recent_status()
+    status = next((vs for vs in report.virtual_services if vs.name == name), None)
+    pools = {s.name: s for s in status.sub_services} if status else {}
+    return {
+        "name": name,
+        "sub": sub,
+        "pool": pools.get(f"{name}/{sub}"),
+        "tab_status": tab_statuses(status),
+    }

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from bascule.daemon.accounts import WebSession
+from bascule.daemon.results import VirtualServiceStatus
 from bascule.errors import NotFound
 from bascule.model import VirtualService, edits
 from bascule.model.access import Permission
@@ -45,6 +46,28 @@ from bascule.web.forms import (
     posted_fields,
     typed_values,
     values,
+)
+from bascule.web.header_rows import (
+    HEADER_LISTS,
+    OPERATION_CHOICES,
+    ROW_ACTION,
+    HeaderRow,
+    error_names,
+    header_changes,
+    posted_rows,
+    row_errors,
+    shown_lists,
+    stored_rows,
+    with_row_action,
+)
+from bascule.web.option_fields import (
+    GROUP_ERROR_NAMES,
+    NAMED_CHOICES,
+    group_changes,
+    group_errors,
+    option_values,
+    replaced_groups,
+    with_option_defaults,
 )
 from bascule.web.rule_form import rule_summary
 from bascule.web.services import Services, WebServices
@@ -86,18 +109,77 @@ def fields_part(
     editable: bool = True,
     fixed: tuple[str, ...] = (),
     inherited: Mapping[str, Any] | None = None,
+    named: Mapping[str, tuple[str, ...]] | None = None,
+    header_rows: Mapping[str, list[HeaderRow]] | None = None,
 ) -> dict[str, Any]:
     """What ``virtual_services/_fields.html`` prints: the sections whose fields apply to
     the choices in ``shown``, and the names the form shows (``fixed``: its fields outside
-    the swapped part)."""
-    applying = shown_sections(sections, FormContext.of(shown, inherited=inherited))
+    the swapped part). ``named``: the names offered by the fields that pick from the store
+    or the document (``option_fields.NAMED_CHOICES``); ``header_rows``: the header
+    operations an http service's editors show."""
+    context = FormContext.of(shown, inherited=inherited)
+    applying = shown_sections(sections, context, named)
     names = [*fixed, *(s.field.name for _, _, fields in applying for s in fields)]
+    editors = []
+    if header_rows is not None and context.reads_http:
+        for list_name, title in HEADER_LISTS:
+            names.append(list_name)
+            editors.append(
+                {
+                    "name": list_name,
+                    "title": title,
+                    "rows": header_rows.get(list_name, []),
+                    "operations": OPERATION_CHOICES,
+                }
+            )
     return {
         "sections": applying,
         "shown_names": names,
         "refresh_url": refresh_url,
         "editable": editable,
+        "header_editors": editors,
     }
+
+
+def stored_values(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored service as its settings form shows it."""
+    return {**values(with_option_defaults(stored), SERVICE_FIELDS), **option_values(stored)}
+
+
+def _named(services: WebServices, shown: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """What the fields that pick names offer: the document's access lists, the HTTP users
+    and the pages of the stores, and any name the form holds already (a list deleted since
+    stays visible, and the model says what is wrong with it)."""
+    _, document = services.config.document()
+    found: dict[str, set[str]] = {
+        "access_lists": set(document.get("access_lists") or {}),
+        "http_users": {u.name for u in services.http_users.entries()}
+        if services.http_users
+        else set(),
+        "pages": {p.name for p in services.pages.entries()} if services.pages else set(),
+    }
+    for field, source in NAMED_CHOICES.items():
+        held = shown.get(field)
+        found[source].update(str(v) for v in (held if isinstance(held, list) else [held]) if v)
+    return {source: tuple(sorted(names)) for source, names in found.items()}
+
+
+def _header_rows(form: Any, stored: Mapping[str, Any]) -> dict[str, list[HeaderRow]]:
+    """The header operations a form shows: as typed where the form showed them, as stored
+    otherwise; after the row action a refresh asks for."""
+    posted = shown_lists(form) if form is not None else ()
+    rows = {
+        name: posted_rows(form, name) if name in posted else stored_rows(stored, name)
+        for name, _ in HEADER_LISTS
+    }
+    return with_row_action(rows, form.get(ROW_ACTION) if form is not None else None)
+
+
+def _update(document: Mapping[str, Any], name: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The service's edit: the option groups it posts replace the stored ones whole (a
+    not-available choice changed leaves nothing of the old one), the rest merges."""
+    cleared = edits.update_virtual_service(document, name, replaced_groups(changes))
+    return edits.update_virtual_service(cleared, name, changes)
 
 
 # -- add -----------------------------------------------------------------------------------
@@ -192,7 +274,9 @@ async def service_page(
     request: Request, name: str, session: Reader, services: Services
 ) -> HTMLResponse:
     _, stored = service_document(services, name)
-    return await _service_page(request, services, name, values(stored, SERVICE_FIELDS), NO_ERRORS)
+    return await _service_page(
+        request, services, name, stored_values(stored), NO_ERRORS, _header_rows(None, stored)
+    )
 
 
 @router.post("/virtual-services/{name}", response_class=HTMLResponse)
@@ -202,12 +286,14 @@ async def edit_service(
     index, stored = service_document(services, name)
     form = await request.form()
     changes = without_empty_tls(parse(form, posted_fields(form, SERVICE_FIELDS)))
+    changes = {**group_changes(changes, stored), **header_changes(form)}
     new_name = str(changes.get("name") or name)
+    rows = _header_rows(form, stored)
     change = config_edit(
         services,
         session,
         title=f"Change virtual service {name}",
-        edit=functools.partial(edits.update_virtual_service, name=name, changes=changes),
+        edit=functools.partial(_update, name=name, changes=changes),
         message=f"change virtual service {name}",
         permission=Permission.configure,
         return_to=f"/virtual-services/{name}",
@@ -218,12 +304,13 @@ async def edit_service(
         session,
         change,
         prefix=f"virtual_services[{index}]",
-        names=[f.name for f in SERVICE_FIELDS],
+        names=[*(f.name for f in SERVICE_FIELDS), *error_names(rows), *GROUP_ERROR_NAMES],
     )
     if not isinstance(errors, FormErrors):
         return errors
-    shown = typed_values(form, SERVICE_FIELDS, values(stored, SERVICE_FIELDS))
-    return await _service_page(request, services, name, shown, errors, status_code=422)
+    shown = typed_values(form, SERVICE_FIELDS, stored_values(stored))
+    errors = group_errors(row_errors(errors), [f.name for f in posted_fields(form, SERVICE_FIELDS)])
+    return await _service_page(request, services, name, shown, errors, rows, status_code=422)
 
 
 @router.post("/virtual-services/{name}/fields", response_class=HTMLResponse)
@@ -233,14 +320,20 @@ async def service_fields(
     """The settings' sections again, for the choices typed so far (htmx swaps them in)."""
     _, stored = service_document(services, name)
     form = await request.form()
-    shown = typed_values(form, SERVICE_FIELDS, values(stored, SERVICE_FIELDS))
+    shown = typed_values(form, SERVICE_FIELDS, stored_values(stored))
     return render(
         request,
         "virtual_services/_fields.html",
         {
             "values": shown,
             "errors": {},
-            **fields_part(SECTIONS, shown, refresh_url=f"/virtual-services/{name}/fields"),
+            **fields_part(
+                SECTIONS,
+                shown,
+                refresh_url=f"/virtual-services/{name}/fields",
+                named=_named(services, shown),
+                header_rows=_header_rows(form, stored),
+            ),
         },
     )
 
@@ -267,7 +360,10 @@ async def delete_service(
 async def service_live(
     request: Request, name: str, session: Reader, services: Services
 ) -> HTMLResponse:
-    return render(request, "virtual_services/live.html", await _live(services, name))
+    _, stored = service_document(services, name)
+    live = await _live(services, name)
+    tabs = {"tabs": service_tabs(stored), "tab": "", "http": _http(stored), "tabs_oob": True}
+    return render(request, "virtual_services/live.html", {**live, **tabs})
 
 
 async def _live(services: WebServices, name: str) -> dict[str, Any]:
@@ -281,10 +377,31 @@ async def _live(services: WebServices, name: str) -> dict[str, Any]:
     return {
         "name": name,
         "status": status,
+        "tab_status": tab_statuses(status),
         "rate": latest.get(shown),
         "rate_label": {"requests_per_s": "req/s", "packets_per_s": "pkt/s"}.get(shown, "conn/s"),
         "sparkline": services.statistics.sparkline(name),
     }
+
+
+def _http(stored: Mapping[str, Any]) -> bool:
+    """Whether the service is of type http (it has rules and sub-services)."""
+    return bool(stored.get("type", "http") == "http")
+
+
+def _limits_clients(stored: Mapping[str, Any]) -> bool:
+    """Whether the service limits each client (then its limits view lists them)."""
+    limits = stored.get("limits")
+    per_client = limits.get("per_client") if isinstance(limits, Mapping) else None
+    return isinstance(per_client, Mapping) and any(
+        value is not None for key, value in per_client.items() if key != "bandwidth"
+    )
+
+
+def tab_statuses(status: VirtualServiceStatus | None) -> dict[str, str]:
+    """Each sub-service's status by its name (the tabs show it), from a service's status."""
+    subs = status.sub_services if status is not None else ()
+    return {sub.name.rpartition("/")[2]: sub.status.value for sub in subs}
 
 
 def service_tabs(stored: Mapping[str, Any]) -> list[str]:
@@ -299,6 +416,7 @@ async def _service_page(
     name: str,
     shown: Mapping[str, Any],
     errors: FormErrors,
+    header_rows: Mapping[str, list[HeaderRow]],
     *,
     status_code: int = 200,
 ) -> HTMLResponse:
@@ -313,7 +431,12 @@ async def _service_page(
         {
             **live,
             **fields_part(
-                SECTIONS, shown, refresh_url=f"/virtual-services/{name}/fields", editable=editable
+                SECTIONS,
+                shown,
+                refresh_url=f"/virtual-services/{name}/fields",
+                editable=editable,
+                named=_named(services, shown),
+                header_rows=header_rows,
             ),
             "title": f"Virtual service {name}",
             "page": "dashboard",
@@ -321,7 +444,9 @@ async def _service_page(
             "errors": errors.fields,
             "general": errors.general,
             "rules": [rule_summary(rule) for rule in rules],
-            "http": stored.get("type", "http") == "http",
+            "http": _http(stored),
+            "cache": stored.get("cache") is not None,
+            "client_limits": _limits_clients(stored),
             "tabs": service_tabs(stored),
             "tab": "",
         },
