@@ -180,6 +180,19 @@ AUTHENTICATION = (
 
 LIMITS = limits_fields("limits")
 CACHE = cache_fields("cache")
+#: A sub-service's limits: the requests that reach its pool (model/limits.py refuses the
+#: connection limits there: connections belong to the service).
+POOL_LIMITS = tuple(
+    f
+    for f in LIMITS
+    if f.name.removeprefix("limits.")
+    in ("per_client.requests_per_second", "response.code", "response.retry_after", "exempt")
+)
+#: The option sections of a sub-service's tab.
+POOL_SECTIONS: tuple[Section, ...] = (
+    ("limits", "Limits", POOL_LIMITS),
+    ("cache", "Cache", CACHE),
+)
 
 OPTION_SECTIONS: tuple[Section, ...] = (
     ("not-available", "When no real server is up", NOT_AVAILABLE),

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fresh_status import every_status_read_anew  # noqa: F401  (an autouse fixture)
 
 from bascule.api import ApiServices, create_app
 from bascule.daemon.accounts import AccountService

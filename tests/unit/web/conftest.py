@@ -15,6 +15,7 @@ import pytest
 from argon2 import PasswordHasher
 from change_requests import by
 from fastapi import FastAPI
+from fresh_status import every_status_read_anew  # noqa: F401  (an autouse fixture)
 from wui_client import (
     BASE_URL,
     PASSWORD,

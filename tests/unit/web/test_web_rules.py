@@ -239,6 +239,49 @@ async def test_sub_services_are_tabs_with_their_own_settings(
     assert 'id="error-check.timeout">' in bad.text
 
 
+async def test_a_sub_services_limits_and_cache_on_its_tab(
+    admin: Browser, site: int, store: RevisionStore, check_html: Callable[[str], None]
+) -> None:
+    tab = await admin.client.get("/virtual-services/site/sub-services/api")
+    check_html(tab.text)
+    assert 'name="limits.per_client.requests_per_second"' in tab.text
+    assert 'name="limits.max_connections"' not in tab.text  # the service's, not a pool's
+    assert 'name="cache.enabled"' in tab.text and 'name="cache.size_mb"' not in tab.text
+    await _apply(
+        admin,
+        await admin.post(
+            "/virtual-services/site/sub-services/api",
+            {"limits.per_client.requests_per_second": "20", "limits.response.code": "503",
+             "limits.response.retry_after": "7", "cache.enabled": "on", "cache.size_mb": "32",
+             "cache.max_object_kb": "256", "cache.max_age": "60"},
+        ),
+    )  # fmt: skip
+    sub = _stored(store)["sub_services"][0]
+    assert sub["limits"]["per_client"]["requests_per_second"] == 20
+    assert sub["limits"]["response"] == {"code": 503, "retry_after": 7}
+    assert sub["cache"]["size_mb"] == 32
+    tab = await admin.client.get("/virtual-services/site/sub-services/api")
+    assert 'name="cache.size_mb"' in tab.text and 'value="32"' in tab.text
+    # a limit of 0 is refused beside its field, nothing changed
+    bad = await admin.post(
+        "/virtual-services/site/sub-services/api",
+        {"limits.per_client.requests_per_second": "0", "limits.response.code": "429"},
+    )
+    assert bad.status_code == 422, bad.text
+    assert 'id="error-limits.per_client.requests_per_second">' in bad.text
+    assert _stored(store)["sub_services"][0]["limits"]["per_client"]["requests_per_second"] == 20
+    # the switch off and the rate emptied: the sub-service has neither any more
+    await _apply(
+        admin,
+        await admin.post(
+            "/virtual-services/site/sub-services/api",
+            {"limits.per_client.requests_per_second": "", "limits.response.code": "429"},
+        ),
+    )
+    sub = _stored(store)["sub_services"][0]
+    assert sub.get("limits") is None and sub.get("cache") is None
+
+
 async def test_add_delete_a_sub_service_and_operate_its_servers(
     admin: Browser, site: int, store: RevisionStore
 ) -> None:

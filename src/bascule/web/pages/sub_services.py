@@ -24,8 +24,15 @@ from bascule.web.auth import Configurer, Reader
 from bascule.web.changes import config_edit, propose_form, propose_or_say
 from bascule.web.fields import NAME, SERVICE_FIELDS, SUB_SERVICE_FIELDS, SUB_SERVICE_SECTIONS
 from bascule.web.forms import NO_ERRORS, FormErrors, parse, posted_fields, typed_values, values
+from bascule.web.option_fields import (
+    POOL_SECTIONS,
+    limits_value,
+    switched,
+    with_option_defaults,
+)
 from bascule.web.pages.virtual_services import (
     fields_part,
+    named_choices,
     service_document,
     service_tabs,
     tab_statuses,
@@ -48,6 +55,11 @@ def _sub_service(services: WebServices, name: str, sub: str) -> tuple[int, int, 
     raise NotFound(f"virtual service {name!r} has no sub-service named {sub!r}")
 
 
+#: The tab's sections: the pool's own settings, then its limits and cache.
+SECTIONS = (*SUB_SERVICE_SECTIONS, *POOL_SECTIONS)
+FIELDS = (*SUB_SERVICE_FIELDS, *(f for _, _, fields in POOL_SECTIONS for f in fields))
+
+
 def _shown(stored_sub: Mapping[str, Any]) -> dict[str, Any]:
     """A sub-service's form values: its own settings over the model's defaults (so a
     persistence method or a check chosen now starts from them)."""
@@ -56,19 +68,35 @@ def _shown(stored_sub: Mapping[str, Any]) -> dict[str, Any]:
         "check": {**HealthCheck().model_dump(mode="json"), "type": None},
     }
     own = {key: value for key, value in stored_sub.items() if value is not None}
-    merged = {**defaults, **own}
-    return values(merged, SUB_SERVICE_FIELDS)
+    merged = with_option_defaults({**defaults, **own})
+    return {**values(merged, FIELDS), "cache.enabled": stored_sub.get("cache") is not None}
 
 
 def _changes(form: Any) -> dict[str, Any]:
     """The posted settings; an empty scheduler, persistence method or check type is null:
-    the service's."""
-    changes = parse(form, posted_fields(form, SUB_SERVICE_FIELDS))
+    the service's. The limits and the cache, when posted, replace the stored ones whole."""
+    changes = parse(form, posted_fields(form, FIELDS))
     for section, choice in _INHERITED.items():
         chosen = changes.get(section)
         if isinstance(chosen, dict) and chosen.get(choice.partition(".")[2]) is None:
             changes[section] = None
+    if isinstance(changes.get("cache"), dict):
+        changes["cache"] = switched(changes["cache"])
+    if isinstance(changes.get("limits"), dict):
+        changes["limits"] = limits_value(changes["limits"])
     return changes
+
+
+def _replaced(sub: str, changes: Mapping[str, Any]) -> Any:
+    """The edit of a sub-service's change: its posted limits and cache first cleared (a
+    merge would keep a setting the form left empty), then ``changes`` merged."""
+
+    def edit(document: Mapping[str, Any], *, service: str) -> Any:
+        cleared = {group: None for group in ("limits", "cache") if group in changes}
+        document = edits.update_sub_service(document, service, sub, cleared)
+        return edits.update_sub_service(document, service, sub, changes)
+
+    return edit
 
 
 # -- add -------------------------------------------------------------------------------------
@@ -158,9 +186,7 @@ async def edit_sub_service(
         services,
         session,
         title=f"Change sub-service {sub} of {name}",
-        edit=functools.partial(
-            edits.update_sub_service, service=name, name=sub, changes=_changes(form)
-        ),
+        edit=functools.partial(_replaced(sub, _changes(form)), service=name),
         message=f"change sub-service {sub} of {name}",
         permission=Permission.configure,
         return_to=f"/virtual-services/{name}/sub-services/{sub}",
@@ -171,11 +197,11 @@ async def edit_sub_service(
         session,
         change,
         prefix=f"virtual_services[{index}].sub_services[{position}]",
-        names=[f.name for f in SUB_SERVICE_FIELDS],
+        names=[f.name for f in FIELDS],
     )
     if not isinstance(errors, FormErrors):
         return errors
-    shown = typed_values(form, SUB_SERVICE_FIELDS, _shown(found))
+    shown = typed_values(form, FIELDS, _shown(found))
     return await _page(request, services, name, sub, shown, errors, status_code=422)
 
 
@@ -187,11 +213,15 @@ async def sub_service_fields(
     _, _, found = _sub_service(services, name, sub)
     _, stored = service_document(services, name)
     form = await request.form()
-    shown = typed_values(form, SUB_SERVICE_FIELDS, _shown(found))
+    shown = typed_values(form, FIELDS, _shown(found))
     return render(
         request,
         "virtual_services/_fields.html",
-        {"values": shown, "errors": {}, **_fields(name, sub, stored, shown, editable=True)},
+        {
+            "values": shown,
+            "errors": {},
+            **_fields(services, name, sub, stored, shown, editable=True),
+        },
     )
 
 
@@ -214,14 +244,21 @@ async def delete_sub_service(
 
 
 def _fields(
-    name: str, sub: str, stored: Mapping[str, Any], shown: Mapping[str, Any], *, editable: bool
+    services: WebServices,
+    name: str,
+    sub: str,
+    stored: Mapping[str, Any],
+    shown: Mapping[str, Any],
+    *,
+    editable: bool,
 ) -> dict[str, Any]:
     return fields_part(
-        SUB_SERVICE_SECTIONS,
+        SECTIONS,
         shown,
         refresh_url=f"/virtual-services/{name}/sub-services/{sub}/fields",
         editable=editable,
         inherited=values(stored, SERVICE_FIELDS),
+        named=named_choices(services, shown),
     )
 
 
@@ -242,7 +279,7 @@ async def _page(
         request,
         "virtual_services/sub_service.html",
         {
-            **_fields(name, sub, stored, shown, editable=editable),
+            **_fields(services, name, sub, stored, shown, editable=editable),
             "title": f"Sub-service {sub} of {name}",
             "page": "dashboard",
             **live,

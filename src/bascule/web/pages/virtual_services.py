@@ -146,7 +146,9 @@ def stored_values(stored: Mapping[str, Any]) -> dict[str, Any]:
     return {**values(with_option_defaults(stored), SERVICE_FIELDS), **option_values(stored)}
 
 
-def _named(services: WebServices, shown: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+def named_choices(
+    services: WebServices, shown: Mapping[str, Any]
+) -> dict[str, tuple[str, ...]]:
     """What the fields that pick names offer: the document's access lists, the HTTP users
     and the pages of the stores, and any name the form holds already (a list deleted since
     stays visible, and the model says what is wrong with it)."""
@@ -331,7 +333,7 @@ async def service_fields(
                 SECTIONS,
                 shown,
                 refresh_url=f"/virtual-services/{name}/fields",
-                named=_named(services, shown),
+                named=named_choices(services, shown),
                 header_rows=_header_rows(form, stored),
             ),
         },
@@ -435,7 +437,7 @@ async def _service_page(
                 shown,
                 refresh_url=f"/virtual-services/{name}/fields",
                 editable=editable,
-                named=_named(services, shown),
+                named=named_choices(services, shown),
                 header_rows=header_rows,
             ),
             "title": f"Virtual service {name}",
