@@ -17,7 +17,8 @@ from starlette.datastructures import FormData
 
 from bascule.model.capabilities import MatchKind, RuleActionKind
 from bascule.model.rules import REDIRECT_CODES
-from bascule.web.forms import Field, FormErrors, choices, parse
+from bascule.web.forms import Field, FormErrors, choices, parse, posted_fields
+from bascule.web.option_fields import POOL_LIMITS, limits_value
 
 ACTION_KIND = "action.kind"
 
@@ -86,7 +87,16 @@ ACTION_FIELDS: dict[RuleActionKind, tuple[Field, ...]] = {
 }
 ALL_FIELDS = (NAME, *MATCH_FIELDS, KIND, USE, REDIRECT, CODE, RESPOND, BODY, *REWRITE)
 #: Where the model's errors may land: every input, and the groups it judges as a whole.
-ERROR_NAMES = (*(f.name for f in ALL_FIELDS), "match", "match.header", "match.query", "action")
+ERROR_NAMES = (
+    *(f.name for f in ALL_FIELDS),
+    *(f.name for f in POOL_LIMITS),
+    "match",
+    "match.header",
+    "match.query",
+    "action",
+    "limits",
+    "limits.per_client",
+)
 
 
 def action_kind(value: object) -> RuleActionKind:
@@ -128,18 +138,23 @@ def rule_document(form: FormData | Mapping[str, Any]) -> dict[str, Any]:
     rule = {"name": parsed.get("name", ""), "match": match, "action": action}
     if parsed.get("rewrite_path"):
         rule["rewrite_path"] = parsed["rewrite_path"]
+    limits = parse(form, posted_fields(form, POOL_LIMITS)).get("limits")
+    if isinstance(limits, dict) and (value := limits_value(limits)) is not None:
+        rule["limits"] = value
     return rule
 
 
-#: The parts of a rule its form edits. The others (a rule's ``limits``) are kept as stored
-#: when the form changes the rule.
+#: The parts of a rule its form always edits; its ``limits`` when the post has their inputs.
+#: Anything else is kept as stored when the form changes the rule.
 FORM_PARTS = frozenset({"name", "match", "action", "rewrite_path"})
 
 
 def edited_rule(stored: Mapping[str, Any], form: FormData | Mapping[str, Any]) -> dict[str, Any]:
     """``stored`` changed as a post of its form says: what the form shows is replaced, the
     rest of the rule is kept."""
-    kept = {key: value for key, value in stored.items() if key not in FORM_PARTS}
+    posted_limits = any(str(key).startswith("limits.") for key in form)
+    edited = FORM_PARTS | ({"limits"} if posted_limits else set())
+    kept = {key: value for key, value in stored.items() if key not in edited}
     return {**kept, **rule_document(form)}
 
 
@@ -158,12 +173,13 @@ def _pruned(data: dict[str, Any]) -> dict[str, Any]:
 
 def rule_values(rule: Mapping[str, Any]) -> dict[str, Any]:
     """A stored rule as the form's values (``action.kind`` from the action it holds)."""
-    shown: dict[str, Any] = {}
-    for field in ALL_FIELDS:
+    shown: dict[str, Any] = {"limits.response.code": 429}
+    for field in (*ALL_FIELDS, *POOL_LIMITS):
         value: Any = rule
         for part in field.name.split("."):
             value = value.get(part) if isinstance(value, Mapping) else None
-        shown[field.name] = value
+        if value is not None or field.name not in shown:
+            shown[field.name] = value
     rewrite = _mapping(rule.get("rewrite_path"))
     if shown.get("rewrite_path.with") is None:  # the stored form names it by its attribute
         shown["rewrite_path.with"] = rewrite.get("replacement")

@@ -184,6 +184,45 @@ async def test_editing_a_rule_keeps_what_its_form_does_not_show(
     assert rule["limits"]["per_client"]["requests_per_second"] == 5  # not lost by the form
 
 
+async def test_a_rules_limits_in_its_editor(
+    admin: Browser, site: int, store: RevisionStore, check_html: Callable[[str], None]
+) -> None:
+    page = await admin.client.get("/virtual-services/site/rules/old")
+    check_html(page.text)
+    assert 'name="limits.per_client.requests_per_second"' in page.text
+    assert 'name="limits.max_connections"' not in page.text  # the service's, not a rule's
+    login = {"name": "old", "match.path": "/old", "action.kind": "redirect",
+             "action.redirect": "/new", "action.code": "301"}  # fmt: skip
+    await _apply(
+        admin,
+        await admin.post(
+            "/virtual-services/site/rules/old",
+            {**login, "limits.per_client.requests_per_second": "5",
+             "limits.response.code": "429", "limits.response.retry_after": "30"},
+        ),
+    )  # fmt: skip
+    rule = _stored(store)["rules"][1]
+    assert rule["limits"]["per_client"]["requests_per_second"] == 5
+    assert rule["limits"]["response"] == {"code": 429, "retry_after": 30}
+    page = await admin.client.get("/virtual-services/site/rules/old")
+    assert 'value="5"' in page.text
+    bad = await admin.post(
+        "/virtual-services/site/rules/old",
+        {**login, "limits.per_client.requests_per_second": "-1", "limits.response.code": "429"},
+    )
+    assert bad.status_code == 422, bad.text
+    assert 'id="error-limits.per_client.requests_per_second">' in bad.text
+    # emptied: the rule has no limits of its own any more
+    await _apply(
+        admin,
+        await admin.post(
+            "/virtual-services/site/rules/old",
+            {**login, "limits.per_client.requests_per_second": "", "limits.response.code": "429"},
+        ),
+    )
+    assert _stored(store)["rules"][1].get("limits") is None
+
+
 async def test_the_action_fields_follow_the_choice(admin: Browser, site: int) -> None:
     response = await admin.post(
         "/virtual-services/site/rule-fields",

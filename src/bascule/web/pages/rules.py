@@ -24,8 +24,10 @@ from bascule.model import edits
 from bascule.model.access import Permission
 from bascule.web.auth import Configurer
 from bascule.web.changes import PendingChange, config_edit, propose_form, propose_or_say
-from bascule.web.forms import NO_ERRORS, FormErrors
-from bascule.web.pages.virtual_services import service_document, service_tabs
+from bascule.web.fields import SERVICE_FIELDS, FormContext, shown_sections
+from bascule.web.forms import NO_ERRORS, FormErrors, values
+from bascule.web.option_fields import POOL_LIMITS
+from bascule.web.pages.virtual_services import named_choices, service_document, service_tabs
 from bascule.web.rule_form import (
     ACTION_KIND,
     ERROR_NAMES,
@@ -68,7 +70,9 @@ async def new_rule_form(
     _, stored = service_document(services, name)
     subs = service_tabs(stored)
     shown = {ACTION_KIND: "use" if subs else "redirect", "action.code": "302"}
-    return _form(request, name, stored, None, shown, NO_ERRORS)
+    return _form(
+        request, name, stored, None, shown, NO_ERRORS, named=named_choices(services, shown)
+    )
 
 
 @router.post("/virtual-services/{name}/new-rule", response_class=HTMLResponse)
@@ -89,7 +93,16 @@ async def add_rule(
         done_to=f"/virtual-services/{name}",
     )
     position = len(_rules(stored))
-    return await _propose(request, session, change, (index, position), stored, None, form)
+    return await _propose(
+        request,
+        session,
+        change,
+        (index, position),
+        stored,
+        None,
+        form,
+        named_choices(services, dict(form)),
+    )
 
 
 # -- edit, move, delete ------------------------------------------------------------------------
@@ -101,7 +114,10 @@ async def rule_page(
 ) -> HTMLResponse:
     _, stored = service_document(services, name)
     _, _, found = _rule(services, name, rule)
-    return _form(request, name, stored, rule, rule_values(found), NO_ERRORS)
+    shown = rule_values(found)
+    return _form(
+        request, name, stored, rule, shown, NO_ERRORS, named=named_choices(services, shown)
+    )
 
 
 @router.post("/virtual-services/{name}/rules/{rule}", response_class=HTMLResponse)
@@ -122,7 +138,16 @@ async def edit_rule(
         return_to=f"/virtual-services/{name}/rules/{rule}",
         done_to=f"/virtual-services/{name}",
     )
-    return await _propose(request, session, change, (index, position), stored, rule, form)
+    return await _propose(
+        request,
+        session,
+        change,
+        (index, position),
+        stored,
+        rule,
+        form,
+        named_choices(services, dict(form)),
+    )
 
 
 async def _propose(
@@ -133,6 +158,7 @@ async def _propose(
     stored: Mapping[str, Any],
     rule: str | None,
     form: FormData,
+    named: Mapping[str, tuple[str, ...]],
 ) -> Response:
     """Preview the change of a rule at ``where`` (the service's and the rule's indexes), or
     show the form again with the model's errors beside their fields."""
@@ -146,7 +172,10 @@ async def _propose(
     )
     if isinstance(errors, FormErrors):
         name = str(stored.get("name"))
-        return _form(request, name, stored, rule, dict(form), rule_errors(errors), status_code=422)
+        shown = dict(form)
+        return _form(
+            request, name, stored, rule, shown, rule_errors(errors), named=named, status_code=422
+        )
     return errors
 
 
@@ -220,11 +249,14 @@ def _form(
     shown: Mapping[str, Any],
     errors: FormErrors,
     *,
+    named: Mapping[str, tuple[str, ...]],
     status_code: int = 200,
 ) -> HTMLResponse:
     action = (
         f"/virtual-services/{name}/rules/{rule}" if rule else f"/virtual-services/{name}/new-rule"
     )
+    context = FormContext.of(shown, inherited=values(stored, SERVICE_FIELDS))
+    limits = shown_sections((("limits", "Limits", POOL_LIMITS),), context, named)
     return render(
         request,
         "virtual_services/rule.html",
@@ -236,6 +268,7 @@ def _form(
             "action": action,
             "name_field": NAME,
             "match_fields": MATCH_FIELDS,
+            "limits_sections": limits,
             **_action_part(name, stored, shown),
             "values": shown,
             "errors": errors.fields,
