@@ -108,7 +108,9 @@ def test_maxconn_fits_the_descriptors_and_a_bigger_document_is_refused(
             assert int(shown["Maxconn"]) == expected_maxconn
             assert int(shown["Maxsock"]) == near.maxsock(expected_maxconn) <= LIMIT
             # and the status says so
-            engine = client.get("/api/v1/status").json()["engine"]["haproxy"]
+            # (read now: the recent reading may be from before the apply)
+            fresh = client.get("/api/v1/status", params={"fresh": "true"}).json()
+            engine = fresh["engine"]["haproxy"]
             assert engine["limits"]["maxconn"] == expected_maxconn
             assert engine["limits"]["maxsock"] == near.maxsock(expected_maxconn)
             revision = client.get("/api/v1/status").json()["revision"]

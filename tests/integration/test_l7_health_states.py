@@ -93,7 +93,7 @@ def api_status(daemon: BasculeDaemon) -> dict[str, Any]:
     """
     transport = httpx.HTTPTransport(uds=str(daemon.data_dir / "bascule.sock"))
     with httpx.Client(transport=transport, base_url="http://bascule", timeout=10) as client:
-        response = client.get("/api/v1/status")
+        response = client.get("/api/v1/status", params={"fresh": "true"})
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result

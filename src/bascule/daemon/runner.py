@@ -45,6 +45,7 @@ import resource
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +227,8 @@ LOG_ROTATION_INTERVAL = 30.0
 #: At a stop, how long the API's requests in flight may take before they are cancelled (a
 #: peer's call whose link went down would otherwise hold the stop for its whole timeout).
 REQUESTS_GRACE_S = 5
+#: After the daemon stopped, how long its left-over tasks and worker threads may take.
+LEFTOVERS_S = 5.0
 
 
 class StopDaemon(Protocol):
@@ -834,4 +837,38 @@ def _peers_listener(settings: Settings) -> PeersListener | None:
 
 
 def run(settings: Settings, *, make_app: AppFactory) -> None:
-    asyncio.run(Daemon(settings, make_app=make_app).run())
+    """``asyncio.run`` of the daemon, with its clean-up bounded: once the daemon has stopped
+    (logged ``stopped``), a task that ignores its cancellation or a worker thread still
+    blocked (``asyncio.run`` waits for both, without limit) must not keep the process alive:
+    after ``LEFTOVERS_S`` it is logged and the process exits without it."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    failed = True
+    try:
+        loop.run_until_complete(Daemon(settings, make_app=make_app).run())
+        failed = False
+    finally:
+        try:
+            left = asyncio.all_tasks(loop)  # (the loop is not running: none is ours)
+            loop.run_until_complete(asyncio.wait_for(_leftovers(loop, left), LEFTOVERS_S))
+        except TimeoutError:
+            threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+            log.warning(
+                "work left over after the stop: exiting without it",
+                extra={"after_s": LEFTOVERS_S, "threads": threads},
+            )
+            logging.shutdown()
+            os._exit(1 if failed else 0)
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+async def _leftovers(loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[Any]]) -> None:
+    """What ``asyncio.run`` does after its coroutine: cancel the ``tasks`` left, finish the
+    async generators, and wait for the default executor's threads."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await loop.shutdown_asyncgens()
+    await loop.shutdown_default_executor()
