@@ -240,20 +240,7 @@ class RevisionStore(Database):
                 raise Conflict(base=base, current=head)
             number = base + 1
             created_at = self._now()
-            db.execute(
-                f"INSERT INTO revisions ({_REVISION_COLUMNS}, changes)"  # noqa: S608 (a constant)
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    number,
-                    created_at.isoformat(),
-                    author,
-                    message,
-                    text,
-                    _encode_diff(diff),
-                    None,
-                    len(diff),
-                ),
-            )
+            _insert(db, number, created_at, author, message, text, diff, None)
             if audit is not None:
                 insert_entry(db, replace(audit, revision=number))
             revision = Revision(
@@ -478,20 +465,7 @@ class RevisionStore(Database):
             _get(db, rolled_back_from)
         number = 1 if head is None else head.number + 1
         created_at = self._now()
-        db.execute(
-            f"INSERT INTO revisions ({_REVISION_COLUMNS}, changes)"  # noqa: S608 (a constant)
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                number,
-                created_at.isoformat(),
-                author,
-                message,
-                text,
-                _encode_diff(diff),
-                rolled_back_from,
-                len(diff),
-            ),
-        )
+        _insert(db, number, created_at, author, message, text, diff, rolled_back_from)
         return Revision(
             number=number,
             created_at=created_at,
@@ -642,6 +616,33 @@ def _mapping_as_dict(value: object) -> dict[Any, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _insert(
+    db: sqlite3.Connection,
+    number: int,
+    created_at: datetime,
+    author: str,
+    message: str,
+    text: str,
+    diff: tuple[DiffItem, ...],
+    rolled_back_from: int | None,
+) -> None:
+    """One revision's row (its document ``text`` encoded already)."""
+    db.execute(
+        f"INSERT INTO revisions ({_REVISION_COLUMNS}, changes)"  # noqa: S608 (a constant)
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            number,
+            created_at.isoformat(),
+            author,
+            message,
+            text,
+            _encode_diff(diff),
+            rolled_back_from,
+            len(diff),
+        ),
+    )
 
 
 def _encode_diff(diff: tuple[DiffItem, ...]) -> str:
