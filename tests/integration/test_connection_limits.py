@@ -224,6 +224,11 @@ def test_l4_nat_connections_per_second_drop_over_the_rate_and_release(
         # the established connection was never a new one: it keeps working
         assert held.again() == ["200"]
         held.close()
-        wait_until("new connections are served again", lambda: served(topo, source), timeout=10)
+        wait_until(
+            "new connections are served again",
+            lambda: served(topo, source),
+            timeout=15,
+            poll=0.5,  # slower than the rate: a dropped attempt counts in it too
+        )
     finally:
         daemon.stop(data_plane=True)

@@ -170,11 +170,13 @@ def test_a_rules_limit_trips_only_its_requests_and_releases(
             flood.kill()
             flood.communicate(timeout=30)
 
-        # slowed down, the client logs in again
+        # slowed down, the client logs in again (polled at 2 a second, under the rule's 5: the
+        # refused attempts count in the rate too, so polling faster kept the client limited)
         wait_until(
             "logins are served again",
             lambda: requests(topo, "POST", "/login", 1) == ["200 None None"],
-            timeout=10,
+            timeout=15,
+            poll=0.5,
         )
         # a GET of the same path is not the rule's: never limited
         assert Counter(requests(topo, "GET", "/login", LOGIN_RATE * 6)) == {
@@ -207,7 +209,8 @@ def test_a_sub_services_limit_and_cache_act_on_its_pool_only(
         wait_until(
             "the rate is back under the limit",
             lambda: requests(topo, "GET", "/static/a.css", 1) == ["200 None HIT"],
-            timeout=10,
+            timeout=15,
+            poll=0.5,  # slower than the limit: refused requests count in the rate
         )
         assert reached2("GET /static/a.css") == 1
         # the service's own pool: no-store pages, looked up in the service's cache only (the
@@ -224,7 +227,8 @@ def test_a_sub_services_limit_and_cache_act_on_its_pool_only(
         wait_until(
             "the rate is back under the limit",
             lambda: requests(topo, "GET", "/static/a.css", 1)[0].startswith("200 None MISS"),
-            timeout=10,
+            timeout=15,
+            poll=0.5,  # slower than the limit: refused requests count in the rate
         )
         assert reached2("GET /static/a.css") == 2
 
@@ -244,7 +248,8 @@ def test_a_sub_services_limit_and_cache_act_on_its_pool_only(
         wait_until(
             "the sub-service serves the client again",
             lambda: requests(topo, "GET", "/static/b.css", 1)[0].startswith("200"),
-            timeout=10,
+            timeout=15,
+            poll=0.5,  # slower than the limit: refused requests count in the rate
         )
     finally:
         daemon.stop(data_plane=True)
