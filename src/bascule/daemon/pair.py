@@ -729,6 +729,7 @@ class PairService:
                         at=at,
                     )
                 await asyncio.to_thread(store.replace_after, fork, parsed)
+                self.config.reconciler.forget()  # the numbers after the fork hold others
             head = store.head_number()
             numbers = tuple(revision.number for revision in discarded)
             self._resolution = Resolution(

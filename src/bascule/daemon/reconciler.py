@@ -64,7 +64,11 @@ class Reconciler:
         self.lock = asyncio.Lock()
         self._after_reconcile = after_reconcile
         self._running: dict[str, Configuration | None] = {e.name: None for e in self.engines}
-        self._parsed: tuple[int, Configuration] | None = None
+        # Parsed documents by revision number: the head's, and the next one's while it is being
+        # committed (the change pipeline tells it before the commit is visible, and a reader of
+        # the head meanwhile, the L4 checker or the dynamic schedulers, must find the current
+        # one rather than parse 10,000 servers on the event loop: issue 15).
+        self._parsed: dict[int, Configuration] = {}
 
     # -- the desired and the running documents ------------------------------------------------
 
@@ -73,32 +77,43 @@ class Reconciler:
         by the WUI and the statistics, and would otherwise re-validate it every time)."""
         if head is None:
             return Configuration()
-        if self._parsed is None or self._parsed[0] != head.number:
-            self._parsed = (head.number, parse_document(head.document))
-        return self._parsed[1]
+        known = self._parsed.get(head.number)
+        if known is None:
+            known = parse_document(head.document)
+            self._keep(head.number, known)
+        for older in [number for number in self._parsed if number < head.number]:
+            del self._parsed[older]  # the head moved on: one document of 10,000 servers kept
+        return known
 
     async def load_desired(self, head: Revision | None) -> Configuration:
         """``desired_of`` for the event loop: a revision not parsed yet is parsed in a worker
         thread (a large document takes a second or more to validate)."""
-        if head is not None and (self._parsed is None or self._parsed[0] != head.number):
+        if head is not None and head.number not in self._parsed:
             config = await asyncio.to_thread(parse_document, head.document)
-            self._parsed = (head.number, config)
+            self._keep(head.number, config)
         return self.desired_of(head)
 
     def parsed(self, head: Revision) -> Configuration | None:
         """``head``'s parsed document if it is parsed already, else ``None``."""
-        if self._parsed is not None and self._parsed[0] == head.number:
-            return self._parsed[1]
-        return None
+        return self._parsed.get(head.number)
 
     def committed(self, number: int, config: Configuration) -> None:
         """Revision ``number`` was just committed from ``config``: no need to parse it again."""
-        self._parsed = (number, config)
+        self._keep(number, config)
 
-    def forget(self, number: int) -> None:
-        """Revision ``number`` was not committed after all (``committed`` was told early)."""
-        if self._parsed is not None and self._parsed[0] == number:
-            self._parsed = None
+    def forget(self, number: int | None = None) -> None:
+        """Revision ``number`` was not committed after all (``committed`` was told early);
+        without one, every revision (the pair replaced the history after a fork: the same
+        numbers now hold other documents)."""
+        if number is None:
+            self._parsed.clear()
+        else:
+            self._parsed.pop(number, None)
+
+    def _keep(self, number: int, config: Configuration) -> None:
+        self._parsed[number] = config
+        for old in sorted(self._parsed)[:-2]:
+            del self._parsed[old]
 
     def running(self, engine: str) -> Configuration | None:
         """The document ``engine``'s running state was built from (``None``: nothing yet)."""
