@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -199,14 +200,17 @@ class ChangePipeline:
         # thread: on the event loop, a 10,000-service document held every other request
         # (status, logins, the WUI) for seconds. They are pure, and the lock is still held.
         edited = await asyncio.to_thread(change, current_document)
-        config, detections = await self._detect_types(edited)
+        # the head's services the edit left alone (the same mappings) are not validated again
+        parsed = self.reconciler.parsed(head) if head else None
+        previous = (head.document, parsed) if head and parsed else None
+        config, detections = await self._detect_types(edited, previous)
         if self.store_check is not None:
             problems = self.store_check(config)
             if problems:
                 raise InvalidConfiguration(problems)
         await self._check_vips(config)
         document, diff = await asyncio.to_thread(
-            _document_and_diff, config, head.document if head else None
+            _document_and_diff, config, previous or ((head.document, None) if head else None)
         )
         preview = await self.reconciler.plan(config)
         # Each engine's checker judges the configuration it would install. An engine whose plan
@@ -244,17 +248,30 @@ class ChangePipeline:
         # and known before the commit is visible (a reader of the new head on the event loop
         # would otherwise parse the whole document there).
         self.reconciler.committed((head_number or 0) + 1, config)
-        # JSON of the whole document and an fsync: off the loop too.
+        # JSON of the whole document and an fsync: off the loop too. The diff is known: the
+        # store neither decodes nor compares the document again (but the first revision).
         try:
-            revision = await asyncio.to_thread(
-                self.store.commit,
-                document,
-                base=head_number,
-                author=actor.name,
-                message=request.message,
-                rolled_back_from=rolled_back_from,
-                audit=entry,
-            )
+            if head_number is None:
+                revision = await asyncio.to_thread(
+                    self.store.commit,
+                    document,
+                    base=head_number,
+                    author=actor.name,
+                    message=request.message,
+                    rolled_back_from=rolled_back_from,
+                    audit=entry,
+                )
+            else:
+                revision = await asyncio.to_thread(
+                    self.store.commit_operation,
+                    document,
+                    diff,
+                    base=head_number,
+                    author=actor.name,
+                    message=request.message,
+                    rolled_back_from=rolled_back_from,
+                    audit=entry,
+                )
         except BaseException:
             self.reconciler.forget((head_number or 0) + 1)
             raise
@@ -277,14 +294,17 @@ class ChangePipeline:
             detections=detections,
         )
 
-    async def _detect_types(self, data: Any) -> tuple[Configuration, tuple[Detection, ...]]:
-        """Parse ``data``, probing the real servers of every ``type: auto`` service so the
-        document names the detected type (and check, unless the user chose one).
+    async def _detect_types(
+        self, data: Any, previous: tuple[Mapping[str, Any], Configuration] | None = None
+    ) -> tuple[Configuration, tuple[Detection, ...]]:
+        """Parse ``data`` (an edit of ``previous``, when given: ``parse_document``), probing
+        the real servers of every ``type: auto`` service so the document names the detected
+        type (and check, unless the user chose one).
 
         Probes run concurrently and each is bounded (detect/probes.py): an apply never hangs
         on a real server that does not answer.
         """
-        config = await asyncio.to_thread(parse_document, data)
+        config = await asyncio.to_thread(functools.partial(parse_document, previous=previous), data)
         auto = [i for i, vs in enumerate(config.virtual_services) if vs.type is ServiceType.auto]
         if not auto:
             return config, ()
@@ -357,8 +377,39 @@ class ChangePipeline:
 
 
 def _document_and_diff(
-    config: Configuration, previous: Mapping[str, Any] | None
+    config: Configuration,
+    previous: tuple[Mapping[str, Any], Configuration | None] | None,
 ) -> tuple[dict[str, Any], tuple[DiffItem, ...]]:
-    """The document of ``config`` and its difference from ``previous`` (pure; in a thread)."""
-    document = config.to_document()
-    return document, diff_documents(previous, document)
+    """The document of ``config`` and its difference from ``previous`` (the head's document,
+    and the configuration parsed from it when known) (pure; in a thread).
+
+    A service of ``config`` that is one of the previous configuration's (the same model:
+    ``parse_document`` kept it) keeps its stored mapping and is left out of the comparison,
+    where it could show no change: an edit of one service of 1,000 costs what it touched, as
+    on the operate path (issue 15). The diff is the one of the whole documents."""
+    old, parsed = previous if previous is not None else (None, None)
+    old_services = old.get("virtual_services") if old is not None else None
+    if (
+        old is None
+        or parsed is None
+        or not isinstance(old_services, list)
+        or len(old_services) != len(parsed.virtual_services)
+    ):
+        document = config.to_document()
+        return document, diff_documents(old, document)
+    stored = {
+        id(vs): vs_doc for vs, vs_doc in zip(parsed.virtual_services, old_services, strict=True)
+    }
+    document = config.model_copy(update={"virtual_services": []}).to_document()
+    document["virtual_services"] = [
+        stored.get(id(vs)) or vs.model_dump(mode="json") for vs in config.virtual_services
+    ]
+    kept = {id(vs_doc) for vs_doc in document["virtual_services"]} & {id(d) for d in old_services}
+    diff = diff_documents(
+        {**old, "virtual_services": [d for d in old_services if id(d) not in kept]},
+        {
+            **document,
+            "virtual_services": [d for d in document["virtual_services"] if id(d) not in kept],
+        },
+    )
+    return document, diff

@@ -27,8 +27,17 @@ from bascule.daemon.vips import FollowsDocument, VipManager
 from bascule.engines.base import Engine, share_of
 from bascule.errors import ApplyFailed, EngineError, InvalidConfiguration
 from bascule.model import Configuration, parse_document
-from bascule.reconcile.actions import Action, describe
-from bascule.reconcile.planner import FullPlan, Observed, Overrides, Plan, plan_engine, plan_vips
+from bascule.reconcile.actions import Action, ReplaceConfig, describe
+from bascule.reconcile.planner import (
+    STRUCTURE_CHANGED,
+    FullPlan,
+    Observed,
+    Overrides,
+    Plan,
+    plan_engine,
+    plan_vips,
+    structure_changed,
+)
 from bascule.store.revisions import Revision, RevisionStore
 
 log = logging.getLogger("bascule.service")
@@ -135,6 +144,13 @@ class Reconciler:
         per_engine: list[tuple[str, Plan]] = []
         for engine in self.engines:
             running = self._running[engine.name]
+            share = share_of(engine, desired)
+            if running is not None and await asyncio.to_thread(structure_changed, share, running):
+                # A reload whatever the engine reports: not worth observing 10,000 servers
+                # (what the reloaded engine does not run as desired, the next pass corrects)
+                reload = ReplaceConfig(config=share, reason=STRUCTURE_CHANGED)
+                per_engine.append((engine.name, Plan(actions=(reload,))))
+                continue
             observation = await engine.observe(running, counters=False)
             observed = Observed(
                 applied=running if observation.running else None,
@@ -142,7 +158,7 @@ class Reconciler:
             )
             engine_plan = await asyncio.to_thread(
                 plan_engine,
-                share_of(engine, desired),
+                share,
                 observed,
                 max_weight=engine.max_weight,
                 overrides=self.overrides(),

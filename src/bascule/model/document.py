@@ -28,7 +28,7 @@ from bascule.model.logging import Logging
 from bascule.model.modes import mode_errors
 from bascule.model.offload import offload_errors
 from bascule.model.ports import port_clashes
-from bascule.model.schema import SCHEMA_VERSION, migrate, newer_message
+from bascule.model.schema import SCHEMA_VERSION, migrate, newer_message, version_of
 from bascule.model.sub_service import POOL_SEPARATOR
 from bascule.model.types import Name
 from bascule.model.virtual_service import VirtualService
@@ -100,7 +100,27 @@ def for_mode(config: Configuration, mode: Mode) -> Configuration:
 
     A service's ``access`` is left out: the kernel's filter enforces it
     (``engines/nftables/filter.py``), so a change of it reloads neither engine; of the access
-    lists, only those the services' ``limits`` exempt are in."""
+    lists, only those the services' ``limits`` exempt are in.
+
+    The same ``config`` (a frozen model) gives the same share, the very object: a change
+    plans and checks an engine's share, then installs it, and the engine keeps the text it
+    rendered for that object (issue 15)."""
+    for known, known_mode, share in _SHARES:
+        if known is config and known_mode is mode:
+            return share
+    share = _for_mode(config, mode)
+    _SHARES.insert(0, (config, mode, share))
+    del _SHARES[_SHARES_KEPT:]
+    return share
+
+
+# The last shares ``for_mode`` made: (configuration, mode, share), newest first (threads may
+# race on it: at worst a share is made twice).
+_SHARES: list[tuple[Configuration, Mode, Configuration]] = []
+_SHARES_KEPT = 2  # one per mode: no older configuration is kept alive by it
+
+
+def _for_mode(config: Configuration, mode: Mode) -> Configuration:
     services = [
         vs if vs.access is None else vs.model_copy(update={"access": None})
         for vs in config.virtual_services
@@ -115,24 +135,41 @@ def for_mode(config: Configuration, mode: Mode) -> Configuration:
     )
 
 
-def parse_document(data: Any) -> Configuration:
+def parse_document(
+    data: Any, *, previous: tuple[Mapping[str, Any], Configuration] | None = None
+) -> Configuration:
     """Validate a document (parsed YAML/JSON) and return it, or raise InvalidConfiguration.
 
     The work is bounded whatever the input: nesting deeper than ``MAX_DEPTH`` is refused before
     anything walks the document (recursion would otherwise end in RecursionError), port clashes
-    are found in n log n (``ports.py``), and at most ``MAX_PROBLEMS`` problems are reported."""
+    are found in n log n (``ports.py``), and at most ``MAX_PROBLEMS`` problems are reported.
+
+    ``previous`` (a document and the ``Configuration`` parsed from it) makes an edit cost what
+    it changed: a service of ``data`` that *is* (the same object) one of the previous
+    document's is taken as parsed then, not validated again; the rest, and every invariant
+    that spans objects, is judged as always. The result and the errors are the same; at 1,000
+    services of 10 servers it is ~70 ms instead of ~500 (issue 15). Edits share the services
+    they leave alone (``edits.py``): nobody mutates a document in place."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise InvalidConfiguration(
             [FieldError(path="", message="the document must be a mapping with virtual_services")]
         )
-    deepest = nesting_depth(data, MAX_DEPTH)
+    known = _parsed_services(data, previous)
+    walked = data if not known else {**data, "virtual_services": _unknown(data, known)}
+    deepest = nesting_depth(walked, MAX_DEPTH)
     if deepest > MAX_DEPTH:
         raise InvalidConfiguration(
             [FieldError(path="", message=f"the document is nested deeper than {MAX_DEPTH} levels")]
         )
     data = migrate(data)
+    if known:
+        services = data["virtual_services"]
+        data = {
+            **data,
+            "virtual_services": [known.get(id(vs), vs) for vs in services],
+        }
     try:
         config = Configuration.model_validate(data)
     except ValidationError as exc:
@@ -152,6 +189,34 @@ def parse_document(data: Any) -> Configuration:
     if problems:
         raise InvalidConfiguration(problems)
     return config
+
+
+def _parsed_services(
+    data: Mapping[str, Any], previous: tuple[Mapping[str, Any], Configuration] | None
+) -> dict[int, VirtualService]:
+    """The services of ``data`` parsed already: ``id`` of the mapping -> its model."""
+    if previous is None:
+        return {}
+    document, config = previous
+    before, now = document.get("virtual_services"), data.get("virtual_services")
+    if (
+        not isinstance(before, list)
+        or not isinstance(now, list)
+        or len(before) != len(config.virtual_services)
+        or version_of(data) != SCHEMA_VERSION
+        or version_of(document) != SCHEMA_VERSION
+    ):
+        return {}
+    shared = {id(vs) for vs in now}
+    return {
+        id(vs_doc): vs
+        for vs_doc, vs in zip(before, config.virtual_services, strict=True)
+        if id(vs_doc) in shared and isinstance(vs_doc, Mapping) and vs_doc.get("name") == vs.name
+    }
+
+
+def _unknown(data: Mapping[str, Any], known: Mapping[int, VirtualService]) -> list[Any]:
+    return [vs for vs in data["virtual_services"] if id(vs) not in known]
 
 
 def nesting_depth(data: Any, stop: int) -> int:

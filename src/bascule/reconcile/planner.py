@@ -36,6 +36,9 @@ from bascule.reconcile.actions import (
 )
 from bascule.reconcile.status import ServerStatus
 
+#: Why a plan reloads an engine whose configuration changed beyond weights and states.
+STRUCTURE_CHANGED = "the configuration changed beyond weights and states"
+
 ServerRef = tuple[str, str]
 """(virtual service name, real server key ``address:port``)"""
 
@@ -238,16 +241,40 @@ def structural_signature(config: Configuration) -> dict[str, Any]:
     Under ``fixed_weighting`` the weight *order* decides which server is active and which are
     backups, which the runtime API cannot change, so that order is part of the signature.
     """
-    document = config.to_document()
-    for vs_doc, vs in zip(document["virtual_services"], config.virtual_services, strict=True):
-        pool_docs = [vs_doc, *vs_doc["sub_services"]]
-        for pool_doc, pool in zip(pool_docs, vs.pools, strict=True):
-            for rs_doc in pool_doc["real_servers"]:
-                rs_doc.pop("weight")
-                rs_doc.pop("state")
-            if pool.scheduler is Scheduler.fixed_weighting:
-                pool_doc["fixed_weighting_order"] = fixed_weighting_order(pool)
+    document = config.model_copy(update={"virtual_services": []}).to_document()
+    document["virtual_services"] = [_service_signature(vs) for vs in config.virtual_services]
     return document
+
+
+def structure_changed(desired: Configuration, applied: Configuration) -> bool:
+    """Whether ``structural_signature`` tells the two apart, found at the cost of what
+    differs: a service that is the same model in both (the revisions of an edit share the
+    services it left alone) is not compared again (issue 15)."""
+    if desired is applied:
+        return False
+    if len(desired.virtual_services) != len(applied.virtual_services):
+        return True
+    outside: dict[str, Any] = {"virtual_services": []}
+    if structural_signature(desired.model_copy(update=outside)) != structural_signature(
+        applied.model_copy(update=outside)
+    ):
+        return True
+    return any(
+        new is not old and _service_signature(new) != _service_signature(old)
+        for new, old in zip(desired.virtual_services, applied.virtual_services, strict=True)
+    )
+
+
+def _service_signature(vs: VirtualService) -> dict[str, Any]:
+    vs_doc = vs.model_dump(mode="json")
+    pool_docs = [vs_doc, *vs_doc["sub_services"]]
+    for pool_doc, pool in zip(pool_docs, vs.pools, strict=True):
+        for rs_doc in pool_doc["real_servers"]:
+            rs_doc.pop("weight")
+            rs_doc.pop("state")
+        if pool.scheduler is Scheduler.fixed_weighting:
+            pool_doc["fixed_weighting_order"] = fixed_weighting_order(pool)
+    return vs_doc
 
 
 def fixed_weighting_order(vs: VirtualService) -> list[str]:
@@ -259,8 +286,8 @@ def fixed_weighting_order(vs: VirtualService) -> list[str]:
 def _structural_reason(desired: Configuration, observed: Observed) -> str | None:
     if observed.applied is None:
         return "no configuration is running yet"
-    if structural_signature(desired) != structural_signature(observed.applied):
-        return "the configuration changed beyond weights and states"
+    if structure_changed(desired, observed.applied):
+        return STRUCTURE_CHANGED
     for ref in desired_runtime(desired, max_weight=1):
         if ref not in observed.servers:
             return f"the engine does not know real server {ref[1]} of {ref[0]}"

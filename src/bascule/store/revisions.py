@@ -225,12 +225,14 @@ class RevisionStore(Database):
         author: str,
         message: str,
         audit: AuditRecord | None = None,
+        rolled_back_from: int | None = None,
     ) -> Revision:
-        """``commit`` of a runtime operation (reconcile/operations.py), which computed the
-        new document's ``diff`` from the head ``base`` itself: the whole document is neither
-        decoded nor compared again, and the services stored unchanged since the last commit
-        are not encoded again (``ServiceTexts``). ``document`` becomes the cached head's:
-        nobody may change it in place. ``diff`` must not be empty."""
+        """``commit`` of a document whose ``diff`` from the head ``base`` the caller computed
+        (a runtime operation, reconcile/operations.py; the change pipeline, which compared
+        only the services an edit touched): the whole document is neither decoded nor
+        compared again, and the services stored unchanged since the last commit are not
+        encoded again (``ServiceTexts``). ``document`` becomes the cached head's: nobody may
+        change it in place. ``diff`` must not be empty."""
         if not diff:
             raise ValueError("an operation's revision needs a change")
         text = self._texts.encode(document)
@@ -238,9 +240,11 @@ class RevisionStore(Database):
             head = _head_number(db)
             if base != head:
                 raise Conflict(base=base, current=head)
+            if rolled_back_from is not None:
+                _must_exist(db, rolled_back_from)
             number = base + 1
             created_at = self._now()
-            _insert(db, number, created_at, author, message, text, diff, None)
+            _insert(db, number, created_at, author, message, text, diff, rolled_back_from)
             if audit is not None:
                 insert_entry(db, replace(audit, revision=number))
             revision = Revision(
@@ -250,7 +254,7 @@ class RevisionStore(Database):
                 message=message,
                 document=document,
                 diff=diff,
-                rolled_back_from=None,
+                rolled_back_from=rolled_back_from,
             )
             self._head = ((number, created_at.isoformat()), revision)
             return revision

@@ -377,30 +377,64 @@ def parse_servers_state(text: str) -> list[ServerRuntimeState]:
     if len(lines) < 2 or not lines[1].startswith("# "):
         raise EngineError("'show servers state' answer has no header line")
     header = lines[1][2:].split()
+    try:
+        columns = [header.index(name) for name in _SERVERS_STATE_COLUMNS]
+    except ValueError as exc:
+        raise EngineError(f"'show servers state' has no column {exc}") from None
+    port_column = header.index("srv_port") if "srv_port" in header else None
+    # 10,000 rows at every plan (issue 15): the columns by position, the enums by value
+    operational = {str(state.value): state for state in OperationalState}
+    admin: dict[str, AdminFlags] = {}
     states: list[ServerRuntimeState] = []
     for line in lines[2:]:
         if line.startswith("#"):
             continue  # "each line starting by a sharp ('#') is considered as a comment"
-        row = dict(zip(header, line.split(), strict=False))
+        fields = line.split()
         try:
+            be_id, be_name, srv_id, srv_name, addr, op, adm, uweight, iweight, since = (
+                fields[column] for column in columns
+            )
+            flags = admin.get(adm)
+            if flags is None:
+                flags = admin[adm] = AdminFlags(int(adm))
             states.append(
                 ServerRuntimeState(
-                    backend_id=int(row["be_id"]),
-                    backend=row["be_name"],
-                    server_id=int(row["srv_id"]),
-                    server=row["srv_name"],
-                    address=row["srv_addr"],
-                    port=_int(row.get("srv_port")) or None,
-                    operational_state=OperationalState(int(row["srv_op_state"])),
-                    admin=AdminFlags(int(row["srv_admin_state"])),
-                    uweight=int(row["srv_uweight"]),
-                    iweight=int(row["srv_iweight"]),
-                    seconds_since_change=int(row["srv_time_since_last_change"]),
+                    backend_id=int(be_id),
+                    backend=be_name,
+                    server_id=int(srv_id),
+                    server=srv_name,
+                    address=addr,
+                    port=(
+                        _int(fields[port_column])
+                        if port_column is not None and port_column < len(fields)
+                        else None
+                    )
+                    or None,
+                    operational_state=operational.get(op) or OperationalState(int(op)),
+                    admin=flags,
+                    uweight=int(uweight),
+                    iweight=int(iweight),
+                    seconds_since_change=int(since),
                 )
             )
-        except (KeyError, ValueError) as exc:
+        except (IndexError, ValueError) as exc:
             raise EngineError(f"unexpected 'show servers state' row {line!r}") from exc
     return states
+
+
+# The columns of a ``show servers state`` row that ``parse_servers_state`` reads, in order.
+_SERVERS_STATE_COLUMNS = (
+    "be_id",
+    "be_name",
+    "srv_id",
+    "srv_name",
+    "srv_addr",
+    "srv_op_state",
+    "srv_admin_state",
+    "srv_uweight",
+    "srv_iweight",
+    "srv_time_since_last_change",
+)
 
 
 # --- master CLI: show proc (management.txt 9.4.1) ---------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -48,6 +49,8 @@ _MAX_LINE = 8000
 # concurrent connections") and drops what its backlog cannot hold: 200 status reads side by
 # side lost 179 ("Connection lost"). They queue here instead, in the daemon's event loop.
 _SOCKET_SLOTS = 4
+#: How long a text ``check`` accepted is installed without being checked again.
+ACCEPTED_FOR_S = 30.0
 # A connection refused or reset before a line was sent (a worker being replaced, a full
 # backlog) is tried again, this many times in all, after 50 ms, 100 ms...
 _CONNECT_TRIES = 4
@@ -111,6 +114,10 @@ class HaproxyShell:
             path: asyncio.Semaphore(_SOCKET_SLOTS)
             for path in (paths.stats_socket, paths.master_socket)
         }
+        # The text ``check`` last accepted (its digest) and when: the change pipeline checks
+        # a configuration before its commit and installs the same text right after, and
+        # ``haproxy -c`` of 10,000 servers is not worth doing twice (issue 15).
+        self._accepted: tuple[bytes, float] | None = None
 
     # --- the checker -------------------------------------------------------------------------
 
@@ -128,8 +135,19 @@ class HaproxyShell:
         try:
             _write_fd(fd, config_text)
             await self._check_file(candidate)
+            self._accepted = (_digest(config_text), time.monotonic())
         finally:
             _remove(candidate)
+
+    def _accepted_lately(self, config_text: str) -> bool:
+        """Whether ``check`` accepted this very text within ``ACCEPTED_FOR_S`` (the files it
+        reads cannot have changed much since; a reload that fails anyway is rolled back)."""
+        accepted, self._accepted = self._accepted, None
+        return (
+            accepted is not None
+            and time.monotonic() - accepted[1] < ACCEPTED_FOR_S
+            and accepted[0] == _digest(config_text)
+        )
 
     async def _check_file(self, candidate: Path) -> None:
         code, output = await self._run(self.binary, "-c", "-f", str(candidate))
@@ -271,7 +289,8 @@ class HaproxyShell:
         """Write haproxy.cfg.new, check it, keep the current file as last good, swap."""
         _make_run_dir(self.paths.run_dir)
         _write_file(self.paths.new_config, config_text)
-        await self._check_file(self.paths.new_config)
+        if not self._accepted_lately(config_text):
+            await self._check_file(self.paths.new_config)
         if self.paths.config.exists():
             _copy_atomically(self.paths.config, self.paths.last_good)
         os.replace(self.paths.new_config, self.paths.config)
@@ -456,6 +475,10 @@ def _write_fd(fd: int, text: str) -> None:
         file.write(text)
         file.flush()
         os.fsync(file.fileno())
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
 
 
 def _write_file(path: Path, text: str) -> None:
