@@ -2,8 +2,8 @@
 
 The CLI's, the API's and the WUI's fine-grained commands (``vs add``, ``vs set``, ``rs
 drain``...) are expressed as edits of the current document; the service layer then validates
-the whole result with ``parse_document`` exactly as if the user had applied a file. Each
-function returns a new document and never mutates its argument.
+the result with ``parse_document``, with the same outcome as if the user had applied it as a
+file. Each function returns a new document and never mutates its argument.
 
 The new document shares the services it does not change with its argument (the very same
 mappings: copy on write): at 1,000 services of 10 servers a deep copy of the whole document
