@@ -19,4 +19,4 @@ echo "==> mypy --strict"
 echo "==> import-linter (layers of DESIGN.md)"
 .venv/bin/lint-imports
 echo "==> pytest"
-exec .venv/bin/pytest -p no:cacheprovider -n "${BASCULE_TEST_WORKERS:-2}" --dist loadfile "$@"
+exec .venv/bin/pytest -p no:cacheprovider -n "${BASCULE_TEST_WORKERS:-2}" --dist loadfile --durations=25 "$@"

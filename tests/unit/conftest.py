@@ -19,6 +19,7 @@ from bascule.daemon.http_users import HttpUserService
 from bascule.daemon.pages import PageService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
+from bascule.pki import keyset
 from bascule.store.accounts import AccountStore
 from bascule.store.audit import AuditStore
 from bascule.store.certificates import CertificateStore
@@ -43,6 +44,14 @@ class StopRecorder:
 
     def __call__(self, *, data_plane: bool) -> None:
         self.requests.append(data_plane)
+
+
+@pytest.fixture(autouse=True)
+def cheap_sealing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backups seal keys and hashes with scrypt at ``keyset.DEFAULT_COST`` (128 MiB, about half
+    a second a derivation); the cost is not under test but in tests/unit/pki/test_keyset.py,
+    which overrides this fixture."""
+    monkeypatch.setattr(keyset, "DEFAULT_COST", 2**10)
 
 
 @pytest.fixture

@@ -15,10 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from api_apps import api_app
 from fastapi import FastAPI
 from fresh_status import every_status_read_anew  # noqa: F401  (an autouse fixture)
 
-from bascule.api import ApiServices, create_app
+from bascule.api import ApiServices
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
@@ -62,12 +63,12 @@ def accounts(services: ApiServices) -> AccountService:
 
 @pytest.fixture
 def app(services: ApiServices) -> FastAPI:
-    return create_app(services, local=True)
+    return api_app(services, local=True)
 
 
 @pytest.fixture
 def remote_app(services: ApiServices) -> FastAPI:
-    return create_app(services, local=False)
+    return api_app(services, local=False)
 
 
 ADMIN_PASSWORD = "admin-password-1"

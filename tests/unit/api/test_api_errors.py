@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from api_apps import api_app
 from fastapi import FastAPI
 
-from bascule.api import ApiServices, create_app
+from bascule.api import ApiServices
 from bascule.daemon.service import ConfigService
 from bascule.store.revisions import RevisionStore
 
@@ -48,7 +49,7 @@ async def test_an_unexpected_error_keeps_the_shape(
     async def broken_system() -> dict[str, Any]:
         raise RuntimeError("the probe broke")
 
-    app: FastAPI = create_app(make_api_services(service, broken_system))
+    app: FastAPI = api_app(make_api_services(service, broken_system))
     # Starlette re-raises after answering, for the server to log; the client still gets JSON.
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://bascule") as client:

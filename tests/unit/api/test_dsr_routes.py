@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from api_apps import api_app
 
-from bascule.api import ApiServices, create_app
+from bascule.api import ApiServices
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
 from bascule.dsr.report import DsrReport, RealServerCheck, Responder
@@ -113,7 +114,7 @@ async def client(
         async def system() -> dict[str, Any]:
             return {}
 
-        app = create_app(make_api_services(service, system))
+        app = api_app(make_api_services(service, system))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bascule") as opened:
             response = await opened.put("/api/v1/config", json=DOCUMENT)

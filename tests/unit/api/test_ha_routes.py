@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from api_apps import api_app
 
-from bascule.api import ApiServices, create_app
+from bascule.api import ApiServices
 from bascule.daemon.ha import HaService
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
@@ -43,7 +44,7 @@ async def client(
         services = dataclasses.replace(
             make_api_services(service), ha=HaService(service, keepalived)
         )
-        transport = httpx.ASGITransport(app=create_app(services))
+        transport = httpx.ASGITransport(app=api_app(services))
         async with httpx.AsyncClient(transport=transport, base_url="http://bascule") as opened:
             yield opened
 
@@ -86,7 +87,7 @@ async def test_without_an_ha_service(
 ) -> None:
     with RevisionStore(tmp_path / "bascule.db") as store:
         service = ConfigService(store=store, engines=[FakeEngine()], vips=NullVipManager())
-        transport = httpx.ASGITransport(app=create_app(make_api_services(service)))
+        transport = httpx.ASGITransport(app=api_app(make_api_services(service)))
         async with httpx.AsyncClient(transport=transport, base_url="http://bascule") as client:
             response = await client.get("/api/v1/ha")
     assert response.status_code == 422

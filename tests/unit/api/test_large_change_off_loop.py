@@ -19,9 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+from api_apps import api_app
 from fastapi import FastAPI
 
-from bascule.api import ApiServices, create_app
+from bascule.api import ApiServices
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
 from bascule.engines.haproxy.engine import HaproxyEngine
@@ -58,7 +59,7 @@ async def client(
     )
     with RevisionStore(tmp_path / "bascule.db") as store:
         service = ConfigService(store=store, engines=[engine], vips=NullVipManager())
-        app: FastAPI = create_app(make_api_services(service), local=True)
+        app: FastAPI = api_app(make_api_services(service), local=True)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://bascule", timeout=300

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import pytest
 import schemathesis
+from api_apps import api_app
 from argon2 import PasswordHasher
 from change_requests import by
 from hypothesis import HealthCheck, settings
@@ -27,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from bascule.api import ApiServices, create_app
+from bascule.api import ApiServices
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.service import ConfigService
@@ -86,7 +87,7 @@ class CurrentApp:
 
 
 # Serving the OpenAPI document touches no service: a placeholder stands in until a test runs.
-CURRENT = CurrentApp(create_app(cast(ApiServices, SimpleNamespace()), local=False))
+CURRENT = CurrentApp(api_app(cast(ApiServices, SimpleNamespace()), local=False))
 # Deterministic across runs and whatever ran before: a fixed seed, and no values learnt from
 # earlier responses (random token ids, timestamps) fed back into the generation.
 CONFIG = schemathesis.Config.from_dict(
@@ -141,7 +142,7 @@ async def admin_headers(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
             config=config, system=system, accounts=accounts, audit=audit, statistics=statistics
         )
         placeholder = CURRENT.app
-        CURRENT.app = create_app(services, local=False)
+        CURRENT.app = api_app(services, local=False)
         try:
             yield {"Authorization": f"Bearer {token}"}
         finally:

@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from api_apps import api_app
 
-from bascule.api import ApiServices, create_app
+from bascule.api import ApiServices
 from bascule.daemon.ha import HaService
 from bascule.daemon.pair import PairService, _pair_actor
 from bascule.daemon.peer import revision_to_wire
@@ -85,8 +86,8 @@ async def node(
         )
         service.changes.guard = pair.check_writable
         services = dataclasses.replace(services, ha=HaService(service, keepalived, pair=pair))
-        local = httpx.ASGITransport(app=create_app(services))
-        remote = httpx.ASGITransport(app=create_app(services, local=False))
+        local = httpx.ASGITransport(app=api_app(services))
+        remote = httpx.ASGITransport(app=api_app(services, local=False))
         async with (
             httpx.AsyncClient(transport=local, base_url="http://bascule") as local_client,
             httpx.AsyncClient(transport=remote, base_url="https://bascule") as remote_client,

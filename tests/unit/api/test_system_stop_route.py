@@ -29,9 +29,9 @@ async def test_stop_asks_the_daemon_after_answering(
 
 
 async def test_an_app_without_a_daemon_cannot_stop(services: ApiServices) -> None:
-    from bascule.api.app import create_app
+    from api_apps import api_app
 
-    app = create_app(dataclasses.replace(services, stop=None), local=True)
+    app = api_app(dataclasses.replace(services, stop=None), local=True)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bascule") as client:
         response = await client.post("/api/v1/system/stop")

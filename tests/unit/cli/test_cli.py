@@ -23,9 +23,9 @@ import httpx
 import pytest
 import uvicorn
 import yaml
+from api_apps import api_app
 from typer.testing import CliRunner, Result
 
-from bascule.api.app import create_app
 from bascule.api.deps import ApiServices
 from bascule.cli.client import error_lines
 from bascule.cli.errors import CliError
@@ -74,7 +74,7 @@ def daemon(make_api_services: Callable[..., ApiServices]) -> Iterator[Daemon]:
     store = RevisionStore(data_dir / "bascule.db")
     engine = FakeEngine()
     service = ConfigService(store=store, engines=[engine], vips=NullVipManager())
-    api = create_app(make_api_services(service, _system, database=data_dir / "bascule.db"))
+    api = api_app(make_api_services(service, _system, database=data_dir / "bascule.db"))
     server = uvicorn.Server(
         uvicorn.Config(
             api,

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 import uvicorn
+from api_apps import api_app
 from typer.testing import CliRunner, Result
 
-from bascule.api.app import create_app
 from bascule.api.deps import ApiServices
 from bascule.cli.main import app
 from bascule.daemon.service import ConfigService
@@ -97,7 +97,7 @@ def served(make_api_services: Callable[..., ApiServices]) -> Iterator[tuple[Path
     service.dsr_verifier = verifier
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(make_api_services(service, _system)),
+            api_app(make_api_services(service, _system)),
             uds=str(data_dir / "bascule.sock"),
             log_level="warning",
             lifespan="off",

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 import uvicorn
+from api_apps import api_app
 from change_requests import by
 from typer.testing import CliRunner, Result
 
-from bascule.api.app import create_app
 from bascule.api.deps import ApiServices
 from bascule.cli.main import app
 from bascule.daemon.service import ConfigService
@@ -91,12 +91,12 @@ def served(make_api_services: Callable[..., ApiServices]) -> Iterator[Served]:
     common: dict[str, Any] = {"log_level": "warning", "lifespan": "off", "ws": "none"}
     local, local_thread = serve(
         uvicorn.Config(
-            create_app(services, local=True), uds=str(data_dir / "bascule.sock"), **common
+            api_app(services, local=True), uds=str(data_dir / "bascule.sock"), **common
         )
     )
     https, https_thread = serve(
         uvicorn.Config(
-            create_app(services, local=False),
+            api_app(services, local=False),
             host="127.0.0.1",
             port=0,
             ssl_certfile=str(certificate.cert),

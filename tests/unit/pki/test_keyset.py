@@ -14,6 +14,11 @@ KEYS = {"shop": b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n
 PASSPHRASE = "correct horse battery"
 
 
+@pytest.fixture(autouse=True)
+def cheap_sealing() -> None:
+    """Not the conftest's: here the production default cost is under test."""
+
+
 def test_round_trip() -> None:
     sealed = seal_keys(KEYS, PASSPHRASE, associated=b"entries", cost=CHEAP)
     assert sealed["scheme"] == SCHEME
