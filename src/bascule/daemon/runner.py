@@ -54,7 +54,7 @@ from typing import Any, Protocol
 import uvicorn
 
 from bascule import __version__
-from bascule.daemon import first_admin
+from bascule.daemon import first_admin, heap
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.acme import AcmeService
 from bascule.daemon.audit import AuditService
@@ -430,7 +430,9 @@ class Daemon:
         await certificates.prepare()
         await pages.prepare()
         await http_users.prepare()
-        statistics = Statistics(service.status, interval=settings.stats_interval)
+        statistics = Statistics(
+            service.status, interval=settings.stats_interval, after_sample=heap.trim
+        )
         # At boot the VIPs are gone while vips.json remembers them: forget those, so that the
         # first reconcile puts them back with the rest of the stored revision.
         await vips.forget_missing()
@@ -841,6 +843,7 @@ def run(settings: Settings, *, make_app: AppFactory) -> None:
     (logged ``stopped``), a task that ignores its cancellation or a worker thread still
     blocked (``asyncio.run`` waits for both, without limit) must not keep the process alive:
     after ``LEFTOVERS_S`` it is logged and the process exits without it."""
+    heap.limit_arenas()  # before the first worker thread allocates (daemon/heap.py)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     failed = True

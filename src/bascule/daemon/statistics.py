@@ -46,12 +46,16 @@ class Statistics:
         *,
         interval: float = DEFAULT_INTERVAL,
         clock: Callable[[], float] = time.time,
+        after_sample: Callable[[], object] | None = None,
     ) -> None:
+        """``after_sample``: run in a worker thread after each sample (the daemon gives the
+        memory its status report freed back to the system, daemon/heap.py)."""
         if interval <= 0:
             raise ValueError("the statistics interval must be positive")
         self._source = source
         self.interval = interval
         self._clock = clock
+        self._after_sample = after_sample
         self._tracks = Tracks()
         self.samples = 0  # how many samples were recorded, for tests and the System page
 
@@ -61,6 +65,9 @@ class Statistics:
         """Read the status once and record it."""
         report = await self._source()
         self.record(report, self._clock())
+        del report
+        if self._after_sample is not None:
+            await asyncio.to_thread(self._after_sample)
 
     def record(self, report: StatusReport, timestamp: float) -> None:
         """Record one status report read at ``timestamp`` (Unix seconds)."""

@@ -6,15 +6,16 @@ server; each window (an hour of 10 s buckets, a day of 5 min buckets) is a ``Rin
 caller passes every timestamp, nothing here reads the clock.
 
 Memory is what the values need, in compact arrays (issue 15: 10,000 real servers in a daemon
-under 150 MB). A ring holds the number of its newest bucket and one ``array`` of 16-bit sample
-counts per slot: the slots between the newest bucket and a newer one are cleared when time
-moves on, so no slot needs to say which bucket it holds; a slot without a sample is a gap
-(``None``). Each metric's means (single-precision floats) are allocated at its first value
-other than zero: a server without traffic or a service without checks keeps no column at all
-(2 bytes per bucket for the ring, against 80 before). A metric's first bucket with a value is
-remembered: every sample before it had none (a rate's first reading, an unchecked server's
-check time); the samples after it without a value are counted per slot in a small dict; a
-metric that never had a value reads as gaps.
+under 150 MB). A ring holds the number of its newest bucket and one ``array`` of sample counts
+per slot (one byte each when a bucket counts at most 255 samples, ``max_samples``, else two):
+the slots between the newest bucket and a newer one are cleared when time moves on, so no slot
+needs to say which bucket it holds; a slot without a sample is a gap (``None``). Each metric's
+means (single-precision floats) are allocated at its first value other than zero: a server
+without traffic or a service without checks keeps no column at all (1 or 2 bytes per bucket for
+the ring, against 80 before). A metric's first bucket with a value is remembered (one array for
+the ring's metrics): every sample before it had none (a rate's first reading, an unchecked
+server's check time); the samples after it without a value are counted per slot in a small
+dict, made at the first; a metric that never had a value reads as gaps.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 _EMPTY = -1
-# the largest count of a 16-bit slot: a running mean past it weighs new samples 1/65535
+# a metric without a value yet, in ``_since``
+_NO_VALUE = -(2**63)
+# each metrics tuple's positions, shared by every ring of those metrics
+_POSITIONS: dict[tuple[str, ...], dict[str, int]] = {}
+# the largest count of a slot: a running mean past it weighs new samples 1/max_samples
 _MAX_COUNT = 0xFFFF
 
 
@@ -40,22 +45,47 @@ class Points:
 class Ring:
     """``size`` buckets of ``step`` seconds; bucket ``n`` covers ``[n * step, (n+1) * step)``."""
 
-    __slots__ = ("_means", "_missing", "_newest", "_samples", "_since", "metrics", "size", "step")
+    __slots__ = (
+        "_max",
+        "_means",
+        "_missing",
+        "_newest",
+        "_positions",
+        "_samples",
+        "_since",
+        "metrics",
+        "size",
+        "step",
+    )
 
-    def __init__(self, *, step: float, size: int, metrics: Iterable[str]) -> None:
+    def __init__(
+        self, *, step: float, size: int, metrics: Iterable[str], max_samples: int = _MAX_COUNT
+    ) -> None:
+        """``max_samples``: the samples a bucket counts exactly (at most 65,535); 255 or less
+        keeps one byte per slot instead of two."""
         if step <= 0 or size <= 0:
             raise ValueError("a ring needs a positive step and size")
+        if not 0 < max_samples <= _MAX_COUNT:
+            raise ValueError(f"a ring counts 1 to {_MAX_COUNT} samples a bucket")
         self.step = step
         self.size = size
         self.metrics = tuple(metrics)
+        self._positions = _POSITIONS.setdefault(
+            self.metrics, {metric: i for i, metric in enumerate(self.metrics)}
+        )
         self._newest = _EMPTY
-        self._samples = array("H", bytes(2 * size))
-        # per metric, only once needed: its means (at its first value other than zero); its
-        # first bucket with a value and the samples of that bucket before it; the samples of
-        # later buckets without a value, by slot
-        self._means: dict[str, array[float]] = {}
-        self._since: dict[str, tuple[int, int]] = {}
-        self._missing: dict[str, dict[int, int]] = {}
+        self._max = max_samples
+        width = 1 if max_samples <= 0xFF else 2
+        self._samples = array("B" if width == 1 else "H", bytes(width * size))
+        # per metric, only once needed (None: no metric needs one yet): its means (at its first
+        # value other than zero); the samples of the buckets after its first value without
+        # one, by slot
+        self._means: dict[str, array[float]] | None = None
+        self._missing: dict[str, dict[int, int]] | None = None
+        # per metric (by position), its first bucket with a value (_NO_VALUE: none yet) and
+        # the samples of that bucket before it: one array, not a dict of tuples (10,000 real
+        # servers have 100,000 of them)
+        self._since = array("q", (_NO_VALUE, 0) * len(self.metrics))
 
     def bucket(self, timestamp: float) -> int:
         return math.floor(timestamp / self.step)
@@ -78,55 +108,76 @@ class Ring:
             self._advance(bucket)
         slot = bucket % self.size
         samples = self._samples[slot]
-        if samples == _MAX_COUNT:
+        if samples == self._max:
             samples -= 1  # saturated: keep weighing new samples in
         self._samples[slot] = samples + 1
         for metric in self.metrics:
             value = values.get(metric)
             if value is None or math.isnan(value) or math.isinf(value):
-                since = self._since.get(metric)
+                since = self._first(metric)
                 if since is not None and bucket >= since[0]:  # before it: none implied
-                    missing = self._missing.setdefault(metric, {})
+                    missing = self._missing_of(metric)
                     missing[slot] = missing.get(slot, 0) + 1
                 continue
-            since = self._since.get(metric)
+            since = self._first(metric)
             if since is None:
                 # the metric's first value; the samples of any newer bucket (this one is
                 # late) had none
-                self._since[metric] = (bucket, samples)
+                self._set_first(metric, bucket, samples)
                 self._without(metric, bucket + 1, self._newest)
             elif bucket < since[0]:
                 # a late value before the first one: the buckets since then had none
                 first, before = since
                 self._without(metric, bucket + 1, first - 1)
                 if before:
-                    missing = self._missing.setdefault(metric, {})
+                    missing = self._missing_of(metric)
                     missing[first % self.size] = missing.get(first % self.size, 0) + before
-                self._since[metric] = (bucket, samples)
+                self._set_first(metric, bucket, samples)
             count = self._count(metric, slot, bucket)
-            means = self._means.get(metric)
+            means = self._means.get(metric) if self._means is not None else None
             if means is None:
                 if value == 0:
                     continue  # still all zeros: nothing to keep
+                if self._means is None:
+                    self._means = {}
                 means = self._means[metric] = array("f", bytes(4 * self.size))
             mean = means[slot] if count > 1 else 0.0
             # A running mean: one slot per bucket whatever the number of samples in it.
             means[slot] = mean + (value - mean) / count
+
+    def _first(self, metric: str) -> tuple[int, int] | None:
+        """The metric's first bucket with a value and the samples of that bucket before it;
+        None while it has had none (or the ring does not know it)."""
+        position = self._positions.get(metric)
+        if position is None or self._since[2 * position] == _NO_VALUE:
+            return None
+        return self._since[2 * position], self._since[2 * position + 1]
+
+    def _set_first(self, metric: str, bucket: int, samples: int) -> None:
+        position = self._positions[metric]
+        self._since[2 * position] = bucket
+        self._since[2 * position + 1] = samples
+
+    def _missing_of(self, metric: str) -> dict[int, int]:
+        """The samples without ``metric`` by slot, made at the first."""
+        if self._missing is None:
+            self._missing = {}
+        return self._missing.setdefault(metric, {})
 
     def _without(self, metric: str, first: int, last: int) -> None:
         """Count every sample of the buckets ``first`` to ``last`` as without ``metric``."""
         for bucket in range(first, last + 1):
             slot = bucket % self.size
             if self._samples[slot]:
-                missing = self._missing.setdefault(metric, {})
+                missing = self._missing_of(metric)
                 missing[slot] = missing.get(slot, 0) + self._samples[slot]
 
     def _count(self, metric: str, slot: int, bucket: int) -> int:
         """The samples of ``bucket`` (in ``slot``) with a value of ``metric``."""
-        since = self._since.get(metric)
+        since = self._first(metric)
         if since is None or bucket < since[0]:
             return 0
-        missing = self._missing.get(metric)
+        missing = self._missing.get(metric) if self._missing is not None else None
         count = self._samples[slot] - (missing.get(slot, 0) if missing else 0)
         return count - since[1] if bucket == since[0] else count
 
@@ -136,6 +187,8 @@ class Ring:
         for cleared in range(max(first, bucket - self.size + 1), bucket + 1):
             slot = cleared % self.size
             self._samples[slot] = 0
+            if self._missing is None:
+                continue
             for metric, missing in list(self._missing.items()):
                 missing.pop(slot, None)
                 if not missing:
@@ -185,11 +238,13 @@ class Ring:
     def _value(self, metric: str, slot: int, bucket: int) -> float | None:
         if self._count(metric, slot, bucket) <= 0:
             return None
-        means = self._means.get(metric)
+        means = self._means.get(metric) if self._means is not None else None
         return 0.0 if means is None else means[slot]
 
     def nbytes(self) -> int:
         """The bytes of the ring's arrays (its objects aside)."""
-        return self._samples.itemsize * self.size + sum(
-            means.itemsize * self.size for means in self._means.values()
+        return (
+            self._samples.itemsize * self.size
+            + self._since.itemsize * len(self._since)
+            + sum(means.itemsize * self.size for means in (self._means or {}).values())
         )

@@ -40,13 +40,19 @@ class Window:
     name: str
     step: float  # seconds per bucket
     size: int  # buckets
+    max_samples: int  # the samples a bucket counts exactly (Ring)
 
 
-HOUR = Window(name="hour", step=10.0, size=360)
-DAY = Window(name="day", step=300.0, size=288)
+# A 10 s bucket counts 255 samples exactly (one byte a slot): a sample every 40 ms or more; the
+# sampler skips ticks rather than catching up in a burst (daemon/statistics.py).
+HOUR = Window(name="hour", step=10.0, size=360, max_samples=0xFF)
+DAY = Window(name="day", step=300.0, size=288, max_samples=0xFFFF)
 WINDOWS: Mapping[str, Window] = {w.name: w for w in (HOUR, DAY)}
 
 SPARKLINE_POINTS = 30  # five minutes of the hour window
+
+
+_METRICS: dict[tuple[Metric, ...], tuple[Metric, ...]] = {}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,7 +84,9 @@ class Reading:
         kept += [Metric.bytes_in, Metric.bytes_out, Metric.check_duration]
         if self.cacheable:
             kept += [Metric.cache_hits, Metric.cache_hit_ratio]
-        return tuple(kept)
+        metrics = tuple(kept)
+        # one tuple for every track of the same kind (10,000 real servers keep one each)
+        return _METRICS.setdefault(metrics, metrics)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,7 +127,8 @@ class Track:
     def __init__(self, metrics: tuple[Metric, ...]) -> None:
         self.metrics = metrics
         self.rings = {
-            name: Ring(step=w.step, size=w.size, metrics=metrics) for name, w in WINDOWS.items()
+            name: Ring(step=w.step, size=w.size, metrics=metrics, max_samples=w.max_samples)
+            for name, w in WINDOWS.items()
         }
         self._rates = CounterRates()
 

@@ -202,3 +202,16 @@ def test_the_interval_must_be_positive() -> None:
 
     with pytest.raises(ValueError, match="positive"):
         Statistics(source, interval=0)
+
+
+async def test_after_sample_runs_after_each_recorded_sample() -> None:
+    clock = Clock()
+    seen: list[int] = []
+
+    async def source() -> StatusReport:
+        return report(service("web", total=10))
+
+    stats = Statistics(source, interval=10, clock=clock, after_sample=lambda: seen.append(1))
+    await stats.sample()
+    await stats.sample()
+    assert stats.samples == 2 and len(seen) == 2

@@ -138,3 +138,13 @@ def test_values_missing_zero_or_late_are_averaged_over_the_samples_that_had_one(
     for timestamp, value in samples:
         ring.add(timestamp, {"a": value})
     assert_replayed(ring, samples)
+
+
+def test_a_bucket_past_its_sample_count_keeps_weighing_new_samples_in() -> None:
+    ring = Ring(step=1000, size=2, metrics=["a"], max_samples=3)
+    for value in (3.0, 3.0, 3.0, 9.0):
+        ring.add(1, {"a": value})
+    # the fourth sample weighs 1/3, as a 4th would once 3 is the most a slot counts
+    assert ring.points().values["a"][-1] == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="1 to 65535"):
+        Ring(step=1, size=2, metrics=["a"], max_samples=0x10000)
