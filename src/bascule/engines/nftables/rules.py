@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bascule.engines.nftables.nft import (
@@ -111,6 +111,28 @@ MapRef = tuple[str, str]  # (table family, map name)
 
 
 @dataclass(frozen=True, kw_only=True)
+class SlotTable:
+    """One service's scheduling map as built: the weights it was built for, slot -> rs key,
+    and the map's elements. The next build starts from it (``build_ruleset``'s
+    ``previous``): the same weights reuse it whole (a 65537-slot Maglev table is not
+    computed again for another service's change), new ones rebalance the round robin
+    slots from it (``scheduling.rebalanced_slots``), so the map update moves few slots."""
+
+    selection: Selection
+    weights: Mapping[str, int]
+    slots: tuple[str, ...]
+    elements: tuple[Any, ...]
+
+
+@dataclass
+class _SlotTables:
+    """The slot tables of the ruleset that runs (``previous``) and of the one being built."""
+
+    previous: Mapping[str, SlotTable]
+    built: dict[str, SlotTable]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Ruleset:
     """The transaction that brings Bascule's tables to the desired state, and its summary.
 
@@ -127,6 +149,8 @@ class Ruleset:
     prelude: Mapping[MapRef, str]
     services: Mapping[str, ServiceView]
     tables: tuple[str, ...]  # families of the tables kept ("ip", "netdev"...)
+    # nft service name -> its scheduling map as built (what the next build starts from)
+    slot_tables: Mapping[str, SlotTable] = field(default_factory=dict)
 
     @property
     def commands(self) -> tuple[Json, ...]:
@@ -194,7 +218,36 @@ def _dispatchmatch(service: ServiceDecision) -> list[Json]:
     ]
 
 
-def _selector(table: TableCommands, service: ServiceDecision, env: Environment) -> list[Json]:
+def _slots(
+    service: ServiceDecision,
+    weights: Mapping[str, int],
+    chains: Mapping[str, str],
+    size: int,
+    tables: _SlotTables,
+) -> tuple[Any, ...]:
+    """The scheduling map's elements, from the table that runs where it can (``SlotTable``)."""
+    name, selection = service.vs.name, service.selection
+    before = tables.previous.get(name)
+    if before is not None and (before.selection is not selection or len(before.slots) != size):
+        before = None
+    if before is not None and before.weights == weights:
+        table = before  # the same weights: the same slots and elements
+    else:
+        previous = before.slots if before is not None else ()
+        slots = slot_table(selection, weights, size, previous)
+        table = SlotTable(
+            selection=selection,
+            weights=dict(weights),
+            slots=slots,
+            elements=tuple(_vmap_elements(slots, chains)),
+        )
+    tables.built[name] = table
+    return table.elements
+
+
+def _selector(
+    table: TableCommands, service: ServiceDecision, env: Environment, tables: _SlotTables
+) -> list[Json]:
     """Declare the service's scheduling map and return the rule's expressions that look it up.
 
     The rule depends on the structure only (the key: numgen's or Maglev's modulus, the
@@ -207,18 +260,18 @@ def _selector(table: TableCommands, service: ServiceDecision, env: Environment) 
     proto = vs.protocol.value
     if service.selection is Selection.fixed:
         name = fixed_map(vs)
-        elements = [[proto, goto(chains[live[0].key])]] if live else []
-        table.map(name, "inet_proto", "verdict", elements)
+        target = [[proto, goto(chains[live[0].key])]] if live else []
+        table.map(name, "inet_proto", "verdict", target)
         return [{"vmap": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{name}"}}]
     name = sched_map(vs)
     if service.selection is Selection.round_robin:
         size = env.round_robin_slots
-        sequence = slot_table(service.selection, weights, size)
+        elements = _slots(service, weights, chains, size, tables)
         key: Json = {"numgen": {"mode": "inc", "mod": size, "offset": 0}}
-        table.integer_map(name, f"numgen inc mod {size}", _vmap_elements(sequence, chains))
+        table.integer_map(name, f"numgen inc mod {size}", elements)
         return [{"vmap": {"key": key, "data": f"@{name}"}}]
     size = env.maglev_size
-    sequence = slot_table(service.selection, weights, size)
+    elements = _slots(service, weights, chains, size, tables)
     fields: list[Json] = [payload(service.family, "saddr")]
     if service.selection is Selection.flow_maglev:
         fields += [payload(proto, "sport"), payload(proto, "dport")]
@@ -229,12 +282,12 @@ def _selector(table: TableCommands, service: ServiceDecision, env: Environment) 
     # through the packet mark, a type JSON can declare; the server's chain clears the mark
     # again before routing (NAT), and DSR frames leave by ``fwd`` where no one reads it.
     mark = {"meta": {"key": "mark"}}
-    table.map(name, "mark", "verdict", _vmap_elements(sequence, chains))
+    table.map(name, "mark", "verdict", elements)
     return [{"mangle": {"key": mark, "value": key}}, {"vmap": {"key": mark, "data": f"@{name}"}}]
 
 
 def _service_rules(
-    table: TableCommands, service: ServiceDecision, env: Environment
+    table: TableCommands, service: ServiceDecision, env: Environment, tables: _SlotTables
 ) -> _CounterRefs:
     """Declare and fill the service's chains; return its counters (name -> (rs key, kind)).
 
@@ -267,7 +320,7 @@ def _service_rules(
             hit = match(source, f"@{persistence_set(vs, rs)}")
             by_protocol = {"key": {"meta": {"key": "l4proto"}}, "data": f"@{pin}"}
             table.rule(chain, hit, {"vmap": by_protocol})
-    table.rule(chain, *_selector(table, service, env))
+    table.rule(chain, *_selector(table, service, env, tables))
     for rs in service.members:
         name = rs_chain(vs, rs)
         table.chain(name)
@@ -352,7 +405,7 @@ def _server_ports(vs: VirtualService, rs: RealServer) -> Any:
 
 
 def _nat_table(
-    family: str, services: Sequence[ServiceDecision], inputs: L4Inputs
+    family: str, services: Sequence[ServiceDecision], inputs: L4Inputs, tables: _SlotTables
 ) -> tuple[TableCommands, _CountersByService]:
     table = TableCommands(family)
     for name, kind, hook, prio in (
@@ -371,7 +424,7 @@ def _nat_table(
     for service in services:
         vs = service.vs
         table.rule("prerouting", *_dispatchmatch(service), goto(vs_chain(vs)))
-        counters[vs.name] = _service_rules(table, service, inputs.environment)
+        counters[vs.name] = _service_rules(table, service, inputs.environment, tables)
         if nat_topology(vs) is not NatTopology.one_armed:
             continue
         version = 4 if family == "ip" else 6
@@ -395,7 +448,7 @@ def _nat_table(
 
 
 def _dsr_table(
-    services: Sequence[ServiceDecision], env: Environment
+    services: Sequence[ServiceDecision], env: Environment, tables: _SlotTables
 ) -> tuple[TableCommands, _CountersByService]:
     table = TableCommands("netdev")
     counters: _CountersByService = {}
@@ -413,13 +466,21 @@ def _dsr_table(
         vs = service.vs
         chain = f"ingress/{vs.interface or env.interface}"
         table.rule(chain, *_dispatchmatch(service), goto(vs_chain(vs)))
-        counters[vs.name] = _service_rules(table, service, env)
+        counters[vs.name] = _service_rules(table, service, env, tables)
     return table, counters
 
 
-def build_ruleset(config: Configuration, inputs: L4Inputs) -> Ruleset:
-    """The whole transaction for the L4 services of ``config``; raise ViewError when it cannot."""
+def build_ruleset(
+    config: Configuration, inputs: L4Inputs, previous: Ruleset | None = None
+) -> Ruleset:
+    """The whole transaction for the L4 services of ``config``; raise ViewError when it cannot.
+
+    ``previous``: the ruleset that runs, whose scheduling maps the new one starts from
+    (``SlotTable``), so that a change moves as few slots as it can; without it every map is
+    built afresh.
+    """
     services = decide(config, inputs)
+    tables = _SlotTables(previous=previous.slot_tables if previous else {}, built={})
     commands: list[Json] = []
     maps: dict[MapRef, tuple[Any, ...]] = {}
     prelude: dict[MapRef, str] = {}
@@ -431,9 +492,9 @@ def build_ruleset(config: Configuration, inputs: L4Inputs) -> Ruleset:
             commands += drop_table(family)  # an earlier apply may have made it
             continue
         if family == "netdev":
-            table, counters = _dsr_table(mine, inputs.environment)
+            table, counters = _dsr_table(mine, inputs.environment, tables)
         else:
-            table, counters = _nat_table(family, mine, inputs)
+            table, counters = _nat_table(family, mine, inputs, tables)
         commands += table.commands()
         maps.update({(family, name): tuple(elements) for name, elements in table.maps.items()})
         prelude.update({(family, name): text for name, text in table.typeof_maps.items()})
@@ -451,5 +512,10 @@ def build_ruleset(config: Configuration, inputs: L4Inputs) -> Ruleset:
                 counters=counters[service.vs.name],
             )
     return Ruleset(
-        structure=tuple(commands), maps=maps, prelude=prelude, services=views, tables=tuple(kept)
+        structure=tuple(commands),
+        maps=maps,
+        prelude=prelude,
+        services=views,
+        tables=tuple(kept),
+        slot_tables=tables.built,
     )
