@@ -255,8 +255,9 @@ class NftablesEngine:
     async def observe(
         self, applied: Configuration | None, *, counters: bool = True
     ) -> EngineObservation:
-        # Counters come with the runtime state here (one read of the maps): ``counters`` is
-        # accepted and the full observation returned.
+        # ``counters=False`` (the planner): no named counters (``nft list counters`` fetches
+        # every map's elements, a second with a DSR service's 65537 Maglev slots) and no
+        # conntrack; the servers' runtime weights, states and health only.
         tables = await self._present()
         async with self._lock:
             if self._config is None and applied is not None and tables:
@@ -275,8 +276,12 @@ class NftablesEngine:
                 running=False,
                 detail=f"Bascule's nftables table(s) {', '.join(missing)} are missing",
             )
-        values = await self.shell.counter_values()
-        active, flows = await self._nat_flows(config)
+        values: Mapping[tuple[str, str], CounterValue] = {}
+        active: Mapping[ServerRef, int] = {}
+        flows: Mapping[ServerRef, Traffic] = {}
+        if counters:
+            values = await self.shell.counter_values()
+            active, flows = await self._nat_flows(config)
         servers: dict[ServerRef, ServerObservation] = {}
         services: dict[str, ServiceObservation] = {}
         for vs in l4_services(config):

@@ -124,11 +124,19 @@ class NftablesShell:
         return done.stdout.strip() if done.returncode == 0 else "unknown"
 
     async def tables(self) -> tuple[str, ...]:
-        """The families of our tables that exist (``nft -j list tables``)."""
-        done = await self._nft("-j", "list", "tables")
+        """The families of our tables that exist, as their chains show them.
+
+        ``nft -j list chains``, not ``list tables``: nft 1.0.6 fetches every set's elements
+        for ``list tables`` (and ``list counters``), a second for a DSR service's 65537 Maglev
+        slots, where the chains come in milliseconds. A table of ours without a chain is one
+        only the prelude made (its transaction never went in): counted as missing, so the
+        next apply puts the whole ruleset in.
+        """
+        done = await self._nft("-j", "list", "chains")
         if done.returncode != 0:
-            raise EngineError(f"nft list tables failed: {done.stderr.strip()}")
-        return Listing.parse(done.stdout).tables
+            raise EngineError(f"nft list chains failed: {done.stderr.strip()}")
+        found = {family for family, _, _ in Listing.parse(done.stdout).objects("chain")}
+        return tuple(family for family in FAMILIES if family in found)
 
     async def counter_values(self) -> dict[tuple[str, str], CounterValue]:
         """Our named counters only (``nft -j list counters``): unlike ``listing`` it does not

@@ -63,8 +63,11 @@ class FakeKernel:
                     elif "table" in body and verb == "delete":
                         self.tables.discard(body["table"]["family"])
             return OK
-        if line.startswith("nft -j list tables"):
-            items = [{"table": {"family": f, "name": "bascule"}} for f in sorted(self.tables)]
+        if line.startswith("nft -j list chains"):
+            items = [
+                {"chain": {"family": f, "table": "bascule", "name": "prerouting"}}
+                for f in sorted(self.tables)
+            ]
             return Completed(returncode=0, stdout=json.dumps({"nftables": items}), stderr="")
         if line.startswith("nft -j list counters"):
             items = [{"counter": c} for c in self.counters]
@@ -412,3 +415,16 @@ def test_a_machine_without_nft_still_reports_its_info(
     empty = Configuration()
     run(engine.execute([ReplaceConfig(config=empty, reason="new")], None))
     assert run(engine.observe(empty)).running  # no L4 service: nothing of nft is needed
+
+
+def test_the_planners_observation_reads_no_counters() -> None:
+    """``observe(counters=False)``: nft 1.0.6 fetches every map's elements to list counters
+    (a second with a 65537-slot Maglev map), which the planner does not need."""
+    engine, kernel = driver()
+    desired = config()
+    run(engine.execute([ReplaceConfig(config=desired, reason="new")], None))
+    kernel.calls.clear()
+    observation = run(engine.observe(desired, counters=False))
+    assert observation.running
+    assert kernel.calls == [["nft", "-j", "list", "chains"]]
+    assert observation.runtime() == run(engine.observe(desired)).runtime()

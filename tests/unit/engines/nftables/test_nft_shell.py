@@ -145,9 +145,15 @@ def test_listing_tables_and_counters_read_our_tables() -> None:
         '{"nftables": [{"counter": {"family": "ip", "table": "bascule", "name": "in/web",'
         ' "packets": 3, "bytes": 180}}]}'
     )
+    chains = (
+        '{"nftables": [{"table": {"family": "ip6", "name": "bascule"}},'
+        ' {"chain": {"family": "ip", "table": "bascule", "name": "prerouting"}},'
+        ' {"chain": {"family": "netdev", "table": "other", "name": "ingress"}}]}'
+    )
     runner = FakeRunner(
         {
-            "nft -j list tables": Completed(returncode=0, stdout=table, stderr=""),
+            # our tables as their chains show them: ip6's has none (only a prelude made it)
+            "nft -j list chains": Completed(returncode=0, stdout=chains, stderr=""),
             "nft -j list table ip bascule": Completed(returncode=0, stdout=table, stderr=""),
             "nft -j list table": Completed(returncode=1, stdout="", stderr="No such file"),
             "nft -j list counters": Completed(returncode=0, stdout=counters, stderr=""),
