@@ -32,13 +32,19 @@ balancer's MAC and address). Everything that changes at run time (weights, state
 conntrack-derived weights, the real servers' MACs) lives in named maps' elements: the
 scheduling map (``sched/…``, or ``fixed/…`` for fixed_weighting), one ``pin/…`` map per
 server that lets its persistent clients back in while it is live, one ``mac/…`` map per DSR
-server. So a runtime change is a refill of maps (``transaction.map_update``): no rule is
-re-added, and rule handles, numgen's position, counters and persistence entries stay.
+server. So a runtime change changes map elements only (``transaction.in_place``): no rule is
+re-added, and rule handles, numgen's position, counters and persistence entries stay. A build
+starts from the scheduling maps that run (``previous``, their ``SlotTable``): a service whose
+weights did not change keeps its table, and a round robin table is rebalanced
+(``scheduling.rebalanced_slots``), so a weight change or a new server moves few slots.
 
-Each table is brought to its desired state by ``add table`` (idempotent), ``flush table``
-(drops every rule, keeps sets, maps and counters), then re-adding declarations and rules, then
-flushing and refilling every map. Persistence sets are only declared, never flushed, so
-clients stay on their server across applies; counters keep counting. The numgen maps are
+The whole transaction (``Ruleset.document``, what runs when nothing did, and what
+``transaction.transaction`` fits to a listing) brings each table to its desired state by
+``add table`` (idempotent), ``flush table`` (drops every rule, keeps sets, maps and counters),
+then re-adding declarations and rules, then flushing and refilling every map; from a ruleset
+that runs, ``transaction.in_place`` sends only what differs. Persistence sets are only
+declared, never flushed, so clients stay on their server across applies; counters keep
+counting. The numgen maps are
 keyed by a bare integer, which nft 1.0.6 declares only in its text syntax (``typeof``): they
 are the ruleset's ``prelude``, created empty before the first transaction that uses them.
 Maglev (jhash) maps go through the packet mark instead: nft 1.0.6 crashes printing a
@@ -49,6 +55,7 @@ ever named.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -132,14 +139,37 @@ class _SlotTables:
     built: dict[str, SlotTable]
 
 
+@dataclass(frozen=True)
+class StructureIndex:
+    """A ruleset's structure by object: declarations, chains, and each chain's rules (what
+    ``transaction.in_place`` compares)."""
+
+    declared: dict[tuple[str, str, str], Json] = field(default_factory=dict)
+    chains: dict[tuple[str, str], Json] = field(default_factory=dict)
+    rules: dict[tuple[str, str], list[Json]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, structure: Sequence[Json]) -> StructureIndex:
+        found = cls()
+        for command in structure:
+            for kind, body in command.get("add", {}).items():
+                if kind in {"counter", "set", "map"}:
+                    found.declared[(body["family"], kind, body["name"])] = body
+                elif kind == "chain":
+                    found.chains[(body["family"], body["name"])] = body
+                elif kind == "rule":
+                    found.rules.setdefault((body["family"], body["chain"]), []).append(body)
+        return found
+
+
 @dataclass(frozen=True, kw_only=True)
 class Ruleset:
     """The transaction that brings Bascule's tables to the desired state, and its summary.
 
     ``structure`` is every command but the maps' elements: tables, declarations, chains and
     rules. ``maps`` holds each named map's elements; runtime changes (weights, states, health,
-    MACs) only ever change these, which ``transaction.map_update`` turns into a transaction of
-    their own.
+    MACs) only ever change these, whose changed elements ``transaction.in_place`` sends alone.
+    ``slot_tables`` keeps each scheduling map as built, for the next build to start from.
     ``prelude`` holds the nft text declarations of the maps that the JSON cannot declare
     (``TableCommands.integer_map``); ``transaction.prelude`` creates those that do not exist.
     """
@@ -166,13 +196,17 @@ class Ruleset:
         """The ``nft -j -f`` input (once the prelude's maps exist)."""
         return {"nftables": list(self.commands)}
 
+    @functools.cached_property
+    def index(self) -> StructureIndex:
+        """The structure by object, made once per ruleset (the running one is compared with
+        every change)."""
+        return StructureIndex.of(self.structure)
+
     def objects(self) -> set[tuple[str, str, str]]:
         """(family, kind, name) of every set, map, counter and chain the ruleset declares."""
         found = {(family, "map", name) for family, name in self.prelude}
-        for command in self.structure:
-            for kind, body in command.get("add", {}).items():
-                if kind in {"set", "map", "counter", "chain"}:
-                    found.add((body["family"], kind, body["name"]))
+        found.update(self.index.declared)
+        found.update((family, "chain", name) for family, name in self.index.chains)
         return found
 
 
@@ -203,10 +237,21 @@ _CounterRefs = dict[str, tuple[str, str]]  # counter name -> (rs key or "", kind
 _CountersByService = dict[str, _CounterRefs]
 
 
-def _vmap_elements(sequence: Sequence[str], chains: Mapping[str, str]) -> list[Any]:
-    # One element per slot, never ranges: nft 1.0.6 needs minutes to load a 65537-slot
-    # Maglev table as an interval map, and under a second as a plain (hash) one.
-    return [[slot, goto(chains[key])] for slot, key in enumerate(sequence)]
+def _vmap_elements(
+    sequence: Sequence[str], chains: Mapping[str, str], before: SlotTable | None = None
+) -> tuple[Any, ...]:
+    """slot -> goto the server's chain, one element per slot, never ranges: nft 1.0.6 needs
+    minutes to load a 65537-slot Maglev table as an interval map, and under a second as a
+    plain (hash) one. A slot whose server did not change keeps ``before``'s element (the
+    same object: comparing the maps then costs little)."""
+    targets = {key: goto(chain) for key, chain in chains.items()}
+    if before is None or len(before.slots) != len(sequence):
+        return tuple([slot, targets[key]] for slot, key in enumerate(sequence))
+    kept = zip(sequence, before.slots, before.elements, strict=True)
+    return tuple(
+        element if key == old else [slot, targets[key]]
+        for slot, (key, old, element) in enumerate(kept)
+    )
 
 
 def _dispatchmatch(service: ServiceDecision) -> list[Json]:
@@ -239,7 +284,7 @@ def _slots(
             selection=selection,
             weights=dict(weights),
             slots=slots,
-            elements=tuple(_vmap_elements(slots, chains)),
+            elements=_vmap_elements(slots, chains, before),
         )
     tables.built[name] = table
     return table.elements

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bascule.engines.nftables.nft import FAMILIES, TABLE, Json, drop_table, fill
@@ -103,7 +103,7 @@ def in_place(old: Ruleset, new: Ruleset) -> Json | None:
         old.prelude.get(ref) != text for ref, text in new.prelude.items()
     ):
         return None
-    before, after = _Structure.of(old), _Structure.of(new)
+    before, after = old.index, new.index
     if any(before.declared.get(key, body) != body for key, body in after.declared.items()):
         return None
     if any(before.chains.get(key, body) != body for key, body in after.chains.items()):
@@ -142,10 +142,28 @@ def element_changes(family: str, name: str, old: Sequence[Any], new: Sequence[An
     the key)."""
     if old == new:
         return []
+    if len(old) == len(new):
+        # A scheduling map's slots: the same keys in the same order, and the elements of the
+        # slots that did not move the very same objects (rules._vmap_elements): pairwise.
+        gone, added = [], []
+        for a, b in zip(old, new, strict=True):
+            if a is b:
+                continue
+            if a[0] != b[0]:
+                break
+            if a != b:
+                gone.append(a[0])
+                added.append(b)
+        else:
+            return _element_commands(family, name, gone, added)
     before = {_key(element): element for element in old}
     after = {_key(element): element for element in new}
     gone = [element[0] for key, element in before.items() if after.get(key) != element]
     added = [element for key, element in after.items() if before.get(key) != element]
+    return _element_commands(family, name, gone, added)
+
+
+def _element_commands(family: str, name: str, gone: list[Any], added: list[Any]) -> list[Json]:
     commands: list[Json] = []
     if gone:
         body = {"family": family, "table": TABLE, "name": name, "elem": gone}
@@ -161,28 +179,6 @@ def _key(element: Any) -> Hashable:
     """A map element's key as a dict key (a slot, a protocol; any other as its JSON)."""
     key = element[0]
     return key if isinstance(key, int | str) else json.dumps(key, sort_keys=True)
-
-
-@dataclass(frozen=True)
-class _Structure:
-    """A ruleset's structure by object: declarations, chains, and each chain's rules."""
-
-    declared: dict[tuple[str, str, str], Json] = field(default_factory=dict)
-    chains: dict[tuple[str, str], Json] = field(default_factory=dict)
-    rules: dict[tuple[str, str], list[Json]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, ruleset: Ruleset) -> _Structure:
-        found = cls()
-        for command in ruleset.structure:
-            for kind, body in command.get("add", {}).items():
-                if kind in {"counter", "set", "map"}:
-                    found.declared[(body["family"], kind, body["name"])] = body
-                elif kind == "chain":
-                    found.chains[(body["family"], body["name"])] = body
-                elif kind == "rule":
-                    found.rules.setdefault((body["family"], body["chain"]), []).append(body)
-        return found
 
 
 def prelude(ruleset: Ruleset, listing: Listing) -> str | None:
