@@ -158,10 +158,14 @@ def rebalanced_slots(
     every slot: the map update changes those elements only. A server that loses ``d`` of its
     ``n`` slots gives up ``d`` spread evenly among them, and the freed slots are dealt to the
     gainers in the smooth order of their gains (``smooth_sequence``), so the table stays
-    interleaved. Without a usable ``previous`` (another size) it is ``round_robin_slots``.
+    interleaved and each server's share is exact over the table, though no longer a strict
+    rotation. Equal weights (plain round robin, and every service whose servers weigh the
+    same) always get the strict rotation of ``round_robin_slots`` (a b c a b c: any 3N
+    consecutive connections spread exactly), whatever it moves; so does a table without a
+    usable ``previous`` (another size).
     """
     counts = apportion(weights, slots)
-    if len(previous) != slots or not counts:
+    if len(previous) != slots or not counts or len(set(weights.values())) == 1:
         return round_robin_slots(weights, slots)
     held: dict[str, list[int]] = {}
     for slot, name in enumerate(previous):

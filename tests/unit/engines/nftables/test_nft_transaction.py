@@ -77,7 +77,12 @@ def test_transaction_keeps_existing_persistence_sets_and_prunes_the_rest() -> No
 
 
 def test_a_health_change_changes_only_the_elements_that_differ() -> None:
-    cfg = config(scheduler="weighted_round_robin", persistence={"method": "source_ip"})
+    servers = [{"address": f"198.18.0.1{i}", "port": 80, "weight": i} for i in (1, 2, 3)]
+    cfg = config(
+        scheduler="weighted_round_robin",
+        persistence={"method": "source_ip"},
+        real_servers=servers,
+    )
     env = Environment(round_robin_slots=12)
     before = build_ruleset(cfg, L4Inputs(environment=env))
     down = L4Inputs(environment=env, health={("web", "198.18.0.13:80"): False})
@@ -89,11 +94,13 @@ def test_a_health_change_changes_only_the_elements_that_differ() -> None:
         for c in update["nftables"]
         if "delete" in c
     }
-    # its pin map empties; only its four slots of twelve change hands
-    assert deleted == {"pin/web/198.18.0.13/80": ["tcp"], "sched/web": [2, 5, 8, 11]}
+    # its pin map empties; only its six slots of twelve change hands
+    its = [i for i, key in enumerate(before.slot_tables["web"].slots) if key == "198.18.0.13:80"]
+    assert len(its) == 6
+    assert deleted == {"pin/web/198.18.0.13/80": ["tcp"], "sched/web": its}
     [fill] = [c["add"]["element"] for c in update["nftables"] if "add" in c]
     assert fill["name"] == "sched/web"
-    assert [e[0] for e in fill["elem"]] == [2, 5, 8, 11]
+    assert [e[0] for e in fill["elem"]] == its
     assert {e[1]["goto"]["target"] for e in fill["elem"]} == {
         "rs/web/198.18.0.11/80",
         "rs/web/198.18.0.12/80",
