@@ -6,11 +6,16 @@ state) together with what the model does not hold: health verdicts (from Bascule
 through ``health_changed`` and a ``HealthSource``), least-connection weights (from conntrack,
 once a second in ``tick``: ``conntrack.py``) and the machine's facts (interface, MAC
 addresses for DSR: ``machine.py``). Any change of these rebuilds the ruleset with
-``rules.build_ruleset`` (over the decisions of ``view.py``); when only map elements differ
-from what runs (weights, states, health, MACs: ``transaction.map_update``) one transaction
-refills the changed maps and touches no rule, otherwise (a new document that changes the
-structure) the whole ruleset goes in one transaction (``NftablesShell.apply``). Either way
-conntrack keeps every established NAT connection where it is and no connection is reset.
+``rules.build_ruleset`` (over the decisions of ``view.py``), starting from the scheduling
+maps that run (``SlotTable``: a weight change moves few round robin slots, an untouched
+service's Maglev table is not computed again). What differs from what runs goes in one
+transaction (``transaction.in_place``): the changed map elements only for weights, states,
+health and MACs (no rule touched), and for a new document the changed chains and objects
+too (a new real server: its chain, counters and slots; the other services untouched). The
+whole ruleset goes (``NftablesShell.apply``) when nothing runs yet, when our tables are not
+all there, when the change needs what only it can do (a new integer map, a changed hook),
+or when nft refuses the in-place transaction (drift). Either way conntrack keeps every
+established NAT connection where it is and no connection is reset.
 
 Weights. ``max_weight`` is 65535, the model's own range: ``engine_weights`` then only divides
 a service's weights by their common divisor (3000:1000 -> 3:1, exactly, never rounded), so
@@ -44,11 +49,11 @@ from bascule.engines.nftables.conntrack import (
 )
 from bascule.engines.nftables.machine import Machine
 from bascule.engines.nftables.maglev import DEFAULT_TABLE_SIZE
-from bascule.engines.nftables.nft import FAMILIES
+from bascule.engines.nftables.nft import FAMILIES, Json
 from bascule.engines.nftables.rules import Ruleset, ServiceView, build_ruleset
 from bascule.engines.nftables.scheduling import DSR_SCHEDULING, NAT_SCHEDULING
 from bascule.engines.nftables.shell import NftablesShell
-from bascule.engines.nftables.transaction import CounterValue, map_update
+from bascule.engines.nftables.transaction import CounterValue, in_place
 from bascule.engines.nftables.view import Exclusion, L4Inputs, ViewError, l4_services
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.model import Configuration, Forwarding, Mode, RealServerState
@@ -211,10 +216,17 @@ class NftablesEngine:
         async with self._lock:
             await self.machine.resolve_macs(config, refresh=False)
             inputs = self._inputs(config)
-        try:
-            ruleset = build_ruleset(config, inputs)
-        except ViewError as exc:
-            raise EngineRejected("nftables", str(exc)) from exc
+            running = self._applied.ruleset if self._applied is not None else None
+            try:
+                ruleset = build_ruleset(config, inputs, running)
+            except ViewError as exc:
+                raise EngineRejected("nftables", str(exc)) from exc
+            # What an apply would send in place, checked against what runs (under the lock:
+            # nothing else changes it meanwhile); else the whole transaction, listed first.
+            update = await self._in_place(running, ruleset)
+            if update is not None:
+                await self.shell.check(update)
+                return
         await self.shell.check_ruleset(ruleset)
 
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
@@ -243,8 +255,9 @@ class NftablesEngine:
     async def observe(
         self, applied: Configuration | None, *, counters: bool = True
     ) -> EngineObservation:
-        # Counters come with the runtime state here (one read of the maps): ``counters`` is
-        # accepted and the full observation returned.
+        # ``counters=False`` (the planner): no named counters (``nft list counters`` fetches
+        # every map's elements, a second with a DSR service's 65537 Maglev slots) and no
+        # conntrack; the servers' runtime weights, states and health only.
         tables = await self._present()
         async with self._lock:
             if self._config is None and applied is not None and tables:
@@ -263,8 +276,12 @@ class NftablesEngine:
                 running=False,
                 detail=f"Bascule's nftables table(s) {', '.join(missing)} are missing",
             )
-        values = await self.shell.counter_values()
-        active, flows = await self._nat_flows(config)
+        values: Mapping[tuple[str, str], CounterValue] = {}
+        active: Mapping[ServerRef, int] = {}
+        flows: Mapping[ServerRef, Traffic] = {}
+        if counters:
+            values = await self.shell.counter_values()
+            active, flows = await self._nat_flows(config)
         servers: dict[ServerRef, ServerObservation] = {}
         services: dict[str, ServiceObservation] = {}
         for vs in l4_services(config):
@@ -432,23 +449,28 @@ class NftablesEngine:
             and self._applied.inputs == inputs
         ):
             return
+        running = self._applied.ruleset if self._applied is not None else None
         try:
-            ruleset = build_ruleset(effective, inputs)
+            ruleset = build_ruleset(effective, inputs, running)
         except ViewError as exc:
             raise ApplyFailed(f"nftables: {exc}") from exc
         await self.machine.prepare_nat(config)
-        update = None
-        if not force and self._applied is not None:
-            update = map_update(self._applied.ruleset, ruleset)
+        update = await self._in_place(running, ruleset, listed=not force)
         if update is not None:
-            await self.shell.update(update)
-        else:
+            try:
+                await self.shell.update(update)
+            except (EngineRejected, ApplyFailed) as exc:
+                # What runs is not what we applied last (changed by hand?): the whole
+                # ruleset puts it right.
+                log.warning("the in-place update failed, applying whole", extra={"error": str(exc)})
+                update = None
+        if update is None:
             await self.shell.apply(ruleset)
         await self.machine.account_flows(config)
         self._config, self._runtime = config, runtime
         self._applied = _Applied(config=effective, inputs=inputs, ruleset=ruleset)
         log.info(
-            "updated the L4 maps" if update is not None else "applied the L4 ruleset",
+            "updated the L4 ruleset in place" if update is not None else "applied the L4 ruleset",
             extra={
                 "services": len(ruleset.services),
                 "excluded": {
@@ -458,6 +480,21 @@ class NftablesEngine:
                 },
             },
         )
+
+    async def _in_place(
+        self, running: Ruleset | None, ruleset: Ruleset, *, listed: bool = False
+    ) -> Json | None:
+        """The in-place transaction from ``running`` to ``ruleset``, or None for the whole one.
+
+        ``listed``: the caller knows our tables are there (a runtime change); otherwise they
+        are asked (``nft list tables``, cheap), so that a missing table is put back whole.
+        """
+        if running is None:
+            return None
+        update = in_place(running, ruleset)
+        if update is None or listed:
+            return update
+        return update if set(await self._present()) == set(running.tables) else None
 
     # -- conntrack ------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ I/O.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +101,7 @@ class TableCommands:
     chains: list[Json] = field(default_factory=list)
     rules: list[Json] = field(default_factory=list)
     # map name -> its elements, loaded after the rules (``flush map`` + ``add element``)
-    maps: dict[str, list[Any]] = field(default_factory=dict)
+    maps: dict[str, Sequence[Any]] = field(default_factory=dict)
     # map name -> its nft text declaration, for the maps nft 1.0.6's JSON cannot declare
     typeof_maps: dict[str, str] = field(default_factory=dict)
 
@@ -120,13 +121,16 @@ class TableCommands:
         }
         self.declarations.append({"add": {"set": body}})
 
-    def map(self, name: str, key_type: Any, data: str, elements: list[Any], **extra: Any) -> None:
-        """A named map whose elements are data: ``map_update`` may refill it alone."""
+    def map(
+        self, name: str, key_type: Any, data: str, elements: Sequence[Any], **extra: Any
+    ) -> None:
+        """A named map whose elements are data: ``transaction.in_place`` may change them
+        alone."""
         body = {**self._ref(), "name": name, "type": key_type, "map": data, **extra}
         self.declarations.append({"add": {"map": body}})
         self.maps[name] = elements
 
-    def integer_map(self, name: str, typeof: str, elements: list[Any]) -> None:
+    def integer_map(self, name: str, typeof: str, elements: Sequence[Any]) -> None:
         """A verdict map keyed by numgen or jhash. Their value is a bare 32-bit integer, which
         nft 1.0.6 can declare only as ``typeof EXPR`` in its text syntax (its JSON refuses an
         "unqualified type integer" and has no typeof), so the engine creates these maps with
@@ -166,9 +170,3 @@ def fill(family: str, name: str, elements: list[Any]) -> list[Json]:
         return []
     body = {"family": family, "table": TABLE, "name": name, "elem": elements}
     return [{"add": {"element": body}}]
-
-
-def refill(family: str, name: str, elements: list[Any]) -> list[Json]:
-    """``flush map`` then ``add element``: the map holds exactly ``elements`` afterwards."""
-    flush = {"flush": {"map": {"family": family, "table": TABLE, "name": name}}}
-    return [flush, *fill(family, name, elements)]

@@ -32,13 +32,19 @@ balancer's MAC and address). Everything that changes at run time (weights, state
 conntrack-derived weights, the real servers' MACs) lives in named maps' elements: the
 scheduling map (``sched/…``, or ``fixed/…`` for fixed_weighting), one ``pin/…`` map per
 server that lets its persistent clients back in while it is live, one ``mac/…`` map per DSR
-server. So a runtime change is a refill of maps (``transaction.map_update``): no rule is
-re-added, and rule handles, numgen's position, counters and persistence entries stay.
+server. So a runtime change changes map elements only (``transaction.in_place``): no rule is
+re-added, and rule handles, numgen's position, counters and persistence entries stay. A build
+starts from the scheduling maps that run (``previous``, their ``SlotTable``): a service whose
+weights did not change keeps its table, and a round robin table is rebalanced
+(``scheduling.rebalanced_slots``), so a weight change or a new server moves few slots.
 
-Each table is brought to its desired state by ``add table`` (idempotent), ``flush table``
-(drops every rule, keeps sets, maps and counters), then re-adding declarations and rules, then
-flushing and refilling every map. Persistence sets are only declared, never flushed, so
-clients stay on their server across applies; counters keep counting. The numgen maps are
+The whole transaction (``Ruleset.document``, what runs when nothing did, and what
+``transaction.transaction`` fits to a listing) brings each table to its desired state by
+``add table`` (idempotent), ``flush table`` (drops every rule, keeps sets, maps and counters),
+then re-adding declarations and rules, then flushing and refilling every map; from a ruleset
+that runs, ``transaction.in_place`` sends only what differs. Persistence sets are only
+declared, never flushed, so clients stay on their server across applies; counters keep
+counting. The numgen maps are
 keyed by a bare integer, which nft 1.0.6 declares only in its text syntax (``typeof``): they
 are the ruleset's ``prelude``, created empty before the first transaction that uses them.
 Maglev (jhash) maps go through the packet mark instead: nft 1.0.6 crashes printing a
@@ -49,9 +55,10 @@ ever named.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bascule.engines.nftables.nft import (
@@ -111,13 +118,58 @@ MapRef = tuple[str, str]  # (table family, map name)
 
 
 @dataclass(frozen=True, kw_only=True)
+class SlotTable:
+    """One service's scheduling map as built: the weights it was built for, slot -> rs key,
+    and the map's elements. The next build starts from it (``build_ruleset``'s
+    ``previous``): the same weights reuse it whole (a 65537-slot Maglev table is not
+    computed again for another service's change), new ones rebalance the round robin
+    slots from it (``scheduling.rebalanced_slots``), so the map update moves few slots."""
+
+    selection: Selection
+    weights: Mapping[str, int]
+    slots: tuple[str, ...]
+    elements: tuple[Any, ...]
+
+
+@dataclass
+class _SlotTables:
+    """The slot tables of the ruleset that runs (``previous``) and of the one being built."""
+
+    previous: Mapping[str, SlotTable]
+    built: dict[str, SlotTable]
+
+
+@dataclass(frozen=True)
+class StructureIndex:
+    """A ruleset's structure by object: declarations, chains, and each chain's rules (what
+    ``transaction.in_place`` compares)."""
+
+    declared: dict[tuple[str, str, str], Json] = field(default_factory=dict)
+    chains: dict[tuple[str, str], Json] = field(default_factory=dict)
+    rules: dict[tuple[str, str], list[Json]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, structure: Sequence[Json]) -> StructureIndex:
+        found = cls()
+        for command in structure:
+            for kind, body in command.get("add", {}).items():
+                if kind in {"counter", "set", "map"}:
+                    found.declared[(body["family"], kind, body["name"])] = body
+                elif kind == "chain":
+                    found.chains[(body["family"], body["name"])] = body
+                elif kind == "rule":
+                    found.rules.setdefault((body["family"], body["chain"]), []).append(body)
+        return found
+
+
+@dataclass(frozen=True, kw_only=True)
 class Ruleset:
     """The transaction that brings Bascule's tables to the desired state, and its summary.
 
     ``structure`` is every command but the maps' elements: tables, declarations, chains and
     rules. ``maps`` holds each named map's elements; runtime changes (weights, states, health,
-    MACs) only ever change these, which ``transaction.map_update`` turns into a transaction of
-    their own.
+    MACs) only ever change these, whose changed elements ``transaction.in_place`` sends alone.
+    ``slot_tables`` keeps each scheduling map as built, for the next build to start from.
     ``prelude`` holds the nft text declarations of the maps that the JSON cannot declare
     (``TableCommands.integer_map``); ``transaction.prelude`` creates those that do not exist.
     """
@@ -127,6 +179,8 @@ class Ruleset:
     prelude: Mapping[MapRef, str]
     services: Mapping[str, ServiceView]
     tables: tuple[str, ...]  # families of the tables kept ("ip", "netdev"...)
+    # nft service name -> its scheduling map as built (what the next build starts from)
+    slot_tables: Mapping[str, SlotTable] = field(default_factory=dict)
 
     @property
     def commands(self) -> tuple[Json, ...]:
@@ -142,13 +196,17 @@ class Ruleset:
         """The ``nft -j -f`` input (once the prelude's maps exist)."""
         return {"nftables": list(self.commands)}
 
+    @functools.cached_property
+    def index(self) -> StructureIndex:
+        """The structure by object, made once per ruleset (the running one is compared with
+        every change)."""
+        return StructureIndex.of(self.structure)
+
     def objects(self) -> set[tuple[str, str, str]]:
         """(family, kind, name) of every set, map, counter and chain the ruleset declares."""
         found = {(family, "map", name) for family, name in self.prelude}
-        for command in self.structure:
-            for kind, body in command.get("add", {}).items():
-                if kind in {"set", "map", "counter", "chain"}:
-                    found.add((body["family"], kind, body["name"]))
+        found.update(self.index.declared)
+        found.update((family, "chain", name) for family, name in self.index.chains)
         return found
 
 
@@ -179,10 +237,21 @@ _CounterRefs = dict[str, tuple[str, str]]  # counter name -> (rs key or "", kind
 _CountersByService = dict[str, _CounterRefs]
 
 
-def _vmap_elements(sequence: Sequence[str], chains: Mapping[str, str]) -> list[Any]:
-    # One element per slot, never ranges: nft 1.0.6 needs minutes to load a 65537-slot
-    # Maglev table as an interval map, and under a second as a plain (hash) one.
-    return [[slot, goto(chains[key])] for slot, key in enumerate(sequence)]
+def _vmap_elements(
+    sequence: Sequence[str], chains: Mapping[str, str], before: SlotTable | None = None
+) -> tuple[Any, ...]:
+    """slot -> goto the server's chain, one element per slot, never ranges: nft 1.0.6 needs
+    minutes to load a 65537-slot Maglev table as an interval map, and under a second as a
+    plain (hash) one. A slot whose server did not change keeps ``before``'s element (the
+    same object: comparing the maps then costs little)."""
+    targets = {key: goto(chain) for key, chain in chains.items()}
+    if before is None or len(before.slots) != len(sequence):
+        return tuple([slot, targets[key]] for slot, key in enumerate(sequence))
+    kept = zip(sequence, before.slots, before.elements, strict=True)
+    return tuple(
+        element if key == old else [slot, targets[key]]
+        for slot, (key, old, element) in enumerate(kept)
+    )
 
 
 def _dispatchmatch(service: ServiceDecision) -> list[Json]:
@@ -194,7 +263,36 @@ def _dispatchmatch(service: ServiceDecision) -> list[Json]:
     ]
 
 
-def _selector(table: TableCommands, service: ServiceDecision, env: Environment) -> list[Json]:
+def _slots(
+    service: ServiceDecision,
+    weights: Mapping[str, int],
+    chains: Mapping[str, str],
+    size: int,
+    tables: _SlotTables,
+) -> tuple[Any, ...]:
+    """The scheduling map's elements, from the table that runs where it can (``SlotTable``)."""
+    name, selection = service.vs.name, service.selection
+    before = tables.previous.get(name)
+    if before is not None and (before.selection is not selection or len(before.slots) != size):
+        before = None
+    if before is not None and before.weights == weights:
+        table = before  # the same weights: the same slots and elements
+    else:
+        previous = before.slots if before is not None else ()
+        slots = slot_table(selection, weights, size, previous)
+        table = SlotTable(
+            selection=selection,
+            weights=dict(weights),
+            slots=slots,
+            elements=_vmap_elements(slots, chains, before),
+        )
+    tables.built[name] = table
+    return table.elements
+
+
+def _selector(
+    table: TableCommands, service: ServiceDecision, env: Environment, tables: _SlotTables
+) -> list[Json]:
     """Declare the service's scheduling map and return the rule's expressions that look it up.
 
     The rule depends on the structure only (the key: numgen's or Maglev's modulus, the
@@ -207,18 +305,18 @@ def _selector(table: TableCommands, service: ServiceDecision, env: Environment) 
     proto = vs.protocol.value
     if service.selection is Selection.fixed:
         name = fixed_map(vs)
-        elements = [[proto, goto(chains[live[0].key])]] if live else []
-        table.map(name, "inet_proto", "verdict", elements)
+        target = [[proto, goto(chains[live[0].key])]] if live else []
+        table.map(name, "inet_proto", "verdict", target)
         return [{"vmap": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{name}"}}]
     name = sched_map(vs)
     if service.selection is Selection.round_robin:
         size = env.round_robin_slots
-        sequence = slot_table(service.selection, weights, size)
+        elements = _slots(service, weights, chains, size, tables)
         key: Json = {"numgen": {"mode": "inc", "mod": size, "offset": 0}}
-        table.integer_map(name, f"numgen inc mod {size}", _vmap_elements(sequence, chains))
+        table.integer_map(name, f"numgen inc mod {size}", elements)
         return [{"vmap": {"key": key, "data": f"@{name}"}}]
     size = env.maglev_size
-    sequence = slot_table(service.selection, weights, size)
+    elements = _slots(service, weights, chains, size, tables)
     fields: list[Json] = [payload(service.family, "saddr")]
     if service.selection is Selection.flow_maglev:
         fields += [payload(proto, "sport"), payload(proto, "dport")]
@@ -229,12 +327,12 @@ def _selector(table: TableCommands, service: ServiceDecision, env: Environment) 
     # through the packet mark, a type JSON can declare; the server's chain clears the mark
     # again before routing (NAT), and DSR frames leave by ``fwd`` where no one reads it.
     mark = {"meta": {"key": "mark"}}
-    table.map(name, "mark", "verdict", _vmap_elements(sequence, chains))
+    table.map(name, "mark", "verdict", elements)
     return [{"mangle": {"key": mark, "value": key}}, {"vmap": {"key": mark, "data": f"@{name}"}}]
 
 
 def _service_rules(
-    table: TableCommands, service: ServiceDecision, env: Environment
+    table: TableCommands, service: ServiceDecision, env: Environment, tables: _SlotTables
 ) -> _CounterRefs:
     """Declare and fill the service's chains; return its counters (name -> (rs key, kind)).
 
@@ -267,7 +365,7 @@ def _service_rules(
             hit = match(source, f"@{persistence_set(vs, rs)}")
             by_protocol = {"key": {"meta": {"key": "l4proto"}}, "data": f"@{pin}"}
             table.rule(chain, hit, {"vmap": by_protocol})
-    table.rule(chain, *_selector(table, service, env))
+    table.rule(chain, *_selector(table, service, env, tables))
     for rs in service.members:
         name = rs_chain(vs, rs)
         table.chain(name)
@@ -352,7 +450,7 @@ def _server_ports(vs: VirtualService, rs: RealServer) -> Any:
 
 
 def _nat_table(
-    family: str, services: Sequence[ServiceDecision], inputs: L4Inputs
+    family: str, services: Sequence[ServiceDecision], inputs: L4Inputs, tables: _SlotTables
 ) -> tuple[TableCommands, _CountersByService]:
     table = TableCommands(family)
     for name, kind, hook, prio in (
@@ -371,7 +469,7 @@ def _nat_table(
     for service in services:
         vs = service.vs
         table.rule("prerouting", *_dispatchmatch(service), goto(vs_chain(vs)))
-        counters[vs.name] = _service_rules(table, service, inputs.environment)
+        counters[vs.name] = _service_rules(table, service, inputs.environment, tables)
         if nat_topology(vs) is not NatTopology.one_armed:
             continue
         version = 4 if family == "ip" else 6
@@ -395,7 +493,7 @@ def _nat_table(
 
 
 def _dsr_table(
-    services: Sequence[ServiceDecision], env: Environment
+    services: Sequence[ServiceDecision], env: Environment, tables: _SlotTables
 ) -> tuple[TableCommands, _CountersByService]:
     table = TableCommands("netdev")
     counters: _CountersByService = {}
@@ -413,13 +511,21 @@ def _dsr_table(
         vs = service.vs
         chain = f"ingress/{vs.interface or env.interface}"
         table.rule(chain, *_dispatchmatch(service), goto(vs_chain(vs)))
-        counters[vs.name] = _service_rules(table, service, env)
+        counters[vs.name] = _service_rules(table, service, env, tables)
     return table, counters
 
 
-def build_ruleset(config: Configuration, inputs: L4Inputs) -> Ruleset:
-    """The whole transaction for the L4 services of ``config``; raise ViewError when it cannot."""
+def build_ruleset(
+    config: Configuration, inputs: L4Inputs, previous: Ruleset | None = None
+) -> Ruleset:
+    """The whole transaction for the L4 services of ``config``; raise ViewError when it cannot.
+
+    ``previous``: the ruleset that runs, whose scheduling maps the new one starts from
+    (``SlotTable``), so that a change moves as few slots as it can; without it every map is
+    built afresh.
+    """
     services = decide(config, inputs)
+    tables = _SlotTables(previous=previous.slot_tables if previous else {}, built={})
     commands: list[Json] = []
     maps: dict[MapRef, tuple[Any, ...]] = {}
     prelude: dict[MapRef, str] = {}
@@ -431,9 +537,9 @@ def build_ruleset(config: Configuration, inputs: L4Inputs) -> Ruleset:
             commands += drop_table(family)  # an earlier apply may have made it
             continue
         if family == "netdev":
-            table, counters = _dsr_table(mine, inputs.environment)
+            table, counters = _dsr_table(mine, inputs.environment, tables)
         else:
-            table, counters = _nat_table(family, mine, inputs)
+            table, counters = _nat_table(family, mine, inputs, tables)
         commands += table.commands()
         maps.update({(family, name): tuple(elements) for name, elements in table.maps.items()})
         prelude.update({(family, name): text for name, text in table.typeof_maps.items()})
@@ -451,5 +557,10 @@ def build_ruleset(config: Configuration, inputs: L4Inputs) -> Ruleset:
                 counters=counters[service.vs.name],
             )
     return Ruleset(
-        structure=tuple(commands), maps=maps, prelude=prelude, services=views, tables=tuple(kept)
+        structure=tuple(commands),
+        maps=maps,
+        prelude=prelude,
+        services=views,
+        tables=tuple(kept),
+        slot_tables=tables.built,
     )

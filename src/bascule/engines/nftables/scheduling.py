@@ -145,13 +145,71 @@ def round_robin_slots(weights: Mapping[str, int], slots: int) -> tuple[str, ...]
     return smooth_sequence(apportion(weights, slots))
 
 
-def slot_table(selection: Selection, weights: Mapping[str, int], size: int) -> tuple[str, ...]:
+def rebalanced_slots(
+    previous: Sequence[str], weights: Mapping[str, int], slots: int
+) -> tuple[str, ...]:
+    """The round robin table for ``weights`` that moves as few of ``previous``'s slots as
+    possible: each server keeps its slots up to its new share (``apportion``, the same
+    counts as ``round_robin_slots``), and only the slots of servers that left or lost share
+    go to servers that gained share.
+
+    So a weight change of one server of 100 moves about its share's difference (tens of the
+    5040 slots), and an added server takes about 1/N of them, instead of a new sequence in
+    every slot: the map update changes those elements only. A server that loses ``d`` of its
+    ``n`` slots gives up ``d`` spread evenly among them, and the freed slots are dealt to the
+    gainers in the smooth order of their gains (``smooth_sequence``), so the table stays
+    interleaved and each server's share is exact over the table, though no longer a strict
+    rotation. Equal weights (plain round robin, and every service whose servers weigh the
+    same) always get the strict rotation of ``round_robin_slots`` (a b c a b c: any 3N
+    consecutive connections spread exactly), whatever it moves; so does a table without a
+    usable ``previous`` (another size).
+    """
+    counts = apportion(weights, slots)
+    if len(previous) != slots or not counts or len(set(weights.values())) == 1:
+        return round_robin_slots(weights, slots)
+    held: dict[str, list[int]] = {}
+    for slot, name in enumerate(previous):
+        held.setdefault(name, []).append(slot)
+    table: list[str | None] = list(previous)
+    free: list[int] = []
+    losers = [(name, owned) for name, owned in held.items() if len(owned) > counts.get(name, 0)]
+    for rank, (name, owned) in enumerate(losers):
+        drop, held_count = len(owned) - counts.get(name, 0), len(owned)
+        # Evenly spread over the server's own slots (the (2j+1)/2d-th of them, j < drop),
+        # each loser starting at another phase: servers that lose one slot each do not all
+        # give up the middle one, which would hand the gainers a run of neighbouring slots.
+        phase = rank * held_count // len(losers)
+        for j in range(drop):
+            slot = owned[((2 * j + 1) * held_count // (2 * drop) + phase) % held_count]
+            table[slot] = None
+            free.append(slot)
+    gains = {
+        name: count - len(held.get(name, ()))
+        for name, count in counts.items()
+        if count > len(held.get(name, ()))
+    }
+    for slot, name in zip(sorted(free), smooth_sequence(gains), strict=True):
+        table[slot] = name
+    return tuple(name for name in table if name is not None)
+
+
+def slot_table(
+    selection: Selection,
+    weights: Mapping[str, int],
+    size: int,
+    previous: Sequence[str] = (),
+) -> tuple[str, ...]:
     """Slot -> rs key over ``size`` slots (numgen's or jhash's modulus): the elements of the
-    scheduling map, in slot order; empty when no server is live (the lookup then misses)."""
+    scheduling map, in slot order; empty when no server is live (the lookup then misses).
+
+    ``previous`` is the table that runs (round robin: ``rebalanced_slots`` moves as few of
+    its slots as the new weights allow). Maglev's table is a function of the weights alone,
+    whose minimal disruption is the algorithm's own.
+    """
     if not weights:
         return ()
     if selection is Selection.round_robin:
-        return round_robin_slots(weights, size)
+        return rebalanced_slots(previous, weights, size)
     if selection.maglev:
         return lookup_table(weights, size)
     raise ValueError(f"{selection.name} has no slot table")  # fixed: one element, no slots

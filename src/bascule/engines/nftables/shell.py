@@ -6,11 +6,12 @@ and hands it here. ``apply`` lists our tables (``nft -j list table``, read by
 nft's JSON cannot declare (created empty, unused until the transaction refers to them), then
 the ``transaction`` against what runs: checked with ``nft -c -j -f -`` and applied with
 ``nft -j -f -``; nft runs a whole file as one kernel transaction, so on any error nothing
-changes. ``update`` applies a ``transaction.map_update`` (maps refilled, no rule touched) the
-same way. Every other verb reads or cuts state: ``counter_values`` (our named counters),
+changes. ``update`` sends a ``transaction.in_place`` (what differs from what runs) as it is:
+nft runs it as one transaction too, and the engine falls back to ``apply`` should it fail.
+Every other verb reads or cuts state: ``counter_values`` (our named counters),
 ``connections`` (conntrack's table, read by ``conntrack.py``), ``flush_connections`` (cut a
-failed server's flows), ``remove`` (delete our tables), ``set_sysctls``, and
-``route_to`` / ``mac_of`` / ``interface_mac`` (the machine's facts, asked of iproute2 through
+failed server's flows), ``remove`` (delete our tables), ``set_sysctls``, and ``route_to`` /
+``mac_of`` / ``interface_mac`` (the machine's facts, asked of iproute2 through
 ``net.shell.Ip``, which owns the parsing of ``ip -j``).
 
 Every command goes through net's ``Runner`` (argv, stdin) -> ``Completed``, so the commands are
@@ -107,11 +108,11 @@ class NftablesShell:
         return document
 
     async def update(self, document: Json) -> None:
-        """Apply a ``transaction.map_update``: checked, then sent as one transaction."""
+        """Send a ``transaction.in_place`` as one transaction (no ``nft -c`` first: a refusal
+        changes nothing either, and the engine then applies the whole ruleset)."""
         if not document.get("nftables"):
             return
-        await self.check(document)
-        await self._send(document)
+        await self._send(document, "update the ruleset in place")
 
     async def _send(self, document: Json, what: str = "apply the ruleset") -> None:
         done = await self._nft("-j", "-f", "-", stdin=json.dumps(document))
@@ -123,11 +124,19 @@ class NftablesShell:
         return done.stdout.strip() if done.returncode == 0 else "unknown"
 
     async def tables(self) -> tuple[str, ...]:
-        """The families of our tables that exist (``nft -j list tables``)."""
-        done = await self._nft("-j", "list", "tables")
+        """The families of our tables that exist, as their chains show them.
+
+        ``nft -j list chains``, not ``list tables``: nft 1.0.6 fetches every set's elements
+        for ``list tables`` (and ``list counters``), a second for a DSR service's 65537 Maglev
+        slots, where the chains come in milliseconds. A table of ours without a chain is one
+        only the prelude made (its transaction never went in): counted as missing, so the
+        next apply puts the whole ruleset in.
+        """
+        done = await self._nft("-j", "list", "chains")
         if done.returncode != 0:
-            raise EngineError(f"nft list tables failed: {done.stderr.strip()}")
-        return Listing.parse(done.stdout).tables
+            raise EngineError(f"nft list chains failed: {done.stderr.strip()}")
+        found = {family for family, _, _ in Listing.parse(done.stdout).objects("chain")}
+        return tuple(family for family in FAMILIES if family in found)
 
     async def counter_values(self) -> dict[tuple[str, str], CounterValue]:
         """Our named counters only (``nft -j list counters``): unlike ``listing`` it does not

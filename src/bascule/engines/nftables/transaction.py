@@ -4,9 +4,13 @@ Where this sits in the flow of a change: ``rules.py`` builds the desired ``Rules
 shell lists our tables (``nft -j list``) and this module reads that listing once
 (``Listing``: our tables, their objects, their counters) and decides what to send:
 
-- ``map_update``: when only map elements differ from the ruleset that runs (weights, states,
-  health, MACs), the transaction that flushes and refills the changed maps and touches no
-  rule, so rule handles, numgen's position, counters and persistence entries stay;
+- ``in_place``: the transaction that changes the ruleset that runs into the new one by what
+  differs: the map elements that changed (deleted and added: a weight change of one server
+  of 100 moves tens of round robin slots, ``scheduling.rebalanced_slots``), the chains whose
+  rules changed (flushed and filled again), the objects that came or went. When only map
+  elements differ (weights, states, health, MACs) it touches no rule, so rule handles,
+  numgen's position, counters and persistence entries stay; a new real server adds its
+  chain, counters and slots and leaves the other services alone;
 - ``prelude``: the nft text that creates, empty, the integer-keyed maps nft 1.0.6's JSON cannot
   declare, and ``undo_prelude`` to take them back should nft refuse what follows;
 - ``transaction``: the whole ruleset against what runs, in one transaction (nft runs a file
@@ -20,10 +24,11 @@ Pure: the shell does the listing and the sending.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from bascule.engines.nftables.nft import FAMILIES, TABLE, Json, drop_table, refill
+from bascule.engines.nftables.nft import FAMILIES, TABLE, Json, drop_table, fill
 from bascule.engines.nftables.rules import Ruleset
 
 # Maps first: their elements may name stale chains and counters (rules are flushed already).
@@ -82,24 +87,98 @@ class Listing:
         }
 
 
-def map_update(old: Ruleset, new: Ruleset) -> Json | None:
-    """The transaction that turns the running ``old`` into ``new`` by refilling maps only, or
-    None when the structure differs (services, real servers, ports... : a full transaction).
+def in_place(old: Ruleset, new: Ruleset) -> Json | None:
+    """The transaction that turns the running ``old`` into ``new`` by what differs, or None
+    when it takes the whole transaction (``transaction``): another set of tables, a map only
+    the prelude can declare, a declaration or a chain's hook that changed.
 
-    Each map whose elements changed is flushed and refilled (``flush map`` + ``add element``
-    in one transaction, so no packet sees it empty); no rule is touched, so conntrack's
-    connections, persistence entries and counters are untouched too. ``{"nftables": []}``
-    means nothing changed.
+    In order: the new declarations and chains; each chain whose rules differ flushed and
+    filled again (nft keeps a chain's rules in order, so a changed rule means the chain's
+    rules again), the chains that go flushed; each map's changed elements deleted and added
+    (``element_changes``, after the chains their verdicts jump to exist); the objects that
+    go deleted last, maps, chains, sets, counters. One kernel transaction: no packet sees
+    half of it. ``{"nftables": []}`` means nothing changed.
     """
-    if old.structure != new.structure or old.prelude != new.prelude:
+    if old.tables != new.tables or any(
+        old.prelude.get(ref) != text for ref, text in new.prelude.items()
+    ):
         return None
-    if old.maps.keys() != new.maps.keys():
+    before, after = old.index, new.index
+    if any(before.declared.get(key, body) != body for key, body in after.declared.items()):
         return None
-    commands: list[Json] = []
+    if any(before.chains.get(key, body) != body for key, body in after.chains.items()):
+        return None
+    commands: list[Json] = [
+        {"add": {kind: body}}
+        for (_, kind, _), body in after.declared.items()
+        if (body["family"], kind, body["name"]) not in before.declared
+    ]
+    commands += [
+        {"add": {"chain": body}} for key, body in after.chains.items() if key not in before.chains
+    ]
+    for key in after.chains:
+        rules = after.rules.get(key, [])
+        if key in before.chains:
+            if before.rules.get(key, []) == rules:
+                continue
+            commands.append(_flush_chain(*key))
+        commands += [{"add": {"rule": rule}} for rule in rules]
+    commands += [_flush_chain(*key) for key in before.chains if key not in after.chains]
     for (family, name), elements in new.maps.items():
-        if old.maps[(family, name)] != elements:
-            commands += refill(family, name, list(elements))
+        commands += element_changes(family, name, old.maps.get((family, name), ()), elements)
+    stale = sorted(
+        old.objects() - new.objects(),
+        key=lambda identity: (_PRUNE_ORDER[identity[1]], identity),
+    )
+    for family, kind, name in stale:
+        commands.append({"delete": {kind: {"family": family, "table": TABLE, "name": name}}})
     return {"nftables": commands}
+
+
+def element_changes(family: str, name: str, old: Sequence[Any], new: Sequence[Any]) -> list[Json]:
+    """The commands that turn map ``name``'s elements ``old`` into ``new``: the keys whose
+    value changed or that went deleted, then the changed and new ones added (a map's key
+    cannot be added again with another value; both in one transaction, so no packet misses
+    the key)."""
+    if old == new:
+        return []
+    if len(old) == len(new):
+        # A scheduling map's slots: the same keys in the same order, and the elements of the
+        # slots that did not move the very same objects (rules._vmap_elements): pairwise.
+        gone, added = [], []
+        for a, b in zip(old, new, strict=True):
+            if a is b:
+                continue
+            if a[0] != b[0]:
+                break
+            if a != b:
+                gone.append(a[0])
+                added.append(b)
+        else:
+            return _element_commands(family, name, gone, added)
+    before = {_key(element): element for element in old}
+    after = {_key(element): element for element in new}
+    gone = [element[0] for key, element in before.items() if after.get(key) != element]
+    added = [element for key, element in after.items() if before.get(key) != element]
+    return _element_commands(family, name, gone, added)
+
+
+def _element_commands(family: str, name: str, gone: list[Any], added: list[Any]) -> list[Json]:
+    commands: list[Json] = []
+    if gone:
+        body = {"family": family, "table": TABLE, "name": name, "elem": gone}
+        commands.append({"delete": {"element": body}})
+    return commands + fill(family, name, added)
+
+
+def _flush_chain(family: str, name: str) -> Json:
+    return {"flush": {"chain": {"family": family, "table": TABLE, "name": name}}}
+
+
+def _key(element: Any) -> Hashable:
+    """A map element's key as a dict key (a slot, a protocol; any other as its JSON)."""
+    key = element[0]
+    return key if isinstance(key, int | str) else json.dumps(key, sort_keys=True)
 
 
 def prelude(ruleset: Ruleset, listing: Listing) -> str | None:

@@ -44,6 +44,7 @@ class FakeKernel:
         self.counters: list[dict[str, Any]] = []
         self.macs = {"198.18.0.11": "02:00:00:00:00:11", "198.18.0.12": "02:00:00:00:00:12"}
         self.gateway: str | None = None
+        self.refuse = 0  # how many of the next transactions nft refuses
 
     async def __call__(self, argv: Sequence[str], stdin: str | None) -> Completed:
         argv = list(argv)
@@ -52,6 +53,9 @@ class FakeKernel:
         if line == "nft -j -f -":
             document = json.loads(stdin or "{}")
             self.applied.append(document)
+            if self.refuse:
+                self.refuse -= 1
+                return Completed(returncode=1, stdout="", stderr="No such file or directory")
             for command in document["nftables"]:
                 for verb, body in command.items():
                     if "table" in body and verb == "add":
@@ -59,8 +63,11 @@ class FakeKernel:
                     elif "table" in body and verb == "delete":
                         self.tables.discard(body["table"]["family"])
             return OK
-        if line.startswith("nft -j list tables"):
-            items = [{"table": {"family": f, "name": "bascule"}} for f in sorted(self.tables)]
+        if line.startswith("nft -j list chains"):
+            items = [
+                {"chain": {"family": f, "table": "bascule", "name": "prerouting"}}
+                for f in sorted(self.tables)
+            ]
             return Completed(returncode=0, stdout=json.dumps({"nftables": items}), stderr="")
         if line.startswith("nft -j list counters"):
             items = [{"counter": c} for c in self.counters]
@@ -178,17 +185,43 @@ def test_weight_and_state_changes_are_map_updates_and_converge() -> None:
     assert engine._applied is not None
     assert engine._applied.ruleset.services["web"].excluded == {RS3: Exclusion.drain}
     assert run(converged(engine, drained, first))
-    # a map update: the scheduling map is flushed and refilled, no table or rule is touched
+    # a map update: the scheduling map's changed slots only, no table or rule is touched
     for document in kernel.applied[1:]:
         commands = document["nftables"]
-        assert [c["flush"]["map"]["name"] for c in commands if "flush" in c] == ["sched/web"]
-        assert {kind for c in commands for kind in c.get("add", {})} == {"element"}
-    # a structural change (a server more) is one full transaction again
+        verbs = {(verb, kind) for c in commands for verb, body in c.items() for kind in body}
+        assert verbs == {("delete", "element"), ("add", "element")}
+        assert {b["name"] for c in commands for body in c.values() for b in body.values()} == {
+            "sched/web"
+        }
+    # a structural change (a server more) is in place too: its chain, counter and slots
     third = config(weights=(3000, 2000, 1000, 1000))
     run(engine.execute([ReplaceConfig(config=third, reason="grown")], drained))
     last = kernel.applied[-1]["nftables"]
-    assert {"flush": {"table": {"family": "ip", "name": "bascule"}}} in last
-    assert [c["delete"]["table"]["family"] for c in last if "delete" in c] == ["ip6", "netdev"]
+    assert not any("table" in body for c in last for body in c.values())
+    assert {
+        body["name"] for c in last for kind, body in c.get("add", {}).items() if kind != "rule"
+    } == {
+        "new/web/198.18.0.14/80",
+        "rs/web/198.18.0.14/80",
+        "sched/web",
+    }
+    assert weights_of(engine) == {RS1: 3, RS2: 2, RS3: 1, "198.18.0.14:80": 1}
+
+
+def test_missing_tables_or_a_refused_update_apply_the_whole_ruleset() -> None:
+    engine, kernel = driver()
+    first = config()
+    run(engine.execute([ReplaceConfig(config=first, reason="new")], None))
+    kernel.tables.clear()  # deleted by hand
+    more = config(weights=(3000, 1000, 1000, 1000))
+    run(engine.execute([ReplaceConfig(config=more, reason="grown")], first))
+    whole = {"flush": {"table": {"family": "ip", "name": "bascule"}}}
+    assert whole in kernel.applied[-1]["nftables"]
+    kernel.refuse = 1  # what runs is not what the engine applied: nft refuses the update
+    run(engine.execute([SetWeight(vs="web", server=RS2, weight=2)], more))
+    assert whole not in kernel.applied[-2]["nftables"]
+    assert whole in kernel.applied[-1]["nftables"]
+    assert weights_of(engine)[RS2] == 2
 
 
 def test_health_changes_reapply_and_cut_flows_when_configured() -> None:
@@ -215,7 +248,7 @@ def test_health_changes_reapply_and_cut_flows_when_configured() -> None:
     ]
     # the server left the scheduling map; no rule was sent again
     update = kernel.applied[-1]["nftables"]
-    assert {verb for command in update for verb in command} == {"flush", "add"}
+    assert {verb for command in update for verb in command} == {"delete", "add"}
     assert {kind for command in update for kind in command.get("add", {})} == {"element"}
     observation = run(engine.observe(desired))
     assert observation.servers[("web", RS2)].health == "down"
@@ -263,8 +296,8 @@ def test_tick_reapplies_only_when_least_connection_weights_change() -> None:
     run(engine.tick())
     assert len(kernel.applied) == 2
     assert weights_of(engine) == {RS1: 1, RS2: 4, RS3: 4}  # 1000/4 : 1000 : 1000
-    assert "flush" in kernel.applied[-1]["nftables"][0]  # a map update, no table flush
-    assert "table" not in kernel.applied[-1]["nftables"][0]["flush"]
+    update = kernel.applied[-1]["nftables"]  # a map update, no table flush
+    assert {kind for command in update for body in command.values() for kind in body} == {"element"}
     run(engine.tick())
     assert len(kernel.applied) == 2
     # the planner still sees the document's weights: least connection is the engine's business
@@ -382,3 +415,16 @@ def test_a_machine_without_nft_still_reports_its_info(
     empty = Configuration()
     run(engine.execute([ReplaceConfig(config=empty, reason="new")], None))
     assert run(engine.observe(empty)).running  # no L4 service: nothing of nft is needed
+
+
+def test_the_planners_observation_reads_no_counters() -> None:
+    """``observe(counters=False)``: nft 1.0.6 fetches every map's elements to list counters
+    (a second with a 65537-slot Maglev map), which the planner does not need."""
+    engine, kernel = driver()
+    desired = config()
+    run(engine.execute([ReplaceConfig(config=desired, reason="new")], None))
+    kernel.calls.clear()
+    observation = run(engine.observe(desired, counters=False))
+    assert observation.running
+    assert kernel.calls == [["nft", "-j", "list", "chains"]]
+    assert observation.runtime() == run(engine.observe(desired)).runtime()

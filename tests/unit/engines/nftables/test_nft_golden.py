@@ -1,7 +1,10 @@
 """Golden files of the nft JSON ruleset for every mode x scheduler x persistence, and
 `nft -c` accepting each one inside a throwaway network namespace (after its text prelude, the
-maps nft's JSON cannot declare). ``update-*`` files are map updates (``transaction.map_update``):
-`nft -c` checks each against its base ruleset, loaded for real in the namespace.
+maps nft's JSON cannot declare). ``update-*`` files are in-place transactions
+(``transaction.in_place``) from a base ruleset, built from the base's scheduling maps as the
+engine builds them: map updates (weights, health, MACs) and structural changes (a real server
+added or removed); `nft -c` checks each against its base ruleset, loaded for real in the
+namespace.
 
 Regenerate after an intended change with
 ``BASCULE_UPDATE_GOLDEN=1 pytest tests/unit/engines/nftables`` and review the diff.
@@ -18,7 +21,7 @@ import pytest
 from nft_namespace import nft
 
 from bascule.engines.nftables.rules import Ruleset, build_ruleset
-from bascule.engines.nftables.transaction import Listing, map_update, prelude
+from bascule.engines.nftables.transaction import Listing, in_place, prelude
 from bascule.engines.nftables.view import Environment, L4Inputs
 from bascule.model import Configuration
 
@@ -197,10 +200,11 @@ def update_cases() -> dict[str, tuple[str, dict[str, Any]]]:
     found: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def add(name: str, base: str, config: dict[str, Any], inputs: L4Inputs) -> None:
-        new = build_ruleset(Configuration.model_validate({"virtual_services": [config]}), inputs)
-        update = map_update(RULESETS[base], new)
+        document = {"virtual_services": [config]}
+        new = build_ruleset(Configuration.model_validate(document), inputs, RULESETS[base])
+        update = in_place(RULESETS[base], new)
         if update is None:
-            raise AssertionError(f"{name}: no map update from {base}")
+            raise AssertionError(f"{name}: no in-place update from {base}")
         found[name] = (base, update)
 
     wrr = service("nat_routed", "weighted_round_robin", "source_ip")
@@ -236,6 +240,22 @@ def update_cases() -> dict[str, tuple[str, dict[str, Any]]]:
             sorry(persistence),
             inputs_for("nat_routed", health=ALL_DOWN),
         )
+    # structural: a real server added, one removed (its chain, counter, set and pin map go)
+    fourth = {"address": "198.18.0.14", "port": 80, "weight": 1000}
+    added = {**wrr, "real_servers": [*wrr["real_servers"], fourth]}
+    add(STRUCTURAL[0], "nat_routed-weighted_round_robin-source_ip", added, inputs_for("nat_routed"))
+    removed = {**wrr, "real_servers": wrr["real_servers"][:2]}
+    add(
+        STRUCTURAL[1],
+        "nat_routed-weighted_round_robin-source_ip",
+        removed,
+        inputs_for("nat_routed"),
+    )
+    dsr_added = service("dsr", "round_robin", "none")
+    dsr_added["real_servers"] = [*dsr_added["real_servers"], fourth]
+    macs4 = {**ENVIRONMENT.server_macs, "198.18.0.14": "02:00:00:00:00:14"}
+    env4 = Environment(**{**ENVIRONMENT.__dict__, "server_macs": macs4})
+    add(STRUCTURAL[2], "dsr-round_robin-none", dsr_added, L4Inputs(environment=env4))
     macs = {**ENVIRONMENT.server_macs, "198.18.0.12": "02:00:00:00:01:12"}
     moved = Environment(**{**ENVIRONMENT.__dict__, "server_macs": macs})
     add(
@@ -247,6 +267,11 @@ def update_cases() -> dict[str, tuple[str, dict[str, Any]]]:
     return found
 
 
+STRUCTURAL = (
+    "update-nat_routed-add_server",
+    "update-nat_routed-remove_server",
+    "update-dsr-add_server",
+)
 CASES = cases()
 UPDATES = update_cases()
 
@@ -273,16 +298,44 @@ def test_no_stale_golden_files() -> None:
     assert on_disk == set(GOLDEN)
 
 
-def test_updates_touch_maps_only() -> None:
+def verbs(update: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (verb, kind)
+        for command in update["nftables"]
+        for verb, body in command.items()
+        for kind in body
+    }
+
+
+def test_runtime_updates_touch_map_elements_only() -> None:
     for name, (_, update) in UPDATES.items():
-        verbs = {
-            (verb, kind)
-            for command in update["nftables"]
-            for verb, body in command.items()
-            for kind in body
-        }
-        assert verbs <= {("flush", "map"), ("add", "element")}, name
-        assert update["nftables"], name
+        if name not in STRUCTURAL:
+            assert verbs(update) <= {("delete", "element"), ("add", "element")}, name
+            assert update["nftables"], name
+
+
+def test_a_new_real_server_touches_its_service_only() -> None:
+    _, update = UPDATES["update-nat_routed-add_server"]
+    added = {
+        body["name"]
+        for command in update["nftables"]
+        for body in command.get("add", {}).values()
+        if "name" in body
+    }
+    assert added == {
+        "persist/web/198.18.0.14/80",  # its persistence set, counter, pin map, chain
+        "new/web/198.18.0.14/80",
+        "pin/web/198.18.0.14/80",
+        "rs/web/198.18.0.14/80",
+        "sched/web",  # its slots
+    }
+    flushed = [c["flush"]["chain"]["name"] for c in update["nftables"] if "flush" in c]
+    # vs/web gains its persistence rule; every other server's chain forgets its clients too
+    assert flushed == [
+        "vs/web",
+        *(f"rs/web/198.18.0.1{i}/{p}" for i, p in ((1, 80), (2, 8080), (3, 80))),
+    ]
+    assert ("delete", "chain") not in verbs(update)
 
 
 def load(namespace: str, case: str, *, check_only: bool) -> None:
@@ -307,4 +360,6 @@ def test_nft_accepts_update_after_its_base(case: str, namespace: str) -> None:
     base, update = UPDATES[case]
     load(namespace, base, check_only=False)
     done = nft(namespace, "-c", "-j", "-f", "-", stdin=json.dumps(update))
+    assert done.returncode == 0, done.stderr
+    done = nft(namespace, "-j", "-f", "-", stdin=json.dumps(update))  # and for real
     assert done.returncode == 0, done.stderr

@@ -3,6 +3,8 @@ service schedules with, and the slot tables of numgen and Maglev."""
 
 from __future__ import annotations
 
+import itertools
+import random
 from collections import Counter
 
 from l4_documents import ENV, config
@@ -13,6 +15,7 @@ from bascule.engines.nftables.scheduling import (
     NAT_SCHEDULING,
     Selection,
     apportion,
+    rebalanced_slots,
     round_robin_slots,
     seed,
     selection_of,
@@ -20,7 +23,7 @@ from bascule.engines.nftables.scheduling import (
     smooth_sequence,
 )
 from bascule.engines.nftables.view import Environment, L4Inputs, decide
-from bascule.model import Mode, Scheduler
+from bascule.model import Configuration, Mode, Scheduler
 
 
 def test_smooth_sequence_interleaves() -> None:
@@ -84,3 +87,68 @@ def test_the_jhash_seed_is_fixed_per_service() -> None:
     web, other = config().virtual_services[0], config(name="other").virtual_services[0]
     assert seed(web) == seed(config().virtual_services[0])
     assert seed(web) != seed(other)
+
+
+def moved(before: tuple[str, ...], after: tuple[str, ...]) -> int:
+    return sum(a != b for a, b in zip(before, after, strict=True))
+
+
+def test_rebalanced_slots_move_only_what_the_new_shares_need() -> None:
+    weights = {f"s{i}": 1 for i in range(100)} | {"s99": 3}
+    base = round_robin_slots(weights, 5040)
+    heavier = {**weights, "s0": 2}
+    after = rebalanced_slots(base, heavier, 5040)
+    assert Counter(after) == Counter(apportion(heavier, 5040))  # the same shares as afresh
+    assert moved(base, after) == apportion(heavier, 5040)["s0"] - base.count("s0")
+    assert moved(base, round_robin_slots(heavier, 5040)) > 4000  # afresh: nearly every slot
+    grown = {**weights, "new": 1}
+    added = rebalanced_slots(base, grown, 5040)
+    assert Counter(added) == Counter(apportion(grown, 5040))
+    gained = [slot for slot, name in enumerate(added) if name == "new"]
+    assert moved(base, added) == len(gained) == apportion(grown, 5040)["new"]
+    # spread over the ring, not a run of neighbours
+    assert max(b - a for a, b in itertools.pairwise(gained)) < 4 * 5040 // len(gained)
+    assert gained[-1] - gained[0] > 0.9 * 5040
+    assert rebalanced_slots(base, weights, 5040) == base  # the same weights: nothing moves
+
+
+def test_rebalanced_slots_keep_the_shares_exact_over_any_history() -> None:
+    rng = random.Random(15)
+    names = [f"s{i}" for i in range(12)]
+    table = round_robin_slots({"s0": 1}, 60)
+    for _ in range(200):
+        weights = {name: rng.randint(1, 9) for name in rng.sample(names, rng.randint(1, 12))}
+        before, table = table, rebalanced_slots(table, weights, 60)
+        shares = apportion(weights, 60)
+        assert Counter(table) == Counter(shares)
+        if len(set(weights.values())) == 1:
+            assert table == round_robin_slots(weights, 60)  # equal: the strict rotation
+            continue
+        kept = sum(min(before.count(name), count) for name, count in shares.items())
+        assert moved(before, table) == 60 - kept  # the least any table with these shares moves
+
+
+def test_rebalanced_slots_start_afresh_without_a_table_of_their_size_or_for_equal_weights() -> None:
+    rotation = round_robin_slots({"a": 1, "b": 1, "c": 1}, 6)
+    assert rebalanced_slots(("c", "c", "a", "b", "a", "b"), {"a": 5, "b": 5, "c": 5}, 6) == rotation
+    weights = {"a": 3, "b": 1}
+    assert rebalanced_slots((), weights, 8) == round_robin_slots(weights, 8)
+    assert rebalanced_slots(("a",) * 4, weights, 8) == round_robin_slots(weights, 8)
+    assert slot_table(Selection.round_robin, weights, 8, ("b",) * 8).count("b") == 2
+
+
+def test_a_build_starts_from_the_scheduling_maps_that_run() -> None:
+    env = Environment(round_robin_slots=5040, maglev_size=31)
+
+    def weighted(first: int) -> Configuration:
+        servers = [{"address": f"198.18.0.1{i}", "port": 80, "weight": 1} for i in (1, 2, 3)]
+        servers[0]["weight"] = first
+        return config(scheduler="weighted_round_robin", real_servers=servers)
+
+    before = build_ruleset(weighted(1), L4Inputs(environment=env))
+    heavier = weighted(2)
+    after = build_ruleset(heavier, L4Inputs(environment=env), before)
+    old, new = before.slot_tables["web"].slots, after.slot_tables["web"].slots
+    assert moved(old, new) == 2520 - 1680  # s1 from a third of the slots to half of them
+    again = build_ruleset(heavier, L4Inputs(environment=env), after)
+    assert again.slot_tables["web"] is after.slot_tables["web"]  # nothing rebuilt

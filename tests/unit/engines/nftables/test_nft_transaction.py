@@ -1,5 +1,5 @@
 """engines/nftables/transaction.py: the listing of our tables read once, and the transactions
-against what runs (full, map update, prelude and its undoing, removal)."""
+against what runs (full, in place, prelude and its undoing, removal)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from bascule.engines.nftables.rules import build_ruleset
 from bascule.engines.nftables.transaction import (
     CounterValue,
     Listing,
-    map_update,
+    element_changes,
+    in_place,
     prelude,
     removal,
     transaction,
     undo_prelude,
 )
 from bascule.engines.nftables.view import Environment, L4Inputs
+from bascule.model import Configuration
 
 
 def listing(*items: dict[str, object]) -> Listing:
@@ -74,50 +76,113 @@ def test_transaction_keeps_existing_persistence_sets_and_prunes_the_rest() -> No
     assert transaction(ruleset, Listing()) == ruleset.document()
 
 
-def test_map_update_refills_only_the_changed_maps() -> None:
-    cfg = config(scheduler="weighted_round_robin", persistence={"method": "source_ip"})
-    env = Environment(round_robin_slots=10)
+def test_a_health_change_changes_only_the_elements_that_differ() -> None:
+    servers = [{"address": f"198.18.0.1{i}", "port": 80, "weight": i} for i in (1, 2, 3)]
+    cfg = config(
+        scheduler="weighted_round_robin",
+        persistence={"method": "source_ip"},
+        real_servers=servers,
+    )
+    env = Environment(round_robin_slots=12)
     before = build_ruleset(cfg, L4Inputs(environment=env))
     down = L4Inputs(environment=env, health={("web", "198.18.0.13:80"): False})
-    after = build_ruleset(cfg, down)
-    update = map_update(before, after)
+    after = build_ruleset(cfg, down, before)
+    update = in_place(before, after)
     assert update is not None
-    assert [c["flush"]["map"]["name"] for c in update["nftables"] if "flush" in c] == [
-        "pin/web/198.18.0.13/80",
-        "sched/web",
-    ]
+    deleted = {
+        c["delete"]["element"]["name"]: c["delete"]["element"]["elem"]
+        for c in update["nftables"]
+        if "delete" in c
+    }
+    # its pin map empties; only its six slots of twelve change hands
+    its = [i for i, key in enumerate(before.slot_tables["web"].slots) if key == "198.18.0.13:80"]
+    assert len(its) == 6
+    assert deleted == {"pin/web/198.18.0.13/80": ["tcp"], "sched/web": its}
     [fill] = [c["add"]["element"] for c in update["nftables"] if "add" in c]
     assert fill["name"] == "sched/web"
+    assert [e[0] for e in fill["elem"]] == its
     assert {e[1]["goto"]["target"] for e in fill["elem"]} == {
         "rs/web/198.18.0.11/80",
         "rs/web/198.18.0.12/80",
     }
-    assert map_update(after, after) == {"nftables": []}
+    assert in_place(after, after) == {"nftables": []}
 
 
-def test_map_update_refuses_a_structural_change() -> None:
+def test_in_place_takes_the_whole_transaction_for_what_it_cannot_change() -> None:
     before = build_ruleset(config(), L4Inputs())
-    more = config(real_servers=[{"address": f"198.18.0.1{i}", "port": 80} for i in (1, 2, 3, 4)])
-    assert map_update(before, build_ruleset(more, L4Inputs())) is None
-    assert map_update(before, build_ruleset(config(port=81), L4Inputs())) is None
-    fixed = build_ruleset(config(scheduler="fixed_weighting"), L4Inputs())
-    assert map_update(before, fixed) is None
+    # a new service's numgen map needs the prelude; DSR needs another table
+    two = Configuration.model_validate(
+        {
+            "virtual_services": [
+                *config().to_document()["virtual_services"],
+                {**config().to_document()["virtual_services"][0], "name": "api", "port": 81},
+            ]
+        }
+    )
+    assert in_place(before, build_ruleset(two, L4Inputs())) is None
+    dsr = build_ruleset(config(forwarding="dsr"), L4Inputs(environment=ENV))
+    assert in_place(before, dsr) is None
+    # another port: the dispatch rule changes, in place
+    moved = in_place(before, build_ruleset(config(port=81), L4Inputs(), before))
+    assert moved is not None
+    assert moved["nftables"][0] == {
+        "flush": {"chain": {"family": "ip", "table": "bascule", "name": "prerouting"}}
+    }
 
 
-def test_dsr_mac_refresh_is_a_map_update() -> None:
+def test_a_server_that_leaves_takes_its_objects_with_it() -> None:
+    before = build_ruleset(config(persistence={"method": "source_ip"}), L4Inputs())
+    fewer = config(
+        persistence={"method": "source_ip"},
+        real_servers=[
+            {"address": "198.18.0.11", "port": 80},
+            {"address": "198.18.0.12", "port": 80},
+        ],
+    )
+    update = in_place(before, build_ruleset(fewer, L4Inputs(), before))
+    assert update is not None
+    gone = [
+        (kind, body["name"])
+        for command in update["nftables"]
+        for kind, body in command.get("delete", {}).items()
+        if kind != "element"
+    ]
+    assert gone == [
+        ("map", "pin/web/198.18.0.13/80"),
+        ("chain", "rs/web/198.18.0.13/80"),
+        ("set", "persist/web/198.18.0.13/80"),
+        ("counter", "new/web/198.18.0.13/80"),
+    ]
+    flushed = [c["flush"]["chain"]["name"] for c in update["nftables"] if "flush" in c]
+    assert "rs/web/198.18.0.13/80" in flushed  # emptied before its slots and itself go
+
+
+def test_dsr_mac_refresh_changes_one_element() -> None:
     cfg = config(forwarding="dsr", scheduler="source_ip_hash")
     before = build_ruleset(cfg, L4Inputs(environment=ENV))
     moved = Environment(
         lb_mac=ENV.lb_mac, server_macs={**MACS, "198.18.0.12": "02:00:00:00:01:12"}, maglev_size=31
     )
-    update = map_update(before, build_ruleset(cfg, L4Inputs(environment=moved)))
+    update = in_place(before, build_ruleset(cfg, L4Inputs(environment=moved), before))
     mac_map = {"family": "netdev", "table": "bascule", "name": "mac/web/198.18.0.12/80"}
     assert update == {
         "nftables": [
-            {"flush": {"map": mac_map}},
+            {"delete": {"element": {**mac_map, "elem": ["tcp"]}}},
             {"add": {"element": {**mac_map, "elem": [["tcp", "02:00:00:00:01:12"]]}}},
         ]
     }
+
+
+def test_element_changes() -> None:
+    ref = {"family": "ip", "table": "bascule", "name": "m"}
+    assert element_changes("ip", "m", [[0, "a"], [1, "b"]], [[0, "a"], [1, "b"]]) == []
+    assert element_changes("ip", "m", [[0, "a"], [1, "b"]], [[0, "a"], [1, "c"], [2, "d"]]) == [
+        {"delete": {"element": {**ref, "elem": [1]}}},
+        {"add": {"element": {**ref, "elem": [[1, "c"], [2, "d"]]}}},
+    ]
+    assert element_changes("ip", "m", [[0, "a"]], []) == [
+        {"delete": {"element": {**ref, "elem": [0]}}}
+    ]
 
 
 def test_prelude_declares_only_the_missing_integer_maps() -> None:
