@@ -250,28 +250,20 @@ class ChangePipeline:
         self.reconciler.committed((head_number or 0) + 1, config)
         # JSON of the whole document and an fsync: off the loop too. The diff is known: the
         # store neither decodes nor compares the document again (but the first revision).
+        if head_number is None:
+            commit = functools.partial(self.store.commit, document, base=None)
+        else:
+            commit = functools.partial(
+                self.store.commit_operation, document, diff, base=head_number
+            )
         try:
-            if head_number is None:
-                revision = await asyncio.to_thread(
-                    self.store.commit,
-                    document,
-                    base=head_number,
-                    author=actor.name,
-                    message=request.message,
-                    rolled_back_from=rolled_back_from,
-                    audit=entry,
-                )
-            else:
-                revision = await asyncio.to_thread(
-                    self.store.commit_operation,
-                    document,
-                    diff,
-                    base=head_number,
-                    author=actor.name,
-                    message=request.message,
-                    rolled_back_from=rolled_back_from,
-                    audit=entry,
-                )
+            revision = await asyncio.to_thread(
+                commit,
+                author=actor.name,
+                message=request.message,
+                rolled_back_from=rolled_back_from,
+                audit=entry,
+            )
         except BaseException:
             self.reconciler.forget((head_number or 0) + 1)
             raise
