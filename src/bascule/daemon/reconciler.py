@@ -27,16 +27,15 @@ from bascule.daemon.vips import FollowsDocument, VipManager
 from bascule.engines.base import Engine, share_of
 from bascule.errors import ApplyFailed, EngineError, InvalidConfiguration
 from bascule.model import Configuration, parse_document
-from bascule.reconcile.actions import Action, ReplaceConfig, describe
+from bascule.reconcile.actions import Action, describe
 from bascule.reconcile.planner import (
-    STRUCTURE_CHANGED,
     FullPlan,
     Observed,
     Overrides,
     Plan,
     plan_engine,
+    plan_reload,
     plan_vips,
-    structure_changed,
 )
 from bascule.store.revisions import Revision, RevisionStore
 
@@ -145,11 +144,9 @@ class Reconciler:
         for engine in self.engines:
             running = self._running[engine.name]
             share = share_of(engine, desired)
-            if running is not None and await asyncio.to_thread(structure_changed, share, running):
-                # A reload whatever the engine reports: not worth observing 10,000 servers
-                # (what the reloaded engine does not run as desired, the next pass corrects)
-                reload = ReplaceConfig(config=share, reason=STRUCTURE_CHANGED)
-                per_engine.append((engine.name, Plan(actions=(reload,))))
+            reload = await asyncio.to_thread(plan_reload, share, running)
+            if reload is not None:  # not worth observing 10,000 servers
+                per_engine.append((engine.name, reload))
                 continue
             observation = await engine.observe(running, counters=False)
             observed = Observed(

@@ -149,6 +149,16 @@ def plan_engine(
     )
 
 
+def plan_reload(desired: Configuration, applied: Configuration | None) -> Plan | None:
+    """The plan of an engine whose running configuration (``applied``, as the reconciler
+    recorded it) differs from ``desired`` beyond weights and states: a reload, known without
+    observing the engine (what the reloaded engine does not run as desired, the next pass
+    corrects). ``None``: the engine must be observed to plan (``plan_engine``)."""
+    if applied is None or not structure_changed(desired, applied):
+        return None
+    return Plan(actions=(ReplaceConfig(config=desired, reason=STRUCTURE_CHANGED),))
+
+
 def plan_vips(
     desired: Configuration, held: frozenset[str]
 ) -> tuple[tuple[EnsureVip, ...], tuple[RemoveVip, ...]]:

@@ -19,6 +19,7 @@ from bascule.reconcile.planner import (
     desired_vips,
     fixed_weighting_order,
     plan,
+    plan_reload,
 )
 
 MAX_WEIGHT = 256
@@ -165,6 +166,15 @@ def test_a_scheduler_change_reloads() -> None:
     before = config(vs("web", rs(4, 3000), rs(5, 1000)))
     after = config(vs("web", rs(4, 3000), rs(5, 1000), **WRR))
     assert plan_of(after, running(before)).actions == (ReplaceConfig(config=after, reason=CHANGED),)
+
+
+def test_a_reload_is_planned_without_observing_only_for_a_structural_change() -> None:
+    before = config(vs("web", rs(4, 3000), rs(5, 1000)))
+    after = config(vs("web", rs(4, 3000), rs(5, 1000), **WRR))
+    weights = config(vs("web", rs(4, 1000), rs(5, 1000)))
+    assert plan_reload(after, before) == plan_of(after, running(before))
+    assert plan_reload(weights, before) is None  # runtime commands: the engine is observed
+    assert plan_reload(after, None) is None  # nothing recorded as running: observed too
 
 
 # -- states -------------------------------------------------------------------------------------
