@@ -15,6 +15,10 @@ and retried after an exponentially growing pause (``BACKOFF``). Accounts (their 
 orders are rows of the store (store/acme.py): they survive a restart.
 
 Identifiers: a DNS name, or an IP address (RFC 8738), told apart by their spelling.
+
+The ``acme`` library (with ``josepy``, ``requests``, ``urllib3`` and pyOpenSSL, ~7 MiB resident)
+is imported by the worker thread of the first order, never at the daemon's start: most
+appliances never speak ACME (docs/architecture.md, "What the daemon imports lazily").
 """
 
 from __future__ import annotations
@@ -26,14 +30,10 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from acme import challenges, crypto_util, errors, messages
-from acme import client as acme_client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from josepy.jwk import JWK, JWKRSA
-from requests import RequestException
 
 from bascule import __version__
 from bascule.daemon.certificates import CertificateChange, CertificateService, utc_now
@@ -43,6 +43,11 @@ from bascule.errors import AcmeFailed, BasculeError, InvalidCertificate, NotFoun
 from bascule.model.access import Actor
 from bascule.pki.certificates import load_ca_bundle, load_certificate
 from bascule.store.acme import AcmeAccount, AcmeOrder, AcmeStore, OrderState
+
+if TYPE_CHECKING:
+    from acme import client as acme_client
+    from acme import messages
+    from josepy.jwk import JWK
 
 log = logging.getLogger("bascule.acme")
 
@@ -297,6 +302,9 @@ class AcmeService:
 
     def _open(self, order: AcmeOrder) -> Session:
         """(worker thread) The account, a new key and CSR, a new order and its challenges."""
+        from acme import challenges, crypto_util, errors, messages
+        from requests import RequestException
+
         try:
             client, account_key = self._client(order)
             key_pem = _new_key()
@@ -329,6 +337,9 @@ class AcmeService:
 
     def _finish(self, session: Session) -> bytes:
         """(worker thread) Tell the CA the answers are up, wait for it to validate and issue."""
+        from acme import errors, messages
+        from requests import RequestException
+
         try:
             for challenge in session.challenges:
                 session.client.answer_challenge(challenge.body, challenge.response)
@@ -342,6 +353,10 @@ class AcmeService:
 
     def _client(self, order: AcmeOrder) -> tuple[acme_client.ClientV2, JWK]:
         """A client logged in to the order's CA with its stored account (made if new)."""
+        from acme import client as acme_client
+        from acme import errors, messages
+        from josepy.jwk import JWKRSA
+
         account = self.store.account(order.directory, order.email)
         if account is None:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -433,6 +448,9 @@ def _safe(name: str) -> str:
 
 def _ca_words(exc: BaseException) -> str:
     """What went wrong, in the CA's own words where it gave some (RFC 7807 problem details)."""
+    from acme import errors, messages
+    from requests import RequestException
+
     if isinstance(exc, errors.ValidationError):
         parts = []
         for authorization in exc.failed_authzrs:

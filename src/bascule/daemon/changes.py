@@ -138,6 +138,9 @@ class ChangePipeline:
         # after a commit, hands the new revision to the standby before the write returns
         self.guard: Callable[[], None] | None = None
         self.after_commit: Callable[[], Awaitable[None]] | None = None
+        # on the event loop after every change that ran (this pipeline's and operations'):
+        # the daemon gives the memory a change freed back to the system (daemon/heap.py)
+        self.after_change: Callable[[], None] | None = None
 
     async def run(
         self,
@@ -159,7 +162,10 @@ class ChangePipeline:
             return result
 
     def settle(self, request: ChangeRequest, result: ApplyResult) -> None:
-        """A committed change the engines could not apply: its audit entry says so."""
+        """The end of a change that ran: a committed one the engines could not apply has its
+        audit entry say so; then ``after_change``."""
+        if self.after_change is not None:
+            self.after_change()
         if (
             self.audit is not None
             and result.changed

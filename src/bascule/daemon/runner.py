@@ -433,6 +433,7 @@ class Daemon:
         statistics = Statistics(
             service.status, interval=settings.stats_interval, after_sample=heap.trim
         )
+        service.changes.after_change = heap.Trimmer().soon
         # At boot the VIPs are gone while vips.json remembers them: forget those, so that the
         # first reconcile puts them back with the rest of the stored revision.
         await vips.forget_missing()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import sys
 
 from pydantic import BaseModel, ConfigDict
 
@@ -38,6 +39,9 @@ class RealServer(BaseModel):
 
     @property
     def key(self) -> str:
-        """``address:port`` (IPv6 in brackets), the real server's identity in its service."""
+        """``address:port`` (IPv6 in brackets), the real server's identity in its service.
+
+        Interned: the status rows, the engine's observations and the statistics keep it for
+        every real server, one string for all of them instead of one each (issue 15)."""
         host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{host}:{self.port}"
+        return sys.intern(f"{host}:{self.port}")

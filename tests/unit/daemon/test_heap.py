@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bascule.daemon import heap
@@ -23,3 +25,33 @@ def test_an_arena_limit_set_in_the_environment_is_left_as_it_is(
 def test_the_arena_limit_is_set_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     assert heap.limit_arenas() is (heap._LIBC is not None)
+
+
+async def test_a_burst_of_changes_trims_once_after_the_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trimmed = asyncio.Event()
+    calls: list[int] = []
+
+    def counted() -> bool:
+        calls.append(1)
+        loop.call_soon_threadsafe(trimmed.set)
+        return True
+
+    loop = asyncio.get_running_loop()
+    monkeypatch.setattr(heap, "_LIBC", object())
+    monkeypatch.setattr(heap, "trim", counted)
+    trimmer = heap.Trimmer(delay=0.05)
+    for _ in range(5):
+        trimmer.soon()
+    assert calls == []  # not on the request's way
+    await asyncio.wait_for(trimmed.wait(), timeout=5)
+    assert calls == [1]
+    assert trimmer._timer is None  # the four before the last were cancelled: nothing waits
+
+
+async def test_no_trim_is_scheduled_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(heap, "_LIBC", None)
+    trimmer = heap.Trimmer(delay=0.0)
+    trimmer.soon()
+    assert trimmer._timer is None

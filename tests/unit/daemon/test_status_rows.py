@@ -133,3 +133,23 @@ def test_the_answer_is_the_whole_report_encoded(message: str) -> None:
         body = answer.of(second)
     assert encoded == ["vs1"]  # the two others' JSON is the one made before
     assert body == StatusOut.model_validate(second).model_dump_json().encode()
+
+    # kept as places in the answer before: a longer outline and a longer row move the rest
+    third = dataclasses.replace(
+        second,
+        apply_message=message + " and now a longer message",
+        virtual_services=(
+            second.virtual_services[0],
+            dataclasses.replace(second.virtual_services[1], message="a longer row than before"),
+            second.virtual_services[2],
+        ),
+    )
+    encoded.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(VirtualServiceStatusOut, "model_validate", counted)
+        body = answer.of(third)
+        fourth = dataclasses.replace(third, revision=3)
+        again = answer.of(fourth)
+    assert encoded == ["vs1"]
+    assert body == StatusOut.model_validate(third).model_dump_json().encode()
+    assert again == StatusOut.model_validate(fourth).model_dump_json().encode()
