@@ -16,7 +16,7 @@ orders are rows of the store (store/acme.py): they survive a restart.
 
 Identifiers: a DNS name, or an IP address (RFC 8738), told apart by their spelling.
 
-The ``acme`` library (with ``josepy``, ``requests``, ``urllib3`` and pyOpenSSL, ~7 MiB resident)
+The ``acme`` library (with ``josepy``, ``requests``, ``urllib3`` and pyOpenSSL, ~6.5 MiB resident)
 is imported by the worker thread of the first order, never at the daemon's start: most
 appliances never speak ACME (docs/architecture.md, "What the daemon imports lazily").
 """

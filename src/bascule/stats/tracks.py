@@ -43,10 +43,12 @@ class Window:
     max_samples: int  # the samples a bucket counts exactly (Ring)
 
 
-# A 10 s bucket counts 255 samples exactly (one byte a slot): a sample every 40 ms or more; the
-# sampler skips ticks rather than catching up in a burst (daemon/statistics.py).
+# A bucket counts 255 samples exactly (one byte a slot): a sample every 40 ms or more in a 10 s
+# bucket, every 1.2 s or more in a 5 min one (the default interval is 10 s; past 255 a bucket's
+# mean weighs each new sample 1/255); the sampler skips ticks rather than catching up in a
+# burst (daemon/statistics.py).
 HOUR = Window(name="hour", step=10.0, size=360, max_samples=0xFF)
-DAY = Window(name="day", step=300.0, size=288, max_samples=0xFFFF)
+DAY = Window(name="day", step=300.0, size=288, max_samples=0xFF)
 WINDOWS: Mapping[str, Window] = {w.name: w for w in (HOUR, DAY)}
 
 SPARKLINE_POINTS = 30  # five minutes of the hour window

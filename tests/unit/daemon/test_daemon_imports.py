@@ -1,7 +1,7 @@
 """What a starting daemon imports: not the ACME client (issue 15, docs/architecture.md).
 
 ``bascule run`` imports the daemon, the API and the WUI; the ``acme`` library and what it
-brings (``josepy``, ``requests``, ``urllib3``, pyOpenSSL: ~7 MiB resident) are imported by the
+brings (``josepy``, ``requests``, ``urllib3``, pyOpenSSL: ~6.5 MiB resident) are imported by the
 first ACME order's worker thread (daemon/acme.py). The memory is measured by
 bench/management.py, never asserted here.
 """
