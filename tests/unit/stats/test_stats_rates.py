@@ -64,3 +64,14 @@ def test_rates_of_any_counter_history_are_finite_and_not_negative(
             assert 0 <= rate <= total / step * (1 + 1e-9)
             if total >= totals[index - 1]:
                 assert rate == pytest.approx((total - totals[index - 1]) / step)
+
+
+def test_counters_of_different_readers_are_their_own() -> None:
+    first, second = CounterRates(), CounterRates()
+    first.update("rates-a", 0.0, 10)
+    assert second.update("rates-b", 0.0, 7) is None
+    assert "rates-a" not in second
+    assert second.update("rates-a", 5.0, 20) is None  # its first reading of that counter
+    assert first.update("rates-a", 5.0, 20) == 2.0
+    assert second.update("rates-b", 7.0, 21) == 2.0
+    assert "rates-b" not in first and 3 not in first
