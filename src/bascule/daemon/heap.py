@@ -13,6 +13,7 @@ glibc's; elsewhere (musl) they are left out and nothing changes but the memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 from typing import Any
@@ -70,4 +71,6 @@ class Trimmer:
 
     def _trim(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
-        loop.run_in_executor(None, trim)
+        # RuntimeError: the daemon is stopping and its worker threads are gone
+        with contextlib.suppress(RuntimeError):
+            loop.run_in_executor(None, trim)
