@@ -18,7 +18,7 @@ of setting the document's weights back, and converges on them when they change.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,6 +27,7 @@ from bascule.model import Configuration, RealServerState, Scheduler, VirtualServ
 from bascule.model.weights import engine_weights
 from bascule.reconcile.actions import (
     Action,
+    ChangeServers,
     EnsureVip,
     RemoveVip,
     ReplaceConfig,
@@ -41,6 +42,10 @@ STRUCTURE_CHANGED = "the configuration changed beyond weights and states"
 
 ServerRef = tuple[str, str]
 """(virtual service name, real server key ``address:port``)"""
+
+ServerChanges = Callable[[Configuration, Configuration], ChangeServers | None]
+"""An engine's judgement of a structural change (running, desired): the real servers it adds
+and removes at runtime instead of reloading, or None (it reloads)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +91,11 @@ class Plan:
     @property
     def reloads(self) -> bool:
         return any(isinstance(a, ReplaceConfig) for a in self.actions)
+
+    @property
+    def replaces(self) -> bool:
+        """Whether the engine runs the plan's configuration after it (reloaded or not)."""
+        return any(isinstance(a, ReplaceConfig | ChangeServers) for a in self.actions)
 
     @property
     def empty(self) -> bool:
@@ -149,13 +159,23 @@ def plan_engine(
     )
 
 
-def plan_reload(desired: Configuration, applied: Configuration | None) -> Plan | None:
+def plan_reload(
+    desired: Configuration,
+    applied: Configuration | None,
+    *,
+    server_changes: ServerChanges | None = None,
+) -> Plan | None:
     """The plan of an engine whose running configuration (``applied``, as the reconciler
     recorded it) differs from ``desired`` beyond weights and states: a reload, known without
     observing the engine (what the reloaded engine does not run as desired, the next pass
-    corrects). ``None``: the engine must be observed to plan (``plan_engine``)."""
+    corrects), or the engine's ``server_changes`` when it adds and removes the real servers
+    at runtime instead. ``None``: the engine must be observed to plan (``plan_engine``)."""
     if applied is None or not structure_changed(desired, applied):
         return None
+    if server_changes is not None:
+        change = server_changes(applied, desired)
+        if change is not None:
+            return Plan(actions=(change,))
     return Plan(actions=(ReplaceConfig(config=desired, reason=STRUCTURE_CHANGED),))
 
 
@@ -262,17 +282,33 @@ def structure_changed(desired: Configuration, applied: Configuration) -> bool:
     services it left alone) is not compared again (issue 15)."""
     if desired is applied:
         return False
+    changed = changed_services(desired, applied)
+    return changed is None or bool(changed)
+
+
+def changed_services(
+    desired: Configuration, applied: Configuration
+) -> list[tuple[VirtualService, VirtualService]] | None:
+    """The services whose ``structural_signature`` differs, as (desired, applied) pairs of
+    the same name, found at the cost of what differs (a service that is the same model in
+    both is not compared again: issue 15). ``None``: more than services changed (the
+    document outside them, or which services there are, or their order)."""
     if len(desired.virtual_services) != len(applied.virtual_services):
-        return True
+        return None
     outside: dict[str, Any] = {"virtual_services": []}
     if structural_signature(desired.model_copy(update=outside)) != structural_signature(
         applied.model_copy(update=outside)
     ):
-        return True
-    return any(
-        new is not old and _service_signature(new) != _service_signature(old)
-        for new, old in zip(desired.virtual_services, applied.virtual_services, strict=True)
-    )
+        return None
+    changed: list[tuple[VirtualService, VirtualService]] = []
+    for new, old in zip(desired.virtual_services, applied.virtual_services, strict=True):
+        if new is old:
+            continue
+        if new.name != old.name:
+            return None
+        if _service_signature(new) != _service_signature(old):
+            changed.append((new, old))
+    return changed
 
 
 def _service_signature(vs: VirtualService) -> dict[str, Any]:

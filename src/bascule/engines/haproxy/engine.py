@@ -32,6 +32,7 @@ from bascule.engines.haproxy import transactions as tx
 from bascule.engines.haproxy.caching import FIRST_GENERATION, generation_key
 from bascule.engines.haproxy.descriptors import DescriptorShortage
 from bascule.engines.haproxy.drains import DrainClock, ServerKey
+from bascule.engines.haproxy.dynamic import ServerEdits, server_edits
 from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
 from bascule.engines.haproxy.render import render
@@ -50,8 +51,8 @@ from bascule.errors import EngineError, EngineRejected
 from bascule.model import Configuration, Mode, RealServerState, ServiceType, VirtualService
 from bascule.model.offload import HTTP_PORT
 from bascule.net.addresses import host_port
-from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
-from bascule.reconcile.planner import ServerRef
+from bascule.reconcile.actions import Action, ChangeServers, ReplaceConfig, SetState, SetWeight
+from bascule.reconcile.planner import ServerRef, changed_services, structure_changed
 
 log = logging.getLogger("bascule.haproxy")
 
@@ -61,6 +62,11 @@ log = logging.getLogger("bascule.haproxy")
 PEERS_RESYNC_WAIT = 11.0
 # How long the text of a configuration just prepared (checked) is installed as it is.
 PREPARED_FOR_S = 30.0
+
+# How long a real server removed at runtime may keep connections before the engine reloads
+# instead, and how HAProxy 2.6 refuses "del server" meanwhile (cli_parse_delete_server).
+DELETE_WAIT_S = 1.0
+STILL_CONNECTED = "still has connections attached"
 
 ADMIN_STATE = {
     RealServerState.enabled: runtime.AdminState.READY,
@@ -140,6 +146,9 @@ class HaproxyEngine:
         self._drains_changed = asyncio.Event()
         self._drain_timer: asyncio.Task[None] | None = None
         self._prepared: _Prepared | None = None
+        # what the running worker was given by this engine (a reload or runtime edits), the
+        # settings it was rendered with and its maxconn; None: unknown (adopted, failed)
+        self._installed: _Installed | None = None
         self._index: tuple[Configuration, dict[ServerKey, ServerRef], dict[ServerKey, int]] | None
         self._index = None
 
@@ -190,6 +199,10 @@ class HaproxyEngine:
         the last one prepared is kept for the next call with that very ``Configuration``
         (frozen) and the same globals, within ``PREPARED_FOR_S`` (rendering 10,000 servers
         takes ~150 ms: issue 15)."""
+        return self._prepared_for(config).text
+
+    def _prepared_for(self, config: Configuration) -> _Prepared:
+        """``_prepare``'s text with what it was made of (the view's maxconn)."""
         kept, self._prepared = self._prepared, None
         if (
             kept is not None
@@ -197,13 +210,16 @@ class HaproxyEngine:
             and kept.globals == self.globals
             and time.monotonic() - kept.at < PREPARED_FOR_S
         ):
-            return kept.text
+            self._prepared = kept
+            return kept
         view = self.view(config)
         self._write_tls_files(view)
         self._write_generations(config)
-        text = render(view)
-        self._prepared = _Prepared(config=config, globals=self.globals, text=text)
-        return text
+        prepared = _Prepared(
+            config=config, globals=self.globals, text=render(view), maxconn=view.maxconn
+        )
+        self._prepared = prepared
+        return prepared
 
     def _write_tls_files(self, view: HaproxyView) -> None:
         self.paths.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -268,15 +284,24 @@ class HaproxyEngine:
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
         commands: list[str] = []
         for action in actions:
-            if isinstance(action, ReplaceConfig):
+            if isinstance(action, ReplaceConfig | ChangeServers):
                 await self._flush(commands)
+                # a change of real servers the worker refused reloads, as any other change
+                if isinstance(action, ChangeServers) and await self._edit_servers(
+                    applied, action.config
+                ):
+                    applied = action.config
+                    continue
                 await self._wait_tables_handed_over(applied)
                 await self._save_server_state()
                 # transparency's plumbing is there before HAProxy uses it, and goes after
                 wanted = transparency.plumbing(action.config)
                 if wanted.needed:
                     await self.transparency.ensure(wanted)
-                await self.shell.apply(await asyncio.to_thread(self._prepare, action.config))
+                prepared = await asyncio.to_thread(self._prepared_for, action.config)
+                self._installed = None
+                await self.shell.apply(prepared.text)
+                self._installed = prepared.installed()
                 if not wanted.needed:
                     await self.transparency.ensure(wanted)
                 self._remove_stale_crt_lists()
@@ -289,6 +314,111 @@ class HaproxyEngine:
                 commands.append(runtime.set_state(backend, server, ADMIN_STATE[action.state]))
                 self._time_drain(applied, action)
         await self._flush(commands)
+
+    def server_changes(
+        self, running: Configuration, desired: Configuration
+    ) -> ChangeServers | None:
+        """The planner's question (``ChangesServers``): can HAProxy go from ``running`` to
+        ``desired`` by adding and removing real servers at runtime? Why not is logged."""
+        edits = self.runtime_edits(running, desired)
+        if isinstance(edits, str):
+            log.debug("a structural change reloads", extra={"reason": edits})
+            return None
+        added: list[ServerRef] = []
+        removed: list[ServerRef] = []
+        for new, old in changed_services(desired, running) or ():
+            before, after = _refs(old), _refs(new)
+            added += [ref for ref in after if ref not in before]
+            removed += [ref for ref in before if ref not in after]
+        return ChangeServers(config=desired, added=tuple(added), removed=tuple(removed))
+
+    def runtime_edits(
+        self, running: Configuration | None, desired: Configuration
+    ) -> ServerEdits | str:
+        """The runtime edits that take HAProxy from ``running`` to ``desired`` without a
+        reload (dynamic.py), or why it must reload. Only from the configuration this engine
+        gave the running worker itself, rendered with the same settings."""
+        installed = self._installed
+        if running is None or installed is None:
+            return "HAProxy runs a configuration this engine did not give it"
+        # the reconciler's record of it may be another object (an engine's share of the
+        # same document) with the very same services: compared at the cost of what differs
+        if installed.config is not running and structure_changed(installed.config, running):
+            return "HAProxy runs a configuration this engine did not give it"
+        if installed.globals != self.globals:
+            return "the engine's settings changed"
+        changed = changed_services(desired, running)
+        if changed is None:
+            return "more than services changed"
+        tables = {proxy_name(pool) for new, _ in changed for pool in new.pools if table_names(pool)}
+        edits = ServerEdits()
+        for new, old in changed:
+            found = server_edits(
+                build_view(running.model_copy(update={"virtual_services": [old]}), self.globals),
+                build_view(desired.model_copy(update={"virtual_services": [new]}), self.globals),
+                tables=tables,
+            )
+            if isinstance(found, str):
+                return found
+            edits += found
+        if edits.empty:
+            return "no real server added or removed"
+        return edits
+
+    async def _edit_servers(self, running: Configuration | None, desired: Configuration) -> bool:
+        """Apply ``desired`` by runtime edits when only real servers were added or removed,
+        then rewrite the configuration file (no reload). False: it must reload (not
+        eligible, or a command failed: the reload then converges from where it stopped)."""
+        edits = await asyncio.to_thread(self.runtime_edits, running, desired)
+        installed = self._installed
+        if isinstance(edits, str) or installed is None or not await self.shell.is_running():
+            return False
+        prepared = await asyncio.to_thread(self._prepared_for, desired)
+        try:
+            self._installed = None
+            if prepared.maxconn < installed.maxconn:  # the new servers' checks hold descriptors
+                await self.shell.runtime(runtime.set_global_maxconn(prepared.maxconn))
+            await self.shell.runtime_many(edits.add_commands())
+            await self.shell.runtime_many(edits.maint_commands())
+            for command in edits.delete_commands():
+                await self._delete_server(command)
+        except EngineError as exc:
+            log.warning(
+                "real servers could not be changed at runtime, reloading",
+                extra={"error": str(exc)},
+            )
+            return False
+        await asyncio.to_thread(self.shell.rewrite, prepared.text)
+        self._installed = _Installed(
+            config=desired,
+            globals=prepared.globals,
+            maxconn=min(prepared.maxconn, installed.maxconn),
+        )
+        log.info(
+            "real servers changed at runtime, no reload",
+            extra={
+                "added": [f"{a.backend}/{a.server}" for a in edits.added],
+                "removed": [f"{backend}/{server}" for backend, server in edits.removed],
+            },
+        )
+        return True
+
+    async def _delete_server(self, command: str) -> None:
+        """``del server``, again for up to ``DELETE_WAIT_S`` while HAProxy still counts
+        connections (its idle ones close as the server enters maintenance, a moment after
+        the command); a server still busy then is an EngineError: the engine reloads, and
+        the old worker finishes its sessions, as with any reload."""
+        deadline = asyncio.get_running_loop().time() + DELETE_WAIT_S
+        while True:
+            try:
+                await self.shell.runtime(command)
+                return
+            except EngineError as exc:
+                if STILL_CONNECTED not in str(exc):
+                    raise
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(0.02)
 
     async def _wait_tables_handed_over(self, applied: Configuration | None) -> None:
         """Before a reload, wait (bounded) until the running worker can hand its stick tables on.
@@ -617,7 +747,21 @@ class _Prepared:
     config: Configuration
     globals: HaproxyGlobals
     text: str
+    maxconn: int
     at: float = dataclasses.field(default_factory=time.monotonic)
+
+    def installed(self) -> _Installed:
+        return _Installed(config=self.config, globals=self.globals, maxconn=self.maxconn)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Installed:
+    """What the running worker was given by the engine: the configuration, the settings it
+    was rendered with, and the maxconn it runs with."""
+
+    config: Configuration
+    globals: HaproxyGlobals
+    maxconn: int
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -702,6 +846,11 @@ def _in_use(family: socket.AddressFamily, address: str, port: int) -> bool:
         except OSError as exc:
             return exc.errno == errno.EADDRINUSE
     return False
+
+
+def _refs(vs: VirtualService) -> list[ServerRef]:
+    """Each real server of ``vs`` and of its sub-services, by (pool name, key)."""
+    return [(pool.name, rs.key) for pool in vs.pools for rs in pool.real_servers]
 
 
 def _names(applied: Configuration | None, vs_name: str, key: str) -> tuple[str, str]:

@@ -296,6 +296,18 @@ class HaproxyShell:
         os.replace(self.paths.new_config, self.paths.config)
         _fsync_dir(self.paths.run_dir)
 
+    def rewrite(self, config_text: str) -> None:
+        """Install ``config_text`` as the configuration file without reloading: the running
+        worker already runs it (real servers changed at runtime, dynamic.py), and the next
+        reload, restart or adoption reads the same servers. The file it replaces is kept as
+        last good, as a reload keeps it."""
+        _make_run_dir(self.paths.run_dir)
+        _write_file(self.paths.new_config, config_text)
+        if self.paths.config.exists():
+            _copy_atomically(self.paths.config, self.paths.last_good)
+        os.replace(self.paths.new_config, self.paths.config)
+        _fsync_dir(self.paths.run_dir)
+
     async def _reload(self, before: runtime_api.ProcessTable) -> runtime_api.ProcessTable:
         log_offset = _size(self.paths.log)
         old_pids = {p.pid for p in (*before.workers, *before.old_workers)}
