@@ -36,7 +36,7 @@ deleted; HAProxy refuses ``del server`` while it has connections, and the engine
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from bascule.engines.haproxy.runtime import (
@@ -187,6 +187,9 @@ def _proxy_edits(before: ProxyView, after: ProxyView, *, sticky: bool) -> Server
         same = replace(new[name], weight=old[name].weight, disabled=old[name].disabled)
         if same != old[name]:
             return f"server {name} changed beyond its weight and state"
+    kept = [s.name for s in before.servers if s.name in new]
+    if [s.name for s in after.servers if s.name in old] != kept:
+        return "the servers' order changed"
     added = [server for server in after.servers if server.name not in old]
     removed = [server.name for server in before.servers if server.name not in new]
     if not added and not removed:
@@ -195,9 +198,6 @@ def _proxy_edits(before: ProxyView, after: ProxyView, *, sticky: bool) -> Server
         return "the service is disabled"
     if after.balance not in DYNAMIC_ALGORITHMS and after.hash_type != CONSISTENT:
         return f"balance {after.balance} is not a dynamic algorithm"
-    kept = [s.name for s in before.servers if s.name in new]
-    if [s.name for s in after.servers if s.name in old] != kept:
-        return "the servers' order changed"
     # with stick tables, ids as a fresh load of the new text numbers them: kept ones first
     if sticky and [s.name for s in before.servers][: len(kept)] != kept:
         return "stick tables name servers by id: only the last servers can be removed"
@@ -245,3 +245,38 @@ def _plain(word: str) -> str | None:
     if quoted is not None:
         return quoted[1]
     return word if _PLAIN.fullmatch(word) else None
+
+
+def spliced(text: str, services: Sequence[str], maxconn: int) -> str:
+    """The configuration ``text`` with the sections of the changed services replaced, and
+    the global ``maxconn``: what rendering the whole new configuration gives, at the cost of
+    the services that changed (rendering 10,000 servers costs 0.3-0.6 s: issue 15).
+
+    ``services``: the text of each changed service alone (its whole configuration as
+    ``render`` prints it), whose ``listen``/``backend`` sections differ from those in ``text``
+    only in their server lines (``server_edits`` said so). Sections of the template are
+    separated by one blank line, and a section never holds one.
+    """
+    for new_alone in services:
+        for header in _proxy_headers(new_alone):
+            start, end = _section(text, header)
+            new_start, new_end = _section(new_alone, header)
+            text = text[:start] + new_alone[new_start:new_end] + text[end:]
+    head, sep, rest = text.partition("\ndefaults\n")
+    head = _MAXCONN.sub(f"\\1maxconn {maxconn}\n", head, count=1)
+    return head + sep + rest
+
+
+_MAXCONN = re.compile(r"(\n    )maxconn \d+\n")
+_HEADER = re.compile(r"^(?:listen|backend) \S+$", re.MULTILINE)
+
+
+def _proxy_headers(text: str) -> list[str]:
+    return _HEADER.findall(text)
+
+
+def _section(text: str, header: str) -> tuple[int, int]:
+    """Where the section that starts with ``header`` is in ``text``, its last newline in."""
+    start = text.index(f"\n{header}\n") + 1
+    end = text.find("\n\n", start)
+    return start, len(text) if end == -1 else end + 1

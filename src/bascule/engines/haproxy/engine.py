@@ -30,9 +30,9 @@ from bascule.engines.base import (
 from bascule.engines.haproxy import limits, runtime, transparency
 from bascule.engines.haproxy import transactions as tx
 from bascule.engines.haproxy.caching import FIRST_GENERATION, generation_key
-from bascule.engines.haproxy.descriptors import DescriptorShortage
+from bascule.engines.haproxy.descriptors import Descriptors, DescriptorShortage
 from bascule.engines.haproxy.drains import DrainClock, ServerKey
-from bascule.engines.haproxy.dynamic import ServerEdits, server_edits
+from bascule.engines.haproxy.dynamic import ServerEdits, server_edits, spliced
 from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
 from bascule.engines.haproxy.render import render
@@ -216,7 +216,11 @@ class HaproxyEngine:
         self._write_tls_files(view)
         self._write_generations(config)
         prepared = _Prepared(
-            config=config, globals=self.globals, text=render(view), maxconn=view.maxconn
+            config=config,
+            globals=self.globals,
+            text=render(view),
+            maxconn=view.maxconn,
+            descriptors=view.descriptors,
         )
         self._prepared = prepared
         return prepared
@@ -338,6 +342,25 @@ class HaproxyEngine:
         """The runtime edits that take HAProxy from ``running`` to ``desired`` without a
         reload (dynamic.py), or why it must reload. Only from the configuration this engine
         gave the running worker itself, rendered with the same settings."""
+        views = self._changed_views(running, desired)
+        if isinstance(views, str):
+            return views
+        tables = {proxy_name(pool) for vs, _, _ in views for pool in vs.pools if table_names(pool)}
+        edits = ServerEdits()
+        for _, old_view, new_view in views:
+            found = server_edits(old_view, new_view, tables=tables)
+            if isinstance(found, str):
+                return found
+            edits += found
+        if edits.empty:
+            return "no real server added or removed"
+        return edits
+
+    def _changed_views(
+        self, running: Configuration | None, desired: Configuration
+    ) -> list[tuple[VirtualService, HaproxyView, HaproxyView]] | str:
+        """Each changed service of ``desired``, with the views of its running and desired
+        self, each alone (a service's view does not depend on the others')."""
         installed = self._installed
         if running is None or installed is None:
             return "HAProxy runs a configuration this engine did not give it"
@@ -350,20 +373,10 @@ class HaproxyEngine:
         changed = changed_services(desired, running)
         if changed is None:
             return "more than services changed"
-        tables = {proxy_name(pool) for new, _ in changed for pool in new.pools if table_names(pool)}
-        edits = ServerEdits()
-        for new, old in changed:
-            found = server_edits(
-                build_view(running.model_copy(update={"virtual_services": [old]}), self.globals),
-                build_view(desired.model_copy(update={"virtual_services": [new]}), self.globals),
-                tables=tables,
-            )
-            if isinstance(found, str):
-                return found
-            edits += found
-        if edits.empty:
-            return "no real server added or removed"
-        return edits
+        return [(new, self._alone(running, old), self._alone(desired, new)) for new, old in changed]
+
+    def _alone(self, config: Configuration, vs: VirtualService) -> HaproxyView:
+        return build_view(config.model_copy(update={"virtual_services": [vs]}), self.globals)
 
     async def _edit_servers(self, running: Configuration | None, desired: Configuration) -> bool:
         """Apply ``desired`` by runtime edits when only real servers were added or removed,
@@ -373,11 +386,16 @@ class HaproxyEngine:
         installed = self._installed
         if isinstance(edits, str) or installed is None or not await self.shell.is_running():
             return False
-        prepared = await asyncio.to_thread(self._prepared_for, desired)
+        try:
+            text, descriptors, maxconn = await asyncio.to_thread(
+                self._spliced, installed, running, desired
+            )
+        except (DescriptorShortage, EngineError):
+            return False  # the reload refuses the first with its reason; the second: a race
         try:
             self._installed = None
-            if prepared.maxconn < installed.maxconn:  # the new servers' checks hold descriptors
-                await self.shell.runtime(runtime.set_global_maxconn(prepared.maxconn))
+            if maxconn < installed.maxconn:  # the new servers' checks hold descriptors
+                await self.shell.runtime(runtime.set_global_maxconn(maxconn))
             await self.shell.runtime_many(edits.add_commands())
             await self.shell.runtime_many(edits.maint_commands())
             for command in edits.delete_commands():
@@ -388,11 +406,13 @@ class HaproxyEngine:
                 extra={"error": str(exc)},
             )
             return False
-        await asyncio.to_thread(self.shell.rewrite, prepared.text)
+        await asyncio.to_thread(self.shell.rewrite, text)
         self._installed = _Installed(
             config=desired,
-            globals=prepared.globals,
-            maxconn=min(prepared.maxconn, installed.maxconn),
+            globals=installed.globals,
+            text=text,
+            descriptors=descriptors,
+            maxconn=min(maxconn, installed.maxconn),
         )
         log.info(
             "real servers changed at runtime, no reload",
@@ -402,6 +422,25 @@ class HaproxyEngine:
             },
         )
         return True
+
+    def _spliced(
+        self, installed: _Installed, running: Configuration | None, desired: Configuration
+    ) -> tuple[str, Descriptors, int]:
+        """The text of ``desired`` from the installed one, with its descriptors and maxconn,
+        at the cost of the changed services (dynamic.spliced); DescriptorShortage as
+        ``view``'s."""
+        views = self._changed_views(running, desired)
+        if isinstance(views, str):
+            raise EngineError(views)  # runtime_edits said otherwise a moment ago
+        checks = sum(new.descriptors.checks - old.descriptors.checks for _, old, new in views)
+        descriptors = dataclasses.replace(
+            installed.descriptors, checks=installed.descriptors.checks + checks
+        )
+        maxconn = self.globals.maxconn
+        if self.globals.descriptor_limit is not None:
+            maxconn = descriptors.fit(self.globals.descriptor_limit, ceiling=maxconn)
+        text = spliced(installed.text, [render(new) for _, _, new in views], maxconn)
+        return text, descriptors, maxconn
 
     async def _delete_server(self, command: str) -> None:
         """``del server``, again for up to ``DELETE_WAIT_S`` while HAProxy still counts
@@ -748,19 +787,28 @@ class _Prepared:
     globals: HaproxyGlobals
     text: str
     maxconn: int
+    descriptors: Descriptors
     at: float = dataclasses.field(default_factory=time.monotonic)
 
     def installed(self) -> _Installed:
-        return _Installed(config=self.config, globals=self.globals, maxconn=self.maxconn)
+        return _Installed(
+            config=self.config,
+            globals=self.globals,
+            text=self.text,
+            descriptors=self.descriptors,
+            maxconn=self.maxconn,
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class _Installed:
     """What the running worker was given by the engine: the configuration, the settings it
-    was rendered with, and the maxconn it runs with."""
+    was rendered with, its text and descriptors, and the maxconn it runs with."""
 
     config: Configuration
     globals: HaproxyGlobals
+    text: str
+    descriptors: Descriptors
     maxconn: int
 
 
