@@ -20,6 +20,7 @@ document of the newest revision (parsed once per revision: a revision never chan
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -145,7 +146,16 @@ class Reconciler:
             running = self._running[engine.name]
             share = share_of(engine, desired)
             changes = engine.server_changes if isinstance(engine, ChangesServers) else None
-            reload = await asyncio.to_thread(plan_reload, share, running, server_changes=changes)
+            reload = await asyncio.to_thread(
+                functools.partial(
+                    plan_reload,
+                    share,
+                    running,
+                    server_changes=changes,
+                    max_weight=engine.max_weight,
+                    overrides=self.overrides(),
+                )
+            )
             if reload is not None:  # not worth observing 10,000 servers
                 per_engine.append((engine.name, reload))
                 continue
@@ -271,6 +281,8 @@ class Reconciler:
                 break
             log.info("executing plan", extra={"actions": list(current.descriptions())})
             await self._execute(current, desired)
+            if current.settles:  # real servers changed at runtime: 10,000 not observed again
+                break
 
     async def _execute(self, plan: FullPlan, desired: Configuration) -> None:
         engines = {engine.name: engine for engine in self.engines}

@@ -119,6 +119,16 @@ class FullPlan:
     def reloads(self) -> bool:
         return any(p.reloads for _, p in self.engines)
 
+    @property
+    def settles(self) -> bool:
+        """Whether the engines run the plan as planned once it is executed, with no pass to
+        verify it: real servers changed at runtime with their pools' weights, no reload (a
+        reloaded engine's runtime state comes from its server-state file, which the next
+        pass corrects). The repair loop still verifies it within its interval."""
+        return not self.reloads and any(
+            isinstance(a, ChangeServers) for _, p in self.engines for a in p.actions
+        )
+
     def descriptions(self) -> tuple[str, ...]:
         """One line per action, each engine's prefixed with its name, as a person reads it."""
         lines = [describe(a) for a in self.ensure]
@@ -164,19 +174,50 @@ def plan_reload(
     applied: Configuration | None,
     *,
     server_changes: ServerChanges | None = None,
+    max_weight: int = 1,
+    overrides: Overrides | None = None,
 ) -> Plan | None:
     """The plan of an engine whose running configuration (``applied``, as the reconciler
     recorded it) differs from ``desired`` beyond weights and states: a reload, known without
     observing the engine (what the reloaded engine does not run as desired, the next pass
     corrects), or the engine's ``server_changes`` when it adds and removes the real servers
-    at runtime instead. ``None``: the engine must be observed to plan (``plan_engine``)."""
+    at runtime instead, followed by the weights and states of the pools it changes
+    (``max_weight``, ``overrides``: the engine's, as ``plan_engine`` takes them). ``None``:
+    the engine must be observed to plan (``plan_engine``)."""
     if applied is None or not structure_changed(desired, applied):
         return None
     if server_changes is not None:
         change = server_changes(applied, desired)
         if change is not None:
-            return Plan(actions=(change,))
+            runtime = _changed_pools_runtime(
+                desired, applied, max_weight=max_weight, overrides=overrides
+            )
+            return Plan(actions=(change, *runtime))
     return Plan(actions=(ReplaceConfig(config=desired, reason=STRUCTURE_CHANGED),))
+
+
+def _changed_pools_runtime(
+    desired: Configuration,
+    applied: Configuration,
+    *,
+    max_weight: int,
+    overrides: Overrides | None,
+) -> list[Action]:
+    """After ``ChangeServers``: the weights (and states) the changed pools' servers take, the
+    kept ones from what ``applied`` gave them (as the operate path plans: the engine ran it),
+    the new ones as the engine creates them (their desired weight and state)."""
+    actions: list[Action] = []
+    for new, old in changed_services(desired, applied) or ():
+        previous = {pool.name: pool for pool in old.pools}
+        for pool in new.pools:
+            wanted = pool_runtime(pool, max_weight=max_weight, overrides=overrides)
+            before = previous.get(pool.name)
+            have = dict(wanted)
+            if before is not None:
+                kept = pool_runtime(before, max_weight=max_weight, overrides=overrides)
+                have |= {ref: runtime for ref, runtime in kept.items() if ref in wanted}
+            actions.extend(runtime_actions(wanted, have))
+    return sorted(actions, key=_capacity_order)
 
 
 def plan_vips(

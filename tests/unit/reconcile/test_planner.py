@@ -209,6 +209,28 @@ def test_an_engine_that_changes_servers_at_runtime_is_asked_before_a_reload() ->
     assert len(asked) == 1
 
 
+def test_a_runtime_change_of_servers_carries_the_weights_it_rescales() -> None:
+    before = config(vs("web", rs(4, 2000), rs(5, 4000), **WRR))
+    after = config(vs("web", rs(4, 2000), rs(5, 4000), rs(7, 1000), **WRR))
+    change = ChangeServers(config=after, added=(("web", "198.18.0.7:80"),))
+    found = plan_reload(
+        after, before, server_changes=lambda running, desired: change, max_weight=MAX_WEIGHT
+    )
+    # 2000:4000 was 1:2 in engine units; beside 1000 it is 2:4:1
+    assert found == Plan(
+        actions=(
+            change,
+            SetWeight(vs="web", server="198.18.0.4:80", weight=2),
+            SetWeight(vs="web", server="198.18.0.5:80", weight=4),
+        )
+    )
+    whole = FullPlan(ensure=(), engines=(("haproxy", found),), remove=())
+    assert whole.settles and not whole.reloads
+    reload = plan_reload(after, before)
+    assert reload is not None
+    assert not FullPlan(ensure=(), engines=(("haproxy", reload),), remove=()).settles
+
+
 def test_changed_services_are_the_pairs_that_differ_in_structure() -> None:
     before = config(vs("web", rs(4)), vs("api", rs(6), port=81))
     weight = config(vs("web", rs(4, 2000)), vs("api", rs(6), port=81))

@@ -157,13 +157,11 @@ def dynamic_arguments(server: ServerView) -> tuple[str, ...] | str:
         return "cookie persistence (HAProxy 2.6 servers added at runtime take no cookie)"
     if server.backup:
         return "a backup server (the order of the backups decides which serves)"
-    words = ["weight", str(server.weight)]
-    if server.disabled:
-        words.append("disabled")
-    if server.maxconn is not None:
-        words += ["maxconn", str(server.maxconn)]
-    words += server.check_keywords
-    arguments = [_plain(server.address)]
+    address = _plain(server.address)
+    if address is None:
+        return "an address the runtime API cannot take"
+    arguments = [address]
+    words = server.keywords
     index = 0
     while index < len(words):
         keyword = words[index]
@@ -171,13 +169,12 @@ def dynamic_arguments(server: ServerView) -> tuple[str, ...] | str:
         if count is None:
             return f"keyword {keyword!r} (not one Bascule adds at runtime)"
         values = [_plain(word) for word in words[index + 1 : index + 1 + count]]
-        if len(values) < count or None in values:
+        plain = [value for value in values if value is not None]
+        if len(plain) < count:
             return f"keyword {keyword!r} with a value the runtime API cannot take"
-        arguments += [keyword, *(v for v in values if v is not None)]
+        arguments += [keyword, *plain]
         index += 1 + count
-    if None in arguments:
-        return "an address the runtime API cannot take"
-    return tuple(a for a in arguments if a is not None)
+    return tuple(arguments)
 
 
 def _proxy_edits(before: ProxyView, after: ProxyView, *, sticky: bool) -> ServerEdits | str:

@@ -269,8 +269,12 @@ class ServerView:
 
     @property
     def line(self) -> str:
-        # Section 5.2 server keywords.
-        words = ["server", self.name, self.address, "weight", str(self.weight)]
+        return " ".join(("server", self.name, self.address, *self.keywords))
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        """The words after the address: section 5.2 server keywords."""
+        words = ["weight", str(self.weight)]
         if self.backup:
             words.append("backup")
         if self.disabled:
@@ -280,7 +284,7 @@ class ServerView:
         if self.cookie is not None:
             words += ["cookie", self.cookie]
         words += self.check_keywords
-        return " ".join(words)
+        return tuple(words)
 
 
 @dataclass(frozen=True, kw_only=True)
