@@ -20,7 +20,6 @@ document of the newest revision (parsed once per revision: a revision never chan
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -147,14 +146,12 @@ class Reconciler:
             share = share_of(engine, desired)
             changes = engine.server_changes if isinstance(engine, ChangesServers) else None
             reload = await asyncio.to_thread(
-                functools.partial(
-                    plan_reload,
-                    share,
-                    running,
-                    server_changes=changes,
-                    max_weight=engine.max_weight,
-                    overrides=self.overrides(),
-                )
+                plan_reload,
+                share,
+                running,
+                server_changes=changes,
+                max_weight=engine.max_weight,
+                overrides=self.overrides(),
             )
             if reload is not None:  # not worth observing 10,000 servers
                 per_engine.append((engine.name, reload))

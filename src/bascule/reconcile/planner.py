@@ -6,6 +6,9 @@ engine reports and returns the smallest set of actions that converges them:
 * a *structural* change (anything but real-server weights and states) needs the engine's
   configuration replaced (render, check, swap, seamless reload); the rendered config carries
   every weight and state, so no runtime action follows it in the same plan;
+* unless only real servers came and went and the engine can add and remove them at runtime
+  (``ChangesServers``: HAProxy's dynamic servers): then a ``ChangeServers`` and the weights
+  and states of the pools it changes, with no reload;
 * otherwise weights, enable/disable and drain go through the runtime API, with no reload;
 * VIP addresses are added before the engine needs them and removed after it stops using them.
 
