@@ -9,9 +9,9 @@ The TLS bench (bench/tls.py) found Bascule's HAProxy spending more CPU per keep-
 over TLS than a hand-written one. This finds where: in the L7 bench's network (real servers
 with nginx ``return 200``), it runs several HAProxy instances side by side, each the
 hand-written TLS configuration of bench/tls.py plus one of the directives Bascule adds (and one
-with all of them; ``request-log`` is the request logs, on by default, to a unix datagram socket
-read by Bascule's own receiver), and for each, interleaved, ``wrk -t2 -c50`` with keep-alive
-over TLS while counting the instance's user + system time per request. Figures:
+with all of them; ``request-log`` is the request logs, on by default, to a pipe read by
+Bascule's own receiver, as the daemon does), and for each, interleaved, ``wrk -t2 -c50`` with
+keep-alive over TLS while counting the instance's user + system time per request. Figures:
 docs/performance.md, TLS.
 """
 
@@ -23,7 +23,6 @@ import re
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,8 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integ
 
 from netns import Topology
 
-from l7 import OWN_SESSION, cpu_ticks, preflight, start_real_server_nginx
-from tls import CIPHERS, CURVES, LOG_READER, SUITES, make_certificate
+from bascule.engines.haproxy.logs import log_view
+from bascule.model import parse_document
+from l7 import OWN_SESSION, cpu_ticks, preflight, start_pipe_reader, start_real_server_nginx
+from tls import CIPHERS, CURVES, SUITES, make_certificate
 
 HAND = """global
 {global_extra}    maxconn 8000
@@ -65,21 +66,19 @@ ADDITIONS = {
         "http-request set-header X-Forwarded-Port %[dst_port]",
     ),
     # request logs, on by default (engines/haproxy/logs.py): the global "log" line is added
-    # where these are (see LOG_TARGET), read by Bascule's own receiver
+    # where these are (see LOG_TARGET), the pipe read by Bascule's own receiver
     "request-log": ("log global", "option httplog"),
 }
 FIRST_PORT = 9500
-# The daemon's log target as engines/haproxy/logs.py renders it ({socket}: the reader's).
-LOG_TARGET = "log {socket} len 8192 format raw local0 info"
+# The daemon's log target as engines/haproxy/logs.py renders it.
+LOG_TARGET = log_view(parse_document({}), True).global_lines[0]
 
 
-def configurations(
-    address: str, certificate: Path, servers: Sequence[str], log_socket: Path
-) -> dict[str, str]:
+def configurations(address: str, certificate: Path, servers: Sequence[str]) -> dict[str, str]:
     every = tuple(line for lines in ADDITIONS.values() for line in lines)
     variants = {**ADDITIONS, "all": every}
     server_lines = "".join(f"    server rs{i} {s}:80\n" for i, s in enumerate(servers, 1))
-    log_target = f"    {LOG_TARGET.format(socket=log_socket)}\n"
+    log_target = f"    {LOG_TARGET}\n"
     return {
         name: HAND.format(
             global_extra=log_target if "option httplog" in lines else "",
@@ -108,23 +107,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_real_server_nginx(topology, work)
         lb = topology.lb.address
         certificate = make_certificate(work, "ecdsa", lb)
-        log_socket = work / "requests.sock"
-        reader_argv = [sys.executable, "-c", LOG_READER, str(log_socket), str(work / "logs")]
-        reader = subprocess.Popen(reader_argv, **OWN_SESSION)
-        deadline = time.monotonic() + 30
-        while not log_socket.exists():
-            if reader.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the log reader did not start")
-            time.sleep(0.05)
+        reader, holding = start_pipe_reader(work / "requests.fifo", work / "logs")
         servers = [host.address for host in topology.real_servers]
         pids: dict[str, int] = {}
         urls: dict[str, str] = {}
-        texts = configurations(lb, certificate, servers, log_socket)
+        texts = configurations(lb, certificate, servers)
         for index, (name, text) in enumerate(texts.items()):
             path = work / f"{name}.cfg"
             path.write_text(text)
             argv_ = ["haproxy", "-db", "-f", str(path)]
-            pids[name] = topology.popen("lb", argv_, stdout=subprocess.DEVNULL, **OWN_SESSION).pid
+            logs = holding if "option httplog" in text else {}
+            pids[name] = topology.popen(
+                "lb", argv_, stdout=subprocess.DEVNULL, **OWN_SESSION, **logs
+            ).pid
             urls[name] = f"https://{lb}:{FIRST_PORT + index}/"
             topology.wait_tcp("client", lb, FIRST_PORT + index)
         spent: dict[str, list[float]] = {name: [] for name in pids}
