@@ -238,7 +238,7 @@ class RevisionStore(Database):
         document: dict[str, Any],
         diff: tuple[DiffItem, ...],
         *,
-        base: int,
+        base: int | None,
         author: str,
         message: str,
         audit: AuditRecord | None = None,
@@ -249,7 +249,10 @@ class RevisionStore(Database):
         only the services an edit touched): the whole document is neither decoded nor
         compared again, and the services stored unchanged since the last commit are not
         encoded again (``ServiceTexts``). ``document`` becomes the cached head's: nobody may
-        change it in place. ``diff`` must not be empty."""
+        change it in place. ``diff`` must not be empty. ``base`` ``None``: the store is empty
+        and ``diff`` is the document's from nothing (``diff_documents(None, document)``), as
+        the first apply of 10,000 servers gives it: ~0.8 s of decoding and comparing again
+        saved (issue 15)."""
         if not diff:
             raise ValueError("an operation's revision needs a change")
         text = self._texts.encode(document)
@@ -259,7 +262,7 @@ class RevisionStore(Database):
                 raise Conflict(base=base, current=head)
             if rolled_back_from is not None:
                 _must_exist(db, rolled_back_from)
-            number = base + 1
+            number = 1 if base is None else base + 1
             created_at = self._now()
             _insert(db, number, created_at, author, message, text, diff, rolled_back_from)
             if audit is not None:
