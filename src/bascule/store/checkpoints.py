@@ -31,6 +31,11 @@ log = logging.getLogger("bascule.store")
 #: thread copies them).
 LOG_BOUND_PAGES = 16_384
 
+#: The log file is cut back to this size when a commit starts it over (bytes): commits that
+#: come faster than the checkpoints grow it meanwhile (a checkpoint under way when the next
+#: commit starts keeps SQLite from starting the log over).
+LOG_FILE_LIMIT = 16 * 1024 * 1024
+
 #: Waiting for another connection's lock before a checkpoint gives up (seconds).
 BUSY_TIMEOUT = 5.0
 

@@ -33,7 +33,7 @@ from bascule.model.schema import FIELD as SCHEMA_FIELD
 from bascule.model.schema import migrate
 from bascule.reconcile.diff import DiffItem, diff_documents, diff_from_json, diff_to_json
 from bascule.store.audit import AuditRecord, insert_entry
-from bascule.store.checkpoints import LOG_BOUND_PAGES, Checkpointer
+from bascule.store.checkpoints import LOG_BOUND_PAGES, LOG_FILE_LIMIT, Checkpointer
 from bascule.store.database import Database, transaction
 
 Clock = Callable[[], datetime]
@@ -126,6 +126,7 @@ class RevisionStore(Database):
         # A revision's log pages are copied into the file beside the commits (checkpoints.py).
         with self._use("set up the store") as db:
             db.execute(f"PRAGMA wal_autocheckpoint = {LOG_BOUND_PAGES:d}")
+            db.execute(f"PRAGMA journal_size_limit = {LOG_FILE_LIMIT:d}")
         self._checkpoints = Checkpointer(path)
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from bascule.store.checkpoints import LOG_BOUND_PAGES, Checkpointer
+from bascule.store.checkpoints import LOG_BOUND_PAGES, LOG_FILE_LIMIT, Checkpointer
 from bascule.store.database import DATABASE_FILENAME
 from bascule.store.revisions import RevisionStore
 
@@ -35,6 +35,7 @@ def test_the_log_reaches_the_database_file_without_a_commit_doing_it(tmp_path: P
     with RevisionStore(path) as store:
         with store._use("read") as db:
             assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == LOG_BOUND_PAGES
+            assert db.execute("PRAGMA journal_size_limit").fetchone()[0] == LOG_FILE_LIMIT
         head = None
         for weight in range(1, 6):
             head = store.commit(document(weight), base=head, author="t", message="m").number
