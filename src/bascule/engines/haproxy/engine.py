@@ -33,6 +33,7 @@ from bascule.engines.haproxy.caching import FIRST_GENERATION, generation_key
 from bascule.engines.haproxy.descriptors import Descriptors, DescriptorShortage
 from bascule.engines.haproxy.drains import DrainClock, ServerKey
 from bascule.engines.haproxy.dynamic import ServerEdits, server_edits, spliced
+from bascule.engines.haproxy.logs import REQUEST_LOG_FD
 from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
 from bascule.engines.haproxy.render import render
@@ -94,7 +95,7 @@ class HaproxyEngine:
         peers: bool = True,
         peers_listener: PeersListener | None = None,
         certificates_dir: Path | None = None,
-        request_log_socket: Path | None = None,
+        request_log_pipe: int | None = None,
         pages_dir: Path | None = None,
     ) -> None:
         """``peers``: keep the stick tables (persistence) across reloads through HAProxy's
@@ -103,13 +104,16 @@ class HaproxyEngine:
         ``certificates_dir``: where the certificate store writes ``<name>.pem`` and
         ``<name>.ca.pem`` (default: ``certificates`` beside ``run_dir``).
         ``descriptor_limit``: the file descriptors HAProxy may open; maxconn is then sized
-        from what each configuration holds (descriptors.py), at most ``maxconn``."""
+        from what each configuration holds (descriptors.py), at most ``maxconn``.
+        ``request_log_pipe``: the write end of the daemon's request log pipe, which the master
+        inherits as ``REQUEST_LOG_FD`` (logs.py) when this engine starts it."""
         self.paths = HaproxyPaths.under(run_dir)
         local_peer = None
         if peers:
             local_peer = peers_listener or PeersListener(address=str(self.paths.peers_socket))
         self._local_peer = local_peer
-        self.shell = HaproxyShell(self.paths, binary=binary)
+        inherit = {} if request_log_pipe is None else {REQUEST_LOG_FD: request_log_pipe}
+        self.shell = HaproxyShell(self.paths, binary=binary, inherit=inherit)
         self.server_state = self.paths.run_dir / "server-state"
         self._version: str | None = None
         self._caches: dict[str, dict[str, Any]] = {}  # service -> its cache counters
@@ -132,7 +136,7 @@ class HaproxyEngine:
                 crt_list_dir=str(self.crt_lists),
                 acme_map=str(self.acme_map),
             ),
-            request_log_socket=None if request_log_socket is None else str(request_log_socket),
+            request_log_pipe=request_log_pipe is not None,
             pages_dir=str(pages_dir or run_dir.parent / "pages"),
             cache_generations_map=str(self.cache_generations),
         )
@@ -260,6 +264,15 @@ class HaproxyEngine:
         adopted = await self.shell.adopt()
         if adopted:
             log.info("adopted the running HAProxy", extra={"pids": await self.worker_pids()})
+            for number in self.shell.missing_inherited():
+                # e.g. a master started by a version that sent request logs to a socket: its
+                # reloads keep what it was started with, so only its restart gives it the pipe
+                log.warning(
+                    "the running HAProxy does not hold the request log pipe: request logs "
+                    "are lost until HAProxy is restarted (`bascule stop --data-plane`, then "
+                    "`bascule run`)",
+                    extra={"descriptor": number},
+                )
         return adopted
 
     async def worker_pids(self) -> list[int]:

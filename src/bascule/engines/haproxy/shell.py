@@ -26,7 +26,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,9 +105,13 @@ class HaproxyShell:
         binary: str = "haproxy",
         start_timeout: float = 10.0,
         reload_timeout: float = 10.0,
+        inherit: Mapping[int, int] | None = None,
     ) -> None:
+        """``inherit``: descriptors the master is started with (its number -> the daemon's
+        descriptor); it keeps them across its re-executions, so every worker has them."""
         self.paths = paths
         self.binary = binary
+        self.inherit = dict(inherit or {})
         self.start_timeout = start_timeout
         self.reload_timeout = reload_timeout
         self._slots = {
@@ -175,6 +179,24 @@ class HaproxyShell:
             return False
         return table.master.pid == pid
 
+    def missing_inherited(self) -> list[int]:
+        """The ``inherit`` numbers the running master does not hold as this daemon's very
+        descriptor (the same open file: /proc/<pid>/fd/<number>); none when it is not up."""
+        pid = _read_pid(self.paths.pid_file)
+        if pid is None:
+            return []
+        missing = []
+        for number, fd in self.inherit.items():
+            mine = os.fstat(fd)
+            try:
+                theirs = Path(f"/proc/{pid}/fd/{number}").stat()
+            except OSError:
+                missing.append(number)
+                continue
+            if (theirs.st_dev, theirs.st_ino) != (mine.st_dev, mine.st_ino):
+                missing.append(number)
+        return missing
+
     async def adopt(self) -> bool:
         """Keep a master left by a previous daemon (True), or clear its leftovers (False)."""
         if await self.is_running():
@@ -217,7 +239,7 @@ class HaproxyShell:
             str(self.paths.config),
         ]
         try:
-            pid = _spawn_session(self.binary, argv, self.paths.log)
+            pid = _spawn_session(self.binary, argv, self.paths.log, inherit=self.inherit)
         except OSError as exc:
             raise ApplyFailed(f"cannot start {self.binary}: {exc}") from exc
         deadline = time.monotonic() + self.start_timeout
