@@ -318,7 +318,7 @@ class HaproxyEngine:
                 prepared = await asyncio.to_thread(self._prepared_for, action.config)
                 self._installed = None
                 await self.shell.apply(prepared.text)
-                self._installed = prepared.installed()
+                self._installed = prepared
                 if not wanted.needed:
                     await self.transparency.ensure(wanted)
                 self._remove_stale_crt_lists()
@@ -793,27 +793,6 @@ class HaproxyEngine:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class _Prepared:
-    """A configuration text ``_prepare`` made, for what and when."""
-
-    config: Configuration
-    globals: HaproxyGlobals
-    text: str
-    maxconn: int
-    descriptors: Descriptors
-    at: float = dataclasses.field(default_factory=time.monotonic)
-
-    def installed(self) -> _Installed:
-        return _Installed(
-            config=self.config,
-            globals=self.globals,
-            text=self.text,
-            descriptors=self.descriptors,
-            maxconn=self.maxconn,
-        )
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
 class _Installed:
     """What the running worker was given by the engine: the configuration, the settings it
     was rendered with, its text and descriptors, and the maxconn it runs with."""
@@ -823,6 +802,14 @@ class _Installed:
     text: str
     descriptors: Descriptors
     maxconn: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Prepared(_Installed):
+    """A configuration text ``_prepare`` made, for what and when (once installed, what the
+    worker runs)."""
+
+    at: float = dataclasses.field(default_factory=time.monotonic)
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -205,7 +205,7 @@ def test_the_engine_changes_servers_only_of_what_it_installed_with_its_settings(
     engine = engine_for(tmp_path)
     before, after = two_services((4, 5), (6,)), two_services((4, 6), (6, 7))
     assert engine.server_changes(before, after) is None  # HAProxy runs what it did not install
-    engine._installed = engine._prepared_for(before).installed()
+    engine._installed = engine._prepared_for(before)
     assert engine.server_changes(before, after) == ChangeServers(
         config=after,
         added=(("web", "198.18.0.6:80"), ("api", "198.18.0.7:80")),
@@ -225,7 +225,7 @@ def test_the_spliced_text_is_the_whole_render(
 ) -> None:
     engine = engine_for(tmp_path)
     before, after = two_services((4, 5), (6,)), two_services(web, api)
-    installed = engine._prepared_for(before).installed()
+    installed = engine._prepared_for(before)
     engine._installed = installed
     text, descriptors, maxconn = engine._spliced(installed, before, after)
     whole = engine.view(after)
