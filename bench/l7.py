@@ -50,6 +50,8 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from netns import Topology, cleanup_stale, netns_available  # noqa: E402
 
+from bascule.engines.haproxy.logs import REQUEST_LOG_FD  # noqa: E402
+
 BASCULE = str(Path(sys.executable).with_name("bascule"))
 RESULTS_DIR = ROOT / "bench" / "results"
 TARGETS = ("direct", "bascule", "haproxy", "nginx")
@@ -77,6 +79,44 @@ SYSCTLS = (
 
 
 # --------------------------------------------------------------------------- configs
+
+
+# Bascule's request log receiver (daemon/request_logs.py) in a process of its own, as the daemon
+# runs it: argv the FIFO and the log directory; prints "ready" once it reads the FIFO.
+PIPE_READER = """
+import asyncio, sys
+from pathlib import Path
+from bascule.daemon.request_logs import LogPipe, RequestLogFile, listen
+
+async def main() -> None:
+    # the daemon's default cap (settings.py request_log_max_mb, request_log_keep)
+    file = RequestLogFile(Path(sys.argv[2]) / "requests.log", max_bytes=50 << 20, keep=5)
+    await listen(LogPipe(Path(sys.argv[1])), file)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def start_pipe_reader(fifo: Path, logs: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Bascule's request log receiver reading ``fifo`` into ``logs``, and the ``Popen``
+    keywords that start an HAProxy holding the FIFO's write end as Bascule's does
+    (``log fd@3``, engines/haproxy/logs.py)."""
+    reader = subprocess.Popen(
+        [sys.executable, "-c", PIPE_READER, str(fifo), str(logs)],
+        stdout=subprocess.PIPE,
+        text=True,
+        **OWN_SESSION,
+    )
+    if reader.stdout is None or reader.stdout.readline().strip() != "ready":
+        raise RuntimeError("the request log reader did not start")
+    write_fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def hold() -> None:  # in the child, before its exec
+        os.dup2(write_fd, REQUEST_LOG_FD)
+
+    return reader, {"pass_fds": (REQUEST_LOG_FD,), "preexec_fn": hold}
 
 
 def real_server_nginx(name: str, address: str, prefix: Path) -> str:

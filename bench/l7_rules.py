@@ -9,8 +9,8 @@ In the L7 bench's network (real servers with nginx ``return 200``), two HAProxy 
 side by side with configurations rendered by Bascule itself (engines/haproxy/view.py): the
 same service with 1 content rule and with 100 (``path_prefix`` rules sending to a
 sub-service), and a third with 1 rule whose request log is on: HAProxy writes every request's
-line to a unix datagram socket, as it does to the daemon's (``requests.sock``), read here by a
-process that only drains it. The first two log nothing, so rules and logs are measured apart.
+line to a pipe, as it does to the daemon's (``requests.fifo``), read here by the daemon's own
+receiver in a process of its own. The first two log nothing, so rules and logs are measured apart.
 The requests match no rule, the worst case: every rule's ACL is evaluated. Runs are
 interleaved, ``wrk -t2 -c50`` with keep-alive; each figure is the median of the rounds.
 Figures: docs/performance.md, content rules and request logs. Nothing here is asserted.
@@ -35,7 +35,7 @@ from netns import Topology
 from bascule.engines.haproxy.render import render
 from bascule.engines.haproxy.view import HaproxyGlobals, build_view
 from bascule.model import parse_document
-from l7 import OWN_SESSION, cpu_ticks, preflight, start_real_server_nginx
+from l7 import OWN_SESSION, cpu_ticks, preflight, start_pipe_reader, start_real_server_nginx
 
 FIRST_PORT = 9600
 # name -> (rules, request log on)
@@ -44,16 +44,6 @@ VARIANTS: dict[str, tuple[int, bool]] = {
     "100 rules": (100, False),
     "1 rule, logged": (1, True),
 }
-# Reads the request log socket and throws the lines away (the daemon writes them to disk).
-DRAIN = """
-import socket, sys
-sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-sock.bind(sys.argv[1])
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-print("ready", flush=True)
-while True:
-    sock.recv(65536)
-"""
 
 
 def document(
@@ -92,32 +82,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         servers = [host.address for host in topology.real_servers]
         pids: dict[str, int] = {}
         urls: dict[str, str] = {}
+        readers: list[subprocess.Popen[str]] = []
         for index, (variant, (rules, logged)) in enumerate(VARIANTS.items()):
             port = FIRST_PORT + index
             name = f"v{index}"
-            log_socket = None
+            holding: dict[str, Any] = {}
             if logged:
-                log_socket = work / f"{name}-requests.sock"
-                drain = topology.popen(
-                    "lb",
-                    [sys.executable, "-c", DRAIN, str(log_socket)],
-                    stdout=subprocess.PIPE,
-                    text=True,
-                    **OWN_SESSION,
-                )
-                assert drain.stdout is not None and drain.stdout.readline().strip() == "ready"
+                reader, holding = start_pipe_reader(work / f"{name}.fifo", work / f"{name}-logs")
+                readers.append(reader)
             globals_ = HaproxyGlobals(
                 stats_socket=str(work / f"{name}.sock"),
                 maxconn=8000,
                 nbthread=1,
-                request_log_socket=None if log_socket is None else str(log_socket),
+                request_log_pipe=logged,
             )
             config = parse_document(document(name, lb, port, servers, rules))
             path = work / f"{name}.cfg"
             path.write_text(render(build_view(config, globals_)))
             argv_ = ["haproxy", "-db", "-f", str(path)]
             pids[variant] = topology.popen(
-                "lb", argv_, stdout=subprocess.DEVNULL, **OWN_SESSION
+                "lb", argv_, stdout=subprocess.DEVNULL, **OWN_SESSION, **holding
             ).pid
             urls[variant] = f"http://{lb}:{port}/nothing/matches"
             topology.wait_tcp("client", lb, port)
@@ -137,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rates[variant].append(float(rate.group(1)))
                 seconds = ticks / os.sysconf("SC_CLK_TCK")
                 cpu[variant].append(seconds * 1e6 / int(found.group(1)))
+        for reader in readers:
+            reader.terminate()
+            reader.wait(timeout=30)
     print("requests/s and HAProxy CPU per request (median, then each round)")
     for variant in VARIANTS:
         each = " / ".join(f"{value:.0f}" for value in rates[variant])

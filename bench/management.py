@@ -26,8 +26,9 @@ Bascule's and not the network's), over the unix socket and over HTTPS with an ad
     weight        PATCH a real server's weight: an operate change, runtime API, no reload
     drain, disable, enable
                   POST .../drain|disable|enable of a real server: runtime API, no reload
-    add_server    POST a new real server: a structural change, haproxy -c and a seamless
-                  reload of every server (it is removed again after each run, untimed)
+    add_server    POST a new real server: a structural change, applied with HAProxy's
+                  ``add server`` (no reload) and the configuration file rewritten (it is
+                  removed again after each run, untimed, with ``del server``)
     status        GET /api/v1/status: every service and real server with health and counters
 
 and over HTTPS with a WUI session (logged in through the form): the dashboard (``/``), its

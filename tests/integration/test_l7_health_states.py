@@ -479,7 +479,9 @@ def test_reload_keeps_drain_and_weights_and_status_table_shows_them(
         daemon.cli("rs", "set", "web", rs3, "weight=3000")
         before = daemon.worker_pids()
 
-        daemon.cli("rs", "add", "web", rs4)  # structural: a reload
+        # structural, and a reload: a critical server adds a rule (a plain one is added at
+        # runtime, test_l7_dynamic_servers.py)
+        daemon.cli("rs", "add", "web", rs4, "--critical")
         assert daemon.worker_pids() != before
         state = {s.server: s for s in parse_servers_state(daemon.haproxy("show servers state web"))}
         # drained (the runtime flag, carried by the server-state file) and weight 0 (the file)

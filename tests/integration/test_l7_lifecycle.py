@@ -292,7 +292,9 @@ def test_fifty_weight_and_fifty_structural_changes_under_load_lose_no_request(
                     else:
                         services.pop()
                     result = api.put_config(document, message=f"structural, step {index}")
-                assert result["applied"] and result["reloads"], (step, result)
+                # rs4 comes and goes at runtime (dynamic servers), web2 reloads
+                assert result["applied"], (step, result)
+                assert result["reloads"] == step.endswith("web2"), (step, result)
                 if index in (5, 9):  # the second service answers as soon as it is applied
                     assert set(measure(topology, 4, port=WEB2_PORT)["counts"]) == {"rs1", "rs2"}
             assert daemon.worker_pids() != workers

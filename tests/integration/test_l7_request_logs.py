@@ -112,3 +112,55 @@ def test_request_lines_on_disk_in_bascule_logs_and_at_the_syslog_server(
         assert f"{topology.client.address}:" in received.read_text()
     finally:
         daemon.terminate()
+
+
+def test_request_lines_survive_a_reload_and_a_new_daemon_adopting_haproxy(
+    make_topology: Callable[..., Topology],
+) -> None:
+    """HAProxy holds the daemon's pipe (``log fd@3``) from its start: a reload keeps it, and a
+    daemon started after a kill -9 reads the same FIFO, so lines resume without a restart."""
+    topology = make_topology(real_servers=2)
+    rs1, rs2 = topology.real_servers
+    topology.start_real_server(rs1)
+    topology.start_real_server(rs2)
+    daemon = BasculeDaemon(topology).start()
+    vip = topology.vip()
+    web = {"name": "web", "address": vip, "port": 80, "check": CHECK,
+           "real_servers": [{"address": rs1.address, "port": 80}]}  # fmt: skip
+
+    def get(number: int) -> None:
+        done = topology.run(
+            "client",
+            ["curl", "-sS", "--max-time", "5", f"http://{vip}/step?n={number}"],
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
+    def logged(owner: BasculeDaemon, number: int) -> bool:
+        lines = owner.cli_json("logs", "web", "--limit", "1000")["lines"]
+        return any(f'"GET /step?n={number} HTTP/1.1"' in line["line"] for line in lines)
+
+    successor = None
+    try:
+        daemon.apply({"virtual_services": [web]})
+        wait_until("web up", lambda: daemon.status()["virtual_services"][0]["up"] == 1)
+        get(1)
+        wait_until("line 1", lambda: logged(daemon, 1))
+        workers = daemon.worker_pids()
+        # a structural change: HAProxy reloads, its new worker writes to the same pipe
+        web["real_servers"].append({"address": rs2.address, "port": 80})
+        daemon.apply({"virtual_services": [web]})
+        wait_until("a new worker", lambda: daemon.worker_pids() != workers)
+        get(2)
+        wait_until("line 2", lambda: logged(daemon, 2))
+        daemon.kill()
+        get(3)  # HAProxy serves alone; nobody reads its line
+        successor = BasculeDaemon(topology, data_dir=daemon.data_dir).start()
+        assert "does not hold the request log pipe" not in successor.log()
+        get(4)
+        wait_until("line 4, after the new daemon adopted HAProxy", lambda: logged(successor, 4))
+        assert logged(successor, 1) and logged(successor, 2)
+    finally:
+        if successor is not None:
+            successor.terminate()
+        daemon.stop_haproxy()

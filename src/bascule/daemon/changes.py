@@ -255,16 +255,10 @@ class ChangePipeline:
         # would otherwise parse the whole document there).
         self.reconciler.committed((head_number or 0) + 1, config)
         # JSON of the whole document and an fsync: off the loop too. The diff is known: the
-        # store neither decodes nor compares the document again (but the first revision).
-        if head_number is None:
-            commit = functools.partial(self.store.commit, document, base=None)
-        else:
-            commit = functools.partial(
-                self.store.commit_operation, document, diff, base=head_number
-            )
+        # store neither decodes nor compares the document again (the first revision neither).
         try:
             revision = await asyncio.to_thread(
-                commit,
+                functools.partial(self.store.commit_operation, document, diff, base=head_number),
                 author=actor.name,
                 message=request.message,
                 rolled_back_from=rolled_back_from,

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from bascule.daemon.vips import FollowsDocument, VipManager
-from bascule.engines.base import Engine, share_of
+from bascule.engines.base import ChangesServers, Engine, share_of
 from bascule.errors import ApplyFailed, EngineError, InvalidConfiguration
 from bascule.model import Configuration, parse_document
 from bascule.reconcile.actions import Action, describe
@@ -144,7 +144,15 @@ class Reconciler:
         for engine in self.engines:
             running = self._running[engine.name]
             share = share_of(engine, desired)
-            reload = await asyncio.to_thread(plan_reload, share, running)
+            changes = engine.server_changes if isinstance(engine, ChangesServers) else None
+            reload = await asyncio.to_thread(
+                plan_reload,
+                share,
+                running,
+                server_changes=changes,
+                max_weight=engine.max_weight,
+                overrides=self.overrides(),
+            )
             if reload is not None:  # not worth observing 10,000 servers
                 per_engine.append((engine.name, reload))
                 continue
@@ -270,6 +278,8 @@ class Reconciler:
                 break
             log.info("executing plan", extra={"actions": list(current.descriptions())})
             await self._execute(current, desired)
+            if current.settles:  # real servers changed at runtime: 10,000 not observed again
+                break
 
     async def _execute(self, plan: FullPlan, desired: Configuration) -> None:
         engines = {engine.name: engine for engine in self.engines}
@@ -280,7 +290,7 @@ class Reconciler:
                 continue
             engine = engines[name]
             await engine.execute(engine_plan.actions, self._running[name])
-            if engine_plan.reloads:
+            if engine_plan.replaces:
                 self._running[name] = share_of(engine, desired)
         for remove in plan.remove:
             await self.vips.remove(remove.address)

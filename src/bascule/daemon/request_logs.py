@@ -1,27 +1,32 @@
-"""Request logs: HAProxy's lines, received on a unix datagram socket and kept on disk.
+"""Request logs: HAProxy's lines, received through a named pipe and kept on disk.
 
-HAProxy sends each request's line (``option httplog`` / ``tcplog``, engines/haproxy/logs.py)
-to ``requests.sock`` without waiting: when this reader is slow the socket's buffer fills and
-HAProxy drops lines, never requests. The receiver appends the lines to ``requests.log`` and
-rotates it at ``max_bytes`` (``requests.log.1`` .. ``.<keep>``, the oldest removed), so the
-disk use is bounded. ``read`` serves ``bascule logs`` and ``GET /api/v1/logs``.
+HAProxy writes each request's line (``option httplog`` / ``tcplog``, engines/haproxy/logs.py)
+to the write end of ``requests.fifo`` it was given at its start (``log fd@3``), without waiting:
+when the pipe is full HAProxy drops lines, never requests. The pipe holds 1 MiB, so the daemon
+reads it in batches: at most every ``PAUSE`` seconds while lines flow (one wake-up for
+thousands of lines), at once when the first line after a quiet spell arrives. The receiver
+appends the lines to ``requests.log`` with one write to the file it keeps open and rotates it
+at ``max_bytes`` (``requests.log.1`` .. ``.<keep>``, the oldest removed), so the disk use is
+bounded. ``read`` serves ``bascule logs`` and ``GET /api/v1/logs``.
 
-Under load the receiver takes every datagram waiting (up to ``_BATCH``) at each wake-up and
-writes them with one ``write`` to the file it keeps open: a line then costs the daemon a few
-µs of CPU instead of about 12 µs one at a time (an open, a stat, a write and a close each, a
-regular expression for the syslog header), and it keeps up with HAProxy at tens of thousands
-of requests per second where the line-by-line receiver lost more than half (bench/tls.py,
-docs/performance.md "TLS").
+Why a pipe rather than the unix datagram socket of before (bench/tls.py and
+docs/performance.md "TLS"): a datagram socket queues 10 datagrams (the kernel's
+``net.unix.max_dgram_qlen``), so its reader had to wake every few lines and still lost about
+a third of them at 10,000 requests/s, at ~10 µs of the daemon's CPU per request; the pipe's
+reader spends under 1 µs per line and loses none at the same rate. The FIFO outlives the
+daemon: a daemon that adopts a running HAProxy opens the same FIFO again, and the lines
+resume (those written while no daemon read them are lost: HAProxy logs "Broken pipe").
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import re
-import socket
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,12 +37,19 @@ log = logging.getLogger("bascule.request_logs")
 
 # The accept date of httplog and tcplog lines: "[05/Dec/2026:14:50:00.123]" (8.2.3)
 _DATE = re.compile(r"\[(\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2})(?:\.\d+)?\]")
-_MAX_DATAGRAM = 65536
 # Printable ASCII (space to tilde): what a clean batch of HAProxy's lines holds, besides the
 # line feeds between its lines
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\n"
-# Datagrams read at one wake-up before writing them (and yielding to the event loop).
-_BATCH = 512
+#: The pipe's capacity asked for (F_SETPIPE_SZ; the kernel's default is 64 KiB): 0.1 s of
+#: lines at 50,000 requests/s.
+PIPE_SIZE = 1 << 20
+#: Seconds the receiver lets lines gather in the pipe after a read (see the module's doc).
+PAUSE = 0.05
+# Bytes read at one wake-up before writing them (and yielding to the event loop).
+_READ_MAX = 4 << 20
+# A "line" this long without its line feed is written as it is (HAProxy's lines are shorter:
+# engines/haproxy/logs.py PIPE_LINE).
+_LINE_MAX = 65536
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,13 +164,13 @@ class RequestLogFile:
         return chosen
 
 
-def clean(datagrams: list[bytes]) -> list[bytes]:
-    """Datagrams as the lines to keep: without a syslog header (the daemon's target is
+def clean(lines: list[bytes]) -> list[bytes]:
+    """HAProxy's lines as the lines to keep: without a syslog header (the daemon's target is
     ``format raw``, engines/haproxy/logs.py: there is none) and without a control character.
     HAProxy escapes what it logs, so its lines are printable ASCII: checked for the whole batch
     at once (``bytes.translate``, in C); only a batch with anything else is taken line by line
     (decoded, every non-printable character replaced by ``?``)."""
-    lines = [_strip_header(datagram.rstrip(b"\n")) for datagram in datagrams]
+    lines = [_strip_header(line.rstrip(b"\n")) for line in lines]
     joined = b"\n".join(lines)
     if not joined.translate(None, _PRINTABLE) and joined.count(b"\n") == len(lines) - 1:
         return lines
@@ -182,45 +194,96 @@ def _printable(line: bytes) -> bytes:
     return text.encode()
 
 
-class Receiver:
-    """Reads the socket when it is readable, every waiting datagram at once (see above)."""
+class LogPipe:
+    """``requests.fifo``: its read end (the receiver's) and a write end the daemon keeps, which
+    it gives HAProxy at its start (``write_fd``) and which keeps the read end from seeing an
+    end of file while no HAProxy runs. An existing FIFO is kept as it is: an HAProxy started by
+    an earlier daemon writes into it."""
 
-    def __init__(self, sock: socket.socket, file: RequestLogFile) -> None:
-        self.sock = sock
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            kept = stat.S_ISFIFO(path.lstat().st_mode)
+        except FileNotFoundError:
+            kept = False
+        if not kept:
+            path.unlink(missing_ok=True)  # e.g. the datagram socket of an earlier version
+            os.mkfifo(path, 0o600)
+        path.chmod(0o600)
+        self.read_fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.write_fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with contextlib.suppress(OSError):  # a smaller pipe only drops lines sooner
+            fcntl.fcntl(self.read_fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+
+    def identity(self) -> tuple[int, int]:
+        """The FIFO's (device, inode): what a process holding it shows through /proc."""
+        status = os.fstat(self.read_fd)
+        return status.st_dev, status.st_ino
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class Receiver:
+    """Reads the pipe when it is readable, everything waiting at once, then pauses (above)."""
+
+    def __init__(self, pipe: LogPipe, file: RequestLogFile, *, pause: float = PAUSE) -> None:
+        self.pipe = pipe
         self.file = file
+        self.pause = pause
+        self._rest = b""  # a line HAProxy has not finished writing yet
         self._loop = asyncio.get_running_loop()
-        sock.setblocking(False)
-        self._loop.add_reader(sock.fileno(), self._readable)
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop.add_reader(pipe.read_fd, self._readable)
 
     def _readable(self) -> None:
-        datagrams = []
+        chunks: list[bytes] = []
+        size = 0
         with contextlib.suppress(BlockingIOError, InterruptedError):
-            for _ in range(_BATCH):
-                datagrams.append(self.sock.recv(_MAX_DATAGRAM))
-        if not datagrams:
+            while size < _READ_MAX:
+                data = os.read(self.pipe.read_fd, PIPE_SIZE)
+                if not data:
+                    break
+                chunks.append(data)
+                size += len(data)
+        if chunks:
+            self._take(b"".join(chunks))
+        # Let the next lines gather in the pipe: one wake-up per PAUSE while they flow.
+        self._loop.remove_reader(self.pipe.read_fd)
+        self._timer = self._loop.call_later(
+            0 if size >= _READ_MAX else self.pause, self._resume
+        )
+
+    def _resume(self) -> None:
+        self._timer = None
+        self._loop.add_reader(self.pipe.read_fd, self._readable)
+
+    def _take(self, data: bytes) -> None:
+        text, found, rest = (self._rest + data).rpartition(b"\n")
+        if len(rest) > _LINE_MAX:  # not one of HAProxy's lines: kept as it came
+            text, found, rest = text + found + rest, b"\n", b""
+        self._rest = rest
+        if not found:
+            return
+        lines = [line for line in text.split(b"\n") if line]
+        if not lines:
             return
         try:
-            self.file.write_lines(clean(datagrams))
+            self.file.write_lines(clean(lines))
         except OSError as exc:  # a full disk loses lines, never stops the daemon
             log.warning("cannot write request log lines", extra={"error": str(exc)})
 
     def close(self) -> None:
-        self._loop.remove_reader(self.sock.fileno())
-        self.sock.close()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._loop.remove_reader(self.pipe.read_fd)
+        self.pipe.close()
         self.file.close()
 
 
-def bind(path: Path) -> socket.socket:
-    """The unix datagram socket HAProxy sends to, bound (0600, in a 0700 directory)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * _MAX_DATAGRAM)
-    sock.bind(str(path))
-    path.chmod(0o600)
-    return sock
-
-
-async def listen(sock: socket.socket, file: RequestLogFile) -> Receiver:
-    """Write every line that arrives on ``sock`` (from ``bind``) to ``file``."""
-    return Receiver(sock, file)
+async def listen(pipe: LogPipe, file: RequestLogFile) -> Receiver:
+    """Write every line that arrives in ``pipe`` to ``file``."""
+    return Receiver(pipe, file)

@@ -76,8 +76,7 @@ from bascule.daemon.logfiles import rotate_if_larger, stderr_file
 from bascule.daemon.pages import PageService
 from bascule.daemon.pair import Listener, PairService
 from bascule.daemon.pair_state import StateSync, ensure_peers_certificate, private_directory
-from bascule.daemon.request_logs import RequestLogFile
-from bascule.daemon.request_logs import bind as request_logs_bind
+from bascule.daemon.request_logs import LogPipe, RequestLogFile
 from bascule.daemon.request_logs import listen as request_logs_listen
 from bascule.daemon.retention import MIB, Retention, RetentionPolicy
 from bascule.daemon.service import ConfigService
@@ -354,6 +353,8 @@ class Daemon:
         )
         await self._first_admin(accounts)
         listener = self._prepare_https()
+        # HAProxy's request log lines, through a pipe its master inherits (request_logs.py)
+        request_log_pipe = LogPipe(settings.haproxy_dir / "requests.fifo")
         # One HAProxy thread per CPU this process may run on (its affinity, not the machine's
         # count: under taskset or a cpuset, extra threads would only fight over the same CPUs).
         cpus = tuple(sorted(os.sched_getaffinity(0)))
@@ -366,7 +367,7 @@ class Daemon:
             cpus=cpus,
             peers_listener=_peers_listener(settings),
             certificates_dir=settings.certificates_dir,
-            request_log_socket=settings.haproxy_dir / "requests.sock",
+            request_log_pipe=request_log_pipe.write_fd,
             pages_dir=settings.pages_dir,
         )
         # HAProxy's request log lines, kept on disk (daemon/request_logs.py)
@@ -375,9 +376,7 @@ class Daemon:
             max_bytes=int(settings.request_log_max_mb * MIB),
             keep=settings.request_log_keep,
         )
-        request_log_receiver = await request_logs_listen(
-            request_logs_bind(settings.haproxy_dir / "requests.sock"), request_logs
-        )
+        request_log_receiver = await request_logs_listen(request_log_pipe, request_logs)
         # type: starttls: the STARTTLS front, after HAProxy, whose loopback relay it connects to
         stunnel = StunnelEngine(
             settings.stunnel_dir,

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from bascule.errors import ApplyFailed, EngineRejected
 from bascule.model import Configuration, Mode, RealServerState
 from bascule.model.document import for_mode
-from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
+from bascule.reconcile.actions import Action, ChangeServers, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import (
     ServerRef,
     ServerRuntime,
@@ -310,6 +310,17 @@ class SelectsServices(Protocol):
 
     def share(self, config: Configuration) -> Configuration:
         """What the engine runs of ``config``."""
+
+
+@runtime_checkable
+class ChangesServers(Protocol):
+    """An engine that can add and remove real servers of running pools without reloading
+    (HAProxy's dynamic servers: engines/haproxy/dynamic.py)."""
+
+    def server_changes(
+        self, running: Configuration, desired: Configuration
+    ) -> ChangeServers | None:
+        """The runtime change from ``running`` to ``desired``, or None: it must reload."""
 
 
 def share_of(engine: Engine, config: Configuration) -> Configuration:

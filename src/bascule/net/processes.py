@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 _POLL = 0.05
@@ -43,9 +44,15 @@ def command_line(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def spawn_session(binary: str, argv: list[str], log: Path) -> int:
+def spawn_session(
+    binary: str, argv: list[str], log: Path, *, inherit: Mapping[int, int] | None = None
+) -> int:
     """Start ``argv`` in a new session, stdin from /dev/null, stdout and stderr appended to
-    ``log`` (0600); its pid."""
+    ``log`` (0600), and each descriptor of ``inherit``'s values as its key (3 and up); its
+    pid."""
+    inherited = [(os.POSIX_SPAWN_DUP2, fd, number) for number, fd in (inherit or {}).items()]
+    if any(number < 3 for number in (inherit or {})):
+        raise ValueError("descriptors 0 to 2 are the standard ones")
     log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         return os.posix_spawnp(
@@ -56,6 +63,7 @@ def spawn_session(binary: str, argv: list[str], log: Path) -> int:
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_DUP2, log_fd, 1),
                 (os.POSIX_SPAWN_DUP2, log_fd, 2),
+                *inherited,  # after the standard ones: log_fd may be one of their numbers
             ],
             setsid=True,
         )

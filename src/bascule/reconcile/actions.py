@@ -39,6 +39,17 @@ class ReplaceConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ChangeServers:
+    """Add and remove real servers of running pools at runtime, then install ``config`` as
+    the engine's configuration without reloading; what the engine cannot do so it reloads,
+    as ``ReplaceConfig``. ``added`` and ``removed``: (pool name, real server key)."""
+
+    config: Configuration
+    added: tuple[tuple[str, str], ...] = ()
+    removed: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class SetWeight:
     """Change a real server's engine weight at runtime (no reload)."""
 
@@ -56,7 +67,7 @@ class SetState:
     state: RealServerState
 
 
-Action = EnsureVip | RemoveVip | ReplaceConfig | SetWeight | SetState
+Action = EnsureVip | RemoveVip | ReplaceConfig | ChangeServers | SetWeight | SetState
 
 
 def describe(action: Action) -> str:
@@ -68,6 +79,10 @@ def describe(action: Action) -> str:
             return f"remove VIP {address}"
         case ReplaceConfig(reason=reason):
             return f"replace the configuration and reload ({reason})"
+        case ChangeServers(added=added, removed=removed):
+            changes = [f"add {vs}/{server}" for vs, server in added]
+            changes += [f"remove {vs}/{server}" for vs, server in removed]
+            return f"{', '.join(changes)} (real servers at runtime, no reload)"
         case SetWeight(vs=vs, server=server, weight=weight):
             return f"set weight of {vs}/{server} to {weight} (runtime, no reload)"
         case SetState(vs=vs, server=server, state=state):

@@ -6,6 +6,9 @@ engine reports and returns the smallest set of actions that converges them:
 * a *structural* change (anything but real-server weights and states) needs the engine's
   configuration replaced (render, check, swap, seamless reload); the rendered config carries
   every weight and state, so no runtime action follows it in the same plan;
+* unless only real servers came and went and the engine can add and remove them at runtime
+  (``ChangesServers``: HAProxy's dynamic servers): then a ``ChangeServers`` and the weights
+  and states of the pools it changes, with no reload;
 * otherwise weights, enable/disable and drain go through the runtime API, with no reload;
 * VIP addresses are added before the engine needs them and removed after it stops using them.
 
@@ -18,7 +21,7 @@ of setting the document's weights back, and converges on them when they change.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,6 +30,7 @@ from bascule.model import Configuration, RealServerState, Scheduler, VirtualServ
 from bascule.model.weights import engine_weights
 from bascule.reconcile.actions import (
     Action,
+    ChangeServers,
     EnsureVip,
     RemoveVip,
     ReplaceConfig,
@@ -41,6 +45,10 @@ STRUCTURE_CHANGED = "the configuration changed beyond weights and states"
 
 ServerRef = tuple[str, str]
 """(virtual service name, real server key ``address:port``)"""
+
+ServerChanges = Callable[[Configuration, Configuration], ChangeServers | None]
+"""An engine's judgement of a structural change (running, desired): the real servers it adds
+and removes at runtime instead of reloading, or None (it reloads)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +96,11 @@ class Plan:
         return any(isinstance(a, ReplaceConfig) for a in self.actions)
 
     @property
+    def replaces(self) -> bool:
+        """Whether the engine runs the plan's configuration after it (reloaded or not)."""
+        return any(isinstance(a, ReplaceConfig | ChangeServers) for a in self.actions)
+
+    @property
     def empty(self) -> bool:
         return not self.actions
 
@@ -108,6 +121,16 @@ class FullPlan:
     @property
     def reloads(self) -> bool:
         return any(p.reloads for _, p in self.engines)
+
+    @property
+    def settles(self) -> bool:
+        """Whether the engines run the plan as planned once it is executed, with no pass to
+        verify it: real servers changed at runtime with their pools' weights, no reload (a
+        reloaded engine's runtime state comes from its server-state file, which the next
+        pass corrects). The repair loop still verifies it within its interval."""
+        return not self.reloads and any(
+            isinstance(a, ChangeServers) for _, p in self.engines for a in p.actions
+        )
 
     def descriptions(self) -> tuple[str, ...]:
         """One line per action, each engine's prefixed with its name, as a person reads it."""
@@ -149,14 +172,55 @@ def plan_engine(
     )
 
 
-def plan_reload(desired: Configuration, applied: Configuration | None) -> Plan | None:
+def plan_reload(
+    desired: Configuration,
+    applied: Configuration | None,
+    *,
+    server_changes: ServerChanges | None = None,
+    max_weight: int = 1,
+    overrides: Overrides | None = None,
+) -> Plan | None:
     """The plan of an engine whose running configuration (``applied``, as the reconciler
     recorded it) differs from ``desired`` beyond weights and states: a reload, known without
     observing the engine (what the reloaded engine does not run as desired, the next pass
-    corrects). ``None``: the engine must be observed to plan (``plan_engine``)."""
+    corrects), or the engine's ``server_changes`` when it adds and removes the real servers
+    at runtime instead, followed by the weights and states of the pools it changes
+    (``max_weight``, ``overrides``: the engine's, as ``plan_engine`` takes them). ``None``:
+    the engine must be observed to plan (``plan_engine``)."""
     if applied is None or not structure_changed(desired, applied):
         return None
+    if server_changes is not None:
+        change = server_changes(applied, desired)
+        if change is not None:
+            runtime = _changed_pools_runtime(
+                desired, applied, max_weight=max_weight, overrides=overrides
+            )
+            return Plan(actions=(change, *runtime))
     return Plan(actions=(ReplaceConfig(config=desired, reason=STRUCTURE_CHANGED),))
+
+
+def _changed_pools_runtime(
+    desired: Configuration,
+    applied: Configuration,
+    *,
+    max_weight: int,
+    overrides: Overrides | None,
+) -> list[Action]:
+    """After ``ChangeServers``: the weights (and states) the changed pools' servers take, the
+    kept ones from what ``applied`` gave them (as the operate path plans: the engine ran it),
+    the new ones as the engine creates them (their desired weight and state)."""
+    actions: list[Action] = []
+    for new, old in changed_services(desired, applied) or ():
+        previous = {pool.name: pool for pool in old.pools}
+        for pool in new.pools:
+            wanted = pool_runtime(pool, max_weight=max_weight, overrides=overrides)
+            before = previous.get(pool.name)
+            have = dict(wanted)
+            if before is not None:
+                kept = pool_runtime(before, max_weight=max_weight, overrides=overrides)
+                have |= {ref: runtime for ref, runtime in kept.items() if ref in wanted}
+            actions.extend(runtime_actions(wanted, have))
+    return sorted(actions, key=_capacity_order)
 
 
 def plan_vips(
@@ -262,17 +326,33 @@ def structure_changed(desired: Configuration, applied: Configuration) -> bool:
     services it left alone) is not compared again (issue 15)."""
     if desired is applied:
         return False
+    changed = changed_services(desired, applied)
+    return changed is None or bool(changed)
+
+
+def changed_services(
+    desired: Configuration, applied: Configuration
+) -> list[tuple[VirtualService, VirtualService]] | None:
+    """The services whose ``structural_signature`` differs, as (desired, applied) pairs of
+    the same name, found at the cost of what differs (a service that is the same model in
+    both is not compared again: issue 15). ``None``: more than services changed (the
+    document outside them, or which services there are, or their order)."""
     if len(desired.virtual_services) != len(applied.virtual_services):
-        return True
+        return None
     outside: dict[str, Any] = {"virtual_services": []}
     if structural_signature(desired.model_copy(update=outside)) != structural_signature(
         applied.model_copy(update=outside)
     ):
-        return True
-    return any(
-        new is not old and _service_signature(new) != _service_signature(old)
-        for new, old in zip(desired.virtual_services, applied.virtual_services, strict=True)
-    )
+        return None
+    changed: list[tuple[VirtualService, VirtualService]] = []
+    for new, old in zip(desired.virtual_services, applied.virtual_services, strict=True):
+        if new is old:
+            continue
+        if new.name != old.name:
+            return None
+        if _service_signature(new) != _service_signature(old):
+            changed.append((new, old))
+    return changed
 
 
 def _service_signature(vs: VirtualService) -> dict[str, Any]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
+import os
+import stat
 from datetime import datetime
 from pathlib import Path
 
-from bascule.daemon.request_logs import RequestLogFile, bind, clean, listen, parse
+from bascule.daemon.request_logs import LogPipe, RequestLogFile, clean, listen, parse
 
 LINE = (
     '198.18.0.10:40000 [05/Dec/2026:14:50:00.123] site{tls} site_api/198.18.0.5:80 '
@@ -63,22 +64,53 @@ def test_a_batch_keeps_haproxys_lines_and_replaces_anything_else() -> None:
     assert clean([b"<x>not]: a header"]) == [b"<x>not]: a header"]
 
 
-async def test_lines_sent_to_the_socket_reach_the_file(tmp_path: Path) -> None:
+async def _lines(file: RequestLogFile, count: int) -> list[str]:
+    """The file's lines once it has ``count`` (or after 5 s: the test's assertion says)."""
+    deadline = asyncio.get_running_loop().time() + 5
+    for _ in range(500):
+        if len(file.read()) >= count or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.01)
+    return [line.text for line in file.read(limit=1000)]
+
+
+async def test_lines_written_to_the_pipe_reach_the_file(tmp_path: Path) -> None:
     file = RequestLogFile(tmp_path / "requests.log", max_bytes=10**6, keep=1)
-    path = tmp_path / "requests.sock"
-    transport = await listen(bind(path), file)
+    pipe = LogPipe(tmp_path / "haproxy" / "requests.fifo")
+    receiver = await listen(pipe, file)
     try:
-        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        message = f"<134>Dec  5 14:50:00 haproxy[42]: {LINE.format(tls='')}\n"
-        sender.sendto(message.encode(), str(path))
-        sender.sendto(b"<134>Dec  5 14:50:00 haproxy[42]: evil\x1b[2J line", str(path))
-        sender.close()
-        for _ in range(100):
-            if len(file.read()) == 2:
-                break
-            await asyncio.sleep(0.01)
-        lines = [line.text for line in file.read()]
-        assert lines == [LINE.format(tls=""), "evil?[2J line"]  # no control character kept
-        assert path.stat().st_mode & 0o777 == 0o600
+        assert stat.S_ISFIFO(pipe.path.stat().st_mode)
+        assert pipe.path.stat().st_mode & 0o777 == 0o600
+        writer = os.open(pipe.path, os.O_WRONLY | os.O_NONBLOCK)  # as HAProxy holds it
+        os.write(writer, f"{LINE.format(tls='')}\n".encode())
+        os.write(writer, b"evil\x1b[2J line\n")
+        assert await _lines(file, 2) == [LINE.format(tls=""), "evil?[2J line"]
+        # a line in two writes is kept whole; lines written during the pause are all read
+        os.write(writer, b"first half,")
+        os.write(writer, b" second half\n" + b"".join(b"line %d\n" % n for n in range(500)))
+        os.close(writer)
+        lines = await _lines(file, 503)
+        assert lines[2] == "first half, second half" and lines[-1] == "line 499"
+        assert len(lines) == 503
     finally:
-        transport.close()
+        receiver.close()
+
+
+async def test_a_new_daemon_reads_the_fifo_a_running_haproxy_holds(tmp_path: Path) -> None:
+    path = tmp_path / "requests.fifo"
+    path.write_text("")  # not a FIFO (the socket of an earlier version): replaced
+    first = LogPipe(path)
+    assert stat.S_ISFIFO(path.stat().st_mode)
+    haproxy = os.dup(first.write_fd)  # the descriptor the master inherited
+    identity = first.identity()
+    first.close()  # the daemon stops; HAProxy keeps writing (its lines are lost meanwhile)
+    second = LogPipe(path)  # the next daemon: the same FIFO, not a new one
+    assert second.identity() == identity
+    file = RequestLogFile(tmp_path / "requests.log", max_bytes=10**6, keep=1)
+    receiver = await listen(second, file)
+    try:
+        os.write(haproxy, b"after the restart\n")
+        assert await _lines(file, 1) == ["after the restart"]
+    finally:
+        os.close(haproxy)
+        receiver.close()

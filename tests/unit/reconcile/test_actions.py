@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bascule.model import RealServerState, parse_document
 from bascule.reconcile.actions import (
+    ChangeServers,
     EnsureVip,
     RemoveVip,
     ReplaceConfig,
@@ -22,6 +23,11 @@ def test_describe_every_action() -> None:
             EnsureVip(address="198.18.0.100"),
             RemoveVip(address="198.18.0.100"),
             ReplaceConfig(config=config, reason="why"),
+            ChangeServers(
+                config=config,
+                added=(("web", "198.18.0.5:80"),),
+                removed=(("api", "198.18.0.6:80"),),
+            ),
             SetWeight(vs="web", server="198.18.0.4:80", weight=3),
             SetState(vs="web", server="198.18.0.4:80", state=RealServerState.disabled),
         )
@@ -30,6 +36,7 @@ def test_describe_every_action() -> None:
         "add VIP 198.18.0.100",
         "remove VIP 198.18.0.100",
         "replace the configuration and reload (why)",
+        "add web/198.18.0.5:80, remove api/198.18.0.6:80 (real servers at runtime, no reload)",
         "set weight of web/198.18.0.4:80 to 3 (runtime, no reload)",
         "set web/198.18.0.4:80 disabled (runtime, no reload)",
     ]

@@ -8,13 +8,21 @@ import pytest
 
 from bascule.errors import EngineError
 from bascule.model import Configuration, RealServerState, parse_document
-from bascule.reconcile.actions import EnsureVip, RemoveVip, ReplaceConfig, SetState, SetWeight
+from bascule.reconcile.actions import (
+    ChangeServers,
+    EnsureVip,
+    RemoveVip,
+    ReplaceConfig,
+    SetState,
+    SetWeight,
+)
 from bascule.reconcile.planner import (
     FullPlan,
     Observed,
     Plan,
     ServerRuntime,
     apply_runtime_actions,
+    changed_services,
     desired_runtime,
     desired_vips,
     fixed_weighting_order,
@@ -175,6 +183,65 @@ def test_a_reload_is_planned_without_observing_only_for_a_structural_change() ->
     assert plan_reload(after, before) == plan_of(after, running(before))
     assert plan_reload(weights, before) is None  # runtime commands: the engine is observed
     assert plan_reload(after, None) is None  # nothing recorded as running: observed too
+
+
+def test_an_engine_that_changes_servers_at_runtime_is_asked_before_a_reload() -> None:
+    before = config(vs("web", rs(4), rs(5)), vs("api", rs(6), port=81))
+    after = config(vs("web", rs(4), rs(5), rs(7)), before.virtual_services[1].model_dump())
+    asked: list[tuple[Configuration, Configuration]] = []
+
+    def at_runtime(running: Configuration, desired: Configuration) -> ChangeServers | None:
+        asked.append((running, desired))
+        return ChangeServers(config=desired, added=(("web", "198.18.0.7:80"),))
+
+    runtime_plan = plan_reload(after, before, server_changes=at_runtime)
+    assert runtime_plan == Plan(
+        actions=(ChangeServers(config=after, added=(("web", "198.18.0.7:80"),)),)
+    )
+    assert asked == [(before, after)]
+    assert not runtime_plan.reloads and runtime_plan.replaces
+    # the engine says no: a reload, as without it
+    refused = plan_reload(after, before, server_changes=lambda running, desired: None)
+    assert refused == plan_reload(after, before)
+    assert refused is not None and refused.reloads and refused.replaces
+    # nothing structural: never asked
+    assert plan_reload(before, before, server_changes=at_runtime) is None
+    assert len(asked) == 1
+
+
+def test_a_runtime_change_of_servers_carries_the_weights_it_rescales() -> None:
+    before = config(vs("web", rs(4, 2000), rs(5, 4000), **WRR))
+    after = config(vs("web", rs(4, 2000), rs(5, 4000), rs(7, 1000), **WRR))
+    change = ChangeServers(config=after, added=(("web", "198.18.0.7:80"),))
+    found = plan_reload(
+        after, before, server_changes=lambda running, desired: change, max_weight=MAX_WEIGHT
+    )
+    # 2000:4000 was 1:2 in engine units; beside 1000 it is 2:4:1
+    assert found == Plan(
+        actions=(
+            change,
+            SetWeight(vs="web", server="198.18.0.4:80", weight=2),
+            SetWeight(vs="web", server="198.18.0.5:80", weight=4),
+        )
+    )
+    whole = FullPlan(ensure=(), engines=(("haproxy", found),), remove=())
+    assert whole.settles and not whole.reloads
+    reload = plan_reload(after, before)
+    assert reload is not None
+    assert not FullPlan(ensure=(), engines=(("haproxy", reload),), remove=()).settles
+
+
+def test_changed_services_are_the_pairs_that_differ_in_structure() -> None:
+    before = config(vs("web", rs(4)), vs("api", rs(6), port=81))
+    weight = config(vs("web", rs(4, 2000)), vs("api", rs(6), port=81))
+    added = config(vs("web", rs(4)), vs("api", rs(6), rs(7), port=81))
+    assert changed_services(weight, before) == []
+    assert changed_services(added, before) == [
+        (added.virtual_services[1], before.virtual_services[1])
+    ]
+    assert changed_services(config(vs("web", rs(4))), before) is None  # a service less
+    renamed = config(vs("web", rs(4)), vs("app", rs(6), port=81))
+    assert changed_services(renamed, before) is None
 
 
 # -- states -------------------------------------------------------------------------------------

@@ -30,8 +30,10 @@ from bascule.engines.base import (
 from bascule.engines.haproxy import limits, runtime, transparency
 from bascule.engines.haproxy import transactions as tx
 from bascule.engines.haproxy.caching import FIRST_GENERATION, generation_key
-from bascule.engines.haproxy.descriptors import DescriptorShortage
+from bascule.engines.haproxy.descriptors import Descriptors, DescriptorShortage
 from bascule.engines.haproxy.drains import DrainClock, ServerKey
+from bascule.engines.haproxy.dynamic import ServerEdits, server_edits, spliced
+from bascule.engines.haproxy.logs import REQUEST_LOG_FD
 from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
 from bascule.engines.haproxy.render import render
@@ -50,8 +52,8 @@ from bascule.errors import EngineError, EngineRejected
 from bascule.model import Configuration, Mode, RealServerState, ServiceType, VirtualService
 from bascule.model.offload import HTTP_PORT
 from bascule.net.addresses import host_port
-from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
-from bascule.reconcile.planner import ServerRef
+from bascule.reconcile.actions import Action, ChangeServers, ReplaceConfig, SetState, SetWeight
+from bascule.reconcile.planner import ServerRef, changed_services, structure_changed
 
 log = logging.getLogger("bascule.haproxy")
 
@@ -61,6 +63,11 @@ log = logging.getLogger("bascule.haproxy")
 PEERS_RESYNC_WAIT = 11.0
 # How long the text of a configuration just prepared (checked) is installed as it is.
 PREPARED_FOR_S = 30.0
+
+# How long a real server removed at runtime may keep connections before the engine reloads
+# instead, and how HAProxy 2.6 refuses "del server" meanwhile (cli_parse_delete_server).
+DELETE_WAIT_S = 1.0
+STILL_CONNECTED = "still has connections attached"
 
 ADMIN_STATE = {
     RealServerState.enabled: runtime.AdminState.READY,
@@ -88,7 +95,7 @@ class HaproxyEngine:
         peers: bool = True,
         peers_listener: PeersListener | None = None,
         certificates_dir: Path | None = None,
-        request_log_socket: Path | None = None,
+        request_log_pipe: int | None = None,
         pages_dir: Path | None = None,
     ) -> None:
         """``peers``: keep the stick tables (persistence) across reloads through HAProxy's
@@ -97,13 +104,16 @@ class HaproxyEngine:
         ``certificates_dir``: where the certificate store writes ``<name>.pem`` and
         ``<name>.ca.pem`` (default: ``certificates`` beside ``run_dir``).
         ``descriptor_limit``: the file descriptors HAProxy may open; maxconn is then sized
-        from what each configuration holds (descriptors.py), at most ``maxconn``."""
+        from what each configuration holds (descriptors.py), at most ``maxconn``.
+        ``request_log_pipe``: the write end of the daemon's request log pipe, which the master
+        inherits as ``REQUEST_LOG_FD`` (logs.py) when this engine starts it."""
         self.paths = HaproxyPaths.under(run_dir)
         local_peer = None
         if peers:
             local_peer = peers_listener or PeersListener(address=str(self.paths.peers_socket))
         self._local_peer = local_peer
-        self.shell = HaproxyShell(self.paths, binary=binary)
+        inherit = {} if request_log_pipe is None else {REQUEST_LOG_FD: request_log_pipe}
+        self.shell = HaproxyShell(self.paths, binary=binary, inherit=inherit)
         self.server_state = self.paths.run_dir / "server-state"
         self._version: str | None = None
         self._caches: dict[str, dict[str, Any]] = {}  # service -> its cache counters
@@ -126,7 +136,7 @@ class HaproxyEngine:
                 crt_list_dir=str(self.crt_lists),
                 acme_map=str(self.acme_map),
             ),
-            request_log_socket=None if request_log_socket is None else str(request_log_socket),
+            request_log_pipe=request_log_pipe is not None,
             pages_dir=str(pages_dir or run_dir.parent / "pages"),
             cache_generations_map=str(self.cache_generations),
         )
@@ -140,6 +150,9 @@ class HaproxyEngine:
         self._drains_changed = asyncio.Event()
         self._drain_timer: asyncio.Task[None] | None = None
         self._prepared: _Prepared | None = None
+        # what the running worker was given by this engine (a reload or runtime edits), the
+        # settings it was rendered with and its maxconn; None: unknown (adopted, failed)
+        self._installed: _Installed | None = None
         self._index: tuple[Configuration, dict[ServerKey, ServerRef], dict[ServerKey, int]] | None
         self._index = None
 
@@ -190,6 +203,10 @@ class HaproxyEngine:
         the last one prepared is kept for the next call with that very ``Configuration``
         (frozen) and the same globals, within ``PREPARED_FOR_S`` (rendering 10,000 servers
         takes ~150 ms: issue 15)."""
+        return self._prepared_for(config).text
+
+    def _prepared_for(self, config: Configuration) -> _Prepared:
+        """``_prepare``'s text with what it was made of (the view's maxconn)."""
         kept, self._prepared = self._prepared, None
         if (
             kept is not None
@@ -197,13 +214,20 @@ class HaproxyEngine:
             and kept.globals == self.globals
             and time.monotonic() - kept.at < PREPARED_FOR_S
         ):
-            return kept.text
+            self._prepared = kept
+            return kept
         view = self.view(config)
         self._write_tls_files(view)
         self._write_generations(config)
-        text = render(view)
-        self._prepared = _Prepared(config=config, globals=self.globals, text=text)
-        return text
+        prepared = _Prepared(
+            config=config,
+            globals=self.globals,
+            text=render(view),
+            maxconn=view.maxconn,
+            descriptors=view.descriptors,
+        )
+        self._prepared = prepared
+        return prepared
 
     def _write_tls_files(self, view: HaproxyView) -> None:
         self.paths.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -240,6 +264,15 @@ class HaproxyEngine:
         adopted = await self.shell.adopt()
         if adopted:
             log.info("adopted the running HAProxy", extra={"pids": await self.worker_pids()})
+            for number in self.shell.missing_inherited():
+                # e.g. a master started by a version that sent request logs to a socket: its
+                # reloads keep what it was started with, so only its restart gives it the pipe
+                log.warning(
+                    "the running HAProxy does not hold the request log pipe: request logs "
+                    "are lost until HAProxy is restarted (`bascule stop --data-plane`, then "
+                    "`bascule run`)",
+                    extra={"descriptor": number},
+                )
         return adopted
 
     async def worker_pids(self) -> list[int]:
@@ -268,15 +301,24 @@ class HaproxyEngine:
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
         commands: list[str] = []
         for action in actions:
-            if isinstance(action, ReplaceConfig):
+            if isinstance(action, ReplaceConfig | ChangeServers):
                 await self._flush(commands)
+                # a change of real servers the worker refused reloads, as any other change
+                if isinstance(action, ChangeServers) and await self._edit_servers(
+                    applied, action.config
+                ):
+                    applied = action.config
+                    continue
                 await self._wait_tables_handed_over(applied)
                 await self._save_server_state()
                 # transparency's plumbing is there before HAProxy uses it, and goes after
                 wanted = transparency.plumbing(action.config)
                 if wanted.needed:
                     await self.transparency.ensure(wanted)
-                await self.shell.apply(await asyncio.to_thread(self._prepare, action.config))
+                prepared = await asyncio.to_thread(self._prepared_for, action.config)
+                self._installed = None
+                await self.shell.apply(prepared.text)
+                self._installed = prepared
                 if not wanted.needed:
                     await self.transparency.ensure(wanted)
                 self._remove_stale_crt_lists()
@@ -289,6 +331,146 @@ class HaproxyEngine:
                 commands.append(runtime.set_state(backend, server, ADMIN_STATE[action.state]))
                 self._time_drain(applied, action)
         await self._flush(commands)
+
+    def server_changes(
+        self, running: Configuration, desired: Configuration
+    ) -> ChangeServers | None:
+        """The planner's question (``ChangesServers``): can HAProxy go from ``running`` to
+        ``desired`` by adding and removing real servers at runtime? Why not is logged."""
+        edits = self.runtime_edits(running, desired)
+        if isinstance(edits, str):
+            log.debug("a structural change reloads", extra={"reason": edits})
+            return None
+        added: list[ServerRef] = []
+        removed: list[ServerRef] = []
+        for new, old in changed_services(desired, running) or ():
+            before, after = _refs(old), _refs(new)
+            added += [ref for ref in after if ref not in before]
+            removed += [ref for ref in before if ref not in after]
+        return ChangeServers(config=desired, added=tuple(added), removed=tuple(removed))
+
+    def runtime_edits(
+        self, running: Configuration | None, desired: Configuration
+    ) -> ServerEdits | str:
+        """The runtime edits that take HAProxy from ``running`` to ``desired`` without a
+        reload (dynamic.py), or why it must reload. Only from the configuration this engine
+        gave the running worker itself, rendered with the same settings."""
+        views = self._changed_views(running, desired)
+        if isinstance(views, str):
+            return views
+        tables = {proxy_name(pool) for vs, _, _ in views for pool in vs.pools if table_names(pool)}
+        edits = ServerEdits()
+        for _, old_view, new_view in views:
+            found = server_edits(old_view, new_view, tables=tables)
+            if isinstance(found, str):
+                return found
+            edits += found
+        if edits.empty:
+            return "no real server added or removed"
+        return edits
+
+    def _changed_views(
+        self, running: Configuration | None, desired: Configuration
+    ) -> list[tuple[VirtualService, HaproxyView, HaproxyView]] | str:
+        """Each changed service of ``desired``, with the views of its running and desired
+        self, each alone (a service's view does not depend on the others')."""
+        installed = self._installed
+        if running is None or installed is None:
+            return "HAProxy runs a configuration this engine did not give it"
+        # the reconciler's record of it may be another object (an engine's share of the
+        # same document) with the very same services: compared at the cost of what differs
+        if installed.config is not running and structure_changed(installed.config, running):
+            return "HAProxy runs a configuration this engine did not give it"
+        if installed.globals != self.globals:
+            return "the engine's settings changed"
+        changed = changed_services(desired, running)
+        if changed is None:
+            return "more than services changed"
+        return [(new, self._alone(running, old), self._alone(desired, new)) for new, old in changed]
+
+    def _alone(self, config: Configuration, vs: VirtualService) -> HaproxyView:
+        return build_view(config.model_copy(update={"virtual_services": [vs]}), self.globals)
+
+    async def _edit_servers(self, running: Configuration | None, desired: Configuration) -> bool:
+        """Apply ``desired`` by runtime edits when only real servers were added or removed,
+        then rewrite the configuration file (no reload). False: it must reload (not
+        eligible, or a command failed: the reload then converges from where it stopped)."""
+        edits = await asyncio.to_thread(self.runtime_edits, running, desired)
+        installed = self._installed
+        if isinstance(edits, str) or installed is None or not await self.shell.is_running():
+            return False
+        try:
+            text, descriptors, maxconn = await asyncio.to_thread(
+                self._spliced, installed, running, desired
+            )
+        except (DescriptorShortage, EngineError):
+            return False  # the reload refuses the first with its reason; the second: a race
+        try:
+            self._installed = None
+            if maxconn < installed.maxconn:  # the new servers' checks hold descriptors
+                await self.shell.runtime(runtime.set_global_maxconn(maxconn))
+            await self.shell.runtime_many(edits.add_commands())
+            await self.shell.runtime_many(edits.maint_commands())
+            for command in edits.delete_commands():
+                await self._delete_server(command)
+        except EngineError as exc:
+            log.warning(
+                "real servers could not be changed at runtime, reloading",
+                extra={"error": str(exc)},
+            )
+            return False
+        await asyncio.to_thread(self.shell.rewrite, text)
+        self._installed = _Installed(
+            config=desired,
+            globals=installed.globals,
+            text=text,
+            descriptors=descriptors,
+            maxconn=min(maxconn, installed.maxconn),
+        )
+        log.info(
+            "real servers changed at runtime, no reload",
+            extra={
+                "added": [f"{a.backend}/{a.server}" for a in edits.added],
+                "removed": [f"{backend}/{server}" for backend, server in edits.removed],
+            },
+        )
+        return True
+
+    def _spliced(
+        self, installed: _Installed, running: Configuration | None, desired: Configuration
+    ) -> tuple[str, Descriptors, int]:
+        """The text of ``desired`` from the installed one, with its descriptors and maxconn,
+        at the cost of the changed services (dynamic.spliced); DescriptorShortage as
+        ``view``'s."""
+        views = self._changed_views(running, desired)
+        if isinstance(views, str):
+            raise EngineError(views)  # runtime_edits said otherwise a moment ago
+        checks = sum(new.descriptors.checks - old.descriptors.checks for _, old, new in views)
+        descriptors = dataclasses.replace(
+            installed.descriptors, checks=installed.descriptors.checks + checks
+        )
+        maxconn = self.globals.maxconn
+        if self.globals.descriptor_limit is not None:
+            maxconn = descriptors.fit(self.globals.descriptor_limit, ceiling=maxconn)
+        text = spliced(installed.text, [render(new) for _, _, new in views], maxconn)
+        return text, descriptors, maxconn
+
+    async def _delete_server(self, command: str) -> None:
+        """``del server``, again for up to ``DELETE_WAIT_S`` while HAProxy still counts
+        connections (its idle ones close as the server enters maintenance, a moment after
+        the command); a server still busy then is an EngineError: the engine reloads, and
+        the old worker finishes its sessions, as with any reload."""
+        deadline = asyncio.get_running_loop().time() + DELETE_WAIT_S
+        while True:
+            try:
+                await self.shell.runtime(command)
+                return
+            except EngineError as exc:
+                if STILL_CONNECTED not in str(exc):
+                    raise
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(0.02)
 
     async def _wait_tables_handed_over(self, applied: Configuration | None) -> None:
         """Before a reload, wait (bounded) until the running worker can hand its stick tables on.
@@ -611,12 +793,22 @@ class HaproxyEngine:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class _Prepared:
-    """A configuration text ``_prepare`` made, for what and when."""
+class _Installed:
+    """What the running worker was given by the engine: the configuration, the settings it
+    was rendered with, its text and descriptors, and the maxconn it runs with."""
 
     config: Configuration
     globals: HaproxyGlobals
     text: str
+    descriptors: Descriptors
+    maxconn: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Prepared(_Installed):
+    """A configuration text ``_prepare`` made, for what and when (once installed, what the
+    worker runs)."""
+
     at: float = dataclasses.field(default_factory=time.monotonic)
 
 
@@ -702,6 +894,11 @@ def _in_use(family: socket.AddressFamily, address: str, port: int) -> bool:
         except OSError as exc:
             return exc.errno == errno.EADDRINUSE
     return False
+
+
+def _refs(vs: VirtualService) -> list[ServerRef]:
+    """Each real server of ``vs`` and of its sub-services, by (pool name, key)."""
+    return [(pool.name, rs.key) for pool in vs.pools for rs in pool.real_servers]
 
 
 def _names(applied: Configuration | None, vs_name: str, key: str) -> tuple[str, str]:

@@ -4,8 +4,10 @@ HAProxy formats and sends the lines itself; nothing on the packet path waits on 
 "Log levels", 8.2.3 "HTTP log format", 8.2.2 "TCP log format"). Targets, in the ``global``
 section (3.1 "log"):
 
-- the daemon's unix datagram socket (``HaproxyGlobals.request_log_socket``): HAProxy sends
-  without blocking, so a slow or absent reader loses lines, never requests;
+- the daemon's pipe (``HaproxyGlobals.request_log_pipe``): the master is started with its
+  write end as descriptor ``REQUEST_LOG_FD`` and keeps it across reloads (``log fd@3``: one
+  ``writev`` per line, without blocking, so a slow or absent reader loses lines, never
+  requests; daemon/request_logs.py reads it);
 - ``logging.syslog``: UDP straight from HAProxy, or TCP through a ``ring`` (3.10 "Ring
   buffers"), whose writer drops lines when the server is slow rather than blocking.
 
@@ -17,13 +19,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bascule.engines.haproxy.quoting import quote, token
+from bascule.engines.haproxy.quoting import token
 from bascule.model import Configuration, VirtualService
 from bascule.model.logging import SyslogProtocol
 from bascule.net.addresses import host_port
 
 # 3.1 "log ... len": lines up to this long (the default 1024 would cut long URLs).
 LOG_LENGTH = 8192
+#: The descriptor the master inherits the daemon's request log pipe on (shell.py).
+REQUEST_LOG_FD = 3
+#: Lines to the pipe are cut at PIPE_BUF: a write that long is atomic (pipe(7)), so two
+#: threads' lines never interleave, and one never lands half-written in a full pipe.
+PIPE_LINE = 4096
 FACILITY = "local0"
 #: The ring that carries lines to a TCP syslog server.
 SYSLOG_RING = "bascule-syslog"
@@ -42,12 +49,13 @@ class LogView:
         return bool(self.global_lines)
 
 
-def log_view(config: Configuration, socket: str | None) -> LogView:
+def log_view(config: Configuration, pipe: bool) -> LogView:
+    """``pipe``: the master holds the daemon's request log pipe (``REQUEST_LOG_FD``)."""
     lines: list[str] = []
     rings: list[tuple[str, tuple[str, ...]]] = []
-    if socket is not None:
+    if pipe:
         # "format raw": the line only; the daemon keeps no syslog header (3.1 "log")
-        lines.append(f"log {quote(socket)} len {LOG_LENGTH} format raw {FACILITY} info")
+        lines.append(f"log fd@{REQUEST_LOG_FD} len {PIPE_LINE} format raw {FACILITY} info")
     syslog = config.logging.syslog if config.logging is not None else None
     if syslog is not None:
         target = token(host_port(syslog.address, syslog.port))

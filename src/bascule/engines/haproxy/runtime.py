@@ -103,6 +103,28 @@ def set_maxconn(backend: str, server: str, maxconn: int) -> str:
     return f"set maxconn server {_server_ref(backend, server)} {maxconn}"
 
 
+def set_global_maxconn(maxconn: int) -> str:
+    """``set maxconn global <maxconn>``: the process's connection limit (at most its start's)."""
+    if maxconn < 1:
+        raise ValueError(f"the global maxconn must be at least 1, not {maxconn}")
+    return f"set maxconn global {maxconn}"
+
+
+def add_server(backend: str, server: str, arguments: Sequence[str]) -> str:
+    """``add server <backend>/<server> <address> <keywords...>`` (2.6: a dynamic server)."""
+    return " ".join(["add server", _server_ref(backend, server), *arguments])
+
+
+def del_server(backend: str, server: str) -> str:
+    """``del server <backend>/<server>``: refused unless in maintenance and unused."""
+    return f"del server {_server_ref(backend, server)}"
+
+
+def enable_health(backend: str, server: str) -> str:
+    """``enable health <backend>/<server>``: a server added at runtime starts unchecked."""
+    return f"enable health {_server_ref(backend, server)}"
+
+
 def command_line(commands: Sequence[str]) -> str:
     """One CLI line carrying ``commands`` in order, severity output first, newline-terminated.
 

@@ -26,7 +26,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,9 +105,13 @@ class HaproxyShell:
         binary: str = "haproxy",
         start_timeout: float = 10.0,
         reload_timeout: float = 10.0,
+        inherit: Mapping[int, int] | None = None,
     ) -> None:
+        """``inherit``: descriptors the master is started with (its number -> the daemon's
+        descriptor); it keeps them across its re-executions, so every worker has them."""
         self.paths = paths
         self.binary = binary
+        self.inherit = dict(inherit or {})
         self.start_timeout = start_timeout
         self.reload_timeout = reload_timeout
         self._slots = {
@@ -175,6 +179,24 @@ class HaproxyShell:
             return False
         return table.master.pid == pid
 
+    def missing_inherited(self) -> list[int]:
+        """The ``inherit`` numbers the running master does not hold as this daemon's very
+        descriptor (the same open file: /proc/<pid>/fd/<number>); none when it is not up."""
+        pid = _read_pid(self.paths.pid_file)
+        if pid is None:
+            return []
+        missing = []
+        for number, fd in self.inherit.items():
+            mine = os.fstat(fd)
+            try:
+                theirs = Path(f"/proc/{pid}/fd/{number}").stat()
+            except OSError:
+                missing.append(number)
+                continue
+            if (theirs.st_dev, theirs.st_ino) != (mine.st_dev, mine.st_ino):
+                missing.append(number)
+        return missing
+
     async def adopt(self) -> bool:
         """Keep a master left by a previous daemon (True), or clear its leftovers (False)."""
         if await self.is_running():
@@ -217,7 +239,7 @@ class HaproxyShell:
             str(self.paths.config),
         ]
         try:
-            pid = _spawn_session(self.binary, argv, self.paths.log)
+            pid = _spawn_session(self.binary, argv, self.paths.log, inherit=self.inherit)
         except OSError as exc:
             raise ApplyFailed(f"cannot start {self.binary}: {exc}") from exc
         deadline = time.monotonic() + self.start_timeout
@@ -291,6 +313,18 @@ class HaproxyShell:
         _write_file(self.paths.new_config, config_text)
         if not self._accepted_lately(config_text):
             await self._check_file(self.paths.new_config)
+        if self.paths.config.exists():
+            _copy_atomically(self.paths.config, self.paths.last_good)
+        os.replace(self.paths.new_config, self.paths.config)
+        _fsync_dir(self.paths.run_dir)
+
+    def rewrite(self, config_text: str) -> None:
+        """Install ``config_text`` as the configuration file without reloading: the running
+        worker already runs it (real servers changed at runtime, dynamic.py), and the next
+        reload, restart or adoption reads the same servers. The file it replaces is kept as
+        last good, as a reload keeps it."""
+        _make_run_dir(self.paths.run_dir)
+        _write_file(self.paths.new_config, config_text)
         if self.paths.config.exists():
             _copy_atomically(self.paths.config, self.paths.last_good)
         os.replace(self.paths.new_config, self.paths.config)

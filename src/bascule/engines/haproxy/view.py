@@ -230,8 +230,8 @@ class HaproxyGlobals:
     local_peer: PeersListener | None = None
     # The certificate store's files, the crt-lists and the ACME challenge map (tls.py).
     tls_paths: offload.TlsPaths = DEFAULT_TLS_PATHS
-    # The daemon's unix datagram socket for request logs (logs.py); None: no local target.
-    request_log_socket: str | None = None
+    # The master holds the daemon's request log pipe (logs.py); False: no local target.
+    request_log_pipe: bool = False
     # The page store's files (``<name>.html``), read by HAProxy when it loads the config.
     pages_dir: str = DEFAULT_PAGES_DIR
     # The services' cache generations (caching.py: the purge), ``<service> <generation>``.
@@ -269,8 +269,12 @@ class ServerView:
 
     @property
     def line(self) -> str:
-        # Section 5.2 server keywords.
-        words = ["server", self.name, self.address, "weight", str(self.weight)]
+        return " ".join(("server", self.name, self.address, *self.keywords))
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        """The words after the address: section 5.2 server keywords."""
+        words = ["weight", str(self.weight)]
         if self.backup:
             words.append("backup")
         if self.disabled:
@@ -280,7 +284,7 @@ class ServerView:
         if self.cookie is not None:
             words += ["cookie", self.cookie]
         words += self.check_keywords
-        return " ".join(words)
+        return tuple(words)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -382,7 +386,7 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     ) + tuple(view.table for view in limits.values() if view.table is not None)
     tables += tuple(table for view in request_limits.values() for table in view.tables)
     has_tables = any(table_names(pool) for pool in config.pools())
-    logs = log_view(config, globals_.request_log_socket)
+    logs = log_view(config, globals_.request_log_pipe)
     peer_lines: tuple[str, ...] = ()
     local_peer: tuple[str, ...] = ()
     if has_tables and globals_.local_peer is not None:

@@ -410,7 +410,7 @@ LOGGED = HaproxyGlobals(
     stats_socket="/run/bascule/haproxy.sock",
     maxconn=4096,
     nbthread=2,
-    request_log_socket="/var/lib/bascule/haproxy/requests.sock",
+    request_log_pipe=True,
 )
 
 
