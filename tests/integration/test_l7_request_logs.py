@@ -147,9 +147,10 @@ def test_request_lines_survive_a_reload_and_a_new_daemon_adopting_haproxy(
         get(1)
         wait_until("line 1", lambda: logged(daemon, 1))
         workers = daemon.worker_pids()
-        # a structural change: HAProxy reloads, its new worker writes to the same pipe
-        web["real_servers"].append({"address": rs2.address, "port": 80})
-        daemon.apply({"virtual_services": [web]})
+        # a new service: HAProxy reloads, its new worker writes to the same pipe
+        other = {**web, "name": "other", "port": 8080,
+                 "real_servers": [{"address": rs2.address, "port": 80}]}  # fmt: skip
+        daemon.apply({"virtual_services": [web, other]})
         wait_until("a new worker", lambda: daemon.worker_pids() != workers)
         get(2)
         wait_until("line 2", lambda: logged(daemon, 2))
