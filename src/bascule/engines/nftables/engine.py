@@ -71,6 +71,9 @@ log = logging.getLogger("bascule.nftables")
 
 MAX_WEIGHT = 65535
 DRAIN_POLL = 0.2
+# How long the planner's listing of our tables stands for the apply that follows it (the
+# same reconcile: observe, plan, execute) instead of a listing of its own.
+LISTING_FRESH = 1.0
 
 
 def with_runtime(
@@ -97,6 +100,23 @@ class _Applied:
     config: Configuration  # with runtime weights and states
     inputs: L4Inputs
     ruleset: Ruleset
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Checked(_Applied):
+    """What ``check`` built, and on which running ruleset: the apply of the same document
+    on the same running ruleset, with the same inputs, sends it instead of building it
+    again (a 100-server service's rules, the slot tables)."""
+
+    base: Ruleset | None
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """Our tables as the planner's ``observe`` just listed them, and when."""
+
+    tables: frozenset[str]
+    at: float
 
 
 class NftablesEngine:
@@ -128,6 +148,8 @@ class NftablesEngine:
         self._health: dict[ServerRef, bool] = {}  # verdicts given through health_changed
         self._lc_weights: dict[ServerRef, int] = {}
         self._applied: _Applied | None = None
+        self._checked: _Checked | None = None  # what the last check built
+        self._listed: _Listed | None = None  # the planner's last listing, for one apply
         self._ledger = TrafficLedger()  # NAT traffic, from conntrack's accounting
         self._ledger_lock = asyncio.Lock()  # the ledger reads conntrack's snapshots in order
 
@@ -215,18 +237,26 @@ class NftablesEngine:
         await self.machine.check(config)
         async with self._lock:
             await self.machine.resolve_macs(config, refresh=False)
+            # what an apply of ``config`` builds: its document's runtime weights and states
+            effective = with_runtime(config, desired_runtime(config, max_weight=self.max_weight))
             inputs = self._inputs(config)
             running = self._applied.ruleset if self._applied is not None else None
             try:
-                ruleset = build_ruleset(config, inputs, running)
+                ruleset = build_ruleset(effective, inputs, running)
             except ViewError as exc:
                 raise EngineRejected("nftables", str(exc)) from exc
+            self._checked = _Checked(config=effective, inputs=inputs, ruleset=ruleset, base=running)
             # What an apply would send in place, checked against what runs (under the lock:
-            # nothing else changes it meanwhile); else the whole transaction, listed first.
-            update = await self._in_place(running, ruleset)
+            # nothing else changes it meanwhile). nft refuses it when what runs is not what
+            # we applied (a table deleted by hand...): then the whole transaction, listed first,
+            # as the apply would fall back to.
+            update = in_place(running, ruleset) if running is not None else None
             if update is not None:
-                await self.shell.check(update)
-                return
+                try:
+                    await self.shell.check(update)
+                    return
+                except EngineRejected as exc:
+                    log.info("the in-place check failed, checking whole", extra={"error": str(exc)})
         await self.shell.check_ruleset(ruleset)
 
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
@@ -260,6 +290,7 @@ class NftablesEngine:
         # conntrack; the servers' runtime weights, states and health only.
         tables = await self._present()
         async with self._lock:
+            self._listed = _Listed(frozenset(tables), self._clock())
             if self._config is None and applied is not None and tables:
                 self._config = applied  # adopted: the previous daemon's document runs
                 self._runtime = desired_runtime(applied, max_weight=self.max_weight)
@@ -450,10 +481,19 @@ class NftablesEngine:
         ):
             return
         running = self._applied.ruleset if self._applied is not None else None
-        try:
-            ruleset = build_ruleset(effective, inputs, running)
-        except ViewError as exc:
-            raise ApplyFailed(f"nftables: {exc}") from exc
+        checked, self._checked = self._checked, None
+        if (
+            checked is not None
+            and checked.base is running
+            and checked.inputs == inputs
+            and checked.config == effective
+        ):
+            ruleset = checked.ruleset  # the change pipeline's check built it just now
+        else:
+            try:
+                ruleset = build_ruleset(effective, inputs, running)
+            except ViewError as exc:
+                raise ApplyFailed(f"nftables: {exc}") from exc
         await self.machine.prepare_nat(config)
         update = await self._in_place(running, ruleset, listed=not force)
         if update is not None:
@@ -468,6 +508,7 @@ class NftablesEngine:
             await self.shell.apply(ruleset)
         await self.machine.account_flows(config)
         self._config, self._runtime = config, runtime
+        self._listed = None  # what was listed before this apply no longer says what runs
         self._applied = _Applied(config=effective, inputs=inputs, ruleset=ruleset)
         log.info(
             "updated the L4 ruleset in place" if update is not None else "applied the L4 ruleset",
@@ -487,14 +528,21 @@ class NftablesEngine:
         """The in-place transaction from ``running`` to ``ruleset``, or None for the whole one.
 
         ``listed``: the caller knows our tables are there (a runtime change); otherwise they
-        are asked (``nft list tables``, cheap), so that a missing table is put back whole.
+        are asked (``nft list chains``, cheap), so that a missing table is put back whole.
+        The planner's ``observe`` of this reconcile lists them just before: that listing
+        stands for one apply within ``LISTING_FRESH`` seconds, instead of another ``nft``.
         """
         if running is None:
             return None
         update = in_place(running, ruleset)
         if update is None or listed:
             return update
-        return update if set(await self._present()) == set(running.tables) else None
+        seen, self._listed = self._listed, None
+        if seen is not None and self._clock() - seen.at <= LISTING_FRESH:
+            tables: set[str] = set(seen.tables)
+        else:
+            tables = await self._present()
+        return update if tables == set(running.tables) else None
 
     # -- conntrack ------------------------------------------------------------------------------
 

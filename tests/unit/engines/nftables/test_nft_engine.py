@@ -16,9 +16,11 @@ from typing import Any, TypeVar
 import pytest
 
 from bascule.engines.base import HealthReport
+from bascule.engines.nftables import engine as engine_module
 from bascule.engines.nftables.engine import MAX_WEIGHT, NftablesEngine
 from bascule.engines.nftables.machine import MAC_REFRESH
 from bascule.engines.nftables.view import Exclusion
+from bascule.errors import EngineRejected
 from bascule.model import Configuration, RealServerState
 from bascule.net.shell import Completed
 from bascule.reconcile.actions import ReplaceConfig, SetState, SetWeight
@@ -45,6 +47,7 @@ class FakeKernel:
         self.macs = {"198.18.0.11": "02:00:00:00:00:11", "198.18.0.12": "02:00:00:00:00:12"}
         self.gateway: str | None = None
         self.refuse = 0  # how many of the next transactions nft refuses
+        self.refuse_checks = 0  # how many of the next ``nft -c`` of JSON nft refuses
 
     async def __call__(self, argv: Sequence[str], stdin: str | None) -> Completed:
         argv = list(argv)
@@ -63,6 +66,9 @@ class FakeKernel:
                     elif "table" in body and verb == "delete":
                         self.tables.discard(body["table"]["family"])
             return OK
+        if line == "nft -c -j -f -" and self.refuse_checks:
+            self.refuse_checks -= 1
+            return Completed(returncode=1, stdout="", stderr="No such file or directory")
         if line.startswith("nft -j list chains"):
             items = [
                 {"chain": {"family": f, "table": "bascule", "name": "prerouting"}}
@@ -428,3 +434,51 @@ def test_the_planners_observation_reads_no_counters() -> None:
     assert observation.running
     assert kernel.calls == [["nft", "-j", "list", "chains"]]
     assert observation.runtime() == run(engine.observe(desired)).runtime()
+
+
+def test_the_apply_sends_what_the_check_built_after_the_planners_listing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [0.0]
+    engine, kernel = driver(clock=lambda: now[0])
+    first = config()
+    run(engine.execute([ReplaceConfig(config=first, reason="new")], None))
+    builds: list[object] = []
+    build = engine_module.build_ruleset
+
+    def counted(*args: Any) -> Any:
+        builds.append(args)
+        return build(*args)
+
+    monkeypatch.setattr(engine_module, "build_ruleset", counted)
+    grown = config(weights=(3000, 1000, 1000, 1000))
+    run(engine.check(grown))  # the change pipeline
+    assert kernel.ran("nft -c -j -f -") and not kernel.ran("nft -j list chains")
+    run(engine.observe(first, counters=False))  # the reconcile's plan
+    listings = len(kernel.ran("nft -j list chains"))
+    run(engine.execute([ReplaceConfig(config=grown, reason="grown")], first))
+    assert len(builds) == 1  # the check's ruleset, applied in place
+    assert len(kernel.ran("nft -j list chains")) == listings  # the planner's listing stood
+    assert weights_of(engine) == {RS1: 3, RS2: 1, RS3: 1, "198.18.0.14:80": 1}
+    # a check of another document, or a listing gone stale, is not used
+    run(engine.check(config(weights=(1, 1, 1, 1, 1))))
+    run(engine.observe(grown, counters=False))
+    now[0] += 5
+    run(engine.execute([ReplaceConfig(config=first, reason="shrunk")], grown))
+    assert len(builds) == 3
+    assert len(kernel.ran("nft -j list chains")) == listings + 2
+    assert weights_of(engine) == {RS1: 3, RS2: 1, RS3: 1}
+
+
+def test_a_refused_in_place_check_checks_the_whole_ruleset() -> None:
+    engine, kernel = driver()
+    first = config()
+    run(engine.execute([ReplaceConfig(config=first, reason="new")], None))
+    kernel.tables.clear()  # deleted by hand: nft refuses what would change them in place
+    kernel.refuse_checks = 1
+    checks = len(kernel.ran("nft -c -j -f -"))
+    run(engine.check(config(weights=(3000, 1000, 1000, 1000))))
+    assert len(kernel.ran("nft -c -j -f -")) == checks + 2 and kernel.ran("nft -j list table")
+    kernel.refuse_checks = 2  # refused whole too: the change is refused
+    with pytest.raises(EngineRejected):
+        run(engine.check(config(weights=(3000, 1000, 1000, 1000))))
