@@ -53,7 +53,7 @@ from bascule.engines.nftables.nft import FAMILIES, Json
 from bascule.engines.nftables.rules import Ruleset, ServiceView, build_ruleset
 from bascule.engines.nftables.scheduling import DSR_SCHEDULING, NAT_SCHEDULING
 from bascule.engines.nftables.shell import NftablesShell
-from bascule.engines.nftables.transaction import CounterValue, in_place
+from bascule.engines.nftables.transaction import CounterValue, in_place, table_guard
 from bascule.engines.nftables.view import Exclusion, L4Inputs, ViewError, l4_services
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.model import Configuration, Forwarding, Mode, RealServerState
@@ -71,9 +71,6 @@ log = logging.getLogger("bascule.nftables")
 
 MAX_WEIGHT = 65535
 DRAIN_POLL = 0.2
-# How long the planner's listing of our tables stands for the apply that follows it (the
-# same reconcile: observe, plan, execute) instead of a listing of its own.
-LISTING_FRESH = 1.0
 
 
 def with_runtime(
@@ -111,14 +108,6 @@ class _Checked(_Applied):
     base: Ruleset | None
 
 
-@dataclass(frozen=True)
-class _Listed:
-    """Our tables as the planner's ``observe`` just listed them, and when."""
-
-    tables: frozenset[str]
-    at: float
-
-
 class NftablesEngine:
     """Engine contract implementation for nftables (see engines/base.py)."""
 
@@ -149,7 +138,6 @@ class NftablesEngine:
         self._lc_weights: dict[ServerRef, int] = {}
         self._applied: _Applied | None = None
         self._checked: _Checked | None = None  # what the last check built
-        self._listed: _Listed | None = None  # the planner's last listing, for one apply
         self._ledger = TrafficLedger()  # NAT traffic, from conntrack's accounting
         self._ledger_lock = asyncio.Lock()  # the ledger reads conntrack's snapshots in order
 
@@ -248,9 +236,9 @@ class NftablesEngine:
             self._checked = _Checked(config=effective, inputs=inputs, ruleset=ruleset, base=running)
             # What an apply would send in place, checked against what runs (under the lock:
             # nothing else changes it meanwhile). nft refuses it when what runs is not what
-            # we applied (a table deleted by hand...): then the whole transaction, listed first,
-            # as the apply would fall back to.
-            update = in_place(running, ruleset) if running is not None else None
+            # we applied (a table deleted by hand: ``_in_place``'s guard): then the whole
+            # transaction, listed first, as the apply would fall back to.
+            update = self._in_place(running, ruleset)
             if update is not None:
                 try:
                     await self.shell.check(update)
@@ -290,7 +278,6 @@ class NftablesEngine:
         # conntrack; the servers' runtime weights, states and health only.
         tables = await self._present()
         async with self._lock:
-            self._listed = _Listed(frozenset(tables), self._clock())
             if self._config is None and applied is not None and tables:
                 self._config = applied  # adopted: the previous daemon's document runs
                 self._runtime = desired_runtime(applied, max_weight=self.max_weight)
@@ -495,7 +482,7 @@ class NftablesEngine:
             except ViewError as exc:
                 raise ApplyFailed(f"nftables: {exc}") from exc
         await self.machine.prepare_nat(config)
-        update = await self._in_place(running, ruleset, listed=not force)
+        update = self._in_place(running, ruleset, listed=not force)
         if update is not None:
             try:
                 await self.shell.update(update)
@@ -508,7 +495,6 @@ class NftablesEngine:
             await self.shell.apply(ruleset)
         await self.machine.account_flows(config)
         self._config, self._runtime = config, runtime
-        self._listed = None  # what was listed before this apply no longer says what runs
         self._applied = _Applied(config=effective, inputs=inputs, ruleset=ruleset)
         log.info(
             "updated the L4 ruleset in place" if update is not None else "applied the L4 ruleset",
@@ -522,27 +508,26 @@ class NftablesEngine:
             },
         )
 
-    async def _in_place(
-        self, running: Ruleset | None, ruleset: Ruleset, *, listed: bool = False
+    @staticmethod
+    def _in_place(
+        running: Ruleset | None, ruleset: Ruleset, *, listed: bool = False
     ) -> Json | None:
         """The in-place transaction from ``running`` to ``ruleset``, or None for the whole one.
 
-        ``listed``: the caller knows our tables are there (a runtime change); otherwise they
-        are asked (``nft list chains``, cheap), so that a missing table is put back whole.
-        The planner's ``observe`` of this reconcile lists them just before: that listing
-        stands for one apply within ``LISTING_FRESH`` seconds, instead of another ``nft``.
+        ``listed``: the caller knows our tables are there (a runtime change). Otherwise the
+        transaction starts with a guard (``table_guard``) that nft refuses when one of our
+        tables is gone (deleted by hand), so that the caller falls back to the whole ruleset,
+        which puts it back: the same as listing the tables first, without an ``nft`` more.
         """
         if running is None:
             return None
         update = in_place(running, ruleset)
         if update is None or listed:
             return update
-        seen, self._listed = self._listed, None
-        if seen is not None and self._clock() - seen.at <= LISTING_FRESH:
-            tables: set[str] = set(seen.tables)
-        else:
-            tables = await self._present()
-        return update if tables == set(running.tables) else None
+        guard = table_guard(running)
+        if guard is None:
+            return None
+        return {"nftables": [*guard, *update["nftables"]]}
 
     # -- conntrack ------------------------------------------------------------------------------
 
