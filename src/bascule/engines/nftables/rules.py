@@ -36,7 +36,10 @@ server. So a runtime change changes map elements only (``transaction.in_place``)
 re-added, and rule handles, numgen's position, counters and persistence entries stay. A build
 starts from the scheduling maps that run (``previous``, their ``SlotTable``): a service whose
 weights did not change keeps its table, and a round robin table is rebalanced
-(``scheduling.rebalanced_slots``), so a weight change or a new server moves few slots.
+(``scheduling.rebalanced_slots``), so a weight change or a new server moves few slots; and
+from each service's structure that runs (``ServiceFragment``): a service built from the same
+document (but its servers' weights and states) and the same facts keeps its commands, and only
+its map elements are computed again.
 
 The whole transaction (``Ruleset.document``, what runs when nothing did, and what
 ``transaction.transaction`` fits to a listing) brings each table to its desired state by

@@ -16,7 +16,10 @@ failed server's flows), ``remove`` (delete our tables), ``set_sysctls``, and ``r
 
 Every command goes through net's ``Runner`` (argv, stdin) -> ``Completed``, so the commands are
 tested without root and the integration tests run the real binaries inside a network namespace
-(``netns``: commands are prefixed with ``ip netns exec``).
+(``netns``: commands are prefixed with ``ip netns exec``). The daemon's own engine (no runner,
+its own namespace) runs its small nft transactions and ``list chains`` through libnftables
+in its process instead (``Libnftables``): the same library and answers as the ``nft``
+process, without starting one for every change.
 """
 
 from __future__ import annotations
