@@ -482,7 +482,7 @@ class NftablesEngine:
             except ViewError as exc:
                 raise ApplyFailed(f"nftables: {exc}") from exc
         await self.machine.prepare_nat(config)
-        update = self._in_place(running, ruleset, listed=not force)
+        update = self._in_place(running, ruleset, guarded=force)
         if update is not None:
             try:
                 await self.shell.update(update)
@@ -510,11 +510,11 @@ class NftablesEngine:
 
     @staticmethod
     def _in_place(
-        running: Ruleset | None, ruleset: Ruleset, *, listed: bool = False
+        running: Ruleset | None, ruleset: Ruleset, *, guarded: bool = True
     ) -> Json | None:
         """The in-place transaction from ``running`` to ``ruleset``, or None for the whole one.
 
-        ``listed``: the caller knows our tables are there (a runtime change). Otherwise the
+        ``guarded`` (not for a runtime change, which trusts that our tables are there): the
         transaction starts with a guard (``table_guard``) that nft refuses when one of our
         tables is gone (deleted by hand), so that the caller falls back to the whole ruleset,
         which puts it back: the same as listing the tables first, without an ``nft`` more.
@@ -522,7 +522,7 @@ class NftablesEngine:
         if running is None:
             return None
         update = in_place(running, ruleset)
-        if update is None or listed:
+        if update is None or not guarded:
             return update
         guard = table_guard(running)
         if guard is None:
