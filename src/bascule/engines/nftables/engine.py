@@ -53,7 +53,7 @@ from bascule.engines.nftables.nft import FAMILIES, Json
 from bascule.engines.nftables.rules import Ruleset, ServiceView, build_ruleset
 from bascule.engines.nftables.scheduling import DSR_SCHEDULING, NAT_SCHEDULING
 from bascule.engines.nftables.shell import NftablesShell
-from bascule.engines.nftables.transaction import CounterValue, in_place
+from bascule.engines.nftables.transaction import CounterValue, in_place, table_guard
 from bascule.engines.nftables.view import Exclusion, L4Inputs, ViewError, l4_services
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.model import Configuration, Forwarding, Mode, RealServerState
@@ -99,6 +99,15 @@ class _Applied:
     ruleset: Ruleset
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Checked(_Applied):
+    """What ``check`` built, and on which running ruleset: the apply of the same document
+    on the same running ruleset, with the same inputs, sends it instead of building it
+    again (a 100-server service's rules, the slot tables)."""
+
+    base: Ruleset | None
+
+
 class NftablesEngine:
     """Engine contract implementation for nftables (see engines/base.py)."""
 
@@ -128,6 +137,7 @@ class NftablesEngine:
         self._health: dict[ServerRef, bool] = {}  # verdicts given through health_changed
         self._lc_weights: dict[ServerRef, int] = {}
         self._applied: _Applied | None = None
+        self._checked: _Checked | None = None  # what the last check built
         self._ledger = TrafficLedger()  # NAT traffic, from conntrack's accounting
         self._ledger_lock = asyncio.Lock()  # the ledger reads conntrack's snapshots in order
 
@@ -215,18 +225,26 @@ class NftablesEngine:
         await self.machine.check(config)
         async with self._lock:
             await self.machine.resolve_macs(config, refresh=False)
+            # what an apply of ``config`` builds: its document's runtime weights and states
+            effective = with_runtime(config, desired_runtime(config, max_weight=self.max_weight))
             inputs = self._inputs(config)
             running = self._applied.ruleset if self._applied is not None else None
             try:
-                ruleset = build_ruleset(config, inputs, running)
+                ruleset = build_ruleset(effective, inputs, running)
             except ViewError as exc:
                 raise EngineRejected("nftables", str(exc)) from exc
+            self._checked = _Checked(config=effective, inputs=inputs, ruleset=ruleset, base=running)
             # What an apply would send in place, checked against what runs (under the lock:
-            # nothing else changes it meanwhile); else the whole transaction, listed first.
-            update = await self._in_place(running, ruleset)
+            # nothing else changes it meanwhile). nft refuses it when what runs is not what
+            # we applied (a table deleted by hand: ``_in_place``'s guard): then the whole
+            # transaction, listed first, as the apply would fall back to.
+            update = self._in_place(running, ruleset)
             if update is not None:
-                await self.shell.check(update)
-                return
+                try:
+                    await self.shell.check(update)
+                    return
+                except EngineRejected as exc:
+                    log.info("the in-place check failed, checking whole", extra={"error": str(exc)})
         await self.shell.check_ruleset(ruleset)
 
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
@@ -450,12 +468,21 @@ class NftablesEngine:
         ):
             return
         running = self._applied.ruleset if self._applied is not None else None
-        try:
-            ruleset = build_ruleset(effective, inputs, running)
-        except ViewError as exc:
-            raise ApplyFailed(f"nftables: {exc}") from exc
+        checked, self._checked = self._checked, None
+        if (
+            checked is not None
+            and checked.base is running
+            and checked.inputs == inputs
+            and checked.config == effective
+        ):
+            ruleset = checked.ruleset  # the change pipeline's check built it just now
+        else:
+            try:
+                ruleset = build_ruleset(effective, inputs, running)
+            except ViewError as exc:
+                raise ApplyFailed(f"nftables: {exc}") from exc
         await self.machine.prepare_nat(config)
-        update = await self._in_place(running, ruleset, listed=not force)
+        update = self._in_place(running, ruleset, guarded=force)
         if update is not None:
             try:
                 await self.shell.update(update)
@@ -481,20 +508,26 @@ class NftablesEngine:
             },
         )
 
-    async def _in_place(
-        self, running: Ruleset | None, ruleset: Ruleset, *, listed: bool = False
+    @staticmethod
+    def _in_place(
+        running: Ruleset | None, ruleset: Ruleset, *, guarded: bool = True
     ) -> Json | None:
         """The in-place transaction from ``running`` to ``ruleset``, or None for the whole one.
 
-        ``listed``: the caller knows our tables are there (a runtime change); otherwise they
-        are asked (``nft list tables``, cheap), so that a missing table is put back whole.
+        ``guarded`` (not for a runtime change, which trusts that our tables are there): the
+        transaction starts with a guard (``table_guard``) that nft refuses when one of our
+        tables is gone (deleted by hand), so that the caller falls back to the whole ruleset,
+        which puts it back: the same as listing the tables first, without an ``nft`` more.
         """
         if running is None:
             return None
         update = in_place(running, ruleset)
-        if update is None or listed:
+        if update is None or not guarded:
             return update
-        return update if set(await self._present()) == set(running.tables) else None
+        guard = table_guard(running)
+        if guard is None:
+            return None
+        return {"nftables": [*guard, *update["nftables"]]}
 
     # -- conntrack ------------------------------------------------------------------------------
 

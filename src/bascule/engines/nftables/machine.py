@@ -49,6 +49,7 @@ class Machine:
         self._macs_at: float | None = None
         self._sysctls_done: set[str] = set()
         self._devices: dict[str, str | None] = {}  # real server address -> interface to it
+        self._connected: dict[str, float] = {}  # DSR real server address -> when found on-link
 
     def environment(self, *, maglev_size: int) -> Environment:
         """The view's facts of the machine, as last found."""
@@ -65,9 +66,19 @@ class Machine:
         return self._macs_at is None or self._clock() - self._macs_at >= MAC_REFRESH
 
     async def check(self, config: Configuration) -> None:
-        """DSR rewrites MACs only: every DSR real server must be on a connected subnet."""
+        """DSR rewrites MACs only: every DSR real server must be on a connected subnet.
+
+        A server found on-link is not asked again for ``MAC_REFRESH`` seconds: every change
+        is checked (adding a server to a NAT service too), and each ``ip route get`` is a
+        process; a server found routed or unroutable is asked again at every check."""
+        now = self._clock()
+        connected: dict[str, float] = {}  # of this document's servers only
         for vs in l4_services(config, Forwarding.dsr):
             for rs in vs.real_servers:
+                found = self._connected.get(rs.address)
+                if found is not None and now - found < MAC_REFRESH:
+                    connected[rs.address] = found
+                    continue
                 route = await self._shell.route_to(rs.address)
                 if route is None or route.gateway is not None:
                     via = f"routed via {route.gateway}" if route else "no route to it"
@@ -76,6 +87,8 @@ class Machine:
                         f"{vs.name}: DSR real server {rs.key} is not on a directly connected "
                         f"subnet ({via}); DSR needs it on the load balancer's own segment",
                     )
+                connected[rs.address] = now
+        self._connected = connected
 
     async def resolve_macs(self, config: Configuration, *, refresh: bool) -> None:
         """The load balancer's and the DSR real servers' MACs; ``refresh`` asks again for the

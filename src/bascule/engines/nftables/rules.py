@@ -36,7 +36,10 @@ server. So a runtime change changes map elements only (``transaction.in_place``)
 re-added, and rule handles, numgen's position, counters and persistence entries stay. A build
 starts from the scheduling maps that run (``previous``, their ``SlotTable``): a service whose
 weights did not change keeps its table, and a round robin table is rebalanced
-(``scheduling.rebalanced_slots``), so a weight change or a new server moves few slots.
+(``scheduling.rebalanced_slots``), so a weight change or a new server moves few slots; and
+from each service's structure that runs (``ServiceFragment``): a service built from the same
+document (but its servers' weights and states) and the same facts keeps its commands, and only
+its map elements are computed again.
 
 The whole transaction (``Ruleset.document``, what runs when nothing did, and what
 ``transaction.transaction`` fits to a listing) brings each table to its desired state by
@@ -57,8 +60,8 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bascule.engines.nftables.nft import (
@@ -90,7 +93,14 @@ from bascule.engines.nftables.view import (
     decide,
     nat_topology,
 )
-from bascule.model import Configuration, Forwarding, PortRange, RealServer, VirtualService
+from bascule.model import (
+    Configuration,
+    Forwarding,
+    PortRange,
+    RealServer,
+    RealServerState,
+    VirtualService,
+)
 
 # Hook priorities, nft(8) "CHAINS": dstnat -100, srcnat 100. DSR runs at the
 # ingress hook before anything else on the interface.
@@ -131,12 +141,33 @@ class SlotTable:
     elements: tuple[Any, ...]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServiceFragment:
+    """One VIP's share of its table's structure as built (its dispatch rule, declarations,
+    chains and rules; a NAT VIP's postrouting rules), and what it was built from (``key``:
+    the service without its servers' runtime weights and states, and the machine's facts
+    but the DSR servers' MACs). The next build of the same key reuses it whole, the very
+    same objects, and computes the service's map elements only (``_service_maps``): a
+    weight change of one server of 100 builds no rule, and ``transaction.in_place`` finds
+    the chains unchanged at the cost of an identity test."""
+
+    key: tuple[Any, ...]
+    declarations: tuple[Json, ...]
+    chains: tuple[Json, ...]
+    rules: tuple[Json, ...]
+    typeof_maps: Mapping[str, str]
+    counters: Mapping[str, tuple[str, str]]
+
+
 @dataclass
-class _SlotTables:
-    """The slot tables of the ruleset that runs (``previous``) and of the one being built."""
+class _Reuse:
+    """What a build starts from, of the ruleset that runs (``previous``: its slot tables,
+    ``fragments_before``: its services' structure), and what it builds."""
 
     previous: Mapping[str, SlotTable]
     built: dict[str, SlotTable]
+    fragments_before: Mapping[str, ServiceFragment] = field(default_factory=dict)
+    fragments: dict[str, ServiceFragment] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -181,6 +212,8 @@ class Ruleset:
     tables: tuple[str, ...]  # families of the tables kept ("ip", "netdev"...)
     # nft service name -> its scheduling map as built (what the next build starts from)
     slot_tables: Mapping[str, SlotTable] = field(default_factory=dict)
+    # nft service name -> its structure as built (what the next build reuses)
+    fragments: Mapping[str, ServiceFragment] = field(default_factory=dict)
 
     @property
     def commands(self) -> tuple[Json, ...]:
@@ -268,7 +301,7 @@ def _slots(
     weights: Mapping[str, int],
     chains: Mapping[str, str],
     size: int,
-    tables: _SlotTables,
+    tables: _Reuse,
 ) -> tuple[Any, ...]:
     """The scheduling map's elements, from the table that runs where it can (``SlotTable``)."""
     name, selection = service.vs.name, service.selection
@@ -290,8 +323,61 @@ def _slots(
     return table.elements
 
 
+def _selector_map(
+    service: ServiceDecision, env: Environment, tables: _Reuse
+) -> tuple[str, tuple[Any, ...]]:
+    """The service's scheduling map: its name and elements (the live servers' slots)."""
+    vs, live = service.vs, service.live
+    chains = {rs.key: rs_chain(vs, rs) for rs in live}
+    if service.selection is Selection.fixed:
+        target = ([vs.protocol.value, goto(chains[live[0].key])],) if live else ()
+        return fixed_map(vs), target
+    weights = {rs.key: service.weights[rs.key] for rs in live}
+    round_robin = service.selection is Selection.round_robin
+    size = env.round_robin_slots if round_robin else env.maglev_size
+    return sched_map(vs), _slots(service, weights, chains, size, tables)
+
+
+def _pin_elements(service: ServiceDecision, rs: RealServer, live: set[str]) -> tuple[Any, ...]:
+    """A persistent server's pin map: "protocol -> goto its chain" while it is ``live``, else
+    nothing (a known client's lookup misses and it is scheduled again)."""
+    if rs.key not in live:
+        return ()
+    return ([service.vs.protocol.value, goto(rs_chain(service.vs, rs))],)
+
+
+def _mac_elements(service: ServiceDecision, rs: RealServer, env: Environment) -> tuple[Any, ...]:
+    """A DSR server's MAC map: "protocol -> its MAC", empty while unknown."""
+    known = env.server_macs.get(rs.address)
+    return ([service.vs.protocol.value, known],) if known else ()
+
+
+def _pinned(service: ServiceDecision) -> list[RealServer]:
+    """The members that pin their clients (every one but the sorry server)."""
+    return [rs for rs in service.members if rs is not service.sorry]
+
+
+def _service_maps(
+    service: ServiceDecision, env: Environment, tables: _Reuse
+) -> dict[str, tuple[Any, ...]]:
+    """The elements of every map of the service, in the order ``_service_rules`` declares
+    them: what a build whose structure runs already (``ServiceFragment``) still computes."""
+    vs = service.vs
+    maps: dict[str, tuple[Any, ...]] = {}
+    if service.sticky:
+        live = {rs.key for rs in service.live}
+        for rs in _pinned(service):
+            maps[pin_map(vs, rs)] = _pin_elements(service, rs, live)
+    name, elements = _selector_map(service, env, tables)
+    maps[name] = elements
+    if vs.forwarding is Forwarding.dsr:
+        for rs in service.members:
+            maps[mac_map(vs, rs)] = _mac_elements(service, rs, env)
+    return maps
+
+
 def _selector(
-    table: TableCommands, service: ServiceDecision, env: Environment, tables: _SlotTables
+    table: TableCommands, service: ServiceDecision, env: Environment, tables: _Reuse
 ) -> list[Json]:
     """Declare the service's scheduling map and return the rule's expressions that look it up.
 
@@ -299,24 +385,18 @@ def _selector(
     protocol); who is up and how much they weigh are the map's elements. No live server:
     an empty map, the lookup misses and the packet goes on unbalanced (to the VIP itself).
     """
-    vs, live = service.vs, service.live
-    chains = {rs.key: rs_chain(vs, rs) for rs in live}
-    weights = {rs.key: service.weights[rs.key] for rs in live}
+    vs = service.vs
     proto = vs.protocol.value
+    name, elements = _selector_map(service, env, tables)
     if service.selection is Selection.fixed:
-        name = fixed_map(vs)
-        target = [[proto, goto(chains[live[0].key])]] if live else []
-        table.map(name, "inet_proto", "verdict", target)
+        table.map(name, "inet_proto", "verdict", elements)
         return [{"vmap": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{name}"}}]
-    name = sched_map(vs)
     if service.selection is Selection.round_robin:
         size = env.round_robin_slots
-        elements = _slots(service, weights, chains, size, tables)
         key: Json = {"numgen": {"mode": "inc", "mod": size, "offset": 0}}
         table.integer_map(name, f"numgen inc mod {size}", elements)
         return [{"vmap": {"key": key, "data": f"@{name}"}}]
     size = env.maglev_size
-    elements = _slots(service, weights, chains, size, tables)
     fields: list[Json] = [payload(service.family, "saddr")]
     if service.selection is Selection.flow_maglev:
         fields += [payload(proto, "sport"), payload(proto, "dport")]
@@ -332,7 +412,7 @@ def _selector(
 
 
 def _service_rules(
-    table: TableCommands, service: ServiceDecision, env: Environment, tables: _SlotTables
+    table: TableCommands, service: ServiceDecision, env: Environment, tables: _Reuse
 ) -> _CounterRefs:
     """Declare and fill the service's chains; return its counters (name -> (rs key, kind)).
 
@@ -344,7 +424,6 @@ def _service_rules(
     key_type = "ipv4_addr" if service.family == "ip" else "ipv6_addr"
     source = _source_key(vs, service.family)
     proto = vs.protocol.value
-    live = {rs.key for rs in service.live}
     counters: dict[str, tuple[str, str]] = {}
     chain = vs_chain(vs)
     table.chain(chain)
@@ -354,14 +433,14 @@ def _service_rules(
         rs for rs in vs.real_servers if service.excluded.get(rs.key) is not Exclusion.other_family
     ]
     if persistent:
+        live = {rs.key for rs in service.live}
         for rs in reachable:
             table.persistence_set(persistence_set(vs, rs), key_type)
-        for rs in (member for member in service.members if member is not service.sorry):
+        for rs in _pinned(service):
             # A known client goes back to its server only while the server is live: its pin
             # map holds "protocol -> goto" then, and nothing (a miss: go on) otherwise.
             pin = pin_map(vs, rs)
-            target = [[proto, goto(rs_chain(vs, rs))]] if rs.key in live else []
-            table.map(pin, "inet_proto", "verdict", target)
+            table.map(pin, "inet_proto", "verdict", _pin_elements(service, rs, live))
             hit = match(source, f"@{persistence_set(vs, rs)}")
             by_protocol = {"key": {"meta": {"key": "l4proto"}}, "data": f"@{pin}"}
             table.rule(chain, hit, {"vmap": by_protocol})
@@ -406,8 +485,7 @@ def _service_rules(
                 table.rule(name, syn_only, {"counter": new})
             # The MAC is a map element (empty while unknown) so that a refresh refills it.
             mac = mac_map(vs, rs)
-            known = env.server_macs.get(rs.address)
-            table.map(mac, "inet_proto", "ether_addr", [[proto, known]] if known else [])
+            table.map(mac, "inet_proto", "ether_addr", _mac_elements(service, rs, env))
             interface = vs.interface or env.interface
             table.rule(
                 name,
@@ -450,7 +528,7 @@ def _server_ports(vs: VirtualService, rs: RealServer) -> Any:
 
 
 def _nat_table(
-    family: str, services: Sequence[ServiceDecision], inputs: L4Inputs, tables: _SlotTables
+    family: str, services: Sequence[ServiceDecision], inputs: L4Inputs, tables: _Reuse
 ) -> tuple[TableCommands, _CountersByService]:
     table = TableCommands(family)
     for name, kind, hook, prio in (
@@ -467,13 +545,22 @@ def _nat_table(
         table.rule("redirects", match(payload("icmpv6", "type"), "nd-redirect"), {"drop": None})
     counters: _CountersByService = {}
     for service in services:
-        vs = service.vs
-        table.rule("prerouting", *_dispatchmatch(service), goto(vs_chain(vs)))
-        counters[vs.name] = _service_rules(table, service, inputs.environment, tables)
-        if nat_topology(vs) is not NatTopology.one_armed:
-            continue
+        counters[service.vs.name] = _service_structure(
+            table, service, inputs.environment, tables, _nat_service
+        )
+    return table, counters
+
+
+def _nat_service(
+    table: TableCommands, service: ServiceDecision, env: Environment, tables: _Reuse
+) -> _CounterRefs:
+    """One NAT VIP's commands: dispatch, its chains and maps, one-armed source NAT."""
+    vs, family = service.vs, table.family
+    table.rule("prerouting", *_dispatchmatch(service), goto(vs_chain(vs)))
+    counters = _service_rules(table, service, env, tables)
+    if nat_topology(vs) is NatTopology.one_armed:
         version = 4 if family == "ip" else 6
-        source = inputs.environment.source_addresses.get(version)
+        source = env.source_addresses.get(version)
         snat: Json = {"snat": {"addr": source}} if source else {"masquerade": None}
         from_vip = [
             match({"ct": {"key": "status"}}, "dnat", op="in"),
@@ -489,11 +576,11 @@ def _nat_table(
                 *from_vip,
             ]
             table.rule("postrouting", *to_this_server, snat)
-    return table, counters
+    return counters
 
 
 def _dsr_table(
-    services: Sequence[ServiceDecision], env: Environment, tables: _SlotTables
+    services: Sequence[ServiceDecision], env: Environment, tables: _Reuse
 ) -> tuple[TableCommands, _CountersByService]:
     table = TableCommands("netdev")
     counters: _CountersByService = {}
@@ -508,11 +595,73 @@ def _dsr_table(
             policy="accept",
         )
     for service in services:
-        vs = service.vs
-        chain = f"ingress/{vs.interface or env.interface}"
-        table.rule(chain, *_dispatchmatch(service), goto(vs_chain(vs)))
-        counters[vs.name] = _service_rules(table, service, env, tables)
+        counters[service.vs.name] = _service_structure(table, service, env, tables, _dsr_service)
     return table, counters
+
+
+def _dsr_service(
+    table: TableCommands, service: ServiceDecision, env: Environment, tables: _Reuse
+) -> _CounterRefs:
+    """One DSR VIP's commands: dispatch on its interface's ingress, its chains and maps."""
+    vs = service.vs
+    chain = f"ingress/{vs.interface or env.interface}"
+    table.rule(chain, *_dispatchmatch(service), goto(vs_chain(vs)))
+    return _service_rules(table, service, env, tables)
+
+
+def _structure_key(service: ServiceDecision, env: Environment) -> tuple[Any, ...]:
+    """What a VIP's structure is built from (``ServiceFragment.key``): everything but its
+    servers' weights and states (``engines.with_runtime`` copies only the servers whose
+    runtime differs, so this copies those alone) and the DSR servers' MACs."""
+    vs = service.vs
+    servers = tuple(
+        rs
+        if rs.weight == 1 and rs.state is RealServerState.enabled
+        else rs.model_copy(update={"weight": 1, "state": RealServerState.enabled})
+        for rs in vs.real_servers
+    )
+    return (
+        service.table,
+        service.service,
+        vs.model_copy(update={"real_servers": []}),
+        servers,
+        replace(env, server_macs={}),
+    )
+
+
+def _service_structure(
+    table: TableCommands,
+    service: ServiceDecision,
+    env: Environment,
+    tables: _Reuse,
+    build: Callable[[TableCommands, ServiceDecision, Environment, _Reuse], _CounterRefs],
+) -> _CounterRefs:
+    """Add one VIP's commands to ``table``: its structure reused from the ruleset that runs
+    when it was built from the same key (its map elements computed again), else ``build``
+    run; return its counters."""
+    name = service.vs.name
+    key = _structure_key(service, env)
+    fragment = tables.fragments_before.get(name)
+    if fragment is not None and fragment.key == key:
+        table.maps.update(_service_maps(service, env, tables))
+    else:
+        own = TableCommands(table.family)
+        counters = build(own, service, env, tables)
+        table.maps.update(own.maps)
+        fragment = ServiceFragment(
+            key=key,
+            declarations=tuple(own.declarations),
+            chains=tuple(own.chains),
+            rules=tuple(own.rules),
+            typeof_maps=dict(own.typeof_maps),
+            counters=counters,
+        )
+    table.declarations.extend(fragment.declarations)
+    table.chains.extend(fragment.chains)
+    table.rules.extend(fragment.rules)
+    table.typeof_maps.update(fragment.typeof_maps)
+    tables.fragments[name] = fragment
+    return dict(fragment.counters)
 
 
 def build_ruleset(
@@ -525,7 +674,11 @@ def build_ruleset(
     built afresh.
     """
     services = decide(config, inputs)
-    tables = _SlotTables(previous=previous.slot_tables if previous else {}, built={})
+    tables = _Reuse(
+        previous=previous.slot_tables if previous else {},
+        built={},
+        fragments_before=previous.fragments if previous else {},
+    )
     commands: list[Json] = []
     maps: dict[MapRef, tuple[Any, ...]] = {}
     prelude: dict[MapRef, str] = {}
@@ -563,4 +716,5 @@ def build_ruleset(
         services=views,
         tables=tuple(kept),
         slot_tables=tables.built,
+        fragments=tables.fragments,
     )

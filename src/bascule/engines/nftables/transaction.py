@@ -135,6 +135,29 @@ def in_place(old: Ruleset, new: Ruleset) -> Json | None:
     return {"nftables": commands}
 
 
+def table_guard(running: Ruleset) -> list[Json] | None:
+    """Commands that change nothing in ``running``'s tables and that nft refuses when one of
+    them is gone: ``add chain`` of one regular chain of each (adding a chain that exists
+    keeps it and its rules; in a table that does not exist it fails). Put before an
+    ``in_place`` transaction, a table deleted by hand makes it fail as a whole, and the
+    engine sends the whole ruleset instead. None when a table has no regular chain (the
+    caller then sends the whole ruleset)."""
+    guard: list[Json] = []
+    for family in running.tables:
+        body = next(
+            (
+                body
+                for (owner, _), body in running.index.chains.items()
+                if owner == family and "hook" not in body
+            ),
+            None,
+        )
+        if body is None:
+            return None
+        guard.append({"add": {"chain": body}})
+    return guard
+
+
 def element_changes(family: str, name: str, old: Sequence[Any], new: Sequence[Any]) -> list[Json]:
     """The commands that turn map ``name``'s elements ``old`` into ``new``: the keys whose
     value changed or that went deleted, then the changed and new ones added (a map's key

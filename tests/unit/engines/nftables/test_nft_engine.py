@@ -16,9 +16,11 @@ from typing import Any, TypeVar
 import pytest
 
 from bascule.engines.base import HealthReport
+from bascule.engines.nftables import engine as engine_module
 from bascule.engines.nftables.engine import MAX_WEIGHT, NftablesEngine
 from bascule.engines.nftables.machine import MAC_REFRESH
 from bascule.engines.nftables.view import Exclusion
+from bascule.errors import EngineRejected
 from bascule.model import Configuration, RealServerState
 from bascule.net.shell import Completed
 from bascule.reconcile.actions import ReplaceConfig, SetState, SetWeight
@@ -45,6 +47,7 @@ class FakeKernel:
         self.macs = {"198.18.0.11": "02:00:00:00:00:11", "198.18.0.12": "02:00:00:00:00:12"}
         self.gateway: str | None = None
         self.refuse = 0  # how many of the next transactions nft refuses
+        self.refuse_checks = 0  # how many of the next ``nft -c`` of JSON nft refuses
 
     async def __call__(self, argv: Sequence[str], stdin: str | None) -> Completed:
         argv = list(argv)
@@ -53,8 +56,8 @@ class FakeKernel:
         if line == "nft -j -f -":
             document = json.loads(stdin or "{}")
             self.applied.append(document)
-            if self.refuse:
-                self.refuse -= 1
+            if self.refuse or not self.accepts(document):
+                self.refuse = max(0, self.refuse - 1)
                 return Completed(returncode=1, stdout="", stderr="No such file or directory")
             for command in document["nftables"]:
                 for verb, body in command.items():
@@ -63,6 +66,9 @@ class FakeKernel:
                     elif "table" in body and verb == "delete":
                         self.tables.discard(body["table"]["family"])
             return OK
+        if line == "nft -c -j -f -" and (self.refuse_checks or not self.accepts(stdin)):
+            self.refuse_checks = max(0, self.refuse_checks - 1)
+            return Completed(returncode=1, stdout="", stderr="No such file or directory")
         if line.startswith("nft -j list chains"):
             items = [
                 {"chain": {"family": f, "table": "bascule", "name": "prerouting"}}
@@ -95,6 +101,24 @@ class FakeKernel:
 
     def ran(self, prefix: str) -> list[list[str]]:
         return [argv for argv in self.calls if " ".join(argv).startswith(prefix)]
+
+    def accepts(self, document: dict[str, Any] | str | None) -> bool:
+        """nft refuses a transaction that names a table of ours before it exists."""
+        if isinstance(document, str) or document is None:
+            document = json.loads(document or "{}")
+        tables = set(self.tables)
+        for command in document["nftables"]:
+            for verb, body in command.items():
+                for kind, item in body.items():
+                    family = item.get("family")
+                    if kind == "table":
+                        if verb == "add":
+                            tables.add(family)
+                        elif verb == "delete":
+                            tables.discard(family)
+                    elif family is not None and family not in tables:
+                        return False
+        return True
 
 
 def config(*, weights: Sequence[int] = (3000, 1000, 1000), **fields: Any) -> Configuration:
@@ -193,10 +217,12 @@ def test_weight_and_state_changes_are_map_updates_and_converge() -> None:
         assert {b["name"] for c in commands for body in c.values() for b in body.values()} == {
             "sched/web"
         }
-    # a structural change (a server more) is in place too: its chain, counter and slots
+    # a structural change (a server more) is in place too: its chain, counter and slots,
+    # after the guard that fails should our table be gone
     third = config(weights=(3000, 2000, 1000, 1000))
     run(engine.execute([ReplaceConfig(config=third, reason="grown")], drained))
-    last = kernel.applied[-1]["nftables"]
+    guard, *last = kernel.applied[-1]["nftables"]
+    assert guard == {"add": {"chain": {"family": "ip", "table": "bascule", "name": "vs/web"}}}
     assert not any("table" in body for c in last for body in c.values())
     assert {
         body["name"] for c in last for kind, body in c.get("add", {}).items() if kind != "rule"
@@ -428,3 +454,47 @@ def test_the_planners_observation_reads_no_counters() -> None:
     assert observation.running
     assert kernel.calls == [["nft", "-j", "list", "chains"]]
     assert observation.runtime() == run(engine.observe(desired)).runtime()
+
+
+def test_the_apply_sends_what_the_check_built_without_listing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine, kernel = driver()
+    first = config()
+    run(engine.execute([ReplaceConfig(config=first, reason="new")], None))
+    builds: list[object] = []
+    build = engine_module.build_ruleset
+
+    def counted(*args: Any) -> Any:
+        builds.append(args)
+        return build(*args)
+
+    monkeypatch.setattr(engine_module, "build_ruleset", counted)
+    grown = config(weights=(3000, 1000, 1000, 1000))
+    listings = len(kernel.ran("nft -j list"))
+    run(engine.check(grown))  # the change pipeline
+    run(engine.execute([ReplaceConfig(config=grown, reason="grown")], first))
+    assert len(builds) == 1  # the check's ruleset, applied in place
+    # the guard stands for a listing of our tables
+    assert len(kernel.ran("nft -j list")) == listings
+    guard = {"add": {"chain": {"family": "ip", "table": "bascule", "name": "vs/web"}}}
+    assert kernel.applied[-1]["nftables"][0] == guard
+    assert weights_of(engine) == {RS1: 3, RS2: 1, RS3: 1, "198.18.0.14:80": 1}
+    # a check of another document is not used
+    run(engine.check(config(weights=(1, 1, 1, 1, 1))))
+    run(engine.execute([ReplaceConfig(config=first, reason="shrunk")], grown))
+    assert len(builds) == 3
+    assert weights_of(engine) == {RS1: 3, RS2: 1, RS3: 1}
+
+
+def test_a_refused_in_place_check_checks_the_whole_ruleset() -> None:
+    engine, kernel = driver()
+    first = config()
+    run(engine.execute([ReplaceConfig(config=first, reason="new")], None))
+    kernel.tables.clear()  # deleted by hand: nft refuses what would change them in place
+    checks = len(kernel.ran("nft -c -j -f -"))
+    run(engine.check(config(weights=(3000, 1000, 1000, 1000))))
+    assert len(kernel.ran("nft -c -j -f -")) == checks + 2 and kernel.ran("nft -j list table")
+    kernel.refuse_checks = 2  # refused whole too: the change is refused
+    with pytest.raises(EngineRejected):
+        run(engine.check(config(weights=(3000, 1000, 1000, 1000))))

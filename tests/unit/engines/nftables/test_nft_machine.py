@@ -76,6 +76,24 @@ def test_check_refuses_a_dsr_server_behind_a_gateway() -> None:
     asyncio.run(facts.check(config()))  # NAT routes anywhere
 
 
+def test_check_asks_the_route_to_an_on_link_dsr_server_once_in_a_while() -> None:
+    runner = FakeRunner({"ip -j route get": answer([{"dst": "198.18.0.11", "dev": "eth0"}])})
+    facts, now = machine(runner)
+    dsr = config(forwarding="dsr")
+    asyncio.run(facts.check(dsr))
+    assert len(runner.ran("ip -j route get")) == 3
+    now[0] = MAC_REFRESH - 1  # every change is checked: the routes found on-link stand
+    asyncio.run(facts.check(dsr))
+    assert len(runner.ran("ip -j route get")) == 3
+    now[0] = MAC_REFRESH + 1  # then they are asked again, and a routed one is refused
+    routed = answer([{"dst": "198.18.0.11", "gateway": "198.18.0.1", "dev": "eth0"}])
+    runner.answers["ip -j route get"] = routed
+    with pytest.raises(EngineRejected, match="is not on a directly connected"):
+        asyncio.run(facts.check(dsr))
+    with pytest.raises(EngineRejected, match="is not on a directly connected"):
+        asyncio.run(facts.check(dsr))  # a refused server is asked at every check
+
+
 def test_nat_prerequisites_are_set_once() -> None:
     runner = FakeRunner({"ip -j route get": answer([{"dst": "198.18.0.11", "dev": "eth0"}])})
     facts, _ = machine(runner)

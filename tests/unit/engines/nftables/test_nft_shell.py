@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from l4_documents import FakeRunner, config
 
 from bascule.engines.nftables.rules import build_ruleset
-from bascule.engines.nftables.shell import NftablesShell
+from bascule.engines.nftables.shell import (
+    IN_PROCESS_INPUT,
+    Libnftables,
+    NftablesShell,
+    in_process,
+)
 from bascule.engines.nftables.view import L4Inputs
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.net.shell import Completed
@@ -178,3 +185,59 @@ def test_remove_sends_the_removal() -> None:
         "ip6",
         "netdev",
     }
+
+
+CHAIN = {"chain": {"family": "ip", "table": "bascule", "name": "prerouting"}}
+
+
+class FakeLibrary:
+    """libnftables(3) as ctypes sees it: records the context's settings and the input."""
+
+    def __init__(self, code: int = 0, out: bytes = b"", err: bytes = b"") -> None:
+        self.ran: list[tuple[bytes, int, bool]] = []
+        self.freed = 0
+        state: dict[str, Any] = {"flags": 0, "dry": False}
+
+        def run(context: int, text: bytes) -> int:
+            self.ran.append((text, state["flags"], state["dry"]))
+            return code
+
+        def free(context: int) -> None:
+            self.freed += 1
+
+        functions: dict[str, Callable[..., Any]] = {
+            "nft_ctx_new": lambda flags: 1,
+            "nft_ctx_free": free,
+            "nft_ctx_buffer_output": lambda context: 0,
+            "nft_ctx_buffer_error": lambda context: 0,
+            "nft_ctx_get_output_buffer": lambda context: out,
+            "nft_ctx_get_error_buffer": lambda context: err,
+            "nft_ctx_output_set_flags": lambda context, flags: state.update(flags=flags),
+            "nft_ctx_set_dry_run": lambda context, dry: state.update(dry=dry),
+            "nft_run_cmd_from_buffer": run,
+        }
+        for name, function in functions.items():
+            setattr(self, name, function)
+
+
+def test_small_transactions_and_the_chains_run_in_process() -> None:
+    assert in_process(["-j", "-f", "-"], '{"nftables": []}') == ('{"nftables": []}', True, False)
+    assert in_process(["-c", "-j", "-f", "-"], "{}") == ("{}", True, True)
+    assert in_process(["-j", "list", "chains"], None) == ("list chains", True, False)
+    assert in_process(["-j", "-f", "-"], "x" * (IN_PROCESS_INPUT + 1)) is None  # the whole
+    assert in_process(["-j", "list", "table", "ip", "bascule"], None) is None  # dumps maps
+    assert in_process(["--version"], None) is None
+
+
+def test_the_library_answers_as_the_nft_process_would() -> None:
+    library = FakeLibrary(code=-1, err=b"Error: No such file or directory\n")
+    runner = FakeRunner()
+    shell = NftablesShell(runner=runner, library=Libnftables(library))  # type: ignore[arg-type]
+    with pytest.raises(EngineRejected, match="No such file or directory"):
+        asyncio.run(shell.check({"nftables": []}))
+    assert library.ran == [(b'{"nftables": []}', 1 << 4, True)] and library.freed == 1
+    asyncio.run(shell.version())  # not the library's: the process
+    assert runner.ran("nft --version")
+    listed = FakeLibrary(out=json.dumps({"nftables": [CHAIN]}).encode())
+    shell = NftablesShell(runner=runner, library=Libnftables(listed))  # type: ignore[arg-type]
+    assert asyncio.run(shell.tables()) == ("ip",)

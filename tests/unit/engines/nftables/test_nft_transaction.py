@@ -15,6 +15,7 @@ from bascule.engines.nftables.transaction import (
     in_place,
     prelude,
     removal,
+    table_guard,
     transaction,
     undo_prelude,
 )
@@ -224,3 +225,24 @@ def test_removal_adds_and_deletes_each_of_our_tables() -> None:
         ("delete", "netdev"),
     ]
     assert all(body["table"]["name"] == "bascule" for c in commands for body in c.values())
+
+
+def test_the_table_guard_adds_one_regular_chain_of_each_table() -> None:
+    both = Configuration.model_validate(
+        {
+            "virtual_services": [
+                config().virtual_services[0].model_dump(mode="json"),
+                {
+                    **config(forwarding="dsr").virtual_services[0].model_dump(mode="json"),
+                    "name": "dr",
+                    "address": "198.18.0.101",
+                },
+            ]
+        }
+    )
+    ruleset = build_ruleset(both, L4Inputs(environment=ENV))
+    assert table_guard(ruleset) == [
+        {"add": {"chain": {"family": family, "table": "bascule", "name": name}}}
+        for family, name in (("ip", "vs/web"), ("netdev", "vs/dr"))
+    ]
+    assert table_guard(build_ruleset(Configuration(), L4Inputs())) == []
