@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     # How long `bascule stop --data-plane` lets connections finish before HAProxy is stopped
     # for good (SIGTERM stops the daemon only: the data plane runs on).
     shutdown_grace: float = 10.0
+    # Real servers added to or removed from a running HTTP/TCP service through HAProxy's
+    # runtime API (add/del server) instead of a reload (engines/haproxy/dynamic.py). Off by
+    # default: HAProxy 2.6's dynamic servers never reuse an idle server connection (a new
+    # connection per request: keep-alive throughput 2.6x lower, docs/performance.md section 8).
+    haproxy_dynamic_servers: bool = False
     # How often the daemon re-reads the engines and repairs drift.
     reconcile_interval: float = 5.0
     # How often the statistics sampler reads the counters (seconds, > 0; graphs use 10 s steps).

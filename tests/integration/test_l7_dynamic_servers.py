@@ -19,6 +19,9 @@ from waiting import wait_until
 from bascule.cli.client import BasculeClient
 
 pytestmark = pytest.mark.integration
+# The runtime path is off by default (settings.py haproxy_dynamic_servers: HAProxy 2.6's
+# dynamic servers reuse no idle connection); these tests turn it on.
+DYNAMIC = {"BASCULE_HAPROXY_DYNAMIC_SERVERS": "1"}
 
 CHECK = {"type": "http", "path": "/health", "interval": 1, "rise": 1, "fall": 2}
 RUNTIME = "(real servers at runtime, no reload)"
@@ -67,7 +70,7 @@ def haproxy_states(daemon: BasculeDaemon, backend: str) -> dict[str, tuple[str, 
 
 
 def start(topology: Topology, document: dict[str, Any]) -> BasculeDaemon:
-    daemon = BasculeDaemon(topology).start()
+    daemon = BasculeDaemon(topology, env=DYNAMIC).start()
     try:
         with api(daemon) as client:
             assert client.put_config(document, message="initial")["applied"]

@@ -214,8 +214,10 @@ def stop_daemon(daemon: BasculeDaemon) -> None:
 
 
 def start_daemon(topology: Topology, document: dict[str, Any]) -> BasculeDaemon:
-    """A daemon with ``document`` applied and every real server up."""
-    daemon = BasculeDaemon(topology).start()
+    """A daemon with ``document`` applied and every real server up; real servers are added
+    and removed at runtime (``haproxy_dynamic_servers``, off by default), so the fifty changes
+    under load cover that path too."""
+    daemon = BasculeDaemon(topology, env={"BASCULE_HAPROXY_DYNAMIC_SERVERS": "1"}).start()
     try:
         with api_client(daemon) as api:
             assert api.put_config(document, message="initial")["applied"]

@@ -368,6 +368,7 @@ class Daemon:
             peers_listener=_peers_listener(settings),
             certificates_dir=settings.certificates_dir,
             request_log_pipe=request_log_pipe.write_fd,
+            dynamic_servers=settings.haproxy_dynamic_servers,
             pages_dir=settings.pages_dir,
         )
         # HAProxy's request log lines, kept on disk (daemon/request_logs.py)

@@ -97,6 +97,7 @@ class HaproxyEngine:
         certificates_dir: Path | None = None,
         request_log_pipe: int | None = None,
         pages_dir: Path | None = None,
+        dynamic_servers: bool = False,
     ) -> None:
         """``peers``: keep the stick tables (persistence) across reloads through HAProxy's
         local peer, listening on a unix socket in ``run_dir`` (only root reaches it), or on
@@ -106,8 +107,15 @@ class HaproxyEngine:
         ``descriptor_limit``: the file descriptors HAProxy may open; maxconn is then sized
         from what each configuration holds (descriptors.py), at most ``maxconn``.
         ``request_log_pipe``: the write end of the daemon's request log pipe, which the master
-        inherits as ``REQUEST_LOG_FD`` (logs.py) when this engine starts it."""
+        inherits as ``REQUEST_LOG_FD`` (logs.py) when this engine starts it.
+        ``dynamic_servers``: real servers added and removed with ``add server``/``del server``
+        (dynamic.py) rather than a reload. HAProxy 2.6.12's dynamic servers open a server
+        connection per request (``show stat``: ``reuse`` 0 under keep-alive, 28k against 73k
+        req/s in one A/B), so this is the settings' ``haproxy_dynamic_servers``, off by default:
+        a structural change's latency is not worth a data path 2.6x slower until the next
+        reload."""
         self.paths = HaproxyPaths.under(run_dir)
+        self.dynamic_servers = dynamic_servers
         local_peer = None
         if peers:
             local_peer = peers_listener or PeersListener(address=str(self.paths.peers_socket))
@@ -336,7 +344,11 @@ class HaproxyEngine:
         self, running: Configuration, desired: Configuration
     ) -> ChangeServers | None:
         """The planner's question (``ChangesServers``): can HAProxy go from ``running`` to
-        ``desired`` by adding and removing real servers at runtime? Why not is logged."""
+        ``desired`` by adding and removing real servers at runtime? Why not is logged.
+        Never unless ``dynamic_servers`` (HAProxy 2.6's dynamic servers reuse no idle server
+        connection: see the constructor)."""
+        if not self.dynamic_servers:
+            return None
         edits = self.runtime_edits(running, desired)
         if isinstance(edits, str):
             log.debug("a structural change reloads", extra={"reason": edits})

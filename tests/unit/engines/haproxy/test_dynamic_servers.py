@@ -183,7 +183,12 @@ def test_a_word_the_runtime_api_cannot_take_is_not_sent() -> None:
 def engine_for(tmp_path: Path) -> HaproxyEngine:
     # few descriptors: maxconn is sized by them, so a server's check changes it
     return HaproxyEngine(
-        tmp_path / "haproxy", binary="haproxy", maxconn=100000, nbthread=1, descriptor_limit=5000
+        tmp_path / "haproxy",
+        binary="haproxy",
+        maxconn=100000,
+        nbthread=1,
+        descriptor_limit=5000,
+        dynamic_servers=True,
     )
 
 
@@ -213,6 +218,15 @@ def test_the_engine_changes_servers_only_of_what_it_installed_with_its_settings(
     )
     assert engine.server_changes(before, before) is None  # nothing to add or remove
     engine.set_http_users({"alice": "$6$hash"})  # settings the running text was not made with
+    assert engine.server_changes(before, after) is None
+
+
+def test_the_runtime_path_is_off_unless_asked_for(tmp_path: Path) -> None:
+    """HAProxy 2.6's dynamic servers reuse no idle connection: a reload by default."""
+    engine = HaproxyEngine(tmp_path / "haproxy", binary="haproxy", maxconn=1000, nbthread=1)
+    before, after = two_services((4, 5), (6,)), two_services((4, 6), (6, 7))
+    engine._installed = engine._prepared_for(before)
+    assert not engine.dynamic_servers
     assert engine.server_changes(before, after) is None
 
 
