@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from netns import Topology
 
 from bascule.engines.haproxy.logs import log_view
 from bascule.model import parse_document
-from l7 import OWN_SESSION, cpu_ticks, preflight, start_pipe_reader, start_real_server_nginx
+from l7 import OWN_SESSION, preflight, start_pipe_reader, start_real_server_nginx, wrk_cpu
 from tls import CIPHERS, CURVES, SUITES, make_certificate
 
 HAND = """global
@@ -217,17 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for round_ in range(args.rounds):
             shift = round_ % len(names)
             for name in (*names[shift:], *names[:shift]):
-                before = cpu_ticks(pids[name])
-                wrk = ["wrk", "-t2", "-c50", f"-d{args.duration:g}s", *close, urls[name]]
-                output = topology.run("client", wrk, **OWN_SESSION).stdout
-                ticks = cpu_ticks(pids[name]) - before
-                found = re.search(r"(\d+) requests in", output)
-                rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-                if found is None or rate is None:
-                    raise RuntimeError(f"cannot read wrk's output:\n{output}")
-                seconds = ticks / os.sysconf("SC_CLK_TCK")
-                spent[name].append(seconds * 1e6 / int(found.group(1)))
-                rates[name].append(float(rate.group(1)))
+                cpu, rate = wrk_cpu(topology, pids[name], urls[name], args.duration, close)
+                spent[name].append(cpu)
+                rates[name].append(rate)
         reader.terminate()
         reader.wait(timeout=30)
     what = f"{'plain HTTP' if args.http else 'TLS'}, {args.workload}"

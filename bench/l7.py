@@ -322,6 +322,23 @@ def cpu_ticks(root: int) -> int:
     return total
 
 
+def wrk_cpu(
+    topology: Topology, pid: int, url: str, duration: float, extra: Sequence[str] = ()
+) -> tuple[float, float]:
+    """``wrk -t2 -c50`` from the client to ``url`` for ``duration`` seconds: the proxy
+    ``pid``'s CPU per request (µs, its process tree's user + system time) and requests/s."""
+    before = cpu_ticks(pid)
+    wrk = ["wrk", "-t2", "-c50", f"-d{duration:g}s", *extra, url]
+    output = topology.run("client", wrk, **OWN_SESSION).stdout
+    ticks = cpu_ticks(pid) - before
+    found = re.search(r"(\d+) requests in", output)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if found is None or rate is None:
+        raise RuntimeError(f"cannot read wrk's output:\n{output}")
+    seconds = ticks / os.sysconf("SC_CLK_TCK")
+    return seconds * 1e6 / int(found.group(1)), float(rate.group(1))
+
+
 def _pinned(cpus: str | None, argv: Sequence[str]) -> list[str]:
     return ["taskset", "-c", cpus, *argv] if cpus else list(argv)
 

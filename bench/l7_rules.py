@@ -19,8 +19,6 @@ Figures: docs/performance.md, content rules and request logs. Nothing here is as
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import statistics
 import subprocess
 import sys
@@ -35,7 +33,7 @@ from netns import Topology
 from bascule.engines.haproxy.render import render
 from bascule.engines.haproxy.view import HaproxyGlobals, build_view
 from bascule.model import parse_document
-from l7 import OWN_SESSION, cpu_ticks, preflight, start_pipe_reader, start_real_server_nginx
+from l7 import OWN_SESSION, preflight, start_pipe_reader, start_real_server_nginx, wrk_cpu
 
 FIRST_PORT = 9600
 # name -> (rules, request log on)
@@ -110,17 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for round_ in range(args.rounds):
             order = list(VARIANTS) if round_ % 2 == 0 else list(reversed(VARIANTS))
             for variant in order:
-                before = cpu_ticks(pids[variant])
-                wrk = ["wrk", "-t2", "-c50", f"-d{args.duration:g}s", urls[variant]]
-                output = topology.run("client", wrk, **OWN_SESSION).stdout
-                ticks = cpu_ticks(pids[variant]) - before
-                found = re.search(r"(\d+) requests in", output)
-                rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-                if found is None or rate is None:
-                    raise RuntimeError(f"cannot read wrk's output:\n{output}")
-                rates[variant].append(float(rate.group(1)))
-                seconds = ticks / os.sysconf("SC_CLK_TCK")
-                cpu[variant].append(seconds * 1e6 / int(found.group(1)))
+                spent, rate = wrk_cpu(topology, pids[variant], urls[variant], args.duration)
+                rates[variant].append(rate)
+                cpu[variant].append(spent)
         for reader in readers:
             reader.terminate()
             reader.wait(timeout=30)
