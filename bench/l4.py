@@ -29,7 +29,9 @@ connections). Each target's route on the client takes the next of several source
 every run, so a round never reuses the 4-tuples of the one before (TIME_WAIT, conntrack
 entries): the targets whose replies come back through the lb (hop, NAT) take theirs from
 198.18.0.20-24 (routed via the lb on the real servers), the others from 198.18.0.10 and
-.25-29. Runs are interleaved (all targets, then again, rotating who goes first), each figure is
+.25-29, and the lb's conntrack table is flushed before every run (on a quiet machine one
+round of the connections workload leaves more flows in TIME_WAIT than the table holds).
+Runs are interleaved (all targets, then again, rotating who goes first), each figure is
 the median of the rounds with the spread between them, and ratios to the hop and to nftlb are
 taken within each round. Then the rule update latency: a weight change and adding a real
 server to a 100-server NAT service, through Bascule's API (unix socket) and nftlb's REST API,
@@ -335,6 +337,10 @@ class Bench(BasculeBench):
     def wrk(self, target: str, workload: str, duration: float) -> dict[str, float]:
         run = self.runs_of[target] = self.runs_of.get(target, -1) + 1
         self.route(target, run)
+        # Every run starts from an empty conntrack table in the lb: the connections workload
+        # leaves ~100k flows in TIME_WAIT (120 s) per run, and on a quiet machine the table
+        # (262,144) fills within a round, then drops new flows of whichever target comes next.
+        self.topology.run("lb", ["conntrack", "-F"], check=False)
         return super().wrk(target, workload, duration)
 
     @staticmethod
