@@ -5,6 +5,7 @@ One command, as root, from the repository root::
 
     .venv/bin/python bench/l4.py                 # 5 rounds x 4 s, both workloads, ~12 min
     .venv/bin/python bench/l4.py --rounds 3 --duration 3 --targets hop,nat,nftlb-nat
+    .venv/bin/python bench/l4.py --only updates --updates 30   # the rule update latency alone
 
 It builds a throwaway network (tests/integration/netns.py: a client, a load balancer and
 three real servers in their own namespaces, 198.18.0.0/24), starts one real ``bascule run``
@@ -584,6 +585,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--updates", type=int, default=20, help="timed rule updates of each kind (0: none)"
     )
+    parser.add_argument(
+        "--only",
+        choices=("updates",),
+        help="updates: the rule update latency alone (no wrk run; the setup is the same)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     for name in args.targets:
@@ -628,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     with _bench(args) as bench:
-        runs = bench.measure()
+        runs = [] if args.only == "updates" else bench.measure()
         updates = summarize_updates(bench.updates(args.updates))
         configs = bench.configs
     summary = summarize(runs)

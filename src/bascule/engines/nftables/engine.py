@@ -59,11 +59,12 @@ from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.model import Configuration, Forwarding, Mode, RealServerState
 from bascule.model import VirtualService as VirtualServiceModel
 from bascule.net.shell import Runner
-from bascule.reconcile.actions import Action, ReplaceConfig, SetState, SetWeight
+from bascule.reconcile.actions import Action, ChangeServers, ReplaceConfig, SetState, SetWeight
 from bascule.reconcile.planner import (
     ServerRef,
     ServerRuntime,
     apply_runtime_actions,
+    changed_services,
     desired_runtime,
 )
 
@@ -234,17 +235,14 @@ class NftablesEngine:
             except ViewError as exc:
                 raise EngineRejected("nftables", str(exc)) from exc
             self._checked = _Checked(config=effective, inputs=inputs, ruleset=ruleset, base=running)
-            # What an apply would send in place, checked against what runs (under the lock:
-            # nothing else changes it meanwhile). nft refuses it when what runs is not what
-            # we applied (a table deleted by hand: ``_in_place``'s guard): then the whole
-            # transaction, listed first, as the apply would fall back to.
-            update = self._in_place(running, ruleset)
-            if update is not None:
-                try:
-                    await self.shell.check(update)
-                    return
-                except EngineRejected as exc:
-                    log.info("the in-place check failed, checking whole", extra={"error": str(exc)})
+            # What runs can take this ruleset in place: no ``nft -c`` of it. The apply that
+            # follows (the change pipeline checks, the reconcile applies) sends this very
+            # transaction, which the kernel validates as it commits it (27 ms of a new
+            # server's, a second time): a refused one changes nothing, and the apply then
+            # sends the whole ruleset, ``nft -c``'d first, or fails with nft's word, the
+            # previous rules still running. What cannot go in place is checked whole.
+            if self._in_place(running, ruleset) is not None:
+                return
         await self.shell.check_ruleset(ruleset)
 
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
@@ -255,7 +253,7 @@ class NftablesEngine:
                 runtime = desired_runtime(config, max_weight=self.max_weight)
             replaced = False
             for action in actions:
-                if isinstance(action, ReplaceConfig):
+                if isinstance(action, ReplaceConfig | ChangeServers):
                     config, replaced = action.config, True
                     runtime = desired_runtime(config, max_weight=self.max_weight)
                 elif isinstance(action, SetWeight | SetState) and runtime is not None:
@@ -269,6 +267,38 @@ class NftablesEngine:
             if replaced:
                 await self.machine.resolve_macs(config, refresh=False)
             await self._apply(config, runtime, force=replaced)
+
+    def server_changes(
+        self, running: Configuration, desired: Configuration
+    ) -> ChangeServers | None:
+        """The planner's question (``ChangesServers``): are real servers of running L4
+        services all that changed? Then the change is no reload but the in-place update that
+        adds and removes their chains, counters and slots, the other services' commands and
+        the others servers' of the service reused (``rules.MemberFragment``), and the change
+        pipeline does not ``check`` it: nothing in it can be refused before the kernel's
+        commit, which validates it (a refused one changes nothing and the apply fails with
+        nft's word). Not for a new DSR server (``check`` asks whether it is on-link) nor
+        anything else (a service's own fields, services that come or go): that is a
+        ``ReplaceConfig``, checked first. A new NAT server of a 100-server service skips
+        ``check`` and the reconcile's second pass (every engine planned and observed again),
+        which a ``ChangeServers`` plan settles without."""
+        changed = changed_services(desired, running)
+        if not changed:
+            return None  # more than services changed
+        added: list[ServerRef] = []
+        removed: list[ServerRef] = []
+        for new, old in changed:
+            if new.model_copy(update={"real_servers": old.real_servers}) != old:
+                return None  # the service itself changed
+            before = {rs.key for rs in old.real_servers}
+            after = {rs.key for rs in new.real_servers}
+            if new.forwarding is Forwarding.dsr and not after <= before:
+                return None  # a new DSR server: is it on-link? ``check`` says
+            added += [(new.name, rs.key) for rs in new.real_servers if rs.key not in before]
+            removed += [(old.name, rs.key) for rs in old.real_servers if rs.key not in after]
+        if not added and not removed:
+            return None
+        return ChangeServers(config=desired, added=tuple(added), removed=tuple(removed))
 
     async def observe(
         self, applied: Configuration | None, *, counters: bool = True

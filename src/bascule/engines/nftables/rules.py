@@ -83,7 +83,7 @@ from bascule.engines.nftables.nft import (
     sched_map,
     vs_chain,
 )
-from bascule.engines.nftables.scheduling import Selection, seed, slot_table
+from bascule.engines.nftables.scheduling import Selection, seed, slot_changes
 from bascule.engines.nftables.view import (
     Environment,
     Exclusion,
@@ -133,23 +133,44 @@ class SlotTable:
     and the map's elements. The next build starts from it (``build_ruleset``'s
     ``previous``): the same weights reuse it whole (a 65537-slot Maglev table is not
     computed again for another service's change), new ones rebalance the round robin
-    slots from it (``scheduling.rebalanced_slots``), so the map update moves few slots."""
+    slots from it (``scheduling.rebalance``), so the map update moves few slots: those in
+    ``moved``, from the elements of the table it was rebalanced from (``origin``), which
+    ``transaction.in_place`` sends without comparing the two tables (None: built afresh)."""
 
     selection: Selection
     weights: Mapping[str, int]
     slots: tuple[str, ...]
     elements: tuple[Any, ...]
+    moved: tuple[int, ...] | None = None
+    origin: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberFragment:
+    """One member's share of its service's structure as built: its counters and MAC map
+    declared, its chain and that chain's rules; ``key``: what they were built from besides
+    the service (the server but its weight and state; for persistence, the servers whose
+    clients its rules forget). A changed service's build reuses the members whose key did
+    not change (``_member``): a new server of 100 builds its own chain alone."""
+
+    key: tuple[Any, ...]
+    declarations: tuple[Json, ...]
+    chains: tuple[Json, ...]
+    rules: tuple[Json, ...]
+    counters: Mapping[str, tuple[str, str]]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceFragment:
     """One VIP's share of its table's structure as built (its dispatch rule, declarations,
     chains and rules; a NAT VIP's postrouting rules), and what it was built from (``key``:
-    the service without its servers' runtime weights and states, and the machine's facts
-    but the DSR servers' MACs). The next build of the same key reuses it whole, the very
-    same objects, and computes the service's map elements only (``_service_maps``): a
-    weight change of one server of 100 builds no rule, and ``transaction.in_place`` finds
-    the chains unchanged at the cost of an identity test."""
+    ``base``, the service without its servers and the machine's facts but the DSR servers'
+    MACs, and its servers without their runtime weights and states). The next build of the
+    same key reuses it whole, the very same objects, and computes the service's map
+    elements only (``_service_maps``): a weight change of one server of 100 builds no
+    rule, and ``transaction.in_place`` finds the chains unchanged at the cost of an
+    identity test. A build of the same ``base`` with other servers reuses the ``members``
+    that did not change."""
 
     key: tuple[Any, ...]
     declarations: tuple[Json, ...]
@@ -157,17 +178,26 @@ class ServiceFragment:
     rules: tuple[Json, ...]
     typeof_maps: Mapping[str, str]
     counters: Mapping[str, tuple[str, str]]
+    members: Mapping[str, MemberFragment] = field(default_factory=dict)  # by rs key
+
+    @property
+    def base(self) -> Any:
+        return self.key[0]
 
 
 @dataclass
 class _Reuse:
     """What a build starts from, of the ruleset that runs (``previous``: its slot tables,
-    ``fragments_before``: its services' structure), and what it builds."""
+    ``fragments_before``: its services' structure), and what it builds; while one service
+    is built, the members it may reuse and those it built (``members_before``,
+    ``members``)."""
 
     previous: Mapping[str, SlotTable]
     built: dict[str, SlotTable]
     fragments_before: Mapping[str, ServiceFragment] = field(default_factory=dict)
     fragments: dict[str, ServiceFragment] = field(default_factory=dict)
+    members_before: Mapping[str, MemberFragment] = field(default_factory=dict)
+    members: dict[str, MemberFragment] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -214,6 +244,8 @@ class Ruleset:
     slot_tables: Mapping[str, SlotTable] = field(default_factory=dict)
     # nft service name -> its structure as built (what the next build reuses)
     fragments: Mapping[str, ServiceFragment] = field(default_factory=dict)
+    # each scheduling map's slot table (what ``transaction.in_place`` knows moved)
+    scheduling: Mapping[MapRef, SlotTable] = field(default_factory=dict)
 
     @property
     def commands(self) -> tuple[Json, ...]:
@@ -312,12 +344,21 @@ def _slots(
         table = before  # the same weights: the same slots and elements
     else:
         previous = before.slots if before is not None else ()
-        slots = slot_table(selection, weights, size, previous)
+        slots, moved = slot_changes(selection, weights, size, previous)
+        if before is None or moved is None:
+            elements, moved = _vmap_elements(slots, chains, before), None
+        else:  # rebalanced: the moved slots' elements alone are new
+            changed = list(before.elements)
+            for slot in moved:
+                changed[slot] = [slot, goto(chains[slots[slot]])]
+            elements = tuple(changed)
         table = SlotTable(
             selection=selection,
             weights=dict(weights),
             slots=slots,
-            elements=_vmap_elements(slots, chains, before),
+            elements=elements,
+            moved=moved,
+            origin=before.elements if before is not None and moved is not None else None,
         )
     tables.built[name] = table
     return table.elements
@@ -423,7 +464,6 @@ def _service_rules(
     persistent = service.sticky
     key_type = "ipv4_addr" if service.family == "ip" else "ipv6_addr"
     source = _source_key(vs, service.family)
-    proto = vs.protocol.value
     counters: dict[str, tuple[str, str]] = {}
     chain = vs_chain(vs)
     table.chain(chain)
@@ -445,60 +485,116 @@ def _service_rules(
             by_protocol = {"key": {"meta": {"key": "l4proto"}}, "data": f"@{pin}"}
             table.rule(chain, hit, {"vmap": by_protocol})
     table.rule(chain, *_selector(table, service, env, tables))
+    # whose clients a persistent member's rules forget (part of its key, by their keys)
+    forgets = tuple(reachable) if persistent else ()
+    keys = tuple(rs.key for rs in forgets)
     for rs in service.members:
-        name = rs_chain(vs, rs)
-        table.chain(name)
-        if service.selection.maglev and vs.forwarding is Forwarding.nat:
-            table.rule(name, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 0}})
-        if persistent and rs is not service.sorry:  # the sorry server pins no client
-            for other in reachable:
-                if other is not rs:
-                    table.rule(
-                        name,
-                        {
-                            "set": {
-                                "op": "delete",
-                                "elem": source,
-                                "set": f"@{persistence_set(vs, other)}",
-                            }
-                        },
-                    )
-            elem = {"elem": {"val": source, "timeout": vs.persistence.timeout}}
-            table.rule(
-                name, {"set": {"op": "update", "elem": elem, "set": f"@{persistence_set(vs, rs)}"}}
-            )
-        new = counter_name(vs, rs, "new")
-        if vs.forwarding is Forwarding.nat:
-            # the nat chains see the first packet of a connection only (conntrack)
-            table.counter(new)
-            counters[new] = (rs.key, "new")
-            table.rule(name, {"counter": new})
-            table.rules.extend(_dnat(table, name, vs, rs))
-        else:
-            traffic = counter_name(vs, rs, "traffic")
-            table.counter(traffic)
-            counters[traffic] = (rs.key, "traffic")
-            if proto == "tcp":  # UDP has no connection start to count at ingress
-                table.counter(new)
-                counters[new] = (rs.key, "new")
-                syn_only = match({"&": [payload("tcp", "flags"), ["syn", "ack"]]}, "syn")
-                table.rule(name, syn_only, {"counter": new})
-            # The MAC is a map element (empty while unknown) so that a refresh refills it.
-            mac = mac_map(vs, rs)
-            table.map(mac, "inet_proto", "ether_addr", _mac_elements(service, rs, env))
-            interface = vs.interface or env.interface
-            table.rule(
-                name,
-                {"counter": traffic},
-                {"mangle": {"key": payload("ether", "saddr"), "value": env.lb_mac}},
-                {
-                    "mangle": {
-                        "key": payload("ether", "daddr"),
-                        "value": {"map": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{mac}"}},
-                    }
-                },
-                {"fwd": {"dev": interface}},
-            )
+        counters.update(_member(table, service, rs, env, (forgets, keys), tables))
+    return counters
+
+
+def _member(
+    table: TableCommands,
+    service: ServiceDecision,
+    rs: RealServer,
+    env: Environment,
+    reachable: tuple[tuple[RealServer, ...], tuple[str, ...]],
+    tables: _Reuse,
+) -> _CounterRefs:
+    """Add one member's declarations, chain and rules to ``table``: those built for the
+    ruleset that runs when built from the same key (``MemberFragment``), else built now;
+    return its counters. A DSR member's MAC map elements are computed either way.
+    ``reachable``: the servers whose persistence sets its rules forget the client from,
+    and their keys (none without persistence)."""
+    sorry = rs is service.sorry
+    key = (_structural(rs), sorry, () if sorry else reachable[1])
+    fragment = tables.members_before.get(rs.key)
+    if fragment is None or fragment.key != key:
+        own = TableCommands(table.family)
+        counters = _member_rules(own, service, rs, env, reachable[0])
+        fragment = MemberFragment(
+            key=key,
+            declarations=tuple(own.declarations),
+            chains=tuple(own.chains),
+            rules=tuple(own.rules),
+            counters=counters,
+        )
+    table.declarations.extend(fragment.declarations)
+    table.chains.extend(fragment.chains)
+    table.rules.extend(fragment.rules)
+    if service.vs.forwarding is Forwarding.dsr:
+        table.maps[mac_map(service.vs, rs)] = _mac_elements(service, rs, env)
+    tables.members[rs.key] = fragment
+    return dict(fragment.counters)
+
+
+def _member_rules(
+    table: TableCommands,
+    service: ServiceDecision,
+    rs: RealServer,
+    env: Environment,
+    reachable: tuple[RealServer, ...],
+) -> _CounterRefs:
+    """Declare one member's counters (and DSR MAC map), its chain and rules; ``reachable``:
+    the servers whose persistence sets its rules forget the client from (none without
+    persistence). Return its counters."""
+    vs = service.vs
+    proto = vs.protocol.value
+    counters: _CounterRefs = {}
+    name = rs_chain(vs, rs)
+    table.chain(name)
+    if service.selection.maglev and vs.forwarding is Forwarding.nat:
+        table.rule(name, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 0}})
+    if service.sticky and rs is not service.sorry:  # the sorry server pins no client
+        source = _source_key(vs, service.family)
+        for other in reachable:
+            if other.key != rs.key:
+                table.rule(
+                    name,
+                    {
+                        "set": {
+                            "op": "delete",
+                            "elem": source,
+                            "set": f"@{persistence_set(vs, other)}",
+                        }
+                    },
+                )
+        elem = {"elem": {"val": source, "timeout": vs.persistence.timeout}}
+        table.rule(
+            name, {"set": {"op": "update", "elem": elem, "set": f"@{persistence_set(vs, rs)}"}}
+        )
+    new = counter_name(vs, rs, "new")
+    if vs.forwarding is Forwarding.nat:
+        # the nat chains see the first packet of a connection only (conntrack)
+        table.counter(new)
+        counters[new] = (rs.key, "new")
+        table.rule(name, {"counter": new})
+        table.rules.extend(_dnat(table, name, vs, rs))
+        return counters
+    traffic = counter_name(vs, rs, "traffic")
+    table.counter(traffic)
+    counters[traffic] = (rs.key, "traffic")
+    if proto == "tcp":  # UDP has no connection start to count at ingress
+        table.counter(new)
+        counters[new] = (rs.key, "new")
+        syn_only = match({"&": [payload("tcp", "flags"), ["syn", "ack"]]}, "syn")
+        table.rule(name, syn_only, {"counter": new})
+    # The MAC is a map element (empty while unknown) so that a refresh refills it.
+    mac = mac_map(vs, rs)
+    table.map(mac, "inet_proto", "ether_addr", _mac_elements(service, rs, env))
+    interface = vs.interface or env.interface
+    table.rule(
+        name,
+        {"counter": traffic},
+        {"mangle": {"key": payload("ether", "saddr"), "value": env.lb_mac}},
+        {
+            "mangle": {
+                "key": payload("ether", "daddr"),
+                "value": {"map": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{mac}"}},
+            }
+        },
+        {"fwd": {"dev": interface}},
+    )
     return counters
 
 
@@ -610,23 +706,25 @@ def _dsr_service(
 
 
 def _structure_key(service: ServiceDecision, env: Environment) -> tuple[Any, ...]:
-    """What a VIP's structure is built from (``ServiceFragment.key``): everything but its
-    servers' weights and states (``engines.with_runtime`` copies only the servers whose
-    runtime differs, so this copies those alone) and the DSR servers' MACs."""
+    """What a VIP's structure is built from (``ServiceFragment.key``): its ``base`` (the
+    service without its servers, the machine's facts but the DSR servers' MACs), and its
+    servers but their weights and states (``engines.with_runtime`` copies only the servers
+    whose runtime differs, so this copies those alone)."""
     vs = service.vs
-    servers = tuple(
-        rs
-        if rs.weight == 1 and rs.state is RealServerState.enabled
-        else rs.model_copy(update={"weight": 1, "state": RealServerState.enabled})
-        for rs in vs.real_servers
-    )
-    return (
+    base = (
         service.table,
         service.service,
         vs.model_copy(update={"real_servers": []}),
-        servers,
         replace(env, server_macs={}),
     )
+    return (base, tuple(_structural(rs) for rs in vs.real_servers))
+
+
+def _structural(rs: RealServer) -> RealServer:
+    """``rs`` as its rules see it: without its weight and state (the maps' business)."""
+    if rs.weight == 1 and rs.state is RealServerState.enabled:
+        return rs
+    return rs.model_copy(update={"weight": 1, "state": RealServerState.enabled})
 
 
 def _service_structure(
@@ -645,6 +743,10 @@ def _service_structure(
     if fragment is not None and fragment.key == key:
         table.maps.update(_service_maps(service, env, tables))
     else:
+        # the same service with other servers: the members that did not change are reused
+        same_base = fragment is not None and fragment.base == key[0]
+        tables.members_before = fragment.members if fragment is not None and same_base else {}
+        tables.members = {}
         own = TableCommands(table.family)
         counters = build(own, service, env, tables)
         table.maps.update(own.maps)
@@ -655,6 +757,7 @@ def _service_structure(
             rules=tuple(own.rules),
             typeof_maps=dict(own.typeof_maps),
             counters=counters,
+            members=tables.members,
         )
     table.declarations.extend(fragment.declarations)
     table.chains.extend(fragment.chains)
@@ -683,6 +786,7 @@ def build_ruleset(
     maps: dict[MapRef, tuple[Any, ...]] = {}
     prelude: dict[MapRef, str] = {}
     views: dict[str, ServiceView] = {}
+    scheduling: dict[MapRef, SlotTable] = {}
     kept: list[str] = []
     for family in FAMILIES:
         mine = [s for s in services if s.table == family]
@@ -698,6 +802,9 @@ def build_ruleset(
         prelude.update({(family, name): text for name, text in table.typeof_maps.items()})
         kept.append(family)
         for service in mine:
+            built = tables.built.get(service.vs.name)
+            if built is not None:
+                scheduling[(family, sched_map(service.vs))] = built
             views[service.vs.name] = ServiceView(
                 name=service.vs.name,
                 service=service.service,
@@ -717,4 +824,5 @@ def build_ruleset(
         tables=tuple(kept),
         slot_tables=tables.built,
         fragments=tables.fragments,
+        scheduling=scheduling,
     )

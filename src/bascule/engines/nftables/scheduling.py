@@ -148,6 +148,13 @@ def round_robin_slots(weights: Mapping[str, int], slots: int) -> tuple[str, ...]
 def rebalanced_slots(
     previous: Sequence[str], weights: Mapping[str, int], slots: int
 ) -> tuple[str, ...]:
+    """``rebalance``'s table alone."""
+    return rebalance(previous, weights, slots)[0]
+
+
+def rebalance(
+    previous: Sequence[str], weights: Mapping[str, int], slots: int
+) -> tuple[tuple[str, ...], tuple[int, ...] | None]:
     """The round robin table for ``weights`` that moves as few of ``previous``'s slots as
     possible: each server keeps its slots up to its new share (``apportion``, the same
     counts as ``round_robin_slots``), and only the slots of servers that left or lost share
@@ -163,10 +170,13 @@ def rebalanced_slots(
     same) always get the strict rotation of ``round_robin_slots`` (a b c a b c: any 3N
     consecutive connections spread exactly), whatever it moves; so does a table without a
     usable ``previous`` (another size).
+
+    Returned with the slots that moved, in order (the map update's elements: nothing else
+    need compare the two tables), or None for a table built afresh.
     """
     counts = apportion(weights, slots)
     if len(previous) != slots or not counts or len(set(weights.values())) == 1:
-        return round_robin_slots(weights, slots)
+        return round_robin_slots(weights, slots), None
     held: dict[str, list[int]] = {}
     for slot, name in enumerate(previous):
         held.setdefault(name, []).append(slot)
@@ -188,9 +198,10 @@ def rebalanced_slots(
         for name, count in counts.items()
         if count > len(held.get(name, ()))
     }
-    for slot, name in zip(sorted(free), smooth_sequence(gains), strict=True):
+    moved = sorted(free)
+    for slot, name in zip(moved, smooth_sequence(gains), strict=True):
         table[slot] = name
-    return tuple(name for name in table if name is not None)
+    return tuple(name for name in table if name is not None), tuple(moved)
 
 
 def slot_table(
@@ -199,19 +210,30 @@ def slot_table(
     size: int,
     previous: Sequence[str] = (),
 ) -> tuple[str, ...]:
+    """``slot_changes``' table alone."""
+    return slot_changes(selection, weights, size, previous)[0]
+
+
+def slot_changes(
+    selection: Selection,
+    weights: Mapping[str, int],
+    size: int,
+    previous: Sequence[str] = (),
+) -> tuple[tuple[str, ...], tuple[int, ...] | None]:
     """Slot -> rs key over ``size`` slots (numgen's or jhash's modulus): the elements of the
     scheduling map, in slot order; empty when no server is live (the lookup then misses).
+    With it the slots that changed from ``previous``, when known (``rebalance``), else None.
 
-    ``previous`` is the table that runs (round robin: ``rebalanced_slots`` moves as few of
-    its slots as the new weights allow). Maglev's table is a function of the weights alone,
+    ``previous`` is the table that runs (round robin: ``rebalance`` moves as few of its
+    slots as the new weights allow). Maglev's table is a function of the weights alone,
     whose minimal disruption is the algorithm's own.
     """
     if not weights:
-        return ()
+        return (), None
     if selection is Selection.round_robin:
-        return rebalanced_slots(previous, weights, size)
+        return rebalance(previous, weights, size)
     if selection.maglev:
-        return lookup_table(weights, size)
+        return lookup_table(weights, size), None
     raise ValueError(f"{selection.name} has no slot table")  # fixed: one element, no slots
 
 

@@ -125,7 +125,14 @@ def in_place(old: Ruleset, new: Ruleset) -> Json | None:
         commands += [{"add": {"rule": rule}} for rule in rules]
     commands += [_flush_chain(*key) for key in before.chains if key not in after.chains]
     for (family, name), elements in new.maps.items():
-        commands += element_changes(family, name, old.maps.get((family, name), ()), elements)
+        before_elements = old.maps.get((family, name), ())
+        table = new.scheduling.get((family, name))
+        if table is not None and table.moved is not None and table.origin is before_elements:
+            # a round robin table rebalanced from the one that runs: its moved slots alone
+            moved = [elements[slot] for slot in table.moved]
+            commands += _element_commands(family, name, list(table.moved), moved)
+            continue
+        commands += element_changes(family, name, before_elements, elements)
     stale = sorted(
         old.objects() - new.objects(),
         key=lambda identity: (_PRUNE_ORDER[identity[1]], identity),

@@ -23,8 +23,8 @@ from bascule.engines.nftables.view import Exclusion
 from bascule.errors import EngineRejected
 from bascule.model import Configuration, RealServerState
 from bascule.net.shell import Completed
-from bascule.reconcile.actions import ReplaceConfig, SetState, SetWeight
-from bascule.reconcile.planner import Observed, plan_engine
+from bascule.reconcile.actions import ChangeServers, ReplaceConfig, SetState, SetWeight
+from bascule.reconcile.planner import Observed, plan_engine, plan_reload
 
 T = TypeVar("T")
 RS1, RS2, RS3 = "198.18.0.11:80", "198.18.0.12:80", "198.18.0.13:80"
@@ -487,14 +487,56 @@ def test_the_apply_sends_what_the_check_built_without_listing(
     assert weights_of(engine) == {RS1: 3, RS2: 1, RS3: 1}
 
 
-def test_a_refused_in_place_check_checks_the_whole_ruleset() -> None:
+def test_an_in_place_check_sends_no_dry_run_and_a_refused_apply_goes_whole() -> None:
+    """What goes in place is not ``nft -c``'d by ``check``: the apply sends that very
+    transaction right after, and the kernel validates it as it commits it. A refused one
+    (our table deleted by hand) changes nothing: the whole ruleset goes, checked first;
+    refused too, the apply fails and the engine keeps what ran."""
     engine, kernel = driver()
     first = config()
     run(engine.execute([ReplaceConfig(config=first, reason="new")], None))
+    checks, whole = len(kernel.ran("nft -c")), len(kernel.ran("nft -c -j -f -"))
+    grown = config(weights=(3000, 1000, 1000, 1000))
+    run(engine.check(grown))
+    assert len(kernel.ran("nft -c")) == checks
     kernel.tables.clear()  # deleted by hand: nft refuses what would change them in place
-    checks = len(kernel.ran("nft -c -j -f -"))
-    run(engine.check(config(weights=(3000, 1000, 1000, 1000))))
-    assert len(kernel.ran("nft -c -j -f -")) == checks + 2 and kernel.ran("nft -j list table")
-    kernel.refuse_checks = 2  # refused whole too: the change is refused
+    run(engine.execute([ReplaceConfig(config=grown, reason="grown")], first))
+    assert len(kernel.ran("nft -c -j -f -")) == whole + 1  # the whole ruleset, checked
+    assert kernel.tables == {"ip"}
+    assert weights_of(engine) == {RS1: 3, RS2: 1, RS3: 1, "198.18.0.14:80": 1}
+    kernel.refuse, kernel.refuse_checks = 1, 1  # in place and whole: the apply fails
     with pytest.raises(EngineRejected):
-        run(engine.check(config(weights=(3000, 1000, 1000, 1000))))
+        run(engine.execute([ReplaceConfig(config=first, reason="shrunk")], grown))
+    assert weights_of(engine) == {RS1: 3, RS2: 1, RS3: 1, "198.18.0.14:80": 1}
+    # nothing runs yet: the check is the whole transaction's ``nft -c``
+    fresh, kernel = driver()
+    run(fresh.check(first))
+    assert kernel.ran("nft -c -j -f -")
+
+
+def test_servers_added_or_removed_are_a_runtime_change_unless_a_new_dsr_server() -> None:
+    """``server_changes``: real servers of running L4 services that come or go are no
+    reload but the in-place update, which the change pipeline does not ``check`` (the
+    kernel's commit validates it); a new DSR server (on-link?) or a change of the service
+    itself is a ``ReplaceConfig``, checked first."""
+    engine, kernel = driver()
+    first = config()
+    run(engine.execute([ReplaceConfig(config=first, reason="new")], None))
+    grown = config(weights=(3000, 1000, 1000, 1000))
+    new = ("web", "198.18.0.14:80")
+    assert engine.server_changes(first, grown) == ChangeServers(config=grown, added=(new,))
+    assert engine.server_changes(grown, first) == ChangeServers(config=first, removed=(new,))
+    assert engine.server_changes(first, config(port=8080)) is None
+    assert engine.server_changes(first, config(weights=(1, 1, 1))) is None  # weights only
+    dsr, dsr_grown = config(forwarding="dsr"), config(weights=(1, 1, 1, 1), forwarding="dsr")
+    assert engine.server_changes(dsr, dsr_grown) is None
+    assert engine.server_changes(dsr_grown, dsr) is not None  # one leaves: nothing to ask
+    checks = len(kernel.ran("nft -c"))
+    plan = plan_reload(
+        grown, first, server_changes=engine.server_changes, max_weight=engine.max_weight
+    )
+    assert plan is not None and not plan.reloads and plan.replaces
+    run(engine.execute(plan.actions, first))
+    assert len(kernel.ran("nft -c")) == checks
+    assert weights_of(engine) == {RS1: 3, RS2: 1, RS3: 1, "198.18.0.14:80": 1}
+    assert run(converged(engine, grown, grown))

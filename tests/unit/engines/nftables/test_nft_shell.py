@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +18,11 @@ from bascule.engines.nftables.shell import (
     Libnftables,
     NftablesShell,
     in_process,
+    kernel_route,
 )
 from bascule.engines.nftables.view import L4Inputs
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
+from bascule.net.iproute import parse_route
 from bascule.net.shell import Completed
 
 
@@ -195,18 +198,22 @@ class FakeLibrary:
 
     def __init__(self, code: int = 0, out: bytes = b"", err: bytes = b"") -> None:
         self.ran: list[tuple[bytes, int, bool]] = []
-        self.freed = 0
+        self.made = self.freed = 0
         state: dict[str, Any] = {"flags": 0, "dry": False}
 
         def run(context: int, text: bytes) -> int:
             self.ran.append((text, state["flags"], state["dry"]))
             return code
 
+        def new(flags: int) -> int:
+            self.made += 1
+            return self.made
+
         def free(context: int) -> None:
             self.freed += 1
 
         functions: dict[str, Callable[..., Any]] = {
-            "nft_ctx_new": lambda flags: 1,
+            "nft_ctx_new": new,
             "nft_ctx_free": free,
             "nft_ctx_buffer_output": lambda context: 0,
             "nft_ctx_buffer_error": lambda context: 0,
@@ -235,9 +242,22 @@ def test_the_library_answers_as_the_nft_process_would() -> None:
     shell = NftablesShell(runner=runner, library=Libnftables(library))  # type: ignore[arg-type]
     with pytest.raises(EngineRejected, match="No such file or directory"):
         asyncio.run(shell.check({"nftables": []}))
-    assert library.ran == [(b'{"nftables": []}', 1 << 4, True)] and library.freed == 1
+    assert library.ran == [(b'{"nftables": []}', 1 << 4, True)]
+    # one context for every call (a fresh one's first transaction costs ten times more)
+    with pytest.raises(ApplyFailed, match="No such file or directory"):
+        asyncio.run(shell.update({"nftables": [CHAIN]}))
+    assert library.ran[-1][1:] == (1 << 4, False) and (library.made, library.freed) == (1, 0)
     asyncio.run(shell.version())  # not the library's: the process
     assert runner.ran("nft --version")
     listed = FakeLibrary(out=json.dumps({"nftables": [CHAIN]}).encode())
     shell = NftablesShell(runner=runner, library=Libnftables(listed))  # type: ignore[arg-type]
     assert asyncio.run(shell.tables()) == ("ip",)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "198.18.0.11", "203.0.113.9"])
+def test_the_kernel_route_is_what_ip_route_get_says(address: str) -> None:
+    """``kernel_route`` (rtnetlink in the process) answers as ``ip -j route get`` does, in
+    this namespace: a route's device, gateway, source and locality, or none at all."""
+    done = subprocess.run(["ip", "-j", "route", "get", address], capture_output=True, text=True)
+    expected = parse_route(done.stdout) if done.returncode == 0 else None
+    assert kernel_route(address) == expected
