@@ -8,6 +8,7 @@ I/O.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ PERSISTENCE_SET_SIZE = 65535
 Json = dict[str, Any]
 
 
+@functools.lru_cache(maxsize=16384)
 def family_of(address: str) -> str:
-    """The nft family of an address: ``ip`` or ``ip6``."""
+    """The nft family of an address: ``ip`` or ``ip6`` (remembered: every build asks it of
+    every real server)."""
     return "ip" if ipaddress.ip_address(address).version == 4 else "ip6"
 
 

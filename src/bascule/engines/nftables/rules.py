@@ -816,8 +816,13 @@ def build_ruleset(
                 excluded=dict(service.excluded),
                 counters=counters[service.vs.name],
             )
-    return Ruleset(
-        structure=tuple(commands),
+    structure = tuple(commands)
+    if previous is not None and previous.structure == structure:
+        # a runtime change (most commands the very same objects: a quick comparison): the
+        # structure that runs, whose index ``transaction.in_place`` then need not compare
+        structure = previous.structure
+    ruleset = Ruleset(
+        structure=structure,
         maps=maps,
         prelude=prelude,
         services=views,
@@ -826,3 +831,6 @@ def build_ruleset(
         fragments=tables.fragments,
         scheduling=scheduling,
     )
+    if previous is not None and structure is previous.structure and "index" in vars(previous):
+        vars(ruleset)["index"] = previous.index  # the cached_property, made once
+    return ruleset

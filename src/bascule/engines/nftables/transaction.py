@@ -103,6 +103,33 @@ def in_place(old: Ruleset, new: Ruleset) -> Json | None:
         old.prelude.get(ref) != text for ref, text in new.prelude.items()
     ):
         return None
+    commands = [] if old.structure is new.structure else _structure_changes(old, new)
+    if commands is None:
+        return None
+    for (family, name), elements in new.maps.items():
+        before_elements = old.maps.get((family, name), ())
+        table = new.scheduling.get((family, name))
+        if table is not None and table.moved is not None and table.origin is before_elements:
+            # a round robin table rebalanced from the one that runs: its moved slots alone
+            moved = [elements[slot] for slot in table.moved]
+            commands += _element_commands(family, name, list(table.moved), moved)
+            continue
+        commands += element_changes(family, name, before_elements, elements)
+    if old.structure is new.structure:
+        return {"nftables": commands}  # a runtime change: the same objects
+    stale = sorted(
+        old.objects() - new.objects(),
+        key=lambda identity: (_PRUNE_ORDER[identity[1]], identity),
+    )
+    for family, kind, name in stale:
+        commands.append({"delete": {kind: {"family": family, "table": TABLE, "name": name}}})
+    return {"nftables": commands}
+
+
+def _structure_changes(old: Ruleset, new: Ruleset) -> list[Json] | None:
+    """``in_place``'s commands for the structure: the new declarations and chains, the
+    chains whose rules changed flushed and filled again, those that go flushed; None when
+    a declaration or a chain's hook changed (the whole transaction then)."""
     before, after = old.index, new.index
     if any(before.declared.get(key, body) != body for key, body in after.declared.items()):
         return None
@@ -124,22 +151,7 @@ def in_place(old: Ruleset, new: Ruleset) -> Json | None:
             commands.append(_flush_chain(*key))
         commands += [{"add": {"rule": rule}} for rule in rules]
     commands += [_flush_chain(*key) for key in before.chains if key not in after.chains]
-    for (family, name), elements in new.maps.items():
-        before_elements = old.maps.get((family, name), ())
-        table = new.scheduling.get((family, name))
-        if table is not None and table.moved is not None and table.origin is before_elements:
-            # a round robin table rebalanced from the one that runs: its moved slots alone
-            moved = [elements[slot] for slot in table.moved]
-            commands += _element_commands(family, name, list(table.moved), moved)
-            continue
-        commands += element_changes(family, name, before_elements, elements)
-    stale = sorted(
-        old.objects() - new.objects(),
-        key=lambda identity: (_PRUNE_ORDER[identity[1]], identity),
-    )
-    for family, kind, name in stale:
-        commands.append({"delete": {kind: {"family": family, "table": TABLE, "name": name}}})
-    return {"nftables": commands}
+    return commands
 
 
 def table_guard(running: Ruleset) -> list[Json] | None:

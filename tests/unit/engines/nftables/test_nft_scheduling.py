@@ -15,6 +15,7 @@ from bascule.engines.nftables.scheduling import (
     NAT_SCHEDULING,
     Selection,
     apportion,
+    rebalance,
     rebalanced_slots,
     round_robin_slots,
     seed,
@@ -110,6 +111,11 @@ def test_rebalanced_slots_move_only_what_the_new_shares_need() -> None:
     assert max(b - a for a, b in itertools.pairwise(gained)) < 4 * 5040 // len(gained)
     assert gained[-1] - gained[0] > 0.9 * 5040
     assert rebalanced_slots(base, weights, 5040) == base  # the same weights: nothing moves
+    # the moved slots come with the table: the map update's elements, nothing compared
+    assert rebalance(base, heavier, 5040)[1] == tuple(
+        slot for slot, (a, b) in enumerate(zip(base, after, strict=True)) if a != b
+    )
+    assert rebalance(base, dict.fromkeys(weights, 1), 5040)[1] is None  # afresh: unknown
 
 
 def test_rebalanced_slots_keep_the_shares_exact_over_any_history() -> None:
