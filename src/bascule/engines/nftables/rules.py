@@ -135,7 +135,9 @@ class SlotTable:
     computed again for another service's change), new ones rebalance the round robin
     slots from it (``scheduling.rebalance``), so the map update moves few slots: those in
     ``moved``, from the elements of the table it was rebalanced from (``origin``), which
-    ``transaction.in_place`` sends without comparing the two tables (None: built afresh)."""
+    ``transaction.in_place`` sends without comparing the two tables (None: built afresh).
+    A Maglev table keeps the one it replaced (``previous``): when a server's health flaps,
+    its weights go back to that table's, which is used again instead of computed."""
 
     selection: Selection
     weights: Mapping[str, int]
@@ -143,6 +145,8 @@ class SlotTable:
     elements: tuple[Any, ...]
     moved: tuple[int, ...] | None = None
     origin: tuple[Any, ...] | None = None
+    # Maglev: the table before this one (one back), kept for a health flap's return
+    previous: SlotTable | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -340,8 +344,14 @@ def _slots(
     before = tables.previous.get(name)
     if before is not None and (before.selection is not selection or len(before.slots) != size):
         before = None
+    back = before.previous if before is not None else None
+    maglev = selection.maglev
     if before is not None and before.weights == weights:
         table = before  # the same weights: the same slots and elements
+    elif before is not None and back is not None and back.weights == weights:
+        # a Maglev table's weights back to what they were (a server's health flapped): that
+        # table again, not 65537 slots computed and compared a second time
+        table = replace(back, previous=replace(before, previous=None))
     else:
         previous = before.slots if before is not None else ()
         slots, moved = slot_changes(selection, weights, size, previous)
@@ -359,6 +369,7 @@ def _slots(
             elements=elements,
             moved=moved,
             origin=before.elements if before is not None and moved is not None else None,
+            previous=replace(before, previous=None) if maglev and before is not None else None,
         )
     tables.built[name] = table
     return table.elements

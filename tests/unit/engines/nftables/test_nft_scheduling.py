@@ -158,3 +158,18 @@ def test_a_build_starts_from_the_scheduling_maps_that_run() -> None:
     assert moved(old, new) == 2520 - 1680  # s1 from a third of the slots to half of them
     again = build_ruleset(heavier, L4Inputs(environment=env), after)
     assert again.slot_tables["web"] is after.slot_tables["web"]  # nothing rebuilt
+
+
+def test_a_maglev_table_comes_back_when_a_servers_health_flaps() -> None:
+    env = ENV
+    dsr = config(forwarding="dsr")
+    up = build_ruleset(dsr, L4Inputs(environment=env))
+    down = L4Inputs(environment=env, health={("web", "198.18.0.12:80"): False})
+    without = build_ruleset(dsr, down, up)
+    assert without.slot_tables["web"].elements != up.slot_tables["web"].elements
+    back = build_ruleset(dsr, L4Inputs(environment=env), without)
+    # the very table that ran before the flap: no Maglev table computed, few slots compared
+    assert back.slot_tables["web"].elements is up.slot_tables["web"].elements
+    assert build_ruleset(dsr, down, back).slot_tables["web"].elements is (
+        without.slot_tables["web"].elements
+    )
