@@ -113,15 +113,16 @@ def smooth_sequence(weights: Mapping[str, int]) -> tuple[str, ...]:
 
     The sequence is as long as the sum of the weights; every name appears ``weight`` times.
     """
-    current = dict.fromkeys(weights, 0)
-    total = sum(weights.values())
+    names, shares = list(weights), list(weights.values())
+    total = sum(shares)
+    current = [0] * len(shares)
+    positions = range(len(shares))
     order: list[str] = []
     for _ in range(total):
-        for name, weight in weights.items():
-            current[name] += weight
-        chosen = max(current, key=lambda name: current[name])  # first among equals
+        current = [value + share for value, share in zip(current, shares, strict=True)]
+        chosen = max(positions, key=current.__getitem__)  # first among equals
         current[chosen] -= total
-        order.append(chosen)
+        order.append(names[chosen])
     return tuple(order)
 
 
