@@ -273,8 +273,8 @@ class NftablesEngine:
     ) -> ChangeServers | None:
         """The planner's question (``ChangesServers``): are real servers of running L4
         services all that changed? Then the change is no reload but the in-place update that
-        adds and removes their chains, counters and slots, the other services' commands and
-        the others servers' of the service reused (``rules.MemberFragment``), and the change
+        adds and removes their chains, counters and slots (the other services' commands and
+        the service's other servers' reused: ``rules.MemberFragment``), and the change
         pipeline does not ``check`` it: nothing in it can be refused before the kernel's
         commit, which validates it (a refused one changes nothing and the apply fails with
         nft's word). Not for a new DSR server (``check`` asks whether it is on-link) nor
