@@ -217,6 +217,41 @@ def test_l4_nat_tcp_through_the_daemon(make_topology: Callable[..., Topology]) -
     assert "bascule" in lb_tables(topo)
 
 
+def test_l4_real_servers_added_and_removed_at_runtime(
+    make_topology: Callable[..., Topology],
+) -> None:
+    """A NAT real server added to a running L4 service, then removed, is no reload: its
+    chain, counter and slots go in place (the change pipeline plans a ``ChangeServers``),
+    every other rule keeps its handle, and new connections reach it, then no longer."""
+    topo = make_topology(real_servers=3)
+    topo.route_back_through_lb()
+    topo.start_real_servers()
+    rs1, rs2, rs3 = topo.real_servers
+    daemon = BasculeDaemon(topo).start()
+    try:
+        two = [{"address": rs.address, "port": 80} for rs in (rs1, rs2)]
+        daemon.apply({"virtual_services": [l4_service(topo, real_servers=two)]})
+        for rs in (rs1, rs2):
+            daemon.wait_status("web", f"{rs.address}:80", "up", timeout=15)
+        handles = rule_handles(topo)
+        added = daemon.cli("rs", "add", "web", f"{rs3.address}:80").stdout
+        assert "real servers at runtime, no reload" in added, added
+        daemon.wait_status("web", f"{rs3.address}:80", "up", timeout=15)
+        assert set(handles.items()) < set(rule_handles(topo).items())  # its rules added
+        # equal weights: the strict rotation over the three
+        result = topo.run_client("--url", f"http://{topo.vip()}/", "--requests", "90")
+        assert result["failures"] == 0, result["errors"]
+        assert result["counts"] == {"rs1": 30, "rs2": 30, "rs3": 30}
+        removed = daemon.cli("rs", "delete", "web", f"{rs3.address}:80").stdout
+        assert "real servers at runtime, no reload" in removed, removed
+        assert rule_handles(topo) == handles
+        result = topo.run_client("--url", f"http://{topo.vip()}/", "--requests", "60")
+        assert result["failures"] == 0, result["errors"]
+        assert result["counts"] == {"rs1": 30, "rs2": 30}
+    finally:
+        daemon.terminate()
+
+
 def test_l4_udp_adoption_after_kill_and_full_stop(make_topology: Callable[..., Topology]) -> None:
     topo = make_topology(real_servers=3, client_extra_addresses=8)
     topo.route_back_through_lb()
