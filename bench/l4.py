@@ -29,8 +29,9 @@ request, so requests/s is connections/s) and ``keepalive`` (wrk's default: persi
 connections). Each target's route on the client takes the next of several source addresses at
 every run, so a round never reuses the 4-tuples of the one before (TIME_WAIT, conntrack
 entries): the targets whose replies come back through the lb (hop, NAT) take theirs from
-198.18.0.20-24 (routed via the lb on the real servers), the others from 198.18.0.10 and
-.25-29, and the lb's conntrack table is flushed before every run (on a quiet machine one
+198.18.0.20-24 (routed via the lb on the real servers; no two of those that reach the same
+server address share one: ``THROUGH_SOURCES``), the others from 198.18.0.10 and .25-29, and
+the lb's conntrack table is flushed before every run (on a quiet machine one
 round of the connections workload leaves more flows in TIME_WAIT than the table holds).
 Runs are interleaved (all targets, then again, rotating who goes first), each figure is
 the median of the rounds with the spread between them, and ratios to the hop and to nftlb are
@@ -113,6 +114,12 @@ HOP_OCTET = 60  # rs1's second address, reached through the lb by plain routing
 # Targets whose replies come back through the lb: their client sources are routed via the lb
 # on the real servers; the others' are answered straight.
 THROUGH_LB = {"hop", "dnat1", "nftlb-nat", "nat"}
+# Which of the five routed-via-the-lb client addresses (198.18.0.20-24) each of them takes,
+# in turn from one run to the next. dnat1, nftlb-nat and nat all reach rs1's own address on
+# port 80, so sharing a source address they would meet the 4-tuples another target left in
+# TIME_WAIT on the real server moments before (its SYN answered by the old connection's ACK,
+# the client's retry a second later); the hop's destination is rs1's second address.
+THROUGH_SOURCES = {"nat": (0, 1), "nftlb-nat": (2, 3), "dnat1": (4,), "hop": (4,)}
 ON_SERVER_LO = ("dsr", "nftlb-dsr", "fwd1")  # DSR VIPs the real servers hold on lo
 NFTLB_PORT = 5555
 NFTLB_KEY = "bench"
@@ -326,6 +333,8 @@ class Bench(BasculeBench):
         """Point the client's route to ``target`` at the ``run``-th source address."""
         through = target in THROUGH_LB
         pool = self.sources[through]
+        if through:
+            pool = tuple(pool[i] for i in THROUGH_SOURCES[target])
         source = pool[run % len(pool)]
         destination = self.urls[target].split("/")[2]
         via = ["via", self.topology.lb.address] if target not in {"direct", "haproxy"} else []
