@@ -350,6 +350,18 @@ def environment() -> dict[str, Any]:
     }
 
 
+def prepare(script: str) -> tuple[datetime.datetime, dict[str, Any]]:
+    """The start of a bench that builds network namespaces (as root, stale ones removed): its
+    time and the machine's ``environment``."""
+    if os.geteuid() != 0:
+        sys.exit(f"bench/{script} needs root: it builds network namespaces")
+    reason = netns_available()
+    if reason is not None:
+        sys.exit(reason)
+    cleanup_stale()
+    return datetime.datetime.now(datetime.UTC), environment()
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--services", type=int, default=1000)
@@ -390,14 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.client:
         return client_main(args)
-    if os.geteuid() != 0:
-        sys.exit("bench/management.py needs root: it builds network namespaces")
-    reason = netns_available()
-    if reason is not None:
-        sys.exit(reason)
-    cleanup_stale()
-    started = datetime.datetime.now(datetime.UTC)
-    env_before = environment()
+    started, env_before = prepare("management.py")
     print(
         f"{args.services} virtual services x {args.servers} real servers, "
         f"{args.runs} writes, {args.pages} page loads, load {env_before['loadavg']}",

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import json
 import os
 import resource
@@ -43,9 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from netns import Topology, cleanup_stale, netns_available, wait_ready  # noqa: E402
+from netns import Topology, wait_ready  # noqa: E402
 
-from management import API, FIRST_PORT, Bench, environment, service_name  # noqa: E402
+from management import API, FIRST_PORT, Bench, prepare, service_name  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
 FIRST_BACKEND_PORT = 20000
@@ -196,14 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.backend:
         return backend_main(args)
-    if os.geteuid() != 0:
-        sys.exit("bench/memory_traffic.py needs root: it builds network namespaces")
-    reason = netns_available()
-    if reason is not None:
-        sys.exit(reason)
-    cleanup_stale()
-    started = datetime.datetime.now(datetime.UTC)
-    env_before = environment()
+    started, env_before = prepare("memory_traffic.py")
     print(
         f"{args.services} x {args.servers} real servers, {args.minutes:g} minutes, "
         f"load {env_before['loadavg']}",
