@@ -313,7 +313,8 @@ class Ring:
         return 0.0 if means is None else means[slot]
 
     def nbytes(self) -> int:
-        """The bytes of the ring's arrays (its objects aside)."""
+        """The bytes of the ring's arrays (its objects aside), its sample counts included
+        even when shared with other rings (``Counts``)."""
         return (
             self._samples.itemsize * self.size
             + self._since.itemsize * len(self._since)
