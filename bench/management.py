@@ -35,7 +35,8 @@ and over HTTPS with a WUI session (logged in through the form): the dashboard (`
 live fragment (``/dashboard/live``, polled every 2 s by the page), one virtual service's page
 and its live fragment. Each figure is the p50 and p95 of the runs, in milliseconds, of the
 whole request as the client sees it. The daemon's resident memory (VmRSS) is read after the
-apply, 30 s later (the statistics sampler has run) and at the end. Results go to
+apply, 30 s later (the statistics sampler has run), at the end of the writes and ``--settle-after``
+seconds later (15: a sample has run and given back what the writes freed). Results go to
 ``bench/results/management-<time>.json`` (git-ignored) and a table is printed.
 """
 
@@ -319,6 +320,11 @@ class Bench:
             raise RuntimeError(f"the client failed: {proc.stderr[-4000:]}\n{self.daemon.log()}")
         results: dict[str, dict[str, list[float]]] = json.loads(proc.stdout)
         self.daemon_rss("measured")
+        # once the writes' memory is given back (the trim after the last change, 1 s, and
+        # after the next statistics sample, every 10 s): "measured" is one moment of a
+        # process that builds and drops tens of MiB per status report and page
+        time.sleep(self.args.settle_after)
+        self.daemon_rss(f"measured_plus_{self.args.settle_after:g}s")
         return results
 
     def teardown(self) -> None:
@@ -344,6 +350,18 @@ def environment() -> dict[str, Any]:
     }
 
 
+def prepare(script: str) -> tuple[datetime.datetime, dict[str, Any]]:
+    """The start of a bench that builds network namespaces (as root, stale ones removed): its
+    time and the machine's ``environment``."""
+    if os.geteuid() != 0:
+        sys.exit(f"bench/{script} needs root: it builds network namespaces")
+    reason = netns_available()
+    if reason is not None:
+        sys.exit(reason)
+    cleanup_stale()
+    return datetime.datetime.now(datetime.UTC), environment()
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--services", type=int, default=1000)
@@ -354,6 +372,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--pages", type=int, default=20, help="loads of each WUI page")
     parser.add_argument("--settle", type=float, default=30, help="seconds before the RSS")
+    parser.add_argument(
+        "--settle-after", type=float, default=15, help="seconds after the writes before the RSS"
+    )
     parser.add_argument("--compare", type=Path, help="a previous result, printed beside")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     # The client side, run inside the lb namespace by the bench itself.
@@ -381,14 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.client:
         return client_main(args)
-    if os.geteuid() != 0:
-        sys.exit("bench/management.py needs root: it builds network namespaces")
-    reason = netns_available()
-    if reason is not None:
-        sys.exit(reason)
-    cleanup_stale()
-    started = datetime.datetime.now(datetime.UTC)
-    env_before = environment()
+    started, env_before = prepare("management.py")
     print(
         f"{args.services} virtual services x {args.servers} real servers, "
         f"{args.runs} writes, {args.pages} page loads, load {env_before['loadavg']}",

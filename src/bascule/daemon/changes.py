@@ -378,7 +378,8 @@ def _document_and_diff(
     A service of ``config`` that is one of the previous configuration's (the same model:
     ``parse_document`` kept it) keeps its stored mapping and is left out of the comparison,
     where it could show no change: an edit of one service of 1,000 costs what it touched, as
-    on the operate path (issue 15). The diff is the one of the whole documents."""
+    on the operate path (issue 15). The diff is the one of the whole documents; its items hold
+    the documents' own values (neither is ever changed in place), not copies."""
     old, parsed = previous if previous is not None else (None, None)
     old_services = old.get("virtual_services") if old is not None else None
     if (
@@ -388,7 +389,7 @@ def _document_and_diff(
         or len(old_services) != len(parsed.virtual_services)
     ):
         document = config.to_document()
-        return document, diff_documents(old, document)
+        return document, diff_documents(old, document, share=True)
     stored = {
         id(vs): vs_doc for vs, vs_doc in zip(parsed.virtual_services, old_services, strict=True)
     }
@@ -403,5 +404,6 @@ def _document_and_diff(
             **document,
             "virtual_services": [d for d in document["virtual_services"] if id(d) not in kept],
         },
+        share=True,
     )
     return document, diff

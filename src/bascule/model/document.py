@@ -9,8 +9,11 @@ path reads like ``virtual_services[0].real_servers[2].weight``.
 
 from __future__ import annotations
 
+import enum
 import itertools
 import re
+import types
+import typing
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -188,7 +191,83 @@ def parse_document(
     )
     if problems:
         raise InvalidConfiguration(problems)
+    _share_fields_sets(config, shared={id(vs) for vs in known.values()})
     return config
+
+
+#: Per frozen model class, the sets of given field names its models share (None: a class
+#: that is not frozen, whose models keep their own), and the fields that may hold models.
+_FIELDS_SETS: dict[type[BaseModel], tuple[list[set[str]] | None, tuple[str, ...]]] = {}
+#: How many combinations of one class are kept (a real document has a few).
+_MAX_FIELDS_SETS = 32
+
+
+def _share_fields_sets(config: Configuration, *, shared: set[int]) -> None:
+    """Give every frozen model of ``config`` the one set of its class and combination of given
+    fields (``model_fields_set``) instead of a set of its own.
+
+    Pydantic keeps that set in each model: ~200 bytes for a real server given its address and
+    port, ~700 with every field (a document read back from the store), 2 KB for a service;
+    10,000 real servers held 3 to 10 MiB of sets that say the same few things (issue 15,
+    docs/performance.md). A frozen model's set is never changed in place: pydantic refuses
+    assignment to it and copies the set before ``model_copy(update=...)`` adds to it. The
+    services in ``shared`` (ids: those of the previous configuration, done then) are skipped."""
+    pending: list[Any] = [config]
+    while pending:
+        value = pending.pop()
+        kind = type(value)
+        known = _FIELDS_SETS.get(kind)
+        if known is None:
+            if kind is list or kind is tuple:
+                pending.extend(value)
+                continue
+            if kind is dict:
+                pending.extend(value.values())
+                continue
+            if not isinstance(value, BaseModel):
+                continue  # a scalar
+            known = _FIELDS_SETS[kind] = _model_class(kind)
+        if id(value) in shared:
+            continue
+        sets, holders = known
+        if sets is not None:
+            given = value.__pydantic_fields_set__
+            for one in sets:
+                if one == given:
+                    object.__setattr__(value, "__pydantic_fields_set__", one)
+                    break
+            else:
+                if len(sets) < _MAX_FIELDS_SETS:
+                    sets.append(given)
+        if holders:
+            fields = value.__dict__
+            pending.extend([fields[name] for name in holders])
+
+
+def _model_class(kind: type[BaseModel]) -> tuple[list[set[str]] | None, tuple[str, ...]]:
+    """A model class's entry of ``_FIELDS_SETS``: no sets yet (None when not frozen), and its
+    fields whose type is not a plain scalar."""
+    holders = tuple(
+        name
+        for name, field in kind.model_fields.items()
+        if _annotation_may_hold(field.annotation)
+    )
+    return ([] if kind.model_config.get("frozen") else None), holders
+
+
+def _annotation_may_hold(annotation: Any) -> bool:
+    if annotation in (str, int, float, bool, type(None)):
+        return False
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _annotation_may_hold(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_annotation_may_hold(arg) for arg in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return False
+    # a model, a container, or a type not known here is walked; an enumeration is a scalar
+    scalar = origin is None and isinstance(annotation, type) and issubclass(annotation, enum.Enum)
+    return not scalar
 
 
 def _parsed_services(

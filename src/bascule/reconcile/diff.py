@@ -72,17 +72,22 @@ class DiffDoesNotApply(BasculeError):
 # -- computing ------------------------------------------------------------------------------
 
 
-def diff_documents(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> tuple[DiffItem, ...]:
+def diff_documents(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any], *, share: bool = False
+) -> tuple[DiffItem, ...]:
     """The changes that turn ``old`` into ``new`` (``None`` is the empty document).
 
     Items come in document order: for each mapping or keyed list, what ``old`` holds (removed or
     changed) first, then what only ``new`` holds. Raises ``TypeError`` or ``ValueError`` when a
-    document is not a JSON tree (a non-string key, a set, a NaN...).
+    document is not a JSON tree (a non-string key, a set, a NaN...). The items' values are
+    copies; ``share``: they may be the documents' own dicts and lists, for a caller that never
+    changes either document (the change pipeline's: the first apply of 10,000 servers is one
+    ADD of the whole list, and its copy stayed alive with the head revision, issue 15).
     """
     # The schema version is the document's shape, not its content (model/schema.py): a
     # document read forward from an older version differs from it in nothing a person changed.
-    old_tree = _normalize(_without_version({} if old is None else old), "")
-    new_tree = _normalize(_without_version(new), "")
+    old_tree = _normalize(_without_version({} if old is None else old), "", share=share)
+    new_tree = _normalize(_without_version(new), "", share=share)
     items: list[DiffItem] = []
     _diff_value("", None, old_tree, new_tree, items)
     return tuple(items)
@@ -166,6 +171,8 @@ def _index_items(items: list[Any], fields: Sequence[str]) -> dict[str, Any] | No
 
 def _same(a: Any, b: Any) -> bool:
     """JSON equality: unlike ``==``, ``1``, ``1.0`` and ``True`` all differ."""
+    if a is b:  # a tree shares what two documents have in common (NaN is refused before)
+        return True
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
@@ -175,16 +182,42 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _normalize(value: Any, path: str) -> Any:
+def _normalize(value: Any, path: str, *, share: bool = False) -> Any:
     """A fresh copy of a JSON tree as dicts, lists and scalars; rejects anything else.
+    ``share``: the tree itself where it is made of dicts and lists already, a copy only of
+    its other mappings and sequences.
 
     The copy is made without building paths (most of the cost on a large document); only when
     something is rejected is the tree walked again to name where.
     """
     try:
-        return _copy_json(value)
+        return _shared_json(value) if share else _copy_json(value)
     except (TypeError, ValueError):
         return _normalize_naming(value, path)
+
+
+def _shared_json(value: Any) -> Any:
+    """``_copy_json`` that keeps every dict and list whose children it keeps."""
+    kind = type(value)
+    if kind is dict:
+        copy: dict[str, Any] | None = None
+        for key, child in value.items():
+            if not isinstance(key, str):
+                raise TypeError
+            shared = _shared_json(child)
+            if shared is not child:
+                copy = dict(value) if copy is None else copy
+                copy[key] = shared
+        return value if copy is None else copy
+    if kind is list:
+        items: list[Any] | None = None
+        for position, child in enumerate(value):
+            shared = _shared_json(child)
+            if shared is not child:
+                items = list(value) if items is None else items
+                items[position] = shared
+        return value if items is None else items
+    return _copy_json(value)
 
 
 def _copy_json(value: Any) -> Any:

@@ -16,6 +16,11 @@ the ring, against 80 before). A metric's first bucket with a value is remembered
 the ring's metrics): every sample before it had none (a rate's first reading, an unchecked
 server's check time); the samples after it without a value are counted per slot in a small
 dict, made at the first; a metric that never had a value reads as gaps.
+
+The sample counts may be shared (``Counts``): rings that are given exactly the same samples
+(the tracks created in one sample and recorded at every sample after it, stats/tracks.py) have
+the same counts, kept once for all of them instead of once per ring (issue 15: 10,000 real
+servers held 9 MiB of identical counts).
 """
 
 from __future__ import annotations
@@ -42,10 +47,69 @@ class Points:
     values: Mapping[str, tuple[float | None, ...]]
 
 
+class Sampling:
+    """Which sample is being recorded: ``next()`` before each sample given to every ring of
+    the ``Counts`` that follow it (``Tracks.record``)."""
+
+    __slots__ = ("number",)
+
+    def __init__(self) -> None:
+        self.number = 0
+
+    def next(self) -> None:
+        self.number += 1
+
+
+class Counts:
+    """The sample counts of the slots of one ring, or of every ring that shares them.
+
+    Shared (``sampling`` given): every ring sharing them is given one sample per ``sampling``
+    number, of the same timestamp, and the first of them to add it counts it for all; a ring
+    created later than the others, or given other samples, needs counts of its own."""
+
+    __slots__ = ("_before", "_counted", "_max", "_sampling", "newest", "samples", "size")
+
+    def __init__(self, *, size: int, max_samples: int, sampling: Sampling | None = None) -> None:
+        width = 1 if max_samples <= 0xFF else 2
+        self.samples = array("B" if width == 1 else "H", bytes(width * size))
+        self.size = size
+        self.newest = _EMPTY
+        self._max = max_samples
+        self._sampling = sampling
+        self._counted = -1  # the sampling number counted last
+        self._before = 0  # its slot's count before it
+
+    def count(self, bucket: int) -> int:
+        """Count a sample of ``bucket`` (once per sampling number when shared); its slot's
+        count before it."""
+        if self._sampling is not None:
+            if self._sampling.number == self._counted:
+                return self._before
+            self._counted = self._sampling.number
+        if bucket > self.newest:
+            _clear(self.samples, self.newest, bucket, self.size)
+            self.newest = bucket
+        slot = bucket % self.size
+        before = self.samples[slot]
+        if before == self._max:
+            before -= 1  # saturated: keep weighing new samples in
+        self.samples[slot] = before + 1
+        self._before = before
+        return before
+
+
+def _clear(samples: array[int], newest: int, bucket: int, size: int) -> None:
+    """Clear the slots of the buckets after ``newest`` up to ``bucket``: gaps until counted."""
+    first = bucket - size + 1 if newest == _EMPTY else newest + 1
+    for cleared in range(max(first, bucket - size + 1), bucket + 1):
+        samples[cleared % size] = 0
+
+
 class Ring:
     """``size`` buckets of ``step`` seconds; bucket ``n`` covers ``[n * step, (n+1) * step)``."""
 
     __slots__ = (
+        "_counts",
         "_max",
         "_means",
         "_missing",
@@ -59,10 +123,18 @@ class Ring:
     )
 
     def __init__(
-        self, *, step: float, size: int, metrics: Iterable[str], max_samples: int = _MAX_COUNT
+        self,
+        *,
+        step: float,
+        size: int,
+        metrics: Iterable[str],
+        max_samples: int = _MAX_COUNT,
+        counts: Counts | None = None,
     ) -> None:
         """``max_samples``: the samples a bucket counts exactly (at most 65,535); 255 or less
-        keeps one byte per slot instead of two."""
+        keeps one byte per slot instead of two. ``counts``: the sample counts shared with other
+        rings of the same ``size`` and ``max_samples`` that are given the same timestamps
+        (``Counts``); by default the ring keeps its own."""
         if step <= 0 or size <= 0:
             raise ValueError("a ring needs a positive step and size")
         if not 0 < max_samples <= _MAX_COUNT:
@@ -75,8 +147,12 @@ class Ring:
         )
         self._newest = _EMPTY
         self._max = max_samples
-        width = 1 if max_samples <= 0xFF else 2
-        self._samples = array("B" if width == 1 else "H", bytes(width * size))
+        if counts is None:
+            counts = Counts(size=size, max_samples=max_samples)
+        elif counts.size != size or counts._max != max_samples:
+            raise ValueError("shared counts must have the ring's size and max_samples")
+        self._counts = counts
+        self._samples = counts.samples
         # per metric, only once needed (None: no metric needs one yet): its means (at its first
         # value other than zero); the samples of the buckets after its first value without
         # one, by slot
@@ -107,10 +183,7 @@ class Ring:
         if bucket > self._newest:
             self._advance(bucket)
         slot = bucket % self.size
-        samples = self._samples[slot]
-        if samples == self._max:
-            samples -= 1  # saturated: keep weighing new samples in
-        self._samples[slot] = samples + 1
+        samples = self._counts.count(bucket)
         for metric in self.metrics:
             value = values.get(metric)
             if value is None or math.isnan(value) or math.isinf(value):
@@ -183,16 +256,14 @@ class Ring:
 
     def _advance(self, bucket: int) -> None:
         """Make ``bucket`` the newest: the slots of the buckets skipped on the way are gaps."""
-        first = bucket - self.size + 1 if self._newest == _EMPTY else self._newest + 1
-        for cleared in range(max(first, bucket - self.size + 1), bucket + 1):
-            slot = cleared % self.size
-            self._samples[slot] = 0
-            if self._missing is None:
-                continue
-            for metric, missing in list(self._missing.items()):
-                missing.pop(slot, None)
-                if not missing:
-                    del self._missing[metric]
+        if self._missing is not None:  # the counts' slots are cleared by ``Counts``
+            first = bucket - self.size + 1 if self._newest == _EMPTY else self._newest + 1
+            for cleared in range(max(first, bucket - self.size + 1), bucket + 1):
+                slot = cleared % self.size
+                for metric, missing in list(self._missing.items()):
+                    missing.pop(slot, None)
+                    if not missing:
+                        del self._missing[metric]
         self._newest = bucket
 
     def points(self, until: float | None = None) -> Points:
@@ -242,7 +313,8 @@ class Ring:
         return 0.0 if means is None else means[slot]
 
     def nbytes(self) -> int:
-        """The bytes of the ring's arrays (its objects aside)."""
+        """The bytes of the ring's arrays (its objects aside), its sample counts included
+        even when shared with other rings (``Counts``)."""
         return (
             self._samples.itemsize * self.size
             + self._since.itemsize * len(self._since)

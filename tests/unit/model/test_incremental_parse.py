@@ -67,3 +67,32 @@ def test_a_previous_document_that_does_not_match_its_configuration_is_not_truste
     other = parse_document(_document(services=3))  # not the one parsed from ``document``
     edited = edits.delete_virtual_service(document, "vs0")
     assert parse_document(edited, previous=(document, other)) == parse_document(edited)
+
+
+def test_models_share_one_set_of_given_fields_per_combination() -> None:
+    # pydantic keeps the names of the fields given in each model; a frozen model's set is
+    # shared with every model of its class given the same ones (issue 15: 10,000 real servers)
+    data = _document()
+    data["virtual_services"][1]["real_servers"][0]["weight"] = 5
+    config = parse_document(data)
+    servers = [vs.real_servers[0] for vs in config.virtual_services]
+    assert servers[0].model_fields_set == {"address", "port"}
+    assert servers[0].model_fields_set is servers[2].model_fields_set
+    assert servers[1].model_fields_set == {"address", "port", "weight"}
+    copied = servers[0].model_copy(update={"weight": 7})  # pydantic copies the set first
+    assert copied.model_fields_set == {"address", "port", "weight"}
+    assert servers[2].model_fields_set == {"address", "port"}
+    services = config.virtual_services
+    assert services[0].model_fields_set is services[3].model_fields_set
+    # an edit's service, parsed again, shares the sets of the services it left alone
+    document, head = _head()
+    edited = parse_document(
+        edits.update_real_server(document, "vs1", "198.18.1.2:80", {"weight": 9}),
+        previous=(document, head),
+    )
+    assert edited.virtual_services[0] is head.virtual_services[0]
+    assert edited.virtual_services[1].real_servers[0].weight == 9
+    assert (
+        edited.virtual_services[1].real_servers[0].model_fields_set
+        is head.virtual_services[0].real_servers[0].model_fields_set
+    )

@@ -432,3 +432,20 @@ def test_applying_the_diff_gives_the_new_document(a: dict[str, Any], b: dict[str
 def test_an_empty_diff_means_the_same_configuration(a: dict[str, Any], b: dict[str, Any]) -> None:
     if diff_documents(a, b) == ():
         assert canonical(a) == canonical(b)
+
+
+def test_shared_items_hold_the_documents_own_values() -> None:
+    # The first apply of 10,000 servers is one ADD of the whole list: with share, the item
+    # holds the document's own list, not a copy (issue 15); what is not a dict or a list is
+    # copied.
+    document: dict[str, Any] = {
+        "virtual_services": [{"name": "web", "real_servers": [], "extra_ports": (8080,)}],
+        "block": ["a"],
+    }
+    assert diff_documents(None, document, share=True) == diff_documents(None, document)
+    (services, block) = diff_documents(None, document, share=True)
+    assert block.new is document["block"]
+    assert services.new is not document["virtual_services"]  # its tuple became a list
+    assert services.new == [{"name": "web", "real_servers": [], "extra_ports": [8080]}]
+    assert services.new[0]["real_servers"] is document["virtual_services"][0]["real_servers"]
+    assert document["virtual_services"][0]["extra_ports"] == (8080,)  # left as it was

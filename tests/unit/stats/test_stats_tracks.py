@@ -142,3 +142,29 @@ def test_a_service_not_sampled_yet_has_the_window_and_no_columns() -> None:
 def test_an_unknown_window_is_not_found() -> None:
     with pytest.raises(NotFound, match="week"):
         Tracks().series("web", "week", until=0.0)
+
+
+def test_tracks_created_in_one_sample_share_their_counts_and_read_as_their_own() -> None:
+    # Tracks of one sample share one array of counts per window (Cohort); a server added
+    # later, a sample skipped (a gap) and several samples a bucket read exactly as a
+    # Track that keeps its own counts.
+    from bascule.stats.tracks import Track
+
+    tracks = Tracks()
+    alone = {key: Track(http(0).metrics()) for key in ("198.18.0.4:80", "198.18.0.5:80")}
+    times = [1000.0, 1004.0, 1010.0, 1017.0, 1050.0, 1052.0, 1400.0, 1401.0, 1409.0]
+    for step, now in enumerate(times):
+        servers = {"198.18.0.4:80": http(step * 3, connections=step % 2)}
+        if step >= 3:
+            servers["198.18.0.5:80"] = http(step, check=float(step))
+        tracks.record(now, web(step, **servers))
+        for key, reading in servers.items():
+            alone[key].record(now, reading)
+    first = tracks._services["web"].real_servers["198.18.0.4:80"]
+    later = tracks._services["web"].real_servers["198.18.0.5:80"]
+    assert first.hour._samples is tracks._services["web"].own.hour._samples
+    assert later.hour._samples is not first.hour._samples
+    for window in ("hour", "day"):
+        series = tracks.series("web", window, until=1409.0)
+        for key, track in alone.items():
+            assert series.real_servers[key] == track.ring(window).points(1409.0).values
