@@ -43,7 +43,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
@@ -99,18 +99,22 @@ asyncio.run(main())
 """
 
 
+def start_reader(script: str, *argv: str) -> subprocess.Popen[str]:
+    """A request log reader: ``script`` run by Python in a session of its own, with ``argv``,
+    once it printed "ready"."""
+    reader = subprocess.Popen(
+        [sys.executable, "-c", script, *argv], stdout=subprocess.PIPE, text=True, **OWN_SESSION
+    )
+    if reader.stdout is None or reader.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"the request log reader {argv} did not start")
+    return reader
+
+
 def start_pipe_reader(fifo: Path, logs: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """Bascule's request log receiver reading ``fifo`` into ``logs``, and the ``Popen``
     keywords that start an HAProxy holding the FIFO's write end as Bascule's does
     (``log fd@3``, engines/haproxy/logs.py)."""
-    reader = subprocess.Popen(
-        [sys.executable, "-c", PIPE_READER, str(fifo), str(logs)],
-        stdout=subprocess.PIPE,
-        text=True,
-        **OWN_SESSION,
-    )
-    if reader.stdout is None or reader.stdout.readline().strip() != "ready":
-        raise RuntimeError("the request log reader did not start")
+    reader = start_reader(PIPE_READER, str(fifo), str(logs))
     write_fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
 
     def hold() -> None:  # in the child, before its exec
@@ -322,9 +326,17 @@ def cpu_ticks(root: int) -> int:
     return total
 
 
+class WrkCpu(NamedTuple):
+    """One ``wrk_cpu`` run: the proxy's CPU per request (µs), requests/s, requests served."""
+
+    cpu: float
+    rate: float
+    requests: int
+
+
 def wrk_cpu(
     topology: Topology, pid: int, url: str, duration: float, extra: Sequence[str] = ()
-) -> tuple[float, float]:
+) -> WrkCpu:
     """``wrk -t2 -c50`` from the client to ``url`` for ``duration`` seconds: the proxy
     ``pid``'s CPU per request (µs, its process tree's user + system time) and requests/s."""
     before = cpu_ticks(pid)
@@ -336,7 +348,8 @@ def wrk_cpu(
     if found is None or rate is None:
         raise RuntimeError(f"cannot read wrk's output:\n{output}")
     seconds = ticks / os.sysconf("SC_CLK_TCK")
-    return seconds * 1e6 / int(found.group(1)), float(rate.group(1))
+    requests = int(found.group(1))
+    return WrkCpu(seconds * 1e6 / requests, float(rate.group(1)), requests)
 
 
 def _pinned(cpus: str | None, argv: Sequence[str]) -> list[str]:

@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for round_ in range(args.rounds):
             order = list(VARIANTS) if round_ % 2 == 0 else list(reversed(VARIANTS))
             for variant in order:
-                spent, rate = wrk_cpu(topology, pids[variant], urls[variant], args.duration)
+                spent, rate, _ = wrk_cpu(topology, pids[variant], urls[variant], args.duration)
                 rates[variant].append(rate)
                 cpu[variant].append(spent)
         for reader in readers:

@@ -13,9 +13,11 @@ Why a pipe rather than the unix datagram socket of before (bench/tls.py and
 docs/performance.md "TLS"): a datagram socket queues 10 datagrams (the kernel's
 ``net.unix.max_dgram_qlen``), so its reader had to wake every few lines and still lost about
 a third of them at 10,000 requests/s, at ~10 µs of the daemon's CPU per request; the pipe's
-reader spends under 1 µs per line and loses none at the same rate. The FIFO outlives the
-daemon: a daemon that adopts a running HAProxy opens the same FIFO again, and the lines
-resume (those written while no daemon read them are lost: HAProxy logs "Broken pipe").
+reader spends under 1 µs per line and loses none at the same rate. Nor a ``ring`` forwarding
+over a stream socket: in HAProxy 2.6 it costs more per line than the pipe
+(engines/haproxy/logs.py). The FIFO outlives the daemon: a daemon that adopts a running
+HAProxy opens the same FIFO again, and the lines resume (those written while no daemon read
+them are lost: HAProxy logs "Broken pipe").
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ section (3.1 "log"):
 - the daemon's pipe (``HaproxyGlobals.request_log_pipe``): the master is started with its
   write end as descriptor ``REQUEST_LOG_FD`` and keeps it across reloads (``log fd@3``: one
   ``writev`` per line, without blocking, so a slow or absent reader loses lines, never
-  requests; daemon/request_logs.py reads it);
-- ``logging.syslog``: UDP straight from HAProxy, or TCP through a ``ring`` (3.10 "Ring
-  buffers"), whose writer drops lines when the server is slow rather than blocking.
+  requests; daemon/request_logs.py reads it). Not a ``ring`` to the daemon: in 2.6 a ring
+  costs more per line than the pipe (its lock) and, while its unix socket server is absent,
+  its forwarder reconnects without pause (docs/performance.md, "the pipe, or a ring?");
+- ``logging.syslog``: UDP straight from HAProxy, or TCP through a ``ring`` (3.9 "Rings"),
+  whose writer drops lines when the server is slow rather than blocking.
 
 Each l7 service with ``request_log`` gets ``log global`` and ``option httplog`` (``tcplog``
 for TCP services): the formats HAProxy users know.
