@@ -215,9 +215,10 @@ def stop_daemon(daemon: BasculeDaemon) -> None:
 
 def start_daemon(topology: Topology, document: dict[str, Any]) -> BasculeDaemon:
     """A daemon with ``document`` applied and every real server up; real servers are added
-    and removed at runtime (``haproxy_dynamic_servers``, off by default), so the fifty changes
-    under load cover that path too."""
-    daemon = BasculeDaemon(topology, env={"BASCULE_HAPROXY_DYNAMIC_SERVERS": "1"}).start()
+    and removed at runtime (``haproxy_dynamic_servers``, on by default) and the servers added
+    made ordinary ones by a deferred reload, so the fifty changes under load cover that path
+    too."""
+    daemon = BasculeDaemon(topology).start()
     try:
         with api_client(daemon) as api:
             assert api.put_config(document, message="initial")["applied"]
