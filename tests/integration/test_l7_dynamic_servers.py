@@ -278,11 +278,12 @@ def test_a_server_added_at_runtime_is_reloaded_later_keeping_states_and_then_reu
         assert "deferred reload done" in daemon.log_path.read_text()
         assert not (daemon.data_dir / "haproxy" / "reload-pending").exists()
         after = haproxy_states(daemon, "web")
-        # (8: drained; the new worker reads its weight from the text, as any reload does)
+        assert after.keys() == before.keys()
+        # 8: drained (its weight the new worker reads from the text, where a drained server has
+        # weight 0, as any reload does); 1: in maintenance, which the text now says too (4)
         assert after[rs[3]][0] == before[rs[3]][0] == "8"
-        assert {k: v for k, v in after.items() if k != rs[3]} == {
-            k: v for k, v in before.items() if k != rs[3]
-        }
+        assert before[rs[1]][0] == "1" and int(after[rs[1]][0]) & 1, (before, after)
+        assert after[rs[2]] == before[rs[2]] and after[rs[1]][1] == before[rs[1]][1]
         statuses = {k: v["status"] for k, v in servers_of(daemon, "web").items()}
         assert statuses == {rs[1]: "disabled", rs[2]: "up", rs[3]: "drain"}, statuses
 
