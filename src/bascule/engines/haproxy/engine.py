@@ -404,8 +404,9 @@ class HaproxyEngine:
 
     async def prepare_reload(self) -> None:
         """Check the text the deferred reload installs, ahead of it and without the
-        reconciler's lock (``haproxy -c`` of 10,000 servers takes a second: the reload, under
-        the lock, then finds it accepted; a change in between makes it check again)."""
+        reconciler's lock (``haproxy -c`` of the whole text, 10,000 servers at scale: the
+        reload, under the lock, then finds it accepted; a change in between makes it check
+        again)."""
         installed = self._installed
         if self._pending is None or installed is None:
             return
