@@ -218,6 +218,12 @@ def test_cookie_persistence_reloads_and_a_refused_command_falls_back_to_a_reload
         stop(daemon)
 
 
+def operational(daemon: BasculeDaemon, backend: str) -> dict[str, str]:
+    """``show servers state``: each server's operational state (0: down, 2: up)."""
+    rows = daemon.haproxy(f"show servers state {backend}").splitlines()[2:]
+    return {f[3]: f[5] for f in (row.split() for row in rows) if len(f) > 7}
+
+
 def pending_reload(client: BasculeClient) -> dict[str, Any] | None:
     """The status's deferred reload of HAProxy (None: none pending)."""
     pending: dict[str, Any] | None = client.status()["engine"]["haproxy"]["reload_pending"]
@@ -244,12 +250,15 @@ def reuses(daemon: BasculeDaemon, backend: str, server: str) -> tuple[int, int]:
 def test_a_server_added_at_runtime_is_reloaded_later_keeping_states_and_then_reuses(
     make_topology: Any,
 ) -> None:
-    topology = make_topology(real_servers=3)
-    topology.start_real_servers()
-    rs = {n: key(topology, n) for n in range(1, 4)}
-    daemon = start(topology, {"virtual_services": [service(topology, "web", 80, (1, 3))]}, DELAY)
+    topology = make_topology(real_servers=4)
+    servers = topology.start_real_servers()
+    rs = {n: key(topology, n) for n in range(1, 5)}
+    document = {"virtual_services": [service(topology, "web", 80, (1, 3, 4))]}
+    daemon = start(topology, document, DELAY)
     try:
         daemon.wait_status("web", rs[1], "up")
+        servers[3].kill()  # rs4's health the reload must keep: down
+        daemon.wait_status("web", rs[4], "down")
         workers = daemon.worker_pids()
         with api(daemon) as client:
             # runtime states the reload must keep: rs1 disabled, rs3 drained
@@ -275,6 +284,8 @@ def test_a_server_added_at_runtime_is_reloaded_later_keeping_states_and_then_reu
                 lambda: workers_now(daemon) not in ([], workers) and pending_reload(client) is None,
                 30,
             )
+            # down from the first moment (the server-state file), not after "fall" checks
+            assert operational(daemon, "web")[rs[4]] == "0"
         assert "deferred reload done" in daemon.log_path.read_text()
         assert not (daemon.data_dir / "haproxy" / "reload-pending").exists()
         after = haproxy_states(daemon, "web")
@@ -285,7 +296,7 @@ def test_a_server_added_at_runtime_is_reloaded_later_keeping_states_and_then_reu
         assert before[rs[1]][0] == "1" and int(after[rs[1]][0]) & 1, (before, after)
         assert after[rs[2]] == before[rs[2]] and after[rs[1]][1] == before[rs[1]][1]
         statuses = {k: v["status"] for k, v in servers_of(daemon, "web").items()}
-        assert statuses == {rs[1]: "disabled", rs[2]: "up", rs[3]: "drain"}, statuses
+        assert statuses == {rs[1]: "disabled", rs[2]: "up", rs[3]: "drain", rs[4]: "down"}
 
         # an ordinary server now: keep-alive requests reuse its idle connections
         connects, reused = reuses(daemon, "web", rs[2])
