@@ -28,7 +28,10 @@ Bascule's and not the network's), over the unix socket and over HTTPS with an ad
                   POST .../drain|disable|enable of a real server: runtime API, no reload
     add_server    POST a new real server: a structural change, applied with HAProxy's
                   ``add server`` (no reload) and the configuration file rewritten (it is
-                  removed again after each run, untimed, with ``del server``)
+                  removed again after each run, untimed, with ``del server``); the deferred
+                  reload that makes it an ordinary server follows a few seconds later, in the
+                  background, and a write that comes meanwhile waits for it (it holds the
+                  change lock): the other rows' p95 include it
     status        GET /api/v1/status: every service and real server with health and counters
 
 and over HTTPS with a WUI session (logged in through the form): the dashboard (``/``), its

@@ -30,10 +30,14 @@ class Settings(BaseSettings):
     # for good (SIGTERM stops the daemon only: the data plane runs on).
     shutdown_grace: float = 10.0
     # Real servers added to or removed from a running HTTP/TCP service through HAProxy's
-    # runtime API (add/del server) instead of a reload (engines/haproxy/dynamic.py). Off by
-    # default: HAProxy 2.6's dynamic servers never reuse an idle server connection (a new
-    # connection per request: keep-alive throughput 2.6x lower, docs/performance.md section 8).
-    haproxy_dynamic_servers: bool = False
+    # runtime API (add/del server) instead of a reload (engines/haproxy/dynamic.py). HAProxy
+    # 2.6 never reuses an idle connection to a server added so (keep-alive 2.6x slower), so
+    # a seamless reload of the file already written follows, deferred: this many seconds
+    # after the last such change (each one pushes it back: a burst costs one reload), and at
+    # most the max delay after the first (docs/architecture.md).
+    haproxy_dynamic_servers: bool = True
+    haproxy_deferred_reload_delay: float = Field(default=3.0, gt=0, le=3600)
+    haproxy_deferred_reload_max_delay: float = Field(default=30.0, gt=0, le=3600)
     # How often the daemon re-reads the engines and repairs drift.
     reconcile_interval: float = 5.0
     # How often the statistics sampler reads the counters (seconds, > 0; graphs use 10 s steps).

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bascule.daemon.results import ApplyResult, Detection
+from bascule.daemon.results import ApplyResult, Detection, Reload
 from bascule.model import RealServerState
 from bascule.reconcile.diff import DiffItem, diff_to_json, format_diff
 from bascule.reconcile.status import ServerStatus, ServiceStatus
@@ -106,7 +106,12 @@ class ApplyResultOut(BaseModel):
     diff: list[DiffItemOut]
     diff_text: str
     actions: list[str]
-    reloads: bool
+    reloads: bool = Field(description="an engine reloaded while the change was applied")
+    reload: Reload = Field(
+        default=Reload.none,
+        description="now: an engine reloaded to apply it; later: applied at runtime, a "
+        "seamless reload follows within seconds (real servers added to HAProxy); none",
+    )
     applied: bool
     message: str
     dry_run: bool
@@ -121,6 +126,7 @@ class ApplyResultOut(BaseModel):
             diff_text=format_diff(result.diff),
             actions=list(result.actions),
             reloads=result.reloads,
+            reload=result.reload,
             applied=result.applied,
             message=result.message,
             dry_run=result.dry_run,

@@ -83,6 +83,10 @@ def _engine(name: str, info: Any) -> str:
         words.append("(idle: no service of its kind)")
     elif "running" in info:
         words.append("(running)" if info["running"] else "(not running)")
+    pending = info.get("reload_pending")
+    if isinstance(pending, Mapping):
+        # servers added at runtime, made ordinary ones by a deferred reload
+        words.append(f"(reload pending, due in {pending.get('due_in_s', 0):.1f} s)")
     return " ".join(words)
 
 

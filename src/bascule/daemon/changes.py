@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from bascule.daemon.audit import AuditOutcome, AuditService
 from bascule.daemon.reconciler import Reconciler
-from bascule.daemon.results import ApplyResult, Detection
+from bascule.daemon.results import ApplyResult, Detection, Reload
 from bascule.detect import ServiceProber, check_given, choose, rewrite
 from bascule.engines.base import share_of
 from bascule.errors import BasculeError, Conflict, FieldError, InvalidConfiguration
@@ -38,7 +38,9 @@ from bascule.model import Configuration, ServiceType
 from bascule.model.access import Actor
 from bascule.model.document import parse_document
 from bascule.model.types import single_line
+from bascule.reconcile.actions import ChangeServers
 from bascule.reconcile.diff import DiffItem, diff_documents, diff_to_json
+from bascule.reconcile.planner import FullPlan
 from bascule.text import escape_control
 
 log = logging.getLogger("bascule.service")
@@ -229,12 +231,18 @@ class ChangePipeline:
                 await engine.check(share_of(engine, config))
         actions = preview.descriptions()
         if request.dry_run or not diff:
+            reload = Reload.none
+            if diff and preview.reloads:
+                reload = Reload.now
+            elif diff and _adds_servers_at_runtime(preview):
+                reload = Reload.later
             return ApplyResult(
                 revision=head_number,
                 changed=bool(diff),
                 diff=diff,
                 actions=actions if diff else (),
-                reloads=preview.reloads and bool(diff),
+                reloads=reload is Reload.now,
+                reload=reload,
                 applied=not diff,
                 message="dry run: nothing was changed" if request.dry_run else "no change",
                 dry_run=request.dry_run,
@@ -271,7 +279,15 @@ class ChangePipeline:
             "committed revision",
             extra={"revision": revision.number, "author": actor.name, "changes": len(diff)},
         )
+        reloads = self.reconciler.reloads()
         ok, error = await self.reconciler.reconcile_locked()
+        # what happened, not only what was planned: servers the engine could not change at
+        # runtime were applied by a reload
+        reload = Reload.none
+        if preview.reloads or self.reconciler.reloads() != reloads:
+            reload = Reload.now
+        elif _changes_servers(preview) and self.reconciler.reload_pending():
+            reload = Reload.later
         if self.after_commit is not None:
             await self.after_commit()
         return ApplyResult(
@@ -279,7 +295,8 @@ class ChangePipeline:
             changed=True,
             diff=diff,
             actions=actions,
-            reloads=preview.reloads,
+            reloads=reload is Reload.now,
+            reload=reload,
             applied=ok,
             message=error,
             dry_run=False,
@@ -366,6 +383,18 @@ class ChangePipeline:
                 )
         if problems:
             raise InvalidConfiguration(problems)
+
+
+def _changes_servers(plan: FullPlan) -> bool:
+    return any(isinstance(a, ChangeServers) for _, p in plan.engines for a in p.actions)
+
+
+def _adds_servers_at_runtime(plan: FullPlan) -> bool:
+    """Whether an engine adds servers at runtime, which a deferred reload then makes
+    permanent (engines/haproxy/engine.py)."""
+    return any(
+        isinstance(a, ChangeServers) and a.added for _, p in plan.engines for a in p.actions
+    )
 
 
 def _document_and_diff(

@@ -13,8 +13,14 @@ a half-applied change (the VIPs, one engine out of two) is undone and a daemon t
 a failing revision serves the last good one.
 
 It owns the lock that serialises everything that changes the engines (changes, reconciles,
-clearing persistence tables), the document each engine runs (``running``), and the parsed
-document of the newest revision (parsed once per revision: a revision never changes).
+clearing persistence tables, deferred reloads), the document each engine runs (``running``),
+and the parsed document of the newest revision (parsed once per revision: a revision never
+changes).
+
+Deferred reloads (``run_deferred_reloads``): an engine that applied a change at runtime and
+makes it permanent with a reload later (``DefersReloads``: HAProxy's servers added at runtime)
+says when that reload is due; the reconciler runs it then, under the lock, so a change that
+arrives meanwhile waits for it and then applies as usual.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from bascule.daemon.vips import FollowsDocument, VipManager
-from bascule.engines.base import ChangesServers, Engine, share_of
+from bascule.engines.base import ChangesServers, DefersReloads, Engine, share_of
 from bascule.errors import ApplyFailed, EngineError, InvalidConfiguration
 from bascule.model import Configuration, parse_document
 from bascule.reconcile.actions import Action, describe
@@ -44,6 +50,9 @@ log = logging.getLogger("bascule.service")
 # A reload renders every weight and state; more passes correct any drift the engine reports
 # afterwards (for instance a state restored from the state file).
 PASSES = 3
+# The longest the deferred reloads' loop sleeps between two looks at the engines.
+DEFERRED_TICK = 0.5
+DEFERRED_MIN_WAIT = 0.05
 
 AfterReconcile = Callable[[Configuration], Awaitable[None]]
 
@@ -130,6 +139,49 @@ class Reconciler:
     def adopt(self, engine: str, running: Configuration | None) -> None:
         """Tell the reconciler which document a running engine was started from."""
         self._running[engine] = running
+
+    # -- deferred reloads ---------------------------------------------------------------------
+
+    def reloads(self) -> int:
+        """The reloads the engines that count them made so far (a change compares it before
+        and after, to say honestly whether it reloaded)."""
+        return sum(e.reloads for e in self.engines if isinstance(e, DefersReloads))
+
+    def reload_pending(self) -> bool:
+        """Whether an engine awaits a deferred reload."""
+        return any(
+            e.reload_in() is not None for e in self.engines if isinstance(e, DefersReloads)
+        )
+
+    async def reload_deferred(self) -> None:
+        """Each engine's deferred reload that is due: prepared without the lock, run under
+        it (checked again there: a change may have come first and done it, or moved it)."""
+        for engine in self.engines:
+            if not isinstance(engine, DefersReloads):
+                continue
+            due = engine.reload_in()
+            if due is None or due > 0:
+                continue
+            await engine.prepare_reload()
+            async with self.lock:
+                due = engine.reload_in()
+                if due is not None and due <= 0:
+                    await engine.reload_deferred(self._running[engine.name])
+
+    async def run_deferred_reloads(self) -> None:
+        """Forever: each deferred reload when it is due (the engines log their failures
+        and try again later)."""
+        while True:
+            try:
+                await self.reload_deferred()
+            except (ApplyFailed, EngineError, OSError) as exc:
+                log.error("deferred reload failed", extra={"error": str(exc)})
+            waits = [
+                due
+                for e in self.engines
+                if isinstance(e, DefersReloads) and (due := e.reload_in()) is not None
+            ]
+            await asyncio.sleep(min([DEFERRED_TICK, *(max(DEFERRED_MIN_WAIT, w) for w in waits)]))
 
     # -- planning -----------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,9 +12,20 @@ from bascule.reconcile.diff import DiffItem
 from bascule.reconcile.status import ServerStatus, ServiceStatus
 
 
+class Reload(enum.StrEnum):
+    """When a change reloads an engine: ``now`` (while it was applied), ``later`` (applied
+    at runtime, made permanent by a deferred reload: HAProxy's servers added at runtime), or
+    ``none``."""
+
+    now = "now"
+    later = "later"
+    none = "none"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ApplyResult:
-    """The outcome of a change: the new revision, what changed, what the engine did."""
+    """The outcome of a change: the new revision, what changed, what the engine did.
+    ``reloads``: an engine reloaded while it was applied (``reload`` is ``now``)."""
 
     revision: int | None
     changed: bool
@@ -24,6 +36,7 @@ class ApplyResult:
     message: str
     dry_run: bool
     detections: tuple[Detection, ...] = ()
+    reload: Reload = Reload.none
 
 
 @dataclass(frozen=True, kw_only=True)

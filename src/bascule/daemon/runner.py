@@ -9,9 +9,10 @@ by default; ``none`` disables it; a self-signed certificate is made at first sta
 daemon/tls.py). Under systemd it then tells the service manager it is ready (``READY=1``,
 daemon/systemd.py: only once the engines run the revision and the API has answered a request)
 and pings its watchdog. It re-reconciles every few seconds to repair drift (a dead engine is
-restarted, missing tables are re-applied), keeps ``haproxy.log`` (and its own log, when that
-is a file) under a size cap (daemon/logfiles.py), and runs the L4 health checker and the
-nftables engine's tick once a second (daemon/l4.py).
+restarted, missing tables are re-applied), runs the deferred reload that makes servers added to
+HAProxy at runtime ordinary ones (daemon/reconciler.py, ``run_deferred_reloads``), keeps
+``haproxy.log`` (and its own log, when that is a file) under a size cap (daemon/logfiles.py),
+and runs the L4 health checker and the nftables engine's tick once a second (daemon/l4.py).
 
 Stopping. SIGTERM and SIGINT (``systemctl stop``, ``bascule stop``) stop the daemon only: the
 API, the health checks and the loops end, and the data plane keeps running on the last
@@ -369,6 +370,8 @@ class Daemon:
             certificates_dir=settings.certificates_dir,
             request_log_pipe=request_log_pipe.write_fd,
             dynamic_servers=settings.haproxy_dynamic_servers,
+            reload_delay=settings.haproxy_deferred_reload_delay,
+            reload_max_delay=settings.haproxy_deferred_reload_max_delay,
             pages_dir=settings.pages_dir,
         )
         # HAProxy's request log lines, kept on disk (daemon/request_logs.py)
@@ -549,6 +552,10 @@ class Daemon:
         await _wait_answers(socket_path)
         self.notifier.ready(_ready_status(ok, error))
         reconciler = asyncio.create_task(self._reconcile_forever(service, vips), name="reconcile")
+        # servers HAProxy added at runtime, made ordinary ones by a reload when it is due
+        deferred_reloads = asyncio.create_task(
+            service.reconciler.run_deferred_reloads(), name="deferred reloads"
+        )
         l4_loop = asyncio.create_task(l4.run(service.desired), name="l4")
         dynamic_loop = asyncio.create_task(dynamic.run(service), name="dynamic")
         statistics_loop = asyncio.create_task(statistics.run(), name="statistics")
@@ -563,6 +570,7 @@ class Daemon:
             pair_loop,
             state_loop,
             reconciler,
+            deferred_reloads,
             l4_loop,
             dynamic_loop,
             statistics_loop,

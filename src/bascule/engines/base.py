@@ -323,6 +323,25 @@ class ChangesServers(Protocol):
         """The runtime change from ``running`` to ``desired``, or None: it must reload."""
 
 
+@runtime_checkable
+class DefersReloads(Protocol):
+    """An engine whose runtime changes are made permanent by a reload it defers (HAProxy:
+    servers added at runtime reuse no idle connection until a reload makes them ordinary
+    ones, engines/haproxy/engine.py). The daemon's reconciler runs that reload when it is
+    due, under the lock every change takes."""
+
+    reloads: int  # the reloads (and starts) it made since the daemon started
+
+    def reload_in(self) -> float | None:
+        """Seconds until the deferred reload is due (0 or less: now); None: none pending."""
+
+    async def prepare_reload(self) -> None:
+        """Whatever the reload can do ahead, without the lock (HAProxy: its check)."""
+
+    async def reload_deferred(self, running: Configuration | None) -> bool:
+        """Reload now what runs (``running``: the reconciler's record); whether it did."""
+
+
 def share_of(engine: Engine, config: Configuration) -> Configuration:
     """The part of ``config`` that ``engine`` runs: the services of its mode, or what it
     selects itself (``SelectsServices``)."""

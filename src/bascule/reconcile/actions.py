@@ -42,7 +42,8 @@ class ReplaceConfig:
 class ChangeServers:
     """Add and remove real servers of running pools at runtime, then install ``config`` as
     the engine's configuration without reloading; what the engine cannot do so it reloads,
-    as ``ReplaceConfig``. ``added`` and ``removed``: (pool name, real server key)."""
+    as ``ReplaceConfig``. ``added`` and ``removed``: (pool name, real server key). Servers
+    added so are made ordinary ones by a reload the engine defers by a few seconds."""
 
     config: Configuration
     added: tuple[tuple[str, str], ...] = ()
@@ -82,6 +83,8 @@ def describe(action: Action) -> str:
         case ChangeServers(added=added, removed=removed):
             changes = [f"add {vs}/{server}" for vs, server in added]
             changes += [f"remove {vs}/{server}" for vs, server in removed]
+            if added:  # a deferred reload makes them ordinary servers (HAProxy's engine.py)
+                return f"{', '.join(changes)} (real servers at runtime, a reload follows)"
             return f"{', '.join(changes)} (real servers at runtime, no reload)"
         case SetWeight(vs=vs, server=server, weight=weight):
             return f"set weight of {vs}/{server} to {weight} (runtime, no reload)"

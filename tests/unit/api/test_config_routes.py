@@ -13,8 +13,8 @@ from bascule.store.revisions import RevisionStore
 Document = dict[str, Any]
 CONFIG = "/api/v1/config"
 APPLY_RESULT_KEYS = {
-    "revision", "changed", "diff", "diff_text", "actions", "reloads", "applied", "message",
-    "dry_run", "detections",
+    "revision", "changed", "diff", "diff_text", "actions", "reloads", "reload", "applied",
+    "message", "dry_run", "detections",
 }  # fmt: skip
 
 

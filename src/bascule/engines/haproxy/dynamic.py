@@ -277,3 +277,36 @@ def _section(text: str, header: str) -> tuple[int, int]:
     start = text.index(f"\n{header}\n") + 1
     end = text.find("\n\n", start)
     return start, len(text) if end == -1 else end + 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingReload:
+    """Servers added at runtime since the last reload, which a deferred reload makes ordinary
+    servers again (HAProxy 2.6 reuses no idle connection to a server ``add server`` created:
+    docs/architecture.md). Times are the caller's clock, in seconds.
+
+    The reload is due ``delay`` seconds after the last runtime change (each one pushes it
+    back, so a burst of additions costs one reload), but never later than ``max_delay``
+    after the first (a steady stream of changes cannot postpone it for ever)."""
+
+    first: float
+    last: float
+    delay: float
+    max_delay: float
+
+    @classmethod
+    def starting(cls, now: float, *, delay: float, max_delay: float) -> PendingReload:
+        return cls(first=now, last=now, delay=delay, max_delay=max_delay)
+
+    def changed(self, now: float) -> PendingReload:
+        """Another runtime change at ``now``: the reload waits for ``delay`` more seconds."""
+        return replace(self, last=now)
+
+    @property
+    def due(self) -> float:
+        return min(self.last + self.delay, self.first + max(self.max_delay, self.delay))
+
+    def retried(self, now: float) -> PendingReload:
+        """The reload failed at ``now``: tried again ``max_delay`` later (or at the next
+        change's delay), not on every tick."""
+        return replace(self, first=now, last=now + max(self.max_delay, self.delay) - self.delay)

@@ -32,7 +32,7 @@ from bascule.engines.haproxy import transactions as tx
 from bascule.engines.haproxy.caching import FIRST_GENERATION, generation_key
 from bascule.engines.haproxy.descriptors import Descriptors, DescriptorShortage
 from bascule.engines.haproxy.drains import DrainClock, ServerKey
-from bascule.engines.haproxy.dynamic import ServerEdits, server_edits, spliced
+from bascule.engines.haproxy.dynamic import PendingReload, ServerEdits, server_edits, spliced
 from bascule.engines.haproxy.logs import REQUEST_LOG_FD
 from bascule.engines.haproxy.peers import PeersListener
 from bascule.engines.haproxy.persistence import table_names
@@ -69,6 +69,12 @@ PREPARED_FOR_S = 30.0
 DELETE_WAIT_S = 1.0
 STILL_CONNECTED = "still has connections attached"
 
+# Servers added at runtime are made ordinary servers by a reload this long after the last
+# runtime change, and at most this long after the first (dynamic.PendingReload; the
+# settings' haproxy_deferred_reload_delay and haproxy_deferred_reload_max_delay).
+DEFERRED_RELOAD_DELAY_S = 3.0
+DEFERRED_RELOAD_MAX_DELAY_S = 30.0
+
 ADMIN_STATE = {
     RealServerState.enabled: runtime.AdminState.READY,
     RealServerState.drain: runtime.AdminState.DRAIN,
@@ -97,7 +103,9 @@ class HaproxyEngine:
         certificates_dir: Path | None = None,
         request_log_pipe: int | None = None,
         pages_dir: Path | None = None,
-        dynamic_servers: bool = False,
+        dynamic_servers: bool = True,
+        reload_delay: float = DEFERRED_RELOAD_DELAY_S,
+        reload_max_delay: float = DEFERRED_RELOAD_MAX_DELAY_S,
     ) -> None:
         """``peers``: keep the stick tables (persistence) across reloads through HAProxy's
         local peer, listening on a unix socket in ``run_dir`` (only root reaches it), or on
@@ -109,13 +117,22 @@ class HaproxyEngine:
         ``request_log_pipe``: the write end of the daemon's request log pipe, which the master
         inherits as ``REQUEST_LOG_FD`` (logs.py) when this engine starts it.
         ``dynamic_servers``: real servers added and removed with ``add server``/``del server``
-        (dynamic.py) rather than a reload. HAProxy 2.6.12's dynamic servers open a server
-        connection per request (``show stat``: ``reuse`` 0 under keep-alive, 28k against 73k
-        req/s in one A/B), so this is the settings' ``haproxy_dynamic_servers``, off by default:
-        a structural change's latency is not worth a data path 2.6x slower until the next
-        reload."""
+        (dynamic.py) rather than a reload (the settings' ``haproxy_dynamic_servers``). HAProxy
+        2.6.12's dynamic servers open a server connection per request (``show stat``:
+        ``reuse`` 0 under keep-alive, 28k against 73k req/s in one A/B), so servers added so
+        are made ordinary ones by a *deferred* reload of the file already written,
+        ``reload_delay`` seconds after the last such change and at most ``reload_max_delay``
+        after the first (``reload_in``, ``reload_deferred``: the daemon's reconciler runs it
+        under its lock)."""
         self.paths = HaproxyPaths.under(run_dir)
         self.dynamic_servers = dynamic_servers
+        self.reload_delay = reload_delay
+        self.reload_max_delay = reload_max_delay
+        # servers added at runtime since the last reload (their marker file is on disk), the
+        # last deferred reload's failure, and the reloads and starts done since this start
+        self._pending: PendingReload | None = None
+        self._pending_error: str | None = None
+        self.reloads = 0
         local_peer = None
         if peers:
             local_peer = peers_listener or PeersListener(address=str(self.paths.peers_socket))
@@ -270,8 +287,19 @@ class HaproxyEngine:
 
     async def adopt(self) -> bool:
         adopted = await self.shell.adopt()
+        if not adopted:
+            self.paths.reload_pending.unlink(missing_ok=True)  # a start reads the whole file
         if adopted:
             log.info("adopted the running HAProxy", extra={"pids": await self.worker_pids()})
+            if self.paths.reload_pending.exists():
+                # the previous daemon added servers at runtime and died before their reload
+                self._pending = PendingReload.starting(
+                    time.monotonic(), delay=self.reload_delay, max_delay=self.reload_max_delay
+                )
+                log.info(
+                    "servers added at runtime by the previous daemon: reload deferred",
+                    extra={"due_in_s": self.reload_delay},
+                )
             for number in self.shell.missing_inherited():
                 # e.g. a master started by a version that sent request logs to a socket: its
                 # reloads keep what it was started with, so only its restart gives it the pipe
@@ -298,6 +326,7 @@ class HaproxyEngine:
             # each service's cache, as the last full observe read it (HAProxy's counters
             # start again from zero when it reloads)
             "caches": dict(self._caches),
+            "reload_pending": self.pending_reload(),
         }
         if running:
             # the effective limits, as the worker reports them (descriptors.py sized maxconn)
@@ -317,19 +346,7 @@ class HaproxyEngine:
                 ):
                     applied = action.config
                     continue
-                await self._wait_tables_handed_over(applied)
-                await self._save_server_state()
-                # transparency's plumbing is there before HAProxy uses it, and goes after
-                wanted = transparency.plumbing(action.config)
-                if wanted.needed:
-                    await self.transparency.ensure(wanted)
-                prepared = await asyncio.to_thread(self._prepared_for, action.config)
-                self._installed = None
-                await self.shell.apply(prepared.text)
-                self._installed = prepared
-                if not wanted.needed:
-                    await self.transparency.ensure(wanted)
-                self._remove_stale_crt_lists()
+                await self._reload(action.config, applied)
                 applied = action.config
             elif isinstance(action, SetWeight):
                 backend, server = _names(applied, action.vs, action.server)
@@ -340,13 +357,122 @@ class HaproxyEngine:
                 self._time_drain(applied, action)
         await self._flush(commands)
 
+    async def _reload(
+        self,
+        config: Configuration,
+        applied: Configuration | None,
+        *,
+        text: _Installed | None = None,
+    ) -> None:
+        """Install ``config`` (its text: ``text``'s when given, else rendered) and reload
+        seamlessly, or start HAProxy; every server is then an ordinary one, so a deferred
+        reload is no longer pending."""
+        await self._wait_tables_handed_over(applied)
+        await self._save_server_state()
+        # transparency's plumbing is there before HAProxy uses it, and goes after
+        wanted = transparency.plumbing(config)
+        if wanted.needed:
+            await self.transparency.ensure(wanted)
+        prepared = text if text is not None else await asyncio.to_thread(self._prepared_for, config)
+        self._installed = None
+        await self.shell.apply(prepared.text)
+        self._installed = prepared
+        self.reloads += 1
+        self._settled()
+        if not wanted.needed:
+            await self.transparency.ensure(wanted)
+        self._remove_stale_crt_lists()
+
+    # -- the deferred reload (servers added at runtime made ordinary ones) ---------------------
+
+    def pending_reload(self) -> dict[str, Any] | None:
+        """The deferred reload awaited, for the status: in how many seconds, since when,
+        and why the last attempt failed; None when none is."""
+        pending = self._pending
+        if pending is None:
+            return None
+        now = time.monotonic()
+        return {
+            "due_in_s": round(max(0.0, pending.due - now), 3),
+            "pending_for_s": round(now - pending.first, 3),
+            "error": self._pending_error,
+        }
+
+    def reload_in(self) -> float | None:
+        """Seconds until the deferred reload is due (0 or less: now); None: none pending."""
+        return None if self._pending is None else self._pending.due - time.monotonic()
+
+    async def prepare_reload(self) -> None:
+        """Check the text the deferred reload installs, ahead of it and without the
+        reconciler's lock (``haproxy -c`` of the whole text, 10,000 servers at scale: the
+        reload, under the lock, then finds it accepted; a change in between makes it check
+        again)."""
+        installed = self._installed
+        if self._pending is None or installed is None:
+            return
+        with contextlib.suppress(EngineError):  # the reload checks it again and says why
+            await self.shell.check(installed.text)
+
+    async def reload_deferred(self, running: Configuration | None) -> bool:
+        """The deferred reload, for a caller that holds the reconciler's lock: HAProxy
+        reloads the configuration it runs (``running``, the reconciler's record of it), as
+        any reload does (the server state saved and read back: weights, drain, maintenance,
+        health), so the servers added at runtime become ordinary ones. Whether it reloaded;
+        a failure is logged, shown in the status, and tried again ``reload_max_delay`` later.
+        """
+        pending = self._pending
+        if pending is None:
+            return False
+        if running is None or not await self.shell.is_running():
+            # nothing to make permanent: a start (the repair loop's) reads the whole file
+            self._settled()
+            return False
+        installed = self._installed
+        # the text the worker runs, when this engine gave it: not rendered again
+        same = installed is not None and installed.globals == self.globals and (
+            installed.config is running or not structure_changed(installed.config, running)
+        )
+        try:
+            await self._reload(running, running, text=installed if same else None)
+        except (EngineError, OSError) as exc:
+            self._pending = pending.retried(time.monotonic())
+            self._pending_error = str(exc)
+            log.error(
+                "the deferred reload failed: servers added at runtime stay so",
+                extra={"error": str(exc), "retry_in_s": self.reload_max_delay},
+            )
+            return False
+        log.info(
+            "deferred reload done: servers added at runtime are ordinary servers",
+            extra={"pending_for_s": round(time.monotonic() - pending.first, 3)},
+        )
+        return True
+
+    def _defer_reload(self) -> None:
+        """Servers are about to be added at runtime: a reload is due ``reload_delay`` from
+        now. The marker file is written first, so a daemon that dies before the reload
+        leaves it to the next one (``adopt``)."""
+        now = time.monotonic()
+        if self._pending is None:
+            _write_private(self.paths.reload_pending, f"{time.time():.3f}\n")
+            self._pending = PendingReload.starting(
+                now, delay=self.reload_delay, max_delay=self.reload_max_delay
+            )
+        else:
+            self._pending = self._pending.changed(now)
+
+    def _settled(self) -> None:
+        """A reload or a start installed the whole file: no server is a runtime one."""
+        self._pending = None
+        self._pending_error = None
+        self.paths.reload_pending.unlink(missing_ok=True)
+
     def server_changes(
         self, running: Configuration, desired: Configuration
     ) -> ChangeServers | None:
         """The planner's question (``ChangesServers``): can HAProxy go from ``running`` to
         ``desired`` by adding and removing real servers at runtime? Why not is logged.
-        Never unless ``dynamic_servers`` (HAProxy 2.6's dynamic servers reuse no idle server
-        connection: see the constructor)."""
+        Never unless ``dynamic_servers`` (the constructor)."""
         if not self.dynamic_servers:
             return None
         edits = self.runtime_edits(running, desired)
@@ -418,6 +544,8 @@ class HaproxyEngine:
         except (DescriptorShortage, EngineError):
             return False  # the reload refuses the first with its reason; the second: a race
         try:
+            if edits.added or self._pending is not None:
+                self._defer_reload()  # a removal alone leaves no runtime server: no reload
             self._installed = None
             if maxconn < installed.maxconn:  # the new servers' checks hold descriptors
                 await self.shell.runtime(runtime.set_global_maxconn(maxconn))
@@ -425,7 +553,7 @@ class HaproxyEngine:
             await self.shell.runtime_many(edits.maint_commands())
             for command in edits.delete_commands():
                 await self._delete_server(command)
-        except EngineError as exc:
+        except (EngineError, OSError) as exc:
             log.warning(
                 "real servers could not be changed at runtime, reloading",
                 extra={"error": str(exc)},

@@ -71,6 +71,9 @@ class HaproxyPaths:
     rejected: Path
     rejected_output: Path
     log: Path
+    # present while servers added at runtime await their deferred reload (engine.py): a
+    # daemon that adopts this HAProxy then reloads it
+    reload_pending: Path
 
     @classmethod
     def under(cls, run_dir: Path) -> HaproxyPaths:
@@ -86,6 +89,7 @@ class HaproxyPaths:
             rejected=run_dir / "haproxy.cfg.rejected",
             rejected_output=run_dir / "haproxy.cfg.rejected.txt",
             log=run_dir / "haproxy.log",
+            reload_pending=run_dir / "reload-pending",
         )
         for socket_path in (paths.stats_socket, paths.master_socket, paths.peers_socket):
             if len(os.fsencode(socket_path)) > _MAX_SOCKET_PATH:

@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from bascule.engines.haproxy.dynamic import ServerEdits, dynamic_arguments, server_edits
+from bascule.engines.haproxy.dynamic import (
+    PendingReload,
+    ServerEdits,
+    dynamic_arguments,
+    server_edits,
+)
 from bascule.engines.haproxy.engine import HaproxyEngine
 from bascule.engines.haproxy.persistence import table_names
 from bascule.engines.haproxy.view import HaproxyGlobals, HaproxyView, ServerView, build_view
@@ -221,13 +226,141 @@ def test_the_engine_changes_servers_only_of_what_it_installed_with_its_settings(
     assert engine.server_changes(before, after) is None
 
 
-def test_the_runtime_path_is_off_unless_asked_for(tmp_path: Path) -> None:
-    """HAProxy 2.6's dynamic servers reuse no idle connection: a reload by default."""
-    engine = HaproxyEngine(tmp_path / "haproxy", binary="haproxy", maxconn=1000, nbthread=1)
+def test_the_runtime_path_is_on_unless_turned_off(tmp_path: Path) -> None:
+    """Servers added at runtime, made ordinary by a deferred reload; off: a reload at once."""
     before, after = two_services((4, 5), (6,)), two_services((4, 6), (6, 7))
+    engine = HaproxyEngine(tmp_path / "on", binary="haproxy", maxconn=1000, nbthread=1)
     engine._installed = engine._prepared_for(before)
-    assert not engine.dynamic_servers
-    assert engine.server_changes(before, after) is None
+    assert engine.dynamic_servers
+    assert engine.server_changes(before, after) is not None
+    off = HaproxyEngine(
+        tmp_path / "off", binary="haproxy", maxconn=1000, nbthread=1, dynamic_servers=False
+    )
+    off._installed = off._prepared_for(before)
+    assert off.server_changes(before, after) is None
+
+
+def test_the_deferred_reload_waits_for_the_last_change_but_not_for_ever() -> None:
+    pending = PendingReload.starting(100.0, delay=3.0, max_delay=30.0)
+    assert pending.due == 103.0
+    assert pending.changed(102.0).due == 105.0  # each change pushes it back
+    assert pending.changed(102.0).changed(129.0).due == 130.0  # at most max_delay after the first
+    assert pending.retried(140.0).due == 170.0  # a failed reload: again max_delay later
+    assert pending.retried(140.0).changed(141.0).due == 144.0
+    assert PendingReload.starting(0.0, delay=10.0, max_delay=5.0).due == 10.0
+
+
+class RecordingShell:
+    """What ``HaproxyEngine`` asks of its shell, recorded: a running HAProxy that takes
+    every command (the real one is tested in tests/integration)."""
+
+    def __init__(self, paths: Any) -> None:
+        self.paths = paths
+        self.sent: list[str] = []
+        self.marker_at_commands: list[bool] = []
+        self.applied: list[str] = []
+        self.checked: list[str] = []
+
+    async def is_running(self) -> bool:
+        return True
+
+    async def runtime(self, command: str) -> str:
+        self.sent.append(command)
+        return ""
+
+    async def runtime_many(self, commands: list[str]) -> None:
+        self.marker_at_commands.append(self.paths.reload_pending.exists())
+        self.sent += commands
+
+    def rewrite(self, text: str) -> None:
+        self.paths.config.write_text(text)
+
+    async def apply(self, text: str) -> None:
+        self.applied.append(text)
+
+    async def check(self, text: str) -> None:
+        self.checked.append(text)
+
+    async def adopt(self) -> bool:
+        return True
+
+    async def worker_pids(self) -> list[int]:
+        return [1]
+
+    def missing_inherited(self) -> list[int]:
+        return []
+
+
+def recording(tmp_path: Path, **settings: Any) -> tuple[HaproxyEngine, RecordingShell]:
+    engine = HaproxyEngine(
+        tmp_path / "haproxy", binary="haproxy", maxconn=1000, nbthread=1, **settings
+    )
+    engine.paths.run_dir.mkdir(parents=True)
+    shell = RecordingShell(engine.paths)
+    engine.shell = shell  # type: ignore[assignment]
+
+    async def no_plumbing(wanted: object) -> None:  # transparency's: none of it here
+        return None
+
+    engine.transparency.ensure = no_plumbing  # type: ignore[method-assign,assignment]
+    return engine, shell
+
+
+async def test_servers_added_at_runtime_are_reloaded_later_from_the_text_written(
+    tmp_path: Path,
+) -> None:
+    engine, shell = recording(tmp_path, reload_delay=60.0)
+    before, after = two_services((4, 5), (6,)), two_services((4, 5, 6), (6,))
+    engine._installed = engine._prepared_for(before)
+    assert engine.reload_in() is None and engine.pending_reload() is None
+    assert await engine._edit_servers(before, after)
+    # the marker is on disk before the first command: a daemon dying now leaves it behind
+    assert shell.marker_at_commands[0]
+    assert engine.paths.reload_pending.exists()
+    due = engine.reload_in()
+    assert due is not None and 59 < due <= 60
+    pending = engine.pending_reload()
+    assert pending is not None and pending["error"] is None
+    assert engine.reloads == 0 and shell.applied == []
+
+    written = engine.paths.config.read_text()
+    await engine.prepare_reload()  # checked ahead, without the lock
+    assert shell.checked == [written]
+    assert await engine.reload_deferred(after)
+    assert shell.applied == [written]  # the file already written, not rendered again
+    assert engine.reloads == 1
+    assert engine.reload_in() is None and not engine.paths.reload_pending.exists()
+    assert not await engine.reload_deferred(after)  # nothing pending any more
+
+
+async def test_a_removal_alone_defers_no_reload_and_any_reload_settles_one(
+    tmp_path: Path,
+) -> None:
+    engine, _ = recording(tmp_path)
+    one, two, three = (two_services(web, (6,)) for web in ((4,), (4, 5), (4, 5, 6)))
+    engine._installed = engine._prepared_for(two)
+    assert await engine._edit_servers(two, one)
+    assert engine.reload_in() is None and not engine.paths.reload_pending.exists()
+    assert await engine._edit_servers(one, two)
+    assert engine.reload_in() is not None
+    # a change that reloads anyway (here: asked for directly) makes every server ordinary
+    await engine._reload(three, two)
+    assert engine.reload_in() is None and not engine.paths.reload_pending.exists()
+
+
+async def test_an_adopted_haproxy_with_the_marker_gets_its_reload(tmp_path: Path) -> None:
+    engine, _ = recording(tmp_path, reload_delay=5.0)
+    engine.paths.reload_pending.write_text("1\n")
+    assert await engine.adopt()
+    due = engine.reload_in()
+    assert due is not None and 4 < due <= 5
+    # the document it runs is the reconciler's (adopted): rendered, since this engine did
+    # not install the text itself
+    config = two_services((4, 5), (6,))
+    engine.shell.applied = []  # type: ignore[attr-defined]
+    assert await engine.reload_deferred(config)
+    assert engine.shell.applied == [engine.render(config)]  # type: ignore[attr-defined]
+    assert not engine.paths.reload_pending.exists()
 
 
 @pytest.mark.parametrize(
