@@ -42,12 +42,14 @@ class ReplaceConfig:
 class ChangeServers:
     """Add and remove real servers of running pools at runtime, then install ``config`` as
     the engine's configuration without reloading; what the engine cannot do so it reloads,
-    as ``ReplaceConfig``. ``added`` and ``removed``: (pool name, real server key). Servers
-    added so are made ordinary ones by a reload the engine defers by a few seconds."""
+    as ``ReplaceConfig``. ``added`` and ``removed``: (pool name, real server key).
+    ``reload_follows``: the engine makes the added servers ordinary ones by a reload it
+    defers by a few seconds (HAProxy's); the nftables engine's are final."""
 
     config: Configuration
     added: tuple[tuple[str, str], ...] = ()
     removed: tuple[tuple[str, str], ...] = ()
+    reload_follows: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,10 +82,10 @@ def describe(action: Action) -> str:
             return f"remove VIP {address}"
         case ReplaceConfig(reason=reason):
             return f"replace the configuration and reload ({reason})"
-        case ChangeServers(added=added, removed=removed):
+        case ChangeServers(added=added, removed=removed, reload_follows=follows):
             changes = [f"add {vs}/{server}" for vs, server in added]
             changes += [f"remove {vs}/{server}" for vs, server in removed]
-            if added:  # a deferred reload makes them ordinary servers (HAProxy's engine.py)
+            if follows:  # a deferred reload makes them ordinary servers (HAProxy's engine.py)
                 return f"{', '.join(changes)} (real servers at runtime, a reload follows)"
             return f"{', '.join(changes)} (real servers at runtime, no reload)"
         case SetWeight(vs=vs, server=server, weight=weight):

@@ -47,11 +47,13 @@ class DeferringEngine(FakeEngine):
         self.refuse_runtime = False  # the engine falls back to a reload, as HAProxy's does
         self.hold: asyncio.Event | None = None  # a deferred reload waits for it
         self.deferred: list[Configuration | None] = []  # what each deferred reload ran
+        self.follows = True  # a reload makes the added servers ordinary ones
 
     def server_changes(self, running: Configuration, desired: Configuration) -> ChangeServers:
         before = {(p.name, rs.key) for p in running.pools() for rs in p.real_servers}
         after = [(p.name, rs.key) for p in desired.pools() for rs in p.real_servers]
-        return ChangeServers(config=desired, added=tuple(r for r in after if r not in before))
+        added = tuple(r for r in after if r not in before)
+        return ChangeServers(config=desired, added=added, reload_follows=self.follows)
 
     async def execute(self, actions: Sequence[Action], applied: Configuration | None) -> None:
         for action in actions:
@@ -79,6 +81,17 @@ class DeferringEngine(FakeEngine):
         self.reloads += 1
         self.due = None
         return True
+
+
+class RuntimeEngine(DeferringEngine):
+    """Changes real servers at runtime for good, no reload to follow (the nftables engine's
+    NAT servers): not a ``DefersReloads``."""
+
+    reload_in = None  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.follows = False
 
 
 @pytest.fixture
@@ -185,3 +198,15 @@ async def test_the_loop_runs_the_reload_when_it_is_due(
         loop.cancel()
         with pytest.raises(asyncio.CancelledError):
             await loop
+
+
+async def test_servers_changed_at_runtime_for_good_say_no_reload(store: RevisionStore) -> None:
+    engine = RuntimeEngine()
+    assert isinstance(engine, ChangesServers) and not isinstance(engine, DefersReloads)
+    service = ConfigService(store=store, engines=[engine], vips=NullVipManager())
+    assert (await service.apply(DOCUMENT, by("alice"))).reload is Reload.now
+    preview = await service.edit(add(5), by("bob", dry_run=True))
+    assert (preview.reload, preview.reloads) == (Reload.none, False)
+    result = await service.edit(add(5), by("bob"))
+    assert (result.applied, result.reload, result.reloads) == (True, Reload.none, False)
+    assert engine.reloads == 1  # the first apply's only

@@ -485,7 +485,12 @@ class HaproxyEngine:
             before, after = _refs(old), _refs(new)
             added += [ref for ref in after if ref not in before]
             removed += [ref for ref in before if ref not in after]
-        return ChangeServers(config=desired, added=tuple(added), removed=tuple(removed))
+        return ChangeServers(
+            config=desired,
+            added=tuple(added),
+            removed=tuple(removed),
+            reload_follows=bool(added),
+        )
 
     def runtime_edits(
         self, running: Configuration | None, desired: Configuration

@@ -220,6 +220,7 @@ def test_the_engine_changes_servers_only_of_what_it_installed_with_its_settings(
         config=after,
         added=(("web", "198.18.0.6:80"), ("api", "198.18.0.7:80")),
         removed=(("web", "198.18.0.5:80"),),
+        reload_follows=True,
     )
     assert engine.server_changes(before, before) is None  # nothing to add or remove
     engine.set_http_users({"alice": "$6$hash"})  # settings the running text was not made with
