@@ -24,7 +24,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -32,7 +32,7 @@ from bascule.daemon.audit import AuditOutcome, AuditService
 from bascule.daemon.reconciler import Reconciler
 from bascule.daemon.results import ApplyResult, Detection, Reload
 from bascule.detect import ServiceProber, check_given, choose, rewrite
-from bascule.engines.base import DefersReloads, share_of
+from bascule.engines.base import share_of
 from bascule.errors import BasculeError, Conflict, FieldError, InvalidConfiguration
 from bascule.model import Configuration, ServiceType
 from bascule.model.access import Actor
@@ -178,10 +178,6 @@ class ChangePipeline:
             detail = "; ".join(part for part in (request.message, result.message) if part)
             self.audit.settle(result.revision, outcome=AuditOutcome.apply_failed, detail=detail)
 
-    def _deferring(self) -> set[str]:
-        """The engines whose runtime server changes a deferred reload makes permanent."""
-        return {e.name for e in self.reconciler.engines if isinstance(e, DefersReloads)}
-
     def refused(self, request: ChangeRequest, name: AuditName, error: BasculeError) -> None:
         """Record a refused change (a committed one is written by the store's commit)."""
         if self.audit is None:
@@ -238,7 +234,7 @@ class ChangePipeline:
             reload = Reload.none
             if diff and preview.reloads:
                 reload = Reload.now
-            elif diff and _adds_servers_at_runtime(preview):
+            elif diff and _defers(preview, adding=True):
                 reload = Reload.later
             return ApplyResult(
                 revision=head_number,
@@ -290,7 +286,7 @@ class ChangePipeline:
         reload = Reload.none
         if preview.reloads or self.reconciler.reloads() != reloads:
             reload = Reload.now
-        elif _changes_servers(preview, self._deferring()) and self.reconciler.reload_pending():
+        elif _defers(preview, adding=False) and self.reconciler.reload_pending():
             reload = Reload.later
         if self.after_commit is not None:
             await self.after_commit()
@@ -389,22 +385,11 @@ class ChangePipeline:
             raise InvalidConfiguration(problems)
 
 
-def _changes_servers(plan: FullPlan, deferring: Collection[str]) -> bool:
-    """Whether an engine of ``deferring`` (those whose runtime changes a deferred reload
-    makes permanent) changes servers at runtime; the nftables engine's do not wait for one."""
+def _defers(plan: FullPlan, *, adding: bool) -> bool:
+    """Whether an engine changes servers at runtime that a deferred reload then makes
+    permanent (engines/haproxy/engine.py); ``adding``: servers are added."""
     return any(
-        isinstance(a, ChangeServers)
-        for name, p in plan.engines
-        if name in deferring
-        for a in p.actions
-    )
-
-
-def _adds_servers_at_runtime(plan: FullPlan) -> bool:
-    """Whether an engine adds servers at runtime, which a deferred reload then makes
-    permanent (engines/haproxy/engine.py)."""
-    return any(
-        isinstance(a, ChangeServers) and a.reload_follows
+        isinstance(a, ChangeServers) and a.reload_follows and (a.added or not adding)
         for _, p in plan.engines
         for a in p.actions
     )

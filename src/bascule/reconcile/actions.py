@@ -43,8 +43,9 @@ class ChangeServers:
     """Add and remove real servers of running pools at runtime, then install ``config`` as
     the engine's configuration without reloading; what the engine cannot do so it reloads,
     as ``ReplaceConfig``. ``added`` and ``removed``: (pool name, real server key).
-    ``reload_follows``: the engine makes the added servers ordinary ones by a reload it
-    defers by a few seconds (HAProxy's); the nftables engine's are final."""
+    ``reload_follows``: the engine makes servers added so ordinary ones by a reload it
+    defers by a few seconds, and a removal pushes a pending one back (HAProxy's); the
+    nftables engine's changes are final."""
 
     config: Configuration
     added: tuple[tuple[str, str], ...] = ()
@@ -85,7 +86,7 @@ def describe(action: Action) -> str:
         case ChangeServers(added=added, removed=removed, reload_follows=follows):
             changes = [f"add {vs}/{server}" for vs, server in added]
             changes += [f"remove {vs}/{server}" for vs, server in removed]
-            if follows:  # a deferred reload makes them ordinary servers (HAProxy's engine.py)
+            if follows and added:  # a deferred reload makes them ordinary (engines/haproxy)
                 return f"{', '.join(changes)} (real servers at runtime, a reload follows)"
             return f"{', '.join(changes)} (real servers at runtime, no reload)"
         case SetWeight(vs=vs, server=server, weight=weight):

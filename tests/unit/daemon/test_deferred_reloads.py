@@ -47,7 +47,7 @@ class DeferringEngine(FakeEngine):
         self.refuse_runtime = False  # the engine falls back to a reload, as HAProxy's does
         self.hold: asyncio.Event | None = None  # a deferred reload waits for it
         self.deferred: list[Configuration | None] = []  # what each deferred reload ran
-        self.follows = True  # a reload makes the added servers ordinary ones
+        self.follows = True  # a deferred reload makes runtime servers ordinary ones
 
     def server_changes(self, running: Configuration, desired: Configuration) -> ChangeServers:
         before = {(p.name, rs.key) for p in running.pools() for rs in p.real_servers}

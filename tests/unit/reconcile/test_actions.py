@@ -30,6 +30,9 @@ def test_describe_every_action() -> None:
                 reload_follows=True,
             ),
             ChangeServers(config=config, added=(("web", "198.18.0.5:80"),)),
+            ChangeServers(
+                config=config, removed=(("api", "198.18.0.6:80"),), reload_follows=True
+            ),
             ChangeServers(config=config, removed=(("api", "198.18.0.6:80"),)),
             SetWeight(vs="web", server="198.18.0.4:80", weight=3),
             SetState(vs="web", server="198.18.0.4:80", state=RealServerState.disabled),
@@ -42,6 +45,7 @@ def test_describe_every_action() -> None:
         "add web/198.18.0.5:80, remove api/198.18.0.6:80"
         " (real servers at runtime, a reload follows)",
         "add web/198.18.0.5:80 (real servers at runtime, no reload)",
+        "remove api/198.18.0.6:80 (real servers at runtime, no reload)",
         "remove api/198.18.0.6:80 (real servers at runtime, no reload)",
         "set weight of web/198.18.0.4:80 to 3 (runtime, no reload)",
         "set web/198.18.0.4:80 disabled (runtime, no reload)",

@@ -489,7 +489,7 @@ class HaproxyEngine:
             config=desired,
             added=tuple(added),
             removed=tuple(removed),
-            reload_follows=bool(added),
+            reload_follows=True,
         )
 
     def runtime_edits(
