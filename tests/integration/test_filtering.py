@@ -200,6 +200,17 @@ def test_lists_allow_deny_and_block_on_l7_nat_and_dsr(
         wait_until("the stranger is served", lambda: served(topo, stranger) == everywhere)
         assert served(topo, blocked) == nowhere
 
+        # the global block from the CLI: unblocked, the list's client is served everywhere;
+        # blocked again, nowhere; each a set change of the filter alone
+        answer = daemon.cli("acl", "unblock", "blocked").stdout
+        assert "filter:" in answer and "haproxy:" not in answer, answer
+        wait_until("the blocked client is served", lambda: served(topo, blocked) == everywhere)
+        listed = {item["name"]: item for item in daemon.cli_json("acl", "show")["items"]}
+        assert listed["blocked"]["blocked"] is False and listed["blocked"]["used_by"] == []
+        daemon.cli("acl", "block", "blocked")
+        wait_until("the blocked client is dropped", lambda: served(topo, blocked) == nowhere)
+        assert daemon.cli_json("export")["document"]["block"] == ["blocked"]
+
 
 def test_no_filtering_no_table(make_topology: Callable[..., Topology]) -> None:
     topo = make_topology(real_servers=1)

@@ -1,9 +1,10 @@
-"""``bascule acl show|import|set|delete``: the document's named address lists.
+"""``bascule acl show|import|set|block|unblock|delete``: the document's named address lists.
 
 ``import NAME FILE`` sends the file's text (one address or CIDR network a line, ``#``
 comments); the daemon refuses it with every bad line by its number and changes nothing, or
 makes the list hold exactly the file's entries (a new revision). The kernel's filter refills
-the list's sets in place: no rule, no HAProxy reload.
+the list's sets in place: no rule, no HAProxy reload. ``block NAME`` drops the list's clients
+on every virtual service (the document's ``block``), ``unblock NAME`` stops it.
 """
 
 from __future__ import annotations
@@ -82,6 +83,25 @@ def set_(
     session = Session.of(ctx, json=as_json)
     with session.client() as api:
         result = api.set_access_list(name, addresses)
+    output.print_change(result, as_json=session.json)
+
+
+@app.command()
+def block(ctx: typer.Context, name: Name, as_json: JsonFlag = False) -> None:
+    """Drop the list's clients on every virtual service (the document's block)."""
+    _set_blocked(ctx, name, blocked=True, as_json=as_json)
+
+
+@app.command()
+def unblock(ctx: typer.Context, name: Name, as_json: JsonFlag = False) -> None:
+    """Stop dropping the list's clients everywhere (services' own access still holds)."""
+    _set_blocked(ctx, name, blocked=False, as_json=as_json)
+
+
+def _set_blocked(ctx: typer.Context, name: str, *, blocked: bool, as_json: bool) -> None:
+    session = Session.of(ctx, json=as_json)
+    with session.client() as api:
+        result = api.block_access_list(name, blocked)
     output.print_change(result, as_json=session.json)
 
 

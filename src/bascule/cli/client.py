@@ -324,7 +324,7 @@ class BasculeClient:
     # -- access lists ----------------------------------------------------------------------
 
     def access_lists(self) -> dict[str, Any]:
-        """``{"items": [{"name", "entries", "file", "used_by", "dropped_packets"}]}``."""
+        """``{"items": [{"name", "entries", "file", "used_by", "blocked", "dropped_packets"}]}``."""
         return self._get("/access-lists")
 
     def access_list(self, name: str) -> dict[str, Any]:
@@ -340,6 +340,12 @@ class BasculeClient:
 
     def delete_access_list(self, name: str) -> dict[str, Any]:
         return self._write("DELETE", f"/access-lists/{quote(name, safe='')}")
+
+    def block_access_list(self, name: str, blocked: bool) -> dict[str, Any]:
+        """Put the list in the document's ``block`` (dropped everywhere) or take it out."""
+        return self._write(
+            "PUT" if blocked else "DELETE", f"/access-lists/{quote(name, safe='')}/block"
+        )
 
     # -- status and history ----------------------------------------------------------------
 
@@ -423,6 +429,7 @@ class BasculeClient:
                 return True
             time.sleep(poll)
         return False
+
     # -- the certificate store (administer) --------------------------------------------------
 
     def certificates(self) -> dict[str, Any]:

@@ -314,6 +314,16 @@ class ConfigService:
         engine, running = self._persistence_engine(name)
         return await engine.persistence(running, name)
 
+    async def access_list_drops(self) -> dict[str, Any]:
+        """The kernel filter's counters per access list (``{name: {"entries",
+        "dropped_packets"}}``): its engine's ``info``, one nft call rather than a whole status;
+        empty where no filter engine runs."""
+        engine = next((engine for engine in self.engines if engine.name == "filter"), None)
+        if engine is None:
+            return {}
+        lists: dict[str, Any] = (await engine.info()).get("lists", {})
+        return lists
+
     async def client_loads(
         self, name: str, *, top: int = 20, rule: str | None = None
     ) -> list[ClientLoad]:

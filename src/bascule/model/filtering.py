@@ -262,6 +262,18 @@ def used_lists(config: Configuration) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def list_uses(document: Mapping[str, Any], name: str) -> list[str]:
+    """Where the document (as stored) uses list ``name``: ``block``, then ``SERVICE.allow``
+    and ``SERVICE.deny`` in the services' order."""
+    used = ["block"] if name in (document.get("block") or []) else []
+    for vs in document.get("virtual_services") or []:
+        access = vs.get("access") or {}
+        for kind in ("allow", "deny"):
+            if name in access.get(kind, []):
+                used.append(f"{vs['name']}.{kind}")
+    return used
+
+
 # -- edits of the document (the doors' ``acl`` commands), pure like model/edits.py -----------
 
 
@@ -285,6 +297,17 @@ def delete_access_list(document: Mapping[str, Any], name: str) -> dict[str, Any]
         raise NotFound(f"there is no access list named {name!r}")
     del lists[name]
     result["access_lists"] = lists
+    return result
+
+
+def set_blocked(document: Mapping[str, Any], name: str, blocked: bool) -> dict[str, Any]:
+    """The document with list ``name`` in ``block`` (its clients dropped on every virtual
+    service) or out of it; ``NotFound`` when the document has no such list."""
+    if name not in (document.get("access_lists") or {}):
+        raise NotFound(f"there is no access list named {name!r}")
+    result = copy.deepcopy(dict(document))
+    names = [listed for listed in result.get("block") or [] if listed != name]
+    result["block"] = sorted([*names, name]) if blocked else names
     return result
 
 

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bascule.errors import BasculeError, Conflict, NotApplicable, NotFound, NotTheActive
 from bascule.web.auth import LoginRequired
 from bascule.web.pages import (
+    access_lists,
     audit,
     backup,
     cache_and_limits,
@@ -60,13 +61,13 @@ PAGES = (
     cache_and_limits,
     preview,
     statistics,
-    sub_services,
     request_logs,
     history,
     audit,
     users,
     tokens,
     http_users,
+    access_lists,
     certificates,
     page_store,
     backup,

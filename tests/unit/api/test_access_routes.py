@@ -277,6 +277,8 @@ ROUTES = [
         writes=True,
     ),
     Route("DELETE", "/api/v1/access-lists/office", configure, 404, writes=True),
+    Route("PUT", "/api/v1/access-lists/office/block", configure, 404, writes=True),
+    Route("DELETE", "/api/v1/access-lists/office/block", configure, 404, writes=True),
 ]
 
 #: Reachable without credentials: tested in test_auth_routes.py.

@@ -14,6 +14,7 @@ from bascule.model.filtering import (
     delete_access_list,
     parse_address_lines,
     set_access_list,
+    set_blocked,
     used_lists,
 )
 
@@ -139,6 +140,20 @@ def test_edits_set_and_delete_lists() -> None:
     assert delete_access_list(changed, "office")["access_lists"] == {}
     with pytest.raises(NotFound):
         delete_access_list(document, "office")
+
+
+def test_edits_block_and_unblock_a_list() -> None:
+    document: dict[str, Any] = {
+        "access_lists": {"b": {"addresses": []}, "a": {"addresses": []}},
+        "block": ["b"],
+    }
+    blocked = set_blocked(document, "a", True)
+    assert blocked["block"] == ["a", "b"] and document["block"] == ["b"]
+    assert set_blocked(blocked, "a", True)["block"] == ["a", "b"]  # once
+    assert set_blocked(blocked, "b", False)["block"] == ["a"]
+    assert set_blocked(document, "a", False)["block"] == ["b"]
+    with pytest.raises(NotFound):
+        set_blocked(document, "c", True)
 
 
 def test_a_large_list_validates() -> None:

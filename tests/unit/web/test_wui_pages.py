@@ -24,6 +24,7 @@ PAGES = [
     "/history",
     "/users",
     "/tokens",
+    "/access-lists",
     "/backup",
     "/ha",
     "/system",

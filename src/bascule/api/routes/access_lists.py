@@ -34,38 +34,19 @@ class ListFileIn(BaseModel):
     file: str | None = Field(default=None, description="The file's name, for the record")
 
 
-def _uses(document: dict[str, Any], name: str) -> list[str]:
-    used = ["block"] if name in document.get("block", []) else []
-    for vs in document["virtual_services"]:
-        access = vs.get("access") or {}
-        for kind in ("allow", "deny"):
-            if name in access.get(kind, []):
-                used.append(f"{vs['name']}.{kind}")
-    return used
-
-
-async def _dropped(config: ConfigServiceDep) -> dict[str, Any]:
-    """The filter engine's counters per list (its ``info``: one nft call, not a whole
-    status, which lists every engine's state)."""
-    engine = next((engine for engine in config.engines if engine.name == "filter"), None)
-    if engine is None:
-        return {}
-    lists: dict[str, Any] = (await engine.info()).get("lists", {})
-    return lists
-
-
 @router.get("", summary="Every access list: entries, where it is used, packets dropped")
 async def list_access_lists(config: ConfigServiceDep, response: Response) -> dict[str, Any]:
     revision, document = config.document()
     tag(response, revision)
-    dropped = await _dropped(config)
+    dropped = await config.access_list_drops()
     return {
         "items": [
             {
                 "name": name,
                 "entries": len(body.get("addresses", [])),
                 "file": body.get("file"),
-                "used_by": _uses(document, name),
+                "used_by": filtering.list_uses(document, name),
+                "blocked": name in document.get("block", []),
                 "dropped_packets": dropped.get(name, {}).get("dropped_packets", 0),
             }
             for name, body in sorted(document.get("access_lists", {}).items())
@@ -134,4 +115,35 @@ async def delete_access_list(
         lambda doc: filtering.delete_access_list(doc, name),
         change_request,
         f"remove access list {name}",
+    )
+
+
+@router.put("/{name}/block", summary="Drop the list's clients on every virtual service")
+async def block_access_list(
+    name: str, config: ConfigServiceDep, change_request: ConfigureChange, response: Response
+) -> ApplyResultOut:
+    return await _set_blocked(name, True, config, change_request, response)
+
+
+@router.delete("/{name}/block", summary="Stop dropping the list's clients everywhere")
+async def unblock_access_list(
+    name: str, config: ConfigServiceDep, change_request: ConfigureChange, response: Response
+) -> ApplyResultOut:
+    return await _set_blocked(name, False, config, change_request, response)
+
+
+async def _set_blocked(
+    name: str,
+    blocked: bool,
+    config: ConfigServiceDep,
+    change_request: ConfigureChange,
+    response: Response,
+) -> ApplyResultOut:
+    verb = "block" if blocked else "unblock"
+    return await edit_answer(
+        config,
+        response,
+        lambda doc: filtering.set_blocked(doc, name, blocked),
+        change_request,
+        f"{verb} access list {name}",
     )
