@@ -239,3 +239,44 @@ def test_an_l4_service_shows_only_what_l4_takes(page: Any, shop: str) -> None:
         "options => options.map(o => o.value)"
     )
     assert options == ["", "sorry_server"]
+
+
+def test_access_lists_page_adds_blocks_and_deletes_a_list(
+    page: Any, shop: str, wui_daemon: BasculeDaemon, wui_topology: Topology
+) -> None:
+    page.goto("/access-lists")
+    office = page.locator('tr[data-access-list="office"]')
+    assert "shop.allow" in office.inner_text()  # the previous test allowed it on the shop
+    before = revisions(wui_daemon)
+    page.fill("#field-name", "scanners")
+    page.fill("#field-addresses", "# seen on 5 December\n198.18.250.0/24\n198.18.250.7\n")
+    page.check("#field-block")
+    page.locator('[data-action="add-access-list"]').click()
+    error = page.wait_for_selector("#error-addresses")
+    assert "line 3" in error.inner_text() and "overlaps" in error.inner_text()
+    assert revisions(wui_daemon) == before
+    page.fill("#field-addresses", "# seen on 5 December\n198.18.250.0/24\n2001:2:0:fa::/64\n")
+    page.locator('[data-action="add-access-list"]').click()
+    apply_previewed(page)
+    document = wui_daemon.cli_json("export")["document"]
+    assert document["block"] == ["scanners"]
+    assert document["access_lists"]["scanners"]["addresses"] == [
+        "198.18.250.0/24",
+        "2001:2:0:fa::/64",
+    ]
+    listed = wui_topology.run(
+        "lb", ["nft", "list", "set", "inet", "bascule_filter", "acl4/scanners"]
+    )
+    assert "198.18.250.0/24" in listed.stdout, listed.stdout
+
+    page.goto("/access-lists")
+    row = page.locator('tr[data-access-list="scanners"]')
+    assert "yes" in row.inner_text()
+    save_screenshot(page, "access-lists.png")
+    row.locator('[data-action="unblock"]').click()
+    apply_previewed(page)
+    assert wui_daemon.cli_json("export")["document"].get("block", []) == []
+    page.goto("/access-lists")
+    page.locator('tr[data-access-list="scanners"] [data-action="delete"]').click()
+    apply_previewed(page)
+    assert "scanners" not in wui_daemon.cli_json("export")["document"]["access_lists"]
