@@ -675,6 +675,23 @@ async def test_purge_cache(
     entries, _ = audit.page(0, 10, action="cache.purge")
     assert [(e.actor, e.target) for e in entries] == [("olivia", "site")]
 
+    # a sub-service's own cache, from its tab
+    tab = "/virtual-services/site/sub-services/api"
+    assert 'data-action="purge-cache"' not in (await operator.client.get(tab)).text
+    cache = {"cache.enabled": "true", "cache.size_mb": "16", "cache.max_object_kb": "256",
+             "cache.max_age": "30"}  # fmt: skip
+    await _save(admin, {**_shown(*CACHE), **cache}, name="site/sub-services/api")
+    page = await operator.client.get(tab)
+    assert f'action="{tab}/cache/purge"' in page.text
+    assert 'data-action="purge-cache"' not in (await viewer.client.get(tab)).text
+    assert (await viewer.post(f"{tab}/cache/purge")).status_code == 403
+    purged = await operator.post(f"{tab}/cache/purge")
+    assert purged.status_code == 303 and purged.headers["location"] == tab
+    assert engine.purged == ["site", "site/api"]
+    assert "The cache of site/api was purged." in (await operator.client.get(tab)).text
+    missing = await operator.post("/virtual-services/site/sub-services/nope/cache/purge")
+    assert missing.status_code == 303 and engine.purged == ["site", "site/api"]
+
 
 async def test_limits_view(admin: Browser, viewer: Browser, site: int) -> None:
     none = await viewer.client.get("/virtual-services/site/limits")

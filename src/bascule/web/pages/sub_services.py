@@ -289,9 +289,17 @@ async def _page(
             "tabs": service_tabs(stored),
             "tab": sub,
             "http": True,
+            "cache": _has_cache(services, f"{name}/{sub}"),
         },
         status_code=status_code,
     )
+
+
+def _has_cache(services: WebServices, pool: str) -> bool:
+    """Whether the sub-service ``pool`` (``site/api``) runs a cache: its own or the service's,
+    as the model resolves it."""
+    found = services.config.desired().pool(pool)
+    return found is not None and found.cache is not None
 
 
 @router.get("/virtual-services/{name}/sub-services/{sub}/live", response_class=HTMLResponse)
