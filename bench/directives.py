@@ -42,9 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integ
 
 from netns import Topology
 
-from bascule.engines.haproxy.logs import log_view
-from bascule.model import parse_document
 from l7 import (
+    LOG_TARGET,
     OWN_SESSION,
     cpu_ticks,
     preflight,
@@ -71,8 +70,6 @@ TLS_BIND = (
     "{address}:{port} ssl crt {certificate} alpn http/1.1 ssl-min-ver TLSv1.2 ciphers {ciphers} "
     "ciphersuites {suites} curves {curves} prefer-client-ciphers no-tls-tickets"
 )
-# The daemon's log target as engines/haproxy/logs.py renders it.
-LOG_TARGET = log_view(parse_document({}), True).global_lines[0]
 # The alternative: a ring (configuration.txt 3.9) whose forwarder sends the lines in batches
 # over a unix stream socket, octet-counted (RFC 6587 3.4.1), to RING_READER.
 RING = """ring requests

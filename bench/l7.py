@@ -20,11 +20,18 @@ three real servers in their own namespaces, 198.18.0.0/24) and measures, with ``
               roundrobin``, ``option http-keep-alive``, ``option forwardfor``, ``check``)
     nginx     nginx as a reverse proxy: ``upstream`` with ``keepalive``, HTTP/1.1 upstream,
               X-Forwarded-For, ``worker_processes auto``
+    haproxy-log, nginx-log
+              the same two, logging every request as Bascule does by default (the fairness
+              check): the hand-written config plus ``option httplog`` to a pipe read by
+              Bascule's own receiver (Bascule's transport, ``log fd@3``), and nginx with its
+              default ``access_log`` (the combined format, to a file) buffered
+              (``buffer=64k flush=1s``). ``haproxy`` and ``nginx`` log nothing, as before
 
 under two workloads: ``keepalive`` (wrk's default: persistent connections) and ``close``
 (``Connection: close``: one new TCP connection per request). Runs are interleaved
 (direct, bascule, haproxy, nginx, then again, rotating who goes first) and each figure is the
-median of the rounds, because the machine is small and shared. Results go to
+median of the rounds, because the machine is small and shared; each proxy's CPU time per
+request (its process tree's user + system time) is counted too. Results go to
 ``bench/results/l7-<time>.json`` (git-ignored) and a table is printed.
 """
 
@@ -54,11 +61,12 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from netns import Topology, cleanup_stale, netns_available  # noqa: E402
 
-from bascule.engines.haproxy.logs import REQUEST_LOG_FD  # noqa: E402
+from bascule.engines.haproxy.logs import REQUEST_LOG_FD, log_view  # noqa: E402
+from bascule.model import parse_document  # noqa: E402
 
 BASCULE = str(Path(sys.executable).with_name("bascule"))
 RESULTS_DIR = ROOT / "bench" / "results"
-TARGETS = ("direct", "bascule", "haproxy", "nginx")
+TARGETS = ("direct", "bascule", "haproxy", "nginx", "haproxy-log", "nginx-log")
 WORKLOADS = {
     "keepalive": (),
     "close": ("-H", "Connection: close"),
@@ -66,12 +74,18 @@ WORKLOADS = {
 VIP_OCTET = 100
 HAPROXY_PORT = 8081
 NGINX_PORT = 8082
+HAPROXY_LOG_PORT = 8083
+NGINX_LOG_PORT = 8084
+# nginx's default access log (the combined format, to a file), buffered in each worker
+NGINX_ACCESS_LOG = "access_log {prefix}/access.log combined buffer=64k flush=1s"
 # Every process of the bench runs in a session of its own, as separate services or hosts
 # would. With kernel.sched_autogroup_enabled=1 (Debian's default) the scheduler shares CPU
 # between sessions first, then between the tasks of a session: Bascule starts HAProxy in its
 # own session (it must outlive the daemon), so a proxy left in the bench's session would
 # share one autogroup with wrk and the real servers and get a different share of the CPUs.
 OWN_SESSION: dict[str, Any] = {"start_new_session": True}
+# The daemon's log target as engines/haproxy/logs.py renders it (``log fd@3 ...``).
+LOG_TARGET = log_view(parse_document({}), True).global_lines[0]
 # Per-namespace sysctls: many short connections per second (the "close" workload) would
 # otherwise run the client and the lb out of ephemeral ports (TIME_WAIT) within seconds.
 SYSCTLS = (
@@ -171,10 +185,13 @@ def start_real_server_nginx(topology: Topology, work: Path) -> None:
         topology.wait_tcp("client", host.address, 80)
 
 
-def hand_haproxy(address: str, servers: Sequence[str]) -> str:
-    """What a person writes for "round robin over these three, keep-alive, X-F-F"."""
+def hand_haproxy(address: str, servers: Sequence[str], *, logs: bool = False) -> str:
+    """What a person writes for "round robin over these three, keep-alive, X-F-F"; with
+    ``logs``, every request logged (``option httplog``) to the pipe Bascule's HAProxy writes
+    to (its target line, engines/haproxy/logs.py)."""
     lines = [
         "global",
+        *([f"    {LOG_TARGET}"] if logs else []),
         "    maxconn 8000",
         "",
         "defaults",
@@ -184,18 +201,19 @@ def hand_haproxy(address: str, servers: Sequence[str]) -> str:
         "    timeout server 30s",
         "    option http-keep-alive",
         "    option forwardfor",
+        *(["    log global", "    option httplog"] if logs else []),
         "",
         "listen web",
-        f"    bind {address}:{HAPROXY_PORT}",
+        f"    bind {address}:{HAPROXY_LOG_PORT if logs else HAPROXY_PORT}",
         "    balance roundrobin",
     ]
     lines += [f"    server rs{i} {server}:80 check" for i, server in enumerate(servers, 1)]
     return "\n".join(lines) + "\n"
 
 
-def proxy_nginx_head(prefix: Path) -> str:
+def proxy_nginx_head(prefix: Path, access_log: str = "access_log off") -> str:
     """The start of a proxying nginx's configuration, up to inside ``http {`` (the L7 and
-    TLS benches' nginx)."""
+    TLS benches' nginx), with its ``access_log`` directive."""
     return f"""\
 worker_processes auto;
 daemon off;
@@ -203,7 +221,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 8192; }}
 http {{
-    access_log off;
+    {access_log};
     keepalive_requests 100000;
     client_body_temp_path {prefix}/body;
     proxy_temp_path {prefix}/proxy;
@@ -213,11 +231,13 @@ http {{
 """
 
 
-def proxy_nginx(address: str, servers: Sequence[str], prefix: Path) -> str:
-    """nginx as a competent admin sets it up as a reverse proxy."""
+def proxy_nginx(address: str, servers: Sequence[str], prefix: Path, *, logs: bool = False) -> str:
+    """nginx as a competent admin sets it up as a reverse proxy; with ``logs``, its default
+    access log, buffered (``NGINX_ACCESS_LOG``)."""
     upstream = "\n".join(f"        server {server}:80;" for server in servers)
+    access_log = NGINX_ACCESS_LOG.format(prefix=prefix) if logs else "access_log off"
     return (
-        proxy_nginx_head(prefix)
+        proxy_nginx_head(prefix, access_log)
         + f"""\
     upstream web {{
 {upstream}
@@ -225,7 +245,7 @@ def proxy_nginx(address: str, servers: Sequence[str], prefix: Path) -> str:
         keepalive_requests 100000;
     }}
     server {{
-        listen {address}:{NGINX_PORT} backlog=4096;
+        listen {address}:{NGINX_LOG_PORT if logs else NGINX_PORT} backlog=4096;
         location / {{
             proxy_pass http://web;
             proxy_http_version 1.1;
@@ -518,8 +538,12 @@ class Bench(BasculeBench):
             "bascule": f"http://{self.vip}/",
             "haproxy": f"http://{topology.lb.address}:{HAPROXY_PORT}/",
             "nginx": f"http://{topology.lb.address}:{NGINX_PORT}/",
+            "haproxy-log": f"http://{topology.lb.address}:{HAPROXY_LOG_PORT}/",
+            "nginx-log": f"http://{topology.lb.address}:{NGINX_LOG_PORT}/",
         }
         self.configs: dict[str, str] = {}
+        self.pids: dict[str, int] = {}  # the hand-written proxies (ip netns exec execs them)
+        self.pipe_reader: subprocess.Popen[str] | None = None  # haproxy-log's log reader
         self.bascule_dir = Path(tempfile.mkdtemp(prefix="bsc-bench-", dir="/tmp"))
         self.bascule: subprocess.Popen[str] | None = None
 
@@ -536,14 +560,20 @@ class Bench(BasculeBench):
         for address in self.servers:
             self.topology.wait_tcp("client", address, 80)
         targets = self.args.targets
-        if "haproxy" in targets:
-            self._start_hand_haproxy()
-        if "nginx" in targets:
-            prefix = self.workdir / "nginx-proxy"
-            text = proxy_nginx(self.topology.lb.address, self.servers, prefix)
-            self.configs["nginx"] = text
-            self._start_nginx("lb", prefix, text, self.pin.proxy)
-            self.topology.wait_tcp("client", self.topology.lb.address, NGINX_PORT)
+        for target, logs in (("haproxy", False), ("haproxy-log", True)):
+            if target in targets:
+                self._start_hand_haproxy(target, logs=logs)
+        for target, logs, port in (
+            ("nginx", False, NGINX_PORT),
+            ("nginx-log", True, NGINX_LOG_PORT),
+        ):
+            if target in targets:
+                prefix = self.workdir / f"{target}-proxy"
+                text = proxy_nginx(self.topology.lb.address, self.servers, prefix, logs=logs)
+                self.configs[target] = text
+                self._start_nginx("lb", prefix, text, self.pin.proxy)
+                self.topology.wait_tcp("client", self.topology.lb.address, port)
+                self.pids[target] = int((prefix / "nginx.pid").read_text().split()[0])
         if "bascule" in targets:
             self._start_bascule()
 
@@ -554,17 +584,42 @@ class Bench(BasculeBench):
         argv = ["nginx", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")]
         self.topology.popen(host, _pinned(cpus, argv), stdout=subprocess.DEVNULL, **OWN_SESSION)
 
-    def _start_hand_haproxy(self) -> None:
-        text = hand_haproxy(self.topology.lb.address, self.servers)
-        self.configs["haproxy"] = text
-        conf = self.workdir / "hand-haproxy.cfg"
+    def _start_hand_haproxy(self, target: str, *, logs: bool) -> None:
+        """The hand-written HAProxy; with ``logs``, holding the write end of a pipe read by
+        Bascule's request log receiver, as Bascule's HAProxy does."""
+        text = hand_haproxy(self.topology.lb.address, self.servers, logs=logs)
+        self.configs[target] = text
+        conf = self.workdir / f"hand-{target}.cfg"
         conf.write_text(text)
-        self.topology.run("lb", ["haproxy", "-c", "-q", "-f", str(conf)])
+        holding: dict[str, Any] = {}
+        if logs:
+            fifo, directory = self.workdir / "requests.fifo", self.workdir / "hand-logs"
+            self.pipe_reader, holding = start_pipe_reader(fifo, directory)
+        self.topology.run("lb", ["haproxy", "-c", "-q", "-f", str(conf)], **holding)
         argv = ["haproxy", "-db", "-f", str(conf)]
-        self.topology.popen(
-            "lb", _pinned(self.pin.proxy, argv), stdout=subprocess.DEVNULL, **OWN_SESSION
+        proxy = self.topology.popen(
+            "lb",
+            _pinned(self.pin.proxy, argv),
+            stdout=subprocess.DEVNULL,
+            **OWN_SESSION,
+            **holding,
         )
-        self.topology.wait_tcp("client", self.topology.lb.address, HAPROXY_PORT)
+        self.pids[target] = proxy.pid
+        port = HAPROXY_LOG_PORT if logs else HAPROXY_PORT
+        self.topology.wait_tcp("client", self.topology.lb.address, port)
+
+    def proxy_pid(self, target: str) -> int | None:
+        if target == "bascule":  # HAProxy's master (its workers are its children)
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                return int((self.bascule_dir / "haproxy" / "haproxy.pid").read_text().split()[0])
+            return None
+        return self.pids.get(target)
+
+    def teardown(self) -> None:
+        super().teardown()
+        if self.pipe_reader is not None:
+            self.pipe_reader.terminate()
+            self.pipe_reader.wait(timeout=30)
 
     def _start_bascule(self) -> None:
         self.start_daemon(self.pin.proxy)
@@ -632,6 +687,9 @@ RATIOS = (
     ("nginx", "direct"),
     ("bascule", "haproxy"),
     ("bascule", "nginx"),
+    # the fairness check: the two peers logging every request, as Bascule does by default
+    ("bascule", "haproxy-log"),
+    ("bascule", "nginx-log"),
 )
 
 
@@ -640,11 +698,11 @@ def table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
     for workload, targets in summary.items():
         lines.append(f"\n{workload} (median of rounds; spread = (max-min)/median)")
         lines.append(
-            f"  {'target':<9}{'req/s':>10}{'spread':>8}{'p99 ms':>9}{'spread':>8}{'errors':>8}"
+            f"  {'target':<12}{'req/s':>10}{'spread':>8}{'p99 ms':>9}{'spread':>8}{'errors':>8}"
         )
         for target, entry in targets.items():
             lines.append(
-                f"  {target:<9}{entry['rps']:>10.0f}{entry['rps_spread']:>8.0%}"
+                f"  {target:<12}{entry['rps']:>10.0f}{entry['rps_spread']:>8.0%}"
                 f"{entry['p99_ms']:>9.2f}{entry['p99_ms_spread']:>8.0%}"
                 f"{entry['errors'] + entry['non_2xx']:>8}"
             )
@@ -652,7 +710,27 @@ def table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
             if a in targets and b in targets:
                 rps = targets[a]["rps"] / targets[b]["rps"]
                 p99 = targets[a]["p99_ms"] / targets[b]["p99_ms"]
-                lines.append(f"  {a + ' / ' + b:<19} req/s x{rps:5.2f}   p99 x{p99:5.2f}")
+                lines.append(f"  {a + ' / ' + b:<22} req/s x{rps:5.2f}   p99 x{p99:5.2f}")
+    return "\n".join(lines)
+
+
+def cpu_table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """CPU time of each proxy per request (median of rounds): steadier than requests/s when
+    other work shares the machine, since it counts what the proxy itself spent."""
+    lines = ["\nproxy CPU per request, microseconds (user + system, median of rounds)"]
+    for workload, targets in summary.items():
+        measured = {t: e for t, e in targets.items() if e.get("cpu_us")}
+        cells = "  ".join(
+            f"{t} {e['cpu_us']:.1f} ({e['cpu_us_spread']:.0%})" for t, e in measured.items()
+        )
+        lines.append(f"  {workload:<16}{cells}")
+        if "bascule" in measured:
+            for other, entry in measured.items():
+                if other != "bascule":
+                    ratio = entry["cpu_us"] / measured["bascule"]["cpu_us"]
+                    lines.append(
+                        f"    {other} / bascule x{ratio:5.2f} (above 1: Bascule spends less)"
+                    )
     return "\n".join(lines)
 
 
@@ -803,7 +881,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _bench(args) as bench:
         runs = bench.measure()
         configs = bench.configs
-    summary = summarize(runs)
+    summary = summarize(runs, keys=("rps", "p50_ms", "p99_ms", "cpu_us"))
     path = write_report(
         args,
         kind="l7",
@@ -814,6 +892,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configs=configs,
     )
     print(table(summary))
+    print(cpu_table(summary))
     print(f"\nresults: {path}")
     return 0
 

@@ -53,7 +53,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 from cryptography import x509
@@ -71,6 +70,7 @@ from l7 import (
     SYSCTLS,
     Bench,
     bench_arguments,
+    cpu_table,
     environment,
     parse_selection,
     preflight,
@@ -263,15 +263,7 @@ class TlsBench(Bench):
     def __init__(self, topology: Topology, args: argparse.Namespace) -> None:
         super().__init__(topology, args)
         self.certificates: dict[str, Path] = {}
-        self.pids: dict[str, int] = {}  # the hand-written proxies (ip netns exec execs them)
         self.log_reader: subprocess.Popen[bytes] | None = None  # the hand HAProxy's syslog
-
-    def proxy_pid(self, target: str) -> int | None:
-        if target == "bascule":  # HAProxy's master (its workers are its children)
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                return int((self.bascule_dir / "haproxy" / "haproxy.pid").read_text().split()[0])
-            return None
-        return self.pids.get(target)
 
     def url(self, target: str, workload: str) -> str:
         host = self.vip if target == "bascule" else self.topology.lb.address
@@ -366,22 +358,6 @@ class TlsBench(Bench):
                 raise RuntimeError(f"the virtual services are not up: {status}")
             time.sleep(0.2)
         self.configs["bascule"] = (self.bascule_dir / "haproxy" / "haproxy.cfg").read_text()
-
-
-def cpu_table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """CPU time of each proxy per request (median of rounds): steadier than requests/s when
-    other work shares the machine, since it counts what the proxy itself spent."""
-    lines = ["\nproxy CPU per request, microseconds (user + system, median of rounds)"]
-    for workload, targets in summary.items():
-        cells = "  ".join(
-            f"{t} {e['cpu_us']:7.1f} ({e['cpu_us_spread']:.0%})" for t, e in targets.items()
-        )
-        lines.append(f"  {workload:<16}{cells}")
-        for other in ("haproxy", "nginx"):
-            if "bascule" in targets and other in targets and targets["bascule"]["cpu_us"]:
-                ratio = targets[other]["cpu_us"] / targets["bascule"]["cpu_us"]
-                lines.append(f"    {other} / bascule x{ratio:5.2f} (above 1: Bascule spends less)")
-    return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
