@@ -5,7 +5,11 @@ seconds from the repair loop (daemon/runner.py). It observes each engine, plans 
 planner (``reconcile/planner.py``: one ``Plan`` per engine on its share of the document, the
 VIPs once, gathered in a ``FullPlan``) and executes: VIPs added first, then each engine's
 actions in the daemon's order, then unused VIPs removed. Up to three passes, so that drift an
-engine reports right after a reload is corrected at once.
+engine reports right after a reload is corrected at once. After a commit, the first pass is
+the plan the change pipeline previewed under the same lock (``Planned``), not planned again;
+when the engines ran the head as committed, that plan and the next passes leave alone the
+engines whose share of the document the change did not touch (``plan``'s ``converged``): a
+server added to an L4 service plans nftables alone. The repair loop plans every engine.
 
 The outcome goes to the store's applied state: success makes the head the last good revision;
 a failure keeps the previous last good one with the engine's message and converges on it, so
@@ -28,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from bascule.daemon.vips import FollowsDocument, VipManager
 from bascule.engines.base import ChangesServers, DefersReloads, Engine, share_of
@@ -55,6 +60,17 @@ DEFERRED_TICK = 0.5
 DEFERRED_MIN_WAIT = 0.05
 
 AfterReconcile = Callable[[Configuration], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Planned:
+    """A plan made under the lock, from what the engines ran (the change pipeline's preview):
+    the document it converges on, the plan, and the ``converged`` document it was planned
+    with (``Reconciler.plan``)."""
+
+    desired: Configuration
+    plan: FullPlan
+    converged: Configuration | None
 
 
 class Reconciler:
@@ -185,8 +201,17 @@ class Reconciler:
 
     # -- planning -----------------------------------------------------------------------------
 
-    async def plan(self, desired: Configuration) -> FullPlan:
-        """What converging on ``desired`` takes, from what each engine reports now."""
+    async def plan(
+        self, desired: Configuration, *, converged: Configuration | None = None
+    ) -> FullPlan:
+        """What converging on ``desired`` takes, from what each engine reports now.
+
+        ``converged``: a document every engine runs as planned (the head, when its last
+        apply succeeded: the change pipeline's case). An engine whose share of ``desired``
+        is its share of ``converged`` then has nothing to do: it is neither observed nor
+        planned, and its plan is empty (a server added to an L4 service plans nftables
+        alone, not HAProxy's ``show servers state``: issue 15). Drift in such an engine is
+        the repair loop's, which plans every engine."""
         # The planner is pure; on a large document it takes a noticeable time: in a worker
         # thread, so the event loop keeps serving meanwhile.
         if isinstance(self.vips, FollowsDocument):
@@ -196,6 +221,9 @@ class Reconciler:
         for engine in self.engines:
             running = self._running[engine.name]
             share = share_of(engine, desired)
+            if converged is not None and share == share_of(engine, converged):
+                per_engine.append((engine.name, Plan(actions=())))
+                continue
             changes = engine.server_changes if isinstance(engine, ChangesServers) else None
             reload = await asyncio.to_thread(
                 plan_reload,
@@ -257,13 +285,17 @@ class Reconciler:
             return False
         return (await self.plan(await self.load_desired(head))).empty
 
-    async def reconcile_locked(self) -> tuple[bool, str]:
+    async def reconcile_locked(self, *, planned: Planned | None = None) -> tuple[bool, str]:
         """``reconcile`` for a caller that holds ``lock`` (the change pipeline, after a
-        commit); the ``after_reconcile`` hook runs whatever the outcome."""
+        commit); the ``after_reconcile`` hook runs whatever the outcome. ``planned``: the
+        change pipeline's preview; when the head is its document, the first pass executes
+        it, and the next ones leave alone the engines it left alone."""
         head = self.store.head()
         desired = await self.load_desired(head)
+        if planned is not None and planned.desired is not desired:
+            planned = None
         try:
-            return await self._reconcile_on(head, desired)
+            return await self._reconcile_on(head, desired, planned)
         finally:
             if self._after_reconcile is not None:
                 await self._after_reconcile(desired)
@@ -295,10 +327,10 @@ class Reconciler:
         return True, ""
 
     async def _reconcile_on(
-        self, head: Revision | None, desired: Configuration
+        self, head: Revision | None, desired: Configuration, planned: Planned | None = None
     ) -> tuple[bool, str]:
         try:
-            await self._converge(desired)
+            await self._converge(desired, planned)
         except (ApplyFailed, EngineError, OSError) as exc:
             message = str(exc)
             log.error("apply failed", extra={"error": message})
@@ -323,9 +355,14 @@ class Reconciler:
         except (ApplyFailed, EngineError, OSError, InvalidConfiguration) as exc:
             log.error("could not restore the last good revision", extra={"error": str(exc)})
 
-    async def _converge(self, desired: Configuration) -> None:
-        for _ in range(PASSES):
-            current = await self.plan(desired)
+    async def _converge(self, desired: Configuration, planned: Planned | None = None) -> None:
+        """Up to ``PASSES`` plans of ``desired`` executed; ``planned``: the first one, known."""
+        converged = planned.converged if planned is not None else None
+        for attempt in range(PASSES):
+            if attempt == 0 and planned is not None:
+                current = planned.plan
+            else:
+                current = await self.plan(desired, converged=converged)
             if current.empty:
                 break
             log.info("executing plan", extra={"actions": list(current.descriptions())})

@@ -121,7 +121,9 @@ def for_mode(config: Configuration, mode: Mode) -> Configuration:
 # The last shares ``for_mode`` made: (configuration, mode, share), newest first (threads may
 # race on it: at worst a share is made twice).
 _SHARES: list[tuple[Configuration, Mode, Configuration]] = []
-_SHARES_KEPT = 2  # one per mode: no older configuration is kept alive by it
+# per mode, the change's and the head's (a change's plan compares the two: daemon/reconciler.py);
+# the reconciler keeps both configurations anyway
+_SHARES_KEPT = 4
 
 
 def _for_mode(config: Configuration, mode: Mode) -> Configuration:
