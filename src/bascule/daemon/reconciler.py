@@ -38,7 +38,7 @@ from bascule.daemon.vips import FollowsDocument, VipManager
 from bascule.engines.base import ChangesServers, DefersReloads, Engine, share_of
 from bascule.errors import ApplyFailed, EngineError, InvalidConfiguration
 from bascule.model import Configuration, parse_document
-from bascule.reconcile.actions import Action, describe
+from bascule.reconcile.actions import Action, EnsureVip, RemoveVip, describe
 from bascule.reconcile.planner import (
     FullPlan,
     Observed,
@@ -213,43 +213,68 @@ class Reconciler:
         alone, not HAProxy's ``show servers state``: issue 15). Drift in such an engine is
         the repair loop's, which plans every engine."""
         # The planner is pure; on a large document it takes a noticeable time: in a worker
-        # thread, so the event loop keeps serving meanwhile.
+        # thread, so the event loop keeps serving meanwhile. One thread for what needs no
+        # observation (a thread each cost a new server a millisecond under load), then one
+        # per engine that must be observed.
         if isinstance(self.vips, FollowsDocument):
             self.vips.follow(desired)  # a paired node's VIPs are keepalived's
-        ensure, remove = await asyncio.to_thread(plan_vips, desired, self.vips.owned())
+        running = [self._running[engine.name] for engine in self.engines]
+        overrides = self.overrides()
+        ensure, remove, known = await asyncio.to_thread(
+            self._plan_unobserved, desired, converged, running, self.vips.owned(), overrides
+        )
         per_engine: list[tuple[str, Plan]] = []
-        for engine in self.engines:
-            running = self._running[engine.name]
-            share = share_of(engine, desired)
-            if converged is not None and share == share_of(engine, converged):
-                per_engine.append((engine.name, Plan(actions=())))
-                continue
-            changes = engine.server_changes if isinstance(engine, ChangesServers) else None
-            reload = await asyncio.to_thread(
-                plan_reload,
-                share,
-                running,
-                server_changes=changes,
-                max_weight=engine.max_weight,
-                overrides=self.overrides(),
-            )
-            if reload is not None:  # not worth observing 10,000 servers
-                per_engine.append((engine.name, reload))
-                continue
-            observation = await engine.observe(running, counters=False)
-            observed = Observed(
-                applied=running if observation.running else None,
-                servers=observation.runtime(),
-            )
-            engine_plan = await asyncio.to_thread(
-                plan_engine,
-                share,
-                observed,
-                max_weight=engine.max_weight,
-                overrides=self.overrides(),
-            )
+        for engine, applied, (share, engine_plan) in zip(
+            self.engines, running, known, strict=True
+        ):
+            if engine_plan is None:  # structurally the same: the engine says what runs
+                observation = await engine.observe(applied, counters=False)
+                observed = Observed(
+                    applied=applied if observation.running else None,
+                    servers=observation.runtime(),
+                )
+                engine_plan = await asyncio.to_thread(
+                    plan_engine,
+                    share,
+                    observed,
+                    max_weight=engine.max_weight,
+                    overrides=overrides,
+                )
             per_engine.append((engine.name, engine_plan))
         return FullPlan(ensure=ensure, engines=tuple(per_engine), remove=remove)
+
+    def _plan_unobserved(
+        self,
+        desired: Configuration,
+        converged: Configuration | None,
+        running: Sequence[Configuration | None],
+        vips: frozenset[str],
+        overrides: Overrides,
+    ) -> tuple[
+        tuple[EnsureVip, ...], tuple[RemoveVip, ...], list[tuple[Configuration, Plan | None]]
+    ]:
+        """``plan``'s part known without observing the engines (pure; in a worker thread):
+        the VIPs, and each engine's share with its plan when the share is ``converged``'s
+        (empty) or its structure changed (``plan_reload``); ``None`` where the engine must be
+        observed."""
+        ensure, remove = plan_vips(desired, vips)
+        plans: list[tuple[Configuration, Plan | None]] = []
+        for engine, applied in zip(self.engines, running, strict=True):
+            share = share_of(engine, desired)
+            if converged is not None and share == share_of(engine, converged):
+                plans.append((share, Plan(actions=())))
+                continue
+            # a reload is known without observing 10,000 servers
+            changes = engine.server_changes if isinstance(engine, ChangesServers) else None
+            reload = plan_reload(
+                share,
+                applied,
+                server_changes=changes,
+                max_weight=engine.max_weight,
+                overrides=overrides,
+            )
+            plans.append((share, reload))
+        return ensure, remove, plans
 
     # -- reconciling --------------------------------------------------------------------------
 
