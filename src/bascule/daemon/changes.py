@@ -8,8 +8,12 @@ under the reconciler's lock, so changes are serialised::
     base revision check -> the edit (model/edits.py) -> parse_document, probing type: auto
     (detect/) -> the tls names in the certificate store -> VIP placement -> the plan preview
     -> the check of each engine that reloads (haproxy -c, nft -c) -> store.commit (a new
-    revision and its audit entry, one transaction) -> reconcile (daemon/reconciler.py) -> the
-    apply outcome
+    revision and its audit entry, one transaction) -> reconcile (daemon/reconciler.py), whose
+    first pass executes the preview -> the apply outcome
+
+When the engines run the head as it was committed (its last apply succeeded), the preview
+plans only the engines whose share of the document the change touches: the others are
+neither observed nor planned (a new L4 server does not ask HAProxy for its servers' state).
 
 Nothing is committed unless the whole document validates and the own checker of every
 engine that would install a configuration accepts it (runtime changes install none). The
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bascule.daemon.audit import AuditOutcome, AuditService
-from bascule.daemon.reconciler import Reconciler
+from bascule.daemon.reconciler import Planned, Reconciler
 from bascule.daemon.results import ApplyResult, Detection, Reload
 from bascule.detect import ServiceProber, check_given, choose, rewrite
 from bascule.engines.base import share_of
@@ -41,6 +45,7 @@ from bascule.model.types import single_line
 from bascule.reconcile.actions import ChangeServers
 from bascule.reconcile.diff import DiffItem, diff_documents, diff_to_json
 from bascule.reconcile.planner import FullPlan
+from bascule.store.revisions import Revision
 from bascule.text import escape_control
 
 log = logging.getLogger("bascule.service")
@@ -220,7 +225,8 @@ class ChangePipeline:
         document, diff = await asyncio.to_thread(
             _document_and_diff, config, previous or ((head.document, None) if head else None)
         )
-        preview = await self.reconciler.plan(config)
+        converged = self._converged(head, parsed)
+        preview = await self.reconciler.plan(config, converged=converged)
         # Each engine's checker judges the configuration it would install. An engine whose plan
         # does not reload installs none (a weight or a state is a runtime command; its share
         # may also be unchanged): haproxy -c of 10,000 servers for a weight was most of its
@@ -280,7 +286,11 @@ class ChangePipeline:
             extra={"revision": revision.number, "author": actor.name, "changes": len(diff)},
         )
         reloads = self.reconciler.reloads()
-        ok, error = await self.reconciler.reconcile_locked()
+        # the preview was planned under the lock, from what the engines run: it is the
+        # reconcile's first pass, not planned (and the engines observed) a second time
+        ok, error = await self.reconciler.reconcile_locked(
+            planned=Planned(desired=config, plan=preview, converged=converged)
+        )
         # what happened, not only what was planned: servers the engine could not change at
         # runtime were applied by a reload
         reload = Reload.none
@@ -302,6 +312,19 @@ class ChangePipeline:
             dry_run=False,
             detections=detections,
         )
+
+    def _converged(
+        self, head: Revision | None, parsed: Configuration | None
+    ) -> Configuration | None:
+        """The head's configuration when the engines run it as it was committed (its last
+        apply succeeded, as the operate path requires): the plan of a change then leaves
+        alone the engines whose share it does not change. ``None``: plan every engine."""
+        if head is None or parsed is None:
+            return None
+        applied = self.store.applied()
+        if applied is None or not applied.ok or applied.last_good != head.number:
+            return None
+        return parsed
 
     async def _detect_types(
         self, data: Any, previous: tuple[Mapping[str, Any], Configuration] | None = None

@@ -5,7 +5,11 @@ seconds from the repair loop (daemon/runner.py). It observes each engine, plans 
 planner (``reconcile/planner.py``: one ``Plan`` per engine on its share of the document, the
 VIPs once, gathered in a ``FullPlan``) and executes: VIPs added first, then each engine's
 actions in the daemon's order, then unused VIPs removed. Up to three passes, so that drift an
-engine reports right after a reload is corrected at once.
+engine reports right after a reload is corrected at once. After a commit, the first pass is
+the plan the change pipeline previewed under the same lock (``Planned``), not planned again;
+when the engines ran the head as committed, that plan and the next passes leave alone the
+engines whose share of the document the change did not touch (``plan``'s ``converged``): a
+server added to an L4 service plans nftables alone. The repair loop plans every engine.
 
 The outcome goes to the store's applied state: success makes the head the last good revision;
 a failure keeps the previous last good one with the engine's message and converges on it, so
@@ -28,12 +32,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from bascule.daemon.vips import FollowsDocument, VipManager
 from bascule.engines.base import ChangesServers, DefersReloads, Engine, share_of
 from bascule.errors import ApplyFailed, EngineError, InvalidConfiguration
 from bascule.model import Configuration, parse_document
-from bascule.reconcile.actions import Action, describe
+from bascule.reconcile.actions import Action, EnsureVip, RemoveVip, describe
 from bascule.reconcile.planner import (
     FullPlan,
     Observed,
@@ -55,6 +60,17 @@ DEFERRED_TICK = 0.5
 DEFERRED_MIN_WAIT = 0.05
 
 AfterReconcile = Callable[[Configuration], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Planned:
+    """A plan made under the lock, from what the engines ran (the change pipeline's preview):
+    the document it converges on, the plan, and the ``converged`` document it was planned
+    with (``Reconciler.plan``)."""
+
+    desired: Configuration
+    plan: FullPlan
+    converged: Configuration | None
 
 
 class Reconciler:
@@ -185,43 +201,80 @@ class Reconciler:
 
     # -- planning -----------------------------------------------------------------------------
 
-    async def plan(self, desired: Configuration) -> FullPlan:
-        """What converging on ``desired`` takes, from what each engine reports now."""
+    async def plan(
+        self, desired: Configuration, *, converged: Configuration | None = None
+    ) -> FullPlan:
+        """What converging on ``desired`` takes, from what each engine reports now.
+
+        ``converged``: a document every engine runs as planned (the head, when its last
+        apply succeeded: the change pipeline's case). An engine whose share of ``desired``
+        is its share of ``converged`` then has nothing to do: it is neither observed nor
+        planned, and its plan is empty (a server added to an L4 service plans nftables
+        alone, not HAProxy's ``show servers state``: issue 15). Drift in such an engine is
+        the repair loop's, which plans every engine."""
         # The planner is pure; on a large document it takes a noticeable time: in a worker
-        # thread, so the event loop keeps serving meanwhile.
+        # thread, so the event loop keeps serving meanwhile. One thread for what needs no
+        # observation (a thread each cost a new server a millisecond under load), then one
+        # per engine that must be observed.
         if isinstance(self.vips, FollowsDocument):
             self.vips.follow(desired)  # a paired node's VIPs are keepalived's
-        ensure, remove = await asyncio.to_thread(plan_vips, desired, self.vips.owned())
+        running = [self._running[engine.name] for engine in self.engines]
+        overrides = self.overrides()
+        ensure, remove, known = await asyncio.to_thread(
+            self._plan_unobserved, desired, converged, running, self.vips.owned(), overrides
+        )
         per_engine: list[tuple[str, Plan]] = []
-        for engine in self.engines:
-            running = self._running[engine.name]
-            share = share_of(engine, desired)
-            changes = engine.server_changes if isinstance(engine, ChangesServers) else None
-            reload = await asyncio.to_thread(
-                plan_reload,
-                share,
-                running,
-                server_changes=changes,
-                max_weight=engine.max_weight,
-                overrides=self.overrides(),
-            )
-            if reload is not None:  # not worth observing 10,000 servers
-                per_engine.append((engine.name, reload))
-                continue
-            observation = await engine.observe(running, counters=False)
-            observed = Observed(
-                applied=running if observation.running else None,
-                servers=observation.runtime(),
-            )
-            engine_plan = await asyncio.to_thread(
-                plan_engine,
-                share,
-                observed,
-                max_weight=engine.max_weight,
-                overrides=self.overrides(),
-            )
+        for engine, applied, (share, engine_plan) in zip(
+            self.engines, running, known, strict=True
+        ):
+            if engine_plan is None:  # structurally the same: the engine says what runs
+                observation = await engine.observe(applied, counters=False)
+                observed = Observed(
+                    applied=applied if observation.running else None,
+                    servers=observation.runtime(),
+                )
+                engine_plan = await asyncio.to_thread(
+                    plan_engine,
+                    share,
+                    observed,
+                    max_weight=engine.max_weight,
+                    overrides=overrides,
+                )
             per_engine.append((engine.name, engine_plan))
         return FullPlan(ensure=ensure, engines=tuple(per_engine), remove=remove)
+
+    def _plan_unobserved(
+        self,
+        desired: Configuration,
+        converged: Configuration | None,
+        running: Sequence[Configuration | None],
+        vips: frozenset[str],
+        overrides: Overrides,
+    ) -> tuple[
+        tuple[EnsureVip, ...], tuple[RemoveVip, ...], list[tuple[Configuration, Plan | None]]
+    ]:
+        """``plan``'s part known without observing the engines (pure; in a worker thread):
+        the VIPs, and each engine's share with its plan when the share is ``converged``'s
+        (empty) or its structure changed (``plan_reload``); ``None`` where the engine must be
+        observed."""
+        ensure, remove = plan_vips(desired, vips)
+        plans: list[tuple[Configuration, Plan | None]] = []
+        for engine, applied in zip(self.engines, running, strict=True):
+            share = share_of(engine, desired)
+            if converged is not None and share == share_of(engine, converged):
+                plans.append((share, Plan(actions=())))
+                continue
+            # a reload is known without observing 10,000 servers
+            changes = engine.server_changes if isinstance(engine, ChangesServers) else None
+            reload = plan_reload(
+                share,
+                applied,
+                server_changes=changes,
+                max_weight=engine.max_weight,
+                overrides=overrides,
+            )
+            plans.append((share, reload))
+        return ensure, remove, plans
 
     # -- reconciling --------------------------------------------------------------------------
 
@@ -257,13 +310,17 @@ class Reconciler:
             return False
         return (await self.plan(await self.load_desired(head))).empty
 
-    async def reconcile_locked(self) -> tuple[bool, str]:
+    async def reconcile_locked(self, *, planned: Planned | None = None) -> tuple[bool, str]:
         """``reconcile`` for a caller that holds ``lock`` (the change pipeline, after a
-        commit); the ``after_reconcile`` hook runs whatever the outcome."""
+        commit); the ``after_reconcile`` hook runs whatever the outcome. ``planned``: the
+        change pipeline's preview; when the head is its document, the first pass executes
+        it, and the next ones leave alone the engines it left alone."""
         head = self.store.head()
         desired = await self.load_desired(head)
+        if planned is not None and planned.desired is not desired:
+            planned = None
         try:
-            return await self._reconcile_on(head, desired)
+            return await self._reconcile_on(head, desired, planned)
         finally:
             if self._after_reconcile is not None:
                 await self._after_reconcile(desired)
@@ -295,10 +352,10 @@ class Reconciler:
         return True, ""
 
     async def _reconcile_on(
-        self, head: Revision | None, desired: Configuration
+        self, head: Revision | None, desired: Configuration, planned: Planned | None = None
     ) -> tuple[bool, str]:
         try:
-            await self._converge(desired)
+            await self._converge(desired, planned)
         except (ApplyFailed, EngineError, OSError) as exc:
             message = str(exc)
             log.error("apply failed", extra={"error": message})
@@ -323,9 +380,14 @@ class Reconciler:
         except (ApplyFailed, EngineError, OSError, InvalidConfiguration) as exc:
             log.error("could not restore the last good revision", extra={"error": str(exc)})
 
-    async def _converge(self, desired: Configuration) -> None:
-        for _ in range(PASSES):
-            current = await self.plan(desired)
+    async def _converge(self, desired: Configuration, planned: Planned | None = None) -> None:
+        """Up to ``PASSES`` plans of ``desired`` executed; ``planned``: the first one, known."""
+        converged = planned.converged if planned is not None else None
+        for attempt in range(PASSES):
+            if attempt == 0 and planned is not None:
+                current = planned.plan
+            else:
+                current = await self.plan(desired, converged=converged)
             if current.empty:
                 break
             log.info("executing plan", extra={"actions": list(current.descriptions())})

@@ -187,30 +187,33 @@ def plan_reload(
     at runtime instead, followed by the weights and states of the pools it changes
     (``max_weight``, ``overrides``: the engine's, as ``plan_engine`` takes them). ``None``:
     the engine must be observed to plan (``plan_engine``)."""
-    if applied is None or not structure_changed(desired, applied):
+    if applied is None or desired is applied:
+        return None
+    changed = changed_services(desired, applied)  # structure_changed's, kept
+    if changed is not None and not changed:
         return None
     if server_changes is not None:
         change = server_changes(applied, desired)
         if change is not None:
             runtime = _changed_pools_runtime(
-                desired, applied, max_weight=max_weight, overrides=overrides
+                changed or (), max_weight=max_weight, overrides=overrides
             )
             return Plan(actions=(change, *runtime))
     return Plan(actions=(ReplaceConfig(config=desired, reason=STRUCTURE_CHANGED),))
 
 
 def _changed_pools_runtime(
-    desired: Configuration,
-    applied: Configuration,
+    changed: Iterable[tuple[VirtualService, VirtualService]],
     *,
     max_weight: int,
     overrides: Overrides | None,
 ) -> list[Action]:
-    """After ``ChangeServers``: the weights (and states) the changed pools' servers take, the
-    kept ones from what ``applied`` gave them (as the operate path plans: the engine ran it),
-    the new ones as the engine creates them (their desired weight and state)."""
+    """After ``ChangeServers``: the weights (and states) the servers of the ``changed``
+    services' pools take (desired, applied pairs), the kept ones from what the applied one
+    gave them (as the operate path plans: the engine ran it), the new ones as the engine
+    creates them (their desired weight and state)."""
     actions: list[Action] = []
-    for new, old in changed_services(desired, applied) or ():
+    for new, old in changed:
         previous = {pool.name: pool for pool in old.pools}
         for pool in new.pools:
             wanted = pool_runtime(pool, max_weight=max_weight, overrides=overrides)

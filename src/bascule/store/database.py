@@ -225,8 +225,8 @@ def open_database(path: Path) -> sqlite3.Connection:
 
     The connection is in autocommit mode: callers open their own ``BEGIN IMMEDIATE``
     transactions (see ``transaction``). WAL with ``synchronous=FULL`` makes every committed
-    transaction durable across a power cut, and a process killed mid-transaction leaves the
-    previous state.
+    transaction durable across a power cut (but those a caller asks not to be: the applied
+    state), and a process killed mid-transaction leaves the previous state.
     """
     try:
         # Create the file ourselves so it is never readable by others, even for an instant;
@@ -273,12 +273,28 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
 
 
 @contextmanager
-def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(
+    connection: sqlite3.Connection, *, durable: bool = True
+) -> Iterator[sqlite3.Connection]:
     """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error.
 
     IMMEDIATE takes the write lock at the start, so a read-then-write (check the head, insert
     the next revision) cannot interleave with another writer's.
+
+    ``durable=False``: the commit does not sync the log (``synchronous=NORMAL`` for it alone,
+    sqlite.org/pragma.html#pragma_synchronous): it is as atomic, and survives the process
+    being killed (the page cache holds it), but a power cut may take it back, with nothing
+    after it; the next durable commit syncs it with its own. For what matters only while the
+    machine runs.
     """
+    if not durable:
+        connection.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with transaction(connection) as db:
+                yield db
+        finally:
+            connection.execute("PRAGMA synchronous = FULL")
+        return
     connection.execute("BEGIN IMMEDIATE")
     try:
         yield connection

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -21,7 +22,13 @@ import pytest
 import bascule
 from bascule.errors import Conflict, NotFound, StoreError
 from bascule.reconcile.diff import DiffItem, DiffOp, apply_diff
-from bascule.store.database import DATABASE_FILENAME, MIGRATIONS, schema_version
+from bascule.store.database import (
+    DATABASE_FILENAME,
+    MIGRATIONS,
+    open_database,
+    schema_version,
+    transaction,
+)
 from bascule.store.revisions import AppliedState, RevisionStore, RevisionSummary
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -293,6 +300,56 @@ def test_applied_state(store: RevisionStore) -> None:
     )
     with pytest.raises(NotFound):
         store.record_applied(9, ok=True, message="")
+
+
+RECORD_THEN_DIE = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from bascule.store.revisions import RevisionStore
+
+    store = RevisionStore(Path(sys.argv[1]))
+    store.commit({"virtual_services": []}, base=None, author="a", message="m")
+    store.record_applied(1, ok=True, message="applied")
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+@pytest.mark.timeout(60)
+def test_the_applied_state_outlives_a_killed_daemon(path: Path) -> None:
+    # written without a sync of its own (record_applied), it is still the file's once the
+    # process that wrote it dies: only a power cut may take it back
+    source = str(Path(bascule.__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": source}
+    child = subprocess.run([sys.executable, "-c", RECORD_THEN_DIE, str(path)], env=env, timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    with RevisionStore(path) as store:
+        state = store.applied()
+        assert state is not None
+        assert (state.last_good, state.last_attempt, state.ok, state.message) == (
+            1,
+            1,
+            True,
+            "applied",
+        )
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_transaction_without_a_sync_leaves_the_others_synced(path: Path, fails: bool) -> None:
+    connection = open_database(path)
+    try:
+        full, normal = 2, 1  # sqlite.org/pragma.html#pragma_synchronous
+        with (
+            contextlib.suppress(sqlite3.OperationalError),
+            transaction(connection, durable=False) as db,
+        ):
+            assert db.execute("PRAGMA synchronous").fetchone() == (normal,)
+            db.execute("SELECT * FROM no_such_table" if fails else "SELECT 1")
+        assert connection.execute("PRAGMA synchronous").fetchone() == (full,)
+        assert not connection.in_transaction
+    finally:
+        connection.close()
 
 
 def test_a_first_failed_apply_has_no_last_good(store: RevisionStore) -> None:

@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass
 
 from bascule.model import Configuration, VirtualService
+from bascule.model.document import constructed
 from bascule.model.high_availability import HaNode, HighAvailability
 
 #: The one virtual router's instance name (the pair runs one).
@@ -90,11 +91,12 @@ def share(config: Configuration) -> Configuration:
     change of ports, real servers, checks or TLS is not keepalived's and does not reload it).
     A single node's share is empty: keepalived does not run."""
     if config.high_availability is None:
-        return Configuration.model_construct(virtual_services=[])
-    return Configuration.model_construct(
+        return constructed(Configuration, virtual_services=[])
+    return constructed(
+        Configuration,
         virtual_services=[
-            VirtualService.model_construct(
-                name=vs.name, address=vs.address, port=1, interface=vs.interface
+            constructed(
+                VirtualService, name=vs.name, address=vs.address, port=1, interface=vs.interface
             )
             for vs in config.virtual_services
         ],

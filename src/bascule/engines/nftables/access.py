@@ -38,6 +38,7 @@ from typing import Any
 from bascule.engines.nftables.nft import Json, match, payload
 from bascule.engines.nftables.rules import PRIORITY_INGRESS
 from bascule.model import Configuration, Forwarding, Mode, VirtualService
+from bascule.model.document import constructed
 from bascule.model.filtering import used_lists
 
 FAMILY = "inet"
@@ -123,10 +124,12 @@ def share(config: Configuration) -> Configuration:
     servers, checks or rules: their changes are not the filter's). Empty when the document
     filters nothing."""
     if not filters(config):
-        return Configuration.model_construct(virtual_services=[])
-    return Configuration.model_construct(
+        return constructed(Configuration, virtual_services=[])
+    return constructed(
+        Configuration,
         virtual_services=[
-            VirtualService.model_construct(
+            constructed(
+                VirtualService,
                 name=vs.name,
                 address=vs.address,
                 address6=vs.address6,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from bascule.model import Configuration, ServiceType, StartTls, VirtualService
 from bascule.model.capabilities import CheckType
 from bascule.model.check import HealthCheck
+from bascule.model.document import constructed
 from bascule.model.persistence import Persistence
 from bascule.model.tls import CIPHER_SETS, Tls, TlsVersion, starttls_relay
 
@@ -81,7 +82,8 @@ def share(config: Configuration) -> Configuration:
     """What the STARTTLS front runs of a document: its starttls services, with only what it
     reads of them (listener, protocol, tls). Real servers, checks and scheduling are HAProxy's,
     so a change of those is not the front's (it neither reloads nor plans for them)."""
-    return Configuration.model_construct(
+    return constructed(
+        Configuration,
         virtual_services=[
             vs.model_copy(
                 update={
@@ -92,7 +94,7 @@ def share(config: Configuration) -> Configuration:
             )
             for vs in config.virtual_services
             if vs.type is ServiceType.starttls
-        ]
+        ],
     )
 
 
