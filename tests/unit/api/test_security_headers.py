@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from bascule.api import ApiServices
 from bascule.daemon.acme import AcmeService
 from bascule.daemon.runner import DaemonServices
-from bascule.main import _make_app
+from bascule.main import _Apps
 from bascule.store.acme import AcmeStore
 
 
@@ -26,7 +26,7 @@ def composed(services: ApiServices, tmp_path: Path) -> FastAPI:
     assert services.certificates is not None
     # never ordered from here: ACME's directory default is a real CA, unreachable from tests
     acme = AcmeService(AcmeStore(tmp_path / "acme.db"), certificates=services.certificates)
-    app: FastAPI = _make_app(
+    app: FastAPI = _Apps()(
         DaemonServices(
             config=services.config,
             accounts=services.accounts,
