@@ -5,39 +5,20 @@ every request, gates bodies and adds HSTS, and serves the WUI at ``/``."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from bascule.api import ApiServices
-from bascule.daemon.acme import AcmeService
 from bascule.daemon.runner import DaemonServices
 from bascule.main import _Apps
-from bascule.store.acme import AcmeStore
 
 
 @pytest.fixture
-def doors(services: ApiServices, tmp_path: Path) -> tuple[FastAPI, FastAPI]:
+def doors(daemon_services: DaemonServices) -> tuple[FastAPI, FastAPI]:
     """The unix socket's door and the HTTPS listener's, from one factory as ``bascule run``
     asks for them (the socket's first)."""
-    assert services.certificates is not None
-    acme = AcmeService(AcmeStore(tmp_path / "acme.db"), certificates=services.certificates)
-    daemon_services = DaemonServices(
-        config=services.config,
-        accounts=services.accounts,
-        audit=services.audit,
-        statistics=services.statistics,
-        system=services.system,
-        certificates=services.certificates,
-        acme=acme,
-        stop=lambda *, data_plane: None,  # never asked here
-    )
     apps = _Apps()
-    local = apps(daemon_services, local=True)
-    network = apps(daemon_services, local=False)
-    return local, network
+    return apps(daemon_services, local=True), apps(daemon_services, local=False)
 
 
 def client(app: FastAPI, **options: str) -> httpx.AsyncClient:
