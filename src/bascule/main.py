@@ -41,36 +41,58 @@ DAEMON_START_TIMEOUT = 60.0
 LOG_TAIL = 12
 
 
-def _make_app(services: DaemonServices, *, local: bool) -> Any:
-    """The unix socket's app (``local``: the API, the caller trusted as a local admin), or the
-    HTTPS listener's: the API (every request authenticated) with the WUI mounted at ``/``,
-    after the API's routes so that those keep precedence."""
-    from importlib.resources import files
+class _Apps:
+    """The daemon's ``AppFactory``: one app, the API with the WUI mounted at ``/`` (after the
+    API's routes, which keep precedence), built at the first call and served on both doors
+    (``bascule.api.app.door``): the unix socket's (``local``: the API, the caller trusted as
+    a local administrator) and the HTTPS listener's (every request authenticated, the WUI
+    too). The WUI is built when the HTTPS listener asks for its door (none without one)."""
 
-    from bascule.api.app import create_app
-    from bascule.api.deps import ApiServices
+    def __init__(self) -> None:
+        self._app: Any = None
+        self._wui_mounted = False
 
-    # Swagger UI's files, installed from npm by setup.sh with the WUI's (web/static/vendor)
-    vendor = Path(str(files("bascule.web") / "static" / "vendor"))
-    api = create_app(
-        ApiServices(
-            config=services.config,
-            system=services.system,
-            accounts=services.accounts,
-            audit=services.audit,
-            statistics=services.statistics,
-            stop=services.stop,
-            certificates=services.certificates,
-            acme=services.acme,
-            ha=services.ha,
-            request_logs=services.request_logs,
-            pages=services.pages,
-            http_users=services.http_users,
-        ),
-        local=local,
-        docs_assets=vendor,
-    )
-    if not local:
+    def __call__(self, services: DaemonServices, *, local: bool) -> Any:
+        from bascule.api.app import door
+
+        app = self._shared(services)
+        if not local and not self._wui_mounted:
+            self._mount_wui(app, services)
+            self._wui_mounted = True
+        return door(app, local=local)
+
+    def _shared(self, services: DaemonServices) -> Any:
+        from importlib.resources import files
+
+        from bascule.api.app import create_app
+        from bascule.api.deps import ApiServices
+
+        if self._app is not None:
+            return self._app
+        # Swagger UI's files, installed from npm by setup.sh with the WUI's (web/static/vendor)
+        vendor = Path(str(files("bascule.web") / "static" / "vendor"))
+        self._app = create_app(
+            ApiServices(
+                config=services.config,
+                system=services.system,
+                accounts=services.accounts,
+                audit=services.audit,
+                statistics=services.statistics,
+                stop=services.stop,
+                certificates=services.certificates,
+                acme=services.acme,
+                ha=services.ha,
+                request_logs=services.request_logs,
+                pages=services.pages,
+                http_users=services.http_users,
+            ),
+            local=True,
+            docs_assets=vendor,
+        )
+        return self._app
+
+    def _mount_wui(self, app: Any, services: DaemonServices) -> None:
+        from bascule.api.app import mount_network_only
         from bascule.daemon.logs import recent_lines
         from bascule.web import WebServices, create_wui
 
@@ -90,8 +112,7 @@ def _make_app(services: DaemonServices, *, local: bool) -> Any:
                 http_users=services.http_users,
             )
         )
-        api.mount("/", wui)
-    return api
+        mount_network_only(app, "/", wui)
 
 
 def run(
@@ -136,7 +157,7 @@ def run(
         raise CliError(f"bad setting: {problems}") from exc
     logs.configure(settings.log_level, journal=systemd.journal_stream())
     try:
-        runner.run(settings, make_app=_make_app)
+        runner.run(settings, make_app=_Apps())
     except BasculeError as exc:
         raise CliError(str(exc)) from exc
 

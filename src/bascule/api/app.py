@@ -4,20 +4,34 @@ Top of the flow of a change: requests come in here and go, through the dependenc
 ``deps``, to the one service layer. Authentication is one dependency on the ``/api/v1`` router
 below (``require(Permission.read)``, see ``auth``), so that no route can be reached without
 credentials; write routes ask for more. Only ``POST /auth/login`` and ``/auth/logout`` are
-outside it. ``local``: the unix socket's app, whose caller is trusted as a local administrator.
+outside it.
+
+One app, two doors: FastAPI builds every route's validators and serializers once per app
+(~11 MiB for the API's ~250 routes, docs/performance.md), so the unix socket and the HTTPS
+listener serve the same routes through ``door``: each door is a shallow copy of the app with
+its own state (``local``: the unix socket's, whose caller is trusted as a local administrator,
+read by ``auth.is_local``), its own middleware (the gate and HSTS on the network door) and its
+own exception handlers. What only the network door serves (the WUI) is mounted with
+``mount_network_only``.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import State
+from starlette.middleware import Middleware
+from starlette.routing import Match, Mount
+from starlette.types import ASGIApp, Scope
 
 import bascule
 from bascule.api.auth import require
@@ -59,7 +73,9 @@ API_PREFIX = "/api/v1"
 def create_app(
     services: ApiServices, *, local: bool = True, docs_assets: Path | None = None
 ) -> FastAPI:
-    """``docs_assets``: a directory holding Swagger UI's ``swagger-ui-bundle.js`` and
+    """The API's app on one door (``local``: the unix socket's; see ``door``).
+
+    ``docs_assets``: a directory holding Swagger UI's ``swagger-ui-bundle.js`` and
     ``swagger-ui.css`` (installed from npm by setup.sh); the interactive documentation at
     /api/v1/docs is served from there, never from a CDN, and is absent without them."""
     app = FastAPI(
@@ -73,13 +89,7 @@ def create_app(
     if docs_assets is not None and (docs_assets / "swagger-ui-bundle.js").is_file():
         _serve_docs(app, docs_assets)
     app.state.services = services
-    app.state.local = local
     install_error_handlers(app)
-    if not local:
-        # Reachable from the network: who asks is decided from the headers, and bodies are
-        # bounded by role, before anyone reads them (gate.py).
-        app.add_middleware(Gate)
-    app.add_middleware(SecurityHeaders, hsts=not local)  # outermost: every answer gets them
     public = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
     public.include_router(auth.public)
     app.include_router(public)
@@ -118,7 +128,42 @@ def create_app(
     api.include_router(real_servers.bulk_router)
     app.include_router(api)
     app.include_router(metrics.router, responses=ERROR_RESPONSES)  # /metrics, where scrapers look
-    return app
+    return door(app, local=local)
+
+
+def door(app: FastAPI, *, local: bool) -> FastAPI:
+    """``app``'s routes served on one door, over the same routes (and the same services):
+    its own state, middleware and exception handlers, its middleware stack built on its
+    first request."""
+    served = copy.copy(app)
+    served.state = State()
+    served.state.services = app.state.services
+    served.state.local = local
+    served.exception_handlers = dict(app.exception_handlers)
+    # SecurityHeaders outermost: every answer gets them, the gate's refusals too
+    served.user_middleware = [Middleware(SecurityHeaders, hsts=not local)]
+    if not local:
+        # Reachable from the network: who asks is decided from the headers, and bodies are
+        # bounded by role, before anyone reads them (gate.py).
+        served.user_middleware.append(Middleware(Gate))
+    served.middleware_stack = None
+    return served
+
+
+class _NetworkOnlyMount(Mount):
+    """A mount the network door serves and the unix socket's does not: the socket answers
+    its paths 404, as an app without it would."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["app"].state.local:
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def mount_network_only(app: FastAPI, path: str, served: ASGIApp, **options: Any) -> None:
+    """Mount ``served`` at ``path`` of ``app`` (after the routes already there, which keep
+    precedence) for the network door only (the WUI at ``/``)."""
+    app.router.routes.append(_NetworkOnlyMount(path, app=served, **options))
 
 
 def _serve_docs(app: FastAPI, assets: Path) -> None:

@@ -6,8 +6,13 @@ thread that allocates its own arena (up to 8 per CPU), and the worker threads of
 theirs; a freed block inside a heap stays resident until ``malloc_trim`` gives its pages back.
 So the daemon limits the arenas to ``ARENAS`` before its first worker thread starts, and trims
 after its periodic heavy work (each statistics sample) and after a burst of changes
-(``Trimmer``: an apply of 10,000 servers leaves ~30 MiB freed but resident). Both are
-glibc's; elsewhere (musl) they are left out and nothing changes but the memory.
+(``Trimmer``: an apply of 10,000 servers leaves ~30 MiB freed but resident). It also fixes
+glibc's thresholds (``fix_thresholds``): by default a freed block mapped of its own raises the
+mmap threshold to its size (up to 32 MiB), so the next status answer of 4 MiB, ``show stat``'s
+megabytes or a large dict's table is carved from an arena and its pages stay resident until
+a trim; with a fixed ``MMAP_THRESHOLD`` such blocks are mapped of their own and given back when
+freed, and an arena's free top past ``TRIM_THRESHOLD`` is given back at once. All are glibc's;
+elsewhere (musl) they are left out and nothing changes but the memory.
 """
 
 from __future__ import annotations
@@ -19,7 +24,16 @@ import os
 from typing import Any
 
 ARENAS = 2
-_M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+#: Blocks from this size up are mapped of their own (glibc's default starts at 128 KiB and
+#: rises with every such block freed, which turns the adjustment off when set).
+MMAP_THRESHOLD = 256 * 1024
+#: An arena's free top past this is given back when a block is freed (glibc: 128 KiB, raised
+#: to twice the mmap threshold as that rises).
+TRIM_THRESHOLD = 1024 * 1024
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
 
 def _glibc() -> Any | None:
@@ -43,6 +57,20 @@ def limit_arenas(count: int = ARENAS) -> bool:
     if _LIBC is None or "MALLOC_ARENA_MAX" in os.environ:
         return False
     return bool(_LIBC.mallopt(_M_ARENA_MAX, count))
+
+
+def fix_thresholds(mmap: int = MMAP_THRESHOLD, trim: int = TRIM_THRESHOLD) -> bool:
+    """Fixed mmap and trim thresholds (``MMAP_THRESHOLD``, ``TRIM_THRESHOLD``), each unless the
+    environment set it (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``). False where the
+    C library has no such settings."""
+    if _LIBC is None:
+        return False
+    done = True
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        done = bool(_LIBC.mallopt(_M_MMAP_THRESHOLD, mmap)) and done
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        done = bool(_LIBC.mallopt(_M_TRIM_THRESHOLD, trim)) and done
+    return done
 
 
 def trim() -> bool:

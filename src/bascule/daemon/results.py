@@ -50,7 +50,9 @@ class Detection:
     notes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+# slots: 10,000 real servers' rows at a time (issue 15); a row is held weakly by the status
+# route's answer (api/routes/status.py)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RealServerStatus:
     key: str
     address: str
@@ -78,7 +80,7 @@ class RealServerStatus:
     warning: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True, weakref_slot=True)
 class VirtualServiceStatus:
     name: str
     address: str

@@ -853,6 +853,7 @@ def run(settings: Settings, *, make_app: AppFactory) -> None:
     blocked (``asyncio.run`` waits for both, without limit) must not keep the process alive:
     after ``LEFTOVERS_S`` it is logged and the process exits without it."""
     heap.limit_arenas()  # before the first worker thread allocates (daemon/heap.py)
+    heap.fix_thresholds()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     failed = True

@@ -38,7 +38,7 @@ class Health(enum.StrEnum):
     drain = "drain"  # up, but drained by the engine
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)  # (10,000 at a time: issue 15)
 class ServerObservation:
     """One real server as the engine sees it: runtime state, health and counters."""
 

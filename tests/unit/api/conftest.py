@@ -21,10 +21,13 @@ from fresh_status import every_status_read_anew  # noqa: F401  (an autouse fixtu
 
 from bascule.api import ApiServices
 from bascule.daemon.accounts import AccountService
+from bascule.daemon.acme import AcmeService
+from bascule.daemon.runner import DaemonServices
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
 from bascule.engines.base import FakeEngine
 from bascule.model.access import Actor, Role
+from bascule.store.acme import AcmeStore
 from bascule.store.revisions import RevisionStore
 
 Document = dict[str, Any]
@@ -69,6 +72,25 @@ def app(services: ApiServices) -> FastAPI:
 @pytest.fixture
 def remote_app(services: ApiServices) -> FastAPI:
     return api_app(services, local=False)
+
+
+@pytest.fixture
+def daemon_services(services: ApiServices, tmp_path: Path) -> DaemonServices:
+    """What ``bascule run`` gives the composition root's app factory (``bascule.main._Apps``),
+    over the same services."""
+    assert services.certificates is not None
+    # never ordered from here: ACME's directory default is a real CA, unreachable from tests
+    acme = AcmeService(AcmeStore(tmp_path / "acme.db"), certificates=services.certificates)
+    return DaemonServices(
+        config=services.config,
+        accounts=services.accounts,
+        audit=services.audit,
+        statistics=services.statistics,
+        system=services.system,
+        certificates=services.certificates,
+        acme=acme,
+        stop=lambda *, data_plane: None,  # never asked here
+    )
 
 
 ADMIN_PASSWORD = "admin-password-1"

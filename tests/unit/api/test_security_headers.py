@@ -14,31 +14,14 @@ import pytest
 from fastapi import FastAPI
 
 from bascule.api import ApiServices
-from bascule.daemon.acme import AcmeService
 from bascule.daemon.runner import DaemonServices
-from bascule.main import _make_app
-from bascule.store.acme import AcmeStore
+from bascule.main import _Apps
 
 
 @pytest.fixture
-def composed(services: ApiServices, tmp_path: Path) -> FastAPI:
+def composed(daemon_services: DaemonServices) -> FastAPI:
     """The HTTPS listener's app as the composition root builds it (API + WUI)."""
-    assert services.certificates is not None
-    # never ordered from here: ACME's directory default is a real CA, unreachable from tests
-    acme = AcmeService(AcmeStore(tmp_path / "acme.db"), certificates=services.certificates)
-    app: FastAPI = _make_app(
-        DaemonServices(
-            config=services.config,
-            accounts=services.accounts,
-            audit=services.audit,
-            statistics=services.statistics,
-            system=services.system,
-            certificates=services.certificates,
-            acme=acme,
-            stop=lambda *, data_plane: None,  # never asked here
-        ),
-        local=False,
-    )
+    app: FastAPI = _Apps()(daemon_services, local=False)
     return app
 
 

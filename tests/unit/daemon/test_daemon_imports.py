@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 
-# What `bascule run` imports before it serves (bascule/main.py: run, _make_app)
+# What `bascule run` imports before it serves (bascule/main.py: run, _Apps)
 RUN = "import bascule.main, bascule.daemon.runner, bascule.api.app, bascule.web"
 LAZY = ("acme", "josepy", "requests", "urllib3", "OpenSSL", "charset_normalizer")
 

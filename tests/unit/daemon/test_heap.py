@@ -55,3 +55,24 @@ async def test_no_trim_is_scheduled_without_glibc(monkeypatch: pytest.MonkeyPatc
     trimmer = heap.Trimmer(delay=0.0)
     trimmer.soon()
     assert trimmer._timer is None
+
+
+def test_the_thresholds_are_fixed_on_glibc() -> None:
+    assert heap.fix_thresholds() is (heap._LIBC is not None)
+
+
+def test_thresholds_set_in_the_environment_are_left_as_they_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[int, int]] = []
+
+    class Libc:
+        def mallopt(self, parameter: int, value: int) -> int:
+            calls.append((parameter, value))
+            return 1
+
+    monkeypatch.setattr(heap, "_LIBC", Libc())
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert heap.fix_thresholds() is True
+    assert calls == [(heap._M_TRIM_THRESHOLD, heap.TRIM_THRESHOLD)]

@@ -153,3 +153,43 @@ def test_the_answer_is_the_whole_report_encoded(message: str) -> None:
     assert encoded == ["vs1"]
     assert body == StatusOut.model_validate(third).model_dump_json().encode()
     assert again == StatusOut.model_validate(fourth).model_dump_json().encode()
+
+
+def test_the_answer_outlives_its_report_while_its_rows_do() -> None:
+    rows, seen = ServiceRows(), observation()
+    config = configuration(1, 2, 3)
+    answer = _Answer()
+    answer.of(report(config, seen, rows))  # (the report is dropped at once, as is the route's)
+    encoded: list[str] = []
+    original = VirtualServiceStatusOut.model_validate
+
+    def counted(row: Any, **kwargs: Any) -> VirtualServiceStatusOut:
+        encoded.append(row.name)
+        return original(row, **kwargs)
+
+    changed = configuration(1, 5, 3)
+    changed = changed.model_copy(
+        update={
+            "virtual_services": (
+                config.virtual_services[0],
+                changed.virtual_services[1],
+                config.virtual_services[2],
+            )
+        }
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(VirtualServiceStatusOut, "model_validate", counted)
+        second = report(changed, seen, rows)  # the rows of vs0 and vs2 are ServiceRows' own
+        body = answer.of(second)
+    assert encoded == ["vs1"]
+    assert body == StatusOut.model_validate(second).model_dump_json().encode()
+
+
+def test_the_answer_is_forgotten_once_its_rows_are_gone() -> None:
+    rows = ServiceRows()
+    answer = _Answer()
+    answer.of(report(configuration(1, 2), observation(), rows))
+    assert answer._last is not None
+    report(configuration(1, 2), observation("down"), rows)  # a new reading: every row anew
+    assert answer._last is None
+    assert answer._rows == {}

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import threading
+import weakref
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -30,19 +32,26 @@ class _Answer:
 
     A row's JSON is kept as its place in the last answer, not as a text of its own: the
     answer is the rows' texts joined, and a copy of each beside it doubled what this cache
-    keeps (~4 MiB at 10,000 real servers, docs/performance.md)."""
+    keeps (~4 MiB at 10,000 real servers, docs/performance.md).
+
+    The report and its rows are held weakly, the answer only while one of its rows lives:
+    each new reading of the engines makes every row anew (``ServiceRows``), so once the
+    status has moved on, the last answer's 11,000 rows and its text (~7 MiB at 10,000 real
+    servers) are not kept for nothing until the next request."""
 
     _EMPTY = b'"virtual_services":[]'
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last: tuple[StatusReport, bytes] | None = None
+        self._lock = threading.RLock()  # (a row's death may call ``_gone`` in any thread)
+        self._last: tuple[weakref.ref[StatusReport], bytes] | None = None
         # id of a row of the last report -> the row and where its JSON is in the last answer
-        self._rows: dict[int, tuple[VirtualServiceStatus, int, int]] = {}
+        self._rows: dict[int, tuple[weakref.ref[VirtualServiceStatus], int, int]] = {}
+        self._alive = 0  # rows of the last answer still alive
+        self._answers = 0  # answers made: the last one's number
 
     def of(self, report: StatusReport) -> bytes:
         with self._lock:
-            if self._last is not None and self._last[0] is report:
+            if self._last is not None and self._last[0]() is report:
                 return self._last[1]
             known = self._rows
             last = memoryview(self._last[1]) if self._last is not None else memoryview(b"")
@@ -54,7 +63,10 @@ class _Answer:
         )
         assert empty, "the outline has its services' place"
         parts: list[bytes | memoryview] = [before, b'"virtual_services":[']
-        rows: dict[int, tuple[VirtualServiceStatus, int, int]] = {}
+        rows: dict[int, tuple[weakref.ref[VirtualServiceStatus], int, int]] = {}
+        with self._lock:
+            self._answers += 1
+            gone = functools.partial(self._gone, self._answers)
         offset = len(before) + len(parts[1])
         for index, row in enumerate(report.virtual_services):
             if index:
@@ -63,18 +75,31 @@ class _Answer:
             seen = known.get(id(row))
             text: bytes | memoryview = (
                 last[seen[1] : seen[2]]
-                if seen is not None and seen[0] is row
+                if seen is not None and seen[0]() is row
                 else VirtualServiceStatusOut.model_validate(row).model_dump_json().encode()
             )
             parts.append(text)
-            rows[id(row)] = (row, offset, offset + len(text))
+            rows[id(row)] = (weakref.ref(row, gone), offset, offset + len(text))
             offset += len(text)
         parts += [b"]", after]
         body = b"".join(parts)
+        del last, known
         with self._lock:
-            self._last = (report, body)
+            self._last = (weakref.ref(report), body)
             self._rows = rows
+            self._alive = len(rows)
         return body
+
+    def _gone(self, answer: int, _: weakref.ref[VirtualServiceStatus]) -> None:
+        """A row of answer number ``answer`` died: once the last answer has none left,
+        forget it."""
+        with self._lock:
+            if answer != self._answers:
+                return  # a row of an older answer
+            self._alive -= 1
+            if self._alive == 0:
+                self._last = None
+                self._rows = {}
 
 
 _answer = _Answer()

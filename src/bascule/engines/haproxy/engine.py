@@ -739,8 +739,9 @@ class HaproxyEngine:
         for pool in applied.pools():  # each service, then its sub-services ("site/api")
             backend = proxy_name(pool)
             for rs in pool.real_servers:
-                index[(backend, server_name(rs))] = (pool.name, rs.key)
-                drain_times[(backend, server_name(rs))] = pool.drain_time
+                key = (backend, server_name(rs))  # one key (and one name) for both
+                index[key] = (pool.name, rs.key)
+                drain_times[key] = pool.drain_time
         self._index = (applied, index, drain_times)
         return index, drain_times
 
