@@ -71,6 +71,15 @@ def mac_map(vs: VirtualService, rs: RealServer) -> str:
     return f"mac/{_rs_id(vs, rs)}"
 
 
+def dispatch_map(family: str, interface: str | None = None) -> str:
+    """The VIPs' map, ``daddr . l4proto . dport`` -> goto the service's chain: ``dispatch``
+    in a NAT table, ``dispatch4/<interface>`` or ``dispatch6/…`` in the DSR table (one per
+    family and interface: its ingress chain looks up each family's map)."""
+    if interface is None:
+        return "dispatch"
+    return f"dispatch{4 if family == 'ip' else 6}/{interface}"
+
+
 def counter_name(vs: VirtualService, rs: RealServer, kind: str) -> str:
     """``new/…`` (connections), ``traffic/…`` (DSR: to the server), ``…`` being
     ``web/addr/port``."""

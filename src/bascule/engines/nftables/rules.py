@@ -9,15 +9,25 @@ applies it with ``nft -f``. Nothing here does I/O, reads settings or the clock.
 What the ruleset looks like (one table per family that is needed, all named ``bascule``)::
 
     table ip bascule                         NAT for IPv4 VIPs (ip6 bascule for IPv6)
-      chain prerouting   nat, dstnat          ip daddr VIP tcp dport {80, 8000-8010} goto vs/web
+      map dispatch                            VIP . tcp . 80 : goto vs/web,
+                                              VIP . tcp . 8000-8010 : goto vs/web, ...
+      chain prerouting   nat, dstnat          ip daddr . meta l4proto . th dport vmap @dispatch
       chain vs/web                            persistence hits (@pin/... maps), then
                                               numgen inc mod 5040 vmap @sched/web
       chain rs/web/198.18.0.11/80             forget other servers' persistence, count, dnat
       chain postrouting  nat, srcnat          one-armed: snat the server side to the LB
     table netdev bascule                      DSR, both families
-      chain ingress/eth0 filter, ingress      ip daddr VIP tcp dport 80 goto vs/web
+      map dispatch4/eth0                      VIP . tcp . 80 : goto vs/web, ... (dispatch6/…)
+      chain ingress/eth0 filter, ingress      ip daddr . meta l4proto . th dport
+                                                vmap @dispatch4/eth0 (and ip6's, if any)
       chain vs/web                            persistence hits, then jhash(flow) vmap @sched
       chain rs/web/...                        count, ether saddr/daddr (@mac/... map) set, fwd
+
+The dispatch is one lookup per packet in an interval map (the port ranges), whatever the
+number of services: the ingress chain sees every frame of its interface, NAT's, HAProxy's
+and the management's included, and a rule per service cost each ~9 ns per rule walked. A
+service's dispatch is map elements, so a service that comes, goes or moves its VIP or ports
+leaves the chain's rule alone.
 
 Counting costs an established NAT packet nothing: the nat chains see the first packet of a
 connection only, where ``new/…`` counts it; its bytes are conntrack's own accounting
@@ -28,18 +38,18 @@ on the path every frame already walks.
 
 Structure and data: every rule depends on the document only (services, real servers, ports,
 forwarding, persistence) and on facts of the machine that do not move (interface, the load
-balancer's MAC and address). Everything that changes at run time (weights, states, health,
-conntrack-derived weights, the real servers' MACs) lives in named maps' elements: the
-scheduling map (``sched/…``, or ``fixed/…`` for fixed_weighting), one ``pin/…`` map per
-server that lets its persistent clients back in while it is live, one ``mac/…`` map per DSR
-server. So a runtime change changes map elements only (``transaction.in_place``): no rule is
-re-added, and rule handles, numgen's position, counters and persistence entries stay. A build
-starts from the scheduling maps that run (``previous``, their ``SlotTable``): a service whose
-weights did not change keeps its table, and a round robin table is rebalanced
-(``scheduling.rebalanced_slots``), so a weight change or a new server moves few slots; and
-from each service's structure that runs (``ServiceFragment``): a service built from the same
-document (but its servers' weights and states) and the same facts keeps its commands, and only
-its map elements are computed again.
+balancer's MAC and address); the VIPs and ports are the dispatch maps' elements. Everything
+that changes at run time (weights, states, health, conntrack-derived weights, the real servers'
+MACs) lives in named maps' elements: the scheduling map (``sched/…``, or ``fixed/…`` for
+fixed_weighting), one ``pin/…`` map per server that lets its persistent clients back in while
+it is live, one ``mac/…`` map per DSR server. So a runtime change changes map elements only
+(``transaction.in_place``): no rule is re-added, and rule handles, numgen's position, counters
+and persistence entries stay. A build starts from the scheduling maps that run (``previous``,
+their ``SlotTable``): a service whose weights did not change keeps its table, and a round robin
+table is rebalanced (``scheduling.rebalanced_slots``), so a weight change or a new server moves
+few slots; and from each service's structure that runs (``ServiceFragment``): a service built
+from the same document (but its servers' weights and states) and the same facts keeps its
+commands, and only its map elements are computed again.
 
 The whole transaction (``Ruleset.document``, what runs when nothing did, and what
 ``transaction.transaction`` fits to a listing) brings each table to its desired state by
@@ -70,6 +80,7 @@ from bascule.engines.nftables.nft import (
     Json,
     TableCommands,
     counter_name,
+    dispatch_map,
     drop_table,
     fill,
     fixed_map,
@@ -166,15 +177,15 @@ class MemberFragment:
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceFragment:
-    """One VIP's share of its table's structure as built (its dispatch rule, declarations,
-    chains and rules; a NAT VIP's postrouting rules), and what it was built from (``key``:
-    ``base``, the service without its servers and the machine's facts but the DSR servers'
-    MACs, and its servers without their runtime weights and states). The next build of the
-    same key reuses it whole, the very same objects, and computes the service's map
-    elements only (``_service_maps``): a weight change of one server of 100 builds no
-    rule, and ``transaction.in_place`` finds the chains unchanged at the cost of an
-    identity test. A build of the same ``base`` with other servers reuses the ``members``
-    that did not change."""
+    """One VIP's share of its table's structure as built (its declarations, chains and
+    rules, a NAT VIP's postrouting rules, its dispatch map's elements), and what it was
+    built from (``key``: ``base``, the service without its servers and the machine's facts
+    but the DSR servers' MACs, and its servers without their runtime weights and states).
+    The next build of the same key reuses it whole, the very same objects, and computes the
+    service's map elements only (``_service_maps``): a weight change of one server of 100
+    builds no rule, and ``transaction.in_place`` finds the chains unchanged at the cost of
+    an identity test. A build of the same ``base`` with other servers reuses the
+    ``members`` that did not change."""
 
     key: tuple[Any, ...]
     declarations: tuple[Json, ...]
@@ -183,6 +194,7 @@ class ServiceFragment:
     typeof_maps: Mapping[str, str]
     counters: Mapping[str, tuple[str, str]]
     members: Mapping[str, MemberFragment] = field(default_factory=dict)  # by rs key
+    dispatch: tuple[Any, ...] = ()  # its dispatch map's elements (``_dispatch_elements``)
 
     @property
     def base(self) -> Any:
@@ -284,12 +296,6 @@ def _port_items(ranges: Sequence[PortRange]) -> list[Any]:
     return [r.first if r.first == r.last else {"range": [r.first, r.last]} for r in ranges]
 
 
-def _ports(vs: VirtualService) -> Any:
-    """The VIP's ports: one, or a set of ports and ranges."""
-    items = _port_items(vs.port_ranges)
-    return items[0] if len(items) == 1 else {"set": items}
-
-
 def _source_key(vs: VirtualService, family: str) -> Any:
     """The client address as persistence sees it: masked to ``source_mask`` bits (IPv4) or
     ``source_mask6`` bits (IPv6)."""
@@ -323,13 +329,44 @@ def _vmap_elements(
     )
 
 
-def _dispatchmatch(service: ServiceDecision) -> list[Json]:
+def _dispatch_elements(service: ServiceDecision) -> tuple[Any, ...]:
+    """The VIP's elements of its dispatch map: ``VIP . protocol . port (or range)`` -> goto
+    its chain, one per port range."""
     vs = service.vs
-    proto = vs.protocol.value
-    return [
-        match(payload(service.family, "daddr"), str(ipaddress.ip_address(vs.address))),
-        match(payload(proto, "dport"), _ports(vs)),
-    ]
+    address = str(ipaddress.ip_address(vs.address))
+    target = goto(vs_chain(vs))
+    return tuple(
+        [{"concat": [address, vs.protocol.value, port]}, target]
+        for port in _port_items(vs.port_ranges)
+    )
+
+
+def _dispatch(
+    table: TableCommands,
+    chain: str,
+    maps: Mapping[str, Sequence[ServiceDecision]],
+    tables: _Reuse,
+) -> None:
+    """Declare each dispatch map (name -> the services it sends to their chains, of one
+    family) with its elements, and the rule of ``chain`` that looks it up: one lookup per
+    packet whatever the number of services, where a rule per service cost every packet
+    ~9 ns per rule walked (docs/performance.md). An interval map, for the port ranges (the
+    kernel's pipapo set); the model refuses a port of a VIP in two services
+    (``port_clashes``), so no two elements overlap. A service's elements are map data: a
+    service that comes, goes or moves its VIP changes elements, not the chain's rule."""
+    for name, services in maps.items():
+        family = services[0].family
+        address_type = "ipv4_addr" if family == "ip" else "ipv6_addr"
+        elements = [e for s in services for e in tables.fragments[s.vs.name].dispatch]
+        table.map(
+            name,
+            [address_type, "inet_proto", "inet_service"],
+            "verdict",
+            elements,
+            flags=["interval"],
+        )
+        key = [payload(family, "daddr"), {"meta": {"key": "l4proto"}}, payload("th", "dport")]
+        table.rule(chain, {"vmap": {"key": {"concat": key}, "data": f"@{name}"}})
 
 
 def _slots(
@@ -655,15 +692,15 @@ def _nat_table(
         counters[service.vs.name] = _service_structure(
             table, service, inputs.environment, tables, _nat_service
         )
+    _dispatch(table, "prerouting", {dispatch_map(family): services}, tables)
     return table, counters
 
 
 def _nat_service(
     table: TableCommands, service: ServiceDecision, env: Environment, tables: _Reuse
 ) -> _CounterRefs:
-    """One NAT VIP's commands: dispatch, its chains and maps, one-armed source NAT."""
+    """One NAT VIP's commands: its chains and maps, one-armed source NAT."""
     vs, family = service.vs, table.family
-    table.rule("prerouting", *_dispatchmatch(service), goto(vs_chain(vs)))
     counters = _service_rules(table, service, env, tables)
     if nat_topology(vs) is NatTopology.one_armed:
         version = 4 if family == "ip" else 6
@@ -691,8 +728,12 @@ def _dsr_table(
 ) -> tuple[TableCommands, _CountersByService]:
     table = TableCommands("netdev")
     counters: _CountersByService = {}
-    interfaces = sorted({service.vs.interface or env.interface for service in services})
-    for interface in interfaces:
+    by_interface: dict[str, dict[str, list[ServiceDecision]]] = {}
+    for service in services:
+        interface = service.vs.interface or env.interface
+        maps = by_interface.setdefault(interface, {})
+        maps.setdefault(dispatch_map(service.family, interface), []).append(service)
+    for interface in sorted(by_interface):
         table.chain(
             f"ingress/{interface}",
             type="filter",
@@ -702,18 +743,10 @@ def _dsr_table(
             policy="accept",
         )
     for service in services:
-        counters[service.vs.name] = _service_structure(table, service, env, tables, _dsr_service)
+        counters[service.vs.name] = _service_structure(table, service, env, tables, _service_rules)
+    for interface, maps in sorted(by_interface.items()):
+        _dispatch(table, f"ingress/{interface}", dict(sorted(maps.items())), tables)
     return table, counters
-
-
-def _dsr_service(
-    table: TableCommands, service: ServiceDecision, env: Environment, tables: _Reuse
-) -> _CounterRefs:
-    """One DSR VIP's commands: dispatch on its interface's ingress, its chains and maps."""
-    vs = service.vs
-    chain = f"ingress/{vs.interface or env.interface}"
-    table.rule(chain, *_dispatchmatch(service), goto(vs_chain(vs)))
-    return _service_rules(table, service, env, tables)
 
 
 def _structure_key(service: ServiceDecision, env: Environment) -> tuple[Any, ...]:
@@ -769,6 +802,7 @@ def _service_structure(
             typeof_maps=dict(own.typeof_maps),
             counters=counters,
             members=tables.members,
+            dispatch=_dispatch_elements(service),
         )
     table.declarations.extend(fragment.declarations)
     table.chains.extend(fragment.chains)

@@ -200,3 +200,52 @@ def test_a_structural_change_rebuilds_that_service_alone() -> None:
     again = build_ruleset(grown, moved, reused)
     assert not same_objects(reused, again, "dr")
     assert again.structure == build_ruleset(grown, moved).structure
+
+
+def test_dispatch_is_one_map_lookup_per_family_and_interface() -> None:
+    servers = [{"address": "198.18.0.11", "port": 53}, {"address": "2001:2::11", "port": 53}]
+    dns = {"mode": "l4", "forwarding": "dsr", "port": 53, "real_servers": servers}
+    cfg = Configuration.model_validate(
+        {
+            "virtual_services": [
+                {**dns, "name": "dns", "address": "198.18.0.100", "address6": "2001:2::100"},
+                {**dns, "name": "dns-udp", "address": "198.18.0.100", "protocol": "udp"},
+                {**dns, "name": "far", "address": "198.18.0.101", "interface": "eth1"},
+            ]
+        }
+    )
+    macs = {**ENV.server_macs, "2001:2::11": "02:00:00:00:06:11"}
+    ruleset = build_ruleset(cfg, L4Inputs(environment=replace(ENV, server_macs=macs)))
+
+    def lookup(family: str, name: str) -> list[Any]:
+        daddr = {"payload": {"protocol": family, "field": "daddr"}}
+        dport = {"payload": {"protocol": "th", "field": "dport"}}
+        key = {"concat": [daddr, {"meta": {"key": "l4proto"}}, dport]}
+        return [{"vmap": {"key": key, "data": f"@{name}"}}]
+
+    assert rules(ruleset, "ingress/eth0") == [
+        lookup("ip", "dispatch4/eth0"),
+        lookup("ip6", "dispatch6/eth0"),
+    ]
+    assert rules(ruleset, "ingress/eth1") == [lookup("ip", "dispatch4/eth1")]
+
+    def to(chain: str) -> dict[str, Any]:
+        return {"goto": {"target": chain}}
+
+    assert ruleset.maps[("netdev", "dispatch4/eth0")] == (
+        [{"concat": ["198.18.0.100", "tcp", 53]}, to("vs/dns")],
+        [{"concat": ["198.18.0.100", "udp", 53]}, to("vs/dns-udp")],
+    )
+    assert ruleset.maps[("netdev", "dispatch6/eth0")] == (
+        [{"concat": ["2001:2::100", "tcp", 53]}, to("vs/dns.v6")],
+    )
+    assert ruleset.maps[("netdev", "dispatch4/eth1")] == (
+        [{"concat": ["198.18.0.101", "tcp", 53]}, to("vs/far")],
+    )
+    # NAT: one map per table, looked up by prerouting's one rule
+    nat = build_ruleset(config(extra_ports=["8000-8010"]), L4Inputs())
+    assert rules(nat, "prerouting") == [lookup("ip", "dispatch")]
+    assert nat.maps[("ip", "dispatch")] == (
+        [{"concat": ["198.18.0.100", "tcp", 80]}, to("vs/web")],
+        [{"concat": ["198.18.0.100", "tcp", {"range": [8000, 8010]}]}, to("vs/web")],
+    )

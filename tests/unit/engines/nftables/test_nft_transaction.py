@@ -4,6 +4,7 @@ against what runs (full, in place, prelude and its undoing, removal)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from l4_documents import ENV, MACS, config
 
@@ -124,11 +125,77 @@ def test_in_place_takes_the_whole_transaction_for_what_it_cannot_change() -> Non
     assert in_place(before, build_ruleset(two, L4Inputs())) is None
     dsr = build_ruleset(config(forwarding="dsr"), L4Inputs(environment=ENV))
     assert in_place(before, dsr) is None
-    # another port: the dispatch rule changes, in place
+    # another port: in place, the dispatch map's element and the servers' dnat rules
     moved = in_place(before, build_ruleset(config(port=81), L4Inputs(), before))
     assert moved is not None
-    assert moved["nftables"][0] == {
-        "flush": {"chain": {"family": "ip", "table": "bascule", "name": "prerouting"}}
+    assert "prerouting" not in touched_chains(moved)
+    dispatch = {"family": "ip", "table": "bascule", "name": "dispatch"}
+    assert moved["nftables"][-2:] == [
+        {"delete": {"element": {**dispatch, "elem": [{"concat": ["198.18.0.100", "tcp", 80]}]}}},
+        {"add": {"element": {**dispatch, "elem": [[vip_key("198.18.0.100", 81), goto_web]]}}},
+    ]
+
+
+goto_web = {"goto": {"target": "vs/web"}}
+
+
+def vip_key(address: str, port: object, protocol: str = "tcp") -> dict[str, object]:
+    return {"concat": [address, protocol, port]}
+
+
+def touched_chains(update: dict[str, Any]) -> set[str]:
+    """The chains an update flushes or adds rules to."""
+    found = set()
+    for command in update["nftables"]:
+        for verb, body in command.items():
+            if verb == "flush" and "chain" in body:
+                found.add(body["chain"]["name"])
+            if verb == "add" and "rule" in body:
+                found.add(body["rule"]["chain"])
+    return found
+
+
+def dsr_services(*services: dict[str, Any]) -> Configuration:
+    """``web`` (DSR, Maglev on the source: no prelude map) and ``services``."""
+    web = config(forwarding="dsr", scheduler="source_ip_hash").to_document()
+    return Configuration.model_validate({"virtual_services": [*web["virtual_services"], *services]})
+
+
+def test_a_dsr_service_that_comes_goes_or_moves_changes_the_dispatch_map_not_its_rule() -> None:
+    api = {
+        "name": "api",
+        "address": "198.18.0.100",  # web's VIP, other ports
+        "port": 81,
+        "extra_ports": ["9000-9010"],
+        "mode": "l4",
+        "forwarding": "dsr",
+        "scheduler": "source_ip_hash",
+        "real_servers": [{"address": "198.18.0.11", "port": 81}],
+    }
+    inputs = L4Inputs(environment=ENV)
+    one = build_ruleset(dsr_services(), inputs)
+    two = build_ruleset(dsr_services(api), inputs, one)
+    dispatch = {"family": "netdev", "table": "bascule", "name": "dispatch4/eth0"}
+    api_keys = [vip_key("198.18.0.100", 81), vip_key("198.18.0.100", {"range": [9000, 9010]})]
+    goto_api = {"goto": {"target": "vs/api"}}
+    came = in_place(one, two)
+    assert came is not None
+    assert touched_chains(came) == {"vs/api", "rs/api/198.18.0.11/81"}  # its own chains
+    assert came["nftables"][-1] == {
+        "add": {"element": {**dispatch, "elem": [[key, goto_api] for key in api_keys]}}
+    }
+    went = in_place(two, build_ruleset(dsr_services(), inputs, two))
+    assert went is not None
+    assert touched_chains(went) == {"vs/api", "rs/api/198.18.0.11/81"}  # flushed to go
+    assert {"delete": {"element": {**dispatch, "elem": api_keys}}} in went["nftables"]
+    # web moves to another VIP: its dispatch element, nothing else
+    moved = config(forwarding="dsr", scheduler="source_ip_hash", address="198.18.0.101")
+    update = in_place(one, build_ruleset(moved, inputs, one))
+    assert update == {
+        "nftables": [
+            {"delete": {"element": {**dispatch, "elem": [vip_key("198.18.0.100", 80)]}}},
+            {"add": {"element": {**dispatch, "elem": [[vip_key("198.18.0.101", 80), goto_web]]}}},
+        ]
     }
 
 
