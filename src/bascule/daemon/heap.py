@@ -25,11 +25,14 @@ from typing import Any
 
 ARENAS = 2
 #: Blocks from this size up are mapped of their own (glibc's default starts at 128 KiB and
-#: rises with every such block freed, which turns the adjustment off when set).
-MMAP_THRESHOLD = 256 * 1024
+#: rises with every such block freed, which turns the adjustment off when set). Measured at
+#: 1,000 x 10 (docs/performance.md, section 12): 256 KiB gave ~4 MiB less RSS than 1 MiB but
+#: mapped and faulted in every write's larger buffers anew, +4 to +5 ms on each weight, drain
+#: or enable (20 ms p50, the target's edge); 4 MiB was as fast as none and kept as much.
+MMAP_THRESHOLD = 1024 * 1024
 #: An arena's free top past this is given back when a block is freed (glibc: 128 KiB, raised
 #: to twice the mmap threshold as that rises).
-TRIM_THRESHOLD = 1024 * 1024
+TRIM_THRESHOLD = 4 * 1024 * 1024
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
