@@ -43,6 +43,8 @@ command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "$dev" = 1 ]; then
   packages+=(wrk nginx-light tcpdump openssl)
+  # nftlb: the L4 peer bench/l4.py measures Bascule against (run by the bench, never a service).
+  packages+=(nftlb)
   # The ACME test CA of tests/integration/test_tls_acme.py (run in a test namespace).
   packages+=(pebble)
   # Browser tests (tests/browser): Playwright drives Debian's Chromium, never a downloaded one.
@@ -69,8 +71,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # Debian's haproxy, stunnel4, keepalived and conntrackd packages have their own services; Bascule starts
 # them itself.
-# nginx (test tools only) is run by the benchmarks with their own configs, never as a service.
-for unit in haproxy stunnel4 keepalived conntrackd nginx; do
+# nginx and nftlb (test tools only) are run by the benchmarks with their own configs, never as
+# services.
+for unit in haproxy stunnel4 keepalived conntrackd nginx nftlb; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled "$unit" >/dev/null 2>&1; then
     systemctl disable --now "$unit" >/dev/null 2>&1 || true
   fi
