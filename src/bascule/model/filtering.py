@@ -274,6 +274,26 @@ def list_uses(document: Mapping[str, Any], name: str) -> list[str]:
     return used
 
 
+def list_summaries(
+    document: Mapping[str, Any], dropped: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each list of the document (as stored), by name: its entries, file, uses (``list_uses``),
+    whether ``block`` holds it, and the packets dropped because of it (``dropped``: the filter
+    engine's counters by list). What ``bascule acl show`` and the WUI's page list."""
+    blocked = set(document.get("block") or [])
+    return [
+        {
+            "name": name,
+            "entries": len(body.get("addresses") or []),
+            "file": body.get("file"),
+            "used_by": list_uses(document, name),
+            "blocked": name in blocked,
+            "dropped_packets": dropped.get(name, {}).get("dropped_packets", 0),
+        }
+        for name, body in sorted((document.get("access_lists") or {}).items())
+    ]
+
+
 # -- edits of the document (the doors' ``acl`` commands), pure like model/edits.py -----------
 
 

@@ -39,19 +39,7 @@ async def list_access_lists(config: ConfigServiceDep, response: Response) -> dic
     revision, document = config.document()
     tag(response, revision)
     dropped = await config.access_list_drops()
-    return {
-        "items": [
-            {
-                "name": name,
-                "entries": len(body.get("addresses", [])),
-                "file": body.get("file"),
-                "used_by": filtering.list_uses(document, name),
-                "blocked": name in document.get("block", []),
-                "dropped_packets": dropped.get(name, {}).get("dropped_packets", 0),
-            }
-            for name, body in sorted(document.get("access_lists", {}).items())
-        ]
-    }
+    return {"items": filtering.list_summaries(document, dropped)}
 
 
 @router.get("/{name}", summary="One access list, as in the document")

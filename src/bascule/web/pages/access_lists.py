@@ -43,26 +43,9 @@ def _lists(services: WebServices) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(document.get("access_lists") or {}), document
 
 
-def _used_by(document: Mapping[str, Any], name: str) -> list[str]:
-    """The services whose access names ``name`` (``site.allow``); ``block`` is shown apart."""
-    return [use for use in filtering.list_uses(document, name) if use != "block"]
-
-
 async def _rows(services: WebServices) -> list[dict[str, Any]]:
-    lists, document = _lists(services)
-    dropped = await services.config.access_list_drops()
-    blocked = set(document.get("block") or [])
-    return [
-        {
-            "name": name,
-            "entries": len(body.get("addresses") or []),
-            "blocked": name in blocked,
-            "used_by": _used_by(document, name),
-            "dropped_packets": dropped.get(name, {}).get("dropped_packets", 0),
-            "file": body.get("file"),
-        }
-        for name, body in sorted(lists.items())
-    ]
+    _, document = _lists(services)
+    return filtering.list_summaries(document, await services.config.access_list_drops())
 
 
 def _errors(exc: InvalidConfiguration, name: str) -> FormErrors:
@@ -223,7 +206,7 @@ def _one(
             "name": name,
             "file": body.get("file"),
             "entries": len(body.get("addresses") or []),
-            "used_by": _used_by(document, name),
+            "used_by": filtering.list_uses(document, name),
             "values": values,
             "errors": errors.fields,
             "general": list(errors.general),
