@@ -331,14 +331,16 @@ def test_a_daemon_killed_before_the_deferred_reload_leaves_it_to_the_next(
         assert daemon.worker_pids() == workers  # the data plane runs on
         daemon.env.update(DELAY)
         daemon.start()
+        # the marker goes with the reload, its log line right after it: wait for both
         wait_until(
             "the adopting daemon's reload",
-            lambda: workers_now(daemon) not in ([], workers) and not marker.exists(),
+            lambda: workers_now(daemon) not in ([], workers)
+            and not marker.exists()
+            and "deferred reload done" in daemon.log_path.read_text(),
             30,
         )
         log = daemon.log_path.read_text()
         assert "servers added at runtime by the previous daemon" in log
-        assert "deferred reload done" in log
         daemon.wait_status("web", rs[2], "up")
         assert set(counts(topology, 20)) == {"rs1", "rs2"}
         with api(daemon) as client:
