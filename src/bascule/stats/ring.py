@@ -1,26 +1,28 @@
-"""A ring of fixed time buckets holding the mean of the samples that fell in each.
+"""Rings of fixed time buckets holding the mean of the samples that fell in each.
 
 The storage of the time series at the end of the flow of a change (status & stats): the daemon's
 sampler reads the engines every few seconds and adds one sample per virtual service and real
-server; each window (an hour of 10 s buckets, a day of 5 min buckets) is a ``Ring``. Pure: the
-caller passes every timestamp, nothing here reads the clock.
+server; each window (an hour of 10 s buckets, a day of 5 min buckets) of each of them is a ring.
+Pure: the caller passes every timestamp, nothing here reads the clock.
 
-Memory is what the values need, in compact arrays (issue 15: 10,000 real servers in a daemon
-under 150 MB). A ring holds the number of its newest bucket and one ``array`` of sample counts
-per slot (one byte each when a bucket counts at most 255 samples, ``max_samples``, else two):
-the slots between the newest bucket and a newer one are cleared when time moves on, so no slot
-needs to say which bucket it holds; a slot without a sample is a gap (``None``). Each metric's
-means (single-precision floats) are allocated at its first value other than zero: a server
-without traffic or a service without checks keeps no column at all (1 or 2 bytes per bucket for
-the ring, against 80 before). A metric's first bucket with a value is remembered (one array for
-the ring's metrics): every sample before it had none (a rate's first reading, an unchecked
-server's check time); the samples after it without a value are counted per slot in a small
-dict, made at the first; a metric that never had a value reads as gaps.
+Memory is what the values need (issue 15: 10,000 real servers in a daemon under 150 MB), so
+the rings of many tracks are kept column-wise: a ``Rings`` holds one window of every track
+given the same samples (the tracks created in one sample, stats/tracks.py) in a few arrays for
+all of them, and a ``Ring`` is one track's view of it (or a ring of its own). What a ``Rings``
+holds:
 
-The sample counts may be shared (``Counts``): rings that are given exactly the same samples
-(the tracks created in one sample and recorded at every sample after it, stats/tracks.py) have
-the same counts, kept once for all of them instead of once per ring (issue 15: 10,000 real
-servers held 9 MiB of identical counts).
+- the sample counts per slot (``Counts``, one byte each when a bucket counts at most 255
+  samples, ``max_samples``, else two), shared with the other windows' rings of the same
+  samples; the number of the newest bucket: the slots between it and a newer one are cleared
+  when time moves on, so no slot says which bucket it holds; a slot without a sample is a gap;
+- per track and metric, its first bucket with a value and the samples of that bucket before it
+  (one array for all): every sample before it had none (a rate's first reading, an unchecked
+  server's check time);
+- per track and metric, its means (single-precision floats, one row of ``size``) from its first
+  value other than zero, in one pool of rows for all the tracks (a row freed by a forgotten
+  track is reused): a server without traffic or a service without checks keeps no row;
+- the samples after a first value that had none, per slot, in small dicts made at the first;
+  a metric that never had a value reads as gaps.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ _NO_VALUE = -(2**63)
 _POSITIONS: dict[tuple[str, ...], dict[str, int]] = {}
 # the largest count of a slot: a running mean past it weighs new samples 1/max_samples
 _MAX_COUNT = 0xFFFF
+# a metric of a track whose values were all zeros so far, in ``Rings._rows``
+_NO_ROW = -1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,21 +109,26 @@ def _clear(samples: array[int], newest: int, bucket: int, size: int) -> None:
         samples[cleared % size] = 0
 
 
-class Ring:
-    """``size`` buckets of ``step`` seconds; bucket ``n`` covers ``[n * step, (n+1) * step)``."""
+class Rings:
+    """One window of many tracks, column-wise: ``size`` buckets of ``step`` seconds each;
+    bucket ``n`` covers ``[n * step, (n+1) * step)``. A track is a number (``new_track``);
+    every track is given the same samples, counted once in ``counts``."""
 
     __slots__ = (
         "_counts",
-        "_max",
+        "_free",
         "_means",
         "_missing",
         "_newest",
         "_positions",
+        "_rows",
         "_samples",
         "_since",
+        "_unset",
         "metrics",
         "size",
         "step",
+        "tracks",
     )
 
     def __init__(
@@ -132,9 +141,9 @@ class Ring:
         counts: Counts | None = None,
     ) -> None:
         """``max_samples``: the samples a bucket counts exactly (at most 65,535); 255 or less
-        keeps one byte per slot instead of two. ``counts``: the sample counts shared with other
-        rings of the same ``size`` and ``max_samples`` that are given the same timestamps
-        (``Counts``); by default the ring keeps its own."""
+        keeps one byte per slot instead of two. ``counts``: the sample counts shared with the
+        rings of other windows of the same ``size`` and ``max_samples`` given the same
+        timestamps (``Counts``); by default the rings keep their own."""
         if step <= 0 or size <= 0:
             raise ValueError("a ring needs a positive step and size")
         if not 0 < max_samples <= _MAX_COUNT:
@@ -145,37 +154,62 @@ class Ring:
         self._positions = _POSITIONS.setdefault(
             self.metrics, {metric: i for i, metric in enumerate(self.metrics)}
         )
-        self._newest = _EMPTY
-        self._max = max_samples
         if counts is None:
             counts = Counts(size=size, max_samples=max_samples)
         elif counts.size != size or counts._max != max_samples:
             raise ValueError("shared counts must have the ring's size and max_samples")
         self._counts = counts
         self._samples = counts.samples
-        # per metric, only once needed (None: no metric needs one yet): its means (at its first
-        # value other than zero); the samples of the buckets after its first value without
-        # one, by slot
-        self._means: dict[str, array[float]] | None = None
-        self._missing: dict[str, dict[int, int]] | None = None
-        # per metric (by position), its first bucket with a value (_NO_VALUE: none yet) and
-        # the samples of that bucket before it: one array, not a dict of tuples (10,000 real
-        # servers have 100,000 of them)
-        self._since = array("q", (_NO_VALUE, 0) * len(self.metrics))
+        self._newest = _EMPTY
+        self.tracks = 0
+        # A track's metric is ``track * len(metrics) + position``, its "key" below.
+        # Per key, its first bucket with a value (_NO_VALUE: none yet) and the samples of that
+        # bucket before it: one array for every track, not an array (or a dict of tuples)
+        # per ring (10,000 real servers have 140,000 of them)
+        self._since = array("q")
+        self._unset = array("q", (_NO_VALUE, 0) * len(self.metrics))  # a new track's
+        # Per key, its row of means in the pool (_NO_ROW: all zeros so far), made at the first
+        # row; the rows freed by forgotten tracks, reused first
+        self._rows: array[int] | None = None
+        self._means = array("f")
+        self._free: list[int] = []
+        # per key, once needed: the samples of the buckets after its first value without one,
+        # by slot
+        self._missing: dict[int, dict[int, int]] | None = None
 
     def bucket(self, timestamp: float) -> int:
         return math.floor(timestamp / self.step)
 
     @property
     def newest(self) -> int | None:
-        """The newest bucket that holds a sample, None while the ring is empty."""
+        """The newest bucket that holds a sample, None while the rings are empty."""
         return None if self._newest == _EMPTY else self._newest
 
-    def add(self, timestamp: float, values: Mapping[str, float | None]) -> None:
-        """Fold one sample into its bucket; ``None`` (or NaN) is no value for that metric.
+    def new_track(self) -> int:
+        """A new track's number: no value yet in any bucket."""
+        self._since.extend(self._unset)
+        if self._rows is not None:
+            self._rows.extend(array("i", (_NO_ROW,)) * len(self.metrics))
+        self.tracks += 1
+        return self.tracks - 1
 
-        A sample older than the ring reaches is dropped; metrics the ring does not know are
-        ignored.
+    def forget(self, track: int) -> None:
+        """Drop what ``track`` holds (its rows go back to the pool): it is given no more
+        samples and read no more."""
+        for key in range(track * len(self.metrics), (track + 1) * len(self.metrics)):
+            self._since[2 * key] = _NO_VALUE
+            self._since[2 * key + 1] = 0
+            if self._rows is not None and self._rows[key] != _NO_ROW:
+                self._free.append(self._rows[key])
+                self._rows[key] = _NO_ROW
+            if self._missing is not None:
+                self._missing.pop(key, None)
+
+    def add(self, track: int, timestamp: float, values: Mapping[str, float | None]) -> None:
+        """Fold one sample of ``track`` into its bucket; ``None`` (or NaN) is no value for that
+        metric.
+
+        A sample older than the rings reach is dropped; metrics they do not know are ignored.
         """
         bucket = self.bucket(timestamp)
         if self._newest != _EMPTY and bucket <= self._newest - self.size:
@@ -184,99 +218,105 @@ class Ring:
             self._advance(bucket)
         slot = bucket % self.size
         samples = self._counts.count(bucket)
+        since = self._since
+        key = track * len(self.metrics) - 1
         for metric in self.metrics:
+            key += 1
             value = values.get(metric)
+            first = since[2 * key]
             if value is None or math.isnan(value) or math.isinf(value):
-                since = self._first(metric)
-                if since is not None and bucket >= since[0]:  # before it: none implied
-                    missing = self._missing_of(metric)
+                if first != _NO_VALUE and bucket >= first:  # before it: none implied
+                    missing = self._missing_of(key)
                     missing[slot] = missing.get(slot, 0) + 1
                 continue
-            since = self._first(metric)
-            if since is None:
+            if first == _NO_VALUE:
                 # the metric's first value; the samples of any newer bucket (this one is
                 # late) had none
-                self._set_first(metric, bucket, samples)
-                self._without(metric, bucket + 1, self._newest)
-            elif bucket < since[0]:
+                since[2 * key], since[2 * key + 1] = bucket, samples
+                self._without(key, bucket + 1, self._newest)
+            elif bucket < first:
                 # a late value before the first one: the buckets since then had none
-                first, before = since
-                self._without(metric, bucket + 1, first - 1)
+                before = since[2 * key + 1]
+                self._without(key, bucket + 1, first - 1)
                 if before:
-                    missing = self._missing_of(metric)
+                    missing = self._missing_of(key)
                     missing[first % self.size] = missing.get(first % self.size, 0) + before
-                self._set_first(metric, bucket, samples)
-            count = self._count(metric, slot, bucket)
-            means = self._means.get(metric) if self._means is not None else None
-            if means is None:
+                since[2 * key], since[2 * key + 1] = bucket, samples
+            count = self._count(key, slot, bucket)
+            row = _NO_ROW if self._rows is None else self._rows[key]
+            if row == _NO_ROW:
                 if value == 0:
                     continue  # still all zeros: nothing to keep
-                if self._means is None:
-                    self._means = {}
-                means = self._means[metric] = array("f", bytes(4 * self.size))
-            mean = means[slot] if count > 1 else 0.0
+                row = self._new_row(key)
+            at = row * self.size + slot
+            mean = self._means[at] if count > 1 else 0.0
             # A running mean: one slot per bucket whatever the number of samples in it.
-            means[slot] = mean + (value - mean) / count
+            self._means[at] = mean + (value - mean) / count
 
-    def _first(self, metric: str) -> tuple[int, int] | None:
-        """The metric's first bucket with a value and the samples of that bucket before it;
-        None while it has had none (or the ring does not know it)."""
-        position = self._positions.get(metric)
-        if position is None or self._since[2 * position] == _NO_VALUE:
-            return None
-        return self._since[2 * position], self._since[2 * position + 1]
+    def _new_row(self, key: int) -> int:
+        """A row of zeros for ``key``'s means."""
+        if self._rows is None:
+            self._rows = array("i", (_NO_ROW,)) * (self.tracks * len(self.metrics))
+        zeros = bytes(self._means.itemsize * self.size)
+        if self._free:
+            row = self._free.pop()
+            self._means[row * self.size : (row + 1) * self.size] = array("f", zeros)
+        else:
+            row = len(self._means) // self.size
+            self._means.frombytes(zeros)
+        self._rows[key] = row
+        return row
 
-    def _set_first(self, metric: str, bucket: int, samples: int) -> None:
-        position = self._positions[metric]
-        self._since[2 * position] = bucket
-        self._since[2 * position + 1] = samples
-
-    def _missing_of(self, metric: str) -> dict[int, int]:
-        """The samples without ``metric`` by slot, made at the first."""
+    def _missing_of(self, key: int) -> dict[int, int]:
+        """The samples without a value of ``key`` by slot, made at the first."""
         if self._missing is None:
             self._missing = {}
-        return self._missing.setdefault(metric, {})
+        return self._missing.setdefault(key, {})
 
-    def _without(self, metric: str, first: int, last: int) -> None:
-        """Count every sample of the buckets ``first`` to ``last`` as without ``metric``."""
+    def _without(self, key: int, first: int, last: int) -> None:
+        """Count every sample of the buckets ``first`` to ``last`` as without ``key``'s value."""
         for bucket in range(first, last + 1):
             slot = bucket % self.size
             if self._samples[slot]:
-                missing = self._missing_of(metric)
+                missing = self._missing_of(key)
                 missing[slot] = missing.get(slot, 0) + self._samples[slot]
 
-    def _count(self, metric: str, slot: int, bucket: int) -> int:
-        """The samples of ``bucket`` (in ``slot``) with a value of ``metric``."""
-        since = self._first(metric)
-        if since is None or bucket < since[0]:
+    def _count(self, key: int, slot: int, bucket: int) -> int:
+        """The samples of ``bucket`` (in ``slot``) with a value of ``key``."""
+        first = self._since[2 * key]
+        if first == _NO_VALUE or bucket < first:
             return 0
-        missing = self._missing.get(metric) if self._missing is not None else None
+        missing = self._missing.get(key) if self._missing is not None else None
         count = self._samples[slot] - (missing.get(slot, 0) if missing else 0)
-        return count - since[1] if bucket == since[0] else count
+        return count - self._since[2 * key + 1] if bucket == first else count
 
     def _advance(self, bucket: int) -> None:
         """Make ``bucket`` the newest: the slots of the buckets skipped on the way are gaps."""
-        if self._missing is not None:  # the counts' slots are cleared by ``Counts``
+        if self._missing:  # the counts' slots are cleared by ``Counts``
             first = bucket - self.size + 1 if self._newest == _EMPTY else self._newest + 1
             for cleared in range(max(first, bucket - self.size + 1), bucket + 1):
                 slot = cleared % self.size
-                for metric, missing in list(self._missing.items()):
+                for key, missing in list(self._missing.items()):
                     missing.pop(slot, None)
                     if not missing:
-                        del self._missing[metric]
+                        del self._missing[key]
         self._newest = bucket
 
-    def points(self, until: float | None = None) -> Points:
-        """Every bucket of the window that ends with the bucket of ``until`` (default: the
-        newest sample), oldest first; buckets without a sample are ``None``."""
+    def points(self, track: int, until: float | None = None) -> Points:
+        """Every bucket of ``track``'s window that ends with the bucket of ``until`` (default:
+        the newest sample), oldest first; buckets without a sample are ``None``."""
         last = self.bucket(until) if until is not None else self._newest
         if last == _EMPTY:
             return Points(timestamps=(), values={m: () for m in self.metrics})
         buckets = range(last - self.size + 1, last + 1)
         slots = [self._slot(b) for b in buckets]
+        key = track * len(self.metrics)
         return Points(
             timestamps=tuple(b * self.step for b in buckets),
-            values={m: self._column(m, slots, buckets) for m in self.metrics},
+            values={
+                m: self._column(key + position, slots, buckets)
+                for position, m in enumerate(self.metrics)
+            },
         )
 
     def _slot(self, bucket: int) -> int | None:
@@ -286,6 +326,86 @@ class Ring:
         slot = bucket % self.size
         return slot if self._samples[slot] else None
 
+    def latest(self, track: int, metric: str) -> float | None:
+        """The newest bucket's value of ``track``'s ``metric``."""
+        position = self._positions.get(metric)
+        if self._newest == _EMPTY or position is None:
+            return None
+        key = track * len(self.metrics) + position
+        return self._value(key, self._newest % self.size, self._newest)
+
+    def _column(
+        self, key: int, slots: list[int | None], buckets: range
+    ) -> tuple[float | None, ...]:
+        return tuple(
+            None if slot is None else self._value(key, slot, bucket)
+            for slot, bucket in zip(slots, buckets, strict=True)
+        )
+
+    def _value(self, key: int, slot: int, bucket: int) -> float | None:
+        if self._count(key, slot, bucket) <= 0:
+            return None
+        row = _NO_ROW if self._rows is None else self._rows[key]
+        return 0.0 if row == _NO_ROW else self._means[row * self.size + slot]
+
+
+class Ring:
+    """One track's window of a ``Rings``, or, built with a shape, a ring of its own."""
+
+    __slots__ = ("_rings", "_track")
+
+    def __init__(
+        self,
+        *,
+        step: float,
+        size: int,
+        metrics: Iterable[str],
+        max_samples: int = _MAX_COUNT,
+        counts: Counts | None = None,
+    ) -> None:
+        """A ring of its own: the arguments of ``Rings``."""
+        self._rings = Rings(
+            step=step, size=size, metrics=metrics, max_samples=max_samples, counts=counts
+        )
+        self._track = self._rings.new_track()
+
+    @classmethod
+    def of(cls, rings: Rings, track: int) -> Ring:
+        """``track``'s view of ``rings``."""
+        ring = cls.__new__(cls)
+        ring._rings = rings
+        ring._track = track
+        return ring
+
+    @property
+    def step(self) -> float:
+        return self._rings.step
+
+    @property
+    def size(self) -> int:
+        return self._rings.size
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return self._rings.metrics
+
+    @property
+    def newest(self) -> int | None:
+        """The newest bucket that holds a sample, None while the ring is empty."""
+        return self._rings.newest
+
+    def bucket(self, timestamp: float) -> int:
+        return self._rings.bucket(timestamp)
+
+    def add(self, timestamp: float, values: Mapping[str, float | None]) -> None:
+        """Fold one sample into its bucket (``Rings.add``)."""
+        self._rings.add(self._track, timestamp, values)
+
+    def points(self, until: float | None = None) -> Points:
+        """Every bucket of the window that ends with the bucket of ``until`` (default: the
+        newest sample), oldest first; buckets without a sample are ``None``."""
+        return self._rings.points(self._track, until)
+
     def last(self, metric: str, count: int, until: float | None = None) -> list[float]:
         """The values of ``metric`` in the last ``count`` buckets that have one, oldest first."""
         column = self.points(until).values.get(metric, ())
@@ -294,29 +414,4 @@ class Ring:
 
     def latest(self, metric: str) -> float | None:
         """The newest bucket's value of ``metric``."""
-        if self._newest == _EMPTY or metric not in self.metrics:
-            return None
-        return self._value(metric, self._newest % self.size, self._newest)
-
-    def _column(
-        self, metric: str, slots: list[int | None], buckets: range
-    ) -> tuple[float | None, ...]:
-        return tuple(
-            None if slot is None else self._value(metric, slot, bucket)
-            for slot, bucket in zip(slots, buckets, strict=True)
-        )
-
-    def _value(self, metric: str, slot: int, bucket: int) -> float | None:
-        if self._count(metric, slot, bucket) <= 0:
-            return None
-        means = self._means.get(metric) if self._means is not None else None
-        return 0.0 if means is None else means[slot]
-
-    def nbytes(self) -> int:
-        """The bytes of the ring's arrays (its objects aside), its sample counts included
-        even when shared with other rings (``Counts``)."""
-        return (
-            self._samples.itemsize * self.size
-            + self._since.itemsize * len(self._since)
-            + sum(means.itemsize * self.size for means in (self._means or {}).values())
-        )
+        return self._rings.latest(self._track, metric)

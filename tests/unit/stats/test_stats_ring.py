@@ -148,3 +148,23 @@ def test_a_bucket_past_its_sample_count_keeps_weighing_new_samples_in() -> None:
     assert ring.points().values["a"][-1] == pytest.approx(5.0)
     with pytest.raises(ValueError, match="1 to 65535"):
         Ring(step=1, size=2, metrics=["a"], max_samples=0x10000)
+
+
+def test_the_tracks_of_rings_read_as_their_own_and_a_forgotten_row_is_reused_from_zeros() -> None:
+    from bascule.stats.ring import Rings
+
+    rings = Rings(step=10, size=4, metrics=["a", "b"])
+    busy, quiet = rings.new_track(), rings.new_track()
+    rings.add(busy, 0, {"a": 5.0, "b": None})
+    rings.add(quiet, 0, {"a": 0.0, "b": None})
+    rings.add(busy, 10, {"a": 3.0, "b": 1.0})
+    rings.add(quiet, 10, {"a": 0.0, "b": None})
+    assert rings.points(busy).values == {"a": (None, None, 5.0, 3.0), "b": (None, None, None, 1.0)}
+    assert rings.points(quiet).values == {"a": (None, None, 0.0, 0.0), "b": (None,) * 4}
+    rows = len(rings._means)
+    rings.forget(busy)
+    rings.add(quiet, 20, {"a": 2.0, "b": None})
+    assert len(rings._means) == rows  # the quiet track took a row the busy one gave back
+    assert rings.points(quiet).values["a"] == (None, 0.0, 0.0, 2.0)
+    assert rings.latest(quiet, "a") == 2.0
+    assert rings.latest(quiet, "b") is None

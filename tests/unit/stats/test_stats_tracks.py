@@ -145,9 +145,9 @@ def test_an_unknown_window_is_not_found() -> None:
 
 
 def test_tracks_created_in_one_sample_share_their_counts_and_read_as_their_own() -> None:
-    # Tracks of one sample share one array of counts per window (Cohort); a server added
-    # later, a sample skipped (a gap) and several samples a bucket read exactly as a
-    # Track that keeps its own counts.
+    # Tracks of one sample share one array of counts per window (SampleCounts) and, per kind,
+    # their columns (Cohort); a server added later, a sample skipped (a gap) and several
+    # samples a bucket read exactly as a Track alone in its own cohort.
     from bascule.stats.tracks import Track
 
     tracks = Tracks()
@@ -162,9 +162,35 @@ def test_tracks_created_in_one_sample_share_their_counts_and_read_as_their_own()
             alone[key].record(now, reading)
     first = tracks._services["web"].real_servers["198.18.0.4:80"]
     later = tracks._services["web"].real_servers["198.18.0.5:80"]
-    assert first.hour._samples is tracks._services["web"].own.hour._samples
-    assert later.hour._samples is not first.hour._samples
+    own = tracks._services["web"].own
+    assert first._cohort is own._cohort  # the same kind (no cache here), the same sample
+    assert later._cohort is not first._cohort
+    assert later._cohort.hour._samples is not first._cohort.hour._samples
     for window in ("hour", "day"):
         series = tracks.series("web", window, until=1409.0)
         for key, track in alone.items():
             assert series.real_servers[key] == track.ring(window).points(1409.0).values
+
+
+def test_removed_servers_give_their_means_back_and_the_others_read_as_their_own() -> None:
+    from bascule.stats.tracks import Track
+
+    tracks = Tracks()
+    keys = [f"198.18.0.{n}:80" for n in range(4, 8)]
+    alone: dict[str, Track] = {}
+    for step in range(12):
+        # one server leaves at step 4, another comes back (afresh) at step 8
+        present = [k for i, k in enumerate(keys) if not (i == 1 and 4 <= step < 8)]
+        servers = {
+            k: http(step * (i + 1), connections=i) for i, k in enumerate(keys) if k in present
+        }
+        for key in set(alone) - set(servers):
+            del alone[key]
+        tracks.record(10.0 * step, web(step, **servers))
+        for key, reading in servers.items():
+            alone.setdefault(key, Track(reading.metrics())).record(10.0 * step, reading)
+    series = tracks.series("web", "hour", until=110.0)
+    assert set(series.real_servers) == set(keys)
+    for key, track in alone.items():
+        assert series.real_servers[key] == track.hour.points(110.0).values
+    assert series.real_servers[keys[1]]["connections"][-5:] == (None, 1.0, 1.0, 1.0, 1.0)
