@@ -65,6 +65,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         # readings are built outside the tracks' memory but traced: freed before the next
         sample = readings(args.services, args.servers, tick, args.traffic)
         tracks.record(start + tick * INTERVAL, sample)
+    del sample  # the last sample's readings are the sampler's, dropped after it
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 _EMPTY = -1
-# a metric without a value yet, in ``_since``
+# a metric without a value yet, in ``_first``
 _NO_VALUE = -(2**63)
 # each metrics tuple's positions, shared by every ring of those metrics
 _POSITIONS: dict[tuple[str, ...], dict[str, int]] = {}
@@ -115,7 +115,9 @@ class Rings:
     every track is given the same samples, counted once in ``counts``."""
 
     __slots__ = (
+        "_before",
         "_counts",
+        "_first",
         "_free",
         "_means",
         "_missing",
@@ -123,8 +125,6 @@ class Rings:
         "_positions",
         "_rows",
         "_samples",
-        "_since",
-        "_unset",
         "metrics",
         "size",
         "step",
@@ -164,10 +164,10 @@ class Rings:
         self.tracks = 0
         # A track's metric is ``track * len(metrics) + position``, its "key" below.
         # Per key, its first bucket with a value (_NO_VALUE: none yet) and the samples of that
-        # bucket before it: one array for every track, not an array (or a dict of tuples)
-        # per ring (10,000 real servers have 140,000 of them)
-        self._since = array("q")
-        self._unset = array("q", (_NO_VALUE, 0) * len(self.metrics))  # a new track's
+        # bucket before it (as many bytes as a count): arrays for every track, not an array (or
+        # a dict of tuples) per ring (10,000 real servers have 140,000 of them)
+        self._first = array("q")
+        self._before = array(self._samples.typecode)
         # Per key, its row of means in the pool (_NO_ROW: all zeros so far), made at the first
         # row; the rows freed by forgotten tracks, reused first
         self._rows: array[int] | None = None
@@ -187,7 +187,8 @@ class Rings:
 
     def new_track(self) -> int:
         """A new track's number: no value yet in any bucket."""
-        self._since.extend(self._unset)
+        self._first.extend(array("q", (_NO_VALUE,)) * len(self.metrics))
+        self._before.frombytes(bytes(self._before.itemsize * len(self.metrics)))
         if self._rows is not None:
             self._rows.extend(array("i", (_NO_ROW,)) * len(self.metrics))
         self.tracks += 1
@@ -197,8 +198,8 @@ class Rings:
         """Drop what ``track`` holds (its rows go back to the pool): it is given no more
         samples and read no more."""
         for key in range(track * len(self.metrics), (track + 1) * len(self.metrics)):
-            self._since[2 * key] = _NO_VALUE
-            self._since[2 * key + 1] = 0
+            self._first[key] = _NO_VALUE
+            self._before[key] = 0
             if self._rows is not None and self._rows[key] != _NO_ROW:
                 self._free.append(self._rows[key])
                 self._rows[key] = _NO_ROW
@@ -218,12 +219,12 @@ class Rings:
             self._advance(bucket)
         slot = bucket % self.size
         samples = self._counts.count(bucket)
-        since = self._since
+        firsts, befores = self._first, self._before
         key = track * len(self.metrics) - 1
         for metric in self.metrics:
             key += 1
             value = values.get(metric)
-            first = since[2 * key]
+            first = firsts[key]
             if value is None or math.isnan(value) or math.isinf(value):
                 if first != _NO_VALUE and bucket >= first:  # before it: none implied
                     missing = self._missing_of(key)
@@ -232,16 +233,16 @@ class Rings:
             if first == _NO_VALUE:
                 # the metric's first value; the samples of any newer bucket (this one is
                 # late) had none
-                since[2 * key], since[2 * key + 1] = bucket, samples
+                firsts[key], befores[key] = bucket, samples
                 self._without(key, bucket + 1, self._newest)
             elif bucket < first:
                 # a late value before the first one: the buckets since then had none
-                before = since[2 * key + 1]
+                before = befores[key]
                 self._without(key, bucket + 1, first - 1)
                 if before:
                     missing = self._missing_of(key)
                     missing[first % self.size] = missing.get(first % self.size, 0) + before
-                since[2 * key], since[2 * key + 1] = bucket, samples
+                firsts[key], befores[key] = bucket, samples
             count = self._count(key, slot, bucket)
             row = _NO_ROW if self._rows is None else self._rows[key]
             if row == _NO_ROW:
@@ -283,12 +284,12 @@ class Rings:
 
     def _count(self, key: int, slot: int, bucket: int) -> int:
         """The samples of ``bucket`` (in ``slot``) with a value of ``key``."""
-        first = self._since[2 * key]
+        first = self._first[key]
         if first == _NO_VALUE or bucket < first:
             return 0
         missing = self._missing.get(key) if self._missing is not None else None
         count = self._samples[slot] - (missing.get(slot, 0) if missing else 0)
-        return count - self._since[2 * key + 1] if bucket == first else count
+        return count - self._before[key] if bucket == first else count
 
     def _advance(self, bucket: int) -> None:
         """Make ``bucket`` the newest: the slots of the buckets skipped on the way are gaps."""
