@@ -11,8 +11,11 @@ services of ``--servers`` real servers, and reports what ``tracemalloc`` sees al
 tracks: total and per real server (its share of its service's series included). ``--traffic``:
 ``none`` (every counter stays 0, checks off: the bench/management.py document), ``all``
 (every server's counters move and its checks report a time) or ``tenth`` (one service in ten).
-``--cpu``: the same samples without ``tracemalloc``, and the CPU time ``Tracks.record`` takes
-per sample instead (the sampler's share that is the series', the readings built outside it).
+A sample's time is the tick's plus what the daemon's status read takes (a pseudo-random 20 to
+400 ms, the same for every run), so rates are not whole numbers and, now and then, two samples
+fall in one bucket, as in the daemon. ``--cpu``: the same samples without ``tracemalloc``, and
+the CPU time ``Tracks.record`` takes per sample instead (the sampler's share that is the
+series', the readings built outside it).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import random
 import statistics
 import sys
 import time
@@ -31,9 +35,7 @@ from bascule.stats import Reading, ServiceReading, Tracks
 INTERVAL = 10.0
 
 
-def readings(
-    services: int, servers: int, tick: int, traffic: str
-) -> dict[str, ServiceReading]:
+def readings(services: int, servers: int, tick: int, traffic: str) -> dict[str, ServiceReading]:
     def one(busy: bool, n: int) -> Reading:
         moved = tick * (n + 1) if busy else 0
         return Reading(
@@ -55,16 +57,25 @@ def readings(
     return result
 
 
+def times(minutes: float) -> list[float]:
+    """When each sample is recorded: every ``INTERVAL`` plus the status read's time."""
+    read = random.Random(15)
+    start = 1_800_000_000.0
+    return [
+        start + tick * INTERVAL + read.uniform(0.02, 0.4)
+        for tick in range(int(minutes * 60 / INTERVAL))
+    ]
+
+
 def measure(args: argparse.Namespace) -> dict[str, float]:
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     tracks = Tracks()
-    start = 1_800_000_000.0
-    for tick in range(int(args.minutes * 60 / INTERVAL)):
+    for tick, when in enumerate(times(args.minutes)):
         # readings are built outside the tracks' memory but traced: freed before the next
         sample = readings(args.services, args.servers, tick, args.traffic)
-        tracks.record(start + tick * INTERVAL, sample)
+        tracks.record(when, sample)
     del sample  # the last sample's readings are the sampler's, dropped after it
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - before
@@ -83,12 +94,11 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
 
 def cpu(args: argparse.Namespace) -> dict[str, float]:
     tracks = Tracks()
-    start = 1_800_000_000.0
     spent = []
-    for tick in range(int(args.minutes * 60 / INTERVAL)):
+    for tick, when in enumerate(times(args.minutes)):
         sample = readings(args.services, args.servers, tick, args.traffic)
         began = time.process_time()
-        tracks.record(start + tick * INTERVAL, sample)
+        tracks.record(when, sample)
         spent.append(time.process_time() - began)
     later = spent[1:]  # the first sample creates the tracks
     return {

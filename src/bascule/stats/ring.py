@@ -31,6 +31,7 @@ import math
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 _EMPTY = -1
 # a metric without a value yet, in ``_first``
@@ -41,6 +42,10 @@ _POSITIONS: dict[tuple[str, ...], dict[str, int]] = {}
 _MAX_COUNT = 0xFFFF
 # a metric of a track whose values were all zeros so far, in ``Rings._rows``
 _NO_ROW = -1
+# The pools of rows of means, by what they hold: integers up to 255, up to 65,535, or any
+# mean (single-precision floats). A row's entry in ``Rings._rows`` is ``row << 2 | kind``.
+_INTEGERS_8, _INTEGERS_16, _FLOATS = 0, 1, 2
+_TYPECODES = ("B", "H", "f")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,10 +123,9 @@ class Rings:
         "_before",
         "_counts",
         "_first",
-        "_free",
-        "_means",
         "_missing",
         "_newest",
+        "_pools",
         "_positions",
         "_rows",
         "_samples",
@@ -168,11 +172,11 @@ class Rings:
         # a dict of tuples) per ring (10,000 real servers have 140,000 of them)
         self._first = array("q")
         self._before = array(self._samples.typecode)
-        # Per key, its row of means in the pool (_NO_ROW: all zeros so far), made at the first
-        # row; the rows freed by forgotten tracks, reused first
+        # Per key, its row of means in a pool (_NO_ROW: all zeros so far), made at the first
+        # row: a row of integers while every mean it held was one (the hour's gauges and
+        # check times: one sample a bucket), then of floats
         self._rows: array[int] | None = None
-        self._means = array("f")
-        self._free: list[int] = []
+        self._pools = tuple(_Pool(typecode, size) for typecode in _TYPECODES)
         # per key, once needed: the samples of the buckets after its first value without one,
         # by slot
         self._missing: dict[int, dict[int, int]] | None = None
@@ -200,9 +204,10 @@ class Rings:
         for key in range(track * len(self.metrics), (track + 1) * len(self.metrics)):
             self._first[key] = _NO_VALUE
             self._before[key] = 0
-            if self._rows is not None and self._rows[key] != _NO_ROW:
-                self._free.append(self._rows[key])
-                self._rows[key] = _NO_ROW
+            entry = _NO_ROW if self._rows is None else self._rows[key]
+            if entry != _NO_ROW:
+                self._pools[entry & 3].free.append(entry >> 2)
+                self._rows[key] = _NO_ROW  # type: ignore[index]
             if self._missing is not None:
                 self._missing.pop(key, None)
 
@@ -244,29 +249,35 @@ class Rings:
                     missing[first % self.size] = missing.get(first % self.size, 0) + before
                 firsts[key], befores[key] = bucket, samples
             count = self._count(key, slot, bucket)
-            row = _NO_ROW if self._rows is None else self._rows[key]
-            if row == _NO_ROW:
-                if value == 0:
-                    continue  # still all zeros: nothing to keep
-                row = self._new_row(key)
-            at = row * self.size + slot
-            mean = self._means[at] if count > 1 else 0.0
+            entry = _NO_ROW if self._rows is None else self._rows[key]
+            if entry == _NO_ROW and value == 0:
+                continue  # still all zeros: nothing to keep
+            mean = 0.0
+            if entry != _NO_ROW and count > 1:
+                mean = float(self._pools[entry & 3].values[(entry >> 2) * self.size + slot])
             # A running mean: one slot per bucket whatever the number of samples in it.
-            self._means[at] = mean + (value - mean) / count
+            mean += (value - mean) / count
+            kind = _kind(mean)
+            if entry == _NO_ROW or kind > entry & 3:
+                entry = self._move(key, entry, kind)
+            at = (entry >> 2) * self.size + slot
+            self._pools[entry & 3].values[at] = mean if entry & 3 == _FLOATS else int(mean)
 
-    def _new_row(self, key: int) -> int:
-        """A row of zeros for ``key``'s means."""
+    def _move(self, key: int, entry: int, kind: int) -> int:
+        """Give ``key`` a row of ``kind`` (of zeros, or of its row's means until now): its
+        entry in ``_rows``."""
         if self._rows is None:
             self._rows = array("i", (_NO_ROW,)) * (self.tracks * len(self.metrics))
-        zeros = bytes(self._means.itemsize * self.size)
-        if self._free:
-            row = self._free.pop()
-            self._means[row * self.size : (row + 1) * self.size] = array("f", zeros)
-        else:
-            row = len(self._means) // self.size
-            self._means.frombytes(zeros)
-        self._rows[key] = row
-        return row
+        pool = self._pools[kind]
+        row = pool.take()
+        if entry != _NO_ROW:  # a wider row: the means so far, converted exactly
+            was = self._pools[entry & 3]
+            start = (entry >> 2) * self.size
+            means = was.values[start : start + self.size]
+            pool.values[row * self.size : (row + 1) * self.size] = array(_TYPECODES[kind], means)
+            was.free.append(entry >> 2)
+        self._rows[key] = row << 2 | kind
+        return row << 2 | kind
 
     def _missing_of(self, key: int) -> dict[int, int]:
         """The samples without a value of ``key`` by slot, made at the first."""
@@ -346,8 +357,44 @@ class Rings:
     def _value(self, key: int, slot: int, bucket: int) -> float | None:
         if self._count(key, slot, bucket) <= 0:
             return None
-        row = _NO_ROW if self._rows is None else self._rows[key]
-        return 0.0 if row == _NO_ROW else self._means[row * self.size + slot]
+        entry = _NO_ROW if self._rows is None else self._rows[key]
+        if entry == _NO_ROW:
+            return 0.0
+        return float(self._pools[entry & 3].values[(entry >> 2) * self.size + slot])
+
+
+def _kind(mean: float) -> int:
+    """The narrowest pool that holds ``mean`` exactly (its value as a single-precision float,
+    as the floats' pool keeps it)."""
+    if mean.is_integer() and mean >= 0:
+        if mean <= 0xFF:
+            return _INTEGERS_8
+        if mean <= 0xFFFF:
+            return _INTEGERS_16
+    return _FLOATS
+
+
+class _Pool:
+    """Rows of ``size`` means of one type; a row given back is taken again first."""
+
+    __slots__ = ("free", "size", "values")
+
+    def __init__(self, typecode: str, size: int) -> None:
+        self.values: array[Any] = array(typecode)  # of ints or of floats, by ``typecode``
+        self.size = size
+        self.free: list[int] = []
+
+    def take(self) -> int:
+        """A row of zeros."""
+        zeros = bytes(self.values.itemsize * self.size)
+        if self.free:
+            row = self.free.pop()
+            self.values[row * self.size : (row + 1) * self.size] = array(
+                self.values.typecode, zeros
+            )
+            return row
+        self.values.frombytes(zeros)
+        return len(self.values) // self.size - 1
 
 
 class Ring:

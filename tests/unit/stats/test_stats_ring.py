@@ -161,10 +161,45 @@ def test_the_tracks_of_rings_read_as_their_own_and_a_forgotten_row_is_reused_fro
     rings.add(quiet, 10, {"a": 0.0, "b": None})
     assert rings.points(busy).values == {"a": (None, None, 5.0, 3.0), "b": (None, None, None, 1.0)}
     assert rings.points(quiet).values == {"a": (None, None, 0.0, 0.0), "b": (None,) * 4}
-    rows = len(rings._means)
+    rows = len(rings._pools[0].values)  # whole numbers: a row of bytes
     rings.forget(busy)
     rings.add(quiet, 20, {"a": 2.0, "b": None})
-    assert len(rings._means) == rows  # the quiet track took a row the busy one gave back
+    assert len(rings._pools[0].values) == rows  # the quiet track took a row the busy one gave back
     assert rings.points(quiet).values["a"] == (None, 0.0, 0.0, 2.0)
     assert rings.latest(quiet, "a") == 2.0
     assert rings.latest(quiet, "b") is None
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 2_000), st.one_of(st.none(), st.integers(0, 70_000))),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_whole_numbers_in_narrow_rows_read_as_the_floats_they_are(
+    samples: list[tuple[float, int | None]],
+) -> None:
+    """Means kept in rows of bytes or 16-bit integers while they are whole numbers, widened
+    when one is not: the same readings as a replay."""
+    ring = Ring(step=10.0, size=36, metrics=["a"])
+    for timestamp, value in samples:
+        ring.add(timestamp, {"a": None if value is None else float(value)})
+    assert_replayed(ring, [(t, None if v is None else float(v)) for t, v in samples])
+    assert all(isinstance(v, float) for v in ring.points().values["a"] if v is not None)
+
+
+def test_a_row_widens_exactly_when_a_mean_is_not_a_small_whole_number() -> None:
+    from bascule.stats.ring import Rings
+
+    rings = Rings(step=10, size=4, metrics=["a"])
+    track = rings.new_track()
+    rings.add(track, 0, {"a": 3.0})  # a byte
+    rings.add(track, 10, {"a": 300.0})  # 16 bits: the row is copied
+    assert rings._rows is not None and rings._rows[0] & 3 == 1
+    rings.add(track, 20, {"a": 4.0})
+    rings.add(track, 21, {"a": 5.0})  # 4.5: floats
+    rings.add(track, 30, {"a": 70_000.0})
+    assert rings._rows[0] & 3 == 2
+    assert rings.points(track).values["a"] == (3.0, 300.0, 4.5, 70_000.0)
+    assert [len(pool.values) for pool in rings._pools] == [4, 4, 4]  # the rows left are free
