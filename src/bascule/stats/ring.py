@@ -18,9 +18,12 @@ holds:
 - per track and metric, its first bucket with a value and the samples of that bucket before it
   (one array for all): every sample before it had none (a rate's first reading, an unchecked
   server's check time);
-- per track and metric, its means (single-precision floats, one row of ``size``) from its first
-  value other than zero, in one pool of rows for all the tracks (a row freed by a forgotten
-  track is reused): a server without traffic or a service without checks keeps no row;
+- per track and metric, its means (one row of ``size``) from its first value other than zero,
+  in pools of rows for all the tracks (a row freed by a forgotten track is reused): a server
+  without traffic or a service without checks keeps no row; a row is of bytes or 16-bit
+  integers while every mean it held was a whole number that fits (the hour's gauges, check
+  times in whole milliseconds), then of single-precision floats (copied exactly: a whole
+  number up to 65,535 is a float exactly);
 - the samples after a first value that had none, per slot, in small dicts made at the first;
   a metric that never had a value reads as gaps.
 """

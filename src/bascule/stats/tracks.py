@@ -6,7 +6,9 @@ them, with the time it read them, to ``Tracks.record``. Each tracked object keep
 (``WINDOWS``): the last hour in 10 s buckets and the last day in 5 min buckets, each bucket the
 mean of the samples in it (so a day bucket is the mean of the hour's samples of those five
 minutes). Gauges are kept as read; counters become per-second rates (stats/rates.py, resets
-handled). Pure: no clock, no I/O; the caller passes every timestamp.
+handled). The tracks of one kind created in one sample are a ``Cohort`` and keep their windows
+and counters column-wise (stats/ring.py's ``Rings``): a ``Track`` is its number in its cohort.
+Pure: no clock, no I/O; the caller passes every timestamp.
 """
 
 from __future__ import annotations
