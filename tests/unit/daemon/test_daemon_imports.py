@@ -22,6 +22,8 @@ RUN = (
     "import bascule.serve, bascule.daemon.runner, bascule.api.app, bascule.web"
 )
 LAZY = ("acme", "josepy", "requests", "urllib3", "OpenSSL", "charset_normalizer")
+# imported by /metrics's first scrape (api/routes/metrics.py)
+SCRAPED = ("prometheus_client", "bascule.api.exposition")
 CLI = ("bascule.main", "bascule.cli", "typer", "rich")
 
 
@@ -41,6 +43,12 @@ def test_the_daemon_starts_without_the_acme_client() -> None:
     modules = daemon_modules()
     assert "bascule.daemon.acme" in modules
     assert among(modules, LAZY) == []
+
+
+def test_the_daemon_starts_without_prometheus_client() -> None:
+    modules = daemon_modules()
+    assert "bascule.api.routes.metrics" in modules
+    assert among(modules, SCRAPED) == []
 
 
 def test_the_daemon_starts_without_the_cli() -> None:
