@@ -152,7 +152,9 @@ def serve(argv: Sequence[str]) -> None:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(str(error["msg"]) for error in exc.errors())
+        problems = "; ".join(
+            str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()
+        )
         raise BasculeError(f"bad setting: {problems}") from exc
     logs.configure(settings.log_level, journal=systemd.journal_stream())
     runner.run(settings, make_app=_Apps())
