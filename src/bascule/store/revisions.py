@@ -775,7 +775,29 @@ def _decode_document(text: str) -> dict[str, Any]:
         raise StoreError(f"a stored document is not JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise StoreError("a stored document is not a JSON object")
+    _share_values(document)
     return document
+
+
+def _share_values(document: dict[str, Any]) -> None:
+    """One string or integer object for each value that a decoded ``document`` holds several
+    times (``json.loads`` makes one per occurrence): 10,000 real servers' ``"enabled"`` and
+    weights, each service's words, were 2.4 MiB of the document the store keeps of its head
+    after a daemon starts (issue 15). Mapping keys are shared already (``json.loads``)."""
+    strings: dict[str, str] = {}
+    numbers: dict[int, int] = {}
+    pending: list[Any] = [document]
+    while pending:
+        container = pending.pop()
+        items = container.items() if type(container) is dict else enumerate(container)
+        for key, value in items:
+            kind = type(value)
+            if kind is str:
+                container[key] = strings.setdefault(value, value)
+            elif kind is int:
+                container[key] = numbers.setdefault(value, value)
+            elif kind is dict or kind is list:
+                pending.append(value)
 
 
 def _read_forward(number: int, document: dict[str, Any]) -> dict[str, Any]:
