@@ -292,7 +292,8 @@ def _share_fields_sets(config: Configuration, *, shared: set[int]) -> None:
 #: dumped to (None before), which the documents of the services that hold it share.
 _EQUAL_MODELS: dict[tuple[Any, ...], BaseModel] = {}
 _DUMPS: dict[int, tuple[BaseModel, Any]] = {}
-#: How many are kept (a real document has a few kinds of check and persistence).
+#: How many are kept (a real document has a few kinds of check and persistence; a daemon
+#: parses many documents in its life: the table starts again when full).
 _MAX_EQUAL_MODELS = 256
 
 
@@ -318,9 +319,12 @@ def _equal_model(model: BaseModel) -> BaseModel:
     known = _EQUAL_MODELS.get(key)
     if known is not None:
         return known
-    if len(_EQUAL_MODELS) < _MAX_EQUAL_MODELS:
-        _EQUAL_MODELS[key] = model
-        _DUMPS[id(model)] = (model, None)
+    if len(_EQUAL_MODELS) >= _MAX_EQUAL_MODELS:
+        # parts of documents long gone, most of them: start again (what is shared stays so)
+        _EQUAL_MODELS.clear()
+        _DUMPS.clear()
+    _EQUAL_MODELS[key] = model
+    _DUMPS[id(model)] = (model, None)
     return model
 
 

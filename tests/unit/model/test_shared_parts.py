@@ -5,8 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from bascule.model import document as document_module
 from bascule.model import edits, parse_document
 from bascule.model.document import document_of
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tables of parts parsed before start empty (other tests fill them)."""
+    monkeypatch.setattr(document_module, "_EQUAL_MODELS", {})
+    monkeypatch.setattr(document_module, "_DUMPS", {})
 
 
 def _service(index: int, **fields: Any) -> dict[str, Any]:
@@ -63,3 +73,11 @@ def test_an_edit_of_a_shared_part_changes_that_service_alone() -> None:
     config = parse_document(edited, previous=(document, parse_document(document)))
     assert [vs.check.interval for vs in config.virtual_services] == [2, 7, 5, 2, 2, 2]
     assert document["virtual_services"][0]["check"]["interval"] == 2
+
+
+def test_a_full_table_starts_again_and_keeps_sharing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(document_module, "_MAX_EQUAL_MODELS", 3)
+    for interval in range(2, 12):  # parts of documents long gone
+        parse_document({"virtual_services": [_service(0, check={"interval": interval})]})
+    config = parse_document(_document())
+    assert config.virtual_services[0].check is config.virtual_services[1].check
