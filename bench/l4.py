@@ -17,6 +17,13 @@ and measures with ``wrk``, side by side:
                the hop (conntrack is active in the lb's namespace, as for NAT)
     dnat1      one hand-written rule, ``ip daddr VIP tcp dport 80 dnat to rs1``: NAT's limit
     fwd1       one hand-written netdev ingress rule, ``ether saddr/daddr set ... fwd``: DSR's
+    nat1       Bascule's NAT, rs1 its only real server   } the hop's like for like: the same
+    dsr1       Bascule's DSR, rs1 its only real server   } one nginx behind, only the ruleset
+    nftlb-nat1 nftlb's dnat, rs1 its only backend        } differs from ``hop``
+    nftlb-dsr1 nftlb's dsr, rs1 its only backend         }
+    hop3       plain routing through the lb to the three real servers (one multipath route,
+               a flow hashed on its addresses and ports): the limit of the hop for the
+               services spread over three servers
     nftlb-nat  nftlb ``mode: dnat``, round robin over the three servers (Relianoid's engine)
     nftlb-dsr  nftlb ``mode: dsr``, hash of the client's address and port
     nat        Bascule ``mode: l4, forwarding: nat`` (routed), round robin
@@ -29,16 +36,19 @@ request, so requests/s is connections/s) and ``keepalive`` (wrk's default: persi
 connections). Each target's route on the client takes the next of several source addresses at
 every run, so a round never reuses the 4-tuples of the one before (TIME_WAIT, conntrack
 entries): the targets whose replies come back through the lb (hop, NAT) take theirs from
-198.18.0.20-24 (routed via the lb on the real servers; no two of those that reach the same
-server address share one: ``THROUGH_SOURCES``), the others from 198.18.0.10 and .25-29, and
+198.18.0.20-26 (routed via the lb on the real servers; no two of those that reach the same
+server address share one: ``THROUGH_SOURCES``), the others from 198.18.0.10 and .27-29, and
 the lb's conntrack table is flushed before every run (on a quiet machine one
 round of the connections workload leaves more flows in TIME_WAIT than the table holds).
 Runs are interleaved (all targets, then again, rotating who goes first), each figure is
 the median of the rounds with the spread between them, and ratios to the hop and to nftlb are
-taken within each round. Then the rule update latency: a weight change and adding a real
-server to a 100-server NAT service, through Bascule's API (unix socket) and nftlb's REST API,
-each timed by curl (``time_total``: the request until the answer, which both give once the
-kernel has the change). Results go to ``bench/results/l4-<time>.json`` (git-ignored).
+taken within each round. Besides requests/s every run gives the whole machine's CPU time per
+request (/proc/stat: every process, interrupt and softirq) and, with ``--perf``, the CPU time
+per request under netfilter's kernel functions (``perf record -a -g``). Then the rule update
+latency: a weight change and adding a real server to a 100-server NAT service, through
+Bascule's API (unix socket) and nftlb's REST API, each timed by curl (``time_total``: the
+request until the answer, which both give once the kernel has the change). Results go to
+``bench/results/l4-<time>.json`` (git-ignored).
 
 The method and what the ratios mean are in docs/performance.md, section "L4".
 """
@@ -50,6 +60,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -61,7 +72,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # The topology helpers; l7 (the L7 bench, shared pieces) is found because bench/ is sys.path[0]
 # when this file runs as a script.
@@ -86,6 +97,11 @@ TARGETS = (
     "hop",
     "dnat1",
     "fwd1",
+    "nat1",
+    "dsr1",
+    "nftlb-nat1",
+    "nftlb-dsr1",
+    "hop3",
     "nftlb-nat",
     "nftlb-dsr",
     "nat",
@@ -106,21 +122,35 @@ VIP_OCTETS = {
     "nftlb-dsr": 105,
     "dnat1": 106,
     "fwd1": 107,
+    "nat1": 108,
+    "dsr1": 109,
     "bascule-big": 110,
     "nftlb-big": 111,
+    "nftlb-nat1": 112,
+    "nftlb-dsr1": 113,
 }
 SERVER_WORKERS = 2  # nginx workers per real server
 HOP_OCTET = 60  # rs1's second address, reached through the lb by plain routing
+HOP3_OCTET = 61  # an address on every real server's lo, reached through the lb by multipath
 # Targets whose replies come back through the lb: their client sources are routed via the lb
 # on the real servers; the others' are answered straight.
-THROUGH_LB = {"hop", "dnat1", "nftlb-nat", "nat"}
-# Which of the five routed-via-the-lb client addresses (198.18.0.20-24) each of them takes,
-# in turn from one run to the next. dnat1, nftlb-nat and nat all reach rs1's own address on
-# port 80, so sharing a source address they would meet the 4-tuples another target left in
-# TIME_WAIT on the real server moments before (its SYN answered by the old connection's ACK,
-# the client's retry a second later); the hop's destination is rs1's second address.
-THROUGH_SOURCES = {"nat": (0, 1), "nftlb-nat": (2, 3), "dnat1": (4,), "hop": (4,)}
-ON_SERVER_LO = ("dsr", "nftlb-dsr", "fwd1")  # DSR VIPs the real servers hold on lo
+THROUGH_LB = {"hop", "hop3", "dnat1", "nftlb-nat", "nat", "nat1", "nftlb-nat1"}
+THROUGH_COUNT = 7  # of the client's ten extra addresses, 198.18.0.20-26; the rest answered straight
+# Which of the routed-via-the-lb client addresses each of them takes, in turn from one run to
+# the next. dnat1, nftlb-nat, nat, nat1 and nftlb-nat1 all reach rs1's own address on port 80,
+# so sharing a source address they would meet the 4-tuples another target left in TIME_WAIT on
+# the real server moments before (its SYN answered by the old connection's ACK, the client's
+# retry a second later); the hops' destinations are addresses of their own.
+THROUGH_SOURCES = {
+    "nat": (0, 1),
+    "nftlb-nat": (2, 3),
+    "dnat1": (4,),
+    "nat1": (5,),
+    "nftlb-nat1": (6,),
+    "hop": (4,),
+    "hop3": (4,),
+}
+ON_SERVER_LO = ("dsr", "nftlb-dsr", "fwd1", "nftlb-dsr1")  # DSR VIPs the real servers hold on lo
 NFTLB_PORT = 5555
 NFTLB_KEY = "bench"
 BIG_SERVERS = 100  # the update-latency service's size
@@ -128,8 +158,10 @@ BIG_SERVERS = 100  # the update-latency service's size
 
 def l4_document(topology: Topology, check_interval: int) -> dict[str, Any]:
     """Bascule's services, as a user would write them: three over the same three real
-    servers, and a 100-server NAT service (no check) for the update latency."""
+    servers, NAT and DSR with rs1 alone (the hop's like for like), and a 100-server NAT
+    service (no check) for the update latency."""
     servers = [{"address": host.address, "port": 80} for host in topology.real_servers]
+    rs1 = servers[:1]
     check = {"type": "tcp", "interval": check_interval}
 
     def service(name: str, **fields: Any) -> dict[str, Any]:
@@ -149,6 +181,8 @@ def l4_document(topology: Topology, check_interval: int) -> dict[str, Any]:
         "virtual_services": [
             service("nat", mode="l4", forwarding="nat"),
             service("dsr", mode="l4", forwarding="dsr"),
+            service("nat1", mode="l4", forwarding="nat", real_servers=rs1),
+            service("dsr1", mode="l4", forwarding="dsr", real_servers=rs1),
             service("haproxy", mode="l7", type="generic"),
             service(
                 "bascule-big",
@@ -169,8 +203,8 @@ def big_servers(count: int = BIG_SERVERS, third: int = 2) -> list[str]:
 
 def nftlb_document(topology: Topology, lb_mac: str, macs: Sequence[str]) -> dict[str, Any]:
     """nftlb's farms for the same service (its JSON format, nftlb's README): dnat (routed
-    NAT, round robin) and dsr (hash of the client's address and port), plus the 100-server
-    farm of the update latency."""
+    NAT, round robin) and dsr (hash of the client's address and port), each over the three
+    servers and over rs1 alone, plus the 100-server farm of the update latency."""
     servers = topology.real_servers
 
     def farm(name: str, mode: str, **fields: Any) -> dict[str, Any]:
@@ -196,19 +230,25 @@ def nftlb_document(topology: Topology, lb_mac: str, macs: Sequence[str]) -> dict
         {"name": f"b{i + 1}", "ip-addr": address, "port": "80", "weight": "1", "state": "up"}
         for i, address in enumerate(big_servers(third=3))
     ]
+
+    def dsr_farm(name: str, backends: list[dict[str, str]]) -> dict[str, Any]:
+        return farm(
+            name,
+            "dsr",
+            scheduler="hash",
+            **{"sched-param": "srcip srcport"},
+            iface="eth0",
+            oface="eth0",
+            **{"ether-addr": lb_mac},
+            backends=backends,
+        )
+
     return {
         "farms": [
             farm("nftlb-nat", "dnat", scheduler="rr", backends=backends),
-            farm(
-                "nftlb-dsr",
-                "dsr",
-                scheduler="hash",
-                **{"sched-param": "srcip srcport"},
-                iface="eth0",
-                oface="eth0",
-                **{"ether-addr": lb_mac},
-                backends=dsr_backends,
-            ),
+            dsr_farm("nftlb-dsr", dsr_backends),
+            farm("nftlb-nat1", "dnat", scheduler="rr", backends=backends[:1]),
+            dsr_farm("nftlb-dsr1", dsr_backends[:1]),
             farm("nftlb-big", "dnat", scheduler="weight", backends=big),
         ]
     }
@@ -233,6 +273,54 @@ table netdev hand {{
 """
 
 
+class CpuTicks(NamedTuple):
+    """The whole machine's CPU time so far, in clock ticks (/proc/stat's first line)."""
+
+    busy: int  # user, nice, system, irq and softirq: every process and interrupt
+    softirq: int  # the network's receive and transmit work among it (and timers, RCU...)
+
+
+def machine_ticks() -> CpuTicks:
+    # proc(5): cpu user nice system idle iowait irq softirq steal guest guest_nice; guest
+    # time is already counted in user, steal is the hypervisor's
+    user, nice, system, _idle, _iowait, irq, softirq = (
+        int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    )
+    return CpuTicks(busy=user + nice + system + irq + softirq, softirq=softirq)
+
+
+# The kernel functions whose CPU time per request ``--perf`` reports, each inclusive of what
+# it calls. Only the lb's namespace has netfilter hooks (tables or conntrack), so their time
+# is the lb's netfilter work.
+KERNEL_SYMBOLS = (
+    "nf_hook_slow",  # every netfilter hook: conntrack, NAT, every nft chain, netdev ingress
+    "nf_conntrack_in",  # conntrack's lookup of a packet, and a new flow's entry
+    "nf_nat_inet_fn",  # NAT: a new flow's nat chains and binding, every packet's rewrite
+    "nft_do_chain",  # nftables' rules, every chain of every hook and family
+    "nft_do_chain_netdev",  # the netdev ingress hook: DSR's path, its dispatch, fwd's transmit
+    "__nf_conntrack_confirm",  # a new flow's entry put in the table
+)
+
+
+NETFILTER = KERNEL_SYMBOLS[0]  # all of it: the like-for-like table's difference between paths
+
+
+def kernel_time(data: Path) -> dict[str, float]:
+    """Nanoseconds of CPU under each of ``KERNEL_SYMBOLS`` (perf report --children) and in
+    all (``total``) in a ``perf record -a -g -e cpu-clock`` file."""
+    argv = ["perf", "report", "-i", str(data), "--children", "--sort", "sym", "--stdio"]
+    argv += ["-g", "none", "--percent-limit", "0.01"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    count = re.search(r"# Event count \(approx\.\): (\d+)", out)
+    total = int(count.group(1)) if count else 0  # cpu-clock counts nanoseconds
+    found = dict.fromkeys(KERNEL_SYMBOLS, 0.0)
+    for line in out.splitlines():
+        match = re.match(r"\s+([\d.]+)%\s+[\d.]+%\s+\[k\] (\S+)\s*$", line)
+        if match and match.group(2) in found:
+            found[match.group(2)] = float(match.group(1)) / 100 * total
+    return {**found, "total": float(total)}
+
+
 class Bench(BasculeBench):
     workloads = WORKLOADS
 
@@ -244,9 +332,11 @@ class Bench(BasculeBench):
         self.workdir = topology.workdir
         self.servers = [host.address for host in topology.real_servers]
         self.hop = topology.vip(HOP_OCTET)
+        self.hop3 = topology.vip(HOP3_OCTET)
         self.urls = {
             "direct": f"http://{self.servers[0]}/",
             "hop": f"http://{self.hop}/",
+            "hop3": f"http://{self.hop3}/",
             **{
                 name: f"http://{topology.vip(octet)}/"
                 for name, octet in VIP_OCTETS.items()
@@ -255,8 +345,8 @@ class Bench(BasculeBench):
         }
         extra = topology.client.extra_addresses
         self.sources = {
-            True: extra[:5],  # answered through the lb
-            False: (topology.client.address, *extra[5:]),  # answered straight
+            True: extra[:THROUGH_COUNT],  # answered through the lb
+            False: (topology.client.address, *extra[THROUGH_COUNT:]),  # answered straight
         }
         self.runs_of: dict[str, int] = {}
         self.configs: dict[str, str] = {}
@@ -290,6 +380,18 @@ class Bench(BasculeBench):
         # the hop: a second address of rs1 that the client reaches through the lb
         topo.run(topo.real_servers[0], ["ip", "address", "add", f"{self.hop}/32", "dev", "eth0"])
         topo.run("lb", ["ip", "route", "add", f"{self.hop}/32", "dev", "eth0"])
+        # hop3: an address on every real server's lo and one multipath route to the three in
+        # the lb, each flow hashed on its addresses and ports (fib_multipath_hash_policy=1,
+        # ip-sysctl.rst), so connections spread over the servers as nat's and dsr's do
+        for host in topo.real_servers:
+            topo.run(host, ["ip", "address", "add", f"{self.hop3}/32", "dev", "lo"])
+        topo.run("lb", ["sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1"])
+        nexthops = [
+            word
+            for host in topo.real_servers
+            for word in ("nexthop", "via", host.address, "dev", "eth0")
+        ]
+        topo.run("lb", ["ip", "route", "add", f"{self.hop3}/32", *nexthops])
         for target in self.args.targets:
             self.route(target, 0)
         commands = []
@@ -344,14 +446,54 @@ class Bench(BasculeBench):
         )
         return str(source)
 
-    def wrk(self, target: str, workload: str, duration: float) -> dict[str, float]:
+    def wrk(self, target: str, workload: str, duration: float) -> dict[str, Any]:
         run = self.runs_of[target] = self.runs_of.get(target, -1) + 1
         self.route(target, run)
         # Every run starts from an empty conntrack table in the lb: the connections workload
         # leaves ~100k flows in TIME_WAIT (120 s) per run, and on a quiet machine the table
         # (262,144) fills within a round, then drops new flows of whichever target comes next.
         self.topology.run("lb", ["conntrack", "-F"], check=False)
-        return super().wrk(target, workload, duration)
+        timed = duration >= self.args.duration  # not a warm-up run
+        recording = self._perf_start(target, workload, run) if self.args.perf and timed else None
+        before = machine_ticks()
+        figures: dict[str, Any] = dict(super().wrk(target, workload, duration))
+        after = machine_ticks()
+        requests = figures["requests"] or 1
+        tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+        figures["machine_us"] = (after.busy - before.busy) * tick_us / requests
+        figures["softirq_us"] = (after.softirq - before.softirq) * tick_us / requests
+        if recording is not None:
+            figures["kernel_us"] = self._perf_stop(recording, requests)
+        return figures
+
+    # -- perf ------------------------------------------------------------------------------
+
+    def _perf_start(
+        self, target: str, workload: str, run: int
+    ) -> tuple[subprocess.Popen[bytes], Path]:
+        """``perf record -a -g`` of the whole machine, until ``_perf_stop``."""
+        data = self.workdir / f"perf-{target}-{workload}-{run}.data"
+        argv = ["perf", "record", "-q", "-a", "-g", "-e", "cpu-clock"]
+        argv += ["-F", str(self.args.perf_freq), "-o", str(data)]
+        perf = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not data.exists() or data.stat().st_size == 0:  # perf writes its header once ready
+            if perf.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("perf record did not start")
+            time.sleep(0.05)
+        return perf, data
+
+    @staticmethod
+    def _perf_stop(
+        recording: tuple[subprocess.Popen[bytes], Path], requests: int
+    ) -> dict[str, float]:
+        perf, data = recording
+        perf.send_signal(signal.SIGINT)
+        perf.wait(timeout=60)
+        try:
+            return {symbol: ns / 1000 / requests for symbol, ns in kernel_time(data).items()}
+        finally:
+            data.unlink(missing_ok=True)
 
     @staticmethod
     def _nginx_command(netns: str, prefix: Path, text: str) -> str:
@@ -405,6 +547,9 @@ class Bench(BasculeBench):
         self.configs["dsr-script"] = script
         for host in self.topology.real_servers:
             self.topology.run(host, ["sh", "-c", script])
+        script = self._cli("dsr", "script", "dsr1")
+        self.configs["dsr1-script"] = script
+        self.topology.run(self.topology.real_servers[0], ["sh", "-c", script])
         deadline = time.monotonic() + 60
         while True:
             status = json.loads(self._cli("--json", "status"))
@@ -478,26 +623,64 @@ class Bench(BasculeBench):
 
 # --------------------------------------------------------------------------- reporting
 
-BASES = ("hop", "nftlb-nat", "nftlb-dsr")  # the per-round ratios every target gets
+# The per-round ratios every target gets, of requests/s and of the machine's CPU per request.
+BASES = ("hop", "hop3", "nftlb-nat", "nftlb-dsr", "nftlb-nat1", "nftlb-dsr1")
+# The issue's targets, like for like: each of Bascule's L4 services against the hop and the
+# nftlb farm with the same real servers behind (rs1 alone, or the three); the one-rule tables
+# (nftables' own limit, to rs1) shown beside them against the hop.
+LIKE_FOR_LIKE = {
+    "dnat1": ("hop", None),
+    "nat1": ("hop", "nftlb-nat1"),
+    "nat": ("hop3", "nftlb-nat"),
+    "fwd1": ("hop", None),
+    "dsr1": ("hop", "nftlb-dsr1"),
+    "dsr": ("hop3", "nftlb-dsr"),
+}
+GOAL_HOP, GOAL_NFTLB = 0.95, 1.0
 
 
 def summarize(runs: Sequence[Run]) -> dict[str, dict[str, dict[str, Any]]]:
-    """l7's summary (medians and spreads of req/s and p99), with each target's ratios to the
-    hop and to nftlb, taken within each round (the runs of a round are seconds apart, so the
-    machine's load drifts less between them than over the whole bench), then the median."""
-    summary = summarize_runs(runs, keys=("rps", "p99_ms"))
+    """l7's summary (medians and spreads of req/s, p99 and CPU per request), with each
+    target's ratios to the hops and to nftlb, of requests/s (``to_<base>``) and of the machine's
+    CPU per request (``cpu_to_<base>``), taken within each round (the runs of a round are
+    seconds apart, so the machine's load drifts less between them than over the whole bench),
+    then the median; and with ``--perf`` the median CPU per request under each kernel
+    function (``kernel_us``)."""
+    summary = summarize_runs(runs, keys=("rps", "p99_ms", "machine_us", "softirq_us"))
+    for prefix, key in (("to", "rps"), ("cpu_to", "machine_us")):
+        for base in BASES:
+            of = {(r.workload, r.round): getattr(r, key) for r in runs if r.target == base}
+            for run in runs:
+                value = of.get((run.workload, run.round))
+                if value:
+                    entry = summary[run.workload][run.target]
+                    entry.setdefault(f"{prefix}_{base}_rounds", []).append(
+                        getattr(run, key) / value
+                    )
+    for targets in summary.values():
+        for entry in targets.values():
+            for name in [k for k in entry if k.endswith("_rounds") and "to_" in k]:
+                entry[name.removesuffix("_rounds")] = statistics.median(entry[name])
+    for run in runs:
+        entry = summary[run.workload][run.target]
+        for symbol, value in run.kernel_us.items():
+            entry.setdefault("kernel_us_rounds", {}).setdefault(symbol, []).append(value)
+    # What a path's netfilter work costs over a base's, per request: the difference within
+    # each round of the time under nf_hook_slow (steadier than either figure alone)
     for base in BASES:
-        of = {(r.workload, r.round): r.rps for r in runs if r.target == base and r.rps}
+        of = {(r.workload, r.round): r.kernel_us for r in runs if r.target == base}
         for run in runs:
-            value = of.get((run.workload, run.round))
-            if value:
+            found = of.get((run.workload, run.round), {})
+            if NETFILTER in found and NETFILTER in run.kernel_us:
                 entry = summary[run.workload][run.target]
-                entry.setdefault(f"to_{base}_rounds", []).append(run.rps / value)
-        for targets in summary.values():
-            for entry in targets.values():
-                ratios = entry.get(f"to_{base}_rounds")
-                if ratios:
-                    entry[f"to_{base}"] = statistics.median(ratios)
+                over = run.kernel_us[NETFILTER] - found[NETFILTER]
+                entry.setdefault(f"netfilter_over_{base}_rounds", []).append(over)
+    for targets in summary.values():
+        for entry in targets.values():
+            found = entry.get("kernel_us_rounds", {})
+            entry["kernel_us"] = {symbol: statistics.median(v) for symbol, v in found.items()}
+            for name in [k for k in entry if k.startswith("netfilter_over_")]:
+                entry[name.removesuffix("_rounds")] = statistics.median(entry[name])
     return summary
 
 
@@ -515,15 +698,61 @@ def summarize_updates(times: dict[str, dict[str, list[float]]]) -> dict[str, dic
     return found
 
 
-# The issue's targets: Bascule's NAT and DSR against the hop and their nftlb twin.
-GOALS = {"nat": ("nftlb-nat", 0.95), "dsr": ("nftlb-dsr", 0.95)}
-
-
-def _ratio(entry: dict[str, Any], base: str) -> str:
-    rounds = entry.get(f"to_{base}_rounds", [])
+def _ratio(entry: dict[str, Any], base: str | None, prefix: str = "to") -> str:
+    rounds = entry.get(f"{prefix}_{base}_rounds", [])
     if not rounds:
         return "-"
-    return f"{entry[f'to_{base}']:.2f} ({min(rounds):.2f}-{max(rounds):.2f})"
+    if prefix == "netfilter_over":
+        return f"{entry[f'{prefix}_{base}']:+.2f} ({min(rounds):+.2f}..{max(rounds):+.2f})"
+    return f"{entry[f'{prefix}_{base}']:.2f} ({min(rounds):.2f}-{max(rounds):.2f})"
+
+
+def like_for_like(summary: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """The issue's targets, each service against the hop and the nftlb farm with the same
+    real servers behind, on requests/s, on the machine's CPU per request and (``--perf``) on
+    the lb's netfilter time per request."""
+    lines = [
+        "\nlike for like: >= 0.95 x the hop and >= 1.0 x nftlb with the same real servers"
+        " (req/s; CPU/req is the machine's, lower is cheaper; with --perf, netfilter us over:"
+        " the lb's netfilter time per request (nf_hook_slow) minus the hop's or nftlb's, in"
+        " each round)",
+        f"  {'workload':<12}{'target':<7}{'hop':<6}{'req/s / hop':<19}{'nftlb':<11}"
+        f"{'req/s / nftlb':<19}{'CPU/req / hop':<19}{'CPU/req / nftlb':<19}{'verdict':<8}"
+        f"{'netfilter us over hop':<24}netfilter us over nftlb",
+    ]
+    for workload, targets in summary.items():
+        for target, (hop, peer) in LIKE_FOR_LIKE.items():
+            entry = targets.get(target)
+            if entry is None or f"to_{hop}" not in entry:
+                continue
+            verdict = ""
+            if peer is not None and f"to_{peer}" in entry:
+                met = entry[f"to_{hop}"] >= GOAL_HOP and entry[f"to_{peer}"] >= GOAL_NFTLB
+                verdict = "met" if met else "MISSED"
+            lines.append(
+                f"  {workload:<12}{target:<7}{hop:<6}{_ratio(entry, hop):<19}{peer or '-':<11}"
+                f"{_ratio(entry, peer):<19}{_ratio(entry, hop, 'cpu_to'):<19}"
+                f"{_ratio(entry, peer, 'cpu_to'):<19}{verdict:<8}"
+                f"{_ratio(entry, hop, 'netfilter_over'):<24}"
+                f"{_ratio(entry, peer, 'netfilter_over')}"
+            )
+    return lines
+
+
+def kernel_table(summary: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """With ``--perf``: CPU per request under netfilter's kernel functions, medians."""
+    lines = []
+    for workload, targets in summary.items():
+        if not any(entry["kernel_us"] for entry in targets.values()):
+            continue
+        lines.append(f"\n{workload}: kernel CPU per request, us (perf, inclusive; medians)")
+        lines.append(f"  {'target':<11}" + "".join(f"{s:>24}" for s in KERNEL_SYMBOLS))
+        for target, entry in targets.items():
+            found = entry["kernel_us"]
+            lines.append(
+                f"  {target:<11}" + "".join(f"{found.get(s, 0.0):>24.2f}" for s in KERNEL_SYMBOLS)
+            )
+    return lines
 
 
 def table(summary: dict[str, dict[str, dict[str, Any]]], updates: dict[str, dict[str, Any]]) -> str:
@@ -531,31 +760,27 @@ def table(summary: dict[str, dict[str, dict[str, Any]]], updates: dict[str, dict
     for workload, targets in summary.items():
         unit = "conn/s" if workload == "connections" else "req/s"
         lines.append(
-            f"\n{workload}: medians of rounds, spread (max-min)/median; ratios: median of"
-            " per-round ratios (min-max)"
+            f"\n{workload}: medians of rounds, spread (max-min)/median; CPU us per request of"
+            " the whole machine and its softirq; ratios: median of per-round ratios (min-max)"
         )
         lines.append(
-            f"  {'target':<10}{unit:>9}{'spread':>8}  {'/hop':<18}{'/nftlb-nat':<18}"
-            f"{'/nftlb-dsr':<18}{'p99 ms':>8}{'errors':>8}"
+            f"  {'target':<11}{unit:>9}{'spread':>8}{'CPU us':>8}{'softirq':>8}{'busy':>6}  "
+            f"{'/hop':<18}{'/hop3':<18}{'/nftlb-nat':<18}{'/nftlb-dsr':<18}{'p99 ms':>8}"
+            f"{'errors':>8}"
         )
         for target, entry in targets.items():
+            # the share of all CPUs busy during the run: at 100 % the machine's CPU per request
+            # is the CPUs over the throughput
+            busy = entry["machine_us"] * entry["rps"] / 1e6 / (os.cpu_count() or 1)
             lines.append(
-                f"  {target:<10}{entry['rps']:>9.0f}{entry['rps_spread']:>8.0%}  "
-                f"{_ratio(entry, 'hop'):<18}{_ratio(entry, 'nftlb-nat'):<18}"
-                f"{_ratio(entry, 'nftlb-dsr'):<18}{entry['p99_ms']:>8.2f}"
-                f"{entry['errors'] + entry['non_2xx']:>8}"
+                f"  {target:<11}{entry['rps']:>9.0f}{entry['rps_spread']:>8.0%}"
+                f"{entry['machine_us']:>8.1f}{entry['softirq_us']:>8.1f}{busy:>6.0%}  "
+                f"{_ratio(entry, 'hop'):<18}{_ratio(entry, 'hop3'):<18}"
+                f"{_ratio(entry, 'nftlb-nat'):<18}{_ratio(entry, 'nftlb-dsr'):<18}"
+                f"{entry['p99_ms']:>8.2f}{entry['errors'] + entry['non_2xx']:>8}"
             )
-    lines.append("\ntargets: >= 0.95 x hop and >= 1.0 x nftlb")
-    for workload, targets in summary.items():
-        for target, (peer, goal) in GOALS.items():
-            found = targets.get(target)
-            if found is None or "to_hop" not in found or f"to_{peer}" not in found:
-                continue
-            hop, versus = found["to_hop"], found[f"to_{peer}"]
-            verdict = "met" if hop >= goal and versus >= 1.0 else "MISSED"
-            lines.append(
-                f"  {workload:<12}{target:<4} {hop:.2f} x hop, {versus:.2f} x {peer}: {verdict}"
-            )
+    lines += like_for_like(summary)
+    lines += kernel_table(summary)
     if updates:
         lines.append("\nrule update latency, ms (p50 / p90 / max)")
         for kind, whos in updates.items():
@@ -599,6 +824,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=("updates",),
         help="updates: the rule update latency alone (no wrk run; the setup is the same)",
     )
+    parser.add_argument(
+        "--perf",
+        action="store_true",
+        help="perf record -a -g every run: CPU per request under netfilter's kernel functions",
+    )
+    parser.add_argument("--perf-freq", type=int, default=999, help="perf's samples/s per CPU")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     for name in args.targets:
@@ -628,7 +859,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     reason = netns_available()
     if reason is not None:
         sys.exit(reason)
-    for tool in ("wrk", "nginx", "haproxy", "nft", "nftlb", "curl"):
+    for tool in (
+        "wrk",
+        "nginx",
+        "haproxy",
+        "nft",
+        "nftlb",
+        "curl",
+        *(("perf",) if args.perf else ()),
+    ):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed")
     cleanup_stale()

@@ -52,7 +52,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -278,6 +278,13 @@ class Run:
     # CPU time the proxy's processes spent per request (user + system, microseconds): on a
     # shared machine a steadier figure than requests/s; 0 where the bench does not measure it
     cpu_us: float = 0.0
+    # CPU time of the whole machine per request (every process, interrupt and softirq, from
+    # /proc/stat), and its softirq part alone, in microseconds; 0 where not measured (l4.py)
+    machine_us: float = 0.0
+    softirq_us: float = 0.0
+    # CPU time per request (microseconds) under each kernel function named, inclusive of what
+    # it calls, from ``perf record -a -g``; empty where not recorded (l4.py --perf)
+    kernel_us: dict[str, float] = field(default_factory=dict)
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}

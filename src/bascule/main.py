@@ -1,15 +1,17 @@
 """The composition root and console script ``bascule``.
 
 It takes the CLI (an API client, bascule.cli) and adds the daemon's own commands:
-``bascule run``, the only command that is not an API client (it *is* the daemon, wired here to
-the API it serves), and ``bascule demo``, which starts demo back ends and a daemon in the
-background, then applies the demo configuration through the API like any other client.
-This module sits above every layer in docs/architecture.md: it is the one place allowed to
-connect the daemon and the API.
+``bascule run``, the only command that is not an API client (it becomes the daemon: once its
+options are parsed it replaces its process with ``bascule.serve``, the daemon's composition
+root, which wires the daemon to the API it serves without the CLI in memory), and ``bascule
+demo``, which starts demo back ends and a daemon in the background, then applies the demo
+configuration through the API like any other client. This module and ``bascule.serve`` sit
+above every layer in docs/architecture.md: they are the places allowed to connect the daemon
+and the API.
 
 Every ``bascule`` command imports this module first, so it imports only the CLI: the daemon,
-the API and the WUI (FastAPI, uvicorn, the engines, pydantic's models) are imported by
-``run`` when it runs, and what ``demo`` needs by ``demo``. A client command such as
+the API and the WUI (FastAPI, uvicorn, the engines, pydantic's models) are imported by the
+daemon's own process, and what ``demo`` needs by ``demo``. A client command such as
 ``bascule status`` loads typer, rich and the HTTP client, nothing of the server side
 (tests/unit/cli/test_cli_imports.py holds it to that; bench/cli.py measures it).
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -33,86 +35,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from bascule.cli.client import BasculeClient
-    from bascule.daemon.runner import DaemonServices
 
 #: How long ``bascule demo`` waits for a daemon it started to answer (a cold machine is slow).
 DAEMON_START_TIMEOUT = 60.0
 #: How many of the daemon log's last lines an error shows.
 LOG_TAIL = 12
-
-
-class _Apps:
-    """The daemon's ``AppFactory``: one app, the API with the WUI mounted at ``/`` (after the
-    API's routes, which keep precedence), built at the first call and served on both doors
-    (``bascule.api.app.door``): the unix socket's (``local``: the API, the caller trusted as
-    a local administrator) and the HTTPS listener's (every request authenticated, the WUI
-    too). The WUI is built when the HTTPS listener asks for its door (none without one)."""
-
-    def __init__(self) -> None:
-        self._app: Any = None
-        self._wui_mounted = False
-
-    def __call__(self, services: DaemonServices, *, local: bool) -> Any:
-        from bascule.api.app import door
-
-        app = self._shared(services)
-        if not local and not self._wui_mounted:
-            self._mount_wui(app, services)
-            self._wui_mounted = True
-        return door(app, local=local)
-
-    def _shared(self, services: DaemonServices) -> Any:
-        from importlib.resources import files
-
-        from bascule.api.app import create_app
-        from bascule.api.deps import ApiServices
-
-        if self._app is not None:
-            return self._app
-        # Swagger UI's files, installed from npm by setup.sh with the WUI's (web/static/vendor)
-        vendor = Path(str(files("bascule.web") / "static" / "vendor"))
-        self._app = create_app(
-            ApiServices(
-                config=services.config,
-                system=services.system,
-                accounts=services.accounts,
-                audit=services.audit,
-                statistics=services.statistics,
-                stop=services.stop,
-                certificates=services.certificates,
-                acme=services.acme,
-                ha=services.ha,
-                request_logs=services.request_logs,
-                pages=services.pages,
-                http_users=services.http_users,
-            ),
-            local=True,
-            docs_assets=vendor,
-        )
-        return self._app
-
-    def _mount_wui(self, app: Any, services: DaemonServices) -> None:
-        from bascule.api.app import mount_network_only
-        from bascule.daemon.logs import recent_lines
-        from bascule.web import WebServices, create_wui
-
-        wui = create_wui(
-            WebServices(
-                config=services.config,
-                accounts=services.accounts,
-                audit=services.audit,
-                statistics=services.statistics,
-                system=services.system,
-                logs=recent_lines,
-                certificates=services.certificates,
-                acme=services.acme,
-                ha=services.ha,
-                request_logs=services.request_logs,
-                pages=services.pages,
-                http_users=services.http_users,
-            )
-        )
-        mount_network_only(app, "/", wui)
 
 
 def run(
@@ -131,35 +58,14 @@ def run(
 ) -> None:
     """Run the appliance in the foreground: engines, VIPs, the API on the unix socket and the
     API and web interface over HTTPS."""
-    import sys
-
-    # Neither is the daemon httpx's command line (its probes, agent and pair client import
-    # httpx): ~1.4 MiB resident less, as every client command does (cli/client.py says how).
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-    from pydantic import ValidationError
-
-    from bascule.daemon import logs, runner, systemd
-    from bascule.errors import BasculeError
-    from bascule.settings import Settings
-
     session = Session.of(ctx)
     if os.geteuid() != 0:
         raise CliError("bascule run needs root: it manages HAProxy, addresses and nftables")
-    overrides: dict[str, Any] = {"data_dir": session.data_dir}
-    if log_level is not None:
-        overrides["log_level"] = log_level
-    if listen is not None:
-        overrides["listen"] = listen
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(str(error["msg"]) for error in exc.errors())
-        raise CliError(f"bad setting: {problems}") from exc
-    logs.configure(settings.log_level, journal=systemd.journal_stream())
-    try:
-        runner.run(settings, make_app=_Apps())
-    except BasculeError as exc:
-        raise CliError(str(exc)) from exc
+    from bascule.serve import command
+
+    # The daemon runs without the CLI (bascule/serve.py): this process becomes it, same pid.
+    argv = command(session.data_dir, log_level=log_level, listen=listen)
+    os.execv(argv[0], argv)  # noqa: S606 (our interpreter and module, no shell)
 
 
 def _pid(path: Path) -> int | None:

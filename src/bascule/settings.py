@@ -13,6 +13,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("/var/lib/bascule")
+#: The daemon's log levels (``--log-level``, ``BASCULE_LOG_LEVEL``), in either case.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class Settings(BaseSettings):
@@ -97,6 +99,16 @@ class Settings(BaseSettings):
     audit_max_mb: float = Field(default=64.0, gt=0)
     revisions_keep: int = Field(default=1000, ge=1)
     revisions_max_mb: float = Field(default=256.0, gt=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(
+                f"log_level must be one of {', '.join(LOG_LEVELS).lower()}, not {value!r}"
+            )
+        return level
 
     @field_validator("listen")
     @classmethod

@@ -14,7 +14,7 @@ from typing import Any
 
 from daemon import BasculeDaemon
 from netns import Host, Topology
-from waiting import wait_until
+from waiting import NotYet, wait_until
 
 LB1, LB2 = "198.18.0.3", "198.18.0.4"
 #: A daemon's start is slow on a loaded machine (two daemons, and other suites beside them).
@@ -107,18 +107,14 @@ class Pair:
     def settled(self) -> str:
         """Wait until one node is MASTER with the VIP and the other BACKUP; the active."""
 
-        def probe() -> str | None:
+        def probe() -> str | NotYet:
             states = {node: self.vrrp_state(node) for node in self.daemons}
+            vip = {node: self.holds_vip(node) for node in self.daemons}
             masters = [node for node, state in states.items() if state == "MASTER"]
             backups = [node for node, state in states.items() if state == "BACKUP"]
-            if (
-                len(masters) == 1
-                and len(backups) == 1
-                and self.holds_vip(masters[0])
-                and not self.holds_vip(backups[0])
-            ):
+            if len(masters) == 1 and len(backups) == 1 and vip[masters[0]] and not vip[backups[0]]:
                 return masters[0]
-            return None
+            return NotYet(f"VRRP states {states}, the VIP held {vip}")
 
         return wait_until("one MASTER with the VIP and one BACKUP", probe, timeout=30)
 
@@ -139,5 +135,3 @@ class Pair:
         for daemon in self.daemons.values():
             if daemon.process is not None and daemon.process.poll() is None:
                 daemon.terminate()
-
-

@@ -28,6 +28,20 @@ def wait_until(what: str, probe: Callable[[], T], timeout: float = 10.0, poll: f
     return seen
 
 
+class NotYet:
+    """A probe's answer that is not yet what it waits for, saying what it saw instead: false,
+    and its text is what ``wait_until`` reports when the deadline passes."""
+
+    def __init__(self, seen: str) -> None:
+        self.seen = seen
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return self.seen
+
+
 def holds(what: str, probe: Callable[[], object], duration: float, poll: float = 0.1) -> None:
     """Check ``probe`` at every poll for ``duration`` seconds; fail when it does not hold."""
     end = time.monotonic() + duration

@@ -76,7 +76,7 @@ def remote_app(services: ApiServices) -> FastAPI:
 
 @pytest.fixture
 def daemon_services(services: ApiServices, tmp_path: Path) -> DaemonServices:
-    """What ``bascule run`` gives the composition root's app factory (``bascule.main._Apps``),
+    """What ``bascule run`` gives the composition root's app factory (``bascule.serve._Apps``),
     over the same services."""
     assert services.certificates is not None
     # never ordered from here: ACME's directory default is a real CA, unreachable from tests

@@ -1,4 +1,4 @@
-"""One app, two doors (bascule/main.py ``_Apps``, api/app.py ``door``): the unix socket and the
+"""One app, two doors (bascule/serve.py ``_Apps``, api/app.py ``door``): the unix socket and the
 HTTPS listener serve the same routes, each with what differs between them kept: the socket
 trusts its caller as a local administrator and serves no WUI; the HTTPS door authenticates
 every request, gates bodies and adds HSTS, and serves the WUI at ``/``."""
@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from bascule.daemon.runner import DaemonServices
-from bascule.main import _Apps
+from bascule.serve import _Apps
 
 
 @pytest.fixture

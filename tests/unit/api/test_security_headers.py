@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from bascule.api import ApiServices
 from bascule.daemon.runner import DaemonServices
-from bascule.main import _Apps
+from bascule.serve import _Apps
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
-"""What a starting daemon imports: not the ACME client (issue 15, docs/architecture.md).
+"""What a starting daemon imports: not the ACME client, not the CLI (issue 15,
+docs/architecture.md).
 
-``bascule run`` imports the daemon, the API and the WUI; the ``acme`` library and what it
-brings (``josepy``, ``requests``, ``urllib3``, pyOpenSSL: ~6.5 MiB resident) are imported by the
-first ACME order's worker thread (daemon/acme.py). The memory is measured by
+``bascule run`` executes ``bascule.serve`` (bascule/serve.py), which imports the daemon, the API
+and the WUI; the ``acme`` library and what it brings (``josepy``, ``requests``, ``urllib3``,
+pyOpenSSL: ~6.5 MiB resident) are imported by the first ACME order's worker thread
+(daemon/acme.py), and the CLI (typer, rich, bascule.cli: ~3 MiB) only by the ``bascule run``
+that parses the options and then replaces itself with the daemon. The memory is measured by
 bench/management.py, never asserted here.
 """
 
@@ -12,16 +15,43 @@ import json
 import subprocess
 import sys
 
-# What `bascule run` imports before it serves (bascule/main.py: run, _Apps)
-RUN = "import bascule.main, bascule.daemon.runner, bascule.api.app, bascule.web"
+# What the daemon's process imports before it serves (bascule/serve.py: serve, _Apps)
+RUN = (
+    "import sys\n"
+    "sys.modules.setdefault('httpx._main', None)\n"
+    "import bascule.serve, bascule.daemon.runner, bascule.api.app, bascule.web"
+)
 LAZY = ("acme", "josepy", "requests", "urllib3", "OpenSSL", "charset_normalizer")
+# imported by /metrics's first scrape (api/routes/metrics.py)
+SCRAPED = ("prometheus_client", "bascule.api.exposition")
+CLI = ("bascule.main", "bascule.cli", "typer", "rich")
 
 
-def test_the_daemon_starts_without_the_acme_client() -> None:
-    probe = f"import json, sys\n{RUN}\nprint(json.dumps(sorted(sys.modules)))"
+def daemon_modules() -> set[str]:
+    probe = f"import json\n{RUN}\nprint(json.dumps(sorted(sys.modules)))"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
     )
-    modules = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def among(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes))
+
+
+def test_the_daemon_starts_without_the_acme_client() -> None:
+    modules = daemon_modules()
     assert "bascule.daemon.acme" in modules
-    assert sorted(m for m in modules if m.split(".")[0] in LAZY) == []
+    assert among(modules, LAZY) == []
+
+
+def test_the_daemon_starts_without_prometheus_client() -> None:
+    modules = daemon_modules()
+    assert "bascule.api.routes.metrics" in modules
+    assert among(modules, SCRAPED) == []
+
+
+def test_the_daemon_starts_without_the_cli() -> None:
+    modules = daemon_modules()
+    assert "bascule.serve" in modules
+    assert among(modules, CLI) == []
