@@ -40,7 +40,7 @@ from bascule.engines.base import share_of
 from bascule.errors import BasculeError, Conflict, FieldError, InvalidConfiguration
 from bascule.model import Configuration, ServiceType
 from bascule.model.access import Actor
-from bascule.model.document import parse_document
+from bascule.model.document import document_of, parse_document
 from bascule.model.types import single_line
 from bascule.reconcile.actions import ChangeServers
 from bascule.reconcile.diff import DiffItem, diff_documents, diff_to_json
@@ -445,7 +445,7 @@ def _document_and_diff(
     }
     document = config.model_copy(update={"virtual_services": []}).to_document()
     document["virtual_services"] = [
-        stored.get(id(vs)) or vs.model_dump(mode="json") for vs in config.virtual_services
+        stored.get(id(vs)) or document_of(vs) for vs in config.virtual_services
     ]
     kept = {id(vs_doc) for vs_doc in document["virtual_services"]} & {id(d) for d in old_services}
     diff = diff_documents(

@@ -126,7 +126,10 @@ def _address(value: str) -> str:
         parsed = ipaddress.ip_address(value)
     except ValueError:
         raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
-    return str(parsed)
+    text = str(parsed)
+    # the document's own string when it is written so already: the parsed model and the
+    # stored document then hold one string per address, not two (issue 15)
+    return value if text == value and type(value) is str else text
 
 
 def _hostname(value: str) -> str:
