@@ -55,9 +55,10 @@ class BasculeDaemon:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self, timeout: float = 15.0, *, wait: bool = True) -> BasculeDaemon:
+    def start(self, timeout: float = 30.0, *, wait: bool = True) -> BasculeDaemon:
         """Start ``bascule run``; unless ``wait`` is False, wait until its API socket
-        accepts connections."""
+        accepts connections (a deadline, not a pause: a daemon starts in 1-3 s, and at load
+        10-14 on two CPUs took more than the 15 s this waited before)."""
         env = {
             **os.environ,
             "BASCULE_RECONCILE_INTERVAL": "1",
