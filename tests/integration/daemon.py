@@ -98,9 +98,19 @@ class BasculeDaemon:
         return True
 
     def terminate(self, timeout: float = 20.0) -> int:
+        """SIGTERM; the daemon's exit code. A daemon still running after ``timeout`` is killed
+        and the test fails with the end of its log (which says how far its stop got)."""
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+            self.stop_haproxy()
+            raise AssertionError(
+                f"bascule run did not stop within {timeout}s of SIGTERM:\n{self.log()}"
+            ) from None
 
     def stop(self, *, data_plane: bool = True, timeout: float = 30.0) -> int:
         """``bascule stop [--data-plane]``; the daemon's exit code."""
