@@ -6,6 +6,11 @@ transaction (the ``nft -j`` schema, libnftables-json(5)) with the vocabulary of 
 ``transaction.py`` fits it to what runs and ``shell.py`` checks it with ``nft -c`` and
 applies it with ``nft -f``. Nothing here does I/O, reads settings or the clock.
 
+This module builds the tables (NAT's ``ip``/``ip6``, with one-armed source NAT; DSR's
+``netdev``, its ingress chains per interface) and the ``Ruleset``; each VIP's chains are
+``chains.py``'s, their scheduling maps ``slot_tables.py``'s, the lookup that finds the VIP
+``dispatch.py``'s, and what a build reuses of the ruleset that runs ``fragments.py``'s.
+
 What the ruleset looks like (one table per family that is needed, all named ``bascule``)::
 
     table ip bascule                         NAT for IPv4 VIPs (ip6 bascule for IPv6)
@@ -74,27 +79,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bascule.engines.nftables.chains import CounterRefs, service_maps, service_rules, structural
+from bascule.engines.nftables.dispatch import dispatch, dispatch_elements, port_items
+from bascule.engines.nftables.fragments import Reuse, ServiceFragment, SlotTable
 from bascule.engines.nftables.nft import (
     FAMILIES,
-    TABLE,
     Json,
     TableCommands,
-    counter_name,
     dispatch_map,
     drop_table,
     fill,
-    fixed_map,
-    goto,
-    mac_map,
     match,
     payload,
-    persistence_set,
-    pin_map,
-    rs_chain,
     sched_map,
-    vs_chain,
 )
-from bascule.engines.nftables.scheduling import Selection, seed, slot_changes
+from bascule.engines.nftables.scheduling import Selection
 from bascule.engines.nftables.view import (
     Environment,
     Exclusion,
@@ -104,14 +103,7 @@ from bascule.engines.nftables.view import (
     decide,
     nat_topology,
 )
-from bascule.model import (
-    Configuration,
-    Forwarding,
-    PortRange,
-    RealServer,
-    RealServerState,
-    VirtualService,
-)
+from bascule.model import Configuration, Forwarding, RealServer, VirtualService
 
 # Hook priorities, nft(8) "CHAINS": dstnat -100, srcnat 100. DSR runs at the
 # ingress hook before anything else on the interface.
@@ -136,84 +128,6 @@ class ServiceView:
 
 
 MapRef = tuple[str, str]  # (table family, map name)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SlotTable:
-    """One service's scheduling map as built: the weights it was built for, slot -> rs key,
-    and the map's elements. The next build starts from it (``build_ruleset``'s
-    ``previous``): the same weights reuse it whole (a 65537-slot Maglev table is not
-    computed again for another service's change), new ones rebalance the round robin
-    slots from it (``scheduling.rebalance``), so the map update moves few slots: those in
-    ``moved``, from the elements of the table it was rebalanced from (``origin``), which
-    ``transaction.in_place`` sends without comparing the two tables (None: built afresh).
-    A Maglev table keeps the one it replaced (``previous``): when a server's health flaps,
-    its weights go back to that table's, which is used again instead of computed."""
-
-    selection: Selection
-    weights: Mapping[str, int]
-    slots: tuple[str, ...]
-    elements: tuple[Any, ...]
-    moved: tuple[int, ...] | None = None
-    origin: tuple[Any, ...] | None = None
-    # Maglev: the table before this one (one back), kept for a health flap's return
-    previous: SlotTable | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class MemberFragment:
-    """One member's share of its service's structure as built: its counters and MAC map
-    declared, its chain and that chain's rules; ``key``: what they were built from besides
-    the service (the server but its weight and state; for persistence, the servers whose
-    clients its rules forget). A changed service's build reuses the members whose key did
-    not change (``_member``): a new server of 100 builds its own chain alone."""
-
-    key: tuple[Any, ...]
-    declarations: tuple[Json, ...]
-    chains: tuple[Json, ...]
-    rules: tuple[Json, ...]
-    counters: Mapping[str, tuple[str, str]]
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServiceFragment:
-    """One VIP's share of its table's structure as built (its declarations, chains and
-    rules, a NAT VIP's postrouting rules, its dispatch map's elements), and what it was
-    built from (``key``: ``base``, the service without its servers and the machine's facts
-    but the DSR servers' MACs, and its servers without their runtime weights and states).
-    The next build of the same key reuses it whole, the very same objects, and computes the
-    service's map elements only (``_service_maps``): a weight change of one server of 100
-    builds no rule, and ``transaction.in_place`` finds the chains unchanged at the cost of
-    an identity test. A build of the same ``base`` with other servers reuses the
-    ``members`` that did not change."""
-
-    key: tuple[Any, ...]
-    declarations: tuple[Json, ...]
-    chains: tuple[Json, ...]
-    rules: tuple[Json, ...]
-    typeof_maps: Mapping[str, str]
-    counters: Mapping[str, tuple[str, str]]
-    members: Mapping[str, MemberFragment] = field(default_factory=dict)  # by rs key
-    dispatch: tuple[Any, ...] = ()  # its dispatch map's elements (``_dispatch_elements``)
-
-    @property
-    def base(self) -> Any:
-        return self.key[0]
-
-
-@dataclass
-class _Reuse:
-    """What a build starts from, of the ruleset that runs (``previous``: its slot tables,
-    ``fragments_before``: its services' structure), and what it builds; while one service
-    is built, the members it may reuse and those it built (``members_before``,
-    ``members``)."""
-
-    previous: Mapping[str, SlotTable]
-    built: dict[str, SlotTable]
-    fragments_before: Mapping[str, ServiceFragment] = field(default_factory=dict)
-    fragments: dict[str, ServiceFragment] = field(default_factory=dict)
-    members_before: Mapping[str, MemberFragment] = field(default_factory=dict)
-    members: dict[str, MemberFragment] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -291,379 +205,12 @@ class Ruleset:
         return found
 
 
-def _port_items(ranges: Sequence[PortRange]) -> list[Any]:
-    """Each range as nft spells it: a port, or ``{"range": [first, last]}``."""
-    return [r.first if r.first == r.last else {"range": [r.first, r.last]} for r in ranges]
-
-
-def _source_key(vs: VirtualService, family: str) -> Any:
-    """The client address as persistence sees it: masked to ``source_mask`` bits (IPv4) or
-    ``source_mask6`` bits (IPv6)."""
-    bits = 32 if family == "ip" else 128
-    prefix = vs.persistence.source_mask if family == "ip" else vs.persistence.source_mask6
-    saddr = payload(family, "saddr")
-    if prefix == bits:
-        return saddr
-    network = ipaddress.ip_network(f"{'0.0.0.0' if family == 'ip' else '::'}/{prefix}")
-    return {"&": [saddr, str(network.netmask)]}
-
-
-_CounterRefs = dict[str, tuple[str, str]]  # counter name -> (rs key or "", kind)
-_CountersByService = dict[str, _CounterRefs]
-
-
-def _vmap_elements(
-    sequence: Sequence[str], chains: Mapping[str, str], before: SlotTable | None = None
-) -> tuple[Any, ...]:
-    """slot -> goto the server's chain, one element per slot, never ranges: nft 1.0.6 needs
-    minutes to load a 65537-slot Maglev table as an interval map, and under a second as a
-    plain (hash) one. A slot whose server did not change keeps ``before``'s element (the
-    same object: comparing the maps then costs little)."""
-    targets = {key: goto(chain) for key, chain in chains.items()}
-    if before is None or len(before.slots) != len(sequence):
-        return tuple([slot, targets[key]] for slot, key in enumerate(sequence))
-    kept = zip(sequence, before.slots, before.elements, strict=True)
-    return tuple(
-        element if key == old else [slot, targets[key]]
-        for slot, (key, old, element) in enumerate(kept)
-    )
-
-
-def _dispatch_elements(service: ServiceDecision) -> tuple[Any, ...]:
-    """The VIP's elements of its dispatch map: ``VIP . protocol . port (or range)`` -> goto
-    its chain, one per port range."""
-    vs = service.vs
-    address = str(ipaddress.ip_address(vs.address))
-    target = goto(vs_chain(vs))
-    return tuple(
-        [{"concat": [address, vs.protocol.value, port]}, target]
-        for port in _port_items(vs.port_ranges)
-    )
-
-
-def _dispatch(
-    table: TableCommands,
-    chain: str,
-    maps: Mapping[str, Sequence[ServiceDecision]],
-    tables: _Reuse,
-) -> None:
-    """Declare each dispatch map (name -> the services it sends to their chains, of one
-    family) with its elements, and the rule of ``chain`` that looks it up: one lookup per
-    packet whatever the number of services, where a rule per service cost every packet
-    ~9 ns per rule walked (docs/performance.md). An interval map, for the port ranges (the
-    kernel's pipapo set); the model refuses a port of a VIP in two services
-    (``port_clashes``), so no two elements overlap. A service's elements are map data: a
-    service that comes, goes or moves its VIP changes elements, not the chain's rule."""
-    for name, services in maps.items():
-        family = services[0].family
-        address_type = "ipv4_addr" if family == "ip" else "ipv6_addr"
-        elements = [e for s in services for e in tables.fragments[s.vs.name].dispatch]
-        table.map(
-            name,
-            [address_type, "inet_proto", "inet_service"],
-            "verdict",
-            elements,
-            flags=["interval"],
-        )
-        key = [payload(family, "daddr"), {"meta": {"key": "l4proto"}}, payload("th", "dport")]
-        table.rule(chain, {"vmap": {"key": {"concat": key}, "data": f"@{name}"}})
-
-
-def _slots(
-    service: ServiceDecision,
-    weights: Mapping[str, int],
-    chains: Mapping[str, str],
-    size: int,
-    tables: _Reuse,
-) -> tuple[Any, ...]:
-    """The scheduling map's elements, from the table that runs where it can (``SlotTable``)."""
-    name, selection = service.vs.name, service.selection
-    before = tables.previous.get(name)
-    if before is not None and (before.selection is not selection or len(before.slots) != size):
-        before = None
-    back = before.previous if before is not None else None
-    maglev = selection.maglev
-    if before is not None and before.weights == weights:
-        table = before  # the same weights: the same slots and elements
-    elif before is not None and back is not None and back.weights == weights:
-        # a Maglev table's weights back to what they were (a server's health flapped): that
-        # table again, not 65537 slots computed and compared a second time
-        table = replace(back, previous=replace(before, previous=None))
-    else:
-        previous = before.slots if before is not None else ()
-        slots, moved = slot_changes(selection, weights, size, previous)
-        if before is None or moved is None:
-            elements, moved = _vmap_elements(slots, chains, before), None
-        else:  # rebalanced: the moved slots' elements alone are new
-            changed = list(before.elements)
-            for slot in moved:
-                changed[slot] = [slot, goto(chains[slots[slot]])]
-            elements = tuple(changed)
-        table = SlotTable(
-            selection=selection,
-            weights=dict(weights),
-            slots=slots,
-            elements=elements,
-            moved=moved,
-            origin=before.elements if before is not None and moved is not None else None,
-            previous=replace(before, previous=None) if maglev and before is not None else None,
-        )
-    tables.built[name] = table
-    return table.elements
-
-
-def _selector_map(
-    service: ServiceDecision, env: Environment, tables: _Reuse
-) -> tuple[str, tuple[Any, ...]]:
-    """The service's scheduling map: its name and elements (the live servers' slots)."""
-    vs, live = service.vs, service.live
-    chains = {rs.key: rs_chain(vs, rs) for rs in live}
-    if service.selection is Selection.fixed:
-        target = ([vs.protocol.value, goto(chains[live[0].key])],) if live else ()
-        return fixed_map(vs), target
-    weights = {rs.key: service.weights[rs.key] for rs in live}
-    round_robin = service.selection is Selection.round_robin
-    size = env.round_robin_slots if round_robin else env.maglev_size
-    return sched_map(vs), _slots(service, weights, chains, size, tables)
-
-
-def _pin_elements(service: ServiceDecision, rs: RealServer, live: set[str]) -> tuple[Any, ...]:
-    """A persistent server's pin map: "protocol -> goto its chain" while it is ``live``, else
-    nothing (a known client's lookup misses and it is scheduled again)."""
-    if rs.key not in live:
-        return ()
-    return ([service.vs.protocol.value, goto(rs_chain(service.vs, rs))],)
-
-
-def _mac_elements(service: ServiceDecision, rs: RealServer, env: Environment) -> tuple[Any, ...]:
-    """A DSR server's MAC map: "protocol -> its MAC", empty while unknown."""
-    known = env.server_macs.get(rs.address)
-    return ([service.vs.protocol.value, known],) if known else ()
-
-
-def _pinned(service: ServiceDecision) -> list[RealServer]:
-    """The members that pin their clients (every one but the sorry server)."""
-    return [rs for rs in service.members if rs is not service.sorry]
-
-
-def _service_maps(
-    service: ServiceDecision, env: Environment, tables: _Reuse
-) -> dict[str, tuple[Any, ...]]:
-    """The elements of every map of the service, in the order ``_service_rules`` declares
-    them: what a build whose structure runs already (``ServiceFragment``) still computes."""
-    vs = service.vs
-    maps: dict[str, tuple[Any, ...]] = {}
-    if service.sticky:
-        live = {rs.key for rs in service.live}
-        for rs in _pinned(service):
-            maps[pin_map(vs, rs)] = _pin_elements(service, rs, live)
-    name, elements = _selector_map(service, env, tables)
-    maps[name] = elements
-    if vs.forwarding is Forwarding.dsr:
-        for rs in service.members:
-            maps[mac_map(vs, rs)] = _mac_elements(service, rs, env)
-    return maps
-
-
-def _selector(
-    table: TableCommands, service: ServiceDecision, env: Environment, tables: _Reuse
-) -> list[Json]:
-    """Declare the service's scheduling map and return the rule's expressions that look it up.
-
-    The rule depends on the structure only (the key: numgen's or Maglev's modulus, the
-    protocol); who is up and how much they weigh are the map's elements. No live server:
-    an empty map, the lookup misses and the packet goes on unbalanced (to the VIP itself).
-    """
-    vs = service.vs
-    proto = vs.protocol.value
-    name, elements = _selector_map(service, env, tables)
-    if service.selection is Selection.fixed:
-        table.map(name, "inet_proto", "verdict", elements)
-        return [{"vmap": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{name}"}}]
-    if service.selection is Selection.round_robin:
-        size = env.round_robin_slots
-        key: Json = {"numgen": {"mode": "inc", "mod": size, "offset": 0}}
-        table.integer_map(name, f"numgen inc mod {size}", elements)
-        return [{"vmap": {"key": key, "data": f"@{name}"}}]
-    size = env.maglev_size
-    fields: list[Json] = [payload(service.family, "saddr")]
-    if service.selection is Selection.flow_maglev:
-        fields += [payload(proto, "sport"), payload(proto, "dport")]
-    hashed = fields[0] if len(fields) == 1 else {"concat": fields}
-    key = {"jhash": {"mod": size, "seed": seed(vs), "offset": 0, "expr": hashed}}
-    # nft 1.0.6 crashes (SIGSEGV) printing a map declared ``typeof jhash ...``, so
-    # ``nft list ruleset`` would crash for the administrator. The Maglev slot therefore goes
-    # through the packet mark, a type JSON can declare; the server's chain clears the mark
-    # again before routing (NAT), and DSR frames leave by ``fwd`` where no one reads it.
-    mark = {"meta": {"key": "mark"}}
-    table.map(name, "mark", "verdict", elements)
-    return [{"mangle": {"key": mark, "value": key}}, {"vmap": {"key": mark, "data": f"@{name}"}}]
-
-
-def _service_rules(
-    table: TableCommands, service: ServiceDecision, env: Environment, tables: _Reuse
-) -> _CounterRefs:
-    """Declare and fill the service's chains; return its counters (name -> (rs key, kind)).
-
-    Every member gets its chain, counters and persistence rule whether it is up or not, so
-    that a change of state, health or MAC changes map elements only (a map update).
-    """
-    vs = service.vs
-    persistent = service.sticky
-    key_type = "ipv4_addr" if service.family == "ip" else "ipv6_addr"
-    source = _source_key(vs, service.family)
-    counters: dict[str, tuple[str, str]] = {}
-    chain = vs_chain(vs)
-    table.chain(chain)
-    # every server this VIP can ever reach (not those of the other family of a dual-stack
-    # NAT service): each keeps its persistence set, whose entries outlive a down spell
-    reachable = [
-        rs for rs in vs.real_servers if service.excluded.get(rs.key) is not Exclusion.other_family
-    ]
-    if persistent:
-        live = {rs.key for rs in service.live}
-        for rs in reachable:
-            table.persistence_set(persistence_set(vs, rs), key_type)
-        for rs in _pinned(service):
-            # A known client goes back to its server only while the server is live: its pin
-            # map holds "protocol -> goto" then, and nothing (a miss: go on) otherwise.
-            pin = pin_map(vs, rs)
-            table.map(pin, "inet_proto", "verdict", _pin_elements(service, rs, live))
-            hit = match(source, f"@{persistence_set(vs, rs)}")
-            by_protocol = {"key": {"meta": {"key": "l4proto"}}, "data": f"@{pin}"}
-            table.rule(chain, hit, {"vmap": by_protocol})
-    table.rule(chain, *_selector(table, service, env, tables))
-    # whose clients a persistent member's rules forget (part of its key, by their keys)
-    forgets = tuple(reachable) if persistent else ()
-    keys = tuple(rs.key for rs in forgets)
-    for rs in service.members:
-        counters.update(_member(table, service, rs, env, (forgets, keys), tables))
-    return counters
-
-
-def _member(
-    table: TableCommands,
-    service: ServiceDecision,
-    rs: RealServer,
-    env: Environment,
-    reachable: tuple[tuple[RealServer, ...], tuple[str, ...]],
-    tables: _Reuse,
-) -> _CounterRefs:
-    """Add one member's declarations, chain and rules to ``table``: those built for the
-    ruleset that runs when built from the same key (``MemberFragment``), else built now;
-    return its counters. A DSR member's MAC map elements are computed either way.
-    ``reachable``: the servers whose persistence sets its rules forget the client from,
-    and their keys (none without persistence)."""
-    sorry = rs is service.sorry
-    key = (_structural(rs), sorry, () if sorry else reachable[1])
-    fragment = tables.members_before.get(rs.key)
-    if fragment is None or fragment.key != key:
-        own = TableCommands(table.family)
-        counters = _member_rules(own, service, rs, env, reachable[0])
-        fragment = MemberFragment(
-            key=key,
-            declarations=tuple(own.declarations),
-            chains=tuple(own.chains),
-            rules=tuple(own.rules),
-            counters=counters,
-        )
-    table.declarations.extend(fragment.declarations)
-    table.chains.extend(fragment.chains)
-    table.rules.extend(fragment.rules)
-    if service.vs.forwarding is Forwarding.dsr:
-        table.maps[mac_map(service.vs, rs)] = _mac_elements(service, rs, env)
-    tables.members[rs.key] = fragment
-    return dict(fragment.counters)
-
-
-def _member_rules(
-    table: TableCommands,
-    service: ServiceDecision,
-    rs: RealServer,
-    env: Environment,
-    reachable: tuple[RealServer, ...],
-) -> _CounterRefs:
-    """Declare one member's counters (and DSR MAC map), its chain and rules; ``reachable``:
-    the servers whose persistence sets its rules forget the client from (none without
-    persistence). Return its counters."""
-    vs = service.vs
-    proto = vs.protocol.value
-    counters: _CounterRefs = {}
-    name = rs_chain(vs, rs)
-    table.chain(name)
-    if service.selection.maglev and vs.forwarding is Forwarding.nat:
-        table.rule(name, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 0}})
-    if service.sticky and rs is not service.sorry:  # the sorry server pins no client
-        source = _source_key(vs, service.family)
-        for other in reachable:
-            if other.key != rs.key:
-                table.rule(
-                    name,
-                    {
-                        "set": {
-                            "op": "delete",
-                            "elem": source,
-                            "set": f"@{persistence_set(vs, other)}",
-                        }
-                    },
-                )
-        elem = {"elem": {"val": source, "timeout": vs.persistence.timeout}}
-        table.rule(
-            name, {"set": {"op": "update", "elem": elem, "set": f"@{persistence_set(vs, rs)}"}}
-        )
-    new = counter_name(vs, rs, "new")
-    if vs.forwarding is Forwarding.nat:
-        # the nat chains see the first packet of a connection only (conntrack)
-        table.counter(new)
-        counters[new] = (rs.key, "new")
-        table.rule(name, {"counter": new})
-        table.rules.extend(_dnat(table, name, vs, rs))
-        return counters
-    traffic = counter_name(vs, rs, "traffic")
-    table.counter(traffic)
-    counters[traffic] = (rs.key, "traffic")
-    if proto == "tcp":  # UDP has no connection start to count at ingress
-        table.counter(new)
-        counters[new] = (rs.key, "new")
-        syn_only = match({"&": [payload("tcp", "flags"), ["syn", "ack"]]}, "syn")
-        table.rule(name, syn_only, {"counter": new})
-    # The MAC is a map element (empty while unknown) so that a refresh refills it.
-    mac = mac_map(vs, rs)
-    table.map(mac, "inet_proto", "ether_addr", _mac_elements(service, rs, env))
-    interface = vs.interface or env.interface
-    table.rule(
-        name,
-        {"counter": traffic},
-        {"mangle": {"key": payload("ether", "saddr"), "value": env.lb_mac}},
-        {
-            "mangle": {
-                "key": payload("ether", "daddr"),
-                "value": {"map": {"key": {"meta": {"key": "l4proto"}}, "data": f"@{mac}"}},
-            }
-        },
-        {"fwd": {"dev": interface}},
-    )
-    return counters
-
-
-def _dnat(table: TableCommands, chain: str, vs: VirtualService, rs: RealServer) -> list[Json]:
-    """DNAT to the server: the main port onto the server's port, extra ports kept as they are."""
-    ref = {"family": table.family, "table": TABLE, "chain": chain}
-    address = str(ipaddress.ip_address(rs.address))
-    rules: list[Json] = []
-    if rs.port != vs.port:
-        main = match(payload(vs.protocol.value, "dport"), vs.port)
-        nat = {"dnat": {"addr": address, "port": rs.port}}
-        rules.append({"add": {"rule": {**ref, "expr": [main, nat]}}})
-        if len(vs.port_ranges) == 1:
-            return rules
-    rules.append({"add": {"rule": {**ref, "expr": [{"dnat": {"addr": address}}]}}})
-    return rules
+_CountersByService = dict[str, CounterRefs]
 
 
 def _server_ports(vs: VirtualService, rs: RealServer) -> Any:
     """The ports a NAT real server receives on: its own for the main port, extras unchanged."""
-    extras = _port_items(vs.port_ranges[1:])
+    extras = port_items(vs.port_ranges[1:])
     if not extras:
         return rs.port
     if any(r.first <= rs.port <= r.last for r in vs.port_ranges[1:]):
@@ -672,7 +219,7 @@ def _server_ports(vs: VirtualService, rs: RealServer) -> Any:
 
 
 def _nat_table(
-    family: str, services: Sequence[ServiceDecision], inputs: L4Inputs, tables: _Reuse
+    family: str, services: Sequence[ServiceDecision], inputs: L4Inputs, tables: Reuse
 ) -> tuple[TableCommands, _CountersByService]:
     table = TableCommands(family)
     for name, kind, hook, prio in (
@@ -692,16 +239,16 @@ def _nat_table(
         counters[service.vs.name] = _service_structure(
             table, service, inputs.environment, tables, _nat_service
         )
-    _dispatch(table, "prerouting", {dispatch_map(family): services}, tables)
+    dispatch(table, "prerouting", {dispatch_map(family): services}, tables)
     return table, counters
 
 
 def _nat_service(
-    table: TableCommands, service: ServiceDecision, env: Environment, tables: _Reuse
-) -> _CounterRefs:
+    table: TableCommands, service: ServiceDecision, env: Environment, tables: Reuse
+) -> CounterRefs:
     """One NAT VIP's commands: its chains and maps, one-armed source NAT."""
     vs, family = service.vs, table.family
-    counters = _service_rules(table, service, env, tables)
+    counters = service_rules(table, service, env, tables)
     if nat_topology(vs) is NatTopology.one_armed:
         version = 4 if family == "ip" else 6
         source = env.source_addresses.get(version)
@@ -724,7 +271,7 @@ def _nat_service(
 
 
 def _dsr_table(
-    services: Sequence[ServiceDecision], env: Environment, tables: _Reuse
+    services: Sequence[ServiceDecision], env: Environment, tables: Reuse
 ) -> tuple[TableCommands, _CountersByService]:
     table = TableCommands("netdev")
     counters: _CountersByService = {}
@@ -743,9 +290,9 @@ def _dsr_table(
             policy="accept",
         )
     for service in services:
-        counters[service.vs.name] = _service_structure(table, service, env, tables, _service_rules)
+        counters[service.vs.name] = _service_structure(table, service, env, tables, service_rules)
     for interface, maps in sorted(by_interface.items()):
-        _dispatch(table, f"ingress/{interface}", dict(sorted(maps.items())), tables)
+        dispatch(table, f"ingress/{interface}", dict(sorted(maps.items())), tables)
     return table, counters
 
 
@@ -761,23 +308,16 @@ def _structure_key(service: ServiceDecision, env: Environment) -> tuple[Any, ...
         vs.model_copy(update={"real_servers": []}),
         replace(env, server_macs={}),
     )
-    return (base, tuple(_structural(rs) for rs in vs.real_servers))
-
-
-def _structural(rs: RealServer) -> RealServer:
-    """``rs`` as its rules see it: without its weight and state (the maps' business)."""
-    if rs.weight == 1 and rs.state is RealServerState.enabled:
-        return rs
-    return rs.model_copy(update={"weight": 1, "state": RealServerState.enabled})
+    return (base, tuple(structural(rs) for rs in vs.real_servers))
 
 
 def _service_structure(
     table: TableCommands,
     service: ServiceDecision,
     env: Environment,
-    tables: _Reuse,
-    build: Callable[[TableCommands, ServiceDecision, Environment, _Reuse], _CounterRefs],
-) -> _CounterRefs:
+    tables: Reuse,
+    build: Callable[[TableCommands, ServiceDecision, Environment, Reuse], CounterRefs],
+) -> CounterRefs:
     """Add one VIP's commands to ``table``: its structure reused from the ruleset that runs
     when it was built from the same key (its map elements computed again), else ``build``
     run; return its counters."""
@@ -785,7 +325,7 @@ def _service_structure(
     key = _structure_key(service, env)
     fragment = tables.fragments_before.get(name)
     if fragment is not None and fragment.key == key:
-        table.maps.update(_service_maps(service, env, tables))
+        table.maps.update(service_maps(service, env, tables))
     else:
         # the same service with other servers: the members that did not change are reused
         same_base = fragment is not None and fragment.base == key[0]
@@ -802,7 +342,7 @@ def _service_structure(
             typeof_maps=dict(own.typeof_maps),
             counters=counters,
             members=tables.members,
-            dispatch=_dispatch_elements(service),
+            dispatch=dispatch_elements(service),
         )
     table.declarations.extend(fragment.declarations)
     table.chains.extend(fragment.chains)
@@ -822,7 +362,7 @@ def build_ruleset(
     built afresh.
     """
     services = decide(config, inputs)
-    tables = _Reuse(
+    tables = Reuse(
         previous=previous.slot_tables if previous else {},
         built={},
         fragments_before=previous.fragments if previous else {},

@@ -186,7 +186,7 @@ def element_changes(family: str, name: str, old: Sequence[Any], new: Sequence[An
         return []
     if len(old) == len(new):
         # A scheduling map's slots: the same keys in the same order, and the elements of the
-        # slots that did not move the very same objects (rules._vmap_elements): pairwise.
+        # slots that did not move the very same objects (slot_tables._vmap_elements): pairwise.
         gone, added = [], []
         for a, b in zip(old, new, strict=True):
             if a is b:
