@@ -6,6 +6,10 @@ reconciler reads the head, and the daemon records here what it applied. A revisi
 changed; a rollback is a new revision carrying an old document. The oldest revisions are
 deleted by the retention (``prune``, daemon/retention.py), never those the daemon runs on.
 
+``RevisionStore`` is the store's transactions; the values it hands out and the rows they are
+made of are ``revision_rows.py``'s (exported here too: what the store's callers import), and
+a revision's text is ``texts.py``'s.
+
 Writes are optimistic: every write names the revision it was based on (``base``) and fails with
 ``Conflict`` when another write got there first, so no edit silently overwrites another.
 """
@@ -13,29 +17,48 @@ Writes are optimistic: every write names the revision it was based on (``base``)
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bascule.errors import (
-    Conflict,
-    DivergedHistory,
-    InvalidConfiguration,
-    NotFound,
-    StoreError,
-)
+from bascule.errors import Conflict, DivergedHistory, NotFound, StoreError
 from bascule.model.schema import FIELD as SCHEMA_FIELD
-from bascule.model.schema import migrate
-from bascule.reconcile.diff import DiffItem, diff_documents, diff_from_json, diff_to_json
+from bascule.reconcile.diff import DiffItem, diff_documents
 from bascule.store.audit import AuditRecord, insert_entry
 from bascule.store.checkpoints import LOG_BOUND_PAGES, LOG_FILE_LIMIT, Checkpointer
 from bascule.store.database import Database, transaction
+from bascule.store.revision_rows import (
+    REVISION_COLUMNS,
+    AppliedState,
+    Revision,
+    RevisionSummary,
+    check_base,
+    digest_of,
+    head_number,
+    insert_replica,
+    insert_revision,
+    must_exist,
+    parse_time,
+    read_head,
+    read_revision,
+    revision_from_row,
+    stored_document,
+)
+from bascule.store.texts import ServiceTexts, decode_document, encode
+
+__all__ = [
+    "AppliedState",
+    "Clock",
+    "Revision",
+    "RevisionStore",
+    "RevisionSummary",
+    "digest_of",
+    "utc_now",
+]
 
 Clock = Callable[[], datetime]
 
@@ -43,66 +66,6 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The default clock: the current time, in UTC."""
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Revision:
-    """One committed configuration document and how it came to be.
-
-    ``diff`` turns the previous revision's document into this one's (from the empty document
-    for revision 1). ``rolled_back_from`` is the older revision whose document a rollback
-    restored, ``None`` for an ordinary commit.
-    """
-
-    number: int
-    created_at: datetime
-    author: str
-    message: str
-    document: dict[str, Any]
-    diff: tuple[DiffItem, ...]
-    rolled_back_from: int | None
-
-    def summary(self) -> RevisionSummary:
-        """Its line of the history."""
-        return RevisionSummary(
-            number=self.number,
-            created_at=self.created_at,
-            author=self.author,
-            message=self.message,
-            changes=len(self.diff),
-            rolled_back_from=self.rolled_back_from,
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class RevisionSummary:
-    """A line of the history: a revision without its document; ``changes`` counts its diff."""
-
-    number: int
-    created_at: datetime
-    author: str
-    message: str
-    changes: int
-    rolled_back_from: int | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class AppliedState:
-    """What the daemon last did with the engines.
-
-    ``last_good`` is the last revision applied successfully (``None`` before any success, the
-    state traffic flows on); ``last_attempt`` the last revision tried, ``ok`` and ``message``
-    that attempt's outcome, ``attempted_at`` its time.
-    """
-
-    last_good: int | None
-    last_attempt: int
-    ok: bool
-    message: str
-    attempted_at: datetime
-
-
-_REVISION_COLUMNS = "number, created_at, author, message, document, diff, rolled_back_from"
 
 
 class RevisionStore(Database):
@@ -157,19 +120,19 @@ class RevisionStore(Database):
             key = tuple(row)
             if self._head is not None and self._head[0] == key:
                 return self._head[1]
-            head = _head(db)
+            head = read_head(db)
             self._head = None if head is None else (key, head)
             return head
 
     def head_number(self) -> int | None:
         """The current revision's number (they start at 1), ``None`` while empty."""
         with self._use("read the head revision") as db:
-            return _head_number(db)
+            return head_number(db)
 
     def get(self, number: int) -> Revision:
         """Revision ``number``; ``NotFound`` if there is none."""
         with self._use(f"read revision {number}") as db:
-            return _get(db, number)
+            return read_revision(db, number)
 
     def history(self, *, limit: int = 50, before: int | None = None) -> list[RevisionSummary]:
         """Up to ``limit`` revisions, newest first, all older than ``before`` when given.
@@ -190,7 +153,7 @@ class RevisionStore(Database):
         return [
             RevisionSummary(
                 number=number,
-                created_at=_parse_time(created_at),
+                created_at=parse_time(created_at),
                 author=author,
                 message=message,
                 changes=changes,
@@ -202,7 +165,7 @@ class RevisionStore(Database):
     def diff(self, a: int, b: int) -> tuple[DiffItem, ...]:
         """The changes from revision ``a``'s document to revision ``b``'s (either order)."""
         with self._use(f"compare revisions {a} and {b}") as db:
-            old, new = _get(db, a), _get(db, b)
+            old, new = read_revision(db, a), read_revision(db, b)
         return diff_documents(old.document, new.document)
 
     # -- writing ----------------------------------------------------------------------------
@@ -229,9 +192,9 @@ class RevisionStore(Database):
         new revision's number: a crash never leaves a revision without its entry, or an entry
         without its revision. Nothing is written for a commit of no change.
         """
-        text = _encode(document)
+        text = encode(document)
         with self._write("commit a revision") as db:
-            head = _head_number(db)
+            head = head_number(db)
             revision = self._commit(db, text, base, author, message, rolled_back_from)
             if audit is not None and revision.number != head:
                 insert_entry(db, replace(audit, revision=revision.number))
@@ -261,15 +224,15 @@ class RevisionStore(Database):
             raise ValueError("an operation's revision needs a change")
         prepared = self._texts.prepare(document)
         with self._write("commit a revision") as db:
-            head = _head_number(db)
+            head = head_number(db)
             if base != head:
                 raise Conflict(base=base, current=head)
             if rolled_back_from is not None:
-                _must_exist(db, rolled_back_from)
+                must_exist(db, rolled_back_from)
             number = 1 if base is None else base + 1
             created_at = self._now()
-            text = self._texts.text(prepared, functools.partial(_stored_document, db))
-            _insert(db, number, created_at, author, message, text, diff, rolled_back_from)
+            text = self._texts.text(prepared, functools.partial(stored_document, db))
+            insert_revision(db, number, created_at, author, message, text, diff, rolled_back_from)
             del text  # megabytes at scale: not kept while the transaction commits
             self._texts.stored(prepared, (number, created_at.isoformat()))
             if audit is not None:
@@ -294,9 +257,9 @@ class RevisionStore(Database):
         Returns the head unchanged when its document already is revision ``to``'s.
         """
         with self._write(f"roll back to revision {to}") as db:
-            _check_base(db, base)
-            target = _get(db, to)
-            text = _encode(target.document)
+            check_base(db, base)
+            target = read_revision(db, to)
+            text = encode(target.document)
             message = f"roll back to revision {to}" if message is None else message
             return self._commit(db, text, base, author, message, to)
 
@@ -309,7 +272,7 @@ class RevisionStore(Database):
         again whatever it says (the revision itself is durable before a change answers).
         The sync cost every change 2-8 ms on the event loop (issue 15)."""
         with self._write(f"record the application of revision {number}", durable=False) as db:
-            _must_exist(db, number)  # NotFound rather than a foreign-key error
+            must_exist(db, number)  # NotFound rather than a foreign-key error
             row = db.execute("SELECT last_good FROM applied_state WHERE singleton = 1").fetchone()
             last_good = number if ok else (None if row is None else row[0])
             db.execute(
@@ -334,7 +297,7 @@ class RevisionStore(Database):
             last_attempt=last_attempt,
             ok=bool(ok),
             message=message,
-            attempted_at=_parse_time(attempted_at),
+            attempted_at=parse_time(attempted_at),
         )
 
     def schema_versions(self) -> dict[int, int]:
@@ -347,6 +310,7 @@ class RevisionStore(Database):
         with self._use("count the revisions by schema version") as db:
             rows = db.execute(query, (f"$.{SCHEMA_FIELD}",)).fetchall()
         return {int(version): count for version, count in rows}
+
     def prune(self, *, keep: int, max_bytes: int) -> list[int]:
         """Delete the oldest revisions beyond the newest ``keep``, or beyond ``max_bytes`` of
         documents and diffs; the numbers deleted (daemon/retention.py).
@@ -396,11 +360,11 @@ class RevisionStore(Database):
         what a peer that holds ``after`` lacks (daemon/pair.py)."""
         with self._use("read revisions for the peer") as db:
             rows = db.execute(
-                f"SELECT {_REVISION_COLUMNS} FROM revisions"  # noqa: S608 (a constant)
+                f"SELECT {REVISION_COLUMNS} FROM revisions"  # noqa: S608 (a constant)
                 " WHERE number > ? ORDER BY number LIMIT ?",
                 (after or 0, limit),
             ).fetchall()
-        return [_revision_from_row(row) for row in rows]
+        return [revision_from_row(row) for row in rows]
 
     def digest(self, number: int | None) -> str | None:
         """Revision ``number``'s digest (``digest_of``), ``None`` for ``None`` or a missing one."""
@@ -422,28 +386,28 @@ class RevisionStore(Database):
         with self._write("store the active's revisions") as db:
             for revision in sorted(revisions, key=lambda r: r.number):
                 try:
-                    mine = _get(db, revision.number)
+                    mine = read_revision(db, revision.number)
                 except NotFound:
                     mine = None
                 if mine is not None:
                     if digest_of(mine) != digest_of(revision):
                         raise DivergedHistory(
                             number=revision.number,
-                            current=_head_number(db),
+                            current=head_number(db),
                             detail=f"here by {mine.author} at {mine.created_at.isoformat()}, "
                             f"on the peer by {revision.author} at "
                             f"{revision.created_at.isoformat()}",
                         )
                     continue
-                head = _head_number(db)
+                head = head_number(db)
                 if head is not None and revision.number < head:
                     raise DivergedHistory(
                         number=revision.number,
                         current=head,
                         detail="this node has newer revisions than the one it is sent",
                     )
-                _insert_replica(db, revision)
-            return _head_number(db)
+                insert_replica(db, revision)
+            return head_number(db)
 
     def replace_after(self, fork: int, revisions: Sequence[Revision]) -> list[Revision]:
         """Replace every revision newer than ``fork`` by ``revisions``, numbered from
@@ -457,7 +421,7 @@ class RevisionStore(Database):
             raise StoreError(f"the kept history must follow revision {fork} without a gap")
         with self._write("replace the revisions of a diverged history") as db:
             rows = db.execute(
-                f"SELECT {_REVISION_COLUMNS} FROM revisions"  # noqa: S608 (a constant)
+                f"SELECT {REVISION_COLUMNS} FROM revisions"  # noqa: S608 (a constant)
                 " WHERE number > ? ORDER BY number",
                 (fork,),
             ).fetchall()
@@ -479,8 +443,8 @@ class RevisionStore(Database):
                 "DELETE FROM revisions WHERE number = ?", [(row[0],) for row in reversed(rows)]
             )
             for revision in wanted:
-                _insert_replica(db, revision)
-            return [_revision_from_row(row) for row in rows]
+                insert_replica(db, revision)
+            return [revision_from_row(row) for row in rows]
 
     # -- inside ----------------------------------------------------------------------------
 
@@ -493,16 +457,16 @@ class RevisionStore(Database):
         message: str,
         rolled_back_from: int | None,
     ) -> Revision:
-        head = _check_base(db, base)
-        document = _decode_document(text)
+        head = check_base(db, base)
+        document = decode_document(text)
         diff = diff_documents(None if head is None else head.document, document)
         if head is not None and not diff:
             return head
         if rolled_back_from is not None:
-            _must_exist(db, rolled_back_from)
+            must_exist(db, rolled_back_from)
         number = 1 if head is None else head.number + 1
         created_at = self._now()
-        _insert(db, number, created_at, author, message, text, diff, rolled_back_from)
+        insert_revision(db, number, created_at, author, message, text, diff, rolled_back_from)
         return Revision(
             number=number,
             created_at=created_at,
@@ -518,301 +482,3 @@ class RevisionStore(Database):
         if now.tzinfo is None:
             raise StoreError("the store's clock returned a time without a time zone")
         return now.astimezone(UTC)
-
-
-class ServiceTexts:
-    """``_encode`` of a document, each virtual service that is the very mapping of a
-    document stored before (a document made from the head by sharing its untouched
-    services) copied from that revision's stored text rather than encoded again: at 1,000
-    services of 10 servers 2 ms instead of 100 (issue 15). The texts are exactly
-    ``_encode``'s: compact JSON, key order kept.
-
-    It keeps where each service of the last document it encoded is in the revision that
-    stored it (two numbers), not the text itself: the texts of 10,000 servers were 2.4 MiB
-    of the daemon's memory at rest. Two steps: ``prepare`` encodes the services that are
-    not stored, outside the store's lock; ``text``, in the write transaction, copies the
-    others from the stored revision and joins the whole; ``stored`` then says in which
-    revision the new text is."""
-
-    def __init__(self) -> None:
-        # the revision (number, time) whose stored text the places are in, and
-        # id(mapping) -> (the mapping, kept alive so that its id is not reused; its first
-        # character in that text; its length)
-        self._last: tuple[tuple[int, str] | None, dict[int, tuple[Any, int, int]]] = (None, {})
-
-    def prepare(self, document: Mapping[str, Any]) -> DocumentText:
-        """``document``'s text to be: the stored services' places, the others encoded."""
-        services = document.get("virtual_services")
-        if not isinstance(services, list):
-            return DocumentText(row=None, before=_encode(document), services=[], after="")
-        row, places = self._last
-        parts: list[tuple[Any, str | None, int, int]] = []
-        for service in services:
-            place = places.get(id(service))
-            if row is not None and place is not None and place[0] is service:
-                parts.append((service, None, place[1], place[2]))
-            else:
-                text = _encode(service)
-                parts.append((service, text, 0, len(text)))
-        items = [(key, value) for key, value in document.items()]
-        at = next(i for i, (key, _) in enumerate(items) if key == "virtual_services")
-        before = [_encode(key) + ":" + _encode(value) for key, value in items[:at]]
-        after = [_encode(key) + ":" + _encode(value) for key, value in items[at + 1 :]]
-        return DocumentText(
-            row=row,
-            before="{" + "".join(item + "," for item in before) + '"virtual_services":[',
-            services=parts,
-            after="]" + "".join("," + item for item in after) + "}",
-        )
-
-    def text(self, prepared: DocumentText, stored: Callable[[tuple[int, str]], str | None]) -> str:
-        """The whole text of ``prepared``; ``stored`` reads a revision's stored text (None:
-        that revision is gone or is another one now: the services are encoded again). A run
-        of services stored side by side is copied as one piece."""
-        base = None
-        if prepared.row is not None and any(text is None for _, text, _, _ in prepared.services):
-            base = stored(prepared.row)
-        chunks = [prepared.before]
-        position = len(prepared.before)
-        places: dict[int, tuple[Any, int, int]] = {}
-        run: list[int] | None = None  # [start, end) of ``base`` copied as one piece
-        for index, (service, text, start, length) in enumerate(prepared.services):
-            if text is None and base is None:
-                text = _encode(service)
-                length = len(text)
-            if index:
-                position += 1  # the comma before it
-            if text is None and run is not None and run[1] + 1 == start:
-                run[1] = start + length  # the comma between the two is stored too
-            else:
-                if run is not None and base is not None:
-                    chunks.append(base[run[0] : run[1]])
-                run = None
-                if index:
-                    chunks.append(",")
-                if text is None:
-                    run = [start, start + length]
-                else:
-                    chunks.append(text)
-            places[id(service)] = (service, position, length)
-            position += length
-        if run is not None and base is not None:
-            chunks.append(base[run[0] : run[1]])
-        chunks.append(prepared.after)
-        prepared.places = places
-        return "".join(chunks)
-
-    def stored(self, prepared: DocumentText, row: tuple[int, str]) -> None:
-        """``prepared``'s text is revision ``row``'s (number, time) now."""
-        self._last = (row, prepared.places)
-
-
-@dataclass(kw_only=True)
-class DocumentText:
-    """A document's text as ``ServiceTexts.prepare`` left it: the text before the first
-    service and after the last, and each service with its text, or ``None`` and its place
-    in revision ``row``'s stored text; ``places``, once ``text`` joined it, where each one
-    is in the new text."""
-
-    row: tuple[int, str] | None
-    before: str
-    services: list[tuple[Any, str | None, int, int]]
-    after: str
-    places: dict[int, tuple[Any, int, int]] = field(default_factory=dict)
-
-
-def _insert_replica(db: sqlite3.Connection, revision: Revision) -> None:
-    """A revision made on the HA pair's other node, under its own number, time and author."""
-    db.execute(
-        f"INSERT INTO revisions ({_REVISION_COLUMNS}, changes)"  # noqa: S608 (a constant)
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            revision.number,
-            revision.created_at.astimezone(UTC).isoformat(),
-            revision.author,
-            revision.message,
-            _encode(revision.document),
-            _encode_diff(revision.diff),
-            revision.rolled_back_from,
-            len(revision.diff),
-        ),
-    )
-
-
-def digest_of(revision: Revision) -> str:
-    """What tells two copies of a revision apart (SHA-256, hex): number, time, author, message
-    and document. Two nodes that both committed a revision N differ at least in its time."""
-    text = "\n".join(
-        (
-            str(revision.number),
-            revision.created_at.astimezone(UTC).isoformat(),
-            revision.author,
-            revision.message,
-            _encode(revision.document),
-        )
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _check_base(db: sqlite3.Connection, base: int | None) -> Revision | None:
-    head = _head(db)
-    current = None if head is None else head.number
-    if base != current:
-        raise Conflict(base=base, current=current)
-    return head
-
-
-def _head_number(db: sqlite3.Connection) -> int | None:
-    number: int | None = db.execute("SELECT MAX(number) FROM revisions").fetchone()[0]
-    return number
-
-
-def _head(db: sqlite3.Connection) -> Revision | None:
-    row = db.execute(
-        f"SELECT {_REVISION_COLUMNS} FROM revisions"  # noqa: S608 (a constant)
-        " ORDER BY number DESC LIMIT 1"
-    ).fetchone()
-    return None if row is None else _revision_from_row(row)
-
-
-def _stored_document(db: sqlite3.Connection, row: tuple[int, str]) -> str | None:
-    """The stored text of revision ``row`` (number, time), None if there is no such one."""
-    found = db.execute(
-        "SELECT document FROM revisions WHERE number = ? AND created_at = ?", row
-    ).fetchone()
-    return None if found is None else str(found[0])
-
-
-def _must_exist(db: sqlite3.Connection, number: int) -> None:
-    """``NotFound`` unless revision ``number`` exists (its document left undecoded: 10,000
-    servers take tens of milliseconds to decode, issue 15)."""
-    if db.execute("SELECT 1 FROM revisions WHERE number = ?", (number,)).fetchone() is None:
-        raise NotFound(f"revision {number} does not exist")
-
-
-def _get(db: sqlite3.Connection, number: int) -> Revision:
-    row = db.execute(
-        f"SELECT {_REVISION_COLUMNS} FROM revisions WHERE number = ?",  # noqa: S608 (a constant)
-        (number,),
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"revision {number} does not exist")
-    return _revision_from_row(row)
-
-
-def _revision_from_row(row: tuple[Any, ...]) -> Revision:
-    number, created_at, author, message, document, diff, rolled_back_from = row
-    try:
-        decoded_diff = diff_from_json(json.loads(diff))
-    except ValueError as exc:
-        raise StoreError(f"revision {number} has an unreadable diff: {exc}") from exc
-    return Revision(
-        number=number,
-        created_at=_parse_time(created_at),
-        author=author,
-        message=message,
-        document=_read_forward(number, _decode_document(document)),
-        diff=decoded_diff,
-        rolled_back_from=rolled_back_from,
-    )
-
-
-def _encode(document: object) -> str:
-    """The stored form of a document: compact JSON, key order kept."""
-    try:
-        return json.dumps(
-            document,
-            ensure_ascii=False,
-            separators=(",", ":"),
-            allow_nan=False,
-            default=_mapping_as_dict,
-        )
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"the document cannot be stored as JSON: {exc}") from exc
-
-
-def _mapping_as_dict(value: object) -> dict[Any, Any]:
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"{type(value).__name__} is not a JSON value")
-
-
-def _insert(
-    db: sqlite3.Connection,
-    number: int,
-    created_at: datetime,
-    author: str,
-    message: str,
-    text: str,
-    diff: tuple[DiffItem, ...],
-    rolled_back_from: int | None,
-) -> None:
-    """One revision's row (its document ``text`` encoded already)."""
-    db.execute(
-        f"INSERT INTO revisions ({_REVISION_COLUMNS}, changes)"  # noqa: S608 (a constant)
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            number,
-            created_at.isoformat(),
-            author,
-            message,
-            text,
-            _encode_diff(diff),
-            rolled_back_from,
-            len(diff),
-        ),
-    )
-
-
-def _encode_diff(diff: tuple[DiffItem, ...]) -> str:
-    return json.dumps(diff_to_json(diff), ensure_ascii=False, separators=(",", ":"))
-
-
-def _decode_document(text: str) -> dict[str, Any]:
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise StoreError(f"a stored document is not JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise StoreError("a stored document is not a JSON object")
-    _share_values(document)
-    return document
-
-
-def _share_values(document: dict[str, Any]) -> None:
-    """One string or integer object for each value that a decoded ``document`` holds several
-    times (``json.loads`` makes one per occurrence): 10,000 real servers' ``"enabled"`` and
-    weights, each service's words, were 2.4 MiB of the document the store keeps of its head
-    after a daemon starts (issue 15). Mapping keys are shared already (``json.loads``)."""
-    strings: dict[str, str] = {}
-    numbers: dict[int, int] = {}
-    pending: list[Any] = [document]
-    while pending:
-        container = pending.pop()
-        items = container.items() if type(container) is dict else enumerate(container)
-        for key, value in items:
-            kind = type(value)
-            if kind is str:
-                container[key] = strings.setdefault(value, value)
-            elif kind is int:
-                container[key] = numbers.setdefault(value, value)
-            elif kind is dict or kind is list:
-                pending.append(value)
-
-
-def _read_forward(number: int, document: dict[str, Any]) -> dict[str, Any]:
-    """A stored document in the current schema version (model/schema.py): a revision written
-    by an older Bascule is read forward, never rewritten; one written by a newer Bascule
-    cannot be read."""
-    try:
-        return migrate(document)
-    except InvalidConfiguration as exc:
-        reasons = "; ".join(f"{e.path}: {e.message}" for e in exc.errors)
-        raise StoreError(f"revision {number} cannot be read: {reasons}") from exc
-
-
-def _parse_time(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise StoreError(f"a stored time is unreadable: {text!r}") from exc

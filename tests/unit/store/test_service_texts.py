@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bascule.store.revisions import ServiceTexts
+from bascule.store.texts import ServiceTexts
 
 
 def encoded(document: dict[str, Any]) -> str:
