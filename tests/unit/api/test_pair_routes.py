@@ -16,7 +16,8 @@ from api_apps import api_app
 
 from bascule.api import ApiServices
 from bascule.daemon.ha import HaService
-from bascule.daemon.pair import PairService, _pair_actor
+from bascule.daemon.pair import PairService
+from bascule.daemon.pair_sync import pair_actor
 from bascule.daemon.peer import revision_to_wire
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
@@ -111,7 +112,7 @@ async def test_a_joined_standby_refuses_writes_naming_the_active(node: Node) -> 
 
 async def test_only_the_peers_token_reaches_the_peer_routes(node: Node, tmp_path: Path) -> None:
     accounts = node.pair.accounts
-    _, peer_token = accounts.create_token("ha pair", Role.admin, by=_pair_actor())
+    _, peer_token = accounts.create_token("ha pair", Role.admin, by=pair_actor())
     as_peer = {"Authorization": f"Bearer {peer_token}"}
     state = await node.remote.get("/api/v1/ha/peer/state", headers=as_peer)
     assert state.status_code == 200 and state.json()["head"] is None
@@ -169,7 +170,7 @@ async def test_the_drain_route_takes_the_peer_only_and_checks_each_service(node:
     accounts.store.add_user("bob", Role.admin, "x", at=datetime.now(UTC))
     actor = Actor(name="bob", role=Role.admin, via="local", remote="test")
     _, admin = accounts.create_token("not the peer", Role.admin, by=actor)
-    _, peer = accounts.create_token("ha pair", Role.admin, by=_pair_actor())
+    _, peer = accounts.create_token("ha pair", Role.admin, by=pair_actor())
     service = {"name": "hold", "address": "198.18.0.100", "port": 7000, "drain_time": 30}
     url = "/api/v1/ha/peer/drain"
     refused = await node.remote.post(

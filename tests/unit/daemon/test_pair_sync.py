@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bascule.daemon import pair as pair_module
+from bascule.daemon import pair_membership, pair_resolution, pair_sync
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.http_users import HttpUserService
@@ -110,7 +110,8 @@ def nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
                 return await service.accept_resolution(**body)
             raise AssertionError(f"unexpected call {method} {path}")
 
-    monkeypatch.setattr(pair_module, "PeerClient", RoutedPeer)
+    for part in (pair_sync, pair_membership, pair_resolution):  # PairService's modules
+        monkeypatch.setattr(part, "PeerClient", RoutedPeer)
     monkeypatch.setattr(PairService, "is_active", lambda self: made[self.name].active)
     with ExitStack() as stack:
         for name, peer, address in (("lb1", "lb2", "198.18.0.3"), ("lb2", "lb1", "198.18.0.4")):
