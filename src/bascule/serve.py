@@ -137,7 +137,7 @@ def serve(argv: Sequence[str]) -> None:
     parser.add_argument("--listen")
     options = parser.parse_args(argv)
     # Neither is the daemon httpx's command line (its probes, agent and pair client import
-    # httpx): ~1.4 MiB resident less, as every client command does (cli/client.py says how).
+    # httpx): ~1.4 MiB resident less, as every client command does (cli/connection.py says how).
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from pydantic import ValidationError
 

@@ -71,7 +71,8 @@ class Session:
         """A client of the daemon: remote over HTTPS with ``--url``, else the local socket."""
         # Imported here: the HTTP client is the costliest import of a command, and neither
         # ``--help`` nor a usage error needs it.
-        from bascule.cli.client import BasculeClient, login_author, tls_context
+        from bascule.cli.client import BasculeClient
+        from bascule.cli.connection import login_author, tls_context
 
         if self.url is None:
             if self.token is not None:

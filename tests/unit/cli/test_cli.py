@@ -27,7 +27,7 @@ from api_apps import api_app
 from typer.testing import CliRunner, Result
 
 from bascule.api.deps import ApiServices
-from bascule.cli.client import error_lines
+from bascule.cli.connection import error_lines
 from bascule.cli.errors import CliError
 from bascule.cli.main import app
 from bascule.cli.rs import key_of, parse_server
