@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import enum
-import io
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -319,8 +318,16 @@ def parse_show_stat(text: str) -> list[ServerStat]:
 def _lines(text: str) -> Iterator[str]:
     """The lines of ``text`` that are not blank, one at a time: 10,000 servers' answers are
     megabytes, and their lines held all at once were megabytes of small blocks more at every
-    sample (issue 15)."""
-    return (line.rstrip("\r\n") for line in io.StringIO(text) if line.strip())
+    sample (issue 15). (Not ``io.StringIO``: it copies the text, four bytes a character.)"""
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        if stop < 0:
+            stop = end
+        line = text[start:stop].rstrip("\r")
+        if line.strip():
+            yield line
+        start = stop + 1
 
 
 def iter_show_stat(text: str) -> Iterator[ServerStat]:
