@@ -5,8 +5,10 @@ thread that allocates its own arena (up to 8 per CPU), and the worker threads of
 ``asyncio.to_thread`` (an apply, a status report) build and drop tens of megabytes each in
 theirs; a freed block inside a heap stays resident until ``malloc_trim`` gives its pages back.
 So the daemon limits the arenas to ``ARENAS`` before its first worker thread starts, and trims
-after its periodic heavy work (each statistics sample) and after a burst of changes
-(``Trimmer``: an apply of 10,000 servers leaves ~30 MiB freed but resident). It also fixes
+after its periodic heavy work (each statistics sample, and each pass of the repair loop, which
+reads 10,000 servers' runtime state and plans them: 5-6 MiB less at rest, docs/performance.md
+section 17) and after a burst of changes (``Trimmer``: an apply of 10,000 servers leaves ~30
+MiB freed but resident). It also fixes
 glibc's thresholds (``fix_thresholds``): by default a freed block mapped of its own raises the
 mmap threshold to its size (up to 32 MiB), so the next status answer of 4 MiB, ``show stat``'s
 megabytes or a large dict's table is carved from an arena and its pages stay resident until

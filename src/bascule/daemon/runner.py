@@ -731,12 +731,16 @@ class Daemon:
         return server, task
 
     async def _reconcile_forever(self, service: ConfigService, vips: PairedVips) -> None:
+        # each pass reads every server's runtime state and plans them: its memory is given
+        # back like a sample's (daemon/heap.py)
+        trimmer = heap.Trimmer()
         while True:
             await asyncio.sleep(self.settings.reconcile_interval)
             try:
                 async with service.reconciler.lock:  # never while a change places its VIPs
                     await vips.forget_missing()
                 await service.reconcile(retry_failed=False)
+                trimmer.soon()
             except (BasculeError, OSError) as exc:
                 log.error("reconcile failed", extra={"error": str(exc)})
 

@@ -17,21 +17,18 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from bascule.engines.base import (
     ClientLoad,
     EngineObservation,
-    Health,
     PersistenceEntry,
-    ServerObservation,
-    ServiceObservation,
 )
-from bascule.engines.haproxy import limits, runtime, transparency
+from bascule.engines.haproxy import limits, observation, runtime, transparency
 from bascule.engines.haproxy import transactions as tx
 from bascule.engines.haproxy.caching import FIRST_GENERATION, generation_key
 from bascule.engines.haproxy.descriptors import Descriptors, DescriptorShortage
-from bascule.engines.haproxy.drains import DrainClock, ServerKey
+from bascule.engines.haproxy.drains import DrainClock
 from bascule.engines.haproxy.dynamic import PendingReload, ServerEdits, server_edits, spliced
 from bascule.engines.haproxy.logs import REQUEST_LOG_FD
 from bascule.engines.haproxy.peers import PeersListener
@@ -178,7 +175,7 @@ class HaproxyEngine:
         # what the running worker was given by this engine (a reload or runtime edits), the
         # settings it was rendered with and its maxconn; None: unknown (adopted, failed)
         self._installed: _Installed | None = None
-        self._index: tuple[Configuration, dict[str, _Backend]] | None = None
+        self._index: tuple[Configuration, observation.ServerIndex] | None = None
 
     def render(self, config: Configuration) -> str:
         return render(self.view(config))
@@ -678,80 +675,27 @@ class HaproxyEngine:
         if applied is None:
             return EngineObservation(running=True)
         index = self._server_index(applied)
-        states = {(s.backend, s.server): s for s in await self.shell.show_servers_state()}
-        self._observe_drains(states, index)
-        servers: dict[ServerRef, ServerObservation] = {}
-        if not counters:
-            # Planning needs runtime weights and states only; "show stat" (health, counters)
-            # is the costly read on a large configuration.
-            for (backend_name, name), server_state in states.items():
-                backend = index.get(backend_name)
-                ref = backend.servers.get(name) if backend is not None else None
-                if ref is not None:
-                    servers[ref] = ServerObservation(
-                        weight=server_state.uweight,
-                        state=_admin_state(server_state),
-                        health=Health.unchecked,
-                    )
-            return EngineObservation(running=True, servers=servers)
-        services: dict[str, ServiceObservation] = {}
-        caches: dict[str, dict[str, Any]] = {}
-        # a sub-service's cache counts in its backend's row (a service's in its frontend's)
-        cached_backends = {
-            proxy_name(pool): pool.name
-            for vs in applied.virtual_services
-            for pool in vs.pools[1:]
-            if pool.cache is not None
-        }
-        for stat in await self.shell.show_stat():
-            pool_name = None
-            if stat.kind is runtime.StatKind.FRONTEND:
-                services[stat.proxy] = ServiceObservation(**_counters(stat))
-                pool_name = stat.proxy
-            elif stat.kind is runtime.StatKind.BACKEND:
-                pool_name = cached_backends.get(stat.proxy)
-            if pool_name is not None:
-                if stat.cache_lookups:
-                    caches[pool_name] = _cache_counters(stat)
-                continue
-            if stat.kind is not runtime.StatKind.SERVER:
-                continue
-            backend = index.get(stat.proxy)
-            ref = backend.servers.get(stat.server) if backend is not None else None
-            state = states.get((stat.proxy, stat.server))
-            if ref is None or state is None:
-                continue
-            servers[ref] = ServerObservation(
-                weight=state.uweight,
-                state=_admin_state(state),
-                health=_health(stat.status),
-                check_result=stat.check_status or None,
-                check_code=stat.check_code,
-                check_duration_ms=stat.check_duration,
-                check_detail=stat.last_chk or None,
-                connection_errors=stat.connection_errors,
-                **_counters(stat),
-            )
-        self._caches = caches
-        return EngineObservation(running=True, servers=servers, services=services)
+        servers_state = await self.shell.runtime("show servers state")
+        # Planning needs runtime weights and states only; "show stat" (health, counters) is
+        # the costly read on a large configuration.
+        stat = await self.shell.runtime("show stat") if counters else None
+        # 10,000 servers' rows: read in a worker thread, as their parse always was
+        seen = await asyncio.to_thread(observation.observed, index, servers_state, stat)
+        # What HAProxy reports: a server drained by a reload or before a restart of the
+        # daemon starts its clock now; one that is no longer drained stops it.
+        self._drains.seen(seen.drained, asyncio.get_running_loop().time())
+        self._wake_drain_timer()
+        if counters:
+            self._caches = seen.caches
+        return seen.observation
 
-    def _server_index(self, applied: Configuration) -> dict[str, _Backend]:
-        """Each HAProxy backend ``applied`` runs -> its pool, drain time and servers (HAProxy's
-        server name -> the reconciler's reference); kept for the running document (10,000
-        servers are observed every few seconds: issue 15). A backend's servers in a dict of
-        their own, and an IPv4 server's name the interned ``RealServer.key`` it equals: 10,000
-        servers held 2.8 MiB in flat maps by (backend, server) tuple, 1.4 in these."""
+    def _server_index(self, applied: Configuration) -> observation.ServerIndex:
+        """The index of ``applied``'s servers (observation.py), kept for the running
+        document (10,000 servers are observed every few seconds: issue 15)."""
         kept = self._index
         if kept is not None and kept[0] is applied:
             return kept[1]
-        index: dict[str, _Backend] = {}
-        for pool in applied.pools():  # each service, then its sub-services ("site/api")
-            servers: dict[str, ServerRef] = {}
-            for rs in pool.real_servers:
-                key = rs.key
-                name = server_name(rs)
-                servers[key if name == key else name] = (pool.name, key)
-            index[proxy_name(pool)] = _Backend(drain_time=pool.drain_time, servers=servers)
+        index = observation.server_index(applied)
         self._index = (applied, index)
         return index
 
@@ -771,23 +715,6 @@ class HaproxyEngine:
             self._drains.drained(key, pool.drain_time, asyncio.get_running_loop().time())
         else:
             self._drains.undrained(key)
-        self._wake_drain_timer()
-
-    def _observe_drains(
-        self, states: dict[ServerKey, runtime.ServerRuntimeState], index: dict[str, _Backend]
-    ) -> None:
-        """What HAProxy reports: a server drained by a reload or before a restart of the
-        daemon starts its clock now; one that is no longer drained stops it."""
-        drained: dict[ServerKey, int] = {}
-        for key, state in states.items():
-            backend = index.get(key[0])
-            if (
-                backend is not None
-                and key[1] in backend.servers
-                and _admin_state(state) is RealServerState.drain
-            ):
-                drained[key] = backend.drain_time
-        self._drains.seen(drained, asyncio.get_running_loop().time())
         self._wake_drain_timer()
 
     def _wake_drain_timer(self) -> None:
@@ -812,10 +739,11 @@ class HaproxyEngine:
                 continue
             try:
                 states = {(s.backend, s.server): s for s in await self.shell.show_servers_state()}
+                drained = RealServerState.drain
                 commands = [
                     runtime.shutdown_sessions(*key)
                     for key in due
-                    if key in states and _admin_state(states[key]) is RealServerState.drain
+                    if key in states and observation.admin_state(states[key]) is drained
                 ]
                 if commands:
                     await self.shell.runtime_many(commands)
@@ -952,15 +880,6 @@ class HaproxyEngine:
         _write_private(self.acme_map, text)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class _Backend:
-    """One HAProxy backend of the running document, as ``observe`` reads HAProxy's reports:
-    its pool's drain time, and its servers by HAProxy's name."""
-
-    drain_time: int
-    servers: dict[str, ServerRef]
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class _Installed:
     """What the running worker was given by the engine: the configuration, the settings it
@@ -1002,14 +921,6 @@ def _store_file(
         if name in (tls.client_ca, tls.server_ca):
             return tx.SslObject.ca_file, paths.ca_bundle(name)
     return None, ""
-
-
-def _cache_counters(stat: runtime.ServerStat) -> dict[str, Any]:
-    return {
-        "lookups": stat.cache_lookups,
-        "hits": stat.cache_hits,
-        "hit_ratio": round(stat.cache_hits / stat.cache_lookups, 4),
-    }
 
 
 def _running_service(applied: Configuration | None, vs_name: str) -> VirtualService:
@@ -1076,45 +987,3 @@ def _names(applied: Configuration | None, vs_name: str, key: str) -> tuple[str, 
     if vs is None or rs is None:
         raise EngineError(f"HAProxy runs no real server {key} in {vs_name}")
     return proxy_name(vs), server_name(rs)
-
-
-class _Counters(TypedDict):
-    current_connections: int
-    total_connections: int
-    bytes_in: int
-    bytes_out: int
-    rate: int
-    total_requests: int
-
-
-def _counters(stat: runtime.ServerStat) -> _Counters:
-    """A ``show stat`` row's counters, for a front end and a server alike."""
-    return _Counters(
-        current_connections=stat.scur,
-        total_connections=stat.stot,
-        bytes_in=stat.bin,
-        bytes_out=stat.bout,
-        rate=stat.rate,
-        total_requests=stat.requests,
-    )
-
-
-def _admin_state(state: runtime.ServerRuntimeState) -> RealServerState:
-    if state.maint:
-        return RealServerState.disabled
-    if state.drain or state.uweight == 0:
-        return RealServerState.drain
-    return RealServerState.enabled
-
-
-def _health(status: str) -> Health:
-    """HAProxy's status column -> up | down | unchecked | maint."""
-    word = status.split(" ", 1)[0].upper()
-    if word in {"UP", "NOLB", "DRAIN", "OPEN"}:
-        # "UP 1/3" is up and counting failures; DRAIN is up but drained.
-        return Health.up
-    if word == "DOWN":
-        return Health.down
-    if word == "MAINT":
-        return Health.maint
-    return Health.unchecked  # "no check"
