@@ -116,6 +116,8 @@ class ServiceRows:
     """
 
     def __init__(self) -> None:
+        # per service: (its model object, the reading, what it observed of the service, the
+        # other inputs), the row
         self._rows: dict[str, tuple[tuple[Any, ...], VirtualServiceStatus]] = {}
         self._lock = threading.Lock()  # reports are built in worker threads
 
@@ -131,11 +133,19 @@ class ServiceRows:
     ) -> VirtualServiceStatus:
         with self._lock:
             made = self._rows.get(vs.name)
-        inputs = (observed(vs, observation), apply_ok, apply_message, overrides, connected)
+        inputs = (apply_ok, apply_message, overrides, connected)
+        seen = None
         if made is not None:
-            (was_vs, *was_inputs), status = made
+            (was_vs, was_observation, was_seen, *was_inputs), status = made
             if was_vs is vs and tuple(was_inputs) == inputs:
-                return status
+                if was_observation is observation:
+                    return status  # (a report after a change: the same reading)
+                seen = observed(vs, observation)
+                if seen == was_seen:
+                    # kept with the new reading's objects, so the old reading's can go
+                    with self._lock:
+                        self._rows[vs.name] = ((vs, observation, seen, *inputs), status)
+                    return status
         status = _service_status(
             vs,
             observation,
@@ -144,8 +154,10 @@ class ServiceRows:
             overrides=dict(overrides),
             connected=connected,
         )
+        if seen is None:
+            seen = observed(vs, observation)
         with self._lock:
-            self._rows[vs.name] = ((vs, *inputs), status)
+            self._rows[vs.name] = ((vs, observation, seen, *inputs), status)
         return status
 
     def keep(self, names: set[str]) -> None:
