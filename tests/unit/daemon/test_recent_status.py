@@ -81,16 +81,25 @@ async def test_an_old_reading_is_read_again(
     assert report.revision == 1
 
 
-async def test_a_slow_reading_past_its_bound_is_made_again_off_the_request_path(
+async def read_slowly_long_ago(
     store: RevisionStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[CountingEngine, ConfigService, Any]:
+    """A service with one reading made, every reading since past its bound and slow (one
+    that took more than ``READING_WAIT_MAX``); and that reading's report."""
     engine = CountingEngine()
     service = ConfigService(store=store, engines=[engine], vips=NullVipManager())
     await service.apply(DOCUMENT, by("alice"))
     first = await service.status()
     monkeypatch.setattr(service_module, "READING_MIN_AGE", -1.0)
-    monkeypatch.setattr(service_module, "READING_AGE_FACTOR", 0.0)  # always past its bound
-    monkeypatch.setattr(service_module, "READING_WAIT_MAX", -1.0)  # every reading is slow
+    monkeypatch.setattr(service_module, "READING_AGE_FACTOR", 0.0)
+    monkeypatch.setattr(service_module, "READING_WAIT_MAX", -1.0)
+    return engine, service, first
+
+
+async def test_a_slow_reading_past_its_bound_is_made_again_off_the_request_path(
+    store: RevisionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, service, first = await read_slowly_long_ago(store, monkeypatch)
     served = await service.recent_status()
     assert served is first  # answered from the last reading at once...
     flight = service._status_flight
@@ -106,13 +115,7 @@ async def test_a_slow_reading_past_its_bound_is_made_again_off_the_request_path(
 async def test_a_reading_too_old_to_serve_is_waited_for(
     store: RevisionStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = CountingEngine()
-    service = ConfigService(store=store, engines=[engine], vips=NullVipManager())
-    await service.apply(DOCUMENT, by("alice"))
-    first = await service.status()
-    monkeypatch.setattr(service_module, "READING_MIN_AGE", -1.0)
-    monkeypatch.setattr(service_module, "READING_AGE_FACTOR", 0.0)
-    monkeypatch.setattr(service_module, "READING_WAIT_MAX", -1.0)
+    engine, service, first = await read_slowly_long_ago(store, monkeypatch)
     monkeypatch.setattr(service_module, "READING_STALE_MAX", -1.0)
     fresh = await service.recent_status()
     assert fresh is not first and engine.readings == 2
