@@ -34,13 +34,22 @@ Bascule's and not the network's), over the unix socket and over HTTPS with an ad
                   change lock): the other rows' p95 include it
     status        GET /api/v1/status: every service and real server with health and counters
 
+With ``--tail SECONDS`` (0: not run), over the unix socket, beside the statistics sampler
+(every 10 s) and the repair loop (every 5 s), each for that long, one request every 100 ms:
+
+    status_paced  GET /api/v1/status, as a dashboard or a monitoring system polls it
+    weight_paced  PATCH a real server's weight (a new weight each time, services in turn)
+
+so that a p99 counts: 60 s give ~400 requests of each (the writes above are ``--runs``).
+
 and over HTTPS with a WUI session (logged in through the form): the dashboard (``/``), its
 live fragment (``/dashboard/live``, polled every 2 s by the page), one virtual service's page
 and its live fragment. Each figure is the p50 and p95 of the runs, in milliseconds, of the
-whole request as the client sees it. The daemon's resident memory (VmRSS) is read after the
-apply, 30 s later (the statistics sampler has run), at the end of the writes and ``--settle-after``
-seconds later (15: a sample has run and given back what the writes freed). Results go to
-``bench/results/management-<time>.json`` (git-ignored) and a table is printed.
+whole request as the client sees it (and the p99 where there are 100 runs or more). The
+daemon's resident memory (VmRSS) is read after the apply, 30 s later (the statistics sampler
+has run), at the end of the writes and ``--settle-after`` seconds later (15: a sample has run
+and given back what the writes freed). Results go to ``bench/results/management-<time>.json``
+(git-ignored) and a table is printed.
 """
 
 from __future__ import annotations
@@ -158,6 +167,29 @@ def api_writes(
     return times
 
 
+TAIL_GAP = 0.1  # seconds between two paced requests
+
+
+def paced(client: httpx.Client, args: argparse.Namespace) -> dict[str, list[float]]:
+    """Status reads, then weight changes, one every ``TAIL_GAP`` for ``args.tail`` seconds
+    each: requests that arrive at every moment of the sampler's and the repair loop's
+    cycles (docs/performance.md section 18)."""
+    times: dict[str, list[float]] = {"status_paced": [], "weight_paced": []}
+    end = time.monotonic() + args.tail
+    while time.monotonic() < end:
+        times["status_paced"].append(timed(client.get, f"{API}/status"))
+        time.sleep(TAIL_GAP)
+    end, run = time.monotonic() + args.tail, 0
+    while time.monotonic() < end:
+        index = (run * 7) % args.services
+        key = f"{server_address(index, 1, args.servers)}:80"
+        path = f"{API}/virtual-services/{service_name(index)}/real-servers/{key}"
+        times["weight_paced"].append(timed(client.patch, path, json={"weight": 4000 + run}))
+        run += 1
+        time.sleep(TAIL_GAP)
+    return times
+
+
 def wui_pages(web: WebClient, args: argparse.Namespace) -> dict[str, list[float]]:
     name = service_name(args.services // 2)
     pages = {
@@ -178,6 +210,8 @@ def client_main(args: argparse.Namespace) -> int:
     socket = httpx.HTTPTransport(uds=args.socket)
     with httpx.Client(transport=socket, base_url="http://bascule", timeout=120) as local:
         results["unix"] = api_writes(local, args, weights=2000)
+        if args.tail > 0:
+            results["unix"].update(paced(local, args))
     token = {"Authorization": f"Bearer {args.token}"}
     with httpx.Client(base_url=HTTPS, verify=args.ca, headers=token, timeout=120) as remote:
         results["https"] = api_writes(remote, args, weights=3000)
@@ -205,6 +239,7 @@ def summarize(results: dict[str, dict[str, list[float]]]) -> dict[str, dict[str,
             "p50_ms": round(statistics.median(values), 2),
             "p95_ms": round(percentile(values, 0.95), 2),
             "max_ms": round(max(values), 2),
+            **({"p99_ms": round(percentile(values, 0.99), 2)} if len(values) >= 100 else {}),
         }
         for door, measured in results.items()
         for what, values in measured.items()
@@ -215,19 +250,32 @@ def table(report: dict[str, Any], before: dict[str, Any] | None = None) -> str:
     """This run's figures; with ``before`` (a previous run's report), its p50 and p95 first."""
     summary: dict[str, dict[str, Any]] = report["summary"]
     old: dict[str, dict[str, Any]] = before["summary"] if before else {}
-    head = f"{'measure':28} {'runs':>5} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}"
+    head = f"{'measure':28} {'runs':>5} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'max ms':>9}"
     if before:
-        head = f"{'measure':28} {'before p50':>11} {'p95':>9} | {'after p50':>10} {'p95':>9}"
+        head = (
+            f"{'measure':28} {'before p50':>11} {'p95':>9} {'p99':>9} | {'after p50':>10}"
+            f" {'p95':>9} {'p99':>9}"
+        )
     lines = [head]
+
+    def p99(row: dict[str, Any]) -> str:
+        return f"{row['p99_ms']:9.1f}" if "p99_ms" in row else f"{'-':>9}"
+
     for name, row in summary.items():
         if before:
             was = old.get(name)
-            then = f"{was['p50_ms']:11.1f} {was['p95_ms']:9.1f}" if was else f"{'-':>11} {'-':>9}"
-            lines.append(f"{name:28} {then} | {row['p50_ms']:10.1f} {row['p95_ms']:9.1f}")
+            then = (
+                f"{was['p50_ms']:11.1f} {was['p95_ms']:9.1f} {p99(was)}"
+                if was
+                else f"{'-':>11} {'-':>9} {'-':>9}"
+            )
+            lines.append(
+                f"{name:28} {then} | {row['p50_ms']:10.1f} {row['p95_ms']:9.1f} {p99(row)}"
+            )
         else:
             lines.append(
                 f"{name:28} {row['runs']:5d} {row['p50_ms']:9.1f} {row['p95_ms']:9.1f}"
-                f" {row['max_ms']:9.1f}"
+                f" {p99(row)} {row['max_ms']:9.1f}"
             )
     lines.append("")
     for section, unit in (("setup_s", "s"), ("rss_mib", "MiB")):
@@ -317,6 +365,8 @@ class Bench:
             str(self.args.runs),
             "--pages",
             str(self.args.pages),
+            "--tail",
+            str(self.args.tail),
         ]
         proc = self.topology.run("lb", argv, check=False, timeout=3600)
         if proc.returncode != 0:
@@ -374,6 +424,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--structural-runs", type=int, default=10, help="of the runs, those that add a server"
     )
     parser.add_argument("--pages", type=int, default=20, help="loads of each WUI page")
+    parser.add_argument(
+        "--tail", type=float, default=0, help="seconds of paced status reads, then of weights"
+    )
     parser.add_argument("--settle", type=float, default=30, help="seconds before the RSS")
     parser.add_argument(
         "--settle-after", type=float, default=15, help="seconds after the writes before the RSS"

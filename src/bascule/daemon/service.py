@@ -57,7 +57,19 @@ log = logging.getLogger("bascule.service")
 #: How long the engines' last reading serves the status (``recent_status``), in seconds.
 READING_MIN_AGE = 0.0  # a reading that took no time is made again
 READING_MAX_AGE = 10.0  # the statistics sampler's interval: its readings serve until the next
-READING_AGE_FACTOR = 5.0  # times what the reading took: at most a sixth of the time on reads
+# times what the reading took: at most a 21st of the time on reads (at 1,000 x 10 a reading
+# holds the event loop ~150-270 ms: with 5, a poller made one every ~2.5 s, the p95 of every
+# request; docs/performance.md section 18)
+READING_AGE_FACTOR = 20.0
+READING_WAIT_MAX = 0.05  # a reading that took longer is made again off the request path
+READING_STALE_MAX = 2 * READING_MAX_AGE  # a reading older is never served
+
+
+def _retrieved(flight: asyncio.Future[StatusReport]) -> None:
+    """A reading's error is each waiter's; one nobody waits for (any more, or made off the
+    request path) is not "never retrieved": the next request past the bound reads again."""
+    if not flight.cancelled():
+        flight.exception()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -371,14 +383,8 @@ class ConfigService:
         """The status now. Callers that ask while a report is being made share it: 200
         requests side by side read the engines once, not 200 times (each ``show stat`` of a
         large configuration is megabytes through HAProxy's stats socket)."""
-        flight = self._status_flight
-        if flight is None or flight.done():
-            flight = asyncio.ensure_future(self._status())
-            # its error is each waiter's; one nobody waits for any more is not "never retrieved"
-            flight.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._status_flight = flight
         # shielded: one caller going away does not cancel the report the others wait for
-        return await asyncio.shield(flight)
+        return await asyncio.shield(self._read_soon())
 
     def _log_warnings(self, report: StatusReport) -> None:
         """Log each real server's warning once, when it first appears in a status."""
@@ -404,15 +410,32 @@ class ConfigService:
         ``READING_MAX_AGE`` seconds: a small configuration (a reading of milliseconds) is
         read again almost every time, as before, and 10,000 servers (``show stat`` of
         megabytes, a second or more of the daemon's CPU) are not read for every poller
-        (issue 15): the reads then take at most a sixth of the daemon's time. The document's
-        side (revision, states, weights, apply outcome) is always the current one; a new
-        reading only brings health and counters."""
+        (issue 15): the reads then take at most a 21st of the daemon's time, and the
+        sampler's readings (every 10 s) serve 10,000 servers. A reading
+        that took more than ``READING_WAIT_MAX`` is made again off the request path: the
+        request that finds it past its bound starts the new one and is answered from it
+        (unless it is older than ``READING_STALE_MAX``), so no request waits on ``show
+        stat`` of 10,000 servers (at 1,000 x 10 those were the p95 of ``GET /status``,
+        docs/performance.md section 18). The document's side (revision, states, weights,
+        apply outcome) is always the current one; a new reading only brings health and
+        counters."""
         reading = self._reading
         if reading is not None:
             age = asyncio.get_running_loop().time() - reading.at
             if age <= min(READING_MAX_AGE, max(READING_MIN_AGE, READING_AGE_FACTOR * reading.cost)):
                 return await self._report(reading)
+            if reading.cost > READING_WAIT_MAX and age <= READING_STALE_MAX:
+                self._read_soon()
+                return await self._report(reading)
         return await self.status()
+
+    def _read_soon(self) -> asyncio.Future[StatusReport]:
+        """The reading of the engines under way, started unless one is."""
+        flight = self._status_flight
+        if flight is None or flight.done():
+            self._status_flight = flight = asyncio.ensure_future(self._status())
+            flight.add_done_callback(_retrieved)
+        return flight
 
     async def _status(self) -> StatusReport:
         loop = asyncio.get_running_loop()
@@ -432,8 +455,11 @@ class ConfigService:
             observation=merge_observations(observations),
             engine=engine_info,
         )
+        # served once its report is built: the requests meanwhile are answered from the
+        # reading before, not all building the same report
+        report = await self._report(reading)
         self._reading = reading
-        return await self._report(reading)
+        return report
 
     async def _report(self, reading: _Reading) -> StatusReport:
         """The status of the current revision over ``reading`` (the same report while

@@ -20,7 +20,7 @@ from bascule.engines.base import (
     ServiceObservation,
 )
 from bascule.model import Configuration, RealServer, RealServerState, VirtualService
-from bascule.model.sub_service import POOL_SEPARATOR
+from bascule.model.sub_service import POOL_SEPARATOR, pool_name
 from bascule.reconcile.planner import ServerRef, WeightOverride
 from bascule.reconcile.status import ServerStatus, ServiceStatus
 
@@ -106,13 +106,18 @@ class ServiceRows:
     """The status row of each virtual service as last built, with what it was built from.
 
     At 1,000 x 10 a report is 11,000 rows and its building most of ``GET /status`` after a
-    change (issue 15); a weight or state change (the operate path) shares every untouched
-    service's model object with the revision before, and a reading serves many reports, so
-    a row is built again only when its service object, the reading, the apply outcome, the
-    service's weight overrides or the connected networks are not the ones it was built from.
+    change or a new reading (issue 15); a weight or state change (the operate path) shares
+    every untouched service's model object with the revision before, and most services read
+    the same from one reading to the next (no traffic, no check result moved), so a row is
+    built again only when its service object, what the engines observed of it (``observed``),
+    the apply outcome, the service's weight overrides or the connected networks are not the
+    ones it was built from. A row kept is the same object, so its JSON is kept too
+    (api/routes/status.py).
     """
 
     def __init__(self) -> None:
+        # per service: (its model object, the reading, what it observed of the service, the
+        # other inputs), the row
         self._rows: dict[str, tuple[tuple[Any, ...], VirtualServiceStatus]] = {}
         self._lock = threading.Lock()  # reports are built in worker threads
 
@@ -129,10 +134,18 @@ class ServiceRows:
         with self._lock:
             made = self._rows.get(vs.name)
         inputs = (apply_ok, apply_message, overrides, connected)
+        seen = None
         if made is not None:
-            (was_vs, was_observation, *was_inputs), status = made
-            if was_vs is vs and was_observation is observation and tuple(was_inputs) == inputs:
-                return status
+            (was_vs, was_observation, was_seen, *was_inputs), status = made
+            if was_vs is vs and tuple(was_inputs) == inputs:
+                if was_observation is observation:
+                    return status  # (a report after a change: the same reading)
+                seen = observed(vs, observation)
+                if seen == was_seen:
+                    # kept with the new reading's objects, so the old reading's can go
+                    with self._lock:
+                        self._rows[vs.name] = ((vs, observation, seen, *inputs), status)
+                    return status
         status = _service_status(
             vs,
             observation,
@@ -141,8 +154,10 @@ class ServiceRows:
             overrides=dict(overrides),
             connected=connected,
         )
+        if seen is None:
+            seen = observed(vs, observation)
         with self._lock:
-            self._rows[vs.name] = ((vs, observation, *inputs), status)
+            self._rows[vs.name] = ((vs, observation, seen, *inputs), status)
         return status
 
     def keep(self, names: set[str]) -> None:
@@ -150,6 +165,27 @@ class ServiceRows:
         with self._lock:
             for name in self._rows.keys() - names:
                 del self._rows[name]
+
+
+def observed(vs: VirtualService, observation: EngineObservation) -> tuple[Any, ...]:
+    """What ``observation`` says of ``vs`` and its sub-services, all a row reads of it: equal
+    from one reading to the next while nothing moved (10,000 real servers compared in ~20 ms,
+    a row built in ~30 us each)."""
+    pools = (
+        (vs.name, vs.real_servers),
+        *((pool_name(vs.name, sub.name), sub.real_servers) for sub in vs.sub_services),
+    )
+    return (
+        observation.running,
+        observation.detail,
+        *(
+            (
+                observation.services.get(name),
+                *(observation.servers.get((name, rs.key)) for rs in servers),
+            )
+            for name, servers in pools
+        ),
+    )
 
 
 def _service_status(

@@ -79,3 +79,43 @@ async def test_an_old_reading_is_read_again(
     report: Any = await service.recent_status()
     assert engine.readings == 2
     assert report.revision == 1
+
+
+async def read_slowly_long_ago(
+    store: RevisionStore, monkeypatch: pytest.MonkeyPatch
+) -> tuple[CountingEngine, ConfigService, Any]:
+    """A service with one reading made, every reading since past its bound and slow (one
+    that took more than ``READING_WAIT_MAX``); and that reading's report."""
+    engine = CountingEngine()
+    service = ConfigService(store=store, engines=[engine], vips=NullVipManager())
+    await service.apply(DOCUMENT, by("alice"))
+    first = await service.status()
+    monkeypatch.setattr(service_module, "READING_MIN_AGE", -1.0)
+    monkeypatch.setattr(service_module, "READING_AGE_FACTOR", 0.0)
+    monkeypatch.setattr(service_module, "READING_WAIT_MAX", -1.0)
+    return engine, service, first
+
+
+async def test_a_slow_reading_past_its_bound_is_made_again_off_the_request_path(
+    store: RevisionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, service, first = await read_slowly_long_ago(store, monkeypatch)
+    served = await service.recent_status()
+    assert served is first  # answered from the last reading at once...
+    flight = service._status_flight
+    assert flight is not None and not flight.done()  # ...while the next one is made
+    again = await service.recent_status()
+    assert again is first and service._status_flight is flight  # one reading at a time
+    newer = await flight
+    assert engine.readings == 2 and newer is not first
+    monkeypatch.setattr(service_module, "READING_AGE_FACTOR", 3600.0)
+    assert await service.recent_status() is newer  # served once made
+
+
+async def test_a_reading_too_old_to_serve_is_waited_for(
+    store: RevisionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, service, first = await read_slowly_long_ago(store, monkeypatch)
+    monkeypatch.setattr(service_module, "READING_STALE_MAX", -1.0)
+    fresh = await service.recent_status()
+    assert fresh is not first and engine.readings == 2

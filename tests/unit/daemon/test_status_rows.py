@@ -93,7 +93,27 @@ def test_a_row_is_built_again_only_when_its_inputs_change() -> None:
     override = {("vs2", "198.18.1.2:80"): WeightOverride(weight=3, reason="agent")}
     again = report(edited, observation("down"), rows, overrides=override)
     assert again.virtual_services[2].real_servers[0].effective_weight == 3
-    assert again.virtual_services[0] is not fresh.virtual_services[0]  # a new reading object
+    # a new reading that reads the same of a service keeps its row (and so its JSON)
+    assert again.virtual_services[0] is fresh.virtual_services[0]
+
+
+def test_a_new_reading_rebuilds_the_rows_of_what_it_saw_move() -> None:
+    rows, config = ServiceRows(), configuration(1, 1, 1)
+    first = report(config, observation(), rows)
+    seen = observation()
+    busy = dataclasses.replace(
+        seen.servers[("vs2", "198.18.1.2:80")], total_connections=7, current_connections=1
+    )
+    moved = EngineObservation(
+        running=True, servers={**seen.servers, ("vs2", "198.18.1.2:80"): busy}
+    )
+    second = report(config, moved, rows)
+    same = [a is b for a, b in zip(first.virtual_services, second.virtual_services, strict=True)]
+    assert same == [True, True, False]
+    assert second.virtual_services[2].real_servers[0].total_connections == 7
+    assert second == report(config, moved, ServiceRows())  # what a report built whole says
+    stopped = report(config, EngineObservation(running=False, detail="stopped"), rows)
+    assert {vs.message for vs in stopped.virtual_services} == {"stopped"}
 
 
 def test_rows_of_services_that_left_are_forgotten() -> None:

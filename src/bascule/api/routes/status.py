@@ -116,7 +116,9 @@ async def read_status(
         bool,
         Query(
             description="Read the engines now instead of serving their last reading while it "
-            "is recent (at most 10 s old, less for a small configuration). `bascule status` "
+            "is recent (at most 10 s old, less for a small configuration; past that, a large "
+            "configuration is answered from it, never older than 20 s, while the engines are "
+            "read again). `bascule status` "
             "asks for this: a command shows the counters of the moment it ran."
         ),
     ] = False,
