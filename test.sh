@@ -14,6 +14,7 @@ cd "$(dirname "$0")"
 ./setup.sh --no-demo --dev --no-link
 echo "==> ruff"
 .venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
 echo "==> mypy --strict"
 .venv/bin/mypy
 echo "==> import-linter (layers of DESIGN.md)"

@@ -112,8 +112,7 @@ def document(vip: str, services: int, servers: int) -> dict[str, Any]:
                 "scheduler": "weighted_round_robin",
                 "check": {"type": "none"},
                 "real_servers": [
-                    {"address": server_address(i, j, servers), "port": 80}
-                    for j in range(servers)
+                    {"address": server_address(i, j, servers), "port": 80} for j in range(servers)
                 ],
             }
             for i in range(services)

@@ -401,6 +401,7 @@ class Topology:
                 ("accept_ra", 0),
             )
         ]
+
         def sysctls(name: str) -> str:
             return " ".join(on if self.ipv6 and name != self.bridge_netns else off)
 

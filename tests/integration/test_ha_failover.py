@@ -208,9 +208,11 @@ def test_split_brain_ends_with_one_active_when_the_nodes_hear_each_other_again(
     started = time.monotonic()
     winner = wait_until(
         "exactly one node holds the VIP",
-        lambda: next(iter(n for n in pair.daemons if pair.holds_vip(n)), None)
-        if sum(map(pair.holds_vip, pair.daemons)) == 1
-        else None,
+        lambda: (
+            next(iter(n for n in pair.daemons if pair.holds_vip(n)), None)
+            if sum(map(pair.holds_vip, pair.daemons)) == 1
+            else None
+        ),
         timeout=5,
         poll=0.02,
     )

@@ -422,17 +422,20 @@ def test_a_partition_with_writes_on_both_sides_is_reported_then_resolved(
     assert resolution["archived"] == [fork + 1, fork + 2], resolution
     archive = json.loads(Path(resolution["archive"]).read_text())
     assert [r["number"] for r in archive["revisions"]] == [fork + 1, fork + 2]
-    assert archive["revisions"][-1]["document"]["virtual_services"][0]["real_servers"][0][
-        "weight"
-    ] == 302
+    assert (
+        archive["revisions"][-1]["document"]["virtual_services"][0]["real_servers"][0]["weight"]
+        == 302
+    )
     assert history(lb2) == history(lb1) == on_lb1
     assert exported(lb2) == exported(lb1)
     text = lb2.cli("ha", "status").stdout
     assert "archived in" in text and resolution["archive"] in text.replace("\n", ""), text
     wait_until(
         "both in step again",
-        lambda: lb1.cli_json("ha", "status")["sync"]["health"] == "in_sync"
-        and lb2.cli_json("ha", "status")["sync"]["health"] == "following",
+        lambda: (
+            lb1.cli_json("ha", "status")["sync"]["health"] == "in_sync"
+            and lb2.cli_json("ha", "status")["sync"]["health"] == "following"
+        ),
         timeout=30,
     )
     # lb2 runs lb1's document again (its HAProxy: the weight of revision fork + 1)

@@ -117,9 +117,7 @@ def _in_the_kernel(daemon: BasculeDaemon, hosts: list[Host], vs: str) -> bool:
     )
     if found.returncode == 0:
         return {h.address for h in hosts} <= set(sequence_slots(topo, vs))
-    maglev = topo.run(
-        "lb", ["nft", "list", "map", "netdev", "bascule", f"sched/{vs}"], check=False
-    )
+    maglev = topo.run("lb", ["nft", "list", "map", "netdev", "bascule", f"sched/{vs}"], check=False)
     if maglev.returncode == 0:  # DSR: every server holds slots of the Maglev table
         return all(f"goto rs/{vs}/{h.address}/" in maglev.stdout for h in hosts)
     return True  # fixed_weighting: no map to look at

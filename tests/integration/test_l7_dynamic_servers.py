@@ -334,9 +334,11 @@ def test_a_daemon_killed_before_the_deferred_reload_leaves_it_to_the_next(
         # the marker goes with the reload, its log line right after it: wait for both
         wait_until(
             "the adopting daemon's reload",
-            lambda: workers_now(daemon) not in ([], workers)
-            and not marker.exists()
-            and "deferred reload done" in daemon.log_path.read_text(),
+            lambda: (
+                workers_now(daemon) not in ([], workers)
+                and not marker.exists()
+                and "deferred reload done" in daemon.log_path.read_text()
+            ),
             30,
         )
         log = daemon.log_path.read_text()

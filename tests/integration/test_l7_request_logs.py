@@ -101,7 +101,7 @@ def test_request_lines_on_disk_in_bascule_logs_and_at_the_syslog_server(
         for number, line in enumerate(lines):
             assert line.startswith(f"{topology.client.address}:")
             assert f" web web/{rs1.address}:80 " in line
-            assert ' 200 ' in line and f'"GET /echo?n={number} HTTP/1.1"' in line
+            assert " 200 " in line and f'"GET /echo?n={number} HTTP/1.1"' in line
         assert daemon.cli_json("logs", "quiet")["lines"] == []  # request_log: false
         text = daemon.cli("logs", "web", "--since", "10m").stdout
         assert text.count('"GET /echo?n=') == 5

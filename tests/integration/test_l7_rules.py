@@ -358,8 +358,10 @@ def test_sub_service_schedules_persists_and_drains_at_runtime(site: Site) -> Non
         (8082, lambda a: a.status == 302 and a.headers["location"] == "https://status.test/"),
         (
             8083,
-            lambda a: (a.status, a.body, a.headers["content-type"])
-            == (503, PAGE, "text/html; charset=utf-8"),
+            lambda a: (
+                (a.status, a.body, a.headers["content-type"])
+                == (503, PAGE, "text/html; charset=utf-8")
+            ),
         ),
     ],
     ids=["sorry_server", "respond", "redirect", "respond_page"],
@@ -460,9 +462,7 @@ def test_a_100_rule_change_under_load_fails_no_request(
             for n in range(100)
         ]
         daemon.apply({"virtual_services": [{**service, "rules": rules}]})
-        wait_until(
-            "sub-service up", lambda: services(daemon)["site"]["sub_services"][0]["up"] == 1
-        )
+        wait_until("sub-service up", lambda: services(daemon)["site"]["sub_services"][0]["up"] == 1)
         done = {kind: answered(path) for kind, path in progress.items()}
         wait_until(
             "traffic after the change",

@@ -68,9 +68,7 @@ def _verdict(ok: Any) -> Text:
 def print_report(report: Mapping[str, Any]) -> None:
     out = output.console()
     vips = report.get("vip") if not report.get("vip6") else f"{report['vip']} and {report['vip6']}"
-    title = (
-        f"DSR verify {report.get('service')}: VIP {vips} on {report.get('interface') or '?'}"
-    )
+    title = f"DSR verify {report.get('service')}: VIP {vips} on {report.get('interface') or '?'}"
     grid = output.table("real server", "mac", "arp", "", "connect", "", title=title)
     for check in report.get("real_servers") or []:
         grid.add_row(

@@ -525,7 +525,6 @@ class CertificateService:
         self._record(actor, action, "", detail=report.message)
         return report
 
-
     async def replicate(self, entries: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
         """Hold exactly the HA pair's active's entries (daemon/pair.py): stored, files
         written, those in use swapped at runtime; the names that changed."""

@@ -165,9 +165,7 @@ class Reconciler:
 
     def reload_pending(self) -> bool:
         """Whether an engine awaits a deferred reload."""
-        return any(
-            e.reload_in() is not None for e in self.engines if isinstance(e, DefersReloads)
-        )
+        return any(e.reload_in() is not None for e in self.engines if isinstance(e, DefersReloads))
 
     async def reload_deferred(self) -> None:
         """Each engine's deferred reload that is due: prepared without the lock, run under
@@ -224,9 +222,7 @@ class Reconciler:
             self._plan_unobserved, desired, converged, running, self.vips.owned(), overrides
         )
         per_engine: list[tuple[str, Plan]] = []
-        for engine, applied, (share, engine_plan) in zip(
-            self.engines, running, known, strict=True
-        ):
+        for engine, applied, (share, engine_plan) in zip(self.engines, running, known, strict=True):
             if engine_plan is None:  # structurally the same: the engine says what runs
                 observation = await engine.observe(applied, counters=False)
                 observed = Observed(

@@ -255,9 +255,7 @@ class Receiver:
             self._take(b"".join(chunks))
         # Let the next lines gather in the pipe: one wake-up per PAUSE while they flow.
         self._loop.remove_reader(self.pipe.read_fd)
-        self._timer = self._loop.call_later(
-            0 if size >= _READ_MAX else self.pause, self._resume
-        )
+        self._timer = self._loop.call_later(0 if size >= _READ_MAX else self.pause, self._resume)
 
     def _resume(self) -> None:
         self._timer = None

@@ -78,9 +78,9 @@ class Statistics:
     def record(self, report: StatusReport, timestamp: float) -> None:
         """Record one status report read at ``timestamp`` (Unix seconds); the sampler calls
         it in a worker thread."""
-        caches: Mapping[str, Mapping[str, Any]] = (
-            (report.engine.get("haproxy") or {}).get("caches") or {}
-        )
+        caches: Mapping[str, Mapping[str, Any]] = (report.engine.get("haproxy") or {}).get(
+            "caches"
+        ) or {}
         readings = {vs.name: reading(vs, caches.get(vs.name)) for vs in report.virtual_services}
         with self._lock:
             self._tracks.record(timestamp, readings)
@@ -137,9 +137,7 @@ def counts_requests(vs: VirtualServiceStatus) -> bool:
     return vs.mode == "l7" and vs.type == "http"
 
 
-def reading(
-    vs: VirtualServiceStatus, cache: Mapping[str, Any] | None = None
-) -> ServiceReading:
+def reading(vs: VirtualServiceStatus, cache: Mapping[str, Any] | None = None) -> ServiceReading:
     """A virtual service's status as numbers: the service's own counters (its front end) and
     its real servers'; the service's check duration is the mean of its servers' last checks."""
     requests = counts_requests(vs)

@@ -137,9 +137,7 @@ async def _segment(vs: VirtualService, ip: Ip) -> _Segment:
         ranked = sorted(addresses, key=lambda a: ipaddress.ip_address(a).is_link_local)
         usable = [a for a in [*preferred, *ranked] if a not in vs.addresses and a in addresses]
         if not usable:
-            raise _NoSegment(
-                f"{interface} has no IPv{version} address of its own besides the VIP"
-            )
+            raise _NoSegment(f"{interface} has no IPv{version} address of its own besides the VIP")
         sources[version] = usable[0]
     return _Segment(
         interface=interface,

@@ -417,9 +417,7 @@ CHECK_TYPES: dict[CheckType, CheckFacts] = {
     CheckType.none: CheckFacts(modes=BOTH, protocols=TCP_AND_UDP, settings=frozenset()),
     CheckType.tcp: CheckFacts(modes=BOTH, protocols=TCP),
     CheckType.http: CheckFacts(modes=BOTH, protocols=TCP, default_port=80, settings=_HTTP_CHECK),
-    CheckType.https: CheckFacts(
-        modes=BOTH, protocols=TCP, default_port=443, settings=_HTTP_CHECK
-    ),
+    CheckType.https: CheckFacts(modes=BOTH, protocols=TCP, default_port=443, settings=_HTTP_CHECK),
     CheckType.icmp: CheckFacts(modes=L4_ONLY, protocols=TCP_AND_UDP),
     CheckType.smtp: CheckFacts(modes=BOTH, protocols=TCP, banner=r"^220"),
     CheckType.ftp: CheckFacts(modes=BOTH, protocols=TCP, banner=r"^220"),

@@ -97,8 +97,7 @@ def _sub_services(vs: VirtualService, where: str) -> Iterator[FieldError]:
     for index, first in repeats(sub.name for sub in vs.sub_services):
         yield FieldError(
             path=f"{where}.sub_services[{index}].name",
-            message=f"{vs.sub_services[index].name!r} is already the name of "
-            f"sub_services[{first}]",
+            message=f"{vs.sub_services[index].name!r} is already the name of sub_services[{first}]",
         )
     for index, sub in enumerate(vs.sub_services):
         sub_where = f"{where}.sub_services[{index}]"

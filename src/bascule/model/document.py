@@ -359,9 +359,7 @@ def _model_class(kind: type[BaseModel]) -> tuple[list[set[str]] | None, tuple[st
     """A model class's entry of ``_FIELDS_SETS``: no sets yet (None when not frozen), and its
     fields whose type is not a plain scalar."""
     holders = tuple(
-        name
-        for name, field in kind.model_fields.items()
-        if _annotation_may_hold(field.annotation)
+        name for name, field in kind.model_fields.items() if _annotation_may_hold(field.annotation)
     )
     return ([] if kind.model_config.get("frozen") else None), holders
 

@@ -32,6 +32,7 @@ MAX_ENTRIES = 1_000_000
 #: The most bad lines one refused import reports.
 MAX_LINE_ERRORS = 50
 
+
 class Entry(NamedTuple):
     """One entry of a list: its family (4 or 6), first and last address as integers, prefix
     length and canonical spelling (an address alone for a single host). A named tuple, not a

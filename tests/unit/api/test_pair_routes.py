@@ -30,12 +30,12 @@ from bascule.store.revisions import RevisionStore
 DOCUMENT: dict[str, Any] = {
     # a pair: its standby refuses writes (without high_availability, no node has a role)
     "high_availability": {
-            "nodes": [
-                {"name": "lb1", "address": "198.18.0.3", "priority": 150},
-                {"name": "lb2", "address": "198.18.0.4", "priority": 100},
-            ],
-            "interface": "eth0",
-        },
+        "nodes": [
+            {"name": "lb1", "address": "198.18.0.3", "priority": 150},
+            {"name": "lb2", "address": "198.18.0.4", "priority": 100},
+        ],
+        "interface": "eth0",
+    },
     "virtual_services": [
         {
             "name": "web",
@@ -43,7 +43,7 @@ DOCUMENT: dict[str, Any] = {
             "port": 8080,
             "real_servers": [{"address": "127.0.0.1", "port": 9000}],
         }
-    ]
+    ],
 }
 LINK = PairLink(
     peer_url="https://198.18.0.3:8443",

@@ -95,9 +95,9 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
     } <= set(paths)
     verb = next(
         parameter
-        for parameter in paths["/api/v1/virtual-services/{name}/real-servers/{key}/{verb}"][
-            "post"
-        ]["parameters"]
+        for parameter in paths["/api/v1/virtual-services/{name}/real-servers/{key}/{verb}"]["post"][
+            "parameters"
+        ]
         if parameter["name"] == "verb"
     )
     schema = response.json()["components"]["schemas"][verb["schema"]["$ref"].split("/")[-1]]

@@ -90,9 +90,7 @@ def served(make_api_services: Callable[..., ApiServices]) -> Iterator[Served]:
     )
     common: dict[str, Any] = {"log_level": "warning", "lifespan": "off", "ws": "none"}
     local, local_thread = serve(
-        uvicorn.Config(
-            api_app(services, local=True), uds=str(data_dir / "bascule.sock"), **common
-        )
+        uvicorn.Config(api_app(services, local=True), uds=str(data_dir / "bascule.sock"), **common)
     )
     https, https_thread = serve(
         uvicorn.Config(

@@ -60,7 +60,7 @@ def document(weight: int) -> dict[str, Any]:
                 "port": 8080,
                 "real_servers": [{"address": "127.0.0.1", "port": 9000, "weight": weight}],
             }
-        ]
+        ],
     }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from bascule.daemon.request_logs import LogPipe, RequestLogFile, clean, listen, parse
 
 LINE = (
-    '198.18.0.10:40000 [05/Dec/2026:14:50:00.123] site{tls} site_api/198.18.0.5:80 '
+    "198.18.0.10:40000 [05/Dec/2026:14:50:00.123] site{tls} site_api/198.18.0.5:80 "
     '0/0/1/2/3 200 123 - - ---- 1/1/0/0/0 0/0 "GET /api/x HTTP/1.1"'
 )
 

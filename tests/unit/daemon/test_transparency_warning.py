@@ -83,9 +83,7 @@ def test_no_route_back_warning_without_cause() -> None:
 def test_the_passive_warning_comes_first_in_the_status() -> None:
     document = {"virtual_services": [service(True).model_dump(mode="json")]}
     config = parse_document(document)
-    observation = EngineObservation(
-        running=True, servers={("web", "198.18.0.11:80"): seen(4, 4)}
-    )
+    observation = EngineObservation(running=True, servers={("web", "198.18.0.11:80"): seen(4, 4)})
     report = build_status(
         config, observation, revision=1, applied_revision=1, apply_ok=True, apply_message="",
         engine={}, connected=LAN,

@@ -30,9 +30,7 @@ def test_describe_every_action() -> None:
                 reload_follows=True,
             ),
             ChangeServers(config=config, added=(("web", "198.18.0.5:80"),)),
-            ChangeServers(
-                config=config, removed=(("api", "198.18.0.6:80"),), reload_follows=True
-            ),
+            ChangeServers(config=config, removed=(("api", "198.18.0.6:80"),), reload_follows=True),
             ChangeServers(config=config, removed=(("api", "198.18.0.6:80"),)),
             SetWeight(vs="web", server="198.18.0.4:80", weight=3),
             SetState(vs="web", server="198.18.0.4:80", state=RealServerState.disabled),

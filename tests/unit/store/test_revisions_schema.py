@@ -70,9 +70,7 @@ def test_a_newer_revision_stops_the_start_with_both_versions(store: RevisionStor
     with pytest.raises(BasculeError) as refused:
         check_stored_revisions(store)
     assert str(refused.value).startswith("cannot start: revision 1 cannot be read: ")
-    assert "restore a backup made by this version, or run the newer Bascule" in str(
-        refused.value
-    )
+    assert "restore a backup made by this version, or run the newer Bascule" in str(refused.value)
 
 
 def test_an_empty_store_starts(store: RevisionStore) -> None:

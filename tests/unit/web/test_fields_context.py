@@ -92,16 +92,24 @@ def test_every_service_field_is_shown_somewhere() -> None:
         FormContext.of({"persistence.method": "source_ip"}),
         FormContext.of({"check.type": "binary"}),
         FormContext.of(
-            {"type": "http", "tls.certificates": "shop", "tls.client_certificate": "required",
-             "tls.reencrypt": "true"}
+            {
+                "type": "http",
+                "tls.certificates": "shop",
+                "tls.client_certificate": "required",
+                "tls.reencrypt": "true",
+            }
         ),
         *(
             FormContext.of({"type": "http", "not_available.kind": kind})
             for kind in ("sorry_server", "respond", "redirect")
         ),
         FormContext.of(
-            {"type": "http", "cache.enabled": True, "compression.enabled": True,
-             "authentication.enabled": True}
+            {
+                "type": "http",
+                "cache.enabled": True,
+                "compression.enabled": True,
+                "authentication.enabled": True,
+            }
         ),
     ]
     for field in SERVICE_FIELDS:

@@ -132,9 +132,7 @@ async def test_errors_of_a_whole_match_or_action(admin: Browser, site: int) -> N
     assert 'id="error-action.respond">must be an HTTP status' in response.text
 
 
-async def test_edit_move_and_delete_a_rule(
-    admin: Browser, site: int, store: RevisionStore
-) -> None:
+async def test_edit_move_and_delete_a_rule(admin: Browser, site: int, store: RevisionStore) -> None:
     page = await admin.client.get("/virtual-services/site/rules/old")
     assert 'value="/old"' in page.text and '<option value="301" selected>' in page.text
     await _apply(
@@ -376,9 +374,7 @@ async def test_a_field_the_form_did_not_show_is_unchanged(
     admin: Browser, site: int, store: RevisionStore, service: ConfigService
 ) -> None:
     await service.edit(
-        lambda doc: {
-            "virtual_services": [{**doc["virtual_services"][0], "transparent": True}]
-        },
+        lambda doc: {"virtual_services": [{**doc["virtual_services"][0], "transparent": True}]},
         by("test"),
     )
     shown = "name,address,port,scheduler"

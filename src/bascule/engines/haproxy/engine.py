@@ -433,8 +433,10 @@ class HaproxyEngine:
             return False
         installed = self._installed
         # the text the worker runs, when this engine gave it: not rendered again
-        same = installed is not None and installed.globals == self.globals and (
-            installed.config is running or not structure_changed(installed.config, running)
+        same = (
+            installed is not None
+            and installed.globals == self.globals
+            and (installed.config is running or not structure_changed(installed.config, running))
         )
         try:
             await self._reload(running, running, text=installed if same else None)

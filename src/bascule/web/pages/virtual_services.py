@@ -146,9 +146,7 @@ def stored_values(stored: Mapping[str, Any]) -> dict[str, Any]:
     return {**values(with_option_defaults(stored), SERVICE_FIELDS), **option_values(stored)}
 
 
-def named_choices(
-    services: WebServices, shown: Mapping[str, Any]
-) -> dict[str, tuple[str, ...]]:
+def named_choices(services: WebServices, shown: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     """What the fields that pick names offer: the document's access lists, the HTTP users
     and the pages of the stores, and any name the form holds already (a list deleted since
     stays visible, and the model says what is wrong with it)."""
