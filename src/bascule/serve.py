@@ -21,7 +21,7 @@ from bascule.errors import BasculeError
 from bascule.text import escape_control
 
 if TYPE_CHECKING:
-    from bascule.daemon.runner import DaemonServices
+    from bascule.daemon.doors import DaemonServices
 
 #: The process's name (``/proc/<pid>/comm``: ``ps``, ``top``, ``pgrep``), the console
 #: script's as before the exec.
@@ -141,7 +141,7 @@ def serve(argv: Sequence[str]) -> None:
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from pydantic import ValidationError
 
-    from bascule.daemon import logs, runner, systemd
+    from bascule.daemon import logs, process, systemd
     from bascule.settings import Settings
 
     overrides: dict[str, Any] = {"data_dir": options.data_dir}
@@ -157,7 +157,7 @@ def serve(argv: Sequence[str]) -> None:
         )
         raise BasculeError(f"bad setting: {problems}") from exc
     logs.configure(settings.log_level, journal=systemd.journal_stream())
-    runner.run(settings, make_app=_Apps())
+    process.run(settings, make_app=_Apps())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -34,11 +34,11 @@ from bascule.daemon.acme import AcmeService
 from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
 from bascule.daemon.changes import ChangeRequest
+from bascule.daemon.doors import StopDaemon
 from bascule.daemon.ha import HaService
 from bascule.daemon.http_users import HttpUserService
 from bascule.daemon.pages import PageService
 from bascule.daemon.request_logs import RequestLogFile
-from bascule.daemon.runner import StopDaemon
 from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.model.access import Actor, Permission

@@ -32,6 +32,11 @@ The HTTPS listener is guarded (daemon/listener.py): connections capped per sourc
 the handshake, a request's head and its body bounded in time, and descriptors kept in reserve
 for the unix socket and the engines; old audit entries and revisions are pruned every hour
 (daemon/retention.py).
+
+This module is the composition (``Daemon``: what is built, in which order, the loops, the
+stop); what it serves its doors and the sockets they listen on are daemon/doors.py, what a
+start takes over (the stored revisions, the engines left running) daemon/adoption.py, and the
+process around it (``run``: ``asyncio.run`` with its clean-up bounded) daemon/process.py.
 """
 
 from __future__ import annotations
@@ -39,18 +44,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import ipaddress
 import logging
 import os
 import resource
 import signal
-import socket
 import sys
-import threading
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import uvicorn
 
@@ -58,8 +59,19 @@ from bascule import __version__
 from bascule.daemon import first_admin, heap
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.acme import AcmeService
+from bascule.daemon.adoption import adopt_engines, check_stored_revisions, last_good
 from bascule.daemon.audit import AuditService
 from bascule.daemon.certificates import CertificateService
+from bascule.daemon.doors import (
+    REQUESTS_GRACE_S,
+    AppFactory,
+    DaemonServices,
+    UnixSocketServer,
+    bind_unix_socket,
+    prepare_https,
+    serve_https,
+    wait_answers,
+)
 from bascule.daemon.dynamic import DynamicScheduler
 from bascule.daemon.ha import HaService
 from bascule.daemon.handover import Handover
@@ -67,7 +79,6 @@ from bascule.daemon.http_users import HttpUserService
 from bascule.daemon.l4 import L4Supervisor
 from bascule.daemon.listener import (
     Exhaustion,
-    GuardedServer,
     ListenerLimits,
     descriptor_budget,
     quiet_exhaustion,
@@ -84,9 +95,8 @@ from bascule.daemon.service import ConfigService
 from bascule.daemon.statistics import Statistics
 from bascule.daemon.subnets import ConnectedSubnets
 from bascule.daemon.systemd import Notifier
-from bascule.daemon.tls import Certificate, ensure_certificate
 from bascule.daemon.vips import IpVipManager, PairedVips
-from bascule.engines.base import Engine, share_of
+from bascule.engines.base import Engine
 from bascule.engines.conntrackd.shell import ConntrackdShell
 from bascule.engines.haproxy.engine import HaproxyEngine
 from bascule.engines.haproxy.peers import PeersListener, PeersTls
@@ -94,10 +104,7 @@ from bascule.engines.keepalived.engine import KeepalivedEngine, TrackedProcess
 from bascule.engines.nftables.engine import NftablesEngine
 from bascule.engines.nftables.filter import FilterEngine
 from bascule.engines.stunnel.engine import StunnelEngine
-from bascule.errors import BasculeError, StoreError
-from bascule.model import Configuration, Mode, parse_document
-from bascule.model.document import for_mode
-from bascule.model.schema import SCHEMA_VERSION
+from bascule.errors import BasculeError
 from bascule.settings import Settings
 from bascule.store.accounts import AccountStore
 from bascule.store.acme import AcmeStore
@@ -141,128 +148,8 @@ def prepare_data_dir(data_dir: Path) -> None:
     (data_dir / "haproxy").chmod(0o700)
 
 
-def bind_unix_socket(path: Path) -> socket.socket:
-    """The API's unix socket, bound (not yet listening) and 0600 from the moment it exists:
-    whoever connects is trusted as a local administrator, so only root may."""
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)
-    try:
-        sock.bind(str(path))
-        path.chmod(0o600)
-    except OSError as exc:
-        sock.close()
-        raise BasculeError(f"cannot create the API socket {path}: {exc}") from exc
-    finally:
-        os.umask(old_umask)
-    return sock
-
-
-def bind_tcp_socket(host: str, port: int) -> socket.socket:
-    """The HTTPS listener's socket, bound (not yet listening) before the engines start, so an
-    address another program holds stops the daemon before it changes anything."""
-    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise BasculeError(
-            f"cannot listen on {host}:{port} for HTTPS: {exc.strerror or exc}"
-            " (another program holds it? choose another with --listen, or --listen none)"
-        ) from exc
-    return sock
-
-
-def https_config(
-    app: Any,
-    host: str,
-    port: int,
-    certificate: Certificate,
-    limits: ListenerLimits = ListenerLimits(),
-) -> uvicorn.Config:
-    """The HTTPS listener's server: TLS with Python's defaults (TLS 1.2 or later, forward
-    secrecy, AEAD or SHA-2 ciphers; uvicorn before 0.48 would restrict TLS 1.2 to its CBC-SHA1
-    ciphers unless told otherwise), no access log (it would hold request lines of every
-    client), no ``Server`` header, and no trust in ``X-Forwarded-*``: the client's address is
-    the one the audit log records. httptools (which ``listener.GuardedHttpProtocol`` extends),
-    no WebSockets, and ``limits.idle_timeout`` between two requests of a connection."""
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        ssl_certfile=str(certificate.cert),
-        ssl_keyfile=str(certificate.key),
-        ssl_ciphers=None,  # Python's defaults, whatever uvicorn's default is
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        http="httptools",
-        ws="none",
-        timeout_keep_alive=limits.idle_timeout,
-        timeout_graceful_shutdown=REQUESTS_GRACE_S,
-    )
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the daemon owns SIGTERM and SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    def install_signal_handlers(self) -> None:  # older uvicorn
-        return
-
-
-SystemInfo = Callable[[], Awaitable[dict[str, Any]]]
-
 #: How often the log files' sizes are checked (daemon/logfiles.py).
 LOG_ROTATION_INTERVAL = 30.0
-#: At a stop, how long the API's requests in flight may take before they are cancelled (a
-#: peer's call whose link went down would otherwise hold the stop for its whole timeout).
-REQUESTS_GRACE_S = 5
-#: After the daemon stopped, how long its left-over tasks and worker threads may take.
-LEFTOVERS_S = 5.0
-
-
-class StopDaemon(Protocol):
-    """Asks the running daemon to stop: itself only, or (``data_plane``) the engines and the
-    VIPs too. It stops after the request that asked has been answered."""
-
-    def __call__(self, *, data_plane: bool) -> None: ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class DaemonServices:
-    """What the daemon hands the doors it serves (the API, the WUI)."""
-
-    config: ConfigService
-    accounts: AccountService
-    audit: AuditService
-    statistics: Statistics
-    system: SystemInfo
-    stop: StopDaemon
-    certificates: CertificateService
-    acme: AcmeService
-    ha: HaService | None = None  # this node of the HA pair (daemon/ha.py)
-    request_logs: RequestLogFile | None = None
-    pages: PageService | None = None  # the page store (daemon/pages.py)
-    http_users: HttpUserService | None = None  # basic auth users (daemon/http_users.py)
-
-
-class AppFactory(Protocol):
-    """Builds an ASGI app the daemon serves; given by the composition root (bascule.main) so
-    the daemon does not import the API or the WUI, which sit above it. ``local``: the unix
-    socket's app (API only, the caller trusted as a local administrator); otherwise the
-    HTTPS listener's (API and WUI, every request authenticated)."""
-
-    def __call__(self, services: DaemonServices, *, local: bool) -> Any: ...
 
 
 class Daemon:
@@ -353,7 +240,7 @@ class Daemon:
             audit=audit,
         )
         await self._first_admin(accounts)
-        listener = self._prepare_https()
+        listener = prepare_https(settings)
         # HAProxy's request log lines, through a pipe its master inherits (request_logs.py)
         request_log_pipe = LogPipe(settings.haproxy_dir / "requests.fifo")
         # One HAProxy thread per CPU this process may run on (its affinity, not the machine's
@@ -466,7 +353,7 @@ class Daemon:
             handover=(handover := Handover(config=service, keepalived=keepalived)),
         )
         await state_sync.prepare()
-        await adopt_engines(service, _last_good(store), l4_adopted=l4.adopted)
+        await adopt_engines(service, last_good(store), l4_adopted=l4.adopted)
         ok, error = await service.reconcile()
         log.info("started", extra={"version": __version__, "applied": ok, "error": error})
 
@@ -527,7 +414,7 @@ class Daemon:
         )
         app = self.make_app(services, local=True)
         socket_path = settings.socket_path
-        server = _Server(
+        server = UnixSocketServer(
             uvicorn.Config(
                 app,
                 uds=str(socket_path),
@@ -548,8 +435,14 @@ class Daemon:
         if api.done():
             api.result()
         log.info("serving the API", extra={"socket": str(socket_path)})
-        https = await self._serve_https(services, listener)
-        await _wait_answers(socket_path)
+        https = await serve_https(
+            services,
+            listener,
+            settings=settings,
+            make_app=self.make_app,
+            limits=self._listener_limits,
+        )
+        await wait_answers(socket_path)
         self.notifier.ready(_ready_status(ok, error))
         reconciler = asyncio.create_task(self._reconcile_forever(service, vips), name="reconcile")
         # servers HAProxy added at runtime, made ordinary ones by a reload when it is due
@@ -678,58 +571,6 @@ class Daemon:
         else:
             log.info("created the admin user with the password of BASCULE_ADMIN_PASSWORD")
 
-    def _prepare_https(self) -> tuple[Certificate, socket.socket] | None:
-        """The HTTPS listener's certificate (generated at first start) and bound socket, or
-        ``None`` when ``listen`` is ``none``."""
-        settings = self.settings
-        address = settings.listen_address
-        if address is None:
-            log.info("the HTTPS listener is disabled (listen: none)")
-            return None
-        host, port = address
-        certificate = ensure_certificate(
-            settings.tls_cert_path, settings.tls_key_path, listen_host=host
-        )
-        if certificate.generated:
-            log.info(
-                "generated a self-signed TLS certificate", extra={"cert": str(certificate.cert)}
-            )
-        return certificate, bind_tcp_socket(host, port)
-
-    async def _serve_https(
-        self, services: DaemonServices, listener: tuple[Certificate, socket.socket] | None
-    ) -> tuple[uvicorn.Server, asyncio.Task[None]] | None:
-        """Serve the API and the WUI over HTTPS on the socket ``_prepare_https`` bound."""
-        if listener is None:
-            return None
-        settings = self.settings
-        certificate, sock = listener
-        host, port = sock.getsockname()[:2]
-        limits = self._listener_limits
-        server = GuardedServer(
-            https_config(self.make_app(services, local=False), host, port, certificate, limits),
-            limits=limits,
-        )
-        task = asyncio.create_task(server.serve(sockets=[sock]), name="https")
-        while not server.started and not task.done():  # noqa: ASYNC110  (uvicorn has no event)
-            await asyncio.sleep(0.02)
-        if task.done():
-            with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot listen
-                task.result()
-            raise BasculeError(f"cannot serve HTTPS on {settings.listen} (see the log above)")
-        log.info(
-            "serving HTTPS",
-            extra={
-                "listen": settings.listen,
-                "max_connections": limits.max_connections,
-                "max_per_source": limits.max_per_source,
-                "cert": str(certificate.cert),
-                "sha256": certificate.fingerprint,
-                "not_after": certificate.not_after.isoformat(),
-            },
-        )
-        return server, task
-
     async def _reconcile_forever(self, service: ConfigService, vips: PairedVips) -> None:
         # each pass reads every server's runtime state and plans them: its memory is given
         # back like a sample's (daemon/heap.py)
@@ -743,28 +584,6 @@ class Daemon:
                 trimmer.soon()
             except (BasculeError, OSError) as exc:
                 log.error("reconcile failed", extra={"error": str(exc)})
-
-
-def check_stored_revisions(store: RevisionStore) -> None:
-    """Before anything starts: the current revision must be readable by this version.
-
-    Revisions written by an older Bascule are read forward (model/schema.py; logged, so an
-    upgrade's start says what it migrated); one written by a newer Bascule stops the start
-    with the store's message naming both versions, before any engine is touched.
-    """
-    versions = store.schema_versions()
-    older = {version: count for version, count in versions.items() if version < SCHEMA_VERSION}
-    if older:
-        log.info(
-            "revisions of older document schemas are read forward",
-            extra={"schema_version": SCHEMA_VERSION, "older": older},
-        )
-    try:
-        store.head()
-    except StoreError as exc:
-        raise BasculeError(
-            f"cannot start: {exc} (restore a backup made by this version, or run the newer Bascule)"
-        ) from exc
 
 
 async def _worker_pids(engine: HaproxyEngine) -> list[int]:
@@ -781,63 +600,6 @@ def _ready_status(ok: bool, error: str | None) -> str:
     return f"serving the last good revision: the current one failed to apply: {error}"
 
 
-async def _wait_answers(socket_path: Path, within: float = 10.0) -> None:
-    """Wait until the API answers a real request on its unix socket (readiness means it)."""
-    request = b"GET /api/v1/auth/whoami HTTP/1.1\r\nHost: bascule\r\nConnection: close\r\n\r\n"
-    deadline = asyncio.get_running_loop().time() + within
-    last = "no answer"
-    while asyncio.get_running_loop().time() < deadline:
-        try:
-            async with asyncio.timeout(2.0):
-                reader, writer = await asyncio.open_unix_connection(str(socket_path))
-                try:
-                    writer.write(request)
-                    await writer.drain()
-                    status_line = await reader.readline()
-                finally:
-                    writer.close()
-                    with contextlib.suppress(OSError):
-                        await writer.wait_closed()
-        except (OSError, TimeoutError) as exc:
-            last = str(exc) or type(exc).__name__
-        else:
-            if status_line.startswith(b"HTTP/1.1 200"):
-                return
-            last = status_line.decode(errors="replace").strip()
-        await asyncio.sleep(0.05)
-    raise BasculeError(f"the API on {socket_path} does not answer: {last}")
-
-
-async def adopt_engines(
-    service: ConfigService,
-    last_good: Configuration | None,
-    *,
-    l4_adopted: Callable[[Configuration], Awaitable[None]],
-) -> list[str]:
-    """Take over what a previous daemon left running; the names of the engines adopted.
-
-    Each engine that still runs was started from the last good revision (its share of it).
-    The L4 health checker then starts the adopted ``l4`` servers up (``l4_adopted``), so that
-    none leaves the tables while its first checks run.
-    """
-    adopted = [engine for engine in service.engines if await engine.adopt()]
-    for engine in adopted:
-        service.adopt(engine.name, share_of(engine, last_good) if last_good else None)
-    if last_good is not None and any(engine.mode is Mode.l4 for engine in adopted):
-        await l4_adopted(for_mode(last_good, Mode.l4))
-    return [engine.name for engine in adopted]
-
-
-def _last_good(store: RevisionStore) -> Configuration | None:
-    applied = store.applied()
-    if applied is None or applied.last_good is None:
-        return None
-    try:
-        return parse_document(store.get(applied.last_good).document)
-    except (BasculeError, StoreError):
-        return None
-
-
 def _peers_listener(settings: Settings) -> PeersListener | None:
     """HAProxy's peers listener on the network (the HA pair), with its TLS; ``None``: the
     default unix socket in HAProxy's run directory."""
@@ -849,43 +611,3 @@ def _peers_listener(settings: Settings) -> PeersListener | None:
         address=settings.peers_listen,
         tls=PeersTls(crt=str(settings.peers_tls_cert), ca_file=str(settings.peers_tls_ca)),
     )
-
-
-def run(settings: Settings, *, make_app: AppFactory) -> None:
-    """``asyncio.run`` of the daemon, with its clean-up bounded: once the daemon has stopped
-    (logged ``stopped``), a task that ignores its cancellation or a worker thread still
-    blocked (``asyncio.run`` waits for both, without limit) must not keep the process alive:
-    after ``LEFTOVERS_S`` it is logged and the process exits without it."""
-    heap.limit_arenas()  # before the first worker thread allocates (daemon/heap.py)
-    heap.fix_thresholds()
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    failed = True
-    try:
-        loop.run_until_complete(Daemon(settings, make_app=make_app).run())
-        failed = False
-    finally:
-        try:
-            left = asyncio.all_tasks(loop)  # (the loop is not running: none is ours)
-            loop.run_until_complete(asyncio.wait_for(_leftovers(loop, left), LEFTOVERS_S))
-        except TimeoutError:
-            threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
-            log.warning(
-                "work left over after the stop: exiting without it",
-                extra={"after_s": LEFTOVERS_S, "threads": threads},
-            )
-            logging.shutdown()
-            os._exit(1 if failed else 0)
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-
-
-async def _leftovers(loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[Any]]) -> None:
-    """What ``asyncio.run`` does after its coroutine: cancel the ``tasks`` left, finish the
-    async generators, and wait for the default executor's threads."""
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await loop.shutdown_asyncgens()
-    await loop.shutdown_default_executor()

@@ -22,7 +22,7 @@ from fresh_status import every_status_read_anew  # noqa: F401  (an autouse fixtu
 from bascule.api import ApiServices
 from bascule.daemon.accounts import AccountService
 from bascule.daemon.acme import AcmeService
-from bascule.daemon.runner import DaemonServices
+from bascule.daemon.doors import DaemonServices
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
 from bascule.engines.base import FakeEngine

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from bascule.daemon.runner import DaemonServices
+from bascule.daemon.doors import DaemonServices
 from bascule.serve import _Apps
 
 

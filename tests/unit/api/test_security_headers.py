@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from bascule.api import ApiServices
-from bascule.daemon.runner import DaemonServices
+from bascule.daemon.doors import DaemonServices
 from bascule.serve import _Apps
 
 

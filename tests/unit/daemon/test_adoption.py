@@ -1,4 +1,4 @@
-"""runner.adopt_engines: at start, every engine that a previous daemon left running is adopted
+"""adoption.adopt_engines: at start, every engine that a previous daemon left running is adopted
 with its share of the last good revision; adopted L4 servers start up in the checker."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bascule.daemon.runner import adopt_engines
+from bascule.daemon.adoption import adopt_engines
 from bascule.daemon.service import ConfigService
 from bascule.daemon.vips import NullVipManager
 from bascule.engines.base import FakeEngine

@@ -1,5 +1,5 @@
 """The API's unix socket is 0600 from the moment it exists to the moment it is gone: whoever
-connects to it is trusted as a local administrator (daemon/runner.py ``bind_unix_socket``)."""
+connects to it is trusted as a local administrator (daemon/doors.py ``bind_unix_socket``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bascule.daemon.runner import _Server, bind_unix_socket
+from bascule.daemon.doors import UnixSocketServer, bind_unix_socket
 from bascule.errors import BasculeError
 
 
@@ -66,7 +66,7 @@ async def test_served_as_the_daemon_does_it_is_never_open_to_others(tmp_path: Pa
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    server = _Server(uvicorn.Config(hello, uds=str(path), log_config=None, lifespan="off"))
+    server = UnixSocketServer(uvicorn.Config(hello, uds=str(path), log_config=None, lifespan="off"))
     try:
         task = asyncio.create_task(server.serve(sockets=[bind_unix_socket(path)]))
         async with asyncio.timeout(10):

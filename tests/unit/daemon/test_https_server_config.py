@@ -1,4 +1,4 @@
-"""The HTTPS listener's uvicorn settings (daemon/runner.py ``https_config``): modern TLS only,
+"""The HTTPS listener's uvicorn settings (daemon/doors.py ``https_config``): modern TLS only,
 no access log, no trust in forwarded headers."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from bascule.daemon.runner import https_config
+from bascule.daemon.doors import https_config
 from bascule.daemon.tls import ensure_certificate
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from bascule.daemon.doors import https_config
 from bascule.daemon.listener import (
     MIN_RESERVE,
     ConnectionSlots,
@@ -32,7 +33,6 @@ from bascule.daemon.listener import (
     descriptor_budget,
     quiet_exhaustion,
 )
-from bascule.daemon.runner import https_config
 from bascule.daemon.tls import ensure_certificate
 
 LIMITS = ListenerLimits(

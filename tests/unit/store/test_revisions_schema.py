@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bascule.daemon.runner import check_stored_revisions
+from bascule.daemon.adoption import check_stored_revisions
 from bascule.errors import BasculeError, StoreError
 from bascule.store.revisions import RevisionStore
 
