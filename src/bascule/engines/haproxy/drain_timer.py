@@ -13,7 +13,8 @@ import logging
 
 from bascule.engines.haproxy import observation, runtime
 from bascule.engines.haproxy.installation import Installation
-from bascule.engines.haproxy.view import proxy_name, server_name
+from bascule.engines.haproxy.servers import server_name
+from bascule.engines.haproxy.view import proxy_name
 from bascule.errors import EngineError
 from bascule.model import Configuration, RealServerState
 from bascule.reconcile.actions import SetState

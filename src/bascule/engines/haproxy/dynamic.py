@@ -46,7 +46,8 @@ from bascule.engines.haproxy.runtime import (
     enable_health,
     set_state,
 )
-from bascule.engines.haproxy.view import HaproxyView, ProxyView, ServerView
+from bascule.engines.haproxy.servers import ServerView
+from bascule.engines.haproxy.view import HaproxyView, ProxyView
 
 # management.txt "add server": the keywords of 2.6's list that Bascule's server lines carry,
 # with how many arguments each takes. A word the table does not know makes the change reload.

@@ -32,8 +32,9 @@ from bascule.engines.haproxy.dynamic import PendingReload
 from bascule.engines.haproxy.listeners import unbindable_listeners
 from bascule.engines.haproxy.runtime_files import RuntimeFiles
 from bascule.engines.haproxy.runtime_servers import RuntimeServers
+from bascule.engines.haproxy.servers import MAX_WEIGHT, server_name
 from bascule.engines.haproxy.stick_tables import StickTables
-from bascule.engines.haproxy.view import MAX_WEIGHT, proxy_name, server_name
+from bascule.engines.haproxy.view import proxy_name
 from bascule.errors import EngineError, EngineRejected
 from bascule.model import Configuration, Mode, RealServerState
 from bascule.reconcile.actions import Action, ChangeServers, ReplaceConfig, SetState, SetWeight

@@ -20,7 +20,8 @@ from typing import Any, TypedDict
 from bascule.engines.base import EngineObservation, Health, ServerColumns, ServiceObservation
 from bascule.engines.haproxy import runtime
 from bascule.engines.haproxy.drains import ServerKey
-from bascule.engines.haproxy.view import proxy_name, server_name
+from bascule.engines.haproxy.servers import server_name
+from bascule.engines.haproxy.view import proxy_name
 from bascule.model import Configuration, RealServerState
 from bascule.reconcile.planner import ServerRef
 

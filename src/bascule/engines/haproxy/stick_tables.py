@@ -11,7 +11,8 @@ from bascule.engines.base import ClientLoad, PersistenceEntry
 from bascule.engines.haproxy import limits, runtime
 from bascule.engines.haproxy.installation import Installation
 from bascule.engines.haproxy.persistence import table_names
-from bascule.engines.haproxy.view import build_view, proxy_name, server_name
+from bascule.engines.haproxy.servers import server_name
+from bascule.engines.haproxy.view import build_view, proxy_name
 from bascule.errors import EngineError
 from bascule.model import Configuration, VirtualService
 

@@ -7,6 +7,13 @@ applies. Nothing here does I/O or reads settings: the values that are not in the
 in as ``HaproxyGlobals`` or are constants of this module. The daemon and ``runtime.py`` use
 ``proxy_name``/``server_name`` so runtime commands name exactly what the file declares.
 
+The view is made of the sections' own modules: the ``global`` and ``defaults`` sections in
+process_settings.py, each pool's ``server`` lines in servers.py (with ``server_name``), how
+each scheduler balances in balancing.py, and checks, content rules, persistence, limits,
+caching, authentication, logs, TLS and peers in theirs; this module holds the sections'
+values (``HaproxyGlobals``, ``ProxyView``, ``FrontendView``, ``HaproxyView``) and puts them
+together (``build_view``).
+
 Injection safety: every free-text user string (paths, hosts, header names and values,
 regular expressions, POST bodies, file paths) is emitted through ``quote`` (HAProxy strong
 quoting, manual section 2.2); log-format arguments go through ``quote_log_format`` (which also
@@ -19,12 +26,13 @@ alphabet and refuses anything else. Section numbers below refer to HAProxy 2.6's
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bascule.engines.haproxy import content
 from bascule.engines.haproxy import tls as offload
 from bascule.engines.haproxy.authentication import AuthenticationView, authentication_view
+from bascule.engines.haproxy.balancing import balance_of
 from bascule.engines.haproxy.caching import CachingView, caching_view
 from bascule.engines.haproxy.checks import HealthCheckView, health_check_view
 from bascule.engines.haproxy.descriptors import Descriptors, count
@@ -42,94 +50,17 @@ from bascule.engines.haproxy.persistence import (
     section_name,
     table_names,
 )
+from bascule.engines.haproxy.process_settings import defaults, global_settings
 from bascule.engines.haproxy.quoting import quote, token
-from bascule.model import (
-    Configuration,
-    ProxyProtocol,
-    RealServer,
-    RealServerState,
-    Scheduler,
-    ServiceType,
-    VirtualService,
-)
+from bascule.engines.haproxy.servers import ServerView, pool_servers, server_name
+from bascule.model import Configuration, ServiceType, VirtualService
 from bascule.model.offload import HTTP_PORT
 from bascule.model.tls import starttls_relay
-from bascule.model.weights import engine_weights
 from bascule.net.addresses import host_port
 
 if TYPE_CHECKING:  # peers.py names its section with this module's PEERS
     from bascule.engines.haproxy.peers import PeersListener
 
-# Section 5.2 "weight": "The default weight is 1, and the maximal value is 256. A value of 0
-# means the server will not participate in load-balancing but will still accept persistent
-# connections."
-MAX_WEIGHT = 256
-DRAIN_WEIGHT = 0
-
-
-@dataclass(frozen=True)
-class Balance:
-    """How HAProxy runs a scheduler: the ``balance`` algorithm (4.2), its ``hash-type`` if it
-    hashes, and whether all but one server are ``backup`` servers (5.2)."""
-
-    algorithm: str
-    hash_type: str | None = None
-    backups: bool = False
-
-
-# Section 4.2 "hash-type": "consistent" keeps weights dynamic (runtime `set weight` works) and
-# moves only the failed server's clients when one goes down; "map-based" would reshuffle all.
-CONSISTENT = "consistent"
-
-# Section 4.2 "balance", for every scheduler the model allows on l7. fixed_weighting is
-# roundrobin over a single active server, the others being "backup" servers (see
-# _fixed_weighting_order). The dynamic schedulers use roundrobin, HAProxy's dynamic-weight
-# algorithm: the daemon sets the weights the agents or the check times decide at runtime
-# (daemon/dynamic.py).
-BALANCE: dict[Scheduler, Balance] = {
-    Scheduler.round_robin: Balance("roundrobin"),
-    Scheduler.weighted_round_robin: Balance("roundrobin"),
-    Scheduler.least_connection: Balance("leastconn"),
-    Scheduler.weighted_least_connection: Balance("leastconn"),
-    Scheduler.fixed_weighting: Balance("roundrobin", backups=True),
-    Scheduler.source_ip_hash: Balance("source", hash_type=CONSISTENT),
-    Scheduler.url_hash: Balance("uri", hash_type=CONSISTENT),
-    Scheduler.adaptive: Balance("roundrobin"),
-    Scheduler.weighted_response_time: Balance("roundrobin"),
-}
-
-# Global section, 3.2 "Performance tuning". tune.bufsize is the default, spelled out because
-# two features depend on it: retry-on buffers the whole request (requests larger than one
-# buffer are never retried) and http-check expect rstring only sees the first buffer of the
-# body.
-TUNE: tuple[tuple[str, str], ...] = (
-    ("tune.bufsize", "16384"),
-    ("tune.ssl.default-dh-param", "2048"),
-)
-
-# 3.1 "cpu-map": HAProxy 2.6 names CPUs 0..LONGBITS-1 (63 on 64-bit machines).
-CPU_MAP_LIMIT = 64
-
-# Defaults section (4.2 "timeout ..."). http-request bounds slowloris; tunnel covers
-# WebSocket and CONNECT once upgraded; client-fin/server-fin stop half-closed connections
-# from lingering for the full client/server timeout.
-DEFAULT_TIMEOUTS: tuple[tuple[str, str], ...] = (
-    ("connect", "5s"),
-    ("client", "60s"),
-    ("server", "60s"),
-    ("http-request", "10s"),
-    ("http-keep-alive", "10s"),
-    ("queue", "30s"),
-    ("tunnel", "1h"),
-    ("client-fin", "30s"),
-    ("server-fin", "30s"),
-)
-
-# 4.2 "retries" and "option redispatch <interval>": retry a failed connection 3 times and
-# redispatch to another server on every retry (interval 1), so a just-dead server costs the
-# client a delay, not an error.
-RETRIES = 3
-REDISPATCH_INTERVAL = 1
 
 # 4.2 "retry-on": the failure classes where the request either never reached the server
 # (conn-failure) or the server vanished without answering (empty-response, and
@@ -166,18 +97,6 @@ DEFAULT_TLS_PATHS = offload.TlsPaths(
 DEFAULT_PAGES_DIR = "/var/lib/bascule/pages"
 DEFAULT_CACHE_GENERATIONS_MAP = "/var/lib/bascule/haproxy/cache-generations.map"
 
-# 5.2 "send-proxy", "send-proxy-v2": the PROXY protocol header on every connection to a
-# real server; "check-send-proxy" sends it on the health checks' connections too, since a
-# server that expects it refuses a connection without it.
-SEND_PROXY: dict[ProxyProtocol, tuple[str, ...]] = {
-    ProxyProtocol.none: (),
-    ProxyProtocol.v1: ("send-proxy", "check-send-proxy"),
-    ProxyProtocol.v2: ("send-proxy-v2", "check-send-proxy"),
-}
-
-# The server that answers when a pool has no real server up (not_available.sorry_server).
-# Real servers are named "<address>:<port>", so this name is never one of theirs.
-SORRY_SERVER = "sorry"
 
 # redirect_http's frontend: "<service>.http" (service names never contain '.', so it cannot
 # collide with a service, like the fallback tables' "<service>.src").
@@ -190,16 +109,6 @@ def proxy_name(vs: VirtualService) -> str:
     """The section of a pool: a virtual service's ``listen`` section (the model allows
     [a-z0-9-]), or a sub-service's ``backend`` (persistence.section_name)."""
     return token(section_name(vs))
-
-
-def server_name(rs: RealServer) -> str:
-    """The HAProxy server name of a real server: ``<address>:<port>``.
-
-    HAProxy names accept letters, digits, '.', ':', '_' and '-' only, so an IPv6 address is
-    written without brackets (``2001:db8::4:80``). The name stays unique inside a service:
-    the port never contains ':', so the last ':' always separates it from the address.
-    """
-    return token(f"{rs.address}:{rs.port}")
 
 
 # --------------------------------------------------------------------------- the view
@@ -252,39 +161,6 @@ class HaproxyGlobals:
             raise ValueError(f"cpus must name one CPU per thread ({self.nbthread}): {self.cpus}")
         if any(cpu < 0 for cpu in self.cpus) or len(set(self.cpus)) != len(self.cpus):
             raise ValueError(f"cpus must be distinct CPU numbers: {self.cpus}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServerView:
-    """One ``server`` line. ``weight`` is HAProxy's 0..256; 0 means drain."""
-
-    name: str
-    address: str
-    weight: int
-    backup: bool = False
-    disabled: bool = False
-    maxconn: int | None = None
-    cookie: str | None = None
-    check_keywords: tuple[str, ...] = ()
-
-    @property
-    def line(self) -> str:
-        return " ".join(("server", self.name, self.address, *self.keywords))
-
-    @property
-    def keywords(self) -> tuple[str, ...]:
-        """The words after the address: section 5.2 server keywords."""
-        words = ["weight", str(self.weight)]
-        if self.backup:
-            words.append("backup")
-        if self.disabled:
-            words.append("disabled")
-        if self.maxconn is not None:
-            words += ["maxconn", str(self.maxconn)]
-        if self.cookie is not None:
-            words += ["cookie", self.cookie]
-        words += self.check_keywords
-        return tuple(words)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -441,8 +317,8 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     if globals_.descriptor_limit is not None:
         maxconn = descriptors.fit(globals_.descriptor_limit, ceiling=globals_.maxconn)
     return HaproxyView(
-        global_settings=(*_global_settings(globals_, maxconn), *logs.global_lines, *local_peer),
-        defaults=_defaults(globals_),
+        global_settings=(*global_settings(globals_, maxconn), *logs.global_lines, *local_peer),
+        defaults=defaults(globals_),
         proxies=proxies,
         peers=peer_lines,
         tables=tables,
@@ -466,43 +342,6 @@ def build_view(config: Configuration, globals_: HaproxyGlobals) -> HaproxyView:
     )
 
 
-def _global_settings(globals_: HaproxyGlobals, maxconn: int) -> tuple[str, ...]:
-    # Section 3.1: "expose-fd listeners" lets a new process take over the listening sockets
-    # on reload (seamless reload); "level admin" is needed for weights and states.
-    lines = [
-        f"stats socket {quote(globals_.stats_socket)} mode 600 level admin expose-fd listeners",
-        f"maxconn {maxconn}",
-        f"nbthread {globals_.nbthread}",
-        f"hard-stop-after {globals_.hard_stop_after_s}s",
-    ]
-    lines += _cpu_map(globals_)
-    if globals_.server_state_file is not None:
-        lines.append(f"server-state-file {quote(globals_.server_state_file)}")
-    lines += [f"{name} {value}" for name, value in TUNE]
-    return tuple(lines)
-
-
-def _cpu_map(globals_: HaproxyGlobals) -> list[str]:
-    # Section 3.1 "cpu-map": "auto:1/1-N <cpus>" binds thread 1 to the first CPU, thread 2 to
-    # the second... Without it the kernel moves the threads around and, on a small machine
-    # shared with other processes, often runs both on one CPU: bench/l7.py measured ~30% more
-    # requests per second with the binding on 2 CPUs (docs/performance.md). One thread keeps
-    # the process's own affinity; CPUs past the 2.6 limit cannot be named.
-    cpus = globals_.cpus
-    if len(cpus) < 2 or max(cpus) >= CPU_MAP_LIMIT:
-        return []
-    return [f"cpu-map auto:1/1-{len(cpus)} {' '.join(str(cpu) for cpu in cpus)}"]
-
-
-def _defaults(globals_: HaproxyGlobals) -> tuple[str, ...]:
-    lines = ["mode tcp"]
-    lines += [f"timeout {name} {value}" for name, value in DEFAULT_TIMEOUTS]
-    lines += [f"retries {RETRIES}", f"option redispatch {REDISPATCH_INTERVAL}"]
-    if globals_.server_state_file is not None:
-        lines.append("load-server-state-from-file global")
-    return tuple(lines)
-
-
 def _proxy(
     vs: VirtualService,
     persistence: PersistenceView,
@@ -516,7 +355,7 @@ def _proxy(
 ) -> ProxyView:
     name = proxy_name(vs)
     http = _is_http(vs)
-    balance = _balance(vs)
+    balance = balance_of(vs)
     options: tuple[str, ...] = ()
     idempotent_only: tuple[str, ...] = ()
     tls = vs.tls
@@ -591,7 +430,7 @@ def _proxy(
         ),
         use_backends=rules.use_backends,
         check=health_check_view(vs),
-        servers=_pool_servers(vs, persistence, paths),
+        servers=pool_servers(vs, persistence, paths),
         persistence=persistence.lines,
     )
 
@@ -635,7 +474,7 @@ def _sub_service(
     service; its "not available" answer is its own (``nbsrv`` of this backend); its limits
     first, then its cache (after "not available": an answer of the load balancer is not
     kept)."""
-    balance = _balance(pool)
+    balance = balance_of(pool)
     available = pool.not_available
     return ProxyView(
         name=proxy_name(pool),
@@ -662,37 +501,9 @@ def _sub_service(
             *caching.response_rules,
         ),
         check=health_check_view(pool),
-        servers=_pool_servers(pool, persistence, paths),
+        servers=pool_servers(pool, persistence, paths),
         persistence=persistence.lines,
     )
-
-
-def _pool_servers(
-    pool: VirtualService, persistence: PersistenceView, paths: offload.TlsPaths
-) -> tuple[ServerView, ...]:
-    """A pool's real servers, then its sorry server: the last ``backup`` server (5.2), to
-    which HAProxy sends traffic only when no other server is up. The sorry server is not
-    checked: it is the last resort."""
-    keywords = health_check_view(pool).server_keywords + SEND_PROXY[pool.proxy_protocol]
-    if pool.slow_start:
-        # 5.2 "slowstart": a server back from down (or from maintenance) ramps up to its weight
-        # over this time instead of taking its full share at once
-        keywords += ("slowstart", f"{pool.slow_start}s")
-    if pool.tls is not None:
-        keywords += offload.server_tls(pool, pool.tls, paths, checked=pool.checked, quote=quote)
-    servers = _servers(pool, keywords, persistence.server_cookies or {})
-    if pool.transparent:
-        servers = tuple(_transparent(server) for server in servers)
-    sorry = pool.not_available.sorry_server if pool.not_available is not None else None
-    if sorry is None:
-        return servers
-    last_resort = ServerView(
-        name=SORRY_SERVER,
-        address=token(host_port(sorry.address, sorry.port)),
-        weight=1,
-        backup=True,
-    )
-    return (*servers, last_resort)
 
 
 def _terminates_tls(vs: VirtualService) -> bool:
@@ -719,13 +530,6 @@ def _redirect_frontend(vs: VirtualService, paths: offload.TlsPaths) -> FrontendV
         offload.redirect_rule(vs, quote=quote),
     ]
     return FrontendView(name=token(f"{vs.name}{REDIRECT_SUFFIX}"), lines=tuple(lines))
-
-
-def _balance(vs: VirtualService) -> Balance:
-    balance = BALANCE.get(vs.scheduler)
-    if balance is None:
-        raise ValueError(f"scheduler {vs.scheduler.value} has no HAProxy translation")
-    return balance
 
 
 def _is_http(vs: VirtualService) -> bool:
@@ -763,53 +567,3 @@ def _critical_rules(vs: VirtualService, http: bool) -> tuple[str, ...]:
         for rs in vs.real_servers
         if rs.critical
     )
-
-
-def _servers(
-    vs: VirtualService, check_keywords: tuple[str, ...], cookies: dict[str, str]
-) -> tuple[ServerView, ...]:
-    weights = engine_weights(
-        {rs.key: rs.weight for rs in vs.real_servers}, MAX_WEIGHT, weighted=vs.scheduler.weighted
-    )
-    if _balance(vs).backups:
-        ordered = _fixed_weighting_order(vs.real_servers)
-        backups = {rs.key for rs in ordered[1:]}
-    else:
-        ordered = tuple(vs.real_servers)
-        backups = set()
-    return tuple(
-        ServerView(
-            name=server_name(rs),
-            address=token(host_port(rs.address, rs.port)),
-            weight=DRAIN_WEIGHT if rs.state is RealServerState.drain else weights[rs.key],
-            backup=rs.key in backups,
-            disabled=rs.state is RealServerState.disabled,
-            maxconn=rs.max_connections or None,
-            cookie=cookies.get(rs.key),
-            check_keywords=check_keywords,
-        )
-        for rs in ordered
-    )
-
-
-def _transparent(server: ServerView) -> ServerView:
-    """5.2 "source <addr> usesrc clientip": connect to the real server from the client's own
-    address (TPROXY; transparency.py delivers the replies to HAProxy). The wildcard is of the
-    server's family."""
-    wildcard = "::" if server.address.startswith("[") else "0.0.0.0"
-    keywords = ("source", wildcard, "usesrc", "clientip")
-    return replace(server, check_keywords=(*server.check_keywords, *keywords))
-
-
-def _fixed_weighting_order(servers: list[RealServer]) -> tuple[RealServer, ...]:
-    """Highest LoadMaster weight first, document order on ties.
-
-    The first is the only active server, the rest are backups in this order: without
-    "option allbackups", HAProxy sends everything to "the first backup server in the list"
-    that is operational (4.2 "option redispatch", "option allbackups"; 5.2 "backup").
-    The order uses the model's weights, not the scaled ones, which may tie after rounding.
-    The order does not depend on states: a disabled or drained active server (weight 0 takes
-    it out of load balancing) hands over to the first backup, exactly as a failed one does,
-    so state changes stay runtime operations; a weight change that reorders needs a reload.
-    """
-    return tuple(sorted(servers, key=lambda rs: -rs.weight))

@@ -15,7 +15,8 @@ from bascule.engines.haproxy.dynamic import (
 )
 from bascule.engines.haproxy.engine import HaproxyEngine
 from bascule.engines.haproxy.persistence import table_names
-from bascule.engines.haproxy.view import HaproxyGlobals, HaproxyView, ServerView, build_view
+from bascule.engines.haproxy.servers import ServerView
+from bascule.engines.haproxy.view import HaproxyGlobals, HaproxyView, build_view
 from bascule.model import Configuration, parse_document
 from bascule.reconcile.actions import ChangeServers
 

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from bascule.engines.haproxy.content import HEADER_ACTIONS, MATCHES
 from bascule.engines.haproxy.quoting import quote
 from bascule.engines.haproxy.render import render
-from bascule.engines.haproxy.view import SEND_PROXY, HaproxyGlobals, build_view
+from bascule.engines.haproxy.servers import SEND_PROXY
+from bascule.engines.haproxy.view import HaproxyGlobals, build_view
 from bascule.errors import InvalidConfiguration
 from bascule.model import parse_document
 from bascule.model.capabilities import HeaderOperationKind, MatchKind, ProxyProtocol

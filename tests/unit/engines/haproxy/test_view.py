@@ -6,18 +6,11 @@ from typing import Any
 
 import pytest
 
+from bascule.engines.haproxy.balancing import BALANCE
 from bascule.engines.haproxy.checks import CHECKS, HealthCheckView
 from bascule.engines.haproxy.quoting import quote, quote_log_format
-from bascule.engines.haproxy.view import (
-    BALANCE,
-    MAX_WEIGHT,
-    HaproxyGlobals,
-    ProxyView,
-    ServerView,
-    build_view,
-    proxy_name,
-    server_name,
-)
+from bascule.engines.haproxy.servers import MAX_WEIGHT, ServerView, server_name
+from bascule.engines.haproxy.view import HaproxyGlobals, ProxyView, build_view, proxy_name
 from bascule.model import CheckType, Mode, RealServer, Scheduler, parse_document
 
 GLOBALS = HaproxyGlobals(stats_socket="/run/bascule/haproxy.sock", maxconn=4096, nbthread=2)
