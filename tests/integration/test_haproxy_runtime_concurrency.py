@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bascule.engines.haproxy import runtime
+from bascule.engines.haproxy import server_stats
 from bascule.engines.haproxy.shell import HaproxyPaths, HaproxyShell
 
 pytestmark = pytest.mark.integration
@@ -65,5 +65,7 @@ async def test_two_hundred_reads_at_once_are_all_answered(shell: HaproxyShell) -
         asyncio.gather(*(shell.show_stat() for _ in range(100))),
         asyncio.gather(*(shell.show_servers_state() for _ in range(100))),
     )
-    assert all(len([s for s in stat if s.kind is runtime.StatKind.SERVER]) == 20 for stat in stats)
+    assert all(
+        len([s for s in stat if s.kind is server_stats.StatKind.SERVER]) == 20 for stat in stats
+    )
     assert all(len(state) == 20 for state in states)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from bascule.engines.haproxy import runtime
+from bascule.engines.haproxy import runtime, server_stats
 from bascule.engines.haproxy.shell import HaproxyPaths, HaproxyShell
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
 
@@ -302,7 +302,7 @@ async def test_runtime_changes_keep_the_worker(
     assert states["rs2"].uweight == 7 and states["rs2"].drain
     stats = {(s.proxy, s.server): s for s in await engine.show_stat()}
     assert stats[("app", "rs2")].status.startswith("DRAIN")
-    assert stats[("web", "FRONTEND")].kind is runtime.StatKind.FRONTEND
+    assert stats[("web", "FRONTEND")].kind is server_stats.StatKind.FRONTEND
     assert await engine.worker_pids() == pids
 
     with pytest.raises(EngineError, match="No such server"):

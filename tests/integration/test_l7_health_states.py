@@ -37,12 +37,8 @@ import pytest
 from daemon import BasculeDaemon
 from netns import Topology
 
-from bascule.engines.haproxy.runtime import (
-    ServerStat,
-    StatKind,
-    parse_servers_state,
-    parse_show_stat,
-)
+from bascule.engines.haproxy.server_states import parse_servers_state
+from bascule.engines.haproxy.server_stats import ServerStat, StatKind, parse_show_stat
 
 pytestmark = pytest.mark.integration
 

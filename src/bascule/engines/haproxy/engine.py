@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bascule.engines.base import EngineObservation
-from bascule.engines.haproxy import observation, runtime
+from bascule.engines.haproxy import observation, runtime, workers
 from bascule.engines.haproxy.drain_timer import DrainTimer
 from bascule.engines.haproxy.dynamic import PendingReload
 from bascule.engines.haproxy.listeners import unbindable_listeners
@@ -121,7 +121,7 @@ class HaproxyEngine(RuntimeServers, DrainTimer, StickTables, RuntimeFiles):
         if running:
             # the effective limits, as the worker reports them (descriptors.py sized maxconn)
             with contextlib.suppress(EngineError):
-                limits = runtime.parse_limits(await self.shell.runtime(runtime.SHOW_INFO))
+                limits = workers.parse_limits(await self.shell.runtime(workers.SHOW_INFO))
                 info["limits"] = dataclasses.asdict(limits)
         return info
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from bascule.engines.base import EngineObservation, Health, ServerColumns, ServiceObservation
-from bascule.engines.haproxy import runtime
+from bascule.engines.haproxy import server_states, server_stats
 from bascule.engines.haproxy.drains import ServerKey
 from bascule.engines.haproxy.servers import server_name
 from bascule.engines.haproxy.view import proxy_name
@@ -90,7 +90,7 @@ def observed(index: ServerIndex, servers_state: str, stat: str | None) -> Observ
     drained: dict[ServerKey, int] = {}
     unchecked = _HEALTH_CODES[Health.unchecked]
     reported = bytearray(len(columns.health))  # 1: in ``show servers state``
-    for state in runtime.iter_servers_state(servers_state):
+    for state in server_states.iter_servers_state(servers_state):
         backend = index.backends.get(state.backend)
         position = backend.servers.get(state.server) if backend is not None else None
         if backend is None or position is None:
@@ -112,18 +112,18 @@ def observed(index: ServerIndex, servers_state: str, stat: str | None) -> Observ
     services: dict[str, ServiceObservation] = {}
     caches: dict[str, dict[str, Any]] = {}
     shared: dict[str, str] = {}  # one string per check result and detail, not one per row
-    for row in runtime.iter_show_stat(stat):
+    for row in server_stats.iter_show_stat(stat):
         pool_name = None
-        if row.kind is runtime.StatKind.FRONTEND:
+        if row.kind is server_stats.StatKind.FRONTEND:
             services[row.proxy] = ServiceObservation(**counters(row))
             pool_name = row.proxy
-        elif row.kind is runtime.StatKind.BACKEND:
+        elif row.kind is server_stats.StatKind.BACKEND:
             pool_name = index.cached.get(row.proxy)
         if pool_name is not None:
             if row.cache_lookups:
                 caches[pool_name] = _cache_counters(row)
             continue
-        if row.kind is not runtime.StatKind.SERVER:
+        if row.kind is not server_stats.StatKind.SERVER:
             continue
         backend = index.backends.get(row.proxy)
         position = backend.servers.get(row.server) if backend is not None else None
@@ -161,7 +161,7 @@ class Counters(TypedDict):
     total_requests: int
 
 
-def counters(row: runtime.ServerStat) -> Counters:
+def counters(row: server_stats.ServerStat) -> Counters:
     """A ``show stat`` row's counters, for a front end and a server alike."""
     return Counters(
         current_connections=row.scur,
@@ -173,7 +173,7 @@ def counters(row: runtime.ServerStat) -> Counters:
     )
 
 
-def _cache_counters(row: runtime.ServerStat) -> dict[str, Any]:
+def _cache_counters(row: server_stats.ServerStat) -> dict[str, Any]:
     return {
         "lookups": row.cache_lookups,
         "hits": row.cache_hits,
@@ -181,7 +181,7 @@ def _cache_counters(row: runtime.ServerStat) -> dict[str, Any]:
     }
 
 
-def admin_state(state: runtime.ServerRuntimeState) -> RealServerState:
+def admin_state(state: server_states.ServerRuntimeState) -> RealServerState:
     """A server's runtime state in the document's terms (weight 0 is a drain)."""
     if state.maint:
         return RealServerState.disabled

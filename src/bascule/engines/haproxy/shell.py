@@ -5,7 +5,8 @@ the engine (engine.py) renders the desired state into config text (view.py, rend
 calls this module to validate it (``haproxy -c``), apply it (atomic swap + seamless reload
 through the master CLI, verified, rolled back to the last good file on failure), or to send
 runtime-API commands built by runtime.py. Everything here is I/O; every decision about what a
-command or an answer means lives in runtime.py.
+command or an answer means lives in runtime.py and the answers' modules (server_stats.py,
+server_states.py, workers.py).
 
 The process model (management.txt 3 and 9.4): one master started with ``-W`` (master-worker)
 and ``-S <master socket>``; the master forks one worker that serves the configuration; a
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bascule.engines.haproxy import runtime as runtime_api
+from bascule.engines.haproxy import server_states, server_stats, workers
 from bascule.errors import ApplyFailed, EngineError, EngineRejected
 from bascule.net.processes import alive as _alive
 from bascule.net.processes import send_signal as _signal
@@ -334,7 +336,7 @@ class HaproxyShell:
         os.replace(self.paths.new_config, self.paths.config)
         _fsync_dir(self.paths.run_dir)
 
-    async def _reload(self, before: runtime_api.ProcessTable) -> runtime_api.ProcessTable:
+    async def _reload(self, before: workers.ProcessTable) -> workers.ProcessTable:
         log_offset = _size(self.paths.log)
         old_pids = {p.pid for p in (*before.workers, *before.old_workers)}
         # management.txt 9.4.1, "reload": same as SIGUSR2 to the master; the master closes the
@@ -417,12 +419,14 @@ class HaproxyShell:
 
     # Parsed in a worker thread: at 10,000 servers these answers are megabytes, and parsing
     # them on the event loop held every request behind it (issue 15).
-    async def show_stat(self) -> list[runtime_api.ServerStat]:
-        return await asyncio.to_thread(runtime_api.parse_show_stat, await self.runtime("show stat"))
+    async def show_stat(self) -> list[server_stats.ServerStat]:
+        return await asyncio.to_thread(
+            server_stats.parse_show_stat, await self.runtime("show stat")
+        )
 
-    async def show_servers_state(self) -> list[runtime_api.ServerRuntimeState]:
+    async def show_servers_state(self) -> list[server_states.ServerRuntimeState]:
         text = await self.runtime("show servers state")
-        return await asyncio.to_thread(runtime_api.parse_servers_state, text)
+        return await asyncio.to_thread(server_states.parse_servers_state, text)
 
     async def worker_pids(self) -> list[int]:
         """PIDs of the worker(s) serving the current configuration (not the old ones)."""
@@ -436,10 +440,10 @@ class HaproxyShell:
             return False
         return f"Pid: {worker_pid}" in info.splitlines()
 
-    async def _show_proc(self) -> runtime_api.ProcessTable:
-        return runtime_api.parse_show_proc(await self._master("show proc"))
+    async def _show_proc(self) -> workers.ProcessTable:
+        return workers.parse_show_proc(await self._master("show proc"))
 
-    async def _try_show_proc(self) -> runtime_api.ProcessTable | None:
+    async def _try_show_proc(self) -> workers.ProcessTable | None:
         try:
             return await self._show_proc()
         except EngineError:

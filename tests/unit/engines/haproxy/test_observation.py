@@ -15,7 +15,7 @@ from bascule.engines.base import (
     ServiceObservation,
     merge_observations,
 )
-from bascule.engines.haproxy import observation, runtime
+from bascule.engines.haproxy import observation, server_states, server_stats
 from bascule.engines.haproxy.observation import Backend, ServerIndex
 from bascule.model import RealServerState
 from bascule.reconcile.planner import ServerRef, ServerRuntime
@@ -36,7 +36,7 @@ def index_of(states: str, *, unknown: bool = True) -> ServerIndex:
     ``unknown``, one more server HAProxy does not report."""
     backends: dict[str, Backend] = {}
     positions: dict[ServerRef, int] = {}
-    names = [(s.backend, s.server) for s in runtime.parse_servers_state(states)]
+    names = [(s.backend, s.server) for s in server_states.parse_servers_state(states)]
     if unknown:
         names.append(("app", "gone"))
     for backend, server in names:
@@ -47,11 +47,11 @@ def index_of(states: str, *, unknown: bool = True) -> ServerIndex:
 
 def one_per_server(states: str, stat: str) -> dict[ServerRef, ServerObservation]:
     """What the engine made before its columns: a value per server reported by both."""
-    by_name = {(s.backend, s.server): s for s in runtime.parse_servers_state(states)}
+    by_name = {(s.backend, s.server): s for s in server_states.parse_servers_state(states)}
     made: dict[ServerRef, ServerObservation] = {}
-    for row in runtime.parse_show_stat(stat):
+    for row in server_stats.parse_show_stat(stat):
         state = by_name.get((row.proxy, row.server))
-        if row.kind is not runtime.StatKind.SERVER or state is None:
+        if row.kind is not server_stats.StatKind.SERVER or state is None:
             continue
         made[(row.proxy, f"rs-{row.server}")] = ServerObservation(
             weight=state.uweight,
@@ -119,7 +119,7 @@ def test_the_servers_details_and_the_frontends() -> None:
 def test_planning_reads_the_runtime_state_only() -> None:
     states = sample("show_servers_state_transitions.txt")
     seen = observation.observed(index_of(states), states, None)
-    by_name = {(s.backend, s.server): s for s in runtime.parse_servers_state(states)}
+    by_name = {(s.backend, s.server): s for s in server_states.parse_servers_state(states)}
     assert seen.observation.runtime() == {
         (backend, f"rs-{server}"): ServerRuntime(
             weight=state.uweight, state=observation.admin_state(state)
@@ -135,7 +135,7 @@ def test_drained_servers_and_their_drain_time() -> None:
     seen = observation.observed(index_of(states), states, None)
     drained = {
         (s.backend, s.server)
-        for s in runtime.parse_servers_state(states)
+        for s in server_states.parse_servers_state(states)
         if observation.admin_state(s) is RealServerState.drain
     }
     assert drained  # the sample holds a drained server

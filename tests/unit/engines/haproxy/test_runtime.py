@@ -6,14 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bascule.engines.haproxy import runtime
-from bascule.engines.haproxy.runtime import (
-    AdminFlags,
-    AdminState,
-    OperationalState,
-    ProcessRole,
-    StatKind,
-)
+from bascule.engines.haproxy import runtime, server_states, server_stats, workers
+from bascule.engines.haproxy.runtime import AdminState
+from bascule.engines.haproxy.server_states import AdminFlags, OperationalState
+from bascule.engines.haproxy.server_stats import StatKind
+from bascule.engines.haproxy.workers import ProcessRole
 from bascule.errors import EngineError
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -110,8 +107,8 @@ def test_data_answers_pass_through_the_checker() -> None:
 # --- show stat ---------------------------------------------------------------------------------
 
 
-def stats_by_name(name: str) -> dict[tuple[str, str], runtime.ServerStat]:
-    return {(s.proxy, s.server): s for s in runtime.parse_show_stat(sample(name))}
+def stats_by_name(name: str) -> dict[tuple[str, str], server_stats.ServerStat]:
+    return {(s.proxy, s.server): s for s in server_stats.parse_show_stat(sample(name))}
 
 
 def test_show_stat_rows_and_kinds() -> None:
@@ -153,20 +150,20 @@ def test_show_stat_transitional_statuses() -> None:
 
 def test_show_stat_running_check_marker() -> None:
     text = sample("show_stat_steady.csv").replace(",L4OK,", ",* L4OK,", 1)
-    s1 = {(s.proxy, s.server): s for s in runtime.parse_show_stat(text)}[("app", "s1")]
+    s1 = {(s.proxy, s.server): s for s in server_stats.parse_show_stat(text)}[("app", "s1")]
     assert (s1.check_status, s1.check_running) == ("L4OK", True)
 
 
 def test_show_stat_refuses_garbage() -> None:
     with pytest.raises(EngineError):
-        runtime.parse_show_stat("No such proxy.\n")
+        server_stats.parse_show_stat("No such proxy.\n")
 
 
 # --- show servers state ------------------------------------------------------------------------
 
 
-def states_by_name(name: str) -> dict[tuple[str, str], runtime.ServerRuntimeState]:
-    return {(s.backend, s.server): s for s in runtime.parse_servers_state(sample(name))}
+def states_by_name(name: str) -> dict[tuple[str, str], server_states.ServerRuntimeState]:
+    return {(s.backend, s.server): s for s in server_states.parse_servers_state(sample(name))}
 
 
 def test_servers_state_steady() -> None:
@@ -196,14 +193,14 @@ def test_servers_state_inherited_maintenance() -> None:
 def test_servers_state_refuses_another_version() -> None:
     text = sample("show_servers_state_steady.txt").replace("1\n", "2\n", 1)
     with pytest.raises(EngineError, match="version"):
-        runtime.parse_servers_state(text)
+        server_states.parse_servers_state(text)
 
 
 # --- show proc ---------------------------------------------------------------------------------
 
 
 def test_show_proc_started() -> None:
-    table = runtime.parse_show_proc(sample("show_proc_started.txt"))
+    table = workers.parse_show_proc(sample("show_proc_started.txt"))
     assert table.master.role is ProcessRole.MASTER
     assert (table.master.reloads, table.master.failed_reloads) == (0, 0)
     assert table.master.version == "2.6.12-1+deb12u4"
@@ -213,7 +210,7 @@ def test_show_proc_started() -> None:
 
 
 def test_show_proc_after_a_reload_with_an_old_worker() -> None:
-    table = runtime.parse_show_proc(sample("show_proc_old_worker.txt"))
+    table = workers.parse_show_proc(sample("show_proc_old_worker.txt"))
     assert (table.master.reloads, table.master.failed_reloads) == (1, 0)
     [worker] = table.workers
     [old] = table.old_workers
@@ -224,7 +221,7 @@ def test_show_proc_after_a_reload_with_an_old_worker() -> None:
 
 
 def test_show_proc_after_a_failed_reload() -> None:
-    table = runtime.parse_show_proc(sample("show_proc_reload_failed.txt"))
+    table = workers.parse_show_proc(sample("show_proc_reload_failed.txt"))
     assert (table.master.reloads, table.master.failed_reloads) == (2, 1)
     [worker] = table.workers
     assert worker.reloads == 1  # the old worker goes on serving
@@ -241,7 +238,7 @@ def test_show_proc_documented_example_with_programs() -> None:
         "# programs\n"
         "1244            foo             0               0d00h00m00s     -\n"
     )
-    table = runtime.parse_show_proc(text)
+    table = workers.parse_show_proc(text)
     assert table.master.uptime_seconds == 127
     assert [p.pid for p in table.programs] == [1244]
     assert table.old_workers[0].version == "2.0-dev3-6019f6-289"
@@ -250,7 +247,7 @@ def test_show_proc_documented_example_with_programs() -> None:
 def test_show_proc_empty_answer_is_an_error() -> None:
     # The master answers nothing while it re-executes itself during a reload.
     with pytest.raises(EngineError):
-        runtime.parse_show_proc("")
+        workers.parse_show_proc("")
 
 
 # --- haproxy -v / -c ---------------------------------------------------------------------------

@@ -1,17 +1,17 @@
-"""runtime.py: HTTP request totals from ``show stat`` (req_tot, else the hrsp_* responses)."""
+"""server_stats.py: HTTP request totals from ``show stat`` (req_tot, else the hrsp_* responses)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bascule.engines.haproxy import runtime
+from bascule.engines.haproxy import server_stats
 
 SAMPLES = Path(__file__).parent / "samples"
 
 
-def stats_by_name(name: str) -> dict[tuple[str, str], runtime.ServerStat]:
+def stats_by_name(name: str) -> dict[tuple[str, str], server_stats.ServerStat]:
     text = (SAMPLES / name).read_text()
-    return {(s.proxy, s.server): s for s in runtime.parse_show_stat(text)}
+    return {(s.proxy, s.server): s for s in server_stats.parse_show_stat(text)}
 
 
 def test_frontends_count_requests_with_req_tot() -> None:
