@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 
 from bascule.engines.base import HealthReport
-from bascule.engines.nftables import engine as engine_module
+from bascule.engines.nftables import installation as installation_module
 from bascule.engines.nftables.engine import MAX_WEIGHT, NftablesEngine
 from bascule.engines.nftables.machine import MAC_REFRESH
 from bascule.engines.nftables.view import Exclusion
@@ -463,13 +463,13 @@ def test_the_apply_sends_what_the_check_built_without_listing(
     first = config()
     run(engine.execute([ReplaceConfig(config=first, reason="new")], None))
     builds: list[object] = []
-    build = engine_module.build_ruleset
+    build = installation_module.build_ruleset
 
     def counted(*args: Any) -> Any:
         builds.append(args)
         return build(*args)
 
-    monkeypatch.setattr(engine_module, "build_ruleset", counted)
+    monkeypatch.setattr(installation_module, "build_ruleset", counted)
     grown = config(weights=(3000, 1000, 1000, 1000))
     listings = len(kernel.ran("nft -j list"))
     run(engine.check(grown))  # the change pipeline
